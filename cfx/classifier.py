@@ -1,0 +1,107 @@
+"""The classifier contract: a pure ``apply_fn(params, x) -> logits`` and its parameters.
+
+A :class:`Classifier` is a PyTree whose only array leaves are ``params``; ``apply_fn``,
+``n_features`` and ``n_classes`` are static. New parameters (retraining, counterfactual
+training, recourse dynamics) therefore never recompile anything that takes a classifier.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+ApplyFn = Callable[[Any, jax.Array], jax.Array]
+
+
+def _two_class_logits(logits: jax.Array) -> jax.Array:
+    """A single binary logit f becomes [0, f], so softmax gives (1 - sigmoid(f), sigmoid(f))."""
+    return jnp.concatenate([jnp.zeros_like(logits), logits], axis=-1)
+
+
+@jax.tree_util.register_pytree_node_class
+class Classifier:
+    """Any pure JAX classifier: ``logits = apply_fn(params, x)``.
+
+    Args:
+      apply_fn: pure function ``(params, x) -> logits`` for a batch ``x`` of shape (n, d)
+        returning (n, C). A model with one output column is read as binary logit-BCE and
+        presented as two-class logits ``[0, f]``.
+      params: any PyTree of arrays.
+      n_features: d, the input width (checked against every input before compiling).
+      n_classes: C; inferred with ``jax.eval_shape`` when omitted.
+
+    Example::
+
+        clf = cfx.Classifier(lambda p, x: x @ p["w"] + p["b"], {"w": w, "b": b}, n_features=2)
+        clf.probs(x)      # (n, 2) or (2,) for one example
+    """
+
+    def __init__(self, apply_fn: ApplyFn, params: Any, n_features: int, n_classes: int | None = None):
+        if not callable(apply_fn):
+            raise TypeError(f"apply_fn must be callable (params, x) -> logits, got {type(apply_fn).__name__}")
+        if not isinstance(n_features, (int, np.integer)) or n_features < 1:
+            raise ValueError(f"n_features must be a positive int, got {n_features!r}")
+        self.apply_fn = apply_fn
+        self.params = params
+        self.n_features = int(n_features)
+        if n_classes is None:
+            out = jax.eval_shape(apply_fn, params, jax.ShapeDtypeStruct((1, self.n_features), jnp.float32))
+            if out.ndim != 2:
+                raise ValueError(f"apply_fn must return logits of shape (n, C) for x of shape (n, d); got {out.shape}")
+            n_classes = max(int(out.shape[-1]), 2)
+        self.n_classes = int(n_classes)
+
+    # --- PyTree protocol: params are the only children -------------------------------
+    def tree_flatten(self):
+        return (self.params,), (self.apply_fn, self.n_features, self.n_classes)
+
+    @classmethod
+    def tree_unflatten(cls, aux, children):
+        obj = object.__new__(cls)
+        obj.apply_fn, obj.n_features, obj.n_classes = aux
+        (obj.params,) = children
+        return obj
+
+    def replace(self, params: Any) -> "Classifier":
+        """The same model with new parameters (no recompilation downstream)."""
+        return Classifier.tree_unflatten((self.apply_fn, self.n_features, self.n_classes), (params,))
+
+    def __repr__(self) -> str:
+        name = getattr(self.apply_fn, "__qualname__", type(self.apply_fn).__name__)
+        return f"Classifier({name}, n_features={self.n_features}, n_classes={self.n_classes})"
+
+    # --- traced forward passes (usable inside jit / vmap / grad) ---------------------
+    def raw_logits(self, x: jax.Array) -> jax.Array:
+        """Logits (C,) or (n, C); traceable, no jit of its own."""
+        single = x.ndim == 1
+        xb = x[None] if single else x
+        out = self.apply_fn(self.params, xb)
+        if out.shape[-1] == 1:
+            out = _two_class_logits(out)
+        return out[0] if single else out
+
+    # --- jitted conveniences ---------------------------------------------------------
+    def logits(self, x) -> jax.Array:
+        """Logits for one example (d,) -> (C,) or a batch (n, d) -> (n, C)."""
+        return _logits(self, jnp.asarray(x, jnp.float32))
+
+    def probs(self, x) -> jax.Array:
+        """softmax(logits): (C,) or (n, C)."""
+        return _probs(self, jnp.asarray(x, jnp.float32))
+
+    def predict(self, x) -> jax.Array:
+        """argmax of the logits: scalar or (n,)."""
+        return jnp.argmax(self.logits(x), axis=-1)
+
+
+@jax.jit
+def _logits(clf: Classifier, x: jax.Array) -> jax.Array:
+    return clf.raw_logits(x)
+
+
+@jax.jit
+def _probs(clf: Classifier, x: jax.Array) -> jax.Array:
+    return jax.nn.softmax(clf.raw_logits(x), axis=-1)

@@ -1,0 +1,155 @@
+"""Actionability constraints: mutability (incl. monotone), bounds, categorical one-hot groups.
+
+:class:`Constraints` is what a user writes (every argument optional, no feature count
+needed). Before a search it is checked against the data and resolved into
+:class:`ResolvedConstraints`, a PyTree of per-feature arrays whose projections run inside the
+compiled search after every step, on every counterfactual.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Sequence
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from flax import struct
+
+MUTABILITY = ("both", "increase", "decrease", "none")
+BOTH, INCREASE, DECREASE, NONE = range(4)
+
+
+@dataclasses.dataclass(frozen=True)
+class Constraints:
+    """Per-feature actionability constraints.
+
+    Args:
+      mutability: one of ``"both" | "increase" | "decrease" | "none"`` per feature
+        (``"none"`` = immutable; ``increase`` means x'_j >= x_j). Default: all ``"both"``.
+      lower, upper: per-feature bounds (scalar or length d); x' is clamped to them.
+      categorical_groups: lists of column indices forming one-hot groups; a group of one
+        column is a binary feature rounded to {0, 1}.
+
+    Example::
+
+        cfx.Constraints(mutability=["none", "both", "increase"], lower=-3.0, upper=3.0)
+    """
+
+    mutability: Sequence[str] | None = None
+    lower: Sequence[float] | float | None = None
+    upper: Sequence[float] | float | None = None
+    categorical_groups: Sequence[Sequence[int]] | None = None
+
+    def __post_init__(self):
+        if self.mutability is not None:
+            if isinstance(self.mutability, str):
+                raise TypeError("mutability must be a sequence with one entry per feature, not a string")
+            bad = [m for m in self.mutability if m not in MUTABILITY]
+            if bad:
+                raise ValueError(f"mutability entries must be one of {MUTABILITY}; got {bad[0]!r}")
+            object.__setattr__(self, "mutability", tuple(self.mutability))
+        if self.categorical_groups is not None:
+            groups = tuple(tuple(int(i) for i in g) for g in self.categorical_groups)
+            if any(len(g) == 0 for g in groups):
+                raise ValueError("categorical_groups must not contain an empty group")
+            flat = [i for g in groups for i in g]
+            if len(flat) != len(set(flat)):
+                raise ValueError("categorical_groups overlap: a column may belong to one group only")
+            object.__setattr__(self, "categorical_groups", groups)
+
+    def resolve(self, n_features: int) -> "ResolvedConstraints":
+        """Check lengths against ``n_features`` and build the array form used in the search."""
+        d = n_features
+        if self.mutability is None:
+            codes = np.zeros(d, np.int32)
+        else:
+            if len(self.mutability) != d:
+                raise ValueError(f"constraints.mutability has {len(self.mutability)} entries; expected one per feature ({d})")
+            codes = np.array([MUTABILITY.index(m) for m in self.mutability], np.int32)
+        lower = _bound(self.lower, d, -np.inf, "lower")
+        upper = _bound(self.upper, d, np.inf, "upper")
+        if np.any(lower > upper):
+            j = int(np.argmax(lower > upper))
+            raise ValueError(f"constraints bounds: lower > upper for feature {j} ({lower[j]} > {upper[j]})")
+        groups = self.categorical_groups or ()
+        for g in groups:
+            if min(g) < 0 or max(g) >= d:
+                raise ValueError(f"constraints.categorical_groups: index out of range [0, {d}) in group {list(g)}")
+        return ResolvedConstraints(
+            mutability=jnp.asarray(codes),
+            lower=jnp.asarray(lower, jnp.float32),
+            upper=jnp.asarray(upper, jnp.float32),
+            categorical_groups=groups,
+        )
+
+
+def _bound(value, d: int, default: float, name: str) -> np.ndarray:
+    if value is None:
+        return np.full(d, default, np.float32)
+    arr = np.asarray(value, np.float32)
+    if arr.ndim == 0:
+        return np.full(d, float(arr), np.float32)
+    if arr.shape != (d,):
+        raise ValueError(f"constraints.{name} has shape {arr.shape}; expected a scalar or ({d},)")
+    if np.any(np.isnan(arr)):
+        raise ValueError(f"constraints.{name} contains NaN")
+    return arr
+
+
+@struct.dataclass
+class ResolvedConstraints:
+    """Array form of :class:`Constraints` for d features (PyTree; groups are static)."""
+
+    mutability: jax.Array  # (d,) int codes: 0 both, 1 increase, 2 decrease, 3 none
+    lower: jax.Array  # (d,)
+    upper: jax.Array  # (d,)
+    categorical_groups: tuple = struct.field(pytree_node=False, default=())
+
+    @property
+    def immutable(self) -> jax.Array:
+        return self.mutability == NONE
+
+    def check_factuals(self, x: np.ndarray) -> None:
+        """Raise if a factual already lies outside its own bounds (names the feature)."""
+        x = np.asarray(x)
+        lo, hi = np.asarray(self.lower), np.asarray(self.upper)
+        bad = (x < lo) | (x > hi)
+        if bad.any():
+            i, j = map(int, np.argwhere(bad)[0])
+            raise ValueError(
+                f"x: factual {i} violates its own bounds at feature {j} "
+                f"(value {x[i, j]:.4g} not in [{lo[j]:.4g}, {hi[j]:.4g}])"
+            )
+
+    def project(self, x_cf: jax.Array, x: jax.Array, *, one_hot: bool = False) -> jax.Array:
+        """Project counterfactuals onto the feasible set of factual ``x``.
+
+        Bounds are clamped, categorical columns kept in [0, 1] (relaxed) or, with
+        ``one_hot=True``, snapped to a valid one-hot vector (argmax; a single column is
+        rounded); monotone features are kept on their side of x; immutable features are
+        copied from x bit for bit. Shapes: x_cf (..., d), x broadcastable to it.
+        """
+        x = jnp.broadcast_to(x, x_cf.shape)
+        out = jnp.clip(x_cf, self.lower, self.upper)
+        for group in self.categorical_groups:
+            idx = jnp.asarray(group)
+            cols = jnp.clip(out[..., idx], 0.0, 1.0)
+            if one_hot:
+                if len(group) == 1:
+                    cols = jnp.round(cols)
+                else:
+                    cols = jax.nn.one_hot(jnp.argmax(cols, axis=-1), len(group), dtype=out.dtype)
+            out = out.at[..., idx].set(cols)
+        m = self.mutability
+        out = jnp.where(m == INCREASE, jnp.maximum(out, x), out)
+        out = jnp.where(m == DECREASE, jnp.minimum(out, x), out)
+        return jnp.where(m == NONE, x, out)
+
+    def mask_gradient(self, grad: jax.Array) -> jax.Array:
+        """Zero the gradient of immutable features so optimiser state never moves them."""
+        return jnp.where(self.immutable, 0.0, grad)
+
+
+def unconstrained(n_features: int) -> ResolvedConstraints:
+    return Constraints().resolve(n_features)

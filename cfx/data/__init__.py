@@ -1,0 +1,1 @@
+from cfx.data.dataset import Dataset, FeatureSchema, Standardizer
