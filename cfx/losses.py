@@ -1,0 +1,136 @@
+"""Pure per-example loss terms for counterfactual search.
+
+Every function here is written for ONE example (or, for set terms, the K counterfactuals of
+one factual) and reduces nothing across examples; the search batches them with ``vmap``.
+
+Signatures:
+  - ylosses:        ``yloss(logits (C,), target int) -> scalar``
+  - example terms:  ``term(x_cf (d,), x (d,), ctx: TermContext) -> scalar``
+  - set terms:      ``term(x_cfs (K, d), x (d,), ctx: TermContext) -> scalar`` (ctx.logits is (K, C))
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import jax
+import jax.numpy as jnp
+from flax import struct
+
+_EPS = 1e-12
+
+
+@struct.dataclass
+class TermContext:
+    """What a penalty term may read besides x' and x.
+
+    Attributes:
+      target: the target class y+ (int scalar).
+      logits: model logits at x' ((C,) for example terms, (K, C) for set terms).
+      step: the search iteration t (int scalar), for schedules such as ECCCo's decay.
+      data: the generator's per-factual context (e.g. target-class neighbours), or None.
+      classifier: the :class:`cfx.Classifier` (for terms that need the model itself).
+    """
+
+    target: jax.Array
+    logits: jax.Array
+    step: jax.Array
+    data: Any = None
+    classifier: Any = None
+
+
+# --------------------------------------------------------------------------- ylosses
+def cross_entropy(logits: jax.Array, target: jax.Array) -> jax.Array:
+    """-log softmax(f(x'))_{y+}."""
+    return -jax.nn.log_softmax(logits)[target]
+
+
+def logit_bce(logits: jax.Array, target: jax.Array) -> jax.Array:
+    """Binary cross-entropy on the logit difference f_1 - f_0 (binary models only)."""
+    margin = logits[1] - logits[0]
+    sign = jnp.where(target == 1, 1.0, -1.0)
+    return jax.nn.softplus(-sign * margin)
+
+
+def hinge(logits: jax.Array, target: jax.Array, margin: float = 1.0) -> jax.Array:
+    """max(0, margin - (f_{y+} - max_{c != y+} f_c))."""
+    others = jnp.where(jnp.arange(logits.shape[-1]) == target, -jnp.inf, logits)
+    return jnp.maximum(0.0, margin - (logits[target] - jnp.max(others)))
+
+
+def mse_probs(logits: jax.Array, target: jax.Array) -> jax.Array:
+    """sum_c (p_c - 1[c = y+])^2 on probabilities (DiCE's "l2" loss)."""
+    onehot = jax.nn.one_hot(target, logits.shape[-1], dtype=logits.dtype)
+    return jnp.sum((jax.nn.softmax(logits) - onehot) ** 2)
+
+
+YLOSSES: dict[str, Callable[[jax.Array, jax.Array], jax.Array]] = {
+    "cross_entropy": cross_entropy,
+    "logit_bce": logit_bce,
+    "hinge": hinge,
+    "mse": mse_probs,
+}
+
+
+# --------------------------------------------------------------------------- distances
+def l1(a: jax.Array, b: jax.Array) -> jax.Array:
+    """sum_j |a_j - b_j|."""
+    return jnp.sum(jnp.abs(a - b))
+
+
+def l2(a: jax.Array, b: jax.Array) -> jax.Array:
+    """||a - b||_2, with a tiny epsilon under the root so the gradient at a = b is 0, not NaN."""
+    return jnp.sqrt(jnp.sum((a - b) ** 2) + _EPS)
+
+
+def mad_l1(a: jax.Array, b: jax.Array, mad: jax.Array) -> jax.Array:
+    """sum_j |a_j - b_j| / MAD_j (Wachter et al. 2017)."""
+    return jnp.sum(jnp.abs(a - b) / mad)
+
+
+DISTANCES = {"l1": l1, "l2": l2}
+
+
+# --------------------------------------------------------------------------- penalties
+def distance_to_factual(distance: str) -> Callable:
+    """The cost term dist(x', x) for ``distance`` in {"l1", "l2"}."""
+    fn = DISTANCES[distance]
+
+    def term(x_cf, x, ctx):
+        return fn(x_cf, x)
+
+    return term
+
+
+def mean_distance_to_neighbours(distance: str) -> Callable:
+    """mean_k dist(x', n_k) over target-class points ``ctx.data["neighbours"]`` (k, d)."""
+    fn = DISTANCES[distance]
+
+    def term(x_cf, x, ctx):
+        return jnp.mean(jax.vmap(fn, (None, 0))(x_cf, ctx.data["neighbours"]))
+
+    return term
+
+
+def model_loss(gate: float | None = None) -> Callable:
+    """The classifier's own loss at x' against y+ (ClaPROAR): CE(f(x'), y+).
+
+    With ``gate`` the term is switched on only once p(y+|x') >= gate (the paper's variant).
+    """
+
+    def term(x_cf, x, ctx):
+        loss = cross_entropy(ctx.logits, ctx.target)
+        if gate is None:
+            return loss
+        p = jax.nn.softmax(ctx.logits)[ctx.target]
+        return jnp.where(p >= gate, loss, 0.0)
+
+    return term
+
+
+def dice_diversity(x_cfs, x, ctx, jitter: float = 1e-4):
+    """-det(K) with K_ij = 1 / (1 + ||x'_i - x'_j||_2) (+ jitter on the diagonal), over the K
+    counterfactuals of one factual (Mothilal et al. 2020)."""
+    pairwise = jax.vmap(jax.vmap(l2, (None, 0)), (0, None))(x_cfs, x_cfs)
+    kernel = 1.0 / (1.0 + pairwise) + jitter * jnp.eye(x_cfs.shape[0])
+    return -jnp.linalg.det(kernel)
