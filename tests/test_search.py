@@ -1,0 +1,273 @@
+"""The batched search: closed forms, invariants, constraints, recompilation and bad input."""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import cfx
+from cfx import generators as G
+from cfx.search import _search, compilation_count
+
+KEY = jax.random.key(0)
+
+
+def linear(w, b):
+    """A binary logit-BCE model with one output column: p(1|x) = sigmoid(w·x + b)."""
+    return cfx.Classifier(lambda p, x: x @ p["w"][:, None] + p["b"], {"w": jnp.asarray(w), "b": jnp.asarray(b)},
+                          n_features=len(w))
+
+
+@pytest.fixture(scope="module")
+def factuals():
+    return np.random.default_rng(0).uniform(-1.5, 0.0, size=(8, 2)).astype(np.float32)
+
+
+def all_generators(data):
+    return [G.make(name, data=data) for name in G.REGISTRY]
+
+
+# ------------------------------------------------------------------------------ closed form
+@pytest.mark.parametrize("tau", [0.5, 0.8])
+def test_l2_search_lands_on_projection_onto_shifted_boundary(tau):
+    """For p = sigmoid(w·x + b) the minimum-L2 x' with p >= τ is x + (logit τ − w·x − b)/||w||² · w."""
+    w, b = np.array([1.5, -0.5], np.float32), np.float32(0.2)
+    clf = linear(w, b)
+    x = np.array([[-1.0, 0.5], [-2.0, -1.0], [0.0, 1.5]], np.float32)
+    res = cfx.generate(G.Generic(distance="l2", cost=0.01, learning_rate=0.01), clf, x, 1, key=KEY,
+                       threshold=tau, max_steps=5000)
+    logit_tau = np.log(tau / (1 - tau))
+    expected = x + ((logit_tau - x @ w - b) / (w @ w))[:, None] * w
+    assert bool(res.converged.all())
+    np.testing.assert_allclose(res.counterfactuals[:, 0], expected, atol=0.02)
+    # and it stops at the boundary: p just above τ
+    assert np.all(res.target_probs >= tau) and np.all(res.target_probs < tau + 0.01)
+
+
+# ------------------------------------------------------------------------------ invariants
+def test_batched_search_equals_per_factual_loop(linear_classifier, factuals, moons_split):
+    train, _ = moons_split
+    for gen, k in [(G.Generic(), 1), (G.make("wachter", data=train), 1), (G.DiCE(), 3), (G.Greedy(), 1)]:
+        batch = cfx.generate(gen, linear_classifier, factuals, 1, key=KEY, num_counterfactuals=k, init="identity")
+        for i in range(3):
+            one = cfx.generate(gen, linear_classifier, factuals[i], 1, key=KEY, num_counterfactuals=k, init="identity")
+            np.testing.assert_allclose(one.counterfactuals[0], batch.counterfactuals[i], atol=1e-5)
+            assert one.steps[0].tolist() == batch.steps[i].tolist()
+
+
+def test_jit_equals_eager(linear_classifier, factuals):
+    gen = G.DiCE()
+    res = cfx.generate(gen, linear_classifier, factuals, 1, key=KEY, num_counterfactuals=2, max_steps=6)
+    resolved = cfx.Constraints().resolve(2)
+    with jax.disable_jit():
+        eager = _search(gen, linear_classifier, jnp.asarray(factuals), jnp.ones(8, jnp.int32), KEY, resolved,
+                        jnp.float32(0.5), max_steps=6, num_counterfactuals=2, init="noise", return_path=False,
+                        convergence="threshold")
+    np.testing.assert_allclose(res.counterfactuals, eager.counterfactuals, atol=1e-5)
+    np.testing.assert_array_equal(res.steps, eager.steps)
+
+
+def test_no_recompilation_for_new_params_weights_targets_threshold(linear_classifier, factuals):
+    gen = G.Generic(cost=0.1)
+    cfx.generate(gen, linear_classifier, factuals, 1, key=KEY)
+    before = compilation_count()
+    new_clf = linear_classifier.replace(jax.tree_util.tree_map(lambda p: p * 1.5, linear_classifier.params))
+    for cost, target, tau in [(0.5, 1, 0.6), (0.01, 0, 0.5), (1.0, np.arange(8) % 2, 0.9)]:
+        res = cfx.generate(G.Generic(cost=cost), new_clf, factuals, target, key=jax.random.key(3), threshold=tau)
+        assert res.compile_s == 0.0
+    assert compilation_count() == before
+    # a structural change (another distance) is a new program
+    cfx.generate(G.Generic(distance="l2"), new_clf, factuals, 1, key=KEY)
+    assert compilation_count() == before + 1
+
+
+def test_path_starts_at_factual_and_ends_at_counterfactual(linear_classifier, factuals):
+    res = cfx.generate(G.Generic(), linear_classifier, factuals, 1, key=KEY, max_steps=30, return_path=True)
+    assert res.path.shape == (8, 1, 31, 2)
+    np.testing.assert_array_equal(res.path[:, 0, 0], factuals)
+    np.testing.assert_allclose(res.path[:, 0, -1], res.counterfactuals[:, 0], atol=1e-6)
+    loop = cfx.generate(G.Generic(), linear_classifier, factuals, 1, key=KEY, max_steps=30)
+    np.testing.assert_allclose(loop.counterfactuals, res.counterfactuals, atol=1e-6)
+
+
+def test_converged_rows_are_frozen_and_report_consistent_losses(linear_classifier, factuals):
+    res = cfx.generate(G.Generic(), linear_classifier, factuals, 1, key=KEY)
+    assert bool(res.converged.all())
+    assert np.all(res.target_probs >= 0.5)
+    # steps differ per row: frozen rows stop early
+    assert len(set(res.steps.ravel().tolist())) > 1
+    total = res.losses["yloss"] + 0.1 * res.losses["distance"]
+    np.testing.assert_allclose(res.losses["total"], total, rtol=1e-5)
+    np.testing.assert_allclose(res.losses["distance"], np.abs(res.counterfactuals - factuals[:, None]).sum(-1), rtol=1e-5)
+
+
+def test_unreachable_target_is_a_value_not_an_error(linear_classifier, factuals):
+    bounds = cfx.Constraints(lower=-2.0, upper=0.1)  # x0 + x1 <= 0.2 < 1: class 1 is out of reach
+    res = cfx.generate(G.Generic(), linear_classifier, factuals, 1, key=KEY, constraints=bounds, max_steps=50)
+    assert not bool(res.converged.any())
+    assert np.isfinite(np.asarray(res.counterfactuals)).all()
+    assert int(res.steps.max()) == 50
+
+
+def test_multiclass_targets_per_factual():
+    centres = jnp.array([[0.0, 2.0], [2.0, 0.0], [0.0, -2.0], [-2.0, 0.0]])
+    clf = cfx.Classifier(lambda p, x: -jnp.sum((x[:, None, :] - p) ** 2, -1), centres, n_features=2)
+    x = np.zeros((4, 2), np.float32) + np.array([0.1, 0.3], np.float32)
+    target = np.array([0, 1, 2, 3])
+    res = cfx.generate(G.Generic(cost=0.01), clf, x, target, key=KEY, max_steps=300)
+    assert bool(res.converged.all())
+    np.testing.assert_array_equal(clf.predict(res.counterfactuals[:, 0]), target)
+
+
+# ------------------------------------------------------------------------------ generators
+def test_wachter_uses_mad_weights_for_a_single_counterfactual(moons_split, linear_classifier):
+    train, _ = moons_split
+    gen = G.Wachter.from_data(train)
+    mad = np.median(np.abs(train.X - np.median(train.X, 0)), 0)
+    np.testing.assert_allclose(gen.mad, mad, rtol=1e-5)
+    x = np.array([[0.0, 0.0]], np.float32)
+    res = cfx.generate(gen, linear_classifier, x, 1, key=KEY, num_counterfactuals=1)
+    np.testing.assert_allclose(res.losses["distance"][0, 0], np.sum(np.abs(res.counterfactuals[0, 0]) / mad), rtol=1e-5)
+    # the cheaper feature (larger MAD) moves further
+    moved = np.abs(res.counterfactuals[0, 0])
+    assert moved[np.argmax(mad)] > moved[np.argmin(mad)]
+
+
+def test_dice_counterfactuals_are_diverse_and_need_k_above_one(linear_classifier, factuals):
+    res = cfx.generate(G.DiCE(), linear_classifier, factuals, 1, key=KEY, num_counterfactuals=4)
+    plain = cfx.generate(G.DiCE(diversity=0.0), linear_classifier, factuals, 1, key=KEY, num_counterfactuals=4)
+    spread = lambda r: np.mean(np.linalg.norm(r.counterfactuals[:, :, None] - r.counterfactuals[:, None], axis=-1))
+    assert spread(res) > spread(plain)
+    assert res.converged.mean() >= 0.9
+    with pytest.raises(ValueError, match="num_counterfactuals > 1"):
+        cfx.generate(G.DiCE(), linear_classifier, factuals, 1, key=KEY, num_counterfactuals=1)
+
+
+def test_greedy_moves_one_feature_per_step_at_most_n_times(linear_classifier):
+    x = np.array([[-3.0, -3.0]], np.float32)
+    gen = G.Greedy(step_size=0.1, max_changes=5)
+    res = cfx.generate(gen, linear_classifier, x, 1, key=KEY, return_path=True, max_steps=40)
+    moves = np.abs(np.diff(res.path[0, 0], axis=0))
+    assert np.all((moves > 1e-6).sum(-1) <= 1)  # one feature at a time
+    assert np.all((moves > 1e-6).sum(0) <= 5)  # each at most max_changes times
+    assert not bool(res.converged[0, 0])  # 2 × 5 × 0.1 cannot cross x0 + x1 = 1 from (-3, -3)
+
+
+def test_gravitational_pulls_towards_target_class(moons_split, moons_mlp):
+    train, test = moons_split
+    x = test.X[np.asarray(moons_mlp.predict(test.X)) == 0][:20]
+    centre = train.X[train.y == 1].mean(0)
+    plain = cfx.generate(G.Generic(), moons_mlp, x, 1, key=KEY)
+    pulled = cfx.generate(G.make("gravitational", data=train), moons_mlp, x, 1, key=KEY)
+    dist = lambda r: np.linalg.norm(r.counterfactuals[:, 0] - centre, axis=-1).mean()
+    assert dist(pulled) < dist(plain)
+    paper = G.make("gravitational", data=train, variant="paper")
+    assert paper.gravity == 1.0 and paper.bank.shape[1] == 50
+
+
+def test_claproar_goes_deeper_into_the_target_class(moons_split, moons_mlp):
+    _, test = moons_split
+    x = test.X[np.asarray(moons_mlp.predict(test.X)) == 0][:20]
+    plain = cfx.generate(G.Generic(), moons_mlp, x, 1, key=KEY)
+    deep = cfx.generate(G.ClaPROAR(), moons_mlp, x, 1, key=KEY)
+    assert float(deep.target_probs.mean()) > float(plain.target_probs.mean())
+
+
+def test_conservative_threshold(moons_split, moons_mlp):
+    _, test = moons_split
+    x = test.X[np.asarray(moons_mlp.predict(test.X)) == 0][:20]
+    opts = G.search_defaults("conservative")
+    res = cfx.generate(G.make("conservative"), moons_mlp, x, 1, key=KEY, **opts)
+    assert res.threshold == 0.9 and float(res.target_probs[res.converged].min()) >= 0.9
+
+
+def test_generic_validity_on_moons(moons_split, moons_mlp):
+    _, test = moons_split
+    x = test.X[np.asarray(moons_mlp.predict(test.X)) == 0]
+    res = cfx.generate(G.Generic(), moons_mlp, x, 1, key=KEY)
+    validity = np.asarray(moons_mlp.probs(res.counterfactuals[:, 0])[:, 1] >= 0.5).mean()
+    assert validity >= 0.95
+
+
+def test_generator_conditions_require_small_gradients(linear_classifier, factuals):
+    res = cfx.generate(G.Generic(cost=0.01), linear_classifier, factuals, 1, key=KEY,
+                       convergence="generator_conditions", max_steps=60)
+    # with a linear model the yloss gradient never vanishes near the boundary: not converged
+    assert not bool(res.converged.any()) and int(res.steps.min()) == 60
+    assert np.all(res.target_probs > 0.5)
+
+
+# ------------------------------------------------------------------------------ constraints
+def test_every_generator_keeps_immutable_features_bit_identical(moons_split, moons_mlp):
+    train, test = moons_split
+    x = test.X[:10]
+    constraints = cfx.Constraints(mutability=["none", "both"])
+    for gen in all_generators(train):
+        res = cfx.generate(gen, moons_mlp, x, 1 - np.asarray(moons_mlp.predict(x)), key=KEY, init="noise",
+                           constraints=constraints, num_counterfactuals=3)
+        cf = np.asarray(res.counterfactuals)
+        assert np.array_equal(cf[..., 0], np.broadcast_to(x[:, None, 0], cf.shape[:2])), type(gen).__name__
+
+
+def test_bounds_monotonicity_and_one_hot_hold_for_every_counterfactual():
+    # features: 0 increase-only, 1 decrease-only, 2-4 one one-hot group, 5 binary, 6 bounded
+    w = jnp.array([-1.0, 1.0, 0.5, -2.0, 1.5, 1.0, 3.0])
+    clf = linear(w, jnp.float32(-1.0))
+    x = np.array([[0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 0.0], [0.5, -0.5, 0.0, 1.0, 0.0, 1.0, 0.1]], np.float32)
+    constraints = cfx.Constraints(
+        mutability=["increase", "decrease", "both", "both", "both", "both", "both"],
+        lower=[-5, -5, 0, 0, 0, 0, -0.2], upper=[5, 5, 1, 1, 1, 1, 0.3],
+        categorical_groups=[[2, 3, 4], [5]],
+    )
+    for gen in (G.Generic(), G.DiCE(), G.Greedy(), G.ClaPROAR()):
+        res = cfx.generate(gen, clf, x, 1, key=KEY, constraints=constraints, num_counterfactuals=3, init="noise")
+        cf = np.asarray(res.counterfactuals)
+        assert np.all(cf[..., 0] >= x[:, None, 0]) and np.all(cf[..., 1] <= x[:, None, 1])
+        assert np.all(cf[..., 6] >= -0.2) and np.all(cf[..., 6] <= 0.3)
+        group = cf[..., 2:5]
+        assert np.all(np.isin(group, [0.0, 1.0])) and np.all(group.sum(-1) == 1.0)
+        assert np.all(np.isin(cf[..., 5], [0.0, 1.0]))
+
+
+# ------------------------------------------------------------------------------ bad input
+@pytest.mark.parametrize(
+    "kwargs, error, match",
+    [
+        (dict(x=np.zeros((3, 5))), ValueError, "x has 5 features.*n_features=2"),
+        (dict(x=np.array([[0.0, np.nan]])), ValueError, "NaN or inf.*factual 0, feature 1"),
+        (dict(target=2), ValueError, r"target 2 .*\[0, 2\)"),
+        (dict(target=[1, 0]), ValueError, "length n=3"),
+        (dict(target=0.5), TypeError, "target must be an int"),
+        (dict(constraints=cfx.Constraints(mutability=["both"])), ValueError, "mutability has 1 entries.*\\(2\\)"),
+        (dict(constraints=cfx.Constraints(lower=[1.0, 0.0], upper=[0.0, 1.0])), ValueError, "lower > upper for feature 0"),
+        (dict(constraints=cfx.Constraints(lower=-1.0, upper=[1.0, -0.5])), ValueError, "factual 0 violates .* feature 1"),
+        (dict(num_counterfactuals=0), ValueError, "num_counterfactuals must be an int >= 1"),
+        (dict(threshold=1.5), ValueError, r"threshold must be a probability in \(0, 1\]"),
+        (dict(max_steps=0), ValueError, "max_steps"),
+        (dict(init="zeros"), ValueError, "init must be one of"),
+        (dict(key=0), TypeError, "key must be a single PRNG key"),
+        (dict(generator="generic"), TypeError, "generator must be"),
+    ],
+)
+def test_bad_input_is_rejected_before_compiling(linear_classifier, kwargs, error, match):
+    call = dict(generator=G.Generic(), x=np.zeros((3, 2), np.float32), target=1, key=KEY)
+    call.update(kwargs)
+    before = compilation_count()
+    with pytest.raises(error, match=match):
+        cfx.generate(call.pop("generator"), linear_classifier, call.pop("x"), call.pop("target"), **call)
+    assert compilation_count() == before
+
+
+def test_bad_generator_configuration():
+    with pytest.raises(ValueError, match="distance must be one of"):
+        G.Generic(distance="l3")
+    with pytest.raises(ValueError, match="optimizer must be one of"):
+        G.Generic(optimizer="lbfgs2")
+    with pytest.raises(ValueError, match="Wachter.from_data"):
+        cfx.generate(G.Wachter(), linear(np.ones(2, np.float32), 0.0), np.zeros(2), 1, key=KEY)
+    with pytest.raises(ValueError, match="did you mean 'wachter'"):
+        G.make("wachtr")
+    with pytest.raises(ValueError, match="mutability entries must be one of"):
+        cfx.Constraints(mutability=["both", "frozen"])
