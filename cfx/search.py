@@ -19,7 +19,7 @@ from __future__ import annotations
 import collections
 import functools
 import time
-from typing import Any
+from typing import Any, Sequence
 
 import jax
 import jax.numpy as jnp
@@ -82,13 +82,14 @@ def _objective(z, step, *, generator, classifier, x, target, context):
     return jnp.sum(total), (logits, rows)
 
 
-def _search(generator, classifier, x, target, key, constraints, threshold, *,
+def _search(generator, classifier, x, target, keys, constraints, threshold, *,
             max_steps: int, num_counterfactuals: int, init: str, return_path: bool, convergence: str):
     n, d = x.shape
     x_rep = jnp.broadcast_to(x[:, None, :], (n, num_counterfactuals, d))
     z0 = x_rep
-    if init == "noise":
-        z0 = constraints.project(x_rep + NOISE_SCALE * jax.random.normal(key, x_rep.shape), x_rep)
+    if init == "noise":  # one key per factual: a row's noise does not depend on its batch
+        noise = jax.vmap(lambda k: jax.random.normal(k, (num_counterfactuals, d)))(keys)
+        z0 = constraints.project(x_rep + NOISE_SCALE * noise, x_rep)
 
     context = generator.prepare(classifier, x, target)
     objective = functools.partial(
@@ -158,7 +159,7 @@ def _executable(args: tuple, static: dict) -> tuple[Any, float]:
     leaves, treedef = jax.tree_util.tree_flatten(args)
     signature = (
         treedef,
-        tuple((leaf.shape, leaf.dtype, getattr(leaf, "weak_type", False)) for leaf in leaves),
+        tuple((leaf.shape, leaf.dtype, getattr(leaf, "weak_type", False), leaf.sharding) for leaf in leaves),
         tuple(sorted(static.items())),
     )
     if signature in _COMPILED:
@@ -242,6 +243,8 @@ def generate(
     init: str | None = None,
     return_path: bool = False,
     convergence: str | None = None,
+    batch_size: int | None = None,
+    devices: Sequence[jax.Device] | None = None,
 ) -> CounterfactualResult:
     """Search counterfactuals for a batch of factuals in one compiled computation.
 
@@ -264,6 +267,10 @@ def generate(
       return_path: also return every iterate, as (n, K, max_steps + 1, d) (runs a ``lax.scan``).
       convergence: ``"threshold"``, ``"generator_conditions"`` (τ reached and every
         |∂loss/∂x'_j| < 0.01) or ``"max_steps"``; default: the generator's.
+      batch_size: search at most this many factuals per compiled call (padded chunks of one
+        shape, so one compilation serves all); default: all at once.
+      devices: shard each chunk's factuals over these devices (a 1-D mesh); default: all
+        local devices. Results do not depend on the chunking or the sharding.
 
     Returns:
       :class:`cfx.CounterfactualResult` with leading axis n (n = 1 for a single factual).
@@ -292,15 +299,49 @@ def generate(
         raise ValueError(f"constraints are for {resolved.lower.shape[0]} features; x has {x_np.shape[1]}")
     resolved.check_factuals(x_np)
     generator.validate(num_counterfactuals)
+    if batch_size is not None and (not isinstance(batch_size, (int, np.integer)) or batch_size < 1):
+        raise ValueError(f"batch_size must be a positive int or None; got {batch_size!r}")
+    devices = list(jax.local_devices() if devices is None else devices)
+    if not devices:
+        raise ValueError("devices must name at least one device")
 
-    args = jax.tree_util.tree_map(
-        jnp.asarray, (generator, classifier, x_np, target_np, key, resolved, np.float32(threshold))
-    )
+    n = x_np.shape[0]
+    chunk = _round_up(min(n, batch_size or n), len(devices))  # every device gets the same rows
+    n_padded = _round_up(n, chunk)
+    keys = jax.random.split(key, n)
+    rows = np.concatenate([np.arange(n), np.zeros(n_padded - n, int)])  # pad with factual 0
+    batch, shared = _shardings(devices)
+    common = jax.device_put(jax.tree_util.tree_map(jnp.asarray, (generator, classifier)), shared)
+    options = jax.device_put((resolved, jnp.float32(threshold)), shared)
     static = dict(max_steps=int(max_steps), num_counterfactuals=int(num_counterfactuals), init=init,
                   return_path=bool(return_path), convergence=convergence)
-    executable, compile_s = _executable(args, static)
-    start = time.perf_counter()
-    result = jax.block_until_ready(executable(*args))
-    runtime_s = time.perf_counter() - start
+
+    parts, compile_s, runtime_s = [], 0.0, 0.0
+    for start in range(0, n_padded, chunk):
+        idx = rows[start:start + chunk]
+        per_row = jax.device_put((x_np[idx], target_np[idx], keys[idx]), batch)
+        args = (*common, *per_row, *options)
+        executable, seconds = _executable(args, static)
+        compile_s += seconds
+        began = time.perf_counter()
+        parts.append(jax.block_until_ready(executable(*args)))
+        runtime_s += time.perf_counter() - began
+    result = parts[0] if len(parts) == 1 else jax.tree_util.tree_map(lambda *a: jnp.concatenate(a), *parts)
+    if n_padded > n:
+        result = jax.tree_util.tree_map(lambda a: a[:n], result)
     return result.replace(threshold=float(threshold), runtime_s=runtime_s, compile_s=compile_s,
                           generator=type(generator).name)
+
+
+def _round_up(value: int, multiple: int) -> int:
+    return -(-value // multiple) * multiple
+
+
+def _shardings(devices: list) -> tuple[jax.sharding.Sharding, jax.sharding.Sharding]:
+    """(rows split over a 1-D device mesh, replicated) shardings; one device: plain placement."""
+    if len(devices) == 1:
+        single = jax.sharding.SingleDeviceSharding(devices[0])
+        return single, single
+    mesh = jax.sharding.Mesh(np.asarray(devices), ("batch",))
+    P = jax.sharding.PartitionSpec
+    return jax.sharding.NamedSharding(mesh, P("batch")), jax.sharding.NamedSharding(mesh, P())

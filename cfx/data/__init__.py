@@ -1,1 +1,27 @@
+"""Data sets: synthetic 2-D sets, real tabular sets (read from a data directory) and images.
+
+``load(name, n=..., seed=..., data_dir=..., balance=...)``, ``list_datasets()`` and
+``train_test(data)`` cover all of them; see :mod:`cfx.data.registry`.
+"""
+
 from cfx.data.dataset import Dataset, FeatureSchema, Standardizer
+from cfx.data.registry import REGISTRY, DatasetInfo, info, list_datasets, load, train_test
+from cfx.data.tabular import ENV_VAR, data_dirs, default_data_dir
+from cfx.data.vision import mnist_from_idx, read_idx
+
+__all__ = [
+    "Dataset",
+    "FeatureSchema",
+    "Standardizer",
+    "REGISTRY",
+    "DatasetInfo",
+    "info",
+    "list_datasets",
+    "load",
+    "train_test",
+    "ENV_VAR",
+    "data_dirs",
+    "default_data_dir",
+    "mnist_from_idx",
+    "read_idx",
+]

@@ -82,8 +82,11 @@ class Standardizer:
         return (np.asarray(Z, np.float32) * self.scale + self.mean).astype(np.float32)
 
     def transform_bounds(self, lower: Sequence[float], upper: Sequence[float]) -> tuple[tuple, tuple]:
-        lo = (np.asarray(lower, np.float64) - self.mean) / self.scale
-        hi = (np.asarray(upper, np.float64) - self.mean) / self.scale
+        # Same float32 arithmetic as `transform`, so a row sitting exactly on a data-range
+        # bound maps exactly onto the transformed bound (float64 here was 1 ulp off at times,
+        # which made the extreme rows violate their own bounds in check_factuals).
+        lo = self.transform(np.asarray(lower, np.float32)[None])[0]
+        hi = self.transform(np.asarray(upper, np.float32)[None])[0]
         return tuple(float(v) for v in lo), tuple(float(v) for v in hi)
 
 

@@ -1,0 +1,317 @@
+"""cfx.evaluate: closed forms on hand-made results with a plain-JAX linear classifier."""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from cfx.classifier import Classifier
+from cfx.constraints import Constraints
+from cfx.data.dataset import Dataset, FeatureSchema
+from cfx.evaluation import evaluate, list_metrics, metrics, summary_table
+from cfx.result import CounterfactualResult
+
+
+def linear(w, b) -> Classifier:
+    """Binary linear model: logits [0, w·x + b], so p(1|x) = sigmoid(w·x + b)."""
+    w = jnp.asarray(w, jnp.float32)
+    params = {"W": jnp.stack([jnp.zeros_like(w), w], axis=1), "b": jnp.asarray([0.0, b], jnp.float32)}
+    return Classifier(lambda p, x: x @ p["W"] + p["b"], params, n_features=w.shape[0])
+
+
+def make_result(factuals, counterfactuals, target, *, threshold=0.5, runtime_s=0.0, compile_s=0.0):
+    """A CounterfactualResult by hand; target_probs deliberately garbage (must not be used)."""
+    x = jnp.asarray(factuals, jnp.float32)
+    cf = jnp.asarray(counterfactuals, jnp.float32)
+    if cf.ndim == 2:
+        cf = cf[:, None, :]
+    n, K, _ = cf.shape
+    return CounterfactualResult(
+        factuals=x,
+        target=jnp.broadcast_to(jnp.asarray(target, jnp.int32), (n,)),
+        counterfactuals=cf,
+        converged=jnp.asarray(np.arange(n * K).reshape(n, K) % 2 == 0),
+        steps=jnp.arange(n * K).reshape(n, K),
+        target_probs=jnp.full((n, K), -1.0),
+        losses={},
+        threshold=threshold,
+        runtime_s=runtime_s,
+        compile_s=compile_s,
+        generator="hand",
+    )
+
+
+def dataset(X, y, schema=None) -> Dataset:
+    X = np.asarray(X, np.float32)
+    return Dataset(X, np.asarray(y, np.int32), schema or FeatureSchema.default(X.shape[1]))
+
+
+# classifier used by several tests: p(1|x) = sigmoid(x0 + x1 - 1); x2 is irrelevant
+CLF = linear([1.0, 1.0, 0.0], -1.0)
+
+
+def test_distances_closed_form():
+    x = np.zeros((1, 4))
+    cf = np.array([[1.0, -2.0, 0.0, 2e-6]])  # the last change is below the 1e-5 tolerance
+    pf = evaluate(make_result(x, cf, 1), linear([1, 1, 0, 0], -1.0))["per_factual"]
+    assert pf["l0"][0, 0] == 2
+    np.testing.assert_allclose(pf["l1"][0, 0], 3.0, atol=1e-5)
+    np.testing.assert_allclose(pf["l2"][0, 0], np.sqrt(5.0), rtol=1e-6)  # true L2, not 5
+    np.testing.assert_allclose(pf["linf"][0, 0], 2.0)
+    np.testing.assert_allclose(pf["redundancy"][0, 0], 0.5)  # 2 of 4 features unchanged
+
+
+def test_redundancy_carla_by_hand():
+    # logit x0 + x1 - 1. Reverting a feature to 0 keeps the label iff the rest stays > 1.
+    x = np.zeros((5, 3))
+    cf = np.array(
+        [
+            [2.0, 2.0, 0.5],  # logit 3: each single revert leaves logit >= 1 -> 3 redundant
+            [0.6, 0.6, 0.0],  # logit 0.2: reverting x0 or x1 flips -> 0
+            [2.0, 0.5, 0.0],  # revert x0 -> -0.5 flips; revert x1 -> 1.0 keeps -> 1
+            [0.0, 1.5, 3.0],  # revert x1 flips; x2 is irrelevant -> 1
+            [0.2, 0.0, 0.0],  # not label-valid -> NaN (CARLA drops invalid counterfactuals)
+        ]
+    )
+    out = evaluate(make_result(x, cf, 1), CLF)
+    got = out["per_factual"]["redundancy_carla"][:, 0]
+    np.testing.assert_array_equal(got[:4], [3, 0, 1, 1])
+    assert np.isnan(got[4])
+    np.testing.assert_allclose(out["mean"]["redundancy_carla"], 5 / 4)  # NaN-aware mean
+    # CE.jl redundancy counts unchanged features regardless of validity
+    np.testing.assert_allclose(out["per_factual"]["redundancy"][:, 0], [0, 1 / 3, 1 / 3, 1 / 3, 2 / 3], atol=1e-6)
+
+
+def test_validity_uses_classifier_and_threshold():
+    x = np.zeros((3, 3))
+    cf = np.array([[0.6, 0.6, 0.0], [2.0, 0.0, 0.0], [0.0, 0.0, 0.0]])  # logits 0.2, 1, -1
+    p = 1 / (1 + np.exp(-np.array([0.2, 1.0, -1.0])))
+    res = make_result(x, cf, 1, threshold=0.5)
+    pf = evaluate(res, CLF)["per_factual"]
+    np.testing.assert_allclose(pf["target_prob"][:, 0], p, rtol=1e-6)
+    np.testing.assert_array_equal(pf["validity"][:, 0], [1, 1, 0])
+    np.testing.assert_array_equal(pf["label_validity"][:, 0], [1, 1, 0])
+    # tau = 0.6 > p = 0.55: no longer valid, though the label still is the target
+    out = evaluate(dataclasses.replace(res, threshold=0.6), CLF)
+    np.testing.assert_array_equal(out["per_factual"]["validity"][:, 0], [0, 1, 0])
+    np.testing.assert_array_equal(out["per_factual"]["label_validity"][:, 0], [1, 1, 0])
+    assert out["mean"]["threshold"] == 0.6
+    # the same result under a new model (flipped sign): validity is re-evaluated
+    flipped = CLF.replace(jax_tree_neg(CLF.params))
+    np.testing.assert_array_equal(evaluate(res, flipped)["per_factual"]["validity"][:, 0], [0, 0, 1])
+    # target 0 is judged against p(0|x')
+    pf0 = evaluate(make_result(x, cf, 0), CLF)["per_factual"]
+    np.testing.assert_allclose(pf0["target_prob"][:, 0], 1 - p, rtol=1e-5)
+
+
+def jax_tree_neg(params):
+    return {k: -v for k, v in params.items()}
+
+
+def test_new_params_do_not_recompile():
+    x = np.zeros((3, 3))
+    cf = np.array([[0.6, 0.6, 0.0], [2.0, 0.0, 0.0], [0.0, 0.0, 0.0]])
+    res = make_result(x, cf, 1)
+    evaluate(res, CLF)
+    before = metrics._cf_metrics._cache_size()
+    evaluate(res, CLF.replace(jax_tree_neg(CLF.params)))
+    evaluate(dataclasses.replace(res, threshold=0.7), CLF)
+    assert metrics._cf_metrics._cache_size() == before
+
+
+def brute_force_implausibility(cf, target, X, y, k):
+    out = []
+    for q, t in zip(cf, target):
+        d = np.sort(np.linalg.norm(X[y == t] - q, axis=1))
+        out.append(d[:k].mean())
+    return np.array(out)
+
+
+@pytest.fixture(scope="module")
+def random_problem():
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(300, 3)).astype(np.float32)
+    y = (rng.random(300) < 0.4).astype(np.int32)  # ~120 of class 1, ~180 of class 0
+    n, K = 6, 2
+    x = rng.normal(size=(n, 3))
+    cf = rng.normal(size=(n, K, 3))
+    target = np.array([0, 1, 1, 0, 1, 0])
+    return dataset(X, y), make_result(x, cf, target)
+
+
+@pytest.mark.parametrize("k", [100, 250])  # 250 > class sizes: all points of the class are used
+def test_implausibility_matches_brute_force(random_problem, k):
+    data, res = random_problem
+    got = evaluate(res, CLF, data, n_neighbors=k)["per_factual"]["implausibility"]
+    cf = np.asarray(res.counterfactuals).reshape(-1, 3)
+    t = np.repeat(np.asarray(res.target), 2)
+    want = brute_force_implausibility(cf, t, data.X, data.y, k)
+    np.testing.assert_allclose(got.ravel(), want, rtol=1e-5)
+
+
+def test_chunked_equals_unchunked(random_problem, monkeypatch):
+    data, res = random_problem
+    full = evaluate(res, CLF, data)["per_factual"]
+    monkeypatch.setattr(metrics, "_CHUNK_ELEMENTS", 700)  # 1-2 queries per chunk, with a remainder
+    monkeypatch.setattr(metrics, "_MODEL_ROWS", 9)  # 2 counterfactuals (x 4 rows) per chunk
+    assert metrics._chunk_size(12, 300) == 2 and metrics._chunk_size(12, 12, 4) == 2
+    chunked = evaluate(res, CLF, data)["per_factual"]
+    for name in full:
+        np.testing.assert_allclose(chunked[name], full[name], rtol=1e-6, err_msg=name)
+
+
+def test_ynn_and_implausibility_on_a_line():
+    # data: x0 = 0..9 on a line; the model predicts 1 iff x0 > 4.5; true labels are the opposite
+    X = np.stack([np.arange(10.0), np.zeros(10)], axis=1)
+    clf = linear([1.0, 0.0], -4.5)
+    data = dataset(X, (np.arange(10) < 5).astype(int))
+    cf = np.array([[7.0, 0.0], [4.6, 0.0], [0.2, 0.0], [4.6, 0.0]])
+    res = make_result(np.zeros((4, 2)), cf, [1, 1, 1, 0])
+    out = evaluate(res, clf, data, n_neighbors=2)
+    # 5-NN of 7: {7,6,8,5,9} all predicted 1; of 4.6: {5,4,6,3,7} -> 3 of 5 predicted 1;
+    # of 0.2: {0..4} all predicted 0; target 0 at 4.6: 2 of 5.
+    np.testing.assert_allclose(out["per_factual"]["ynn"][:, 0], [1.0, 0.6, 0.0, 0.4], atol=1e-6)
+    np.testing.assert_allclose(out["mean"]["ynn"], 2.0 / 4, atol=1e-6)
+    # implausibility: 2 nearest points with *true* label 1 (x0 in 0..4)
+    np.testing.assert_allclose(out["per_factual"]["implausibility"][:, 0], [3.5, 1.1, 0.5, 0.9], atol=1e-5)
+
+
+def test_implausibility_nan_without_target_class_points():
+    X = np.arange(8.0).reshape(4, 2)
+    data = dataset(X, [0, 0, 0, 0])
+    out = evaluate(make_result(np.zeros((1, 2)), [[1.0, 1.0]], 1), linear([1.0, 1.0], 0.0), data)
+    assert np.isnan(out["per_factual"]["implausibility"][0, 0])
+    assert np.isnan(out["mean"]["implausibility"]) and np.isnan(out["sd"]["implausibility"])
+
+
+VIOLATION_CONSTRAINTS = Constraints(
+    mutability=["none", "increase", "decrease", "both", "both", "both", "both"],
+    lower=[-np.inf, -np.inf, -np.inf, -1.0, -np.inf, -np.inf, -np.inf],
+    upper=[np.inf, np.inf, np.inf, 1.0, np.inf, np.inf, np.inf],
+    categorical_groups=[[4, 5], [6]],
+)
+
+
+def test_violations_each_kind():
+    x = np.array([[0.0, 0.0, 0.0, 0.0, 1.0, 0.0, 1.0]] * 5)
+    cf = np.array(
+        [
+            [0.0, 0.0, 0.0, 0.0, 1.0, 0.0, 1.0],  # the factual itself: feasible
+            [0.5, -0.1, 0.1, 2.0, 0.5, 0.5, 0.5],  # immutable 1, monotone 2, bounds 1, one-hot 2
+            [0.0, 0.3, -0.3, -1.0, 0.0, 1.0, 0.0],  # bounds inclusive, group switched: feasible
+            [1e-6, 0.0, 0.0, 0.0, 1.0, 1.0, 1.0],  # immutable within tolerance; two hot -> 1
+            [0.0, 0.0, 0.0, -1.5, 0.0, 0.0, 1.0],  # below bound, no hot column -> 2
+        ]
+    )
+    clf = linear(np.ones(7), 0.0)
+    pf = evaluate(make_result(x, cf, 1), clf, constraints=VIOLATION_CONSTRAINTS)["per_factual"]
+    col = lambda name: pf[name][:, 0]  # noqa: E731
+    np.testing.assert_array_equal(col("immutable_changed"), [0, 1, 0, 0, 0])
+    np.testing.assert_array_equal(col("monotone_violated"), [0, 2, 0, 0, 0])
+    np.testing.assert_array_equal(col("out_of_bounds"), [0, 1, 0, 0, 1])
+    np.testing.assert_array_equal(col("invalid_onehot"), [0, 2, 0, 1, 1])
+    np.testing.assert_array_equal(col("violations"), [0, 6, 0, 1, 2])
+
+
+def test_violation_constraints_come_from_the_schema_or_nowhere():
+    x = np.zeros((1, 7))
+    x[0, [4, 6]] = 1.0
+    cf = x.copy()
+    cf[0, 0] = 1.0  # changes the immutable feature
+    res = make_result(x, cf, 1)
+    clf = linear(np.ones(7), 0.0)
+    c = VIOLATION_CONSTRAINTS
+    schema = FeatureSchema(tuple("abcdefg"), tuple(c.mutability), tuple(c.lower), tuple(c.upper), c.categorical_groups)
+    data = dataset(np.tile(x, (4, 1)), [0, 1, 0, 1], schema)
+    assert evaluate(res, clf, data)["per_factual"]["immutable_changed"][0, 0] == 1
+    assert evaluate(res, clf)["per_factual"]["violations"][0, 0] == 0  # no constraints at all
+    resolved = c.resolve(7)
+    assert evaluate(res, clf, constraints=resolved)["per_factual"]["violations"][0, 0] == 1
+
+
+def test_mad_weighting():
+    # MAD of [0..4] is 1, of [0, 2, .., 8] is 2, of a constant is 0 -> guarded to 1
+    X = np.stack([np.arange(5.0), 2 * np.arange(5.0), np.full(5, 3.0)], axis=1)
+    data = dataset(X, [0, 1, 0, 1, 0])
+    res = make_result(np.zeros((2, 3)), [[1.0, 1.0, 1.0], [-2.0, 4.0, 0.0]], 1)
+    pf = evaluate(res, CLF, data)["per_factual"]
+    np.testing.assert_allclose(pf["mad_l1"][:, 0], [1 + 0.5 + 1, 2 + 2 + 0], rtol=1e-6)
+    assert "mad_l1" not in evaluate(res, CLF)["per_factual"]  # needs data
+
+
+def test_shapes_aggregates_runtime_and_listing(random_problem):
+    data, res = random_problem
+    res = dataclasses.replace(res, runtime_s=1.2, compile_s=3.0)
+    out = evaluate(res, CLF, data)
+    n, K = 6, 2
+    assert set(out) == {"per_factual", "mean", "sd"}
+    assert set(out["per_factual"]) <= set(list_metrics())
+    assert set(out["mean"]) <= set(list_metrics())
+    for name, v in out["per_factual"].items():
+        assert v.shape == (n, K), name
+        np.testing.assert_allclose(out["mean"][name], np.nanmean(v), rtol=1e-6, err_msg=name)
+        want_sd = np.nanstd(v, ddof=1) if np.sum(~np.isnan(v)) > 1 else np.nan
+        np.testing.assert_allclose(out["sd"][name], want_sd, rtol=1e-6, err_msg=name)
+    np.testing.assert_allclose(out["per_factual"]["runtime_s"], 0.1)
+    assert out["mean"]["runtime_total_s"] == 1.2 and out["mean"]["compile_s"] == 3.0
+    assert "compile_s" not in out["per_factual"] and "compile_s" not in out["sd"]
+    np.testing.assert_array_equal(out["per_factual"]["converged"].ravel(), np.arange(12) % 2 == 0)
+    np.testing.assert_array_equal(out["per_factual"]["steps"].ravel(), np.arange(12))
+
+    table = summary_table(out)
+    assert "validity" in table and "implausibility" in table and "±" in table
+    lines = table.splitlines()
+    assert lines[0].split() == ["metric", "value"]
+    assert len({re.match(r"\S+\s+", line).end() for line in lines}) == 1  # aligned second column
+    assert "invalid_onehot" in summary_table(out, keys="all")
+    two = summary_table({"generic": out, "other": out}, keys=["validity", "l1"])
+    assert two.splitlines()[0].split() == ["metric", "generic", "other"] and len(two.splitlines()) == 3
+
+
+def test_bad_inputs(random_problem):
+    data, res = random_problem
+    wrong_width = dataset(np.zeros((5, 4)), np.zeros(5))
+    with pytest.raises(ValueError, match="data"):
+        evaluate(res, CLF, wrong_width)
+    with pytest.raises(ValueError, match="classifier"):
+        evaluate(res, linear([1.0, 1.0], 0.0))
+    with pytest.raises(TypeError, match="result"):
+        evaluate({"counterfactuals": 1}, CLF)
+    with pytest.raises(TypeError, match="data"):
+        evaluate(res, CLF, data.X)
+    with pytest.raises(ValueError, match="n_neighbors"):
+        evaluate(res, CLF, data, n_neighbors=0)
+    with pytest.raises(ValueError, match="target"):
+        evaluate(make_result(np.zeros((1, 3)), np.zeros((1, 3)), 2), CLF)
+    with pytest.raises(ValueError, match="mutability"):
+        evaluate(res, CLF, constraints=Constraints(mutability=["both"] * 4))
+    with pytest.raises(TypeError, match="metrics"):
+        summary_table([1, 2])
+
+
+def test_end_to_end_with_generate():
+    """cfx's own search under schema constraints: valid where converged, no violations."""
+    import jax
+
+    import cfx
+
+    rng = np.random.default_rng(1)
+    X = rng.normal(size=(200, 3)).astype(np.float32)
+    y = (X[:, 0] + X[:, 1] > 1.0).astype(np.int32)
+    schema = FeatureSchema(("a", "b", "c"), ("none", "increase", "both"), (-np.inf, -np.inf, -2.0), (np.inf, np.inf, 2.0))
+    data = dataset(X, y, schema)
+    x = X[y == 0][:8]
+    res = cfx.generate(
+        cfx.generators.Generic(), CLF, x, 1, key=jax.random.key(0), constraints=schema.constraints(), num_counterfactuals=2
+    )
+    out = evaluate(res, CLF, data)
+    pf = out["per_factual"]
+    assert pf["l1"].shape == (8, 2)
+    np.testing.assert_array_equal(pf["violations"], 0)
+    np.testing.assert_allclose(pf["target_prob"], np.asarray(res.target_probs), rtol=1e-5)
+    np.testing.assert_array_equal(pf["validity"], np.asarray(res.target_probs) >= res.threshold)
+    assert np.all(pf["validity"][pf["converged"] == 1] == 1)
