@@ -82,13 +82,13 @@ def _objective(z, step, *, generator, classifier, x, target, context):
     return jnp.sum(total), (logits, rows)
 
 
-def _search(generator, classifier, x, target, keys, constraints, threshold, *,
+def _search(generator, classifier, x, target, rows, key, constraints, threshold, *,
             max_steps: int, num_counterfactuals: int, init: str, return_path: bool, convergence: str):
     n, d = x.shape
     x_rep = jnp.broadcast_to(x[:, None, :], (n, num_counterfactuals, d))
     z0 = x_rep
-    if init == "noise":  # one key per factual: a row's noise does not depend on its batch
-        noise = jax.vmap(lambda k: jax.random.normal(k, (num_counterfactuals, d)))(keys)
+    if init == "noise":  # a key per row index: a row's noise does not depend on chunking or sharding
+        noise = jax.vmap(lambda r: jax.random.normal(jax.random.fold_in(key, r), (num_counterfactuals, d)))(rows)
         z0 = constraints.project(x_rep + NOISE_SCALE * noise, x_rep)
 
     context = generator.prepare(classifier, x, target)
@@ -308,18 +308,17 @@ def generate(
     n = x_np.shape[0]
     chunk = _round_up(min(n, batch_size or n), len(devices))  # every device gets the same rows
     n_padded = _round_up(n, chunk)
-    keys = jax.random.split(key, n)
-    rows = np.concatenate([np.arange(n), np.zeros(n_padded - n, int)])  # pad with factual 0
+    rows = np.concatenate([np.arange(n), np.zeros(n_padded - n, int)]).astype(np.int32)  # pad with row 0
     batch, shared = _shardings(devices)
     common = jax.device_put(jax.tree_util.tree_map(jnp.asarray, (generator, classifier)), shared)
-    options = jax.device_put((resolved, jnp.float32(threshold)), shared)
+    options = jax.device_put((key, resolved, jnp.float32(threshold)), shared)
     static = dict(max_steps=int(max_steps), num_counterfactuals=int(num_counterfactuals), init=init,
                   return_path=bool(return_path), convergence=convergence)
 
     parts, compile_s, runtime_s = [], 0.0, 0.0
     for start in range(0, n_padded, chunk):
         idx = rows[start:start + chunk]
-        per_row = jax.device_put((x_np[idx], target_np[idx], keys[idx]), batch)
+        per_row = jax.device_put((x_np[idx], target_np[idx], idx), batch)
         args = (*common, *per_row, *options)
         executable, seconds = _executable(args, static)
         compile_s += seconds

@@ -62,7 +62,7 @@ def test_jit_equals_eager(linear_classifier, factuals):
     res = cfx.generate(gen, linear_classifier, factuals, 1, key=KEY, num_counterfactuals=2, max_steps=6)
     resolved = cfx.Constraints().resolve(2)
     with jax.disable_jit():
-        eager = _search(gen, linear_classifier, jnp.asarray(factuals), jnp.ones(8, jnp.int32), KEY, resolved,
+        eager = _search(gen, linear_classifier, jnp.asarray(factuals), jnp.ones(8, jnp.int32), jnp.arange(8), KEY, resolved,
                         jnp.float32(0.5), max_steps=6, num_counterfactuals=2, init="noise", return_path=False,
                         convergence="threshold")
     np.testing.assert_allclose(res.counterfactuals, eager.counterfactuals, atol=1e-5)
