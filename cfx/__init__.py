@@ -1,9 +1,22 @@
-"""cfx: counterfactual explanations, algorithmic recourse and counterfactual training in JAX."""
+"""cfx: counterfactual explanations, algorithmic recourse and counterfactual training in JAX.
 
-from cfx import generators, losses
+    import jax, cfx
+    train, test = cfx.data.train_test(cfx.data.load("moons", n=2000))
+    clf = cfx.models.fit(train)
+    res = cfx.generate(cfx.generators.Generic(), clf, test.X[:100], target=1, key=jax.random.key(0))
+    cfx.evaluate(res, clf, data=train)["mean"]
+"""
+
+from cfx import data, evaluation, generators, losses, models
 from cfx.classifier import Classifier
 from cfx.constraints import Constraints
+from cfx.evaluation import evaluate
 from cfx.result import CounterfactualResult
 from cfx.search import generate
 
 __version__ = "0.1.0"
+
+__all__ = [
+    "Classifier", "Constraints", "CounterfactualResult", "data", "evaluate", "evaluation", "generate",
+    "generators", "losses", "models",
+]

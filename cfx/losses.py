@@ -113,13 +113,19 @@ def mean_distance_to_neighbours(distance: str) -> Callable:
 
 
 def model_loss(gate: float | None = None) -> Callable:
-    """The classifier's own loss at x' against y+ (ClaPROAR): CE(f(x'), y+).
+    """The classifier's own loss at x' against y+ (ClaPROAR): CE(f(x'), y+), averaged over the
+    members of a deep ensemble (mean_m CE(f_m(x'), y+)), else on the model's logits.
 
     With ``gate`` the term is switched on only once p(y+|x') >= gate (the paper's variant).
     """
 
     def term(x_cf, x, ctx):
-        loss = cross_entropy(ctx.logits, ctx.target)
+        members = getattr(ctx.classifier.apply_fn, "member_logits", None)
+        if members is None:
+            loss = cross_entropy(ctx.logits, ctx.target)
+        else:
+            member_logits = members(ctx.classifier.params, x_cf)  # (M, C)
+            loss = jnp.mean(jax.vmap(cross_entropy, (0, None))(member_logits, ctx.target))
         if gate is None:
             return loss
         p = jax.nn.softmax(ctx.logits)[ctx.target]

@@ -86,24 +86,37 @@ def _search(generator, classifier, x, target, rows, key, constraints, threshold,
             max_steps: int, num_counterfactuals: int, init: str, return_path: bool, convergence: str):
     n, d = x.shape
     x_rep = jnp.broadcast_to(x[:, None, :], (n, num_counterfactuals, d))
-    z0 = x_rep
+    latent = generator.latent
+
+    def to_input(z, one_hot=False):
+        """Search variable -> counterfactual. In a latent space mutability cannot act on z, so
+        the decoded point is projected (immutable features restored from the factual)."""
+        if latent:
+            return constraints.project(generator.decode(z), x_rep, one_hot=one_hot)
+        return constraints.project(z, x_rep, one_hot=True) if one_hot else z
+
+    z0 = generator.encode(x_rep) if latent else x_rep
     if init == "noise":  # a key per row index: a row's noise does not depend on chunking or sharding
-        noise = jax.vmap(lambda r: jax.random.normal(jax.random.fold_in(key, r), (num_counterfactuals, d)))(rows)
-        z0 = constraints.project(x_rep + NOISE_SCALE * noise, x_rep)
+        shape = z0.shape[1:]
+        noise = jax.vmap(lambda r: jax.random.normal(jax.random.fold_in(key, r), shape))(rows)
+        z0 = z0 + NOISE_SCALE * noise if latent else constraints.project(x_rep + NOISE_SCALE * noise, x_rep)
 
     context = generator.prepare(classifier, x, target)
     objective = functools.partial(
         _objective, generator=generator, classifier=classifier, x=x, target=target, context=context
     )
-    value_and_grad = jax.value_and_grad(objective, has_aux=True)
+    grad_in_input_space = jax.value_and_grad(objective, has_aux=True)
+    grad_in_search_space = jax.value_and_grad(lambda z, t: objective(to_input(z), t), has_aux=True)
 
     def step(carry):
         t, z, update_state, done, steps = carry
-        (_, (logits, _)), grad = value_and_grad(z, t)
-        grad = constraints.mask_gradient(grad)
+        (_, (logits, _)), grad = grad_in_search_space(z, t)
+        if not latent:
+            grad = constraints.mask_gradient(grad)
         done = done | _converged(logits, grad, target, threshold, convergence)
         z_next, update_state = generator.update(grad, update_state, z, constraints)
-        z_next = constraints.project(z_next, x_rep)
+        if not latent:
+            z_next = constraints.project(z_next, x_rep)
         # Frozen rows keep their point; a non-finite step (e.g. an overflowing model) is refused.
         keep = done[..., None] | ~jnp.isfinite(z_next)
         z = jnp.where(keep, z, z_next)
@@ -114,17 +127,17 @@ def _search(generator, classifier, x, target, rows, key, constraints, threshold,
     if return_path:
         def scan_step(carry, _):
             carry = step(carry)
-            return carry, carry[1]
+            return carry, to_input(carry[1])
 
-        carry, zs = jax.lax.scan(scan_step, carry, None, length=max_steps)
-        path = jnp.moveaxis(jnp.concatenate([z0[None], zs]), 0, 2)  # (n, K, T+1, d)
+        carry, xs = jax.lax.scan(scan_step, carry, None, length=max_steps)
+        path = jnp.moveaxis(jnp.concatenate([to_input(z0)[None], xs]), 0, 2)  # (n, K, T+1, d)
     else:
         carry = jax.lax.while_loop(lambda c: (c[0] < max_steps) & ~jnp.all(c[3]), step, carry)
         path = None
     t, z, _, _, steps = carry
 
-    x_cf = constraints.project(z, x_rep, one_hot=True)
-    (_, (logits, rows)), grad = value_and_grad(x_cf, t)
+    x_cf = to_input(z, one_hot=True)
+    (_, (logits, terms)), grad = grad_in_input_space(x_cf, t)
     grad = constraints.mask_gradient(grad)
     rule = "threshold" if convergence == "max_steps" else convergence
     return CounterfactualResult(
@@ -134,7 +147,7 @@ def _search(generator, classifier, x, target, rows, key, constraints, threshold,
         converged=_converged(logits, grad, target, threshold, rule),
         steps=steps,
         target_probs=_target_probs(logits, target),
-        losses=rows,
+        losses=terms,
         path=path,
     )
 

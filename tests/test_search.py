@@ -6,6 +6,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from flax import struct
 
 import cfx
 from cfx import generators as G
@@ -309,3 +310,43 @@ def test_search_shards_over_devices():
     out = subprocess.run([sys.executable, "-c", SHARDING_SCRIPT], env=env, capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr[-3000:]
     assert "sharded ok" in out.stdout
+
+
+# ------------------------------------------------------------------------------ latent search
+@struct.dataclass(kw_only=True)
+class _LinearLatent(G.Generic):
+    """A latent generator over a fixed linear decoder x' = z A (m = 1 latent dimension)."""
+
+    latent = True
+    basis: jnp.ndarray = None  # (1, d)
+
+    def encode(self, x):
+        return x @ self.basis.T / jnp.sum(self.basis**2)
+
+    def decode(self, z):
+        return z @ self.basis
+
+
+def test_latent_search_decodes_and_restores_immutable_features(linear_classifier):
+    gen = _LinearLatent(basis=jnp.array([[1.0, 1.0, 1.0]]), cost=0.0)
+    clf = cfx.Classifier(lambda p, x: x @ p, jnp.array([[0.0, 1.0], [0.0, 1.0], [0.0, 1.0]]), n_features=3)
+    x = np.array([[-1.0, -1.0, -1.0], [-2.0, -2.0, -0.5]], np.float32)
+    res = cfx.generate(gen, clf, x, 1, key=KEY, constraints=cfx.Constraints(mutability=["both", "both", "none"]),
+                       return_path=True, max_steps=200)
+    cf = np.asarray(res.counterfactuals[:, 0])
+    assert bool(res.converged.all())
+    np.testing.assert_array_equal(cf[:, 2], x[:, 2])  # immutable, restored after decoding
+    np.testing.assert_allclose(cf[:, 0], cf[:, 1], atol=1e-6)  # on the decoder's line elsewhere
+    assert res.path.shape == (2, 1, 201, 3)
+
+
+def test_claproar_averages_the_member_losses_of_an_ensemble(moons_split, moons_ensemble):
+    from cfx.models import member_logits
+
+    _, test = moons_split
+    x = test.X[:6]
+    res = cfx.generate(G.ClaPROAR(), moons_ensemble, x, 1, key=KEY, max_steps=5)
+    members = member_logits(moons_ensemble, res.counterfactuals[:, 0])  # (M, n, C)
+    expected = -jax.nn.log_softmax(members, axis=-1)[..., 1].mean(0)
+    np.testing.assert_allclose(res.losses["model_loss"][:, 0], expected, rtol=1e-5)
+    assert not np.allclose(res.losses["model_loss"], res.losses["yloss"])

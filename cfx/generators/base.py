@@ -9,6 +9,7 @@ A generator says
   - ``prepare(classifier, x, target)``: per-factual context computed once per search inside
     the compiled computation (e.g. target-class neighbours), read by terms as ``ctx.data``;
   - ``init_update`` / ``update``: its step rule (default: an optax optimiser);
+  - ``latent`` with ``encode`` / ``decode``: search a latent z with x' = decode(z) (REVISE, CLUE);
   - ``validate(num_counterfactuals)``: checks that need the search options.
 """
 
@@ -61,6 +62,7 @@ class Generator:
 
     name: ClassVar[str] = "generator"
     description: ClassVar[str] = ""
+    latent: ClassVar[bool] = False  # True: search z with x' = decode(z) (see encode / decode)
 
     learning_rate: float = 0.1
     optimizer: Any = static("sgd")
@@ -89,6 +91,15 @@ class Generator:
     def prepare(self, classifier, x: jax.Array, target: jax.Array) -> Any:
         """Per-factual context (leading axis n) computed once per search; None by default."""
         return None
+
+    # ------------------------------------------------------------------ latent search
+    def encode(self, x: jax.Array) -> jax.Array:
+        """Starting point z_0 for factuals x (n, K, d) when ``latent``; identity otherwise."""
+        return x
+
+    def decode(self, z: jax.Array) -> jax.Array:
+        """Counterfactual x' = g(z) (n, K, m) -> (n, K, d) when ``latent``; identity otherwise."""
+        return z
 
     # ------------------------------------------------------------------ the step rule
     def make_optimizer(self) -> optax.GradientTransformation:

@@ -97,8 +97,7 @@ class ClaPROAR(Generator):
     + loss_weight · CE(f(x'), y+), cost 0.1, loss_weight 0.5.
     ``variant="paper"``: L2 cost, and the model-loss term switched on only once
     p(y+|x') >= 0.5; use cost 0.1, loss_weight 1.0.
-    For a deep ensemble f is the ensemble's log mean probability, so the term is the loss of
-    the averaged predictive.
+    For a deep ensemble the model-loss term is the members' mean loss (SPEC §1).
     """
 
     name = "claproar"

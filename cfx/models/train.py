@@ -1,0 +1,330 @@
+"""Training: ``fit(dataset, model) -> Classifier`` with a pure, jitted mini-batch loop.
+
+Loss: mean softmax cross-entropy ``−(1/B) Σ_i log softmax(f(x_i))_{y_i}`` (multiclass
+members too: SPEC §3), optimiser AdamW (``weight_decay=0`` is exactly Adam).
+
+One epoch is one compiled call: shuffle with a PRNG key, pad the permutation to whole
+mini-batches (padded slots carry weight 0, so every example counts exactly once per
+epoch), and ``lax.scan`` the train step over the batches. Epochs loop in Python so a
+progress bar can report them. The learning rate and weight decay live in the optimiser
+state (``optax.inject_hyperparams``), and the compiled epoch is cached on a hashable spec
+(model, batch size), so a warm-started refit with the same shapes — every round of a
+recourse-dynamics simulation — reuses the compiled code. Ensembles ``vmap`` the same
+epoch over members (own init keys, own shuffles).
+"""
+
+from __future__ import annotations
+
+import collections
+import dataclasses
+import functools
+from typing import Any, Sequence
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from tqdm.auto import tqdm
+
+from cfx.classifier import Classifier
+from cfx.models.ensemble import Ensemble
+from cfx.models.mlp import MLP, ModuleApply, accepts_train_flag
+
+_MODELS = {
+    "mlp": "flax multi-layer perceptron: widths, activation (relu, swish, tanh, ...), dropout",
+    "ensemble": "deep ensemble of n_members MLPs with stacked parameters; probabilities averaged",
+    "linear": "logistic regression (an MLP with no hidden layers), as in the recourse-dynamics experiments",
+}
+
+# Number of times each training spec has been traced (compiled); see trace_count().
+_TRACES: collections.Counter = collections.Counter()
+
+
+def list_models() -> dict[str, str]:
+    """Model names accepted by :func:`fit`, with a one-line description each."""
+    return dict(_MODELS)
+
+
+def trace_count() -> int:
+    """How many times the jitted training epoch has been traced in this process.
+
+    A warm-started refit with unchanged shapes must leave this unchanged.
+    """
+    return sum(_TRACES.values())
+
+
+# ----------------------------------------------------------------------------------
+# pure training pieces
+# ----------------------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class _Spec:
+    """Static (hashable) part of a training run: the model's apply object and batch size."""
+
+    apply: ModuleApply | Ensemble
+    batch_size: int
+    dropout_rng: bool  # whether the module takes train=True (then it gets a dropout key)
+
+
+def _optimizer() -> optax.GradientTransformation:
+    # Values here are placeholders: inject_hyperparams reads the real learning rate and
+    # weight decay from the optimiser state, so they are array leaves, not constants.
+    return optax.inject_hyperparams(optax.adamw)(learning_rate=0.0, weight_decay=0.0)
+
+
+def _init_opt_state(params: Any, learning_rate: float, weight_decay: float) -> Any:
+    tx = optax.inject_hyperparams(optax.adamw)(
+        learning_rate=jnp.float32(learning_rate), weight_decay=jnp.float32(weight_decay)
+    )
+    return tx.init(params)
+
+
+def _as_two_class(logits: jax.Array) -> jax.Array:
+    """A single binary logit f becomes [0, f] (logit-BCE == softmax CE on [0, f])."""
+    if logits.shape[-1] == 1:
+        return jnp.concatenate([jnp.zeros_like(logits), logits], axis=-1)
+    return logits
+
+
+def batch_loss(member: ModuleApply, params: Any, x: jax.Array, y: jax.Array, w: jax.Array, key) -> jax.Array:
+    """Weighted mean softmax cross-entropy ``Σ_i w_i CE(f(x_i), y_i) / Σ_i w_i``.
+
+    ``key`` feeds dropout (``None``: deterministic forward pass).
+    """
+    logits = _as_two_class(member.train_logits(params, x, key))
+    ce = optax.softmax_cross_entropy_with_integer_labels(logits, y)
+    return jnp.sum(ce * w) / jnp.maximum(jnp.sum(w), 1.0)
+
+
+def _epoch(spec: _Spec, member: ModuleApply, params, opt_state, X, y, key):
+    """One shuffled pass over (X, y) for a single model: returns (params, opt_state, mean loss)."""
+    n = X.shape[0]
+    bs = spec.batch_size
+    n_batches = -(-n // bs)
+    pad = n_batches * bs - n
+    k_perm, k_drop = jax.random.split(key)
+    perm = jax.random.permutation(k_perm, n)
+    # Pad with real indices (any will do) at weight 0: the ragged last batch still counts.
+    idx = jnp.concatenate([perm, perm[:pad]]).reshape(n_batches, bs)
+    w = jnp.concatenate([jnp.ones(n, jnp.float32), jnp.zeros(pad, jnp.float32)]).reshape(n_batches, bs)
+    drop_keys = jax.random.split(k_drop, n_batches)
+    tx = _optimizer()
+
+    def step(carry, batch):
+        params, opt_state = carry
+        i, wb, k = batch
+        loss, grads = jax.value_and_grad(batch_loss, argnums=1)(
+            member, params, X[i], y[i], wb, k if spec.dropout_rng else None
+        )
+        updates, opt_state = tx.update(grads, opt_state, params)
+        return (optax.apply_updates(params, updates), opt_state), loss * jnp.sum(wb)
+
+    (params, opt_state), losses = jax.lax.scan(step, (params, opt_state), (idx, w, drop_keys))
+    return params, opt_state, jnp.sum(losses) / n
+
+
+@functools.partial(jax.jit, static_argnums=0)
+def _run_epoch(spec: _Spec, params, opt_state, X, y, key):
+    """Jitted epoch; ensembles vmap it over members (stacked params, one key each)."""
+    _TRACES[spec] += 1  # runs at trace time only: counts compilations
+    if isinstance(spec.apply, Ensemble):
+        keys = jax.random.split(key, spec.apply.n_members)
+        run = functools.partial(_epoch, spec, spec.apply.member)
+        params, opt_state, loss = jax.vmap(run, in_axes=(0, 0, None, None, 0))(params, opt_state, X, y, keys)
+        return params, opt_state, jnp.mean(loss)
+    return _epoch(spec, spec.apply, params, opt_state, X, y, key)
+
+
+# ----------------------------------------------------------------------------------
+# user-facing fit
+# ----------------------------------------------------------------------------------
+
+
+def _check_positive_int(name: str, value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+        raise ValueError(f"{name} must be an int >= 1; got {value!r}")
+    return int(value)
+
+
+def _resolve_model(model, *, n_classes, widths, activation, dropout, n_members) -> ModuleApply | Ensemble:
+    if isinstance(model, Ensemble):
+        return model
+    if isinstance(model, nn.Module):
+        return ModuleApply(model)
+    if not isinstance(model, str):
+        raise TypeError(
+            f"model must be one of {sorted(_MODELS)}, a flax.linen.Module or a cfx.models.Ensemble; "
+            f"got {type(model).__name__}"
+        )
+    name = model.lower()
+    if name not in _MODELS:
+        raise ValueError(f"unknown model {model!r}; known models: {sorted(_MODELS)}")
+    widths = tuple(int(w) for w in widths)
+    if name == "linear":
+        return ModuleApply(MLP(widths=(), n_classes=n_classes))
+    mlp = MLP(widths=widths, n_classes=n_classes, activation=activation, dropout=float(dropout))
+    if name == "ensemble":
+        return Ensemble(mlp, n_members=_check_positive_int("n_members", n_members))
+    return ModuleApply(mlp)
+
+
+def _check_dataset(dataset) -> tuple[np.ndarray, np.ndarray]:
+    if not (hasattr(dataset, "X") and hasattr(dataset, "y")):
+        raise TypeError(f"dataset must be a cfx.data.Dataset (with .X and .y); got {type(dataset).__name__}")
+    X = np.asarray(dataset.X, np.float32)
+    y = np.asarray(dataset.y)
+    if X.ndim != 2 or X.shape[0] < 1:
+        raise ValueError(f"dataset.X must have shape (n, d) with n >= 1; got {X.shape}")
+    if y.shape != (X.shape[0],):
+        raise ValueError(f"dataset.y must have shape ({X.shape[0]},); got {y.shape}")
+    bad = ~np.isfinite(X)
+    if bad.any():
+        rows = np.unique(np.nonzero(bad)[0])
+        raise ValueError(
+            f"dataset.X contains {int(bad.sum())} NaN/inf values (in {rows.size} rows, first row {rows[0]}); "
+            "impute or drop them before fit"
+        )
+    if not np.issubdtype(y.dtype, np.integer) and not np.all(y == np.round(y)):
+        raise ValueError("dataset.y must hold integer class labels")
+    y = y.astype(np.int32)
+    if y.min() < 0:
+        raise ValueError(f"dataset.y must hold class labels 0..C-1; got min {int(y.min())}")
+    return X, y
+
+
+def _warm_params(init_params, fresh_shapes) -> Any:
+    """Check ``init_params`` against the model's parameter structure and shapes."""
+    if isinstance(init_params, Classifier):
+        init_params = init_params.params
+    ref_def = jax.tree_util.tree_structure(fresh_shapes)
+    got_def = jax.tree_util.tree_structure(init_params)
+    if ref_def != got_def:
+        raise ValueError(
+            "init_params does not match the model's parameter structure "
+            f"(expected {ref_def}, got {got_def}); pass the params of a model with the same "
+            "architecture (and n_classes / n_members)"
+        )
+    leaves = []
+    for ref, leaf in zip(jax.tree_util.tree_leaves(fresh_shapes), jax.tree_util.tree_leaves(init_params)):
+        leaf = jnp.asarray(leaf, ref.dtype)
+        if leaf.shape != ref.shape:
+            raise ValueError(f"init_params has a leaf of shape {leaf.shape} where the model expects {ref.shape}")
+        leaves.append(leaf)
+    return jax.tree_util.tree_unflatten(ref_def, leaves)
+
+
+def fit(
+    dataset,
+    model: str | nn.Module | Ensemble = "mlp",
+    *,
+    epochs: int = 100,
+    batch_size: int = 64,
+    learning_rate: float = 1e-3,
+    seed: int = 0,
+    widths: Sequence[int] = (64, 64),
+    activation: str = "relu",
+    dropout: float = 0.0,
+    n_members: int = 5,
+    init_params: Any = None,
+    progress: bool = False,
+    weight_decay: float = 0.0,
+    n_classes: int | None = None,
+) -> Classifier:
+    """Train a classifier on ``dataset`` and return it as a :class:`cfx.Classifier`.
+
+    Minimises mean softmax cross-entropy with AdamW (decoupled ``weight_decay``; 0 gives
+    Adam) over shuffled mini-batches; every example is used once per epoch (the ragged
+    last batch is padded with zero-weight slots).
+
+    Args:
+      dataset: a :class:`cfx.data.Dataset` (``X`` (n, d) finite floats, ``y`` (n,) labels 0..C-1).
+      model: ``"mlp"``, ``"ensemble"``, ``"linear"`` (see :func:`list_models`), any
+        ``flax.linen.Module`` mapping (n, d) -> (n, C) logits (a ``train`` keyword, if it has
+        one, is set during training, with a ``"dropout"`` rng), or a
+        :class:`cfx.models.Ensemble` of any module.
+      epochs, batch_size, learning_rate: optimisation settings (batch_size is capped at n).
+      seed: PRNG seed for initialisation, shuffling and dropout; same seed -> same params.
+      widths, activation, dropout: MLP architecture (ignored for ``"linear"`` and modules).
+      n_members: ensemble size M for ``"ensemble"``.
+      init_params: warm start from these parameters (or a Classifier's); shapes must match.
+        The optimiser state starts afresh. A refit with unchanged shapes (same model,
+        batch size and number of rows) reuses the compiled training code.
+      progress: show a tqdm bar over epochs with the epoch's mean loss.
+      weight_decay: decoupled weight decay (AdamW).
+      n_classes: number of classes C; default ``max(max(y) + 1, 2)``.
+
+    Returns:
+      A Classifier whose ``apply_fn`` is deterministic (dropout off). Ensembles give
+      ``log mean_m softmax(f_m)``; ``classifier.apply_fn.member_logits(params, x)`` has
+      shape (M, n, C).
+
+    Example::
+
+        clf = cfx.models.fit(train, "mlp", epochs=100, seed=0)
+        clf2 = cfx.models.fit(new_train, "mlp", epochs=10, init_params=clf.params)  # no recompile
+    """
+    X, y = _check_dataset(dataset)
+    epochs = _check_positive_int("epochs", epochs)
+    batch_size = _check_positive_int("batch_size", batch_size)
+    if not (np.isfinite(learning_rate) and learning_rate > 0):
+        raise ValueError(f"learning_rate must be a positive finite float; got {learning_rate!r}")
+    if not (np.isfinite(weight_decay) and weight_decay >= 0):
+        raise ValueError(f"weight_decay must be a finite float >= 0; got {weight_decay!r}")
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
+        raise TypeError(f"seed must be an int; got {type(seed).__name__}")
+    n_classes = max(int(y.max()) + 1, 2) if n_classes is None else _check_positive_int("n_classes", n_classes)
+    if int(y.max()) >= n_classes:
+        raise ValueError(f"dataset.y has label {int(y.max())} but n_classes={n_classes}")
+
+    apply = _resolve_model(
+        model, n_classes=n_classes, widths=widths, activation=activation, dropout=dropout, n_members=n_members
+    )
+    n, d = X.shape
+    key = jax.random.key(int(seed))
+    k_init, k_train = jax.random.split(key)
+
+    fresh_shapes = jax.eval_shape(functools.partial(apply.init, n_features=d), k_init)
+    if any(c != "params" for c in fresh_shapes):
+        raise ValueError(
+            f"fit trains stateless modules only (variables {sorted(fresh_shapes)}); modules with "
+            "batch statistics or other mutable collections must be trained by hand and wrapped in a Classifier"
+        )
+    member = apply.member if isinstance(apply, Ensemble) else apply
+    member_shapes = fresh_shapes
+    if isinstance(apply, Ensemble):  # drop the stacked member axis
+        member_shapes = jax.tree_util.tree_map(lambda s: jax.ShapeDtypeStruct(s.shape[1:], s.dtype), fresh_shapes)
+    out = jax.eval_shape(member, member_shapes, jax.ShapeDtypeStruct((1, d), jnp.float32))
+    if out.ndim != 2 or not (out.shape[-1] >= n_classes or (out.shape[-1] == 1 and n_classes == 2)):
+        raise ValueError(f"model must output (n, C) logits with C >= {n_classes}; got shape {out.shape} for (1, {d})")
+
+    params = apply.init(k_init, d) if init_params is None else _warm_params(init_params, fresh_shapes)
+    if isinstance(apply, Ensemble):
+        opt_state = jax.vmap(lambda p: _init_opt_state(p, learning_rate, weight_decay))(params)
+    else:
+        opt_state = _init_opt_state(params, learning_rate, weight_decay)
+
+    spec = _Spec(apply=apply, batch_size=min(batch_size, n), dropout_rng=accepts_train_flag(member.module))
+    Xj, yj = jnp.asarray(X), jnp.asarray(y)
+    label = model if isinstance(model, str) else type(model).__name__
+    bar = tqdm(range(epochs), desc=f"fit {label}", disable=not progress, leave=False)
+    for epoch in bar:
+        params, opt_state, loss = _run_epoch(spec, params, opt_state, Xj, yj, jax.random.fold_in(k_train, epoch))
+        if progress:  # host sync only when someone is watching
+            bar.set_postfix(loss=f"{float(loss):.4f}")
+    return Classifier(apply, params, n_features=d, n_classes=max(n_classes, int(out.shape[-1])))
+
+
+def accuracy(classifier: Classifier, dataset, y=None) -> float:
+    """Share of examples whose predicted label equals the true one: mean(argmax f(x) == y).
+
+    ``accuracy(clf, dataset)`` or ``accuracy(clf, X, y)``.
+    """
+    if y is None:
+        X, labels = np.asarray(dataset.X, np.float32), np.asarray(dataset.y)
+    else:
+        X, labels = np.asarray(dataset, np.float32), np.asarray(y)
+    if X.shape[0] == 0:
+        raise ValueError("accuracy needs at least one example")
+    return float(np.mean(np.asarray(classifier.predict(X)) == labels))
