@@ -16,6 +16,15 @@ from cfx.search import generate
 
 __version__ = "0.1.0"
 
+
+def __getattr__(name):
+    """The experiment layer (pandas, matplotlib) loads on first use, not with ``import cfx``."""
+    if name in ("experiment", "benchmark", "plotting", "results"):
+        import importlib
+
+        return importlib.import_module(f"cfx.{name}")
+    raise AttributeError(f"module 'cfx' has no attribute {name!r}")
+
 __all__ = [
     "Classifier", "Constraints", "CounterfactualResult", "data", "evaluate", "evaluation", "generate",
     "generators", "losses", "models",

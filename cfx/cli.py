@@ -1,0 +1,195 @@
+"""The ``cfx`` command: run experiments from config files, list what cfx knows, show results.
+
+    cfx run CONFIG [--set key=value ...] [--out DIR] [--resume] [--force] [--data-dir DIR]
+    cfx list [datasets|models|generators|metrics]
+    cfx show RESULT_DIR
+
+Exit codes: 0 success; 1 a run failed (e.g. a missing data file); 2 bad config or usage, or
+an output folder that must not be overwritten; 130 interrupted (the folder stays resumable).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import warnings
+from pathlib import Path
+from typing import Sequence
+
+EPILOG_RUN = """\
+examples:
+  cfx run configs/quickstart.yaml
+  cfx run configs/benchmark.yaml --set runs=3 --set "generators[0].cost=0.5" --out results/b3
+  cfx run configs/benchmark.yaml --resume          # continue an interrupted run
+  cfx run configs/benchmark.yaml --dry-run         # validate and print the resolved config
+
+--set takes a key path (dots, [i] or .i for list items) and a YAML value; it is
+validated like the file. Data files are read from --data-dir, else the config's
+data_dir, else $CFX_DATA_DIR, else ../shared/data next to the repository.
+"""
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="cfx", description="Counterfactual explanations in JAX: config-driven experiments.",
+                                formatter_class=argparse.RawDescriptionHelpFormatter,
+                                epilog="Run 'cfx COMMAND --help' for the options of a command.")
+    from cfx import __version__
+
+    p.add_argument("--version", action="version", version=f"cfx {__version__}")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND")
+
+    run = sub.add_parser("run", help="run (or resume) the experiment of a config file",
+                         description="Run the benchmark grid of a YAML config: train the models, search counterfactuals "
+                                     "with every generator, evaluate, and write a results folder (resolved config, "
+                                     "environment, models, counterfactuals, tables, figures, timings).",
+                         epilog=EPILOG_RUN, formatter_class=argparse.RawDescriptionHelpFormatter)
+    run.add_argument("config", metavar="CONFIG", help="experiment config (YAML)")
+    run.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                     help="override a config value, e.g. --set seed=1 (repeatable)")
+    run.add_argument("--out", metavar="DIR", help="results folder (default: the config's output, else results/<name>)")
+    group = run.add_mutually_exclusive_group()
+    group.add_argument("--resume", action="store_true", help="continue an interrupted run of the same experiment")
+    group.add_argument("--force", action="store_true", help="delete an existing results folder and start over")
+    run.add_argument("--data-dir", metavar="DIR", help="folder with the real data files (default: $CFX_DATA_DIR)")
+    run.add_argument("--dry-run", action="store_true", help="validate, print the resolved config and the grid size, stop")
+    run.add_argument("--no-progress", action="store_true", help="no progress bars")
+
+    ls = sub.add_parser("list", help="list data sets, models, generators and metrics",
+                        description="List what cfx knows, with one-line descriptions.")
+    ls.add_argument("what", nargs="?", choices=["datasets", "models", "generators", "metrics"],
+                    help="only this section (default: all)")
+
+    show = sub.add_parser("show", help="print the table of a results folder",
+                          description="Print the summary table of a finished run (or the progress of an unfinished one).")
+    show.add_argument("result_dir", metavar="RESULT_DIR", help="a folder written by 'cfx run'")
+    show.add_argument("--metrics", metavar="NAMES", help="comma-separated metric columns (default: the config's or headline)")
+    return p
+
+
+def _err(msg: str) -> None:
+    print(f"cfx: error: {msg}", file=sys.stderr)
+
+
+def _show_warning(message, category, filename, lineno, file=None, line=None):
+    print(f"cfx: warning: {message}", file=sys.stderr if file is None else file)
+
+
+def _cmd_run(args) -> int:
+    with warnings.catch_warnings():  # one-line warnings on the terminal, restored afterwards
+        warnings.showwarning = _show_warning
+        return _run(args)
+
+
+def _run(args) -> int:
+    from cfx.experiment import ConfigError, dump_config, load_config
+    from cfx.results import OutputExistsError
+
+    data_dir = args.data_dir
+    try:
+        cfg = load_config(args.config, args.overrides, data_dir=data_dir, output=args.out)
+    except ConfigError as e:
+        _err(str(e))
+        return 2
+    if args.dry_run:
+        print(dump_config(cfg), end="")
+        n = len(cfg.data) * len(cfg.models) * len(cfg.generators) * cfg.runs
+        print(f"# grid: {len(cfg.data)} data x {len(cfg.models)} models x {len(cfg.generators)} generators x "
+              f"{cfg.runs} runs = {n} cells -> {cfg.output_dir}")
+        return 0
+    from cfx import benchmark
+
+    out = cfg.output_dir
+    try:
+        res = benchmark.run_grid(cfg, out, resume=args.resume, force=args.force, progress=not args.no_progress)
+    except ConfigError as e:
+        _err(str(e))
+        return 2
+    except OutputExistsError as e:
+        _err(str(e))
+        return 2
+    except FileNotFoundError as e:
+        _err(str(e))
+        return 1
+    except KeyboardInterrupt:
+        cmd = " ".join(["cfx", "run", args.config, *[f"--set {s}" for s in args.overrides],
+                        *(["--out", args.out] if args.out else []), "--resume"])
+        print(f"\ninterrupted: finished cells are saved in {out}; continue with\n  {cmd}", file=sys.stderr)
+        return 130
+    print(res.summary)
+    print(f"results: {res.out_dir}")
+    for f in res.figures:
+        print(f"figure:  {f}")
+    return 0
+
+
+def _cmd_list(args) -> int:
+    sections = []
+    if args.what in (None, "datasets"):
+        import cfx.data
+        sections.append(("data sets", cfx.data.list_datasets()))
+    if args.what in (None, "models"):
+        import cfx.models
+        sections.append(("models", cfx.models.list_models()))
+    if args.what in (None, "generators"):
+        import cfx.generators
+        sections.append(("generators", cfx.generators.describe()))
+    if args.what in (None, "metrics"):
+        import cfx.evaluation
+        sections.append(("metrics", cfx.evaluation.list_metrics()))
+    for i, (title, items) in enumerate(sections):
+        if i:
+            print()
+        print(f"{title}:")
+        width = max(len(k) for k in items)
+        for name, desc in items.items():
+            first = str(desc).strip().splitlines()[0] if str(desc).strip() else ""
+            print(f"  {name:<{width}}  {first}")
+    return 0
+
+
+def _cmd_show(args) -> int:
+    import pandas as pd
+    import yaml
+
+    from cfx import benchmark
+    from cfx.results import CONFIG_FILE, MARKER, ResultsDir
+
+    root = Path(args.result_dir)
+    if not (root / MARKER).exists() or not (root / CONFIG_FILE).exists():
+        _err(f"{root} is not a cfx results folder (no {CONFIG_FILE}); run 'cfx run CONFIG --out {root}' first")
+        return 2
+    cfg = yaml.safe_load((root / CONFIG_FILE).read_text()) or {}
+    metrics = args.metrics.split(",") if args.metrics else cfg.get("metrics")
+    csv = root / "results.csv"
+    if not csv.exists():
+        done = len(ResultsDir(root).finished_cells())
+        n = len(cfg.get("data", [])) * len(cfg.get("models", [])) * len(cfg.get("generators", [])) * int(cfg.get("runs", 1))
+        print(f"{root}: unfinished run, {done} of {n} cells done; continue with 'cfx run CONFIG --out {root} --resume'")
+        return 1
+    table = pd.read_csv(csv)
+    print(benchmark.summary_markdown(benchmark.summarise(table), metrics, title=cfg.get("name")))
+    timings = root / "timings.csv"
+    if timings.exists():
+        t = pd.read_csv(timings)
+        print(f"search time {t['runtime_s'].sum():.2f} s, compile time {t['compile_s'].sum():.2f} s over {len(t)} cells")
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``cfx`` command; returns the exit code."""
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return 2
+    try:
+        return {"run": _cmd_run, "list": _cmd_list, "show": _cmd_show}[args.command](args)
+    except BrokenPipeError:  # `cfx show DIR | head`: the reader left; not an error of ours
+        import os
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,252 @@
+"""Figures (matplotlib, Agg backend, PNG): 2-D counterfactual paths, image grids, benchmark charts.
+
+Three figures, each with an object-level entry point for research code and an array-level
+one the benchmark uses on its saved results:
+
+- 2-D: filled contour of p(target | x) over a grid, data coloured by class, counterfactual
+  paths with start (circle) and end (star) marked — :func:`plot_counterfactuals_2d`
+  (classifier, data, result; search with ``return_path=True`` for paths) and
+  :func:`plot_2d_panels` (one panel per generator).
+- images: factual -> counterfactual per generator, for 8x8 digits or 28x28 MNIST —
+  :func:`plot_image_grid`.
+- benchmark: mean ± sd per generator for each metric, grouped by model — :func:`plot_benchmark`.
+
+Example::
+
+    res = cfx.generate(gen, clf, x, 1, key=key, return_path=True)
+    fig = cfx.plotting.plot_counterfactuals_2d(clf, train, res)
+    cfx.plotting.save_figure(fig, "figures/moons.png")
+"""
+
+from __future__ import annotations
+
+import io
+import math
+import os
+from pathlib import Path
+from typing import Mapping, Sequence
+
+import matplotlib
+
+matplotlib.use("Agg")  # files only; never needs a display
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+__all__ = ["probability_grid", "draw_2d", "plot_counterfactuals_2d", "plot_2d_panels", "plot_image_grid",
+           "plot_benchmark", "save_figure"]
+
+_CLASS_COLOURS = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2", "#7f7f7f",
+                  "#bcbd22", "#17becf")
+MAX_PATHS = 50
+
+
+def save_figure(fig, path: str | os.PathLike, dpi: int = 100) -> Path:
+    """Write ``fig`` as PNG atomically (temp file + ``os.replace``) and close it."""
+    from cfx.results import write_bytes
+
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=dpi)
+    plt.close(fig)
+    path = Path(path)
+    write_bytes(path, buf.getvalue())
+    return path
+
+
+# --------------------------------------------------------------------------------------
+# 2-D
+# --------------------------------------------------------------------------------------
+
+
+def probability_grid(classifier, X: np.ndarray, resolution: int = 100, margin: float = 0.1) -> dict:
+    """``{"xx", "yy", "probs"}``: p(class | x) (G, G, C) on a G x G grid spanning ``X`` (n, 2)."""
+    X = np.asarray(X, np.float32)
+    if X.ndim != 2 or X.shape[1] != 2:
+        raise ValueError(f"X must have shape (n, 2) for a 2-D figure; got {X.shape}")
+    lo, hi = X.min(0), X.max(0)
+    pad = margin * (hi - lo + 1e-6)
+    xx, yy = np.meshgrid(np.linspace(lo[0] - pad[0], hi[0] + pad[0], resolution, dtype=np.float32),
+                         np.linspace(lo[1] - pad[1], hi[1] + pad[1], resolution, dtype=np.float32))
+    probs = np.asarray(classifier.probs(np.stack([xx.ravel(), yy.ravel()], 1)))
+    return {"xx": xx, "yy": yy, "probs": probs.reshape(resolution, resolution, -1)}
+
+
+def draw_2d(ax, grid: Mapping, X: np.ndarray, y: np.ndarray, counterfactuals: np.ndarray, *, factuals=None,
+            paths=None, target: int = 1, max_paths: int = MAX_PATHS, colorbar: bool = True):
+    """Draw one 2-D panel on ``ax``.
+
+    Args:
+      grid: ``{"xx", "yy", "probs"}`` from :func:`probability_grid`; the contour shows
+        p(target | x) = probs[..., target].
+      X, y: data points (n, 2) and labels, coloured by class.
+      counterfactuals: (m, K, 2) or (m, 2) end points (stars).
+      factuals: (m, 2) start points (circles); taken from ``paths`` when given.
+      paths: (m, K, T + 1, 2) search paths (lines); frozen tails are drawn once.
+      target: the class whose probability is contoured.
+      max_paths: draw at most this many factuals (the first ones).
+
+    Returns the contour set (for a shared colorbar).
+    """
+    probs = np.asarray(grid["probs"])
+    cs = ax.contourf(grid["xx"], grid["yy"], probs[..., target], levels=np.linspace(0, 1, 11), cmap="RdBu_r",
+                     alpha=0.55, vmin=0, vmax=1)
+    if colorbar:
+        ax.figure.colorbar(cs, ax=ax, label=f"p(y={target} | x)")
+    X, y = np.asarray(X), np.asarray(y)
+    for c in np.unique(y):
+        m = y == c
+        ax.scatter(X[m, 0], X[m, 1], s=8, color=_CLASS_COLOURS[int(c) % 10], alpha=0.5, label=f"class {int(c)}",
+                   edgecolors="none")
+    cf = np.asarray(counterfactuals)
+    cf = cf[:, None] if cf.ndim == 2 else cf
+    m = min(len(cf), max_paths)
+    if paths is not None:
+        P = np.asarray(paths)[:m]
+        for i in range(m):
+            for k in range(P.shape[1]):
+                path = P[i, k]
+                # drop the frozen tail (repeated final point) so the line ends where the search stopped
+                moved = np.flatnonzero(np.any(np.abs(np.diff(path, axis=0)) > 0, axis=1))
+                path = path[: (moved[-1] + 2) if len(moved) else 1]
+                ax.plot(path[:, 0], path[:, 1], color="k", lw=0.7, alpha=0.6)
+        factuals = P[:, 0, 0]
+    if factuals is not None:
+        F = np.asarray(factuals)[:m]
+        ax.scatter(F[:, 0], F[:, 1], marker="o", s=28, facecolors="white", edgecolors="k", linewidths=1.0,
+                   label="factual", zorder=3)
+    E = cf[:m].reshape(-1, 2)
+    ax.scatter(E[:, 0], E[:, 1], marker="*", s=70, color="gold", edgecolors="k", linewidths=0.6,
+               label="counterfactual", zorder=4)
+    ax.set_xlim(float(np.min(grid["xx"])), float(np.max(grid["xx"])))
+    ax.set_ylim(float(np.min(grid["yy"])), float(np.max(grid["yy"])))
+    return cs
+
+
+def plot_counterfactuals_2d(classifier, data, result, *, ax=None, resolution: int = 100, max_paths: int = MAX_PATHS,
+                            title: str | None = None):
+    """The 2-D figure for one search: contour of p(target | x), the data, the counterfactuals
+    and (when the result has ``path``) their search paths. Returns the Figure."""
+    if data.n_features != 2:
+        raise ValueError(f"a 2-D figure needs 2 features; the data has {data.n_features}")
+    fig, ax = (plt.subplots(figsize=(6, 5)) if ax is None else (ax.figure, ax))
+    grid = probability_grid(classifier, data.X, resolution)
+    target = int(np.bincount(np.asarray(result.target)).argmax())
+    draw_2d(ax, grid, data.X, data.y, np.asarray(result.counterfactuals), factuals=np.asarray(result.factuals),
+            paths=None if result.path is None else np.asarray(result.path), target=target, max_paths=max_paths)
+    ax.set_title(title or result.generator or "counterfactuals")
+    ax.legend(loc="upper right", fontsize=7)
+    fig.tight_layout()
+    return fig
+
+
+def plot_2d_panels(grid: Mapping, arrays_by_generator: Mapping[str, Mapping], *, title: str | None = None,
+                   max_paths: int = MAX_PATHS):
+    """One 2-D panel per generator from saved arrays (``grid`` with ``X``, ``y``; per generator
+    ``factuals``, ``counterfactuals``, ``target`` and optionally ``path``). Returns the Figure."""
+    names = list(arrays_by_generator)
+    cols = min(3, len(names))
+    rows = math.ceil(len(names) / cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(4.6 * cols, 4.0 * rows), squeeze=False)
+    cs = None
+    for ax, name in zip(axes.ravel(), names):
+        a = arrays_by_generator[name]
+        target = int(np.bincount(np.asarray(a["target"])).argmax())
+        cs = draw_2d(ax, grid, grid["X"], grid["y"], a["counterfactuals"], factuals=a["factuals"], paths=a.get("path"),
+                target=target, max_paths=max_paths, colorbar=False)
+        ax.set_title(name)
+    for ax in axes.ravel()[len(names):]:
+        ax.axis("off")
+    handles, labels = axes.ravel()[0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="lower center", ncol=len(labels), fontsize=8)
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout(rect=(0, 0.06, 0.93, 1))
+    cax = fig.add_axes((0.94, 0.15, 0.012, 0.7))
+    fig.colorbar(cs, cax=cax, label="p(target | x)")
+    return fig
+
+
+# --------------------------------------------------------------------------------------
+# Images
+# --------------------------------------------------------------------------------------
+
+
+def plot_image_grid(factuals: np.ndarray, counterfactuals: Mapping[str, np.ndarray], image_shape: Sequence[int], *,
+                    n_rows: int = 6, targets=None, title: str | None = None, vmin: float = -1.0, vmax: float = 1.0):
+    """Rows: examples; columns: the factual, then the counterfactual of each generator (or model).
+
+    Args:
+      factuals: (n, d) flattened images with d = prod(image_shape).
+      counterfactuals: label -> (n, d) counterfactuals (one per factual).
+      image_shape: (height, width), e.g. (8, 8) for digits or (28, 28) for MNIST.
+      targets: (n,) target classes, shown in the row labels.
+      vmin, vmax: the pixel range (cfx's image sets use [-1, 1]).
+    """
+    F = np.asarray(factuals)
+    h, w = int(image_shape[0]), int(image_shape[1])
+    if F.ndim != 2 or F.shape[1] != h * w:
+        raise ValueError(f"factuals must have shape (n, {h * w}) for image_shape {tuple(image_shape)}; got {F.shape}")
+    n = min(n_rows, len(F))
+    labels = list(counterfactuals)
+    cols = 1 + len(labels)
+    fig, axes = plt.subplots(n, cols, figsize=(1.3 * cols + 0.6, 1.3 * n + 0.5), squeeze=False)
+    for i in range(n):
+        imgs = [F[i]] + [np.asarray(counterfactuals[k])[i] for k in labels]
+        for j, img in enumerate(imgs):
+            ax = axes[i, j]
+            ax.imshow(np.asarray(img).reshape(h, w), cmap="gray", vmin=vmin, vmax=vmax)
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if i == 0:
+                ax.set_title("factual" if j == 0 else labels[j - 1], fontsize=8)
+        if targets is not None:
+            axes[i, 0].set_ylabel(f"-> {int(np.asarray(targets)[i])}", fontsize=8)
+    if title:
+        fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+# --------------------------------------------------------------------------------------
+# Benchmark chart
+# --------------------------------------------------------------------------------------
+
+
+def plot_benchmark(summary, metrics: Sequence[str] | None = None, *, title: str | None = None, max_metrics: int = 8):
+    """Mean ± sd per generator for each metric (one panel each), points grouped by model.
+
+    Args:
+      summary: a DataFrame with columns model, generator, metric, mean, sd (e.g.
+        :func:`cfx.benchmark.summarise` of a grid's table, for one data set).
+      metrics: which metrics (default: the headline ones present, at most ``max_metrics``).
+    """
+    from cfx.benchmark import HEADLINE_METRICS
+
+    present = list(dict.fromkeys(summary["metric"]))
+    chosen = [m for m in (metrics or HEADLINE_METRICS) if m in present] or present
+    chosen = chosen[:max_metrics]
+    generators = list(dict.fromkeys(summary["generator"]))
+    models = list(dict.fromkeys(summary["model"]))
+    cols = min(4, len(chosen))
+    rows = math.ceil(len(chosen) / cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(3.6 * cols, 3.0 * rows + 0.6), squeeze=False)
+    width = 0.7 / max(1, len(models))
+    x = np.arange(len(generators))
+    for ax, metric in zip(axes.ravel(), chosen):
+        sub = summary[summary["metric"] == metric]
+        for j, model in enumerate(models):
+            s = sub[sub["model"] == model].set_index("generator").reindex(generators)
+            offset = (j - (len(models) - 1) / 2) * width
+            ax.errorbar(x + offset, s["mean"].to_numpy(float), yerr=np.nan_to_num(s["sd"].to_numpy(float)), fmt="o",
+                        capsize=3, ms=5, color=_CLASS_COLOURS[j % 10], label=model)
+        ax.set_xticks(x)
+        ax.set_xticklabels(generators, rotation=40, ha="right", fontsize=8)
+        ax.set_title(metric, fontsize=9)
+        ax.grid(axis="y", alpha=0.3)
+    for ax in axes.ravel()[len(chosen):]:
+        ax.axis("off")
+    handles, labels = axes.ravel()[0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="center right", fontsize=8, title="model")
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout(rect=(0, 0, 0.9, 1))
+    return fig

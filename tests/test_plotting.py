@@ -1,0 +1,97 @@
+"""Figures: every plot writes a non-empty PNG of the expected pixel size."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from matplotlib.image import imread
+
+from cfx import plotting
+from cfx.data import Dataset, FeatureSchema
+from cfx.result import CounterfactualResult
+
+
+def _png_shape(path):
+    assert path.stat().st_size > 1000
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    return imread(path).shape[:2]  # (height, width)
+
+
+@pytest.fixture
+def linear_result():
+    """Hand-made straight-line search paths from class-0 points towards x0 + x1 = 1."""
+    rng = np.random.default_rng(0)
+    x = rng.uniform(-1.0, 0.3, size=(5, 2)).astype(np.float32)
+    T = 6
+    end = x + (1.2 - x.sum(1, keepdims=True)) / 2.0
+    steps = np.linspace(0, 1, T + 1)[None, :, None]
+    path = (x[:, None] + steps * (end - x)[:, None])[:, None]  # (5, 1, T + 1, 2)
+    return CounterfactualResult(
+        factuals=x, target=np.ones(5, np.int32), counterfactuals=end[:, None], converged=np.ones((5, 1), bool),
+        steps=np.full((5, 1), T), target_probs=np.full((5, 1), 0.55), losses={}, path=path, generator="generic")
+
+
+@pytest.fixture
+def data2d():
+    rng = np.random.default_rng(1)
+    X = rng.uniform(-1.5, 2.0, size=(80, 2)).astype(np.float32)
+    y = (X.sum(1) > 1).astype(np.int32)
+    return Dataset(X, y, FeatureSchema.default(2), name="toy")
+
+
+def test_2d_figure(linear_classifier, data2d, linear_result, tmp_path):
+    fig = plotting.plot_counterfactuals_2d(linear_classifier, data2d, linear_result, resolution=40)
+    ax = fig.axes[0]
+    # start markers, end stars and the two class scatters are all drawn
+    assert len(ax.collections) >= 4 and len(ax.lines) == 5
+    path = plotting.save_figure(fig, tmp_path / "fig" / "two_d.png")
+    assert _png_shape(path) == (500, 600)
+
+
+def test_probability_grid_matches_classifier(linear_classifier, data2d):
+    g = plotting.probability_grid(linear_classifier, data2d.X, resolution=7)
+    assert g["xx"].shape == (7, 7) and g["probs"].shape == (7, 7, 2)
+    expected = 1 / (1 + np.exp(-(g["xx"] + g["yy"] - 1)))
+    np.testing.assert_allclose(g["probs"][..., 1], expected, atol=1e-5)
+    with pytest.raises(ValueError, match=r"\(n, 2\)"):
+        plotting.probability_grid(linear_classifier, np.zeros((3, 3)))
+
+
+def test_2d_panels(linear_classifier, data2d, linear_result, tmp_path):
+    grid = {**plotting.probability_grid(linear_classifier, data2d.X, 30), "X": data2d.X, "y": data2d.y}
+    arrays = {name: {"factuals": linear_result.factuals, "counterfactuals": linear_result.counterfactuals,
+                     "target": linear_result.target, "path": linear_result.path} for name in ("a", "b", "c", "d")}
+    fig = plotting.plot_2d_panels(grid, arrays, title="toy")
+    assert [ax.get_title() for ax in fig.axes[:4]] == ["a", "b", "c", "d"]
+    assert _png_shape(plotting.save_figure(fig, tmp_path / "p.png")) == (800, 1380)
+
+
+@pytest.mark.parametrize("side", [8, 28])
+def test_image_grid(side, tmp_path):
+    rng = np.random.default_rng(0)
+    d = side * side
+    F = rng.uniform(-1, 1, size=(4, d))
+    fig = plotting.plot_image_grid(F, {"generic": F * 0.5, "greedy": -F}, (side, side), targets=[1, 2, 3, 4])
+    axes = np.array(fig.axes).reshape(4, 3)
+    np.testing.assert_allclose(axes[0, 2].images[0].get_array(), -F[0].reshape(side, side))
+    assert axes[0, 1].get_title() == "generic"
+    assert _png_shape(plotting.save_figure(fig, tmp_path / "img.png")) == (570, 450)
+    with pytest.raises(ValueError, match="image_shape"):
+        plotting.plot_image_grid(F, {}, (side + 1, side))
+
+
+def test_benchmark_chart(tmp_path):
+    rows = []
+    for model in ("mlp", "ensemble"):
+        for gen in ("generic", "wachter", "dice"):
+            for metric in ("validity", "l1", "runtime_s"):
+                rows.append({"dataset": "moons", "model": model, "generator": gen, "metric": metric,
+                             "mean": len(gen) / 10, "sd": 0.1, "n": 10})
+    fig = plotting.plot_benchmark(pd.DataFrame(rows), title="moons")
+    assert [ax.get_title() for ax in fig.axes[:3]] == ["validity", "l1", "runtime_s"]
+    assert [t.get_text() for t in fig.axes[0].get_xticklabels()] == ["generic", "wachter", "dice"]
+    assert _png_shape(plotting.save_figure(fig, tmp_path / "b.png")) == (360, 1080)
+    fig = plotting.plot_benchmark(pd.DataFrame(rows), metrics=["l1"])
+    assert [ax.get_title() for ax in fig.axes if ax.get_title()] == ["l1"]
+    plotting.save_figure(fig, tmp_path / "c.png")
