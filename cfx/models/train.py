@@ -69,7 +69,7 @@ class _Spec:
 
 
 def _optimizer() -> optax.GradientTransformation:
-    # Values here are placeholders: inject_hyperparams reads the real learning rate and
+    # The zeros are never used: inject_hyperparams reads the real learning rate and
     # weight decay from the optimiser state, so they are array leaves, not constants.
     return optax.inject_hyperparams(optax.adamw)(learning_rate=0.0, weight_decay=0.0)
 
