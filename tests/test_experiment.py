@@ -14,6 +14,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+
+import cfx
 import yaml
 
 from cfx import benchmark, results
@@ -444,11 +446,12 @@ def test_multiclass_images_end_to_end(tmp_path):
     assert res.table[res.table.metric == "violations"]["value"].eq(0).all()
 
 
-@pytest.mark.slow
 def test_benchmark_smoke_end_to_end(tmp_path):
     """Every generator x {moons, digits} x {mlp, ensemble} (about a minute on 2 cores)."""
     cfg = load_config(CONFIGS / "benchmark_smoke.yaml")
     res = benchmark.run_grid(cfg, tmp_path / "b", progress=False)
-    assert len(res.table) > 0 and res.table[res.table.metric == "violations"]["value"].eq(0).all()
+    cells = res.table[["dataset", "model", "generator"]].drop_duplicates()
+    assert len(cells) == 2 * 2 * len(cfx.generators.REGISTRY)
+    assert res.table[res.table.metric == "violations"]["value"].eq(0).all()
     names = {p.name for p in res.figures}
     assert {"digits_mlp_images.png", "moons_ensemble_2d.png", "digits_benchmark.png"} <= names
