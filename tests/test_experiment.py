@@ -14,10 +14,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-
-import cfx
 import yaml
 
+import cfx
 from cfx import benchmark, results
 from cfx.experiment import (ConfigError, ExperimentConfig, config_to_dict, dump_config, load_config, parse_config)
 from cfx.results import Cell, OutputExistsError, ResultsDir
