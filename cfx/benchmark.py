@@ -281,10 +281,10 @@ def run_grid(config: ExperimentConfig, out_dir: str | Path | None = None, *, res
             gen = _make_generator(gc, train0, f"generators[{i}]", cfg_file)
             k = effective_search(config, gc)["num_counterfactuals"]
             try:
-                gen.validate(int(k))
+                gen.validate(int(k), train0.n_features, max(train0.n_classes, 2))
             except ValueError as e:
-                raise ConfigError(f"{e} (set generators[{i}].search.num_counterfactuals)", file=cfg_file,
-                                  path=f"generators[{i}]") from None
+                hint = f" (set generators[{i}].search.num_counterfactuals)" if "num_counterfactuals" in str(e) else ""
+                raise ConfigError(f"{e}{hint}", file=cfg_file, path=f"generators[{i}]") from None
 
     # 2. Claim the folder.
     results.prepare(dump_config(config), experiment_identity(config), _saved_identity, resume=resume, force=force,

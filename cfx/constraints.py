@@ -88,12 +88,12 @@ def _bound(value, d: int, default: float, name: str) -> np.ndarray:
     if value is None:
         return np.full(d, default, np.float32)
     arr = np.asarray(value, np.float32)
+    if np.any(np.isnan(arr)):
+        raise ValueError(f"constraints.{name} contains NaN; use -inf/inf for an unbounded feature")
     if arr.ndim == 0:
         return np.full(d, float(arr), np.float32)
     if arr.shape != (d,):
         raise ValueError(f"constraints.{name} has shape {arr.shape}; expected a scalar or ({d},)")
-    if np.any(np.isnan(arr)):
-        raise ValueError(f"constraints.{name} contains NaN")
     return arr
 
 

@@ -109,6 +109,10 @@ def _open_unit(v):
     return None if 0.0 < v < 1.0 else "must be in (0, 1)"
 
 
+def _probability(v):
+    return None if 0.0 < v <= 1.0 else "must be in (0, 1]"
+
+
 def _check(fn):
     return {"check": fn}
 
@@ -198,13 +202,13 @@ class ModelConfig:
 
 @dataclasses.dataclass(frozen=True)
 class SearchConfig:
-    """Options of ``cfx.generate``: ``max_steps`` >= 1, decision ``threshold`` tau in (0, 1),
+    """Options of ``cfx.generate``: ``max_steps`` >= 1, decision ``threshold`` tau in (0, 1],
     ``num_counterfactuals`` K >= 1, ``init`` (identity | noise) and ``convergence`` rule
     (threshold | generator_conditions | max_steps; None: the generator's default), and
     ``batch_size`` (None: all factuals in one chunk; else padded chunks of this many)."""
 
     max_steps: int = dataclasses.field(default=100, metadata=_check(_positive))
-    threshold: float = dataclasses.field(default=0.5, metadata=_check(_open_unit))
+    threshold: float = dataclasses.field(default=0.5, metadata=_check(_probability))
     num_counterfactuals: int = dataclasses.field(default=1, metadata=_check(_positive))
     init: str | None = dataclasses.field(default=None, metadata=_choices(_inits))
     convergence: str | None = dataclasses.field(default=None, metadata=_choices(_convergence_rules))

@@ -21,7 +21,9 @@ class CounterfactualResult:
       target_probs: (n, K) p(target | x') at the final point.
       losses: dict term name -> (n, K) at the final point: ``"yloss"``, each penalty,
         and ``"total"`` (yloss + sum of weighted penalties).
-      path: (n, K, max_steps + 1, d) search path when ``return_path=True``, else None.
+      path: (n, K, max_steps + 1, d) search path when ``return_path=True``, else None; the
+        iterates as searched, i.e. with one-hot groups still relaxed (``counterfactuals`` is
+        the final point with groups snapped).
       threshold: the decision threshold tau used for convergence.
       runtime_s: wall-clock seconds of the compiled search (excludes compilation).
       compile_s: seconds spent tracing and compiling (0.0 when the cache was hit).

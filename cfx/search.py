@@ -113,6 +113,11 @@ def _search(generator, classifier, x, target, rows, key, constraints, threshold,
         (_, (logits, _)), grad = grad_in_search_space(z, t)
         if not latent:
             grad = constraints.mask_gradient(grad)
+        if constraints.categorical_groups:
+            # One-hot groups are relaxed during the search: a row is done only when the point it
+            # will be returned as (groups snapped) is valid, which costs one more forward pass.
+            snapped = to_input(z, one_hot=True)
+            logits = classifier.raw_logits(snapped.reshape(n * num_counterfactuals, d)).reshape(logits.shape)
         done = done | _converged(logits, grad, target, threshold, convergence)
         z_next, update_state = generator.update(grad, update_state, z, constraints)
         if not latent:
@@ -221,17 +226,26 @@ def _check_target(target, n: int, n_classes: int) -> np.ndarray:
 
 
 def _check_key(key) -> jax.Array:
+    """A single typed PRNG key; a raw uint32 (2,) key is wrapped, so both share one program."""
     key = jnp.asarray(key)
-    is_typed = jnp.issubdtype(key.dtype, jax.dtypes.prng_key)
-    if not (is_typed and key.shape == ()) and not (key.dtype == jnp.uint32 and key.shape == (2,)):
-        raise TypeError(f"key must be a single PRNG key (jax.random.key(seed)); got dtype {key.dtype}, shape {key.shape}")
-    return key
+    if jnp.issubdtype(key.dtype, jax.dtypes.prng_key) and key.shape == ():
+        return key
+    if key.dtype == jnp.uint32 and key.shape == (2,):
+        return jax.random.wrap_key_data(key)
+    raise TypeError(f"key must be a single PRNG key (jax.random.key(seed)); got dtype {key.dtype}, shape {key.shape}")
+
+
+def _as_float32_leaves(generator: Generator) -> Generator:
+    """Hyperparameter leaves as strong float32 arrays: ``cost=1``, ``cost=0.1`` and
+    ``cost=jnp.float32(0.3)`` then share one compiled program."""
+    return jax.tree_util.tree_map(lambda leaf: jnp.asarray(leaf, jnp.float32), generator)
 
 
 def _check_options(max_steps, threshold, num_counterfactuals, init, convergence) -> None:
     if not isinstance(max_steps, (int, np.integer)) or isinstance(max_steps, bool) or max_steps < 1:
         raise ValueError(f"max_steps must be a positive int; got {max_steps!r}")
-    if not isinstance(num_counterfactuals, (int, np.integer)) or num_counterfactuals < 1:
+    if not isinstance(num_counterfactuals, (int, np.integer)) or isinstance(num_counterfactuals, bool) \
+            or num_counterfactuals < 1:
         raise ValueError(f"num_counterfactuals must be an int >= 1; got {num_counterfactuals!r}")
     if not (isinstance(threshold, (int, float, np.floating)) and 0.0 < float(threshold) <= 1.0):
         raise ValueError(f"threshold must be a probability in (0, 1]; got {threshold!r}")
@@ -311,7 +325,7 @@ def generate(
     if resolved.lower.shape != (x_np.shape[1],):
         raise ValueError(f"constraints are for {resolved.lower.shape[0]} features; x has {x_np.shape[1]}")
     resolved.check_factuals(x_np)
-    generator.validate(num_counterfactuals)
+    generator.validate(num_counterfactuals, classifier.n_features, classifier.n_classes)
     if batch_size is not None and (not isinstance(batch_size, (int, np.integer)) or batch_size < 1):
         raise ValueError(f"batch_size must be a positive int or None; got {batch_size!r}")
     devices = list(jax.local_devices() if devices is None else devices)
@@ -323,7 +337,7 @@ def generate(
     n_padded = _round_up(n, chunk)
     rows = np.concatenate([np.arange(n), np.zeros(n_padded - n, int)]).astype(np.int32)  # pad with row 0
     batch, shared = _shardings(devices)
-    common = jax.device_put(jax.tree_util.tree_map(jnp.asarray, (generator, classifier)), shared)
+    common = jax.device_put((_as_float32_leaves(generator), jax.tree_util.tree_map(jnp.asarray, classifier)), shared)
     options = jax.device_put((key, resolved, jnp.float32(threshold)), shared)
     static = dict(max_steps=int(max_steps), num_counterfactuals=int(num_counterfactuals), init=init,
                   return_path=bool(return_path), convergence=convergence)

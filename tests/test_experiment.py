@@ -126,7 +126,7 @@ def test_wrong_types(base_file, override, path, words):
 
 @pytest.mark.parametrize("override, path, words", [
     ("search.max_steps=0", "search.max_steps", "> 0"),
-    ("search.threshold=1.5", "search.threshold", "(0, 1)"),
+    ("search.threshold=1.5", "search.threshold", "(0, 1]"),
     ("data[0].test_size=1.0", "data[0].test_size", "(0, 1)"),
     ("models[0].epochs=-1", "models[0].epochs", "> 0"),
     ("seed=-1", "seed", ">= 0"),

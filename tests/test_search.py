@@ -75,8 +75,11 @@ def test_no_recompilation_for_new_params_weights_targets_threshold(linear_classi
     cfx.generate(gen, linear_classifier, factuals, 1, key=KEY)
     before = compilation_count()
     new_clf = linear_classifier.replace(jax.tree_util.tree_map(lambda p: p * 1.5, linear_classifier.params))
-    for cost, target, tau in [(0.5, 1, 0.6), (0.01, 0, 0.5), (1.0, np.arange(8) % 2, 0.9)]:
-        res = cfx.generate(G.Generic(cost=cost), new_clf, factuals, target, key=jax.random.key(3), threshold=tau)
+    # python floats, ints and strong float32 weights; new targets, thresholds and raw or typed keys
+    for cost, target, tau, key in [(0.5, 1, 0.6, jax.random.key(3)), (1, 0, 0.5, jax.random.PRNGKey(0)),
+                                   (jnp.float32(0.3), np.arange(8) % 2, 0.9, KEY)]:
+        res = cfx.generate(G.Generic(cost=cost, learning_rate=0.05), new_clf, factuals, target, key=key,
+                           threshold=tau)
         assert res.compile_s == 0.0
     assert compilation_count() == before
     # a structural change (another distance) is a new program
@@ -179,9 +182,13 @@ def test_claproar_goes_deeper_into_the_target_class(moons_split, moons_mlp):
 def test_conservative_threshold(moons_split, moons_mlp):
     _, test = moons_split
     x = test.X[np.asarray(moons_mlp.predict(test.X)) == 0][:20]
-    opts = G.search_defaults("conservative")
-    res = cfx.generate(G.make("conservative"), moons_mlp, x, 1, key=KEY, **opts)
-    assert res.threshold == 0.9 and float(res.target_probs[res.converged].min()) >= 0.9
+    gen = G.make("conservative", learning_rate=0.01)
+    plain = cfx.generate(gen, moons_mlp, x, 1, key=KEY)
+    conservative = cfx.generate(gen, moons_mlp, x, 1, key=KEY, **G.search_defaults("conservative"))
+    assert conservative.threshold == 0.9 and conservative.converged.mean() >= 0.9
+    assert np.all(np.asarray(moons_mlp.probs(conservative.counterfactuals[:, 0]))[conservative.converged[:, 0], 1] >= 0.9)
+    assert int(conservative.steps.sum()) > int(plain.steps.sum())  # it keeps going past tau = 0.5
+    assert float(conservative.target_probs.mean()) > float(plain.target_probs.mean())
 
 
 def test_generic_validity_on_moons(moons_split, moons_mlp):
@@ -232,6 +239,19 @@ def test_bounds_monotonicity_and_one_hot_hold_for_every_counterfactual():
         assert np.all(np.isin(cf[..., 5], [0.0, 1.0]))
 
 
+def test_rows_are_done_only_when_their_snapped_one_hot_point_is_valid():
+    """x0 moves 4x faster than the group (1, 2): the relaxed point crosses the boundary while the
+    group's argmax is still the factual's category, so snapping alone would undo validity."""
+    clf = cfx.Classifier(lambda p, x: x @ p[:, None] - 0.5, jnp.array([2.0, -0.5, 0.5]), n_features=3)
+    x = np.array([[-1.0, 1.0, 0.0]], np.float32)
+    constraints = cfx.Constraints(categorical_groups=[[1, 2]])
+    res = cfx.generate(G.Generic(cost=0.0), clf, x, 1, key=KEY, constraints=constraints)
+    cf = np.asarray(res.counterfactuals[0, 0])
+    assert bool(res.converged[0, 0]) and set(cf[1:].tolist()) == {0.0, 1.0}
+    assert float(clf.probs(cf)[1]) >= 0.5
+    np.testing.assert_allclose(res.target_probs[0, 0], clf.probs(cf)[1], rtol=1e-6)
+
+
 # ------------------------------------------------------------------------------ bad input
 @pytest.mark.parametrize(
     "kwargs, error, match",
@@ -245,6 +265,12 @@ def test_bounds_monotonicity_and_one_hot_hold_for_every_counterfactual():
         (dict(constraints=cfx.Constraints(lower=[1.0, 0.0], upper=[0.0, 1.0])), ValueError, "lower > upper for feature 0"),
         (dict(constraints=cfx.Constraints(lower=-1.0, upper=[1.0, -0.5])), ValueError, "factual 0 violates .* feature 1"),
         (dict(num_counterfactuals=0), ValueError, "num_counterfactuals must be an int >= 1"),
+        (dict(num_counterfactuals=True), ValueError, "num_counterfactuals must be an int >= 1"),
+        (dict(constraints=cfx.Constraints(lower=np.nan)), ValueError, "constraints.lower contains NaN"),
+        (dict(generator=G.Generic(cost=-1.0)), ValueError, "weight of 'distance' must be finite and >= 0"),
+        (dict(generator=G.Generic(cost=np.nan)), ValueError, "weight of 'distance' must be finite"),
+        (dict(generator=G.Generic(learning_rate=-0.1)), ValueError, "learning_rate must be finite and > 0"),
+        (dict(generator=G.Wachter(mad=jnp.ones(3))), ValueError, "Wachter.mad has 3 features; the classifier expects 2"),
         (dict(threshold=1.5), ValueError, r"threshold must be a probability in \(0, 1\]"),
         (dict(max_steps=0), ValueError, "max_steps"),
         (dict(init="zeros"), ValueError, "init must be one of"),
@@ -268,6 +294,12 @@ def test_bad_generator_configuration():
         G.Generic(optimizer="lbfgs2")
     with pytest.raises(ValueError, match="Wachter.from_data"):
         cfx.generate(G.Wachter(), linear(np.ones(2, np.float32), 0.0), np.zeros(2), 1, key=KEY)
+    with pytest.raises(ValueError, match="max_changes must be an int >= 1"):
+        G.Greedy(max_changes=0)
+    four_classes = cfx.Classifier(lambda p, x: x @ p, jnp.ones((2, 4)), n_features=2)
+    bank = G.Gravitational(bank=jnp.zeros((2, 5, 2)))
+    with pytest.raises(ValueError, match="bank holds samples of 2 classes; the classifier has 4"):
+        cfx.generate(bank, four_classes, np.zeros(2), 3, key=KEY)
     with pytest.raises(ValueError, match="did you mean 'wachter'"):
         G.make("wachtr")
     with pytest.raises(ValueError, match="mutability entries must be one of"):

@@ -10,7 +10,7 @@ A generator says
     the compiled computation (e.g. target-class neighbours), read by terms as ``ctx.data``;
   - ``init_update`` / ``update``: its step rule (default: an optax optimiser);
   - ``latent`` with ``encode`` / ``decode``: search a latent z with x' = decode(z) (REVISE, CLUE);
-  - ``validate(num_counterfactuals)``: checks that need the search options.
+  - ``validate(num_counterfactuals, n_features, n_classes)``: host-side checks before compiling.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from typing import Any, Callable, ClassVar, NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 import optax
 from flax import struct
 
@@ -118,8 +119,28 @@ class Generator:
         return optax.apply_updates(z, updates), state
 
     # ------------------------------------------------------------------ checks
-    def validate(self, num_counterfactuals: int) -> None:
-        """Raise ValueError when the generator cannot run with these search options."""
+    def validate(self, num_counterfactuals: int, n_features: int, n_classes: int) -> None:
+        """Raise ValueError (before compiling) when the generator cannot run on this problem:
+        weights must be finite and >= 0, the learning rate finite and > 0; subclasses add
+        their own checks (data summaries of the right width, K > 1, ...)."""
+        name = type(self).__name__
+        lr = np.asarray(self.learning_rate, np.float64)
+        if not (np.all(np.isfinite(lr)) and np.all(lr > 0)):
+            raise ValueError(f"{name}.learning_rate must be finite and > 0; got {self.learning_rate!r}")
+        for penalty in self.terms():
+            weight = np.asarray(penalty.weight, np.float64)
+            if not (np.all(np.isfinite(weight)) and np.all(weight >= 0)):
+                raise ValueError(f"{name}: the weight of {penalty.name!r} must be finite and >= 0; got {penalty.weight!r}")
+
+    def _check_width(self, field: str, array, n_features: int, hint: str) -> None:
+        """A data summary stored on the generator must have the classifier's feature width."""
+        if array is None:
+            raise ValueError(f"{type(self).__name__}.{field} is missing: {hint}")
+        if np.shape(array)[-1] != n_features:
+            raise ValueError(
+                f"{type(self).__name__}.{field} has {np.shape(array)[-1]} features; the classifier expects "
+                f"{n_features} ({hint} with the classifier's training data)"
+            )
 
     def replace(self, **changes) -> "Generator":
         return dataclasses.replace(self, **changes)

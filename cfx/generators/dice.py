@@ -26,7 +26,8 @@ class DiCE(Generator):
     cost: float = 0.1
     diversity: float = 0.1
 
-    def validate(self, num_counterfactuals):
+    def validate(self, num_counterfactuals, n_features, n_classes):
+        super().validate(num_counterfactuals, n_features, n_classes)
         if num_counterfactuals < 2:
             raise ValueError(f"DiCE needs num_counterfactuals > 1 to measure diversity; got {num_counterfactuals}")
 

@@ -56,9 +56,11 @@ class Wachter(Generator):
         mad = np.where(mad > 1e-8, mad, 1.0)
         return cls(mad=jnp.asarray(mad, jnp.float32), **hyperparams)
 
-    def validate(self, num_counterfactuals):
-        if self.mad is None:
-            raise ValueError("Wachter.mad is missing: build the generator with Wachter.from_data(train)")
+    def validate(self, num_counterfactuals, n_features, n_classes):
+        super().validate(num_counterfactuals, n_features, n_classes)
+        self._check_width("mad", self.mad, n_features, "build the generator with Wachter.from_data(train)")
+        if not np.all(np.asarray(self.mad) > 0):
+            raise ValueError("Wachter.mad must be > 0 for every feature")
 
     def terms(self):
         mad = self.mad  # a leaf: new training data means new values, not a new compilation

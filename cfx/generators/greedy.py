@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from flax import struct
 
 from cfx.constraints import DECREASE, INCREASE, NONE
@@ -25,6 +26,17 @@ class Greedy(Generator):
 
     step_size: float = 0.1
     max_changes: int = static(10)
+
+    def __post_init__(self):
+        super().__post_init__()
+        if not isinstance(self.max_changes, int) or self.max_changes < 1:
+            raise ValueError(f"Greedy.max_changes must be an int >= 1; got {self.max_changes!r}")
+
+    def validate(self, num_counterfactuals, n_features, n_classes):
+        super().validate(num_counterfactuals, n_features, n_classes)
+        step = np.asarray(self.step_size, np.float64)
+        if not (np.all(np.isfinite(step)) and np.all(step > 0)):
+            raise ValueError(f"Greedy.step_size must be finite and > 0; got {self.step_size!r}")
 
     def init_update(self, z):
         return jnp.zeros(z.shape, jnp.int32)  # changes used per feature

@@ -64,9 +64,15 @@ class Gravitational(Generator):
             bank.append(X[rng.choice(members, bank_size, replace=len(members) < bank_size)])
         return cls(bank=jnp.asarray(np.stack(bank)), **hyperparams)
 
-    def validate(self, num_counterfactuals):
-        if self.bank is None:
-            raise ValueError("Gravitational.bank is missing: build the generator with Gravitational.from_data(train)")
+    def validate(self, num_counterfactuals, n_features, n_classes):
+        super().validate(num_counterfactuals, n_features, n_classes)
+        hint = "build the generator with Gravitational.from_data(train)"
+        self._check_width("bank", self.bank, n_features, hint)
+        if np.shape(self.bank)[0] < n_classes:
+            raise ValueError(
+                f"Gravitational.bank holds samples of {np.shape(self.bank)[0]} classes; the classifier has "
+                f"{n_classes} ({hint} with the classifier's training data)"
+            )
 
     def prepare(self, classifier, x, target):
         samples = self.bank[target]  # (n, M, d)
