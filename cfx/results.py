@@ -191,7 +191,8 @@ class ResultsDir:
           config_text: resolved config YAML to save.
           identity: what makes two runs the same experiment (locations excluded).
           saved_identity: function mapping a saved config.yaml path to its identity (or raising).
-          resume: continue a folder of the *same* experiment, skipping finished cells.
+          resume: continue a folder of the *same* experiment, skipping finished cells (implied
+            when every cell of the same experiment is already finished).
           force: delete an existing cfx results folder and start over.
 
         Raises:
@@ -227,8 +228,12 @@ class ResultsDir:
                         "Refusing to overwrite it. Use --force to delete it and start over, or --out to write "
                         "elsewhere (--resume only continues the same experiment)."
                     )
+                done = len(self.finished_cells())
+                if not resume and n_cells is not None and done == n_cells:
+                    # A finished run of the same experiment: nothing to lose, nothing to recompute;
+                    # the tables are rebuilt from the saved cells (--force recomputes).
+                    resume = True
                 if not resume:
-                    done = len(self.finished_cells())
                     total = f" of {n_cells}" if n_cells is not None else ""
                     raise OutputExistsError(
                         f"output folder {root} already holds this experiment ({done}{total} cells finished). "
