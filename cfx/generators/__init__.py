@@ -40,7 +40,11 @@ def _canonical(name: str) -> str:
 
 def make(name: str, data=None, **hyperparams) -> Generator:
     """Build a registered generator; ``data`` (the training Dataset) is required by the ones
-    that summarise it (wachter: MAD, gravitational: target-class samples)."""
+    that summarise it (wachter: MAD, gravitational: target-class samples).
+
+    Some entries also imply search options (``conservative`` is Generic searched at
+    τ = 0.9): pass ``**search_defaults(name)`` to :func:`cfx.generate` with the generator.
+    """
     cls = REGISTRY[_canonical(name)]
     if hasattr(cls, "from_data"):
         if data is None:
