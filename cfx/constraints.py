@@ -29,7 +29,10 @@ class Constraints:
         (``"none"`` = immutable; ``increase`` means x'_j >= x_j). Default: all ``"both"``.
       lower, upper: per-feature bounds (scalar or length d); x' is clamped to them.
       categorical_groups: lists of column indices forming one-hot groups; a group of one
-        column is a binary feature rounded to {0, 1}.
+        column is a binary feature rounded to {0, 1}. Groups are relaxed to [0, 1] during the
+        search and snapped to a valid one-hot vector at the end.
+      snap_each_step: snap the groups after every step too (a step then changes a category
+        only when it moves the group's argmax).
 
     Example::
 
@@ -40,6 +43,7 @@ class Constraints:
     lower: Sequence[float] | float | None = None
     upper: Sequence[float] | float | None = None
     categorical_groups: Sequence[Sequence[int]] | None = None
+    snap_each_step: bool = False
 
     def __post_init__(self):
         if self.mutability is not None:
@@ -81,6 +85,7 @@ class Constraints:
             lower=jnp.asarray(lower, jnp.float32),
             upper=jnp.asarray(upper, jnp.float32),
             categorical_groups=groups,
+            snap_each_step=bool(self.snap_each_step),
         )
 
 
@@ -105,6 +110,7 @@ class ResolvedConstraints:
     lower: jax.Array  # (d,)
     upper: jax.Array  # (d,)
     categorical_groups: tuple = struct.field(pytree_node=False, default=())
+    snap_each_step: bool = struct.field(pytree_node=False, default=False)
 
     @property
     def immutable(self) -> jax.Array:

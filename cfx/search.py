@@ -121,7 +121,7 @@ def _search(generator, classifier, x, target, rows, key, constraints, threshold,
         done = done | _converged(logits, grad, target, threshold, convergence)
         z_next, update_state = generator.update(grad, update_state, z, constraints)
         if not latent:
-            z_next = constraints.project(z_next, x_rep)
+            z_next = constraints.project(z_next, x_rep, one_hot=constraints.snap_each_step)
         # Frozen rows keep their point; a non-finite step (e.g. an overflowing model) is refused.
         keep = done[..., None] | ~jnp.isfinite(z_next)
         z = jnp.where(keep, z, z_next)

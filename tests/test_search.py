@@ -252,6 +252,16 @@ def test_rows_are_done_only_when_their_snapped_one_hot_point_is_valid():
     np.testing.assert_allclose(res.target_probs[0, 0], clf.probs(cf)[1], rtol=1e-6)
 
 
+def test_snapping_each_step_keeps_every_iterate_one_hot():
+    clf = cfx.Classifier(lambda p, x: x @ p[:, None] - 0.5, jnp.array([2.0, -0.5, 0.5]), n_features=3)
+    x = np.array([[-1.0, 1.0, 0.0]], np.float32)
+    constraints = cfx.Constraints(categorical_groups=[[1, 2]], snap_each_step=True)
+    res = cfx.generate(G.Generic(cost=0.0), clf, x, 1, key=KEY, constraints=constraints, return_path=True)
+    group = np.asarray(res.path[0, 0, :, 1:])
+    assert np.all(np.isin(group, [0.0, 1.0])) and np.all(group.sum(-1) == 1.0)
+    assert bool(res.converged[0, 0])
+
+
 # ------------------------------------------------------------------------------ bad input
 @pytest.mark.parametrize(
     "kwargs, error, match",
