@@ -156,6 +156,3 @@ class ResolvedConstraints:
         """Zero the gradient of immutable features so optimiser state never moves them."""
         return jnp.where(self.immutable, 0.0, grad)
 
-
-def unconstrained(n_features: int) -> ResolvedConstraints:
-    return Constraints().resolve(n_features)

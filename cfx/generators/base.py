@@ -15,7 +15,6 @@ A generator says
 
 from __future__ import annotations
 
-import dataclasses
 from typing import Any, Callable, ClassVar, NamedTuple
 
 import jax
@@ -141,6 +140,3 @@ class Generator:
                 f"{type(self).__name__}.{field} has {np.shape(array)[-1]} features; the classifier expects "
                 f"{n_features} ({hint} with the classifier's training data)"
             )
-
-    def replace(self, **changes) -> "Generator":
-        return dataclasses.replace(self, **changes)
