@@ -11,8 +11,9 @@ from cfx import data, evaluation, generators, losses, models
 from cfx.classifier import Classifier
 from cfx.constraints import Constraints
 from cfx.evaluation import evaluate
-from cfx.result import CounterfactualResult
-from cfx.search import generate
+from cfx.result import OUTCOMES, CounterfactualResult
+from cfx import search
+from cfx.search import Track, generate, track_last_within, track_path
 
 __version__ = "0.1.0"
 
@@ -26,6 +27,6 @@ def __getattr__(name):
     raise AttributeError(f"module 'cfx' has no attribute {name!r}")
 
 __all__ = [
-    "Classifier", "Constraints", "CounterfactualResult", "data", "evaluate", "evaluation", "generate",
-    "generators", "losses", "models",
+    "Classifier", "Constraints", "CounterfactualResult", "OUTCOMES", "Track", "data", "evaluate", "evaluation",
+    "generate", "generators", "losses", "models", "search", "track_last_within", "track_path",
 ]

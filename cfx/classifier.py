@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
+import dataclasses
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -16,8 +18,11 @@ import numpy as np
 ApplyFn = Callable[[Any, jax.Array], jax.Array]
 
 
-def _two_class_logits(logits: jax.Array) -> jax.Array:
-    """A single binary logit f becomes [0, f], so softmax gives (1 - sigmoid(f), sigmoid(f))."""
+def two_class_logits(logits: jax.Array) -> jax.Array:
+    """A single binary logit f (..., 1) becomes [0, f] (..., 2), so softmax gives (1 − σ(f), σ(f));
+    logits with C >= 2 columns are returned unchanged. The one place this expansion lives."""
+    if logits.shape[-1] != 1:
+        return logits
     return jnp.concatenate([jnp.zeros_like(logits), logits], axis=-1)
 
 
@@ -65,6 +70,21 @@ class Classifier:
         (obj.params,) = children
         return obj
 
+    @classmethod
+    def from_probs(cls, prob_fn: ApplyFn, params: Any, n_features: int, n_classes: int | None = None,
+                   eps: float = 1e-7) -> "Classifier":
+        """Wrap a model that outputs probabilities (a softmax head): logits = log max(p, eps).
+        A single output column is read as p(y = 1 | x) of a binary model.
+
+        softmax(log p) = p for a normalised p, so predictions and p(y|x) are unchanged; ``eps``
+        keeps the log (and its gradient) finite where a probability underflows to 0.
+
+        Example::
+
+            clf = cfx.Classifier.from_probs(lambda p, x: jax.nn.softmax(x @ p), W, n_features=2)
+        """
+        return cls(LogProbabilities(prob_fn, float(eps)), params, n_features, n_classes)
+
     def replace(self, params: Any) -> "Classifier":
         """The same model with new parameters (no recompilation downstream)."""
         return Classifier.tree_unflatten((self.apply_fn, self.n_features, self.n_classes), (params,))
@@ -78,9 +98,7 @@ class Classifier:
         """Logits (C,) or (n, C); traceable, no jit of its own."""
         single = x.ndim == 1
         xb = x[None] if single else x
-        out = self.apply_fn(self.params, xb)
-        if out.shape[-1] == 1:
-            out = _two_class_logits(out)
+        out = two_class_logits(self.apply_fn(self.params, xb))
         return out[0] if single else out
 
     # --- jitted conveniences ---------------------------------------------------------
@@ -95,6 +113,22 @@ class Classifier:
     def predict(self, x) -> jax.Array:
         """argmax of the logits: scalar or (n,)."""
         return jnp.argmax(self.logits(x), axis=-1)
+
+
+@dataclasses.dataclass(frozen=True)
+class LogProbabilities:
+    """``apply_fn`` of :meth:`Classifier.from_probs`: log max(prob_fn(params, x), eps).
+
+    Hashable (a frozen dataclass), so it can be a Classifier's static ``apply_fn``."""
+
+    prob_fn: ApplyFn
+    eps: float = 1e-7
+
+    def __call__(self, params: Any, x: jax.Array) -> jax.Array:
+        probs = self.prob_fn(params, x)
+        if probs.shape[-1] == 1:  # p(y = 1 | x) of a binary model: both columns explicitly
+            probs = jnp.concatenate([1.0 - probs, probs], axis=-1)
+        return jnp.log(jnp.maximum(probs, self.eps))
 
 
 @jax.jit

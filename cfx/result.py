@@ -1,47 +1,63 @@
-"""The value a search returns. Failure is a value (``converged=False``), never an exception."""
+"""The value a search returns. Failure is a value (an outcome code), never an exception."""
 
 from __future__ import annotations
 
 from typing import Any
 
 import jax
+import jax.numpy as jnp
 from flax import struct
+
+#: Per-counterfactual outcome codes (``CounterfactualResult.outcome``).
+CONVERGED = 0  # the convergence rule holds at the returned point
+MAX_STEPS = 1  # ran out of steps before the rule held
+NONFINITE = 2  # a step gave NaN/inf and was refused; the row kept its last finite point
+NOT_REACHED = 3  # stopped before max_steps (the generator gave up) without the rule holding
+OUTCOMES = ("converged", "max_steps", "nonfinite", "not_reached")
 
 
 @struct.dataclass
 class CounterfactualResult:
-    """Counterfactuals for n factuals, K each, d features (a PyTree).
+    """Counterfactuals for n factuals, K each, d features: a PyTree of arrays only, so a jitted
+    consumer never retraces because of it.
 
     Attributes:
       factuals: (n, d) the inputs.
-      target: (n,) int target class per factual.
+      target: (n,) int target class per factual; -1 for an untargeted row.
       counterfactuals: (n, K, d).
-      converged: (n, K) bool, the convergence rule held at the final point.
+      outcome: (n, K) int code, one of :data:`OUTCOMES` (index): converged, max_steps,
+        nonfinite, not_reached.
       steps: (n, K) int, optimisation steps taken before the counterfactual froze.
-      target_probs: (n, K) p(target | x') at the final point.
-      losses: dict term name -> (n, K) at the final point: ``"yloss"``, each penalty,
-        and ``"total"`` (yloss + sum of weighted penalties).
+      target_probs: (n, K) p(target | x') at the final point (untargeted rows: the largest
+        probability of a class other than the factual's prediction).
+      losses: dict term name -> (n, K) at the final point: every term of the objective
+        (``"yloss"`` and each penalty, unweighted) and ``"total"`` (their weighted sum).
       path: (n, K, max_steps + 1, d) search path when ``return_path=True``, else None; the
         iterates as searched, i.e. with one-hot groups still relaxed (``counterfactuals`` is
-        the final point with groups snapped).
-      threshold: the decision threshold tau used for convergence.
-      runtime_s: wall-clock seconds of the compiled search (excludes compilation).
-      compile_s: seconds spent tracing and compiling (0.0 when the cache was hit).
-      generator: the generator's name.
+        the final point with groups snapped). After a row froze its last point repeats.
+      track: the final state of a user ``track`` hook, else None.
+      threshold: () the decision threshold τ the search used.
+      runtime_s: () wall-clock seconds of the compiled search (excludes compilation).
+      compile_s: () seconds spent tracing and compiling (0 when the cache was hit).
     """
 
     factuals: jax.Array
     target: jax.Array
     counterfactuals: jax.Array
-    converged: jax.Array
+    outcome: jax.Array
     steps: jax.Array
     target_probs: jax.Array
     losses: dict[str, jax.Array]
     path: Any = None
-    threshold: float = struct.field(pytree_node=False, default=0.5)
-    runtime_s: float = struct.field(pytree_node=False, default=0.0)
-    compile_s: float = struct.field(pytree_node=False, default=0.0)
-    generator: str = struct.field(pytree_node=False, default="")
+    track: Any = None
+    threshold: Any = 0.5
+    runtime_s: Any = 0.0
+    compile_s: Any = 0.0
+
+    @property
+    def converged(self) -> jax.Array:
+        """(n, K) bool: the convergence rule held at the returned point."""
+        return jnp.asarray(self.outcome) == CONVERGED
 
     @property
     def n_factuals(self) -> int:

@@ -1,25 +1,28 @@
-"""The one batched search driver: ``generate(generator, classifier, x, target, ...)``.
+"""The search: the pure core ``search(...)`` and the checked host wrapper ``generate(...)``.
 
-For n factuals and K counterfactuals each, the whole search is one compiled computation:
+For n factuals and K counterfactuals each, the whole search is one computation:
 
-    z_0 = x (+ noise)                                         (n, K, d)
+    z_0 = start(x)                                            (n, K, d)
     repeat until every counterfactual is done or t = max_steps:
-        loss, logits, ∇ = value_and_grad(Σ_rows [yloss + Σ_i λ_i · penalty_i])(z_t)
-        done |= converged(logits, ∇)        # reuses the logits of the gradient's forward pass
-        z_{t+1} = project(update(∇))        # optax (or the generator's own rule), then constraints
-        frozen rows keep z_t
+        loss, logits, ∇ = value_and_grad(Σ_rows Σ_i λ_i · term_i)(z_t)   # yloss is a term (λ = 1)
+        done |= t >= min_steps & converged(logits, ∇)       # reuses the gradient's forward pass
+        z_{t+1} = project(update(∇, key_t, t, x))           # optax (or the generator's own rule)
+        frozen rows keep z_t;  track_state = track.update(track_state, x_{t+1}, t, active)
 
-as a ``lax.while_loop`` (or a ``lax.scan`` when the path is requested). Inputs are checked
-on the host before anything is traced; compiled programs are cached on the abstract
-signature, so new parameters, targets, λ values or thresholds reuse the same executable.
+as one ``lax.while_loop`` (``loop="scan"``: a fixed-length ``lax.scan``, differentiable).
+:func:`search` is pure and traceable (use it inside ``jit``/``vmap``, e.g. in a training
+step); :func:`generate` checks the inputs on the host before anything is traced, splits large
+batches into padded chunks, shards them over devices and caches compiled programs on the
+abstract signature, so new parameters, targets, λ values or thresholds reuse the executable.
 """
 
 from __future__ import annotations
 
 import collections
+import dataclasses
 import functools
 import time
-from typing import Any, Sequence
+from typing import Any, Callable, NamedTuple, Sequence
 
 import jax
 import jax.numpy as jnp
@@ -28,33 +31,88 @@ import numpy as np
 from cfx import losses
 from cfx.classifier import Classifier
 from cfx.constraints import Constraints, ResolvedConstraints
-from cfx.generators.base import CONVERGENCE, Generator
-from cfx.result import CounterfactualResult
+from cfx.generators.base import Generator
+from cfx.result import CONVERGED, MAX_STEPS, NONFINITE, NOT_REACHED, CounterfactualResult
 
 GRADIENT_TOLERANCE = 0.01  # "generator conditions": every |∂loss/∂x'_j| below this
-NOISE_SCALE = 0.1  # init="noise": x + 0.1·N(0, I) on mutable features (CE.jl default)
-INITS = ("identity", "noise")
+LOOPS = ("while", "scan")
+
+
+# =============================================================================== tracks
+class Track(NamedTuple):
+    """An optax-shaped pair of pure functions that follows the iterates of a search.
+
+    ``init(x0, x) -> state`` sees the start x0 (n, K, d) and the factuals (n, d);
+    ``update(state, x_t, t, active) -> state`` sees the counterfactuals after step t (input
+    space, one-hot groups relaxed) and the (n, K) rows that moved. Build a track once and
+    reuse it: it is part of the compiled program's identity.
+    """
+
+    init: Callable
+    update: Callable
+
+
+@functools.lru_cache(maxsize=None)
+def track_path(max_steps: int) -> Track:
+    """Every iterate: state (n, K, max_steps + 1, d); entry s is the point after step s."""
+
+    def init(x0, x):
+        path = jnp.zeros(x0.shape[:2] + (max_steps + 1,) + x0.shape[2:], x0.dtype)
+        return path.at[:, :, 0].set(x0)
+
+    def update(path, x_t, t, active):
+        return jax.lax.dynamic_update_index_in_dim(path, x_t, t + 1, axis=2)
+
+    return Track(init, update)
+
+
+@functools.lru_cache(maxsize=None)
+def track_last_within(radius: float, ord: float = np.inf) -> Track:
+    """The last iterate still within ``‖x_t − x‖_ord ≤ radius`` of its factual (the factual
+    itself if none), in O(n·K·d) memory: counterfactual training's nascent counterfactuals.
+    State: (last (n, K, d), x (n, d)); read ``result.track[0]``."""
+
+    def init(x0, x):
+        return jnp.broadcast_to(x[:, None, :], x0.shape), x
+
+    def update(state, x_t, t, active):
+        last, x = state
+        inside = jnp.linalg.norm(x_t - x[:, None, :], ord=ord, axis=-1) <= radius
+        return jnp.where((inside & active)[..., None], x_t, last), x
+
+    return Track(init, update)
 
 
 # =============================================================================== compiled core
-def _target_probs(logits: jax.Array, target: jax.Array) -> jax.Array:
-    """p(y+|x') for logits (n, K, C) and target (n,) -> (n, K)."""
+def _class_probs(logits, target, factual_class):
+    """p(y+|x') (n, K); untargeted rows (target < 0): the largest p of a class ≠ the factual's."""
     probs = jax.nn.softmax(logits, axis=-1)
-    return jnp.take_along_axis(probs, target[:, None, None], axis=-1)[..., 0]
+    p_target = jnp.take_along_axis(probs, jnp.maximum(target, 0)[:, None, None], axis=-1)[..., 0]
+    classes = jnp.arange(probs.shape[-1])
+    p_other = jnp.max(jnp.where(classes == factual_class[:, None, None], 0.0, probs), axis=-1)
+    return jnp.where((target < 0)[:, None], p_other, p_target)
 
 
-def _converged(logits, grad, target, threshold, convergence: str) -> jax.Array:
+def _reached(logits, target, factual_class, threshold):
+    """(n, K): p(y+|x') >= τ; untargeted rows: the prediction left the factual's class with p >= τ."""
+    reached = _class_probs(logits, target, factual_class) >= threshold
+    moved = jnp.argmax(logits, axis=-1) != factual_class[:, None]
+    return reached & jnp.where((target < 0)[:, None], moved, True)
+
+
+def _converged(logits, grad, target, factual_class, threshold, convergence: str) -> jax.Array:
     """Per-counterfactual convergence (n, K) as array predicates."""
-    reached = _target_probs(logits, target) >= threshold
+    flat = jnp.max(jnp.abs(grad), axis=-1) < GRADIENT_TOLERANCE
+    if convergence == "gradient":
+        return flat
+    reached = _reached(logits, target, factual_class, threshold)
     if convergence == "max_steps":
         return jnp.zeros_like(reached)
-    if convergence == "generator_conditions":
-        reached &= jnp.max(jnp.abs(grad), axis=-1) < GRADIENT_TOLERANCE
-    return reached
+    return reached & flat if convergence == "generator_conditions" else reached
 
 
-def _objective(z, step, *, generator, classifier, x, target, context):
-    """Σ over all counterfactuals of yloss + Σ_i λ_i · penalty_i, with per-row terms as aux.
+def _objective(z, step, *, terms, classifier, x, target, context):
+    """Σ over all counterfactuals of Σ_i λ_i · term_i, with every term per row as aux.
 
     Rows are independent, so the gradient of the sum is every row's own gradient; the model
     runs once on the flattened (n·K, d) batch. Set terms (per factual) enter the sum once per
@@ -62,10 +120,8 @@ def _objective(z, step, *, generator, classifier, x, target, context):
     """
     n, K, d = z.shape
     logits = classifier.raw_logits(z.reshape(n * K, d)).reshape(n, K, -1)
-    yloss = losses.YLOSSES[generator.yloss]
-    rows = {"yloss": jax.vmap(jax.vmap(yloss, (0, None)))(logits, target)}
-    total = rows["yloss"]
-    for penalty in generator.terms():
+    rows, total = {}, jnp.zeros((n, K), logits.dtype)
+    for penalty in terms:
 
         def term(x_cf, x_f, t, lg, data, fn=penalty.fn):
             return fn(x_cf, x_f, losses.TermContext(t, lg, step, data, classifier))
@@ -82,11 +138,61 @@ def _objective(z, step, *, generator, classifier, x, target, context):
     return jnp.sum(total), (logits, rows)
 
 
-def _search(generator, classifier, x, target, rows, key, constraints, threshold, *,
-            max_steps: int, num_counterfactuals: int, init: str, return_path: bool, convergence: str):
+def _noise(generator, shape, rows, key):
+    """init_scale·N(0, I) or init_scale·U(−1, 1) of ``shape`` per row, from a key per row index
+    (so a row's start does not depend on chunking or sharding)."""
+    draw = jax.random.normal if generator.init == "noise" else functools.partial(jax.random.uniform, minval=-1.0)
+    return generator.init_scale * jax.vmap(lambda r: draw(jax.random.fold_in(key, r), shape[1:]))(rows)
+
+
+def _start(generator, x_rep, rows, key, start, constraints):
+    """z_0: the factual, a noisy / uniform start on mutable features, or ``start``; a latent
+    generator encodes the start and perturbs z."""
+    if start is not None:
+        x0 = constraints.project(jnp.broadcast_to(start, x_rep.shape).astype(x_rep.dtype), x_rep)
+        return generator.encode(x0) if generator.latent else x0
+    z0 = generator.encode(x_rep) if generator.latent else x_rep
+    if generator.init == "identity":
+        return z0
+    z0 = z0 + _noise(generator, z0.shape, rows, key)
+    return z0 if generator.latent else constraints.project(z0, x_rep)
+
+
+def search(
+    generator: Generator,
+    classifier: Classifier,
+    x: jax.Array,
+    target: jax.Array,
+    *,
+    key: jax.Array,
+    constraints: ResolvedConstraints | Constraints | None = None,
+    max_steps: int = 100,
+    rows: jax.Array | None = None,
+    start: jax.Array | None = None,
+    track: Track | None = None,
+    return_path: bool = False,
+    loop: str = "while",
+) -> CounterfactualResult:
+    """The pure search core: no input checks, no host work; traceable under ``jit``/``vmap``.
+
+    Every search option comes from ``generator`` (``threshold``, ``convergence``, ``init``,
+    ``init_scale``, ``min_steps``, ``num_counterfactuals``); set them with
+    ``generator.replace(...)``. Arguments as in :func:`generate`, plus ``rows`` (n,) the row
+    ids that seed per-row randomness (default ``arange(n)``), ``start`` (n, [K,] d) a start
+    of your own, ``track`` a :class:`Track` whose final state is returned as ``result.track``,
+    and ``loop``: ``"while"`` (stop when all rows are done) or ``"scan"`` (always
+    ``max_steps`` steps; differentiable in reverse mode). Target -1 marks an untargeted row.
+    """
     n, d = x.shape
-    x_rep = jnp.broadcast_to(x[:, None, :], (n, num_counterfactuals, d))
+    K = generator.num_counterfactuals
+    if constraints is None:
+        constraints = Constraints()
+    if isinstance(constraints, Constraints):
+        constraints = constraints.resolve(d)
+    rows = jnp.arange(n, dtype=jnp.int32) if rows is None else rows
+    x_rep = jnp.broadcast_to(x[:, None, :], (n, K, d))
     latent = generator.latent
+    key_start, key_steps = key, jax.random.split(key)[1]  # the start keeps the key's own row folds
 
     def to_input(z, one_hot=False):
         """Search variable -> counterfactual. In a latent space mutability cannot act on z, so
@@ -95,21 +201,23 @@ def _search(generator, classifier, x, target, rows, key, constraints, threshold,
             return constraints.project(generator.decode(z), x_rep, one_hot=one_hot)
         return constraints.project(z, x_rep, one_hot=True) if one_hot else z
 
-    z0 = generator.encode(x_rep) if latent else x_rep
-    if init == "noise":  # a key per row index: a row's noise does not depend on chunking or sharding
-        shape = z0.shape[1:]
-        noise = jax.vmap(lambda r: jax.random.normal(jax.random.fold_in(key, r), shape))(rows)
-        z0 = z0 + NOISE_SCALE * noise if latent else constraints.project(x_rep + NOISE_SCALE * noise, x_rep)
+    def step_keys(t):
+        """(n,) one key per row for step t, independent of chunking and sharding."""
+        return jax.vmap(lambda r: jax.random.fold_in(jax.random.fold_in(key_steps, t), r))(rows)
 
-    context = generator.prepare(classifier, x, target)
-    objective = functools.partial(
-        _objective, generator=generator, classifier=classifier, x=x, target=target, context=context
-    )
+    z0 = _start(generator, x_rep, rows, key_start, start, constraints)
+    factual_class = jnp.argmax(classifier.raw_logits(x), axis=-1)
+    term_target = jnp.where(target < 0, factual_class, target)
+    threshold, min_steps = generator.threshold, generator.min_steps
+    context = generator.prepare(classifier, x, term_target)
+    objective = functools.partial(_objective, terms=generator.terms(), classifier=classifier, x=x,
+                                  target=term_target, context=context)
     grad_in_input_space = jax.value_and_grad(objective, has_aux=True)
     grad_in_search_space = jax.value_and_grad(lambda z, t: objective(to_input(z), t), has_aux=True)
+    tracks = tuple(t for t in (track_path(max_steps) if return_path else None, track) if t is not None)
 
     def step(carry):
-        t, z, update_state, done, steps = carry
+        t, z, update_state, done, steps, nonfinite, track_states = carry
         (_, (logits, _)), grad = grad_in_search_space(z, t)
         if not latent:
             grad = constraints.mask_gradient(grad)
@@ -117,48 +225,67 @@ def _search(generator, classifier, x, target, rows, key, constraints, threshold,
             # One-hot groups are relaxed during the search: a row is done only when the point it
             # will be returned as (groups snapped) is valid, which costs one more forward pass.
             snapped = to_input(z, one_hot=True)
-            logits = classifier.raw_logits(snapped.reshape(n * num_counterfactuals, d)).reshape(logits.shape)
-        done = done | _converged(logits, grad, target, threshold, convergence)
-        z_next, update_state = generator.update(grad, update_state, z, constraints)
+            logits = classifier.raw_logits(snapped.reshape(n * K, d)).reshape(logits.shape)
+        converged = _converged(logits, grad, target, factual_class, threshold, generator.convergence)
+        done = done | (converged & (t >= min_steps))
+        gave_up = generator.gave_up(update_state)
+        if gave_up is not None:
+            done = done | gave_up
+        z_next, update_state = generator.update(grad, update_state, z, key=step_keys(t), step=t, x=x,
+                                                constraints=constraints)
         if not latent:
             z_next = constraints.project(z_next, x_rep, one_hot=constraints.snap_each_step)
         # Frozen rows keep their point; a non-finite step (e.g. an overflowing model) is refused.
-        keep = done[..., None] | ~jnp.isfinite(z_next)
-        z = jnp.where(keep, z, z_next)
-        return t + 1, z, update_state, done, steps + (~done).astype(jnp.int32)
+        finite = jnp.isfinite(z_next)
+        nonfinite = nonfinite | (~done & ~jnp.all(finite, axis=-1))
+        z = jnp.where(done[..., None] | ~finite, z, z_next)
+        if tracks:
+            x_t = to_input(z)
+            track_states = tuple(tr.update(s, x_t, t, ~done) for tr, s in zip(tracks, track_states))
+        return t + 1, z, update_state, done, steps + (~done).astype(jnp.int32), nonfinite, track_states
 
-    done0 = jnp.zeros((n, num_counterfactuals), bool)
-    carry = (jnp.int32(0), z0, generator.init_update(z0), done0, jnp.zeros_like(done0, jnp.int32))
-    if return_path:
-        def scan_step(carry, _):
-            carry = step(carry)
-            return carry, to_input(carry[1])
-
-        carry, xs = jax.lax.scan(scan_step, carry, None, length=max_steps)
-        path = jnp.moveaxis(jnp.concatenate([to_input(z0)[None], xs]), 0, 2)  # (n, K, T+1, d)
+    no = jnp.zeros((n, K), bool)
+    carry = (jnp.int32(0), z0, generator.init_update(z0, key=step_keys(max_steps), x=x), no, jnp.zeros((n, K), jnp.int32),
+             no, tuple(tr.init(to_input(z0), x) for tr in tracks))
+    if loop == "scan":
+        carry, _ = jax.lax.scan(lambda c, _: (step(c), None), carry, None, length=max_steps)
     else:
         carry = jax.lax.while_loop(lambda c: (c[0] < max_steps) & ~jnp.all(c[3]), step, carry)
-        path = None
-    t, z, _, _, steps = carry
+    t, z, _, done, steps, nonfinite, track_states = carry
 
     x_cf = to_input(z, one_hot=True)
     (_, (logits, terms)), grad = grad_in_input_space(x_cf, t)
     grad = constraints.mask_gradient(grad)
-    rule = "threshold" if convergence == "max_steps" else convergence
+    rule = "threshold" if generator.convergence == "max_steps" else generator.convergence
+    ok = _converged(logits, grad, target, factual_class, threshold, rule)
+    failed = jnp.where(nonfinite, NONFINITE, jnp.where(steps >= max_steps, MAX_STEPS, NOT_REACHED))
+    path = None
+    if return_path:  # after an early exit the remaining entries repeat the (frozen) last point
+        path, track_states = track_states[0], track_states[1:]
+        last = jax.lax.dynamic_index_in_dim(path, t, axis=2, keepdims=True)
+        path = jnp.where((jnp.arange(max_steps + 1) > t)[:, None], last, path)
     return CounterfactualResult(
         factuals=x,
         target=target,
         counterfactuals=x_cf,
-        converged=_converged(logits, grad, target, threshold, rule),
+        outcome=jnp.where(ok, CONVERGED, failed).astype(jnp.int32),
         steps=steps,
-        target_probs=_target_probs(logits, target),
+        target_probs=_class_probs(logits, target, factual_class),
         losses=terms,
         path=path,
+        track=track_states[0] if track_states else None,
+        threshold=jnp.asarray(threshold, jnp.float32),
     )
 
 
-_STATIC = ("max_steps", "num_counterfactuals", "init", "return_path", "convergence")
-_search_jit = jax.jit(_search, static_argnames=_STATIC)
+_STATIC = ("max_steps", "track", "return_path", "loop")
+
+
+def _search_entry(generator, classifier, x, target, rows, start, key, constraints, **static):
+    return search(generator, classifier, x, target, key=key, constraints=constraints, rows=rows, start=start, **static)
+
+
+_search_jit = jax.jit(_search_entry, static_argnames=_STATIC)
 
 # Compiled executables keyed on the abstract signature of the arguments (tree structure incl.
 # static generator fields and apply_fn, shapes, dtypes) and the static options. Keeping the
@@ -204,25 +331,48 @@ def _check_factuals(x, classifier: Classifier) -> np.ndarray:
         raise ValueError(f"x must have shape (d,) or (n, d) with n >= 1; got {np.shape(x)}")
     if arr.shape[1] != classifier.n_features:
         raise ValueError(f"x has {arr.shape[1]} features; the classifier expects n_features={classifier.n_features}")
-    bad = ~np.isfinite(arr)
-    if bad.any():
-        i, j = map(int, np.argwhere(bad)[0])
-        raise ValueError(f"x contains NaN or inf ({int(bad.sum())} values; first at factual {i}, feature {j})")
+    _check_finite("x", arr, "factual")
     return arr
 
 
+def _check_finite(name: str, arr: np.ndarray, row: str) -> None:
+    bad = ~np.isfinite(arr)
+    if bad.any():
+        i, j = int(np.argwhere(bad)[0][0]), int(np.argwhere(bad)[0][-1])
+        raise ValueError(f"{name} contains NaN or inf ({int(bad.sum())} values; first at {row} {i}, feature {j})")
+
+
 def _check_target(target, n: int, n_classes: int) -> np.ndarray:
+    """Class indices (n,); ``None`` means untargeted (-1: any class but the factual's)."""
+    if target is None:
+        return np.full(n, -1, np.int32)
     arr = np.asarray(target)
     if arr.dtype == bool or not np.issubdtype(arr.dtype, np.integer):
-        raise TypeError(f"target must be an int class index or an int array of length n={n}; got dtype {arr.dtype}")
+        raise TypeError(f"target must be an int class index, an int array of length n={n}, or None "
+                        f"(untargeted); got dtype {arr.dtype}")
     if arr.ndim == 0:
         arr = np.full(n, int(arr))
     if arr.shape != (n,):
         raise ValueError(f"target must be a scalar or have length n={n} (one per factual); got shape {arr.shape}")
-    if arr.min() < 0 or arr.max() >= n_classes:
-        bad = int(arr[(arr < 0) | (arr >= n_classes)][0])
-        raise ValueError(f"target {bad} is not a class of this classifier: expected an int in [0, {n_classes})")
+    if arr.min() < -1 or arr.max() >= n_classes:
+        bad = int(arr[(arr < -1) | (arr >= n_classes)][0])
+        raise ValueError(f"target {bad} is not a class of this classifier: expected an int in [0, {n_classes}) "
+                         "(or -1 for an untargeted row)")
     return arr.astype(np.int32)
+
+
+def _check_start(start, n: int, K: int, d: int) -> np.ndarray:
+    """A start of the user's own: (n, d) (every K starts there) or (n, K, d)."""
+    try:
+        arr = np.asarray(start, np.float32)
+    except (TypeError, ValueError) as err:
+        raise TypeError(f"init must be a start rule name or an array of shape ({n}, {d}) or ({n}, {K}, {d})") from err
+    if arr.shape == (n, d):
+        arr = np.broadcast_to(arr[:, None, :], (n, K, d))
+    if arr.shape != (n, K, d):
+        raise ValueError(f"init array must have shape ({n}, {d}) or ({n}, {K}, {d}) (n, K, d); got {arr.shape}")
+    _check_finite("init", arr.reshape(n, K * d), "factual")
+    return np.ascontiguousarray(arr)
 
 
 def _check_key(key) -> jax.Array:
@@ -235,24 +385,52 @@ def _check_key(key) -> jax.Array:
     raise TypeError(f"key must be a single PRNG key (jax.random.key(seed)); got dtype {key.dtype}, shape {key.shape}")
 
 
-def _as_float32_leaves(generator: Generator) -> Generator:
-    """Hyperparameter leaves as strong float32 arrays: ``cost=1``, ``cost=0.1`` and
-    ``cost=jnp.float32(0.3)`` then share one compiled program."""
-    return jax.tree_util.tree_map(lambda leaf: jnp.asarray(leaf, jnp.float32), generator)
+def _canonical_leaves(generator: Generator) -> Generator:
+    """Float leaves as strong float32 arrays, so ``cost=1``, ``cost=0.1`` and
+    ``cost=jnp.float32(0.3)`` share one compiled program; a Python number in a field declared
+    ``float`` counts as a float. Int leaves (``min_steps``), bools and PRNG keys keep their
+    types (Python ints become int32)."""
+
+    def canonical(leaf, declared_float=False):
+        if hasattr(leaf, "dtype") and not jnp.issubdtype(leaf.dtype, jnp.floating):
+            return leaf if jnp.issubdtype(leaf.dtype, jax.dtypes.prng_key) else jnp.asarray(leaf)
+        if isinstance(leaf, bool):
+            return jnp.asarray(leaf)
+        if isinstance(leaf, (int, np.integer)) and not declared_float:
+            return jnp.asarray(leaf, jnp.int32)
+        return jnp.asarray(leaf, jnp.float32)
+
+    changes = {}
+    for field in dataclasses.fields(generator):
+        if field.metadata.get("pytree_node", True):
+            declared_float = "float" in str(field.type)
+            changes[field.name] = jax.tree_util.tree_map(lambda leaf: canonical(leaf, declared_float),
+                                                         getattr(generator, field.name))
+    return generator.replace(**changes)
 
 
-def _check_options(max_steps, threshold, num_counterfactuals, init, convergence) -> None:
+def _check_options(max_steps, batch_size, loop) -> None:
     if not isinstance(max_steps, (int, np.integer)) or isinstance(max_steps, bool) or max_steps < 1:
         raise ValueError(f"max_steps must be a positive int; got {max_steps!r}")
-    if not isinstance(num_counterfactuals, (int, np.integer)) or isinstance(num_counterfactuals, bool) \
-            or num_counterfactuals < 1:
-        raise ValueError(f"num_counterfactuals must be an int >= 1; got {num_counterfactuals!r}")
-    if not (isinstance(threshold, (int, float, np.floating)) and 0.0 < float(threshold) <= 1.0):
-        raise ValueError(f"threshold must be a probability in (0, 1]; got {threshold!r}")
-    if init not in INITS:
-        raise ValueError(f"init must be one of {INITS}; got {init!r}")
-    if convergence not in CONVERGENCE:
-        raise ValueError(f"convergence must be one of {CONVERGENCE}; got {convergence!r}")
+    if batch_size is not None and (not isinstance(batch_size, (int, np.integer)) or batch_size < 1):
+        raise ValueError(f"batch_size must be a positive int or None; got {batch_size!r}")
+    if loop not in LOOPS:
+        raise ValueError(f"loop must be one of {LOOPS}; got {loop!r}")
+
+
+def _with_overrides(generator: Generator, **overrides) -> Generator:
+    """The generator with the search options a caller set (None: keep the generator's)."""
+    changes = {k: v for k, v in overrides.items() if v is not None}
+    k = changes.get("num_counterfactuals")
+    if k is not None and (isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1):
+        raise ValueError(f"num_counterfactuals must be an int >= 1; got {k!r}")
+    tau = changes.get("threshold")
+    if tau is not None and not (isinstance(tau, (int, float, np.floating)) and 0.0 < float(tau) <= 1.0):
+        raise ValueError(f"threshold must be a probability in (0, 1]; got {tau!r}")
+    try:
+        return generator.replace(**changes) if changes else generator
+    except ValueError as err:  # the generator's own check names the field: say it came from a keyword
+        raise ValueError(str(err).replace(f"{type(generator).__name__}.", "")) from None
 
 
 # =============================================================================== public API
@@ -265,43 +443,56 @@ def generate(
     key: jax.Array,
     constraints: Constraints | None = None,
     max_steps: int = 100,
-    threshold: float = 0.5,
-    num_counterfactuals: int = 1,
-    init: str | None = None,
-    return_path: bool = False,
+    threshold: float | None = None,
+    num_counterfactuals: int | None = None,
+    init: Any = None,
     convergence: str | None = None,
+    min_steps: int | None = None,
+    return_path: bool = False,
+    track: Track | None = None,
     batch_size: int | None = None,
     devices: Sequence[jax.Device] | None = None,
+    loop: str = "while",
 ) -> CounterfactualResult:
     """Search counterfactuals for a batch of factuals in one compiled computation.
 
-    Minimises ``yloss(f(x'), y+) + Σ_i λ_i · penalty_i(x', x)`` over x' for every factual and
-    each of its K counterfactuals, projecting onto ``constraints`` after every step.
+    Minimises ``Σ_i λ_i · term_i(x', x)`` (the generator's yloss with λ = 1 and its
+    penalties) over x' for every factual and each of its K counterfactuals, projecting onto
+    ``constraints`` after every step.
+
+    Search options have one rule: the generator's field is the default and a keyword here
+    overrides it (``threshold``, ``num_counterfactuals``, ``init``, ``convergence``,
+    ``min_steps``); ``max_steps`` and the batching options belong to the call.
 
     Args:
       generator: a generator from :mod:`cfx.generators` (its leaves may change freely
         between calls without recompiling).
       classifier: a :class:`cfx.Classifier`.
       x: one factual (d,) or a batch (n, d).
-      target: the target class, an int or one per factual (n,).
-      key: PRNG key (used by ``init="noise"``).
+      target: the target class, an int or one per factual (n,); None (or -1 per row):
+        untargeted, i.e. any class other than the factual's prediction.
+      key: PRNG key (noisy starts, stochastic step rules).
       constraints: :class:`cfx.Constraints` (e.g. ``train.schema.constraints()``); none by default.
       max_steps: the most optimisation steps (always finite).
       threshold: decision threshold τ: a counterfactual converges once p(y+|x') >= τ.
       num_counterfactuals: K per factual (DiCE needs K > 1).
-      init: ``"identity"`` (start at x) or ``"noise"`` (x + 0.1·N(0, I) on mutable features);
-        default: the generator's.
-      return_path: also return every iterate, as (n, K, max_steps + 1, d) (runs a ``lax.scan``).
+      init: ``"identity"`` (start at x), ``"noise"`` (x + init_scale·N(0, I) on mutable
+        features), ``"uniform"`` (x + init_scale·U(−1, 1)), or an array of starts (n, d) or
+        (n, K, d) (projected onto the constraints).
       convergence: ``"threshold"``, ``"generator_conditions"`` (τ reached and every
-        |∂loss/∂x'_j| < 0.01) or ``"max_steps"``; default: the generator's.
+        |∂loss/∂x'_j| < 0.01), ``"gradient"`` (the gradient test alone) or ``"max_steps"``.
+      min_steps: no row stops before this many steps.
+      return_path: also return every iterate, as (n, K, max_steps + 1, d).
+      track: a :class:`Track` (e.g. :func:`track_last_within`); its final state is ``result.track``.
       batch_size: search at most this many factuals per compiled call (padded chunks of one
         shape, so one compilation serves all); default: all at once.
       devices: shard each chunk's factuals over these devices (a 1-D mesh); default: all
         local devices. Results do not depend on the chunking or the sharding.
+      loop: ``"while"`` (early exit) or ``"scan"`` (every step; differentiable).
 
     Returns:
       :class:`cfx.CounterfactualResult` with leading axis n (n = 1 for a single factual).
-      A row that cannot reach the target has ``converged=False``; nothing raises.
+      A row that cannot reach the target has an outcome other than converged; nothing raises.
 
     Example::
 
@@ -311,52 +502,58 @@ def generate(
         raise TypeError(f"generator must be a cfx.generators.Generator; got {type(generator).__name__}")
     if not isinstance(classifier, Classifier):
         raise TypeError(f"classifier must be a cfx.Classifier; got {type(classifier).__name__}")
-    init = generator.init if init is None else init
-    convergence = generator.convergence if convergence is None else convergence
-    _check_options(max_steps, threshold, num_counterfactuals, init, convergence)
+    start = None
+    if init is not None and not isinstance(init, str):
+        start, init = init, None
+    generator = _with_overrides(generator, threshold=threshold, num_counterfactuals=num_counterfactuals, init=init,
+                                convergence=convergence, min_steps=min_steps)
+    _check_options(max_steps, batch_size, loop)
     x_np = _check_factuals(x, classifier)
-    target_np = _check_target(target, x_np.shape[0], classifier.n_classes)
+    n, d = x_np.shape
+    K = generator.num_counterfactuals
+    target_np = _check_target(target, n, classifier.n_classes)
     key = _check_key(key)
     if constraints is None:
         constraints = Constraints()
     if not isinstance(constraints, (Constraints, ResolvedConstraints)):
         raise TypeError(f"constraints must be a cfx.Constraints; got {type(constraints).__name__}")
-    resolved = constraints if isinstance(constraints, ResolvedConstraints) else constraints.resolve(x_np.shape[1])
-    if resolved.lower.shape != (x_np.shape[1],):
-        raise ValueError(f"constraints are for {resolved.lower.shape[0]} features; x has {x_np.shape[1]}")
+    resolved = constraints if isinstance(constraints, ResolvedConstraints) else constraints.resolve(d)
+    if resolved.lower.shape != (d,):
+        raise ValueError(f"constraints are for {resolved.lower.shape[0]} features; x has {d}")
     resolved.check_factuals(x_np)
-    generator.validate(num_counterfactuals, classifier.n_features, classifier.n_classes)
-    if batch_size is not None and (not isinstance(batch_size, (int, np.integer)) or batch_size < 1):
-        raise ValueError(f"batch_size must be a positive int or None; got {batch_size!r}")
+    generator.validate(K, classifier.n_features, classifier.n_classes)
+    start_np = None if start is None else _check_start(start, n, K, d)
     devices = list(jax.local_devices() if devices is None else devices)
     if not devices:
         raise ValueError("devices must name at least one device")
 
-    n = x_np.shape[0]
     chunk = _round_up(min(n, batch_size or n), len(devices))  # every device gets the same rows
     n_padded = _round_up(n, chunk)
     rows = np.concatenate([np.arange(n), np.zeros(n_padded - n, int)]).astype(np.int32)  # pad with row 0
     batch, shared = _shardings(devices)
-    common = jax.device_put((_as_float32_leaves(generator), jax.tree_util.tree_map(jnp.asarray, classifier)), shared)
-    options = jax.device_put((key, resolved, jnp.float32(threshold)), shared)
-    static = dict(max_steps=int(max_steps), num_counterfactuals=int(num_counterfactuals), init=init,
-                  return_path=bool(return_path), convergence=convergence)
+    common = jax.device_put((_canonical_leaves(generator), jax.tree_util.tree_map(jnp.asarray, classifier)), shared)
+    options = jax.device_put((key, resolved), shared)
+    static = dict(max_steps=int(max_steps), track=track, return_path=bool(return_path), loop=loop)
 
     parts, compile_s, runtime_s = [], 0.0, 0.0
-    for start in range(0, n_padded, chunk):
-        idx = rows[start:start + chunk]
-        per_row = jax.device_put((x_np[idx], target_np[idx], idx), batch)
+    for begin in range(0, n_padded, chunk):
+        idx = rows[begin:begin + chunk]
+        per_row = jax.device_put((x_np[idx], target_np[idx], idx, None if start_np is None else start_np[idx]), batch)
         args = (*common, *per_row, *options)
         executable, seconds = _executable(args, static)
         compile_s += seconds
         began = time.perf_counter()
         parts.append(jax.block_until_ready(executable(*args)))
         runtime_s += time.perf_counter() - began
-    result = parts[0] if len(parts) == 1 else jax.tree_util.tree_map(lambda *a: jnp.concatenate(a), *parts)
+    result = parts[0] if len(parts) == 1 else _concatenate(parts)
     if n_padded > n:
-        result = jax.tree_util.tree_map(lambda a: a[:n], result)
-    return result.replace(threshold=float(threshold), runtime_s=runtime_s, compile_s=compile_s,
-                          generator=type(generator).name)
+        result = jax.tree_util.tree_map(lambda a: a[:n] if a.ndim else a, result)
+    return result.replace(runtime_s=np.float32(runtime_s), compile_s=np.float32(compile_s))
+
+
+def _concatenate(parts: list[CounterfactualResult]) -> CounterfactualResult:
+    """Chunks joined along the factual axis (scalar leaves such as the threshold are shared)."""
+    return jax.tree_util.tree_map(lambda *a: jnp.concatenate(a) if a[0].ndim else a[0], *parts)
 
 
 def _round_up(value: int, multiple: int) -> int:

@@ -10,7 +10,7 @@ from flax import struct
 
 import cfx
 from cfx import generators as G
-from cfx.search import _search, compilation_count
+from cfx.search import compilation_count, search
 
 KEY = jax.random.key(0)
 
@@ -61,11 +61,9 @@ def test_batched_search_equals_per_factual_loop(linear_classifier, factuals, moo
 def test_jit_equals_eager(linear_classifier, factuals):
     gen = G.DiCE()
     res = cfx.generate(gen, linear_classifier, factuals, 1, key=KEY, num_counterfactuals=2, max_steps=6)
-    resolved = cfx.Constraints().resolve(2)
     with jax.disable_jit():
-        eager = _search(gen, linear_classifier, jnp.asarray(factuals), jnp.ones(8, jnp.int32), jnp.arange(8), KEY, resolved,
-                        jnp.float32(0.5), max_steps=6, num_counterfactuals=2, init="noise", return_path=False,
-                        convergence="threshold")
+        eager = search(gen.replace(num_counterfactuals=2), linear_classifier, jnp.asarray(factuals),
+                       jnp.ones(8, jnp.int32), key=KEY, max_steps=6)
     np.testing.assert_allclose(res.counterfactuals, eager.counterfactuals, atol=1e-5)
     np.testing.assert_array_equal(res.steps, eager.steps)
 
@@ -182,10 +180,10 @@ def test_claproar_goes_deeper_into_the_target_class(moons_split, moons_mlp):
 def test_conservative_threshold(moons_split, moons_mlp):
     _, test = moons_split
     x = test.X[np.asarray(moons_mlp.predict(test.X)) == 0][:20]
-    gen = G.make("conservative", learning_rate=0.01)
-    plain = cfx.generate(gen, moons_mlp, x, 1, key=KEY)
-    conservative = cfx.generate(gen, moons_mlp, x, 1, key=KEY, **G.search_defaults("conservative"))
-    assert conservative.threshold == 0.9 and conservative.converged.mean() >= 0.9
+    plain = cfx.generate(G.make("generic", learning_rate=0.01), moons_mlp, x, 1, key=KEY)
+    conservative = cfx.generate(G.make("conservative", learning_rate=0.01), moons_mlp, x, 1, key=KEY)
+    assert G.make("conservative") == G.Generic(threshold=0.9)  # the registry entry is only a default
+    assert conservative.threshold == np.float32(0.9) and conservative.converged.mean() >= 0.9
     assert np.all(np.asarray(moons_mlp.probs(conservative.counterfactuals[:, 0]))[conservative.converged[:, 0], 1] >= 0.9)
     assert int(conservative.steps.sum()) > int(plain.steps.sum())  # it keeps going past tau = 0.5
     assert float(conservative.target_probs.mean()) > float(plain.target_probs.mean())

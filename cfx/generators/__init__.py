@@ -1,71 +1,93 @@
 """Counterfactual generators: frozen PyTree dataclasses of hyperparameters.
 
 Use a class directly (``cfx.generators.Generic(cost=0.5)``) or by registry name
-(``cfx.generators.make("wachter", data=train)``).
+(``cfx.generators.make("wachter", data=train)``). A generator that summarises data is fitted
+with ``gen.fit(classifier, train, key=key)`` (again after every retraining).
+
+Add a generator: write its class in a module of this package and add one registry line below.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
+from typing import Any, NamedTuple
 
-from cfx.generators.base import CONVERGENCE, OPTIMIZERS, Generator, Penalty
+import jax
+
+from cfx.generators.base import (CONVERGENCE, INITS, OPTIMIZERS, Generator, Penalty, fitted, generator,
+                                 static)
 from cfx.generators.dice import DiCE
 from cfx.generators.generic import Generic, Wachter
 from cfx.generators.greedy import Greedy
 from cfx.generators.mitigation import ClaPROAR, Gravitational
 
-REGISTRY: dict[str, type[Generator]] = {
-    "generic": Generic,
-    "wachter": Wachter,
-    "gravitational": Gravitational,
-    "claproar": ClaPROAR,
-    "dice": DiCE,
-    "greedy": Greedy,
-    "conservative": Generic,
+
+class Entry(NamedTuple):
+    """A registry entry: a generator class and the defaults this name implies."""
+
+    cls: type[Generator]
+    defaults: dict = {}
+    description: str = ""
+
+
+REGISTRY: dict[str, Entry] = {
+    "generic": Entry(Generic),
+    "wachter": Entry(Wachter),
+    "gravitational": Entry(Gravitational),
+    "claproar": Entry(ClaPROAR),
+    "dice": Entry(DiCE),
+    "greedy": Entry(Greedy),
+    "conservative": Entry(Generic, {"threshold": 0.9},
+                          "SaTML 2023 mitigation: Generic with a conservative threshold tau = 0.9"),
 }
 ALIASES = {"schut": "greedy"}
-# Search options a registry entry implies (the mitigation "conservative" is Generic at tau = 0.9).
-SEARCH_DEFAULTS: dict[str, dict] = {"conservative": {"threshold": 0.9}}
-_DESCRIPTIONS = {"conservative": "SaTML 2023 mitigation: Generic with a conservative threshold tau = 0.9"}
 
 
-def _canonical(name: str) -> str:
+def _entry(name: str) -> Entry:
     key = ALIASES.get(name.lower(), name.lower())
     if key not in REGISTRY:
         close = difflib.get_close_matches(key, list(REGISTRY) + list(ALIASES), n=1)
         hint = f" (did you mean {close[0]!r}?)" if close else ""
         raise ValueError(f"unknown generator {name!r}{hint}; known: {sorted(REGISTRY) + sorted(ALIASES)}")
-    return key
+    return REGISTRY[key]
 
 
-def make(name: str, data=None, **hyperparams) -> Generator:
-    """Build a registered generator; ``data`` (the training Dataset) is required by the ones
-    that summarise it (wachter: MAD, gravitational: target-class samples).
+def make(name: str, data=None, *, classifier=None, key: jax.Array | None = None, **hyperparams) -> Generator:
+    """Build a registered generator from its hyperparameters (the entry's defaults first).
 
-    Some entries also imply search options (``conservative`` is Generic searched at
-    τ = 0.9): pass ``**search_defaults(name)`` to :func:`cfx.generate` with the generator.
+    With ``data`` (the training Dataset) it is also fitted: ``.fit(classifier, data, key=key)``
+    (key default ``jax.random.key(0)``).
     """
-    cls = REGISTRY[_canonical(name)]
-    if hasattr(cls, "from_data"):
-        if data is None:
-            raise ValueError(f"generator {name!r} needs the training data: make({name!r}, data=train)")
-        return cls.from_data(data, **hyperparams)
-    return cls(**hyperparams)
+    entry = _entry(name)
+    gen = entry.cls(**{**entry.defaults, **hyperparams})
+    if data is not None:
+        gen = gen.fit(classifier, data, key=jax.random.key(0) if key is None else key)
+    return gen
 
 
-def search_defaults(name: str) -> dict:
-    """Search options implied by a registry entry, e.g. ``{"threshold": 0.9}`` for conservative."""
-    return dict(SEARCH_DEFAULTS.get(_canonical(name), {}))
+def hyperparameters(name: str) -> dict[str, Any]:
+    """Every settable key of a registry entry -> its default: the generator's fields (weights,
+    step rule, search defaults such as ``threshold`` and ``num_counterfactuals``), without the
+    leaves that ``fit`` computes."""
+    entry = _entry(name)
+    out = {}
+    for f in dataclasses.fields(entry.cls):
+        if f.init and not f.metadata.get("fitted"):
+            out[f.name] = f.default if f.default_factory is dataclasses.MISSING else f.default_factory()
+    out.update(entry.defaults)
+    return out
 
 
 def describe() -> dict[str, str]:
     """One-line description per registry name."""
-    out = {name: _DESCRIPTIONS.get(name, cls.description) for name, cls in REGISTRY.items()}
+    out = {name: entry.description or entry.cls.description for name, entry in REGISTRY.items()}
     out.update({alias: f"alias of {target!r}" for alias, target in ALIASES.items()})
     return out
 
 
 __all__ = [
-    "CONVERGENCE", "OPTIMIZERS", "Generator", "Penalty", "Generic", "Wachter", "Gravitational",
-    "ClaPROAR", "DiCE", "Greedy", "REGISTRY", "make", "search_defaults", "describe",
+    "CONVERGENCE", "INITS", "OPTIMIZERS", "Generator", "Penalty", "generator", "static", "fitted", "Generic",
+    "Wachter", "Gravitational", "ClaPROAR", "DiCE", "Greedy", "REGISTRY", "Entry", "make", "hyperparameters",
+    "describe",
 ]

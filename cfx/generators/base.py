@@ -1,16 +1,33 @@
-"""The generator contract.
+"""The generator protocol.
 
-A generator is a frozen PyTree dataclass. Its array leaves (penalty weights, step sizes,
-small per-class summaries) can change between calls without recompiling the search; its
-static fields (which loss, which optimiser, which distance) select the compiled program.
+A generator is a frozen PyTree dataclass. Its array leaves (term weights, step sizes, the
+decision threshold, data summaries) can change between calls without recompiling the search;
+its static fields (which terms, which optimiser, the convergence and start rules, K) select
+the compiled program. A generator says
 
-A generator says
-  - ``terms()``: its penalties as :class:`Penalty` (name, weight, pure per-example function);
+  - ``terms()``: every term of the objective as :class:`Penalty` (name, weight, pure
+    per-example function); the prediction loss ``yloss`` is one of them;
+  - ``fit(classifier, data, *, key)``: a copy holding what depends on the data or the trained
+    model (MAD, sample banks, ...), called again after every retraining;
   - ``prepare(classifier, x, target)``: per-factual context computed once per search inside
     the compiled computation (e.g. target-class neighbours), read by terms as ``ctx.data``;
-  - ``init_update`` / ``update``: its step rule (default: an optax optimiser);
-  - ``latent`` with ``encode`` / ``decode``: search a latent z with x' = decode(z) (REVISE, CLUE);
+  - ``init_update`` / ``update``: its step rule (default: an optax optimiser), given the
+    gradient, per-row PRNG keys, the step number and the factuals;
+  - ``gave_up(state)``: rows the step rule cannot improve any more (they stop, "not_reached");
+  - ``latent`` with ``encode`` / ``decode``: search a latent z with x' = decode(z);
+  - its search defaults ``threshold``, ``convergence``, ``init``, ``init_scale``,
+    ``min_steps`` and ``num_counterfactuals`` (keywords of :func:`cfx.generate` override them);
   - ``validate(num_counterfactuals, n_features, n_classes)``: host-side checks before compiling.
+
+Write your own with the :func:`generator` decorator and :func:`static` fields::
+
+    @cfx.generators.generator
+    class Sparse(cfx.generators.Generator):
+        cost: float = 0.1                               # a leaf: sweeping it never recompiles
+        distance: str = cfx.generators.static("l1")     # static: selects the program
+
+        def penalties(self):
+            return (Penalty("distance", self.cost, cfx.losses.distance_to_factual(self.distance)),)
 """
 
 from __future__ import annotations
@@ -31,7 +48,12 @@ OPTIMIZERS: dict[str, Callable[[Any], optax.GradientTransformation]] = {
     "rmsprop": optax.rmsprop,
     "adagrad": optax.adagrad,
 }
-CONVERGENCE = ("threshold", "generator_conditions", "max_steps")
+#: threshold: p(y+|x') >= τ; generator_conditions: τ reached and every |∂loss/∂x'_j| < 0.01;
+#: gradient: every |∂loss/∂x'_j| < 0.01 alone (untargeted losses); max_steps: run every step.
+CONVERGENCE = ("threshold", "generator_conditions", "gradient", "max_steps")
+#: identity: x; noise: x + init_scale·N(0, I); uniform: x + init_scale·U(−1, 1) (mutable
+#: features only; an array passed as ``init=`` to :func:`cfx.generate` is a start of your own).
+INITS = ("identity", "noise", "uniform")
 
 
 class Penalty(NamedTuple):
@@ -48,16 +70,34 @@ class Penalty(NamedTuple):
 
 
 def static(default):
-    """A static (compile-time) dataclass field."""
+    """A static (compile-time) generator field: changing it selects another program."""
     return struct.field(pytree_node=False, default=default)
 
 
-@struct.dataclass(kw_only=True)
+def fitted(default=None):
+    """A leaf that :meth:`Generator.fit` computes from data (not a hyperparameter to set)."""
+    return struct.field(pytree_node=True, default=default, metadata={"fitted": True})
+
+
+def generator(cls):
+    """Make ``cls`` a generator: a frozen, keyword-only PyTree dataclass (``flax.struct``)."""
+    return struct.dataclass(cls, kw_only=True)
+
+
+@generator
 class Generator:
-    """Shared fields: ``learning_rate`` (leaf), and static ``optimizer`` (a name in
-    ``OPTIMIZERS`` or a callable ``lr -> optax.GradientTransformation``), ``yloss`` (a name in
-    ``cfx.losses.YLOSSES``), ``convergence`` (one of ``CONVERGENCE``) and ``init``
-    (``"identity"`` or ``"noise"``) — the defaults a call to :func:`cfx.generate` may override.
+    """Shared fields.
+
+    Step rule: ``learning_rate`` (leaf) and static ``optimizer`` (a name in ``OPTIMIZERS`` or a
+    callable ``lr -> optax.GradientTransformation``). Objective: static ``yloss`` (a name in
+    ``cfx.losses.YLOSSES``, a callable ``(logits, target) -> scalar``, or None for none).
+    Search defaults: ``threshold`` τ (leaf), ``min_steps`` (int leaf: no row stops earlier),
+    ``init_scale`` (leaf) and static ``convergence`` (one of ``CONVERGENCE``), ``init`` (one
+    of ``INITS``), ``num_counterfactuals`` K.
+
+    An adaptive optimiser (``"adam"``) takes steps of about ``learning_rate`` in every
+    feature whatever the gradient's size: at η = 0.1 with threshold convergence a row often
+    stops after one overshooting step. Use a smaller η (0.01) or ``min_steps``.
     """
 
     name: ClassVar[str] = "generator"
@@ -66,27 +106,46 @@ class Generator:
 
     learning_rate: float = 0.1
     optimizer: Any = static("sgd")
-    yloss: str = static("cross_entropy")
+    yloss: Any = static("cross_entropy")
+    threshold: float = 0.5
     convergence: str = static("threshold")
     init: str = static("identity")
+    init_scale: float = 0.1
+    min_steps: int = 0
+    num_counterfactuals: int = static(1)
 
     def __post_init__(self):
-        if self.yloss not in losses.YLOSSES:
-            raise ValueError(f"{type(self).__name__}.yloss must be one of {sorted(losses.YLOSSES)}; got {self.yloss!r}")
+        name = type(self).__name__
+        if not (self.yloss is None or callable(self.yloss) or self.yloss in losses.YLOSSES):
+            raise ValueError(f"{name}.yloss must be one of {sorted(losses.YLOSSES)}, a callable "
+                             f"(logits, target) -> scalar, or None; got {self.yloss!r}")
         if not (callable(self.optimizer) or self.optimizer in OPTIMIZERS):
             raise ValueError(
-                f"{type(self).__name__}.optimizer must be one of {sorted(OPTIMIZERS)} or a callable lr -> optax "
+                f"{name}.optimizer must be one of {sorted(OPTIMIZERS)} or a callable lr -> optax "
                 f"transformation; got {self.optimizer!r}"
             )
         if self.convergence not in CONVERGENCE:
-            raise ValueError(f"{type(self).__name__}.convergence must be one of {CONVERGENCE}; got {self.convergence!r}")
-        if self.init not in ("identity", "noise"):
-            raise ValueError(f"{type(self).__name__}.init must be 'identity' or 'noise'; got {self.init!r}")
+            raise ValueError(f"{name}.convergence must be one of {CONVERGENCE}; got {self.convergence!r}")
+        if self.init not in INITS:
+            raise ValueError(f"{name}.init must be one of {INITS}; got {self.init!r}")
+        k = self.num_counterfactuals
+        if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
+            raise ValueError(f"{name}.num_counterfactuals must be an int >= 1; got {k!r}")
 
     # ------------------------------------------------------------------ the objective
     def terms(self) -> tuple[Penalty, ...]:
-        """Penalties of the objective; none by default."""
+        """Every term of the objective: the prediction loss (weight 1) and :meth:`penalties`."""
+        head = () if self.yloss is None else (Penalty("yloss", 1.0, losses.yloss_term(self.yloss)),)
+        return head + tuple(self.penalties())
+
+    def penalties(self) -> tuple[Penalty, ...]:
+        """The weighted penalties besides the prediction loss; none by default."""
         return ()
+
+    def fit(self, classifier, data, *, key: jax.Array) -> "Generator":
+        """A copy holding what depends on ``data`` (a :class:`cfx.data.Dataset`) or on the
+        trained ``classifier`` (may be None for data-only generators). Nothing by default."""
+        return self
 
     def prepare(self, classifier, x: jax.Array, target: jax.Array) -> Any:
         """Per-factual context (leading axis n) computed once per search; None by default."""
@@ -106,26 +165,40 @@ class Generator:
         factory = OPTIMIZERS.get(self.optimizer, self.optimizer) if isinstance(self.optimizer, str) else self.optimizer
         return factory(self.learning_rate)
 
-    def init_update(self, z: jax.Array) -> Any:
+    def init_update(self, z: jax.Array, *, key: jax.Array, x: jax.Array) -> Any:
+        """Step-rule state for the start z (n, K, ·); ``key`` (n,) one PRNG key per factual."""
         return self.make_optimizer().init(z)
 
-    def update(self, grad: jax.Array, state: Any, z: jax.Array, constraints) -> tuple[jax.Array, Any]:
+    def update(self, grad: jax.Array, state: Any, z: jax.Array, *, key: jax.Array, step: jax.Array,
+               x: jax.Array, constraints) -> tuple[jax.Array, Any]:
         """One step for all counterfactuals: returns (z_next before projection, new state).
 
-        ``grad`` already has immutable components zeroed.
+        ``grad`` already has immutable components zeroed; ``key`` (n,) holds one PRNG key per
+        factual for this step (independent of chunking and sharding); ``step`` is t; ``x`` (n, d).
         """
         updates, state = self.make_optimizer().update(grad, state, z)
         return optax.apply_updates(z, updates), state
 
+    def gave_up(self, state: Any) -> jax.Array | None:
+        """(n, K) bool: rows the step rule can no longer move (they stop); None: never."""
+        return None
+
     # ------------------------------------------------------------------ checks
     def validate(self, num_counterfactuals: int, n_features: int, n_classes: int) -> None:
         """Raise ValueError (before compiling) when the generator cannot run on this problem:
-        weights must be finite and >= 0, the learning rate finite and > 0; subclasses add
-        their own checks (data summaries of the right width, K > 1, ...)."""
+        weights must be finite and >= 0, the learning rate finite and > 0, τ in (0, 1];
+        subclasses add their own checks (data summaries of the right width, K > 1, ...)."""
         name = type(self).__name__
-        lr = np.asarray(self.learning_rate, np.float64)
-        if not (np.all(np.isfinite(lr)) and np.all(lr > 0)):
-            raise ValueError(f"{name}.learning_rate must be finite and > 0; got {self.learning_rate!r}")
+        check_positive(f"{name}.learning_rate", self.learning_rate)
+        tau = np.asarray(self.threshold, np.float64)
+        if not (tau.shape == () and 0.0 < float(tau) <= 1.0):
+            raise ValueError(f"threshold must be a probability in (0, 1]; got {self.threshold!r}")
+        steps = np.asarray(self.min_steps)
+        if not (steps.shape == () and np.issubdtype(steps.dtype, np.integer) and int(steps) >= 0):
+            raise ValueError(f"{name}.min_steps must be an int >= 0; got {self.min_steps!r}")
+        scale = np.asarray(self.init_scale, np.float64)
+        if not (np.all(np.isfinite(scale)) and np.all(scale >= 0)):
+            raise ValueError(f"{name}.init_scale must be finite and >= 0; got {self.init_scale!r}")
         for penalty in self.terms():
             weight = np.asarray(penalty.weight, np.float64)
             if not (np.all(np.isfinite(weight)) and np.all(weight >= 0)):
@@ -140,3 +213,17 @@ class Generator:
                 f"{type(self).__name__}.{field} has {np.shape(array)[-1]} features; the classifier expects "
                 f"{n_features} ({hint} with the classifier's training data)"
             )
+
+
+def check_positive(label: str, value) -> None:
+    arr = np.asarray(value, np.float64)
+    if not (np.all(np.isfinite(arr)) and np.all(arr > 0)):
+        raise ValueError(f"{label} must be finite and > 0; got {value!r}")
+
+
+def numpy_rng(key: jax.Array) -> np.random.Generator:
+    """A numpy generator seeded from a PRNG key (host-side sampling in ``fit``):
+    ``jax.random.key(s)`` gives ``numpy.random.default_rng(s)``."""
+    key = jnp.asarray(key)
+    data = np.asarray(key if key.dtype == jnp.uint32 else jax.random.key_data(key))
+    return np.random.default_rng(int(data.ravel()[-1]))

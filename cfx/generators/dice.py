@@ -2,19 +2,17 @@
 
 from __future__ import annotations
 
-from flax import struct
-
 from cfx import losses
-from cfx.generators.base import Generator, Penalty, static
+from cfx.generators.base import Generator, Penalty, generator, static
 
 
-@struct.dataclass(kw_only=True)
+@generator
 class DiCE(Generator):
     """min over K counterfactuals  Σ_k [yloss(f(x'_k), y+) + cost · ||x'_k − x||_1] − diversity · det(K),
 
-    K_ij = 1 / (1 + ||x'_i − x'_j||_2) + jitter·1[i = j]. Needs ``num_counterfactuals > 1``.
-    Defaults: cost 0.1, diversity 0.1, Adam with learning rate 0.05, noisy start (the K
-    counterfactuals must start apart for the diversity gradient to be non-zero).
+    K_ij = 1 / (1 + ||x'_i − x'_j||_2) + jitter·1[i = j]. Needs ``num_counterfactuals > 1``
+    (default 3). Defaults: cost 0.1, diversity 0.1, Adam with learning rate 0.05, noisy start
+    (the K counterfactuals must start apart for the diversity gradient to be non-zero).
     """
 
     name = "dice"
@@ -23,6 +21,7 @@ class DiCE(Generator):
     learning_rate: float = 0.05
     optimizer: str = static("adam")
     init: str = static("noise")
+    num_counterfactuals: int = static(3)
     cost: float = 0.1
     diversity: float = 0.1
 
@@ -31,7 +30,7 @@ class DiCE(Generator):
         if num_counterfactuals < 2:
             raise ValueError(f"DiCE needs num_counterfactuals > 1 to measure diversity; got {num_counterfactuals}")
 
-    def terms(self):
+    def penalties(self):
         return (
             Penalty("distance", self.cost, losses.distance_to_factual("l1")),
             Penalty("diversity", self.diversity, losses.dice_diversity, per="set"),

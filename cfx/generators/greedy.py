@@ -4,14 +4,12 @@ from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
-import numpy as np
-from flax import struct
 
 from cfx.constraints import DECREASE, INCREASE, NONE
-from cfx.generators.base import Generator, static
+from cfx.generators.base import Generator, check_positive, generator, static
 
 
-@struct.dataclass(kw_only=True)
+@generator
 class Greedy(Generator):
     """No penalty; each step moves only the feature j* with the largest |∂yloss/∂x'_j| by
     step_size · sign(−∂yloss/∂x'_j*), and each feature moves at most ``max_changes`` times.
@@ -34,14 +32,12 @@ class Greedy(Generator):
 
     def validate(self, num_counterfactuals, n_features, n_classes):
         super().validate(num_counterfactuals, n_features, n_classes)
-        step = np.asarray(self.step_size, np.float64)
-        if not (np.all(np.isfinite(step)) and np.all(step > 0)):
-            raise ValueError(f"Greedy.step_size must be finite and > 0; got {self.step_size!r}")
+        check_positive("Greedy.step_size", self.step_size)
 
-    def init_update(self, z):
+    def init_update(self, z, *, key, x):
         return jnp.zeros(z.shape, jnp.int32)  # changes used per feature
 
-    def update(self, grad, changes, z, constraints):
+    def update(self, grad, changes, z, *, key, step, x, constraints):
         direction = -jnp.sign(grad)
         m = constraints.mutability
         allowed = (

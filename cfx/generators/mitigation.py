@@ -5,10 +5,9 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 import numpy as np
-from flax import struct
 
 from cfx import losses
-from cfx.generators.base import Generator, Penalty, static
+from cfx.generators.base import Generator, Penalty, fitted, generator, numpy_rng, static
 
 VARIANTS = ("code", "paper")
 
@@ -18,7 +17,7 @@ def _check_variant(cls_name: str, variant: str) -> None:
         raise ValueError(f"{cls_name}.variant must be one of {VARIANTS}; got {variant!r}")
 
 
-@struct.dataclass(kw_only=True)
+@generator
 class Gravitational(Generator):
     """Pull counterfactuals towards the target class.
 
@@ -30,43 +29,48 @@ class Gravitational(Generator):
         yloss + cost · ||x' − x||_2 + gravity · ||x̄ − x'||_2, x̄ the mean of 50 randomly drawn
         target-class points; use cost 0.1, gravity 1.0.
 
-    Build with :meth:`from_data`, which stores a bank of at most ``bank_size`` samples per
-    class (a fixed-size leaf, so new data never recompiles).
+    :meth:`fit` stores a bank of ``bank_size`` samples per class (a fixed-size leaf, so new
+    data never recompiles), drawn with replacement when a class is smaller.
     """
 
     name = "gravitational"
     description = "SaTML 2023 mitigation: cost + distance to target-class points"
 
     cost: float = 0.1
-    gravity: float = 0.5
-    bank: jnp.ndarray | None = None  # (C, M, d) target-class samples per class
+    gravity: float | None = None  # default 0.5 (code) / 1.0 (paper)
+    bank: jnp.ndarray | None = fitted()  # (C, M, d) target-class samples per class
     n_neighbours: int = static(50)
+    bank_size: int = static(1000)
     variant: str = static("code")
 
     def __post_init__(self):
         super().__post_init__()
         _check_variant("Gravitational", self.variant)
+        if self.gravity is None:
+            object.__setattr__(self, "gravity", 1.0 if self.variant == "paper" else 0.5)
 
-    @classmethod
-    def from_data(cls, data, *, bank_size: int = 1000, seed: int = 0, **hyperparams) -> "Gravitational":
-        """Sample ``bank_size`` points per class from ``data`` (with replacement if a class is smaller)."""
-        variant = hyperparams.get("variant", "code")
-        if variant == "paper":
-            bank_size = hyperparams.get("n_neighbours", 50)
-            hyperparams.setdefault("gravity", 1.0)
-        rng = np.random.default_rng(seed)
+    def fit(self, classifier, data, *, key):
+        """Sample the bank from ``data`` (numpy, seeded from ``key``; the paper variant keeps
+        ``n_neighbours`` points per class, whose mean is the centre)."""
+        size = self.n_neighbours if self.variant == "paper" else self.bank_size
+        rng = numpy_rng(jax.random.key(0) if key is None else key)
         X, y = np.asarray(data.X, np.float32), np.asarray(data.y)
         bank = []
         for c in range(int(y.max()) + 1):
             members = np.flatnonzero(y == c)
             if len(members) == 0:
-                raise ValueError(f"Gravitational.from_data: data has no points of class {c}")
-            bank.append(X[rng.choice(members, bank_size, replace=len(members) < bank_size)])
-        return cls(bank=jnp.asarray(np.stack(bank)), **hyperparams)
+                raise ValueError(f"Gravitational.fit: data has no points of class {c}")
+            bank.append(X[rng.choice(members, size, replace=len(members) < size)])
+        return self.replace(bank=jnp.asarray(np.stack(bank)))
+
+    @classmethod
+    def from_data(cls, data, *, seed: int = 0, **hyperparams) -> "Gravitational":
+        """``Gravitational(**hyperparams).fit(None, data, key=jax.random.key(seed))``."""
+        return cls(**hyperparams).fit(None, data, key=jax.random.key(seed))
 
     def validate(self, num_counterfactuals, n_features, n_classes):
         super().validate(num_counterfactuals, n_features, n_classes)
-        hint = "build the generator with Gravitational.from_data(train)"
+        hint = "fit the generator, e.g. Gravitational.from_data(train),"
         self._check_width("bank", self.bank, n_features, hint)
         if np.shape(self.bank)[0] < n_classes:
             raise ValueError(
@@ -83,7 +87,7 @@ class Gravitational(Generator):
         _, idx = jax.lax.top_k(-dist, k)
         return {"neighbours": jnp.take_along_axis(samples, idx[..., None], axis=1)}
 
-    def terms(self):
+    def penalties(self):
         if self.variant == "paper":
             return (
                 Penalty("distance", self.cost, losses.distance_to_factual("l2")),
@@ -95,7 +99,7 @@ class Gravitational(Generator):
         )
 
 
-@struct.dataclass(kw_only=True)
+@generator
 class ClaPROAR(Generator):
     """Classifier-preserving recourse: also minimise the model's own loss at x'.
 
@@ -117,7 +121,7 @@ class ClaPROAR(Generator):
         super().__post_init__()
         _check_variant("ClaPROAR", self.variant)
 
-    def terms(self):
+    def penalties(self):
         paper = self.variant == "paper"
         return (
             Penalty("distance", self.cost, losses.distance_to_factual("l2" if paper else "l1")),

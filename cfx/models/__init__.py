@@ -1,23 +1,36 @@
-"""Models: flax MLPs, deep ensembles and the training loop that turns them into Classifiers.
+"""Models: flax MLPs, deep ensembles, and the train step that turns them into Classifiers.
 
-``cfx.models.fit(train, "mlp" | "ensemble" | "linear" | flax_module, ...) -> cfx.Classifier``.
+``cfx.models.fit(train, "mlp" | "ensemble" | "linear" | flax_module, ..., loss=...) -> cfx.Classifier``.
+Training is one pure ``train_step(state, batch, key, *, apply, loss_fn, tx)`` scanned over
+mini-batches; a new training objective is a new *loss* (:mod:`cfx.models.losses`).
 """
 
 from cfx.models.ensemble import Ensemble, average_probability_logits, is_ensemble, member_logits
+from cfx.models.losses import batch_loss, cross_entropy, weighted_cross_entropy, weighted_mean
 from cfx.models.mlp import ACTIVATIONS, MLP, ModuleApply
-from cfx.models.train import accuracy, batch_loss, fit, list_models, trace_count
+from cfx.models.step import Batch, LossFn, TrainState, shuffled_batches, train_epoch, train_step
+from cfx.models.train import accuracy, fit, list_models, trace_count
 
 __all__ = [
     "ACTIVATIONS",
     "MLP",
+    "Batch",
     "Ensemble",
+    "LossFn",
     "ModuleApply",
+    "TrainState",
     "accuracy",
     "average_probability_logits",
     "batch_loss",
+    "cross_entropy",
     "fit",
     "is_ensemble",
     "list_models",
     "member_logits",
+    "shuffled_batches",
     "trace_count",
+    "train_epoch",
+    "train_step",
+    "weighted_cross_entropy",
+    "weighted_mean",
 ]

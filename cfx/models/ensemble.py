@@ -14,7 +14,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from cfx.classifier import Classifier
+from cfx.classifier import Classifier, two_class_logits
 from cfx.models.mlp import ModuleApply
 
 
@@ -64,8 +64,7 @@ class Ensemble:
         single = x.ndim == 1
         xb = x[None] if single else x
         out = jax.vmap(self.member, in_axes=(0, None))(params, xb)
-        if out.shape[-1] == 1:  # single-logit binary members -> [0, f], as Classifier does
-            out = jnp.concatenate([jnp.zeros_like(out), out], axis=-1)
+        out = two_class_logits(out)  # single-logit binary members -> [0, f], as Classifier does
         return out[:, 0] if single else out
 
     def __call__(self, params: Any, x: jax.Array) -> jax.Array:

@@ -1,16 +1,19 @@
-"""Training: ``fit(dataset, model) -> Classifier`` with a pure, jitted mini-batch loop.
+"""Training: ``fit(dataset, model) -> Classifier``, a thin wrapper over the pure train step.
 
-Loss: mean softmax cross-entropy ``−(1/B) Σ_i log softmax(f(x_i))_{y_i}`` (multiclass
-members too: SPEC §3), optimiser AdamW (``weight_decay=0`` is exactly Adam).
+``fit`` minimises a *loss* (default: weighted softmax cross-entropy
+``Σ_i w_i CE(f(x_i), y_i) / Σ_i w_i``, multiclass members too: SPEC §3) with AdamW
+(``weight_decay=0`` is exactly Adam). Any loss following the protocol of
+:mod:`cfx.models.step` plugs in through ``fit(..., loss=...)``; there is one training loop.
 
-One epoch is one compiled call: shuffle with a PRNG key, pad the permutation to whole
-mini-batches (padded slots carry weight 0, so every example counts exactly once per
-epoch), and ``lax.scan`` the train step over the batches. Epochs loop in Python so a
-progress bar can report them. The learning rate and weight decay live in the optimiser
-state (``optax.inject_hyperparams``), and the compiled epoch is cached on a hashable spec
-(model, batch size), so a warm-started refit with the same shapes — every round of a
-recourse-dynamics simulation — reuses the compiled code. Ensembles ``vmap`` the same
-epoch over members (own init keys, own shuffles).
+One epoch is one compiled call (:func:`cfx.models.train_epoch`): shuffle with a PRNG
+key, pad the permutation to whole mini-batches (padded slots carry weight 0, so every
+example counts exactly once per epoch), and ``lax.scan`` the train step over the
+batches. Epochs loop in Python so a progress bar can report them. The learning rate and
+weight decay live in the optimiser state (``optax.inject_hyperparams``), and the
+compiled epoch is cached on a hashable spec (model, loss, batch size, optimiser), so a
+warm-started refit with the same shapes — every round of a recourse-dynamics
+simulation — reuses the compiled code. Ensembles ``vmap`` the same epoch over members
+(own init keys, own shuffles, own ``extra``).
 """
 
 from __future__ import annotations
@@ -29,7 +32,9 @@ from tqdm.auto import tqdm
 
 from cfx.classifier import Classifier
 from cfx.models.ensemble import Ensemble
-from cfx.models.mlp import MLP, ModuleApply, accepts_train_flag
+from cfx.models.losses import cross_entropy
+from cfx.models.mlp import MLP, ModuleApply
+from cfx.models.step import LossFn, TrainState, train_epoch
 
 _MODELS = {
     "mlp": "flax multi-layer perceptron: widths, activation (relu, swish, tanh, ...), dropout",
@@ -55,86 +60,50 @@ def trace_count() -> int:
 
 
 # ----------------------------------------------------------------------------------
-# pure training pieces
+# the compiled epoch
 # ----------------------------------------------------------------------------------
+
+#: The one optimiser object: AdamW whose learning rate and weight decay are read from
+#: its state (inject_hyperparams), so they are array leaves and one compiled epoch
+#: serves every value. A single module-level object also keeps the spec hashable/equal.
+_TX = optax.inject_hyperparams(optax.adamw)(learning_rate=0.0, weight_decay=0.0)
+
+#: vmap axes of an ensemble's state: members on axis 0 (their own params, optimiser
+#: state and extra), one shared step count.
+_MEMBER_AXES = TrainState(step=None, params=0, opt_state=0, extra=0)
 
 
 @dataclasses.dataclass(frozen=True)
 class _Spec:
-    """Static (hashable) part of a training run: the model's apply object and batch size."""
+    """Static (hashable) part of a training run; the compiled epoch is cached on it."""
 
     apply: ModuleApply | Ensemble
+    loss: LossFn
     batch_size: int
-    dropout_rng: bool  # whether the module takes train=True (then it gets a dropout key)
-
-
-def _optimizer() -> optax.GradientTransformation:
-    # The zeros are never used: inject_hyperparams reads the real learning rate and
-    # weight decay from the optimiser state, so they are array leaves, not constants.
-    return optax.inject_hyperparams(optax.adamw)(learning_rate=0.0, weight_decay=0.0)
+    tx: optax.GradientTransformation = _TX
 
 
 def _init_opt_state(params: Any, learning_rate: float, weight_decay: float) -> Any:
-    tx = optax.inject_hyperparams(optax.adamw)(
-        learning_rate=jnp.float32(learning_rate), weight_decay=jnp.float32(weight_decay)
-    )
-    return tx.init(params)
-
-
-def _as_two_class(logits: jax.Array) -> jax.Array:
-    """A single binary logit f becomes [0, f] (logit-BCE == softmax CE on [0, f])."""
-    if logits.shape[-1] == 1:
-        return jnp.concatenate([jnp.zeros_like(logits), logits], axis=-1)
-    return logits
-
-
-def batch_loss(member: ModuleApply, params: Any, x: jax.Array, y: jax.Array, w: jax.Array, key) -> jax.Array:
-    """Weighted mean softmax cross-entropy ``Σ_i w_i CE(f(x_i), y_i) / Σ_i w_i``.
-
-    ``key`` feeds dropout (``None``: deterministic forward pass).
-    """
-    logits = _as_two_class(member.train_logits(params, x, key))
-    ce = optax.softmax_cross_entropy_with_integer_labels(logits, y)
-    return jnp.sum(ce * w) / jnp.maximum(jnp.sum(w), 1.0)
-
-
-def _epoch(spec: _Spec, member: ModuleApply, params, opt_state, X, y, key):
-    """One shuffled pass over (X, y) for a single model: returns (params, opt_state, mean loss)."""
-    n = X.shape[0]
-    bs = spec.batch_size
-    n_batches = -(-n // bs)
-    pad = n_batches * bs - n
-    k_perm, k_drop = jax.random.split(key)
-    perm = jax.random.permutation(k_perm, n)
-    # Pad with real indices (any will do) at weight 0: the ragged last batch still counts.
-    idx = jnp.concatenate([perm, perm[:pad]]).reshape(n_batches, bs)
-    w = jnp.concatenate([jnp.ones(n, jnp.float32), jnp.zeros(pad, jnp.float32)]).reshape(n_batches, bs)
-    drop_keys = jax.random.split(k_drop, n_batches)
-    tx = _optimizer()
-
-    def step(carry, batch):
-        params, opt_state = carry
-        i, wb, k = batch
-        loss, grads = jax.value_and_grad(batch_loss, argnums=1)(
-            member, params, X[i], y[i], wb, k if spec.dropout_rng else None
-        )
-        updates, opt_state = tx.update(grads, opt_state, params)
-        return (optax.apply_updates(params, updates), opt_state), loss * jnp.sum(wb)
-
-    (params, opt_state), losses = jax.lax.scan(step, (params, opt_state), (idx, w, drop_keys))
-    return params, opt_state, jnp.sum(losses) / n
+    """``_TX.init(params)`` with the real learning rate and weight decay in its state."""
+    state = _TX.init(params)
+    hyper = dict(state.hyperparams, learning_rate=jnp.float32(learning_rate), weight_decay=jnp.float32(weight_decay))
+    return state._replace(hyperparams=hyper)
 
 
 @functools.partial(jax.jit, static_argnums=0)
-def _run_epoch(spec: _Spec, params, opt_state, X, y, key):
-    """Jitted epoch; ensembles vmap it over members (stacked params, one key each)."""
+def _run_epoch(spec: _Spec, state: TrainState, X, y, key) -> tuple[TrainState, dict]:
+    """Jitted :func:`train_epoch`; ensembles vmap it over members (own key, own shuffle)."""
     _TRACES[spec] += 1  # runs at trace time only: counts compilations
-    if isinstance(spec.apply, Ensemble):
-        keys = jax.random.split(key, spec.apply.n_members)
-        run = functools.partial(_epoch, spec, spec.apply.member)
-        params, opt_state, loss = jax.vmap(run, in_axes=(0, 0, None, None, 0))(params, opt_state, X, y, keys)
-        return params, opt_state, jnp.mean(loss)
-    return _epoch(spec, spec.apply, params, opt_state, X, y, key)
+    member = spec.apply.member if isinstance(spec.apply, Ensemble) else spec.apply
+    epoch = functools.partial(
+        train_epoch, apply=member.train_logits, loss_fn=spec.loss, tx=spec.tx, batch_size=spec.batch_size
+    )
+    if not isinstance(spec.apply, Ensemble):
+        return epoch(state, X, y, key)
+    keys = jax.random.split(key, spec.apply.n_members)
+    run = jax.vmap(epoch, in_axes=(_MEMBER_AXES, None, None, 0), out_axes=(_MEMBER_AXES, 0))
+    state, metrics = run(state, X, y, keys)
+    return state, jax.tree_util.tree_map(jnp.mean, metrics)
 
 
 # ----------------------------------------------------------------------------------
@@ -196,7 +165,7 @@ def _check_dataset(dataset) -> tuple[np.ndarray, np.ndarray]:
 
 def _warm_params(init_params, fresh_shapes) -> Any:
     """Check ``init_params`` against the model's parameter structure and shapes."""
-    if isinstance(init_params, Classifier):
+    if isinstance(init_params, (Classifier, TrainState)):
         init_params = init_params.params
     ref_def = jax.tree_util.tree_structure(fresh_shapes)
     got_def = jax.tree_util.tree_structure(init_params)
@@ -215,6 +184,37 @@ def _warm_params(init_params, fresh_shapes) -> Any:
     return jax.tree_util.tree_unflatten(ref_def, leaves)
 
 
+def _check_loss(loss: Any) -> LossFn:
+    if not callable(loss):
+        raise TypeError(
+            "loss must be a function (params, batch, key, *, apply, extra) -> (loss, (new_extra, aux_metrics)); "
+            f"got {type(loss).__name__}"
+        )
+    try:
+        hash(loss)
+    except TypeError:
+        raise TypeError(
+            f"loss must be hashable (a function or a frozen dataclass) so the compiled epoch can be cached; "
+            f"got an unhashable {type(loss).__name__}"
+        ) from None
+    return loss
+
+
+def _check_extra(extra: Any, apply: ModuleApply | Ensemble) -> Any:
+    """``extra`` as arrays; for ensembles every leaf needs the leading member axis M."""
+    # Strong dtypes: a Python 0 and jnp.int32(0) then share one compiled epoch.
+    extra = jax.tree_util.tree_map(lambda a: jnp.asarray(a, jnp.asarray(a).dtype), extra)
+    if isinstance(apply, Ensemble):
+        m = apply.n_members
+        for leaf in jax.tree_util.tree_leaves(extra):
+            if leaf.ndim == 0 or leaf.shape[0] != m:
+                raise ValueError(
+                    f"for an ensemble of {m} members every leaf of extra needs a leading member axis of "
+                    f"size {m} (each member has its own); got a leaf of shape {leaf.shape}"
+                )
+    return extra
+
+
 def fit(
     dataset,
     model: str | nn.Module | Ensemble = "mlp",
@@ -231,12 +231,15 @@ def fit(
     progress: bool = False,
     weight_decay: float = 0.0,
     n_classes: int | None = None,
-) -> Classifier:
+    loss: LossFn = cross_entropy,
+    extra: Any = None,
+    return_state: bool = False,
+) -> Classifier | tuple[Classifier, TrainState]:
     """Train a classifier on ``dataset`` and return it as a :class:`cfx.Classifier`.
 
-    Minimises mean softmax cross-entropy with AdamW (decoupled ``weight_decay``; 0 gives
-    Adam) over shuffled mini-batches; every example is used once per epoch (the ragged
-    last batch is padded with zero-weight slots).
+    Minimises ``loss`` (default: weighted mean softmax cross-entropy) with AdamW
+    (decoupled ``weight_decay``; 0 gives Adam) over shuffled mini-batches; every example
+    is used once per epoch (the ragged last batch is padded with zero-weight slots).
 
     Args:
       dataset: a :class:`cfx.data.Dataset` (``X`` (n, d) finite floats, ``y`` (n,) labels 0..C-1).
@@ -248,22 +251,30 @@ def fit(
       seed: PRNG seed for initialisation, shuffling and dropout; same seed -> same params.
       widths, activation, dropout: MLP architecture (ignored for ``"linear"`` and modules).
       n_members: ensemble size M for ``"ensemble"``.
-      init_params: warm start from these parameters (or a Classifier's); shapes must match.
-        The optimiser state starts afresh. A refit with unchanged shapes (same model,
-        batch size and number of rows) reuses the compiled training code.
-      progress: show a tqdm bar over epochs with the epoch's mean loss.
+      init_params: warm start from these parameters (or a Classifier's, or a TrainState's);
+        shapes must match. The optimiser state starts afresh. A refit with unchanged shapes
+        (same model, loss, batch size and number of rows) reuses the compiled training code.
+      progress: show a tqdm bar over epochs with the epoch's mean loss (and aux metrics).
       weight_decay: decoupled weight decay (AdamW).
       n_classes: number of classes C; default ``max(max(y) + 1, 2)``.
+      loss: ``loss(params, batch, key, *, apply, extra) -> (loss, (new_extra, aux_metrics))``
+        (protocol: :mod:`cfx.models.step`). Pass the same (hashable) object on a refit to
+        reuse the compiled epoch; a loss with settings is best a frozen dataclass.
+      extra: initial ``TrainState.extra`` threaded through the loss (None: nothing). For
+        ensembles each leaf has a leading member axis M.
+      return_state: also return the final :class:`TrainState` (params, optimiser state,
+        step count, extra).
 
     Returns:
-      A Classifier whose ``apply_fn`` is deterministic (dropout off). Ensembles give
-      ``log mean_m softmax(f_m)``; ``classifier.apply_fn.member_logits(params, x)`` has
-      shape (M, n, C).
+      A Classifier whose ``apply_fn`` is deterministic (dropout off), or ``(classifier,
+      state)`` with ``return_state=True``. Ensembles give ``log mean_m softmax(f_m)``;
+      ``classifier.apply_fn.member_logits(params, x)`` has shape (M, n, C).
 
     Example::
 
         clf = cfx.models.fit(train, "mlp", epochs=100, seed=0)
         clf2 = cfx.models.fit(new_train, "mlp", epochs=10, init_params=clf.params)  # no recompile
+        clf3, state = cfx.models.fit(train, "mlp", loss=my_loss, extra=buffer, return_state=True)
     """
     X, y = _check_dataset(dataset)
     epochs = _check_positive_int("epochs", epochs)
@@ -274,6 +285,7 @@ def fit(
         raise ValueError(f"weight_decay must be a finite float >= 0; got {weight_decay!r}")
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
         raise TypeError(f"seed must be an int; got {type(seed).__name__}")
+    loss = _check_loss(loss)
     n_classes = max(int(y.max()) + 1, 2) if n_classes is None else _check_positive_int("n_classes", n_classes)
     if int(y.max()) >= n_classes:
         raise ValueError(f"dataset.y has label {int(y.max())} but n_classes={n_classes}")
@@ -281,6 +293,7 @@ def fit(
     apply = _resolve_model(
         model, n_classes=n_classes, widths=widths, activation=activation, dropout=dropout, n_members=n_members
     )
+    extra = _check_extra(extra, apply)
     n, d = X.shape
     key = jax.random.key(int(seed))
     k_init, k_train = jax.random.split(key)
@@ -300,20 +313,20 @@ def fit(
         raise ValueError(f"model must output (n, C) logits with C >= {n_classes}; got shape {out.shape} for (1, {d})")
 
     params = apply.init(k_init, d) if init_params is None else _warm_params(init_params, fresh_shapes)
-    if isinstance(apply, Ensemble):
-        opt_state = jax.vmap(lambda p: _init_opt_state(p, learning_rate, weight_decay))(params)
-    else:
-        opt_state = _init_opt_state(params, learning_rate, weight_decay)
+    init_opt = functools.partial(_init_opt_state, learning_rate=learning_rate, weight_decay=weight_decay)
+    opt_state = jax.vmap(init_opt)(params) if isinstance(apply, Ensemble) else init_opt(params)
+    state = TrainState(step=jnp.zeros((), jnp.int32), params=params, opt_state=opt_state, extra=extra)
 
-    spec = _Spec(apply=apply, batch_size=min(batch_size, n), dropout_rng=accepts_train_flag(member.module))
+    spec = _Spec(apply=apply, loss=loss, batch_size=min(batch_size, n))
     Xj, yj = jnp.asarray(X), jnp.asarray(y)
     label = model if isinstance(model, str) else type(model).__name__
     bar = tqdm(range(epochs), desc=f"fit {label}", disable=not progress, leave=False)
     for epoch in bar:
-        params, opt_state, loss = _run_epoch(spec, params, opt_state, Xj, yj, jax.random.fold_in(k_train, epoch))
+        state, metrics = _run_epoch(spec, state, Xj, yj, jax.random.fold_in(k_train, epoch))
         if progress:  # host sync only when someone is watching
-            bar.set_postfix(loss=f"{float(loss):.4f}")
-    return Classifier(apply, params, n_features=d, n_classes=max(n_classes, int(out.shape[-1])))
+            bar.set_postfix({k: f"{float(v):.4f}" for k, v in metrics.items()})
+    clf = Classifier(apply, state.params, n_features=d, n_classes=max(n_classes, int(out.shape[-1])))
+    return (clf, state) if return_state else clf
 
 
 def accuracy(classifier: Classifier, dataset, y=None) -> float:
