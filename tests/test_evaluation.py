@@ -12,7 +12,7 @@ import pytest
 from cfx.classifier import Classifier
 from cfx.constraints import Constraints
 from cfx.data.dataset import Dataset, FeatureSchema
-from cfx.evaluation import evaluate, list_metrics, metrics, summary_table
+from cfx.evaluation import batching, evaluate, list_metrics, summary_table
 from cfx.result import CounterfactualResult
 
 
@@ -34,14 +34,13 @@ def make_result(factuals, counterfactuals, target, *, threshold=0.5, runtime_s=0
         factuals=x,
         target=jnp.broadcast_to(jnp.asarray(target, jnp.int32), (n,)),
         counterfactuals=cf,
-        converged=jnp.asarray(np.arange(n * K).reshape(n, K) % 2 == 0),
+        outcome=jnp.asarray(np.arange(n * K).reshape(n, K) % 2, jnp.int32),  # even: converged (0)
         steps=jnp.arange(n * K).reshape(n, K),
         target_probs=jnp.full((n, K), -1.0),
         losses={},
         threshold=threshold,
         runtime_s=runtime_s,
         compile_s=compile_s,
-        generator="hand",
     )
 
 
@@ -117,10 +116,10 @@ def test_new_params_do_not_recompile():
     cf = np.array([[0.6, 0.6, 0.0], [2.0, 0.0, 0.0], [0.0, 0.0, 0.0]])
     res = make_result(x, cf, 1)
     evaluate(res, CLF)
-    before = metrics._cf_metrics._cache_size()
+    before = batching.map_metrics._cache_size()
     evaluate(res, CLF.replace(jax_tree_neg(CLF.params)))
     evaluate(dataclasses.replace(res, threshold=0.7), CLF)
-    assert metrics._cf_metrics._cache_size() == before
+    assert batching.map_metrics._cache_size() == before
 
 
 def brute_force_implausibility(cf, target, X, y, k):
@@ -156,9 +155,9 @@ def test_implausibility_matches_brute_force(random_problem, k):
 def test_chunked_equals_unchunked(random_problem, monkeypatch):
     data, res = random_problem
     full = evaluate(res, CLF, data)["per_factual"]
-    monkeypatch.setattr(metrics, "_CHUNK_ELEMENTS", 700)  # 1-2 queries per chunk, with a remainder
-    monkeypatch.setattr(metrics, "_MODEL_ROWS", 9)  # 2 counterfactuals (x 4 rows) per chunk
-    assert metrics._chunk_size(12, 300) == 2 and metrics._chunk_size(12, 12, 4) == 2
+    monkeypatch.setattr(batching, "CHUNK_ELEMENTS", 700)  # 1-2 queries per chunk, with a remainder
+    monkeypatch.setattr(batching, "MODEL_ROWS", 9)  # 2 counterfactuals (x 4 rows) per chunk
+    assert batching.chunk_size(12, 300) == 2 and batching.chunk_size(12, 12, 4) == 2
     chunked = evaluate(res, CLF, data)["per_factual"]
     for name in full:
         np.testing.assert_allclose(chunked[name], full[name], rtol=1e-6, err_msg=name)
@@ -315,3 +314,198 @@ def test_end_to_end_with_generate():
     np.testing.assert_allclose(pf["target_prob"], np.asarray(res.target_probs), rtol=1e-5)
     np.testing.assert_array_equal(pf["validity"], np.asarray(res.target_probs) >= res.threshold)
     assert np.all(pf["validity"][pf["converged"] == 1] == 1)
+
+
+# --------------------------------------------------------------------------------------
+# The metric registry and the evaluation context
+# --------------------------------------------------------------------------------------
+
+import jax  # noqa: E402
+
+from cfx import evaluation  # noqa: E402
+from cfx.evaluation import Metric, register, unregister  # noqa: E402
+
+
+@pytest.fixture
+def registered():
+    """Register metrics for one test and remove them afterwards."""
+    names = []
+
+    def add(*metrics):
+        for m in metrics:
+            register(m)
+            names.append(m.name)
+
+    yield add
+    for name in names:
+        unregister(name)
+
+
+def test_a_custom_metric_is_one_register_call(random_problem, registered):
+    data, res = random_problem
+    traces = []
+
+    def l1_squared(cf, x, target, ctx):
+        traces.append(1)
+        return jnp.sum(jnp.abs(cf - x)) ** 2
+
+    registered(Metric("l1_squared", l1_squared, description="(sum_j |x'_j - x_j|)^2"))
+    assert list_metrics()["l1_squared"] == "(sum_j |x'_j - x_j|)^2"
+    out = evaluate(res, CLF, data)
+    np.testing.assert_allclose(out["per_factual"]["l1_squared"], out["per_factual"]["l1"] ** 2, rtol=1e-5)
+    assert "l1_squared" in out["mean"] and "l1_squared" in out["sd"]
+    # only what is asked for is computed (and traced)
+    n_traces = len(traces)
+    only = evaluate(res, CLF, data, metrics=["l1_squared", "validity"])
+    assert set(only["per_factual"]) == {"validity", "l1_squared"} and set(only["mean"]) == {"validity", "l1_squared"}
+    assert len(traces) == n_traces  # same shapes, same context structure: no retrace
+    with pytest.raises(ValueError, match="unknown metric 'nope'"):
+        evaluate(res, CLF, metrics=["nope"])
+
+
+def test_a_custom_family_is_computed_in_one_pass(random_problem):
+    _, res = random_problem
+    traces = []
+
+    def moments(cf, x, target, ctx):
+        traces.append(1)
+        delta = cf - x
+        return {"delta_mean": jnp.mean(delta), "delta_max": jnp.max(delta)}
+
+    names = {"delta_mean": "mean_j (x'_j - x_j)", "delta_max": "max_j (x'_j - x_j)"}
+    try:
+        evaluation.register_family(moments, names, group="moments")
+        pf = evaluate(res, CLF, metrics=list(names))["per_factual"]
+        assert len(traces) == 1  # one traced call serves both
+        delta = np.asarray(res.counterfactuals) - np.asarray(res.factuals)[:, None, :]
+        np.testing.assert_allclose(pf["delta_mean"], delta.mean(-1), rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(pf["delta_max"], delta.max(-1), rtol=1e-6)
+        # replacing a family keeps its place in the reporting order
+        order = list(list_metrics())
+        evaluation.register_family(moments, names, group="moments", replace=True)
+        assert list(list_metrics()) == order
+    finally:
+        for name in names:
+            unregister(name)
+
+
+def test_set_and_result_level_metrics(random_problem, registered):
+    data, res = random_problem
+
+    def spread(cfs, x, target, ctx):  # mean distance of the K counterfactuals to their centroid
+        return jnp.mean(jnp.linalg.norm(cfs - cfs.mean(axis=0), axis=-1))
+
+    registered(
+        Metric("spread", spread, level="set", description="mean distance of the K counterfactuals to their centroid"),
+        Metric("n_rows", lambda r, ctx: r.factuals.shape[0], level="result", description="n (mean only)"),
+    )
+    out = evaluate(res, CLF, metrics=["spread", "n_rows"])
+    cfs = np.asarray(res.counterfactuals)
+    want = np.linalg.norm(cfs - cfs.mean(axis=1, keepdims=True), axis=-1).mean(axis=1)  # (n,)
+    assert out["per_factual"]["spread"].shape == (6, 2)
+    np.testing.assert_allclose(out["per_factual"]["spread"], np.repeat(want[:, None], 2, axis=1), rtol=1e-5)
+    np.testing.assert_allclose(out["sd"]["spread"], np.std(want, ddof=1), rtol=1e-5)  # over the n sets
+    assert out["mean"]["n_rows"] == 6 and "n_rows" not in out["per_factual"] and "n_rows" not in out["sd"]
+
+
+def test_metric_needing_an_absent_slot_is_skipped(random_problem, registered):
+    data, res = random_problem
+    registered(Metric("q_hat_echo", lambda cf, x, t, ctx: ctx.q_hat, needs=("q_hat",), description="q_hat"))
+    out = evaluate(res, CLF, data)
+    for name in ("q_hat_echo", "set_size", "unfaithfulness"):  # slots are None until filled
+        assert name not in out["per_factual"] and name not in out["mean"]
+    assert "mad_l1" not in evaluate(res, CLF, metrics=["mad_l1", "l1"])["mean"]  # needs data
+    ctx = evaluation.context(CLF, data, q_hat=0.7)
+    got = evaluate(res, CLF, context=ctx, metrics=["q_hat_echo"])["per_factual"]["q_hat_echo"]
+    np.testing.assert_allclose(got, 0.7, rtol=1e-6)
+
+
+def test_unfaithfulness_and_set_size_once_their_slots_are_filled():
+    # binary model p(1|x) = sigmoid(x0 + x1 - 1); samples of class 1 at (1, 1, 0) and (3, 1, 0)
+    samples = np.zeros((2, 2, 3), np.float32)
+    samples[0] = [[-1, -1, 0], [-2, -2, 0]]
+    samples[1] = [[1, 1, 0], [3, 1, 0]]
+    ctx = evaluation.context(CLF, conditional_samples=samples, q_hat=0.9)
+    cf = np.array([[2.0, 1.0, 0.0], [0.0, 0.0, 0.0]])  # logits 2 (valid) and -1 (invalid)
+    pf = evaluate(make_result(np.zeros((2, 3)), cf, 1), CLF, context=ctx)["per_factual"]
+    np.testing.assert_allclose(pf["unfaithfulness"][:, 0], [1.0, (np.sqrt(2) + np.sqrt(10)) / 2], rtol=1e-5)
+    p1 = 1 / (1 + np.exp(-2.0))
+    membership = 1 / (1 + np.exp(-(0.9 - (1 - np.array([1 - p1, p1]))) / 0.1))
+    np.testing.assert_allclose(pf["set_size"][:, 0], [max(0.0, membership.sum() - 1), 0.0], rtol=1e-5)
+    with pytest.raises(ValueError, match="conditional_samples"):
+        evaluation.context(CLF, conditional_samples=np.zeros((3, 2, 3)))
+
+
+def test_prebuilt_context_same_numbers_no_recompile(random_problem):
+    data, res = random_problem
+    want = evaluate(res, CLF, data)
+    ctx = evaluation.context(CLF, data)
+    sizes = batching.map_metrics._cache_size(), batching.predict_labels._cache_size()
+    got = evaluate(res, CLF, context=ctx)
+    again = evaluate(dataclasses.replace(res, threshold=0.7), CLF, context=ctx)
+    assert (batching.map_metrics._cache_size(), batching.predict_labels._cache_size()) == sizes
+    for name, v in want["per_factual"].items():
+        np.testing.assert_array_equal(got["per_factual"][name], v, err_msg=name)
+    assert got["mean"].keys() == want["mean"].keys()
+    assert again["mean"]["threshold"] == pytest.approx(0.7)
+    # a context is per (model, data): not for another model, nor mixed with data=
+    with pytest.raises(ValueError, match="another classifier"):
+        evaluate(res, CLF.replace(jax_tree_neg(CLF.params)), context=ctx)
+    with pytest.raises(ValueError, match="context"):
+        evaluate(res, CLF, data, context=ctx)
+    assert jax.tree_util.tree_leaves(ctx)  # a PyTree of arrays
+
+
+def test_untargeted_validity():
+    # factuals predicted 0 (logit -1); target -1: valid when the label moved off class 0
+    x = np.zeros((3, 3))
+    cf = np.array([[0.6, 0.6, 0.0], [2.0, 0.5, 0.0], [0.2, 0.0, 0.0]])  # logits 0.2, 1.5, -0.8
+    p1 = 1 / (1 + np.exp(-np.array([0.2, 1.5, -0.8])))
+    res = make_result(x, cf, -1)
+    pf = evaluate(res, CLF)["per_factual"]
+    np.testing.assert_array_equal(pf["validity"][:, 0], [1, 1, 0])
+    np.testing.assert_array_equal(pf["label_validity"][:, 0], [1, 1, 0])
+    np.testing.assert_allclose(pf["target_prob"][:, 0], p1, rtol=1e-6)  # largest p of a class != 0
+    np.testing.assert_array_equal(pf["redundancy_carla"][:2, 0], [0, 1])  # reverting x1 of row 1 keeps label 1
+    assert np.isnan(pf["redundancy_carla"][2, 0])
+    # a factual already predicted 1: untargeted success means reaching class 0
+    pf = evaluate(make_result(np.full((1, 3), 2.0), [[0.0, 0.0, 2.0]], -1), CLF)["per_factual"]
+    assert pf["validity"][0, 0] == 1 and pf["target_prob"][0, 0] == pytest.approx(1 / (1 + np.exp(-1.0)))
+    # threshold applies as in the search: tau 0.6 > p 0.55 -> not valid, label still moved
+    pf = evaluate(make_result(x, cf, -1, threshold=0.6), CLF)["per_factual"]
+    np.testing.assert_array_equal(pf["validity"][:, 0], [0, 1, 0])
+    with pytest.raises(ValueError, match=r"\[-1, 2\)"):
+        evaluate(make_result(x, cf, -2), CLF)
+
+
+def test_untargeted_neighbours_use_the_predicted_class():
+    # the line of test_ynn_and_implausibility_on_a_line: untargeted x' = 7 is predicted 1
+    X = np.stack([np.arange(10.0), np.zeros(10)], axis=1)
+    data = dataset(X, (np.arange(10) < 5).astype(int))
+    res = make_result(np.zeros((1, 2)), [[7.0, 0.0]], -1)
+    pf = evaluate(res, linear([1.0, 0.0], -4.5), data, n_neighbors=2)["per_factual"]
+    np.testing.assert_allclose(pf["ynn"][0, 0], 1.0)
+    np.testing.assert_allclose(pf["implausibility"][0, 0], 3.5, atol=1e-5)  # 2 nearest true-1 points: 4, 3
+
+
+def test_outcome_is_reported():
+    res = make_result(np.zeros((1, 3)), np.zeros((1, 2, 3)), 1)
+    res = dataclasses.replace(res, outcome=jnp.asarray([[0, 2]], jnp.int32))
+    pf = evaluate(res, CLF, metrics=["outcome", "converged"])["per_factual"]
+    np.testing.assert_array_equal(pf["outcome"], [[0, 2]])
+    np.testing.assert_array_equal(pf["converged"], [[1, 0]])
+
+
+def test_registry_rejects_bad_metrics():
+    f = lambda cf, x, t, ctx: 0.0  # noqa: E731
+    with pytest.raises(ValueError, match="already registered"):
+        register(Metric("l1", f, description="again"))
+    with pytest.raises(ValueError, match="level"):
+        Metric("m", f, level="batch", description="d")
+    with pytest.raises(ValueError, match="need"):
+        Metric("m", f, needs=("gpu",), description="d")
+    with pytest.raises(ValueError, match="one non-empty line"):
+        Metric("m", f, description="two\nlines")
+    with pytest.raises(ValueError, match="group"):
+        register(Metric("m", f, group="distances", description="d"))
+    assert "m" not in list_metrics()

@@ -1,10 +1,37 @@
-"""Evaluation of counterfactuals: validity, cost, redundancy, plausibility, constraint
-violations and runtime (SPEC §4).
+"""Evaluation of counterfactuals (SPEC §4): a registry of metrics and a per-(model, data)
+context.
 
 ``cfx.evaluate(result, classifier, data)`` returns per-counterfactual values plus mean and
-sd; :func:`list_metrics` describes every metric; :func:`summary_table` prints a short table.
+sd of every registered metric whose needs are met; :func:`list_metrics` describes them;
+:func:`summary_table` prints a short table. Build an :class:`EvaluationContext` once with
+:func:`context` to evaluate many results against the same (model, data).
+
+One file per metric family, each registering its metrics on import:
+:mod:`~cfx.evaluation.prediction` (validity, label validity, p(y⁺|x'), CARLA redundancy),
+:mod:`~cfx.evaluation.distances` (L0, L1, L2, L∞, MAD-L1, CE.jl redundancy),
+:mod:`~cfx.evaluation.plausibility` (implausibility, yNN),
+:mod:`~cfx.evaluation.faithfulness` (unfaithfulness, set size),
+:mod:`~cfx.evaluation.violations` (constraint violations),
+:mod:`~cfx.evaluation.search_info` (convergence, steps, outcome, runtime).
+Adding a metric::
+
+    cfx.evaluation.register(cfx.evaluation.Metric(
+        "l1_sq", lambda cf, x, target, ctx: jnp.sum(jnp.abs(cf - x)) ** 2,
+        description="squared L1 distance"))
 """
 
-from cfx.evaluation.metrics import CHANGE_TOL, evaluate, list_metrics, summary_table
+from cfx.evaluation.registry import (
+    LEVELS, NEEDS, Metric, get_metric, list_metrics, register, register_family, unregister,
+)
+from cfx.evaluation.context import EvaluationContext, context
 
-__all__ = ["CHANGE_TOL", "evaluate", "list_metrics", "summary_table"]
+# families register their metrics on import; the order here is the reporting order
+from cfx.evaluation import prediction, distances, plausibility, faithfulness, violations, search_info  # noqa: E402,F401,I001
+from cfx.evaluation.conventions import CHANGE_TOL
+from cfx.evaluation.core import evaluate
+from cfx.evaluation.table import summary_table
+
+__all__ = [
+    "CHANGE_TOL", "EvaluationContext", "LEVELS", "Metric", "NEEDS", "context", "evaluate", "get_metric",
+    "list_metrics", "register", "register_family", "summary_table", "unregister",
+]
