@@ -13,14 +13,15 @@ from cfx.constraints import Constraints
 from cfx.evaluation import evaluate
 from cfx.result import OUTCOMES, CounterfactualResult
 from cfx import search
-from cfx.search import Track, generate, track_last_within, track_path
+from cfx.search import generate
+from cfx.tracks import Track, track_last_within, track_path
 
 __version__ = "0.1.0"
 
 
 def __getattr__(name):
     """The experiment layer (pandas, matplotlib) loads on first use, not with ``import cfx``."""
-    if name in ("experiment", "benchmark", "plotting", "results"):
+    if name in ("experiments", "plotting"):
         import importlib
 
         return importlib.import_module(f"cfx.{name}")

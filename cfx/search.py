@@ -19,68 +19,22 @@ abstract signature, so new parameters, targets, λ values or thresholds reuse th
 from __future__ import annotations
 
 import collections
-import dataclasses
 import functools
 import time
-from typing import Any, Callable, NamedTuple, Sequence
+from typing import Any, Sequence
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from cfx import losses
+from cfx import checks, losses
 from cfx.classifier import Classifier
 from cfx.constraints import Constraints, ResolvedConstraints
 from cfx.generators.base import Generator
 from cfx.result import CONVERGED, MAX_STEPS, NONFINITE, NOT_REACHED, CounterfactualResult
+from cfx.tracks import Track, track_path
 
 GRADIENT_TOLERANCE = 0.01  # "generator conditions": every |∂loss/∂x'_j| below this
-LOOPS = ("while", "scan")
-
-
-# =============================================================================== tracks
-class Track(NamedTuple):
-    """An optax-shaped pair of pure functions that follows the iterates of a search.
-
-    ``init(x0, x) -> state`` sees the start x0 (n, K, d) and the factuals (n, d);
-    ``update(state, x_t, t, active) -> state`` sees the counterfactuals after step t (input
-    space, one-hot groups relaxed) and the (n, K) rows that moved. Build a track once and
-    reuse it: it is part of the compiled program's identity.
-    """
-
-    init: Callable
-    update: Callable
-
-
-@functools.lru_cache(maxsize=None)
-def track_path(max_steps: int) -> Track:
-    """Every iterate: state (n, K, max_steps + 1, d); entry s is the point after step s."""
-
-    def init(x0, x):
-        path = jnp.zeros(x0.shape[:2] + (max_steps + 1,) + x0.shape[2:], x0.dtype)
-        return path.at[:, :, 0].set(x0)
-
-    def update(path, x_t, t, active):
-        return jax.lax.dynamic_update_index_in_dim(path, x_t, t + 1, axis=2)
-
-    return Track(init, update)
-
-
-@functools.lru_cache(maxsize=None)
-def track_last_within(radius: float, ord: float = np.inf) -> Track:
-    """The last iterate still within ``‖x_t − x‖_ord ≤ radius`` of its factual (the factual
-    itself if none), in O(n·K·d) memory: counterfactual training's nascent counterfactuals.
-    State: (last (n, K, d), x (n, d)); read ``result.track[0]``."""
-
-    def init(x0, x):
-        return jnp.broadcast_to(x[:, None, :], x0.shape), x
-
-    def update(state, x_t, t, active):
-        last, x = state
-        inside = jnp.linalg.norm(x_t - x[:, None, :], ord=ord, axis=-1) <= radius
-        return jnp.where((inside & active)[..., None], x_t, last), x
-
-    return Track(init, update)
 
 
 # =============================================================================== compiled core
@@ -319,120 +273,6 @@ def _executable(args: tuple, static: dict) -> tuple[Any, float]:
     return executable, time.perf_counter() - start
 
 
-# =============================================================================== input checks
-def _check_factuals(x, classifier: Classifier) -> np.ndarray:
-    try:
-        arr = np.asarray(x, dtype=np.float32)
-    except (TypeError, ValueError) as err:
-        raise TypeError(f"x must be an array of floats of shape (d,) or (n, d); got {type(x).__name__}") from err
-    if arr.ndim == 1:
-        arr = arr[None]
-    if arr.ndim != 2 or arr.shape[0] == 0:
-        raise ValueError(f"x must have shape (d,) or (n, d) with n >= 1; got {np.shape(x)}")
-    if arr.shape[1] != classifier.n_features:
-        raise ValueError(f"x has {arr.shape[1]} features; the classifier expects n_features={classifier.n_features}")
-    _check_finite("x", arr, "factual")
-    return arr
-
-
-def _check_finite(name: str, arr: np.ndarray, row: str) -> None:
-    bad = ~np.isfinite(arr)
-    if bad.any():
-        i, j = int(np.argwhere(bad)[0][0]), int(np.argwhere(bad)[0][-1])
-        raise ValueError(f"{name} contains NaN or inf ({int(bad.sum())} values; first at {row} {i}, feature {j})")
-
-
-def _check_target(target, n: int, n_classes: int) -> np.ndarray:
-    """Class indices (n,); ``None`` means untargeted (-1: any class but the factual's)."""
-    if target is None:
-        return np.full(n, -1, np.int32)
-    arr = np.asarray(target)
-    if arr.dtype == bool or not np.issubdtype(arr.dtype, np.integer):
-        raise TypeError(f"target must be an int class index, an int array of length n={n}, or None "
-                        f"(untargeted); got dtype {arr.dtype}")
-    if arr.ndim == 0:
-        arr = np.full(n, int(arr))
-    if arr.shape != (n,):
-        raise ValueError(f"target must be a scalar or have length n={n} (one per factual); got shape {arr.shape}")
-    if arr.min() < -1 or arr.max() >= n_classes:
-        bad = int(arr[(arr < -1) | (arr >= n_classes)][0])
-        raise ValueError(f"target {bad} is not a class of this classifier: expected an int in [0, {n_classes}) "
-                         "(or -1 for an untargeted row)")
-    return arr.astype(np.int32)
-
-
-def _check_start(start, n: int, K: int, d: int) -> np.ndarray:
-    """A start of the user's own: (n, d) (every K starts there) or (n, K, d)."""
-    try:
-        arr = np.asarray(start, np.float32)
-    except (TypeError, ValueError) as err:
-        raise TypeError(f"init must be a start rule name or an array of shape ({n}, {d}) or ({n}, {K}, {d})") from err
-    if arr.shape == (n, d):
-        arr = np.broadcast_to(arr[:, None, :], (n, K, d))
-    if arr.shape != (n, K, d):
-        raise ValueError(f"init array must have shape ({n}, {d}) or ({n}, {K}, {d}) (n, K, d); got {arr.shape}")
-    _check_finite("init", arr.reshape(n, K * d), "factual")
-    return np.ascontiguousarray(arr)
-
-
-def _check_key(key) -> jax.Array:
-    """A single typed PRNG key; a raw uint32 (2,) key is wrapped, so both share one program."""
-    key = jnp.asarray(key)
-    if jnp.issubdtype(key.dtype, jax.dtypes.prng_key) and key.shape == ():
-        return key
-    if key.dtype == jnp.uint32 and key.shape == (2,):
-        return jax.random.wrap_key_data(key)
-    raise TypeError(f"key must be a single PRNG key (jax.random.key(seed)); got dtype {key.dtype}, shape {key.shape}")
-
-
-def _canonical_leaves(generator: Generator) -> Generator:
-    """Float leaves as strong float32 arrays, so ``cost=1``, ``cost=0.1`` and
-    ``cost=jnp.float32(0.3)`` share one compiled program; a Python number in a field declared
-    ``float`` counts as a float. Int leaves (``min_steps``), bools and PRNG keys keep their
-    types (Python ints become int32)."""
-
-    def canonical(leaf, declared_float=False):
-        if hasattr(leaf, "dtype") and not jnp.issubdtype(leaf.dtype, jnp.floating):
-            return leaf if jnp.issubdtype(leaf.dtype, jax.dtypes.prng_key) else jnp.asarray(leaf)
-        if isinstance(leaf, bool):
-            return jnp.asarray(leaf)
-        if isinstance(leaf, (int, np.integer)) and not declared_float:
-            return jnp.asarray(leaf, jnp.int32)
-        return jnp.asarray(leaf, jnp.float32)
-
-    changes = {}
-    for field in dataclasses.fields(generator):
-        if field.metadata.get("pytree_node", True):
-            declared_float = "float" in str(field.type)
-            changes[field.name] = jax.tree_util.tree_map(lambda leaf: canonical(leaf, declared_float),
-                                                         getattr(generator, field.name))
-    return generator.replace(**changes)
-
-
-def _check_options(max_steps, batch_size, loop) -> None:
-    if not isinstance(max_steps, (int, np.integer)) or isinstance(max_steps, bool) or max_steps < 1:
-        raise ValueError(f"max_steps must be a positive int; got {max_steps!r}")
-    if batch_size is not None and (not isinstance(batch_size, (int, np.integer)) or batch_size < 1):
-        raise ValueError(f"batch_size must be a positive int or None; got {batch_size!r}")
-    if loop not in LOOPS:
-        raise ValueError(f"loop must be one of {LOOPS}; got {loop!r}")
-
-
-def _with_overrides(generator: Generator, **overrides) -> Generator:
-    """The generator with the search options a caller set (None: keep the generator's)."""
-    changes = {k: v for k, v in overrides.items() if v is not None}
-    k = changes.get("num_counterfactuals")
-    if k is not None and (isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1):
-        raise ValueError(f"num_counterfactuals must be an int >= 1; got {k!r}")
-    tau = changes.get("threshold")
-    if tau is not None and not (isinstance(tau, (int, float, np.floating)) and 0.0 < float(tau) <= 1.0):
-        raise ValueError(f"threshold must be a probability in (0, 1]; got {tau!r}")
-    try:
-        return generator.replace(**changes) if changes else generator
-    except ValueError as err:  # the generator's own check names the field: say it came from a keyword
-        raise ValueError(str(err).replace(f"{type(generator).__name__}.", "")) from None
-
-
 # =============================================================================== public API
 def generate(
     generator: Generator,
@@ -505,14 +345,14 @@ def generate(
     start = None
     if init is not None and not isinstance(init, str):
         start, init = init, None
-    generator = _with_overrides(generator, threshold=threshold, num_counterfactuals=num_counterfactuals, init=init,
+    generator = checks.with_overrides(generator, threshold=threshold, num_counterfactuals=num_counterfactuals, init=init,
                                 convergence=convergence, min_steps=min_steps)
-    _check_options(max_steps, batch_size, loop)
-    x_np = _check_factuals(x, classifier)
+    checks.check_options(max_steps, batch_size, loop)
+    x_np = checks.check_factuals(x, classifier)
     n, d = x_np.shape
     K = generator.num_counterfactuals
-    target_np = _check_target(target, n, classifier.n_classes)
-    key = _check_key(key)
+    target_np = checks.check_target(target, n, classifier.n_classes)
+    key = checks.check_key(key)
     if constraints is None:
         constraints = Constraints()
     if not isinstance(constraints, (Constraints, ResolvedConstraints)):
@@ -522,7 +362,7 @@ def generate(
         raise ValueError(f"constraints are for {resolved.lower.shape[0]} features; x has {d}")
     resolved.check_factuals(x_np)
     generator.validate(K, classifier.n_features, classifier.n_classes)
-    start_np = None if start is None else _check_start(start, n, K, d)
+    start_np = None if start is None else checks.check_start(start, n, K, d)
     devices = list(jax.local_devices() if devices is None else devices)
     if not devices:
         raise ValueError("devices must name at least one device")
@@ -531,7 +371,7 @@ def generate(
     n_padded = _round_up(n, chunk)
     rows = np.concatenate([np.arange(n), np.zeros(n_padded - n, int)]).astype(np.int32)  # pad with row 0
     batch, shared = _shardings(devices)
-    common = jax.device_put((_canonical_leaves(generator), jax.tree_util.tree_map(jnp.asarray, classifier)), shared)
+    common = jax.device_put((checks.canonical_leaves(generator), jax.tree_util.tree_map(jnp.asarray, classifier)), shared)
     options = jax.device_put((key, resolved), shared)
     static = dict(max_steps=int(max_steps), track=track, return_path=bool(return_path), loop=loop)
 

@@ -141,9 +141,9 @@ def test_a_step_rule_gets_per_row_keys_and_the_step_number(linear_classifier, fa
 
 
 def test_only_float_leaves_are_cast(linear_classifier, factuals):
-    from cfx.search import _canonical_leaves
+    from cfx.checks import canonical_leaves
 
-    gen = _canonical_leaves(G.Generic(cost=1, min_steps=2))
+    gen = canonical_leaves(G.Generic(cost=1, min_steps=2))
     assert gen.cost.dtype == jnp.float32 and gen.min_steps.dtype == jnp.int32
     assert gen.threshold.dtype == jnp.float32
 

@@ -79,6 +79,13 @@ def hyperparameters(name: str) -> dict[str, Any]:
     return out
 
 
+def register(name: str, cls: type[Generator], defaults: dict | None = None, description: str = "") -> None:
+    """Add a generator to the registry (configs, ``make``, ``cfx list``) under ``name``."""
+    if not (isinstance(cls, type) and issubclass(cls, Generator)):
+        raise TypeError(f"register({name!r}, ...) needs a Generator subclass; got {cls!r}")
+    REGISTRY[name.lower()] = Entry(cls, dict(defaults or {}), description)
+
+
 def describe() -> dict[str, str]:
     """One-line description per registry name."""
     out = {name: entry.description or entry.cls.description for name, entry in REGISTRY.items()}
@@ -89,5 +96,5 @@ def describe() -> dict[str, str]:
 __all__ = [
     "CONVERGENCE", "INITS", "OPTIMIZERS", "Generator", "Penalty", "generator", "static", "fitted", "Generic",
     "Wachter", "Gravitational", "ClaPROAR", "DiCE", "Greedy", "REGISTRY", "Entry", "make", "hyperparameters",
-    "describe",
+    "register", "describe",
 ]

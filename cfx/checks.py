@@ -1,0 +1,128 @@
+"""Host-side checks of :func:`cfx.generate`'s inputs: each raises a message that names the
+argument and what was expected, before anything is traced or compiled."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from cfx.classifier import Classifier
+from cfx.generators.base import Generator
+
+LOOPS = ("while", "scan")
+
+
+def check_factuals(x, classifier: Classifier) -> np.ndarray:
+    try:
+        arr = np.asarray(x, dtype=np.float32)
+    except (TypeError, ValueError) as err:
+        raise TypeError(f"x must be an array of floats of shape (d,) or (n, d); got {type(x).__name__}") from err
+    if arr.ndim == 1:
+        arr = arr[None]
+    if arr.ndim != 2 or arr.shape[0] == 0:
+        raise ValueError(f"x must have shape (d,) or (n, d) with n >= 1; got {np.shape(x)}")
+    if arr.shape[1] != classifier.n_features:
+        raise ValueError(f"x has {arr.shape[1]} features; the classifier expects n_features={classifier.n_features}")
+    check_finite("x", arr, "factual")
+    return arr
+
+
+def check_finite(name: str, arr: np.ndarray, row: str) -> None:
+    bad = ~np.isfinite(arr)
+    if bad.any():
+        i, j = int(np.argwhere(bad)[0][0]), int(np.argwhere(bad)[0][-1])
+        raise ValueError(f"{name} contains NaN or inf ({int(bad.sum())} values; first at {row} {i}, feature {j})")
+
+
+def check_target(target, n: int, n_classes: int) -> np.ndarray:
+    """Class indices (n,); ``None`` means untargeted (-1: any class but the factual's)."""
+    if target is None:
+        return np.full(n, -1, np.int32)
+    arr = np.asarray(target)
+    if arr.dtype == bool or not np.issubdtype(arr.dtype, np.integer):
+        raise TypeError(f"target must be an int class index, an int array of length n={n}, or None "
+                        f"(untargeted); got dtype {arr.dtype}")
+    if arr.ndim == 0:
+        arr = np.full(n, int(arr))
+    if arr.shape != (n,):
+        raise ValueError(f"target must be a scalar or have length n={n} (one per factual); got shape {arr.shape}")
+    if arr.min() < -1 or arr.max() >= n_classes:
+        bad = int(arr[(arr < -1) | (arr >= n_classes)][0])
+        raise ValueError(f"target {bad} is not a class of this classifier: expected an int in [0, {n_classes}) "
+                         "(or -1 for an untargeted row)")
+    return arr.astype(np.int32)
+
+
+def check_start(start, n: int, K: int, d: int) -> np.ndarray:
+    """A start of the user's own: (n, d) (every K starts there) or (n, K, d)."""
+    try:
+        arr = np.asarray(start, np.float32)
+    except (TypeError, ValueError) as err:
+        raise TypeError(f"init must be a start rule name or an array of shape ({n}, {d}) or ({n}, {K}, {d})") from err
+    if arr.shape == (n, d):
+        arr = np.broadcast_to(arr[:, None, :], (n, K, d))
+    if arr.shape != (n, K, d):
+        raise ValueError(f"init array must have shape ({n}, {d}) or ({n}, {K}, {d}) (n, K, d); got {arr.shape}")
+    check_finite("init", arr.reshape(n, K * d), "factual")
+    return np.ascontiguousarray(arr)
+
+
+def check_key(key) -> jax.Array:
+    """A single typed PRNG key; a raw uint32 (2,) key is wrapped, so both share one program."""
+    key = jnp.asarray(key)
+    if jnp.issubdtype(key.dtype, jax.dtypes.prng_key) and key.shape == ():
+        return key
+    if key.dtype == jnp.uint32 and key.shape == (2,):
+        return jax.random.wrap_key_data(key)
+    raise TypeError(f"key must be a single PRNG key (jax.random.key(seed)); got dtype {key.dtype}, shape {key.shape}")
+
+
+def canonical_leaves(generator: Generator) -> Generator:
+    """Float leaves as strong float32 arrays, so ``cost=1``, ``cost=0.1`` and
+    ``cost=jnp.float32(0.3)`` share one compiled program; a Python number in a field declared
+    ``float`` counts as a float. Int leaves (``min_steps``), bools and PRNG keys keep their
+    types (Python ints become int32)."""
+
+    def canonical(leaf, declared_float=False):
+        if hasattr(leaf, "dtype") and not jnp.issubdtype(leaf.dtype, jnp.floating):
+            return leaf if jnp.issubdtype(leaf.dtype, jax.dtypes.prng_key) else jnp.asarray(leaf)
+        if isinstance(leaf, bool):
+            return jnp.asarray(leaf)
+        if isinstance(leaf, (int, np.integer)) and not declared_float:
+            return jnp.asarray(leaf, jnp.int32)
+        return jnp.asarray(leaf, jnp.float32)
+
+    changes = {}
+    for field in dataclasses.fields(generator):
+        if field.metadata.get("pytree_node", True):
+            declared_float = "float" in str(field.type)
+            changes[field.name] = jax.tree_util.tree_map(lambda leaf: canonical(leaf, declared_float),
+                                                         getattr(generator, field.name))
+    return generator.replace(**changes)
+
+
+def check_options(max_steps, batch_size, loop) -> None:
+    if not isinstance(max_steps, (int, np.integer)) or isinstance(max_steps, bool) or max_steps < 1:
+        raise ValueError(f"max_steps must be a positive int; got {max_steps!r}")
+    if batch_size is not None and (not isinstance(batch_size, (int, np.integer)) or batch_size < 1):
+        raise ValueError(f"batch_size must be a positive int or None; got {batch_size!r}")
+    if loop not in LOOPS:
+        raise ValueError(f"loop must be one of {LOOPS}; got {loop!r}")
+
+
+def with_overrides(generator: Generator, **overrides) -> Generator:
+    """The generator with the search options a caller set (None: keep the generator's)."""
+    changes = {k: v for k, v in overrides.items() if v is not None}
+    k = changes.get("num_counterfactuals")
+    if k is not None and (isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1):
+        raise ValueError(f"num_counterfactuals must be an int >= 1; got {k!r}")
+    tau = changes.get("threshold")
+    if tau is not None and not (isinstance(tau, (int, float, np.floating)) and 0.0 < float(tau) <= 1.0):
+        raise ValueError(f"threshold must be a probability in (0, 1]; got {tau!r}")
+    try:
+        return generator.replace(**changes) if changes else generator
+    except ValueError as err:  # the generator's own check names the field: say it came from a keyword
+        raise ValueError(str(err).replace(f"{type(generator).__name__}.", "")) from None
