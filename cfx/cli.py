@@ -1,7 +1,7 @@
 """The ``cfx`` command: run experiments from config files, list what cfx knows, show results.
 
     cfx run CONFIG [--set key=value ...] [--out DIR] [--resume] [--force] [--data-dir DIR]
-    cfx list [datasets|models|generators|metrics]
+    cfx list [datasets|models|generators|metrics|kinds]
     cfx show RESULT_DIR
 
 Exit codes: 0 success; 1 a run failed (e.g. a missing data file); 2 bad config or usage, or
@@ -39,9 +39,10 @@ def _parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
 
     run = sub.add_parser("run", help="run (or resume) the experiment of a config file",
-                         description="Run the benchmark grid of a YAML config: train the models, search counterfactuals "
-                                     "with every generator, evaluate, and write a results folder (resolved config, "
-                                     "environment, models, counterfactuals, tables, figures, timings).",
+                         description="Run the experiment of a YAML config (its 'kind:', default benchmark: train the "
+                                     "models, search counterfactuals with every generator, evaluate) and write a "
+                                     "results folder (resolved config, environment, models, counterfactuals, tables, "
+                                     "figures, timings).",
                          epilog=EPILOG_RUN, formatter_class=argparse.RawDescriptionHelpFormatter)
     run.add_argument("config", metavar="CONFIG", help="experiment config (YAML)")
     run.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
@@ -52,11 +53,12 @@ def _parser() -> argparse.ArgumentParser:
     group.add_argument("--force", action="store_true", help="delete an existing results folder and start over")
     run.add_argument("--data-dir", metavar="DIR", help="folder with the real data files (default: $CFX_DATA_DIR)")
     run.add_argument("--dry-run", action="store_true", help="validate, print the resolved config and the grid size, stop")
-    run.add_argument("--no-progress", action="store_true", help="no progress bars")
+    run.add_argument("--no-progress", action="store_true",
+                     help="no progress output (by default: a bar on a terminal, one line per finished cell otherwise)")
 
-    ls = sub.add_parser("list", help="list data sets, models, generators and metrics",
+    ls = sub.add_parser("list", help="list data sets, models, generators, metrics and experiment kinds",
                         description="List what cfx knows, with one-line descriptions.")
-    ls.add_argument("what", nargs="?", choices=["datasets", "models", "generators", "metrics"],
+    ls.add_argument("what", nargs="?", choices=["datasets", "models", "generators", "metrics", "kinds"],
                     help="only this section (default: all)")
 
     show = sub.add_parser("show", help="print the table of a results folder",
@@ -81,30 +83,22 @@ def _cmd_run(args) -> int:
 
 
 def _run(args) -> int:
-    from cfx.experiment import ConfigError, dump_config, load_config
-    from cfx.results import OutputExistsError
+    from cfx import experiments
+    from cfx.experiments import ConfigError, OutputExistsError
 
-    data_dir = args.data_dir
     try:
-        cfg = load_config(args.config, args.overrides, data_dir=data_dir, output=args.out)
+        cfg = experiments.load_config(args.config, args.overrides, data_dir=args.data_dir, output=args.out)
     except ConfigError as e:
         _err(str(e))
         return 2
     if args.dry_run:
-        print(dump_config(cfg), end="")
-        n = len(cfg.data) * len(cfg.models) * len(cfg.generators) * cfg.runs
-        print(f"# grid: {len(cfg.data)} data x {len(cfg.models)} models x {len(cfg.generators)} generators x "
-              f"{cfg.runs} runs = {n} cells -> {cfg.output_dir}")
+        print(cfg.dump(), end="")
+        print(f"# {cfg.plan()}")
         return 0
-    from cfx import benchmark
-
     out = cfg.output_dir
     try:
-        res = benchmark.run_grid(cfg, out, resume=args.resume, force=args.force, progress=not args.no_progress)
-    except ConfigError as e:
-        _err(str(e))
-        return 2
-    except OutputExistsError as e:
+        res = experiments.run(cfg, resume=args.resume, force=args.force, progress=not args.no_progress)
+    except (ConfigError, OutputExistsError) as e:
         _err(str(e))
         return 2
     except FileNotFoundError as e:
@@ -113,7 +107,7 @@ def _run(args) -> int:
     except KeyboardInterrupt:
         cmd = " ".join(["cfx", "run", args.config, *[f"--set {s}" for s in args.overrides],
                         *(["--out", args.out] if args.out else []), "--resume"])
-        print(f"\ninterrupted: finished cells are saved in {out}; continue with\n  {cmd}", file=sys.stderr)
+        print(f"\ninterrupted: what finished is saved in {out}; continue with\n  {cmd}", file=sys.stderr)
         return 130
     print(res.summary)
     print(f"results: {res.out_dir}")
@@ -136,6 +130,9 @@ def _cmd_list(args) -> int:
     if args.what in (None, "metrics"):
         import cfx.evaluation
         sections.append(("metrics", cfx.evaluation.list_metrics()))
+    if args.what in (None, "kinds"):
+        import cfx.experiments
+        sections.append(("experiment kinds", cfx.experiments.list_kinds()))
     for i, (title, items) in enumerate(sections):
         if i:
             print()
@@ -148,30 +145,18 @@ def _cmd_list(args) -> int:
 
 
 def _cmd_show(args) -> int:
-    import pandas as pd
-    import yaml
-
-    from cfx import benchmark
-    from cfx.results import CONFIG_FILE, MARKER, ResultsDir
+    from cfx import experiments
 
     root = Path(args.result_dir)
-    if not (root / MARKER).exists() or not (root / CONFIG_FILE).exists():
-        _err(f"{root} is not a cfx results folder (no {CONFIG_FILE}); run 'cfx run CONFIG --out {root}' first")
+    try:
+        text = experiments.show(root, args.metrics.split(",") if args.metrics else None)
+    except FileNotFoundError:
+        _err(f"{root} is not a cfx results folder (no config.yaml); run 'cfx run CONFIG --out {root}' first")
         return 2
-    cfg = yaml.safe_load((root / CONFIG_FILE).read_text()) or {}
-    metrics = args.metrics.split(",") if args.metrics else cfg.get("metrics")
-    csv = root / "results.csv"
-    if not csv.exists():
-        done = len(ResultsDir(root).finished_cells())
-        n = len(cfg.get("data", [])) * len(cfg.get("models", [])) * len(cfg.get("generators", [])) * int(cfg.get("runs", 1))
-        print(f"{root}: unfinished run, {done} of {n} cells done; continue with 'cfx run CONFIG --out {root} --resume'")
+    except LookupError as e:
+        print(f"{root}: {e.args[0]}; continue with 'cfx run CONFIG --out {root} --resume'")
         return 1
-    table = pd.read_csv(csv)
-    print(benchmark.summary_markdown(benchmark.summarise(table), metrics, title=cfg.get("name")))
-    timings = root / "timings.csv"
-    if timings.exists():
-        t = pd.read_csv(timings)
-        print(f"search time {t['runtime_s'].sum():.2f} s, compile time {t['compile_s'].sum():.2f} s over {len(t)} cells")
+    print(text, end="")
     return 0
 
 

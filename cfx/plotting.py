@@ -1,12 +1,12 @@
-"""Figures (matplotlib, Agg backend, PNG): 2-D counterfactual paths, image grids, benchmark charts.
+"""Figures (matplotlib, Agg backend, PNG) from arrays and data frames only.
 
-Three figures, each with an object-level entry point for research code and an array-level
-one the benchmark uses on its saved results:
+Nothing here calls a model: the caller evaluates its classifier on the points of
+:func:`mesh_2d` and hands the probabilities over, so plotting works the same for a live
+model, saved results, or any other source of numbers.
 
 - 2-D: filled contour of p(target | x) over a grid, data coloured by class, counterfactual
-  paths with start (circle) and end (star) marked — :func:`plot_counterfactuals_2d`
-  (classifier, data, result; search with ``return_path=True`` for paths) and
-  :func:`plot_2d_panels` (one panel per generator).
+  paths with start (circle) and end (star) marked — :func:`plot_2d` (one search) and
+  :func:`plot_2d_panels` (one panel per generator); both draw with :func:`draw_2d`.
 - images: factual -> counterfactual per generator, for 8x8 digits or 28x28 MNIST —
   :func:`plot_image_grid`.
 - benchmark: mean ± sd per generator for each metric, grouped by model — :func:`plot_benchmark`.
@@ -14,7 +14,10 @@ one the benchmark uses on its saved results:
 Example::
 
     res = cfx.generate(gen, clf, x, 1, key=key, return_path=True)
-    fig = cfx.plotting.plot_counterfactuals_2d(clf, train, res)
+    grid = cfx.plotting.mesh_2d(train.X)
+    grid["probs"] = clf.probs(grid["points"])
+    fig = cfx.plotting.plot_2d(grid, train.X, train.y, res.counterfactuals, factuals=res.factuals,
+                               paths=res.path, target=1)
     cfx.plotting.save_figure(fig, "figures/moons.png")
 """
 
@@ -32,23 +35,27 @@ matplotlib.use("Agg")  # files only; never needs a display
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-__all__ = ["probability_grid", "draw_2d", "plot_counterfactuals_2d", "plot_2d_panels", "plot_image_grid",
-           "plot_benchmark", "save_figure"]
+__all__ = ["mesh_2d", "draw_2d", "plot_2d", "plot_2d_panels", "plot_image_grid", "plot_benchmark", "figure_png",
+           "save_figure"]
 
 _CLASS_COLOURS = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2", "#7f7f7f",
                   "#bcbd22", "#17becf")
 MAX_PATHS = 50
 
 
-def save_figure(fig, path: str | os.PathLike, dpi: int = 100) -> Path:
-    """Write ``fig`` as PNG atomically (temp file + ``os.replace``) and close it."""
-    from cfx.results import write_bytes
-
+def figure_png(fig, dpi: int = 100) -> bytes:
+    """``fig`` as PNG bytes; the figure is closed."""
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=dpi)
     plt.close(fig)
+    return buf.getvalue()
+
+
+def save_figure(fig, path: str | os.PathLike, dpi: int = 100) -> Path:
+    """Write ``fig`` as PNG to ``path`` (folders created) and close it."""
     path = Path(path)
-    write_bytes(path, buf.getvalue())
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(figure_png(fig, dpi))
     return path
 
 
@@ -57,8 +64,12 @@ def save_figure(fig, path: str | os.PathLike, dpi: int = 100) -> Path:
 # --------------------------------------------------------------------------------------
 
 
-def probability_grid(classifier, X: np.ndarray, resolution: int = 100, margin: float = 0.1) -> dict:
-    """``{"xx", "yy", "probs"}``: p(class | x) (G, G, C) on a G x G grid spanning ``X`` (n, 2)."""
+def mesh_2d(X: np.ndarray, resolution: int = 100, margin: float = 0.1) -> dict:
+    """A G x G grid spanning ``X`` (n, 2) with a ``margin`` (share of the range) on each side.
+
+    Returns ``{"xx", "yy"}`` (G, G) and ``"points"`` (G * G, 2) float32, row-major: evaluate
+    a model there and store its probabilities as ``"probs"`` ((G * G, C) or (G, G, C)).
+    """
     X = np.asarray(X, np.float32)
     if X.ndim != 2 or X.shape[1] != 2:
         raise ValueError(f"X must have shape (n, 2) for a 2-D figure; got {X.shape}")
@@ -66,8 +77,17 @@ def probability_grid(classifier, X: np.ndarray, resolution: int = 100, margin: f
     pad = margin * (hi - lo + 1e-6)
     xx, yy = np.meshgrid(np.linspace(lo[0] - pad[0], hi[0] + pad[0], resolution, dtype=np.float32),
                          np.linspace(lo[1] - pad[1], hi[1] + pad[1], resolution, dtype=np.float32))
-    probs = np.asarray(classifier.probs(np.stack([xx.ravel(), yy.ravel()], 1)))
-    return {"xx": xx, "yy": yy, "probs": probs.reshape(resolution, resolution, -1)}
+    return {"xx": xx, "yy": yy, "points": np.stack([xx.ravel(), yy.ravel()], 1)}
+
+
+def _grid_probs(grid: Mapping) -> np.ndarray:
+    xx = np.asarray(grid["xx"])
+    probs = np.asarray(grid["probs"])
+    if probs.ndim == 2 and probs.shape[0] == xx.size:  # (G * G, C) from the mesh's points
+        probs = probs.reshape(*xx.shape, -1)
+    if probs.ndim != 3 or probs.shape[:2] != xx.shape:
+        raise ValueError(f"grid probs must have shape {xx.shape + (-1,)} or ({xx.size}, C); got {probs.shape}")
+    return probs
 
 
 def draw_2d(ax, grid: Mapping, X: np.ndarray, y: np.ndarray, counterfactuals: np.ndarray, *, factuals=None,
@@ -75,8 +95,8 @@ def draw_2d(ax, grid: Mapping, X: np.ndarray, y: np.ndarray, counterfactuals: np
     """Draw one 2-D panel on ``ax``.
 
     Args:
-      grid: ``{"xx", "yy", "probs"}`` from :func:`probability_grid`; the contour shows
-        p(target | x) = probs[..., target].
+      grid: ``{"xx", "yy", "probs"}``: the mesh of :func:`mesh_2d` and a model's p(class | x)
+        on it; the contour shows p(target | x) = probs[..., target].
       X, y: data points (n, 2) and labels, coloured by class.
       counterfactuals: (m, K, 2) or (m, 2) end points (stars).
       factuals: (m, 2) start points (circles); taken from ``paths`` when given.
@@ -86,7 +106,7 @@ def draw_2d(ax, grid: Mapping, X: np.ndarray, y: np.ndarray, counterfactuals: np
 
     Returns the contour set (for a shared colorbar).
     """
-    probs = np.asarray(grid["probs"])
+    probs = _grid_probs(grid)
     cs = ax.contourf(grid["xx"], grid["yy"], probs[..., target], levels=np.linspace(0, 1, 11), cmap="RdBu_r",
                      alpha=0.55, vmin=0, vmax=1)
     if colorbar:
@@ -121,18 +141,14 @@ def draw_2d(ax, grid: Mapping, X: np.ndarray, y: np.ndarray, counterfactuals: np
     return cs
 
 
-def plot_counterfactuals_2d(classifier, data, result, *, ax=None, resolution: int = 100, max_paths: int = MAX_PATHS,
-                            title: str | None = None):
-    """The 2-D figure for one search: contour of p(target | x), the data, the counterfactuals
-    and (when the result has ``path``) their search paths. Returns the Figure."""
-    if data.n_features != 2:
-        raise ValueError(f"a 2-D figure needs 2 features; the data has {data.n_features}")
+def plot_2d(grid: Mapping, X: np.ndarray, y: np.ndarray, counterfactuals: np.ndarray, *, factuals=None,
+            paths=None, target: int = 1, max_paths: int = MAX_PATHS, title: str | None = None, ax=None):
+    """The 2-D figure of one search: contour of p(target | x), the data, the counterfactuals
+    and (given ``paths``, e.g. ``res.path`` of a search with ``return_path=True``) their
+    search paths. Arguments as in :func:`draw_2d`. Returns the Figure."""
     fig, ax = (plt.subplots(figsize=(6, 5)) if ax is None else (ax.figure, ax))
-    grid = probability_grid(classifier, data.X, resolution)
-    target = int(np.bincount(np.asarray(result.target)).argmax())
-    draw_2d(ax, grid, data.X, data.y, np.asarray(result.counterfactuals), factuals=np.asarray(result.factuals),
-            paths=None if result.path is None else np.asarray(result.path), target=target, max_paths=max_paths)
-    ax.set_title(title or result.generator or "counterfactuals")
+    draw_2d(ax, grid, X, y, counterfactuals, factuals=factuals, paths=paths, target=target, max_paths=max_paths)
+    ax.set_title(title or "counterfactuals")
     ax.legend(loc="upper right", fontsize=7)
     fig.tight_layout()
     return fig
@@ -215,14 +231,13 @@ def plot_benchmark(summary, metrics: Sequence[str] | None = None, *, title: str 
     """Mean ± sd per generator for each metric (one panel each), points grouped by model.
 
     Args:
-      summary: a DataFrame with columns model, generator, metric, mean, sd (e.g.
-        :func:`cfx.benchmark.summarise` of a grid's table, for one data set).
-      metrics: which metrics (default: the headline ones present, at most ``max_metrics``).
+      summary: a DataFrame with columns model, generator, metric, mean, sd (e.g. the pooled
+        summary of a benchmark run, for one data set).
+      metrics: which metrics, in order (those absent are skipped; default: every metric of
+        ``summary``), at most ``max_metrics``.
     """
-    from cfx.benchmark import HEADLINE_METRICS
-
     present = list(dict.fromkeys(summary["metric"]))
-    chosen = [m for m in (metrics or HEADLINE_METRICS) if m in present] or present
+    chosen = [m for m in (metrics or present) if m in present] or present
     chosen = chosen[:max_metrics]
     generators = list(dict.fromkeys(summary["generator"]))
     models = list(dict.fromkeys(summary["model"]))

@@ -2,25 +2,45 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-from cfx import benchmark
 from cfx.cli import main
+from cfx.experiments.kinds import benchmark
+from cfx.experiments.kinds.benchmark import runner as benchmark_runner
 
 ROOT = Path(__file__).resolve().parents[1]
 SMOKE = str(ROOT / "configs" / "quickstart_smoke.yaml")
 
 
 @pytest.fixture(scope="module")
-def finished(tmp_path_factory):
-    """A finished smoke run made through the command line."""
+def finished_run(tmp_path_factory):
+    """A finished smoke run made through the command line, with progress on and stderr a
+    file, not a terminal (as in CI or ``cfx run ... 2> log``): (folder, what went to stderr)."""
     out = tmp_path_factory.mktemp("cli") / "qs"
-    assert main(["run", SMOKE, "--out", str(out), "--no-progress"]) == 0
-    return out
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err):
+        assert main(["run", SMOKE, "--out", str(out)]) == 0
+    return out, err.getvalue()
+
+
+@pytest.fixture(scope="module")
+def finished(finished_run):
+    return finished_run[0]
+
+
+def test_progress_in_a_log_is_plain_lines_not_redraws(finished_run):
+    _, err = finished_run
+    assert "\r" not in err and "\x1b" not in err  # no bar redraws, no terminal escapes
+    done = [line for line in err.splitlines() if line.endswith(" s)") and "done" in line]
+    assert [line.split()[1] for line in done] == ["[1/3]", "[2/3]", "[3/3]"]
+    assert done[0].startswith("quickstart_smoke: [1/3] cats_dogs/mlp/generic/run000 done (")
+    assert sum("training" in line for line in err.splitlines()) == 1  # one line per trained model
 
 
 def test_run_prints_table_and_writes_folder(finished, capsys):
@@ -40,7 +60,8 @@ def test_show_metrics_option_and_bad_folders(finished, tmp_path, capsys):
 
 
 def test_rerun_of_a_finished_experiment_reuses_its_cells(finished, capsys, monkeypatch):
-    monkeypatch.setattr(benchmark, "_generate", lambda *a, **k: pytest.fail("a finished cell was recomputed"))
+    monkeypatch.setattr(benchmark_runner, "_generate", lambda *a, **k: pytest.fail("a finished cell was recomputed"))
+    monkeypatch.setattr(benchmark_runner, "_fit", lambda *a, **k: pytest.fail("a saved model was trained again"))
     for flags in ([], ["--resume"]):  # a finished run of the same experiment: just its table again
         assert main(["run", SMOKE, "--out", str(finished), "--no-progress", *flags]) == 0
         assert "| cats_dogs | mlp | dice |" in capsys.readouterr().out
@@ -55,7 +76,7 @@ def test_different_experiment_is_refused(finished, capsys):
 
 
 def test_config_typo_fails_before_training(tmp_path, capsys, monkeypatch):
-    monkeypatch.setattr(benchmark, "_fit", lambda *a, **k: pytest.fail("training started"))
+    monkeypatch.setattr(benchmark_runner, "_fit", lambda *a, **k: pytest.fail("training started"))
     bad = tmp_path / "bad.yaml"
     bad.write_text(f"extends: {SMOKE}\ngenerators: [{{name: wachter, lamda: 0.1}}]\n")
     assert main(["run", str(bad), "--out", str(tmp_path / "o")]) == 2
@@ -67,7 +88,7 @@ def test_config_typo_fails_before_training(tmp_path, capsys, monkeypatch):
 
 
 def test_missing_data_file_exit_code_and_path(tmp_path, capsys, monkeypatch):
-    monkeypatch.setattr(benchmark, "_fit", lambda *a, **k: pytest.fail("training started"))
+    monkeypatch.setattr(benchmark_runner, "_fit", lambda *a, **k: pytest.fail("training started"))
     monkeypatch.setenv("CFX_DATA_DIR", str(tmp_path))
     code = main(["run", SMOKE, "--set", "data={name: gmsc, n: 100}", "--data-dir", str(tmp_path),
                  "--out", str(tmp_path / "o")])
@@ -80,7 +101,7 @@ def test_interrupt_message_and_exit_code(tmp_path, capsys, monkeypatch):
     def interrupt(*a, **k):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(benchmark, "_generate", interrupt)
+    monkeypatch.setattr(benchmark_runner, "_generate", interrupt)
     out = tmp_path / "o"
     assert main(["run", SMOKE, "--out", str(out), "--no-progress"]) == 130
     assert "--resume" in capsys.readouterr().err
@@ -98,7 +119,7 @@ def test_list_sections(capsys):
     assert main(["list"]) == 0
     out = capsys.readouterr().out
     for word in ("data sets:", "models:", "generators:", "metrics:", "moons", "gmsc", "ensemble", "wachter",
-                 "conservative", "validity", "implausibility"):
+                 "conservative", "validity", "implausibility", "experiment kinds:", "benchmark"):
         assert word in out
     assert main(["list", "generators"]) == 0
     out = capsys.readouterr().out
@@ -108,7 +129,7 @@ def test_list_sections(capsys):
 @pytest.mark.parametrize("argv, words", [
     (["--help"], ["run", "list", "show"]),
     (["run", "--help"], ["--set", "--resume", "--force", "--data-dir", "--out", "examples"]),
-    (["list", "--help"], ["datasets", "generators", "metrics"]),
+    (["list", "--help"], ["datasets", "generators", "metrics", "kinds"]),
     (["show", "--help"], ["RESULT_DIR"]),
 ])
 def test_help_everywhere(argv, words, capsys):

@@ -1,4 +1,5 @@
-"""Figures: every plot writes a non-empty PNG of the expected pixel size."""
+"""Figures: every plot writes a non-empty PNG of the expected pixel size; plotting takes arrays
+and data frames only (the probabilities of a model are computed by the caller)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,6 @@ from matplotlib.image import imread
 
 from cfx import plotting
 from cfx.data import Dataset, FeatureSchema
-from cfx.result import CounterfactualResult
 
 
 def _png_shape(path):
@@ -27,9 +27,7 @@ def linear_result():
     end = x + (1.2 - x.sum(1, keepdims=True)) / 2.0
     steps = np.linspace(0, 1, T + 1)[None, :, None]
     path = (x[:, None] + steps * (end - x)[:, None])[:, None]  # (5, 1, T + 1, 2)
-    return CounterfactualResult(
-        factuals=x, target=np.ones(5, np.int32), counterfactuals=end[:, None], converged=np.ones((5, 1), bool),
-        steps=np.full((5, 1), T), target_probs=np.full((5, 1), 0.55), losses={}, path=path, generator="generic")
+    return {"factuals": x, "target": np.ones(5, np.int32), "counterfactuals": end[:, None], "path": path}
 
 
 @pytest.fixture
@@ -40,28 +38,44 @@ def data2d():
     return Dataset(X, y, FeatureSchema.default(2), name="toy")
 
 
+def _grid(classifier, X, resolution):
+    grid = plotting.mesh_2d(X, resolution)
+    return {**grid, "probs": np.asarray(classifier.probs(grid["points"]))}  # (G * G, C): the caller's model
+
+
 def test_2d_figure(linear_classifier, data2d, linear_result, tmp_path):
-    fig = plotting.plot_counterfactuals_2d(linear_classifier, data2d, linear_result, resolution=40)
+    r = linear_result
+    fig = plotting.plot_2d(_grid(linear_classifier, data2d.X, 40), data2d.X, data2d.y, r["counterfactuals"],
+                           factuals=r["factuals"], paths=r["path"], title="generic")
     ax = fig.axes[0]
     # start markers, end stars and the two class scatters are all drawn
-    assert len(ax.collections) >= 4 and len(ax.lines) == 5
+    assert len(ax.collections) >= 4 and len(ax.lines) == 5 and ax.get_title() == "generic"
     path = plotting.save_figure(fig, tmp_path / "fig" / "two_d.png")
     assert _png_shape(path) == (500, 600)
 
 
-def test_probability_grid_matches_classifier(linear_classifier, data2d):
-    g = plotting.probability_grid(linear_classifier, data2d.X, resolution=7)
-    assert g["xx"].shape == (7, 7) and g["probs"].shape == (7, 7, 2)
+def test_mesh_and_probabilities_from_the_caller(linear_classifier, data2d):
+    g = plotting.mesh_2d(data2d.X, resolution=7)
+    assert g["xx"].shape == (7, 7) and g["points"].shape == (49, 2)
+    np.testing.assert_array_equal(g["points"][:, 0].reshape(7, 7), g["xx"])
+    probs = np.asarray(linear_classifier.probs(g["points"]))
     expected = 1 / (1 + np.exp(-(g["xx"] + g["yy"] - 1)))
-    np.testing.assert_allclose(g["probs"][..., 1], expected, atol=1e-5)
+    np.testing.assert_allclose(probs[:, 1].reshape(7, 7), expected, atol=1e-5)
     with pytest.raises(ValueError, match=r"\(n, 2\)"):
-        plotting.probability_grid(linear_classifier, np.zeros((3, 3)))
+        plotting.mesh_2d(np.zeros((3, 3)))
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots()
+    with pytest.raises(ValueError, match="grid probs"):
+        plotting.draw_2d(ax, {**g, "probs": probs[:10]}, data2d.X, data2d.y, np.zeros((1, 2)))
+    plt.close(fig)
 
 
 def test_2d_panels(linear_classifier, data2d, linear_result, tmp_path):
-    grid = {**plotting.probability_grid(linear_classifier, data2d.X, 30), "X": data2d.X, "y": data2d.y}
-    arrays = {name: {"factuals": linear_result.factuals, "counterfactuals": linear_result.counterfactuals,
-                     "target": linear_result.target, "path": linear_result.path} for name in ("a", "b", "c", "d")}
+    grid = _grid(linear_classifier, data2d.X, 30)
+    grid["probs"] = grid["probs"].reshape(30, 30, 2)  # the saved (G, G, C) form works too
+    grid.update(X=data2d.X, y=data2d.y)
+    arrays = {name: linear_result for name in ("a", "b", "c", "d")}
     fig = plotting.plot_2d_panels(grid, arrays, title="toy")
     assert [ax.get_title() for ax in fig.axes[:4]] == ["a", "b", "c", "d"]
     assert _png_shape(plotting.save_figure(fig, tmp_path / "p.png")) == (800, 1380)
@@ -95,3 +109,5 @@ def test_benchmark_chart(tmp_path):
     fig = plotting.plot_benchmark(pd.DataFrame(rows), metrics=["l1"])
     assert [ax.get_title() for ax in fig.axes if ax.get_title()] == ["l1"]
     plotting.save_figure(fig, tmp_path / "c.png")
+    png = plotting.figure_png(plotting.plot_benchmark(pd.DataFrame(rows), metrics=["l1", "nope"]))
+    assert png[:8] == b"\x89PNG\r\n\x1a\n"

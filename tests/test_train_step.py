@@ -167,3 +167,20 @@ def test_bad_loss_and_extra(tiny):
         models.fit(tiny, "linear", epochs=1, loss=_bare_scalar)
     with pytest.raises(ValueError, match="leading member axis of size 3"):
         models.fit(tiny, "ensemble", n_members=3, loss=step_counter, extra=jnp.int32(0))
+
+
+def test_init_is_the_untrained_model_fit_starts_from(moons_split):
+    from cfx.models import fit, init
+
+    train, _ = moons_split
+    fresh = init(train, "ensemble", widths=(8,), n_members=3, seed=4, epochs=7)  # training options ignored
+    trained = fit(train, "ensemble", widths=(8,), n_members=3, seed=4, epochs=1)
+    shapes = lambda c: jax.tree_util.tree_map(lambda a: a.shape, c.params)
+    assert shapes(fresh) == shapes(trained) and fresh.apply_fn == trained.apply_fn
+    assert fresh.n_classes == trained.n_classes == 2
+    # the same start: one epoch at a vanishing learning rate stays at init's parameters
+    still = fit(train, "ensemble", widths=(8,), n_members=3, seed=4, epochs=1, learning_rate=1e-12)
+    for a, b in zip(jax.tree_util.tree_leaves(fresh.params), jax.tree_util.tree_leaves(still.params)):
+        np.testing.assert_allclose(a, b, atol=1e-6)
+    with pytest.raises(TypeError, match="unexpected keyword"):
+        init(train, "mlp", epoch=3)

@@ -9,7 +9,7 @@ from cfx.models.ensemble import Ensemble, average_probability_logits, is_ensembl
 from cfx.models.losses import batch_loss, cross_entropy, weighted_cross_entropy, weighted_mean
 from cfx.models.mlp import ACTIVATIONS, MLP, ModuleApply
 from cfx.models.step import Batch, LossFn, TrainState, shuffled_batches, train_epoch, train_step
-from cfx.models.train import accuracy, fit, list_models, trace_count
+from cfx.models.train import accuracy, fit, init, list_models, trace_count
 
 __all__ = [
     "ACTIVATIONS",
@@ -24,6 +24,7 @@ __all__ = [
     "batch_loss",
     "cross_entropy",
     "fit",
+    "init",
     "is_ensemble",
     "list_models",
     "member_logits",

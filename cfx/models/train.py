@@ -215,6 +215,59 @@ def _check_extra(extra: Any, apply: ModuleApply | Ensemble) -> Any:
     return extra
 
 
+def _build(model, d: int, *, n_classes: int, widths, activation, dropout, n_members):
+    """The model's apply object, its parameter shapes (from ``eval_shape``, nothing is
+    initialised) and its number of output classes; checks that it maps (n, d) to (n, C)."""
+    apply = _resolve_model(
+        model, n_classes=n_classes, widths=widths, activation=activation, dropout=dropout, n_members=n_members
+    )
+    fresh_shapes = jax.eval_shape(functools.partial(apply.init, n_features=d), jax.random.key(0))
+    if any(c != "params" for c in fresh_shapes):
+        raise ValueError(
+            f"fit trains stateless modules only (variables {sorted(fresh_shapes)}); modules with "
+            "batch statistics or other mutable collections must be trained by hand and wrapped in a Classifier"
+        )
+    member = apply.member if isinstance(apply, Ensemble) else apply
+    member_shapes = fresh_shapes
+    if isinstance(apply, Ensemble):  # drop the stacked member axis
+        member_shapes = jax.tree_util.tree_map(lambda s: jax.ShapeDtypeStruct(s.shape[1:], s.dtype), fresh_shapes)
+    out = jax.eval_shape(member, member_shapes, jax.ShapeDtypeStruct((1, d), jnp.float32))
+    if out.ndim != 2 or not (out.shape[-1] >= n_classes or (out.shape[-1] == 1 and n_classes == 2)):
+        raise ValueError(f"model must output (n, C) logits with C >= {n_classes}; got shape {out.shape} for (1, {d})")
+    return apply, fresh_shapes, max(n_classes, int(out.shape[-1]))
+
+
+def init(
+    dataset,
+    model: str | nn.Module | Ensemble = "mlp",
+    *,
+    seed: int = 0,
+    widths: Sequence[int] = (64, 64),
+    activation: str = "relu",
+    dropout: float = 0.0,
+    n_members: int = 5,
+    n_classes: int | None = None,
+    **training_options,
+) -> Classifier:
+    """The untrained model :func:`fit` would start from: the same architecture, seed and
+    initial parameters, without any training. Use it to load saved parameters
+    (``clf.replace(flax.serialization.from_bytes(clf.params, blob))``). Training options of
+    :func:`fit` (``epochs``, ``learning_rate``, ...) are accepted and ignored."""
+    unknown = set(training_options) - _TRAINING_OPTIONS
+    if unknown:
+        raise TypeError(f"init() got unexpected keyword arguments {sorted(unknown)}")
+    X, y = _check_dataset(dataset)
+    n_classes = max(int(y.max()) + 1, 2) if n_classes is None else _check_positive_int("n_classes", n_classes)
+    apply, _, out_classes = _build(model, X.shape[1], n_classes=n_classes, widths=widths, activation=activation,
+                                   dropout=dropout, n_members=n_members)
+    k_init, _ = jax.random.split(jax.random.key(int(seed)))
+    return Classifier(apply, apply.init(k_init, X.shape[1]), n_features=X.shape[1], n_classes=out_classes)
+
+
+_TRAINING_OPTIONS = {"epochs", "batch_size", "learning_rate", "init_params", "progress", "weight_decay", "loss",
+                     "extra", "return_state"}
+
+
 def fit(
     dataset,
     model: str | nn.Module | Ensemble = "mlp",
@@ -290,27 +343,11 @@ def fit(
     if int(y.max()) >= n_classes:
         raise ValueError(f"dataset.y has label {int(y.max())} but n_classes={n_classes}")
 
-    apply = _resolve_model(
-        model, n_classes=n_classes, widths=widths, activation=activation, dropout=dropout, n_members=n_members
-    )
+    apply, fresh_shapes, out_classes = _build(model, X.shape[1], n_classes=n_classes, widths=widths,
+                                              activation=activation, dropout=dropout, n_members=n_members)
     extra = _check_extra(extra, apply)
     n, d = X.shape
-    key = jax.random.key(int(seed))
-    k_init, k_train = jax.random.split(key)
-
-    fresh_shapes = jax.eval_shape(functools.partial(apply.init, n_features=d), k_init)
-    if any(c != "params" for c in fresh_shapes):
-        raise ValueError(
-            f"fit trains stateless modules only (variables {sorted(fresh_shapes)}); modules with "
-            "batch statistics or other mutable collections must be trained by hand and wrapped in a Classifier"
-        )
-    member = apply.member if isinstance(apply, Ensemble) else apply
-    member_shapes = fresh_shapes
-    if isinstance(apply, Ensemble):  # drop the stacked member axis
-        member_shapes = jax.tree_util.tree_map(lambda s: jax.ShapeDtypeStruct(s.shape[1:], s.dtype), fresh_shapes)
-    out = jax.eval_shape(member, member_shapes, jax.ShapeDtypeStruct((1, d), jnp.float32))
-    if out.ndim != 2 or not (out.shape[-1] >= n_classes or (out.shape[-1] == 1 and n_classes == 2)):
-        raise ValueError(f"model must output (n, C) logits with C >= {n_classes}; got shape {out.shape} for (1, {d})")
+    k_init, k_train = jax.random.split(jax.random.key(int(seed)))
 
     params = apply.init(k_init, d) if init_params is None else _warm_params(init_params, fresh_shapes)
     init_opt = functools.partial(_init_opt_state, learning_rate=learning_rate, weight_decay=weight_decay)
@@ -325,7 +362,7 @@ def fit(
         state, metrics = _run_epoch(spec, state, Xj, yj, jax.random.fold_in(k_train, epoch))
         if progress:  # host sync only when someone is watching
             bar.set_postfix({k: f"{float(v):.4f}" for k, v in metrics.items()})
-    clf = Classifier(apply, state.params, n_features=d, n_classes=max(n_classes, int(out.shape[-1])))
+    clf = Classifier(apply, state.params, n_features=d, n_classes=out_classes)
     return (clf, state) if return_state else clf
 
 

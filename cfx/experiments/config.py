@@ -1,0 +1,409 @@
+"""The generic config loader: YAML, ``extends``, ``--set`` overrides, validation, errors.
+
+A config file is read with ``yaml.safe_load``, merged with the file it ``extends`` (deep
+merge, the child wins, lists are replaced) and overridden by ``key.path=value`` pairs
+(:func:`load_raw`). An experiment kind then validates the plain mapping into its typed,
+frozen schema: pydantic models built from the field types below (:class:`Spec`,
+:class:`Experiment`), checked section by section with :meth:`Context.validate`, which turns a
+pydantic ``ValidationError`` into a :class:`ConfigError` naming the file, the key path
+(``generators[1].lamda``), what was expected and a close match ("did you mean 'cost'?").
+
+Nothing here knows an experiment kind; nothing from here enters jitted code.
+
+Example::
+
+    raw = load_raw("configs/quickstart.yaml", ["seed=1"])
+    ctx = raw.context()
+    search = ctx.validate(MySearch, raw.data.get("search", {}), "search")
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import os
+import re
+import typing
+from pathlib import Path
+from typing import Annotated, Any, Mapping, Sequence
+
+import pydantic
+import yaml
+from pydantic import ConfigDict
+
+from cfx.experiments.fields import (LABEL_RE, Bool, Float, Int, IntList, Label, NonNegativeInt, Number,  # noqa: F401
+                                    PositiveFloat, PositiveInt, Probability, Str, StrList, UnitOpen, choice, got,
+                                    suggest)
+
+__all__ = [
+    "ConfigError", "Context", "RawConfig", "Spec", "Experiment", "load_raw", "parse_overrides", "split_path",
+    "format_path", "suggest", "deep_merge", "check_label", "check_name", "plain",
+    "Int", "Number", "Float", "Bool", "Str", "IntList", "StrList", "PositiveInt", "NonNegativeInt",
+    "PositiveFloat", "UnitOpen", "Probability", "Label", "choice",
+]
+
+
+class ConfigError(ValueError):
+    """A config that cannot be used: names the file, the key path and what was expected."""
+
+    def __init__(self, message: str, *, file: str | os.PathLike | None = None, path: str | None = None):
+        self.file = None if file is None else str(file)
+        self.path = path
+        self.message = message
+        where = ": ".join(p for p in (self.file, path) if p)
+        super().__init__(f"{where}: {message}" if where else message)
+
+
+class Spec(pydantic.BaseModel):
+    """Base of every config section: frozen, unknown keys are errors."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", arbitrary_types_allowed=True)
+
+    def replace(self, **changes) -> "Spec":
+        """A copy with ``changes`` (values as the fields hold them, not re-validated)."""
+        return self.model_copy(update=changes)
+
+
+class Experiment(Spec):
+    """Fields every experiment kind has.
+
+    ``kind`` picks the schema, runner and report (the loader fills in ``benchmark`` when a
+    file has no ``kind:``); ``name`` names the results folder ``results/<name>`` unless
+    ``output`` is given; ``seed`` is the root of every derived seed; ``figures`` turns the PNG
+    figures on or off.
+    """
+
+    kind: Str
+    name: Label
+    description: Str = ""
+    seed: NonNegativeInt = 0
+    output: Str | None = None
+    figures: Bool = True
+
+    # the file it was read from (for error messages): not part of the experiment
+    _source: str | None = pydantic.PrivateAttr(default=None)
+
+    #: keys of the mapping that say where things are, not what is computed
+    LOCATION_KEYS: typing.ClassVar[tuple[str, ...]] = ("output", "figures", "description")
+
+    def __eq__(self, other: object) -> bool:  # the source file is not part of the experiment
+        return type(self) is type(other) and self.__dict__ == other.__dict__  # type: ignore[union-attr]
+
+    __hash__ = None  # type: ignore[assignment]
+
+    @property
+    def source(self) -> str | None:
+        return self._source
+
+    @property
+    def output_dir(self) -> Path:
+        return Path(self.output) if self.output else Path("results") / self.name
+
+    def to_dict(self) -> dict:
+        """A plain mapping in the input schema (kinds override for shorthand-free output)."""
+        return plain(self.model_dump())
+
+    def identity(self) -> dict:
+        """What makes two runs the same experiment: everything except where files live."""
+        d = self.to_dict()
+        for k in self.LOCATION_KEYS:
+            d.pop(k, None)
+        return d
+
+    def dump(self) -> str:
+        """The resolved config as YAML text (loads back to an equal config)."""
+        return yaml.safe_dump(self.to_dict(), sort_keys=False, default_flow_style=None)
+
+
+def plain(v: Any) -> Any:
+    """Tuples as lists, mappings as dicts, config sections as their mappings (for YAML/JSON)."""
+    if isinstance(v, (tuple, list)):
+        return [plain(x) for x in v]
+    if isinstance(v, Mapping):
+        return {k: plain(x) for k, x in v.items()}
+    if isinstance(v, Spec):
+        return plain(v.model_dump())
+    return v
+
+
+# --------------------------------------------------------------------------------------
+# Reading: YAML, extends, overrides
+# --------------------------------------------------------------------------------------
+
+
+def _read_yaml(path: Path, *, referenced_by: str | None = None) -> dict:
+    if not path.is_file():
+        raise ConfigError(f"config file not found: {path}", file=referenced_by,
+                          path="extends" if referenced_by else None)
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as e:
+        raise ConfigError(f"not valid YAML: {e}", file=path) from None
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, dict):
+        raise ConfigError(f"the top level must be a mapping of keys, got {type(raw).__name__}", file=path)
+    return raw
+
+
+def deep_merge(base: Any, child: Any) -> Any:
+    """Child wins; mappings merge key by key, everything else (lists included) is replaced."""
+    if isinstance(base, dict) and isinstance(child, dict):
+        out = dict(base)
+        for k, v in child.items():
+            out[k] = deep_merge(base[k], v) if k in base else copy.deepcopy(v)
+        return out
+    return copy.deepcopy(child)
+
+
+def _resolve_extends(path: Path, chain: tuple[Path, ...] = ()) -> dict:
+    path = path.resolve()
+    if path in chain:
+        cycle = " -> ".join(str(p) for p in (*chain, path))
+        raise ConfigError(f"extends forms a cycle: {cycle}", file=chain[-1], path="extends")
+    raw = _read_yaml(path, referenced_by=str(chain[-1]) if chain else None)
+    parent = raw.pop("extends", None)
+    if parent is None:
+        return raw
+    if not isinstance(parent, str):
+        raise ConfigError(f"must be a relative path to another YAML file (string), got {parent!r}", file=path,
+                          path="extends")
+    return deep_merge(_resolve_extends(path.parent / parent, (*chain, path)), raw)
+
+
+_TOKEN_RE = re.compile(r"([^.\[\]]+)|\[(\d+)\]")
+
+
+def split_path(key: str) -> list[str | int]:
+    """``generators[0].cost`` or ``generators.0.cost`` -> ``['generators', 0, 'cost']``."""
+    parts: list[str | int] = []
+    pos = 0
+    key = key.strip()
+    for m in _TOKEN_RE.finditer(key):
+        if key[pos:m.start()] not in ("", "."):
+            raise ValueError(f"cannot parse key path {key!r}")
+        name, idx = m.groups()
+        parts.append(int(idx) if idx is not None else int(name) if name.isdigit() else name)
+        pos = m.end()
+    if not parts or key[pos:]:
+        raise ValueError(f"cannot parse key path {key!r}")
+    return parts
+
+
+def format_path(parts: Sequence[str | int]) -> str:
+    """``['generators', 0, 'cost']`` -> ``generators[0].cost``."""
+    out = ""
+    for p in parts:
+        out += f"[{p}]" if isinstance(p, int) else (f".{p}" if out else str(p))
+    return out
+
+
+def parse_overrides(pairs: Sequence[str]) -> list[tuple[list[str | int], Any, str]]:
+    """``["a.b=1", "generators[0].cost=0.5"]`` -> [(path parts, YAML-parsed value, original)]."""
+    out = []
+    for pair in pairs or ():
+        if "=" not in pair:
+            raise ConfigError(f"--set expects key=value, got {pair!r}")
+        key, value = pair.split("=", 1)
+        try:
+            parts = split_path(key)
+        except ValueError as e:
+            raise ConfigError(f"--set {pair!r}: {e}") from None
+        if parts[0] == "extends":
+            raise ConfigError("--set cannot change 'extends'; edit the file instead")
+        try:
+            parsed = yaml.safe_load(value) if value.strip() else None
+        except yaml.YAMLError as e:
+            raise ConfigError(f"--set {pair!r}: value is not valid YAML: {e}") from None
+        out.append((parts, parsed, pair))
+    return out
+
+
+def _as_list(node: Any) -> list:
+    """A one-item shorthand (``data: moons``, ``data: {...}``) as the list it stands for."""
+    return [node] if isinstance(node, (str, dict)) else node
+
+
+def _apply_override(raw: dict, parts: list[str | int], value: Any, pair: str, file) -> None:
+    """Set ``raw[parts] = value``; a list item given as a name (``- wachter``) becomes
+    ``{name: wachter}`` when the path goes into it."""
+    node: Any = raw
+    for i, p in enumerate(parts[:-1]):
+        nxt = parts[i + 1]
+        here = format_path(parts[: i + 1])
+        if isinstance(p, int):
+            if not isinstance(node, list) or not -len(node) <= p < len(node):
+                n = len(node) if isinstance(node, list) else 0
+                raise ConfigError(f"--set {pair!r}: index {p} out of range (the list has {n} entries)", file=file,
+                                  path=here)
+            if isinstance(node[p], str) and not isinstance(nxt, int):
+                node[p] = {"name": node[p]}
+            node = node[p]
+        else:
+            if not isinstance(node, dict):
+                raise ConfigError(f"--set {pair!r}: {here} is not a mapping", file=file, path=here)
+            if p not in node or node[p] is None:
+                node[p] = [] if isinstance(nxt, int) else {}
+            elif isinstance(nxt, int):
+                node[p] = _as_list(node[p])
+            node = node[p]
+    last = parts[-1]
+    if isinstance(last, int):
+        if not isinstance(node, list) or not -len(node) <= last < len(node):
+            raise ConfigError(f"--set {pair!r}: index {last} out of range", file=file, path=format_path(parts))
+    elif not isinstance(node, dict):
+        raise ConfigError(f"--set {pair!r}: {format_path(parts[:-1])} is not a mapping", file=file,
+                          path=format_path(parts))
+    node[last] = value
+
+
+@dataclasses.dataclass
+class RawConfig:
+    """A merged, overridden, not yet validated config: the mapping, its file, the overrides."""
+
+    data: dict
+    file: Path | None = None
+    overridden: dict[str, str] = dataclasses.field(default_factory=dict)
+
+    def context(self) -> "Context":
+        return Context(self.file, self.overridden)
+
+
+def load_raw(path: str | os.PathLike, overrides: Sequence[str] = ()) -> RawConfig:
+    """Read ``path`` (resolving ``extends``) and apply ``key.path=value`` overrides."""
+    path = Path(path)
+    raw = _resolve_extends(path)
+    overridden = {}
+    for parts, value, pair in parse_overrides(overrides):
+        _apply_override(raw, parts, value, pair, path)
+        overridden[format_path(parts)] = pair
+    return RawConfig(raw, path, overridden)
+
+
+# --------------------------------------------------------------------------------------
+# Validation: pydantic errors -> ConfigError
+# --------------------------------------------------------------------------------------
+
+
+def _join(path: str, loc: Sequence[str | int]) -> str:
+    parts = [p for p in loc]
+    return format_path(([path] if path else []) + parts) if parts else path
+
+
+def _fields_at(cls: type, loc: Sequence[str | int]) -> list[str] | None:
+    """The field names of the model reached from ``cls`` along ``loc`` (None if not a model)."""
+    tp: Any = cls
+    for p in loc:
+        tp = _strip(tp)
+        if isinstance(p, int):
+            args = [a for a in typing.get_args(tp) if a is not Ellipsis]
+            if not args:
+                return None
+            tp = args[0]
+        elif isinstance(tp, type) and issubclass(tp, pydantic.BaseModel) and p in tp.model_fields:
+            tp = tp.model_fields[p].annotation
+        else:
+            return None
+    tp = _strip(tp)
+    if isinstance(tp, type) and issubclass(tp, pydantic.BaseModel):
+        return [n for n, f in tp.model_fields.items() if not f.exclude]
+    return None
+
+
+def _strip(tp: Any) -> Any:
+    """``Annotated[X | None, ...]`` -> X."""
+    while True:
+        if typing.get_origin(tp) is Annotated:
+            tp = typing.get_args(tp)[0]
+            continue
+        args = typing.get_args(tp)
+        if type(None) in args and len(args) == 2:
+            tp = next(a for a in args if a is not type(None))
+            continue
+        return tp
+
+
+def _message(err: dict, cls: type, allowed: Sequence[str] | None, unknown: str, listing: str,
+             hints: Mapping[str, str]) -> str:
+    kind, loc, value = err["type"], err["loc"], err.get("input")
+    if kind in ("value_error", "assertion_error"):
+        return str(err["ctx"]["error"])
+    if kind == "missing":
+        return "required key is missing"
+    if kind == "extra_forbidden":
+        key = loc[-1]
+        if len(loc) == 1 and key in hints:
+            return hints[key]
+        names = (list(allowed) if allowed is not None and len(loc) == 1 else _fields_at(cls, loc[:-1])) or []
+        return f"{unknown}{suggest(key, names)}; {listing}: {', '.join(names)}"
+    if kind in ("model_type", "model_attributes_type", "dict_type"):
+        names = _fields_at(cls, loc)
+        keys = f" with keys {', '.join(names)}" if names else ""
+        return f"expected a mapping{keys}; got {value!r}"
+    if kind == "literal_error":
+        expected = err.get("ctx", {}).get("expected", "")
+        return f"must be one of {expected}, got {value!r}"
+    if kind == "frozen_instance":
+        return "cannot be changed"
+    return f"{err['msg']}, got {value!r}"
+
+
+class Context:
+    """Where a config came from (file, ``--set`` pairs): builds located :class:`ConfigError` s."""
+
+    def __init__(self, file: str | os.PathLike | None = None, overridden: Mapping[str, str] | None = None):
+        self.file = None if file is None else str(file)
+        self.overridden = dict(overridden or {})
+
+    def error(self, path: str, message: str) -> ConfigError:
+        """A ConfigError at ``path``; says which ``--set`` pair put the value there, if one did."""
+        src = self.overridden.get(path)
+        if src is None:  # the override may have set a parent
+            for k, v in self.overridden.items():
+                if path.startswith(k + ".") or path.startswith(k + "["):
+                    src = v
+                    break
+        if src is not None:
+            message += f" (from --set {src})"
+        return ConfigError(message, file=self.file, path=path)
+
+    def validate(self, cls: type[pydantic.BaseModel], raw: Any, path: str = "", *, unknown: str = "unknown key",
+                 allowed: Sequence[str] | None = None, listing: str = "allowed keys",
+                 hints: Mapping[str, str] | None = None):
+        """``cls.model_validate(raw)``, its first problem raised as a ConfigError at ``path``.
+
+        Args:
+          unknown: how an unknown key is called ("unknown key", "unknown hyperparameter of ...").
+          allowed: the keys to list for an unknown top-level key (default: the model's fields),
+            after ``listing`` ("allowed keys").
+          hints: top-level keys with their own message (a key that moved elsewhere).
+        """
+        if not isinstance(raw, Mapping):
+            names = list(allowed) if allowed is not None else _fields_at(cls, ()) or []
+            raise self.error(path, f"expected a mapping with keys {', '.join(names)}; got {raw!r}")
+        try:
+            return cls.model_validate(dict(raw))
+        except pydantic.ValidationError as e:
+            errors = e.errors(include_url=False)
+            # an unknown key is usually a typo of a missing one: report the typo
+            errors.sort(key=lambda er: er["type"] != "extra_forbidden")
+            err = errors[0]
+            message = _message(err, cls, allowed, unknown, listing, hints or {})
+            raise self.error(_join(path, err["loc"]), message) from None
+
+
+def check_label(label: str, path: str, ctx: Context) -> None:
+    """A name that becomes a folder: letters, digits and ``_ . + -``."""
+    if not LABEL_RE.match(label):
+        raise ctx.error(path, f"{label!r} cannot name a results folder; use letters, digits and _ . + -")
+
+
+def check_name(name: Any, registry: Sequence[str] | None, what: str, path: str, ctx: Context) -> None:
+    """``name`` must be in ``registry`` (None: the registry is unavailable, skip)."""
+    if not isinstance(name, str):
+        raise ctx.error(path, f"expected a string, {got(name)}")
+    if registry is None:
+        return
+    if name not in registry:
+        raise ctx.error(path, f"unknown {what} {name!r}{suggest(name, registry)}; available: "
+                              f"{', '.join(sorted(registry))}")

@@ -1,0 +1,104 @@
+"""Experiment kinds: a config's ``kind:`` names a schema, a runner and a report.
+
+A kind is one module defining ``KIND = Kind(...)``; :data:`KINDS` maps its name to the
+module (imported on first use, so ``cfx list`` does not load every kind). Adding a kind is
+that module plus one line here (or :func:`register_kind` at run time).
+
+The runner (:func:`cfx.experiments.run`) drives every kind the same way::
+
+    cfg = kind.schema.parse(raw)              # typed, validated config; ConfigError on bad input
+    state = kind.prepare(cfg)                 # checks needing data; nothing trained or written yet
+    store.prepare(...)                        # claim the folder: new, resume or refuse
+    kind.run(cfg, store, state, progress)     # compute and save records (skipping done ones)
+    report = kind.report(cfg, store)          # tables and figures, always from saved records
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+from cfx.experiments.config import Experiment, RawConfig
+from cfx.experiments.progress import Progress
+from cfx.experiments.store import RecordPath, Store
+
+__all__ = ["Kind", "Report", "KINDS", "register_kind", "get_kind", "list_kinds"]
+
+
+@dataclasses.dataclass
+class Report:
+    """What a finished run returns: ``summary`` (Markdown, printed by ``cfx run``), the
+    results folder, the figures written, and the kind's tables by name."""
+
+    summary: str
+    out_dir: Path
+    figures: list[Path] = dataclasses.field(default_factory=list)
+    tables: dict[str, Any] = dataclasses.field(default_factory=dict)
+
+
+@dataclasses.dataclass(frozen=True)
+class Kind:
+    """An experiment kind.
+
+    Attributes:
+      name: the config's ``kind:`` value.
+      schema: an :class:`cfx.experiments.config.Experiment` subclass with a classmethod
+        ``parse(raw: RawConfig) -> schema`` and a method ``plan() -> str`` (one line: what a
+        run computes, for ``--dry-run``).
+      prepare: ``cfg -> state``: everything that can fail on bad input (data files,
+        hyperparameters), before anything is trained or written.
+      run: ``(cfg, store, state, progress) -> None``: compute and save the records that
+        are not done yet.
+      report: ``(cfg, store) -> Report``: write and return tables and figures from the saved
+        records (a resumed run reports exactly what an uninterrupted one does).
+      expected: ``cfg -> [record path]``: the records of a complete run.
+      show: ``(store, raw, metrics) -> str``: the table of a finished folder (``cfx show``;
+        ``raw`` is its saved config.yaml as a plain mapping); LookupError while unfinished.
+      description: one line for ``cfx list``.
+      unit: what one record of ``expected`` is called in progress output.
+    """
+
+    name: str
+    schema: type[Experiment]
+    prepare: Callable[[Any], Any]
+    run: Callable[[Any, Store, Any, Progress], None]
+    report: Callable[[Any, Store], Report]
+    expected: Callable[[Any], Sequence[RecordPath]]
+    show: Callable[[Store, Any, Sequence[str] | None], str]
+    description: str = ""
+    unit: str = "record"
+
+    def parse(self, raw: RawConfig):
+        return self.schema.parse(raw)
+
+
+#: kind name -> module defining ``KIND`` (or a Kind registered at run time)
+KINDS: dict[str, str | Kind] = {
+    "benchmark": "cfx.experiments.kinds.benchmark",
+}
+
+
+def register_kind(kind: Kind | str, name: str | None = None) -> None:
+    """Add a kind: a :class:`Kind`, or the name of a module defining ``KIND``."""
+    if isinstance(kind, Kind):
+        KINDS[name or kind.name] = kind
+    elif name is None:
+        raise TypeError("register_kind(module_name, name): a module name needs the kind's name")
+    else:
+        KINDS[name] = kind
+
+
+def get_kind(name: str) -> Kind:
+    """The :class:`Kind` called ``name`` (KeyError for an unknown name)."""
+    entry = KINDS[name]
+    if isinstance(entry, str):
+        entry = importlib.import_module(entry).KIND
+        KINDS[name] = entry
+    return entry
+
+
+def list_kinds() -> dict[str, str]:
+    """Kind name -> one-line description."""
+    return {name: get_kind(name).description for name in KINDS}

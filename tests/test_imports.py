@@ -1,0 +1,164 @@
+"""Imports point one way: no cycles in cfx, a fixed order inside cfx/experiments.
+
+The graph is read from the source with ``ast`` (nothing is imported). ``from P import name``
+counts as an import of the module ``P.name`` when that is a module, else of ``P``.
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+PKG = Path(__file__).resolve().parents[1] / "cfx"
+
+# cfx/experiments, bottom to top: a module imports only modules of a lower rank. Modules of
+# one kind never import another kind. A new module must be placed here: ``kinds.*`` covers a
+# kind that is one module; the modules of a kind that is a package are listed one by one.
+EXPERIMENTS_ORDER = {
+    "cfx.experiments.fields": 0,
+    "cfx.experiments.config": 1,
+    "cfx.experiments.store": 2,
+    "cfx.experiments.progress": 3,
+    "cfx.experiments.tables": 4,
+    "cfx.experiments.kinds": 5,
+    "cfx.experiments.kinds.*": 6,
+    "cfx.experiments.kinds.benchmark.schema": 6,
+    "cfx.experiments.kinds.benchmark.runner": 7,
+    "cfx.experiments.kinds.benchmark.report": 8,
+    "cfx.experiments.kinds.benchmark": 9,
+    "cfx.experiments": 10,
+}
+
+
+def _modules() -> dict[str, Path]:
+    out = {}
+    for path in PKG.rglob("*.py"):
+        rel = path.relative_to(PKG.parent).with_suffix("")
+        parts = list(rel.parts)
+        if parts[-1] == "__init__":
+            parts = parts[:-1]
+        out[".".join(parts)] = path
+    return out
+
+
+MODULES = _modules()
+
+
+def _resolve(module: str, node: ast.ImportFrom | ast.Import) -> list[str]:
+    """The cfx modules one import statement in ``module`` refers to."""
+    targets = []
+    if isinstance(node, ast.Import):
+        names = [a.name for a in node.names]
+        for name in names:
+            # `import cfx.a.b` imports cfx.a.b (and its parents, implicitly: not counted)
+            if name in MODULES:
+                targets.append(name)
+        return targets
+    base = node.module or ""
+    if node.level:
+        pkg = module if MODULES[module].name == "__init__.py" else module.rsplit(".", 1)[0]
+        for _ in range(node.level - 1):
+            pkg = pkg.rsplit(".", 1)[0]
+        base = f"{pkg}.{base}" if base else pkg
+    if base not in MODULES:
+        return []
+    for alias in node.names:
+        sub = f"{base}.{alias.name}"
+        targets.append(sub if sub in MODULES else base)
+    return targets
+
+
+def _imports(module: str, *, top_level_only: bool) -> set[str]:
+    tree = ast.parse(MODULES[module].read_text(), filename=str(MODULES[module]))
+    nodes = tree.body if top_level_only else list(ast.walk(tree))
+    if top_level_only:  # statements run at import time, including inside module-level try/if
+        stack, nodes = list(tree.body), []
+        while stack:
+            n = stack.pop()
+            nodes.append(n)
+            if isinstance(n, (ast.If, ast.Try)):
+                if isinstance(n, ast.If) and "TYPE_CHECKING" in ast.unparse(n.test):
+                    continue
+                stack += n.body + n.orelse + getattr(n, "finalbody", []) + [
+                    s for h in getattr(n, "handlers", []) for s in h.body]
+    out = set()
+    for n in nodes:
+        if isinstance(n, (ast.Import, ast.ImportFrom)):
+            out.update(t for t in _resolve(module, n) if t != module)
+    return out
+
+
+def _rank(module: str) -> int | None:
+    if module in EXPERIMENTS_ORDER:
+        return EXPERIMENTS_ORDER[module]
+    rest = module.removeprefix("cfx.experiments.kinds.")
+    if rest != module and "." not in rest:  # a one-module kind (a package kind's modules are listed)
+        return EXPERIMENTS_ORDER["cfx.experiments.kinds.*"]
+    return None
+
+
+def _kind_of(module: str) -> str | None:
+    """The kind a module belongs to (``cfx.experiments.kinds.<kind>[.<sub>]``), else None."""
+    rest = module.removeprefix("cfx.experiments.kinds.")
+    return None if rest == module else rest.split(".")[0]
+
+
+def test_the_graph_is_read():
+    bench = "cfx.experiments.kinds.benchmark"
+    assert "cfx.experiments.config" in _imports(f"{bench}.schema", top_level_only=True)
+    assert "cfx.experiments.tables" in _imports(f"{bench}.report", top_level_only=True)
+    assert "cfx.search" in _imports(f"{bench}.runner", top_level_only=False)  # a lazy import
+    assert "cfx.search" not in _imports(f"{bench}.runner", top_level_only=True)
+    assert {f"{bench}.schema", f"{bench}.runner", f"{bench}.report"} <= _imports(bench, top_level_only=True)
+
+
+def test_no_import_cycles_in_cfx():
+    """Module-level imports (what runs on ``import``) form no cycle anywhere in cfx."""
+    graph = {m: _imports(m, top_level_only=True) for m in MODULES}
+    state: dict[str, int] = {}
+    stack: list[str] = []
+
+    def visit(m: str) -> None:
+        state[m] = 1
+        stack.append(m)
+        for t in sorted(graph.get(m, ())):
+            if state.get(t) == 1:
+                cycle = stack[stack.index(t):] + [t]
+                pytest.fail("import cycle: " + " -> ".join(cycle))
+            if t not in state:
+                visit(t)
+        stack.pop()
+        state[m] = 2
+
+    for m in sorted(graph):
+        if m not in state:
+            visit(m)
+
+
+def test_experiments_modules_import_downwards_only():
+    """Every import inside cfx/experiments, lazy ones included, points to a lower module."""
+    mods = [m for m in MODULES if m == "cfx.experiments" or m.startswith("cfx.experiments.")]
+    unplaced = [m for m in mods if _rank(m) is None]
+    assert not unplaced, f"place these modules in EXPERIMENTS_ORDER: {unplaced}"
+    for m in mods:
+        for t in _imports(m, top_level_only=False):
+            if _rank(t) is None:
+                continue
+            assert _rank(t) < _rank(m), f"{m} (rank {_rank(m)}) imports {t} (rank {_rank(t)}): imports point down"
+            assert _kind_of(t) in (None, _kind_of(m)), f"{m} imports {t}: one kind never imports another"
+
+
+def test_nothing_below_imports_the_experiment_layer():
+    """The library (search, generators, models, ...) never imports experiments, plotting or the CLI;
+    plotting takes arrays and data frames only, so it imports no other part of cfx."""
+    upper = ("cfx.experiments", "cfx.cli", "cfx.plotting")
+    allowed = {"cfx", "cfx.__main__", "cfx.cli"}  # cfx/__init__ loads the upper layer lazily, on attribute access
+    for m in MODULES:
+        if m in allowed or m.startswith(upper):
+            continue
+        bad = [t for t in _imports(m, top_level_only=False) if t.startswith(upper)]
+        assert not bad, f"{m} imports {bad}"
+    assert _imports("cfx.plotting", top_level_only=False) == set()
+    assert not [t for t in _imports("cfx.experiments.kinds", top_level_only=False) if "kinds." in t]
