@@ -87,13 +87,13 @@ def canonical_leaves(generator: Generator) -> Generator:
     types (Python ints become int32)."""
 
     def canonical(leaf, declared_float=False):
-        if hasattr(leaf, "dtype") and not jnp.issubdtype(leaf.dtype, jnp.floating):
-            return leaf if jnp.issubdtype(leaf.dtype, jax.dtypes.prng_key) else jnp.asarray(leaf)
-        if isinstance(leaf, bool):
-            return jnp.asarray(leaf)
-        if isinstance(leaf, (int, np.integer)) and not declared_float:
-            return jnp.asarray(leaf, jnp.int32)
-        return jnp.asarray(leaf, jnp.float32)
+        if isinstance(leaf, jax.Array):  # already on a device: convert only when needed
+            floating = jnp.issubdtype(leaf.dtype, jnp.floating)
+            return jnp.asarray(leaf, jnp.float32) if floating and (leaf.dtype != jnp.float32 or leaf.weak_type) else leaf
+        arr = np.asarray(leaf)  # host values stay on the host until the one device_put
+        if arr.dtype.kind == "f" or (declared_float and arr.dtype.kind in "iu"):
+            return arr.astype(np.float32)
+        return arr.astype(np.int32) if isinstance(leaf, (int, np.integer)) and not isinstance(leaf, bool) else arr
 
     changes = {}
     for field in dataclasses.fields(generator):
