@@ -5,7 +5,7 @@
 """
 
 from cfx.data.dataset import Dataset, FeatureSchema, Standardizer
-from cfx.data.stats import median_absolute_deviation
+from cfx.stats import median_absolute_deviation
 from cfx.data.registry import REGISTRY, DatasetInfo, info, list_datasets, load, train_test
 from cfx.data.tabular import ENV_VAR, data_dirs, default_data_dir
 from cfx.data.vision import mnist_from_idx, read_idx

@@ -19,7 +19,7 @@ from flax import struct
 from cfx.classifier import Classifier
 from cfx.constraints import Constraints, ResolvedConstraints
 from cfx.data.dataset import Dataset
-from cfx.data.stats import median_absolute_deviation
+from cfx.stats import median_absolute_deviation
 from cfx.evaluation import batching
 
 #: Which context fields each need stands for (the fields a metric's traced fn sees).

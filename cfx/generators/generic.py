@@ -6,7 +6,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from cfx import losses
-from cfx.data.stats import median_absolute_deviation
+from cfx.stats import median_absolute_deviation
 from cfx.generators.base import Generator, Penalty, fitted, generator, static
 
 
