@@ -30,7 +30,7 @@ import numpy as np
 from cfx import checks, losses
 from cfx.classifier import Classifier
 from cfx.constraints import Constraints, ResolvedConstraints
-from cfx.generators.base import Generator
+from cfx.generators.base import Generator, StepContext
 from cfx.result import CONVERGED, MAX_STEPS, NONFINITE, NOT_REACHED, CounterfactualResult
 from cfx.tracks import Track, track_path
 
@@ -155,9 +155,10 @@ def search(
             return constraints.project(generator.decode(z), x_rep, one_hot=one_hot)
         return constraints.project(z, x_rep, one_hot=True) if one_hot else z
 
-    def step_keys(t):
-        """(n,) one key per row for step t, independent of chunking and sharding."""
-        return jax.vmap(lambda r: jax.random.fold_in(jax.random.fold_in(key_steps, t), r))(rows)
+    def step_context(t):
+        """The step rule's inputs at step t: (n,) one key per row, independent of chunking."""
+        keys = jax.vmap(lambda r: jax.random.fold_in(jax.random.fold_in(key_steps, t), r))(rows)
+        return StepContext(keys, t, x, term_target, classifier, constraints)
 
     z0 = _start(generator, x_rep, rows, key_start, start, constraints)
     factual_class = jnp.argmax(classifier.raw_logits(x), axis=-1)
@@ -167,7 +168,11 @@ def search(
     objective = functools.partial(_objective, terms=generator.terms(), classifier=classifier, x=x,
                                   target=term_target, context=context)
     grad_in_input_space = jax.value_and_grad(objective, has_aux=True)
-    grad_in_search_space = jax.value_and_grad(lambda z, t: objective(to_input(z), t), has_aux=True)
+    if generator.uses_gradient:
+        grad_in_search_space = jax.value_and_grad(lambda z, t: objective(to_input(z), t), has_aux=True)
+    else:  # a gradient-free rule: the forward pass only (logits for the convergence test)
+        def grad_in_search_space(z, t):
+            return objective(to_input(z), t), jnp.zeros_like(z)
     tracks = tuple(t for t in (track_path(max_steps) if return_path else None, track) if t is not None)
 
     def step(carry):
@@ -185,8 +190,7 @@ def search(
         gave_up = generator.gave_up(update_state)
         if gave_up is not None:
             done = done | gave_up
-        z_next, update_state = generator.update(grad, update_state, z, key=step_keys(t), step=t, x=x,
-                                                constraints=constraints)
+        z_next, update_state = generator.update(grad, update_state, z, step_context(t))
         if not latent:
             z_next = constraints.project(z_next, x_rep, one_hot=constraints.snap_each_step)
         # Frozen rows keep their point; a non-finite step (e.g. an overflowing model) is refused.
@@ -199,7 +203,7 @@ def search(
         return t + 1, z, update_state, done, steps + (~done).astype(jnp.int32), nonfinite, track_states
 
     no = jnp.zeros((n, K), bool)
-    carry = (jnp.int32(0), z0, generator.init_update(z0, key=step_keys(max_steps), x=x), no, jnp.zeros((n, K), jnp.int32),
+    carry = (jnp.int32(0), z0, generator.init_update(z0, step_context(max_steps)), no, jnp.zeros((n, K), jnp.int32),
              no, tuple(tr.init(to_input(z0), x) for tr in tracks))
     if loop == "scan":
         carry, _ = jax.lax.scan(lambda c, _: (step(c), None), carry, None, length=max_steps)

@@ -117,19 +117,21 @@ def test_hyperparameters_list_the_settable_keys():
 # ------------------------------------------------------------------------------ step rule and leaves
 @G.generator
 class _RandomWalk(G.Generator):
-    """A gradient-free rule: z += scale·N(0, I) from the per-row step keys; records the steps seen."""
+    """A gradient-free rule: z += scale·N(0, I) (per-row step keys) + drift·(t + 1) + ∇ (∇ = 0)."""
 
+    uses_gradient = False
     scale: float = 0.05
+    drift: float = 0.0
 
-    def init_update(self, z, *, key, x):
-        return jnp.zeros(z.shape[:2], jnp.int32)
+    def init_update(self, z, ctx):
+        return ()
 
-    def update(self, grad, seen, z, *, key, step, x, constraints):
-        noise = jax.vmap(lambda k: jax.random.normal(k, z.shape[1:]))(key)
-        return z + self.scale * noise, jnp.maximum(seen, step + 1)
+    def update(self, grad, state, z, ctx):
+        noise = jax.vmap(lambda k: jax.random.normal(k, z.shape[1:]))(ctx.key)
+        return z + self.scale * noise + self.drift * (ctx.step + 1) + grad, state
 
 
-def test_a_step_rule_gets_per_row_keys_and_the_step_number(linear_classifier, factuals):
+def test_a_step_rule_gets_per_row_keys_the_step_number_and_no_gradient(linear_classifier, factuals):
     gen = _RandomWalk(yloss=None, convergence="max_steps")
     res = cfx.generate(gen, linear_classifier, factuals, 1, key=KEY, max_steps=7)
     assert np.all(np.asarray(res.steps) == 7)
@@ -138,6 +140,11 @@ def test_a_step_rule_gets_per_row_keys_and_the_step_number(linear_classifier, fa
     # per-row keys: a row's walk does not depend on how the batch is chunked
     chunked = cfx.generate(gen, linear_classifier, factuals, 1, key=KEY, max_steps=7, batch_size=3)
     np.testing.assert_allclose(chunked.counterfactuals, res.counterfactuals, atol=1e-6)
+    # the step number reaches the rule, and a gradient-free rule gets ∇ = 0 even with a yloss
+    drift = _RandomWalk(scale=0.0, drift=0.01, convergence="max_steps")
+    path = cfx.generate(drift, linear_classifier, factuals, 1, key=KEY, max_steps=4, return_path=True).path
+    np.testing.assert_allclose(np.diff(path[:, 0], axis=1), np.broadcast_to(0.01 * np.arange(1, 5)[None, :, None],
+                                                                            (8, 4, 2)), atol=1e-6)
 
 
 def test_only_float_leaves_are_cast(linear_classifier, factuals):
@@ -165,10 +172,10 @@ def test_outcome_codes(linear_classifier, factuals):
 def test_a_generator_that_gives_up_stops_its_rows_as_not_reached(linear_classifier, factuals):
     @G.generator
     class _Patient(G.Generic):
-        def init_update(self, z, *, key, x):
+        def init_update(self, z, ctx):
             return jnp.zeros(z.shape[:2], jnp.int32)
 
-        def update(self, grad, count, z, *, key, step, x, constraints):
+        def update(self, grad, count, z, ctx):
             return z, count + 1  # never moves
 
         def gave_up(self, count):

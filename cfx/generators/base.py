@@ -12,7 +12,8 @@ the compiled program. A generator says
   - ``prepare(classifier, x, target)``: per-factual context computed once per search inside
     the compiled computation (e.g. target-class neighbours), read by terms as ``ctx.data``;
   - ``init_update`` / ``update``: its step rule (default: an optax optimiser), given the
-    gradient, per-row PRNG keys, the step number and the factuals;
+    gradient and a :class:`StepContext` (per-row PRNG keys, the step number, the factuals,
+    targets, classifier, constraints); ``uses_gradient = False`` skips the backward pass;
   - ``gave_up(state)``: rows the step rule cannot improve any more (they stop, "not_reached");
   - ``latent`` with ``encode`` / ``decode``: search a latent z with x' = decode(z);
   - its search defaults ``threshold``, ``convergence``, ``init``, ``init_scale``,
@@ -54,6 +55,26 @@ CONVERGENCE = ("threshold", "generator_conditions", "gradient", "max_steps")
 #: identity: x; noise: x + init_scale·N(0, I); uniform: x + init_scale·U(−1, 1) (mutable
 #: features only; an array passed as ``init=`` to :func:`cfx.generate` is a start of your own).
 INITS = ("identity", "noise", "uniform")
+
+
+class StepContext(NamedTuple):
+    """What a step rule may read besides the gradient, its state and the iterate z (n, K, ·).
+
+    Attributes:
+      key: (n,) one PRNG key per factual for this step (independent of chunking and sharding).
+      step: the iteration t (int scalar).
+      x: (n, d) the factuals.
+      target: (n,) the target classes (untargeted rows: the factual's predicted class).
+      classifier: the :class:`cfx.Classifier` (gradient-free rules query the model).
+      constraints: the resolved constraints (mutability, bounds, one-hot groups).
+    """
+
+    key: jax.Array
+    step: jax.Array
+    x: jax.Array
+    target: jax.Array
+    classifier: Any
+    constraints: Any
 
 
 class Penalty(NamedTuple):
@@ -103,6 +124,7 @@ class Generator:
     name: ClassVar[str] = "generator"
     description: ClassVar[str] = ""
     latent: ClassVar[bool] = False  # True: search z with x' = decode(z) (see encode / decode)
+    uses_gradient: ClassVar[bool] = True  # False: the driver skips the backward pass (grad = 0)
 
     learning_rate: float = 0.1
     optimizer: Any = static("sgd")
@@ -165,16 +187,16 @@ class Generator:
         factory = OPTIMIZERS.get(self.optimizer, self.optimizer) if isinstance(self.optimizer, str) else self.optimizer
         return factory(self.learning_rate)
 
-    def init_update(self, z: jax.Array, *, key: jax.Array, x: jax.Array) -> Any:
-        """Step-rule state for the start z (n, K, ·); ``key`` (n,) one PRNG key per factual."""
+    def init_update(self, z: jax.Array, ctx: "StepContext") -> Any:
+        """Step-rule state for the start z (n, K, ·)."""
         return self.make_optimizer().init(z)
 
-    def update(self, grad: jax.Array, state: Any, z: jax.Array, *, key: jax.Array, step: jax.Array,
-               x: jax.Array, constraints) -> tuple[jax.Array, Any]:
+    def update(self, grad: jax.Array, state: Any, z: jax.Array, ctx: "StepContext") -> tuple[jax.Array, Any]:
         """One step for all counterfactuals: returns (z_next before projection, new state).
 
-        ``grad`` already has immutable components zeroed; ``key`` (n,) holds one PRNG key per
-        factual for this step (independent of chunking and sharding); ``step`` is t; ``x`` (n, d).
+        ``grad`` already has immutable components zeroed (zeros for a generator with
+        ``uses_gradient = False``); ``ctx`` holds per-row keys, the step number, the factuals,
+        the targets, the classifier and the constraints.
         """
         updates, state = self.make_optimizer().update(grad, state, z)
         return optax.apply_updates(z, updates), state

@@ -34,12 +34,12 @@ class Greedy(Generator):
         super().validate(num_counterfactuals, n_features, n_classes)
         check_positive("Greedy.step_size", self.step_size)
 
-    def init_update(self, z, *, key, x):
+    def init_update(self, z, ctx):
         return jnp.zeros(z.shape, jnp.int32)  # changes used per feature
 
-    def update(self, grad, changes, z, *, key, step, x, constraints):
+    def update(self, grad, changes, z, ctx):
         direction = -jnp.sign(grad)
-        m = constraints.mutability
+        m = ctx.constraints.mutability
         allowed = (
             (m != NONE)
             & ~((m == INCREASE) & (direction < 0))
