@@ -65,6 +65,12 @@ def _converged(logits, grad, target, factual_class, threshold, convergence: str)
     return reached & flat if convergence == "generator_conditions" else reached
 
 
+def _with_condition(generator, converged, x_cf, logits, target, classifier):
+    """The rule's verdict AND the generator's own condition at x' (e.g. Probe's invalidation rate)."""
+    extra = generator.condition(x_cf, logits, target, classifier)
+    return converged if extra is None else converged & extra
+
+
 def _objective(z, step, *, terms, classifier, x, target, context):
     """Σ over all counterfactuals of Σ_i λ_i · term_i, with every term per row as aux.
 
@@ -186,6 +192,8 @@ def search(
             snapped = to_input(z, one_hot=True)
             logits = classifier.raw_logits(snapped.reshape(n * K, d)).reshape(logits.shape)
         converged = _converged(logits, grad, target, factual_class, threshold, generator.convergence)
+        converged = _with_condition(generator, converged, snapped if constraints.categorical_groups else to_input(z),
+                                    logits, term_target, classifier)
         done = done | (converged & (t >= min_steps))
         gave_up = generator.gave_up(update_state)
         if gave_up is not None:
@@ -215,7 +223,8 @@ def search(
     (_, (logits, terms)), grad = grad_in_input_space(x_cf, t)
     grad = constraints.mask_gradient(grad)
     rule = "threshold" if generator.convergence == "max_steps" else generator.convergence
-    ok = _converged(logits, grad, target, factual_class, threshold, rule)
+    ok = _with_condition(generator, _converged(logits, grad, target, factual_class, threshold, rule), x_cf, logits,
+                         term_target, classifier)
     failed = jnp.where(nonfinite, NONFINITE, jnp.where(steps >= max_steps, MAX_STEPS, NOT_REACHED))
     path = None
     if return_path:  # after an early exit the remaining entries repeat the (frozen) last point

@@ -15,6 +15,8 @@ the compiled program. A generator says
     gradient and a :class:`StepContext` (per-row PRNG keys, the step number, the factuals,
     targets, classifier, constraints); ``uses_gradient = False`` skips the backward pass;
   - ``gave_up(state)``: rows the step rule cannot improve any more (they stop, "not_reached");
+  - ``condition(x_cf, logits, target, classifier)``: a convergence condition of its own,
+    on top of the rule (Probe: the invalidation rate is at most its target);
   - ``latent`` with ``encode`` / ``decode``: search a latent z with x' = decode(z);
   - its search defaults ``threshold``, ``convergence``, ``init``, ``init_scale``,
     ``min_steps`` and ``num_counterfactuals`` (keywords of :func:`cfx.generate` override them);
@@ -200,6 +202,11 @@ class Generator:
         """
         updates, state = self.make_optimizer().update(grad, state, z)
         return optax.apply_updates(z, updates), state
+
+    def condition(self, x_cf: jax.Array, logits: jax.Array, target: jax.Array, classifier) -> jax.Array | None:
+        """(n, K) bool that must also hold for a counterfactual x_cf (n, K, d) to converge,
+        besides the convergence rule (logits (n, K, C), target (n,)); None: nothing more."""
+        return None
 
     def gave_up(self, state: Any) -> jax.Array | None:
         """(n, K) bool: rows the step rule can no longer move (they stop); None: never."""
