@@ -26,8 +26,12 @@ def factuals():
     return np.random.default_rng(0).uniform(-1.5, 0.0, size=(8, 2)).astype(np.float32)
 
 
-def all_generators(data):
-    return [G.make(name, data=data) for name in G.REGISTRY]
+def all_generators(data, classifier):
+    """Every registered generator, fitted; those that need q̂ get the classifier calibrated on ``data``."""
+    from cfx.models.conformal import calibrate
+
+    calibrated = calibrate(classifier, data, alpha=0.05)
+    return [G.make(name, data=data, classifier=calibrated) for name in G.REGISTRY]
 
 
 # ------------------------------------------------------------------------------ closed form
@@ -210,7 +214,7 @@ def test_every_generator_keeps_immutable_features_bit_identical(moons_split, moo
     train, test = moons_split
     x = test.X[:10]
     constraints = cfx.Constraints(mutability=["none", "both"])
-    for gen in all_generators(train):
+    for gen in all_generators(train, moons_mlp):
         res = cfx.generate(gen, moons_mlp, x, 1 - np.asarray(moons_mlp.predict(x)), key=KEY, init="noise",
                            constraints=constraints, num_counterfactuals=3)
         cf = np.asarray(res.counterfactuals)

@@ -128,7 +128,8 @@ def context(
         none.
       conditional_samples: optional (C, k, d) samples of p_θ(x | y) per class; enables
         ``unfaithfulness``.
-      q_hat: optional conformal quantile q̂ (scalar); enables ``set_size``.
+      q_hat: optional conformal quantile q̂ (scalar); enables ``set_size``. Default: the
+        classifier's own q̂ when it is calibrated (a ``cfx.models.conformal.ConformalClassifier``).
 
     Example::
 
@@ -156,6 +157,8 @@ def context(
             raise ValueError(f"conditional_samples must have shape (C={classifier.n_classes}, k >= 1, d={d}); "
                              f"got {tuple(s.shape)}")
         ctx = ctx.replace(conditional_samples=s)
+    if q_hat is None:
+        q_hat = getattr(classifier, "q_hat", None)  # a calibrated (conformal) classifier carries q̂
     if q_hat is not None:
         q = np.asarray(q_hat, np.float32)
         if q.shape != () or not np.isfinite(q):

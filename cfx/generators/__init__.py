@@ -15,12 +15,16 @@ from typing import Any, NamedTuple
 
 import jax
 
-from cfx.generators.base import (CONVERGENCE, INITS, OPTIMIZERS, Generator, Penalty, fitted, generator,
-                                 static)
+from cfx.generators.base import (CONVERGENCE, INITS, OPTIMIZERS, Generator, Penalty, StepContext, fitted,
+                                 generator, static)
 from cfx.generators.dice import DiCE
+from cfx.generators.eccco import ECCCo, ECCo
 from cfx.generators.generic import Generic, Wachter
 from cfx.generators.greedy import Greedy
+from cfx.generators.growing_spheres import GrowingSpheres
+from cfx.generators.latent import CLUE, REVISE
 from cfx.generators.mitigation import ClaPROAR, Gravitational
+from cfx.generators.probe import Probe
 
 
 class Entry(NamedTuple):
@@ -40,6 +44,15 @@ REGISTRY: dict[str, Entry] = {
     "greedy": Entry(Greedy),
     "conservative": Entry(Generic, {"threshold": 0.9},
                           "SaTML 2023 mitigation: Generic with a conservative threshold tau = 0.9"),
+    "eccco": Entry(ECCCo),
+    "ecco": Entry(ECCo),
+    "eccco_no_conformal": Entry(ECCCo, {"set_size": 0.0},
+                                "ECCCo ablation without the conformal set-size term (set_size = 0)"),
+    "eccco_no_energy": Entry(ECCCo, {"energy": 0.0}, "ECCCo ablation without the energy term (energy = 0)"),
+    "probe": Entry(Probe),
+    "revise": Entry(REVISE),
+    "clue": Entry(CLUE),
+    "growing_spheres": Entry(GrowingSpheres),
 }
 ALIASES = {"schut": "greedy"}
 
@@ -95,6 +108,7 @@ def describe() -> dict[str, str]:
 
 __all__ = [
     "CONVERGENCE", "INITS", "OPTIMIZERS", "Generator", "Penalty", "generator", "static", "fitted", "Generic",
-    "Wachter", "Gravitational", "ClaPROAR", "DiCE", "Greedy", "REGISTRY", "Entry", "make", "hyperparameters",
-    "register", "describe",
+    "Wachter", "Gravitational", "ClaPROAR", "DiCE", "Greedy", "ECCCo", "ECCo", "Probe", "REVISE", "CLUE",
+    "GrowingSpheres", "StepContext", "REGISTRY", "Entry", "make",
+    "hyperparameters", "register", "describe",
 ]

@@ -1,0 +1,196 @@
+"""ECCCo and ECCo: energy-constrained (conformal) counterfactuals (Altmeyer et al., AAAI 2024).
+
+ECCCo (SPEC §2) minimises, per counterfactual x' of a factual x with target y+,
+
+    yloss(f̄(x'), y+) + cost·‖x' − x‖₁ + energy·φ_t·(E(x') + r·E(x')²) + set_size·Ω(x')
+
+- E(x') = E(x'|y+) = −f̄_{y+}(x'), the energy of the target class (its negative logit);
+- f̄ = the model's logits, or for a deep ensemble the member-averaged logits (1/M) Σ_m f_m
+  (SPEC §3: "logits averaged for yloss in ECCCo"); yloss and energy both use f̄;
+- φ_t = exp(−decay_rate·t) when t mod decay_every = 0, else 1, at search iteration t
+  (ECCCo.jl's default, decay = (0.1, 5): φ_0 = 1, φ_1..4 = 1, φ_5 = e^−0.5, φ_10 = e^−1);
+- r = ``ridge`` (default 0);
+- Ω(x') = max(0, Σ_y σ((q̂ − (1 − p(y|x'))) / T) − κ), the smooth conformal set size with the
+  model's own p (ensembles: averaged probabilities), switched on only once p(y+|x') >= 0.5
+  (0 below, with zero gradient); q̂ from a classifier calibrated by
+  :func:`cfx.models.conformal.calibrate`, stored by :meth:`ECCCo.fit`.
+
+No SGLD runs during the search: the energy term's gradient is that of −f̄_{y+}.
+
+ECCo is ECCCo without the conformal term, as used inside counterfactual training (SPEC §5);
+it needs no calibration.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from cfx import losses
+from cfx.generators.base import Generator, Penalty, check_positive, fitted, generator, static
+
+
+def averaged_logits(x_cf: jax.Array, ctx: losses.TermContext) -> jax.Array:
+    """f̄(x'): the member-averaged logits (1/M) Σ_m f_m(x') of a deep ensemble (its
+    ``apply_fn.member_logits``), else the model's logits ``ctx.logits``."""
+    members = getattr(ctx.classifier.apply_fn, "member_logits", None) if ctx.classifier is not None else None
+    if members is None:
+        return ctx.logits
+    return jnp.mean(members(ctx.classifier.params, x_cf), axis=0)
+
+
+def decay(step, rate=0.1, every: int = 5) -> jax.Array:
+    """φ_t = exp(−rate·t) if t mod every = 0 else 1 (ECCCo.jl's energy-penalty schedule)."""
+    t = jnp.asarray(step)
+    return jnp.where(t % every == 0, jnp.exp(-rate * t.astype(jnp.float32)), 1.0)
+
+
+def energy_penalty(ridge=0.0, rate=0.1, every: int = 5):
+    """The term φ_t·(E(x') + r·E(x')²), E(x') = −f̄_{y+}(x'), as ``term(x_cf, x, ctx)``."""
+
+    def term(x_cf, x, ctx):
+        energy = -averaged_logits(x_cf, ctx)[ctx.target]
+        return decay(ctx.step, rate, every) * (energy + ridge * energy ** 2)
+
+    return term
+
+
+def set_size_penalty(q_hat, temperature=0.1, kappa=1.0, gate: float = 0.5):
+    """Ω(x') = max(0, Σ_y σ((q̂ − 1 + p(y|x')) / T) − κ) when p(y+|x') >= gate, else 0."""
+
+    def term(x_cf, x, ctx):
+        probs = jax.nn.softmax(ctx.logits)
+        membership = jax.nn.sigmoid((q_hat - (1.0 - probs)) / temperature)
+        omega = jnp.maximum(0.0, jnp.sum(membership) - kappa)
+        return jnp.where(probs[ctx.target] >= gate, omega, 0.0)
+
+    return term
+
+
+def _averaged_yloss(yloss):
+    fn = losses.YLOSSES[yloss] if isinstance(yloss, str) else yloss
+
+    def term(x_cf, x, ctx):
+        return fn(averaged_logits(x_cf, ctx), ctx.target)
+
+    return term
+
+
+@generator
+class ECCo(Generator):
+    """Energy-constrained counterfactuals: yloss(f̄) + cost·‖x' − x‖₁ + energy·φ_t·(E + r·E²).
+
+    Defaults are counterfactual training's ECCo (SPEC §5, CounterfactualTraining.jl): cost
+    0.001, energy 5.0, plain gradient descent with learning rate 0.25, threshold convergence,
+    start at the factual. ``ridge`` r (0), ``decay_rate`` (0.1, a leaf) and ``decay_every``
+    (5, static) set the energy term and its schedule φ_t. No calibration needed.
+
+    Example::
+
+        res = cfx.generate(cfx.generators.ECCo(), clf, x, target=1, key=jax.random.key(0), max_steps=30)
+    """
+
+    name = "ecco"
+    description = "ECCCo without the conformal term (counterfactual training's generator)"
+
+    learning_rate: float = 0.25
+    cost: float = 0.001
+    energy: float = 5.0
+    ridge: float = 0.0
+    decay_rate: float = 0.1
+    decay_every: int = static(5)
+
+    def __post_init__(self):
+        super().__post_init__()
+        every = self.decay_every
+        if isinstance(every, bool) or not isinstance(every, (int, np.integer)) or every < 1:
+            raise ValueError(f"{type(self).__name__}.decay_every must be an int >= 1; got {every!r}")
+
+    def terms(self):
+        """yloss on the member-averaged logits f̄, then the penalties."""
+        head = () if self.yloss is None else (Penalty("yloss", 1.0, _averaged_yloss(self.yloss)),)
+        return head + tuple(self.penalties())
+
+    def penalties(self):
+        return (
+            Penalty("distance", self.cost, losses.distance_to_factual("l1")),
+            Penalty("energy", self.energy, energy_penalty(self.ridge, self.decay_rate, self.decay_every)),
+        )
+
+    def validate(self, num_counterfactuals, n_features, n_classes):
+        super().validate(num_counterfactuals, n_features, n_classes)
+        name = type(self).__name__
+        for field in ("ridge", "decay_rate"):
+            value = np.asarray(getattr(self, field), np.float64)
+            if not (value.shape == () and np.isfinite(value) and value >= 0):
+                raise ValueError(f"{name}.{field} must be a finite number >= 0; got {getattr(self, field)!r}")
+
+
+@generator
+class ECCCo(ECCo):
+    """Energy-constrained conformal counterfactuals (see the module docstring for the objective).
+
+    Defaults (SPEC §2): cost 0.1, set_size 0.1, energy 0.5 (the paper's weights for linearly
+    separable data, California housing and GMSC; Moons and Circles use energy 0.2, German
+    credit 0.1 with ridge 0.5, MNIST cost 0.01 / energy 0.3), plain gradient descent with
+    learning rate 0.05, generator-conditions convergence (p(y+|x') >= τ and every
+    |∂loss/∂x'_j| < 0.01), start at the factual; T = 0.1, κ = 1 for the set size.
+
+    The set-size term needs q̂: calibrate the classifier and fit the generator with it::
+
+        conf = cfx.models.conformal.calibrate(clf, cal_data, alpha=0.05)
+        gen = cfx.generators.ECCCo().fit(conf, train, key=jax.random.key(0))
+        res = cfx.generate(gen, conf, x, target=1, key=jax.random.key(0))
+
+    With ``set_size=0`` and no q̂ the term is left out (the "no conformal" ablation).
+    """
+
+    name = "eccco"
+    description = "Altmeyer et al. 2024: yloss + cost * L1 + energy * E(x'|y+) + set_size * smooth set size"
+
+    learning_rate: float = 0.05
+    convergence: str = static("generator_conditions")
+    cost: float = 0.1
+    energy: float = 0.5
+    set_size: float = 0.1
+    temperature: float = 0.1
+    kappa: float = 1.0
+    q_hat: jnp.ndarray | None = fitted()
+
+    def fit(self, classifier, data, *, key):
+        """Store q̂ of a calibrated classifier (a :class:`cfx.models.conformal.ConformalClassifier`);
+        any other classifier (or None) leaves q̂ unset, so a stale q̂ never survives retraining.
+        T and κ stay the generator's own fields (not the classifier's)."""
+        q_hat = getattr(classifier, "q_hat", None)
+        return self.replace(q_hat=None if q_hat is None else jnp.asarray(q_hat, jnp.float32))
+
+    @classmethod
+    def from_classifier(cls, classifier, **hyperparams) -> "ECCCo":
+        """``ECCCo(**hyperparams).fit(classifier, None, key=None)`` for a calibrated classifier."""
+        return cls(**hyperparams).fit(classifier, None, key=None)
+
+    def penalties(self):
+        out = super().penalties()
+        if self.q_hat is None:  # structural (q̂ unset): validate allows this only with set_size = 0
+            return out
+        return out + (Penalty("set_size", self.set_size, set_size_penalty(self.q_hat, self.temperature, self.kappa)),)
+
+    def validate(self, num_counterfactuals, n_features, n_classes):
+        name = type(self).__name__
+        if self.q_hat is None and np.any(np.asarray(self.set_size, np.float64) != 0):
+            raise ValueError(
+                f"{name} needs the conformal quantile q_hat for its set-size term, and the classifier was not "
+                f"calibrated: conf = cfx.models.calibrate(clf, calibration_data, alpha=0.05) (defined in "
+                f"cfx.models.conformal), then "
+                f"{name}().fit(conf, train, key=key) (or set set_size=0 to leave the term out)"
+            )
+        super().validate(num_counterfactuals, n_features, n_classes)
+        if self.q_hat is not None:
+            q = np.asarray(self.q_hat, np.float64)
+            if not (q.shape == () and np.isfinite(q)):
+                raise ValueError(f"{name}.q_hat must be a finite scalar; got {self.q_hat!r}")
+        check_positive(f"{name}.temperature", self.temperature)
+        kappa = np.asarray(self.kappa, np.float64)
+        if not (kappa.shape == () and np.isfinite(kappa) and kappa >= 0):
+            raise ValueError(f"{name}.kappa must be a finite number >= 0; got {self.kappa!r}")
