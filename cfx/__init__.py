@@ -7,7 +7,7 @@
     cfx.evaluate(res, clf, data=train)["mean"]
 """
 
-from cfx import data, evaluation, generators, losses, models
+from cfx import data, evaluation, generators, losses, models, sampling
 from cfx.classifier import Classifier
 from cfx.constraints import Constraints
 from cfx.evaluation import evaluate
@@ -29,5 +29,5 @@ def __getattr__(name):
 
 __all__ = [
     "Classifier", "Constraints", "CounterfactualResult", "OUTCOMES", "Track", "data", "evaluate", "evaluation",
-    "generate", "generators", "losses", "models", "search", "track_last_within", "track_path",
+    "generate", "generators", "losses", "models", "sampling", "search", "track_last_within", "track_path",
 ]

@@ -181,8 +181,7 @@ class ECCCo(ECCo):
         if self.q_hat is None and np.any(np.asarray(self.set_size, np.float64) != 0):
             raise ValueError(
                 f"{name} needs the conformal quantile q_hat for its set-size term, and the classifier was not "
-                f"calibrated: conf = cfx.models.calibrate(clf, calibration_data, alpha=0.05) (defined in "
-                f"cfx.models.conformal), then "
+                f"calibrated: conf = cfx.models.calibrate(clf, calibration_data, alpha=0.05), then "
                 f"{name}().fit(conf, train, key=key) (or set set_size=0 to leave the term out)"
             )
         super().validate(num_counterfactuals, n_features, n_classes)

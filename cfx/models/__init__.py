@@ -1,21 +1,33 @@
 """Models: flax MLPs, deep ensembles, and the train step that turns them into Classifiers.
 
-``cfx.models.fit(train, "mlp" | "ensemble" | "linear" | flax_module, ..., loss=...) -> cfx.Classifier``.
+``cfx.models.fit(train, "mlp" | "ensemble" | "linear" | "jem" | "jem_ensemble" | flax_module, ..., loss=...)
+-> cfx.Classifier``; ``calibrate`` (split conformal), ``fit_vae`` (latent search).
 Training is one pure ``train_step(state, batch, key, *, apply, loss_fn, tx)`` scanned over
 mini-batches; a new training objective is a new *loss* (:mod:`cfx.models.losses`).
 """
 
+from cfx.models.conformal import ConformalClassifier, calibrate, conformal_quantile, smooth_set_size
 from cfx.models.ensemble import Ensemble, average_probability_logits, is_ensemble, member_logits
+from cfx.models.jem import JEMLoss
 from cfx.models.losses import batch_loss, cross_entropy, weighted_cross_entropy, weighted_mean
 from cfx.models.mlp import ACTIVATIONS, MLP, ModuleApply
 from cfx.models.step import Batch, LossFn, TrainState, shuffled_batches, train_epoch, train_step
 from cfx.models.train import accuracy, fit, init, list_models, trace_count
+from cfx.models.vae import VAE, ELBO, fit_vae
 
 __all__ = [
     "ACTIVATIONS",
     "MLP",
     "Batch",
+    "ConformalClassifier",
+    "ELBO",
+    "VAE",
+    "calibrate",
+    "conformal_quantile",
+    "fit_vae",
+    "smooth_set_size",
     "Ensemble",
+    "JEMLoss",
     "LossFn",
     "ModuleApply",
     "TrainState",

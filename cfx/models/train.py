@@ -32,6 +32,7 @@ from tqdm.auto import tqdm
 
 from cfx.classifier import Classifier
 from cfx.models.ensemble import Ensemble
+from cfx.models.jem import JEMLoss
 from cfx.models.losses import cross_entropy
 from cfx.models.mlp import MLP, ModuleApply
 from cfx.models.step import LossFn, TrainState, train_epoch
@@ -40,7 +41,12 @@ _MODELS = {
     "mlp": "flax multi-layer perceptron: widths, activation (relu, swish, tanh, ...), dropout",
     "ensemble": "deep ensemble of n_members MLPs with stacked parameters; probabilities averaged",
     "linear": "logistic regression (an MLP with no hidden layers), as in the recourse-dynamics experiments",
+    "jem": "joint energy-based model: an MLP trained with the JEM loss (CE + energy terms, SGLD replay buffer)",
+    "jem_ensemble": "deep ensemble of n_members JEM MLPs, each with its own SGLD replay buffer",
 }
+
+#: Model names trained with :class:`cfx.models.jem.JEMLoss` by default.
+_JEM_MODELS = ("jem", "jem_ensemble")
 
 # Number of times each training spec has been traced (compiled); see trace_count().
 _TRACES: collections.Counter = collections.Counter()
@@ -134,7 +140,7 @@ def _resolve_model(model, *, n_classes, widths, activation, dropout, n_members) 
     if name == "linear":
         return ModuleApply(MLP(widths=(), n_classes=n_classes))
     mlp = MLP(widths=widths, n_classes=n_classes, activation=activation, dropout=float(dropout))
-    if name == "ensemble":
+    if name in ("ensemble", "jem_ensemble"):
         return Ensemble(mlp, n_members=_check_positive_int("n_members", n_members))
     return ModuleApply(mlp)
 
@@ -237,6 +243,22 @@ def _build(model, d: int, *, n_classes: int, widths, activation, dropout, n_memb
     return apply, fresh_shapes, max(n_classes, int(out.shape[-1]))
 
 
+def _jem_setup(loss, extra, X, *, n_classes: int, apply, seed: int):
+    """The JEM models' defaults: :class:`JEMLoss` in place of plain CE, and a fresh replay
+    buffer over μ ± 3σ of X unless ``extra`` is given (ensembles: one per member)."""
+    if loss is cross_entropy:
+        loss = JEMLoss()
+    if extra is not None:
+        return loss, extra
+    if not isinstance(loss, JEMLoss):
+        raise ValueError("a JEM model with a custom loss needs its initial extra (replay buffer) passed to fit")
+    key = jax.random.fold_in(jax.random.key(seed), 0x4A454D)  # own stream: init/shuffle keys unchanged
+    if isinstance(apply, Ensemble):
+        keys = jax.random.split(key, apply.n_members)
+        return loss, jax.vmap(lambda k: loss.init_buffer(X, n_classes, k))(keys)
+    return loss, loss.init_buffer(X, n_classes, key)
+
+
 def init(
     dataset,
     model: str | nn.Module | Ensemble = "mlp",
@@ -296,7 +318,9 @@ def fit(
 
     Args:
       dataset: a :class:`cfx.data.Dataset` (``X`` (n, d) finite floats, ``y`` (n,) labels 0..C-1).
-      model: ``"mlp"``, ``"ensemble"``, ``"linear"`` (see :func:`list_models`), any
+      model: ``"mlp"``, ``"ensemble"``, ``"linear"``, ``"jem"``, ``"jem_ensemble"`` (see
+        :func:`list_models`; the JEM models default to ``loss=JEMLoss()`` and a replay
+        buffer over μ ± 3σ of ``dataset.X`` as ``extra``), any
         ``flax.linen.Module`` mapping (n, d) -> (n, C) logits (a ``train`` keyword, if it has
         one, is set during training, with a ``"dropout"`` rng), or a
         :class:`cfx.models.Ensemble` of any module.
@@ -345,6 +369,8 @@ def fit(
 
     apply, fresh_shapes, out_classes = _build(model, X.shape[1], n_classes=n_classes, widths=widths,
                                               activation=activation, dropout=dropout, n_members=n_members)
+    if isinstance(model, str) and model.lower() in _JEM_MODELS:
+        loss, extra = _jem_setup(loss, extra, X, n_classes=out_classes, apply=apply, seed=int(seed))
     extra = _check_extra(extra, apply)
     n, d = X.shape
     k_init, k_train = jax.random.split(jax.random.key(int(seed)))

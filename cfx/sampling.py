@@ -1,0 +1,325 @@
+"""SGLD samplers over batches of chains, a replay buffer, and class-conditional samples.
+
+All functions are pure and traceable. An *energy* is ``energy_fn(x, *args) -> (B,)``
+for chains ``x`` (B, d), one energy per chain (rows must not interact); ``energy_fn``
+is static (hashable), ``args`` a PyTree of arrays (e.g. model parameters, labels), so
+new parameters never recompile. The class-conditional energy of a classifier with
+logits f is ``E(x|y) = −f_y(x)`` (SPEC §2, §3).
+
+Rules (SPEC §3):
+
+- ``"improper"`` (ECCCo's "improper SGLD", the default):
+  ``x ← clamp(x − clip(∇E(x), ±c) + σ·ε, lb, ub)``, ε ~ N(0, I), c = σ = 0.01.
+- ``"jem"`` (original JEM): ``x ← x + η·∇f(x) + σ·ε`` with ``f = −E``, η = 1, σ = 0.01;
+  f is ``logsumexp_y f_y(x)`` for unconditional sampling (``E(x) = −logsumexp f(x)``)
+  and ``f_y(x)`` for class-conditional sampling (``E(x|y) = −f_y(x)``); the caller
+  chooses by the energy it passes. Clamped only when bounds are given.
+
+Example::
+
+    energy = lambda x, w: jnp.sum((x - w) ** 2, axis=-1)
+    x, info = cfx.sampling.sgld(energy, x0, key, steps=200, lower=lb, upper=ub, args=(w,))
+    info.reset_share      # share of chains reset after a non-finite energy or gradient
+"""
+
+from __future__ import annotations
+
+import collections
+import functools
+from typing import Any, Callable
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from flax import struct
+
+from cfx.classifier import Classifier
+
+#: ``energy_fn(x (B, d), *args) -> (B,)``: one energy per chain.
+EnergyFn = Callable[..., jax.Array]
+
+RULES = ("improper", "jem")
+
+# Number of traces of the jitted conditional sampler (tests check it is compiled once).
+_TRACES: collections.Counter = collections.Counter()
+
+
+def _clamp(x: jax.Array, lower, upper) -> jax.Array:
+    if lower is not None:
+        x = jnp.maximum(x, lower)
+    if upper is not None:
+        x = jnp.minimum(x, upper)
+    return x
+
+
+def _energy_and_grad(energy_fn: EnergyFn, x: jax.Array, args: tuple) -> tuple[jax.Array, jax.Array]:
+    """E(x) (B,) and ∇_x E (B, d) per chain: the VJP of E with a cotangent of ones."""
+    e, vjp = jax.vjp(lambda z: energy_fn(z, *args), x)
+    (g,) = vjp(jnp.ones_like(e))
+    return e, g
+
+
+def _move(rule: str, x, g, key, *, grad_clip, step_size, noise_scale, lower, upper) -> jax.Array:
+    eps = jax.random.normal(key, x.shape, x.dtype)
+    if rule == "improper":
+        x = x - jnp.clip(g, -grad_clip, grad_clip) + noise_scale * eps
+    elif rule == "jem":
+        x = x - step_size * g + noise_scale * eps  # + η·∇f with f = −E
+    else:
+        raise ValueError(f"rule must be one of {RULES}; got {rule!r}")
+    return _clamp(x, lower, upper)
+
+
+@functools.partial(jax.jit, static_argnames=("energy_fn",))
+def improper_sgld_step(energy_fn: EnergyFn, x: jax.Array, key: jax.Array, *, grad_clip=0.01, noise_scale=0.01,
+                       lower=None, upper=None, args: tuple = ()) -> jax.Array:
+    """One improper-SGLD step: ``clamp(x − clip(∇E(x), ±grad_clip) + noise_scale·ε, lower, upper)``.
+
+    Args:
+      energy_fn: ``(x (B, d), *args) -> (B,)``; static.
+      x: chains (B, d). key: PRNG key for ε ~ N(0, I).
+      grad_clip, noise_scale: c and σ (SPEC §3: both 0.01).
+      lower, upper: per-feature bounds (d,) (or scalars); None: unbounded.
+
+    No guard against non-finite values here; :func:`sgld` adds it.
+    """
+    _, g = _energy_and_grad(energy_fn, x, args)
+    return _move("improper", x, g, key, grad_clip=grad_clip, step_size=None, noise_scale=noise_scale,
+                 lower=lower, upper=upper)
+
+
+@functools.partial(jax.jit, static_argnames=("energy_fn",))
+def jem_sgld_step(energy_fn: EnergyFn, x: jax.Array, key: jax.Array, *, step_size=1.0, noise_scale=0.01,
+                  lower=None, upper=None, args: tuple = ()) -> jax.Array:
+    """One step of the original JEM sampler: ``x + step_size·∇f(x) + noise_scale·ε``, f = −E.
+
+    Pass ``E(x) = −logsumexp_y f_y(x)`` for JEM's unconditional p(x), ``E(x|y) = −f_y(x)``
+    for p(x|y). Defaults η = 1, σ = 0.01 (Grathwohl et al. 2020); clamped to
+    [lower, upper] when given.
+    """
+    _, g = _energy_and_grad(energy_fn, x, args)
+    return _move("jem", x, g, key, grad_clip=None, step_size=step_size, noise_scale=noise_scale,
+                 lower=lower, upper=upper)
+
+
+@struct.dataclass
+class SGLDInfo:
+    """What :func:`sgld` reports besides the samples.
+
+    Attributes:
+      energy: (B,) energy at the returned points (+inf where it is not finite).
+      resets: (B,) int32, how often each chain was reset to its last finite point.
+      reset_share: scalar, share of chains reset at least once.
+    """
+
+    energy: jax.Array
+    resets: jax.Array
+    reset_share: jax.Array
+
+
+def _finite_rows(a: jax.Array) -> jax.Array:
+    return jnp.all(jnp.isfinite(a.reshape(a.shape[0], -1)), axis=-1)
+
+
+@functools.partial(jax.jit, static_argnames=("energy_fn", "steps", "rule"))
+def sgld(energy_fn: EnergyFn, x0: jax.Array, key: jax.Array, *, steps: int, rule: str = "improper",
+         lower=None, upper=None, grad_clip=0.01, step_size=1.0, noise_scale=0.01,
+         args: tuple = ()) -> tuple[jax.Array, SGLDInfo]:
+    """Run ``steps`` SGLD steps on every chain of ``x0`` (B, d): one ``lax.scan``.
+
+    Each step evaluates E and ∇E at the current point x_t. Where either is not finite
+    (or x_t is not), the chain is *reset* to its last point with finite energy and
+    gradient and takes no step; otherwise it moves by ``rule`` (``"improper"``:
+    ``x − clip(∇E, ±grad_clip) + noise_scale·ε``; ``"jem"``: ``x − step_size·∇E +
+    noise_scale·ε``), then is clamped to [lower, upper]. Non-finite entries of ``x0`` are
+    replaced by 0 (clamped to the bounds). No NaN leaves this function.
+
+    Args:
+      energy_fn: ``(x (B, d), *args) -> (B,)``; static (hashable).
+      x0: (B, d) initial points. key: PRNG key (same key, same chains).
+      steps: number of steps (static). rule: ``"improper"`` or ``"jem"`` (static).
+      lower, upper: per-feature bounds (d,) or None.
+      grad_clip, step_size, noise_scale: see the rules (SPEC §3 defaults).
+      args: PyTree of arrays passed to ``energy_fn`` (traced).
+
+    Returns:
+      ``(x, info)``: samples (B, d) and an :class:`SGLDInfo`.
+    """
+    if rule not in RULES:
+        raise ValueError(f"rule must be one of {RULES}; got {rule!r}")
+    x0 = _clamp(jnp.where(jnp.isfinite(x0), x0, 0.0), lower, upper)
+    move = functools.partial(_move, rule, grad_clip=grad_clip, step_size=step_size, noise_scale=noise_scale,
+                             lower=lower, upper=upper)
+
+    def body(carry, k):
+        x, good, resets = carry
+        e, g = _energy_and_grad(energy_fn, x, args)
+        ok = jnp.isfinite(e) & _finite_rows(g) & _finite_rows(x)
+        # Zero the gradient of bad rows so no NaN enters the arithmetic of the kept branch.
+        proposal = move(jnp.where(ok[:, None], x, good), jnp.where(ok[:, None], g, 0.0), k)
+        x_next = jnp.where(ok[:, None], proposal, good)
+        good = jnp.where(ok[:, None], x, good)
+        return (x_next, good, resets + (~ok).astype(jnp.int32)), None
+
+    keys = jax.random.split(key, steps)
+    init = (x0, x0, jnp.zeros(x0.shape[0], jnp.int32))
+    (x, good, resets), _ = jax.lax.scan(body, init, keys)
+    e = energy_fn(x, *args)
+    ok = jnp.isfinite(e) & _finite_rows(x)
+    x = jnp.where(ok[:, None], x, good)
+    resets = resets + (~ok).astype(jnp.int32)
+    e = jnp.where(ok, e, energy_fn(x, *args))
+    e = jnp.where(jnp.isfinite(e), e, jnp.inf)
+    return x, SGLDInfo(energy=e, resets=resets, reset_share=jnp.mean(resets > 0))
+
+
+# ----------------------------------------------------------------------------------
+# replay buffer
+# ----------------------------------------------------------------------------------
+
+
+def bounds(X, n_std: float = 3.0) -> tuple[jax.Array, jax.Array]:
+    """Per-feature sampling box ``(μ − n_std·σ, μ + n_std·σ)`` of data X (n, d) (SPEC §3: 3σ)."""
+    X = np.asarray(X, np.float64)
+    if X.ndim != 2 or X.shape[0] < 1:
+        raise ValueError(f"X must have shape (n, d) with n >= 1; got {X.shape}")
+    mu, sd = X.mean(axis=0), X.std(axis=0)
+    return jnp.asarray(mu - n_std * sd, jnp.float32), jnp.asarray(mu + n_std * sd, jnp.float32)
+
+
+@struct.dataclass
+class ReplayBuffer:
+    """Persistent SGLD chains, ``per_class`` slots for each of C classes (a PyTree).
+
+    Attributes:
+      x: (C·K, d) stored points; slots ``c·K … c·K + K − 1`` belong to class c.
+      y: (C·K,) int32 class of each slot.
+      lower, upper: (d,) bounds of the re-initialisation box U(lower, upper).
+      reinit_prob: scalar, probability that a draw starts afresh from U(lower, upper).
+      per_class: K (static).
+    """
+
+    x: jax.Array
+    y: jax.Array
+    lower: jax.Array
+    upper: jax.Array
+    reinit_prob: jax.Array
+    per_class: int = struct.field(pytree_node=False, default=1)
+
+    @property
+    def capacity(self) -> int:
+        return int(self.x.shape[-2])
+
+    @property
+    def n_classes(self) -> int:
+        return self.capacity // self.per_class
+
+
+def _uniform(key, shape, lower, upper) -> jax.Array:
+    return lower + (upper - lower) * jax.random.uniform(key, shape, jnp.float32)
+
+
+def replay_buffer(lower, upper, *, key: jax.Array, n_classes: int, capacity: int = 10_000,
+                  reinit_prob: float = 0.05) -> ReplayBuffer:
+    """A buffer of ``C·⌊capacity / C⌋`` points drawn from U(lower, upper), equal slots per class.
+
+    Args:
+      lower, upper: (d,) box, usually :func:`bounds` of the training data (μ ± 3σ).
+      key: PRNG key of the initial points. n_classes: C.
+      capacity: total size (SPEC §3: 10,000); rounded down to a multiple of C.
+      reinit_prob: re-initialisation probability per draw (SPEC §3: 0.05).
+    """
+    if not (isinstance(n_classes, (int, np.integer)) and n_classes >= 1):
+        raise ValueError(f"n_classes must be an int >= 1; got {n_classes!r}")
+    per_class = int(capacity) // int(n_classes)
+    if per_class < 1:
+        raise ValueError(f"capacity {capacity} is smaller than n_classes {n_classes}")
+    if not 0.0 <= reinit_prob <= 1.0:
+        raise ValueError(f"reinit_prob must be in [0, 1]; got {reinit_prob!r}")
+    lower, upper = jnp.asarray(lower, jnp.float32), jnp.asarray(upper, jnp.float32)
+    n = per_class * int(n_classes)
+    return ReplayBuffer(x=_uniform(key, (n, lower.shape[-1]), lower, upper),
+                        y=jnp.repeat(jnp.arange(n_classes, dtype=jnp.int32), per_class),
+                        lower=lower, upper=upper, reinit_prob=jnp.float32(reinit_prob), per_class=per_class)
+
+
+def sample(buffer: ReplayBuffer, key: jax.Array, n: int, y: jax.Array | None = None) -> tuple[jax.Array, jax.Array]:
+    """Draw n chain starts: ``(x0 (n, d), idx (n,))``.
+
+    Slot indices are uniform over the whole buffer, or over class ``y_i``'s slots when
+    labels ``y`` (n,) are given; each start is replaced by a fresh U(lower, upper) point
+    with probability ``reinit_prob``. Write the advanced chains back with :func:`update`.
+    """
+    k_idx, k_re, k_u = jax.random.split(key, 3)
+    if y is None:
+        idx = jax.random.randint(k_idx, (n,), 0, buffer.capacity)
+    else:
+        idx = jnp.asarray(y, jnp.int32) * buffer.per_class + jax.random.randint(k_idx, (n,), 0, buffer.per_class)
+    fresh = jax.random.uniform(k_re, (n,)) < buffer.reinit_prob
+    x0 = jnp.where(fresh[:, None], _uniform(k_u, (n, buffer.x.shape[-1]), buffer.lower, buffer.upper), buffer.x[idx])
+    return x0, idx
+
+
+def update(buffer: ReplayBuffer, idx: jax.Array, x: jax.Array) -> ReplayBuffer:
+    """The buffer with rows ``idx`` (n,) replaced by ``x`` (n, d) (one of duplicates wins)."""
+    return buffer.replace(x=buffer.x.at[idx].set(x.astype(buffer.x.dtype)))
+
+
+# ----------------------------------------------------------------------------------
+# class-conditional samples of a classifier (unfaithfulness, SPEC §4)
+# ----------------------------------------------------------------------------------
+
+
+def _class_energy(x: jax.Array, classifier: Classifier, y: jax.Array) -> jax.Array:
+    """E(x_i | y_i) = −f_{y_i}(x_i) per chain."""
+    return -jnp.take_along_axis(classifier.raw_logits(x), y[:, None], axis=-1)[:, 0]
+
+
+@functools.partial(jax.jit, static_argnames=("n_chains", "steps", "keep"))
+def _conditional_samples(classifier, lower, upper, key, grad_clip, noise_scale, *, n_chains, steps, keep):
+    _TRACES["conditional_samples"] += 1  # trace time only
+    c = classifier.n_classes
+    k0, k_run = jax.random.split(key)
+    y = jnp.repeat(jnp.arange(c, dtype=jnp.int32), n_chains)
+    x0 = _uniform(k0, (c * n_chains, lower.shape[-1]), lower, upper)
+    x, info = sgld(_class_energy, x0, k_run, steps=steps, rule="improper", lower=lower, upper=upper,
+                   grad_clip=grad_clip, noise_scale=noise_scale, args=(classifier, y))
+    x, e = x.reshape(c, n_chains, -1), info.energy.reshape(c, n_chains)
+    order = jnp.argsort(e, axis=1)[:, :keep]
+    return jnp.take_along_axis(x, order[:, :, None], axis=1)
+
+
+def conditional_samples(classifier: Classifier, data: Any, *, key: jax.Array, n_chains: int = 50, steps: int = 500,
+                        keep: int = 25, grad_clip: float = 0.01, noise_scale: float = 0.01,
+                        n_std: float = 3.0) -> jax.Array:
+    """Samples of the model's conditional ``p_θ(x|y) ∝ exp(−E(x|y))``, ``E(x|y) = −f_y(x)``: (C, keep, d).
+
+    For every class y at once (one compiled batch of C·n_chains chains): start n_chains
+    chains from U(lb, ub) with lb/ub = μ ± n_std·σ of ``data``, run ``steps`` improper-SGLD
+    steps clamped to [lb, ub], keep the ``keep`` lowest-energy final samples per class
+    (SPEC §4: 50 chains × 500 steps, 25 kept). Deterministic given ``key``; new
+    parameters of the same model reuse the compiled sampler.
+
+    Args:
+      classifier: a :class:`cfx.Classifier` (ensembles: f = its averaged-probability logits).
+      data: a Dataset (its ``X``) or an array (n, d) giving the bounds.
+      key: PRNG key. n_chains, steps, keep: see above (``keep <= n_chains``).
+
+    Example::
+
+        S = cfx.sampling.conditional_samples(clf, train, key=jax.random.key(0))
+        ctx = cfx.evaluation.context(clf, train, conditional_samples=S)
+    """
+    if not isinstance(classifier, Classifier):
+        raise TypeError(f"classifier must be a cfx.Classifier; got {type(classifier).__name__}")
+    for name, v in (("n_chains", n_chains), ("steps", steps), ("keep", keep)):
+        if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
+            raise ValueError(f"{name} must be an int >= 1; got {v!r}")
+    if keep > n_chains:
+        raise ValueError(f"keep ({keep}) must be <= n_chains ({n_chains})")
+    X = np.asarray(getattr(data, "X", data), np.float32)
+    if X.ndim != 2 or X.shape[1] != classifier.n_features:
+        raise ValueError(f"data must have shape (n, {classifier.n_features}); got {X.shape}")
+    lower, upper = bounds(X, n_std)
+    return _conditional_samples(classifier, lower, upper, key, jnp.float32(grad_clip), jnp.float32(noise_scale),
+                                n_chains=int(n_chains), steps=int(steps), keep=int(keep))
