@@ -11,6 +11,7 @@ from cfx import data, evaluation, generators, losses, models, sampling
 from cfx.classifier import Classifier
 from cfx.constraints import Constraints
 from cfx.evaluation import evaluate
+from cfx.explain import explain
 from cfx.result import OUTCOMES, CounterfactualResult
 from cfx import search
 from cfx.search import generate
@@ -21,13 +22,13 @@ __version__ = "0.1.0"
 
 def __getattr__(name):
     """The experiment layer (pandas, matplotlib) loads on first use, not with ``import cfx``."""
-    if name in ("experiments", "plotting"):
+    if name in ("experiments", "plotting", "dynamics", "training"):
         import importlib
 
         return importlib.import_module(f"cfx.{name}")
     raise AttributeError(f"module 'cfx' has no attribute {name!r}")
 
 __all__ = [
-    "Classifier", "Constraints", "CounterfactualResult", "OUTCOMES", "Track", "data", "evaluate", "evaluation",
+    "Classifier", "Constraints", "CounterfactualResult", "OUTCOMES", "Track", "data", "evaluate", "evaluation", "explain",
     "generate", "generators", "losses", "models", "sampling", "search", "track_last_within", "track_path",
 ]

@@ -102,17 +102,28 @@ class Classifier:
         return out[0] if single else out
 
     # --- jitted conveniences ---------------------------------------------------------
+    # A batch of n rows is padded to the next bucket (a power of two, at least MIN_BUCKET), so
+    # outside code that calls with ever-changing batch sizes compiles a handful of programs,
+    # not one per size; the padded rows are zeros and are cut off again.
     def logits(self, x) -> jax.Array:
         """Logits for one example (d,) -> (C,) or a batch (n, d) -> (n, C)."""
-        return _logits(self, jnp.asarray(x, jnp.float32))
+        return _bucketed(_logits, self, x)
 
     def probs(self, x) -> jax.Array:
         """softmax(logits): (C,) or (n, C)."""
-        return _probs(self, jnp.asarray(x, jnp.float32))
+        return _bucketed(_probs, self, x)
+
+    def predict_proba(self, x) -> np.ndarray:
+        """scikit-learn style: p(y | x) as a numpy array (n, C) for x (n, d) (a row (d,): (1, C)).
+        For libraries that call the model with changing batch sizes (bucketed, see ``probs``)."""
+        x = np.asarray(x, np.float32)
+        return np.asarray(self.probs(x[None] if x.ndim == 1 else x))
 
     def predict(self, x) -> jax.Array:
         """argmax of the logits: scalar or (n,)."""
-        return jnp.argmax(self.logits(x), axis=-1)
+        if isinstance(x, jax.core.Tracer):
+            return jnp.argmax(self.logits(x), axis=-1)
+        return jnp.asarray(np.argmax(np.asarray(self.logits(x)), axis=-1))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -131,11 +142,43 @@ class LogProbabilities:
         return jnp.log(jnp.maximum(probs, self.eps))
 
 
+MIN_BUCKET = 8
+_traces = {"count": 0}
+
+
+def trace_count() -> int:
+    """How many times ``logits``/``probs`` programs were traced in this process (for tests)."""
+    return _traces["count"]
+
+
+def bucket(n: int) -> int:
+    """The padded batch size for n rows: the next power of two, at least :data:`MIN_BUCKET`."""
+    return max(MIN_BUCKET, 1 << max(0, int(n) - 1).bit_length())
+
+
+def _bucketed(fn, clf: Classifier, x) -> jax.Array:
+    if isinstance(x, jax.core.Tracer):  # inside someone's jit: their program fixes the shape
+        return fn(clf, jnp.asarray(x, jnp.float32))
+    arr = np.asarray(x, np.float32)
+    if arr.ndim not in (1, 2) or arr.shape[-1] != clf.n_features:
+        raise ValueError(f"x must have shape ({clf.n_features},) or (n, {clf.n_features}); got {arr.shape}")
+    single = arr.ndim == 1
+    rows = arr[None] if single else arr
+    n = rows.shape[0]
+    padded = np.zeros((bucket(n), rows.shape[1]), np.float32)
+    padded[:n] = rows
+    # cut on the host: an eager slice of a device array would compile a program per n again
+    out = np.asarray(fn(clf, padded))[:n]
+    return jnp.asarray(out[0] if single else out)
+
+
 @jax.jit
 def _logits(clf: Classifier, x: jax.Array) -> jax.Array:
+    _traces["count"] += 1  # runs at trace time only
     return clf.raw_logits(x)
 
 
 @jax.jit
 def _probs(clf: Classifier, x: jax.Array) -> jax.Array:
+    _traces["count"] += 1
     return jax.nn.softmax(clf.raw_logits(x), axis=-1)

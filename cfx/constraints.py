@@ -1,4 +1,5 @@
-"""Actionability constraints: mutability (incl. monotone), bounds, categorical one-hot groups.
+"""Actionability constraints: mutability (incl. monotone), bounds, categorical one-hot groups,
+integer grids (integer and ordinal features).
 
 :class:`Constraints` is what a user writes (every argument optional, no feature count
 needed). Before a search it is checked against the data and resolved into
@@ -31,8 +32,13 @@ class Constraints:
       categorical_groups: lists of column indices forming one-hot groups; a group of one
         column is a binary feature rounded to {0, 1}. Groups are relaxed to [0, 1] during the
         search and snapped to a valid one-hot vector at the end.
-      snap_each_step: snap the groups after every step too (a step then changes a category
-        only when it moves the group's argmax).
+      snap_each_step: snap the groups (and integer features) after every step too (a step
+        then changes a category only when it moves the group's argmax).
+      integer_features: column indices whose raw value is an integer (integer and ordinal
+        features). Searched relaxed and, like the groups, returned on their grid: raw =
+        raw_offset + raw_scale · x is rounded, then mapped back, x' = (round(raw) − offset) / scale.
+      raw_offset, raw_scale: per feature (scalar or length d; default 0 and 1, i.e. x is raw),
+        e.g. a standardiser's mean and scale (``FeatureSchema.constraints()`` sets them).
 
     Example::
 
@@ -44,6 +50,9 @@ class Constraints:
     upper: Sequence[float] | float | None = None
     categorical_groups: Sequence[Sequence[int]] | None = None
     snap_each_step: bool = False
+    integer_features: Sequence[int] | None = None
+    raw_offset: Sequence[float] | float | None = None
+    raw_scale: Sequence[float] | float | None = None
 
     def __post_init__(self):
         if self.mutability is not None:
@@ -61,6 +70,14 @@ class Constraints:
             if len(flat) != len(set(flat)):
                 raise ValueError("categorical_groups overlap: a column may belong to one group only")
             object.__setattr__(self, "categorical_groups", groups)
+        if self.integer_features is not None:
+            grid = tuple(int(i) for i in self.integer_features)
+            if len(grid) != len(set(grid)):
+                raise ValueError("integer_features lists a column twice")
+            in_groups = set(grid) & {i for g in (self.categorical_groups or ()) for i in g}
+            if in_groups:
+                raise ValueError(f"integer_features {sorted(in_groups)} are also in categorical_groups")
+            object.__setattr__(self, "integer_features", grid)
 
     def resolve(self, n_features: int) -> "ResolvedConstraints":
         """Check lengths against ``n_features`` and build the array form used in the search."""
@@ -80,12 +97,25 @@ class Constraints:
         for g in groups:
             if min(g) < 0 or max(g) >= d:
                 raise ValueError(f"constraints.categorical_groups: index out of range [0, {d}) in group {list(g)}")
+        grid = self.integer_features or ()
+        if grid and (min(grid) < 0 or max(grid) >= d):
+            raise ValueError(f"constraints.integer_features: index out of range [0, {d}) in {list(grid)}")
+        offset, scale = None, None
+        if grid:  # only then: without integer features the resolved tree (and program) is unchanged
+            offset = _bound(self.raw_offset, d, 0.0, "raw_offset")
+            scale = _bound(self.raw_scale, d, 1.0, "raw_scale")
+            if not (np.all(np.isfinite(offset)) and np.all(np.isfinite(scale)) and np.all(scale > 0)):
+                raise ValueError("constraints.raw_offset must be finite and raw_scale finite and > 0")
+            offset, scale = jnp.asarray(offset, jnp.float32), jnp.asarray(scale, jnp.float32)
         return ResolvedConstraints(
             mutability=jnp.asarray(codes),
             lower=jnp.asarray(lower, jnp.float32),
             upper=jnp.asarray(upper, jnp.float32),
             categorical_groups=groups,
             snap_each_step=bool(self.snap_each_step),
+            integer_features=grid,
+            raw_offset=offset,
+            raw_scale=scale,
         )
 
 
@@ -111,10 +141,18 @@ class ResolvedConstraints:
     upper: jax.Array  # (d,)
     categorical_groups: tuple = struct.field(pytree_node=False, default=())
     snap_each_step: bool = struct.field(pytree_node=False, default=False)
+    integer_features: tuple = struct.field(pytree_node=False, default=())
+    raw_offset: jax.Array | None = None  # (d,) when integer_features, else None
+    raw_scale: jax.Array | None = None
 
     @property
     def immutable(self) -> jax.Array:
         return self.mutability == NONE
+
+    @property
+    def snaps(self) -> bool:
+        """Whether the returned point differs from the relaxed one (groups or integer grids)."""
+        return bool(self.categorical_groups or self.integer_features)
 
     def check_factuals(self, x: np.ndarray) -> None:
         """Raise if a factual already lies outside its own bounds (names the feature)."""
@@ -133,8 +171,10 @@ class ResolvedConstraints:
 
         Bounds are clamped, categorical columns kept in [0, 1] (relaxed) or, with
         ``one_hot=True``, snapped to a valid one-hot vector (argmax; a single column is
-        rounded); monotone features are kept on their side of x; immutable features are
-        copied from x bit for bit. Shapes: x_cf (..., d), x broadcastable to it.
+        rounded) and integer features rounded on the raw scale (then clamped again, so a
+        bound's float32 image holds); monotone features are kept on their side of x;
+        immutable features are copied from x bit for bit. Shapes: x_cf (..., d), x
+        broadcastable to it.
         """
         x = jnp.broadcast_to(x, x_cf.shape)
         out = jnp.clip(x_cf, self.lower, self.upper)
@@ -146,6 +186,14 @@ class ResolvedConstraints:
                     cols = jnp.round(cols)
                 else:
                     cols = jax.nn.one_hot(jnp.argmax(cols, axis=-1), len(group), dtype=out.dtype)
+            out = out.at[..., idx].set(cols)
+        if one_hot and self.integer_features:
+            idx = jnp.asarray(self.integer_features)
+            off, sc = self.raw_offset[idx], self.raw_scale[idx]
+            # the encoder's own float32 arithmetic, z = (raw − mean) / scale: a grid value maps
+            # to exactly the z its encoded row has (so a factual's own value is a fixed point)
+            cols = (jnp.round(out[..., idx] * sc + off) - off) / sc
+            cols = jnp.clip(cols, self.lower[idx], self.upper[idx])
             out = out.at[..., idx].set(cols)
         m = self.mutability
         out = jnp.where(m == INCREASE, jnp.maximum(out, x), out)

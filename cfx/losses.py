@@ -31,7 +31,8 @@ class TermContext:
       data: the generator's per-factual context (e.g. target-class neighbours), or None.
       classifier: the :class:`cfx.Classifier` (for terms that need the model itself).
 
-    In an untargeted search (target -1) ``target`` is the factual's predicted class.
+    In an untargeted search (target -1) ``target`` is the class the model ranks second at the
+    factual (the runner-up to its predicted class), so a yloss pushes x' away from that class.
     """
 
     target: jax.Array

@@ -167,8 +167,14 @@ def search(
         return StepContext(keys, t, x, term_target, classifier, constraints)
 
     z0 = _start(generator, x_rep, rows, key_start, start, constraints)
-    factual_class = jnp.argmax(classifier.raw_logits(x), axis=-1)
-    term_target = jnp.where(target < 0, factual_class, target)
+    factual_logits = classifier.raw_logits(x)
+    factual_class = jnp.argmax(factual_logits, axis=-1)
+    # Terms need one class to aim at: an untargeted row aims at the class the model ranks
+    # next after the factual's (the other class of a binary model), so every yloss pushes
+    # x' away from the factual's class; it still converges on reaching any other class.
+    runner_up = jnp.argmax(jnp.where(jax.nn.one_hot(factual_class, factual_logits.shape[-1], dtype=bool), -jnp.inf,
+                                     factual_logits), axis=-1)
+    term_target = jnp.where(target < 0, runner_up, target)
     threshold, min_steps = generator.threshold, generator.min_steps
     context = generator.prepare(classifier, x, term_target)
     objective = functools.partial(_objective, terms=generator.terms(), classifier=classifier, x=x,
@@ -186,13 +192,13 @@ def search(
         (_, (logits, _)), grad = grad_in_search_space(z, t)
         if not latent:
             grad = constraints.mask_gradient(grad)
-        if constraints.categorical_groups:
-            # One-hot groups are relaxed during the search: a row is done only when the point it
-            # will be returned as (groups snapped) is valid, which costs one more forward pass.
+        if constraints.snaps:
+            # One-hot groups and integer grids are relaxed during the search: a row is done only when
+            # the point it will be returned as (snapped) is valid, which costs one more forward pass.
             snapped = to_input(z, one_hot=True)
             logits = classifier.raw_logits(snapped.reshape(n * K, d)).reshape(logits.shape)
         converged = _converged(logits, grad, target, factual_class, threshold, generator.convergence)
-        converged = _with_condition(generator, converged, snapped if constraints.categorical_groups else to_input(z),
+        converged = _with_condition(generator, converged, snapped if constraints.snaps else to_input(z),
                                     logits, term_target, classifier)
         done = done | (converged & (t >= min_steps))
         gave_up = generator.gave_up(update_state)

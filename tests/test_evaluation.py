@@ -253,6 +253,8 @@ def test_shapes_aggregates_runtime_and_listing(random_problem):
     for name, v in out["per_factual"].items():
         assert v.shape == (n, K), name
         np.testing.assert_allclose(out["mean"][name], np.nanmean(v), rtol=1e-6, err_msg=name)
+        if evaluation.registry.get_metric(name).level == "set":  # one value per set, repeated K times
+            v = v[:, 0]
         want_sd = np.nanstd(v, ddof=1) if np.sum(~np.isnan(v)) > 1 else np.nan
         np.testing.assert_allclose(out["sd"][name], want_sd, rtol=1e-6, err_msg=name)
     np.testing.assert_allclose(out["per_factual"]["runtime_s"], 0.1)
@@ -406,6 +408,18 @@ def test_set_and_result_level_metrics(random_problem, registered):
     np.testing.assert_allclose(out["per_factual"]["spread"], np.repeat(want[:, None], 2, axis=1), rtol=1e-5)
     np.testing.assert_allclose(out["sd"]["spread"], np.std(want, ddof=1), rtol=1e-5)  # over the n sets
     assert out["mean"]["n_rows"] == 6 and "n_rows" not in out["per_factual"] and "n_rows" not in out["sd"]
+
+
+def test_diversity_is_the_mean_pairwise_l1_of_a_set(random_problem):
+    data, res = random_problem  # K = 2
+    out = evaluate(res, CLF, metrics=["diversity"])
+    cfs = np.asarray(res.counterfactuals)
+    want = np.abs(cfs[:, 0] - cfs[:, 1]).sum(-1)  # K = 2: the one pair, counted both ways over 2
+    np.testing.assert_allclose(out["per_factual"]["diversity"][:, 0], want, rtol=1e-5)
+    single = evaluate(res.replace(counterfactuals=res.counterfactuals[:, :1], outcome=res.outcome[:, :1],
+                                  steps=res.steps[:, :1], target_probs=res.target_probs[:, :1],
+                                  losses={k: v[:, :1] for k, v in res.losses.items()}), CLF, metrics=["diversity"])
+    assert np.all(single["per_factual"]["diversity"] == 0.0)
 
 
 def test_metric_needing_an_absent_slot_is_skipped(random_problem, registered):

@@ -28,6 +28,10 @@ EXPERIMENTS_ORDER = {
     "cfx.experiments.kinds.benchmark.runner": 7,
     "cfx.experiments.kinds.benchmark.report": 8,
     "cfx.experiments.kinds.benchmark": 9,
+    "cfx.experiments.kinds.eccco.schema": 6,
+    "cfx.experiments.kinds.eccco.runner": 7,
+    "cfx.experiments.kinds.eccco.report": 8,
+    "cfx.experiments.kinds.eccco": 9,
     "cfx.experiments": 10,
 }
 

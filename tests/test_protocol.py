@@ -37,14 +37,18 @@ def test_yloss_is_an_ordinary_term_callable_or_switched_off(linear_classifier, f
 
 
 def test_untargeted_search_leaves_the_factual_class(linear_classifier, factuals):
-    # hinge on the class other than the factual's: an "away from the prediction" loss
-    away = G.Generic(yloss=lambda logits, y0: jnp.maximum(0.0, 1.0 + logits[y0] - logits[1 - y0]), cost=0.01)
-    res = cfx.generate(away, linear_classifier, factuals, None, key=KEY)
+    # the default cross-entropy aims at the runner-up class: away from the factual's prediction
+    res = cfx.generate(G.Generic(cost=0.01), linear_classifier, factuals, None, key=KEY)
     assert np.all(np.asarray(res.target) == -1)
     assert bool(res.converged.all())
     np.testing.assert_array_equal(linear_classifier.predict(res.counterfactuals[:, 0]), 1)
     np.testing.assert_allclose(res.target_probs[:, 0], linear_classifier.probs(res.counterfactuals[:, 0])[:, 1],
                                rtol=1e-6)
+    # three classes with logits (x, 0.5, -x - 1) at x = 1: the runner-up class 1 is the one aimed at
+    params = (jnp.array([1.0, 0.0, -1.0]), jnp.array([0.0, 0.5, -1.0]))
+    three = cfx.Classifier(lambda p, x: x[..., :1] * p[0] + p[1], params, n_features=1)
+    res = cfx.generate(G.Generic(cost=0.0), three, np.ones((1, 1), np.float32), None, key=KEY)
+    assert bool(res.converged.all()) and int(three.predict(res.counterfactuals[0, 0])) == 1
 
 
 # ------------------------------------------------------------------------------ search defaults

@@ -151,6 +151,18 @@ def test_dice_counterfactuals_are_diverse_and_need_k_above_one(linear_classifier
         cfx.generate(G.DiCE(), linear_classifier, factuals, 1, key=KEY, num_counterfactuals=1)
 
 
+def test_dice_set_stopping_freezes_a_factuals_counterfactuals_together(linear_classifier, factuals):
+    each = cfx.generate(G.DiCE(), linear_classifier, factuals, 1, key=KEY, num_counterfactuals=3, max_steps=300)
+    together = cfx.generate(G.DiCE(stop="set"), linear_classifier, factuals, 1, key=KEY, num_counterfactuals=3,
+                            max_steps=300)
+    steps = np.asarray(together.steps)
+    assert np.all(steps == steps[:, :1]) and not np.all(np.asarray(each.steps) == np.asarray(each.steps)[:, :1])
+    done = np.asarray(together.converged).all(axis=1)
+    assert done.all() and np.all(np.asarray(together.target_probs) >= 0.5)
+    with pytest.raises(ValueError, match="DiCE.stop"):
+        cfx.generate(G.DiCE(stop="all"), linear_classifier, factuals, 1, key=KEY)
+
+
 def test_greedy_moves_one_feature_per_step_at_most_n_times(linear_classifier):
     x = np.array([[-3.0, -3.0]], np.float32)
     gen = G.Greedy(step_size=0.1, max_changes=5)

@@ -5,15 +5,20 @@
 """
 
 from cfx.data.dataset import Dataset, FeatureSchema, Standardizer
+from cfx.data.encoder import KINDS, Column, TabularEncoder
 from cfx.stats import median_absolute_deviation
 from cfx.data.registry import REGISTRY, DatasetInfo, info, list_datasets, load, train_test
-from cfx.data.tabular import ENV_VAR, data_dirs, default_data_dir
+from cfx.data.tabular import ENV_VAR, data_dirs, default_data_dir, from_frame
 from cfx.data.vision import mnist_from_idx, read_idx
 
 __all__ = [
     "Dataset",
     "FeatureSchema",
     "Standardizer",
+    "TabularEncoder",
+    "Column",
+    "KINDS",
+    "from_frame",
     "REGISTRY",
     "DatasetInfo",
     "info",

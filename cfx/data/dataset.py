@@ -1,4 +1,4 @@
-"""Dataset, FeatureSchema and the training-split standardiser."""
+"""Dataset, FeatureSchema and the training-split standardiser (tabular data: the fitted encoder)."""
 
 from __future__ import annotations
 
@@ -6,8 +6,10 @@ import dataclasses
 from typing import Sequence
 
 import numpy as np
+import pandas as pd
 
 from cfx.constraints import MUTABILITY, Constraints
+from cfx.data.encoder import GRID_KINDS, KINDS, TabularEncoder
 
 
 @dataclasses.dataclass(frozen=True)
@@ -19,6 +21,11 @@ class FeatureSchema:
       mutability: ``"both" | "increase" | "decrease" | "none"`` per feature.
       lower, upper: per-feature domain bounds (``-inf``/``inf`` when unbounded).
       categorical_groups: tuples of column indices that form one-hot groups.
+      kinds: per column one of ``continuous | integer | ordinal | categorical | binary``
+        (default: group columns categorical/binary, the rest continuous). Integer and ordinal
+        columns are returned on the integer grid of the raw scale.
+      raw_offset, raw_scale: raw = raw_offset + raw_scale · x per column (None: x is raw);
+        set by :meth:`Dataset.standardize`, used to round integer columns on the raw scale.
     """
 
     names: tuple[str, ...]
@@ -26,15 +33,34 @@ class FeatureSchema:
     lower: tuple[float, ...]
     upper: tuple[float, ...]
     categorical_groups: tuple[tuple[int, ...], ...] = ()
+    kinds: tuple[str, ...] | None = None
+    raw_offset: tuple[float, ...] | None = None
+    raw_scale: tuple[float, ...] | None = None
 
     def __post_init__(self):
         d = len(self.names)
-        for field in ("mutability", "lower", "upper"):
-            if len(getattr(self, field)) != d:
-                raise ValueError(f"FeatureSchema.{field} has {len(getattr(self, field))} entries; expected {d}")
+        for field in ("mutability", "lower", "upper", "kinds", "raw_offset", "raw_scale"):
+            value = getattr(self, field)
+            if value is not None and len(value) != d:
+                raise ValueError(f"FeatureSchema.{field} has {len(value)} entries; expected {d}")
         bad = [m for m in self.mutability if m not in MUTABILITY]
         if bad:
             raise ValueError(f"FeatureSchema.mutability entries must be one of {MUTABILITY}; got {bad[0]!r}")
+        if self.kinds is not None:
+            bad = [k for k in self.kinds if k not in KINDS]
+            if bad:
+                raise ValueError(f"FeatureSchema.kinds entries must be one of {KINDS}; got {bad[0]!r}")
+            if self.raw_scale is None:  # bounds are raw values: an integer feature needs integer bounds
+                for j in self.integer_features:
+                    for side, b in (("lower", self.lower[j]), ("upper", self.upper[j])):
+                        if np.isfinite(b) and b != round(b):
+                            raise ValueError(f"FeatureSchema.{side}: {self.kinds[j]} feature {self.names[j]!r} "
+                                             f"has a fractional bound {b!r}; expected an integer")
+
+    @property
+    def integer_features(self) -> tuple[int, ...]:
+        """Columns on the integer grid of the raw scale (kinds integer and ordinal)."""
+        return tuple(j for j, k in enumerate(self.kinds or ()) if k in GRID_KINDS)
 
     @classmethod
     def default(cls, d: int, names: Sequence[str] | None = None) -> "FeatureSchema":
@@ -48,11 +74,15 @@ class FeatureSchema:
 
     def constraints(self) -> Constraints:
         """The :class:`cfx.Constraints` implied by this schema."""
+        grid = self.integer_features
         return Constraints(
             mutability=self.mutability,
             lower=self.lower,
             upper=self.upper,
             categorical_groups=self.categorical_groups,
+            integer_features=grid or None,
+            raw_offset=self.raw_offset if grid else None,
+            raw_scale=self.raw_scale if grid else None,
         )
 
     def replace(self, **changes) -> "FeatureSchema":
@@ -95,7 +125,10 @@ class Dataset:
     """Features ``X`` (float32, n x d), labels ``y`` (int32, n) and their :class:`FeatureSchema`.
 
     ``standardizer`` is set once the data has been standardised (see :meth:`standardize`),
-    so counterfactuals can be mapped back with ``standardizer.inverse_transform``.
+    so counterfactuals can be mapped back with ``standardizer.inverse_transform``. Tabular
+    data carries its fitted ``encoder`` (raw DataFrame <-> X, standardisation included; see
+    :meth:`to_frame`). ``ids`` (n,) int64 names each row (default ``arange(n)``; the loaders:
+    the row's position in the file) and follows the rows through ``subset``/``split``.
     """
 
     X: np.ndarray
@@ -103,6 +136,8 @@ class Dataset:
     schema: FeatureSchema
     name: str = "dataset"
     standardizer: Standardizer | None = None
+    encoder: TabularEncoder | None = None
+    ids: np.ndarray | None = None
 
     def __post_init__(self):
         X = np.asarray(self.X, np.float32)
@@ -113,8 +148,15 @@ class Dataset:
             raise ValueError(f"Dataset.y must have shape ({X.shape[0]},); got {y.shape}")
         if X.shape[1] != self.schema.n_features:
             raise ValueError(f"Dataset.X has {X.shape[1]} features but the schema names {self.schema.n_features}")
+        if self.encoder is not None and len(self.encoder.mean) != X.shape[1]:
+            raise ValueError(f"Dataset.encoder encodes {len(self.encoder.mean)} columns; X has {X.shape[1]}")
+        ids = None if self.ids is None else np.asarray(self.ids)
+        if ids is None or ids.shape != (X.shape[0],):
+            # no ids, or a replace() that changed the rows but kept the old ids: number the rows
+            ids = np.arange(X.shape[0])
         object.__setattr__(self, "X", X)
         object.__setattr__(self, "y", y)
+        object.__setattr__(self, "ids", ids.astype(np.int64) if ids.dtype.kind in "iub" else ids)
 
     def __len__(self) -> int:
         return self.X.shape[0]
@@ -128,7 +170,14 @@ class Dataset:
         return int(self.y.max()) + 1 if len(self.y) else 0
 
     def subset(self, idx) -> "Dataset":
-        return dataclasses.replace(self, X=self.X[idx], y=self.y[idx])
+        return dataclasses.replace(self, X=self.X[idx], y=self.y[idx], ids=self.ids[idx])
+
+    def to_frame(self) -> pd.DataFrame:
+        """The rows in raw values (a DataFrame indexed by ``ids``); needs a tabular ``encoder``."""
+        if self.encoder is None:
+            raise ValueError(f"{self.name}: to_frame needs a tabular data set with a fitted encoder "
+                             "(cfx.data.load of a real tabular set, or cfx.data.from_frame)")
+        return self.encoder.decode(self.X, index=pd.Index(self.ids, name="id"))
 
     def split(self, test_size: float = 0.2, seed: int = 0, stratify: bool = True) -> tuple["Dataset", "Dataset"]:
         """Random (stratified) train/test split: returns ``(train, test)``."""
@@ -159,8 +208,15 @@ class Dataset:
         onehot = [i for g in self.schema.categorical_groups for i in g]
         std = standardizer or Standardizer.fit(self.X, skip=onehot)
         lower, upper = std.transform_bounds(self.schema.lower, self.schema.upper)
-        schema = self.schema.replace(lower=lower, upper=upper)
-        return dataclasses.replace(self, X=std.transform(self.X), schema=schema, standardizer=std)
+        d, old = self.n_features, self.schema
+        offset = np.zeros(d, np.float32) if old.raw_offset is None else np.asarray(old.raw_offset, np.float32)
+        scale = np.ones(d, np.float32) if old.raw_scale is None else np.asarray(old.raw_scale, np.float32)
+        # raw = offset + scale·x and x = mean + sd·z: raw = (offset + scale·mean) + (scale·sd)·z
+        schema = self.schema.replace(lower=lower, upper=upper,
+                                     raw_offset=tuple(float(v) for v in offset + scale * std.mean),
+                                     raw_scale=tuple(float(v) for v in scale * std.scale))
+        encoder = None if self.encoder is None else self.encoder.standardized(std.mean, std.scale)
+        return dataclasses.replace(self, X=std.transform(self.X), schema=schema, standardizer=std, encoder=encoder)
 
     def balance(self, n: int | None = None, seed: int = 0) -> "Dataset":
         """Class-balanced subsample: equal rows per class (``n`` in total, or as many as the

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import gzip
 import os
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -29,20 +30,37 @@ def read_idx(path: str | os.PathLike) -> np.ndarray:
 
     Layout: two zero bytes, a type code (0x08 ubyte ... 0x0E float64), the number of
     dimensions k, then k big-endian int32 sizes and the data in C order.
+
+    Errors name the file: missing (FileNotFoundError), a truncated or corrupt gzip stream, a
+    bad magic number (expected ``00 00 <type> <ndim>``, e.g. ``00000803`` for MNIST images and
+    ``00000801`` for labels), a header cut short, or a data size other than the header's
+    (the message gives both byte counts; the MNIST test images hold 7,840,000 data bytes).
     """
     path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"path: IDX file {path} does not exist")
     with open(path, "rb") as fh:
         raw = fh.read()
     if raw[:2] == b"\x1f\x8b":  # gzip magic
-        raw = gzip.decompress(raw)
+        try:
+            raw = gzip.decompress(raw)
+        except (EOFError, OSError, zlib.error) as e:
+            raise ValueError(f"path: {path} is a truncated or corrupt gzip file ({len(raw)} bytes on disk: {e}); "
+                             f"download it again") from None
     if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] not in _IDX_DTYPES:
-        raise ValueError(f"path: {path} is not an IDX file (bad magic number {raw[:4].hex()})")
+        raise ValueError(f"path: {path} is not an IDX file (magic number {raw[:4].hex() or 'missing'}; expected "
+                         f"00 00 <type code in {sorted(hex(k) for k in _IDX_DTYPES)}> <ndim>, e.g. 00000803)")
     dtype, ndim = np.dtype(_IDX_DTYPES[raw[2]]), raw[3]
-    shape = tuple(int(s) for s in np.frombuffer(raw, ">i4", count=ndim, offset=4))
     offset = 4 + 4 * ndim
+    if len(raw) < offset:
+        raise ValueError(f"path: {path} is truncated: {len(raw)} bytes, shorter than its {offset}-byte header "
+                         f"(magic {raw[:4].hex()}, {ndim} dimensions)")
+    shape = tuple(int(s) for s in np.frombuffer(raw, ">i4", count=ndim, offset=4))
     expected = int(np.prod(shape)) * dtype.itemsize
     if len(raw) - offset != expected:
-        raise ValueError(f"path: {path} holds {len(raw) - offset} data bytes; its header {shape} says {expected}")
+        state = "truncated" if len(raw) - offset < expected else "longer than its header says"
+        raise ValueError(f"path: {path} is {state}: it holds {len(raw) - offset} data bytes; its header {shape} "
+                         f"says {expected} (expected file size {offset + expected} bytes uncompressed)")
     return np.frombuffer(raw, dtype, offset=offset).reshape(shape).astype(dtype.newbyteorder("="))
 
 

@@ -11,6 +11,7 @@ One file per metric family, each registering its metrics on import:
 :mod:`~cfx.evaluation.distances` (L0, L1, L2, L∞, MAD-L1, CE.jl redundancy),
 :mod:`~cfx.evaluation.plausibility` (implausibility, yNN),
 :mod:`~cfx.evaluation.faithfulness` (unfaithfulness, set size),
+:mod:`~cfx.evaluation.ssim` (image implausibility (1 − SSIM)/2),
 :mod:`~cfx.evaluation.violations` (constraint violations),
 :mod:`~cfx.evaluation.search_info` (convergence, steps, outcome, runtime).
 Adding a metric::
@@ -27,6 +28,7 @@ from cfx.evaluation.context import EvaluationContext, context
 
 # families register their metrics on import; the order here is the reporting order
 from cfx.evaluation import prediction, distances, plausibility, faithfulness, violations, search_info  # noqa: E402,F401,I001
+from cfx.evaluation import ssim  # noqa: E402,F401,I001  (image implausibility, after the neighbour family)
 from cfx.evaluation.conventions import CHANGE_TOL
 from cfx.evaluation.core import evaluate
 from cfx.evaluation.table import summary_table

@@ -18,7 +18,7 @@ import jax
 from cfx.generators.base import (CONVERGENCE, INITS, OPTIMIZERS, Generator, Penalty, StepContext, fitted,
                                  generator, static)
 from cfx.generators.dice import DiCE
-from cfx.generators.eccco import ECCCo, ECCo
+from cfx.generators.eccco import ECCCo, ECCCoL1, ECCCoPlus, ECCo
 from cfx.generators.generic import Generic, Wachter
 from cfx.generators.greedy import Greedy
 from cfx.generators.growing_spheres import GrowingSpheres
@@ -49,6 +49,8 @@ REGISTRY: dict[str, Entry] = {
     "eccco_no_conformal": Entry(ECCCo, {"set_size": 0.0},
                                 "ECCCo ablation without the conformal set-size term (set_size = 0)"),
     "eccco_no_energy": Entry(ECCCo, {"energy": 0.0}, "ECCCo ablation without the energy term (energy = 0)"),
+    "eccco_plus": Entry(ECCCoPlus),
+    "eccco_l1": Entry(ECCCoL1),
     "probe": Entry(Probe),
     "revise": Entry(REVISE),
     "clue": Entry(CLUE),
@@ -109,6 +111,7 @@ def describe() -> dict[str, str]:
 __all__ = [
     "CONVERGENCE", "INITS", "OPTIMIZERS", "Generator", "Penalty", "generator", "static", "fitted", "Generic",
     "Wachter", "Gravitational", "ClaPROAR", "DiCE", "Greedy", "ECCCo", "ECCo", "Probe", "REVISE", "CLUE",
+    "ECCCoPlus", "ECCCoL1",
     "GrowingSpheres", "StepContext", "REGISTRY", "Entry", "make",
     "hyperparameters", "register", "describe",
 ]

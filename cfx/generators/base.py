@@ -66,7 +66,7 @@ class StepContext(NamedTuple):
       key: (n,) one PRNG key per factual for this step (independent of chunking and sharding).
       step: the iteration t (int scalar).
       x: (n, d) the factuals.
-      target: (n,) the target classes (untargeted rows: the factual's predicted class).
+      target: (n,) the target classes (untargeted rows: the runner-up class at the factual).
       classifier: the :class:`cfx.Classifier` (gradient-free rules query the model).
       constraints: the resolved constraints (mutability, bounds, one-hot groups).
     """

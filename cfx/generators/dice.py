@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import jax
+import jax.numpy as jnp
+
 from cfx import losses
 from cfx.generators.base import Generator, Penalty, generator, static
 
@@ -13,6 +16,10 @@ class DiCE(Generator):
     K_ij = 1 / (1 + ||x'_i − x'_j||_2) + jitter·1[i = j]. Needs ``num_counterfactuals > 1``
     (default 3). Defaults: cost 0.1, diversity 0.1, Adam with learning rate 0.05, noisy start
     (the K counterfactuals must start apart for the diversity gradient to be non-zero).
+
+    ``stop="each"`` (SPEC §1: every counterfactual converges and freezes on its own) or
+    ``"set"`` (the DiCE library's rule: a factual's K stop together, once p(y+|x'_k) >= τ for
+    every k, so the diversity term keeps acting until the whole set is valid).
     """
 
     name = "dice"
@@ -24,11 +31,21 @@ class DiCE(Generator):
     num_counterfactuals: int = static(3)
     cost: float = 0.1
     diversity: float = 0.1
+    stop: str = static("each")
 
     def validate(self, num_counterfactuals, n_features, n_classes):
         super().validate(num_counterfactuals, n_features, n_classes)
         if num_counterfactuals < 2:
             raise ValueError(f"DiCE needs num_counterfactuals > 1 to measure diversity; got {num_counterfactuals}")
+        if self.stop not in ("each", "set"):
+            raise ValueError(f"DiCE.stop must be 'each' or 'set'; got {self.stop!r}")
+
+    def condition(self, x_cf, logits, target, classifier):
+        """stop="set": (n, K) True only where all K of the factual reach p(y+|x') >= τ."""
+        if self.stop == "each":
+            return None
+        p = jnp.take_along_axis(jax.nn.softmax(logits, axis=-1), target[:, None, None], axis=-1)[..., 0]
+        return jnp.broadcast_to(jnp.all(p >= self.threshold, axis=1, keepdims=True), p.shape)
 
     def penalties(self):
         return (

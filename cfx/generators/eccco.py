@@ -18,7 +18,13 @@ ECCCo (SPEC §2) minimises, per counterfactual x' of a factual x with target y+,
 No SGLD runs during the search: the energy term's gradient is that of −f̄_{y+}.
 
 ECCo is ECCCo without the conformal term, as used inside counterfactual training (SPEC §5);
-it needs no calibration.
+it needs no calibration. Two more ablations (SPEC §2):
+
+- ECCCo+ (:class:`ECCCoPlus`): the same objective searched in PCA space, x' = z W + μ
+  (:mod:`cfx.generators.pca`, fitted on the training data by ``fit``);
+- ECCCo-L1 (:class:`ECCCoL1`): the energy term replaced by (1/k) Σ_i ‖x' − S_{y+,i}‖₁, the
+  mean L1 distance to k low-energy samples S of the model's own conditional p_θ(x|y+)
+  (:func:`cfx.sampling.conditional_samples`), weighted by ``energy``.
 """
 
 from __future__ import annotations
@@ -28,6 +34,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from cfx import losses
+from cfx.generators import pca
 from cfx.generators.base import Generator, Penalty, check_positive, fitted, generator, static
 
 
@@ -193,3 +200,109 @@ class ECCCo(ECCo):
         kappa = np.asarray(self.kappa, np.float64)
         if not (kappa.shape == () and np.isfinite(kappa) and kappa >= 0):
             raise ValueError(f"{name}.kappa must be a finite number >= 0; got {self.kappa!r}")
+
+
+@generator
+class ECCCoPlus(ECCCo):
+    """ECCCo+: ECCCo's objective searched in PCA space (SPEC §2), x' = decode(z) = z W + μ.
+
+    ``fit`` stores q̂ (as :meth:`ECCCo.fit`) and a PCA of the training data with
+    ``n_components`` (static; None: all min(n, d) components, a pure rotation; the paper uses
+    the latent size of its VAE). The terms see the decoded x' (projected onto the
+    constraints, immutable features restored), so cost, energy and set size are those of
+    ECCCo in input space; only the search variable lives in the principal subspace.
+    """
+
+    name = "eccco_plus"
+    description = "ECCCo+ (Altmeyer et al. 2024): ECCCo searched in the PCA space of the training data"
+    latent = True
+
+    pca_mean: jnp.ndarray | None = fitted()
+    pca_components: jnp.ndarray | None = fitted()
+    n_components: int | None = static(None)
+
+    def fit(self, classifier, data, *, key):
+        """q̂ from a calibrated classifier, and the PCA (μ, W) of ``data.X``."""
+        out = super().fit(classifier, data, key=key)
+        if data is None:
+            raise ValueError("ECCCoPlus.fit needs the training data to fit its PCA (got data=None)")
+        mean, components = pca.fit_pca(getattr(data, "X", data), self.n_components)
+        return out.replace(pca_mean=jnp.asarray(mean), pca_components=jnp.asarray(components))
+
+    def encode(self, x):
+        return pca.encode(x, self.pca_mean, self.pca_components)
+
+    def decode(self, z):
+        return pca.decode(z, self.pca_mean, self.pca_components)
+
+    def validate(self, num_counterfactuals, n_features, n_classes):
+        super().validate(num_counterfactuals, n_features, n_classes)
+        if self.pca_components is None or self.pca_mean is None:
+            raise ValueError("ECCCoPlus has no fitted PCA: latent search needs it; fit the generator "
+                             "(ECCCoPlus().fit(conf, train, key=key))")
+        self._check_width("pca_components", self.pca_components, n_features, "refit the generator")
+
+
+def distance_to_samples(x_cf, x, ctx):
+    """(1/k) Σ_i ‖x' − S_i‖₁ over the target-class samples ``ctx.data`` (k, d)."""
+    return jnp.mean(jnp.sum(jnp.abs(ctx.data - x_cf), axis=-1))
+
+
+@generator
+class ECCCoL1(ECCCo):
+    """ECCCo-L1: yloss + cost·‖x' − x‖₁ + energy·(1/k) Σ_i ‖x' − S_{y+,i}‖₁ + set_size·Ω(x').
+
+    The energy term of ECCCo is replaced by the mean L1 distance to the k low-energy samples
+    S_{y+} (C, k, d) of the model's conditional p_θ(x|y+) (SPEC §2's "ECCCo-L1"); the weight
+    keeps the name ``energy`` so a data set's ECCCo weights apply unchanged. ``fit`` stores q̂
+    and the samples: those passed as ``samples=`` (computed once per model and shared with the
+    unfaithfulness metric), else drawn with :func:`cfx.sampling.conditional_samples`
+    (``sampling_chains`` × ``sampling_steps`` improper SGLD, ``sampling_keep`` kept).
+    """
+
+    name = "eccco_l1"
+    description = "ECCCo-L1 (Altmeyer et al. 2024): energy replaced by L1 distance to the model's conditional samples"
+
+    samples: jnp.ndarray | None = fitted()
+    sampling_chains: int = static(50)
+    sampling_steps: int = static(500)
+    sampling_keep: int = static(25)
+
+    def fit(self, classifier, data, *, key, samples=None):
+        """q̂ (as :meth:`ECCCo.fit`) and the conditional samples (C, k, d) of ``classifier``; without
+        a classifier (or data) and without ``samples`` they stay unset (``validate`` refuses)."""
+        out = super().fit(classifier, data, key=key)
+        if samples is None:
+            from cfx import sampling  # the sampler is only needed when no samples are passed in
+
+            if classifier is None or data is None:
+                return out.replace(samples=None)  # never keep samples of another model
+            key = jax.random.key(0) if key is None else key
+            samples = sampling.conditional_samples(classifier, data, key=key,
+                                                   n_chains=self.sampling_chains, steps=self.sampling_steps,
+                                                   keep=self.sampling_keep)
+        samples = jnp.asarray(samples, jnp.float32)
+        if samples.ndim != 3 or samples.shape[1] < 1:
+            raise ValueError(f"ECCCoL1 samples must have shape (C, k >= 1, d); got {tuple(samples.shape)}")
+        return out.replace(samples=samples)
+
+    def prepare(self, classifier, x, target):
+        return self.samples[target]  # (n, k, d): each factual's target-class samples
+
+    def penalties(self):
+        out = (Penalty("distance", self.cost, losses.distance_to_factual("l1")),
+               Penalty("samples_l1", self.energy, distance_to_samples))
+        if self.q_hat is None:
+            return out
+        return out + (Penalty("set_size", self.set_size, set_size_penalty(self.q_hat, self.temperature, self.kappa)),)
+
+    def validate(self, num_counterfactuals, n_features, n_classes):
+        super().validate(num_counterfactuals, n_features, n_classes)
+        self._check_width("samples", self.samples, n_features,
+                          "fit the generator with its classifier (ECCCoL1().fit(conf, train, key=key), or pass "
+                          "samples=cfx.sampling.conditional_samples(conf, train, key=key))")
+        if int(np.shape(self.samples)[0]) != n_classes:
+            raise ValueError(f"ECCCoL1.samples holds {np.shape(self.samples)[0]} classes; the classifier has "
+                             f"{n_classes} (draw them with this classifier)")
+        if not np.all(np.isfinite(np.asarray(self.samples))):
+            raise ValueError("ECCCoL1.samples holds non-finite values")

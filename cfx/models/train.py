@@ -287,7 +287,7 @@ def init(
 
 
 _TRAINING_OPTIONS = {"epochs", "batch_size", "learning_rate", "init_params", "progress", "weight_decay", "loss",
-                     "extra", "return_state"}
+                     "extra", "return_state", "objective", "ct"}
 
 
 def fit(
@@ -309,6 +309,8 @@ def fit(
     loss: LossFn = cross_entropy,
     extra: Any = None,
     return_state: bool = False,
+    objective: str = "ce",
+    ct: Any = None,
 ) -> Classifier | tuple[Classifier, TrainState]:
     """Train a classifier on ``dataset`` and return it as a :class:`cfx.Classifier`.
 
@@ -341,6 +343,8 @@ def fit(
         ensembles each leaf has a leading member axis M.
       return_state: also return the final :class:`TrainState` (params, optimiser state,
         step count, extra).
+      objective: ``"ce"`` (``loss``, default) or ``"ct"``: counterfactual training with the
+        settings ``ct`` (a :class:`cfx.training.CTConfig`; see :func:`cfx.training.fit_ct`).
 
     Returns:
       A Classifier whose ``apply_fn`` is deterministic (dropout off), or ``(classifier,
@@ -353,6 +357,12 @@ def fit(
         clf2 = cfx.models.fit(new_train, "mlp", epochs=10, init_params=clf.params)  # no recompile
         clf3, state = cfx.models.fit(train, "mlp", loss=my_loss, extra=buffer, return_state=True)
     """
+    if objective != "ce" or ct is not None:
+        return _fit_objective(objective, ct, dataset, model, loss=loss, extra=extra, return_state=return_state,
+                              epochs=epochs, batch_size=batch_size, learning_rate=learning_rate, seed=seed,
+                              widths=widths, activation=activation, dropout=dropout, n_members=n_members,
+                              init_params=init_params, progress=progress, weight_decay=weight_decay,
+                              n_classes=n_classes)
     X, y = _check_dataset(dataset)
     epochs = _check_positive_int("epochs", epochs)
     batch_size = _check_positive_int("batch_size", batch_size)
@@ -390,6 +400,19 @@ def fit(
             bar.set_postfix({k: f"{float(v):.4f}" for k, v in metrics.items()})
     clf = Classifier(apply, state.params, n_features=d, n_classes=out_classes)
     return (clf, state) if return_state else clf
+
+
+def _fit_objective(objective, ct, dataset, model, *, loss, extra, return_state, **options):
+    """``objective="ct"``: counterfactual training (cfx.training, imported lazily: it builds on this module)."""
+    if objective != "ct":
+        hint = " (ct= settings need objective='ct')" if objective == "ce" else ""
+        raise ValueError(f"objective must be 'ce' or 'ct'; got {objective!r}{hint}")
+    if loss is not cross_entropy or extra is not None:
+        raise ValueError("objective='ct' brings its own loss: do not pass loss= or extra= with it")
+    from cfx.training.fit import fit_ct
+
+    out = fit_ct(dataset, model, ct=ct, **options)
+    return (out.classifier, out.state) if return_state else out.classifier
 
 
 def accuracy(classifier: Classifier, dataset, y=None) -> float:

@@ -77,6 +77,9 @@ class Kind:
 #: kind name -> module defining ``KIND`` (or a Kind registered at run time)
 KINDS: dict[str, str | Kind] = {
     "benchmark": "cfx.experiments.kinds.benchmark",
+    "dynamics": "cfx.experiments.kinds.dynamics",
+    "ct": "cfx.experiments.kinds.ct",
+    "eccco": "cfx.experiments.kinds.eccco",
 }
 
 

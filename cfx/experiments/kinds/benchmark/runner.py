@@ -102,6 +102,35 @@ def _make_generator(gc: GeneratorConfig, classifier, train, key, path: str, cfg:
         raise ConfigError(f"cannot build generator {gc.name!r}: {e}", file=cfg.source, path=path) from None
 
 
+def needs_calibration(gc: GeneratorConfig) -> bool:
+    """Whether a generator needs a calibrated classifier (ECCCo's set-size term needs q̂)."""
+    import cfx.generators
+    from cfx.generators.eccco import ECCCo
+
+    try:
+        gen = cfx.generators.make(gc.name, **dict(gc.hyperparams))
+    except (TypeError, ValueError):
+        return False  # reported by _make_generator
+    return isinstance(gen, ECCCo) and bool(np.any(np.asarray(gen.set_size, np.float64) != 0))
+
+
+def _stand_ins(gen, gc: GeneratorConfig, train):
+    """Placeholders for what only the trained model provides (q̂, conditional samples), so
+    ``prepare`` can check every other hyperparameter before training."""
+    from cfx.generators.eccco import ECCCoL1
+
+    if needs_calibration(gc):
+        gen = gen.replace(q_hat=np.float32(0.5))
+    if isinstance(gen, ECCCoL1) and gen.samples is None:
+        gen = gen.replace(samples=np.zeros((max(train.n_classes, 2), 1, train.n_features), np.float32))
+    return gen
+
+
+def _calibration_split(train, cfg: BenchmarkConfig, dc: DataConfig, run: int):
+    """(fit part, calibration part) of the training split (seeded per data set and run)."""
+    return train.split(test_size=cfg.calibration.share, seed=derive_seed(cfg.seed, run, "calibration", dc.key))
+
+
 def _generator_key(cfg: BenchmarkConfig, run: int, *labels: str):
     # Generators are fitted with the fixed key the old ``from_data(train)`` used, so Gravitational's
     # sample bank -- and the benchmark table -- stay as before; per-run keys
@@ -172,11 +201,23 @@ def prepare(cfg: BenchmarkConfig) -> dict:
     """Load every split and build every generator on run 0's data: bad data files and bad
     hyperparameters fail here, before any training or writing. Returns the splits."""
     splits = {(dc.key, r): _load_split(dc, cfg, r) for dc in cfg.data for r in range(cfg.runs)}
+    if any(needs_calibration(gc) for gc in cfg.generators):
+        from cfx.models.conformal import min_calibration_size
+
+        for (key, r), (train, _) in splits.items():
+            dc = next(d for d in cfg.data if d.key == key)
+            n_cal = len(_calibration_split(train, cfg, dc, r)[1])
+            if n_cal < min_calibration_size(cfg.calibration.alpha):
+                need = min_calibration_size(cfg.calibration.alpha)
+                raise ConfigError(f"{key}: the calibration part holds {n_cal} rows; calibration.alpha="
+                                  f"{cfg.calibration.alpha} needs at least {need} (raise calibration.share or the "
+                                  "data set's n)", file=cfg.source, path="calibration")
     for dc in cfg.data:
         train0 = splits[(dc.key, 0)][0]
         for i, gc in enumerate(cfg.generators):
             path = f"generators[{i}]"
             gen = _make_generator(gc, None, train0, _generator_key(cfg, 0, dc.key, "-", gc.key), path, cfg)
+            gen = _stand_ins(gen, gc, train0)
             try:
                 gen.validate(int(gen.num_counterfactuals), train0.n_features, max(train0.n_classes, 2))
             except ValueError as e:
@@ -232,18 +273,30 @@ def _generator_settings(gen) -> dict:
 
 
 def run(cfg: BenchmarkConfig, store: Store, splits: dict, progress: Progress) -> None:
-    """Every cell not yet in ``store``: train (or restore) each model once, then search and score."""
+    """Every cell not yet in ``store``: train (or restore) each model once, then search and score.
+
+    When a generator needs a calibrated classifier, each model is trained on the fit part of
+    the training split and calibrated on the rest (``cfg.calibration``); every generator of
+    that (data set, model) then searches and is scored with the calibrated model.
+    """
+    calibrate = any(needs_calibration(gc) for gc in cfg.generators)
     for dc in cfg.data:
         for r in range(cfg.runs):
             train, test = splits[(dc.key, r)]
             constraints = train.schema.constraints()
+            fit_part, cal_part = _calibration_split(train, cfg, dc, r) if calibrate else (train, None)
             for mc in cfg.models:
                 todo = [(i, g) for i, g in enumerate(cfg.generators)
                         if not store.done(_cell(dc.key, mc.key, g.key, r))]
                 if not todo:
                     continue
-                clf, info = _model(cfg, store, dc, mc, r, train, test, progress)
+                clf, info = _model(cfg, store, dc, mc, r, fit_part, test, progress)
                 import cfx.evaluation
+
+                if calibrate:
+                    import cfx.models
+
+                    clf = cfx.models.calibrate(clf, cal_part, alpha=cfg.calibration.alpha)
 
                 scoring = cfx.evaluation.context(clf, train, constraints=constraints)  # once per (model, data)
                 x, target, index = select_factuals(clf, test, cfg.n_factuals,

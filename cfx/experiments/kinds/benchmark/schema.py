@@ -15,7 +15,7 @@ from cfx.experiments.config import (Bool, Context, Experiment, Float, IntList, L
                                     PositiveFloat, PositiveInt, Probability, RawConfig, Spec, Str, StrList, UnitOpen,
                                     check_label, check_name, choice, plain, suggest)
 
-__all__ = ["BenchmarkConfig", "DataConfig", "ModelConfig", "GeneratorConfig", "SearchConfig"]
+__all__ = ["BenchmarkConfig", "DataConfig", "ModelConfig", "GeneratorConfig", "SearchConfig", "CalibrationConfig"]
 
 
 # --------------------------------------------------------------------------------------
@@ -110,6 +110,16 @@ class SearchConfig(Spec):
     batch_size: PositiveInt | None = None
 
 
+class CalibrationConfig(Spec):
+    """Split-conformal calibration, used only when a generator needs a calibrated classifier
+    (ECCCo and its variants with a set-size term): the model is then trained on ``1 − share``
+    of the training split and calibrated at miscoverage ``alpha`` on the rest
+    (``cfx.models.calibrate``); every generator of that (data set, model) uses it."""
+
+    share: UnitOpen = 0.5
+    alpha: UnitOpen = 0.05
+
+
 # keys that moved from the experiment's search section onto each generator
 _MOVED_TO_GENERATOR = ("threshold", "num_counterfactuals", "init", "convergence", "min_steps", "init_scale")
 _SECTIONS = ("data", "models", "generators")
@@ -130,6 +140,7 @@ class BenchmarkConfig(Experiment):
     models: tuple[ModelConfig, ...]
     generators: tuple[GeneratorConfig, ...]
     search: SearchConfig = SearchConfig()
+    calibration: CalibrationConfig = CalibrationConfig()
     metrics: StrList | None = None
     n_factuals: PositiveInt = 100
     runs: PositiveInt = 1
@@ -164,6 +175,7 @@ class BenchmarkConfig(Experiment):
             k: f"{k} is a generator option now: set it on each generator that needs it (e.g. "
                f"generators[0].{k}); search keeps only the call options {', '.join(SearchConfig.model_fields)}"
             for k in _MOVED_TO_GENERATOR})
+        d["calibration"] = ctx.validate(CalibrationConfig, d.get("calibration") or {}, "calibration")
         metrics = d.get("metrics")
         if metrics is not None:
             if isinstance(metrics, list) and not metrics:
@@ -192,6 +204,7 @@ class BenchmarkConfig(Experiment):
             "models": [flat(x, "options") for x in self.models],
             "generators": [flat(x, "hyperparams") for x in self.generators],
             "search": plain(self.search.model_dump()),
+            "calibration": plain(self.calibration.model_dump()),
             "metrics": plain(self.metrics),
             "n_factuals": self.n_factuals,
             "runs": self.runs,

@@ -1,0 +1,112 @@
+"""Shift metrics of a recourse simulation (Altmeyer et al., SaTML 2023; SPEC §6), jitted.
+
+Every metric compares the initial state (data X₀, y₀; model M₀ with parameters θ₀) with the
+current one (X_t, y_t; M_t, θ_t):
+
+- ``mmd_domain`` (+ ``p_domain``): MMD²_u between the target-class points of X₀ and X_t
+  (at most ``max_samples`` each side), permutation p-value;
+- ``mmd_model`` (+ ``p_model``): PP-MMD, the MMD²_u between the predicted probabilities
+  p(·|x) of M₀ and M_t on the initial training data X₀;
+- ``mmd_model_grid`` (+ ``p_model_grid``): the same on points drawn from a grid over the
+  feature ranges of X₀ (:func:`feature_grid`);
+- ``param_change``: code variant, mean over parameter tensors of ‖θ_t − θ₀‖₂;
+  ``param_change_paper``: ‖θ_t − θ_{t−1}‖², the squared change in the last round;
+- ``disagreement``: share of x ∈ X₀ with argmax M₀(x) ≠ argmax M_t(x);
+- ``decisiveness`` (paper): mean over X₀ of (p_t(y⁺|x) − 0.5)²;
+  ``decisiveness_code`` (AlgorithmicRecourseDynamics.jl): | ‖P₀ − 0.5‖_F − ‖P_t − 0.5‖_F |,
+  P the (n, C) matrix of predicted probabilities on X₀;
+- ``accuracy``, ``f1`` (positive class y⁺) on the untouched test split, and their changes
+  ``accuracy_change``, ``f1_change`` from the initial model.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from cfx.dynamics.mmd import _TRACES, _masked_test
+
+__all__ = ["feature_grid", "evaluate_state", "f1_score", "parameter_change", "P_VALUES", "METRICS"]
+
+#: metric -> its permutation p-value column
+P_VALUES = {"mmd_domain": "p_domain", "mmd_model": "p_model", "mmd_model_grid": "p_model_grid"}
+METRICS = ("mmd_domain", "mmd_model", "mmd_model_grid", "param_change", "param_change_paper", "disagreement",
+           "decisiveness", "decisiveness_code", "accuracy", "f1", "accuracy_change", "f1_change")
+
+
+def feature_grid(X: np.ndarray, n_samples: int = 1000, *, resolution: int = 100, seed: int = 0) -> np.ndarray:
+    """``n_samples`` points whose every coordinate is drawn uniformly from ``resolution``
+    evenly spaced values over that feature's range in X (as AlgorithmicRecourseDynamics.jl's
+    grid search; in 2-D a random subset of a 100 × 100 grid)."""
+    X = np.asarray(X, np.float32)
+    lo, hi = X.min(0), X.max(0)
+    steps = np.random.default_rng(seed).integers(0, resolution, size=(int(n_samples), X.shape[1]))
+    return (lo + (hi - lo) * steps / max(resolution - 1, 1)).astype(np.float32)
+
+
+def f1_score(y_true: jax.Array, y_pred: jax.Array, positive) -> jax.Array:
+    """F1 = 2·TP / (2·TP + FP + FN) for class ``positive`` (0 when there is no positive at all)."""
+    tp = jnp.sum((y_pred == positive) & (y_true == positive))
+    fp = jnp.sum((y_pred == positive) & (y_true != positive))
+    fn = jnp.sum((y_pred != positive) & (y_true == positive))
+    denom = 2 * tp + fp + fn
+    return jnp.where(denom > 0, 2 * tp / jnp.maximum(denom, 1), 0.0)
+
+
+def parameter_change(params0, params, params_prev) -> tuple[jax.Array, jax.Array]:
+    """(mean over tensors of ‖θ_t − θ₀‖₂, Σ ‖θ_t − θ_{t−1}‖²)."""
+    norms = [jnp.linalg.norm((a - b).ravel()) for a, b in zip(jax.tree_util.tree_leaves(params),
+                                                             jax.tree_util.tree_leaves(params0))]
+    step = sum(jnp.sum((a - b) ** 2) for a, b in zip(jax.tree_util.tree_leaves(params),
+                                                     jax.tree_util.tree_leaves(params_prev)))
+    return jnp.mean(jnp.stack(norms)), step
+
+
+@functools.partial(jax.jit, static_argnames=("n_permutations", "max_samples"))
+def _evaluate(clf0, clf, params_prev, X0, y0, X, y, grid, X_test, y_test, target, key, length_scale, *,
+              n_permutations: int, max_samples: int | None):
+    _TRACES["evaluate_state"] += 1  # trace time only
+    k_dom, k_mod, k_grid = jax.random.split(key, 3)
+    out = {}
+    out["mmd_domain"], out["p_domain"] = _masked_test(X0, y0 == target, X, y == target, k_dom, length_scale,
+                                                      n_permutations=n_permutations, max_samples=max_samples)
+    P0, P = jax.nn.softmax(clf0.raw_logits(X0), -1), jax.nn.softmax(clf.raw_logits(X0), -1)
+    ones = jnp.ones(X0.shape[0], bool)
+    out["mmd_model"], out["p_model"] = _masked_test(P0, ones, P, ones, k_mod, length_scale,
+                                                    n_permutations=n_permutations, max_samples=max_samples)
+    G0, G = jax.nn.softmax(clf0.raw_logits(grid), -1), jax.nn.softmax(clf.raw_logits(grid), -1)
+    ones = jnp.ones(grid.shape[0], bool)
+    out["mmd_model_grid"], out["p_model_grid"] = _masked_test(G0, ones, G, ones, k_grid, length_scale,
+                                                              n_permutations=n_permutations, max_samples=max_samples)
+    out["param_change"], out["param_change_paper"] = parameter_change(clf0.params, clf.params, params_prev)
+    out["disagreement"] = jnp.mean(jnp.argmax(P0, -1) != jnp.argmax(P, -1))
+    out["decisiveness"] = jnp.mean((P[:, target] - 0.5) ** 2)
+    out["decisiveness_code"] = jnp.abs(jnp.linalg.norm(P0 - 0.5) - jnp.linalg.norm(P - 0.5))
+    pred0, pred = jnp.argmax(clf0.raw_logits(X_test), -1), jnp.argmax(clf.raw_logits(X_test), -1)
+    out["accuracy"] = jnp.mean(pred == y_test)
+    out["f1"] = f1_score(y_test, pred, target)
+    out["accuracy_change"] = out["accuracy"] - jnp.mean(pred0 == y_test)
+    out["f1_change"] = out["f1"] - f1_score(y_test, pred0, target)
+    return out
+
+
+def evaluate_state(clf0, clf, params_prev, X0, y0, X, y, grid, X_test, y_test, *, target: int, key: jax.Array,
+                   n_permutations: int = 1000, length_scale: float = 0.5, max_samples: int | None = 1000) -> dict:
+    """Every metric of the module docstring as a dict of floats (one compiled call).
+
+    Args:
+      clf0, clf: the initial and the current :class:`cfx.Classifier`.
+      params_prev: the current model's parameters one round earlier.
+      X0, y0: initial training data; X, y: current training data (same shapes).
+      grid: (G, d) points over the feature ranges (:func:`feature_grid`).
+      X_test, y_test: the untouched test split.
+      target: the favourable class y⁺; key: PRNG key of the subsampling and permutations.
+    """
+    out = _evaluate(clf0, clf, params_prev, jnp.asarray(X0), jnp.asarray(y0), jnp.asarray(X), jnp.asarray(y),
+                    jnp.asarray(grid), jnp.asarray(X_test), jnp.asarray(y_test), jnp.int32(target), key,
+                    jnp.float32(length_scale), n_permutations=int(n_permutations),
+                    max_samples=None if max_samples is None else int(max_samples))
+    return {k: float(v) for k, v in jax.device_get(out).items()}

@@ -1,0 +1,344 @@
+"""The recourse loop of SPEC §6 (AlgorithmicRecourseDynamics.jl): :func:`simulate`.
+
+One *recourse system* per generator, all starting from the same training data (X₀, y₀) and
+the same initial model M₀. Every round t = 1..T:
+
+1. the pool: training points predicted non-target (y⁺) by the current model of **every**
+   system (``pool="label"``: whose current label is non-target, as the Julia code does);
+   n_t = max(1, round(μ·|pool|)) of them are drawn at random, the same for every system;
+2. each system makes one batched :func:`cfx.generate` call for them (K counterfactuals per
+   individual, one of the K picked at random);
+3. the chosen individuals move to their counterfactual and are relabelled by the current
+   model's prediction there;
+4. the model is retrained warm-started for a few epochs (``cfx.models.fit(init_params=)``),
+   and the generator is refitted (``Generator.fit``: REVISE's VAE, Gravitational's bank);
+5. every ``eval_every`` rounds (and at t = 0 and t = T) the shift metrics of
+   :mod:`cfx.dynamics.metrics` are computed; recourse validity and cost every round.
+
+Shapes never change: the chosen batch is padded to ⌈μ·N⌉ rows (padding rows are searched
+but never moved), the data keep N rows, so the search, the training epoch, the VAE epoch
+and the metrics compile once and are reused in every round. Keys are derived from
+(seed, repetition, round, system), so a run is reproducible and a resumed run equals an
+uninterrupted one: with ``checkpoint`` (a :class:`cfx.experiments.Store` or anything with
+its ``save / done / load / load_arrays``) every round's state and metrics are saved under
+``prefix + ("rep000", "r001")`` and a rerun continues after the last saved round.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import math
+import re
+from typing import Any, Callable, Mapping
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from cfx.dynamics.metrics import evaluate_state, feature_grid
+from cfx.dynamics.mmd import _TRACES
+from cfx.generators.base import Generator
+from cfx.result import CONVERGED
+
+__all__ = ["simulate", "SimulationResult", "POOLS"]
+
+POOLS = ("predicted", "label")
+_LABEL_RE = re.compile(r"^[A-Za-z0-9_.+-]+$")
+
+
+@dataclasses.dataclass
+class SimulationResult:
+    """What :func:`simulate` returns.
+
+    Attributes:
+      history: one dict per (repetition, round, generator): ``pool`` (its size), ``chosen``,
+        recourse ``validity`` / ``converged`` / ``cost_l1`` / ``cost_l2`` / ``redundancy``
+        (rounds >= 1) and, in
+        evaluated rounds, every metric of :mod:`cfx.dynamics.metrics` with its p-values.
+      stopped: one dict per repetition whose pool ran empty: repetition, round, reason.
+      final: repetition -> generator label -> ``{"data", "classifier", "generator"}``.
+    """
+
+    history: list[dict]
+    stopped: list[dict]
+    final: dict
+
+
+# ------------------------------------------------------------------------------ jitted round steps
+@functools.partial(jax.jit, static_argnames=("size", "use_labels"))
+def _draw(clfs, Xs, ys, key, mu, target, *, size: int, use_labels: bool):
+    """The shared pool (non-target for every system), a random draw of n = max(1, round(μ·|pool|))
+    of it padded to ``size`` indices (the first n valid), and every system's factuals."""
+    _TRACES["draw"] += 1  # trace time only
+    candidates = jnp.ones(Xs[0].shape[0], bool)
+    for clf, X, y in zip(clfs, Xs, ys):
+        candidates &= (y if use_labels else jnp.argmax(clf.raw_logits(X), -1)) != target
+    count = jnp.sum(candidates)
+    n = jnp.where(count > 0, jnp.maximum(1, jnp.round(mu * count)), 0).astype(jnp.int32)
+    u = jnp.where(candidates, jax.random.uniform(key, candidates.shape), 2.0)
+    idx = jnp.argsort(u)[:size]
+    return idx, jnp.arange(size) < jnp.minimum(n, size), count, tuple(X[idx] for X in Xs)
+
+
+@jax.jit
+def _system_keys(key, g):
+    """(search, pick, refit, evaluation) keys and a training seed of system g in this round."""
+    _TRACES["system_keys"] += 1
+    keys = jax.random.split(jax.random.fold_in(key, 1 + g), 5)
+    return keys[0], keys[1], keys[2], keys[3], jax.random.randint(keys[4], (), 0, 2**31 - 1)
+
+
+@jax.jit
+def _move(clf, X, y, idx, valid, counterfactuals, outcome, key, target):
+    """Pick one of K per individual, move the valid ones there, relabel by the model."""
+    _TRACES["move"] += 1
+    M, K, _ = counterfactuals.shape
+    pick = jax.random.randint(key, (M,), 0, K)
+    x_new = counterfactuals[jnp.arange(M), pick]
+    y_new = jnp.argmax(clf.raw_logits(x_new), -1).astype(y.dtype)
+    x_old = X[idx]
+    X = X.at[idx].set(jnp.where(valid[:, None], x_new, x_old))
+    y = y.at[idx].set(jnp.where(valid, y_new, y[idx]))
+    n = jnp.maximum(jnp.sum(valid), 1)
+    w = valid.astype(jnp.float32)
+    stats = {
+        "validity": jnp.sum(w * (y_new == target)) / n,
+        "converged": jnp.sum(w * (outcome[jnp.arange(M), pick] == CONVERGED)) / n,
+        "cost_l1": jnp.sum(w * jnp.sum(jnp.abs(x_new - x_old), -1)) / n,
+        "cost_l2": jnp.sum(w * jnp.linalg.norm(x_new - x_old, axis=-1)) / n,
+        # CE.jl redundancy (SPEC §4): the share of features left unchanged, |x'_j − x_j| < 1e-5
+        "redundancy": jnp.sum(w * jnp.mean(jnp.abs(x_new - x_old) < 1e-5, -1)) / n,
+    }
+    return X, y, stats
+
+
+# ------------------------------------------------------------------------------ state and checkpoints
+def _fitted_fields(gen: Generator) -> list[str]:
+    return [f.name for f in dataclasses.fields(gen) if f.metadata.get("fitted")]
+
+
+def _state_arrays(systems: list[dict]) -> dict:
+    out = {}
+    for g, s in enumerate(systems):
+        out[f"g{g}_X"], out[f"g{g}_y"] = np.asarray(s["X"]), np.asarray(s["y"])
+        for i, leaf in enumerate(jax.tree_util.tree_leaves(s["clf"].params)):
+            out[f"g{g}_p{i}"] = np.asarray(leaf)
+        fitted = {f: getattr(s["gen"], f) for f in _fitted_fields(s["gen"])}
+        for i, leaf in enumerate(jax.tree_util.tree_leaves(fitted)):
+            out[f"g{g}_f{i}"] = np.asarray(leaf)
+    return out
+
+
+def _restore(systems: list[dict], arrays: dict) -> list[dict]:
+    """The systems with X, y, parameters and fitted generator leaves from a checkpoint
+    (the templates fix structure and dtypes, so nothing recompiles after a resume)."""
+    out = []
+    for g, s in enumerate(systems):
+        def load(tree, tag):
+            leaves, treedef = jax.tree_util.tree_flatten(tree)
+            new = [jnp.asarray(arrays[f"g{g}_{tag}{i}"], jnp.asarray(leaf).dtype) for i, leaf in enumerate(leaves)]
+            return jax.tree_util.tree_unflatten(treedef, new)
+
+        fitted = load({f: getattr(s["gen"], f) for f in _fitted_fields(s["gen"])}, "f")
+        out.append({"label": s["label"], "X": jnp.asarray(arrays[f"g{g}_X"], jnp.float32),
+                    "y": jnp.asarray(arrays[f"g{g}_y"], jnp.int32), "clf": s["clf"].replace(load(s["clf"].params, "p")),
+                    "gen": s["gen"].replace(**fitted)})
+    return out
+
+
+def _round_path(prefix, rep: int, t: int) -> tuple:
+    return (*prefix, f"rep{rep:03d}", f"r{t:03d}")
+
+
+def _resume(checkpoint, prefix, rep: int, rounds: int, initial: list[dict]):
+    """(systems, first round to run, saved history rows, stop record) of repetition ``rep``:
+    the initial systems and round 0 without a checkpoint, else the state of the last saved round."""
+    if checkpoint is None:
+        return initial, 0, [], None
+    latest = next((t for t in range(rounds, -1, -1) if checkpoint.done(_round_path(prefix, rep, t))), None)
+    if latest is None:
+        return initial, 0, [], None
+    rows, halted = [], None
+    for t in range(latest + 1):
+        rec = checkpoint.load(_round_path(prefix, rep, t))
+        rows += rec["rows"]
+        halted = rec.get("stopped") or halted
+    return _restore(initial, checkpoint.load_arrays(_round_path(prefix, rep, latest))), latest + 1, rows, halted
+
+
+# ------------------------------------------------------------------------------ checks
+def _check(train, test, generators, mu, rounds, eval_every, num_counterfactuals, pool, target):
+    for name, d in (("train", train), ("test", test)):
+        if not (hasattr(d, "X") and hasattr(d, "y")):
+            raise TypeError(f"{name} must be a cfx.data.Dataset; got {type(d).__name__}")
+        if len(d.y) < 2:
+            raise ValueError(f"{name} needs at least 2 rows; got {len(d.y)}")
+    if np.shape(train.X)[1] != np.shape(test.X)[1]:
+        raise ValueError(f"test has {np.shape(test.X)[1]} features; train has {np.shape(train.X)[1]}")
+    if isinstance(mu, bool) or not isinstance(mu, (int, float, np.floating)) or not (0.0 < float(mu) <= 1.0):
+        raise ValueError(f"mu must be a share in (0, 1] (the fraction of the pool given recourse per round); "
+                         f"got {mu!r}")
+    for name, v, low in (("rounds", rounds, 1), ("eval_every", eval_every, 1),
+                         ("num_counterfactuals", num_counterfactuals, 1)):
+        if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < low:
+            raise ValueError(f"{name} must be an int >= {low}; got {v!r}")
+    if pool not in POOLS:
+        raise ValueError(f"pool must be one of {POOLS}; got {pool!r}")
+    if not isinstance(generators, Mapping) or not generators:
+        raise ValueError("generators must be a non-empty mapping label -> cfx.generators.Generator")
+    for label, gen in generators.items():
+        if not isinstance(label, str) or not _LABEL_RE.match(label):
+            raise ValueError(f"generators: label {label!r} must be letters, digits and _ . + - (it names records)")
+        if not isinstance(gen, Generator):
+            raise TypeError(f"generators[{label!r}] must be a cfx.generators.Generator; got {type(gen).__name__}")
+    classes = int(max(np.max(train.y), np.max(test.y))) + 1
+    if isinstance(target, bool) or not isinstance(target, (int, np.integer)) or not 0 <= target < max(classes, 2):
+        raise ValueError(f"target must be a class index in [0, {max(classes, 2)}); got {target!r}")
+
+
+# ------------------------------------------------------------------------------ the loop
+def simulate(
+    train,
+    test,
+    generators: Mapping[str, Generator],
+    *,
+    model: Any = "linear",
+    fit_options: Mapping | None = None,
+    initial_epochs: int = 100,
+    retrain_epochs: int = 10,
+    rounds: int = 50,
+    mu: float = 0.05,
+    eval_every: int = 10,
+    target: int = 1,
+    num_counterfactuals: int = 5,
+    max_steps: int = 100,
+    repetitions: int = 1,
+    seed: int = 0,
+    n_permutations: int = 1000,
+    length_scale: float = 0.5,
+    max_samples: int | None = 1000,
+    grid_samples: int = 1000,
+    generative_epochs: int | None = None,
+    pool: str = "predicted",
+    checkpoint: Any = None,
+    prefix: tuple = (),
+    on_round: Callable[[int, int, list], None] | None = None,
+) -> SimulationResult:
+    """Simulate endogenous recourse dynamics (see the module docstring for one round).
+
+    Args:
+      train, test: :class:`cfx.data.Dataset` s; ``test`` is never changed (performance metrics).
+      generators: label -> generator (fitted here to M₀ and the training data); all share one pool.
+      model, fit_options: the classifier, as ``cfx.models.fit(train, model, **fit_options)``;
+        trained ``initial_epochs`` (seed ``seed``) once, then ``retrain_epochs`` per round.
+      rounds, mu, eval_every: T rounds; share μ ∈ (0, 1] of the pool per round; metrics every
+        ``eval_every`` rounds (and at 0 and T).
+      target: the favourable class y⁺. num_counterfactuals, max_steps: K and the search's steps;
+        the search respects ``train.schema.constraints()`` (mutability, bounds, one-hot groups).
+      repetitions: independent repetitions from the same M₀ (own keys for draws, searches, training).
+      n_permutations, length_scale, max_samples, grid_samples: MMD settings (:mod:`cfx.dynamics.metrics`).
+      generative_epochs: epochs of a generator's VAE refit per round (default: its ``vae_epochs``).
+      pool: ``"predicted"`` (SPEC) or ``"label"`` (the Julia code): who counts as non-target.
+      checkpoint, prefix: where each round is saved / resumed from (see the module docstring).
+      on_round: called as ``on_round(repetition, round, rows)`` after each saved round.
+
+    Raises ValueError naming the argument for bad input (μ outside (0, 1], zero rounds, ...),
+    before anything is trained. A pool that runs empty ends that repetition (``stopped``).
+
+    Example::
+
+        res = cfx.dynamics.simulate(train, test, {"generic": cfx.generators.Generic()}, rounds=10)
+    """
+    import cfx.models
+    from cfx.search import generate
+
+    _check(train, test, generators, mu, rounds, eval_every, num_counterfactuals, pool, target)
+    fit_options = dict(fit_options or {})
+    fit_options.setdefault("n_classes", max(int(np.max(train.y)) + 1, 2))
+    X0, y0 = jnp.asarray(train.X, jnp.float32), jnp.asarray(train.y, jnp.int32)
+    X_test, y_test = jnp.asarray(test.X, jnp.float32), jnp.asarray(test.y, jnp.int32)
+    grid = jnp.asarray(feature_grid(train.X, grid_samples, seed=seed))
+    clf0 = cfx.models.fit(train, model, epochs=initial_epochs, seed=seed, **fit_options)
+    size = max(1, math.ceil(mu * len(train.y)))
+    # the data's mutability, bounds and one-hot groups hold for every counterfactual (real data)
+    constraints = train.schema.constraints() if hasattr(train, "schema") else None
+    root = jax.random.key(seed)
+    metric_options = dict(target=target, n_permutations=n_permutations, length_scale=length_scale,
+                          max_samples=max_samples)
+
+    def refit(gen, clf, data, key):
+        orig = getattr(gen, "vae_epochs", None)
+        if generative_epochs is None or orig is None:
+            return gen.fit(clf, data, key=key)
+        # vae_epochs is static: restore it after the refit so the search signature is unchanged
+        return gen.replace(vae_epochs=generative_epochs).fit(clf, data, key=key).replace(vae_epochs=orig)
+
+    initial = []
+    for g, (label, gen) in enumerate(generators.items()):
+        fitted = gen.fit(clf0, train, key=jax.random.fold_in(jax.random.fold_in(root, 0x5EED), g))
+        initial.append({"label": label, "X": X0, "y": y0, "clf": clf0, "gen": fitted})
+
+    history, stopped, final = [], [], {}
+    for rep in range(int(repetitions)):
+        key_rep = jax.random.fold_in(root, rep)
+        systems, start, done_rows, halted = _resume(checkpoint, prefix, rep, rounds, initial)
+        history += done_rows
+        for t in range(start, rounds + 1):
+            if halted:
+                break
+            key_t = jax.random.fold_in(key_rep, t)
+            rows = []
+            if t == 0:
+                pool_size, chosen = None, None
+                recourse = [{} for _ in systems]
+                prev = [s["clf"].params for s in systems]
+                eval_keys = [_system_keys(key_t, jnp.int32(g))[3] for g in range(len(systems))]
+            else:
+                idx, valid, count, factuals = _draw(
+                    tuple(s["clf"] for s in systems), tuple(s["X"] for s in systems), tuple(s["y"] for s in systems),
+                    jax.random.fold_in(key_t, 0), jnp.float32(mu), jnp.int32(target), size=size,
+                    use_labels=(pool == "label"))
+                pool_size, chosen = int(count), int(jnp.sum(valid))
+                if chosen == 0:
+                    halted = {"repetition": rep, "round": t,
+                              "reason": "pool empty: no training point is non-target for every model"}
+                    if checkpoint is not None:
+                        checkpoint.save(_round_path(prefix, rep, t), {"round": t, "rows": [], "stopped": halted},
+                                        arrays=_state_arrays(systems))
+                    break
+                prev, recourse, new_systems, eval_keys = [], [], [], []
+                for g, s in enumerate(systems):
+                    k_gen, k_pick, k_fit, k_eval, train_seed = _system_keys(key_t, jnp.int32(g))
+                    res = generate(s["gen"], s["clf"], factuals[g], target, key=k_gen, max_steps=max_steps,
+                                   num_counterfactuals=num_counterfactuals, constraints=constraints)
+                    # through the host: generate's outputs are committed to a device, and committed
+                    # inputs would give the state another signature than the initial one (a recompile)
+                    X, y, stats = _move(s["clf"], s["X"], s["y"], idx, valid, np.asarray(res.counterfactuals),
+                                        np.asarray(res.outcome), k_pick, jnp.int32(target))
+                    data = dataclasses.replace(train, X=np.asarray(X), y=np.asarray(y))
+                    clf = cfx.models.fit(data, model, epochs=retrain_epochs, init_params=s["clf"].params,
+                                         seed=int(train_seed), **fit_options)
+                    prev.append(s["clf"].params)
+                    eval_keys.append(k_eval)
+                    recourse.append({k: float(v) for k, v in jax.device_get(stats).items()})
+                    new_systems.append({**s, "X": X, "y": y, "clf": clf, "gen": refit(s["gen"], clf, data, k_fit)})
+                systems = new_systems
+            evaluate = t == 0 or t % eval_every == 0 or t == rounds
+            for g, s in enumerate(systems):
+                row = {"repetition": rep, "round": t, "generator": s["label"], "pool": pool_size, "chosen": chosen,
+                       **recourse[g]}
+                if evaluate:
+                    row.update(evaluate_state(clf0, s["clf"], prev[g], X0, y0, s["X"], s["y"], grid, X_test, y_test,
+                                              key=eval_keys[g], **metric_options))
+                rows.append(row)
+            history += rows
+            if checkpoint is not None:
+                checkpoint.save(_round_path(prefix, rep, t), {"round": t, "rows": rows}, arrays=_state_arrays(systems))
+            if on_round is not None:
+                on_round(rep, t, rows)
+        if halted:
+            stopped.append(halted)
+        final[rep] = {s["label"]: {"data": dataclasses.replace(train, X=np.asarray(s["X"]), y=np.asarray(s["y"])),
+                                   "classifier": s["clf"], "generator": s["gen"]} for s in systems}
+    return SimulationResult(history=history, stopped=stopped, final=final)

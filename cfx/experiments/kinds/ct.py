@@ -1,0 +1,462 @@
+"""Counterfactual training vs conventional training (``kind: ct``, SPEC §5).
+
+For every data set, run r, training variant (``baseline`` = plain cross-entropy, ``ct``, and
+optionally the ablations ``contrastive`` / ``adversarial``) and mutability mode (``all``:
+every feature mutable; ``protected``: the data set's protected feature immutable, in the CT
+search, the CT loss and the evaluation search) one record: the model is trained (seeded)
+with :func:`cfx.training.fit_ct` and scored with :func:`cfx.training.evaluation.evaluate_model`
+(IP, IP*, cost, validity, IG sensitivity, accuracy, FGSM/PGD robust accuracy). The baseline
+does not depend on the mode: it is trained once per (data set, run) and scored under each.
+
+Config (``configs/ct.yaml``)::
+
+    kind: ct
+    data:
+      - {name: moons, n: 1000, threshold: 0.9}          # τ of the CT search
+      - {name: gmsc, n: 5000, balance: true, protected: age}
+    model: {widths: [32, 32], epochs: 100, batch_size: 64, learning_rate: 0.001}
+    ct: {n_ce: 1000, max_steps: 30}                     # any CTConfig field but variant / protected
+    variants: [baseline, ct]
+    modes: [all, protected]
+    evaluation: {n_factuals: 500, max_steps: 50, eps: [0, 0.025, 0.05, 0.075, 0.1]}
+
+``protected`` is a feature name or index (default: ``age`` when the data has it, else
+feature 0). Records: ``cells/<data>/<variant>/<mode>/run<r>`` with the flax parameters as
+the blob. Report: ``results.csv`` (long), ``reduction.md`` / ``reduction.csv`` (% reduction
+of IP and IP* vs the baseline with bootstrap 95% intervals, accuracies), ``summary.md``,
+``figures/<data>_robust.png`` and ``figures/<data>_2d.png`` (2-D sets: baseline vs CT x all
+mutable vs protected).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+import zlib
+from typing import Any, Mapping, Union
+
+import numpy as np
+import pandas as pd
+import pydantic
+
+from cfx.experiments import tables
+from cfx.experiments.config import (Bool, Experiment, Float, Label, NonNegativeInt, PositiveFloat, PositiveInt,
+                                    Probability, RawConfig, Spec, Str, StrList, UnitOpen, suggest)
+from cfx.experiments.kinds import Kind, Report
+from cfx.experiments.progress import Progress
+from cfx.experiments.store import Store, run_name
+
+VARIANTS = ("baseline", "ct", "contrastive", "adversarial")
+MODES = ("all", "protected")
+HEADLINE = ("accuracy", "validity", "ip", "ip_star", "cost", "sensitivity")
+
+
+class CTDataConfig(Spec):
+    """A data set: ``name``, ``n`` rows, ``balance``, ``test_size``, ``data_dir``, ``label``,
+    ``protected`` (a feature name or index; default age, else 0), ``threshold`` (τ of the CT
+    search), ``domain_sd`` and ``n_ce`` overrides, ``standardize``; other keys: options of a
+    synthetic set."""
+
+    name: Str
+    n: PositiveInt | None = None
+    balance: Bool = False
+    test_size: UnitOpen = 0.2
+    standardize: Bool = True
+    data_dir: Str | None = None
+    label: Label | None = None
+    protected: Union[NonNegativeInt, Str, None] = None
+    threshold: Probability | None = None
+    domain_sd: PositiveFloat | None = None
+    n_ce: PositiveInt | None = None
+    options: dict[str, Any] = pydantic.Field(default_factory=dict)
+
+    @property
+    def key(self) -> str:
+        return self.label or self.name
+
+
+class CTModelConfig(Spec):
+    widths: tuple[PositiveInt, ...] = (32, 32)
+    activation: Str = "relu"
+    epochs: PositiveInt = 100
+    batch_size: PositiveInt = 64
+    learning_rate: PositiveFloat = 1e-3
+
+
+class CTSettings(Spec):
+    """Fields of :class:`cfx.training.CTConfig` (except variant and protected)."""
+
+    lambda_ce: Float = 1.0
+    lambda_div: Float = 0.5
+    lambda_reg: Float = 0.1
+    lambda_adv: Float = 0.25
+    n_ce: PositiveInt = 1000
+    max_steps: PositiveInt = 30
+    learning_rate: PositiveFloat = 0.25
+    cost: Float = 0.001
+    energy: Float = 5.0
+    threshold: Probability = 0.5
+    epsilon: Float = 0.3
+    domain_sd: PositiveFloat | None = 2.0
+
+
+class EvalConfig(Spec):
+    """The evaluation: counterfactuals for ``n_factuals`` test points from ``generator``
+    (``ecco``: CT's ECCo with this ``learning_rate``; ``generic``: L1 cost 0.1) with the CT
+    search's τ, at most ``max_steps``; IP against ``ip_samples`` per class, IP* on
+    ``ip_star_size`` per class with kernel ``length_scale``; FGSM / PGD (``pgd_steps``) at ``eps``;
+    ``n_boot`` bootstrap replicates of IP*."""
+
+    generator: Str = "ecco"
+    learning_rate: PositiveFloat = 0.05
+    n_factuals: PositiveInt = 500
+    max_steps: PositiveInt = 100
+    ip_samples: PositiveInt = 1000
+    ip_star_size: PositiveInt = 100
+    length_scale: PositiveFloat = 0.5
+    eps: tuple[Float, ...] = (0.0, 0.025, 0.05, 0.075, 0.1)
+    pgd_steps: PositiveInt = 40
+    n_boot: NonNegativeInt = 200
+
+
+class CTExperiment(Experiment):
+    kind: Str = "ct"
+    data: tuple[CTDataConfig, ...]
+    model: CTModelConfig = CTModelConfig()
+    ct: CTSettings = CTSettings()
+    variants: StrList = ("baseline", "ct")
+    modes: StrList = ("all", "protected")
+    evaluation: EvalConfig = EvalConfig()
+    runs: PositiveInt = 1
+
+    @classmethod
+    def parse(cls, raw: RawConfig | Mapping) -> "CTExperiment":
+        if not isinstance(raw, RawConfig):
+            raw = RawConfig(dict(raw))
+        ctx = raw.context()
+        d = dict(raw.data)
+        items = d.get("data")
+        if isinstance(items, (str, dict)):
+            items = [items]
+        if not isinstance(items, list) or not items:
+            raise ctx.error("data", f"expected a non-empty list of data sets, got {items!r}")
+        data = []
+        for i, it in enumerate(items):
+            it = {"name": it} if isinstance(it, str) else dict(it)
+            known = {k: v for k, v in it.items() if k in CTDataConfig.model_fields and k != "options"}
+            extra = {k: v for k, v in it.items() if k not in known}
+            data.append({**known, "options": extra})
+        d["data"] = data
+        cfg = ctx.validate(cls, d, "")
+        for i, v in enumerate(cfg.variants):
+            if v not in VARIANTS:
+                raise ctx.error(f"variants[{i}]", f"must be one of {', '.join(VARIANTS)}, got {v!r}")
+        if "baseline" not in cfg.variants:
+            raise ctx.error("variants", "must include 'baseline' (reductions are measured against it)")
+        if cfg.evaluation.generator not in ("ecco", "generic"):
+            raise ctx.error("evaluation.generator", f"must be 'ecco' or 'generic', got {cfg.evaluation.generator!r}")
+        for i, m in enumerate(cfg.modes):
+            if m not in MODES:
+                raise ctx.error(f"modes[{i}]", f"must be one of {', '.join(MODES)}, got {m!r}")
+        for i, dc in enumerate(cfg.data):
+            import cfx.data
+            try:
+                info = cfx.data.info(dc.name)
+            except ValueError as e:
+                raise ctx.error(f"data[{i}].name", str(e)) from None
+            if dc.options and info.kind != "synthetic":
+                raise ctx.error(f"data[{i}]", f"unknown keys {sorted(dc.options)} (options are for synthetic sets)")
+            if dc.options:
+                import inspect
+
+                from cfx.data import synthetic
+                allowed = set(inspect.signature(synthetic.GENERATORS[info.name][0]).parameters) - {"n", "seed"}
+                allowed |= set(CTDataConfig.model_fields) - {"options"}
+                for k in dc.options:
+                    if k not in allowed:
+                        raise ctx.error(f"data[{i}].{k}", f"unknown key{suggest(k, sorted(allowed))}; allowed: "
+                                                          f"{', '.join(sorted(allowed))}")
+        for name in ("lambda_ce", "lambda_div", "lambda_reg", "lambda_adv", "cost", "energy", "epsilon"):
+            if getattr(cfg.ct, name) < 0:
+                raise ctx.error(f"ct.{name}", f"must be >= 0, got {getattr(cfg.ct, name)!r}")
+        cfg._source = None if raw.file is None else str(raw.file)
+        return cfg
+
+    def to_dict(self) -> dict:
+        """The input schema: a data set's synthetic options flat in its mapping (parse(to_dict()) == self)."""
+        d = super().to_dict()
+        d["data"] = [{**{k: v for k, v in item.items() if k != "options"}, **item.get("options", {})}
+                     for item in d["data"]]
+        return d
+
+    def identity(self) -> dict:
+        d = super().identity()
+        for item in d["data"]:
+            item.pop("data_dir", None)
+        return d
+
+    def plan(self) -> str:
+        n = len(self.data) * len(self.variants) * len(self.modes) * self.runs
+        return f"{len(self.data)} data x {len(self.variants)} variants x {len(self.modes)} modes x {self.runs} runs " \
+               f"= {n} records -> {self.output_dir}"
+
+
+def _seed(cfg, run: int, *labels: str) -> int:
+    entropy = [int(cfg.seed), int(run)] + [zlib.crc32(str(x).encode()) for x in labels]
+    return int(np.random.SeedSequence(entropy).generate_state(1)[0] & 0x7FFFFFFF)
+
+
+def _cell(data: str, variant: str, mode: str, run: int) -> tuple[str, ...]:
+    return ("cells", data, variant, mode, run_name(run))
+
+
+def expected(cfg: CTExperiment) -> list[tuple[str, ...]]:
+    return [_cell(dc.key, v, m, r) for dc in cfg.data for r in range(cfg.runs) for v in cfg.variants
+            for m in cfg.modes]
+
+
+def _protected_index(dc: CTDataConfig, train) -> int:
+    names = [n.lower() for n in train.schema.names]
+    p = dc.protected
+    if p is None:
+        return names.index("age") if "age" in names else 0
+    if isinstance(p, int):
+        if not 0 <= p < len(names):
+            raise ValueError(f"data {dc.key}: protected index {p} out of range [0, {len(names)})")
+        return p
+    if p.lower() not in names:
+        raise ValueError(f"data {dc.key}: protected feature {p!r} not found; features: {', '.join(train.schema.names)}")
+    return names.index(p.lower())
+
+
+def prepare(cfg: CTExperiment) -> dict:
+    """Load every split and resolve the protected features (bad input fails here)."""
+    import cfx.data
+    from cfx.experiments.config import ConfigError
+
+    splits = {}
+    for i, dc in enumerate(cfg.data):
+        for r in range(cfg.runs):
+            seed = _seed(cfg, r, "data", dc.key)
+            data = cfx.data.load(dc.name, n=dc.n, seed=seed, data_dir=dc.data_dir, balance=dc.balance,
+                                 **dict(dc.options))
+            train, test = cfx.data.train_test(data, test_size=dc.test_size, seed=seed, standardize=dc.standardize)
+            try:
+                splits[(dc.key, r)] = (train, test, _protected_index(dc, train))
+            except ValueError as e:
+                raise ConfigError(str(e), file=cfg.source, path=f"data[{i}].protected") from None
+    return splits
+
+
+def _ct_config(cfg: CTExperiment, dc: CTDataConfig, variant: str, mode: str, protected: int):
+    from cfx.training import CTConfig
+
+    s = cfg.ct.model_dump()
+    if dc.threshold is not None:
+        s["threshold"] = dc.threshold
+    if dc.domain_sd is not None:
+        s["domain_sd"] = dc.domain_sd
+    if dc.n_ce is not None:
+        s["n_ce"] = dc.n_ce
+    return CTConfig(variant=variant, protected=(protected,) if mode == "protected" else (),
+                    schema_mutability=mode == "protected", **s)
+
+
+def _grid(clf, train) -> dict:
+    from cfx import plotting
+
+    mesh = plotting.mesh_2d(train.X, 60)
+    probs = np.asarray(clf.probs(mesh["points"])).reshape(60, 60, -1)
+    idx = np.random.default_rng(0).permutation(len(train))[:500]
+    return {"grid_xx": mesh["xx"], "grid_yy": mesh["yy"], "grid_probs": probs, "X": train.X[idx], "y": train.y[idx]}
+
+
+def _eval_generator(ev: EvalConfig, ct):
+    """The evaluation search: CT's ECCo with the evaluation step size, or Generic; τ of the CT search."""
+    import cfx.generators
+    from cfx.training import generator
+
+    if ev.generator == "generic":
+        return cfx.generators.Generic(threshold=ct.threshold, learning_rate=ev.learning_rate)
+    return generator(ct).replace(learning_rate=ev.learning_rate)
+
+
+def run(cfg: CTExperiment, store: Store, splits: dict, progress: Progress) -> None:
+    import flax.serialization
+    import jax
+
+    from cfx.training import fit_ct, search_constraints
+    from cfx.training.evaluation import evaluate_model
+
+    ev = cfg.evaluation
+    for dc in cfg.data:
+        for r in range(cfg.runs):
+            train, test, protected = splits[(dc.key, r)]
+            fitted: dict = {}
+            for variant in cfg.variants:
+                for mode in cfg.modes:
+                    path = _cell(dc.key, variant, mode, r)
+                    if store.done(path):
+                        continue
+                    label = "/".join(path[1:])
+                    progress.status(f"{label}: training")
+                    ct = _ct_config(cfg, dc, variant, mode, protected)
+                    fit_key = (variant, mode if variant != "baseline" else "-")
+                    start = time.perf_counter()
+                    if fit_key not in fitted:
+                        fitted[fit_key] = fit_ct(train, "mlp", ct=ct, seed=_seed(cfg, r, "model", dc.key),
+                                                 widths=cfg.model.widths, activation=cfg.model.activation,
+                                                 epochs=cfg.model.epochs, batch_size=cfg.model.batch_size,
+                                                 learning_rate=cfg.model.learning_rate, progress=progress.tty)
+                    out = fitted[fit_key]
+                    train_s = time.perf_counter() - start
+                    # the evaluation search: the CT generator under this mode's constraints
+                    eval_ct = _ct_config(cfg, dc, "ct", mode, protected)
+                    start = time.perf_counter()
+                    scalars, arrays = evaluate_model(
+                        out.classifier, train, test, generator=_eval_generator(ev, eval_ct),
+                        constraints=search_constraints(train, eval_ct), protected=(protected,),
+                        key=jax.random.key(_seed(cfg, r, "evaluate", dc.key, mode)), n_factuals=ev.n_factuals,
+                        max_steps=ev.max_steps, ip_samples=ev.ip_samples, ip_star_size=ev.ip_star_size,
+                        length_scale=ev.length_scale, eps=ev.eps, pgd_steps=ev.pgd_steps, n_boot=ev.n_boot,
+                        seed=_seed(cfg, r, "factuals", dc.key))
+                    eval_s = time.perf_counter() - start
+                    if train.n_features == 2:
+                        arrays.update(_grid(out.classifier, train))
+                    arrays.update({f"history_{k}": v for k, v in out.history.items()})
+                    ip = arrays["ip"]
+                    metrics = {k: {"mean": v, "sd": math.nan, "n": 1} for k, v in scalars.items()}
+                    metrics["ip"] = {"mean": scalars["ip"], "sd": float(np.nanstd(ip, ddof=1)) if np.isfinite(
+                        ip).sum() > 1 else math.nan, "n": int(np.isfinite(ip).sum())}
+                    record = {"dataset": dc.key, "variant": variant, "mode": mode, "run": r,
+                              "protected": train.schema.names[protected], "protected_index": protected,
+                              "metrics": metrics, "ct": {**ct.__dict__, "protected": list(ct.protected)},
+                              "info": out.info, "timings": {"train_s": train_s, "eval_s": eval_s}}
+                    store.save(path, record, arrays, blob=flax.serialization.to_bytes(out.classifier.params))
+                    progress.step(label, train_s + eval_s)
+
+
+KEYS = ("dataset", "variant", "mode")
+
+
+def reductions(cfg: CTExperiment, store: Store) -> pd.DataFrame:
+    """% reduction of IP and IP* of every variant vs the baseline (same data set, mode),
+    pooled over runs, with bootstrap 95% intervals; accuracies of both."""
+    from cfx.training.evaluation import reduction_ci, reduction_from_replicates
+
+    rows = []
+    for dc in cfg.data:
+        for mode in cfg.modes:
+            def load(v):
+                recs = [(store.load(_cell(dc.key, v, mode, r)), store.load_arrays(_cell(dc.key, v, mode, r)))
+                        for r in range(cfg.runs)]
+                return recs
+
+            base = load("baseline")
+            for variant in [v for v in cfg.variants if v != "baseline"]:
+                treated = load(variant)
+                ip = reduction_ci(np.concatenate([a["ip"] for _, a in base]),
+                                  np.concatenate([a["ip"] for _, a in treated]), seed=cfg.seed)
+                mean = lambda recs, m: float(np.mean([rec["metrics"][m]["mean"] for rec, _ in recs]))
+                boot = lambda recs: np.mean([a["ip_star_boot"] for _, a in recs], axis=0)
+                if cfg.evaluation.n_boot > 0:
+                    star = reduction_from_replicates(mean(base, "ip_star"), boot(base), mean(treated, "ip_star"),
+                                                     boot(treated))
+                else:
+                    star = (100 * (1 - mean(treated, "ip_star") / mean(base, "ip_star")), math.nan, math.nan)
+                rows.append({"dataset": dc.key, "mode": mode, "variant": variant,
+                             "ip_reduction": ip[0], "ip_low": ip[1], "ip_high": ip[2],
+                             "ip_star_reduction": star[0], "ip_star_low": star[1], "ip_star_high": star[2],
+                             "accuracy_baseline": mean(base, "accuracy"), "accuracy": mean(treated, "accuracy"),
+                             "validity_baseline": mean(base, "validity"), "validity": mean(treated, "validity"),
+                             "sensitivity_baseline": mean(base, "sensitivity"),
+                             "sensitivity": mean(treated, "sensitivity")})
+    return pd.DataFrame(rows)
+
+
+def _fmt(v, lo=None, hi=None) -> str:
+    if v is None or not np.isfinite(v):
+        return "nan"
+    return f"{v:.1f}" if lo is None or not np.isfinite(lo) else f"{v:.1f} [{lo:.1f}, {hi:.1f}]"
+
+
+def reduction_markdown(df: pd.DataFrame, title: str) -> str:
+    head = ["dataset", "mode", "variant", "IP red. % [95% CI]", "IP* red. % [95% CI]", "acc. base", "acc.",
+            "valid. base", "valid.", "IG share base", "IG share"]
+    lines = [f"# {title}: CT vs baseline", "", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for r in df.itertuples():
+        lines.append("| " + " | ".join([
+            r.dataset, r.mode, r.variant, _fmt(r.ip_reduction, r.ip_low, r.ip_high),
+            _fmt(r.ip_star_reduction, r.ip_star_low, r.ip_star_high), f"{r.accuracy_baseline:.3f}",
+            f"{r.accuracy:.3f}", f"{r.validity_baseline:.3f}", f"{r.validity:.3f}",
+            f"{r.sensitivity_baseline:.3f}", f"{r.sensitivity:.3f}"]) + " |")
+    lines += ["", "Reduction = 100·(1 − treated / baseline); positive is better. IG share: integrated-gradients "
+                  "attribution share of the protected feature (lower = the model relies less on it)."]
+    return "\n".join(lines) + "\n"
+
+
+def report(cfg: CTExperiment, store: Store) -> Report:
+    records = [store.load(p) for p in expected(cfg)]
+    table = tables.long_table(records, [*KEYS, "run"])
+    summary = tables.summarise(table, KEYS)
+    red = reductions(cfg, store)
+    text = reduction_markdown(red, cfg.name)
+    store.write_table("results.csv", table)
+    store.write_table("summary.csv", summary)
+    store.write_text("summary.md", tables.markdown(summary, KEYS, HEADLINE, title=cfg.name))
+    store.write_table("reduction.csv", red)
+    store.write_text("reduction.md", text)
+    figures = _figures(cfg, store) if cfg.figures else []
+    return Report(summary=text, out_dir=store.root, figures=figures,
+                  tables={"results": table, "summary": summary, "reduction": red})
+
+
+def _figures(cfg: CTExperiment, store: Store) -> list:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from cfx import plotting
+
+    out = []
+    for dc in cfg.data:
+        fig, axes = plt.subplots(1, len(cfg.modes), figsize=(5 * len(cfg.modes), 3.6), squeeze=False)
+        for ax, mode in zip(axes[0], cfg.modes):
+            for variant in cfg.variants:
+                a = store.load_arrays(_cell(dc.key, variant, mode, 0))
+                ax.plot(a["robust_eps"], a["robust_pgd"], marker="o", label=f"{variant} PGD")
+                ax.plot(a["robust_eps"], a["robust_fgsm"], ls="--", label=f"{variant} FGSM")
+            ax.set(title=f"{dc.key} ({mode})", xlabel="ε (L∞)", ylabel="accuracy")
+            ax.legend(fontsize=7)
+        fig.tight_layout()
+        out.append(store.write_figure(f"{dc.key}_robust", plotting.figure_png(fig)))
+        first = store.load_arrays(_cell(dc.key, "baseline", cfg.modes[0], 0))
+        if "grid_probs" not in first:
+            continue
+        shown = [v for v in ("baseline", "ct") if v in cfg.variants]
+        fig, axes = plt.subplots(len(shown), len(cfg.modes), figsize=(4.6 * len(cfg.modes), 4 * len(shown)),
+                                 squeeze=False)
+        for i, variant in enumerate(shown):
+            for j, mode in enumerate(cfg.modes):
+                a = store.load_arrays(_cell(dc.key, variant, mode, 0))
+                grid = {"xx": a["grid_xx"], "yy": a["grid_yy"], "probs": a["grid_probs"]}
+                keep = a["target"] == 1
+                plotting.draw_2d(axes[i, j], grid, a["X"], a["y"], a["counterfactuals"][keep][:40],
+                                 factuals=a["factuals"][keep][:40], colorbar=False)
+                title = "all mutable" if mode == "all" else f"{store.load(_cell(dc.key, variant, mode, 0))['protected']} immutable"
+                axes[i, j].set_title(f"{'conventional' if variant == 'baseline' else 'CT'}, {title}")
+        fig.tight_layout()
+        out.append(store.write_figure(f"{dc.key}_2d", plotting.figure_png(fig)))
+    return out
+
+
+def show(store: Store, raw: Mapping, metrics=None) -> str:
+    path = store.root / "reduction.md"
+    if not path.exists():
+        raise LookupError(f"unfinished run, {len(store.records(('cells',)))} records done")
+    return path.read_text()
+
+
+KIND = Kind(name="ct", schema=CTExperiment, prepare=prepare, run=run, report=report, expected=expected, show=show,
+            description="counterfactual training vs conventional training: IP, IP*, accuracy, robustness",
+            unit="model")

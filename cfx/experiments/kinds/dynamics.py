@@ -1,0 +1,396 @@
+"""Endogenous recourse dynamics (``kind: dynamics``): data sets x models, every generator in
+one shared-pool simulation (:func:`cfx.dynamics.simulate`, SPEC §6), repeated and seeded.
+
+Config (``configs/dynamics.yaml``)::
+
+    kind: dynamics
+    data: [linearly_separable, overlapping, {name: circles}, {name: moons}]
+    models: [{name: linear}, {name: mlp, widths: [32]}, {name: ensemble, n_members: 5}]
+    generators: [generic, greedy, dice, {name: revise, vae_epochs: 100}]
+    simulation: {rounds: 50, mu: 0.05, eval_every: 10, num_counterfactuals: 5, max_steps: 100}
+    repetitions: 5
+
+Records: ``sims/<data>/<model>/rep<r>/r<t>`` (every round's state and metrics, written by
+``simulate``; an interrupted run resumes after the last saved round) and
+``sims/<data>/<model>/done`` (the whole history). Report: ``rounds.csv`` (every metric of
+every round), ``final.csv`` / ``summary.md`` (final-round mean ± sd over repetitions with
+mean p-values) and ``figures/<data>_<metric>.png`` (a line per generator, a panel per model).
+"""
+
+from __future__ import annotations
+
+import inspect
+import math
+import zlib
+from typing import Annotated, Any, Mapping
+
+import numpy as np
+import pydantic
+
+from cfx.experiments.config import (Bool, Experiment, IntList, Label, NonNegativeInt, PositiveFloat, PositiveInt,
+                                    Probability, RawConfig, Spec, Str, UnitOpen, check_label, check_name, choice,
+                                    plain, suggest)
+from cfx.experiments.kinds import Kind, Report
+
+__all__ = ["KIND", "DynamicsConfig", "FIGURE_METRICS", "TABLE_METRICS"]
+
+FIGURE_METRICS = ("mmd_domain", "mmd_model", "mmd_model_grid", "disagreement", "decisiveness", "f1_change",
+                  "param_change", "validity", "cost_l1")
+TABLE_METRICS = ("mmd_domain", "mmd_model", "mmd_model_grid", "disagreement", "decisiveness", "decisiveness_code",
+                 "f1_change", "accuracy_change", "param_change", "param_change_paper", "validity", "cost_l1",
+                 "redundancy")
+_P = {"mmd_domain": "p_domain", "mmd_model": "p_model", "mmd_model_grid": "p_model_grid"}
+
+
+class DataSpec(Spec):
+    """A data set (``cfx.data.list_datasets()``): rows ``n``, ``balance``, split ``test_size``,
+    ``standardize`` (the data set's own policy), ``data_dir``; other keys: synthetic options."""
+
+    name: Str
+    n: PositiveInt | None = None
+    test_size: UnitOpen = 0.2
+    balance: Bool = False
+    standardize: Bool = True
+    data_dir: Str | None = None
+    label: Label | None = None
+    options: dict[str, Any] = pydantic.Field(default_factory=dict)
+
+    @property
+    def key(self) -> str:
+        return self.label or self.name
+
+
+class ModelSpec(Spec):
+    """A model (``cfx.models.list_models()``): ``epochs`` for the initial fit, ``retrain_epochs``
+    per round (warm-started); other keys (``n_members``, ``activation``...) go to ``cfx.models.fit``."""
+
+    name: Str = "linear"
+    epochs: PositiveInt = 100
+    retrain_epochs: PositiveInt = 10
+    batch_size: PositiveInt = 64
+    learning_rate: PositiveFloat = 1e-3
+    widths: IntList | None = None
+    label: Label | None = None
+    options: dict[str, Any] = pydantic.Field(default_factory=dict)
+
+    @property
+    def key(self) -> str:
+        return self.label or self.name
+
+    def fit_options(self) -> dict:
+        out = dict(batch_size=self.batch_size, learning_rate=self.learning_rate, **self.options)
+        if self.widths is not None:
+            out["widths"] = tuple(self.widths)
+        return out
+
+
+class GeneratorSpec(Spec):
+    """A generator (``cfx.generators.REGISTRY``); other keys are its hyperparameters."""
+
+    name: Str
+    label: Label | None = None
+    hyperparams: dict[str, Any] = pydantic.Field(default_factory=dict)
+
+    @property
+    def key(self) -> str:
+        return self.label or self.name
+
+
+class SimulationSpec(Spec):
+    """The recourse loop's settings (arguments of :func:`cfx.dynamics.simulate`)."""
+
+    rounds: PositiveInt = 50
+    mu: Probability = 0.05
+    eval_every: PositiveInt = 10
+    num_counterfactuals: PositiveInt = 5
+    max_steps: PositiveInt = 100
+    target: NonNegativeInt = 1
+    pool: Annotated[Str, choice(("predicted", "label"))] = "predicted"
+    n_permutations: NonNegativeInt = 1000
+    length_scale: PositiveFloat = 0.5
+    max_samples: PositiveInt | None = 1000
+    grid_samples: PositiveInt = 1000
+    generative_epochs: PositiveInt | None = None
+
+
+class DynamicsConfig(Experiment):
+    """data x models, all generators in one simulation each, ``repetitions`` seeded repetitions."""
+
+    kind: Str = "dynamics"
+    data: tuple[DataSpec, ...]
+    models: tuple[ModelSpec, ...]
+    generators: tuple[GeneratorSpec, ...]
+    simulation: SimulationSpec = SimulationSpec()
+    repetitions: PositiveInt = 5
+
+    @classmethod
+    def parse(cls, raw: RawConfig | Mapping) -> "DynamicsConfig":
+        if not isinstance(raw, RawConfig):
+            raw = RawConfig(dict(raw))
+        ctx, d = raw.context(), dict(raw.data)
+        fields = list(cls.model_fields)
+        for k in d:
+            if k not in fields:
+                raise ctx.error(str(k), f"unknown key{suggest(k, fields)}; allowed keys: {', '.join(fields)}")
+        for sec, spec, extra in (("data", DataSpec, "options"), ("models", ModelSpec, "options"),
+                                 ("generators", GeneratorSpec, "hyperparams")):
+            items = d.get(sec)
+            if items is None:
+                raise ctx.error(sec, "required key is missing (a name, a mapping or a list of them)")
+            items = [items] if isinstance(items, (str, dict)) else items
+            if not isinstance(items, list) or not items:
+                raise ctx.error(sec, f"expected a non-empty list, got {items!r}")
+            parsed = [_item(it, f"{sec}[{i}]", spec, extra, sec, ctx) for i, it in enumerate(items)]
+            keys = [p.key for p in parsed]
+            for i, k in enumerate(keys):
+                if keys.index(k) != i:
+                    raise ctx.error(f"{sec}[{i}]", f"{k!r} appears twice; give one of them a distinct 'label'")
+            d[sec] = tuple(parsed)
+        sim = d.get("simulation") or {}
+        d["simulation"] = ctx.validate(SimulationSpec, sim, "simulation")
+        cfg = ctx.validate(cls, d, "")
+        cfg._source = None if raw.file is None else str(raw.file)
+        return cfg
+
+    def to_dict(self) -> dict:
+        def flat(spec, extra):
+            out = {k: plain(v) for k, v in spec if k != extra}
+            out.update(plain(dict(getattr(spec, extra))))
+            return out
+
+        return {"kind": self.kind, "name": self.name, "description": self.description,
+                "data": [flat(x, "options") for x in self.data], "models": [flat(x, "options") for x in self.models],
+                "generators": [flat(x, "hyperparams") for x in self.generators],
+                "simulation": plain(self.simulation.model_dump()), "repetitions": self.repetitions,
+                "seed": self.seed, "output": self.output, "figures": self.figures}
+
+    def identity(self) -> dict:
+        d = super().identity()
+        for item in d["data"]:
+            item.pop("data_dir", None)
+        return d
+
+    def plan(self) -> str:
+        s = self.simulation
+        return (f"{len(self.data)} data x {len(self.models)} models, {len(self.generators)} generators sharing a pool, "
+                f"{s.rounds} rounds (mu={s.mu}) x {self.repetitions} repetitions -> {self.output_dir}")
+
+
+def _item(raw: Any, path: str, spec: type[Spec], extra: str, section: str, ctx):
+    """One list entry: its schema's keys validated, the other keys checked against the registry."""
+    raw = {"name": raw} if isinstance(raw, str) else raw
+    if not isinstance(raw, Mapping):
+        raise ctx.error(path, f"expected a name or a mapping, got {raw!r}")
+    known = {k: v for k, v in raw.items() if k in spec.model_fields and k != extra}
+    rest = {k: v for k, v in raw.items() if k not in known}
+    item = ctx.validate(spec, known, path)
+    import cfx.data
+    import cfx.generators
+    import cfx.models
+
+    if section == "data":
+        check_name(item.name, list(cfx.data.list_datasets()), "data set", f"{path}.name", ctx)
+        if rest and cfx.data.info(item.name).kind != "synthetic":
+            fixed = ", ".join(f for f in spec.model_fields if f != extra)
+            raise ctx.error(f"{path}.{next(iter(rest))}",
+                            f"unknown key; only synthetic data sets take options (allowed: {fixed})")
+    elif section == "models":
+        check_name(item.name, list(cfx.models.list_models()), "model", f"{path}.name", ctx)
+        allowed = set(inspect.signature(cfx.models.fit).parameters) - {
+            "dataset", "model", "seed", "epochs", "init_params", "return_state", "loss", "extra", "progress"}
+        for k in rest:
+            if k not in allowed:
+                raise ctx.error(f"{path}.{k}", f"unknown model option{suggest(k, sorted(allowed))}; "
+                                               f"allowed: {', '.join(sorted(allowed | set(spec.model_fields)))}")
+    else:
+        check_name(item.name, list(cfx.generators.REGISTRY), "generator", f"{path}.name", ctx)
+        allowed = sorted(cfx.generators.hyperparameters(item.name))
+        for k in rest:
+            if k not in allowed:
+                raise ctx.error(f"{path}.{k}", f"unknown hyperparameter of generator {item.name!r}"
+                                               f"{suggest(k, allowed)}; allowed: {', '.join(allowed)}")
+    if item.label is None:
+        check_label(item.name, f"{path}.name", ctx)
+    return item.replace(**{extra: dict(rest)})
+
+
+# ------------------------------------------------------------------------------ runner
+def _seed(seed: int, *labels: str) -> int:
+    entropy = [int(seed)] + [zlib.crc32(str(lab).encode()) for lab in labels]
+    return int(np.random.SeedSequence(entropy).generate_state(1)[0] & 0x7FFFFFFF)
+
+
+def _split(dc: DataSpec, cfg: DynamicsConfig):
+    import cfx.data
+
+    seed = _seed(cfg.seed, "data", dc.key)
+    data = cfx.data.load(dc.name, n=dc.n, seed=seed, data_dir=dc.data_dir, balance=dc.balance, **dict(dc.options))
+    return cfx.data.train_test(data, test_size=dc.test_size, seed=seed, standardize=dc.standardize)
+
+
+def _generators(cfg: DynamicsConfig) -> dict:
+    import cfx.generators
+
+    return {g.key: cfx.generators.make(g.name, **dict(g.hyperparams)) for g in cfg.generators}
+
+
+def prepare(cfg: DynamicsConfig):
+    """Build every generator and load every data set (bad hyperparameters or missing files fail here)."""
+    from cfx.experiments.config import ConfigError
+
+    try:
+        _generators(cfg)
+    except (TypeError, ValueError) as e:
+        raise ConfigError(f"a generator cannot be built: {e}", file=cfg.source, path="generators") from None
+    return {dc.key: _split(dc, cfg) for dc in cfg.data}
+
+
+def expected(cfg: DynamicsConfig) -> list[tuple[str, ...]]:
+    return [("sims", dc.key, mc.key, "done") for dc in cfg.data for mc in cfg.models]
+
+
+def run(cfg: DynamicsConfig, store, splits, progress) -> None:
+    import time
+
+    import cfx.dynamics
+
+    s = cfg.simulation
+    for dc in cfg.data:
+        train, test = splits[dc.key]
+        for mc in cfg.models:
+            done = ("sims", dc.key, mc.key, "done")
+            if store.done(done):
+                continue
+            began = time.perf_counter()
+            label = f"{dc.key}/{mc.key}"
+            res = cfx.dynamics.simulate(
+                train, test, _generators(cfg), model=mc.name, fit_options=mc.fit_options(), initial_epochs=mc.epochs,
+                retrain_epochs=mc.retrain_epochs, rounds=s.rounds, mu=s.mu, eval_every=s.eval_every, target=s.target,
+                num_counterfactuals=s.num_counterfactuals, max_steps=s.max_steps, repetitions=cfg.repetitions,
+                seed=_seed(cfg.seed, "sim", dc.key, mc.key), n_permutations=s.n_permutations,
+                length_scale=s.length_scale, max_samples=s.max_samples, grid_samples=s.grid_samples,
+                generative_epochs=s.generative_epochs, pool=s.pool, checkpoint=store, prefix=("sims", dc.key, mc.key),
+                on_round=lambda rep, t, rows: progress.status(f"{label} rep {rep} round {t}", log=t % 10 == 0))
+            store.save(done, {"dataset": dc.key, "model": mc.key, "history": res.history, "stopped": res.stopped,
+                              "seconds": time.perf_counter() - began})
+            progress.step(label, time.perf_counter() - began)
+
+
+# ------------------------------------------------------------------------------ report
+def _frames(cfg: DynamicsConfig, store):
+    import pandas as pd
+
+    rows, stopped, seconds = [], [], {}
+    for path in expected(cfg):
+        rec = store.load(path)
+        seconds[(rec["dataset"], rec["model"])] = rec["seconds"]
+        stopped += [{"dataset": rec["dataset"], "model": rec["model"], **s} for s in rec["stopped"]]
+        for r in rec["history"]:
+            base = {"dataset": rec["dataset"], "model": rec["model"], "generator": r["generator"],
+                    "repetition": r["repetition"], "round": r["round"]}
+            rows += [{**base, "metric": k, "value": v} for k, v in r.items()
+                     if k not in base and isinstance(v, (int, float)) and v is not None]
+    return pd.DataFrame(rows), stopped, seconds
+
+
+def _final(long):
+    """Per (dataset, model, generator, metric): the last evaluated round of every repetition,
+    mean ± sd over repetitions."""
+    evaluated = long[long["metric"] == "mmd_domain"].groupby(["dataset", "model", "generator", "repetition"])["round"]
+    last = evaluated.max().rename("last").reset_index()
+    merged = long.merge(last, on=["dataset", "model", "generator", "repetition"])
+    final = merged[merged["round"] == merged["last"]]
+    out = final.groupby(["dataset", "model", "generator", "metric"], sort=False)["value"].agg(
+        mean="mean", sd=lambda v: float(np.std(v, ddof=1)) if len(v) > 1 else math.nan, n="count").reset_index()
+    rounds = last.groupby(["dataset", "model", "generator"])["last"].max().rename("round").reset_index()
+    return out.merge(rounds, on=["dataset", "model", "generator"])
+
+
+def _cell(lookup, key, metric) -> str:
+    mean, sd = lookup.get((*key, metric), (math.nan, math.nan))
+    if mean is None or math.isnan(mean):
+        return "nan"
+    text = f"{mean:.3g}" if math.isnan(sd) else f"{mean:.3g} ± {sd:.2g}"
+    if metric in _P:
+        p = lookup.get((*key, _P[metric]), (math.nan,))[0]
+        text += f" (p {p:.2f})"
+    return text
+
+
+def _markdown(final, title: str, stopped, seconds) -> str:
+    lookup = {(r.dataset, r.model, r.generator, r.metric): (r.mean, r.sd) for r in final.itertuples()}
+    keys = list(dict.fromkeys(zip(final["dataset"], final["model"], final["generator"])))
+    present = set(final["metric"])
+    cols = [m for m in TABLE_METRICS if m in present]
+    head = ["dataset", "model", "generator", "round", *cols]
+    rounds = {(r.dataset, r.model, r.generator): r.round for r in final.itertuples()}
+    lines = [f"# {title}", "", "| " + " | ".join(head) + " |", "|" + "|".join("---" for _ in head) + "|"]
+    for k in keys:
+        lines.append("| " + " | ".join([*k, str(rounds[k]), *(_cell(lookup, k, m) for m in cols)]) + " |")
+    lines += ["", "Final evaluated round, mean ± sd over repetitions; (p ...) the mean permutation p-value."]
+    for s in stopped:
+        lines.append(f"- {s['dataset']}/{s['model']} repetition {s['repetition']} stopped at round {s['round']}: "
+                     f"{s['reason']}")
+    total = sum(seconds.values())
+    lines.append(f"\nSimulation time {total:.1f} s in total (" +
+                 ", ".join(f"{d}/{m} {v:.1f} s" for (d, m), v in seconds.items()) + ")")
+    return "\n".join(lines) + "\n"
+
+
+def _figures(cfg: DynamicsConfig, store, long) -> list:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from cfx import plotting
+
+    written = []
+    for dc in cfg.data:
+        sub = long[long["dataset"] == dc.key]
+        for metric in FIGURE_METRICS:
+            m = sub[sub["metric"] == metric]
+            if m.empty:
+                continue
+            fig, axes = plt.subplots(1, len(cfg.models), figsize=(4 * len(cfg.models), 3.2), squeeze=False,
+                                     sharey=True)
+            for ax, mc in zip(axes[0], cfg.models):
+                for gc in cfg.generators:
+                    g = m[(m["model"] == mc.key) & (m["generator"] == gc.key)]
+                    stats = g.groupby("round")["value"].agg(["mean", "std"]).reset_index()
+                    line, = ax.plot(stats["round"], stats["mean"], marker="o", ms=3, label=gc.key)
+                    ax.fill_between(stats["round"], stats["mean"] - stats["std"].fillna(0),
+                                    stats["mean"] + stats["std"].fillna(0), color=line.get_color(), alpha=0.15)
+                ax.set_title(mc.key)
+                ax.set_xlabel("round")
+            axes[0][0].set_ylabel(metric)
+            axes[0][-1].legend(fontsize=7)
+            fig.suptitle(f"{dc.key}: {metric}")
+            fig.tight_layout()
+            written.append(store.write_figure(f"{dc.key}_{metric}", plotting.figure_png(fig)))
+            plt.close(fig)
+    return written
+
+
+def report(cfg: DynamicsConfig, store) -> Report:
+    long, stopped, seconds = _frames(cfg, store)
+    final = _final(long)
+    summary = _markdown(final, cfg.name, stopped, seconds)
+    store.write_table("rounds.csv", long)
+    store.write_table("final.csv", final)
+    store.write_text("summary.md", summary)
+    figures = _figures(cfg, store, long) if cfg.figures else []
+    return Report(summary=summary, out_dir=store.root, figures=figures, tables={"rounds": long, "final": final})
+
+
+def show(store, raw: Mapping, metrics=None) -> str:
+    path = store.root / "summary.md"
+    if not path.exists():
+        done = len(store.records(("sims",)))
+        raise LookupError(f"unfinished run ({done} round records saved so far)")
+    return path.read_text()
+
+
+KIND = Kind(name="dynamics", schema=DynamicsConfig, prepare=prepare, run=run, report=report, expected=expected,
+            show=show, description="endogenous recourse dynamics: rounds of recourse + retraining, shift metrics",
+            unit="simulation")

@@ -1,0 +1,266 @@
+"""The eccco run: per (data set, run) load and split; per model train (or restore), calibrate,
+draw the conditional samples once; per generator fit, one batched search, evaluate; save.
+
+Splits: data -> train / test (``test_size``, stratified; real tabular sets standardised on
+train); train -> fit / calibration (``calibration.share`` for calibration, the reference's
+50% / 50%). The model is trained on the fit part and calibrated on the calibration part
+(:func:`cfx.models.calibrate`); generators are fitted on the fit part; implausibility is
+measured against the whole training split.
+
+Factuals: ``n_factuals`` test points (training points fill up when too few qualify); binary
+data: points predicted 0, target 1; multiclass: target t = (ŷ + 1 + u) mod C, u ~ U{0..C−2}.
+On 10-class image data the first factual is the first test 9 (the same image for every model),
+with target 7 (the paper's "turn a 9 into a 7" figure).
+
+Seeds derive from ``(config.seed, run, labels)`` (``numpy.random.SeedSequence``), so a cell's
+numbers depend only on its own identity.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+import time
+import zlib
+
+import numpy as np
+
+from cfx.experiments.config import ConfigError
+from cfx.experiments.kinds.eccco.schema import DataSpec, EcccoConfig, GeneratorSpec, ModelSpec
+from cfx.experiments.progress import Progress
+from cfx.experiments.store import Store, run_name
+
+__all__ = ["prepare", "run", "expected", "available", "derive_seed", "select_factuals", "cell_path", "model_path",
+           "FIGURE_DIGITS"]
+
+#: (factual class, target class) of the image figure.
+FIGURE_DIGITS = (9, 7)
+
+
+def derive_seed(seed: int, run: int, *labels: str) -> int:
+    """A 31-bit seed from ``(seed, run, labels)`` (stable across processes)."""
+    entropy = [int(seed), int(run)] + [zlib.crc32(str(lab).encode()) for lab in labels]
+    return int(np.random.SeedSequence(entropy).generate_state(1)[0] & 0x7FFFFFFF)
+
+
+def _key(*args):
+    import jax
+
+    return jax.random.key(derive_seed(*args))
+
+
+def cell_path(d: str, m: str, g: str, run: int) -> tuple[str, ...]:
+    return ("cells", d, m, g, run_name(run))
+
+
+def model_path(d: str, m: str, run: int) -> tuple[str, ...]:
+    return ("models", d, m, run_name(run))
+
+
+@functools.lru_cache(maxsize=None)
+def _has_files(name: str, data_dir: str | None) -> bool:
+    import cfx.data
+
+    try:
+        cfx.data.load(name, data_dir=data_dir)
+    except FileNotFoundError:
+        return False
+    return True
+
+
+def available(dc: DataSpec) -> bool:
+    """Whether a data set runs: always, unless it is ``optional`` and its files are missing."""
+    return not dc.optional or _has_files(dc.name, dc.data_dir)
+
+
+def expected(cfg: EcccoConfig) -> list[tuple[str, ...]]:
+    """The cell records of a complete run (data sets that run), in run order."""
+    return [cell_path(d.key, m.key, g.key, r) for d in cfg.data if available(d) for r in range(cfg.runs)
+            for m in cfg.models for g in cfg.generators]
+
+
+def _split(dc: DataSpec, cfg: EcccoConfig, r: int):
+    """(fit, calibration, train, test) of data set ``dc`` in run ``r``."""
+    import cfx.data
+
+    seed = derive_seed(cfg.seed, r, "data", dc.key)
+    data = cfx.data.load(dc.name, n=dc.n, seed=seed, data_dir=dc.data_dir, balance=dc.balance, **dict(dc.options))
+    train, test = cfx.data.train_test(data, test_size=dc.test_size, seed=seed)
+    fit, cal = train.split(test_size=cfg.calibration.share, seed=seed)
+    return fit, cal, train, test
+
+
+def prepare(cfg: EcccoConfig) -> dict:
+    """Every split of every data set that runs (missing files of required sets fail here,
+    before anything is trained or written)."""
+    return {(dc.key, r): _split(dc, cfg, r) for dc in cfg.data if available(dc) for r in range(cfg.runs)}
+
+
+def model_spec(dc: DataSpec, mc: ModelSpec) -> ModelSpec:
+    """The model's settings on this data set (its per-data-set changes applied)."""
+    return ModelSpec.model_validate({**mc.model_dump(), **dc.models.get(mc.key, {})})
+
+
+def generator_hyperparams(dc: DataSpec, gc: GeneratorSpec) -> dict:
+    return {**gc.hyperparams, **dc.generators.get(gc.key, {})}
+
+
+def _fit_kwargs(mc: ModelSpec) -> dict:
+    kw = dict(epochs=mc.epochs, batch_size=mc.batch_size, learning_rate=mc.learning_rate, widths=tuple(mc.widths),
+              activation=mc.activation)
+    if mc.name in ("ensemble", "jem_ensemble"):
+        kw["n_members"] = mc.n_members
+    if mc.is_jem:
+        from cfx.models import JEMLoss
+
+        kw["loss"] = JEMLoss(alpha=tuple(mc.alpha), sgld_steps=mc.sgld_steps)
+    return kw
+
+
+def _restore(fit, mc: ModelSpec, blob: bytes):
+    import flax.serialization
+    import jax
+    import jax.numpy as jnp
+
+    import cfx.models
+
+    kw = {k: v for k, v in _fit_kwargs(mc).items() if k != "loss"}
+    clf = cfx.models.init(fit, mc.name, **kw)
+    params = flax.serialization.from_bytes(clf.params, blob)
+    return clf.replace(jax.tree_util.tree_map(jnp.asarray, params))
+
+
+def _model(cfg, store: Store, dc: DataSpec, mc: ModelSpec, r: int, split, progress: Progress):
+    """(calibrated classifier, conditional samples (C, keep, d), info): trained, calibrated and
+    sampled once, or restored from the store (the samples are saved with the parameters)."""
+    import flax.serialization
+
+    import cfx.models
+    import cfx.sampling
+
+    fit, cal, train, test = split
+    spec = model_spec(dc, mc)
+    path = model_path(dc.key, mc.key, r)
+    blob = store.load_blob(path)
+    if blob is not None and store.done(path):
+        clf, info = _restore(fit, spec, blob), store.load(path)
+        samples = store.load_arrays(path)["samples"]
+        return cfx.models.calibrate(clf, cal, alpha=cfg.calibration.alpha), samples, info
+    progress.status(f"{dc.key}/{mc.key}/{run_name(r)}: training")
+    t0 = time.perf_counter()
+    clf = cfx.models.fit(fit, spec.name, seed=derive_seed(cfg.seed, r, "model", dc.key, mc.key), **_fit_kwargs(spec))
+    train_s = time.perf_counter() - t0
+    conf = cfx.models.calibrate(clf, cal, alpha=cfg.calibration.alpha)
+    t0 = time.perf_counter()
+    s = cfg.sampling
+    samples = np.asarray(cfx.sampling.conditional_samples(
+        conf, fit, key=_key(cfg.seed, r, "samples", dc.key, mc.key), n_chains=s.n_chains, steps=s.steps, keep=s.keep))
+    sampling_s = time.perf_counter() - t0
+    info = {"train_s": train_s, "sampling_s": sampling_s, "q_hat": float(conf.q_hat),
+            "test_accuracy": float(np.mean(np.asarray(clf.predict(test.X)) == test.y)),
+            "coverage": float(conf.coverage(test.X, test.y)), "n_fit": len(fit), "n_calibration": len(cal),
+            "n_test": len(test), "samples_finite": bool(np.all(np.isfinite(samples)))}
+    store.save(path, info, arrays={"samples": samples}, blob=flax.serialization.to_bytes(clf.params))
+    return conf, samples, info
+
+
+def select_factuals(clf, test, n: int, seed: int, train=None) -> tuple[np.ndarray, np.ndarray, int | None]:
+    """(x (m, d), target (m,), figure row or None) by the rule of the module docstring."""
+    rng = np.random.default_rng(seed)
+    C = int(clf.n_classes)
+    X = np.concatenate([test.X] + ([train.X] if train is not None else []))
+    y = np.concatenate([test.y] + ([train.y] if train is not None else []))
+    pred = np.asarray(clf.predict(X))
+    if C == 2:
+        candidates, targets = np.flatnonzero(pred == 0), np.ones(len(X), np.int32)
+    else:
+        targets = ((pred + 1 + rng.integers(0, C - 1, size=len(X))) % C).astype(np.int32)
+        candidates = np.arange(len(X))
+    in_test = rng.permutation(candidates[candidates < len(test)])
+    chosen = np.concatenate([in_test, rng.permutation(candidates[candidates >= len(test)])])[:n]
+    if len(chosen) == 0:
+        raise ValueError(f"{test.name}: the model predicts no point as a non-target class, so there are no factuals")
+    figure = None
+    src, dst = FIGURE_DIGITS
+    nines = np.flatnonzero(y[:len(test)] == src)  # the first test 9: the same image for every model
+    if C == 10 and len(nines) and test.n_features >= 64:
+        chosen = np.concatenate([nines[:1], chosen[chosen != nines[0]]])[:n]
+        targets = targets.copy()
+        targets[nines[0]] = dst
+        figure = 0
+    return X[chosen].astype(np.float32), targets[chosen], figure
+
+
+def _generator(gc: GeneratorSpec, hp: dict, conf, fit, samples, key, path: str, cfg: EcccoConfig):
+    import cfx.generators
+    from cfx.generators.eccco import ECCCoL1
+
+    try:
+        gen = cfx.generators.make(gc.name, **hp)
+        if isinstance(gen, ECCCoL1):  # the model's samples, drawn once, not a second sampler run
+            return gen.fit(conf, fit, key=key, samples=samples)
+        return gen.fit(conf, fit, key=key)
+    except (TypeError, ValueError) as e:
+        raise ConfigError(f"cannot build generator {gc.name!r}: {e}", file=cfg.source, path=path) from None
+
+
+def _scores(ev: dict, names, keep_share: float) -> tuple[dict, dict]:
+    record, per = {}, {}
+    for name in names:
+        values = ev["per_factual"].get(name)
+        n = int(np.isfinite(values).sum()) if values is not None else 1
+        record[name] = {"mean": float(ev["mean"][name]), "sd": float(ev["sd"].get(name, math.nan)), "n": n}
+        if values is not None:
+            per[f"metric_{name}"] = values
+    if "unfaithfulness" in record:  # the reference divides the sum over kept samples by the chain count
+        u = record["unfaithfulness"]
+        record["unfaithfulness_ref"] = {"mean": u["mean"] * keep_share, "sd": u["sd"] * keep_share, "n": u["n"]}
+    return record, per
+
+
+def run(cfg: EcccoConfig, store: Store, splits: dict, progress: Progress) -> None:
+    """Every cell not yet in ``store``."""
+    import cfx.evaluation
+    import cfx.search
+
+    keep_share = cfg.sampling.keep / cfg.sampling.n_chains
+    for dc in cfg.data:
+        if not available(dc):
+            progress.status(f"{dc.key}: skipped (optional, its data files are missing)")
+            continue
+        for r in range(cfg.runs):
+            split = splits[(dc.key, r)]
+            fit, _, train, test = split
+            constraints = train.schema.constraints()
+            for mc in cfg.models:
+                todo = [(i, g) for i, g in enumerate(cfg.generators)
+                        if not store.done(cell_path(dc.key, mc.key, g.key, r))]
+                if not todo:
+                    continue
+                conf, samples, info = _model(cfg, store, dc, mc, r, split, progress)
+                scoring = cfx.evaluation.context(conf, train, constraints=constraints, conditional_samples=samples)
+                x, target, figure = select_factuals(conf, test, cfg.n_factuals,
+                                                    derive_seed(cfg.seed, r, "factuals", dc.key, mc.key), train)
+                for i, gc in todo:
+                    label = f"{dc.key}/{mc.key}/{gc.key}/{run_name(r)}"
+                    progress.status(label, log=False)
+                    t0 = time.perf_counter()
+                    hp = generator_hyperparams(dc, gc)
+                    gen = _generator(gc, hp, conf, fit, samples, _key(cfg.seed, r, "generator", dc.key, mc.key, gc.key),
+                                     f"generators[{i}]", cfg)
+                    res = cfx.search.generate(gen, conf, x, target, key=_key(cfg.seed, r, "generate", dc.key, mc.key,
+                                                                            gc.key),
+                                              constraints=constraints, **cfg.search.model_dump())
+                    kw = {} if cfg.metrics is None else {"metrics": list(cfg.metrics)}
+                    ev = cfx.evaluation.evaluate(res, conf, context=scoring, **kw)
+                    metrics, per = _scores(ev, list(cfg.metrics) if cfg.metrics else list(ev["mean"]), keep_share)
+                    arrays = dict(factuals=res.factuals, target=res.target, counterfactuals=res.counterfactuals,
+                                  converged=res.converged, steps=res.steps, target_probs=res.target_probs, **per)
+                    record = {"dataset": dc.key, "model": mc.key, "generator": gc.key, "run": r,
+                              "registry_name": gc.name, "hyperparams": hp, "n_factuals": int(len(x)),
+                              "figure_row": figure, "metrics": metrics,
+                              "model_info": {k: info[k] for k in ("test_accuracy", "coverage", "q_hat")},
+                              "timings": {"runtime_s": float(res.runtime_s), "compile_s": float(res.compile_s),
+                                          "train_s": float(info["train_s"]), "sampling_s": float(info["sampling_s"])}}
+                    store.save(cell_path(dc.key, mc.key, gc.key, r), record, arrays)
+                    progress.step(label, time.perf_counter() - t0)

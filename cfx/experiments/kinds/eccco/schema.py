@@ -1,0 +1,275 @@
+"""The ``eccco`` config: data sets (with per-data-set model and generator settings), models,
+generators, the conformal calibration, the conditional sampler and the search.
+
+Every section is a strict pydantic model (unknown keys are errors naming the key path);
+registry names (data sets, models, generators, metrics) are checked with did-you-mean hints.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Mapping
+
+import pydantic
+
+from cfx.experiments.config import (Bool, Context, Experiment, Float, IntList, Label, PositiveFloat, PositiveInt,
+                                    RawConfig, Spec, Str, StrList, UnitOpen, check_label, check_name, plain, suggest)
+
+__all__ = ["EcccoConfig", "DataSpec", "ModelSpec", "GeneratorSpec", "SamplingSpec", "CalibrationSpec", "SearchSpec",
+           "MODEL_NAMES"]
+
+FloatList = Annotated[tuple[Float, ...], pydantic.BeforeValidator(lambda v: tuple(v) if isinstance(v, list) else v)]
+
+#: The models of the ECCCo experiments (SPEC §3).
+MODEL_NAMES = ("mlp", "ensemble", "jem", "jem_ensemble")
+
+
+class ModelSpec(Spec):
+    """A model and its training: ``widths``, ``epochs``, ``batch_size``, ``learning_rate``,
+    ``activation``; ``n_members`` for ensembles; ``alpha`` (α1, α2, α3) and ``sgld_steps`` of
+    the JEM loss (JEM models only; SPEC §3 defaults (1, 1, 0.1) and 30 steps)."""
+
+    name: Str
+    label: Label | None = None
+    widths: IntList = (32, 32)
+    epochs: PositiveInt = 100
+    batch_size: PositiveInt = 64
+    learning_rate: PositiveFloat = 1e-3
+    activation: Str = "relu"
+    n_members: PositiveInt = 5
+    alpha: FloatList = (1.0, 1.0, 0.1)
+    sgld_steps: PositiveInt = 30
+
+    @property
+    def key(self) -> str:
+        return self.label or self.name
+
+    @property
+    def is_jem(self) -> bool:
+        return self.name in ("jem", "jem_ensemble")
+
+
+class GeneratorSpec(Spec):
+    """A registered generator (``cfx.generators.REGISTRY``); every other key is one of its
+    hyperparameters (``cfx.generators.hyperparameters(name)``)."""
+
+    name: Str
+    label: Label | None = None
+    hyperparams: dict[str, Any] = pydantic.Field(default_factory=dict)
+
+    @property
+    def key(self) -> str:
+        return self.label or self.name
+
+
+class DataSpec(Spec):
+    """A data set: ``n`` rows (synthetic: generated; real: drawn), ``test_size``, ``balance``;
+    ``optional: true`` skips it (saying so) when its data file is missing; ``models`` and
+    ``generators`` map a model / generator label to settings that apply on this data set only
+    (the paper's per-data-set weights); any other key is an option of a synthetic set."""
+
+    name: Str
+    label: Label | None = None
+    n: PositiveInt | None = None
+    test_size: UnitOpen = 0.2
+    balance: Bool = False
+    optional: Bool = False
+    data_dir: Str | None = None
+    models: dict[str, dict[str, Any]] = pydantic.Field(default_factory=dict)
+    generators: dict[str, dict[str, Any]] = pydantic.Field(default_factory=dict)
+    options: dict[str, Any] = pydantic.Field(default_factory=dict)
+
+    @property
+    def key(self) -> str:
+        return self.label or self.name
+
+
+class SamplingSpec(Spec):
+    """The model's conditional samples (unfaithfulness, ECCCo-L1): ``n_chains`` improper-SGLD
+    chains per class for ``steps`` steps, the ``keep`` lowest-energy kept (SPEC §4: 50, 500, 25)."""
+
+    n_chains: PositiveInt = 50
+    steps: PositiveInt = 500
+    keep: PositiveInt = 25
+
+
+class CalibrationSpec(Spec):
+    """Split conformal: the model is trained on ``1 − share`` of the training split and
+    calibrated at miscoverage ``alpha`` on the rest (the reference: 50% / 50%, α = 0.05)."""
+
+    share: UnitOpen = 0.5
+    alpha: UnitOpen = 0.05
+
+
+class SearchSpec(Spec):
+    """Call options of ``cfx.generate``."""
+
+    max_steps: PositiveInt = 100
+    batch_size: PositiveInt | None = None
+
+
+class EcccoConfig(Experiment):
+    """The ECCCo reproduction grid: data x models x generators x runs (``kind: eccco``)."""
+
+    kind: Str = "eccco"
+    data: tuple[DataSpec, ...]
+    models: tuple[ModelSpec, ...]
+    generators: tuple[GeneratorSpec, ...]
+    sampling: SamplingSpec = SamplingSpec()
+    calibration: CalibrationSpec = CalibrationSpec()
+    search: SearchSpec = SearchSpec()
+    metrics: StrList | None = None
+    n_factuals: PositiveInt = 100
+    runs: PositiveInt = 1
+
+    @classmethod
+    def parse(cls, raw: RawConfig | Mapping, *, name: str | None = None) -> "EcccoConfig":
+        if not isinstance(raw, RawConfig):
+            raw = RawConfig(dict(raw))
+        ctx = raw.context()
+        d = dict(raw.data)
+        fields = list(cls.model_fields)
+        for k in d:
+            if k not in fields:
+                raise ctx.error(str(k), f"unknown key{suggest(k, fields)}; allowed keys: {', '.join(fields)}")
+        if d.get("name") is None and (name or raw.file is not None):
+            d["name"] = name or raw.file.stem
+        for sec in ("data", "models", "generators"):
+            items = d.get(sec)
+            if items is None:
+                raise ctx.error(sec, "required key is missing (a name, a mapping or a list of them)")
+            items = [items] if isinstance(items, (str, dict)) else items
+            if not isinstance(items, list) or not items:
+                raise ctx.error(sec, f"expected a non-empty list, got {items!r}")
+            d[sec] = [{"name": it} if isinstance(it, str) else it for it in items]
+        d["models"] = _unique([_model(m, f"models[{i}]", ctx) for i, m in enumerate(d["models"])], "models", ctx)
+        d["generators"] = _unique([_generator(g, f"generators[{i}]", ctx) for i, g in enumerate(d["generators"])],
+                                  "generators", ctx)
+        d["data"] = _unique([_data(x, f"data[{i}]", ctx, d["models"], d["generators"])
+                             for i, x in enumerate(d["data"])], "data", ctx)
+        for sec, spec in (("sampling", SamplingSpec), ("calibration", CalibrationSpec), ("search", SearchSpec)):
+            d[sec] = ctx.validate(spec, d.get(sec) or {}, sec)
+        if d["sampling"].keep > d["sampling"].n_chains:
+            raise ctx.error("sampling.keep", f"must be <= sampling.n_chains ({d['sampling'].n_chains}); "
+                                             f"got {d['sampling'].keep}")
+        if d.get("metrics") is not None:
+            import cfx.evaluation
+
+            if not isinstance(d["metrics"], list) or not d["metrics"]:
+                raise ctx.error("metrics", "expected a non-empty list of metric names (or leave it out for all)")
+            for i, m in enumerate(d["metrics"]):
+                check_name(m, list(cfx.evaluation.list_metrics()), "metric", f"metrics[{i}]", ctx)
+        cfg = ctx.validate(cls, d, "")
+        cfg._source = None if raw.file is None else str(raw.file)
+        return cfg
+
+    def to_dict(self) -> dict:
+        """A plain mapping in the input schema (parses back to an equal config)."""
+        def flat(spec: Spec, extra: str | None) -> dict:
+            out = {k: plain(v) for k, v in spec if k != extra}
+            if extra:
+                out.update(plain(dict(getattr(spec, extra))))
+            return out
+
+        out = plain({k: v for k, v in self if k not in ("data", "models", "generators")})
+        out.update(data=[flat(x, "options") for x in self.data], models=[flat(x, None) for x in self.models],
+                   generators=[flat(x, "hyperparams") for x in self.generators])
+        return out
+
+    def identity(self) -> dict:
+        d = super().identity()
+        for item in d["data"]:
+            item.pop("data_dir", None)
+        return d
+
+    def plan(self) -> str:
+        n = len(self.data) * len(self.models) * len(self.generators) * self.runs
+        return (f"eccco: {len(self.data)} data x {len(self.models)} models x {len(self.generators)} generators x "
+                f"{self.runs} runs = {n} cells (optional data sets without files are skipped) -> {self.output_dir}")
+
+
+def _unique(items: list, sec: str, ctx: Context) -> tuple:
+    seen: dict[str, int] = {}
+    for i, it in enumerate(items):
+        if it.key in seen:
+            raise ctx.error(f"{sec}[{i}]", f"{it.key!r} appears twice (also {sec}[{seen[it.key]}]); "
+                                           "give one of them a distinct 'label'")
+        seen[it.key] = i
+    return tuple(items)
+
+
+def _mapping(raw: Any, path: str, ctx: Context) -> dict:
+    if not isinstance(raw, Mapping):
+        raise ctx.error(path, f"expected a mapping, got {raw!r}")
+    return dict(raw)
+
+
+def _model(raw: Any, path: str, ctx: Context) -> ModelSpec:
+    spec = ctx.validate(ModelSpec, _mapping(raw, path, ctx), path)
+    check_name(spec.name, MODEL_NAMES, "model", f"{path}.name", ctx)
+    if spec.label is None:
+        check_label(spec.name, f"{path}.name", ctx)
+    if len(spec.alpha) != 3:
+        raise ctx.error(f"{path}.alpha", f"expected three weights (α1, α2, α3); got {list(spec.alpha)}")
+    if any(w < 1 for w in spec.widths):
+        raise ctx.error(f"{path}.widths", f"every width must be >= 1, got {list(spec.widths)}")
+    return spec
+
+
+def _hyperparams(name: str, raw: Mapping, path: str, ctx: Context) -> dict:
+    import cfx.generators
+
+    allowed = sorted(cfx.generators.hyperparameters(name))
+    for k in raw:
+        if k not in allowed:
+            raise ctx.error(f"{path}.{k}", f"unknown hyperparameter of generator {name!r}{suggest(k, allowed)}; "
+                                           f"allowed: {', '.join(allowed)}")
+    try:
+        cfx.generators.make(name, **dict(raw))
+    except (TypeError, ValueError) as e:
+        raise ctx.error(path, f"cannot build generator {name!r}: {e}") from None
+    return dict(raw)
+
+
+def _generator(raw: Any, path: str, ctx: Context) -> GeneratorSpec:
+    import cfx.generators
+
+    raw = _mapping(raw, path, ctx)
+    known = {k: raw.pop(k) for k in ("name", "label") if k in raw}
+    check_name(known.get("name"), list(cfx.generators.REGISTRY) + list(cfx.generators.ALIASES), "generator",
+               f"{path}.name", ctx)
+    spec = ctx.validate(GeneratorSpec, known, path)
+    if spec.label is None:
+        check_label(spec.name, f"{path}.name", ctx)
+    return spec.replace(hyperparams=_hyperparams(spec.name, raw, path, ctx))
+
+
+def _data(raw: Any, path: str, ctx: Context, models: tuple, generators: tuple) -> DataSpec:
+    import cfx.data
+
+    raw = _mapping(raw, path, ctx)
+    fixed = [f for f in DataSpec.model_fields if f != "options"]
+    known = {k: v for k, v in raw.items() if k in fixed}
+    extra = {k: v for k, v in raw.items() if k not in fixed}
+    check_name(known.get("name"), list(cfx.data.list_datasets()), "data set", f"{path}.name", ctx)
+    spec = ctx.validate(DataSpec, known, path)
+    if spec.label is None:
+        check_label(spec.name, f"{path}.name", ctx)
+    if extra and cfx.data.info(spec.name).kind != "synthetic":
+        k = next(iter(extra))
+        raise ctx.error(f"{path}.{k}", f"unknown key{suggest(k, fixed)}; allowed keys: {', '.join(fixed)} "
+                                       "(only synthetic data sets take extra options)")
+    by_model = {m.key: m for m in models}
+    for label, changes in spec.models.items():
+        if label not in by_model:
+            raise ctx.error(f"{path}.models.{label}", f"no model labelled {label!r}{suggest(label, list(by_model))}")
+        _model({**by_model[label].model_dump(), **_mapping(changes, f"{path}.models.{label}", ctx)},
+               f"{path}.models.{label}", ctx)
+    by_gen = {g.key: g for g in generators}
+    for label, changes in spec.generators.items():
+        if label not in by_gen:
+            raise ctx.error(f"{path}.generators.{label}",
+                            f"no generator labelled {label!r}{suggest(label, list(by_gen))}")
+        g = by_gen[label]
+        _hyperparams(g.name, {**g.hyperparams, **_mapping(changes, f"{path}.generators.{label}", ctx)},
+                     f"{path}.generators.{label}", ctx)
+    return spec.replace(options=extra)

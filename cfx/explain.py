@@ -1,0 +1,268 @@
+"""``cfx.explain``: counterfactuals for the rows of a DataFrame, returned as a DataFrame of raw values.
+
+The five-line path::
+
+    import cfx
+    train, test = cfx.data.train_test(cfx.data.load("adult"))
+    clf = cfx.models.fit(train)
+    rows = test.to_frame().head(5)                      # raw values, indexed by row id
+    cfx.explain(clf, rows, dataset=train, target=1, num_counterfactuals=3, generator="dice")
+
+What it does: encode the rows with the data set's fitted encoder (errors name the column), run
+one compiled search for the whole batch (:func:`cfx.generate`, the data set's constraints:
+mutability, bounds, one-hot groups, integer grids), then one compiled sparsity pass (revert
+every change that the counterfactual does not need, see :func:`sparsify`), and decode.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pandas as pd
+
+from cfx import generators as G
+from cfx.classifier import Classifier
+from cfx.data.dataset import Dataset
+from cfx.result import OUTCOMES
+from cfx.search import generate
+
+#: explain's own defaults per generator, on top of the registry's (the benchmark keeps those).
+#: DiCE at diversity 0.1 stopping at the first valid step returns near-copies of one
+#: counterfactual; diversity 1.0 for at least 500 steps spreads the K (docs/tabular.md).
+EXPLAIN_DEFAULTS: dict[str, dict[str, Any]] = {"dice": {"diversity": 1.0, "min_steps": 500, "stop": "set"}}
+MAX_STEPS = 1000
+#: The search runs to p(target) >= this (or τ if higher), so the counterfactual has room; the
+#: sparsity pass then reverts every change not needed for p >= τ. A search that stops at the first
+#: point past τ leaves nothing to revert (every feature is needed to stay just past the boundary).
+SEARCH_THRESHOLD = 0.75
+SEARCH_OPTIONS = ("max_steps", "threshold", "init", "convergence", "min_steps", "batch_size", "loop")
+CONTINUOUS_TOLERANCE = 1e-5  # |Δ| above this (standardised units) is a change (SPEC §4's L0)
+
+
+def explain(
+    model: Classifier,
+    rows: pd.DataFrame,
+    *,
+    dataset: Dataset,
+    generator: str | G.Generator = "generic",
+    target: int | None = None,
+    num_counterfactuals: int = 1,
+    sparse: bool = True,
+    search_threshold: float | None = SEARCH_THRESHOLD,
+    seed: int = 0,
+    **options,
+) -> pd.DataFrame:
+    """Counterfactuals for every row of ``rows``, one output row per counterfactual.
+
+    Args:
+      model: a :class:`cfx.Classifier` trained on ``dataset``'s encoding (``cfx.models.fit``).
+      rows: raw rows (the columns of ``dataset.to_frame()``; the label column may be present).
+      dataset: the training Dataset: its encoder encodes and decodes, its schema constrains,
+        and generators that need data (Wachter's MAD, REVISE's VAE, ...) are fitted on it.
+      generator: a registry name (``cfx.generators.describe()``) or a Generator.
+      target: the desired class (an int, or one per row); None: the other class of a binary
+        model, any class but the row's prediction for more classes.
+      num_counterfactuals: K per row (DiCE: K >= 2).
+      sparse: after the search, revert each changed feature whose reversion keeps the
+        counterfactual valid (:func:`sparsify`).
+      search_threshold: the search runs until p(target) >= max(search_threshold, τ) (None: τ),
+        leaving the sparsity pass room to revert changes; validity is always judged at τ.
+      seed: PRNG seed of the search (noisy starts).
+      **options: search options (``max_steps`` (default 1000), ``threshold`` τ, ``init``,
+        ``convergence``, ``min_steps``, ``batch_size``, ``loop``) or hyperparameters of the
+        generator (e.g. ``cost=0.5``, ``diversity=2.0``).
+
+    Returns:
+      A DataFrame indexed by (``id``: the row's index in ``rows``, ``cf``: 0..K-1) with the raw
+      feature columns, then ``valid`` (p(target) >= τ at the returned point), ``p_target``,
+      ``cost`` (L1 distance in the model's standardised units), ``n_changed``, ``changed``
+      (the names of the changed features), ``diversity`` (mean pairwise L1 among the K
+      counterfactuals of the row; NaN for K = 1), ``duplicate`` (the same raw values as an
+      earlier counterfactual of the row) and ``outcome`` (the search's outcome code name).
+      ``frame.attrs`` holds ``factuals`` (the decoded rows), ``runtime_s`` and ``compile_s``.
+    """
+    if search_threshold is not None and not (isinstance(search_threshold, (int, float)) and 0 < search_threshold <= 1):
+        raise ValueError(f"search_threshold must be a probability in (0, 1] or None; got {search_threshold!r}")
+    clf, encoder, X = _inputs(model, rows, dataset)
+    search_opts = {k: options.pop(k) for k in list(options) if k in SEARCH_OPTIONS}
+    gen = _generator(generator, options, dataset, clf)
+    search_opts.setdefault("max_steps", MAX_STEPS)
+    tau = search_opts.pop("threshold", None)
+    tau = float(gen.threshold if tau is None else tau)
+    constraints = dataset.schema.constraints()
+    res = generate(gen, clf, X, target, key=jax.random.key(seed), constraints=constraints,
+                   num_counterfactuals=num_counterfactuals, threshold=max(tau, search_threshold or 0.0), **search_opts)
+    threshold = jnp.float32(tau)
+    units = encoder.units()
+    x_cf = res.counterfactuals
+    if sparse:
+        x_cf = sparsify(clf, res.factuals, x_cf, res.target, threshold, units)
+    p, valid = _validity(clf, res.factuals, x_cf, res.target, threshold)
+    return _frame(encoder, rows.index, np.asarray(res.factuals), np.asarray(x_cf), np.asarray(p), np.asarray(valid),
+                  np.asarray(res.outcome), units, float(res.runtime_s), float(res.compile_s))
+
+
+# ----------------------------------------------------------------------------- inputs
+def _inputs(model, rows, dataset):
+    if not isinstance(model, Classifier):
+        raise TypeError(f"model must be a cfx.Classifier (e.g. from cfx.models.fit); got {type(model).__name__}")
+    if not isinstance(dataset, Dataset):
+        raise TypeError(f"dataset must be a cfx.data.Dataset; got {type(dataset).__name__}")
+    if dataset.encoder is None:
+        raise ValueError(f"dataset: {dataset.name!r} has no fitted encoder; use a tabular data set "
+                         "(cfx.data.load of a real tabular set, or cfx.data.from_frame)")
+    if not isinstance(rows, pd.DataFrame):
+        raise TypeError(f"rows must be a pandas DataFrame of raw values; got {type(rows).__name__}")
+    if len(rows) == 0:
+        raise ValueError("rows is empty: pass at least one row")
+    X = dataset.encoder.encode(rows)
+    if X.shape[1] != model.n_features:
+        raise ValueError(f"model expects {model.n_features} features; dataset's encoder gives {X.shape[1]}")
+    return model, dataset.encoder, X
+
+
+def _generator(generator, hyperparams: dict, dataset, clf) -> G.Generator:
+    if isinstance(generator, G.Generator):
+        if hyperparams:
+            bad = sorted(set(hyperparams) - {f.name for f in dataclasses.fields(generator)})
+            if bad:
+                raise ValueError(f"unknown option(s) {bad}: not a field of {type(generator).__name__} nor one of "
+                                 f"{SEARCH_OPTIONS}")
+            generator = generator.replace(**hyperparams)
+        return generator
+    if not isinstance(generator, str):
+        raise TypeError(f"generator must be a registry name or a cfx.generators.Generator; got {type(generator).__name__}")
+    try:
+        known = G.hyperparameters(generator)
+    except ValueError as err:
+        raise ValueError(f"generator: {err}") from None
+    bad = sorted(set(hyperparams) - set(known) - {"num_counterfactuals"})
+    if bad:
+        raise ValueError(f"unknown option(s) {bad} for generator {generator!r}: expected a hyperparameter "
+                         f"({sorted(known)}) or a search option {SEARCH_OPTIONS}")
+    name = G.ALIASES.get(generator.lower(), generator.lower())
+    hp = {**EXPLAIN_DEFAULTS.get(name, {}), **hyperparams}
+    return G.make(name, data=dataset, classifier=clf, **hp)
+
+
+# ----------------------------------------------------------------------------- compiled passes
+def _reached(probs, target, factual_class, threshold):
+    """p(target) >= τ; untargeted (target < 0): a class other than the factual's with p >= τ wins."""
+    p_target = jnp.take_along_axis(probs, jnp.maximum(target, 0)[:, None], axis=-1)[:, 0]
+    other = jnp.where(jnp.arange(probs.shape[-1]) == factual_class[:, None], 0.0, probs)
+    untargeted = target < 0
+    p = jnp.where(untargeted, jnp.max(other, axis=-1), p_target)
+    moved = jnp.argmax(probs, axis=-1) != factual_class
+    return p, (p >= threshold) & jnp.where(untargeted, moved, True)
+
+
+def _flat(clf, x, x_cf, target):
+    n, K, d = x_cf.shape
+    xs = jnp.broadcast_to(x[:, None], (n, K, d)).reshape(n * K, d)
+    factual_class = jnp.repeat(jnp.argmax(clf.raw_logits(x), axis=-1), K)
+    return xs, x_cf.reshape(n * K, d), jnp.repeat(target, K), factual_class
+
+
+@jax.jit
+def _sparsify(clf, x, x_cf, target, threshold, units_onehot):
+    n, K, d = x_cf.shape
+    xs, cf, tgt, fc = _flat(clf, x, x_cf, target)
+    size = jnp.abs(cf - xs) @ units_onehot  # (N, U): how much each raw feature moved
+    order = jnp.argsort(size, axis=-1)  # smallest change first: the likeliest to be unneeded
+
+    def support(z):  # (n, K, U): which raw features a member changes
+        return ((jnp.abs(z - xs) @ units_onehot) > 0).reshape(n, K, -1)
+
+    def same(a, b):  # (n, K, K): member i of a changes the same features as member j of b, i != j
+        eq = jnp.all(a[:, :, None] == b[:, None], axis=-1)
+        return eq & ~jnp.eye(K, dtype=bool)
+
+    def revert(r, cf):
+        unit = order[:, r]
+        trial = jnp.where(units_onehot.T[unit] > 0, xs, cf)  # that raw feature (a whole group) back to x
+        _, ok = _reached(jax.nn.softmax(clf.raw_logits(trial), axis=-1), tgt, fc, threshold)
+        # A set stays a set: a reversion that would leave a member changing the same features as
+        # another member (as it is, or as it becomes in this step) is refused; otherwise
+        # sparsifying collapses DiCE's K options into one ("raise capital gain", three times).
+        t3, c3, ok3 = support(trial), support(cf), ok.reshape(n, K)
+        clash = jnp.any(same(t3, c3) | (same(t3, t3) & ok3[:, None, :]), axis=-1)
+        accept = (ok3 & ~clash).reshape(n * K)
+        return jnp.where(accept[:, None], trial, cf)
+
+    cf = jax.lax.fori_loop(0, units_onehot.shape[1], revert, cf)
+    return cf.reshape(n, K, d)
+
+
+def sparsify(classifier: Classifier, x, x_cf, target, threshold, units) -> jax.Array:
+    """Greedy reversion: for each counterfactual, go through its raw features from the smallest
+    change (standardised L1) to the largest and set each back to the factual's value if the point
+    stays valid (p(target) >= τ; untargeted: another class wins with p >= τ) and does not leave
+    it changing the same set of features as another of the factual's K counterfactuals (K > 1).
+
+    One compiled call for all n·K counterfactuals: a ``fori_loop`` over the U raw features, each
+    step one forward pass of the batch. A one-hot group reverts as a whole, so constraints stay
+    satisfied (the factual satisfies them). Shapes: x (n, d), x_cf (n, K, d), target (n,),
+    units (d,) the raw feature of each column (``encoder.units()``).
+    """
+    units = np.asarray(units)
+    onehot = jnp.asarray(np.eye(units.max() + 1, dtype=np.float32)[units])
+    return _sparsify(classifier, jnp.asarray(x), jnp.asarray(x_cf), jnp.asarray(target, jnp.int32),
+                     jnp.float32(threshold), onehot)
+
+
+@jax.jit
+def _validity(clf, x, x_cf, target, threshold):
+    n, K, _ = x_cf.shape
+    _, cf, tgt, fc = _flat(clf, x, x_cf, target)
+    p, ok = _reached(jax.nn.softmax(clf.raw_logits(cf), axis=-1), tgt, fc, threshold)
+    return p.reshape(n, K), ok.reshape(n, K)
+
+
+# ----------------------------------------------------------------------------- the frame
+def _frame(encoder, index, x, x_cf, p, valid, outcome, units, runtime_s, compile_s) -> pd.DataFrame:
+    n, K, d = x_cf.shape
+    names = encoder.feature_names
+    factuals = encoder.decode(x, index=index)
+    cfs = encoder.decode(x_cf.reshape(n * K, d))
+    # changed: a discrete feature when its decoded value differs; a continuous one when it moved
+    # by more than the tolerance (float32 noise below it is not a change a person could act on)
+    moved = np.abs(x_cf - x[:, None]).reshape(n * K, d)
+    U = len(names)
+    per_unit = np.zeros((n * K, U))
+    np.maximum.at(per_unit.T, units, moved.T)
+    kinds = [c.kind for c in encoder.columns]
+    fact_rep = factuals.iloc[np.repeat(np.arange(n), K)].reset_index(drop=True)  # by position: ids may repeat
+    changed = np.column_stack([
+        per_unit[:, j] > CONTINUOUS_TOLERANCE if kinds[j] == "continuous"
+        else (cfs[names[j]].to_numpy() != fact_rep[names[j]].to_numpy())
+        for j in range(U)
+    ]) if U else np.zeros((n * K, 0), bool)
+    diffs = np.abs(x_cf[:, :, None] - x_cf[:, None]).sum(-1)  # (n, K, K) pairwise L1
+    diversity = diffs.sum((1, 2)) / (K * (K - 1)) if K > 1 else np.full(n, np.nan)
+    out = cfs.copy()
+    out["valid"] = valid.reshape(-1)
+    out["p_target"] = p.reshape(-1).astype(np.float64)
+    out["cost"] = np.abs(x_cf - x[:, None]).sum(-1).reshape(-1).astype(np.float64)
+    out["n_changed"] = changed.sum(1)
+    out["changed"] = [tuple(np.asarray(names)[row]) for row in changed]
+    out["diversity"] = np.repeat(diversity, K).astype(np.float64)
+    out["duplicate"] = _duplicates(cfs, n, K)
+    out["outcome"] = [OUTCOMES[o] for o in outcome.reshape(-1)]
+    out.index = pd.MultiIndex.from_arrays([np.repeat(np.asarray(index), K), np.tile(np.arange(K), n)],
+                                          names=["id", "cf"])
+    out.attrs.update(factuals=factuals, runtime_s=runtime_s, compile_s=compile_s)
+    return out
+
+
+def _duplicates(cfs: pd.DataFrame, n: int, K: int) -> np.ndarray:
+    """True where a counterfactual's raw values repeat an earlier one of the same factual."""
+    keyed = cfs.copy()
+    keyed["__row"] = np.repeat(np.arange(n), K)
+    return keyed.duplicated(keep="first").to_numpy()
+
+
+__all__ = ["explain", "sparsify", "EXPLAIN_DEFAULTS"]

@@ -1,0 +1,127 @@
+"""CTConfig: every setting of counterfactual training (SPEC §5), validated on the host.
+
+Defaults follow CounterfactualTraining.jl: λ = (ce, div, reg, adv) = (1.0, 0.5, 0.1, 0.25);
+n_ce = 1000 counterfactuals per epoch searched with ECCo (L1 cost 0.001, energy 5.0, SGD
+η = 0.25, at most T = 30 steps, stop at p(y⁺|x') ≥ τ = 0.5); nascent counterfactuals are the
+last iterate with ‖x_t − x‖_∞ ≤ ε = 0.3; the search domain is μ ± 2σ per feature (the code's
+n = 2; the paper says 3).
+
+``variant`` selects what is trained:
+
+- ``"ct"``: the full objective;
+- ``"contrastive"``: the ablation without the adversarial term (λ_adv = 0);
+- ``"adversarial"``: the ablation without the contrastive terms (λ_div = λ_reg = 0);
+- ``"baseline"``: plain cross-entropy (no search at all).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Sequence
+
+import numpy as np
+
+VARIANTS = ("ct", "contrastive", "adversarial", "baseline")
+
+
+def _nonneg(name: str, value) -> float:
+    v = float(value)
+    if not (np.isfinite(v) and v >= 0):
+        raise ValueError(f"CTConfig.{name} must be a finite number >= 0; got {value!r}")
+    return v
+
+
+def _positive_int(name: str, value) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+        raise ValueError(f"CTConfig.{name} must be an int >= 1; got {value!r}")
+    return int(value)
+
+
+@dataclasses.dataclass(frozen=True)
+class CTConfig:
+    """Counterfactual-training settings (frozen; see the module docstring).
+
+    Attributes:
+      variant: ``"ct"`` | ``"contrastive"`` | ``"adversarial"`` | ``"baseline"``.
+      lambda_ce, lambda_div, lambda_reg, lambda_adv: the loss weights (all >= 0).
+      n_ce: counterfactuals searched per epoch (capped at the training-set size, with a warning).
+      max_steps: the most ECCo steps T per search (<= 30 in the reference).
+      learning_rate, cost, energy: ECCo's step size and penalty weights.
+      threshold: τ, the search stops at p(y⁺|x') >= τ (0.9 moons, 0.75 adult in the reference).
+      epsilon: L∞ radius of the nascent (adversarial) counterfactuals.
+      protected: feature indices treated as immutable (search and loss), on top of the data
+        set's own mutability (``schema_mutability``).
+      schema_mutability: also apply the mutability of the training data's schema (its
+        monotone / immutable features); False: every feature but ``protected`` is free. The
+        schema's bounds and one-hot groups always apply.
+      domain_sd: the search is clamped to μ ± domain_sd·σ of the training data (None: no box
+        besides the schema's bounds).
+    """
+
+    variant: str = "ct"
+    lambda_ce: float = 1.0
+    lambda_div: float = 0.5
+    lambda_reg: float = 0.1
+    lambda_adv: float = 0.25
+    n_ce: int = 1000
+    max_steps: int = 30
+    learning_rate: float = 0.25
+    cost: float = 0.001
+    energy: float = 5.0
+    threshold: float = 0.5
+    epsilon: float = 0.3
+    protected: Sequence[int] = ()
+    schema_mutability: bool = True
+    domain_sd: float | None = 2.0
+
+    def __post_init__(self):
+        if self.variant not in VARIANTS:
+            raise ValueError(f"CTConfig.variant must be one of {VARIANTS}; got {self.variant!r}")
+        for name in ("lambda_ce", "lambda_div", "lambda_reg", "lambda_adv", "cost", "energy", "epsilon"):
+            object.__setattr__(self, name, _nonneg(name, getattr(self, name)))
+        for name in ("learning_rate",):
+            v = float(getattr(self, name))
+            if not (np.isfinite(v) and v > 0):
+                raise ValueError(f"CTConfig.{name} must be a finite number > 0; got {getattr(self, name)!r}")
+            object.__setattr__(self, name, v)
+        tau = float(self.threshold)
+        if not 0.0 < tau <= 1.0:
+            raise ValueError(f"CTConfig.threshold must be a probability in (0, 1]; got {self.threshold!r}")
+        object.__setattr__(self, "threshold", tau)
+        object.__setattr__(self, "n_ce", _positive_int("n_ce", self.n_ce))
+        object.__setattr__(self, "max_steps", _positive_int("max_steps", self.max_steps))
+        if isinstance(self.protected, (str, bytes)) or not all(
+                isinstance(i, (int, np.integer)) and not isinstance(i, bool) for i in self.protected):
+            raise TypeError(f"CTConfig.protected must be a sequence of feature indices (ints); got {self.protected!r}")
+        object.__setattr__(self, "protected", tuple(sorted({int(i) for i in self.protected})))
+        if self.domain_sd is not None:
+            v = float(self.domain_sd)
+            if not (np.isfinite(v) and v > 0):
+                raise ValueError(f"CTConfig.domain_sd must be a finite number > 0 or None; got {self.domain_sd!r}")
+            object.__setattr__(self, "domain_sd", v)
+
+    def weights(self) -> tuple[float, float, float, float]:
+        """The effective (λ_ce, λ_div, λ_reg, λ_adv) of the variant."""
+        ce, div, reg, adv = self.lambda_ce, self.lambda_div, self.lambda_reg, self.lambda_adv
+        if self.variant == "contrastive":
+            adv = 0.0
+        elif self.variant == "adversarial":
+            div = reg = 0.0
+        elif self.variant == "baseline":
+            div = reg = adv = 0.0
+        return ce, div, reg, adv
+
+    @property
+    def searches(self) -> bool:
+        """Whether this variant runs the counterfactual search each epoch."""
+        return self.variant != "baseline"
+
+    def check_features(self, n_features: int) -> None:
+        """Protected indices must name features of the data (raises ValueError)."""
+        bad = [i for i in self.protected if not 0 <= i < n_features]
+        if bad:
+            raise ValueError(f"CTConfig.protected: feature index {bad[0]} out of range [0, {n_features}) "
+                             f"(the data has {n_features} features)")
+
+    def replace(self, **changes) -> "CTConfig":
+        return dataclasses.replace(self, **changes)

@@ -1,0 +1,176 @@
+"""``fit_ct``: train a classifier with counterfactual training (or its baseline / ablations).
+
+``cfx.models.fit(train, model, objective="ct", ct=CTConfig(...))`` dispatches here (lazily:
+cfx.models never imports cfx.training at import time). The model, optimiser (AdamW with
+injected hyperparameters), initialisation and seeds are those of :func:`cfx.models.fit`, so
+``variant="baseline"`` is exactly a plain ``cfx.models.fit`` run.
+
+Bad input raises before anything is compiled: negative λ and bad settings (in
+:class:`CTConfig`), protected indices out of range, an ensemble (not supported), a classifier
+whose gradients are not finite at initialisation. ``n_ce`` above the training-set size is
+capped, with a logged warning and ``CTFit.info["n_ce_capped"]``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import warnings
+from typing import Any, Sequence
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from tqdm.auto import tqdm
+
+from cfx.classifier import Classifier
+from cfx.constraints import MUTABILITY, NONE, Constraints
+from cfx.generators.eccco import ECCo
+from cfx.models import train as _train
+from cfx.models.ensemble import Ensemble
+from cfx.models.losses import weighted_cross_entropy
+from cfx.models.step import TrainState
+from cfx.training.config import CTConfig
+from cfx.training.epoch import EpochSpec, TrainingData, ct_epoch
+from cfx.training.loss import Counterfactuals, CTWeights
+
+log = logging.getLogger("cfx.training")
+
+
+@dataclasses.dataclass
+class CTFit:
+    """What :func:`fit_ct` returns: the classifier, the final train state, per-epoch metrics
+    (``history``: name -> (epochs,) array), ``info`` (n_ce used, whether it was capped,
+    the resolved constraints' mutability, the variant) and the last epoch's counterfactuals
+    (None for the baseline)."""
+
+    classifier: Classifier
+    state: TrainState
+    history: dict
+    info: dict
+    counterfactuals: Counterfactuals | None = None
+
+
+def search_constraints(dataset, ct: CTConfig) -> Constraints:
+    """The constraints of the CT search: the schema's bounds and one-hot groups, its
+    mutability (if ``schema_mutability``), ``protected`` features immutable, and the box
+    μ ± domain_sd·σ of the training data intersected with the schema's bounds."""
+    d = dataset.X.shape[1]
+    ct.check_features(d)
+    schema = dataset.schema
+    mutability = list(schema.mutability) if ct.schema_mutability else ["both"] * d
+    for i in ct.protected:
+        mutability[i] = "none"
+    lower, upper = np.asarray(schema.lower, np.float32), np.asarray(schema.upper, np.float32)
+    if ct.domain_sd is not None:
+        mean, sd = dataset.X.mean(0), dataset.X.std(0)
+        box = np.ones(d, bool)
+        box[[i for g in schema.categorical_groups for i in g]] = False  # one-hot columns keep [0, 1]
+        lower = np.where(box, np.maximum(lower, mean - ct.domain_sd * sd), lower)
+        upper = np.where(box, np.minimum(upper, mean + ct.domain_sd * sd), upper)
+    # start from the schema's own constraints so whatever else it declares carries over
+    return dataclasses.replace(schema.constraints(), mutability=mutability, lower=lower, upper=upper)
+
+
+def generator(ct: CTConfig) -> ECCo:
+    """ECCo with CT's settings (SPEC §5): cost, energy, SGD η, threshold convergence at τ."""
+    return ECCo(learning_rate=ct.learning_rate, cost=ct.cost, energy=ct.energy, threshold=ct.threshold)
+
+
+def _check_gradients(apply, params, X, y) -> None:
+    """The classifier must give finite gradients (a quick eager check on a few rows)."""
+    rows = slice(0, min(16, X.shape[0]))
+    w = jnp.ones((X[rows].shape[0],), jnp.float32)
+    grads = jax.grad(lambda p: weighted_cross_entropy(apply.train_logits(p, X[rows], None), y[rows], w))(params)
+    if not all(bool(jnp.all(jnp.isfinite(g))) for g in jax.tree_util.tree_leaves(grads)):
+        raise ValueError("model: the classifier's gradients are not finite at initialisation (check the model's "
+                         "forward pass and the data scale); counterfactual training needs finite gradients")
+
+
+def fit_ct(
+    dataset,
+    model: Any = "mlp",
+    *,
+    ct: CTConfig | None = None,
+    epochs: int = 100,
+    batch_size: int = 64,
+    learning_rate: float = 1e-3,
+    seed: int = 0,
+    widths: Sequence[int] = (64, 64),
+    activation: str = "relu",
+    dropout: float = 0.0,
+    init_params: Any = None,
+    progress: bool = False,
+    weight_decay: float = 0.0,
+    n_classes: int | None = None,
+    n_members: int = 5,
+) -> CTFit:
+    """Counterfactual training of ``model`` on ``dataset`` (options as :func:`cfx.models.fit`).
+
+    Each epoch is one compiled call (:func:`cfx.training.epoch.ct_epoch`): the ECCo search
+    for ``ct.n_ce`` factuals with the current model, then the CT train steps over all
+    mini-batches. ``variant="baseline"`` trains with plain cross-entropy.
+
+    Example::
+
+        out = cfx.training.fit_ct(train, "mlp", ct=cfx.training.CTConfig(protected=(0,)), epochs=50)
+        out.classifier, out.history["div"], out.info["n_ce"]
+    """
+    ct = CTConfig() if ct is None else ct
+    if not isinstance(ct, CTConfig):
+        raise TypeError(f"ct must be a cfx.training.CTConfig; got {type(ct).__name__}")
+    options = dict(epochs=epochs, batch_size=batch_size, learning_rate=learning_rate, seed=seed, widths=widths,
+                   activation=activation, dropout=dropout, init_params=init_params, progress=progress,
+                   weight_decay=weight_decay, n_classes=n_classes, n_members=n_members)
+    X, y = _train._check_dataset(dataset)
+    constraints = search_constraints(dataset, ct)  # protected indices checked here
+    n, d = X.shape
+    info = {"variant": ct.variant, "n_ce": min(ct.n_ce, n), "n_ce_requested": ct.n_ce, "n_ce_capped": ct.n_ce > n,
+            "mutability": list(constraints.mutability), "weights": list(ct.weights()),
+            "immutable": [i for i, m in enumerate(constraints.mutability) if MUTABILITY.index(m) == NONE]}
+    if not ct.searches:
+        clf, state = _train.fit(dataset, model, return_state=True, **options)
+        return CTFit(clf, state, {}, info)
+    if ct.n_ce > n:
+        msg = f"CTConfig.n_ce={ct.n_ce} exceeds the {n} training rows; using n_ce={n}"
+        log.warning(msg)
+        warnings.warn(msg, stacklevel=2)
+    epochs = _train._check_positive_int("epochs", epochs)
+    batch_size = _train._check_positive_int("batch_size", batch_size)
+    if not (np.isfinite(learning_rate) and learning_rate > 0):
+        raise ValueError(f"learning_rate must be a positive finite float; got {learning_rate!r}")
+    n_classes = max(int(y.max()) + 1, 2) if n_classes is None else _train._check_positive_int("n_classes", n_classes)
+    apply, fresh_shapes, out_classes = _train._build(model, d, n_classes=n_classes, widths=widths,
+                                                     activation=activation, dropout=dropout, n_members=n_members)
+    if isinstance(apply, Ensemble):
+        raise ValueError("model: counterfactual training supports single models (mlp, linear, a flax module), "
+                         "not ensembles")
+    k_init, k_train = jax.random.split(jax.random.key(int(seed)))
+    params = apply.init(k_init, d) if init_params is None else _train._warm_params(init_params, fresh_shapes)
+    _check_gradients(apply, params, jnp.asarray(X), jnp.asarray(y))
+    opt_state = _train._init_opt_state(params, learning_rate, weight_decay)
+    state = TrainState(step=jnp.zeros((), jnp.int32), params=params, opt_state=opt_state, extra=None)
+
+    resolved = constraints.resolve(d)
+    spec = EpochSpec(apply=apply, n_features=d, n_classes=out_classes, batch_size=min(batch_size, n),
+                     n_ce=info["n_ce"], max_steps=ct.max_steps, epsilon=ct.epsilon, tx=_train._TX)
+    data = TrainingData.create(X, y, out_classes)
+    weights = CTWeights.create(ct.weights(), [MUTABILITY.index(m) for m in constraints.mutability])
+    gen = generator(ct)
+    gen.validate(1, d, out_classes)
+    history: dict[str, list] = {}
+    label = model if isinstance(model, str) else type(model).__name__
+    bar = tqdm(range(epochs), desc=f"fit {label} ({ct.variant})", disable=not progress, leave=False)
+    for epoch in bar:
+        state, metrics, cfs = ct_epoch(state, data, jax.random.fold_in(k_train, epoch), weights, gen, resolved,
+                                       spec=spec)
+        metrics = jax.device_get(metrics)
+        if not metrics["finite"]:
+            raise FloatingPointError(f"model: non-finite gradients in counterfactual training at epoch {epoch} "
+                                     f"(loss {float(metrics['loss']):.4g}); lower the learning rate or the λ")
+        for k, v in metrics.items():
+            history.setdefault(k, []).append(float(v))
+        if progress:
+            bar.set_postfix({k: f"{float(metrics[k]):.3f}" for k in ("loss", "div", "adv", "mature_share")})
+    clf = Classifier(apply, state.params, n_features=d, n_classes=out_classes)
+    return CTFit(clf, state, {k: np.asarray(v) for k, v in history.items()}, info, cfs)

@@ -1,0 +1,66 @@
+"""The ``ct`` experiment kind: configs/ct_smoke.yaml end to end in a tmp dir, resume, bad configs."""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+import flax.serialization
+import numpy as np
+import pandas as pd
+import pytest
+
+import cfx.data
+import cfx.experiments
+import cfx.models
+from cfx.experiments import ConfigError, load_config
+
+CONFIGS = Path(__file__).resolve().parents[1] / "configs"
+
+
+def test_ct_smoke_end_to_end_and_resume(tmp_path):
+    out = tmp_path / "ct"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        report = cfx.experiments.run(CONFIGS / "ct_smoke.yaml", out=out, progress=False)
+    red = pd.read_csv(out / "reduction.csv")
+    assert list(red["mode"]) == ["all", "protected"] and set(red["variant"]) == {"ct"}
+    assert np.all(np.isfinite(red["accuracy"])) and np.all(np.isfinite(red["accuracy_baseline"]))
+    assert "IP red. %" in report.summary and (out / "summary.md").exists()
+    assert {p.name for p in report.figures} == {"moons_robust.png", "moons_2d.png"}
+    results = pd.read_csv(out / "results.csv")
+    assert {"ip", "ip_star", "validity", "cost", "sensitivity", "pgd_0.1", "fgsm_0.1"} <= set(results["metric"])
+    store = cfx.experiments.Store(out)
+    rec = store.load(("cells", "moons", "ct", "protected", "run000"))
+    assert rec["info"]["immutable"] == [0] and rec["protected"] == "x1"
+    assert rec["info"]["n_ce"] == 80 and rec["info"]["n_ce_capped"]  # n_ce: 1000 > 80 training rows
+    # the fitted parameters are saved with the results and load back into the model
+    train, _ = cfx.data.train_test(cfx.data.load("moons", n=100))
+    clf = cfx.models.init(train, "mlp", widths=(8,))
+    params = flax.serialization.from_bytes(clf.params, store.load_blob(("cells", "moons", "ct", "all", "run000")))
+    assert np.asarray(clf.replace(params).predict(train.X[:3])).shape == (3,)
+    # a second run of the finished experiment rebuilds the report from the saved records only
+    mtime = store.file(("cells", "moons", "ct", "all", "run000"), ".json").stat().st_mtime_ns
+    again = cfx.experiments.run(CONFIGS / "ct_smoke.yaml", out=out, progress=False, resume=True)
+    assert again.summary == report.summary
+    assert store.file(("cells", "moons", "ct", "all", "run000"), ".json").stat().st_mtime_ns == mtime
+
+
+@pytest.mark.parametrize("override, match", [
+    ("variants=[ct]", "must include 'baseline'"),
+    ("variants=[baseline, fancy]", r"variants\[1\]"),
+    ("modes=[sometimes]", r"modes\[0\]"),
+    ("ct.lambda_div=-1", "lambda_div"),
+    ("ct.nce=10", "nce"),
+    ("data[0].noisy=0.1", "noisy"),
+])
+def test_bad_ct_configs_name_the_key(override, match):
+    with pytest.raises((ConfigError, TypeError), match=match):
+        cfg = load_config(CONFIGS / "ct_smoke.yaml", [override])
+        cfx.experiments.get_kind("ct").prepare(cfg)
+
+
+def test_protected_feature_must_exist():
+    cfg = load_config(CONFIGS / "ct_smoke.yaml", ["data[0].protected=age"])
+    with pytest.raises(ConfigError, match="protected feature 'age' not found"):
+        cfx.experiments.get_kind("ct").prepare(cfg)
