@@ -273,10 +273,18 @@ def compilation_count() -> int:
     return _stats["compilations"]
 
 
+def _node_types(treedef) -> tuple:
+    """Every node's type, depth first. PyTreeDefs of two dataclass types with the same fields
+    and static values compare equal (jax 0.10), so the types must be part of the key."""
+    data = treedef.node_data()
+    return (None if data is None else data[0], tuple(_node_types(child) for child in treedef.children()))
+
+
 def _executable(args: tuple, static: dict) -> tuple[Any, float]:
     leaves, treedef = jax.tree_util.tree_flatten(args)
     signature = (
         treedef,
+        _node_types(treedef),
         tuple((leaf.shape, leaf.dtype, getattr(leaf, "weak_type", False), leaf.sharding) for leaf in leaves),
         tuple(sorted(static.items())),
     )

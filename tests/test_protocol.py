@@ -185,6 +185,8 @@ def test_a_generator_that_gives_up_stops_its_rows_as_not_reached(linear_classifi
         def gave_up(self, count):
             return count >= 3
 
+    # the same fields as Generic (an equal PyTreeDef): the program must still be _Patient's own
+    cfx.generate(G.Generic(), linear_classifier, factuals, 1, key=KEY, max_steps=50)
     res = cfx.generate(_Patient(), linear_classifier, factuals, 1, key=KEY, max_steps=50)
     assert np.all(np.asarray(res.outcome) == NOT_REACHED) and int(res.steps.max()) == 3
 
