@@ -8,6 +8,7 @@
 """
 
 from cfx import data, evaluation, generators, losses, models, sampling
+from cfx import training  # registers objective="ct" with cfx.models.fit
 from cfx.classifier import Classifier
 from cfx.constraints import Constraints
 from cfx.evaluation import evaluate
@@ -22,7 +23,7 @@ __version__ = "0.1.0"
 
 def __getattr__(name):
     """The experiment layer (pandas, matplotlib) loads on first use, not with ``import cfx``."""
-    if name in ("experiments", "plotting", "dynamics", "training"):
+    if name in ("experiments", "plotting", "dynamics"):
         import importlib
 
         return importlib.import_module(f"cfx.{name}")
@@ -30,5 +31,5 @@ def __getattr__(name):
 
 __all__ = [
     "Classifier", "Constraints", "CounterfactualResult", "OUTCOMES", "Track", "data", "evaluate", "evaluation", "explain",
-    "generate", "generators", "losses", "models", "sampling", "search", "track_last_within", "track_path",
+    "generate", "generators", "losses", "models", "sampling", "search", "track_last_within", "track_path", "training",
 ]

@@ -21,7 +21,7 @@ from __future__ import annotations
 import collections
 import dataclasses
 import functools
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import flax.linen as nn
 import jax
@@ -402,16 +402,25 @@ def fit(
     return (clf, state) if return_state else clf
 
 
-def _fit_objective(objective, ct, dataset, model, *, loss, extra, return_state, **options):
-    """``objective="ct"``: counterfactual training (cfx.training, imported lazily: it builds on this module)."""
-    if objective != "ct":
-        hint = " (ct= settings need objective='ct')" if objective == "ce" else ""
-        raise ValueError(f"objective must be 'ce' or 'ct'; got {objective!r}{hint}")
-    if loss is not cross_entropy or extra is not None:
-        raise ValueError("objective='ct' brings its own loss: do not pass loss= or extra= with it")
-    from cfx.training.fit import fit_ct
+#: Training objectives other than the plain loss: name -> ``fit(dataset, model, *, ct, **options)``
+#: returning an object with ``.classifier`` and ``.state``. Higher layers register theirs
+#: (``cfx.training`` adds ``"ct"`` on import), so this module never imports them.
+OBJECTIVES: dict[str, Callable[..., Any]] = {}
 
-    out = fit_ct(dataset, model, ct=ct, **options)
+
+def register_objective(name: str, fit_fn: Callable[..., Any]) -> None:
+    """Make ``cfx.models.fit(..., objective=name)`` call ``fit_fn``."""
+    OBJECTIVES[name] = fit_fn
+
+
+def _fit_objective(objective, ct, dataset, model, *, loss, extra, return_state, **options):
+    """A registered objective (e.g. ``"ct"``, counterfactual training) with its settings ``ct``."""
+    if objective not in OBJECTIVES:
+        hint = " (ct= settings need objective='ct')" if objective == "ce" else ""
+        raise ValueError(f"objective must be one of {['ce', *OBJECTIVES]}; got {objective!r}{hint}")
+    if loss is not cross_entropy or extra is not None:
+        raise ValueError(f"objective={objective!r} brings its own loss: do not pass loss= or extra= with it")
+    out = OBJECTIVES[objective](dataset, model, ct=ct, **options)
     return (out.classifier, out.state) if return_state else out.classifier
 
 

@@ -15,6 +15,9 @@ from cfx.training.config import VARIANTS, CTConfig
 from cfx.training.epoch import EpochSpec, TrainingData, counterfactual_step, ct_epoch, split, trace_count
 from cfx.training.fit import CTFit, fit_ct, generator, search_constraints
 from cfx.training.loss import Counterfactuals, CTWeights, ct_loss, ct_train_step, protect
+from cfx.models.train import register_objective
+
+register_objective("ct", fit_ct)  # cfx.models.fit(..., objective="ct") without models importing this layer
 
 __all__ = [
     "VARIANTS", "CTConfig", "CTFit", "CTWeights", "Counterfactuals", "EpochSpec", "TrainingData", "counterfactual_step",

@@ -1,7 +1,7 @@
 """``fit_ct``: train a classifier with counterfactual training (or its baseline / ablations).
 
-``cfx.models.fit(train, model, objective="ct", ct=CTConfig(...))`` dispatches here (lazily:
-cfx.models never imports cfx.training at import time). The model, optimiser (AdamW with
+``cfx.models.fit(train, model, objective="ct", ct=CTConfig(...))`` dispatches here (``cfx.training``
+registers it with :func:`cfx.models.train.register_objective`, so cfx.models never imports it). The model, optimiser (AdamW with
 injected hyperparameters), initialisation and seeds are those of :func:`cfx.models.fit`, so
 ``variant="baseline"`` is exactly a plain ``cfx.models.fit`` run.
 
