@@ -70,8 +70,21 @@ def check_start(start, n: int, K: int, d: int) -> np.ndarray:
     return np.ascontiguousarray(arr)
 
 
+def check_within_bounds(x: np.ndarray, lower: np.ndarray, upper: np.ndarray) -> None:
+    """Raise if a factual already lies outside its own bounds (names the row and feature)."""
+    if np.isneginf(lower).all() and np.isposinf(upper).all():
+        return
+    bad = (x < lower) | (x > upper)
+    if bad.any():
+        i, j = map(int, np.argwhere(bad)[0])
+        raise ValueError(f"x: factual {i} violates its own bounds at feature {j} "
+                         f"(value {x[i, j]:.4g} not in [{lower[j]:.4g}, {upper[j]:.4g}])")
+
+
 def check_key(key) -> jax.Array:
     """A single typed PRNG key; a raw uint32 (2,) key is wrapped, so both share one program."""
+    if isinstance(key, jax.Array) and key.shape == () and jnp.issubdtype(key.dtype, jax.dtypes.prng_key):
+        return key
     key = jnp.asarray(key)
     if jnp.issubdtype(key.dtype, jax.dtypes.prng_key) and key.shape == ():
         return key
@@ -111,6 +124,18 @@ def check_options(max_steps, batch_size, loop) -> None:
         raise ValueError(f"batch_size must be a positive int or None; got {batch_size!r}")
     if loop not in LOOPS:
         raise ValueError(f"loop must be one of {LOOPS}; got {loop!r}")
+
+
+def check_compact(compact, loop, multiprocess) -> None:
+    """``compact``: None (off) or a round length >= 1 in steps, for the early-exit while loop."""
+    if compact is None:
+        return
+    if isinstance(compact, bool) or not isinstance(compact, (int, np.integer)) or compact < 1:
+        raise ValueError(f"compact must be None (off) or a round length in steps, an int >= 1; got {compact!r}")
+    if loop != "while":
+        raise ValueError(f"compact needs loop='while' (loop={loop!r} runs every step of every row)")
+    if multiprocess:
+        raise ValueError("compact is not available in multi-process mode (multiprocess=True); pass compact=None")
 
 
 def with_overrides(generator: Generator, **overrides) -> Generator:

@@ -1,6 +1,7 @@
 """The ``cfx`` command: run experiments from config files, list what cfx knows, show results.
 
     cfx run CONFIG [--set key=value ...] [--out DIR] [--resume] [--force] [--data-dir DIR]
+            [--compile-cache DIR | --no-compile-cache]
     cfx list [datasets|models|generators|metrics|kinds]
     cfx show RESULT_DIR
 
@@ -11,6 +12,7 @@ an output folder that must not be overwritten; 130 interrupted (the folder stays
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import warnings
 from pathlib import Path
@@ -26,6 +28,11 @@ examples:
 --set takes a key path (dots, [i] or .i for list items) and a YAML value; it is
 validated like the file. Data files are read from --data-dir, else the config's
 data_dir, else $CFX_DATA_DIR, else ../shared/data next to the repository.
+
+Compiled programs are kept in JAX's persistent compilation cache, so running the
+same config again skips most compiling: --compile-cache DIR, else
+$CFX_COMPILE_CACHE (off: 0), else $XDG_CACHE_HOME/cfx/jax or ~/.cache/cfx/jax.
+Delete the folder at any time; --no-compile-cache runs without it.
 """
 
 
@@ -55,6 +62,12 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--dry-run", action="store_true", help="validate, print the resolved config and the grid size, stop")
     run.add_argument("--no-progress", action="store_true",
                      help="no progress output (by default: a bar on a terminal, one line per finished cell otherwise)")
+    cache = run.add_mutually_exclusive_group()
+    cache.add_argument("--compile-cache", metavar="DIR",
+                       help="folder of JAX's persistent compilation cache (default: $CFX_COMPILE_CACHE, else "
+                            "$XDG_CACHE_HOME/cfx/jax or ~/.cache/cfx/jax)")
+    cache.add_argument("--no-compile-cache", action="store_true",
+                       help="compile everything afresh, neither reading nor writing the compilation cache")
 
     ls = sub.add_parser("list", help="list data sets, models, generators, metrics and experiment kinds",
                         description="List what cfx knows, with one-line descriptions.")
@@ -83,7 +96,7 @@ def _cmd_run(args) -> int:
 
 
 def _run(args) -> int:
-    from cfx import experiments
+    from cfx import compile_cache, experiments
     from cfx.experiments import ConfigError, OutputExistsError
 
     try:
@@ -96,6 +109,9 @@ def _run(args) -> int:
         print(f"# {cfg.plan()}")
         return 0
     out = cfg.output_dir
+    cache = compile_cache.configure(compile_cache.resolve(args.compile_cache, args.no_compile_cache))
+    env_file = Path(out) / "environment.json"
+    env_before = _read_text(env_file)
     try:
         res = experiments.run(cfg, resume=args.resume, force=args.force, progress=not args.no_progress)
     except (ConfigError, OutputExistsError) as e:
@@ -107,13 +123,41 @@ def _run(args) -> int:
     except KeyboardInterrupt:
         cmd = " ".join(["cfx", "run", args.config, *[f"--set {s}" for s in args.overrides],
                         *(["--out", args.out] if args.out else []), "--resume"])
+        _record_cache(env_file, env_before, cache)
         print(f"\ninterrupted: what finished is saved in {out}; continue with\n  {cmd}", file=sys.stderr)
         return 130
+    _record_cache(env_file, env_before, cache)
     print(res.summary)
     print(f"results: {res.out_dir}")
     for f in res.figures:
         print(f"figure:  {f}")
     return 0
+
+
+def _read_text(path: Path) -> str | None:
+    try:
+        return path.read_text()
+    except OSError:
+        return None
+
+
+def _record_cache(env_file: Path, before: str | None, cache) -> None:
+    """Add the compilation cache of this run (folder, hits, writes) to ``environment.json``:
+    top level and this session's entry. Only when this run wrote the file (never an older run's)."""
+    from cfx.experiments.store import write_json
+
+    text = _read_text(env_file)
+    if text is None or text == before:
+        return
+    try:
+        env = json.loads(text)
+        record = cache.record()
+        env["compile_cache"] = record
+        if env.get("sessions"):
+            env["sessions"][-1]["compile_cache"] = record
+        write_json(env_file, env)
+    except Exception as e:  # bookkeeping only: never fails a finished run
+        warnings.warn(f"could not record the compilation cache in {env_file}: {e}")
 
 
 def _cmd_list(args) -> int:

@@ -154,18 +154,6 @@ class ResolvedConstraints:
         """Whether the returned point differs from the relaxed one (groups or integer grids)."""
         return bool(self.categorical_groups or self.integer_features)
 
-    def check_factuals(self, x: np.ndarray) -> None:
-        """Raise if a factual already lies outside its own bounds (names the feature)."""
-        x = np.asarray(x)
-        lo, hi = np.asarray(self.lower), np.asarray(self.upper)
-        bad = (x < lo) | (x > hi)
-        if bad.any():
-            i, j = map(int, np.argwhere(bad)[0])
-            raise ValueError(
-                f"x: factual {i} violates its own bounds at feature {j} "
-                f"(value {x[i, j]:.4g} not in [{lo[j]:.4g}, {hi[j]:.4g}])"
-            )
-
     def project(self, x_cf: jax.Array, x: jax.Array, *, one_hot: bool = False) -> jax.Array:
         """Project counterfactuals onto the feasible set of factual ``x``.
 

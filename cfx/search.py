@@ -19,15 +19,16 @@ abstract signature, so new parameters, targets, λ values or thresholds reuse th
 from __future__ import annotations
 
 import collections
+import dataclasses
 import functools
 import time
-from typing import Any, Sequence
+from typing import Any, Callable, NamedTuple, Sequence
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from cfx import checks, losses
+from cfx import checks, distributed, losses
 from cfx.classifier import Classifier
 from cfx.constraints import Constraints, ResolvedConstraints
 from cfx.generators.base import Generator, StepContext
@@ -48,10 +49,19 @@ def _class_probs(logits, target, factual_class):
 
 
 def _reached(logits, target, factual_class, threshold):
-    """(n, K): p(y+|x') >= τ; untargeted rows: the prediction left the factual's class with p >= τ."""
-    reached = _class_probs(logits, target, factual_class) >= threshold
-    moved = jnp.argmax(logits, axis=-1) != factual_class[:, None]
-    return reached & jnp.where((target < 0)[:, None], moved, True)
+    """(n, K): p(y+|x') >= τ; untargeted rows: the prediction left the factual's class with p >= τ.
+
+    Tested in log space, f_c − logsumexp(f) >= log τ, with masks rather than gathers or an
+    argmax: it runs in every search step, where each extra pass over the logits shows."""
+    classes = jnp.arange(logits.shape[-1])
+    is_target = classes == jnp.maximum(target, 0)[:, None, None]
+    f_target = jnp.sum(jnp.where(is_target, logits, 0.0), axis=-1)
+    is_factual = classes == factual_class[:, None, None]
+    f_other = jnp.max(jnp.where(is_factual, -jnp.inf, logits), axis=-1)  # best class but the factual's
+    untargeted = (target < 0)[:, None]
+    score = jnp.where(untargeted, f_other, f_target)
+    moved = f_other > jnp.sum(jnp.where(is_factual, logits, 0.0), axis=-1)
+    return (score - jax.nn.logsumexp(logits, axis=-1) >= jnp.log(threshold)) & (moved | ~untargeted)
 
 
 def _converged(logits, grad, target, factual_class, threshold, convergence: str) -> jax.Array:
@@ -118,31 +128,24 @@ def _start(generator, x_rep, rows, key, start, constraints):
     return z0 if generator.latent else constraints.project(z0, x_rep)
 
 
-def search(
-    generator: Generator,
-    classifier: Classifier,
-    x: jax.Array,
-    target: jax.Array,
-    *,
-    key: jax.Array,
-    constraints: ResolvedConstraints | Constraints | None = None,
-    max_steps: int = 100,
-    rows: jax.Array | None = None,
-    start: jax.Array | None = None,
-    track: Track | None = None,
-    return_path: bool = False,
-    loop: str = "while",
-) -> CounterfactualResult:
-    """The pure search core: no input checks, no host work; traceable under ``jit``/``vmap``.
+class _Program(NamedTuple):
+    """One search, as the three pure pieces a driver composes (all traced inside one program or
+    across several, as compaction does):
 
-    Every search option comes from ``generator`` (``threshold``, ``convergence``, ``init``,
-    ``init_scale``, ``min_steps``, ``num_counterfactuals``); set them with
-    ``generator.replace(...)``. Arguments as in :func:`generate`, plus ``rows`` (n,) the row
-    ids that seed per-row randomness (default ``arange(n)``), ``start`` (n, [K,] d) a start
-    of your own, ``track`` a :class:`Track` whose final state is returned as ``result.track``,
-    and ``loop``: ``"while"`` (stop when all rows are done) or ``"scan"`` (always
-    ``max_steps`` steps; differentiable in reverse mode). Target -1 marks an untargeted row.
+      carry = start(start)                 the (n, K) starts and every counter at step 0
+      carry = advance(carry, until, loop)  steps until t = until or every row is done
+      result = finish(carry)               the returned point, its outcome, terms and tracks
+
+    The carry is ``(t, z, update_state, done, steps, nonfinite, track_states)``; every leaf
+    except the shared step counter t (and scalar optimiser counters) has the rows as axis 0.
     """
+
+    start: Callable
+    advance: Callable
+    finish: Callable
+
+
+def _program(generator, classifier, x, target, *, key, constraints, max_steps, rows, track, return_path) -> _Program:
     n, d = x.shape
     K = generator.num_counterfactuals
     if constraints is None:
@@ -166,7 +169,6 @@ def search(
         keys = jax.vmap(lambda r: jax.random.fold_in(jax.random.fold_in(key_steps, t), r))(rows)
         return StepContext(keys, t, x, term_target, classifier, constraints)
 
-    z0 = _start(generator, x_rep, rows, key_start, start, constraints)
     factual_logits = classifier.raw_logits(x)
     factual_class = jnp.argmax(factual_logits, axis=-1)
     # Terms need one class to aim at: an untargeted row aims at the class the model ranks
@@ -216,39 +218,75 @@ def search(
             track_states = tuple(tr.update(s, x_t, t, ~done) for tr, s in zip(tracks, track_states))
         return t + 1, z, update_state, done, steps + (~done).astype(jnp.int32), nonfinite, track_states
 
-    no = jnp.zeros((n, K), bool)
-    carry = (jnp.int32(0), z0, generator.init_update(z0, step_context(max_steps)), no, jnp.zeros((n, K), jnp.int32),
-             no, tuple(tr.init(to_input(z0), x) for tr in tracks))
-    if loop == "scan":
-        carry, _ = jax.lax.scan(lambda c, _: (step(c), None), carry, None, length=max_steps)
-    else:
-        carry = jax.lax.while_loop(lambda c: (c[0] < max_steps) & ~jnp.all(c[3]), step, carry)
-    t, z, _, done, steps, nonfinite, track_states = carry
+    def start(start_points=None, t0=0):
+        z0 = _start(generator, x_rep, rows, key_start, start_points, constraints)
+        no = jnp.zeros((n, K), bool)
+        return (jnp.int32(t0), z0, generator.init_update(z0, step_context(max_steps)), no,
+                jnp.zeros((n, K), jnp.int32), no, tuple(tr.init(to_input(z0), x) for tr in tracks))
 
-    x_cf = to_input(z, one_hot=True)
-    (_, (logits, terms)), grad = grad_in_input_space(x_cf, t)
-    grad = constraints.mask_gradient(grad)
-    rule = "threshold" if generator.convergence == "max_steps" else generator.convergence
-    ok = _with_condition(generator, _converged(logits, grad, target, factual_class, threshold, rule), x_cf, logits,
-                         term_target, classifier)
-    failed = jnp.where(nonfinite, NONFINITE, jnp.where(steps >= max_steps, MAX_STEPS, NOT_REACHED))
-    path = None
-    if return_path:  # after an early exit the remaining entries repeat the (frozen) last point
-        path, track_states = track_states[0], track_states[1:]
-        last = jax.lax.dynamic_index_in_dim(path, t, axis=2, keepdims=True)
-        path = jnp.where((jnp.arange(max_steps + 1) > t)[:, None], last, path)
-    return CounterfactualResult(
-        factuals=x,
-        target=target,
-        counterfactuals=x_cf,
-        outcome=jnp.where(ok, CONVERGED, failed).astype(jnp.int32),
-        steps=steps,
-        target_probs=_class_probs(logits, target, factual_class),
-        losses=terms,
-        path=path,
-        track=track_states[0] if track_states else None,
-        threshold=jnp.asarray(threshold, jnp.float32),
-    )
+    def advance(carry, until=max_steps, loop="while"):
+        if loop == "scan":  # every step (a fixed count): differentiable in reverse mode
+            return jax.lax.scan(lambda c, _: (step(c), None), carry, None, length=max_steps)[0]
+        return jax.lax.while_loop(lambda c: (c[0] < until) & ~jnp.all(c[3]), step, carry)
+
+    def finish(carry):
+        t, z, _, done, steps, nonfinite, track_states = carry
+        x_cf = to_input(z, one_hot=True)
+        (_, (logits, terms)), grad = grad_in_input_space(x_cf, t)
+        grad = constraints.mask_gradient(grad)
+        rule = "threshold" if generator.convergence == "max_steps" else generator.convergence
+        ok = _with_condition(generator, _converged(logits, grad, target, factual_class, threshold, rule), x_cf,
+                             logits, term_target, classifier)
+        failed = jnp.where(nonfinite, NONFINITE, jnp.where(steps >= max_steps, MAX_STEPS, NOT_REACHED))
+        path = None
+        if return_path:  # after a row froze, its remaining entries repeat its last point
+            path, track_states = track_states[0], track_states[1:]
+            last = jnp.take_along_axis(path, steps[..., None, None], axis=2)
+            path = jnp.where((jnp.arange(max_steps + 1)[:, None] > steps[..., None, None]), last, path)
+        return CounterfactualResult(
+            factuals=x,
+            target=target,
+            counterfactuals=x_cf,
+            outcome=jnp.where(ok, CONVERGED, failed).astype(jnp.int32),
+            steps=steps,
+            target_probs=_class_probs(logits, target, factual_class),
+            losses=terms,
+            path=path,
+            track=track_states[0] if track_states else None,
+            threshold=jnp.asarray(threshold, jnp.float32),
+        )
+
+    return _Program(start, advance, finish)
+
+
+def search(
+    generator: Generator,
+    classifier: Classifier,
+    x: jax.Array,
+    target: jax.Array,
+    *,
+    key: jax.Array,
+    constraints: ResolvedConstraints | Constraints | None = None,
+    max_steps: int = 100,
+    rows: jax.Array | None = None,
+    start: jax.Array | None = None,
+    track: Track | None = None,
+    return_path: bool = False,
+    loop: str = "while",
+) -> CounterfactualResult:
+    """The pure search core: no input checks, no host work; traceable under ``jit``/``vmap``.
+
+    Every search option comes from ``generator`` (``threshold``, ``convergence``, ``init``,
+    ``init_scale``, ``min_steps``, ``num_counterfactuals``); set them with
+    ``generator.replace(...)``. Arguments as in :func:`generate`, plus ``rows`` (n,) the row
+    ids that seed per-row randomness (default ``arange(n)``), ``start`` (n, [K,] d) a start
+    of your own, ``track`` a :class:`Track` whose final state is returned as ``result.track``,
+    and ``loop``: ``"while"`` (stop when all rows are done) or ``"scan"`` (always
+    ``max_steps`` steps; differentiable in reverse mode). Target -1 marks an untargeted row.
+    """
+    program = _program(generator, classifier, x, target, key=key, constraints=constraints, max_steps=max_steps,
+                       rows=rows, track=track, return_path=return_path)
+    return program.finish(program.advance(program.start(start), loop=loop))
 
 
 _STATIC = ("max_steps", "track", "return_path", "loop")
@@ -259,6 +297,29 @@ def _search_entry(generator, classifier, x, target, rows, start, key, constraint
 
 
 _search_jit = jax.jit(_search_entry, static_argnames=_STATIC)
+
+
+# Compaction runs one search as three kinds of program: the start, rounds of at most S steps
+# on a bucket of the rows still running, and the finish on every row.
+def _start_entry(generator, classifier, x, target, rows, start, key, constraints, **static):
+    program = _program(generator, classifier, x, target, key=key, constraints=constraints, rows=rows, **static)
+    return program.start(start)
+
+
+def _round_entry(generator, classifier, x, target, rows, key, constraints, carry, until, **static):
+    program = _program(generator, classifier, x, target, key=key, constraints=constraints, rows=rows, **static)
+    return program.advance(carry, until)
+
+
+def _finish_entry(generator, classifier, x, target, rows, key, constraints, carry, **static):
+    program = _program(generator, classifier, x, target, key=key, constraints=constraints, rows=rows, **static)
+    return program.finish(carry)
+
+
+_PHASE_STATIC = ("max_steps", "track", "return_path")
+_start_jit = jax.jit(_start_entry, static_argnames=_PHASE_STATIC)
+_round_jit = jax.jit(_round_entry, static_argnames=_PHASE_STATIC)
+_finish_jit = jax.jit(_finish_entry, static_argnames=_PHASE_STATIC)
 
 # Compiled executables keyed on the abstract signature of the arguments (tree structure incl.
 # static generator fields and apply_fn, shapes, dtypes) and the static options. Keeping the
@@ -280,19 +341,26 @@ def _node_types(treedef) -> tuple:
     return (None if data is None else data[0], tuple(_node_types(child) for child in treedef.children()))
 
 
-def _executable(args: tuple, static: dict) -> tuple[Any, float]:
+def _executable(args: tuple, shardings: tuple, static: dict, jitted=_search_jit) -> tuple[Any, float]:
+    """The compiled ``jitted`` for ``args`` placed by ``shardings`` (one per argument: a
+    sharding, a tree of them, or None for an array that is already placed), and the seconds
+    spent compiling (0 on a cache hit). Arguments may be host arrays: the executable moves
+    them, in C++, faster than a ``device_put`` from Python."""
     leaves, treedef = jax.tree_util.tree_flatten(args)
     signature = (
+        jitted,
         treedef,
         _node_types(treedef),
-        tuple((leaf.shape, leaf.dtype, getattr(leaf, "weak_type", False), leaf.sharding) for leaf in leaves),
+        tuple((np.shape(leaf), leaf.dtype, getattr(leaf, "weak_type", False)) for leaf in leaves),
+        tuple(jax.tree_util.tree_leaves(shardings)),
         tuple(sorted(static.items())),
     )
     if signature in _COMPILED:
         _COMPILED.move_to_end(signature)
         return _COMPILED[signature], 0.0
     start = time.perf_counter()
-    executable = _search_jit.lower(*args, **static).compile()
+    abstract = tuple(_abstract(arg, sharding) for arg, sharding in zip(args, shardings))
+    executable = jitted.lower(*abstract, **static).compile()
     _stats["compilations"] += 1
     _COMPILED[signature] = executable
     if len(_COMPILED) > _CACHE_SIZE:
@@ -300,7 +368,32 @@ def _executable(args: tuple, static: dict) -> tuple[Any, float]:
     return executable, time.perf_counter() - start
 
 
+def _abstract(arg, sharding):
+    """``arg``'s leaves as ShapeDtypeStructs on ``sharding`` (a sharding, a tree of them, or None:
+    the leaf's own)."""
+
+    def spec(leaf, where):
+        where = getattr(leaf, "sharding", None) if where is None else where
+        return jax.ShapeDtypeStruct(np.shape(leaf), leaf.dtype, sharding=where,
+                                    weak_type=getattr(leaf, "weak_type", False))
+
+    if sharding is None or isinstance(sharding, jax.sharding.Sharding):
+        return jax.tree_util.tree_map(lambda leaf: spec(leaf, sharding), arg)
+    return jax.tree_util.tree_map(spec, arg, sharding)
+
+
+def _run(jitted, args: tuple, shardings: tuple, static: dict, seconds: dict):
+    """Run the compiled ``jitted`` on ``args``; adds its compile and run seconds to ``seconds``."""
+    executable, compiled_in = _executable(args, shardings, static, jitted)
+    seconds["compile"] += compiled_in
+    began = time.perf_counter()
+    out = jax.block_until_ready(executable(*args))
+    seconds["run"] += time.perf_counter() - began
+    return out
+
+
 # =============================================================================== public API
+@distributed.agree_on_errors
 def generate(
     generator: Generator,
     classifier: Classifier,
@@ -320,6 +413,8 @@ def generate(
     batch_size: int | None = None,
     devices: Sequence[jax.Device] | None = None,
     loop: str = "while",
+    multiprocess: bool | None = None,
+    compact: int | None = None,
 ) -> CounterfactualResult:
     """Search counterfactuals for a batch of factuals in one compiled computation.
 
@@ -352,10 +447,23 @@ def generate(
       return_path: also return every iterate, as (n, K, max_steps + 1, d).
       track: a :class:`Track` (e.g. :func:`track_last_within`); its final state is ``result.track``.
       batch_size: search at most this many factuals per compiled call (padded chunks of one
-        shape, so one compilation serves all); default: all at once.
+        shape, so one compilation serves all); default: 65,536 counterfactuals (n·K) per
+        device. With several chunks each is gathered to the host as it finishes (the result
+        holds numpy arrays), so memory on the devices stays that of one chunk.
       devices: shard each chunk's factuals over these devices (a 1-D mesh); default: all
-        local devices. Results do not depend on the chunking or the sharding.
+        local devices (multi-process: all devices of all processes). Results do not depend
+        on the chunking or the sharding.
       loop: ``"while"`` (early exit) or ``"scan"`` (every step; differentiable).
+      compact: early-exit compaction, the round length S in steps (None: off). The search
+        runs in rounds of S steps; between rounds the rows still running are gathered into a
+        smaller padded bucket (power-of-two sizes, so compilations stay few), so rows that
+        converged early stop costing compute. Same result as without; it pays where
+        convergence is uneven and ``max_steps`` is long (README: Performance).
+      multiprocess: search over every process under ``jax.distributed.initialize``: each
+        process passes its own rows (x, target, start) and the same everything else, and gets
+        its own rows back; row ids are global, so the result equals one search over all rows
+        (see :mod:`cfx.distributed`). None: when ``jax.process_count() > 1``; False: this
+        process's rows on its own devices only.
 
     Returns:
       :class:`cfx.CounterfactualResult` with leading axis n (n = 1 for a single factual).
@@ -365,6 +473,7 @@ def generate(
 
         res = cfx.generate(cfx.generators.Generic(), clf, x, target=1, key=jax.random.key(0))
     """
+    multiprocess = distributed.resolve_mode(multiprocess)
     if not isinstance(generator, Generator):
         raise TypeError(f"generator must be a cfx.generators.Generator; got {type(generator).__name__}")
     if not isinstance(classifier, Classifier):
@@ -372,62 +481,224 @@ def generate(
     start = None
     if init is not None and not isinstance(init, str):
         start, init = init, None
-    generator = checks.with_overrides(generator, threshold=threshold, num_counterfactuals=num_counterfactuals, init=init,
-                                convergence=convergence, min_steps=min_steps)
+    overrides = dict(threshold=threshold, num_counterfactuals=num_counterfactuals, init=init, convergence=convergence,
+                     min_steps=min_steps)
+    user_generator, generator = generator, checks.with_overrides(generator, **overrides)
     checks.check_options(max_steps, batch_size, loop)
+    checks.check_compact(compact, loop, multiprocess)
     x_np = checks.check_factuals(x, classifier)
     n, d = x_np.shape
     K = generator.num_counterfactuals
     target_np = checks.check_target(target, n, classifier.n_classes)
     key = checks.check_key(key)
     if constraints is None:
-        constraints = Constraints()
+        constraints = _UNCONSTRAINED
     if not isinstance(constraints, (Constraints, ResolvedConstraints)):
         raise TypeError(f"constraints must be a cfx.Constraints; got {type(constraints).__name__}")
-    resolved = constraints if isinstance(constraints, ResolvedConstraints) else constraints.resolve(d)
-    if resolved.lower.shape != (d,):
-        raise ValueError(f"constraints are for {resolved.lower.shape[0]} features; x has {d}")
-    resolved.check_factuals(x_np)
-    generator.validate(K, classifier.n_features, classifier.n_classes)
+    devices = distributed.mesh_devices(devices, multiprocess)
+    batch, shared = _shardings(tuple(devices))
+    resolved, host_bounds, placed_constraints = _placed_constraints(constraints, d, None if multiprocess else shared)
+    checks.check_within_bounds(x_np, *host_bounds)
+    common = None if multiprocess else _placed_common(user_generator, overrides, generator, classifier, shared)
+    if common is None:  # not cached: validate (a cached entry was validated when it was placed)
+        generator.validate(K, classifier.n_features, classifier.n_classes)
     start_np = None if start is None else checks.check_start(start, n, K, d)
-    devices = list(jax.local_devices() if devices is None else devices)
-    if not devices:
-        raise ValueError("devices must name at least one device")
+    share = None
+    if multiprocess:  # one allgather: every process's row count; each pads to the largest share
+        share = distributed.agree(n, devices, values=(generator, classifier, key, resolved), features=d,
+                                  num_counterfactuals=K, max_steps=max_steps, batch_size=batch_size,
+                                  return_path=return_path, loop=loop)
+    n_rows, n_devices = (n, len(devices)) if share is None else (share.most, len(devices) // share.processes)
 
-    chunk = _round_up(min(n, batch_size or n), len(devices))  # every device gets the same rows
-    n_padded = _round_up(n, chunk)
+    batch_size = batch_size or max(1, DEFAULT_BATCH_ROWS * n_devices // K)
+    chunk = _round_up(min(n_rows, batch_size), n_devices)  # every device gets the same rows
+    n_padded = _round_up(n_rows, chunk)
     rows = np.concatenate([np.arange(n), np.zeros(n_padded - n, int)]).astype(np.int32)  # pad with row 0
-    batch, shared = _shardings(devices)
-    common = jax.device_put((checks.canonical_leaves(generator), jax.tree_util.tree_map(jnp.asarray, classifier)), shared)
-    options = jax.device_put((key, resolved), shared)
+    if share is None:
+        common = common or _device_leaves(generator, classifier)
+        options = (key, placed_constraints)
+        places = (shared, batch)  # (replicated inputs, per-row inputs)
+    else:  # global arrays need each process's copy
+        common = distributed.replicate(_device_leaves(generator, classifier), shared)
+        options = distributed.replicate((key, resolved), shared)
+        places = (None, None)  # already global arrays
     static = dict(max_steps=int(max_steps), track=track, return_path=bool(return_path), loop=loop)
 
-    parts, compile_s, runtime_s = [], 0.0, 0.0
+    parts, seconds = [], {"compile": 0.0, "run": 0.0}
     for begin in range(0, n_padded, chunk):
         idx = rows[begin:begin + chunk]
-        per_row = jax.device_put((x_np[idx], target_np[idx], idx, None if start_np is None else start_np[idx]), batch)
-        args = (*common, *per_row, *options)
-        executable, seconds = _executable(args, static)
-        compile_s += seconds
-        began = time.perf_counter()
-        parts.append(jax.block_until_ready(executable(*args)))
-        runtime_s += time.perf_counter() - began
+        per_row = (x_np[idx], target_np[idx], idx, None if start_np is None else start_np[idx])
+        if compact:
+            out = _search_compacted(common, per_row, options, static, compact, shared, batch, n_devices, seconds)
+        else:
+            if share is not None:  # this process's block of a global chunk; row ids follow the lower-ranked processes'
+                per_row = distributed.global_rows((*per_row[:2], idx + share.offset, per_row[3]), batch, share)
+            shardings = (places[0],) * len(common) + (places[1],) * len(per_row) + (places[0],) * len(options)
+            out = _run(_search_jit, (*common, *per_row, *options), shardings, static, seconds)
+            out = out if share is None else distributed.local_rows(out, batch, share)
+        # Several chunks are gathered to the host one by one, so device memory holds one chunk.
+        parts.append(out if n_padded == chunk else jax.device_get(out))
     result = parts[0] if len(parts) == 1 else _concatenate(parts)
     if n_padded > n:
         result = jax.tree_util.tree_map(lambda a: a[:n] if a.ndim else a, result)
-    return result.replace(runtime_s=np.float32(runtime_s), compile_s=np.float32(compile_s))
+    return result.replace(runtime_s=np.float32(seconds["run"]), compile_s=np.float32(seconds["compile"]))
 
 
 def _concatenate(parts: list[CounterfactualResult]) -> CounterfactualResult:
-    """Chunks joined along the factual axis (scalar leaves such as the threshold are shared)."""
-    return jax.tree_util.tree_map(lambda *a: jnp.concatenate(a) if a[0].ndim else a[0], *parts)
+    """Host chunks joined along the factual axis (scalar leaves such as the threshold are shared)."""
+    return jax.tree_util.tree_map(lambda *a: np.concatenate(a) if a[0].ndim else a[0], *parts)
+
+
+MIN_BUCKET = 32  # the smallest compacted round: fewer rows cost about as much per step on a CPU
+
+
+def _bucket(active: int, chunk: int, n_devices: int) -> int:
+    """Rows in the next compacted round: the next power of two >= ``active`` (at least
+    :data:`MIN_BUCKET`), a multiple of the device count, at most the chunk."""
+    size = max(MIN_BUCKET, 1 << max(active - 1, 0).bit_length())
+    return min(_round_up(size, n_devices), chunk)
+
+
+def _per_row_leaves(common, per_row, options, static, n_devices):
+    """Which leaves of the carry have the rows as axis 0: the ones whose shape follows n (the
+    carry is traced for n and n + n_devices rows; nothing is compiled)."""
+
+    def shapes(n):
+        grow = lambda a: jax.ShapeDtypeStruct((n,) + a.shape[1:], a.dtype)
+        rows = jax.tree_util.tree_map(grow, per_row)
+        return jax.eval_shape(functools.partial(_start_entry, **static), *common, *rows, *options)
+
+    n = len(per_row[2])
+    signature = (jax.tree_util.tree_structure((common, per_row, options)), _node_types(jax.tree_util.tree_structure(
+        common)), tuple((leaf.shape, leaf.dtype) for leaf in jax.tree_util.tree_leaves((common, per_row, options))),
+        tuple(sorted(static.items())))
+    if signature not in _PER_ROW:
+        _PER_ROW[signature] = jax.tree_util.tree_map(lambda a, b: a.shape != b.shape, shapes(n), shapes(n + n_devices))
+    return _PER_ROW[signature]
+
+
+_PER_ROW: dict = {}  # carry layouts by signature (a handful per process)
+
+
+def _search_compacted(common, per_row, options, static, round_steps, shared, batch, n_devices, seconds):
+    """One chunk searched in rounds of at most ``round_steps`` steps. Between rounds the rows
+    still running (any of their K not done) are gathered into the smallest bucket that holds
+    them (:func:`_bucket`), so rows that finished early stop costing compute; padding rows
+    enter a round already done. Every row's arithmetic is the plain search's (per-row keys,
+    one shared step counter), so the result is the same.
+
+    ``per_row``: host arrays (x, target, row ids, start or None) of the chunk. Returns the
+    result on the devices; adds compile and run seconds to ``seconds``.
+    """
+    x, target, ids, start = per_row
+    chunk, max_steps = len(ids), static["max_steps"]
+    static = {name: static[name] for name in _PHASE_STATIC}
+    replicated = (shared,) * len(common)
+    carry = _run(_start_jit, (*common, *per_row, *options), replicated + (batch,) * 4 + (shared, shared), static,
+                 seconds)
+    mask = _per_row_leaves(common, per_row, options, static, n_devices)
+    carry_places = jax.tree_util.tree_map(lambda per: batch if per else shared, mask)
+    carry = jax.tree_util.tree_map(np.array, jax.device_get(carry))  # writable host copies, filled round by round
+    rounds = replicated + (batch,) * 3 + (shared, shared, carry_places, shared)
+    while int(carry[0]) < max_steps:
+        running = np.flatnonzero(~carry[3].all(axis=1))
+        if running.size == 0:
+            break
+        size = _bucket(running.size, chunk, n_devices)
+        take = np.concatenate([running, np.repeat(running[:1], size - running.size)])
+        bucket = jax.tree_util.tree_map(lambda a, per: a[take] if per else a, carry, mask)
+        bucket[3][running.size:] = True  # padding rows are done from the start
+        until = np.int32(min(int(carry[0]) + round_steps, max_steps))
+        out = jax.device_get(_run(_round_jit, (*common, x[take], target[take], ids[take], *options, bucket, until),
+                                  rounds, static, seconds))
+        carry = jax.tree_util.tree_map(lambda full, new, per: _scatter(full, running, new) if per else np.array(new),
+                                       carry, out, mask)
+    return _run(_finish_jit, (*common, x, target, ids, *options, carry), rounds[:-1], static, seconds)
+
+
+def _scatter(full: np.ndarray, rows: np.ndarray, new: np.ndarray) -> np.ndarray:
+    full[rows] = new[:rows.size]
+    return full
 
 
 def _round_up(value: int, multiple: int) -> int:
     return -(-value // multiple) * multiple
 
 
-def _shardings(devices: list) -> tuple[jax.sharding.Sharding, jax.sharding.Sharding]:
+# Counterfactuals per device in one compiled call when ``batch_size`` is not given: large enough
+# that per-call costs vanish (throughput is flat from a few thousand rows on), small enough that
+# a million factuals run in bounded memory, chunk by chunk.
+DEFAULT_BATCH_ROWS = 1 << 16
+
+
+# ------------------------------------------------------------------ per-call fast path
+# A search call re-sends the generator, the model and the constraints to the devices. Objects
+# whose leaves cannot change (jax arrays, Python scalars, tuples) are placed once and found again
+# by identity, which takes the fixed cost of a call from milliseconds to well under one.
+_UNCONSTRAINED = Constraints()
+_PLACED: "collections.OrderedDict[Any, Any]" = collections.OrderedDict()
+_PLACED_SIZE = 16
+
+
+def _immutable(tree) -> bool:
+    """Every leaf is a jax array or an immutable Python value (numpy arrays and lists can be
+    changed in place behind an identity-keyed cache)."""
+    if isinstance(tree, Constraints):  # a plain frozen dataclass, not a PyTree
+        tree = tuple(getattr(tree, field.name) for field in dataclasses.fields(tree))
+    leaves = jax.tree_util.tree_leaves(tree, is_leaf=lambda v: isinstance(v, (list, np.ndarray)))
+    return all(isinstance(v, (jax.Array, int, float, bool, str, np.generic)) for v in leaves)
+
+
+def _cached(key: tuple, owners: tuple, build: Callable):
+    """``build()`` once per key while ``owners`` (kept alive by the entry) are the same objects."""
+    entry = _PLACED.get(key)
+    if entry is not None and all(a is b for a, b in zip(entry[0], owners)):
+        _PLACED.move_to_end(key)
+        return entry[1]
+    value = build()
+    _PLACED[key] = (owners, value)
+    if len(_PLACED) > _PLACED_SIZE:
+        _PLACED.popitem(last=False)
+    return value
+
+
+def _device_leaves(generator: Generator, classifier: Classifier) -> tuple:
+    return checks.canonical_leaves(generator), jax.tree_util.tree_map(jnp.asarray, classifier)
+
+
+def _placed_common(user_generator, overrides, generator, classifier, shared):
+    """(generator with the call's overrides, classifier) on the devices, validated; None when
+    either may change in place (then the caller places and validates them every call)."""
+    if not (_immutable(user_generator) and _immutable(classifier)):
+        return None
+    K = generator.num_counterfactuals
+
+    def build():
+        generator.validate(K, classifier.n_features, classifier.n_classes)
+        return jax.device_put(_device_leaves(generator, classifier), shared)
+
+    key = ("common", id(user_generator), tuple(sorted(overrides.items())), id(classifier), shared)
+    return _cached(key, (user_generator, classifier), build)
+
+
+def _placed_constraints(constraints, d: int, shared):
+    """(resolved constraints, host (lower, upper) for the factual check, resolved on the
+    devices or None when ``shared`` is None), cached for immutable constraints."""
+
+    def build():
+        resolved = constraints if isinstance(constraints, ResolvedConstraints) else constraints.resolve(d)
+        if resolved.lower.shape != (d,):
+            raise ValueError(f"constraints are for {resolved.lower.shape[0]} features; x has {d}")
+        host = (np.asarray(resolved.lower), np.asarray(resolved.upper))
+        return resolved, host, None if shared is None else jax.device_put(resolved, shared)
+
+    if not _immutable(constraints):
+        return build()
+    return _cached(("constraints", id(constraints), d, shared), (constraints,), build)
+
+
+@functools.lru_cache(maxsize=16)
+def _shardings(devices: tuple) -> tuple[jax.sharding.Sharding, jax.sharding.Sharding]:
     """(rows split over a 1-D device mesh, replicated) shardings; one device: plain placement."""
     if len(devices) == 1:
         single = jax.sharding.SingleDeviceSharding(devices[0])

@@ -12,10 +12,22 @@ Three ways to run Generic (L1 cost 0.1, plain gradient descent, η = 0.1) for N 
   loop-scan  the same loop over the bare jitted single-factual scan of the kernel (no
              checks, no convergence test): the cheapest possible per-factual call
 
-Prints factual-steps per second for each and the ratios cfx/kernel and cfx/loop.
+The fastest kernels of the same search a new user would write (same MLP, loss, update and
+step count), each tried because it might win:
 
-    python experiments/bench_search.py            # N = 10,000
-    python experiments/bench_search.py --n 2000 --loop-n 200
+  batch-scan      jax.jit(lax.scan) over the whole (N, d) array, the loss summed over rows
+                  (one gradient of the batch instead of vmap over single factuals)
+  batch-scan-lse  the same with CE written as logsumexp(f) − f_y, as optax does it
+  batch-fori-lse  lax.fori_loop instead of scan
+  batch-fori-mask CE's f_y picked with a one-hot mask (its gradient is no scatter)
+  manual          a hand-written backward pass of the ReLU MLP (no autodiff)
+
+Prints factual-steps per second for each, cfx against the best kernel, the per-factual loops,
+and the fixed cost of one ``cfx.generate`` call (one factual, one step) beyond its program.
+
+    python experiments/bench_search.py                    # N = 10,000, MLP 20-64-64-2
+    python experiments/bench_search.py --model small      # MLP 20-64-32-16-2
+    python experiments/bench_search.py --n 100000 --loop-n 0
 """
 
 from __future__ import annotations
@@ -31,7 +43,8 @@ import numpy as np
 import cfx
 from cfx import losses
 
-WIDTHS = (20, 64, 64, 2)
+MODELS = {"default": (20, 64, 64, 2), "small": (20, 64, 32, 16, 2)}
+WIDTHS = MODELS["default"]
 COST, LEARNING_RATE = 0.1, 0.1
 
 
@@ -60,6 +73,87 @@ def single_factual_scan(params, x, target, steps):
     return jax.lax.scan(step, x, None, length=steps)[0]
 
 
+def _ce_log_softmax(f, y):
+    return -jnp.take_along_axis(jax.nn.log_softmax(f), y[:, None], axis=1)[:, 0]
+
+
+def _ce_logsumexp(f, y):
+    return jax.nn.logsumexp(f, axis=-1) - jnp.take_along_axis(f, y[:, None], axis=1)[:, 0]
+
+
+def _ce_masked(f, y):
+    return jax.nn.logsumexp(f, axis=-1) - jnp.sum(jnp.where(jnp.arange(f.shape[-1]) == y[:, None], f, 0.0), axis=-1)
+
+
+def batch_kernel(ce, loop):
+    """The whole (N, d) batch at once: x' <- x' − η ∇ Σ_rows [CE(f(x'), y) + 0.1·||x' − x||_1]."""
+
+    def loss(z, params, x, y):
+        return jnp.sum(ce(mlp(params, z), y) + COST * jnp.sum(jnp.abs(z - x), axis=-1))
+
+    def step(z, params, x, y):
+        return z - LEARNING_RATE * jax.grad(loss)(z, params, x, y)
+
+    def run(params, x, y, steps):
+        if loop == "scan":
+            return jax.lax.scan(lambda z, _: (step(z, params, x, y), None), x, None, length=steps)[0]
+        return jax.lax.fori_loop(0, steps, lambda _, z: step(z, params, x, y), x)
+
+    return jax.jit(run, static_argnums=3)
+
+
+def manual_kernel():
+    """The batch kernel with the ReLU MLP's backward pass written by hand."""
+
+    def run(params, x, y, steps):
+        onehot = jax.nn.one_hot(y, params[-1]["w"].shape[1])
+
+        def step(_, z):
+            h, pre = z, []
+            for layer in params[:-1]:
+                a = h @ layer["w"] + layer["b"]
+                pre.append(a)
+                h = jnp.maximum(a, 0.0)
+            f = h @ params[-1]["w"] + params[-1]["b"]
+            g = (jax.nn.softmax(f) - onehot) @ params[-1]["w"].T
+            for layer, a in zip(reversed(params[:-1]), reversed(pre)):
+                g = jnp.where(a > 0, g, 0.0) @ layer["w"].T
+            return z - LEARNING_RATE * (g + COST * jnp.sign(z - x))
+
+        return jax.lax.fori_loop(0, steps, step, x)
+
+    return jax.jit(run, static_argnums=3)
+
+
+KERNELS = {
+    "vmap-scan": lambda: jax.jit(jax.vmap(single_factual_scan, (None, 0, 0, None)), static_argnums=3),
+    "batch-scan": lambda: batch_kernel(_ce_log_softmax, "scan"),
+    "batch-scan-lse": lambda: batch_kernel(_ce_logsumexp, "scan"),
+    "batch-fori-lse": lambda: batch_kernel(_ce_logsumexp, "fori"),
+    "batch-fori-mask": lambda: batch_kernel(_ce_masked, "fori"),
+    "manual": manual_kernel,
+}
+
+
+def per_call_cost(generator, clf, x, repeats=300):
+    """(seconds per cfx.generate call on one factual and one step, seconds per call of the same
+    pure search under a plain jax.jit with its arguments already on the device)."""
+    one, key, target = x[:1], jax.random.key(1), np.ones(1, np.int32)
+    generator = generator.replace(threshold=1.0)
+    core = jax.jit(lambda g, c, x, t, k: cfx.search.search(g, c, x, t, key=k, max_steps=1).counterfactuals)
+    placed = jax.device_put((generator, clf, one, target, key))
+
+    def timed(fn):
+        jax.block_until_ready(fn())
+        began = time.perf_counter()
+        for _ in range(repeats):
+            jax.block_until_ready(fn())
+        return (time.perf_counter() - began) / repeats
+
+    call = timed(lambda: cfx.generate(generator, clf, one, target, key=key, max_steps=1).counterfactuals)
+    return call, timed(lambda: core(*placed))
+
+
 def best_of(fn, repeats):
     times = []
     for _ in range(repeats):
@@ -70,63 +164,77 @@ def best_of(fn, repeats):
 
 
 def main(argv=None):
+    global WIDTHS
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=10_000, help="factuals (default 10,000)")
+    parser.add_argument("--model", choices=sorted(MODELS), default="default",
+                        help="default: MLP 20-64-64-2; small: 20-64-32-16-2")
     parser.add_argument("--steps", type=int, default=100)
-    parser.add_argument("--loop-n", type=int, default=300, help="factuals timed in the per-factual loop")
-    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--loop-n", type=int, default=300, help="factuals timed in the per-factual loops (0: skip)")
+    parser.add_argument("--repeats", type=int, default=5, help="timed runs of each method, interleaved; best kept")
     args = parser.parse_args(argv)
+    WIDTHS = MODELS[args.model]
 
     key_params, key_x = jax.random.split(jax.random.key(0))
-    params = init_mlp(key_params)
+    params = init_mlp(key_params, WIDTHS)
     clf = cfx.Classifier(mlp, params, n_features=WIDTHS[0])
     x = np.asarray(jax.random.normal(key_x, (args.n, WIDTHS[0])), np.float32)
     target = np.ones(args.n, np.int32)
     generator = cfx.generators.Generic(cost=COST, learning_rate=LEARNING_RATE)
-    work = args.n * args.steps
-
-    def run_cfx():
-        return cfx.generate(generator, clf, x, target, key=jax.random.key(1), max_steps=args.steps,
-                            threshold=1.0).counterfactuals
+    xj, tj = jnp.asarray(x), jnp.asarray(target)
 
     first = cfx.generate(generator, clf, x, target, key=jax.random.key(1), max_steps=args.steps, threshold=1.0)
-    t_cfx = best_of(run_cfx, args.repeats)
-
-    kernel = jax.jit(jax.vmap(single_factual_scan, (None, 0, 0, None)), static_argnums=3)
-    xj, tj = jnp.asarray(x), jnp.asarray(target)
-    jax.block_until_ready(kernel(params, xj, tj, args.steps))
-    t_kernel = best_of(lambda: kernel(params, xj, tj, args.steps), args.repeats)
+    methods = {"cfx": lambda: cfx.generate(generator, clf, x, target, key=jax.random.key(1), max_steps=args.steps,
+                                           threshold=1.0).counterfactuals}
+    for name, build in KERNELS.items():
+        kernel = build()
+        methods[name] = lambda kernel=kernel: kernel(params, xj, tj, args.steps)
+    times = {name: [] for name in methods}
+    for name, fn in methods.items():
+        jax.block_until_ready(fn())  # compile
+    for _ in range(args.repeats):  # interleaved, so load on the machine hits every method alike
+        for name, fn in methods.items():
+            began = time.perf_counter()
+            jax.block_until_ready(fn())
+            times[name].append(time.perf_counter() - began)
+    seconds = {name: min(t) for name, t in times.items()}
+    best = min((name for name in KERNELS), key=seconds.get)
 
     m = min(args.loop_n, args.n)
-    one_key = jax.random.key(1)
+    if m:
+        one_key = jax.random.key(1)
 
-    def run_loop():
-        return [cfx.generate(generator, clf, x[i], 1, key=one_key, max_steps=args.steps, threshold=1.0).counterfactuals
-                for i in range(m)]
+        def run_loop():
+            return [cfx.generate(generator, clf, x[i], 1, key=one_key, max_steps=args.steps, threshold=1.0)
+                    .counterfactuals for i in range(m)]
 
-    run_loop()  # compile the single-factual program once
-    t_loop = best_of(run_loop, 1) * args.n / m
+        run_loop()  # compile the single-factual program once
+        seconds["loop"] = best_of(run_loop, 1) * args.n / m
+        single = jax.jit(single_factual_scan, static_argnums=3)
+        jax.block_until_ready(single(params, xj[0], tj[0], args.steps))
+        seconds["loop-scan"] = best_of(lambda: [single(params, xj[i], tj[i], args.steps) for i in range(m)],
+                                       1) * args.n / m
+    call, program = per_call_cost(generator, clf, x)
 
-    single = jax.jit(single_factual_scan, static_argnums=3)
-    jax.block_until_ready(single(params, xj[0], tj[0], args.steps))
-    t_loop_scan = best_of(lambda: [single(params, xj[i], tj[i], args.steps) for i in range(m)], 1) * args.n / m
-
-    gap = np.abs(np.asarray(first.counterfactuals[:, 0]) - np.asarray(kernel(params, xj, tj, args.steps)))
-    timings = (("cfx", t_cfx), ("kernel", t_kernel), ("loop", t_loop), ("loop-scan", t_loop_scan))
-    rate = {name: work / t for name, t in timings}
+    kernel_x = np.asarray(methods[best]())
+    gap = np.abs(np.asarray(first.counterfactuals[:, 0]) - kernel_x)
+    work = args.n * args.steps
     print(f"device: {jax.devices()[0].platform} x{jax.device_count()}, {platform.processor() or platform.machine()}, "
           f"jax {jax.__version__}")
     print(f"N = {args.n}, steps = {args.steps}, MLP {'->'.join(map(str, WIDTHS))}, "
           f"rows converged: {int(first.converged.sum())}, steps taken: {int(first.steps.min())}..{int(first.steps.max())}")
     # L1's subgradient flips sign at x' = x, so float rounding can differ by one step η·cost.
-    print(f"|cfx - kernel|: median {np.median(gap):.1e}, max {gap.max():.1e} (same loss and update)")
-    print(f"{'method':<10} {'seconds':>9} {'factual-steps/s':>16}")
-    for name, t in timings:
-        print(f"{name:<10} {t:9.3f} {rate[name]:16,.0f}")
-    print(f"cfx / kernel = {rate['cfx'] / rate['kernel']:.2f}x   cfx / loop = {rate['cfx'] / rate['loop']:.1f}x   "
-          f"cfx / loop-scan = {rate['cfx'] / rate['loop-scan']:.1f}x")
-    print(f"(loops timed on {m} factuals and scaled to N; compilation excluded everywhere; "
-          f"cfx compile {first.compile_s:.2f}s)")
+    print(f"|cfx - {best}|: median {np.median(gap):.1e}, max {gap.max():.1e} (same loss and update)")
+    print(f"{'method':<16} {'seconds':>9} {'factual-steps/s':>16} {'cfx speed vs it':>16}")
+    for name, t in seconds.items():
+        print(f"{name:<16} {t:9.3f} {work / t:16,.0f} {t / seconds['cfx']:15.2f}x")
+    print(f"cfx / best kernel ({best}) = {seconds[best] / seconds['cfx']:.2f}x   "
+          + (f"cfx / loop = {seconds['loop'] / seconds['cfx']:.1f}x   "
+             f"cfx / loop-scan = {seconds['loop-scan'] / seconds['cfx']:.1f}x" if m else ""))
+    print(f"one call (1 factual, 1 step): cfx.generate {call * 1e3:.3f} ms, its program under jax.jit "
+          f"{program * 1e3:.3f} ms: fixed cost {(call - program) * 1e3:.3f} ms")
+    print(f"(best of {args.repeats} interleaved runs; loops timed on {m} factuals and scaled to N; compilation "
+          f"excluded everywhere; cfx compile {first.compile_s:.2f}s)")
 
 
 if __name__ == "__main__":

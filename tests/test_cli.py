@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -18,14 +19,24 @@ ROOT = Path(__file__).resolve().parents[1]
 SMOKE = str(ROOT / "configs" / "quickstart_smoke.yaml")
 
 
+@pytest.fixture(scope="module", autouse=True)
+def _no_compile_cache():
+    """In-process runs leave JAX's persistent cache alone (never the user's ~/.cache); the cache
+    itself is tested with real processes in test_compile_cache.py."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("CFX_COMPILE_CACHE", "off")
+        yield
+
+
 @pytest.fixture(scope="module")
 def finished_run(tmp_path_factory):
     """A finished smoke run made through the command line, with progress on and stderr a
     file, not a terminal (as in CI or ``cfx run ... 2> log``): (folder, what went to stderr)."""
     out = tmp_path_factory.mktemp("cli") / "qs"
     err = io.StringIO()
-    with contextlib.redirect_stderr(err):
-        assert main(["run", SMOKE, "--out", str(out)]) == 0
+    with contextlib.redirect_stderr(err), pytest.MonkeyPatch.context() as mp:
+        mp.setenv("CFX_COMPILE_CACHE", str(out.parent / "cache"))  # the flag wins: never created
+        assert main(["run", SMOKE, "--out", str(out), "--no-compile-cache"]) == 0
     return out, err.getvalue()
 
 
@@ -49,6 +60,13 @@ def test_run_prints_table_and_writes_folder(finished, capsys):
     out = capsys.readouterr().out
     assert "| dataset | model | generator |" in out and "wachter" in out and "validity" in out
     assert "search time" in out
+
+
+def test_no_compile_cache_is_recorded_and_leaves_the_cache_alone(finished):
+    assert not (finished.parent / "cache").exists()
+    env = json.loads((finished / "environment.json").read_text())
+    assert env["compile_cache"] == env["sessions"][-1]["compile_cache"] == {
+        "enabled": False, "dir": None, "reason": "switched off"}
 
 
 def test_show_metrics_option_and_bad_folders(finished, tmp_path, capsys):
@@ -128,7 +146,8 @@ def test_list_sections(capsys):
 
 @pytest.mark.parametrize("argv, words", [
     (["--help"], ["run", "list", "show"]),
-    (["run", "--help"], ["--set", "--resume", "--force", "--data-dir", "--out", "examples"]),
+    (["run", "--help"], ["--set", "--resume", "--force", "--data-dir", "--out", "examples", "--compile-cache",
+                         "--no-compile-cache"]),
     (["list", "--help"], ["datasets", "generators", "metrics", "kinds"]),
     (["show", "--help"], ["RESULT_DIR"]),
 ])

@@ -1,0 +1,115 @@
+"""Scale: early-exit compaction, chunks gathered to the host, the per-call fast path."""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import cfx
+from cfx import generators as G
+from cfx import search as S
+
+KEY = jax.random.key(0)
+
+
+@pytest.fixture(scope="module")
+def uneven(moons_split, moons_mlp):
+    """Factuals whose convergence is uneven: Generic with the gradient test ('generator
+    conditions') stops some rows after a few steps and runs others to max_steps."""
+    train, _ = moons_split
+    x = np.asarray(train.X[:200])
+    target = 1 - np.asarray(moons_mlp.predict(x))
+    options = dict(key=KEY, max_steps=120, convergence="generator_conditions", init="noise")
+    return x, target, options
+
+
+def _same(a, b):
+    np.testing.assert_array_equal(np.asarray(a.steps), np.asarray(b.steps))
+    np.testing.assert_array_equal(np.asarray(a.outcome), np.asarray(b.outcome))
+    np.testing.assert_allclose(np.asarray(a.counterfactuals), np.asarray(b.counterfactuals), atol=1e-5)
+    np.testing.assert_allclose(np.asarray(a.target_probs), np.asarray(b.target_probs), atol=1e-5)
+
+
+def test_compaction_returns_the_plain_search(moons_mlp, uneven):
+    x, target, options = uneven
+    plain = cfx.generate(G.Generic(), moons_mlp, x, target, **options)
+    steps = np.asarray(plain.steps)
+    assert steps.min() < 60 and steps.max() == 120  # the case compaction is for: uneven convergence
+    before = S.compilation_count()
+    compacted = cfx.generate(G.Generic(), moons_mlp, x, target, compact=8, **options)
+    _same(compacted, plain)
+    # start + finish + one round program per bucket size (200 rows: 200, 128, 64, 32 at most)
+    assert S.compilation_count() - before <= 6
+    again = S.compilation_count()
+    cfx.generate(G.Generic(cost=0.3), moons_mlp, x, target, compact=8, **options)  # new λ: no new program
+    assert S.compilation_count() - again <= 1  # at most a bucket size the first call did not need
+
+
+def test_compaction_keeps_paths_k_and_constraints(moons_mlp, uneven):
+    x, target, options = uneven
+    constraints = cfx.Constraints(mutability=["both", "none"])
+    kw = dict(options, num_counterfactuals=2, return_path=True, constraints=constraints)
+    plain = cfx.generate(G.DiCE(), moons_mlp, x[:40], target[:40], **kw)
+    compacted = cfx.generate(G.DiCE(), moons_mlp, x[:40], target[:40], compact=5, **kw)
+    _same(compacted, plain)
+    np.testing.assert_allclose(np.asarray(compacted.path), np.asarray(plain.path), atol=1e-5)
+    np.testing.assert_array_equal(np.asarray(compacted.counterfactuals)[..., 1], np.repeat(x[:40, None, 1], 2, axis=1))
+
+
+@pytest.mark.parametrize("compact, message", [(0, "compact must be"), (-3, "compact must be"), (2.5, "compact must be"),
+                                              (True, "compact must be")])
+def test_bad_compaction_round_length_names_the_argument(linear_classifier, compact, message):
+    with pytest.raises(ValueError, match=message):
+        cfx.generate(G.Generic(), linear_classifier, np.zeros((2, 2), np.float32), 1, key=KEY, compact=compact)
+
+
+def test_compaction_needs_the_while_loop(linear_classifier):
+    with pytest.raises(ValueError, match="loop='while'"):
+        cfx.generate(G.Generic(), linear_classifier, np.zeros((2, 2), np.float32), 1, key=KEY, compact=4, loop="scan")
+
+
+def test_bucket_sizes_are_powers_of_two_within_the_chunk():
+    assert [S._bucket(n, 1000, 1) for n in (1, 31, 33, 500, 513, 1000)] == [32, 32, 64, 512, 1000, 1000]
+    assert S._bucket(5, 1000, 3) == 33  # a multiple of the device count
+
+
+def test_chunks_are_gathered_to_the_host_and_equal_one_call(moons_mlp, uneven):
+    x, target, options = uneven
+    whole = cfx.generate(G.Generic(), moons_mlp, x, target, **options)
+    chunked = cfx.generate(G.Generic(), moons_mlp, x, target, batch_size=64, **options)
+    assert isinstance(chunked.counterfactuals, np.ndarray) and chunked.counterfactuals.shape == (200, 1, 2)
+    _same(chunked, whole)
+
+
+def test_default_chunk_bounds_the_rows_of_one_program(monkeypatch, linear_classifier):
+    monkeypatch.setattr(S, "DEFAULT_BATCH_ROWS", 16)
+    x = np.random.default_rng(0).normal(size=(50, 2)).astype(np.float32)
+    res = cfx.generate(G.Generic(), linear_classifier, x, 1, key=KEY, max_steps=5)
+    assert isinstance(res.counterfactuals, np.ndarray)  # four chunks of 16, gathered one by one
+    whole = cfx.generate(G.Generic(), linear_classifier, x, 1, key=KEY, max_steps=5, batch_size=50)
+    _same(res, whole)
+
+
+def test_repeated_calls_reuse_the_placed_model_and_constraints(linear_classifier):
+    x = np.zeros((3, 2), np.float32)
+    gen, constraints = G.Generic(), cfx.Constraints(lower=(-5.0, -5.0), upper=(5.0, 5.0))
+    first = cfx.generate(gen, linear_classifier, x, 1, key=KEY, constraints=constraints, threshold=0.7)
+    placed = len(S._PLACED)
+    second = cfx.generate(gen, linear_classifier, x, 1, key=KEY, constraints=constraints, threshold=0.7)
+    assert len(S._PLACED) == placed  # found again by identity
+    np.testing.assert_array_equal(np.asarray(first.counterfactuals), np.asarray(second.counterfactuals))
+    # a different threshold is a different placed generator, and it is used
+    loose = cfx.generate(gen, linear_classifier, x, 1, key=KEY, constraints=constraints, threshold=0.51)
+    assert float(np.asarray(loose.target_probs).max()) < float(np.asarray(first.target_probs).min())
+
+
+def test_mutable_numpy_parameters_are_never_served_stale():
+    params = {"w": np.array([[0.0, 1.0], [0.0, 1.0]], np.float32)}
+    clf = cfx.Classifier(lambda p, x: x @ p["w"], params, n_features=2)
+    x = np.zeros((1, 2), np.float32)
+    before = cfx.generate(G.Generic(), clf, x, 1, key=KEY, max_steps=3, threshold=0.9).counterfactuals
+    params["w"][:] = [[0.0, -1.0], [0.0, -1.0]]  # changed in place: the next call must see it
+    after = cfx.generate(G.Generic(), clf, x, 1, key=KEY, max_steps=3, threshold=0.9).counterfactuals
+    assert float(np.asarray(after).sum()) < 0 < float(np.asarray(before).sum())
