@@ -126,16 +126,24 @@ def check_options(max_steps, batch_size, loop) -> None:
         raise ValueError(f"loop must be one of {LOOPS}; got {loop!r}")
 
 
-def check_compact(compact, loop, multiprocess) -> None:
-    """``compact``: None (off) or a round length >= 1 in steps, for the early-exit while loop."""
+AUTO_COMPACT_STEPS, AUTO_COMPACT_ROUND = 500, 50  # compaction="auto": on from this max_steps, this round length
+
+
+def check_compact(compact, loop, multiprocess, max_steps) -> int | None:
+    """The compaction round length to use: ``compact`` checked (None: off; an int >= 1), or
+    for ``"auto"`` the measured rule (on for long searches with the while loop in one process)."""
+    if isinstance(compact, str) and compact == "auto":
+        on = max_steps >= AUTO_COMPACT_STEPS and loop == "while" and not multiprocess
+        return AUTO_COMPACT_ROUND if on else None
     if compact is None:
-        return
+        return None
     if isinstance(compact, bool) or not isinstance(compact, (int, np.integer)) or compact < 1:
-        raise ValueError(f"compact must be None (off) or a round length in steps, an int >= 1; got {compact!r}")
+        raise ValueError(f"compact must be 'auto', None (off) or a round length in steps, an int >= 1; got {compact!r}")
     if loop != "while":
         raise ValueError(f"compact needs loop='while' (loop={loop!r} runs every step of every row)")
     if multiprocess:
         raise ValueError("compact is not available in multi-process mode (multiprocess=True); pass compact=None")
+    return int(compact)
 
 
 def with_overrides(generator: Generator, **overrides) -> Generator:

@@ -116,6 +116,7 @@ class Constraints:
             integer_features=grid,
             raw_offset=offset,
             raw_scale=scale,
+            acts=(bool(np.any(np.isfinite(lower)) or np.any(np.isfinite(upper))), bool(np.any(codes != 0))),
         )
 
 
@@ -144,6 +145,9 @@ class ResolvedConstraints:
     integer_features: tuple = struct.field(pytree_node=False, default=())
     raw_offset: jax.Array | None = None  # (d,) when integer_features, else None
     raw_scale: jax.Array | None = None
+    # (any finite bound, any feature not free to move both ways), known when resolved: the
+    # projection skips what cannot act, which an unconstrained search feels in every step
+    acts: tuple = struct.field(pytree_node=False, default=(True, True))
 
     @property
     def immutable(self) -> jax.Array:
@@ -164,8 +168,11 @@ class ResolvedConstraints:
         immutable features are copied from x bit for bit. Shapes: x_cf (..., d), x
         broadcastable to it.
         """
+        bounded, restricted = self.acts
+        if not (bounded or restricted or self.categorical_groups or (one_hot and self.integer_features)):
+            return x_cf
         x = jnp.broadcast_to(x, x_cf.shape)
-        out = jnp.clip(x_cf, self.lower, self.upper)
+        out = jnp.clip(x_cf, self.lower, self.upper) if bounded else x_cf
         for group in self.categorical_groups:
             idx = jnp.asarray(group)
             cols = jnp.clip(out[..., idx], 0.0, 1.0)
@@ -183,6 +190,8 @@ class ResolvedConstraints:
             cols = (jnp.round(out[..., idx] * sc + off) - off) / sc
             cols = jnp.clip(cols, self.lower[idx], self.upper[idx])
             out = out.at[..., idx].set(cols)
+        if not restricted:
+            return out
         m = self.mutability
         out = jnp.where(m == INCREASE, jnp.maximum(out, x), out)
         out = jnp.where(m == DECREASE, jnp.minimum(out, x), out)
@@ -190,5 +199,5 @@ class ResolvedConstraints:
 
     def mask_gradient(self, grad: jax.Array) -> jax.Array:
         """Zero the gradient of immutable features so optimiser state never moves them."""
-        return jnp.where(self.immutable, 0.0, grad)
+        return jnp.where(self.immutable, 0.0, grad) if self.acts[1] else grad
 

@@ -113,3 +113,25 @@ def test_mutable_numpy_parameters_are_never_served_stale():
     params["w"][:] = [[0.0, -1.0], [0.0, -1.0]]  # changed in place: the next call must see it
     after = cfx.generate(G.Generic(), clf, x, 1, key=KEY, max_steps=3, threshold=0.9).counterfactuals
     assert float(np.asarray(after).sum()) < 0 < float(np.asarray(before).sum())
+
+
+@pytest.mark.parametrize("name", ["wachter", "dice", "greedy", "growing_spheres", "gravitational", "claproar", "probe"])
+def test_every_kind_of_step_rule_compacts_to_the_plain_result(name, moons_split, moons_mlp, uneven):
+    """Each generator's carry (optimiser state, gradient-free radii, greedy budgets) is split
+    into per-row and shared leaves correctly: compacted == plain."""
+    train, _ = moons_split
+    gen = G.make(name, data=train, classifier=moons_mlp)
+    x, target, _ = uneven
+    options = dict(key=KEY, max_steps=60, threshold=0.97)
+    plain = cfx.generate(gen, moons_mlp, x[:24], target[:24], compact=None, **options)
+    compacted = cfx.generate(gen, moons_mlp, x[:24], target[:24], compact=3, **options)
+    _same(compacted, plain)
+
+
+def test_auto_compaction_is_on_for_long_searches_only():
+    from cfx.checks import check_compact
+
+    assert check_compact("auto", "while", False, 1000) == 50
+    assert check_compact("auto", "while", False, 100) is None
+    assert check_compact("auto", "scan", False, 1000) is None
+    assert check_compact("auto", "while", True, 1000) is None
