@@ -51,17 +51,18 @@ def _class_probs(logits, target, factual_class):
 def _reached(logits, target, factual_class, threshold):
     """(n, K): p(y+|x') >= τ; untargeted rows: the prediction left the factual's class with p >= τ.
 
-    Tested in log space, f_c − logsumexp(f) >= log τ, with masks rather than gathers or an
-    argmax: it runs in every search step, where each extra pass over the logits shows."""
+    With a = the class aimed at (y+, or the best class but the factual's), p_a >= τ is
+    Σ_c exp(f_c − f_a) <= 1/τ: one max and one sum over the classes, with masks rather than
+    gathers or an argmax. It runs in every search step, where each extra pass shows."""
     classes = jnp.arange(logits.shape[-1])
-    is_target = classes == jnp.maximum(target, 0)[:, None, None]
-    f_target = jnp.sum(jnp.where(is_target, logits, 0.0), axis=-1)
+    untargeted = (target < 0)[:, None, None]
     is_factual = classes == factual_class[:, None, None]
-    f_other = jnp.max(jnp.where(is_factual, -jnp.inf, logits), axis=-1)  # best class but the factual's
-    untargeted = (target < 0)[:, None]
-    score = jnp.where(untargeted, f_other, f_target)
-    moved = f_other > jnp.sum(jnp.where(is_factual, logits, 0.0), axis=-1)
-    return (score - jax.nn.logsumexp(logits, axis=-1) >= jnp.log(threshold)) & (moved | ~untargeted)
+    aimed = jnp.where(untargeted, ~is_factual, classes == target[:, None, None])
+    f_aimed = jnp.max(jnp.where(aimed, logits, -jnp.inf), axis=-1, keepdims=True)
+    odds = jnp.exp(logits - f_aimed)  # p_c / p_a
+    reached = jnp.sum(odds, axis=-1) <= 1.0 / threshold
+    moved = jnp.sum(jnp.where(is_factual, odds, 0.0), axis=-1) < 1.0  # untargeted: p_factual < p_a
+    return reached & (moved | ~untargeted[..., 0])
 
 
 def _converged(logits, grad, target, factual_class, threshold, convergence: str) -> jax.Array:
@@ -212,10 +213,11 @@ def _program(generator, classifier, x, target, *, key, constraints, max_steps, r
         z_next, update_state = generator.update(grad, update_state, z, step_context(t))
         if not latent:
             z_next = constraints.project(z_next, x_rep, one_hot=constraints.snap_each_step)
-        # Frozen rows keep their point; a non-finite step (e.g. an overflowing model) is refused.
-        finite = jnp.isfinite(z_next)
-        nonfinite = nonfinite | (~done & ~jnp.all(finite, axis=-1))
-        z = jnp.where(done[..., None] | ~finite, z, z_next)
+        # Frozen rows keep their point; a non-finite step (e.g. an overflowing model) is refused
+        # whole. Testing the row (not each entry) first also lets XLA update z in place.
+        finite = jnp.all(jnp.isfinite(z_next), axis=-1)
+        nonfinite = nonfinite | (~done & ~finite)
+        z = jnp.where((done | ~finite)[..., None], z, z_next)
         if tracks:
             x_t = to_input(z)
             track_states = tuple(tr.update(s, x_t, t, ~done) for tr, s in zip(tracks, track_states))
@@ -349,12 +351,9 @@ def _executable(args: tuple, shardings: tuple, static: dict, jitted=_search_jit)
     sharding, a tree of them, or None for an array that is already placed), and the seconds
     spent compiling (0 on a cache hit). Arguments may be host arrays: the executable moves
     them, in C++, faster than a ``device_put`` from Python."""
-    leaves, treedef = jax.tree_util.tree_flatten(args)
     signature = (
         jitted,
-        treedef,
-        _node_types(treedef),
-        tuple((np.shape(leaf), leaf.dtype, getattr(leaf, "weak_type", False)) for leaf in leaves),
+        tuple(_signature(arg) for arg in args),
         tuple(jax.tree_util.tree_leaves(shardings)),
         tuple(sorted(static.items())),
     )
@@ -369,6 +368,27 @@ def _executable(args: tuple, shardings: tuple, static: dict, jitted=_search_jit)
     if len(_COMPILED) > _CACHE_SIZE:
         _COMPILED.popitem(last=False)
     return executable, time.perf_counter() - start
+
+
+_SIGNATURES: dict = {}  # id -> (argument, signature) for arguments passed again and again (model, generator)
+
+
+def _signature(arg) -> tuple:
+    """What of ``arg`` shapes the compiled program: tree structure with node types, and every
+    leaf's shape, dtype and weak type; remembered for an object seen before (a placed model)."""
+    if isinstance(arg, np.ndarray):
+        return arg.shape, arg.dtype
+    seen = _SIGNATURES.get(id(arg))
+    if seen is not None and seen[0] is arg:
+        return seen[1]
+    leaves, treedef = jax.tree_util.tree_flatten(arg)
+    signature = (treedef, _node_types(treedef),
+                 tuple((np.shape(leaf), leaf.dtype, getattr(leaf, "weak_type", False)) for leaf in leaves))
+    if isinstance(arg, (Generator, Classifier, ResolvedConstraints)):  # long-lived, few: not carries or rows
+        if len(_SIGNATURES) > 64:
+            _SIGNATURES.clear()
+        _SIGNATURES[id(arg)] = (arg, signature)
+    return signature
 
 
 def _abstract(arg, sharding):
@@ -645,19 +665,22 @@ _PLACED: "collections.OrderedDict[Any, Any]" = collections.OrderedDict()
 _PLACED_SIZE = 16
 
 
-def _immutable(tree) -> bool:
-    """Every leaf is a jax array or an immutable Python value (numpy arrays and lists can be
-    changed in place behind an identity-keyed cache)."""
+def _immutable_leaves(tree) -> list | None:
+    """The leaves of ``tree`` when each is a jax array or an immutable Python value, else None
+    (a numpy array can change in place behind an identity-keyed cache). A container changed
+    in place (a dict entry replaced) shows as a leaf of another identity."""
     if isinstance(tree, Constraints):  # a plain frozen dataclass, not a PyTree
         tree = tuple(getattr(tree, field.name) for field in dataclasses.fields(tree))
-    leaves = jax.tree_util.tree_leaves(tree, is_leaf=lambda v: isinstance(v, (list, np.ndarray)))
-    return all(isinstance(v, (jax.Array, int, float, bool, str, np.generic)) for v in leaves)
+    leaves = jax.tree_util.tree_leaves(tree, is_leaf=lambda v: isinstance(v, (list, np.ndarray)) and not (
+        isinstance(v, list) and all(isinstance(item, (dict, list, tuple, jax.Array)) for item in v)))
+    immutable = all(isinstance(v, (jax.Array, int, float, bool, str, np.generic)) for v in leaves)
+    return leaves if immutable else None
 
 
 def _cached(key: tuple, owners: tuple, build: Callable):
     """``build()`` once per key while ``owners`` (kept alive by the entry) are the same objects."""
     entry = _PLACED.get(key)
-    if entry is not None and all(a is b for a, b in zip(entry[0], owners)):
+    if entry is not None and len(entry[0]) == len(owners) and all(a is b for a, b in zip(entry[0], owners)):
         _PLACED.move_to_end(key)
         return entry[1]
     value = build()
@@ -674,7 +697,8 @@ def _device_leaves(generator: Generator, classifier: Classifier) -> tuple:
 def _placed_common(user_generator, overrides, generator, classifier, shared):
     """(generator with the call's overrides, classifier) on the devices, validated; None when
     either may change in place (then the caller places and validates them every call)."""
-    if not (_immutable(user_generator) and _immutable(classifier)):
+    generator_leaves, classifier_leaves = _immutable_leaves(user_generator), _immutable_leaves(classifier)
+    if generator_leaves is None or classifier_leaves is None:
         return None
     K = generator.num_counterfactuals
 
@@ -683,7 +707,7 @@ def _placed_common(user_generator, overrides, generator, classifier, shared):
         return jax.device_put(_device_leaves(generator, classifier), shared)
 
     key = ("common", id(user_generator), tuple(sorted(overrides.items())), id(classifier), shared)
-    return _cached(key, (user_generator, classifier), build)
+    return _cached(key, (user_generator, classifier, *generator_leaves, *classifier_leaves), build)
 
 
 def _placed_constraints(constraints, d: int, shared):
@@ -697,9 +721,10 @@ def _placed_constraints(constraints, d: int, shared):
         host = (np.asarray(resolved.lower), np.asarray(resolved.upper))
         return resolved, host, None if shared is None else jax.device_put(resolved, shared)
 
-    if not _immutable(constraints):
+    leaves = _immutable_leaves(constraints)
+    if leaves is None:
         return build()
-    return _cached(("constraints", id(constraints), d, shared), (constraints,), build)
+    return _cached(("constraints", id(constraints), d, shared), (constraints, *leaves), build)
 
 
 @functools.lru_cache(maxsize=16)

@@ -135,3 +135,13 @@ def test_auto_compaction_is_on_for_long_searches_only():
     assert check_compact("auto", "while", False, 100) is None
     assert check_compact("auto", "scan", False, 1000) is None
     assert check_compact("auto", "while", True, 1000) is None
+
+
+def test_a_replaced_parameter_entry_is_never_served_stale():
+    params = [{"w": jnp.array([[0.0, 1.0], [0.0, 1.0]])}]  # a list of layers, as many apply_fns take
+    clf = cfx.Classifier(lambda p, x: x @ p[0]["w"], params, n_features=2)
+    x = np.zeros((1, 2), np.float32)
+    before = cfx.generate(G.Generic(), clf, x, 1, key=KEY, max_steps=3, threshold=0.9).counterfactuals
+    params[0]["w"] = -params[0]["w"]  # the container changed in place; the classifier object is the same
+    after = cfx.generate(G.Generic(), clf, x, 1, key=KEY, max_steps=3, threshold=0.9).counterfactuals
+    assert float(np.asarray(after).sum()) < 0 < float(np.asarray(before).sum())
