@@ -40,11 +40,10 @@ def test_compaction_returns_the_plain_search(moons_mlp, uneven):
     before = S.compilation_count()
     compacted = cfx.generate(G.Generic(), moons_mlp, x, target, compact=8, **options)
     _same(compacted, plain)
-    # start + finish + one round program per bucket size (200 rows: 200, 128, 64, 32 at most)
+    cfx.generate(G.Generic(cost=0.3), moons_mlp, x, target, compact=8, **options)  # a new λ
+    # both calls together: start + finish + one round program per bucket size (200 rows: 200,
+    # 128, 64, 32), whatever λ does to convergence
     assert S.compilation_count() - before <= 6
-    again = S.compilation_count()
-    cfx.generate(G.Generic(cost=0.3), moons_mlp, x, target, compact=8, **options)  # new λ: no new program
-    assert S.compilation_count() - again <= 1  # at most a bucket size the first call did not need
 
 
 def test_compaction_keeps_paths_k_and_constraints(moons_mlp, uneven):
