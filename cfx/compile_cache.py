@@ -117,17 +117,14 @@ def _listen() -> None:
     global _listening
     if _listening:
         return
-    try:
-        import jax.monitoring
+    import jax.monitoring
 
-        def count(event: str, **kwargs) -> None:
-            if event in _counts:
-                with _lock:
-                    _counts[event] += 1
+    def count(event: str, **kwargs) -> None:
+        if event in _counts:
+            with _lock:
+                _counts[event] += 1
 
-        jax.monitoring.register_event_listener(count)
-    except Exception:  # counting is a nicety; older JAX without the hook still caches
-        pass
+    jax.monitoring.register_event_listener(count)
     _listening = True
 
 

@@ -27,6 +27,7 @@ A process whose inputs fail :func:`cfx.generate`'s checks still takes part in th
 from __future__ import annotations
 
 import collections
+import contextlib
 import contextvars
 import dataclasses
 import functools
@@ -324,10 +325,9 @@ def agree_on_errors(fn):
             return fn(*args, **kwargs)
         except Exception:
             if call["collective"] and not call["agreed"]:
-                try:
+                # the peers may be gone already: then the original error is the one to see
+                with contextlib.suppress(Exception):
                     _gather([0] * len(_FIELDS))
-                except Exception:  # the peers are gone already: the original error is the one to see
-                    pass
             raise
         finally:
             _CALL.reset(token)

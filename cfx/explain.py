@@ -24,6 +24,7 @@ import jax.numpy as jnp
 import numpy as np
 import pandas as pd
 
+from cfx import convergence
 from cfx import generators as G
 from cfx.classifier import Classifier
 from cfx.data.dataset import Dataset
@@ -150,16 +151,6 @@ def _generator(generator, hyperparams: dict, dataset, clf) -> G.Generator:
 
 
 # ----------------------------------------------------------------------------- compiled passes
-def _reached(probs, target, factual_class, threshold):
-    """p(target) >= τ; untargeted (target < 0): a class other than the factual's with p >= τ wins."""
-    p_target = jnp.take_along_axis(probs, jnp.maximum(target, 0)[:, None], axis=-1)[:, 0]
-    other = jnp.where(jnp.arange(probs.shape[-1]) == factual_class[:, None], 0.0, probs)
-    untargeted = target < 0
-    p = jnp.where(untargeted, jnp.max(other, axis=-1), p_target)
-    moved = jnp.argmax(probs, axis=-1) != factual_class
-    return p, (p >= threshold) & jnp.where(untargeted, moved, True)
-
-
 def _flat(clf, x, x_cf, target):
     n, K, d = x_cf.shape
     xs = jnp.broadcast_to(x[:, None], (n, K, d)).reshape(n * K, d)
@@ -184,7 +175,7 @@ def _sparsify(clf, x, x_cf, target, threshold, units_onehot):
     def revert(r, cf):
         unit = order[:, r]
         trial = jnp.where(units_onehot.T[unit] > 0, xs, cf)  # that raw feature (a whole group) back to x
-        _, ok = _reached(jax.nn.softmax(clf.raw_logits(trial), axis=-1), tgt, fc, threshold)
+        ok = convergence.reached(clf.raw_logits(trial), tgt, fc, threshold)
         # A set stays a set: a reversion that would leave a member changing the same features as
         # another member (as it is, or as it becomes in this step) is refused; otherwise
         # sparsifying collapses DiCE's K options into one ("raise capital gain", three times).
@@ -218,7 +209,8 @@ def sparsify(classifier: Classifier, x, x_cf, target, threshold, units) -> jax.A
 def _validity(clf, x, x_cf, target, threshold):
     n, K, _ = x_cf.shape
     _, cf, tgt, fc = _flat(clf, x, x_cf, target)
-    p, ok = _reached(jax.nn.softmax(clf.raw_logits(cf), axis=-1), tgt, fc, threshold)
+    logits = clf.raw_logits(cf)
+    p, ok = convergence.class_probs(logits, tgt, fc), convergence.reached(logits, tgt, fc, threshold)
     return p.reshape(n, K), ok.reshape(n, K)
 
 

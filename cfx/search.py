@@ -18,64 +18,21 @@ abstract signature, so new parameters, targets, λ values or thresholds reuse th
 
 from __future__ import annotations
 
-import collections
-import dataclasses
 import functools
-import time
 from typing import Any, Callable, NamedTuple, Sequence
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from cfx import checks, distributed, losses
+from cfx import checks, convergence, distributed, losses, runtime
 from cfx.classifier import Classifier
 from cfx.constraints import Constraints, ResolvedConstraints
 from cfx.generators.base import Generator, StepContext
 from cfx.result import CONVERGED, MAX_STEPS, NONFINITE, NOT_REACHED, CounterfactualResult
 from cfx.tracks import Track, track_path
 
-GRADIENT_TOLERANCE = 0.01  # "generator conditions": every |∂loss/∂x'_j| below this
-
-
 # =============================================================================== compiled core
-def _class_probs(logits, target, factual_class):
-    """p(y+|x') (n, K); untargeted rows (target < 0): the largest p of a class ≠ the factual's."""
-    probs = jax.nn.softmax(logits, axis=-1)
-    p_target = jnp.take_along_axis(probs, jnp.maximum(target, 0)[:, None, None], axis=-1)[..., 0]
-    classes = jnp.arange(probs.shape[-1])
-    p_other = jnp.max(jnp.where(classes == factual_class[:, None, None], 0.0, probs), axis=-1)
-    return jnp.where((target < 0)[:, None], p_other, p_target)
-
-
-def _reached(logits, target, factual_class, threshold):
-    """(n, K): p(y+|x') >= τ; untargeted rows: the prediction left the factual's class with p >= τ.
-
-    With a = the class aimed at (y+, or the best class but the factual's), p_a >= τ is
-    Σ_c exp(f_c − f_a) <= 1/τ: one max and one sum over the classes, with masks rather than
-    gathers or an argmax. It runs in every search step, where each extra pass shows."""
-    classes = jnp.arange(logits.shape[-1])
-    untargeted = (target < 0)[:, None, None]
-    is_factual = classes == factual_class[:, None, None]
-    aimed = jnp.where(untargeted, ~is_factual, classes == target[:, None, None])
-    f_aimed = jnp.max(jnp.where(aimed, logits, -jnp.inf), axis=-1, keepdims=True)
-    odds = jnp.exp(logits - f_aimed)  # p_c / p_a
-    reached = jnp.sum(odds, axis=-1) <= 1.0 / threshold
-    moved = jnp.sum(jnp.where(is_factual, odds, 0.0), axis=-1) < 1.0  # untargeted: p_factual < p_a
-    return reached & (moved | ~untargeted[..., 0])
-
-
-def _converged(logits, grad, target, factual_class, threshold, convergence: str) -> jax.Array:
-    """Per-counterfactual convergence (n, K) as array predicates."""
-    flat = jnp.max(jnp.abs(grad), axis=-1) < GRADIENT_TOLERANCE
-    if convergence == "gradient":
-        return flat
-    reached = _reached(logits, target, factual_class, threshold)
-    if convergence == "max_steps":
-        return jnp.zeros_like(reached)
-    return reached & flat if convergence == "generator_conditions" else reached
-
-
 def _with_condition(generator, converged, x_cf, logits, target, classifier):
     """The rule's verdict AND the generator's own condition at x' (e.g. Probe's invalidation rate)."""
     extra = generator.condition(x_cf, logits, target, classifier)
@@ -181,6 +138,7 @@ def _program(generator, classifier, x, target, *, key, constraints, max_steps, r
     runner_up = jnp.argmax(jnp.where(jax.nn.one_hot(factual_class, factual_logits.shape[-1], dtype=bool), -jnp.inf,
                                      factual_logits), axis=-1)
     term_target = jnp.where(target < 0, runner_up, target)
+    row_target, row_factual = target[:, None], factual_class[:, None]  # against the (n, K) counterfactuals
     threshold, min_steps = generator.threshold, generator.min_steps
     context = generator.prepare(classifier, x, term_target)
     objective = functools.partial(_objective, terms=generator.terms(), classifier=classifier, x=x,
@@ -203,7 +161,7 @@ def _program(generator, classifier, x, target, *, key, constraints, max_steps, r
             # the point it will be returned as (snapped) is valid, which costs one more forward pass.
             snapped = to_input(z, one_hot=True)
             logits = classifier.raw_logits(snapped.reshape(n * K, d)).reshape(logits.shape)
-        converged = _converged(logits, grad, target, factual_class, threshold, generator.convergence)
+        converged = convergence.converged(logits, grad, row_target, row_factual, threshold, generator.convergence)
         converged = _with_condition(generator, converged, snapped if constraints.snaps else to_input(z),
                                     logits, term_target, classifier)
         done = done | (converged & (t >= min_steps))
@@ -240,8 +198,8 @@ def _program(generator, classifier, x, target, *, key, constraints, max_steps, r
         (_, (logits, terms)), grad = grad_in_input_space(x_cf, t)
         grad = constraints.mask_gradient(grad)
         rule = "threshold" if generator.convergence == "max_steps" else generator.convergence
-        ok = _with_condition(generator, _converged(logits, grad, target, factual_class, threshold, rule), x_cf,
-                             logits, term_target, classifier)
+        ok = _with_condition(generator, convergence.converged(logits, grad, row_target, row_factual, threshold, rule),
+                             x_cf, logits, term_target, classifier)
         failed = jnp.where(nonfinite, NONFINITE, jnp.where(steps >= max_steps, MAX_STEPS, NOT_REACHED))
         path = None
         if return_path:  # after a row froze, its remaining entries repeat its last point
@@ -254,7 +212,7 @@ def _program(generator, classifier, x, target, *, key, constraints, max_steps, r
             counterfactuals=x_cf,
             outcome=jnp.where(ok, CONVERGED, failed).astype(jnp.int32),
             steps=steps,
-            target_probs=_class_probs(logits, target, factual_class),
+            target_probs=convergence.class_probs(logits, row_target, row_factual),
             losses=terms,
             path=path,
             track=track_states[0] if track_states else None,
@@ -302,6 +260,7 @@ def _search_entry(generator, classifier, x, target, rows, start, key, constraint
 
 
 _search_jit = jax.jit(_search_entry, static_argnames=_STATIC)
+compilation_count = runtime.compilation_count  # cfx.search.compilation_count(), as before
 
 
 # Compaction runs one search as three kinds of program: the start, rounds of at most S steps
@@ -321,99 +280,7 @@ def _finish_entry(generator, classifier, x, target, rows, key, constraints, carr
     return program.finish(carry)
 
 
-_PHASE_STATIC = ("max_steps", "track", "return_path")
-_start_jit = jax.jit(_start_entry, static_argnames=_PHASE_STATIC)
-_round_jit = jax.jit(_round_entry, static_argnames=_PHASE_STATIC)
-_finish_jit = jax.jit(_finish_entry, static_argnames=_PHASE_STATIC)
-
-# Compiled executables keyed on the abstract signature of the arguments (tree structure incl.
-# static generator fields and apply_fn, shapes, dtypes) and the static options. Keeping the
-# AOT executables ourselves lets every call report compile time separately from run time.
-_COMPILED: "collections.OrderedDict[Any, Any]" = collections.OrderedDict()
-_CACHE_SIZE = 64
-_stats = {"compilations": 0}
-
-
-def compilation_count() -> int:
-    """How many search programs have been compiled in this process (for tests and benchmarks)."""
-    return _stats["compilations"]
-
-
-def _node_types(treedef) -> tuple:
-    """Every node's type, depth first. PyTreeDefs of two dataclass types with the same fields
-    and static values compare equal (jax 0.10), so the types must be part of the key."""
-    data = treedef.node_data()
-    return (None if data is None else data[0], tuple(_node_types(child) for child in treedef.children()))
-
-
-def _executable(args: tuple, shardings: tuple, static: dict, jitted=_search_jit) -> tuple[Any, float]:
-    """The compiled ``jitted`` for ``args`` placed by ``shardings`` (one per argument: a
-    sharding, a tree of them, or None for an array that is already placed), and the seconds
-    spent compiling (0 on a cache hit). Arguments may be host arrays: the executable moves
-    them, in C++, faster than a ``device_put`` from Python."""
-    signature = (
-        jitted,
-        tuple(_signature(arg) for arg in args),
-        tuple(jax.tree_util.tree_leaves(shardings)),
-        tuple(sorted(static.items())),
-    )
-    if signature in _COMPILED:
-        _COMPILED.move_to_end(signature)
-        return _COMPILED[signature], 0.0
-    start = time.perf_counter()
-    abstract = tuple(_abstract(arg, sharding) for arg, sharding in zip(args, shardings))
-    executable = jitted.lower(*abstract, **static).compile()
-    _stats["compilations"] += 1
-    _COMPILED[signature] = executable
-    if len(_COMPILED) > _CACHE_SIZE:
-        _COMPILED.popitem(last=False)
-    return executable, time.perf_counter() - start
-
-
-_SIGNATURES: dict = {}  # id -> (argument, signature) for arguments passed again and again (model, generator)
-
-
-def _signature(arg) -> tuple:
-    """What of ``arg`` shapes the compiled program: tree structure with node types, and every
-    leaf's shape, dtype and weak type; remembered for an object seen before (a placed model)."""
-    if isinstance(arg, np.ndarray):
-        return arg.shape, arg.dtype
-    seen = _SIGNATURES.get(id(arg))
-    if seen is not None and seen[0] is arg:
-        return seen[1]
-    leaves, treedef = jax.tree_util.tree_flatten(arg)
-    signature = (treedef, _node_types(treedef),
-                 tuple((np.shape(leaf), leaf.dtype, getattr(leaf, "weak_type", False)) for leaf in leaves))
-    if isinstance(arg, (Generator, Classifier, ResolvedConstraints)):  # long-lived, few: not carries or rows
-        if len(_SIGNATURES) > 64:
-            _SIGNATURES.clear()
-        _SIGNATURES[id(arg)] = (arg, signature)
-    return signature
-
-
-def _abstract(arg, sharding):
-    """``arg``'s leaves as ShapeDtypeStructs on ``sharding`` (a sharding, a tree of them, or None:
-    the leaf's own)."""
-
-    def spec(leaf, where):
-        where = getattr(leaf, "sharding", None) if where is None else where
-        return jax.ShapeDtypeStruct(np.shape(leaf), leaf.dtype, sharding=where,
-                                    weak_type=getattr(leaf, "weak_type", False))
-
-    if sharding is None or isinstance(sharding, jax.sharding.Sharding):
-        return jax.tree_util.tree_map(lambda leaf: spec(leaf, sharding), arg)
-    return jax.tree_util.tree_map(spec, arg, sharding)
-
-
-def _run(jitted, args: tuple, shardings: tuple, static: dict, seconds: dict):
-    """Run the compiled ``jitted`` on ``args``; adds its compile and run seconds to ``seconds``."""
-    executable, compiled_in = _executable(args, shardings, static, jitted)
-    seconds["compile"] += compiled_in
-    began = time.perf_counter()
-    out = jax.block_until_ready(executable(*args))
-    seconds["run"] += time.perf_counter() - began
-    return out
-
+_PHASES = runtime.Phases(_start_entry, _round_entry, _finish_entry, ("max_steps", "track", "return_path"))
 
 # =============================================================================== public API
 @distributed.agree_on_errors
@@ -517,14 +384,15 @@ def generate(
     target_np = checks.check_target(target, n, classifier.n_classes)
     key = checks.check_key(key)
     if constraints is None:
-        constraints = _UNCONSTRAINED
+        constraints = runtime.UNCONSTRAINED
     if not isinstance(constraints, (Constraints, ResolvedConstraints)):
         raise TypeError(f"constraints must be a cfx.Constraints; got {type(constraints).__name__}")
     devices = distributed.mesh_devices(devices, multiprocess)
-    batch, shared = _shardings(tuple(devices))
-    resolved, host_bounds, placed_constraints = _placed_constraints(constraints, d, None if multiprocess else shared)
+    batch, shared = runtime.shardings(tuple(devices))
+    resolved, host_bounds, placed_constraints = runtime.placed_constraints(constraints, d,
+                                                                           None if multiprocess else shared)
     checks.check_within_bounds(x_np, *host_bounds)
-    common = None if multiprocess else _placed_common(user_generator, overrides, generator, classifier, shared)
+    common = None if multiprocess else runtime.placed_common(user_generator, overrides, generator, classifier, shared)
     if common is None:  # not cached: validate (a cached entry was validated when it was placed)
         generator.validate(K, classifier.n_features, classifier.n_classes)
     start_np = None if start is None else checks.check_start(start, n, K, d)
@@ -536,17 +404,17 @@ def generate(
     n_rows, n_devices = (n, len(devices)) if share is None else (share.most, len(devices) // share.processes)
 
     if batch_size is None:  # the default: equal chunks of at most DEFAULT_BATCH_ROWS, so little is padding
-        most = max(1, DEFAULT_BATCH_ROWS * n_devices // K)
-        batch_size = -(-n_rows // -(-n_rows // most))
-    chunk = _round_up(min(n_rows, batch_size), n_devices)  # every device gets the same rows
-    n_padded = _round_up(n_rows, chunk)
+        n_chunks = -(-n_rows // max(1, DEFAULT_BATCH_ROWS * n_devices // K))
+        batch_size = -(-n_rows // n_chunks)
+    chunk = runtime.round_up(min(n_rows, batch_size), n_devices)  # every device gets the same rows
+    n_padded = runtime.round_up(n_rows, chunk)
     rows = np.concatenate([np.arange(n), np.zeros(n_padded - n, int)]).astype(np.int32)  # pad with row 0
     if share is None:
-        common = _device_leaves(generator, classifier) if common is None else common
+        common = runtime.device_leaves(generator, classifier) if common is None else common
         options = (key, placed_constraints)
         places = (shared, batch)  # (replicated inputs, per-row inputs)
     else:  # global arrays need each process's copy
-        common = distributed.replicate(_device_leaves(generator, classifier), shared)
+        common = distributed.replicate(runtime.device_leaves(generator, classifier), shared)
         options = distributed.replicate((key, resolved), shared)
         places = (None, None)  # already global arrays
     static = dict(max_steps=int(max_steps), track=track, return_path=bool(return_path), loop=loop)
@@ -556,100 +424,22 @@ def generate(
         idx = rows[begin:begin + chunk]
         per_row = (x_np[idx], target_np[idx], idx, None if start_np is None else start_np[idx])
         if compact:
-            out = _search_compacted(common, per_row, options, static, compact, shared, batch, n_devices, seconds)
+            out = runtime.compacted(_PHASES, common, per_row, options, static, compact, shared, batch, n_devices,
+                                    seconds)
         else:
             if share is not None:  # this process's block of a global chunk; row ids follow the lower-ranked processes'
                 per_row = distributed.global_rows((*per_row[:2], idx + share.offset, per_row[3]), batch, share)
             shardings = (places[0],) * len(common) + (places[1],) * len(per_row) + (places[0],) * len(options)
-            out = _run(_search_jit, (*common, *per_row, *options), shardings, static, seconds)
+            out = runtime.run(_search_jit, (*common, *per_row, *options), shardings, static, seconds)
             out = out if share is None else distributed.local_rows(out, batch, share)
         # Several chunks are gathered to the host one by one, so device memory holds one chunk.
         parts.append(out if n_padded == chunk else jax.device_get(out))
-    result = parts[0] if len(parts) == 1 else _concatenate(parts)
+    result = parts[0] if len(parts) == 1 else runtime.concatenate(parts)
     if n_padded > n:
         result = jax.tree_util.tree_map(lambda a: a[:n] if a.ndim else a, result)
     return result.replace(runtime_s=np.float32(seconds["run"]), compile_s=np.float32(seconds["compile"]))
 
 
-def _concatenate(parts: list[CounterfactualResult]) -> CounterfactualResult:
-    """Host chunks joined along the factual axis (scalar leaves such as the threshold are shared)."""
-    return jax.tree_util.tree_map(lambda *a: np.concatenate(a) if a[0].ndim else a[0], *parts)
-
-
-MIN_BUCKET = 32  # the smallest compacted round: fewer rows cost about as much per step on a CPU
-
-
-def _bucket(active: int, chunk: int, n_devices: int) -> int:
-    """Rows in the next compacted round: the next power of two >= ``active`` (at least
-    :data:`MIN_BUCKET`), a multiple of the device count, at most the chunk."""
-    size = max(MIN_BUCKET, 1 << max(active - 1, 0).bit_length())
-    return min(_round_up(size, n_devices), chunk)
-
-
-def _per_row_leaves(common, per_row, options, static, n_devices):
-    """Which leaves of the carry have the rows as axis 0: the ones whose shape follows n (the
-    carry is traced for n and n + n_devices rows; nothing is compiled)."""
-
-    def shapes(n):
-        grow = lambda a: jax.ShapeDtypeStruct((n,) + a.shape[1:], a.dtype)
-        rows = jax.tree_util.tree_map(grow, per_row)
-        return jax.eval_shape(functools.partial(_start_entry, **static), *common, *rows, *options)
-
-    n = len(per_row[2])
-    signature = (jax.tree_util.tree_structure((common, per_row, options)), _node_types(jax.tree_util.tree_structure(
-        common)), tuple((leaf.shape, leaf.dtype) for leaf in jax.tree_util.tree_leaves((common, per_row, options))),
-        tuple(sorted(static.items())))
-    if signature not in _PER_ROW:
-        _PER_ROW[signature] = jax.tree_util.tree_map(lambda a, b: a.shape != b.shape, shapes(n), shapes(n + n_devices))
-    return _PER_ROW[signature]
-
-
-_PER_ROW: dict = {}  # carry layouts by signature (a handful per process)
-
-
-def _search_compacted(common, per_row, options, static, round_steps, shared, batch, n_devices, seconds):
-    """One chunk searched in rounds of at most ``round_steps`` steps. Between rounds the rows
-    still running (any of their K not done) are gathered into the smallest bucket that holds
-    them (:func:`_bucket`), so rows that finished early stop costing compute; padding rows
-    enter a round already done. Every row's arithmetic is the plain search's (per-row keys,
-    one shared step counter), so the result is the same.
-
-    ``per_row``: host arrays (x, target, row ids, start or None) of the chunk. Returns the
-    result on the devices; adds compile and run seconds to ``seconds``.
-    """
-    x, target, ids, start = per_row
-    chunk, max_steps = len(ids), static["max_steps"]
-    static = {name: static[name] for name in _PHASE_STATIC}
-    replicated = (shared,) * len(common)
-    carry = _run(_start_jit, (*common, *per_row, *options), replicated + (batch,) * 4 + (shared, shared), static,
-                 seconds)
-    mask = _per_row_leaves(common, per_row, options, static, n_devices)
-    carry_places = jax.tree_util.tree_map(lambda per: batch if per else shared, mask)
-    carry = jax.tree_util.tree_map(np.array, jax.device_get(carry))  # writable host copies, filled round by round
-    rounds = replicated + (batch,) * 3 + (shared, shared, carry_places, shared)
-    while int(carry[0]) < max_steps:
-        running = np.flatnonzero(~carry[3].all(axis=1))
-        if running.size == 0:
-            break
-        size = _bucket(running.size, chunk, n_devices)
-        take = np.concatenate([running, np.repeat(running[:1], size - running.size)])
-        bucket = jax.tree_util.tree_map(lambda a, per: a[take] if per else a, carry, mask)
-        bucket[3][running.size:] = True  # padding rows are done from the start
-        until = np.int32(min(int(carry[0]) + round_steps, max_steps))
-        out = jax.device_get(_run(_round_jit, (*common, x[take], target[take], ids[take], *options, bucket, until),
-                                  rounds, static, seconds))
-        carry = jax.tree_util.tree_map(lambda full, new, per: _scatter(full, running, new) if per else np.array(new),
-                                       carry, out, mask)
-    return _run(_finish_jit, (*common, x, target, ids, *options, carry), rounds[:-1], static, seconds)
-
-
-def _scatter(full: np.ndarray, rows: np.ndarray, new: np.ndarray) -> np.ndarray:
-    full[rows] = new[:rows.size]
-    return full
-
-
-def _round_up(value: int, multiple: int) -> int:
-    return -(-value // multiple) * multiple
 
 
 # Counterfactuals per device in one compiled call when ``batch_size`` is not given: large enough
@@ -658,83 +448,3 @@ def _round_up(value: int, multiple: int) -> int:
 DEFAULT_BATCH_ROWS = 1 << 16
 
 
-# ------------------------------------------------------------------ per-call fast path
-# A search call re-sends the generator, the model and the constraints to the devices. Objects
-# whose leaves cannot change (jax arrays, Python scalars, tuples) are placed once and found again
-# by identity, which takes the fixed cost of a call from milliseconds to well under one.
-_UNCONSTRAINED = Constraints()
-_PLACED: "collections.OrderedDict[Any, Any]" = collections.OrderedDict()
-_PLACED_SIZE = 16
-
-
-def _immutable_leaves(tree) -> list | None:
-    """The leaves of ``tree`` when each is a jax array or an immutable Python value, else None
-    (a numpy array can change in place behind an identity-keyed cache). A container changed
-    in place (a dict entry replaced) shows as a leaf of another identity."""
-    if isinstance(tree, Constraints):  # a plain frozen dataclass, not a PyTree
-        tree = tuple(getattr(tree, field.name) for field in dataclasses.fields(tree))
-    leaves = jax.tree_util.tree_leaves(tree, is_leaf=lambda v: isinstance(v, (list, np.ndarray)) and not (
-        isinstance(v, list) and all(isinstance(item, (dict, list, tuple, jax.Array)) for item in v)))
-    immutable = all(isinstance(v, (jax.Array, int, float, bool, str, np.generic)) for v in leaves)
-    return leaves if immutable else None
-
-
-def _cached(key: tuple, owners: tuple, build: Callable):
-    """``build()`` once per key while ``owners`` (kept alive by the entry) are the same objects."""
-    entry = _PLACED.get(key)
-    if entry is not None and len(entry[0]) == len(owners) and all(a is b for a, b in zip(entry[0], owners)):
-        _PLACED.move_to_end(key)
-        return entry[1]
-    value = build()
-    _PLACED[key] = (owners, value)
-    if len(_PLACED) > _PLACED_SIZE:
-        _PLACED.popitem(last=False)
-    return value
-
-
-def _device_leaves(generator: Generator, classifier: Classifier) -> tuple:
-    return checks.canonical_leaves(generator), jax.tree_util.tree_map(jnp.asarray, classifier)
-
-
-def _placed_common(user_generator, overrides, generator, classifier, shared):
-    """(generator with the call's overrides, classifier) on the devices, validated; None when
-    either may change in place (then the caller places and validates them every call)."""
-    generator_leaves, classifier_leaves = _immutable_leaves(user_generator), _immutable_leaves(classifier)
-    if generator_leaves is None or classifier_leaves is None:
-        return None
-    K = generator.num_counterfactuals
-
-    def build():
-        generator.validate(K, classifier.n_features, classifier.n_classes)
-        return jax.device_put(_device_leaves(generator, classifier), shared)
-
-    key = ("common", id(user_generator), tuple(sorted(overrides.items())), id(classifier), shared)
-    return _cached(key, (user_generator, classifier, *generator_leaves, *classifier_leaves), build)
-
-
-def _placed_constraints(constraints, d: int, shared):
-    """(resolved constraints, host (lower, upper) for the factual check, resolved on the
-    devices or None when ``shared`` is None), cached for immutable constraints."""
-
-    def build():
-        resolved = constraints if isinstance(constraints, ResolvedConstraints) else constraints.resolve(d)
-        if resolved.lower.shape != (d,):
-            raise ValueError(f"constraints are for {resolved.lower.shape[0]} features; x has {d}")
-        host = (np.asarray(resolved.lower), np.asarray(resolved.upper))
-        return resolved, host, None if shared is None else jax.device_put(resolved, shared)
-
-    leaves = _immutable_leaves(constraints)
-    if leaves is None:
-        return build()
-    return _cached(("constraints", id(constraints), d, shared), (constraints, *leaves), build)
-
-
-@functools.lru_cache(maxsize=16)
-def _shardings(devices: tuple) -> tuple[jax.sharding.Sharding, jax.sharding.Sharding]:
-    """(rows split over a 1-D device mesh, replicated) shardings; one device: plain placement."""
-    if len(devices) == 1:
-        single = jax.sharding.SingleDeviceSharding(devices[0])
-        return single, single
-    mesh = jax.sharding.Mesh(np.asarray(devices), ("batch",))
-    P = jax.sharding.PartitionSpec
-    return jax.sharding.NamedSharding(mesh, P("batch")), jax.sharding.NamedSharding(mesh, P())

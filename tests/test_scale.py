@@ -9,6 +9,7 @@ import pytest
 
 import cfx
 from cfx import generators as G
+from cfx import runtime as R
 from cfx import search as S
 
 KEY = jax.random.key(0)
@@ -70,8 +71,8 @@ def test_compaction_needs_the_while_loop(linear_classifier):
 
 
 def test_bucket_sizes_are_powers_of_two_within_the_chunk():
-    assert [S._bucket(n, 1000, 1) for n in (1, 31, 33, 500, 513, 1000)] == [32, 32, 64, 512, 1000, 1000]
-    assert S._bucket(5, 1000, 3) == 33  # a multiple of the device count
+    assert [R.bucket(n, 1000, 1) for n in (1, 31, 33, 500, 513, 1000)] == [32, 32, 64, 512, 1000, 1000]
+    assert R.bucket(5, 1000, 3) == 33  # a multiple of the device count
 
 
 def test_chunks_are_gathered_to_the_host_and_equal_one_call(moons_mlp, uneven):
@@ -95,9 +96,9 @@ def test_repeated_calls_reuse_the_placed_model_and_constraints(linear_classifier
     x = np.zeros((3, 2), np.float32)
     gen, constraints = G.Generic(), cfx.Constraints(lower=(-5.0, -5.0), upper=(5.0, 5.0))
     first = cfx.generate(gen, linear_classifier, x, 1, key=KEY, constraints=constraints, threshold=0.7)
-    placed = len(S._PLACED)
+    placed = len(R.PLACED)
     second = cfx.generate(gen, linear_classifier, x, 1, key=KEY, constraints=constraints, threshold=0.7)
-    assert len(S._PLACED) == placed  # found again by identity
+    assert len(R.PLACED) == placed  # found again by identity
     np.testing.assert_array_equal(np.asarray(first.counterfactuals), np.asarray(second.counterfactuals))
     # a different threshold is a different placed generator, and it is used
     loose = cfx.generate(gen, linear_classifier, x, 1, key=KEY, constraints=constraints, threshold=0.51)
