@@ -7,7 +7,7 @@
     cfx.evaluate(res, clf, data=train)["mean"]
 """
 
-from cfx import data, evaluation, generators, losses, models, sampling
+from cfx import classes, data, evaluation, generators, losses, models, sampling
 from cfx import training  # registers objective="ct" with cfx.models.fit
 from cfx.classifier import Classifier
 from cfx.constraints import Constraints

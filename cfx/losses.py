@@ -17,6 +17,8 @@ import jax
 import jax.numpy as jnp
 from flax import struct
 
+from cfx import classes
+
 _EPS = 1e-12
 
 
@@ -48,13 +50,13 @@ def cross_entropy(logits: jax.Array, target: jax.Array) -> jax.Array:
 
     Written as optax does: XLA fuses it into one reduction, where ``-log_softmax(f)[y+]``
     materialises every class's log-probability (1.5x slower searches on a small MLP)."""
-    return jax.nn.logsumexp(logits) - _pick(logits, target)
+    return classes.logsumexp(logits) - _pick(logits, target)
 
 
 def _pick(logits: jax.Array, target: jax.Array) -> jax.Array:
     """f_{y+} as a masked sum: its gradient is a one-hot mask, where ``logits[target]`` would
     differentiate into a scatter (a slow loop on a CPU, once per search step)."""
-    return jnp.sum(jnp.where(jnp.arange(logits.shape[-1]) == target, logits, 0.0), axis=-1)
+    return classes.class_sum(jnp.where(jnp.arange(logits.shape[-1]) == target, logits, 0.0))
 
 
 def logit_bce(logits: jax.Array, target: jax.Array) -> jax.Array:

@@ -126,13 +126,16 @@ _PLACED_SIZE = 16
 def _immutable_leaves(tree) -> list | None:
     """The leaves of ``tree`` when each is a jax array or an immutable Python value, else None
     (a numpy array can change in place behind an identity-keyed cache). A container changed
-    in place (a dict entry replaced) shows as a leaf of another identity."""
+    in place shows in the leaves: an entry replaced is a leaf of another identity, one added or
+    removed changes their number."""
     if isinstance(tree, Constraints):  # a plain frozen dataclass, not a PyTree
         tree = tuple(getattr(tree, field.name) for field in dataclasses.fields(tree))
-    leaves = jax.tree_util.tree_leaves(tree, is_leaf=lambda v: isinstance(v, (list, np.ndarray)) and not (
-        isinstance(v, list) and all(isinstance(item, (dict, list, tuple, jax.Array)) for item in v)))
-    immutable = all(isinstance(v, (jax.Array, int, float, bool, str, np.generic)) for v in leaves)
+    leaves = jax.tree_util.tree_leaves(tree)
+    immutable = all(type(v) in _IMMUTABLE or isinstance(v, jax.Array) for v in leaves)
     return leaves if immutable else None
+
+
+_IMMUTABLE = frozenset({int, float, bool, str, np.float32, np.float64, np.int32, np.int64, np.bool_})
 
 
 def _cached(key: tuple, owners: tuple, build: Callable):

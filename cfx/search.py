@@ -337,9 +337,10 @@ def generate(
       return_path: also return every iterate, as (n, K, max_steps + 1, d).
       track: a :class:`Track` (e.g. :func:`track_last_within`); its final state is ``result.track``.
       batch_size: search at most this many factuals per compiled call (padded chunks of one
-        shape, so one compilation serves all); default: equal chunks of at most 65,536
-        counterfactuals (n·K) per device. With several chunks each is gathered to the host as it finishes (the result
-        holds numpy arrays), so memory on the devices stays that of one chunk.
+        shape, so one compilation serves all); default: equal chunks of at most 10,000
+        counterfactuals (n·K) per device on a CPU (cache-sized), 65,536 on an accelerator.
+        With several chunks each is gathered to the host as it finishes (the result holds
+        numpy arrays), so memory on the devices stays that of one chunk.
       devices: shard each chunk's factuals over these devices (a 1-D mesh); default: all
         local devices (multi-process: all devices of all processes). Results do not depend
         on the chunking or the sharding.
@@ -403,8 +404,8 @@ def generate(
                                   return_path=return_path, loop=loop)
     n_rows, n_devices = (n, len(devices)) if share is None else (share.most, len(devices) // share.processes)
 
-    if batch_size is None:  # the default: equal chunks of at most DEFAULT_BATCH_ROWS, so little is padding
-        n_chunks = -(-n_rows // max(1, DEFAULT_BATCH_ROWS * n_devices // K))
+    if batch_size is None:  # the default: equal chunks of at most the platform's rows, so little is padding
+        n_chunks = -(-n_rows // max(1, default_chunk_rows(devices[0]) * n_devices // K))
         batch_size = -(-n_rows // n_chunks)
     chunk = runtime.round_up(min(n_rows, batch_size), n_devices)  # every device gets the same rows
     n_padded = runtime.round_up(n_rows, chunk)
@@ -442,9 +443,15 @@ def generate(
 
 
 
-# Counterfactuals per device in one compiled call when ``batch_size`` is not given: large enough
-# that per-call costs vanish (throughput is flat from a few thousand rows on), small enough that
-# a million factuals run in bounded memory, chunk by chunk.
-DEFAULT_BATCH_ROWS = 1 << 16
+# Counterfactuals per device in one compiled call when ``batch_size`` is not given. On a CPU
+# a chunk whose activations stay in cache runs ~1.5-2x faster per row than one that streams
+# them from memory (10⁵ rows of an MLP 20-64-64-2, 100 steps: 2.9 s in chunks of 10,000,
+# 4.1 s in two of 50,000; BENCHMARKS.md); an accelerator wants large batches. Both are small
+# enough that a million factuals run in bounded memory, chunk by chunk.
+DEFAULT_BATCH_ROWS = {"cpu": 10_000}
+ACCELERATOR_BATCH_ROWS = 1 << 16
 
 
+def default_chunk_rows(device: jax.Device) -> int:
+    """Counterfactuals per device in one default chunk on ``device``'s platform."""
+    return DEFAULT_BATCH_ROWS.get(device.platform, ACCELERATOR_BATCH_ROWS)

@@ -406,3 +406,16 @@ def test_claproar_averages_the_member_losses_of_an_ensemble(moons_split, moons_e
     expected = -jax.nn.log_softmax(members, axis=-1)[..., 1].mean(0)
     np.testing.assert_allclose(res.losses["model_loss"][:, 0], expected, rtol=1e-5, atol=1e-7)
     assert not np.allclose(res.losses["model_loss"], res.losses["yloss"])
+
+
+@pytest.mark.parametrize("n_classes", [1, 2, 5, cfx.classes.UNROLLED + 3])
+def test_class_reductions_equal_numpy_and_their_gradients(n_classes):
+    """The unrolled class sums (and the plain reductions above UNROLLED) give jnp's values,
+    logsumexp's gradient is the softmax, and an all −inf row stays −inf."""
+    logits = jax.random.normal(jax.random.key(n_classes), (4, 3, n_classes)) * 5.0
+    np.testing.assert_allclose(cfx.classes.class_sum(logits), jnp.sum(logits, -1), rtol=1e-6, atol=1e-6)
+    np.testing.assert_array_equal(cfx.classes.class_max(logits), jnp.max(logits, -1))
+    np.testing.assert_allclose(cfx.classes.logsumexp(logits), jax.nn.logsumexp(logits, -1), rtol=1e-6)
+    grad = jax.grad(lambda f: jnp.sum(cfx.classes.logsumexp(f)))(logits)
+    np.testing.assert_allclose(grad, jax.nn.softmax(logits), rtol=1e-5, atol=1e-7)
+    assert cfx.classes.logsumexp(jnp.full((2, n_classes), -jnp.inf)).tolist() == [-jnp.inf, -jnp.inf]
