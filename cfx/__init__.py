@@ -7,14 +7,14 @@
     cfx.evaluate(res, clf, data=train)["mean"]
 """
 
-from cfx import classes, data, evaluation, generators, losses, models, sampling
+from cfx import data, evaluation, generators, losses, models, sampling
 from cfx import training  # registers objective="ct" with cfx.models.fit
 from cfx.classifier import Classifier
 from cfx.constraints import Constraints
 from cfx.evaluation import evaluate
 from cfx.explain import explain
 from cfx.result import OUTCOMES, CounterfactualResult
-from cfx import search
+from cfx import reductions, search
 from cfx.search import generate
 from cfx.tracks import Track, track_last_within, track_path
 

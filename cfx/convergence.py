@@ -10,7 +10,7 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-from cfx.classes import class_max, class_sum
+from cfx.reductions import max_last, sum_last
 
 GRADIENT_TOLERANCE = 0.01  # "generator conditions": every |∂loss/∂x'_j| below this
 RULES = ("threshold", "generator_conditions", "gradient", "max_steps")
@@ -22,14 +22,14 @@ def _odds(logits, target, factual_class):
     untargeted = (target < 0)[..., None]
     is_factual = classes == factual_class[..., None]
     aimed = jnp.where(untargeted, ~is_factual, classes == target[..., None])
-    f_aimed = class_max(jnp.where(aimed, logits, -jnp.inf))[..., None]
+    f_aimed = max_last(jnp.where(aimed, logits, -jnp.inf))[..., None]
     return jnp.exp(logits - f_aimed), is_factual, untargeted[..., 0]
 
 
 def class_probs(logits, target, factual_class):
     """p_a = 1 / Σ_c exp(f_c − f_a): p(y+|x'), or untargeted the largest p of a class ≠ the factual's."""
     odds, _, _ = _odds(logits, target, factual_class)
-    return 1.0 / class_sum(odds)
+    return 1.0 / sum_last(odds)
 
 
 def reached(logits, target, factual_class, threshold):
@@ -37,15 +37,15 @@ def reached(logits, target, factual_class, threshold):
     factual's class (p_factual < p_a). One max and one sum over the classes, masks rather than
     gathers or an argmax: this runs in every search step, where each extra pass shows."""
     odds, is_factual, untargeted = _odds(logits, target, factual_class)
-    moved = class_sum(jnp.where(is_factual, odds, 0.0)) < 1.0
-    return (class_sum(odds) <= 1.0 / threshold) & (moved | ~untargeted)
+    moved = sum_last(jnp.where(is_factual, odds, 0.0)) < 1.0
+    return (sum_last(odds) <= 1.0 / threshold) & (moved | ~untargeted)
 
 
 def converged(logits, grad, target, factual_class, threshold, rule: str) -> jax.Array:
     """The convergence ``rule`` as an array predicate: ``"threshold"`` (:func:`reached`),
     ``"gradient"`` (every |∂loss/∂x'_j| < :data:`GRADIENT_TOLERANCE`), both
     (``"generator_conditions"``), or never (``"max_steps"``). ``grad``: (..., d)."""
-    flat = jnp.max(jnp.abs(grad), axis=-1) < GRADIENT_TOLERANCE
+    flat = max_last(jnp.abs(grad)) < GRADIENT_TOLERANCE
     if rule == "gradient":
         return flat
     hit = reached(logits, target, factual_class, threshold)

@@ -17,7 +17,7 @@ import jax
 import jax.numpy as jnp
 from flax import struct
 
-from cfx import classes
+from cfx import reductions
 
 _EPS = 1e-12
 
@@ -50,13 +50,7 @@ def cross_entropy(logits: jax.Array, target: jax.Array) -> jax.Array:
 
     Written as optax does: XLA fuses it into one reduction, where ``-log_softmax(f)[y+]``
     materialises every class's log-probability (1.5x slower searches on a small MLP)."""
-    return classes.logsumexp(logits) - _pick(logits, target)
-
-
-def _pick(logits: jax.Array, target: jax.Array) -> jax.Array:
-    """f_{y+} as a masked sum: its gradient is a one-hot mask, where ``logits[target]`` would
-    differentiate into a scatter (a slow loop on a CPU, once per search step)."""
-    return classes.class_sum(jnp.where(jnp.arange(logits.shape[-1]) == target, logits, 0.0))
+    return reductions.logsumexp_last(logits) - reductions.pick_last(logits, target)
 
 
 def logit_bce(logits: jax.Array, target: jax.Array) -> jax.Array:

@@ -34,6 +34,7 @@ import numpy as np
 from flax import struct
 
 from cfx.classifier import Classifier
+from cfx.reductions import pick_last
 
 #: ``energy_fn(x (B, d), *args) -> (B,)``: one energy per chain.
 EnergyFn = Callable[..., jax.Array]
@@ -272,7 +273,7 @@ def update(buffer: ReplayBuffer, idx: jax.Array, x: jax.Array) -> ReplayBuffer:
 
 def _class_energy(x: jax.Array, classifier: Classifier, y: jax.Array) -> jax.Array:
     """E(x_i | y_i) = −f_{y_i}(x_i) per chain."""
-    return -jnp.take_along_axis(classifier.raw_logits(x), y[:, None], axis=-1)[:, 0]
+    return -pick_last(classifier.raw_logits(x), y)
 
 
 @functools.partial(jax.jit, static_argnames=("n_chains", "steps", "keep"))

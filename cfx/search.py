@@ -25,7 +25,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from cfx import checks, convergence, distributed, losses, runtime
+from cfx import checks, convergence, distributed, losses, reductions, runtime
 from cfx.classifier import Classifier
 from cfx.constraints import Constraints, ResolvedConstraints
 from cfx.generators.base import Generator, StepContext
@@ -94,7 +94,7 @@ class _Program(NamedTuple):
     across several, as compaction does):
 
       carry = start(start)                 the (n, K) starts and every counter at step 0
-      carry = advance(carry, until, loop)  steps until t = until or every row is done
+      carry = advance(carry, until, loop, shrink)  steps until t = until or every row is done
       result = finish(carry)               the returned point, its outcome, terms and tracks
 
     The carry is ``(t, z, update_state, done, steps, nonfinite, track_states)``; every leaf
@@ -104,6 +104,33 @@ class _Program(NamedTuple):
     start: Callable
     advance: Callable
     finish: Callable
+
+
+MIN_SHRUNK_ROWS = 32  # no bucket below this: fewer rows cost about as much per step on a CPU
+
+
+def _running(done):
+    """(n,) whether any of a factual's K counterfactuals is still running."""
+    return reductions.max_last(~done)
+
+
+def _continue_shrunk(carry, on_rows, bucket, advance):
+    """Go on with at most ``bucket`` running rows of ``carry``: gather them (padding rows enter
+    done), ``advance(on_rows(index), subset)``, scatter them back. The in-program twin of
+    :func:`cfx.runtime.compacted`: the same arithmetic per row, so the same result. Leaves
+    with the rows as axis 0 are those whose shape follows the row count."""
+    done = carry[3]
+    n = done.shape[0]
+    index = jnp.nonzero(_running(done), size=bucket, fill_value=n)[0]  # n: a padding slot
+    real = index < n
+    index_in = jnp.minimum(index, n - 1)
+    sub = on_rows(index_in)
+    per_row = jax.tree_util.tree_map(lambda full, small: full.shape != small.shape, carry, jax.eval_shape(sub.start))
+    subset = jax.tree_util.tree_map(lambda a, per: a[index_in] if per else a, carry, per_row)
+    subset = subset[:3] + (subset[3] | ~real[:, None],) + subset[4:]
+    subset = advance(sub, subset)
+    return jax.tree_util.tree_map(lambda full, small, per: full.at[index].set(small, mode="drop") if per else small,
+                                  carry, subset, per_row)
 
 
 def _program(generator, classifier, x, target, *, key, constraints, max_steps, rows, track, return_path) -> _Program:
@@ -187,10 +214,16 @@ def _program(generator, classifier, x, target, *, key, constraints, max_steps, r
         return (jnp.int32(0), z0, generator.init_update(z0, step_context(max_steps)), no,
                 jnp.zeros((n, K), jnp.int32), no, tuple(tr.init(to_input(z0), x) for tr in tracks))
 
-    def advance(carry, until=max_steps, loop="while"):
+    def advance(carry, until=max_steps, loop="while", shrink=None):
         if loop == "scan":  # every step (a fixed count): differentiable in reverse mode
             return jax.lax.scan(lambda c, _: (step(c), None), carry, None, length=max_steps)[0]
-        return jax.lax.while_loop(lambda c: (c[0] < until) & ~jnp.all(c[3]), step, carry)
+        bucket = n // shrink if shrink else 0
+        if bucket < MIN_SHRUNK_ROWS:
+            return jax.lax.while_loop(lambda c: (c[0] < until) & ~jnp.all(c[3]), step, carry)
+        carry = jax.lax.while_loop(lambda c: (c[0] < until) & (jnp.sum(_running(c[3])) > bucket), step, carry)
+        on_rows = lambda i: _program(generator, classifier, x[i], target[i], key=key, constraints=constraints,
+                                     max_steps=max_steps, rows=rows[i], track=track, return_path=return_path)
+        return _continue_shrunk(carry, on_rows, bucket, lambda sub, c: sub.advance(c, until, loop, shrink))
 
     def finish(carry):
         t, z, _, done, steps, nonfinite, track_states = carry
@@ -236,6 +269,7 @@ def search(
     track: Track | None = None,
     return_path: bool = False,
     loop: str = "while",
+    shrink: int | None = None,
 ) -> CounterfactualResult:
     """The pure search core: no input checks, no host work; traceable under ``jit``/``vmap``.
 
@@ -246,10 +280,17 @@ def search(
     of your own, ``track`` a :class:`Track` whose final state is returned as ``result.track``,
     and ``loop``: ``"while"`` (stop when all rows are done) or ``"scan"`` (always
     ``max_steps`` steps; differentiable in reverse mode). Target -1 marks an untargeted row.
+
+    ``shrink=F`` (an int >= 2, while loop): once at most n/F factuals are still running, the
+    loop goes on with only those, gathered into a bucket of n/F rows (and again at n/F², down
+    to :data:`MIN_SHRUNK_ROWS`), so rows that finished early stop costing compute inside one
+    program. The same result as without; each level adds a copy of the step to compile.
     """
+    if shrink is not None and (not isinstance(shrink, int) or shrink < 2):
+        raise ValueError(f"shrink must be an int >= 2 (the factor by which the running rows shrink); got {shrink!r}")
     program = _program(generator, classifier, x, target, key=key, constraints=constraints, max_steps=max_steps,
                        rows=rows, track=track, return_path=return_path)
-    return program.finish(program.advance(program.start(start), loop=loop))
+    return program.finish(program.advance(program.start(start), loop=loop, shrink=shrink))
 
 
 _STATIC = ("max_steps", "track", "return_path", "loop")

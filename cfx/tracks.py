@@ -13,6 +13,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from cfx.reductions import norm_last
+
 
 class Track(NamedTuple):
     """An optax-shaped pair of pure functions that follows the iterates of a search.
@@ -52,7 +54,7 @@ def track_last_within(radius: float, ord: float = np.inf) -> Track:
 
     def update(state, x_t, t, active):
         last, x = state
-        inside = jnp.linalg.norm(x_t - x[:, None, :], ord=ord, axis=-1) <= radius
+        inside = norm_last(x_t - x[:, None, :], ord) <= radius
         return jnp.where((inside & active)[..., None], x_t, last), x
 
     return Track(init, update)

@@ -20,7 +20,7 @@ and step count, no convergence test at all), each tried because it might win:
   batch-scan-lse  the same with CE written as logsumexp(f) − f_y, as optax does it
   batch-fori-lse  lax.fori_loop instead of scan
   batch-fori-mask CE's f_y picked with a one-hot mask (its gradient is no scatter)
-  batch-fori-unrolled  the masked CE with its sums over the classes unrolled (cfx.classes)
+  batch-fori-unrolled  the masked CE with its sums over the classes unrolled (cfx.reductions)
   manual          a hand-written backward pass of the ReLU MLP (no autodiff)
 
 Prints factual-steps per second for each, cfx against the best kernel, the per-factual loops,
@@ -42,7 +42,7 @@ import jax.numpy as jnp
 import numpy as np
 
 import cfx
-from cfx import classes, losses
+from cfx import losses, reductions
 
 MODELS = {"default": (20, 64, 64, 2), "small": (20, 64, 32, 16, 2)}
 WIDTHS = MODELS["default"]
@@ -87,9 +87,9 @@ def _ce_masked(f, y):
 
 
 def _ce_unrolled(f, y):
-    """The masked CE with its class sums written over the C slices (cfx.classes): XLA's CPU
+    """The masked CE with its class sums written over the C slices (cfx.reductions): XLA's CPU
     code for a reduction over 2 classes is a slow scalar loop, elementwise code is not."""
-    return classes.logsumexp(f) - classes.class_sum(jnp.where(jnp.arange(f.shape[-1]) == y[:, None], f, 0.0))
+    return reductions.logsumexp_last(f) - reductions.sum_last(jnp.where(jnp.arange(f.shape[-1]) == y[:, None], f, 0.0))
 
 
 def batch_kernel(ce, loop):
@@ -122,7 +122,7 @@ def manual_kernel():
                 pre.append(a)
                 h = jnp.maximum(a, 0.0)
             f = h @ params[-1]["w"] + params[-1]["b"]
-            g = (jnp.exp(f - classes.logsumexp(f)[:, None]) - onehot) @ params[-1]["w"].T  # softmax, unrolled
+            g = (jnp.exp(f - reductions.logsumexp_last(f)[:, None]) - onehot) @ params[-1]["w"].T  # softmax, unrolled
             for layer, a in zip(reversed(params[:-1]), reversed(pre)):
                 g = jnp.where(a > 0, g, 0.0) @ layer["w"].T
             return z - LEARNING_RATE * (g + COST * jnp.sign(z - x))

@@ -145,3 +145,36 @@ def test_a_replaced_parameter_entry_is_never_served_stale():
     params[0]["w"] = -params[0]["w"]  # the container changed in place; the classifier object is the same
     after = cfx.generate(G.Generic(), clf, x, 1, key=KEY, max_steps=3, threshold=0.9).counterfactuals
     assert float(np.asarray(after).sum()) < 0 < float(np.asarray(before).sum())
+
+
+def _traced_search(gen, clf, x, target, constraints=None, **kw):
+    run = jax.jit(lambda g, c, x, t: S.search(g, c, x, t, key=KEY, constraints=constraints, **kw))
+    return run(gen, clf, jnp.asarray(x), jnp.asarray(target))
+
+
+@pytest.mark.parametrize("name", ["generic", "dice", "growing_spheres", "greedy"])
+def test_in_program_shrinking_returns_the_plain_search(name, monkeypatch, moons_split, moons_mlp, uneven):
+    """search(shrink=F) gathers the running rows into buckets of n/F, n/F² inside one program
+    (both levels engage here) and gives the plain search's result, tracks included."""
+    train, _ = moons_split
+    x, target, options = uneven
+    gen = G.make(name, data=train, classifier=moons_mlp).replace(
+        convergence="generator_conditions" if name == "generic" else "threshold", init="noise",
+        num_counterfactuals=2 if name == "dice" else 1)
+    kw = dict(max_steps=80, track=cfx.track_last_within(0.3), constraints=cfx.Constraints(mutability=["both", "none"]))
+    levels = []
+    shrunk = S._continue_shrunk
+    monkeypatch.setattr(S, "_continue_shrunk", lambda carry, on_rows, bucket, advance: levels.append(bucket) or shrunk(
+        carry, on_rows, bucket, advance))
+    plain = _traced_search(gen, moons_mlp, x, target, **kw)
+    small = _traced_search(gen, moons_mlp, x, target, shrink=2, **kw)
+    assert levels == [100, 50]
+    _same(small, plain)
+    assert np.asarray(plain.steps).min() < np.asarray(plain.steps).max()  # rows finish at different steps
+    np.testing.assert_allclose(np.asarray(small.track[0]), np.asarray(plain.track[0]), atol=1e-5)
+
+
+@pytest.mark.parametrize("shrink", [1, 0, 2.0, True])
+def test_bad_shrink_factor_names_the_argument(linear_classifier, shrink):
+    with pytest.raises(ValueError, match="shrink must be an int >= 2"):
+        S.search(G.Generic(), linear_classifier, jnp.zeros((4, 2)), jnp.ones(4, jnp.int32), key=KEY, shrink=shrink)

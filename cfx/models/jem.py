@@ -33,6 +33,7 @@ from cfx import sampling
 from cfx.classifier import two_class_logits
 from cfx.models.losses import weighted_cross_entropy, weighted_mean
 from cfx.models.step import Batch, TrainApply
+from cfx.reductions import pick_last
 
 
 @dataclasses.dataclass(frozen=True)
@@ -43,7 +44,7 @@ class _ChainEnergy:
 
     def __call__(self, x: jax.Array, params: Any, y: jax.Array) -> jax.Array:
         logits = two_class_logits(self.apply(params, x, None))
-        return -jnp.take_along_axis(logits, y[:, None], axis=-1)[:, 0]
+        return -pick_last(logits, y)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -102,8 +103,8 @@ class JEMLoss:
         x_hat = jax.lax.stop_gradient(x_hat)
 
         logits = two_class_logits(apply(params, batch.x, k_data))
-        e_data = -jnp.take_along_axis(logits, y[:, None], axis=-1)[:, 0]
-        e_hat = -jnp.take_along_axis(two_class_logits(apply(params, x_hat, k_hat)), y[:, None], axis=-1)[:, 0]
+        e_data = -pick_last(logits, y)
+        e_hat = -pick_last(two_class_logits(apply(params, x_hat, k_hat)), y)
         ce = weighted_cross_entropy(logits, y, batch.w)
         gap = weighted_mean(e_data - e_hat, batch.w)
         ridge = weighted_mean(e_data ** 2 + e_hat ** 2, batch.w)

@@ -15,10 +15,10 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
-import optax
 
 from cfx.classifier import two_class_logits
 from cfx.models.step import Batch, TrainApply
+from cfx.reductions import logsumexp_last, pick_last
 
 
 def weighted_mean(values: jax.Array, w: jax.Array) -> jax.Array:
@@ -34,8 +34,9 @@ def weighted_cross_entropy(logits: jax.Array, y: jax.Array, w: jax.Array) -> jax
     ``logits`` (B, C) with C >= 2, or (B, 1) for a single binary logit f, read as [0, f]
     (softmax CE on [0, f] is exactly logit binary cross-entropy).
     """
-    ce = optax.softmax_cross_entropy_with_integer_labels(two_class_logits(logits), y)
-    return weighted_mean(ce, w)
+    logits = two_class_logits(logits)
+    # optax's form (logsumexp − f_y) with the class sums unrolled and f_y a masked pick.
+    return weighted_mean(logsumexp_last(logits) - pick_last(logits, y), w)
 
 
 def cross_entropy(params: Any, batch: Batch, key: jax.Array, *, apply: TrainApply, extra: Any) -> tuple:

@@ -39,6 +39,7 @@ from cfx.tracks import track_last_within
 from cfx.training.loss import Counterfactuals, CTWeights, _step
 
 _TRACES: collections.Counter = collections.Counter()
+SEARCH_SHRINK = 4
 
 
 def trace_count() -> int:
@@ -103,7 +104,7 @@ def _counterfactuals(params, data, key, generator, constraints, spec: EpochSpec)
     k_draw, k_search = jax.random.split(key)
     x, y_true, target, x_plus = _draw(data, classifier, k_draw, spec.n_ce)
     res = search(generator, classifier, x, target, key=k_search, constraints=constraints, max_steps=spec.max_steps,
-                 track=track_last_within(spec.epsilon))
+                 track=track_last_within(spec.epsilon), shrink=SEARCH_SHRINK)
     mature = res.converged[:, 0]
     x_ce = jnp.where(mature[:, None], res.counterfactuals[:, 0], x_plus)
     cfs = Counterfactuals(x_ce=x_ce, x_plus=x_plus, y_plus=target, x_ae=res.track[0][:, 0], y_ae=y_true,

@@ -28,6 +28,7 @@ from cfx.classifier import two_class_logits
 from cfx.constraints import DECREASE, INCREASE, NONE
 from cfx.models.losses import weighted_cross_entropy, weighted_mean
 from cfx.models.step import Batch, TrainApply, TrainState, train_step
+from cfx.reductions import pick_last
 
 
 @struct.dataclass
@@ -86,10 +87,6 @@ def protect(x_plus: jax.Array, x_cf: jax.Array, mutability: jax.Array) -> jax.Ar
     return jnp.where(mutability == NONE, x_cf, out)
 
 
-def _logit_at(logits: jax.Array, y: jax.Array) -> jax.Array:
-    return jnp.take_along_axis(logits, y[:, None], axis=-1)[:, 0]
-
-
 def ct_loss(params: Any, batch: Batch, counterfactuals: Counterfactuals, key: jax.Array, *, apply: TrainApply,
             weights: CTWeights) -> tuple[jax.Array, dict]:
     """The CT objective of one batch (see the module docstring) -> (L, aux metrics).
@@ -103,7 +100,7 @@ def ct_loss(params: Any, batch: Batch, counterfactuals: Counterfactuals, key: ja
     logits = two_class_logits(apply(params, jnp.concatenate([batch.x, x_plus, cf.x_ce, cf.x_ae]), key))
     f_x, f_plus, f_ce, f_ae = logits[:B], logits[B:B + m], logits[B + m:B + 2 * m], logits[B + 2 * m:]
     ce = weighted_cross_entropy(f_x, batch.y, batch.w)
-    g_plus, g_ce = _logit_at(f_plus, cf.y_plus), _logit_at(f_ce, cf.y_plus)
+    g_plus, g_ce = pick_last(f_plus, cf.y_plus), pick_last(f_ce, cf.y_plus)
     div = weighted_mean(g_ce - g_plus, cf.w)  # E(x̃⁺) − E(x'_CE) = −f(x̃⁺) + f(x'_CE)
     reg = weighted_mean(g_plus ** 2 + g_ce ** 2, cf.w)
     adv = weighted_cross_entropy(f_ae, cf.y_ae, cf.w)
