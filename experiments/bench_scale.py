@@ -4,8 +4,8 @@
   python experiments/bench_scale.py compaction   # time-to-solution, compaction on vs off
 
 sizes: Generic (L1 cost 0.1, η = 0.1) on a random MLP 20→64→64→2, 100 steps with a threshold
-no row reaches (every row runs every step), the default chunking (65,536 rows per compiled
-call, results gathered to the host chunk by chunk). Each N runs in a fresh process so that
+no row reaches (every row runs every step), the default chunking (on a CPU 10,000 rows per
+compiled call, results gathered to the host chunk by chunk). Each N runs in a fresh process so that
 its peak resident memory (ru_maxrss) is its own.
 
 compaction: the plain early-exit while loop against compacted rounds of S steps, where

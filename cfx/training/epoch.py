@@ -39,7 +39,7 @@ from cfx.tracks import track_last_within
 from cfx.training.loss import Counterfactuals, CTWeights, _step
 
 _TRACES: collections.Counter = collections.Counter()
-SEARCH_SHRINK = 4
+SEARCH_SHRINK = 4  # the search shrinks in-program to n_ce/4, n_ce/16 running rows (docs/ct.md)
 
 
 def trace_count() -> int:
