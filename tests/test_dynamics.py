@@ -42,6 +42,20 @@ def test_masked_mmd_equals_mmd_of_the_selected_rows():
     assert np.isnan(float(p))
 
 
+def test_permuted_groups_are_uniform_m_subsets_of_the_valid_rows():
+    """Selection sampling: exactly m valid rows per permutation, every m-subset equally likely
+    (chi² over the 10 pairs of 5 valid rows, 9 degrees of freedom: p < 0.001 above 27.9)."""
+    import importlib
+    from collections import Counter
+
+    mmd = importlib.import_module("cfx.dynamics.mmd")
+    valid = np.array([True, False, True, True, False, True, True, False])
+    groups = np.asarray(jax.jit(mmd._permuted_groups)(valid, 2, jax.random.split(jax.random.key(0), 20_000)))
+    assert set(groups.sum(axis=1)) == {2.0} and groups[:, ~valid].sum() == 0
+    counts = np.array(list(Counter(tuple(np.flatnonzero(g)) for g in groups).values()))
+    assert len(counts) == 10 and ((counts - 2000.0) ** 2 / 2000.0).sum() < 27.9
+
+
 def test_mmd_invariants_and_permutation_p_values():
     rng = np.random.default_rng(2)
     a, b = rng.normal(size=(100, 2)), rng.normal(size=(100, 2))

@@ -63,14 +63,24 @@ def _subsample(mask: jax.Array, key: jax.Array, k: int) -> jax.Array:
     return mask & (rank < k)
 
 
-def _permuted_group(valid: jax.Array, m: jax.Array, key: jax.Array) -> jax.Array:
-    """A uniformly random group of m of the valid rows: the m valid rows of smallest u ~ U(0, 1).
-    Their ranks come from one sort and a scatter of the inverse permutation (a second argsort
-    would sort again)."""
-    u = jnp.where(valid, jax.random.uniform(key, valid.shape), 2.0)
-    order = jnp.argsort(u)
-    rank = jnp.zeros(valid.shape, jnp.int32).at[order].set(jnp.arange(valid.shape[0], dtype=jnp.int32))
-    return valid & (rank < m)
+def _permuted_groups(valid: jax.Array, m: jax.Array, keys: jax.Array) -> jax.Array:
+    """(P, N) 0/1 groups: for each key a uniformly random m of the valid rows.
+
+    Selection sampling (Knuth's Algorithm S), all P permutations at once: walking the rows
+    in order, a valid row is taken with probability (m − taken) / (valid rows from here on),
+    which draws every m-subset with the same probability and exactly m rows. One scan over
+    the rows with a (P,) count as its state; an argsort per permutation instead (the ranks of
+    P × N random keys) took 80 % of a 2000-point, 1000-permutation test."""
+    u = jax.vmap(lambda k: jax.random.uniform(k, valid.shape), out_axes=1)(keys)  # (N, P): row k's draws
+    remaining = jnp.sum(valid) - (jnp.cumsum(valid) - valid)  # valid rows from row k on, k included
+
+    def select(taken, row):
+        u_k, valid_k, remaining_k = row
+        take = valid_k & (u_k * remaining_k < m - taken)
+        return taken + take, take
+
+    _, member = jax.lax.scan(select, jnp.zeros(keys.shape[0], jnp.int32), (u, valid, remaining))
+    return member.T.astype(jnp.float32)
 
 
 @functools.partial(jax.jit, static_argnames=("n_permutations", "max_samples"))
@@ -90,7 +100,7 @@ def _masked_test(x, x_mask, y, y_mask, key, length_scale, *, n_permutations: int
         return observed, jnp.float32(jnp.nan)
     m = jnp.sum(x_mask)
     keys = jax.random.split(k_perm, n_permutations)
-    pa = jax.vmap(lambda k: _permuted_group(valid, m, k))(keys).astype(jnp.float32)
+    pa = _permuted_groups(valid, m, keys)
     pb = valid.astype(jnp.float32) - pa
     # The rest of each split is every valid row but the group: pb·K = (a + b)·K − pa·K, so the
     # P permutations cost one (P, N) x (N, N) product, not two.
