@@ -391,7 +391,7 @@ def generate(
         into a smaller padded bucket (power-of-two sizes, so compilations stay few), so rows
         that converged early stop costing compute. Same result as without. ``"auto"`` (the
         default): S = 50 where it was measured to win, ``max_steps >= 500`` with the while
-        loop in one process (a long tail of slow rows: 10-20x faster; all rows fast: ~10 ms
+        loop in one process (a long tail of slow rows: 7-12x faster; all rows fast: a few ms
         slower), else off (BENCHMARKS.md).
       multiprocess: search over every process under ``jax.distributed.initialize``: each
         process passes its own rows (x, target, start) and the same everything else, and gets
