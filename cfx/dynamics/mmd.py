@@ -56,13 +56,6 @@ def _mmd_from_groups(K: jax.Array, a: jax.Array, b: jax.Array, Ka: jax.Array, Kb
     return xx + yy - 2.0 * xy
 
 
-def _subsample(mask: jax.Array, key: jax.Array, k: int) -> jax.Array:
-    """At most ``k`` of the rows in ``mask``, chosen uniformly at random (shape unchanged)."""
-    u = jnp.where(mask, jax.random.uniform(key, mask.shape), 2.0)
-    rank = jnp.argsort(jnp.argsort(u))
-    return mask & (rank < k)
-
-
 def _permuted_groups(valid: jax.Array, m: jax.Array, keys: jax.Array) -> jax.Array:
     """(P, N) 0/1 groups: for each key a uniformly random m of the valid rows.
 
@@ -81,6 +74,11 @@ def _permuted_groups(valid: jax.Array, m: jax.Array, keys: jax.Array) -> jax.Arr
 
     _, member = jax.lax.scan(select, jnp.zeros(keys.shape[0], jnp.int32), (u, valid, remaining))
     return member.T.astype(jnp.float32)
+
+
+def _subsample(mask: jax.Array, key: jax.Array, k: int) -> jax.Array:
+    """At most ``k`` of the rows in ``mask``, chosen uniformly at random (shape unchanged)."""
+    return _permuted_groups(mask, jnp.minimum(k, jnp.sum(mask)), key[None])[0] > 0
 
 
 @functools.partial(jax.jit, static_argnames=("n_permutations", "max_samples"))
