@@ -171,6 +171,26 @@ def test_same_seed_same_params(moons_split):
     assert not _trees_equal(a.params, c.params)
 
 
+def test_fit_is_the_epochs_with_keys_folded_per_epoch(moons_split):
+    """fit derives epoch e's key as fold_in(k_train, e) inside the compiled epoch: the same
+    parameters as calling the epoch with the eagerly folded keys."""
+    from cfx.models import train as _train
+
+    train, _ = moons_split
+    fitted, state = models.fit(train, **_mlp_kwargs(), epochs=2, seed=5, return_state=True)
+    X, y = _train._check_dataset(train)
+    apply, _, _ = _train._build("mlp", X.shape[1], n_classes=2, widths=(32, 32), activation="relu", dropout=0.0,
+                                n_members=1)
+    k_init, k_train = jax.random.split(jax.random.key(5))
+    params = apply.init(k_init, X.shape[1])
+    manual = _train.TrainState(step=jnp.zeros((), jnp.int32), params=params,
+                               opt_state=_train._init_opt_state(params, 1e-3, 0.0), extra=None)
+    spec = _train._Spec(apply=apply, loss=models.cross_entropy, batch_size=64)
+    for epoch in range(2):
+        manual, _ = _train._run_epoch(spec, manual, jnp.asarray(X), jnp.asarray(y), jax.random.fold_in(k_train, epoch))
+    assert _trees_equal(manual.params, fitted.params)
+
+
 def test_warm_start_does_not_retrace(moons_mlp, moons_ensemble, moons_split):
     train, test = moons_split
     before = models.trace_count()

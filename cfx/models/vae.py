@@ -125,8 +125,9 @@ class _Forward:
 
 
 @functools.partial(jax.jit, static_argnames=("forward", "loss", "tx", "batch_size"))
-def _epoch(state, X, key, *, forward, loss, tx, batch_size):
+def _epoch(state, X, key, epoch, *, forward, loss, tx, batch_size):
     y = jnp.zeros(X.shape[0], jnp.int32)  # unused by the ELBO
+    key = jax.random.fold_in(key, epoch)  # in the program: an eager fold_in costs ~0.2 ms per epoch
     return train_epoch(state, X, y, key, apply=forward, loss_fn=loss, tx=tx, batch_size=batch_size)
 
 
@@ -168,7 +169,7 @@ def fit_vae(
                    batch_size=min(int(batch_size), X.shape[0]))
     state = TrainState.create(params, options["tx"])
     for epoch in range(int(epochs)):
-        state, _ = _epoch(state, Xj, jax.random.fold_in(key_train, epoch), **options)
+        state, _ = _epoch(state, Xj, key_train, epoch, **options)
     return VAE(net, state.params)
 
 

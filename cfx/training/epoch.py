@@ -140,14 +140,18 @@ def split(cfs: Counterfactuals, n_batches: int) -> Counterfactuals:
 
 @functools.partial(jax.jit, static_argnames=("spec",))
 def ct_epoch(state: TrainState, data: TrainingData, key: jax.Array, weights: CTWeights, generator: ECCo,
-             constraints: ResolvedConstraints, *, spec: EpochSpec) -> tuple[TrainState, dict, Counterfactuals]:
+             constraints: ResolvedConstraints, *, spec: EpochSpec,
+             epoch: jax.Array | int | None = None) -> tuple[TrainState, dict, Counterfactuals]:
     """The counterfactual step, then a scan of CT train steps over the shuffled mini-batches.
 
     Returns (state, metrics, the epoch's n_ce counterfactuals). Metrics: the weighted epoch
     means of the loss and its terms, ``mature_share`` and ``search_steps`` of the search, and
-    ``finite`` (1 when every parameter is finite).
+    ``finite`` (1 when every parameter is finite). With ``epoch`` (traced) the epoch's key
+    is ``fold_in(key, epoch)``.
     """
     _TRACES["ct_epoch", spec] += 1
+    if epoch is not None:  # fold_in(key, epoch) in the program, not as an eager op per epoch
+        key = jax.random.fold_in(key, epoch)
     k_cf, k_perm, k_steps = jax.random.split(key, 3)
     cfs, info = _counterfactuals(state.params, data, k_cf, generator, constraints, spec)
     idx, w = shuffled_batches(k_perm, data.X.shape[0], spec.batch_size)
