@@ -63,7 +63,7 @@ def logit_bce(logits: jax.Array, target: jax.Array) -> jax.Array:
 def hinge(logits: jax.Array, target: jax.Array, margin: float = 1.0) -> jax.Array:
     """max(0, margin - (f_{y+} - max_{c != y+} f_c))."""
     others = jnp.where(jnp.arange(logits.shape[-1]) == target, -jnp.inf, logits)
-    return jnp.maximum(0.0, margin - (logits[target] - jnp.max(others)))
+    return jnp.maximum(0.0, margin - (reductions.pick_last(logits, target) - reductions.max_last(others)))
 
 
 def mse_probs(logits: jax.Array, target: jax.Array) -> jax.Array:
@@ -169,7 +169,7 @@ def model_loss(gate: float | None = None) -> Callable:
             loss = jnp.mean(jax.vmap(cross_entropy, (0, None))(member_logits, ctx.target))
         if gate is None:
             return loss
-        p = jax.nn.softmax(ctx.logits)[ctx.target]
+        p = jnp.exp(reductions.pick_last(ctx.logits, ctx.target) - reductions.logsumexp_last(ctx.logits))
         return jnp.where(p >= gate, loss, 0.0)
 
     return term

@@ -223,7 +223,9 @@ def _program(generator, classifier, x, target, *, key, constraints, max_steps, r
         carry = jax.lax.while_loop(lambda c: (c[0] < until) & (jnp.sum(_running(c[3])) > bucket), step, carry)
         on_rows = lambda i: _program(generator, classifier, x[i], target[i], key=key, constraints=constraints,
                                      max_steps=max_steps, rows=rows[i], track=track, return_path=return_path)
-        return _continue_shrunk(carry, on_rows, bucket, lambda sub, c: sub.advance(c, until, loop, shrink))
+        shrunk = functools.partial(_continue_shrunk, on_rows=on_rows, bucket=bucket,  # out of steps: no gathers
+                                   advance=lambda sub, c: sub.advance(c, until, loop, shrink))
+        return jax.lax.cond(carry[0] < until, shrunk, lambda c: c, carry)
 
     def finish(carry):
         t, z, _, done, steps, nonfinite, track_states = carry

@@ -165,6 +165,11 @@ def test_bad_input_raises_clear_errors(moons_small):
 
     with pytest.raises(ValueError, match="gradients are not finite"):
         fit_ct(train, NaNModel(), ct=CTConfig(n_ce=8), **FIT)
+    # parameters that overflow during training: the epoch is named (its metrics are read
+    # while the next epoch runs), nothing is returned; the fixture's shapes, no new compile
+    with pytest.raises(FloatingPointError, match="non-finite gradients in counterfactual training at epoch 0"), \
+            pytest.warns(UserWarning, match="n_ce=1000 exceeds"):
+        fit_ct(train, "mlp", ct=CTConfig(n_ce=1000, max_steps=5, protected=(0,)), **{**FIT, "learning_rate": 1e38})
 
 
 # ----------------------------------------------------------------------------- evaluation

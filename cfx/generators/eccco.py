@@ -33,7 +33,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from cfx import losses
+from cfx import losses, reductions
 from cfx.generators import pca
 from cfx.generators.base import Generator, Penalty, check_positive, fitted, generator, static
 
@@ -57,7 +57,7 @@ def energy_penalty(ridge=0.0, rate=0.1, every: int = 5):
     """The term φ_t·(E(x') + r·E(x')²), E(x') = −f̄_{y+}(x'), as ``term(x_cf, x, ctx)``."""
 
     def term(x_cf, x, ctx):
-        energy = -averaged_logits(x_cf, ctx)[ctx.target]
+        energy = -reductions.pick_last(averaged_logits(x_cf, ctx), ctx.target)  # masked: no scatter in ∇
         return decay(ctx.step, rate, every) * (energy + ridge * energy ** 2)
 
     return term
@@ -67,10 +67,10 @@ def set_size_penalty(q_hat, temperature=0.1, kappa=1.0, gate: float = 0.5):
     """Ω(x') = max(0, Σ_y σ((q̂ − 1 + p(y|x')) / T) − κ) when p(y+|x') >= gate, else 0."""
 
     def term(x_cf, x, ctx):
-        probs = jax.nn.softmax(ctx.logits)
+        probs = jnp.exp(ctx.logits - reductions.logsumexp_last(ctx.logits)[..., None])
         membership = jax.nn.sigmoid((q_hat - (1.0 - probs)) / temperature)
-        omega = jnp.maximum(0.0, jnp.sum(membership) - kappa)
-        return jnp.where(probs[ctx.target] >= gate, omega, 0.0)
+        omega = jnp.maximum(0.0, reductions.sum_last(membership) - kappa)
+        return jnp.where(reductions.pick_last(probs, ctx.target) >= gate, omega, 0.0)
 
     return term
 

@@ -6,14 +6,14 @@ import jax
 import jax.numpy as jnp
 from jax.scipy.stats import norm
 
-from cfx import losses
+from cfx import losses, reductions
 from cfx.generators.base import Generator, Penalty, check_positive, generator
 
 
 def target_margin(logits: jax.Array, target) -> jax.Array:
     """f_t = f_{y⁺} − logsumexp_{c ≠ y⁺} f_c: the target's logit margin (f itself for [0, f])."""
     others = jnp.where(jnp.arange(logits.shape[-1]) == target, -jnp.inf, logits)
-    return logits[target] - jax.nn.logsumexp(others)
+    return reductions.pick_last(logits, target) - reductions.logsumexp_last(others)
 
 
 def invalidation_rate(classifier, x_cf: jax.Array, target, noise_variance) -> jax.Array:
