@@ -59,10 +59,3 @@ def pick_last(a: jax.Array, index: jax.Array) -> jax.Array:
     ``take_along_axis``) differentiates into a scatter, a slow loop on a CPU."""
     return sum_last(jnp.where(jnp.arange(a.shape[-1]) == jnp.asarray(index)[..., None], a, 0.0))
 
-
-def all_finite_last(a: jax.Array) -> jax.Array:
-    """Whether every a[..., i] is finite, as one matrix-vector product: 0·a_i is 0 for a
-    finite entry and NaN for inf or NaN, so (0·a)·1 is finite exactly when the row is (no
-    overflow: every product is 0). ``jnp.all(jnp.isfinite(a), -1)`` over the d features of
-    each search step is a minor-axis reduction, the slow loop this module avoids."""
-    return jnp.isfinite((a * 0.0) @ jnp.ones((a.shape[-1],), a.dtype))
