@@ -169,7 +169,7 @@ def model_loss(gate: float | None = None) -> Callable:
             loss = jnp.mean(jax.vmap(cross_entropy, (0, None))(member_logits, ctx.target))
         if gate is None:
             return loss
-        p = jnp.exp(reductions.pick_last(ctx.logits, ctx.target) - reductions.logsumexp_last(ctx.logits))
+        p = jnp.exp(-cross_entropy(ctx.logits, ctx.target))  # p(y+|x') = exp(−CE)
         return jnp.where(p >= gate, loss, 0.0)
 
     return term
