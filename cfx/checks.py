@@ -10,6 +10,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from cfx.classifier import Classifier
+from cfx.constraints import Constraints, ResolvedConstraints
 from cfx.generators.base import Generator
 
 LOOPS = ("while", "scan")
@@ -115,6 +116,16 @@ def canonical_leaves(generator: Generator) -> Generator:
             changes[field.name] = jax.tree_util.tree_map(lambda leaf: canonical(leaf, declared_float),
                                                          getattr(generator, field.name))
     return generator.replace(**changes)
+
+
+def check_types(**values) -> None:
+    """``generator``, ``classifier`` and ``constraints`` (None allowed) are of their cfx types."""
+    expected = {"generator": (Generator, "cfx.generators.Generator"), "classifier": (Classifier, "cfx.Classifier"),
+                "constraints": ((Constraints, ResolvedConstraints, type(None)), "cfx.Constraints")}
+    for name, value in values.items():
+        types, label = expected[name]
+        if not isinstance(value, types):
+            raise TypeError(f"{name} must be a {label}; got {type(value).__name__}")
 
 
 def check_options(max_steps, batch_size, loop) -> None:

@@ -199,9 +199,39 @@ def shardings(devices: tuple) -> tuple[jax.sharding.Sharding, jax.sharding.Shard
     return jax.sharding.NamedSharding(mesh, P("batch")), jax.sharding.NamedSharding(mesh, P())
 
 
+def replace_rows(result: CounterfactualResult, index: np.ndarray, rows: CounterfactualResult) -> CounterfactualResult:
+    """``result`` with its rows ``index`` replaced by ``rows`` (every leaf with the rows as axis 0)."""
+    n = result.outcome.shape[0]
+
+    def replace(old, new):
+        if np.ndim(old) == 0 or old.shape[0] != n:
+            return old
+        if isinstance(old, jax.Array):
+            return old.at[index].set(new)
+        old = np.array(old)
+        old[index] = new
+        return old
+
+    return jax.tree_util.tree_map(replace, result, rows)
+
+
 def concatenate(parts: list[CounterfactualResult]) -> CounterfactualResult:
     """Host chunks joined along the factual axis (scalar leaves such as the threshold are shared)."""
     return jax.tree_util.tree_map(lambda *a: np.concatenate(a) if a[0].ndim else a[0], *parts)
+
+
+# Counterfactuals per device in one compiled call when ``batch_size`` is not given. On a CPU
+# a chunk whose activations stay in cache runs ~1.5-2x faster per row than one that streams
+# them from memory (10⁵ rows of an MLP 20-64-64-2, 100 steps: 2.9 s in chunks of 10,000,
+# 4.1 s in two of 50,000; BENCHMARKS.md); an accelerator wants large batches. Both are small
+# enough that a million factuals run in bounded memory, chunk by chunk.
+DEFAULT_BATCH_ROWS = {"cpu": 10_000}
+ACCELERATOR_BATCH_ROWS = 1 << 16
+
+
+def default_chunk_rows(device: jax.Device) -> int:
+    """Counterfactuals per device in one default chunk on ``device``'s platform."""
+    return DEFAULT_BATCH_ROWS.get(device.platform, ACCELERATOR_BATCH_ROWS)
 
 
 MIN_BUCKET = 32  # the smallest compacted round: fewer rows cost about as much per step on a CPU

@@ -133,7 +133,8 @@ def _continue_shrunk(carry, on_rows, bucket, advance):
                                   carry, subset, per_row)
 
 
-def _program(generator, classifier, x, target, *, key, constraints, max_steps, rows, track, return_path) -> _Program:
+def _program(generator, classifier, x, target, *, key, constraints, max_steps, rows, track, return_path,
+             checked=True) -> _Program:
     n, d = x.shape
     K = generator.num_counterfactuals
     if constraints is None:
@@ -198,11 +199,12 @@ def _program(generator, classifier, x, target, *, key, constraints, max_steps, r
         z_next, update_state = generator.update(grad, update_state, z, step_context(t))
         if not latent:
             z_next = constraints.project(z_next, x_rep, one_hot=constraints.snap_each_step)
-        # Frozen rows keep their point; a non-finite step (e.g. an overflowing model) is refused
-        # whole. Testing the row (not each entry) first also lets XLA update z in place.
-        finite = jnp.all(jnp.isfinite(z_next), axis=-1)
-        nonfinite = nonfinite | (~done & ~finite)
-        z = jnp.where((done | ~finite)[..., None], z, z_next)
+        if checked:  # frozen rows keep their point; a non-finite step (an overflowing model) is refused whole
+            finite = jnp.all(jnp.isfinite(z_next), axis=-1)
+            nonfinite = nonfinite | (~done & ~finite)
+            z = jnp.where((done | ~finite)[..., None], z, z_next)
+        else:  # a non-finite entry is kept, so the final point shows any non-finite step (see generate)
+            z = jnp.where(done[..., None] | ~jnp.isfinite(z), z, z_next)
         if tracks:
             x_t = to_input(z)
             track_states = tuple(tr.update(s, x_t, t, ~done) for tr, s in zip(tracks, track_states))
@@ -229,6 +231,8 @@ def _program(generator, classifier, x, target, *, key, constraints, max_steps, r
 
     def finish(carry):
         t, z, _, done, steps, nonfinite, track_states = carry
+        if not checked:
+            nonfinite = ~jnp.all(jnp.isfinite(z), axis=-1)
         x_cf = to_input(z, one_hot=True)
         (_, (logits, terms)), grad = grad_in_input_space(x_cf, t)
         grad = constraints.mask_gradient(grad)
@@ -295,11 +299,14 @@ def search(
     return program.finish(program.advance(program.start(start), loop=loop, shrink=shrink))
 
 
-_STATIC = ("max_steps", "track", "return_path", "loop")
+_STATIC = ("max_steps", "track", "return_path", "loop", "checked")
 
 
-def _search_entry(generator, classifier, x, target, rows, start, key, constraints, **static):
-    return search(generator, classifier, x, target, key=key, constraints=constraints, rows=rows, start=start, **static)
+def _search_entry(generator, classifier, x, target, rows, start, key, constraints, *, loop, **static):
+    """:func:`search`; ``checked=False`` keeps non-finite steps, so those rows end NONFINITE for :func:`generate`
+    to search again checked (testing every step costs a pass over z per step, ~4% of a small MLP's search)."""
+    program = _program(generator, classifier, x, target, key=key, constraints=constraints, rows=rows, **static)
+    return program.finish(program.advance(program.start(start), loop=loop))
 
 
 _search_jit = jax.jit(_search_entry, static_argnames=_STATIC)
@@ -410,10 +417,7 @@ def generate(
         res = cfx.generate(cfx.generators.Generic(), clf, x, target=1, key=jax.random.key(0))
     """
     multiprocess = distributed.resolve_mode(multiprocess)
-    if not isinstance(generator, Generator):
-        raise TypeError(f"generator must be a cfx.generators.Generator; got {type(generator).__name__}")
-    if not isinstance(classifier, Classifier):
-        raise TypeError(f"classifier must be a cfx.Classifier; got {type(classifier).__name__}")
+    checks.check_types(generator=generator, classifier=classifier, constraints=constraints)
     start = None
     if init is not None and not isinstance(init, str):
         start, init = init, None
@@ -427,10 +431,7 @@ def generate(
     K = generator.num_counterfactuals
     target_np = checks.check_target(target, n, classifier.n_classes)
     key = checks.check_key(key)
-    if constraints is None:
-        constraints = runtime.UNCONSTRAINED
-    if not isinstance(constraints, (Constraints, ResolvedConstraints)):
-        raise TypeError(f"constraints must be a cfx.Constraints; got {type(constraints).__name__}")
+    constraints = runtime.UNCONSTRAINED if constraints is None else constraints
     devices = distributed.mesh_devices(devices, multiprocess)
     batch, shared = runtime.shardings(tuple(devices))
     resolved, host_bounds, placed_constraints = runtime.placed_constraints(constraints, d,
@@ -448,11 +449,9 @@ def generate(
     n_rows, n_devices = (n, len(devices)) if share is None else (share.most, len(devices) // share.processes)
 
     if batch_size is None:  # the default: equal chunks of at most the platform's rows, so little is padding
-        n_chunks = -(-n_rows // max(1, default_chunk_rows(devices[0]) * n_devices // K))
+        n_chunks = -(-n_rows // max(1, runtime.default_chunk_rows(devices[0]) * n_devices // K))
         batch_size = -(-n_rows // n_chunks)
     chunk = runtime.round_up(min(n_rows, batch_size), n_devices)  # every device gets the same rows
-    n_padded = runtime.round_up(n_rows, chunk)
-    rows = np.concatenate([np.arange(n), np.zeros(n_padded - n, int)]).astype(np.int32)  # pad with row 0
     if share is None:
         common = runtime.device_leaves(generator, classifier) if common is None else common
         options = (key, placed_constraints)
@@ -462,39 +461,38 @@ def generate(
         options = distributed.replicate((key, resolved), shared)
         places = (None, None)  # already global arrays
     static = dict(max_steps=int(max_steps), track=track, return_path=bool(return_path), loop=loop)
+    seconds = {"compile": 0.0, "run": 0.0}
 
-    parts, seconds = [], {"compile": 0.0, "run": 0.0}
-    for begin in range(0, n_padded, chunk):
-        idx = rows[begin:begin + chunk]
-        per_row = (x_np[idx], target_np[idx], idx, None if start_np is None else start_np[idx])
-        if compact:
-            out = runtime.compacted(_PHASES, common, per_row, options, static, compact, shared, batch, n_devices,
-                                    seconds)
-        else:
-            if share is not None:  # this process's block of a global chunk; row ids follow the lower-ranked processes'
-                per_row = distributed.global_rows((*per_row[:2], idx + share.offset, per_row[3]), batch, share)
-            shardings = (places[0],) * len(common) + (places[1],) * len(per_row) + (places[0],) * len(options)
-            out = runtime.run(_search_jit, (*common, *per_row, *options), shardings, static, seconds)
-            out = out if share is None else distributed.local_rows(out, batch, share)
-        # Several chunks are gathered to the host one by one, so device memory holds one chunk.
-        parts.append(out if n_padded == chunk else jax.device_get(out))
-    result = parts[0] if len(parts) == 1 else runtime.concatenate(parts)
-    if n_padded > n:
-        result = jax.tree_util.tree_map(lambda a: a[:n] if a.ndim else a, result)
+    def search_rows(ids, at_least, chunk, checked):
+        """The result for the factuals ``ids``, searched in chunks of ``chunk`` rows (padded with
+        copies of the first to at least ``at_least`` rows, a multiple of ``chunk``)."""
+        padded = np.full(runtime.round_up(at_least, chunk), ids[0], np.int32)
+        padded[:len(ids)], parts = ids, []
+        for begin in range(0, len(padded), chunk):
+            idx = padded[begin:begin + chunk]
+            per_row = (x_np[idx], target_np[idx], idx, None if start_np is None else start_np[idx])
+            if compact:
+                out = runtime.compacted(_PHASES, common, per_row, options, static, compact, shared, batch, n_devices,
+                                        seconds)
+            else:
+                if share is not None:  # this process's block of a global chunk; its row ids follow lower ranks'
+                    per_row = distributed.global_rows((*per_row[:2], idx + share.offset, per_row[3]), batch, share)
+                shardings = (places[0],) * len(common) + (places[1],) * len(per_row) + (places[0],) * len(options)
+                out = runtime.run(_search_jit, (*common, *per_row, *options), shardings, {**static, "checked": checked},
+                                  seconds)
+                out = out if share is None else distributed.local_rows(out, batch, share)
+            # Several chunks are gathered to the host one by one, so device memory holds one chunk.
+            parts.append(out if len(padded) == chunk else jax.device_get(out))
+        result = parts[0] if len(parts) == 1 else runtime.concatenate(parts)
+        cut = len(padded) > len(ids)
+        return jax.tree_util.tree_map(lambda a: a[:len(ids)] if a.ndim else a, result) if cut else result
+
+    # One process without compaction runs the unchecked step; rows that took a non-finite step
+    # (rare) are searched again with every step checked, which gives them the checked result.
+    fast = not compact and share is None
+    result = search_rows(np.arange(n), n_rows, chunk, checked=not fast)
+    again = np.flatnonzero(np.any(np.asarray(result.outcome) == NONFINITE, axis=1)) if fast else ()
+    if len(again):
+        redo = search_rows(again, len(again), min(chunk, runtime.round_up(len(again), n_devices)), checked=True)
+        result = runtime.replace_rows(result, again, redo)
     return result.replace(runtime_s=np.float32(seconds["run"]), compile_s=np.float32(seconds["compile"]))
-
-
-
-
-# Counterfactuals per device in one compiled call when ``batch_size`` is not given. On a CPU
-# a chunk whose activations stay in cache runs ~1.5-2x faster per row than one that streams
-# them from memory (10⁵ rows of an MLP 20-64-64-2, 100 steps: 2.9 s in chunks of 10,000,
-# 4.1 s in two of 50,000; BENCHMARKS.md); an accelerator wants large batches. Both are small
-# enough that a million factuals run in bounded memory, chunk by chunk.
-DEFAULT_BATCH_ROWS = {"cpu": 10_000}
-ACCELERATOR_BATCH_ROWS = 1 << 16
-
-
-def default_chunk_rows(device: jax.Device) -> int:
-    """Counterfactuals per device in one default chunk on ``device``'s platform."""
-    return DEFAULT_BATCH_ROWS.get(device.platform, ACCELERATOR_BATCH_ROWS)

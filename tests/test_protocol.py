@@ -173,6 +173,30 @@ def test_outcome_codes(linear_classifier, factuals):
     assert np.all(np.asarray(nan.outcome) == NONFINITE) and np.isfinite(np.asarray(nan.counterfactuals)).all()
 
 
+def test_rows_that_take_a_non_finite_step_are_searched_again_checked():
+    # generate steps without the per-row finiteness test (a non-finite entry is kept, so the final
+    # point shows it) and searches the rows that took such a step again, checked: the result is
+    # the checked core's, row for row, and only those rows cost a second (checked) program
+    def logits(p, x):  # finite below x_0 = p; above it the logit and its gradient are NaN
+        return jnp.stack([jnp.zeros(x.shape[0]), x[:, 0] * jax.lax.stop_gradient(jnp.where(x[:, 0] > p, jnp.nan, 1.0))], -1)
+
+    model = cfx.Classifier(logits, jnp.float32(-0.5), n_features=2)
+    x = np.array([[-1.4, 0.0], [-1.2, 0.3], [-0.8, 0.0], [-0.6, -0.2], [-1.0, 0.1]], np.float32)
+    gen = G.Generic(cost=0.0, learning_rate=0.1)
+    before = compilation_count()
+    res = cfx.generate(gen, model, x, 1, key=KEY, max_steps=6)
+    assert compilation_count() - before == 2  # the unchecked program, then the checked one for 2 rows
+    checked = jax.jit(lambda x: search(gen, model, x, jnp.ones(5, jnp.int32), key=KEY, max_steps=6))(x)
+    np.testing.assert_array_equal(np.asarray(res.outcome)[:, 0], [MAX_STEPS, MAX_STEPS, NONFINITE, NONFINITE, MAX_STEPS])
+    assert np.isfinite(np.asarray(res.counterfactuals)).all()
+    res = res.replace(runtime_s=checked.runtime_s, compile_s=checked.compile_s)  # the timings differ
+    for got, want in zip(jax.tree_util.tree_leaves(res), jax.tree_util.tree_leaves(checked)):
+        np.testing.assert_allclose(np.asarray(got), np.asarray(want), atol=1e-6)
+    before = compilation_count()
+    cfx.generate(gen, model, x, 1, key=KEY, max_steps=6)
+    assert compilation_count() == before
+
+
 def test_a_generator_that_gives_up_stops_its_rows_as_not_reached(linear_classifier, factuals):
     @G.generator
     class _Patient(G.Generic):

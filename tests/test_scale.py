@@ -84,7 +84,7 @@ def test_chunks_are_gathered_to_the_host_and_equal_one_call(moons_mlp, uneven):
 
 
 def test_default_chunk_bounds_the_rows_of_one_program(monkeypatch, linear_classifier):
-    monkeypatch.setitem(S.DEFAULT_BATCH_ROWS, "cpu", 16)
+    monkeypatch.setitem(R.DEFAULT_BATCH_ROWS, "cpu", 16)
     x = np.random.default_rng(0).normal(size=(50, 2)).astype(np.float32)
     res = cfx.generate(G.Generic(), linear_classifier, x, 1, key=KEY, max_steps=5)
     assert isinstance(res.counterfactuals, np.ndarray)  # four chunks of 16, gathered one by one
