@@ -239,6 +239,7 @@ def _program(generator, classifier, x, target, *, key, constraints, max_steps, r
         rule = "threshold" if generator.convergence == "max_steps" else generator.convergence
         ok = _with_condition(generator, convergence.converged(logits, grad, row_target, row_factual, threshold, rule),
                              x_cf, logits, term_target, classifier)
+        ok = ok if checked else ok & ~nonfinite  # a non-finite point is never returned as converged
         failed = jnp.where(nonfinite, NONFINITE, jnp.where(steps >= max_steps, MAX_STEPS, NOT_REACHED))
         path = None
         if return_path:  # after a row froze, its remaining entries repeat its last point
@@ -463,13 +464,13 @@ def generate(
     static = dict(max_steps=int(max_steps), track=track, return_path=bool(return_path), loop=loop)
     seconds = {"compile": 0.0, "run": 0.0}
 
-    def search_rows(ids, at_least, chunk, checked):
-        """The result for the factuals ``ids``, searched in chunks of ``chunk`` rows (padded with
-        copies of the first to at least ``at_least`` rows, a multiple of ``chunk``)."""
-        padded = np.full(runtime.round_up(at_least, chunk), ids[0], np.int32)
+    def search_rows(ids, at_least, size, checked):
+        """The result for the factuals ``ids``, searched in chunks of ``size`` rows (padded with
+        copies of the first to at least ``at_least`` rows, a multiple of ``size``)."""
+        padded = np.full(runtime.round_up(at_least, size), ids[0], np.int32)
         padded[:len(ids)], parts = ids, []
-        for begin in range(0, len(padded), chunk):
-            idx = padded[begin:begin + chunk]
+        for begin in range(0, len(padded), size):
+            idx = padded[begin:begin + size]
             per_row = (x_np[idx], target_np[idx], idx, None if start_np is None else start_np[idx])
             if compact:
                 out = runtime.compacted(_PHASES, common, per_row, options, static, compact, shared, batch, n_devices,
@@ -482,7 +483,7 @@ def generate(
                                   seconds)
                 out = out if share is None else distributed.local_rows(out, batch, share)
             # Several chunks are gathered to the host one by one, so device memory holds one chunk.
-            parts.append(out if len(padded) == chunk else jax.device_get(out))
+            parts.append(out if len(padded) == size else jax.device_get(out))
         result = parts[0] if len(parts) == 1 else runtime.concatenate(parts)
         cut = len(padded) > len(ids)
         return jax.tree_util.tree_map(lambda a: a[:len(ids)] if a.ndim else a, result) if cut else result

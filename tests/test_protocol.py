@@ -195,6 +195,16 @@ def test_rows_that_take_a_non_finite_step_are_searched_again_checked():
     before = compilation_count()
     cfx.generate(gen, model, x, 1, key=KEY, max_steps=6)
     assert compilation_count() == before
+    # a step that overflows to inf where the model saturates (finite, even valid logits at inf):
+    # the point must not come back as converged, and the checked search refuses the step
+    saturating = cfx.Classifier(lambda p, x: jnp.stack([jnp.zeros(x.shape[0]), 5 * jnp.tanh(p * x[:, 0])], -1),
+                                jnp.float32(1.0), n_features=2)
+    huge = G.Generic(cost=0.0, learning_rate=3e38)
+    res = cfx.generate(huge, saturating, x[2:4], 1, key=KEY, max_steps=3)  # |η·gradient| > 3.4e38 here
+    checked = jax.jit(lambda x: search(huge, saturating, x, jnp.ones(2, jnp.int32), key=KEY, max_steps=3))(x[2:4])
+    np.testing.assert_array_equal(np.asarray(res.outcome), NONFINITE)
+    np.testing.assert_array_equal(np.asarray(res.counterfactuals), np.asarray(checked.counterfactuals))
+    np.testing.assert_array_equal(np.asarray(res.counterfactuals)[:, 0], x[2:4])
 
 
 def test_a_generator_that_gives_up_stops_its_rows_as_not_reached(linear_classifier, factuals):
