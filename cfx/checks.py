@@ -32,8 +32,8 @@ def check_factuals(x, classifier: Classifier) -> np.ndarray:
 
 
 def check_finite(name: str, arr: np.ndarray, row: str) -> None:
-    bad = ~np.isfinite(arr)
-    if bad.any():
+    if not np.isfinite(arr).all():
+        bad = ~np.isfinite(arr)
         i, j = int(np.argwhere(bad)[0][0]), int(np.argwhere(bad)[0][-1])
         raise ValueError(f"{name} contains NaN or inf ({int(bad.sum())} values; first at {row} {i}, feature {j})")
 
@@ -43,7 +43,7 @@ def check_target(target, n: int, n_classes: int) -> np.ndarray:
     if target is None:
         return np.full(n, -1, np.int32)
     arr = np.asarray(target)
-    if arr.dtype == bool or not np.issubdtype(arr.dtype, np.integer):
+    if arr.dtype.kind not in "iu":  # signed or unsigned ints (not bool)
         raise TypeError(f"target must be an int class index, an int array of length n={n}, or None "
                         f"(untargeted); got dtype {arr.dtype}")
     if arr.ndim == 0:
@@ -54,7 +54,7 @@ def check_target(target, n: int, n_classes: int) -> np.ndarray:
         bad = int(arr[(arr < -1) | (arr >= n_classes)][0])
         raise ValueError(f"target {bad} is not a class of this classifier: expected an int in [0, {n_classes}) "
                          "(or -1 for an untargeted row)")
-    return arr.astype(np.int32)
+    return arr.astype(np.int32, copy=False)
 
 
 def check_start(start, n: int, K: int, d: int) -> np.ndarray:
@@ -71,10 +71,12 @@ def check_start(start, n: int, K: int, d: int) -> np.ndarray:
     return np.ascontiguousarray(arr)
 
 
-def check_within_bounds(x: np.ndarray, lower: np.ndarray, upper: np.ndarray) -> None:
-    """Raise if a factual already lies outside its own bounds (names the row and feature)."""
-    if np.isneginf(lower).all() and np.isposinf(upper).all():
+def check_within_bounds(x: np.ndarray, bounds: tuple[np.ndarray, np.ndarray] | None) -> None:
+    """Raise if a factual already lies outside its own bounds (lower, upper), naming the row and
+    feature; None: no finite bound."""
+    if bounds is None:
         return
+    lower, upper = bounds
     bad = (x < lower) | (x > upper)
     if bad.any():
         i, j = map(int, np.argwhere(bad)[0])

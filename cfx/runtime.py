@@ -172,14 +172,16 @@ def placed_common(user_generator, overrides, generator, classifier, shared):
 
 
 def placed_constraints(constraints, d: int, shared):
-    """(resolved constraints, host (lower, upper) for the factual check, resolved on the
-    devices or None when ``shared`` is None), cached for immutable constraints."""
+    """(resolved constraints, host (lower, upper) for the factual check or None when every
+    bound is infinite, resolved on the devices or None when ``shared`` is None), cached for
+    immutable constraints."""
 
     def build():
         resolved = constraints if isinstance(constraints, ResolvedConstraints) else constraints.resolve(d)
         if resolved.lower.shape != (d,):
             raise ValueError(f"constraints are for {resolved.lower.shape[0]} features; x has {d}")
         host = (np.asarray(resolved.lower), np.asarray(resolved.upper))
+        host = None if np.isneginf(host[0]).all() and np.isposinf(host[1]).all() else host
         return resolved, host, None if shared is None else jax.device_put(resolved, shared)
 
     leaves = _immutable_leaves(constraints)

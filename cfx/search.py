@@ -435,9 +435,8 @@ def generate(
     constraints = runtime.UNCONSTRAINED if constraints is None else constraints
     devices = distributed.mesh_devices(devices, multiprocess)
     batch, shared = runtime.shardings(tuple(devices))
-    resolved, host_bounds, placed_constraints = runtime.placed_constraints(constraints, d,
-                                                                           None if multiprocess else shared)
-    checks.check_within_bounds(x_np, *host_bounds)
+    resolved, host_bounds, on_devices = runtime.placed_constraints(constraints, d, None if multiprocess else shared)
+    checks.check_within_bounds(x_np, host_bounds)
     common = None if multiprocess else runtime.placed_common(user_generator, overrides, generator, classifier, shared)
     if common is None:  # not cached: validate (a cached entry was validated when it was placed)
         generator.validate(K, classifier.n_features, classifier.n_classes)
@@ -455,7 +454,7 @@ def generate(
     chunk = runtime.round_up(min(n_rows, batch_size), n_devices)  # every device gets the same rows
     if share is None:
         common = runtime.device_leaves(generator, classifier) if common is None else common
-        options = (key, placed_constraints)
+        options = (key, on_devices)
         places = (shared, batch)  # (replicated inputs, per-row inputs)
     else:  # global arrays need each process's copy
         common = distributed.replicate(runtime.device_leaves(generator, classifier), shared)
@@ -465,13 +464,15 @@ def generate(
     seconds = {"compile": 0.0, "run": 0.0}
 
     def search_rows(ids, at_least, size, checked):
-        """The result for the factuals ``ids``, searched in chunks of ``size`` rows (padded with
-        copies of the first to at least ``at_least`` rows, a multiple of ``size``)."""
+        """The result for the factuals ``ids`` (ascending), searched in chunks of ``size`` rows
+        (padded with copies of the first to at least ``at_least`` rows, a multiple of ``size``)."""
         padded = np.full(runtime.round_up(at_least, size), ids[0], np.int32)
         padded[:len(ids)], parts = ids, []
+        run_of_rows = ids[-1] - ids[0] == len(ids) - 1  # then a chunk without padding is a view, not a copy
         for begin in range(0, len(padded), size):
             idx = padded[begin:begin + size]
-            per_row = (x_np[idx], target_np[idx], idx, None if start_np is None else start_np[idx])
+            rows = slice(ids[0] + begin, ids[0] + begin + size) if run_of_rows and begin + size <= len(ids) else idx
+            per_row = (x_np[rows], target_np[rows], idx, None if start_np is None else start_np[rows])
             if compact:
                 out = runtime.compacted(_PHASES, common, per_row, options, static, compact, shared, batch, n_devices,
                                         seconds)
@@ -492,7 +493,7 @@ def generate(
     # (rare) are searched again with every step checked, which gives them the checked result.
     fast = not compact and share is None
     result = search_rows(np.arange(n), n_rows, chunk, checked=not fast)
-    again = np.flatnonzero(np.any(np.asarray(result.outcome) == NONFINITE, axis=1)) if fast else ()
+    again = np.flatnonzero((np.asarray(result.outcome) == NONFINITE).any(axis=1)) if fast else ()
     if len(again):
         redo = search_rows(again, len(again), min(chunk, runtime.round_up(len(again), n_devices)), checked=True)
         result = runtime.replace_rows(result, again, redo)

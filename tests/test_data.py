@@ -174,8 +174,8 @@ def test_real_loader(name):
     # standardised on a training split, every row still satisfies its own (mapped) bounds
     train, test = D.train_test(data, seed=0)
     resolved = train.schema.constraints().resolve(X.shape[1])
-    check_within_bounds(train.X, np.asarray(resolved.lower), np.asarray(resolved.upper))
-    check_within_bounds(test.X, np.asarray(resolved.lower), np.asarray(resolved.upper))
+    check_within_bounds(train.X, (np.asarray(resolved.lower), np.asarray(resolved.upper)))
+    check_within_bounds(test.X, (np.asarray(resolved.lower), np.asarray(resolved.upper)))
     # seeded subsampling and balancing
     sub = D.load(name, n=300, seed=5)
     assert len(sub) == 300
