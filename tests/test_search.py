@@ -285,6 +285,8 @@ def test_snapping_each_step_keeps_every_iterate_one_hot():
         (dict(target=2), ValueError, r"target 2 .*\[0, 2\)"),
         (dict(target=[1, 0]), ValueError, "length n=3"),
         (dict(target=0.5), TypeError, "target must be an int"),
+        (dict(target=np.array([True, False, True])), TypeError, "target must be an int.*got dtype bool"),
+        (dict(x=np.array([[0.0, 1.0], [np.inf, 0.0]])), ValueError, "NaN or inf.*factual 1, feature 0"),
         (dict(constraints=cfx.Constraints(mutability=["both"])), ValueError, "mutability has 1 entries.*\\(2\\)"),
         (dict(constraints=cfx.Constraints(lower=[1.0, 0.0], upper=[0.0, 1.0])), ValueError, "lower > upper for feature 0"),
         (dict(constraints=cfx.Constraints(lower=-1.0, upper=[1.0, -0.5])), ValueError, "factual 0 violates .* feature 1"),
