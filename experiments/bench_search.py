@@ -33,8 +33,9 @@ many draws: on this noisy machine two copies of one kernel differ by up to 14 % 
 of 60 runs. So phase 1 times every method (interleaved, best of R) and keeps the three fastest
 kernels; phase 2 times cfx, cfx-max-steps and those three afresh in R rounds, each round
 running every method once in a random order, and compares cfx with each kernel by the median
-of the per-round ratios (a slow minute hits a whole round). The kernel that comes out fastest
-against cfx is the one reported: the least favourable comparison for cfx.
+of the per-round ratios (a slow minute hits a whole round), with a bootstrap 90 % interval of
+that median. The kernel that comes out fastest against cfx is the one reported: the least
+favourable comparison for cfx.
 """
 
 from __future__ import annotations
@@ -202,6 +203,12 @@ def interleaved(methods: dict, rounds: int, shuffle: np.random.Generator | None 
     return times
 
 
+def median_interval(ratios, level=0.9, draws=10_000, seed=0):
+    """A bootstrap ``level`` interval of the median of per-round ``ratios`` (rounds resampled)."""
+    draw = np.random.default_rng(seed).choice(ratios, size=(draws, len(ratios)))
+    return tuple(np.quantile(np.median(draw, axis=1), [(1 - level) / 2, (1 + level) / 2]))
+
+
 def best_of(fn, repeats):
     times = []
     for _ in range(repeats):
@@ -219,7 +226,8 @@ def main(argv=None):
                         help="default: MLP 20-64-64-2; small: 20-64-32-16-2")
     parser.add_argument("--steps", type=int, default=100)
     parser.add_argument("--loop-n", type=int, default=300, help="factuals timed in the per-factual loops (0: skip)")
-    parser.add_argument("--repeats", type=int, default=5, help="timed runs of each method, interleaved; best kept")
+    parser.add_argument("--repeats", type=int, default=5, help="phase 1: timed runs of each method, interleaved")
+    parser.add_argument("--rounds", type=int, help="phase 2: rounds of the finalists (default: --repeats)")
     args = parser.parse_args(argv)
     WIDTHS = MODELS[args.model]
 
@@ -245,7 +253,8 @@ def main(argv=None):
         jax.block_until_ready(fn())  # compile
     seconds = {name: min(t) for name, t in interleaved(methods, args.repeats).items()}  # phase 1: choose
     finalists = sorted(KERNELS, key=seconds.get)[:3]
-    final = interleaved({name: methods[name] for name in ("cfx", "cfx-max-steps", *finalists)}, args.repeats,
+    rounds = args.rounds or args.repeats
+    final = interleaved({name: methods[name] for name in ("cfx", "cfx-max-steps", *finalists)}, rounds,
                         shuffle=np.random.default_rng(0))  # phase 2: measure
     final = {name: np.asarray(t) for name, t in final.items()}
     paired = {(name, k): float(np.median(np.divide(final[k], final[name]))) for name in ("cfx", "cfx-max-steps")
@@ -284,15 +293,17 @@ def main(argv=None):
           f"{seconds[finalists[0]] / seconds['cfx']:.2f}x" + (
               f"   cfx / loop = {seconds['loop'] / seconds['cfx']:.1f}x   "
               f"cfx / loop-scan = {seconds['loop-scan'] / seconds['cfx']:.1f}x" if m else ""))
-    print(f"phase 2 ({args.repeats} rounds, median per-round ratio; ratio of bests in brackets):")
+    print(f"phase 2 ({rounds} rounds, median per-round ratio; ratio of bests in brackets):")
     for name in ("cfx", "cfx-max-steps"):
         print(f"  {name:<14}" + "   ".join(f"vs {k} {paired[name, k]:.2f}x ({final[k].min() / final[name].min():.2f}x)"
                                          for k in finalists))
-    print(f"cfx / best kernel ({best}) = {paired['cfx', best]:.2f}x")
+    low, high = median_interval(np.divide(final[best], final["cfx"]))
+    print(f"cfx / best kernel ({best}) = {paired['cfx', best]:.2f}x (90% bootstrap interval of the median "
+          f"{low:.2f}-{high:.2f})")
     print(f"one call (1 factual, 1 step; medians): cfx.generate {call * 1e3:.3f} ms, its own program with the "
           f"arguments on the device {program * 1e3:.3f} ms: fixed cost {(call - program) * 1e3:.3f} ms "
           f"(the pure search under jax.jit: {pure * 1e3:.3f} ms)")
-    print(f"(best of {args.repeats} interleaved runs in each phase; loops timed on {m} factuals and scaled to N; compilation "
+    print(f"(phase 1: best of {args.repeats} interleaved runs; loops timed on {m} factuals and scaled to N; compilation "
           f"excluded everywhere; cfx compile {first.compile_s:.2f}s)")
 
 
