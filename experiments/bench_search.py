@@ -36,6 +36,10 @@ running every method once in a random order, and compares cfx with each kernel b
 of the per-round ratios (a slow minute hits a whole round), with a bootstrap 90 % interval of
 that median. The kernel that comes out fastest against cfx is the one reported: the least
 favourable comparison for cfx.
+
+``--layers`` instead times where cfx's time goes: ``cfx.generate``, its own compiled search
+with the arguments already on the device, that search without the convergence test, and a
+second ``jax.jit`` of vmap-scan (which shows this machine's resolution), each against vmap-scan.
 """
 
 from __future__ import annotations
@@ -189,6 +193,35 @@ def per_call_cost(generator, clf, x, repeats=1000):
     return tuple(float(np.median(seconds[name])) for name in calls)
 
 
+def layers(generator, clf, params, x, target, steps, rounds):
+    """Where cfx's time goes, and this machine's resolution: ``cfx.generate``, its own compiled
+    search called with its arguments on the device, the same without the convergence test,
+    and a second ``jax.jit`` of the vmap-scan kernel, each against vmap-scan by the median
+    per-round ratio (``rounds`` rounds in a random order). Returns {name: (median, low, high)}."""
+    n, d = x.shape
+    static = dict(max_steps=steps, track=None, return_path=False, loop="while", checked=False)
+
+    def own_program(**options):
+        placed = jax.device_put((*cfx.runtime.device_leaves(generator.replace(**options), clf), x, target,
+                                 np.arange(n, dtype=np.int32), None, jax.random.key(1), cfx.Constraints().resolve(d)))
+        program = cfx.runtime.executable(cfx.search._search_jit, placed, (None,) * len(placed), static)[0]
+        return lambda: program(*placed).counterfactuals
+
+    xj, tj = jnp.asarray(x), jnp.asarray(target)
+    copies = [KERNELS["vmap-scan"]() for _ in range(2)]
+    methods = {"cfx.generate": lambda: cfx.generate(generator, clf, x, target, key=jax.random.key(1), max_steps=steps,
+                                                    threshold=1.0).counterfactuals,
+               "its program": own_program(threshold=1.0),
+               "its program, no convergence test": own_program(convergence="max_steps"),
+               "vmap-scan, a second jit": lambda: copies[1](params, xj, tj, steps),
+               "vmap-scan": lambda: copies[0](params, xj, tj, steps)}
+    for fn in methods.values():
+        jax.block_until_ready(fn())
+    times = {name: np.asarray(t) for name, t in interleaved(methods, rounds, np.random.default_rng(0)).items()}
+    ratios = {name: np.divide(times["vmap-scan"], t) for name, t in times.items() if name != "vmap-scan"}
+    return {name: (float(np.median(r)), *median_interval(r)) for name, r in ratios.items()}
+
+
 def interleaved(methods: dict, rounds: int, shuffle: np.random.Generator | None = None) -> dict:
     """{name: [seconds per run]}: ``rounds`` rounds, each running every method once (in turn, or
     in an order drawn from ``shuffle``), so load on the machine hits every method alike."""
@@ -228,6 +261,8 @@ def main(argv=None):
     parser.add_argument("--loop-n", type=int, default=300, help="factuals timed in the per-factual loops (0: skip)")
     parser.add_argument("--repeats", type=int, default=5, help="phase 1: timed runs of each method, interleaved")
     parser.add_argument("--rounds", type=int, help="phase 2: rounds of the finalists (default: --repeats)")
+    parser.add_argument("--layers", action="store_true",
+                        help="only: cfx.generate, its program and a second copy of a kernel against vmap-scan")
     args = parser.parse_args(argv)
     WIDTHS = MODELS[args.model]
 
@@ -239,11 +274,18 @@ def main(argv=None):
     generator = cfx.generators.Generic(cost=COST, learning_rate=LEARNING_RATE)
     xj, tj = jnp.asarray(x), jnp.asarray(target)
 
+    if args.layers:
+        print(f"N = {args.n}, MLP {'->'.join(map(str, WIDTHS))}, against vmap-scan, median per-round ratio of "
+              f"{args.rounds or args.repeats} rounds (90% bootstrap interval):")
+        for name, (median, low, high) in layers(generator, clf, params, x, target, args.steps,
+                                                args.rounds or args.repeats).items():
+            print(f"  {name:<34} {median:.3f} ({low:.3f}-{high:.3f})")
+        return
     first = cfx.generate(generator, clf, x, target, key=jax.random.key(1), max_steps=args.steps, threshold=1.0)
     methods = {"cfx": lambda: cfx.generate(generator, clf, x, target, key=jax.random.key(1), max_steps=args.steps,
                                            threshold=1.0).counterfactuals,
-               # the kernels' work exactly: every step, no convergence test (cfx still refuses
-               # non-finite steps and keeps its per-row bookkeeping and report)
+               # the kernels' work exactly: every step, no convergence test (cfx still keeps
+               # its per-row bookkeeping, its guard against non-finite steps and its report)
                "cfx-max-steps": lambda: cfx.generate(generator, clf, x, target, key=jax.random.key(1),
                                                      max_steps=args.steps, convergence="max_steps").counterfactuals}
     for name, build in KERNELS.items():
