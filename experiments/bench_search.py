@@ -172,6 +172,17 @@ KERNELS = {
 }
 
 
+def own_program(generator, clf, x, target, steps):
+    """``cfx.generate``'s own compiled search for these inputs (one chunk, one process), as a call
+    with its arguments already on the device."""
+    n, d = x.shape
+    placed = jax.device_put((*cfx.runtime.device_leaves(generator, clf), x, target, np.arange(n, dtype=np.int32), None,
+                             jax.random.key(1), cfx.Constraints().resolve(d)))
+    static = dict(max_steps=steps, track=None, return_path=False, loop="while", checked=False)
+    program = cfx.runtime.executable(cfx.search._search_jit, placed, (None,) * len(placed), static)[0]
+    return lambda: program(*placed)
+
+
 def per_call_cost(generator, clf, x, repeats=1000):
     """Seconds per call on one factual and one step, each the median of ``repeats`` calls
     interleaved: (cfx.generate, the same compiled program called with its arguments already on
@@ -180,15 +191,11 @@ def per_call_cost(generator, clf, x, repeats=1000):
     constraints are constants in it, arguments in cfx's, so new bounds need no compiling)."""
     one, key, target = x[:1], jax.random.key(1), np.ones(1, np.int32)
     generator = generator.replace(threshold=1.0)
-    static = dict(max_steps=1, track=None, return_path=False, loop="while", checked=False)
-    own = jax.device_put((*cfx.runtime.device_leaves(generator, clf), one, target, np.zeros(1, np.int32), None, key,
-                          cfx.Constraints().resolve(one.shape[1])))
-    program = cfx.runtime.executable(cfx.search._search_jit, own, (None,) * len(own), static)[0]
     # The whole result (a program returning only the counterfactuals would drop the report).
     pure = jax.jit(lambda g, c, x, t, k: cfx.search.search(g, c, x, t, key=k, max_steps=1))
     placed = jax.device_put((generator, clf, one, target, key))
     calls = {"generate": lambda: cfx.generate(generator, clf, one, target, key=key, max_steps=1),
-             "program": lambda: program(*own), "pure": lambda: pure(*placed)}
+             "program": own_program(generator, clf, one, target, 1), "pure": lambda: pure(*placed)}
     seconds = interleaved(calls, repeats)
     return tuple(float(np.median(seconds[name])) for name in calls)
 
@@ -198,21 +205,13 @@ def layers(generator, clf, params, x, target, steps, rounds):
     search called with its arguments on the device, the same without the convergence test,
     and a second ``jax.jit`` of the vmap-scan kernel, each against vmap-scan by the median
     per-round ratio (``rounds`` rounds in a random order). Returns {name: (median, low, high)}."""
-    n, d = x.shape
-    static = dict(max_steps=steps, track=None, return_path=False, loop="while", checked=False)
-
-    def own_program(**options):
-        placed = jax.device_put((*cfx.runtime.device_leaves(generator.replace(**options), clf), x, target,
-                                 np.arange(n, dtype=np.int32), None, jax.random.key(1), cfx.Constraints().resolve(d)))
-        program = cfx.runtime.executable(cfx.search._search_jit, placed, (None,) * len(placed), static)[0]
-        return lambda: program(*placed).counterfactuals
-
     xj, tj = jnp.asarray(x), jnp.asarray(target)
     copies = [KERNELS["vmap-scan"]() for _ in range(2)]
     methods = {"cfx.generate": lambda: cfx.generate(generator, clf, x, target, key=jax.random.key(1), max_steps=steps,
                                                     threshold=1.0).counterfactuals,
-               "its program": own_program(threshold=1.0),
-               "its program, no convergence test": own_program(convergence="max_steps"),
+               "its program": own_program(generator.replace(threshold=1.0), clf, x, target, steps),
+               "its program, no convergence test": own_program(generator.replace(convergence="max_steps"), clf, x,
+                                                               target, steps),
                "vmap-scan, a second jit": lambda: copies[1](params, xj, tj, steps),
                "vmap-scan": lambda: copies[0](params, xj, tj, steps)}
     for fn in methods.values():
