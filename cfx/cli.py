@@ -71,7 +71,7 @@ def _parser() -> argparse.ArgumentParser:
 
     ls = sub.add_parser("list", help="list data sets, models, generators, metrics and experiment kinds",
                         description="List what cfx knows, with one-line descriptions.")
-    ls.add_argument("what", nargs="?", choices=["datasets", "models", "generators", "metrics", "kinds"],
+    ls.add_argument("what", nargs="?", choices=["datasets", "models", "generators", "metrics", "kinds", "presets"],
                     help="only this section (default: all)")
 
     show = sub.add_parser("show", help="print the table of a results folder",
@@ -177,6 +177,11 @@ def _cmd_list(args) -> int:
     if args.what in (None, "kinds"):
         import cfx.experiments
         sections.append(("experiment kinds", cfx.experiments.list_kinds()))
+    if args.what in (None, "presets"):
+        import cfx.experiments
+        presets = cfx.experiments.list_presets()
+        if presets or args.what == "presets":
+            sections.append(("presets (preset: NAME in a config of that kind)", presets or {"(none)": ""}))
     for i, (title, items) in enumerate(sections):
         if i:
             print()

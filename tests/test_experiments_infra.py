@@ -203,6 +203,29 @@ def test_a_new_kind_gets_the_same_error_quality(count_kind, tmp_path):
         experiments.load_config(f, ["rounds=x", "rate=0.1"])
 
 
+def test_a_preset_fills_fixes_and_refuses(count_kind, tmp_path, monkeypatch):
+    import dataclasses
+
+    from cfx.experiments import Preset
+
+    halves = Preset("halves", "rate 0.25 per round, as in the reference", values={"rate": 0.25})
+    monkeypatch.setitem(experiments.KINDS, "count", dataclasses.replace(COUNT, presets={"halves": halves}))
+    f = tmp_path / "c.yaml"
+    f.write_text("kind: count\nrounds: 2\npreset: halves\n")
+    cfg = experiments.load_config(f)
+    assert cfg.rate == 0.25 and cfg.preset == "halves"
+    # the resolved config (as saved in a results folder) loads back to the same experiment
+    (tmp_path / "resolved.yaml").write_text(cfg.dump())
+    assert experiments.load_config(tmp_path / "resolved.yaml").identity() == cfg.identity()
+    # a setting the preset fixes is refused, naming both values; an unknown preset lists the known ones
+    with pytest.raises(ConfigError, match=r"rate: preset 'halves' fixes this to 0.25, but the config sets 0.5"):
+        experiments.load_config(f, ["rate=0.5"])
+    with pytest.raises(ConfigError, match=r"preset: unknown preset 'halve' for kind 'count' \(did you mean "
+                                          r"'halves'\?\); available: halves"):
+        experiments.load_config(f, ["preset=halve"])
+    assert experiments.list_presets()["count/halves"] == "rate 0.25 per round, as in the reference"
+
+
 def test_load_raw_is_kind_agnostic(tmp_path):
     (tmp_path / "base.yaml").write_text("a: {b: 1, c: [1, 2]}\nitems: [x, {name: y}]\n")
     (tmp_path / "child.yaml").write_text("extends: base.yaml\na: {c: [3]}\n")

@@ -26,14 +26,14 @@ from typing import Mapping, Sequence
 
 import yaml
 
-from cfx.experiments.config import ConfigError, Context, Experiment, RawConfig, load_raw, suggest
-from cfx.experiments.kinds import KINDS, Kind, Report, get_kind, list_kinds, register_kind
+from cfx.experiments.config import ConfigError, Context, Experiment, Preset, RawConfig, load_raw, suggest
+from cfx.experiments.kinds import KINDS, Kind, Report, get_kind, list_kinds, list_presets, register_kind
 from cfx.experiments.progress import Progress
 from cfx.experiments.store import CONFIG_FILE, OutputExistsError, Store
 
 __all__ = [
     "ConfigError", "Context", "RawConfig", "load_raw", "OutputExistsError", "Experiment", "Progress", "Kind",
-    "Report", "Store", "KINDS", "register_kind", "get_kind", "list_kinds", "load_config", "parse_config", "run",
+    "Report", "Store", "KINDS", "register_kind", "get_kind", "list_kinds", "list_presets", "Preset", "load_config", "parse_config", "run",
     "show", "DEFAULT_KIND",
 ]
 

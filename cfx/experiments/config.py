@@ -36,8 +36,8 @@ from cfx.experiments.fields import (LABEL_RE, Bool, Float, Int, IntList, Label, 
                                     suggest)
 
 __all__ = [
-    "ConfigError", "Context", "RawConfig", "Spec", "Experiment", "load_raw", "parse_overrides", "split_path",
-    "format_path", "suggest", "deep_merge", "check_label", "check_name", "plain",
+    "ConfigError", "Context", "RawConfig", "Spec", "Experiment", "Preset", "apply_preset", "load_raw",
+    "parse_overrides", "split_path", "format_path", "suggest", "deep_merge", "check_label", "check_name", "plain",
     "Int", "Number", "Float", "Bool", "Str", "IntList", "StrList", "PositiveInt", "NonNegativeInt",
     "PositiveFloat", "UnitOpen", "Probability", "Label", "choice",
 ]
@@ -70,12 +70,14 @@ class Experiment(Spec):
     ``kind`` picks the schema, runner and report (the loader fills in ``benchmark`` when a
     file has no ``kind:``); ``name`` names the results folder ``results/<name>`` unless
     ``output`` is given; ``seed`` is the root of every derived seed; ``figures`` turns the PNG
-    figures on or off.
+    figures on or off; ``preset`` names the kind's :class:`Preset` whose values were merged in
+    (kept in the resolved config so a saved run says which semantics it followed).
     """
 
     kind: Str
     name: Label
     description: Str = ""
+    preset: Str | None = None
     seed: NonNegativeInt = 0
     output: Str | None = None
     figures: Bool = True
@@ -278,6 +280,78 @@ def load_raw(path: str | os.PathLike, overrides: Sequence[str] = ()) -> RawConfi
         _apply_override(raw, parts, value, pair, path)
         overridden[format_path(parts)] = pair
     return RawConfig(raw, path, overridden)
+
+
+# --------------------------------------------------------------------------------------
+# Presets: a named set of values a kind fixes (a paper's reference semantics)
+# --------------------------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class Preset:
+    """A named, documented set of config values that reproduce a reference implementation.
+
+    ``values`` is a raw (YAML-shaped) mapping merged *under* the config: every key it holds is
+    fixed by the preset. A config may repeat a fixed key with the same value (a saved,
+    resolved config does), but a different value is refused (:func:`apply_preset`): a preset
+    is a claim about semantics, and a silently half-applied one would not be.
+
+    ``expand`` (optional) fills what a flat mapping cannot say, such as per-data-set or
+    per-model defaults inside lists: ``expand(raw) -> raw`` gets the merged mapping and
+    returns it completed; it must fill only keys the config leaves unset.
+
+    ``source`` says what the values were read from (repository, version, file).
+    """
+
+    name: str
+    description: str
+    values: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+    source: str = ""
+    expand: typing.Callable[[dict], dict] | None = None
+
+
+def _leaves(node: Any, prefix: tuple = ()) -> list[tuple[tuple, Any]]:
+    """(key path, value) for every non-mapping value under ``node`` (lists are leaves)."""
+    if isinstance(node, Mapping) and node:
+        return [leaf for k, v in node.items() for leaf in _leaves(v, (*prefix, k))]
+    return [(prefix, node)]
+
+
+def _get(node: Any, path: tuple) -> tuple[bool, Any]:
+    for k in path:
+        if not isinstance(node, Mapping) or k not in node:
+            return False, None
+        node = node[k]
+    return True, node
+
+
+def apply_preset(raw: "RawConfig", presets: Mapping[str, Preset], kind: str) -> "RawConfig":
+    """Merge the preset named by ``raw.data['preset']`` under the config (no ``preset``: as is).
+
+    Raises ConfigError for an unknown preset name (listing the kind's presets) and for a key the
+    preset fixes that the config sets to another value (naming both values).
+    """
+    ctx, d = raw.context(), raw.data
+    name = d.get("preset")
+    if name is None:
+        return raw
+    if not isinstance(name, str):
+        raise ctx.error("preset", f"expected the name of a preset, {got(name)}")
+    if name not in presets:
+        listing = ", ".join(sorted(presets)) or f"none (kind {kind!r} has no presets)"
+        raise ctx.error("preset", f"unknown preset {name!r} for kind {kind!r}{suggest(name, list(presets))}; "
+                                  f"available: {listing}")
+    preset = presets[name]
+    for path, fixed in _leaves(dict(preset.values)):
+        present, value = _get(d, path)
+        if present and value is not None and plain(value) != plain(fixed):
+            raise ctx.error(format_path(list(path)),
+                            f"preset {name!r} fixes this to {fixed!r}, but the config sets {value!r}; remove the "
+                            f"key to follow the preset, or remove 'preset' and set every value yourself")
+    merged = deep_merge(copy.deepcopy(dict(preset.values)), {k: v for k, v in d.items()})
+    if preset.expand is not None:
+        merged = preset.expand(merged)
+    return RawConfig(merged, raw.file, raw.overridden)
 
 
 # --------------------------------------------------------------------------------------

@@ -18,13 +18,13 @@ from __future__ import annotations
 import dataclasses
 import importlib
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
-from cfx.experiments.config import Experiment, RawConfig
+from cfx.experiments.config import Experiment, Preset, RawConfig, apply_preset
 from cfx.experiments.progress import Progress
 from cfx.experiments.store import RecordPath, Store
 
-__all__ = ["Kind", "Report", "KINDS", "register_kind", "get_kind", "list_kinds"]
+__all__ = ["Kind", "Report", "KINDS", "register_kind", "get_kind", "list_kinds", "list_presets"]
 
 
 @dataclasses.dataclass
@@ -58,6 +58,8 @@ class Kind:
         ``raw`` is its saved config.yaml as a plain mapping); LookupError while unfinished.
       description: one line for ``cfx list``.
       unit: what one record of ``expected`` is called in progress output.
+      presets: name -> :class:`cfx.experiments.config.Preset` a config selects with
+        ``preset: <name>`` (merged under the config before ``schema.parse``).
     """
 
     name: str
@@ -69,9 +71,10 @@ class Kind:
     show: Callable[[Store, Any, Sequence[str] | None], str]
     description: str = ""
     unit: str = "record"
+    presets: Mapping[str, Preset] = dataclasses.field(default_factory=dict)
 
     def parse(self, raw: RawConfig):
-        return self.schema.parse(raw)
+        return self.schema.parse(apply_preset(raw, self.presets, self.name))
 
 
 #: kind name -> module defining ``KIND`` (or a Kind registered at run time)
@@ -105,3 +108,8 @@ def get_kind(name: str) -> Kind:
 def list_kinds() -> dict[str, str]:
     """Kind name -> one-line description."""
     return {name: get_kind(name).description for name in KINDS}
+
+
+def list_presets() -> dict[str, str]:
+    """``kind/preset`` -> one-line description, for every kind's presets."""
+    return {f"{name}/{p.name}": p.description for name in KINDS for p in get_kind(name).presets.values()}
