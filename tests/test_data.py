@@ -58,6 +58,15 @@ def test_blob_geometry():
     np.testing.assert_allclose(ovl.X[ovl.y == 1].std(0), [0.5, 0.5], atol=0.03)
     bayes_err = np.mean((ovl.X.sum(1) > 0) != (ovl.y == 1))
     assert 0.05 < bayes_err < 0.11  # closed form Φ(-√2) ≈ 0.079
+    # the reference experiments' make_blobs: explicit centres, or centres drawn in a box (seeded)
+    placed = D.load("overlapping", n=4000, seed=0, centers=[[0.2, -0.4], [1.9, 0.15]])
+    np.testing.assert_allclose(placed.X[placed.y == 1].mean(0), [1.9, 0.15], atol=0.03)
+    boxed = D.load("linearly_separable", n=400, seed=5, center_box=(-1, 1))
+    means = np.stack([boxed.X[boxed.y == c].mean(0) for c in (0, 1)])
+    assert np.all(np.abs(means) < 1.05) and not np.allclose(means, [[-1, -1], [1, 1]], atol=0.1)
+    np.testing.assert_array_equal(D.load("linearly_separable", n=400, seed=5, center_box=(-1, 1)).X, boxed.X)
+    with pytest.raises(ValueError, match="centers or center_box, not both"):
+        D.load("overlapping", centers=[[0, 0], [1, 1]], center_box=(-1, 1))
 
 
 def test_circles_is_learnable_by_radius():

@@ -78,24 +78,51 @@ def blobs(
     return _finish(parts, rng, name, _unbounded(names))
 
 
-def linearly_separable(n: int = DEFAULT_N, seed: int = 0, *, std: float = 0.1, distance: float = 1.0) -> Dataset:
+def _two_centres(distance: float, centers, center_box, seed: int) -> np.ndarray:
+    """The two class centres: ``centers`` if given, else drawn U(lo, hi)² per class from
+    ``center_box = (lo, hi)`` (scikit-learn ``make_blobs``' rule; the draw is seeded by
+    ``seed + 1`` so it does not shift the points' stream), else (-a, -a) and (a, a)."""
+    if centers is not None and center_box is not None:
+        raise ValueError("give centers or center_box, not both")
+    if centers is not None:
+        centers = np.asarray(centers, np.float64)
+        if centers.shape != (2, 2):
+            raise ValueError(f"centers must be two 2-D points, shape (2, 2); got shape {centers.shape}")
+        return centers
+    if center_box is not None:
+        lo, hi = (float(v) for v in center_box)
+        if not lo < hi:
+            raise ValueError(f"center_box must be (lo, hi) with lo < hi; got {tuple(center_box)}")
+        return np.random.default_rng(seed + 1).uniform(lo, hi, (2, 2))
+    return np.array([[-distance, -distance], [distance, distance]])
+
+
+def linearly_separable(n: int = DEFAULT_N, seed: int = 0, *, std: float = 0.1, distance: float = 1.0,
+                       centers: Sequence[Sequence[float]] | None = None,
+                       center_box: Sequence[float] | None = None) -> Dataset:
     """Two tight Gaussian blobs (SPEC §6: std 0.1), class 0 at (-a, -a), class 1 at (a, a), a = ``distance``.
 
     With a = 1 the centres are 2·sqrt(2) ≈ 2.83 apart, i.e. ~28 standard deviations: the
     classes are separable by a wide margin, yet close enough that a counterfactual search
-    with step size 0.1 crosses the boundary in a few dozen steps.
+    with step size 0.1 crosses the boundary in a few dozen steps. ``centers`` places the two
+    centres explicitly; ``center_box=(lo, hi)`` draws them uniformly in that box, seeded, as
+    the reference experiments do (``make_blobs(centers=2, center_box=(lo, hi))``).
     """
-    return blobs(n, seed, centers=[[-distance, -distance], [distance, distance]], std=std, name="linearly_separable")
+    return blobs(n, seed, centers=_two_centres(distance, centers, center_box, seed), std=std,
+                 name="linearly_separable")
 
 
-def overlapping(n: int = DEFAULT_N, seed: int = 0, *, std: float = 0.5, distance: float = 0.5) -> Dataset:
+def overlapping(n: int = DEFAULT_N, seed: int = 0, *, std: float = 0.5, distance: float = 0.5,
+                centers: Sequence[Sequence[float]] | None = None,
+                center_box: Sequence[float] | None = None) -> Dataset:
     """Two overlapping Gaussian blobs (SPEC §6: std 0.5) at (-a, -a) and (a, a), a = ``distance``.
 
     With a = 0.5 the centres are sqrt(2) ≈ 1.41 apart; along the diagonal each class
     crosses the Bayes boundary with probability Φ(-sqrt(2)·a/std) = Φ(-1.41) ≈ 7.9 %, so the
     classes genuinely overlap and F1 changes under recourse dynamics are measurable.
+    ``centers`` / ``center_box`` as in :func:`linearly_separable`.
     """
-    return blobs(n, seed, centers=[[-distance, -distance], [distance, distance]], std=std, name="overlapping")
+    return blobs(n, seed, centers=_two_centres(distance, centers, center_box, seed), std=std, name="overlapping")
 
 
 def moons(n: int = DEFAULT_N, seed: int = 0, *, noise: float = 0.1) -> Dataset:
