@@ -88,11 +88,12 @@ def check_key(key) -> jax.Array:
     """A single typed PRNG key; a raw uint32 (2,) key is wrapped, so both share one program."""
     if isinstance(key, jax.Array) and key.shape == () and jnp.issubdtype(key.dtype, jax.dtypes.prng_key):
         return key
-    key = jnp.asarray(key)
+    if not isinstance(key, jax.Array):
+        key = np.asarray(key)  # host-side: a wrong key is refused without a device transfer
     if jnp.issubdtype(key.dtype, jax.dtypes.prng_key) and key.shape == ():
         return key
     if key.dtype == jnp.uint32 and key.shape == (2,):
-        return jax.random.wrap_key_data(key)
+        return jax.random.wrap_key_data(jnp.asarray(key))
     raise TypeError(f"key must be a single PRNG key (jax.random.key(seed)); got dtype {key.dtype}, shape {key.shape}")
 
 

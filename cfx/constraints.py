@@ -10,7 +10,7 @@ compiled search after every step, on every counterfactual.
 from __future__ import annotations
 
 import dataclasses
-from typing import Sequence
+from typing import Mapping, Sequence
 
 import jax
 import jax.numpy as jnp
@@ -58,6 +58,10 @@ class Constraints:
         if self.mutability is not None:
             if isinstance(self.mutability, str):
                 raise TypeError("mutability must be a sequence with one entry per feature, not a string")
+            if isinstance(self.mutability, Mapping):
+                raise TypeError("mutability must be a sequence with one entry per feature, in column order; got a "
+                                f"mapping {dict(self.mutability)!r}. Names belong to the data: "
+                                "cfx.data.from_frame(..., mutability={name: code}) or cfx.explain(..., immutable=[names])")
             bad = [m for m in self.mutability if m not in MUTABILITY]
             if bad:
                 raise ValueError(f"mutability entries must be one of {MUTABILITY}; got {bad[0]!r}")

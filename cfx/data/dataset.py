@@ -141,9 +141,18 @@ class Dataset:
 
     def __post_init__(self):
         X = np.asarray(self.X, np.float32)
-        y = np.asarray(self.y).astype(np.int32)
+        raw_y = np.asarray(self.y)
+        if raw_y.dtype.kind == "f" and not np.all(np.isfinite(raw_y) & (raw_y == np.round(raw_y))):
+            bad = raw_y[~(np.isfinite(raw_y) & (raw_y == np.round(raw_y)))]
+            raise ValueError(f"Dataset.y must hold integer class labels; got {bad.size} non-integer values "
+                             f"(first: {bad[0]!r})")
+        y = raw_y.astype(np.int32)
         if X.ndim != 2:
             raise ValueError(f"Dataset.X must be 2-D (n, d); got shape {X.shape}")
+        if not np.isfinite(X).all():
+            i, j = np.argwhere(~np.isfinite(X))[0]
+            raise ValueError(f"Dataset.X contains NaN or inf ({int((~np.isfinite(X)).sum())} values; first at row "
+                             f"{int(i)}, feature {int(j)}): drop or impute them before building the data set")
         if y.shape != (X.shape[0],):
             raise ValueError(f"Dataset.y must have shape ({X.shape[0]},); got {y.shape}")
         if X.shape[1] != self.schema.n_features:

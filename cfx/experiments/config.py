@@ -439,6 +439,8 @@ class Context:
                     break
         if src is not None:
             message += f" (from --set {src})"
+            if not src.split("=", 1)[1].strip():  # `--set key=$VAR` with VAR unset: the shell expanded it to nothing
+                message += "; the value after '=' is empty (an unset shell variable? quote it: --set 'key=${VAR}')"
         return ConfigError(message, file=self.file, path=path)
 
     def validate(self, cls: type[pydantic.BaseModel], raw: Any, path: str = "", *, unknown: str = "unknown key",

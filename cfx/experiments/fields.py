@@ -40,6 +40,9 @@ LABEL_RE = re.compile(r"^[A-Za-z0-9_.+-]+$")
 
 
 def got(v: Any) -> str:
+    if isinstance(v, str) and not v.strip():
+        # usually `--set key=$VAR` with VAR unset: the shell expanded it to nothing
+        return f"got an empty string {v!r} (an unset shell variable in --set? quote it: --set 'key=${{VAR}}')"
     return f"got {v!r} ({type(v).__name__})"
 
 

@@ -44,6 +44,7 @@ import optax
 from flax import struct
 
 from cfx import losses
+from cfx._validate import as_real
 
 OPTIMIZERS: dict[str, Callable[[Any], optax.GradientTransformation]] = {
     "sgd": optax.sgd,
@@ -219,17 +220,17 @@ class Generator:
         subclasses add their own checks (data summaries of the right width, K > 1, ...)."""
         name = type(self).__name__
         check_positive(f"{name}.learning_rate", self.learning_rate)
-        tau = np.asarray(self.threshold, np.float64)
+        tau = as_real(f"{name}.threshold", self.threshold)
         if not (tau.shape == () and 0.0 < float(tau) <= 1.0):
             raise ValueError(f"threshold must be a probability in (0, 1]; got {self.threshold!r}")
         steps = np.asarray(self.min_steps)
         if not (steps.shape == () and np.issubdtype(steps.dtype, np.integer) and int(steps) >= 0):
             raise ValueError(f"{name}.min_steps must be an int >= 0; got {self.min_steps!r}")
-        scale = np.asarray(self.init_scale, np.float64)
+        scale = as_real(f"{name}.init_scale", self.init_scale)
         if not (np.all(np.isfinite(scale)) and np.all(scale >= 0)):
             raise ValueError(f"{name}.init_scale must be finite and >= 0; got {self.init_scale!r}")
         for penalty in self.terms():
-            weight = np.asarray(penalty.weight, np.float64)
+            weight = as_real(f"{name}: the weight of {penalty.name!r}", penalty.weight)
             if not (np.all(np.isfinite(weight)) and np.all(weight >= 0)):
                 raise ValueError(f"{name}: the weight of {penalty.name!r} must be finite and >= 0; got {penalty.weight!r}")
 
@@ -245,7 +246,7 @@ class Generator:
 
 
 def check_positive(label: str, value) -> None:
-    arr = np.asarray(value, np.float64)
+    arr = as_real(label, value)
     if not (np.all(np.isfinite(arr)) and np.all(arr > 0)):
         raise ValueError(f"{label} must be finite and > 0; got {value!r}")
 

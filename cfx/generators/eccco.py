@@ -187,9 +187,11 @@ class ECCCo(ECCo):
         name = type(self).__name__
         if self.q_hat is None and np.any(np.asarray(self.set_size, np.float64) != 0):
             raise ValueError(
-                f"{name} needs the conformal quantile q_hat for its set-size term, and the classifier was not "
-                f"calibrated: conf = cfx.models.calibrate(clf, calibration_data, alpha=0.05), then "
-                f"{name}().fit(conf, train, key=key) (or set set_size=0 to leave the term out)"
+                f"{name}.q_hat is unset: its set-size term needs the conformal quantile, which the generator "
+                f"takes from a calibrated classifier when it is fitted (calibrating the classifier alone is not "
+                f"enough): conf = cfx.models.calibrate(clf, calibration_data, alpha=0.05), then "
+                f"{name}().fit(conf, train, key=key) or {name}.from_classifier(conf); or set set_size=0 to leave "
+                f"the term out"
             )
         super().validate(num_counterfactuals, n_features, n_classes)
         if self.q_hat is not None:

@@ -33,6 +33,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from cfx._validate import as_real
 from cfx.classifier import Classifier
 
 
@@ -182,13 +183,13 @@ def calibrate(classifier: Classifier, calibration_data, alpha: float = 0.05, *, 
     """
     if not isinstance(classifier, Classifier):
         raise TypeError(f"classifier must be a cfx.Classifier; got {type(classifier).__name__}")
-    a = np.asarray(alpha, np.float64)
+    a = as_real("alpha", alpha)
     if a.shape != () or not (0.0 < float(a) < 1.0):
         raise ValueError(f"alpha must be a number in (0, 1); got {alpha!r}")
-    t = np.asarray(temperature, np.float64)
+    t = as_real("temperature", temperature)
     if t.shape != () or not (np.isfinite(t) and t > 0):
         raise ValueError(f"temperature must be a finite number > 0; got {temperature!r}")
-    k = np.asarray(kappa, np.float64)
+    k = as_real("kappa", kappa)
     if k.shape != () or not (np.isfinite(k) and k >= 0):
         raise ValueError(f"kappa must be a finite number >= 0; got {kappa!r}")
     X, y = _calibration_arrays(calibration_data, classifier)

@@ -30,6 +30,7 @@ import numpy as np
 import optax
 from tqdm.auto import tqdm
 
+from cfx._validate import as_real
 from cfx.classifier import Classifier
 from cfx.models.ensemble import Ensemble
 from cfx.models.jem import JEMLoss
@@ -372,9 +373,9 @@ def fit(
     X, y = _check_dataset(dataset)
     epochs = _check_positive_int("epochs", epochs)
     batch_size = _check_positive_int("batch_size", batch_size)
-    if not (np.isfinite(learning_rate) and learning_rate > 0):
+    if not (np.isfinite(as_real("learning_rate", learning_rate)) and learning_rate > 0):
         raise ValueError(f"learning_rate must be a positive finite float; got {learning_rate!r}")
-    if not (np.isfinite(weight_decay) and weight_decay >= 0):
+    if not (np.isfinite(as_real("weight_decay", weight_decay)) and weight_decay >= 0):
         raise ValueError(f"weight_decay must be a finite float >= 0; got {weight_decay!r}")
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
         raise TypeError(f"seed must be an int; got {type(seed).__name__}")

@@ -21,11 +21,13 @@ from typing import Sequence
 
 import numpy as np
 
+from cfx._validate import as_real
+
 VARIANTS = ("ct", "contrastive", "adversarial", "baseline")
 
 
 def _nonneg(name: str, value) -> float:
-    v = float(value)
+    v = float(as_real(f"CTConfig.{name}", value))
     if not (np.isfinite(v) and v >= 0):
         raise ValueError(f"CTConfig.{name} must be a finite number >= 0; got {value!r}")
     return v
