@@ -42,6 +42,7 @@ __all__ = ["Store", "OutputExistsError", "MARKER", "CONFIG_FILE", "write_bytes",
            "read_json", "environment", "run_name"]
 
 MARKER = ".cfx-results"
+RESULTS_FORMAT = 2  # 1: the marker had no format line; 2: format line, the environment's PRNG/x64/XLA_FLAGS
 CONFIG_FILE = "config.yaml"
 _PART_RE = re.compile(r"^[A-Za-z0-9_.+-]+$")
 
@@ -120,8 +121,27 @@ def read_json(path: str | os.PathLike) -> Any:
 # --------------------------------------------------------------------------------------
 
 
+def _check_written_by_this_cfx(root: Path) -> None:
+    """Refuse to continue a folder another cfx wrote: its records may differ in layout or value."""
+    lines = (root / MARKER).read_text().splitlines()
+    found = next((int(line.split()[1]) for line in lines[1:] if line.startswith("format ")), 1)
+    saved = {}
+    with contextlib.suppress(Exception):
+        saved = read_json(root / "environment.json")
+    import cfx
+
+    version = saved.get("cfx")
+    if found != RESULTS_FORMAT or (version is not None and version != cfx.__version__):
+        raise OutputExistsError(
+            f"output folder {root} was written by another cfx (cfx {version or 'unknown'}, results format {found}; "
+            f"this is cfx {cfx.__version__}, format {RESULTS_FORMAT}); its records are not mixed with this "
+            "version's. Use --force to delete it and start over, or --out to write elsewhere."
+        )
+
+
 def environment() -> dict:
-    """Versions and hardware a run used: cfx, JAX, flax, optax, numpy, python, backend, devices."""
+    """Versions and hardware a run used: cfx, JAX, flax, optax, numpy, python, backend, devices,
+    and what else decides the bits of a result: the PRNG implementation, x64, XLA_FLAGS."""
     import importlib.metadata as md
 
     def version(pkg):
@@ -145,6 +165,9 @@ def environment() -> dict:
         "platform": platform.platform(),
         "backend": jax.default_backend(),
         "devices": [str(d) for d in jax.devices()],
+        "prng_impl": str(jax.config.jax_default_prng_impl),
+        "x64": bool(jax.config.jax_enable_x64),
+        "xla_flags": os.environ.get("XLA_FLAGS", ""),
         "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
 
@@ -211,6 +234,7 @@ class Store:
                 shutil.rmtree(root)
                 mode = "force"
             else:
+                _check_written_by_this_cfx(root)
                 try:
                     old = saved_identity(root / CONFIG_FILE)
                 except Exception as e:  # unreadable or older format: never treated as this experiment
@@ -237,7 +261,7 @@ class Store:
                     )
                 mode = "resume"
         root.mkdir(parents=True, exist_ok=True)
-        write_text(root / MARKER, "cfx results folder\n")
+        write_text(root / MARKER, f"cfx results folder\nformat {RESULTS_FORMAT}\n")
         write_text(root / CONFIG_FILE, config_text)
         self._record_session(mode)
         return mode

@@ -1,0 +1,126 @@
+"""Determinism and crash safety of whole experiments, in fresh processes.
+
+For each kind's smoke config: run A straight through in one process; run B in another,
+SIGKILLed at seeded random moments and resumed each time, then finished. Every file under a
+final name must be readable at every kill point (results are written atomically), and B's
+counterfactual arrays and tables must equal A's bit for bit (timing columns aside): the same
+config and seed give the same results across processes, whatever interrupted them.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+TIMING = re.compile(r"time|second|runtime|compile|elapsed|_s$", re.IGNORECASE)  # train_s, ...: seconds
+
+
+def _command(kind: str, out: Path) -> list[str]:
+    resume = ["--resume"] if out.exists() else []
+    return [sys.executable, "-m", "cfx", "run", str(ROOT / "configs" / f"{kind}_smoke.yaml"), "--out", str(out),
+            "--no-progress", *resume]
+
+
+def _env() -> dict:
+    return {**os.environ, "PYTHONPATH": str(ROOT), "CFX_DATA_DIR": os.environ.get("CFX_DATA_DIR", str(ROOT / ".."))}
+
+
+def _every_final_file_is_readable(folder: Path) -> None:
+    """No partial or corrupt file under a final name (hidden and temporary names aside)."""
+    for path in folder.rglob("*"):
+        if not path.is_file() or any(part.startswith(".") for part in path.relative_to(folder).parts):
+            continue
+        if path.suffix == ".npz":
+            with np.load(path) as arrays:
+                [arrays[k] for k in arrays.files]
+        elif path.suffix == ".json":
+            json.loads(path.read_text())
+        elif path.suffix == ".csv":
+            pd.read_csv(path)
+
+
+def _tables(folder: Path) -> dict[str, pd.DataFrame]:
+    out = {}
+    for path in sorted(folder.rglob("*.csv")):
+        if TIMING.search(path.name):
+            continue
+        frame = pd.read_csv(path)
+        frame = frame[[c for c in frame.columns if not TIMING.search(c)]]
+        for col in ("metric", "name"):
+            if col in frame.columns:
+                frame = frame[~frame[col].astype(str).str.contains(TIMING)]
+        out[str(path.relative_to(folder))] = frame.reset_index(drop=True)
+    return out
+
+
+def _arrays(folder: Path) -> dict[str, np.ndarray]:
+    out = {}
+    for path in sorted(folder.rglob("*.npz")):
+        with np.load(path) as arrays:
+            for k in arrays.files:
+                if not TIMING.search(k):
+                    out[f"{path.relative_to(folder)}:{k}"] = arrays[k]
+    return out
+
+
+@pytest.mark.parametrize("kind", ["eccco", "ct", "dynamics"])
+def test_killed_and_resumed_run_equals_an_uninterrupted_one_bit_for_bit(kind, tmp_path):
+    env = _env()
+    started = time.perf_counter()
+    subprocess.run(_command(kind, tmp_path / "a"), env=env, check=True, capture_output=True, timeout=600)
+    wall = time.perf_counter() - started
+
+    rng = np.random.default_rng(sum(map(ord, kind)))
+    kills = 0
+    for fraction in sorted(rng.uniform(0.35, 0.9, size=2)):
+        proc = subprocess.Popen(_command(kind, tmp_path / "b"), env=env, stdout=subprocess.DEVNULL,
+                                stderr=subprocess.DEVNULL)
+        time.sleep(fraction * wall)
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGKILL)
+            kills += 1
+        proc.wait(timeout=60)
+        if (tmp_path / "b").exists():
+            _every_final_file_is_readable(tmp_path / "b")
+    finish = subprocess.run(_command(kind, tmp_path / "b"), env=env, capture_output=True, text=True, timeout=600)
+    assert finish.returncode == 0, finish.stderr[-2000:]
+
+    a_tables, b_tables = _tables(tmp_path / "a"), _tables(tmp_path / "b")
+    assert a_tables and a_tables.keys() == b_tables.keys()
+    for name in a_tables:
+        pd.testing.assert_frame_equal(a_tables[name], b_tables[name], check_exact=True, obj=name)
+    a_arrays, b_arrays = _arrays(tmp_path / "a"), _arrays(tmp_path / "b")
+    assert a_arrays.keys() == b_arrays.keys()
+    for name in a_arrays:
+        np.testing.assert_array_equal(a_arrays[name], b_arrays[name], err_msg=name)
+    assert kills >= 1, f"the run finished before any kill point ({wall:.1f} s): nothing was tested"
+    env_record = json.loads((tmp_path / "b" / "environment.json").read_text())
+    assert {"jax", "jaxlib", "prng_impl", "xla_flags"} <= env_record.keys()
+
+
+@pytest.mark.parametrize("written_by", ["an older results format", "another cfx version"])
+def test_a_folder_another_cfx_wrote_is_refused_not_mixed(written_by, tmp_path):
+    from cfx.experiments import OutputExistsError, Store
+    from cfx.experiments.store import MARKER, read_json, write_json
+
+    store = Store(tmp_path / "r")
+    store.prepare("a: 1\n", {"a": 1}, lambda p: {"a": 1}, resume=False, force=False)
+    store.prepare("a: 1\n", {"a": 1}, lambda p: {"a": 1}, resume=True, force=False)  # this cfx: resumes
+    if written_by == "an older results format":
+        (store.root / MARKER).write_text("cfx results folder\n")
+    else:
+        write_json(store.root / "environment.json", {**read_json(store.root / "environment.json"), "cfx": "0.0.1"})
+    with pytest.raises(OutputExistsError, match=r"written by another cfx .* Use --force"):
+        store.prepare("a: 1\n", {"a": 1}, lambda p: {"a": 1}, resume=True, force=False)
+    assert store.prepare("a: 1\n", {"a": 1}, lambda p: {"a": 1}, resume=False, force=True) == "force"
