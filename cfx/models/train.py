@@ -401,12 +401,27 @@ def fit(
     Xj, yj = jnp.asarray(X), jnp.asarray(y)
     label = model if isinstance(model, str) else type(model).__name__
     bar = tqdm(range(epochs), desc=f"fit {label}", disable=not progress, leave=False)
+    pending = None
     for epoch in bar:
         state, metrics = _run_epoch(spec, state, Xj, yj, k_train, epoch)
+        if pending is not None:  # read the previous epoch's metrics while this one runs
+            _check_finite_metrics(label, *pending)
+        pending = (epoch, metrics)
         if progress:  # host sync only when someone is watching
-            bar.set_postfix({k: f"{float(v):.4f}" for k, v in metrics.items()})
+            bar.set_postfix({k: f"{float(np.mean(v)):.4f}" for k, v in metrics.items()})
+    _check_finite_metrics(label, *pending)
     clf = Classifier(apply, state.params, n_features=d, n_classes=out_classes)
     return (clf, state) if return_state else clf
+
+
+def _check_finite_metrics(label: str, epoch: int, metrics: dict) -> None:
+    """Stop a diverged training with the epoch it diverged at, instead of returning NaN weights."""
+    bad = [k for k, v in metrics.items() if not np.all(np.isfinite(np.asarray(v)))]
+    if bad:
+        raise FloatingPointError(
+            f"fit {label}: the training {', '.join(bad)} became non-finite at epoch {epoch}: lower learning_rate, "
+            "standardise the features, or check the loss (a JEM's SGLD settings)"
+        )
 
 
 #: Training objectives other than the plain loss: name -> ``fit(dataset, model, *, ct, **options)``
