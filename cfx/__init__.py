@@ -13,6 +13,7 @@ from cfx.classifier import Classifier
 from cfx.constraints import Constraints
 from cfx.evaluation import evaluate
 from cfx.explain import explain
+from cfx.io import load, save
 from cfx.result import OUTCOMES, CounterfactualResult
 from cfx import reductions, search
 from cfx.search import generate
@@ -31,5 +32,6 @@ def __getattr__(name):
 
 __all__ = [
     "Classifier", "Constraints", "CounterfactualResult", "OUTCOMES", "Track", "data", "evaluate", "evaluation", "explain",
-    "generate", "generators", "losses", "models", "sampling", "search", "track_last_within", "track_path", "training",
+    "generate", "generators", "load", "losses", "models", "sampling", "save", "search", "track_last_within",
+    "track_path", "training",
 ]
