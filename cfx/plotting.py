@@ -1,4 +1,7 @@
-"""Figures (matplotlib, Agg backend, PNG) from arrays and data frames only.
+"""Figures (matplotlib ``Figure`` objects, PNG) from arrays and data frames only.
+
+It never touches pyplot or the user's backend: every figure is a standalone
+``matplotlib.figure.Figure`` (shown by a notebook like any other, saved with :func:`save_figure`).
 
 Nothing here calls a model: the caller evaluates its classifier on the points of
 :func:`mesh_2d` and hands the probabilities over, so plotting works the same for a live
@@ -29,11 +32,8 @@ import os
 from pathlib import Path
 from typing import Mapping, Sequence
 
-import matplotlib
-
-matplotlib.use("Agg")  # files only; never needs a display
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
+import numpy as np
+from matplotlib.figure import Figure
 
 __all__ = ["mesh_2d", "draw_2d", "plot_2d", "plot_2d_panels", "plot_image_grid", "plot_benchmark", "figure_png",
            "save_figure"]
@@ -44,15 +44,21 @@ MAX_PATHS = 50
 
 
 def figure_png(fig, dpi: int = 100) -> bytes:
-    """``fig`` as PNG bytes; the figure is closed."""
+    """``fig`` as PNG bytes."""
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=dpi)
-    plt.close(fig)
     return buf.getvalue()
 
 
+def _subplots(rows: int = 1, cols: int = 1, **options):
+    """``plt.subplots`` without pyplot: a standalone Figure, so no backend is chosen or changed."""
+    figsize = options.pop("figsize", None)
+    fig = Figure(figsize=figsize)
+    return fig, fig.subplots(rows, cols, **options)
+
+
 def save_figure(fig, path: str | os.PathLike, dpi: int = 100) -> Path:
-    """Write ``fig`` as PNG to ``path`` (folders created) and close it."""
+    """Write ``fig`` as PNG to ``path`` (folders created)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(figure_png(fig, dpi))
@@ -146,7 +152,7 @@ def plot_2d(grid: Mapping, X: np.ndarray, y: np.ndarray, counterfactuals: np.nda
     """The 2-D figure of one search: contour of p(target | x), the data, the counterfactuals
     and (given ``paths``, e.g. ``res.path`` of a search with ``return_path=True``) their
     search paths. Arguments as in :func:`draw_2d`. Returns the Figure."""
-    fig, ax = (plt.subplots(figsize=(6, 5)) if ax is None else (ax.figure, ax))
+    fig, ax = (_subplots(figsize=(6, 5)) if ax is None else (ax.figure, ax))
     draw_2d(ax, grid, X, y, counterfactuals, factuals=factuals, paths=paths, target=target, max_paths=max_paths)
     ax.set_title(title or "counterfactuals")
     ax.legend(loc="upper right", fontsize=7)
@@ -161,7 +167,7 @@ def plot_2d_panels(grid: Mapping, arrays_by_generator: Mapping[str, Mapping], *,
     names = list(arrays_by_generator)
     cols = min(3, len(names))
     rows = math.ceil(len(names) / cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(4.6 * cols, 4.0 * rows), squeeze=False)
+    fig, axes = _subplots(rows, cols, figsize=(4.6 * cols, 4.0 * rows), squeeze=False)
     cs = None
     for ax, name in zip(axes.ravel(), names):
         a = arrays_by_generator[name]
@@ -204,7 +210,7 @@ def plot_image_grid(factuals: np.ndarray, counterfactuals: Mapping[str, np.ndarr
     n = min(n_rows, len(F))
     labels = list(counterfactuals)
     cols = 1 + len(labels)
-    fig, axes = plt.subplots(n, cols, figsize=(1.3 * cols + 0.6, 1.3 * n + 0.5), squeeze=False)
+    fig, axes = _subplots(n, cols, figsize=(1.3 * cols + 0.6, 1.3 * n + 0.5), squeeze=False)
     for i in range(n):
         imgs = [F[i]] + [np.asarray(counterfactuals[k])[i] for k in labels]
         for j, img in enumerate(imgs):
@@ -243,7 +249,7 @@ def plot_benchmark(summary, metrics: Sequence[str] | None = None, *, title: str 
     models = list(dict.fromkeys(summary["model"]))
     cols = min(4, len(chosen))
     rows = math.ceil(len(chosen) / cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(3.6 * cols, 3.0 * rows + 0.6), squeeze=False)
+    fig, axes = _subplots(rows, cols, figsize=(3.6 * cols, 3.0 * rows + 0.6), squeeze=False)
     width = 0.7 / max(1, len(models))
     x = np.arange(len(generators))
     for ax, metric in zip(axes.ravel(), chosen):

@@ -111,3 +111,18 @@ def test_benchmark_chart(tmp_path):
     plotting.save_figure(fig, tmp_path / "c.png")
     png = plotting.figure_png(plotting.plot_benchmark(pd.DataFrame(rows), metrics=["l1", "nope"]))
     assert png[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_importing_and_plotting_leave_the_users_backend_alone():
+    import os
+    import subprocess
+    import sys
+
+    code = ("import matplotlib, numpy as np, cfx.plotting as P\n"
+            "grid = P.mesh_2d(np.random.default_rng(0).normal(size=(20, 2)))\n"
+            "grid['probs'] = np.full((len(grid['points']), 2), 0.5)\n"
+            "P.figure_png(P.plot_2d(grid, np.zeros((2, 2)), np.array([0, 1]), np.zeros((2, 1, 2))))\n"
+            "print(matplotlib.get_backend())")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         env={**os.environ, "MPLBACKEND": "svg"})
+    assert out.stdout.strip() == "svg"
