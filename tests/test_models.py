@@ -271,3 +271,11 @@ def test_bad_inputs(moons_split, moons_mlp):
         models.fit(train, "mlp", widths=(16,), init_params=moons_mlp.params)
     with pytest.raises(TypeError, match="dataset"):
         models.fit(np.zeros((3, 2)))
+
+
+def test_fit_progress_in_a_log_is_plain_lines(moons_split, capsys):
+    train, _ = moons_split
+    models.fit(train, epochs=20, widths=(8,), progress=True)
+    lines = capsys.readouterr().err.splitlines()
+    assert len(lines) == 10 and "\r" not in "".join(lines)
+    assert lines[-1].startswith("fit mlp: epoch 20/20, loss ")

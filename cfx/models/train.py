@@ -21,6 +21,7 @@ from __future__ import annotations
 import collections
 import dataclasses
 import functools
+import sys
 from typing import Any, Callable, Sequence
 
 import flax.linen as nn
@@ -400,18 +401,50 @@ def fit(
     spec = _Spec(apply=apply, loss=loss, batch_size=min(batch_size, n))
     Xj, yj = jnp.asarray(X), jnp.asarray(y)
     label = model if isinstance(model, str) else type(model).__name__
-    bar = tqdm(range(epochs), desc=f"fit {label}", disable=not progress, leave=False)
+    report = _progress_reporter(label, epochs) if progress else None
     pending = None
-    for epoch in bar:
+    for epoch in range(epochs):
         state, metrics = _run_epoch(spec, state, Xj, yj, k_train, epoch)
         if pending is not None:  # read the previous epoch's metrics while this one runs
             _check_finite_metrics(label, *pending)
         pending = (epoch, metrics)
-        if progress:  # host sync only when someone is watching
-            bar.set_postfix({k: f"{float(np.mean(v)):.4f}" for k, v in metrics.items()})
+        if report is not None:  # host sync only when someone is watching
+            report(epoch, metrics)
     _check_finite_metrics(label, *pending)
+    if report is not None:
+        report(None, None)
     clf = Classifier(apply, state.params, n_features=d, n_classes=out_classes)
     return (clf, state) if return_state else clf
+
+
+def _progress_reporter(label: str, epochs: int) -> Callable[[int | None, dict | None], None]:
+    """``fit(progress=True)``'s rule, as ``cfx run``'s: a bar on a terminal or in a notebook,
+    plain lines elsewhere (a log, CI) — one per tenth of the epochs, never carriage returns.
+    ``report(None, None)`` closes it."""
+    def text(metrics):
+        return ", ".join(f"{k} {float(np.mean(v)):.4f}" for k, v in metrics.items())
+
+    stream = sys.stderr
+    try:
+        terminal = bool(stream.isatty()) or "ipykernel" in sys.modules
+    except (AttributeError, ValueError):
+        terminal = False
+    if terminal:
+        bar = tqdm(total=epochs, desc=f"fit {label}", leave=False)
+
+        def report(epoch, metrics):
+            if epoch is None:
+                bar.close()
+                return
+            bar.update(1)
+            bar.set_postfix_str(text(metrics))
+        return report
+    every = max(1, epochs // 10)
+
+    def report(epoch, metrics):
+        if epoch is not None and ((epoch + 1) % every == 0 or epoch + 1 == epochs):
+            print(f"fit {label}: epoch {epoch + 1}/{epochs}, {text(metrics)}", file=stream, flush=True)
+    return report
 
 
 def _check_finite_metrics(label: str, epoch: int, metrics: dict) -> None:
