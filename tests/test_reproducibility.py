@@ -26,10 +26,15 @@ ROOT = Path(__file__).resolve().parents[1]
 TIMING = re.compile(r"time|second|runtime|compile|elapsed|_s$", re.IGNORECASE)  # train_s, ...: seconds
 
 
+# the benchmark smoke config, shrunk to one data set and model (its full smoke run is test_cli's)
+SHRINK = {"benchmark": ["--set", "data=[{name: moons, n: 200}]", "--set",
+                        "models=[{name: mlp, widths: [8], epochs: 2, batch_size: 64}]"]}
+
+
 def _command(kind: str, out: Path) -> list[str]:
     resume = ["--resume"] if out.exists() else []
     return [sys.executable, "-m", "cfx", "run", str(ROOT / "configs" / f"{kind}_smoke.yaml"), "--out", str(out),
-            "--no-progress", *resume]
+            "--no-progress", *SHRINK.get(kind, []), *resume]
 
 
 def _env() -> dict:
@@ -74,7 +79,7 @@ def _arrays(folder: Path) -> dict[str, np.ndarray]:
     return out
 
 
-@pytest.mark.parametrize("kind", ["eccco", "ct", "dynamics"])
+@pytest.mark.parametrize("kind", ["benchmark", "eccco", "ct", "dynamics"])
 def test_killed_and_resumed_run_equals_an_uninterrupted_one_bit_for_bit(kind, tmp_path):
     env = _env()
     started = time.perf_counter()
@@ -124,3 +129,29 @@ def test_a_folder_another_cfx_wrote_is_refused_not_mixed(written_by, tmp_path):
     with pytest.raises(OutputExistsError, match=r"written by another cfx .* Use --force"):
         store.prepare("a: 1\n", {"a": 1}, lambda p: {"a": 1}, resume=True, force=False)
     assert store.prepare("a: 1\n", {"a": 1}, lambda p: {"a": 1}, resume=False, force=True) == "force"
+
+
+EXPLAIN = """
+import sys, numpy as np, pandas as pd, cfx
+rng = np.random.default_rng(0)
+frame = pd.DataFrame({"age": rng.integers(20, 60, 300), "income": rng.normal(40, 8, 300).round(1),
+                      "job": rng.choice(["a", "b", "c"], 300)})
+frame["y"] = ((frame["age"] - 40) / 10 + (frame["income"] - 40) / 8 + rng.normal(0, 0.5, 300) > 0).astype(int)
+data = cfx.data.from_frame(frame, "y", categorical=["job"])
+train, test = cfx.data.train_test(data, seed=0)
+clf = cfx.models.fit(train, epochs=20, seed=0)
+rows = frame.loc[test.ids][np.asarray(clf.predict(test.X)) == 0].head(8)
+for generator, k in (("generic", 1), ("dice", 3)):
+    cfx.explain(clf, rows, dataset=train, generator=generator, num_counterfactuals=k, target=1).to_csv(
+        f"{sys.argv[1]}/{generator}.csv")
+"""
+
+
+def test_explain_is_bit_identical_across_fresh_processes(tmp_path):
+    for run in ("a", "b"):
+        (tmp_path / run).mkdir()
+        subprocess.run([sys.executable, "-c", EXPLAIN, str(tmp_path / run)], env=_env(), check=True,
+                       capture_output=True, timeout=300)
+    for name in ("generic.csv", "dice.csv"):
+        a, b = (tmp_path / "a" / name).read_text(), (tmp_path / "b" / name).read_text()
+        assert a == b and len(a.splitlines()) > 8, name
