@@ -142,8 +142,9 @@ class Dataset:
     def __post_init__(self):
         X = np.asarray(self.X, np.float32)
         raw_y = np.asarray(self.y)
-        if raw_y.dtype.kind == "f" and not np.all(np.isfinite(raw_y) & (raw_y == np.round(raw_y))):
-            bad = raw_y[~(np.isfinite(raw_y) & (raw_y == np.round(raw_y)))]
+        integral = np.isfinite(raw_y) & (raw_y == np.round(raw_y)) if raw_y.dtype.kind == "f" else None
+        if integral is not None and not integral.all():
+            bad = raw_y[~integral]
             raise ValueError(f"Dataset.y must hold integer class labels; got {bad.size} non-integer values "
                              f"(first: {bad[0]!r})")
         y = raw_y.astype(np.int32)

@@ -31,8 +31,8 @@ import pydantic
 import yaml
 from pydantic import ConfigDict
 
-from cfx.experiments.fields import (LABEL_RE, Bool, Float, Int, IntList, Label, NonNegativeInt, Number,  # noqa: F401
-                                    PositiveFloat, PositiveInt, Probability, Str, StrList, UnitOpen, choice, got,
+from cfx.experiments.fields import (EMPTY_VALUE_HINT, LABEL_RE, Bool, Float, Int, IntList, Label,  # noqa: F401
+                                    NonNegativeInt, Number, PositiveFloat, PositiveInt, Probability, Str, StrList, UnitOpen, choice, got,
                                     suggest)
 
 __all__ = [
@@ -439,8 +439,8 @@ class Context:
                     break
         if src is not None:
             message += f" (from --set {src})"
-            if not src.split("=", 1)[1].strip():  # `--set key=$VAR` with VAR unset: the shell expanded it to nothing
-                message += "; the value after '=' is empty (an unset shell variable? quote it: --set 'key=${VAR}')"
+            if not src.split("=", 1)[1].strip():
+                message += f"; the value after '=' is empty ({EMPTY_VALUE_HINT})"
         return ConfigError(message, file=self.file, path=path)
 
     def validate(self, cls: type[pydantic.BaseModel], raw: Any, path: str = "", *, unknown: str = "unknown key",

@@ -39,10 +39,13 @@ _FLOAT_RE = re.compile(r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$")
 LABEL_RE = re.compile(r"^[A-Za-z0-9_.+-]+$")
 
 
+#: Said of an empty value: usually `--set key=$VAR` with VAR unset, which the shell expanded to nothing.
+EMPTY_VALUE_HINT = "an unset shell variable in --set? quote it: --set 'key=${VAR}'"
+
+
 def got(v: Any) -> str:
     if isinstance(v, str) and not v.strip():
-        # usually `--set key=$VAR` with VAR unset: the shell expanded it to nothing
-        return f"got an empty string {v!r} (an unset shell variable in --set? quote it: --set 'key=${{VAR}}')"
+        return f"got an empty string {v!r} ({EMPTY_VALUE_HINT})"
     return f"got {v!r} ({type(v).__name__})"
 
 

@@ -16,16 +16,9 @@ from __future__ import annotations
 import sys
 from typing import IO
 
+from cfx._streams import interactive
+
 __all__ = ["Progress", "interactive"]
-
-
-def interactive(stream: IO | None = None) -> bool:
-    """Whether ``stream`` (default: the current ``sys.stderr``) is a terminal."""
-    stream = sys.stderr if stream is None else stream
-    try:
-        return bool(stream.isatty())
-    except (AttributeError, ValueError):  # closed or not a file
-        return False
 
 
 class Progress:

@@ -31,6 +31,7 @@ import numpy as np
 import optax
 from tqdm.auto import tqdm
 
+from cfx._streams import interactive
 from cfx._validate import as_real
 from cfx.classifier import Classifier
 from cfx.models.ensemble import Ensemble
@@ -425,11 +426,7 @@ def _progress_reporter(label: str, epochs: int) -> Callable[[int | None, dict | 
         return ", ".join(f"{k} {float(np.mean(v)):.4f}" for k, v in metrics.items())
 
     stream = sys.stderr
-    try:
-        terminal = bool(stream.isatty()) or "ipykernel" in sys.modules
-    except (AttributeError, ValueError):
-        terminal = False
-    if terminal:
+    if interactive(stream) or "ipykernel" in sys.modules:  # a notebook's tqdm is a widget
         bar = tqdm(total=epochs, desc=f"fit {label}", leave=False)
 
         def report(epoch, metrics):
