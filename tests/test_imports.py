@@ -29,6 +29,8 @@ EXPERIMENTS_ORDER = {
     "cfx.experiments.kinds.benchmark.report": 8,
     "cfx.experiments.kinds.benchmark": 9,
     "cfx.experiments.kinds.eccco.schema": 6,
+    "cfx.experiments.kinds.eccco.preset": 6,
+    "cfx.experiments.kinds.eccco.paper": 6,
     "cfx.experiments.kinds.eccco.runner": 7,
     "cfx.experiments.kinds.eccco.report": 8,
     "cfx.experiments.kinds.eccco": 9,

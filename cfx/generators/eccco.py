@@ -12,7 +12,8 @@ ECCCo (SPEC §2) minimises, per counterfactual x' of a factual x with target y+,
 - r = ``ridge`` (default 0);
 - Ω(x') = max(0, Σ_y σ((q̂ − (1 − p(y|x'))) / T) − κ), the smooth conformal set size with the
   model's own p (ensembles: averaged probabilities), switched on only once p(y+|x') >= 0.5
-  (0 below, with zero gradient); q̂ from a classifier calibrated by
+  (0 below, with zero gradient); ``empty_set="complement"`` counts Σ_y (1 − C_y) where the hard
+  set is empty (ConformalPrediction.jl's rule); q̂ from a classifier calibrated by
   :func:`cfx.models.conformal.calibrate`, stored by :meth:`ECCCo.fit`.
 
 No SGLD runs during the search: the energy term's gradient is that of −f̄_{y+}.
@@ -63,13 +64,23 @@ def energy_penalty(ridge=0.0, rate=0.1, every: int = 5):
     return term
 
 
-def set_size_penalty(q_hat, temperature=0.1, kappa=1.0, gate: float = 0.5):
-    """Ω(x') = max(0, Σ_y σ((q̂ − 1 + p(y|x')) / T) − κ) when p(y+|x') >= gate, else 0."""
+#: What Ω counts when the hard prediction set {y : 1 − p(y|x') <= q̂} is empty: "none" (cfx:
+#: Σ_y C_y as always) or "complement" (ConformalPrediction.jl 0.1.12: Σ_y (1 − C_y)).
+EMPTY_SET_RULES = ("none", "complement")
+
+
+def set_size_penalty(q_hat, temperature=0.1, kappa=1.0, gate: float = 0.5, empty_set: str = "none"):
+    """Ω(x') = max(0, Σ_y C_y − κ), C_y = σ((q̂ − 1 + p(y|x')) / T), when p(y+|x') >= gate, else 0;
+    with ``empty_set="complement"`` Σ_y (1 − C_y) replaces Σ_y C_y where the hard set is empty."""
 
     def term(x_cf, x, ctx):
         probs = jnp.exp(ctx.logits - reductions.logsumexp_last(ctx.logits)[..., None])
         membership = jax.nn.sigmoid((q_hat - (1.0 - probs)) / temperature)
-        omega = jnp.maximum(0.0, reductions.sum_last(membership) - kappa)
+        size = reductions.sum_last(membership)
+        if empty_set == "complement":
+            empty = jnp.all((1.0 - probs) > q_hat, axis=-1)
+            size = jnp.where(empty, reductions.sum_last(1.0 - membership), size)
+        omega = jnp.maximum(0.0, size - kappa)
         return jnp.where(reductions.pick_last(probs, ctx.target) >= gate, omega, 0.0)
 
     return term
@@ -163,6 +174,7 @@ class ECCCo(ECCo):
     set_size: float = 0.1
     temperature: float = 0.1
     kappa: float = 1.0
+    empty_set: str = static("none")
     q_hat: jnp.ndarray | None = fitted()
 
     def fit(self, classifier, data, *, key):
@@ -181,7 +193,8 @@ class ECCCo(ECCo):
         out = super().penalties()
         if self.q_hat is None:  # structural (q̂ unset): validate allows this only with set_size = 0
             return out
-        return out + (Penalty("set_size", self.set_size, set_size_penalty(self.q_hat, self.temperature, self.kappa)),)
+        return out + (Penalty("set_size", self.set_size, set_size_penalty(self.q_hat, self.temperature, self.kappa,
+                                                                       empty_set=self.empty_set)),)
 
     def validate(self, num_counterfactuals, n_features, n_classes):
         name = type(self).__name__
@@ -198,6 +211,8 @@ class ECCCo(ECCo):
             q = np.asarray(self.q_hat, np.float64)
             if not (q.shape == () and np.isfinite(q)):
                 raise ValueError(f"{name}.q_hat must be a finite scalar; got {self.q_hat!r}")
+        if self.empty_set not in EMPTY_SET_RULES:
+            raise ValueError(f"{name}.empty_set must be one of {EMPTY_SET_RULES}; got {self.empty_set!r}")
         check_positive(f"{name}.temperature", self.temperature)
         kappa = np.asarray(self.kappa, np.float64)
         if not (kappa.shape == () and np.isfinite(kappa) and kappa >= 0):
@@ -296,7 +311,8 @@ class ECCCoL1(ECCCo):
                Penalty("samples_l1", self.energy, distance_to_samples))
         if self.q_hat is None:
             return out
-        return out + (Penalty("set_size", self.set_size, set_size_penalty(self.q_hat, self.temperature, self.kappa)),)
+        return out + (Penalty("set_size", self.set_size, set_size_penalty(self.q_hat, self.temperature, self.kappa,
+                                                                       empty_set=self.empty_set)),)
 
     def validate(self, num_counterfactuals, n_features, n_classes):
         super().validate(num_counterfactuals, n_features, n_classes)

@@ -9,6 +9,7 @@ mini-batches; a new training objective is a new *loss* (:mod:`cfx.models.losses`
 from cfx.models.conformal import ConformalClassifier, calibrate, conformal_quantile, smooth_set_size
 from cfx.models.ensemble import Ensemble, average_probability_logits, is_ensemble, member_logits
 from cfx.models.jem import JEMLoss
+from cfx.models.jem_reference import ReferenceJEMLoss
 from cfx.models.losses import batch_loss, cross_entropy, weighted_cross_entropy, weighted_mean
 from cfx.models.mlp import ACTIVATIONS, MLP, ModuleApply
 from cfx.models.step import Batch, LossFn, TrainState, shuffled_batches, train_epoch, train_step
@@ -28,6 +29,7 @@ __all__ = [
     "smooth_set_size",
     "Ensemble",
     "JEMLoss",
+    "ReferenceJEMLoss",
     "LossFn",
     "ModuleApply",
     "TrainState",

@@ -1,7 +1,8 @@
 """Deep ensembles: M members with stacked parameters, evaluated with one ``vmap``.
 
 The ensemble's logits are ``log( (1/M) Σ_m softmax(f_m(x)) )``, so ``softmax`` of them
-is exactly the averaged member probability (SPEC §3). Generators that need per-member
+is exactly the averaged member probability (SPEC §3). ``combine="logits"`` instead gives
+``(1/M) Σ_m f_m(x)``, the member-averaged logits, as ECCCo.jl's ``ConformalModel`` does. Generators that need per-member
 quantities (ClaPROAR, ECCCo's averaged logits) use :func:`member_logits`.
 """
 
@@ -16,6 +17,10 @@ import jax.numpy as jnp
 
 from cfx.classifier import Classifier, two_class_logits
 from cfx.models.mlp import ModuleApply
+
+
+#: How an :class:`Ensemble` combines its members: averaged probabilities (default) or logits.
+COMBINE = ("probabilities", "logits")
 
 
 def average_probability_logits(member_logits: jax.Array) -> jax.Array:
@@ -45,10 +50,13 @@ class Ensemble:
 
     module: nn.Module
     n_members: int = 5
+    combine: str = "probabilities"
 
     def __post_init__(self):
         if not isinstance(self.n_members, int) or self.n_members < 1:
             raise ValueError(f"n_members must be a positive int; got {self.n_members!r}")
+        if self.combine not in COMBINE:
+            raise ValueError(f"combine must be one of {COMBINE}; got {self.combine!r}")
 
     @property
     def member(self) -> ModuleApply:
@@ -68,7 +76,9 @@ class Ensemble:
         return out[:, 0] if single else out
 
     def __call__(self, params: Any, x: jax.Array) -> jax.Array:
-        """Ensemble logits (n, C): ``log mean_m softmax(f_m(x))``."""
+        """Ensemble logits (n, C): ``log mean_m softmax(f_m(x))`` (``combine="logits"``: ``mean_m f_m(x)``)."""
+        if self.combine == "logits":
+            return jnp.mean(self.member_logits(params, x), axis=0)
         return average_probability_logits(self.member_logits(params, x))
 
 

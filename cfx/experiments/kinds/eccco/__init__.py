@@ -32,6 +32,7 @@ implausibility, validity, cost and set size, mean ± sd), ``summary.csv``, ``res
 from __future__ import annotations
 
 from cfx.experiments.kinds import Kind
+from cfx.experiments.kinds.eccco.preset import PRESETS
 from cfx.experiments.kinds.eccco.report import KEYS, TABLE_METRICS, report, show, summary_markdown
 from cfx.experiments.kinds.eccco.runner import available, derive_seed, expected, prepare, run, select_factuals
 from cfx.experiments.kinds.eccco.schema import EcccoConfig
@@ -49,4 +50,5 @@ KIND = Kind(
     show=show,
     description="ECCCo reproduction: models x generators, unfaithfulness, implausibility, set size, 9 -> 7 figure",
     unit="cell",
+    presets=PRESETS,
 )

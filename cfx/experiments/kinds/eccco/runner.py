@@ -18,6 +18,7 @@ numbers depend only on its own identity.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import math
 import time
@@ -111,10 +112,25 @@ def _fit_kwargs(mc: ModelSpec) -> dict:
     if mc.name in ("ensemble", "jem_ensemble"):
         kw["n_members"] = mc.n_members
     if mc.is_jem:
-        from cfx.models import JEMLoss
+        from cfx.models import JEMLoss, ReferenceJEMLoss
 
-        kw["loss"] = JEMLoss(alpha=tuple(mc.alpha), sgld_steps=mc.sgld_steps)
+        if mc.jem_loss == "reference":
+            kw["loss"] = ReferenceJEMLoss(alpha=tuple(mc.alpha), sgld_steps=mc.sgld_steps,
+                                          sampler_batch=mc.sampler_batch)
+        else:
+            kw["loss"] = JEMLoss(alpha=tuple(mc.alpha), sgld_steps=mc.sgld_steps)
     return kw
+
+
+def _combined(clf, mc: ModelSpec):
+    """The ensemble with its members combined as ``mc.combine`` says (other models as they are)."""
+    from cfx.classifier import Classifier
+    from cfx.models.ensemble import Ensemble
+
+    if not isinstance(clf.apply_fn, Ensemble) or clf.apply_fn.combine == mc.combine:
+        return clf
+    return Classifier(dataclasses.replace(clf.apply_fn, combine=mc.combine), clf.params, clf.n_features,
+                      clf.n_classes)
 
 
 def _restore(fit, mc: ModelSpec, blob: bytes):
@@ -127,7 +143,7 @@ def _restore(fit, mc: ModelSpec, blob: bytes):
     kw = {k: v for k, v in _fit_kwargs(mc).items() if k != "loss"}
     clf = cfx.models.init(fit, mc.name, **kw)
     params = flax.serialization.from_bytes(clf.params, blob)
-    return clf.replace(jax.tree_util.tree_map(jnp.asarray, params))
+    return _combined(clf.replace(jax.tree_util.tree_map(jnp.asarray, params)), mc)
 
 
 def _model(cfg, store: Store, dc: DataSpec, mc: ModelSpec, r: int, split, progress: Progress):
@@ -149,12 +165,17 @@ def _model(cfg, store: Store, dc: DataSpec, mc: ModelSpec, r: int, split, progre
     progress.status(f"{dc.key}/{mc.key}/{run_name(r)}: training")
     t0 = time.perf_counter()
     clf = cfx.models.fit(fit, spec.name, seed=derive_seed(cfg.seed, r, "model", dc.key, mc.key), **_fit_kwargs(spec))
+    clf = _combined(clf, spec)
     train_s = time.perf_counter() - t0
     conf = cfx.models.calibrate(clf, cal, alpha=cfg.calibration.alpha)
     t0 = time.perf_counter()
     s = cfg.sampling
-    samples = np.asarray(cfx.sampling.conditional_samples(
-        conf, fit, key=_key(cfg.seed, r, "samples", dc.key, mc.key), n_chains=s.n_chains, steps=s.steps, keep=s.keep))
+    if s.mode == "per_class":
+        samples = np.asarray(cfx.sampling.conditional_samples(
+            conf, fit, key=_key(cfg.seed, r, "samples", dc.key, mc.key), n_chains=s.n_chains, steps=s.steps,
+            keep=s.keep))
+    else:  # drawn per counterfactual target in run()
+        samples = np.zeros((conf.n_classes, 1, conf.n_features), np.float32)
     sampling_s = time.perf_counter() - t0
     info = {"train_s": train_s, "sampling_s": sampling_s, "q_hat": float(conf.q_hat),
             "test_accuracy": float(np.mean(np.asarray(clf.predict(test.X)) == test.y)),
@@ -164,9 +185,30 @@ def _model(cfg, store: Store, dc: DataSpec, mc: ModelSpec, r: int, split, progre
     return conf, samples, info
 
 
-def select_factuals(clf, test, n: int, seed: int, train=None) -> tuple[np.ndarray, np.ndarray, int | None]:
-    """(x (m, d), target (m,), figure row or None) by the rule of the module docstring."""
+def _random_pairs(clf, pool, n: int, rng) -> tuple[np.ndarray, np.ndarray]:
+    """The reference's protocol: per factual a class f ~ U{0..C−1}, a target t ~ U(classes ≠ f),
+    then a random pool row predicted f (with replacement; a class nothing is predicted as is redrawn)."""
+    C = int(clf.n_classes)
+    pred = np.asarray(clf.predict(pool.X))
+    present = np.unique(pred)
+    if len(present) == 0:
+        raise ValueError(f"{pool.name}: no rows to draw factuals from")
+    f = rng.choice(present, size=n)
+    t = (f + 1 + rng.integers(0, C - 1, size=n)) % C
+    rows = np.array([rng.choice(np.flatnonzero(pred == c)) for c in f])
+    return pool.X[rows].astype(np.float32), t.astype(np.int32)
+
+
+def select_factuals(clf, test, n: int, seed: int, train=None, pool: str = "test",
+                    targets: str = "cfx") -> tuple[np.ndarray, np.ndarray, int | None]:
+    """(x (m, d), target (m,), figure row or None) by the rule of the module docstring
+    (``pool="train"``, ``targets="random_pair"``: the reference's, :class:`FactualSpec`)."""
     rng = np.random.default_rng(seed)
+    if targets == "random_pair":
+        x, t = _random_pairs(clf, train if pool == "train" else test, n, rng)
+        return x, t, None
+    if pool == "train":
+        test, train = train, None
     C = int(clf.n_classes)
     X = np.concatenate([test.X] + ([train.X] if train is not None else []))
     y = np.concatenate([test.y] + ([train.y] if train is not None else []))
@@ -204,6 +246,19 @@ def _generator(gc: GeneratorSpec, hp: dict, conf, fit, samples, key, path: str, 
         raise ConfigError(f"cannot build generator {gc.name!r}: {e}", file=cfg.source, path=path) from None
 
 
+def _add_unfaithfulness(ev: dict, counterfactuals: np.ndarray, samples: np.ndarray) -> None:
+    """``unfaithfulness`` from each counterfactual's own samples: mean_k ‖x'_{i} − S_{i,k}‖₂,
+    counterfactuals (m, K, d), samples (m, k, d)."""
+    dist = np.linalg.norm(counterfactuals[:, :, None, :] - samples[:, None, :, :], axis=-1).mean(axis=-1)
+    ev["per_factual"]["unfaithfulness"] = dist.astype(np.float64)
+    ev["mean"]["unfaithfulness"] = float(np.mean(dist))
+    ev["sd"]["unfaithfulness"] = float(np.std(dist, ddof=1)) if dist.size > 1 else math.nan
+
+
+#: Metrics also reported over the valid counterfactuals only (the paper's main tables).
+VALID_ONLY = ("unfaithfulness", "implausibility")
+
+
 def _scores(ev: dict, names, keep_share: float) -> tuple[dict, dict]:
     record, per = {}, {}
     for name in names:
@@ -212,15 +267,27 @@ def _scores(ev: dict, names, keep_share: float) -> tuple[dict, dict]:
         record[name] = {"mean": float(ev["mean"][name]), "sd": float(ev["sd"].get(name, math.nan)), "n": n}
         if values is not None:
             per[f"metric_{name}"] = values
-    if "unfaithfulness" in record:  # the reference divides the sum over kept samples by the chain count
-        u = record["unfaithfulness"]
-        record["unfaithfulness_ref"] = {"mean": u["mean"] * keep_share, "sd": u["sd"] * keep_share, "n": u["n"]}
+    valid = ev["per_factual"].get("validity")
+    for name in VALID_ONLY:
+        values = ev["per_factual"].get(name)
+        if valid is None or values is None or name not in record:
+            continue
+        v = np.asarray(values)[np.asarray(valid) > 0.5]
+        v = v[np.isfinite(v)]
+        record[f"{name}_valid"] = {"mean": float(v.mean()) if v.size else math.nan,
+                                   "sd": float(v.std(ddof=1)) if v.size > 1 else math.nan, "n": int(v.size)}
+    for suffix in ("", "_valid"):  # the reference divides the sum over kept samples by the chain count
+        u = record.get(f"unfaithfulness{suffix}")
+        if u is not None:
+            record[f"unfaithfulness_ref{suffix}"] = {"mean": u["mean"] * keep_share, "sd": u["sd"] * keep_share,
+                                                     "n": u["n"]}
     return record, per
 
 
 def run(cfg: EcccoConfig, store: Store, splits: dict, progress: Progress) -> None:
     """Every cell not yet in ``store``."""
     import cfx.evaluation
+    import cfx.sampling
     import cfx.search
 
     keep_share = cfg.sampling.keep / cfg.sampling.n_chains
@@ -232,15 +299,30 @@ def run(cfg: EcccoConfig, store: Store, splits: dict, progress: Progress) -> Non
             split = splits[(dc.key, r)]
             fit, _, train, test = split
             constraints = train.schema.constraints()
+            if cfg.domain == "data_range" and constraints.lower is None and constraints.upper is None:
+                # the reference clamps x' to the training data's per-feature range
+                constraints = dataclasses.replace(constraints, lower=train.X.min(axis=0), upper=train.X.max(axis=0))
             for mc in cfg.models:
                 todo = [(i, g) for i, g in enumerate(cfg.generators)
                         if not store.done(cell_path(dc.key, mc.key, g.key, r))]
                 if not todo:
                     continue
                 conf, samples, info = _model(cfg, store, dc, mc, r, split, progress)
-                scoring = cfx.evaluation.context(conf, train, constraints=constraints, conditional_samples=samples)
                 x, target, figure = select_factuals(conf, test, cfg.n_factuals,
-                                                    derive_seed(cfg.seed, r, "factuals", dc.key, mc.key), train)
+                                                    derive_seed(cfg.seed, r, "factuals", dc.key, mc.key), train,
+                                                    pool=cfg.factuals.pool, targets=cfg.factuals.targets)
+                per_target, sample_s = None, 0.0
+                if cfg.sampling.mode == "per_target":
+                    t0 = time.perf_counter()
+                    s = cfg.sampling
+                    per_target = np.asarray(cfx.sampling.per_target_samples(
+                        conf, fit, target, key=_key(cfg.seed, r, "samples", dc.key, mc.key), n_chains=s.n_chains,
+                        steps=s.steps, keep=s.keep, fresh_prob=s.fresh_prob))
+                    sample_s = time.perf_counter() - t0
+                    scoring = cfx.evaluation.context(conf, train, constraints=constraints)
+                else:
+                    scoring = cfx.evaluation.context(conf, train, constraints=constraints,
+                                                     conditional_samples=samples)
                 for i, gc in todo:
                     label = f"{dc.key}/{mc.key}/{gc.key}/{run_name(r)}"
                     progress.status(label, log=False)
@@ -253,7 +335,12 @@ def run(cfg: EcccoConfig, store: Store, splits: dict, progress: Progress) -> Non
                                               constraints=constraints, **cfg.search.model_dump())
                     kw = {} if cfg.metrics is None else {"metrics": list(cfg.metrics)}
                     ev = cfx.evaluation.evaluate(res, conf, context=scoring, **kw)
-                    metrics, per = _scores(ev, list(cfg.metrics) if cfg.metrics else list(ev["mean"]), keep_share)
+                    if per_target is not None:
+                        _add_unfaithfulness(ev, np.asarray(res.counterfactuals), per_target)
+                    names = list(cfg.metrics) if cfg.metrics else list(ev["mean"])
+                    if per_target is not None and "unfaithfulness" not in names:
+                        names.append("unfaithfulness")
+                    metrics, per = _scores(ev, names, keep_share)
                     arrays = dict(factuals=res.factuals, target=res.target, counterfactuals=res.counterfactuals,
                                   converged=res.converged, steps=res.steps, target_probs=res.target_probs, **per)
                     record = {"dataset": dc.key, "model": mc.key, "generator": gc.key, "run": r,
@@ -261,6 +348,7 @@ def run(cfg: EcccoConfig, store: Store, splits: dict, progress: Progress) -> Non
                               "figure_row": figure, "metrics": metrics,
                               "model_info": {k: info[k] for k in ("test_accuracy", "coverage", "q_hat")},
                               "timings": {"runtime_s": float(res.runtime_s), "compile_s": float(res.compile_s),
-                                          "train_s": float(info["train_s"]), "sampling_s": float(info["sampling_s"])}}
+                                          "train_s": float(info["train_s"]),
+                                          "sampling_s": float(info["sampling_s"]) + sample_s}}
                     store.save(cell_path(dc.key, mc.key, gc.key, r), record, arrays)
                     progress.step(label, time.perf_counter() - t0)

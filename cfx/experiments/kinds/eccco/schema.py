@@ -15,18 +15,33 @@ from cfx.experiments.config import (Bool, Context, Experiment, Float, IntList, L
                                     RawConfig, Spec, Str, StrList, UnitOpen, check_label, check_name, plain, suggest)
 
 __all__ = ["EcccoConfig", "DataSpec", "ModelSpec", "GeneratorSpec", "SamplingSpec", "CalibrationSpec", "SearchSpec",
-           "MODEL_NAMES"]
+           "FactualSpec", "MODEL_NAMES", "CHOICES"]
 
 FloatList = Annotated[tuple[Float, ...], pydantic.BeforeValidator(lambda v: tuple(v) if isinstance(v, list) else v)]
 
 #: The models of the ECCCo experiments (SPEC §3).
 MODEL_NAMES = ("mlp", "ensemble", "jem", "jem_ensemble")
 
+#: Allowed values of the string options (the first is cfx's default; the second the ECCCo reference's).
+CHOICES = {
+    "jem_loss": ("cfx", "reference"),
+    "combine": ("probabilities", "logits"),
+    "sampling.mode": ("per_class", "per_target"),
+    "factuals.pool": ("test", "train"),
+    "factuals.targets": ("cfx", "random_pair"),
+    "domain": ("none", "data_range"),
+}
+
 
 class ModelSpec(Spec):
     """A model and its training: ``widths``, ``epochs``, ``batch_size``, ``learning_rate``,
     ``activation``; ``n_members`` for ensembles; ``alpha`` (α1, α2, α3) and ``sgld_steps`` of
-    the JEM loss (JEM models only; SPEC §3 defaults (1, 1, 0.1) and 30 steps)."""
+    the JEM loss (JEM models only; SPEC §3 defaults (1, 1, 0.1) and 30 steps).
+
+    ``jem_loss``: ``cfx`` (:class:`cfx.models.JEMLoss`, per-row classes and chains) or
+    ``reference`` (:class:`cfx.models.ReferenceJEMLoss`, JointEnergyModels.jl 0.1.3, with
+    ``sampler_batch`` chains per iteration); ``combine`` (ensembles): ``probabilities``
+    (cfx: averaged member probabilities) or ``logits`` (ECCCo.jl: averaged member logits)."""
 
     name: Str
     label: Label | None = None
@@ -38,6 +53,9 @@ class ModelSpec(Spec):
     n_members: PositiveInt = 5
     alpha: FloatList = (1.0, 1.0, 0.1)
     sgld_steps: PositiveInt = 30
+    jem_loss: Str = "cfx"
+    sampler_batch: PositiveInt = 50
+    combine: Str = "probabilities"
 
     @property
     def key(self) -> str:
@@ -85,11 +103,27 @@ class DataSpec(Spec):
 
 class SamplingSpec(Spec):
     """The model's conditional samples (unfaithfulness, ECCCo-L1): ``n_chains`` improper-SGLD
-    chains per class for ``steps`` steps, the ``keep`` lowest-energy kept (SPEC §4: 50, 500, 25)."""
+    chains for ``steps`` steps, the ``keep`` lowest-energy kept (SPEC §4: 50, 500, 25).
+
+    ``mode``: ``per_class`` (cfx: drawn once per class and model, :func:`cfx.sampling.conditional_samples`)
+    or ``per_target`` (the reference: drawn afresh for every counterfactual's target,
+    :func:`cfx.sampling.per_target_samples`, starts fresh with probability ``fresh_prob``)."""
 
     n_chains: PositiveInt = 50
     steps: PositiveInt = 500
     keep: PositiveInt = 25
+    mode: Str = "per_class"
+    fresh_prob: UnitOpen = 0.05
+
+
+class FactualSpec(Spec):
+    """Which factuals: ``pool`` ``test`` (cfx) or ``train`` (the reference draws from the training
+    data); ``targets`` ``cfx`` (binary: predicted 0 → target 1; multiclass: a random other class)
+    or ``random_pair`` (the reference: per factual a class f ~ U, a target t ~ U(others), then a
+    random pool point predicted f, drawn with replacement)."""
+
+    pool: Str = "test"
+    targets: Str = "cfx"
 
 
 class CalibrationSpec(Spec):
@@ -117,6 +151,8 @@ class EcccoConfig(Experiment):
     sampling: SamplingSpec = SamplingSpec()
     calibration: CalibrationSpec = CalibrationSpec()
     search: SearchSpec = SearchSpec()
+    factuals: FactualSpec = FactualSpec()
+    domain: Str = "none"
     metrics: StrList | None = None
     n_factuals: PositiveInt = 100
     runs: PositiveInt = 1
@@ -146,8 +182,17 @@ class EcccoConfig(Experiment):
                                   "generators", ctx)
         d["data"] = _unique([_data(x, f"data[{i}]", ctx, d["models"], d["generators"])
                              for i, x in enumerate(d["data"])], "data", ctx)
-        for sec, spec in (("sampling", SamplingSpec), ("calibration", CalibrationSpec), ("search", SearchSpec)):
+        for sec, spec in (("sampling", SamplingSpec), ("calibration", CalibrationSpec), ("search", SearchSpec),
+                          ("factuals", FactualSpec)):
             d[sec] = ctx.validate(spec, d.get(sec) or {}, sec)
+        for path, allowed in CHOICES.items():
+            sec, _, key = path.rpartition(".")
+            if sec in ("sampling", "factuals"):
+                _choice(getattr(d[sec], key), allowed, path, ctx)
+        _choice(d.get("domain", "none"), CHOICES["domain"], "domain", ctx)
+        if d["sampling"].mode == "per_target" and any(g.name == "eccco_l1" for g in d["generators"]):
+            raise ctx.error("sampling.mode", "eccco_l1 needs per-class samples; per_target draws them per "
+                                             "counterfactual after the search (use per_class, or leave eccco_l1 out)")
         if d["sampling"].keep > d["sampling"].n_chains:
             raise ctx.error("sampling.keep", f"must be <= sampling.n_chains ({d['sampling'].n_chains}); "
                                              f"got {d['sampling'].keep}")
@@ -187,6 +232,12 @@ class EcccoConfig(Experiment):
                 f"{self.runs} runs = {n} cells (optional data sets without files are skipped) -> {self.output_dir}")
 
 
+def _choice(value: Any, allowed: tuple, path: str, ctx: Context) -> None:
+    if value not in allowed:
+        raise ctx.error(path, f"expected one of {', '.join(map(repr, allowed))}{suggest(str(value), list(allowed))}; "
+                              f"got {value!r}")
+
+
 def _unique(items: list, sec: str, ctx: Context) -> tuple:
     seen: dict[str, int] = {}
     for i, it in enumerate(items):
@@ -208,6 +259,8 @@ def _model(raw: Any, path: str, ctx: Context) -> ModelSpec:
     check_name(spec.name, MODEL_NAMES, "model", f"{path}.name", ctx)
     if spec.label is None:
         check_label(spec.name, f"{path}.name", ctx)
+    for key in ("jem_loss", "combine"):
+        _choice(getattr(spec, key), CHOICES[key], f"{path}.{key}", ctx)
     if len(spec.alpha) != 3:
         raise ctx.error(f"{path}.alpha", f"expected three weights (α1, α2, α3); got {list(spec.alpha)}")
     if any(w < 1 for w in spec.widths):

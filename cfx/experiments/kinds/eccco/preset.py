@@ -1,0 +1,161 @@
+"""``preset: eccco-2024``: the ECCCo reference's semantics (ECCCo.jl, tag ``results-camera-ready``,
+whose experiments/Manifest.toml pins CounterfactualExplanations.jl 0.1.31, JointEnergyModels.jl
+0.1.3 and ConformalPrediction.jl 0.1.12), built from the kind's general options.
+
+Fixed by the preset (a config that sets one of these to another value is refused):
+
+- ``sampling``: ``mode: per_target`` (fresh samples per counterfactual: one uniform start point,
+  5 % fresh chains, batch-mean energy gradient clipped at ±0.01, unbounded chains clamped once,
+  25 of 50 kept by −log p(y⁺|x); :func:`cfx.sampling.per_target_samples`), 50 chains x 500 steps;
+- ``factuals``: drawn from the training data, a random (factual class, target) pair each;
+- ``domain: data_range`` (x' clamped to the training data's per-feature range);
+- ``calibration``: 50 % / 50 %, α = 0.05; ``search.max_steps`` 100; ``n_factuals`` 100.
+
+Filled by the preset where the config leaves them unset (the config's value wins):
+
+- ``models`` (MLP, ensemble, JEM, JEM ensemble; ensembles of 5 combining member *logits*; JEMs
+  with :class:`cfx.models.ReferenceJEMLoss`) and ``generators`` (Wachter, Schut, REVISE, ECCCo
+  and its no-CP / no-energy ablations);
+- per data set (:data:`REFERENCE`): the sample size, the generator's options, the architecture,
+  epochs, batch size min(n_train/10, 128), JEM α, SGLD steps and sampler batch, and the search
+  step η and weights (ECCCo: cost λ1, set size λ2, energy λ3, ridge), every generator
+  with generator-conditions convergence, ECCCo with ConformalPrediction.jl's empty-set rule.
+  Data sets without an entry keep the config's settings.
+"""
+
+from __future__ import annotations
+
+import copy
+
+from cfx.experiments.config import Preset
+
+__all__ = ["PRESETS", "REFERENCE", "MODELS", "GENERATORS"]
+
+#: Per data set: rows (n, train + 20 % test), synthetic options, architecture, JEM, search
+#: (η, λ1 cost, λ2 set size, λ3 energy, ridge). Read from ECCCo.jl experiments/<data>.jl,
+#: experiment.jl (defaults: sampling batch 50, steps 50), data/data.jl (batch size).
+REFERENCE = {
+    "linearly_separable": dict(n=1250, options={"std": 0.1, "center_box": [-1.0, 1.0]},
+                               model=dict(widths=[16, 16, 16], activation="swish", epochs=100, batch_size=100),
+                               jem=dict(alpha=[1.0, 1.0, 0.1], sgld_steps=50, sampler_batch=50),
+                               search=dict(eta=0.01, cost=0.1, set_size=0.1, energy=0.05, ridge=0.0)),
+    "moons": dict(n=3125, options={"noise": 0.1},
+                  model=dict(widths=[32, 32, 32], activation="relu", epochs=500, batch_size=128),
+                  jem=dict(alpha=[1.0, 1.0, 0.1], sgld_steps=30, sampler_batch=10),
+                  search=dict(eta=0.01, cost=0.1, set_size=0.1, energy=0.5, ridge=0.0)),
+    "circles": dict(n=1250, options={"noise": 0.05, "factor": 0.5},
+                    model=dict(widths=[32, 32, 32], activation="swish", epochs=100, batch_size=100),
+                    jem=dict(alpha=[1.0, 1.0, 0.01], sgld_steps=30, sampler_batch=50),
+                    search=dict(eta=0.05, cost=0.1, set_size=0.1, energy=0.05, ridge=1.0)),
+    "california": dict(n=None, options={},
+                       model=dict(widths=[32, 32, 32], activation="relu", epochs=100, batch_size=128),
+                       jem=dict(alpha=[1.0, 1.0, 0.1], sgld_steps=30, sampler_batch=10),
+                       search=dict(eta=0.05, cost=0.1, set_size=0.1, energy=0.1, ridge=0.0)),
+    "gmsc": dict(n=None, options={}, balance=True,
+                 model=dict(widths=[32, 32, 32], activation="relu", epochs=100, batch_size=128),
+                 jem=dict(alpha=[1.0, 1.0, 0.1], sgld_steps=30, sampler_batch=10),
+                 search=dict(eta=0.05, cost=0.1, set_size=0.1, energy=0.1, ridge=0.0)),
+    "mnist": dict(n=None, options={},
+                  model=dict(widths=[128], activation="swish", epochs=100, batch_size=128),
+                  jem=dict(alpha=[1.0, 1.0, 0.01], sgld_steps=25, sampler_batch=10),
+                  search=dict(eta=0.1, cost=0.01, set_size=0.1, energy=0.3, ridge=0.0)),
+}
+
+#: The four models of the paper, as the preset fills them.
+MODELS = [{"name": "mlp"}, {"name": "ensemble"}, {"name": "jem"}, {"name": "jem_ensemble"}]
+#: The generators of the paper's appendix tables.
+GENERATORS = ["wachter", "schut", "revise", "eccco", "eccco_no_conformal", "eccco_no_energy"]
+
+
+def _model_settings(name: str, ref: dict) -> dict:
+    out = dict(ref["model"])
+    if name in ("ensemble", "jem_ensemble"):
+        out.update(n_members=5, combine="logits")
+    if name in ("jem", "jem_ensemble"):
+        out.update(ref["jem"], jem_loss="reference")
+    return out
+
+
+def _generator_settings(name: str, ref: dict) -> dict:
+    s = ref["search"]
+    common = {"learning_rate": s["eta"], "convergence": "generator_conditions"}
+    if name in ("schut", "greedy"):  # CE.jl's JSMADescent: step η, each feature at most max(1, 1/η) times
+        return {"step_size": s["eta"], "max_changes": max(1, int(round(1 / s["eta"]))),
+                "convergence": "generator_conditions"}
+    if name in ("wachter", "revise", "generic"):
+        return {**common, "cost": s["cost"]}
+    if name == "eccco":
+        return {**common, "cost": s["cost"], "set_size": s["set_size"], "energy": s["energy"], "ridge": s["ridge"],
+                "empty_set": "complement"}
+    if name == "eccco_no_conformal":
+        return {**common, "cost": s["cost"], "energy": s["energy"], "ridge": s["ridge"]}
+    if name == "eccco_no_energy":
+        return {**common, "cost": s["cost"], "set_size": s["set_size"], "empty_set": "complement"}
+    return {}
+
+
+def _as_mapping(item) -> dict:
+    return {"name": item} if isinstance(item, str) else dict(item)
+
+
+def _fill(target: dict, defaults: dict) -> dict:
+    """``defaults`` under ``target``: the config's own keys win."""
+    return {**defaults, **target}
+
+
+def expand(raw: dict) -> dict:
+    """Fill the models, generators and per-data-set settings the config leaves unset."""
+    raw = copy.deepcopy(raw)
+    models = [_as_mapping(m) for m in raw.get("models") or copy.deepcopy(MODELS)]
+    gens = [_as_mapping(g) for g in raw.get("generators") or list(GENERATORS)]
+    raw["models"], raw["generators"] = models, gens
+    data = raw.get("data")
+    if isinstance(data, (str, dict)):
+        data = [data]
+    out = []
+    for item in data or []:
+        d = _as_mapping(item)
+        ref = REFERENCE.get(d.get("name"))
+        if ref is None:
+            out.append(d)
+            continue
+        if ref["n"] is not None:
+            d.setdefault("n", ref["n"])
+        if ref.get("balance"):
+            d.setdefault("balance", True)
+        for k, v in ref["options"].items():
+            d.setdefault(k, v)
+        per_model = dict(d.get("models") or {})
+        for m in models:
+            label = m.get("label") or m["name"]
+            per_model[label] = _fill(dict(per_model.get(label) or {}), _model_settings(m["name"], ref))
+        per_gen = dict(d.get("generators") or {})
+        for g in gens:
+            label = g.get("label") or g["name"]
+            own = {k for k in g if k not in ("name", "label")}
+            settings = {k: v for k, v in _generator_settings(g["name"], ref).items() if k not in own}
+            per_gen[label] = _fill(dict(per_gen.get(label) or {}), settings)
+        d["models"], d["generators"] = per_model, per_gen
+        out.append(d)
+    raw["data"] = out
+    return raw
+
+
+PRESETS = {
+    "eccco-2024": Preset(
+        name="eccco-2024",
+        description="ECCCo (Altmeyer et al., AAAI 2024) as its reference code runs it: per-counterfactual "
+                    "reference sampler, reference JEM loss, per-data-set data, models and weights",
+        values={
+            "sampling": {"mode": "per_target", "n_chains": 50, "steps": 500, "keep": 25, "fresh_prob": 0.05},
+            "factuals": {"pool": "train", "targets": "random_pair"},
+            "domain": "data_range",
+            "calibration": {"share": 0.5, "alpha": 0.05},
+            "search": {"max_steps": 100},
+            "n_factuals": 100,
+        },
+        source="pat-alt/ECCCo.jl results-camera-ready (experiments/, src/); JointEnergyModels.jl v0.1.3; "
+               "CounterfactualExplanations.jl v0.1.31; ConformalPrediction.jl v0.1.12",
+        expand=expand,
+    ),
+}

@@ -1,0 +1,128 @@
+"""The JEM training loss as JointEnergyModels.jl 0.1.3 computes it (ECCCo's reference models).
+
+:class:`ReferenceJEMLoss` is a :class:`cfx.models.JEMLoss` (so ``fit`` sets it up the same
+way) whose sampler and energy terms follow the reference code rather than cfx's per-row JEM:
+
+- **sampler, per iteration**: one class y_s ~ U{0..C−1} for all ``sampler_batch`` chains (50 on
+  linearly separable data, 10 elsewhere); each chain starts fresh from U(lb, ub)^d with
+  probability ``reinit_prob`` (0.05), else at a uniformly drawn buffer entry; ``sgld_steps``
+  improper-SGLD steps on the batch-mean energy (1/B) Σ_j −f_{y_s}(x_j) (each chain's gradient
+  divided by B before the ±``grad_clip`` clip), unbounded, then one clamp to [lb, ub]; the
+  chains are written to the buffer as its newest entries. [lb, ub] is one interval for all
+  features (:func:`cfx.sampling.scalar_bounds`); the buffer starts with B uniform points.
+- **energy terms**: the class is that of the batch's first item, y₁; the samples are the
+  N newest buffer entries, N = min(batch rows, buffer fill) (the data rows are cut to N too);
+  with Ē = mean_i −f_{y₁}(x_i) over the N rows and Ē_s the same over the samples,
+
+      L = α1·CE + α2·(Ē − Ē_s) + α3·(Ē² + Ē_s²)
+
+  (squares of the means, as the reference squares its already-averaged energies).
+
+The buffer (:class:`ReferenceBuffer`) is a ring of ``buffer_size`` slots in ``TrainState.extra``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from flax import struct
+
+from cfx import sampling
+from cfx.classifier import two_class_logits
+from cfx.models.jem import JEMLoss
+from cfx.models.losses import weighted_cross_entropy
+from cfx.models.step import Batch, TrainApply
+from cfx.reductions import pick_last
+
+__all__ = ["ReferenceJEMLoss", "ReferenceBuffer"]
+
+
+@struct.dataclass
+class ReferenceBuffer:
+    """Unconditional SGLD buffer: ``x`` (K, d) ring, ``head`` the next slot to write, ``filled``
+    the number of valid entries; ``lower``/``upper`` the scalar sampling box."""
+
+    x: jax.Array
+    head: jax.Array
+    filled: jax.Array
+    lower: jax.Array
+    upper: jax.Array
+
+
+@dataclasses.dataclass(frozen=True)
+class _BatchMeanEnergy:
+    """−f_y(x_j) / B for every chain j (hashable): the batch-mean energy's per-chain share."""
+
+    apply: TrainApply
+
+    def __call__(self, x, params, y, n):
+        return -pick_last(two_class_logits(self.apply(params, x, None)), y) / n
+
+
+@dataclasses.dataclass(frozen=True)
+class ReferenceJEMLoss(JEMLoss):
+    """JointEnergyModels.jl 0.1.3's JEM loss (module docstring). ``sampler_batch``: chains per
+    iteration (50 linearly separable, 10 others); the other fields as :class:`JEMLoss`."""
+
+    sampler_batch: int = 50
+
+    def __post_init__(self):
+        super().__post_init__()
+        v = self.sampler_batch
+        if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or not 1 <= v <= self.buffer_size:
+            raise ValueError(f"sampler_batch must be an int in [1, buffer_size={self.buffer_size}]; got {v!r}")
+
+    def init_buffer(self, X, n_classes: int, key: jax.Array) -> ReferenceBuffer:
+        lo, hi = sampling.scalar_bounds(X)
+        d = np.asarray(X).shape[1]
+        x = jnp.zeros((self.buffer_size, d), jnp.float32)
+        x = x.at[:self.sampler_batch].set(jax.random.uniform(key, (self.sampler_batch, d), jnp.float32, lo, hi))
+        return ReferenceBuffer(x=x, head=jnp.int32(self.sampler_batch % self.buffer_size),
+                               filled=jnp.int32(self.sampler_batch), lower=jnp.float32(lo), upper=jnp.float32(hi))
+
+    def __call__(self, params: Any, batch: Batch, key: jax.Array, *, apply: TrainApply,
+                 extra: ReferenceBuffer) -> tuple:
+        if not isinstance(extra, ReferenceBuffer):
+            raise TypeError(f"ReferenceJEMLoss needs a ReferenceBuffer as extra; got {type(extra).__name__}")
+        k_cls, k_idx, k_fresh, k_u, k_sgld, k_data, k_hat = jax.random.split(key, 7)
+        buf, B = extra, self.sampler_batch
+        cap, d = buf.x.shape
+        logits = two_class_logits(apply(params, batch.x, k_data))
+        n_classes = logits.shape[-1]
+        # the sampler: one random class, 95 % of the starts from the buffer, batch-mean energy
+        y_s = jnp.full((B,), jax.random.randint(k_cls, (), 0, n_classes), jnp.int32)
+        idx = jax.random.randint(k_idx, (B,), 0, jnp.maximum(buf.filled, 1))
+        idx = (buf.head - 1 - idx) % cap  # the filled slots, counted back from the newest
+        fresh = jax.random.uniform(k_fresh, (B, 1)) < self.reinit_prob
+        x0 = jnp.where(fresh, jax.random.uniform(k_u, (B, d), jnp.float32, buf.lower, buf.upper), buf.x[idx])
+        frozen = jax.lax.stop_gradient(params)
+        x_new, info = sampling.sgld(_BatchMeanEnergy(apply), x0, k_sgld, steps=self.sgld_steps, rule="improper",
+                                    grad_clip=self.grad_clip, noise_scale=self.noise_scale,
+                                    args=(frozen, y_s, jnp.float32(B)))
+        x_new = jnp.clip(x_new, buf.lower, buf.upper)
+        slots = (buf.head + jnp.arange(B)) % cap
+        buf = buf.replace(x=buf.x.at[slots].set(x_new), head=(buf.head + B) % cap,
+                          filled=jnp.minimum(buf.filled + B, cap))
+        # the energy terms: class of the first (real) batch item, the N newest samples
+        n_rows = batch.x.shape[0]
+        real = batch.w > 0
+        first = jnp.argmax(real)
+        y1 = batch.y[first]
+        rank = jnp.cumsum(real) - 1  # position among the real rows
+        n_used = jnp.minimum(jnp.sum(real), buf.filled)
+        use_data = real & (rank < n_used)
+        x_hat = jax.lax.stop_gradient(buf.x[(buf.head - 1 - jnp.arange(n_rows)) % cap])
+        use_hat = jnp.arange(n_rows) < n_used
+        denom = jnp.maximum(n_used, 1).astype(jnp.float32)
+        e_data = jnp.sum(jnp.where(use_data, -pick_last(logits, jnp.full((n_rows,), y1)), 0.0)) / denom
+        logits_hat = two_class_logits(apply(params, x_hat, k_hat))
+        e_hat = jnp.sum(jnp.where(use_hat, -pick_last(logits_hat, jnp.full((n_rows,), y1)), 0.0)) / denom
+        ce = weighted_cross_entropy(logits, batch.y, batch.w)
+        a1, a2, a3 = self.alpha
+        loss = a1 * ce + a2 * (e_data - e_hat) + a3 * (e_data ** 2 + e_hat ** 2)
+        aux = {"ce": ce, "energy_data": e_data, "energy_sample": e_hat, "sgld_reset_share": info.reset_share}
+        return loss, (buf, aux)

@@ -1,0 +1,152 @@
+"""``preset: eccco-2024`` and its general options: the reference sampler, the reference JEM loss,
+ensembles combining logits, the empty-set rule, the factual protocol and the preset's bad input."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import cfx
+import cfx.sampling
+from cfx.experiments import ConfigError, load_config, parse_config
+from cfx.experiments.kinds.eccco.preset import REFERENCE
+from cfx.experiments.kinds.eccco.runner import select_factuals
+
+CONFIGS = Path(__file__).resolve().parents[1] / "configs"
+
+
+def _linear(w, b):
+    """A 2-class linear classifier with logits [0, w·x + b]."""
+    def apply(params, x):
+        z = x @ params["w"] + params["b"]
+        return jnp.stack([jnp.zeros_like(z), z], -1)
+    return cfx.Classifier(apply, {"w": jnp.asarray(w, jnp.float32), "b": jnp.float32(b)}, 2, 2)
+
+
+def test_paper_configs_parse_with_the_preset_filling_each_data_set():
+    cfg = load_config(CONFIGS / "eccco_paper.yaml")
+    assert cfg.preset == "eccco-2024"
+    assert (cfg.sampling.mode, cfg.factuals.pool, cfg.factuals.targets, cfg.domain) == (
+        "per_target", "train", "random_pair", "data_range")
+    ls = next(d for d in cfg.data if d.name == "linearly_separable")
+    assert ls.n == 1250 and ls.options["center_box"] == [-1.0, 1.0]
+    assert ls.models["jem"]["jem_loss"] == "reference" and ls.models["jem"]["sampler_batch"] == 50
+    assert ls.models["ensemble"]["combine"] == "logits"
+    assert ls.generators["eccco"] == {"learning_rate": 0.01, "convergence": "generator_conditions", "cost": 0.1,
+                                      "set_size": 0.1, "energy": 0.05, "ridge": 0.0, "empty_set": "complement"}
+    moons = next(d for d in cfg.data if d.name == "moons")
+    assert moons.models["jem"]["epochs"] == 500 and moons.models["jem"]["sampler_batch"] == 10
+    assert parse_config(cfg.to_dict(), name=cfg.name) == cfg
+    quick = load_config(CONFIGS / "eccco_paper_quick.yaml")
+    assert [d.name for d in quick.data] == ["linearly_separable", "moons"]
+
+
+def test_unknown_preset_lists_the_presets():
+    with pytest.raises(ConfigError, match=r"unknown preset 'eccco-2023'.*available: eccco-2024"):
+        parse_config({"kind": "eccco", "name": "t", "preset": "eccco-2023", "data": ["moons"], "models": ["mlp"],
+                      "generators": ["wachter"]})
+
+
+def test_a_setting_the_preset_fixes_is_refused_and_a_filled_one_is_the_configs():
+    with pytest.raises(ConfigError, match=r"sampling\.steps.*fixes this to 500"):
+        parse_config({"kind": "eccco", "name": "t", "preset": "eccco-2024", "data": ["moons"], "sampling": {"steps": 100}})
+    cfg = parse_config({"kind": "eccco", "name": "t", "preset": "eccco-2024",
+                        "data": [{"name": "moons", "models": {"mlp": {"epochs": 7}},
+                                  "generators": {"eccco": {"energy": 0.2}}}]})
+    moons = cfg.data[0]
+    assert moons.models["mlp"]["epochs"] == 7 and moons.models["mlp"]["widths"] == [32, 32, 32]
+    assert moons.generators["eccco"]["energy"] == 0.2 and moons.generators["eccco"]["learning_rate"] == 0.01
+
+
+def test_bad_option_values_name_the_key():
+    base = {"kind": "eccco", "name": "t", "data": ["moons"], "models": ["mlp"], "generators": ["wachter"]}
+    with pytest.raises(ConfigError, match=r"sampling\.mode.*per_target"):
+        parse_config({**base, "sampling": {"mode": "per_factual"}})
+    with pytest.raises(ConfigError, match=r"models\[0\]\.jem_loss"):
+        parse_config({**base, "models": [{"name": "jem", "jem_loss": "julia"}]})
+    with pytest.raises(ConfigError, match=r"eccco_l1 needs per-class samples"):
+        parse_config({**base, "generators": ["eccco_l1"], "sampling": {"mode": "per_target"}})
+
+
+def test_every_reference_data_set_is_a_cfx_data_set():
+    assert set(REFERENCE) <= set(cfx.data.list_datasets())
+
+
+def test_per_target_samples_divide_the_gradient_by_the_chain_count_before_the_clip():
+    def apply(params, x):
+        z = x @ params["w"]
+        return jnp.stack([-z, z], -1)
+    clf = cfx.Classifier(apply, {"w": jnp.asarray([4.0, 0.0])}, 2, 2)
+    X = np.array([[-100.0, -100.0], [100.0, 100.0]], np.float32)  # a box far wider than the moves
+    t = np.array([0, 1], np.int32)
+
+    def run(n_chains, steps):
+        return np.asarray(cfx.sampling.per_target_samples(clf, X, t, key=jax.random.key(0), n_chains=n_chains,
+                                                          steps=steps, keep=5, fresh_prob=0.0, noise_scale=0.0))
+    # no noise, no fresh chains: every chain of a target starts at the same point (the buffer's one
+    # point) and moves along x0 by min(4 / n, 0.01) per step: down for target 0, up for target 1
+    for n, per_step in ((20, 0.01), (1000, 0.004)):
+        a, b = run(n, 100), run(n, 200)
+        assert a.shape == (2, 5, 2) and np.ptp(a[0, :, 0]) < 1e-4
+        np.testing.assert_allclose(b[:, :, 0] - a[:, :, 0], [[-100 * per_step] * 5, [100 * per_step] * 5],
+                                   rtol=1e-3)
+        np.testing.assert_allclose(b[:, :, 1], a[:, :, 1])
+    lo, hi = cfx.sampling.scalar_bounds(X)
+    assert (lo, hi) == pytest.approx((-300.0, 300.0), rel=1e-5)  # one interval: μ_j ± 3σ_j over all j
+    with pytest.raises(ValueError, match="targets"):
+        cfx.sampling.per_target_samples(clf, X, [0, 2], key=jax.random.key(0))
+
+
+def test_reference_jem_loss_trains_a_model_and_keeps_its_ring_buffer():
+    data = cfx.data.load("linearly_separable", n=200, seed=0)
+    loss = cfx.models.ReferenceJEMLoss(sgld_steps=5, sampler_batch=10)
+    clf, state = cfx.models.fit(data, "jem", loss=loss, epochs=3, batch_size=50, seed=0, return_state=True)
+    buf = state.extra
+    assert int(buf.filled) == 10 + 3 * 4 * 10 and int(buf.head) == int(buf.filled) % loss.buffer_size
+    assert float(buf.lower) < float(buf.upper)
+    x = np.asarray(buf.x[:int(buf.filled)])
+    assert np.all(x >= float(buf.lower) - 1e-6) and np.all(x <= float(buf.upper) + 1e-6)
+    assert np.mean(np.asarray(clf.predict(data.X)) == data.y) > 0.9
+    with pytest.raises(ValueError, match="sampler_batch"):
+        cfx.models.ReferenceJEMLoss(sampler_batch=0)
+
+
+def test_ensemble_combining_logits_averages_member_logits():
+    from cfx.experiments.kinds.eccco.runner import _combined
+    from cfx.experiments.kinds.eccco.schema import ModelSpec
+
+    data = cfx.data.load("moons", n=100, seed=0)
+    ens = cfx.models.fit(data, "ensemble", epochs=2, n_members=3, seed=0)
+    both = _combined(ens, ModelSpec(name="ensemble", combine="logits"))
+    members = cfx.models.ensemble.member_logits(ens, jnp.asarray(data.X[:4]))
+    np.testing.assert_allclose(np.asarray(both.logits(data.X[:4])), np.asarray(members.mean(0)), rtol=1e-5,
+                               atol=1e-6)
+    assert _combined(ens, ModelSpec(name="ensemble")) is ens
+
+
+def test_empty_set_rule_counts_the_complement_only_when_the_hard_set_is_empty():
+    from cfx import losses
+    from cfx.generators.eccco import set_size_penalty
+
+    logits = jnp.asarray([[0.0, 1.0], [0.0, 6.0]])  # p(1) = 0.73 (set empty at q̂ = 0.1), 0.998 (set {1})
+    ctx = losses.TermContext(logits=logits, target=jnp.asarray([1, 1]), step=0, classifier=None, data=None)
+    plain = np.asarray(set_size_penalty(0.1, empty_set="none")(None, None, ctx))
+    rule = np.asarray(set_size_penalty(0.1, empty_set="complement")(None, None, ctx))
+    p = jax.nn.softmax(logits)
+    c = jax.nn.sigmoid((0.1 - (1 - p)) / 0.1)
+    assert rule[0] == pytest.approx(max(0.0, float(jnp.sum(1 - c[0])) - 1.0), rel=1e-5)
+    assert rule[1] == pytest.approx(plain[1]) and rule[0] > plain[0]
+    with pytest.raises(ValueError, match="empty_set"):
+        cfx.generators.ECCCo(empty_set="always", q_hat=0.1).validate(1, 2, 2)
+
+
+def test_random_pairs_draw_factuals_predicted_as_their_class_with_another_target():
+    data = cfx.data.load("linearly_separable", n=200, seed=1)
+    clf = cfx.models.fit(data, "mlp", epochs=20, seed=0)
+    x, t, fig = select_factuals(clf, data, 50, 0, data, pool="train", targets="random_pair")
+    pred = np.asarray(clf.predict(x))
+    assert fig is None and x.shape == (50, 2) and np.all(pred != t) and set(np.unique(t)) == {0, 1}
