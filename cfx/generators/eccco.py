@@ -54,12 +54,31 @@ def decay(step, rate=0.1, every: int = 5) -> jax.Array:
     return jnp.where(t % every == 0, jnp.exp(-rate * t.astype(jnp.float32)), 1.0)
 
 
-def energy_penalty(ridge=0.0, rate=0.1, every: int = 5):
-    """The term φ_t·(E(x') + r·E(x')²), E(x') = −f̄_{y+}(x'), as ``term(x_cf, x, ctx)``."""
+def polynomial_decay(step, scale=0.1, offset=1.0, power=0.9) -> jax.Array:
+    """φ_t = a·(b + t + 1)^(−p), a = ``scale``, b = ``offset``, p = ``power`` at search step t = 0, 1, ...
+    (CounterfactualExplanations.jl's ``energy_constraint`` on its counterfactual-training branch)."""
+    t = jnp.asarray(step).astype(jnp.float32)
+    return scale * (offset + t + 1.0) ** (-power)
+
+
+def polynomial_schedule(max_steps: int) -> dict:
+    """The polynomial schedule CE.jl derives from the search's step budget T: b = round(T/25),
+    a = b/10, p = 0.9 (Julia's ``round`` rounds half to even, as Python's does). T < 13 gives
+    b = a = 0, i.e. no energy term at all, as in the reference. Returns ECCo fields."""
+    b = float(round(int(max_steps) / 25))
+    return {"decay_schedule": "polynomial", "decay_offset": b, "decay_scale": b / 10, "decay_power": 0.9}
+
+
+def energy_penalty(ridge=0.0, rate=0.1, every: int = 5, schedule: str = "exponential", scale=0.1, offset=1.0,
+                   power=0.9):
+    """The term φ_t·(E(x') + r·E(x')²), E(x') = −f̄_{y+}(x'), as ``term(x_cf, x, ctx)``; φ_t is
+    :func:`decay` (``schedule="exponential"``) or :func:`polynomial_decay` (``"polynomial"``)."""
 
     def term(x_cf, x, ctx):
         energy = -reductions.pick_last(averaged_logits(x_cf, ctx), ctx.target)  # masked: no scatter in ∇
-        return decay(ctx.step, rate, every) * (energy + ridge * energy ** 2)
+        phi = decay(ctx.step, rate, every) if schedule == "exponential" else polynomial_decay(ctx.step, scale, offset,
+                                                                                               power)
+        return phi * (energy + ridge * energy ** 2)
 
     return term
 
@@ -104,6 +123,12 @@ class ECCo(Generator):
     start at the factual. ``ridge`` r (0), ``decay_rate`` (0.1, a leaf) and ``decay_every``
     (5, static) set the energy term and its schedule φ_t. No calibration needed.
 
+    ``decay_schedule="polynomial"`` (static; default ``"exponential"``) replaces φ_t by
+    a·(b + t + 1)^(−p) with a = ``decay_scale``, b = ``decay_offset``, p = ``decay_power``
+    (leaves): the schedule of CE.jl's ``energy_constraint``, which counterfactual training
+    (CounterfactualTraining.jl) uses; :func:`polynomial_schedule` gives its values for T steps
+    (T = 30: φ_0 = 0.1·2^−0.9 ≈ 0.054, so λ_energy = 5 weighs the energy about 0.27 at the start).
+
     Example::
 
         res = cfx.generate(cfx.generators.ECCo(), clf, x, target=1, key=jax.random.key(0), max_steps=30)
@@ -118,12 +143,19 @@ class ECCo(Generator):
     ridge: float = 0.0
     decay_rate: float = 0.1
     decay_every: int = static(5)
+    decay_schedule: str = static("exponential")
+    decay_scale: float = 0.1
+    decay_offset: float = 1.0
+    decay_power: float = 0.9
 
     def __post_init__(self):
         super().__post_init__()
         every = self.decay_every
         if isinstance(every, bool) or not isinstance(every, (int, np.integer)) or every < 1:
             raise ValueError(f"{type(self).__name__}.decay_every must be an int >= 1; got {every!r}")
+        if self.decay_schedule not in ("exponential", "polynomial"):
+            raise ValueError(f"{type(self).__name__}.decay_schedule must be 'exponential' or 'polynomial'; "
+                             f"got {self.decay_schedule!r}")
 
     def terms(self):
         """yloss on the member-averaged logits f̄, then the penalties."""
@@ -133,13 +165,15 @@ class ECCo(Generator):
     def penalties(self):
         return (
             Penalty("distance", self.cost, losses.distance_to_factual("l1")),
-            Penalty("energy", self.energy, energy_penalty(self.ridge, self.decay_rate, self.decay_every)),
+            Penalty("energy", self.energy, energy_penalty(self.ridge, self.decay_rate, self.decay_every,
+                                                          self.decay_schedule, self.decay_scale, self.decay_offset,
+                                                          self.decay_power)),
         )
 
     def validate(self, num_counterfactuals, n_features, n_classes):
         super().validate(num_counterfactuals, n_features, n_classes)
         name = type(self).__name__
-        for field in ("ridge", "decay_rate"):
+        for field in ("ridge", "decay_rate", "decay_scale", "decay_offset", "decay_power"):
             value = np.asarray(getattr(self, field), np.float64)
             if not (value.shape == () and np.isfinite(value) and value >= 0):
                 raise ValueError(f"{name}.{field} must be a finite number >= 0; got {getattr(self, field)!r}")

@@ -6,6 +6,19 @@ n_ce = 1000 counterfactuals per epoch searched with ECCo (L1 cost 0.001, energy 
 last iterate with ‖x_t − x‖_∞ ≤ ε = 0.3; the search domain is μ ± 2σ per feature (the code's
 n = 2; the paper says 3).
 
+Four options choose between cfx's semantics (the defaults) and CounterfactualTraining.jl's
+(``preset: ct-2026`` of the ``ct`` experiment kind, docs/ct.md):
+
+- ``stop``: ``"threshold"`` (a row stops once p(y⁺|x') >= τ; the reference experiments'
+  ``conv = "threshold"``) or ``"max_steps"`` (every row runs all T steps, mature if τ is reached
+  at the end; the library's default ``MaxIterConvergence``);
+- ``energy_decay``: ``"exponential"`` (φ_t = exp(−0.1·t) every 5th step, ECCCo.jl's) or
+  ``"polynomial"`` (φ_t = a(b + t + 1)^−0.9, b = round(T/25), a = b/10: CE.jl's
+  ``energy_constraint`` at the commit CounterfactualTraining.jl pins);
+- ``ridge``: r in the energy term φ_t·(E + r·E²) (reference: 1e-3);
+- ``domain_covers_data``: the box is [min(μ − kσ, min x), max(μ + kσ, max x)] per feature
+  (the reference's ``infer_domain_constraints``, k = 2) instead of μ ± kσ alone.
+
 ``variant`` selects what is trained:
 
 - ``"ct"``: the full objective;
@@ -24,6 +37,8 @@ import numpy as np
 from cfx._validate import as_real
 
 VARIANTS = ("ct", "contrastive", "adversarial", "baseline")
+STOPS = ("threshold", "max_steps")
+DECAYS = ("exponential", "polynomial")
 
 
 def _nonneg(name: str, value) -> float:
@@ -58,6 +73,7 @@ class CTConfig:
         schema's bounds and one-hot groups always apply.
       domain_sd: the search is clamped to μ ± domain_sd·σ of the training data (None: no box
         besides the schema's bounds).
+      stop, energy_decay, ridge, domain_covers_data: see the module docstring.
     """
 
     variant: str = "ct"
@@ -75,11 +91,21 @@ class CTConfig:
     protected: Sequence[int] = ()
     schema_mutability: bool = True
     domain_sd: float | None = 2.0
+    stop: str = "threshold"
+    energy_decay: str = "exponential"
+    ridge: float = 0.0
+    domain_covers_data: bool = False
 
     def __post_init__(self):
         if self.variant not in VARIANTS:
             raise ValueError(f"CTConfig.variant must be one of {VARIANTS}; got {self.variant!r}")
-        for name in ("lambda_ce", "lambda_div", "lambda_reg", "lambda_adv", "cost", "energy", "epsilon"):
+        if self.stop not in STOPS:
+            raise ValueError(f"CTConfig.stop must be one of {STOPS}; got {self.stop!r}")
+        if self.energy_decay not in DECAYS:
+            raise ValueError(f"CTConfig.energy_decay must be one of {DECAYS}; got {self.energy_decay!r}")
+        if not isinstance(self.domain_covers_data, (bool, np.bool_)):
+            raise TypeError(f"CTConfig.domain_covers_data must be a bool; got {self.domain_covers_data!r}")
+        for name in ("lambda_ce", "lambda_div", "lambda_reg", "lambda_adv", "cost", "energy", "epsilon", "ridge"):
             object.__setattr__(self, name, _nonneg(name, getattr(self, name)))
         for name in ("learning_rate",):
             v = float(getattr(self, name))

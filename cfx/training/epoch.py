@@ -110,8 +110,27 @@ def _counterfactuals(params, data, key, generator, constraints, spec: EpochSpec)
     cfs = Counterfactuals(x_ce=x_ce, x_plus=x_plus, y_plus=target, x_ae=res.track[0][:, 0], y_ae=y_true,
                           w=jnp.ones((spec.n_ce,), jnp.float32), mature=mature, x=x)
     info = {"mature_share": jnp.mean(mature.astype(jnp.float32)),
-            "search_steps": jnp.mean(res.steps.astype(jnp.float32))}
+            "search_steps": jnp.mean(res.steps.astype(jnp.float32)), **_landing(x, res.counterfactuals[:, 0], mature,
+                                                                               cfs.x_ae, constraints)}
     return cfs, info
+
+
+def _landing(x, x_cf, mature, x_ae, constraints):
+    """Where the epoch's counterfactuals land (docs/ct.md's diagnosis): ``box_share``, the share of
+    mature ones with a feature on a face of the search box; ``box_distance``, their mean distance
+    to the nearest finite face; ``cf_l1``, their mean L1 distance from the factual;
+    ``nascent_moved``, the share of nascent ones that are not the factual itself."""
+    lower, upper = constraints.lower, constraints.upper
+    gap = jnp.minimum(jnp.where(jnp.isfinite(lower), x_cf - lower, jnp.inf),
+                      jnp.where(jnp.isfinite(upper), upper - x_cf, jnp.inf))
+    nearest = jnp.min(gap, axis=-1)
+    m = mature.astype(jnp.float32)
+    count = jnp.maximum(jnp.sum(m), 1.0)
+    finite = jnp.isfinite(nearest)
+    return {"box_share": jnp.sum(m * (nearest <= 1e-4)) / count,
+            "box_distance": jnp.sum(jnp.where(finite, nearest, 0.0) * m) / jnp.maximum(jnp.sum(m * finite), 1.0),
+            "cf_l1": jnp.sum(jnp.sum(jnp.abs(x_cf - x), axis=-1) * m) / count,
+            "nascent_moved": jnp.mean(jnp.any(x_ae != x, axis=-1).astype(jnp.float32))}
 
 
 @functools.partial(jax.jit, static_argnames=("spec",))
@@ -119,7 +138,8 @@ def counterfactual_step(params, data: TrainingData, key: jax.Array, generator: E
                         constraints: ResolvedConstraints, *, spec: EpochSpec) -> tuple[Counterfactuals, dict]:
     """One epoch's n_ce counterfactuals (mature and nascent) as one compiled call.
 
-    Returns (:class:`Counterfactuals` with n_ce rows, ``{"mature_share", "search_steps"}``).
+    Returns (:class:`Counterfactuals` with n_ce rows, ``{"mature_share", "search_steps", "box_share",
+    "box_distance", "cf_l1", "nascent_moved"}``).
     """
     _TRACES["counterfactual_step", spec] += 1
     return _counterfactuals(params, data, key, generator, constraints, spec)

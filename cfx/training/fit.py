@@ -26,7 +26,7 @@ from tqdm.auto import tqdm
 
 from cfx.classifier import Classifier
 from cfx.constraints import MUTABILITY, NONE, Constraints
-from cfx.generators.eccco import ECCo
+from cfx.generators.eccco import ECCo, polynomial_schedule
 from cfx.models import train as _train
 from cfx.models.ensemble import Ensemble
 from cfx.models.losses import weighted_cross_entropy
@@ -55,7 +55,8 @@ class CTFit:
 def search_constraints(dataset, ct: CTConfig) -> Constraints:
     """The constraints of the CT search: the schema's bounds and one-hot groups, its
     mutability (if ``schema_mutability``), ``protected`` features immutable, and the box
-    μ ± domain_sd·σ of the training data intersected with the schema's bounds."""
+    μ ± domain_sd·σ of the training data (widened to the data's range with
+    ``domain_covers_data``) intersected with the schema's bounds."""
     d = dataset.X.shape[1]
     ct.check_features(d)
     schema = dataset.schema
@@ -64,18 +65,25 @@ def search_constraints(dataset, ct: CTConfig) -> Constraints:
         mutability[i] = "none"
     lower, upper = np.asarray(schema.lower, np.float32), np.asarray(schema.upper, np.float32)
     if ct.domain_sd is not None:
-        mean, sd = dataset.X.mean(0), dataset.X.std(0)
+        X = dataset.X
+        mean, sd = X.mean(0), X.std(0, ddof=1 if ct.domain_covers_data else 0)  # Julia's std is the sample one
+        lo, hi = mean - ct.domain_sd * sd, mean + ct.domain_sd * sd
+        if ct.domain_covers_data:
+            lo, hi = np.minimum(lo, X.min(0)), np.maximum(hi, X.max(0))
         box = np.ones(d, bool)
         box[[i for g in schema.categorical_groups for i in g]] = False  # one-hot columns keep [0, 1]
-        lower = np.where(box, np.maximum(lower, mean - ct.domain_sd * sd), lower)
-        upper = np.where(box, np.minimum(upper, mean + ct.domain_sd * sd), upper)
+        lower = np.where(box, np.maximum(lower, lo), lower)
+        upper = np.where(box, np.minimum(upper, hi), upper)
     # start from the schema's own constraints so whatever else it declares carries over
     return dataclasses.replace(schema.constraints(), mutability=mutability, lower=lower, upper=upper)
 
 
 def generator(ct: CTConfig) -> ECCo:
-    """ECCo with CT's settings (SPEC §5): cost, energy, SGD η, threshold convergence at τ."""
-    return ECCo(learning_rate=ct.learning_rate, cost=ct.cost, energy=ct.energy, threshold=ct.threshold)
+    """ECCo with CT's settings (SPEC §5): cost, energy, ridge, SGD η, τ, the stopping rule
+    (``stop``) and the energy schedule (``energy_decay``; polynomial: b = round(T/25))."""
+    schedule = polynomial_schedule(ct.max_steps) if ct.energy_decay == "polynomial" else {}
+    return ECCo(learning_rate=ct.learning_rate, cost=ct.cost, energy=ct.energy, ridge=ct.ridge, threshold=ct.threshold,
+                convergence="threshold" if ct.stop == "threshold" else "max_steps", **schedule)
 
 
 @functools.partial(jax.jit, static_argnums=0)

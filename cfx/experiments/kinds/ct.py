@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import math
 import time
-import zlib
 from typing import Any, Mapping, Union
 
 import numpy as np
@@ -42,7 +41,7 @@ import pydantic
 from cfx.experiments import tables
 from cfx.experiments.config import (Bool, Experiment, Float, Label, NonNegativeInt, PositiveFloat, PositiveInt,
                                     Probability, RawConfig, Spec, Str, StrList, UnitOpen, suggest)
-from cfx.experiments.kinds import Kind, Report
+from cfx.experiments.kinds import Kind, Report, ct_reference
 from cfx.experiments.progress import Progress
 from cfx.experiments.store import Store, run_name
 
@@ -54,8 +53,8 @@ HEADLINE = ("accuracy", "validity", "ip", "ip_star", "cost", "sensitivity")
 class CTDataConfig(Spec):
     """A data set: ``name``, ``n`` rows, ``balance``, ``test_size``, ``data_dir``, ``label``,
     ``protected`` (a feature name or index; default age, else 0), ``threshold`` (τ of the CT
-    search), ``domain_sd`` and ``n_ce`` overrides, ``standardize``; other keys: options of a
-    synthetic set."""
+    search), ``domain_sd``, ``n_ce``, ``lambda_reg``, ``batch_size`` overrides, ``eval_threshold`` and
+    ``n_individuals`` of the pooled evaluation, ``standardize``; other keys: options of a synthetic set."""
 
     name: Str
     n: PositiveInt | None = None
@@ -68,6 +67,10 @@ class CTDataConfig(Spec):
     threshold: Probability | None = None
     domain_sd: PositiveFloat | None = None
     n_ce: PositiveInt | None = None
+    lambda_reg: Float | None = None
+    batch_size: PositiveInt | None = None
+    eval_threshold: Probability | None = None
+    n_individuals: PositiveInt | None = None
     options: dict[str, Any] = pydantic.Field(default_factory=dict)
 
     @property
@@ -98,6 +101,10 @@ class CTSettings(Spec):
     threshold: Probability = 0.5
     epsilon: Float = 0.3
     domain_sd: PositiveFloat | None = 2.0
+    stop: Str = "threshold"
+    energy_decay: Str = "exponential"
+    ridge: Float = 0.0
+    domain_covers_data: Bool = False
 
 
 class EvalConfig(Spec):
@@ -105,7 +112,12 @@ class EvalConfig(Spec):
     (``ecco``: CT's ECCo with this ``learning_rate``; ``generic``: L1 cost 0.1) with the CT
     search's τ, at most ``max_steps``; IP against ``ip_samples`` per class, IP* on
     ``ip_star_size`` per class with kernel ``length_scale``; FGSM / PGD (``pgd_steps``) at ``eps``;
-    ``n_boot`` bootstrap replicates of IP*."""
+    ``n_boot`` bootstrap replicates of IP*.
+
+    ``protocol: pool`` is CounterfactualTraining.jl's evaluation (:mod:`cfx.training.pool`):
+    ``rounds`` rounds of ``n_individuals`` test rows each, searched with ECCo once per weight in
+    ``energies`` (λ_cost ``cost``, ``ridge``, energy ``decay``, τ ``threshold`` or the data set's
+    ``eval_threshold``, inside the training box only with ``box``)."""
 
     generator: Str = "ecco"
     learning_rate: PositiveFloat = 0.05
@@ -117,6 +129,15 @@ class EvalConfig(Spec):
     eps: tuple[Float, ...] = (0.0, 0.025, 0.05, 0.075, 0.1)
     pgd_steps: PositiveInt = 40
     n_boot: NonNegativeInt = 200
+    protocol: Str = "single"
+    energies: tuple[PositiveFloat, ...] = (0.1, 0.5, 1.0, 5.0, 10.0)
+    rounds: PositiveInt = 100
+    n_individuals: PositiveInt = 250
+    threshold: Probability | None = None
+    cost: Float = 0.0
+    ridge: Float = 0.001
+    decay: Str = "polynomial"
+    box: Bool = False
 
 
 class CTExperiment(Experiment):
@@ -153,6 +174,13 @@ class CTExperiment(Experiment):
                 raise ctx.error(f"variants[{i}]", f"must be one of {', '.join(VARIANTS)}, got {v!r}")
         if "baseline" not in cfg.variants:
             raise ctx.error("variants", "must include 'baseline' (reductions are measured against it)")
+        for key, allowed in (("stop", ("threshold", "max_steps")), ("energy_decay", ("exponential", "polynomial"))):
+            if getattr(cfg.ct, key) not in allowed:
+                raise ctx.error(f"ct.{key}", f"must be one of {', '.join(allowed)}, got {getattr(cfg.ct, key)!r}")
+        for key, allowed in (("protocol", ("single", "pool")), ("decay", ("exponential", "polynomial"))):
+            if getattr(cfg.evaluation, key) not in allowed:
+                raise ctx.error(f"evaluation.{key}", f"must be one of {', '.join(allowed)}, got "
+                                                     f"{getattr(cfg.evaluation, key)!r}")
         if cfg.evaluation.generator not in ("ecco", "generic"):
             raise ctx.error("evaluation.generator", f"must be 'ecco' or 'generic', got {cfg.evaluation.generator!r}")
         for i, m in enumerate(cfg.modes):
@@ -201,9 +229,7 @@ class CTExperiment(Experiment):
                f"= {n} records -> {self.output_dir}"
 
 
-def _seed(cfg, run: int, *labels: str) -> int:
-    entropy = [int(cfg.seed), int(run)] + [zlib.crc32(str(x).encode()) for x in labels]
-    return int(np.random.SeedSequence(entropy).generate_state(1)[0] & 0x7FFFFFFF)
+_seed = ct_reference.seed  # (cfg, run, *labels) -> a seed of its own per label tuple
 
 
 def _cell(data: str, variant: str, mode: str, run: int) -> tuple[str, ...]:
@@ -256,8 +282,9 @@ def _ct_config(cfg: CTExperiment, dc: CTDataConfig, variant: str, mode: str, pro
         s["threshold"] = dc.threshold
     if dc.domain_sd is not None:
         s["domain_sd"] = dc.domain_sd
-    if dc.n_ce is not None:
-        s["n_ce"] = dc.n_ce
+    for k in ("n_ce", "lambda_reg"):
+        if getattr(dc, k) is not None:
+            s[k] = getattr(dc, k)
     return CTConfig(variant=variant, protected=(protected,) if mode == "protected" else (),
                     schema_mutability=mode == "protected", **s)
 
@@ -306,32 +333,37 @@ def run(cfg: CTExperiment, store: Store, splits: dict, progress: Progress) -> No
                     if fit_key not in fitted:
                         fitted[fit_key] = fit_ct(train, "mlp", ct=ct, seed=_seed(cfg, r, "model", dc.key),
                                                  widths=cfg.model.widths, activation=cfg.model.activation,
-                                                 epochs=cfg.model.epochs, batch_size=cfg.model.batch_size,
+                                                 epochs=cfg.model.epochs, batch_size=dc.batch_size or cfg.model.batch_size,
                                                  learning_rate=cfg.model.learning_rate, progress=progress.tty)
                     out = fitted[fit_key]
                     train_s = time.perf_counter() - start
                     # the evaluation search: the CT generator under this mode's constraints
                     eval_ct = _ct_config(cfg, dc, "ct", mode, protected)
                     start = time.perf_counter()
-                    scalars, arrays = evaluate_model(
-                        out.classifier, train, test, generator=_eval_generator(ev, eval_ct),
-                        constraints=search_constraints(train, eval_ct), protected=(protected,),
-                        key=jax.random.key(_seed(cfg, r, "evaluate", dc.key, mode)), n_factuals=ev.n_factuals,
-                        max_steps=ev.max_steps, ip_samples=ev.ip_samples, ip_star_size=ev.ip_star_size,
-                        length_scale=ev.length_scale, eps=ev.eps, pgd_steps=ev.pgd_steps, n_boot=ev.n_boot,
-                        seed=_seed(cfg, r, "factuals", dc.key))
+                    if ev.protocol == "pool":
+                        scalars, arrays = ct_reference.evaluate_cell(cfg, dc, mode, variant, r, out.classifier, train,
+                                                                     test, search_constraints(train, eval_ct))
+                    else:
+                        scalars, arrays = evaluate_model(
+                            out.classifier, train, test, generator=_eval_generator(ev, eval_ct),
+                            constraints=search_constraints(train, eval_ct), protected=(protected,),
+                            key=jax.random.key(_seed(cfg, r, "evaluate", dc.key, mode)), n_factuals=ev.n_factuals,
+                            max_steps=ev.max_steps, ip_samples=ev.ip_samples, ip_star_size=ev.ip_star_size,
+                            length_scale=ev.length_scale, eps=ev.eps, pgd_steps=ev.pgd_steps, n_boot=ev.n_boot,
+                            seed=_seed(cfg, r, "factuals", dc.key))
                     eval_s = time.perf_counter() - start
                     if train.n_features == 2:
                         arrays.update(_grid(out.classifier, train))
                     arrays.update({f"history_{k}": v for k, v in out.history.items()})
-                    ip = arrays["ip"]
+                    ip = arrays.get("ip", arrays.get("round_ip"))
                     metrics = {k: {"mean": v, "sd": math.nan, "n": 1} for k, v in scalars.items()}
                     metrics["ip"] = {"mean": scalars["ip"], "sd": float(np.nanstd(ip, ddof=1)) if np.isfinite(
                         ip).sum() > 1 else math.nan, "n": int(np.isfinite(ip).sum())}
                     record = {"dataset": dc.key, "variant": variant, "mode": mode, "run": r,
                               "protected": train.schema.names[protected], "protected_index": protected,
                               "metrics": metrics, "ct": {**ct.__dict__, "protected": list(ct.protected)},
-                              "info": out.info, "timings": {"train_s": train_s, "eval_s": eval_s}}
+                              "info": out.info, "timings": {"train_s": train_s, "eval_s": eval_s,
+                                                            "epochs": cfg.model.epochs}}
                     store.save(path, record, arrays, blob=flax.serialization.to_bytes(out.classifier.params))
                     progress.step(label, train_s + eval_s)
 
@@ -399,14 +431,19 @@ def report(cfg: CTExperiment, store: Store) -> Report:
     records = [store.load(p) for p in expected(cfg)]
     table = tables.long_table(records, [*KEYS, "run"])
     summary = tables.summarise(table, KEYS)
-    red = reductions(cfg, store)
-    text = reduction_markdown(red, cfg.name)
+    if cfg.evaluation.protocol == "pool":  # the paper's table (cfx.experiments.kinds.ct_reference)
+        red = ct_reference.pool_reductions(cfg, store, _cell)
+        text = ct_reference.paper_markdown(red, cfg.name)
+    else:
+        red = reductions(cfg, store)
+        text = reduction_markdown(red, cfg.name)
     store.write_table("results.csv", table)
     store.write_table("summary.csv", summary)
     store.write_text("summary.md", tables.markdown(summary, KEYS, HEADLINE, title=cfg.name))
     store.write_table("reduction.csv", red)
     store.write_text("reduction.md", text)
-    figures = _figures(cfg, store) if cfg.figures else []
+    pool = cfg.evaluation.protocol == "pool"
+    figures = (ct_reference.figures(cfg, store, _cell) if pool else _figures(cfg, store)) if cfg.figures else []
     return Report(summary=text, out_dir=store.root, figures=figures,
                   tables={"results": table, "summary": summary, "reduction": red})
 
@@ -459,4 +496,4 @@ def show(store: Store, raw: Mapping, metrics=None) -> str:
 
 KIND = Kind(name="ct", schema=CTExperiment, prepare=prepare, run=run, report=report, expected=expected, show=show,
             description="counterfactual training vs conventional training: IP, IP*, accuracy, robustness",
-            unit="model")
+            unit="model", presets=ct_reference.PRESETS)

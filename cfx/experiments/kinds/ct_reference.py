@@ -1,0 +1,263 @@
+"""``preset: ct-2026`` of the ``ct`` kind: CounterfactualTraining.jl's semantics (SaTML 2026).
+
+Read from JuliaTrustworthyAI/CounterfactualTraining.jl v0.1.3 (``src/``, ``paper/experiments``:
+``CTExperiments`` and the ``evaluations/final_run/mutability/mlp/<data>`` configs) and
+CounterfactualExplanations.jl's ``counterfactual-training`` branch (the ECCo generator and
+``energy_constraint``; the Manifest pins a later commit of that branch, v1.4.6, which the mirror
+does not hold: the energy term is taken from the branch's v1.4.2 tip). docs/ct.md lists every
+value and where it differs from cfx's defaults.
+
+The preset fixes the semantics (``values``); ``expand`` fills the per-data-set settings of the
+reference configs into each ``data`` entry the config leaves unset: τ of the training search,
+λ_reg, τ of the evaluation, batch size, n_ce, the evaluation's individuals per round, and the
+synthetic splits (3,000 training rows, 900 test rows: the reference's n_train = 3000,
+n_validation = 600 (used for monitoring only, not drawn here) and a 0.8 train/test ratio).
+
+This module also holds the pooled evaluation of one cell (:func:`evaluate_cell`), the paper's
+reduction table (:func:`pool_reductions`) and the paper's numbers (:data:`PAPER`).
+"""
+
+from __future__ import annotations
+
+import math
+import zlib
+
+import numpy as np
+import pandas as pd
+
+from cfx.experiments.config import Preset
+
+SOURCE = ("JuliaTrustworthyAI/CounterfactualTraining.jl v0.1.3 (src/, paper/experiments/CTExperiments, "
+          "paper/experiments/evaluations/final_run/mutability/mlp/*/evaluation/*.toml); "
+          "JuliaTrustworthyAI/CounterfactualExplanations.jl branch counterfactual-training (ECCoGenerator, "
+          "energy_constraint, polynomial_decay)")
+
+VALUES = {
+    "model": {"widths": [32], "activation": "relu", "learning_rate": 0.001},  # epochs: 100 unless set (expand)
+    "ct": {"lambda_ce": 1.0, "lambda_div": 0.5, "lambda_adv": 0.25, "max_steps": 30, "learning_rate": 0.25,
+           "cost": 0.001, "energy": 5.0, "epsilon": 0.3, "domain_sd": 2.0, "stop": "threshold",
+           "energy_decay": "polynomial", "ridge": 0.001, "domain_covers_data": True},
+    "evaluation": {"protocol": "pool", "generator": "ecco", "energies": [0.1, 0.5, 1.0, 5.0, 10.0],
+                   "learning_rate": 0.25, "max_steps": 50, "cost": 0.0, "ridge": 0.001, "decay": "polynomial",
+                   "box": False, "ip_samples": 1000, "ip_star_size": 100, "length_scale": 5.0},
+}
+
+# per data set (cfx name): τ train, λ_reg, τ eval, batch size, n_ce, individuals per round
+# (evaluations/final_run/mutability/mlp/<data>/evaluation/grid_config.toml and JOB_COMMANDS.md)
+PER_DATA = {
+    "linearly_separable": (0.9, 0.5, 0.95, 30, 1000, 250),
+    "moons": (0.9, 0.25, 0.95, 30, 1000, 250),
+    "circles": (0.5, 0.5, 0.95, 30, 1000, 250),
+    "overlapping": (0.5, 0.25, 0.95, 30, 1000, 250),
+    "gmsc": (0.5, 0.5, 0.5, 1000, 5000, 100),
+    "california": (0.5, 0.25, 0.5, 1000, 5000, 100),
+    "adult": (0.75, 0.1, 0.95, 1000, 5000, 100),
+    "credit": (0.5, 0.1, 0.5, 1000, 5000, 100),
+    "mnist": (0.5, 0.01, 0.5, 1000, 5000, 50),
+}
+# training rows of the real sets (the reference's n_train; test = 20 % of n_train + 1000 validation rows)
+REAL_TRAIN = {"gmsc": 12371, "california": 15504, "adult": 25049, "credit": 9617, "mnist": 10000}
+SYNTHETIC_TRAIN, SYNTHETIC_TEST = 3000, 900
+
+
+def expand(raw: dict) -> dict:
+    """Fill each data entry's reference settings where the config leaves them unset, and the
+    reference's 100 epochs unless the config sets ``model.epochs``."""
+    items = raw.get("data")
+    if isinstance(items, (str, dict)):
+        items = [items]
+    if not isinstance(items, list):
+        return raw  # the schema reports the error
+    out = []
+    for it in items:
+        it = {"name": it} if isinstance(it, str) else dict(it)
+        ref = PER_DATA.get(str(it.get("name", "")).lower())
+        if ref is not None:
+            tau, reg, tau_eval, batch, n_ce, individuals = ref
+            defaults = {"threshold": tau, "lambda_reg": reg, "eval_threshold": tau_eval, "batch_size": batch,
+                        "n_ce": n_ce, "n_individuals": individuals}
+            name = it["name"].lower()
+            if name in REAL_TRAIN:  # test = 20 % of (n_train + 1000 validation) / 0.8
+                n_train = REAL_TRAIN[name]
+                n_test = round((n_train + 1000) / 0.8 * 0.2)
+                defaults.update({"n": n_train + n_test, "test_size": round(n_test / (n_train + n_test), 6)})
+            else:
+                defaults.update({"n": SYNTHETIC_TRAIN + SYNTHETIC_TEST,
+                                 "test_size": SYNTHETIC_TEST / (SYNTHETIC_TRAIN + SYNTHETIC_TEST)})
+            for k, v in defaults.items():
+                if it.get(k) is None:
+                    it[k] = v
+        out.append(it)
+    raw = dict(raw)
+    raw["data"] = out
+    raw["model"] = {"epochs": 100, **dict(raw.get("model") or {})}  # quick variants may train shorter
+    return raw
+
+
+PRESETS = {
+    "ct-2026": Preset(
+        name="ct-2026",
+        description="CounterfactualTraining.jl (SaTML 2026): 1x32 MLP, polynomial energy decay, data-covering "
+                    "mu+-2sd box, pooled ECCo evaluation over 5 energies in rounds",
+        values=VALUES, source=SOURCE, expand=expand),
+}
+
+# The paper's Table (MLP): % reduction of IP / IP* / cost (protected), * = 99 % interval excludes 0;
+# absolute IP CT / BL; validity CT / BL (no constraints). From issue 21 (the paper's table).
+PAPER = {
+    "linearly_separable": {"ip": (26.26, True), "ip_star": (51.28, True), "cost": (16.41, True),
+                           "ip_abs": (2.51, 3.40), "validity": (1.0, 1.0)},
+    "circles": {"ip": (58.88, True), "ip_star": (93.84, True), "cost": (42.99, True),
+                "ip_abs": (0.97, 2.36), "validity": (1.0, 0.51)},
+    "moons": {"ip": (19.59, True), "ip_star": (8.0, False), "cost": (5.16, True),
+              "ip_abs": (1.37, 1.71), "validity": (1.0, 1.0)},
+}
+
+
+def seed(cfg, run: int, *labels) -> int:
+    """A seed per (config seed, run, labels)."""
+    entropy = [int(cfg.seed), int(run)] + [zlib.crc32(str(x).encode()) for x in labels]
+    return int(np.random.SeedSequence(entropy).generate_state(1)[0] & 0x7FFFFFFF)
+
+
+def eval_generator(ev, threshold: float):
+    """ECCo of the pooled evaluation: λ_cost, η, ridge, τ_eval and the energy schedule for T = max_steps."""
+    from cfx.generators import ECCo
+    from cfx.generators.eccco import polynomial_schedule
+
+    schedule = polynomial_schedule(ev.max_steps) if ev.decay == "polynomial" else {}
+    return ECCo(cost=ev.cost, learning_rate=ev.learning_rate, ridge=ev.ridge, threshold=threshold, **schedule)
+
+
+def evaluate_cell(cfg, dc, mode: str, variant: str, run: int, classifier, train, test, search_constraints) -> tuple:
+    """(scalars, arrays) of one model under the pooled evaluation (:mod:`cfx.training.pool`).
+
+    The rounds' classes depend on (data, run, mode) only, so every variant of a cell sees the
+    same rounds; each model draws its own individuals (as the reference's benchmark does)."""
+    import dataclasses
+
+    import jax
+
+    from cfx.training.evaluation import accuracy
+    from cfx.training.pool import PoolSpec, draw_rounds, evaluate_pool, round_means
+
+    ev = cfg.evaluation
+    tau = dc.eval_threshold if dc.eval_threshold is not None else ev.threshold
+    tau = float(tau if tau is not None else 0.95)
+    spec = PoolSpec(energies=tuple(ev.energies), rounds=ev.rounds,
+                    n_individuals=dc.n_individuals or ev.n_individuals, max_steps=ev.max_steps, threshold=tau,
+                    learning_rate=ev.learning_rate, cost=ev.cost, ridge=ev.ridge, ip_samples=ev.ip_samples,
+                    ip_star_size=ev.ip_star_size, length_scale=ev.length_scale)
+    factual, target = draw_rounds(int(classifier.n_classes), spec.rounds, seed(cfg, run, "rounds", dc.key, mode))
+    constraints = search_constraints
+    if not ev.box:  # the reference's evaluation data carry no domain: mutability only
+        constraints = dataclasses.replace(constraints, lower=None, upper=None)
+    out = evaluate_pool(classifier, test, eval_generator(ev, tau), spec=spec, factual=factual, target=target,
+                        constraints=constraints, key=jax.random.key(seed(cfg, run, "evaluate", dc.key, mode)),
+                        seed=seed(cfg, run, "individuals", dc.key, mode, variant))
+    valid = out["valid"].astype(np.float64)
+    valid[:, out["rows"][:, 0] < 0] = np.nan
+    rounds = {"ip": round_means(out["ip"]), "ip_star": round_means(out["ip_star"]), "cost": round_means(out["cost"]),
+              "validity": round_means(valid)}
+    mean = lambda a: float(np.nanmean(a)) if np.isfinite(a).any() else math.nan
+    scalars = {"accuracy": accuracy(classifier, test.X, test.y), **{k: mean(v) for k, v in rounds.items()},
+               "converged": float(out["converged"].mean()), "steps": float(out["steps"].mean())}
+    arrays = {f"round_{k}": v for k, v in rounds.items()}
+    arrays.update({"pool_valid": out["valid"], "pool_steps": out["steps"], "pool_rows": out["rows"],
+                   "round_factual": factual, "round_target": target})
+    if train.n_features == 2:  # the learned energy landscape E(x|y) = −f_y(x) for the figure
+        from cfx import plotting
+
+        mesh = plotting.mesh_2d(train.X, 80)
+        logits = np.asarray(classifier.raw_logits(mesh["points"]))
+        arrays.update({"energy_xx": mesh["xx"], "energy_yy": mesh["yy"], "energy": -logits.reshape(80, 80, -1)})
+    return scalars, arrays
+
+
+def pool_reductions(cfg, store, cell) -> pd.DataFrame:
+    """The paper's table from saved records: per data set, mode and variant, % reductions of IP,
+    IP* and cost vs the baseline (per-round ratios, pooled over training runs), absolute values,
+    validity and accuracy of both."""
+    from cfx.training.pool import pooled_reduction
+
+    rows = []
+    for dc in cfg.data:
+        for mode in cfg.modes:
+            def load(v):
+                return [(store.load(cell(dc.key, v, mode, r)), store.load_arrays(cell(dc.key, v, mode, r)))
+                        for r in range(cfg.runs)]
+
+            base = load("baseline")
+            for variant in [v for v in cfg.variants if v != "baseline"]:
+                treated = load(variant)
+                row = {"dataset": dc.key, "mode": mode, "variant": variant, "runs": cfg.runs}
+                for m in ("ip", "ip_star", "cost"):
+                    b = np.concatenate([a[f"round_{m}"] for _, a in base])
+                    t = np.concatenate([a[f"round_{m}"] for _, a in treated])
+                    red = pooled_reduction(b, t)
+                    row.update({f"{m}_reduction": red["reduction"], f"{m}_se": red["se"], f"{m}_low": red["low"],
+                                f"{m}_high": red["high"], f"{m}_sig": red["significant"],
+                                f"{m}_baseline": float(np.nanmean(b)), f"{m}_treated": float(np.nanmean(t))})
+                    per_run = [pooled_reduction(a0[f"round_{m}"], a1[f"round_{m}"])["reduction"]
+                               for (_, a0), (_, a1) in zip(base, treated)]
+                    row[f"{m}_per_run"] = " / ".join(f"{v:.1f}" for v in per_run)
+                for m in ("accuracy", "validity"):
+                    row[f"{m}_baseline"] = float(np.mean([rec["metrics"][m]["mean"] for rec, _ in base]))
+                    row[f"{m}_treated"] = float(np.mean([rec["metrics"][m]["mean"] for rec, _ in treated]))
+                rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def _cell_fmt(v, se, sig) -> str:
+    return "nan" if not np.isfinite(v) else f"{v:.1f}{'*' if sig else ''} (±{se:.0f})"
+
+
+def paper_markdown(df: pd.DataFrame, title: str) -> str:
+    """Ours beside the paper's, one row per (data set, mode, variant)."""
+    head = ["data", "mode", "variant", "IP red. %", "paper", "IP* red. %", "paper", "cost red. %", "paper",
+            "IP CT / BL", "paper", "validity CT / BL", "paper", "accuracy CT / BL", "IP red. per run"]
+    lines = [f"# {title}: ours beside the paper (SaTML 2026)", "", "| " + " | ".join(head) + " |",
+             "|" + "---|" * len(head)]
+    for r in df.itertuples():
+        p = PAPER.get(r.dataset, {})
+        pap = lambda k: (f"{p[k][0]:.2f}{'*' if p[k][1] else ''}" if k in p else "–")
+        pair = lambda k: (f"{p[k][0]:.2f} / {p[k][1]:.2f}" if k in p else "–")
+        lines.append("| " + " | ".join([
+            r.dataset, r.mode, r.variant, _cell_fmt(r.ip_reduction, r.ip_se, r.ip_sig), pap("ip"),
+            _cell_fmt(r.ip_star_reduction, r.ip_star_se, r.ip_star_sig), pap("ip_star"),
+            _cell_fmt(r.cost_reduction, r.cost_se, r.cost_sig), pap("cost"),
+            f"{r.ip_treated:.2f} / {r.ip_baseline:.2f}", pair("ip_abs"),
+            f"{r.validity_treated:.2f} / {r.validity_baseline:.2f}", pair("validity"),
+            f"{r.accuracy_treated:.3f} / {r.accuracy_baseline:.3f}", r.ip_per_run]) + " |")
+    lines += ["", "Reduction = 100·(1 − mean over rounds of CT/BL), (±) = 100·sd of the per-round ratios, * = the "
+                  "99 % quantile interval of the per-round differences excludes 0 (the reference's `cidiff`). "
+                  "IP/IP* over valid counterfactuals (p(target) >= 0.5), pooled over the energy weights; "
+                  "paper: the all-mutable IP/IP*, cost with a protected feature."]
+    return "\n".join(lines) + "\n"
+
+
+def figures(cfg, store, cell) -> list:
+    """``figures/<data>_energy.png``: the learned energy E(x|y=1) = −f_1(x) of the baseline and
+    of each other variant (first mode, run 0) on the 2-D sets, with the training data."""
+    from matplotlib.figure import Figure  # a standalone figure: the user's backend is left alone
+
+    from cfx import plotting
+
+    out = []
+    for dc in cfg.data:
+        arrays = {v: store.load_arrays(cell(dc.key, v, cfg.modes[0], 0)) for v in cfg.variants}
+        if "energy" not in arrays["baseline"]:
+            continue
+        fig = Figure(figsize=(4.4 * len(cfg.variants), 3.8))
+        axes = fig.subplots(1, len(cfg.variants), squeeze=False)
+        for ax, (variant, a) in zip(axes[0], arrays.items()):
+            e = a["energy"][..., 1]
+            cs = ax.contourf(a["energy_xx"], a["energy_yy"], e, levels=20, cmap="viridis")
+            ax.contour(a["energy_xx"], a["energy_yy"], a["energy"][..., 1] - a["energy"][..., 0], levels=[0.0],
+                       colors="white", linewidths=1.5)
+            ax.scatter(a["X"][:, 0], a["X"][:, 1], c=a["y"], s=4, cmap="coolwarm", edgecolors="none", alpha=0.7)
+            fig.colorbar(cs, ax=ax, shrink=0.8)
+            ax.set_title(f"{dc.key}: {variant}, E(x|y=1) = -f_1(x)", fontsize=9)
+        fig.tight_layout()
+        out.append(store.write_figure(f"{dc.key}_energy", plotting.figure_png(fig)))
+    return out

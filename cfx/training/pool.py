@@ -1,0 +1,181 @@
+"""The reference evaluation of CounterfactualTraining.jl (SaTML 2026): rounds over an ECCo pool.
+
+What ``evaluation.protocol: pool`` of the ``ct`` kind runs (``preset: ct-2026``), read from the
+paper's experiment code (``paper/experiments/CTExperiments``, v0.1.3) and its evaluation configs:
+
+- J rounds ("runs"); round j draws a factual class c_j and a target t_j ≠ c_j at random, shared by
+  every model; each model then draws ``n_individuals`` test rows *that it predicts as c_j*, with
+  replacement (a model predicting no row of c_j contributes nothing that round);
+- every individual is searched once per energy weight λ_egy of the pool (default
+  {0.1, 0.5, 1, 5, 10}) with ECCo at λ_cost = 0, SGD η = 0.25, ≤ T = 50 steps, stop at
+  p(t|x') >= τ_eval (0.95 on synthetic data and Adult, 0.5 on the other tabular sets), the
+  polynomial energy schedule for T (:func:`cfx.generators.eccco.polynomial_schedule`), ridge 1e-3,
+  no domain box (the evaluation data carry none) but the mode's mutability;
+- valid: p(t|x') >= 0.5 (CE.jl's ``validity``); IP and IP* are means over valid counterfactuals;
+- IP per counterfactual: the mean L1 distance to ≤ ``ip_samples`` (1000) *test* rows of class t;
+- IP* per (round, λ): the unbiased MMD² between ≤ ``ip_star_size`` (100) of the round's
+  counterfactuals and as many test rows of class t, Gaussian kernel with length-scale ℓ (5.0 in the
+  code, :func:`cfx.training.evaluation.mmd2`), clamped at 0 as the reference's tables do;
+- a model's value in round j: the mean over λ of the per-(j, λ) means (:func:`round_means`);
+  the % reduction of CT vs the baseline is 100·(1 − mean_j(CT_j / BL_j)), its spread the
+  standard deviation of the per-round ratios, and it is significant (*) when the 99 % quantile
+  interval of the per-round differences BL_j − CT_j excludes 0 (:func:`pooled_reduction`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from cfx.classifier import Classifier
+from cfx.training.evaluation import mmd2
+
+DEFAULT_ENERGIES = (0.1, 0.5, 1.0, 5.0, 10.0)
+
+
+@dataclasses.dataclass(frozen=True)
+class PoolSpec:
+    """The evaluation's settings (see the module docstring for each)."""
+
+    energies: tuple = DEFAULT_ENERGIES
+    rounds: int = 100
+    n_individuals: int = 250
+    max_steps: int = 50
+    threshold: float = 0.95
+    learning_rate: float = 0.25
+    cost: float = 0.0
+    ridge: float = 1e-3
+    ip_samples: int = 1000
+    ip_star_size: int = 100
+    length_scale: float = 5.0
+    valid_probability: float = 0.5
+
+
+def draw_rounds(n_classes: int, rounds: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """(factual class, target class) per round, uniform over ordered pairs of distinct classes."""
+    rng = np.random.default_rng(seed)
+    factual = rng.integers(0, n_classes, rounds)
+    target = (factual + 1 + rng.integers(0, n_classes - 1, rounds)) % n_classes
+    return factual.astype(np.int32), target.astype(np.int32)
+
+
+def draw_individuals(pred: np.ndarray, factual: np.ndarray, n_individuals: int, seed: int) -> np.ndarray:
+    """(J, n) test-row indices predicted as each round's factual class, drawn with replacement
+    (−1 for a round where the model predicts no row of that class)."""
+    rng = np.random.default_rng(seed)
+    out = np.full((len(factual), n_individuals), -1, np.int64)
+    for j, c in enumerate(factual):
+        rows = np.flatnonzero(pred == c)
+        if len(rows):
+            out[j] = rows[rng.integers(0, len(rows), n_individuals)]
+    return out
+
+
+@jax.jit
+def _ip_rows(cf, bank, mask):
+    """Mean L1 distance of each row of cf (m, d) to the masked bank (S, d)."""
+    dist = jax.lax.map(lambda q: jnp.sum(jnp.abs(bank - q), axis=-1), cf, batch_size=256)
+    return jnp.sum(jnp.where(mask, dist, 0.0), axis=-1) / jnp.maximum(jnp.sum(mask), 1)
+
+
+@jax.jit
+def _mmd_rounds(a, wa, b, wb, ls):
+    return jax.vmap(lambda a, wa, b, wb: mmd2(a, b, wa, wb, ls))(a, wa, b, wb)
+
+
+def evaluate_pool(classifier: Classifier, test, generator, *, spec: PoolSpec, factual: np.ndarray,
+                  target: np.ndarray, constraints, key, seed: int = 0) -> dict:
+    """One model's pooled evaluation (module docstring). ``generator`` is the ECCo whose
+    ``energy`` is replaced by each weight of the pool; ``factual``/``target`` are the rounds'
+    classes (:func:`draw_rounds`, shared by the models compared). Returns arrays with axes
+    (λ, round, individual): ``valid``, ``ip``, ``cost`` (L1 to the factual), ``converged``,
+    ``steps``; (λ, round): ``ip_star``; and ``rows`` (round, individual) test indices."""
+    from cfx.search import generate  # the host wrapper: checks, compile cache
+
+    X, y = np.asarray(test.X, np.float32), np.asarray(test.y)
+    pred = np.asarray(classifier.predict(X))
+    rows = draw_individuals(pred, factual, spec.n_individuals, seed)
+    J, n = rows.shape
+    has = rows[:, 0] >= 0
+    flat = np.where(rows >= 0, rows, 0).reshape(-1)
+    x = X[flat]
+    tgt = np.repeat(target, n).astype(np.int32)
+    rng = np.random.default_rng(seed + 1)
+    # per class: ≤ ip_samples test rows of that class for IP, ≤ ip_star_size for IP* (seeded)
+    banks = {}
+    for c in np.unique(target):
+        idx = np.flatnonzero(y == c)
+        banks[int(c)] = (X[rng.permutation(idx)[:spec.ip_samples]], X[rng.permutation(idx)[:spec.ip_star_size]])
+    E = len(spec.energies)
+    out = {k: np.full((E, J, n), np.nan, np.float32) for k in ("ip", "cost")}
+    out.update({k: np.zeros((E, J, n), bool) for k in ("valid", "converged")})
+    out["steps"] = np.zeros((E, J, n), np.int32)
+    out["ip_star"] = np.full((E, J), np.nan, np.float32)
+    size = spec.ip_star_size
+    for e, lam in enumerate(spec.energies):
+        res = generate(generator.replace(energy=float(lam)), classifier, x, tgt, key=jax.random.fold_in(key, e),
+                       constraints=constraints, max_steps=spec.max_steps)
+        cf = np.asarray(res.counterfactuals)[:, 0]
+        p = np.asarray(res.target_probs)[:, 0]
+        valid = (p >= spec.valid_probability) & np.repeat(has, n)
+        out["valid"][e] = valid.reshape(J, n)
+        out["converged"][e] = (np.asarray(res.outcome)[:, 0] == 0).reshape(J, n) & has[:, None]
+        out["steps"][e] = np.asarray(res.steps)[:, 0].reshape(J, n)
+        out["cost"][e] = np.where(valid, np.abs(cf - x).sum(1), np.nan).reshape(J, n)
+        ip = np.zeros(len(cf), np.float32)
+        for c, (bank, _) in banks.items():
+            sel = tgt == c
+            if sel.any():
+                ip[sel] = np.asarray(_ip_rows(jnp.asarray(cf[sel]), jnp.asarray(bank),
+                                              jnp.ones(len(bank), bool)))
+        out["ip"][e] = np.where(valid, ip, np.nan).reshape(J, n)
+        # IP*: per round, ≤ size valid counterfactuals (the first ones: the draw is already random)
+        a = np.zeros((J, size, X.shape[1]), np.float32)
+        wa = np.zeros((J, size), np.float32)
+        b = np.zeros((J, size, X.shape[1]), np.float32)
+        wb = np.zeros((J, size), np.float32)
+        cfr, vr = cf.reshape(J, n, -1), valid.reshape(J, n)
+        for j in range(J):
+            keep = np.flatnonzero(vr[j])[:size]
+            a[j, :len(keep)], wa[j, :len(keep)] = cfr[j, keep], 1.0
+            samples = banks[int(target[j])][1]
+            b[j, :len(samples)], wb[j, :len(samples)] = samples, 1.0
+        mmd = np.asarray(_mmd_rounds(a, wa, b, wb, jnp.float32(spec.length_scale)))
+        enough = wa.sum(1) >= 2
+        out["ip_star"][e] = np.where(enough, np.maximum(mmd, 0.0), np.nan)
+    out["rows"] = rows
+    return out
+
+
+def round_means(values: np.ndarray) -> np.ndarray:
+    """Per-round value: the mean over λ of the per-(λ, round) means of ``values`` ((λ, J, n) with
+    NaN for invalid counterfactuals, or (λ, J)). NaN for a round with no value at all."""
+    v = np.asarray(values, np.float64)
+    per = v if v.ndim == 2 else _nanmean(v, axis=2)
+    return _nanmean(per, axis=0)
+
+
+def _nanmean(a, axis):
+    n = np.sum(np.isfinite(a), axis=axis)
+    s = np.nansum(a, axis=axis)
+    return np.where(n > 0, s / np.maximum(n, 1), np.nan)
+
+
+def pooled_reduction(base_rounds: np.ndarray, treated_rounds: np.ndarray, level: float = 0.99) -> dict:
+    """The paper's % reduction from per-round values: 100·(1 − mean_j(CT_j / BL_j)), ``se`` =
+    100·sd_j(CT_j / BL_j), ``low``/``high`` the ``level`` quantile interval of the per-round
+    reductions, and ``significant`` when that interval of the differences BL_j − CT_j excludes 0."""
+    b, t = np.asarray(base_rounds, np.float64), np.asarray(treated_rounds, np.float64)
+    ok = np.isfinite(b) & np.isfinite(t) & (b > 0)
+    if ok.sum() < 2:
+        return {"reduction": float("nan"), "se": float("nan"), "low": float("nan"), "high": float("nan"),
+                "significant": False, "rounds": int(ok.sum())}
+    ratio = t[ok] / b[ok]
+    q = [50 * (1 - level), 100 - 50 * (1 - level)]
+    lo_d, hi_d = np.percentile(b[ok] - t[ok], q)
+    lo, hi = np.percentile(100 * (1 - ratio), q)
+    return {"reduction": float(100 * (1 - ratio.mean())), "se": float(100 * ratio.std(ddof=1)), "low": float(lo),
+            "high": float(hi), "significant": bool(lo_d > 0 or hi_d < 0), "rounds": int(ok.sum())}
