@@ -7,8 +7,9 @@ injected hyperparameters), initialisation and seeds are those of :func:`cfx.mode
 
 Bad input raises before anything is compiled: negative λ and bad settings (in
 :class:`CTConfig`), protected indices out of range, an ensemble (not supported), a classifier
-whose gradients are not finite at initialisation. ``n_ce`` above the training-set size is
-capped, with a logged warning and ``CTFit.info["n_ce_capped"]``.
+whose gradients are not finite at initialisation. ``n_ce`` above the training-set size, or above
+C × the smallest class's rows (its share per class would not fit), is capped, with a logged
+warning and ``CTFit.info["n_ce_capped"]``.
 """
 
 from __future__ import annotations
@@ -140,14 +141,19 @@ def fit_ct(
     X, y = _train._check_dataset(dataset)
     constraints = search_constraints(dataset, ct)  # protected indices checked here
     n, d = X.shape
-    info = {"variant": ct.variant, "n_ce": min(ct.n_ce, n), "n_ce_requested": ct.n_ce, "n_ce_capped": ct.n_ce > n,
+    counts = np.bincount(np.asarray(y, np.int64))
+    counts = counts[counts > 0]
+    cap = min(n, len(counts) * int(counts.min()))  # each class's share of n_ce must fit in the class
+    info = {"variant": ct.variant, "n_ce": min(ct.n_ce, cap), "n_ce_requested": ct.n_ce, "n_ce_capped": ct.n_ce > cap,
             "mutability": list(constraints.mutability), "weights": list(ct.weights()),
             "immutable": [i for i, m in enumerate(constraints.mutability) if MUTABILITY.index(m) == NONE]}
     if not ct.searches:
         clf, state = _train.fit(dataset, model, return_state=True, **options)
         return CTFit(clf, state, {}, info)
-    if ct.n_ce > n:
-        msg = f"CTConfig.n_ce={ct.n_ce} exceeds the {n} training rows; using n_ce={n}"
+    if ct.n_ce > cap:
+        msg = (f"CTConfig.n_ce={ct.n_ce} exceeds the {n} training rows; using n_ce={n}" if cap == n else
+               f"CTConfig.n_ce={ct.n_ce}: its share per class exceeds the smallest class ({int(counts.min())} of {n} "
+               f"training rows, {len(counts)} classes); using n_ce={cap}")
         log.warning(msg)
         warnings.warn(msg, stacklevel=2)
     epochs = _train._check_positive_int("epochs", epochs)

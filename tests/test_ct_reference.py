@@ -1,0 +1,149 @@
+"""preset ct-2026 (CounterfactualTraining.jl's semantics): its general options, the pooled evaluation,
+the preset's merge and the bad inputs of issue 21. Small closed forms plus one smoke run."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import cfx
+from cfx.experiments.config import ConfigError
+from cfx.generators import ECCo
+from cfx.generators.eccco import polynomial_decay, polynomial_schedule
+from cfx.training import CTConfig, fit_ct, search_constraints
+from cfx.training.pool import draw_individuals, draw_rounds, pooled_reduction, round_means
+
+CONFIGS = Path(__file__).resolve().parents[1] / "configs"
+
+
+def _dataset(X, y):
+    from cfx.data.dataset import Dataset, FeatureSchema
+
+    return Dataset(X, y, FeatureSchema.default(X.shape[1]))
+
+
+def test_polynomial_schedule_is_ce_jl_energy_constraint():
+    s = polynomial_schedule(30)  # b = round(30/25) = 1, a = 0.1
+    assert (s["decay_offset"], s["decay_scale"], s["decay_power"]) == (1.0, 0.1, 0.9)
+    assert float(polynomial_decay(0, 0.1, 1.0, 0.9)) == pytest.approx(0.1 * 2 ** -0.9, rel=1e-6)
+    assert float(polynomial_decay(29, 0.1, 1.0, 0.9)) == pytest.approx(0.1 * 31 ** -0.9, rel=1e-6)
+    assert polynomial_schedule(50)["decay_offset"] == 2.0 and polynomial_schedule(10)["decay_scale"] == 0.0
+    gen = ECCo(**s)
+    assert gen.decay_schedule == "polynomial" and ECCo().decay_schedule == "exponential"  # default unchanged
+    with pytest.raises(ValueError, match="decay_schedule"):
+        ECCo(decay_schedule="linear")
+
+
+def test_polynomial_energy_term_value():
+    """The energy penalty with the polynomial schedule is φ_t·(E + r·E²) at the factual."""
+    data = cfx.data.load("moons", n=40, seed=0)
+    clf = cfx.models.fit(data, "linear", epochs=1, seed=0)
+    x = np.asarray(data.X[:3])
+    gen = ECCo(cost=0.0, energy=1.0, ridge=1e-3, yloss=None, **polynomial_schedule(30))
+    res = cfx.generate(gen, clf, x, 1, key=__import__("jax").random.key(0), max_steps=1, convergence="max_steps")
+    # after one step the reported term is at the final point x_1, step t = 1 (the search's counter)
+    e = -np.asarray(clf.raw_logits(np.asarray(res.counterfactuals)[:, 0]))[:, 1]
+    phi = 0.1 * (1.0 + 1 + 1) ** -0.9
+    assert np.allclose(np.asarray(res.losses["energy"])[:, 0], phi * (e + 1e-3 * e ** 2), rtol=1e-4, atol=1e-6)
+
+
+def test_ct_config_new_options_validated():
+    for field, bad in (("stop", "never"), ("energy_decay", "linear"), ("ridge", -1.0)):
+        with pytest.raises(ValueError, match=f"CTConfig.{field}"):
+            CTConfig(**{field: bad})
+    ct = CTConfig(stop="max_steps", energy_decay="polynomial", ridge=1e-3)
+    gen = cfx.training.generator(ct)
+    assert gen.convergence == "max_steps" and gen.decay_schedule == "polynomial" and gen.ridge == 1e-3
+    assert cfx.training.generator(CTConfig()).decay_schedule == "exponential"  # cfx's default kept
+
+
+def test_data_covering_box():
+    """domain_covers_data: [min(μ − 2σ, min x), max(μ + 2σ, max x)] (sample σ), else μ ± 2σ."""
+    X = np.array([[0.0, 0.0]] * 9 + [[10.0, 1.0]], np.float32)
+    data = _dataset(X, np.array([0, 1] * 5, np.int32))
+    mu, sd = X.mean(0), X.std(0, ddof=1)
+    cov = search_constraints(data, CTConfig(domain_covers_data=True))
+    assert np.allclose(cov.upper, np.maximum(mu + 2 * sd, X.max(0)), atol=1e-5)
+    assert np.allclose(cov.lower, np.minimum(mu - 2 * sd, X.min(0)), atol=1e-5)
+    assert cov.upper[0] == pytest.approx(10.0)  # the outlier lies outside μ + 2σ: the box holds it
+    plain = search_constraints(data, CTConfig())
+    assert np.allclose(plain.upper, X.mean(0) + 2 * X.std(0), atol=1e-5)
+
+
+def test_pooled_reduction_closed_form():
+    base, treated = np.full(10, 2.0), np.full(10, 1.0)
+    red = pooled_reduction(base, treated)
+    assert red["reduction"] == pytest.approx(50.0) and red["significant"] and red["se"] == pytest.approx(0.0)
+    noisy = pooled_reduction(np.array([1.0, 2.0, 1.0, 2.0]), np.array([2.0, 1.0, 2.0, 1.0]))
+    assert not noisy["significant"]
+    # per round: mean over λ of the per-(λ, round) means of valid values
+    v = np.array([[[1.0, 3.0], [np.nan, np.nan]], [[5.0, np.nan], [4.0, 4.0]]])
+    assert np.allclose(round_means(v), [(2.0 + 5.0) / 2, 4.0])
+
+
+def test_rounds_and_individuals():
+    factual, target = draw_rounds(3, 50, seed=0)
+    assert np.all(factual != target) and set(np.unique(target)) <= {0, 1, 2}
+    pred = np.array([0, 0, 1, 1, 1])
+    rows = draw_individuals(pred, np.array([1, 2, 0]), 4, seed=0)
+    assert np.all(pred[rows[0]] == 1) and np.all(rows[1] == -1) and np.all(pred[rows[2]] == 0)
+
+
+def test_n_ce_capped_at_the_smallest_class_share(caplog):
+    X = np.random.default_rng(0).normal(size=(40, 2)).astype(np.float32)
+    y = np.array([0] * 34 + [1] * 6, np.int32)
+    with caplog.at_level(logging.WARNING, logger="cfx.training"), pytest.warns(UserWarning, match="smallest class"):
+        out = fit_ct(_dataset(X, y), "mlp", ct=CTConfig(n_ce=30, max_steps=2), epochs=1, widths=(4,))
+    assert out.info["n_ce"] == 12 and out.info["n_ce_capped"]
+    assert any("smallest class" in r.getMessage() for r in caplog.records)
+
+
+def _raw(text: str, tmp_path) -> Path:
+    path = tmp_path / "c.yaml"
+    path.write_text(text)
+    return path
+
+
+def test_unknown_preset_lists_the_presets(tmp_path):
+    from cfx.experiments import load_config
+
+    with pytest.raises(ConfigError, match=r"unknown preset 'ct-2025'.*ct-2026"):
+        load_config(_raw("kind: ct\nname: x\npreset: ct-2025\ndata: [moons]\n", tmp_path))
+
+
+def test_preset_fills_reference_values_and_refuses_conflicts(tmp_path):
+    from cfx.experiments import load_config
+
+    cfg = load_config(_raw("kind: ct\nname: x\npreset: ct-2026\ndata: [moons, {name: circles, threshold: 0.7}]\n",
+                           tmp_path))
+    moons, circles = cfg.data
+    assert (moons.threshold, moons.lambda_reg, moons.batch_size, moons.n, moons.eval_threshold) == (0.9, 0.25, 30, 3900,
+                                                                                                  0.95)
+    assert circles.threshold == 0.7 and circles.lambda_reg == 0.5  # the config's own value wins where unset
+    assert cfg.model.widths == (32,) and cfg.model.epochs == 100 and cfg.ct.energy_decay == "polynomial"
+    assert cfg.ct.domain_covers_data and cfg.evaluation.protocol == "pool" and cfg.evaluation.length_scale == 5.0
+    with pytest.raises(ConfigError, match="ct.energy_decay"):
+        load_config(_raw("kind: ct\nname: x\npreset: ct-2026\ndata: [moons]\nct: {energy_decay: exponential}\n",
+                         tmp_path))
+
+
+def test_protected_name_must_exist_under_the_preset():
+    from cfx.experiments import load_config
+    from cfx.experiments.kinds import get_kind
+
+    cfg = load_config(CONFIGS / "ct_paper_smoke.yaml", ["data[0].protected=age"])
+    with pytest.raises(ConfigError, match="protected feature 'age' not found"):
+        get_kind("ct").prepare(cfg)
+
+
+def test_paper_smoke_end_to_end(tmp_path):
+    from cfx.experiments import run
+
+    report = run(CONFIGS / "ct_paper_smoke.yaml", out=tmp_path / "out")
+    red = report.tables["reduction"]
+    assert list(red["variant"]) == ["ct"] and np.isfinite(red["ip_reduction"]).all()
+    assert "paper" in report.summary and "19.59*" in report.summary  # moons beside the paper's number
+    assert any(p.name == "moons_energy.png" for p in report.figures)
