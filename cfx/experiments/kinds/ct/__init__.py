@@ -41,7 +41,8 @@ import pydantic
 from cfx.experiments import tables
 from cfx.experiments.config import (Bool, Experiment, Float, Label, NonNegativeInt, PositiveFloat, PositiveInt,
                                     Probability, RawConfig, Spec, Str, StrList, UnitOpen, suggest)
-from cfx.experiments.kinds import Kind, Report, ct_reference
+from cfx.experiments.kinds import Kind, Report
+from cfx.experiments.kinds.ct import reference as ct_reference
 from cfx.experiments.progress import Progress
 from cfx.experiments.store import Store, run_name
 
@@ -431,7 +432,7 @@ def report(cfg: CTExperiment, store: Store) -> Report:
     records = [store.load(p) for p in expected(cfg)]
     table = tables.long_table(records, [*KEYS, "run"])
     summary = tables.summarise(table, KEYS)
-    if cfg.evaluation.protocol == "pool":  # the paper's table (cfx.experiments.kinds.ct_reference)
+    if cfg.evaluation.protocol == "pool":  # the paper's table (kinds.ct.reference)
         red = ct_reference.pool_reductions(cfg, store, _cell)
         text = ct_reference.paper_markdown(red, cfg.name)
     else:
