@@ -9,7 +9,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from cfx.classifier import Classifier
+from cfx.classifier import Classifier, check_traceable
 from cfx.constraints import Constraints, ResolvedConstraints
 from cfx.generators.base import Generator
 
@@ -122,13 +122,30 @@ def canonical_leaves(generator: Generator) -> Generator:
 
 
 def check_types(**values) -> None:
-    """``generator``, ``classifier`` and ``constraints`` (None allowed) are of their cfx types."""
+    """``generator``, ``classifier`` and ``constraints`` (None allowed) are of their cfx types, and a generator
+    that follows the gradient gets a model that has one (:func:`check_gradient`)."""
     expected = {"generator": (Generator, "cfx.generators.Generator"), "classifier": (Classifier, "cfx.Classifier"),
                 "constraints": ((Constraints, ResolvedConstraints, type(None)), "cfx.Constraints")}
     for name, value in values.items():
         types, label = expected[name]
         if not isinstance(value, types):
             raise TypeError(f"{name} must be a {label}; got {type(value).__name__}")
+    if "classifier" in values:
+        check_traceable(values["classifier"])
+    if "generator" in values and "classifier" in values:
+        check_gradient(values["generator"], values["classifier"])
+
+
+def check_gradient(generator: Generator, classifier: Classifier) -> None:
+    """A generator that follows the model's gradient needs a model that has one: a black box
+    (``from_predict_proba``) or a tree ensemble is refused here, naming the gradient-free generators."""
+    if generator.uses_gradient and not classifier.differentiable:
+        from cfx.generators import REGISTRY  # lazy: the registry imports every generator
+
+        free = sorted(name for name, entry in REGISTRY.items() if not entry.cls.uses_gradient)
+        what = "a black box (no gradient)" if classifier.black_box else "not differentiable (piecewise constant)"
+        raise ValueError(f"generator {type(generator).__name__} follows the model's gradient, but the classifier is "
+                         f"{what}; use a gradient-free generator: {free}")
 
 
 def check_options(max_steps, batch_size, loop) -> None:

@@ -53,7 +53,10 @@ class Classifier:
         self.params = params
         self.n_features = int(n_features)
         if n_classes is None:
-            out = jax.eval_shape(apply_fn, params, jax.ShapeDtypeStruct((1, self.n_features), jnp.float32))
+            try:
+                out = jax.eval_shape(apply_fn, params, jax.ShapeDtypeStruct((1, self.n_features), jnp.float32))
+            except NOT_TRACEABLE as err:
+                raise not_traceable(apply_fn) from err
             if out.ndim != 2:
                 raise ValueError(f"apply_fn must return logits of shape (n, C) for x of shape (n, d); got {out.shape}")
             n_classes = max(int(out.shape[-1]), 2)
@@ -84,6 +87,18 @@ class Classifier:
             clf = cfx.Classifier.from_probs(lambda p, x: jax.nn.softmax(x @ p), W, n_features=2)
         """
         return cls(LogProbabilities(prob_fn, float(eps)), params, n_features, n_classes)
+
+    @property
+    def black_box(self) -> bool:
+        """True for a host function called through ``jax.pure_callback``
+        (:func:`cfx.models.from_predict_proba`): no gradient, no tracing of the model."""
+        return bool(getattr(self.apply_fn, "black_box", False))
+
+    @property
+    def differentiable(self) -> bool:
+        """False where the model has no useful gradient (a black box, a tree ensemble): only
+        gradient-free generators apply (``uses_gradient = False``)."""
+        return bool(getattr(self.apply_fn, "differentiable", True)) and not self.black_box
 
     def replace(self, params: Any) -> "Classifier":
         """The same model with new parameters (no recompilation downstream)."""
@@ -142,6 +157,43 @@ class LogProbabilities:
         return jnp.log(jnp.maximum(probs, self.eps))
 
 
+#: What JAX raises when a model's code needs concrete values (numpy, sklearn, torch on a tracer).
+NOT_TRACEABLE = (jax.errors.TracerArrayConversionError, jax.errors.ConcretizationTypeError,
+                 jax.errors.TracerBoolConversionError, jax.errors.TracerIntegerConversionError)
+
+
+def not_traceable(apply_fn) -> TypeError:
+    """The error for an ``apply_fn`` that JAX cannot trace: it points to the black-box path."""
+    name = getattr(apply_fn, "__qualname__", type(apply_fn).__name__)
+    return TypeError(f"apply_fn {name} is not a JAX-traceable function (it converts its input to numpy or reads "
+                     "concrete values). Wrap a host model with cfx.models.from_predict_proba(fn, n_features, "
+                     "n_classes) (a black box for gradient-free generators), or translate a scikit-learn model "
+                     "with cfx.models.from_sklearn(estimator).")
+
+
+_traceable: set = set()  # (apply_fn, params' structure and shapes, d) already traced once
+
+
+def check_traceable(clf: "Classifier") -> None:
+    """Trace ``apply_fn`` once per model structure (abstractly, nothing runs); a function that
+    needs concrete values gets the error of :func:`not_traceable`, naming ``from_predict_proba``."""
+    leaves, treedef = jax.tree_util.tree_flatten(clf.params)
+    try:
+        key = (clf.apply_fn, treedef, tuple((np.shape(a), str(getattr(a, "dtype", ""))) for a in leaves),
+               clf.n_features)
+        hash(key)
+    except TypeError:  # an unhashable apply_fn or leaf: trace every time
+        key = None
+    if key is not None and key in _traceable:
+        return
+    try:
+        jax.eval_shape(clf.raw_logits, jax.ShapeDtypeStruct((1, clf.n_features), jnp.float32))
+    except NOT_TRACEABLE as err:
+        raise not_traceable(clf.apply_fn) from err
+    if key is not None:
+        _traceable.add(key)
+
+
 MIN_BUCKET = 8
 _traces = {"count": 0}
 
@@ -168,7 +220,10 @@ def _bucketed(fn, clf: Classifier, x) -> jax.Array:
     padded = np.zeros((bucket(n), rows.shape[1]), np.float32)
     padded[:n] = rows
     # cut on the host: an eager slice of a device array would compile a program per n again
-    out = np.asarray(fn(clf, padded))[:n]
+    try:
+        out = np.asarray(fn(clf, padded))[:n]
+    except NOT_TRACEABLE as err:
+        raise not_traceable(clf.apply_fn) from err
     return jnp.asarray(out[0] if single else out)
 
 

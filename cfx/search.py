@@ -174,7 +174,7 @@ def _program(generator, classifier, x, target, *, key, constraints, max_steps, r
     grad_in_input_space = jax.value_and_grad(objective, has_aux=True)
     if generator.uses_gradient:
         grad_in_search_space = jax.value_and_grad(lambda z, t: objective(to_input(z), t), has_aux=True)
-    else:  # a gradient-free rule: the forward pass only (logits for the convergence test)
+    else:  # a gradient-free rule: the forward pass only (also the finish's on a black box: no JVP through a callback)
         def grad_in_search_space(z, t):
             return objective(to_input(z), t), jnp.zeros_like(z)
     tracks = tuple(t for t in (track_path(max_steps) if return_path else None, track) if t is not None)
@@ -234,7 +234,7 @@ def _program(generator, classifier, x, target, *, key, constraints, max_steps, r
         if not checked:
             nonfinite = ~jnp.all(jnp.isfinite(z), axis=-1)
         x_cf = to_input(z, one_hot=True)
-        (_, (logits, terms)), grad = grad_in_input_space(x_cf, t)
+        (_, (logits, terms)), grad = (grad_in_input_space if classifier.differentiable else grad_in_search_space)(x_cf, t)
         grad = constraints.mask_gradient(grad)
         rule = "threshold" if generator.convergence == "max_steps" else generator.convergence
         ok = _with_condition(generator, convergence.converged(logits, grad, row_target, row_factual, threshold, rule),

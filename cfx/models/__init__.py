@@ -1,12 +1,15 @@
 """Models: flax MLPs, deep ensembles, and the train step that turns them into Classifiers.
 
 ``cfx.models.fit(train, "mlp" | "ensemble" | "linear" | "jem" | "jem_ensemble" | flax_module, ..., loss=...)
--> cfx.Classifier``; ``calibrate`` (split conformal), ``fit_vae`` (latent search).
+-> cfx.Classifier``; ``calibrate`` (split conformal), ``fit_vae`` (latent search). Models from
+outside JAX: ``from_sklearn(estimator)`` (an exact translation) and
+``from_predict_proba(fn, n_features, n_classes)`` (a black box).
 Training is one pure ``train_step(state, batch, key, *, apply, loss_fn, tx)`` scanned over
 mini-batches; a new training objective is a new *loss* (:mod:`cfx.models.losses`).
 """
 
 from cfx.models.conformal import ConformalClassifier, calibrate, conformal_quantile, smooth_set_size
+from cfx.models.external import from_predict_proba, from_sklearn
 from cfx.models.ensemble import Ensemble, average_probability_logits, is_ensemble, member_logits
 from cfx.models.jem import JEMLoss
 from cfx.models.jem_reference import ReferenceJEMLoss
@@ -38,6 +41,8 @@ __all__ = [
     "batch_loss",
     "cross_entropy",
     "fit",
+    "from_predict_proba",
+    "from_sklearn",
     "init",
     "is_ensemble",
     "list_models",
