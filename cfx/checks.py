@@ -143,7 +143,10 @@ def check_gradient(generator: Generator, classifier: Classifier) -> None:
         from cfx.generators import REGISTRY  # lazy: the registry imports every generator
 
         free = sorted(name for name, entry in REGISTRY.items() if not entry.cls.uses_gradient)
-        what = "a black box (no gradient)" if classifier.black_box else "not differentiable (piecewise constant)"
+        if classifier.black_box:
+            what = "a black box (no gradient)"
+        else:
+            what, free = "not differentiable (piecewise constant)", free + ["cfx.generators.FeatureTweak() (trees)"]
         raise ValueError(f"generator {type(generator).__name__} follows the model's gradient, but the classifier is "
                          f"{what}; use a gradient-free generator: {free}")
 

@@ -19,6 +19,7 @@ from cfx.generators.base import (CONVERGENCE, INITS, OPTIMIZERS, Generator, Pena
                                  generator, static)
 from cfx.generators.dice import DiCE
 from cfx.generators.eccco import ECCCo, ECCCoL1, ECCCoPlus, ECCo
+from cfx.generators.feature_tweak import FeatureTweak
 from cfx.generators.generic import Generic, Wachter
 from cfx.generators.greedy import Greedy
 from cfx.generators.growing_spheres import GrowingSpheres
@@ -57,6 +58,9 @@ REGISTRY: dict[str, Entry] = {
     "growing_spheres": Entry(GrowingSpheres),
 }
 ALIASES = {"schut": "greedy"}
+#: Generators for one family of models only, outside the registry (which every benchmark runs on
+#: every model): pass an instance to cfx.generate / cfx.explain. FeatureTweak: tree ensembles.
+MODEL_SPECIFIC: dict[str, type[Generator]] = {"feature_tweak": FeatureTweak}
 
 
 def _entry(name: str) -> Entry:
@@ -112,6 +116,6 @@ __all__ = [
     "CONVERGENCE", "INITS", "OPTIMIZERS", "Generator", "Penalty", "generator", "static", "fitted", "Generic",
     "Wachter", "Gravitational", "ClaPROAR", "DiCE", "Greedy", "ECCCo", "ECCo", "Probe", "REVISE", "CLUE",
     "ECCCoPlus", "ECCCoL1",
-    "GrowingSpheres", "StepContext", "REGISTRY", "Entry", "make",
+    "GrowingSpheres", "FeatureTweak", "MODEL_SPECIFIC", "StepContext", "REGISTRY", "Entry", "make",
     "hyperparameters", "register", "describe",
 ]
