@@ -129,11 +129,20 @@ def check_types(**values) -> None:
     for name, value in values.items():
         types, label = expected[name]
         if not isinstance(value, types):
-            raise TypeError(f"{name} must be a {label}; got {type(value).__name__}")
+            hint = model_hint(value) if name == "classifier" else ""
+            raise TypeError(f"{name} must be a {label}; got {type(value).__name__}{hint}")
     if "classifier" in values:
         check_traceable(values["classifier"])
     if "generator" in values and "classifier" in values:
         check_gradient(values["generator"], values["classifier"])
+
+
+def model_hint(model) -> str:
+    """For a model from another library passed where a Classifier belongs: how to wrap it."""
+    if hasattr(model, "predict_proba") or hasattr(model, "decision_function"):
+        return (" (wrap it: cfx.models.from_sklearn(estimator) translates scikit-learn models exactly, "
+                "cfx.models.from_predict_proba(model.predict_proba, n_features, n_classes) takes any as a black box)")
+    return ""
 
 
 def check_gradient(generator: Generator, classifier: Classifier) -> None:

@@ -24,7 +24,7 @@ import jax.numpy as jnp
 import numpy as np
 import pandas as pd
 
-from cfx import convergence
+from cfx import checks, convergence
 from cfx import generators as G
 from cfx.classifier import Classifier
 from cfx.data.dataset import Dataset
@@ -110,7 +110,8 @@ def explain(
 # ----------------------------------------------------------------------------- inputs
 def _inputs(model, rows, dataset):
     if not isinstance(model, Classifier):
-        raise TypeError(f"model must be a cfx.Classifier (e.g. from cfx.models.fit); got {type(model).__name__}")
+        raise TypeError(f"model must be a cfx.Classifier (e.g. from cfx.models.fit); got {type(model).__name__}"
+                        f"{checks.model_hint(model)}")
     if not isinstance(dataset, Dataset):
         raise TypeError(f"dataset must be a cfx.data.Dataset; got {type(dataset).__name__}")
     if dataset.encoder is None:

@@ -187,6 +187,13 @@ def test_a_non_traceable_apply_fn_names_from_predict_proba(problem):
         clf.probs(Xte[:2])
 
 
+def test_an_estimator_passed_as_a_classifier_is_told_how_to_wrap_it(problem):
+    Xtr, ytr, Xte, _ = problem
+    est = LogisticRegression(max_iter=1000).fit(Xtr, ytr)
+    with pytest.raises(TypeError, match="classifier must be a cfx.Classifier.*from_sklearn.*from_predict_proba"):
+        cfx.generate(cfx.generators.Generic(), est, Xte[:2], target=1, key=jax.random.key(0))
+
+
 def test_from_predict_proba_checks_its_function():
     with pytest.raises(ValueError, match=r"returned shape \(2,\).*n_classes=2"):
         cfx.models.from_predict_proba(lambda X: X[:, 0], 3, 2)

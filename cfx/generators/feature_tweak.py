@@ -10,9 +10,11 @@ from cfx.generators.base import Generator, check_positive, generator, static
 from cfx.models.trees import is_tree_ensemble
 
 NORMS = ("l1", "l2")
-#: elements of the largest per-block array (block·P·max(d, T, C)): sets how many factuals are
-#: scored at once (vectorised) while memory stays bounded (~64 MiB of float32).
+#: elements per block of factuals (block·(P·d + CHUNK·max(T, d, C))): how many factuals are
+#: processed at once (vectorised) while memory stays bounded (~64 MiB of float32).
 BLOCK_ELEMENTS = 1 << 24
+#: candidates scored per forward pass of the ensemble, cheapest first
+CHUNK = 256
 
 
 @generator
@@ -32,9 +34,11 @@ class FeatureTweak(Generator):
     CounterfactualExplanations.jl, or ``"l1"``) are returned. A factual with no valid candidate
     keeps x and ends ``not_reached``. One step: every row is done after it.
 
-    Vectorised: all P leaves of all trees are scored at once per factual (one (P, d) array, one
-    forward pass of the ensemble), and factuals in blocks of ``BLOCK_ELEMENTS // (P·max(d, T, C))``
-    (``lax.map``); the leaf boxes are extracted once on the host when the model is translated.
+    Vectorised: all P candidates of a factual are built, projected and costed at once (one
+    (P, d) array); the ensemble then scores them cheapest first, :data:`CHUNK` per forward pass,
+    until K valid ones are found (a ``while_loop``: usually a few passes, not P/CHUNK); factuals
+    go in blocks (``lax.map``, memory ~ ``BLOCK_ELEMENTS``). The leaf boxes are extracted once,
+    on the host, when the model is translated.
     Unlike CE.jl, which sets every feature tested on the path to threshold ± ε, a feature that
     already satisfies its interval is left as it is (the paper's ε-satisfactory instance).
     """
@@ -79,13 +83,15 @@ def candidates(x, lower, upper, epsilon):
     return jnp.where(x > upper, upper - eps, jnp.where(x <= lower, lower + eps, x))
 
 
-def tweak(classifier, x, target, constraints, *, K=1, epsilon=0.1, threshold=0.5, norm="l2"):
+def tweak(classifier, x, target, constraints, *, K=1, epsilon=0.1, threshold=0.5, norm="l2", chunk=CHUNK):
     """(n, K, d) the K cheapest valid ε-satisfying candidates per factual x (n, d) towards
     ``target`` (n,) (rows without one keep x); see :class:`FeatureTweak`."""
     apply, params = classifier.apply_fn, classifier.params
     paths = params["paths"]
     P, d = paths["lower"].shape
     T = params["trees"]["feature"].shape[0]
+    chunk = min(chunk, P)
+    n_chunks = -(-P // chunk)
     votes = apply.votes(params, x)  # (n, T)
 
     def one(args):
@@ -93,15 +99,32 @@ def tweak(classifier, x, target, constraints, *, K=1, epsilon=0.1, threshold=0.5
         cand = candidates(x_f[None], paths["lower"], paths["upper"], epsilon)
         cand = constraints.project(cand, x_f[None], one_hot=True)
         relevant = (paths["label"] == t_f) & (votes_f[paths["tree"]] != t_f)  # leaves of y⁺ in trees voting not y⁺
-        p = jax.nn.softmax(classifier.raw_logits(cand), axis=-1)[:, t_f]
         delta = cand - x_f
         cost = jnp.sum(jnp.abs(delta), -1) if norm == "l1" else jnp.sqrt(jnp.sum(delta**2, -1))
-        cost = jnp.where(relevant & (p >= threshold), cost, jnp.inf)
-        neg, idx = jax.lax.top_k(-cost, min(K, P))
-        chosen = jnp.where(jnp.isfinite(neg)[:, None], cand[idx], x_f)
-        return jnp.concatenate([chosen, jnp.broadcast_to(x_f, (K - chosen.shape[0], d))]) if K > P else chosen
+        cost = jnp.where(relevant, cost, jnp.inf)
+        # cheapest first, scored a chunk at a time: once K valid ones are found no later
+        # (dearer) candidate can replace them, so the ensemble runs on a few chunks, not all P
+        order = jnp.pad(jnp.argsort(cost), (0, n_chunks * chunk - P), constant_values=0)
+        sorted_cost = jnp.pad(cost[order[:P]], (0, n_chunks * chunk - P), constant_values=jnp.inf)
 
-    block = max(1, BLOCK_ELEMENTS // (P * max(d, T, classifier.n_classes)))
+        def more(state):
+            i, best_cost, _ = state
+            return (i < n_chunks) & ~jnp.all(jnp.isfinite(best_cost)) & jnp.isfinite(sorted_cost[i * chunk])
+
+        def score(state):
+            i, best_cost, best_idx = state
+            idx = jax.lax.dynamic_slice(order, (i * chunk,), (chunk,))
+            c = jax.lax.dynamic_slice(sorted_cost, (i * chunk,), (chunk,))
+            p = jax.nn.softmax(classifier.raw_logits(cand[idx]), axis=-1)[:, t_f]
+            c = jnp.where(p >= threshold, c, jnp.inf)
+            neg, pick = jax.lax.top_k(-jnp.concatenate([best_cost, c]), K)
+            return i + 1, -neg, jnp.concatenate([best_idx, idx])[pick]
+
+        init = (jnp.int32(0), jnp.full((K,), jnp.inf, cost.dtype), jnp.zeros((K,), order.dtype))
+        _, best_cost, best_idx = jax.lax.while_loop(more, score, init)
+        return jnp.where(jnp.isfinite(best_cost)[:, None], cand[best_idx], x_f)
+
+    block = max(1, BLOCK_ELEMENTS // (P * d + chunk * max(T, d, classifier.n_classes)))
     return jax.lax.map(one, (x, target, votes), batch_size=min(block, x.shape[0]))
 
 
