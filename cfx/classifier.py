@@ -177,6 +177,8 @@ _traceable: set = set()  # (apply_fn, params' structure and shapes, d) already t
 def check_traceable(clf: "Classifier") -> None:
     """Trace ``apply_fn`` once per model structure (abstractly, nothing runs); a function that
     needs concrete values gets the error of :func:`not_traceable`, naming ``from_predict_proba``."""
+    if clf.__dict__.get("_traced_once"):  # this object was checked: the fast path of repeated calls
+        return
     leaves, treedef = jax.tree_util.tree_flatten(clf.params)
     try:
         key = (clf.apply_fn, treedef, tuple((np.shape(a), str(getattr(a, "dtype", ""))) for a in leaves),
@@ -192,6 +194,7 @@ def check_traceable(clf: "Classifier") -> None:
         raise not_traceable(clf.apply_fn) from err
     if key is not None:
         _traceable.add(key)
+    clf._traced_once = True
 
 
 MIN_BUCKET = 8
