@@ -30,8 +30,8 @@ def _linear(w, b):
 def test_paper_configs_parse_with_the_preset_filling_each_data_set():
     cfg = load_config(CONFIGS / "eccco_paper.yaml")
     assert cfg.preset == "eccco-2024"
-    assert (cfg.sampling.mode, cfg.factuals.pool, cfg.factuals.targets, cfg.domain) == (
-        "per_target", "train", "random_pair", "data_range")
+    assert (cfg.sampling.mode, cfg.factuals.pool, cfg.factuals.targets, cfg.domain, cfg.runs_vary) == (
+        "per_target", "train", "random_pair", "data_range", "factuals")
     ls = next(d for d in cfg.data if d.name == "linearly_separable")
     assert ls.n == 1250 and ls.options["center_box"] == [-1.0, 1.0]
     assert ls.models["jem"]["jem_loss"] == "reference" and ls.models["jem"]["sampler_batch"] == 50
@@ -53,7 +53,8 @@ def test_unknown_preset_lists_the_presets():
 
 def test_a_setting_the_preset_fixes_is_refused_and_a_filled_one_is_the_configs():
     with pytest.raises(ConfigError, match=r"sampling\.steps.*fixes this to 500"):
-        parse_config({"kind": "eccco", "name": "t", "preset": "eccco-2024", "data": ["moons"], "sampling": {"steps": 100}})
+        parse_config({"kind": "eccco", "name": "t", "preset": "eccco-2024", "data": ["moons"],
+                      "sampling": {"steps": 100}})
     cfg = parse_config({"kind": "eccco", "name": "t", "preset": "eccco-2024",
                         "data": [{"name": "moons", "models": {"mlp": {"epochs": 7}},
                                   "generators": {"eccco": {"energy": 0.2}}}]})
@@ -150,3 +151,32 @@ def test_random_pairs_draw_factuals_predicted_as_their_class_with_another_target
     x, t, fig = select_factuals(clf, data, 50, 0, data, pool="train", targets="random_pair")
     pred = np.asarray(clf.predict(x))
     assert fig is None and x.shape == (50, 2) and np.all(pred != t) and set(np.unique(t)) == {0, 1}
+
+
+def test_runs_vary_factuals_trains_once_and_redraws_the_factuals(tmp_path):
+    from cfx.experiments import run
+
+    raw = {"kind": "eccco", "name": "t", "runs_vary": "factuals", "runs": 2, "n_factuals": 5,
+           "sampling": {"mode": "per_target", "n_chains": 4, "steps": 3, "keep": 2},
+           "factuals": {"pool": "train", "targets": "random_pair"}, "domain": "data_range",
+           "data": [{"name": "moons", "n": 200}], "models": [{"name": "mlp", "epochs": 2}],
+           "generators": [{"name": "wachter"}, {"name": "eccco", "empty_set": "complement"}]}
+    import yaml
+
+    path = tmp_path / "t.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    rep = run(path, out=tmp_path / "o", progress=False)
+    assert len(rep.tables["models"]) == 1  # one model, trained in run 0, used by both runs
+    res = rep.tables["results"]
+    u = res[(res["metric"] == "unfaithfulness_ref") & (res["generator"] == "eccco")]["value"].to_numpy()
+    assert len(u) == 2 and u[0] != u[1] and np.all(np.isfinite(u))
+    assert {"unfaithfulness_ref_valid", "implausibility_valid"} <= set(res["metric"])
+
+
+def test_data_range_narrows_the_bounds_to_the_training_range():
+    from cfx.experiments.kinds.eccco.runner import _data_range
+
+    X = np.array([[0.0, -2.0], [1.0, 3.0]])
+    c = _data_range(cfx.Constraints(lower=(-np.inf, -1.0), upper=(np.inf, np.inf)), X)
+    assert c.lower == (0.0, -1.0) and c.upper == (1.0, 3.0)
+    assert _data_range(cfx.Constraints(), X).lower == (0.0, -2.0)

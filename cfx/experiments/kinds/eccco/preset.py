@@ -9,6 +9,9 @@ Fixed by the preset (a config that sets one of these to another value is refused
   25 of 50 kept by −log p(y⁺|x); :func:`cfx.sampling.per_target_samples`), 50 chains x 500 steps;
 - ``factuals``: drawn from the training data, a random (factual class, target) pair each;
 - ``domain: data_range`` (x' clamped to the training data's per-feature range);
+- ``runs_vary: factuals``: one data realisation, split and set of models for all runs (the
+  reference fixes the data seed, 42, trains once, and its runs redraw only the factuals and
+  the samples);
 - ``calibration``: 50 % / 50 %, α = 0.05; ``search.max_steps`` 100; ``n_factuals`` 100.
 
 Filled by the preset where the config leaves them unset (the config's value wins):
@@ -150,6 +153,7 @@ PRESETS = {
             "sampling": {"mode": "per_target", "n_chains": 50, "steps": 500, "keep": 25, "fresh_prob": 0.05},
             "factuals": {"pool": "train", "targets": "random_pair"},
             "domain": "data_range",
+            "runs_vary": "factuals",
             "calibration": {"share": 0.5, "alpha": 0.05},
             "search": {"max_steps": 100},
             "n_factuals": 100,

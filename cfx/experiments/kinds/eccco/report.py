@@ -1,7 +1,9 @@
 """The eccco report, always from the saved records: ``results.csv`` (long), ``summary.csv`` /
 ``summary.md`` (per data set: model x generator, mean ± sd), ``models.csv`` (accuracy,
 coverage, q̂, train and sampling time), ``timings.csv`` and, for image data, the figure
-``figures/<data>_9_to_7.png`` (rows: generators, columns: models; run 0).
+``figures/<data>_9_to_7.png`` (rows: generators, columns: models; run 0); with
+``preset: eccco-2024`` also ``paper.md`` / ``paper.csv`` (ours beside the paper's cells,
+:mod:`cfx.experiments.kinds.eccco.paper`).
 """
 
 from __future__ import annotations
@@ -15,7 +17,8 @@ import pandas as pd
 
 from cfx.experiments import tables
 from cfx.experiments.kinds import Report
-from cfx.experiments.kinds.eccco.runner import FIGURE_DIGITS, available, cell_path, expected, model_path
+from cfx.experiments.kinds.eccco.paper import compare, paper_markdown
+from cfx.experiments.kinds.eccco.runner import FIGURE_DIGITS, available, cell_path, expected, model_path, model_run
 from cfx.experiments.kinds.eccco.schema import EcccoConfig
 from cfx.experiments.store import Store
 
@@ -23,9 +26,10 @@ __all__ = ["report", "show", "summary_markdown", "TABLE_METRICS", "KEYS"]
 
 KEYS = ("dataset", "model", "generator")
 #: The paper's columns: unfaithfulness (plain mean and the reference's normalisation),
-#: implausibility (L2; images also (1 − SSIM)/2), validity, cost (L1) and set size.
+#: implausibility (L2; images also (1 − SSIM)/2), validity, cost (L1) and set size; the last two
+#: over the valid counterfactuals only (the paper's main tables).
 TABLE_METRICS = ("unfaithfulness", "unfaithfulness_ref", "implausibility", "implausibility_ssim", "validity", "l1",
-                 "set_size")
+                 "set_size", "unfaithfulness_ref_valid", "implausibility_valid")
 _NOTE = ("mean ± sd over all counterfactuals of all runs (summary.csv also has sd_runs, the sd of the run means); "
          "unfaithfulness is the plain mean L2 distance to the model's conditional samples, unfaithfulness_ref the "
          "ECCCo reference's normalisation (sum over kept samples / chain count); cost = l1.")
@@ -53,11 +57,15 @@ def report(cfg: EcccoConfig, store: Store) -> Report:
     if skipped:
         text += f"\nskipped (optional, data files missing): {', '.join(skipped)}\n"
     timings = pd.DataFrame([{**{k: rec[k] for k in (*KEYS, "run")}, **rec["timings"]} for rec in records])
+    model_runs = sorted({model_run(cfg, q) for q in range(cfg.runs)})
     models = pd.DataFrame([{"dataset": dc.key, "model": mc.key, "run": r, **store.load(model_path(dc.key, mc.key, r))}
-                           for dc in cfg.data if available(dc) for r in range(cfg.runs) for mc in cfg.models])
+                           for dc in cfg.data if available(dc) for r in model_runs for mc in cfg.models])
     store.write_table("results.csv", table)
     store.write_table("summary.csv", summary)
     store.write_text("summary.md", text)
+    if cfg.preset == "eccco-2024":  # the paper's cells beside ours
+        store.write_text("paper.md", paper_markdown(table))
+        store.write_table("paper.csv", compare(table))
     store.write_table("timings.csv", timings, float_format="%.6g")
     store.write_table("models.csv", models, float_format="%.6g")
     figures = _figures(cfg, store) if cfg.figures else []

@@ -32,7 +32,7 @@ from cfx.experiments.progress import Progress
 from cfx.experiments.store import Store, run_name
 
 __all__ = ["prepare", "run", "expected", "available", "derive_seed", "select_factuals", "cell_path", "model_path",
-           "FIGURE_DIGITS"]
+           "model_run", "FIGURE_DIGITS"]
 
 #: (factual class, target class) of the image figure.
 FIGURE_DIGITS = (9, 7)
@@ -91,10 +91,18 @@ def _split(dc: DataSpec, cfg: EcccoConfig, r: int):
     return fit, cal, train, test
 
 
+def model_run(cfg: EcccoConfig, r: int) -> int:
+    """The run whose data, split and models run ``r`` uses: itself, or 0 with ``runs_vary: factuals``."""
+    return 0 if cfg.runs_vary == "factuals" else r
+
+
 def prepare(cfg: EcccoConfig) -> dict:
     """Every split of every data set that runs (missing files of required sets fail here,
     before anything is trained or written)."""
-    return {(dc.key, r): _split(dc, cfg, r) for dc in cfg.data if available(dc) for r in range(cfg.runs)}
+    splits = {(dc.key, r): _split(dc, cfg, r) for dc in cfg.data if available(dc) for r in range(cfg.runs)
+              if model_run(cfg, r) == r}
+    return {(dc.key, r): splits[(dc.key, model_run(cfg, r))] for dc in cfg.data if available(dc)
+            for r in range(cfg.runs)}
 
 
 def model_spec(dc: DataSpec, mc: ModelSpec) -> ModelSpec:
@@ -246,6 +254,15 @@ def _generator(gc: GeneratorSpec, hp: dict, conf, fit, samples, key, path: str, 
         raise ConfigError(f"cannot build generator {gc.name!r}: {e}", file=cfg.source, path=path) from None
 
 
+def _data_range(constraints, X: np.ndarray):
+    """``constraints`` with each feature's bounds narrowed to [min X_j, max X_j]."""
+    d = X.shape[1]
+    lower = np.broadcast_to(np.asarray(-np.inf if constraints.lower is None else constraints.lower, float), (d,))
+    upper = np.broadcast_to(np.asarray(np.inf if constraints.upper is None else constraints.upper, float), (d,))
+    return dataclasses.replace(constraints, lower=tuple(np.maximum(lower, X.min(axis=0)).tolist()),
+                               upper=tuple(np.minimum(upper, X.max(axis=0)).tolist()))
+
+
 def _add_unfaithfulness(ev: dict, counterfactuals: np.ndarray, samples: np.ndarray) -> None:
     """``unfaithfulness`` from each counterfactual's own samples: mean_k ‖x'_{i} − S_{i,k}‖₂,
     counterfactuals (m, K, d), samples (m, k, d)."""
@@ -299,15 +316,14 @@ def run(cfg: EcccoConfig, store: Store, splits: dict, progress: Progress) -> Non
             split = splits[(dc.key, r)]
             fit, _, train, test = split
             constraints = train.schema.constraints()
-            if cfg.domain == "data_range" and constraints.lower is None and constraints.upper is None:
-                # the reference clamps x' to the training data's per-feature range
-                constraints = dataclasses.replace(constraints, lower=train.X.min(axis=0), upper=train.X.max(axis=0))
+            if cfg.domain == "data_range":  # the reference clamps x' to the training data's per-feature range
+                constraints = _data_range(constraints, train.X)
             for mc in cfg.models:
                 todo = [(i, g) for i, g in enumerate(cfg.generators)
                         if not store.done(cell_path(dc.key, mc.key, g.key, r))]
                 if not todo:
                     continue
-                conf, samples, info = _model(cfg, store, dc, mc, r, split, progress)
+                conf, samples, info = _model(cfg, store, dc, mc, model_run(cfg, r), split, progress)
                 x, target, figure = select_factuals(conf, test, cfg.n_factuals,
                                                     derive_seed(cfg.seed, r, "factuals", dc.key, mc.key), train,
                                                     pool=cfg.factuals.pool, targets=cfg.factuals.targets)

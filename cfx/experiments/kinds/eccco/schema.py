@@ -30,6 +30,7 @@ CHOICES = {
     "factuals.pool": ("test", "train"),
     "factuals.targets": ("cfx", "random_pair"),
     "domain": ("none", "data_range"),
+    "runs_vary": ("all", "factuals"),
 }
 
 
@@ -142,7 +143,12 @@ class SearchSpec(Spec):
 
 
 class EcccoConfig(Experiment):
-    """The ECCCo reproduction grid: data x models x generators x runs (``kind: eccco``)."""
+    """The ECCCo reproduction grid: data x models x generators x runs (``kind: eccco``).
+
+    ``domain``: ``none`` (the data set's own constraints) or ``data_range`` (x' clamped to the
+    training split's per-feature range, as the reference does). ``runs_vary``: ``all`` (cfx: every
+    run draws its own data, split and models) or ``factuals`` (the reference: data, split and
+    models of run 0 in every run, trained once; each run draws its own factuals and samples)."""
 
     kind: Str = "eccco"
     data: tuple[DataSpec, ...]
@@ -153,6 +159,7 @@ class EcccoConfig(Experiment):
     search: SearchSpec = SearchSpec()
     factuals: FactualSpec = FactualSpec()
     domain: Str = "none"
+    runs_vary: Str = "all"
     metrics: StrList | None = None
     n_factuals: PositiveInt = 100
     runs: PositiveInt = 1
@@ -190,6 +197,7 @@ class EcccoConfig(Experiment):
             if sec in ("sampling", "factuals"):
                 _choice(getattr(d[sec], key), allowed, path, ctx)
         _choice(d.get("domain", "none"), CHOICES["domain"], "domain", ctx)
+        _choice(d.get("runs_vary", "all"), CHOICES["runs_vary"], "runs_vary", ctx)
         if d["sampling"].mode == "per_target" and any(g.name == "eccco_l1" for g in d["generators"]):
             raise ctx.error("sampling.mode", "eccco_l1 needs per-class samples; per_target draws them per "
                                              "counterfactual after the search (use per_class, or leave eccco_l1 out)")
