@@ -84,7 +84,7 @@ def _split(dc: DataSpec, cfg: EcccoConfig, r: int):
     """(fit, calibration, train, test) of data set ``dc`` in run ``r``."""
     import cfx.data
 
-    seed = derive_seed(cfg.seed, r, "data", dc.key)
+    seed = derive_seed(cfg.seed, r, "data", dc.key) if dc.seed is None else derive_seed(dc.seed, 0, "data", dc.name)
     data = cfx.data.load(dc.name, n=dc.n, seed=seed, data_dir=dc.data_dir, balance=dc.balance, **dict(dc.options))
     train, test = cfx.data.train_test(data, test_size=dc.test_size, seed=seed)
     fit, cal = train.split(test_size=cfg.calibration.share, seed=seed)

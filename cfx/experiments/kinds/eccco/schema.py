@@ -11,7 +11,7 @@ from typing import Annotated, Any, Mapping
 
 import pydantic
 
-from cfx.experiments.config import (Bool, Context, Experiment, Float, IntList, Label, PositiveFloat, PositiveInt,
+from cfx.experiments.config import (Bool, NonNegativeInt, Context, Experiment, Float, IntList, Label, PositiveFloat, PositiveInt,
                                     RawConfig, Spec, Str, StrList, UnitOpen, check_label, check_name, plain, suggest)
 
 __all__ = ["EcccoConfig", "DataSpec", "ModelSpec", "GeneratorSpec", "SamplingSpec", "CalibrationSpec", "SearchSpec",
@@ -82,7 +82,8 @@ class GeneratorSpec(Spec):
 
 class DataSpec(Spec):
     """A data set: ``n`` rows (synthetic: generated; real: drawn), ``test_size``, ``balance``;
-    ``optional: true`` skips it (saying so) when its data file is missing; ``models`` and
+    ``optional: true`` skips it (saying so) when its data file is missing; ``seed`` fixes the
+    data realisation and split (default: derived from the config's seed and the run); ``models`` and
     ``generators`` map a model / generator label to settings that apply on this data set only
     (the paper's per-data-set weights); any other key is an option of a synthetic set."""
 
@@ -92,6 +93,7 @@ class DataSpec(Spec):
     test_size: UnitOpen = 0.2
     balance: Bool = False
     optional: Bool = False
+    seed: NonNegativeInt | None = None
     data_dir: Str | None = None
     models: dict[str, dict[str, Any]] = pydantic.Field(default_factory=dict)
     generators: dict[str, dict[str, Any]] = pydantic.Field(default_factory=dict)
