@@ -71,7 +71,8 @@ def explain(
       sparse: after the search, revert each changed feature whose reversion keeps the
         counterfactual valid (:func:`sparsify`).
       search_threshold: the search runs until p(target) >= max(search_threshold, τ) (None: τ),
-        leaving the sparsity pass room to revert changes; validity is always judged at τ.
+        leaving the sparsity pass room to revert changes; validity is always judged at τ. An
+        exact generator (``exact = True``: FeatureTweak, the cheapest valid point) searches at τ.
       seed: PRNG seed of the search (noisy starts).
       **options: search options (``max_steps`` (default 1000), ``threshold`` τ, ``init``,
         ``convergence``, ``min_steps``, ``batch_size``, ``loop``) or hyperparameters of the
@@ -94,6 +95,8 @@ def explain(
     search_opts.setdefault("max_steps", MAX_STEPS)
     tau = search_opts.pop("threshold", None)
     tau = float(gen.threshold if tau is None else tau)
+    if getattr(gen, "exact", False):  # its answer is already the cheapest valid point: no room to leave
+        search_threshold = None
     constraints = dataset.schema.constraints()
     res = generate(gen, clf, X, target, key=jax.random.key(seed), constraints=constraints,
                    num_counterfactuals=num_counterfactuals, threshold=max(tau, search_threshold or 0.0), **search_opts)

@@ -3,11 +3,15 @@ and the cheapest candidate that a plain per-tree, per-leaf loop over sklearn's o
 
 from __future__ import annotations
 
+import importlib
+
 import jax
 import numpy as np
+import pandas as pd
 import pytest
 from sklearn.datasets import make_classification
 from sklearn.ensemble import GradientBoostingClassifier, RandomForestClassifier
+from sklearn.tree import DecisionTreeClassifier
 
 import cfx
 from cfx.generators import FeatureTweak
@@ -107,3 +111,40 @@ def test_feature_tweak_needs_a_tree_ensemble(forest_problem, linear_classifier):
         cfx.generate(FeatureTweak(), black_box, rows[:2], target=1, key=KEY)
     with pytest.raises(ValueError, match="FeatureTweak.epsilon must be finite and > 0"):
         cfx.generate(FeatureTweak(epsilon=0.0), cfx.models.from_sklearn(forest), rows[:2], target=1, key=KEY)
+
+
+def test_feature_tweak_through_explain(monkeypatch):
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame({"income": rng.normal(50, 10, 300), "debt": rng.normal(20, 5, 300),
+                          "age": rng.integers(20, 70, 300)})
+    frame["approved"] = (frame["income"] - frame["debt"] + rng.normal(0, 3, 300) > 30).astype(int)
+    train, _ = cfx.data.train_test(cfx.data.from_frame(frame, "approved", mutability={"age": "none"}), seed=0)
+    forest = RandomForestClassifier(20, max_depth=5, random_state=0).fit(np.asarray(train.X), np.asarray(train.y))
+    rows = train.to_frame()[forest.predict(np.asarray(train.X)) == 0].head(8)
+    module = importlib.import_module("cfx.explain")
+    thresholds = []
+
+    def spy(*args, **kwargs):
+        thresholds.append(kwargs["threshold"])
+        return cfx.search.generate(*args, **kwargs)
+
+    monkeypatch.setattr(module, "generate", spy)
+    out = cfx.explain(cfx.models.from_sklearn(forest), rows, dataset=train, generator=FeatureTweak(), target=1)
+    assert thresholds == [0.5]  # exact: searched at τ, not at explain's search threshold (0.75)
+    assert out["valid"].all() and (out["outcome"] == "converged").all()
+    assert (out["age"].to_numpy() == rows["age"].to_numpy()).all()  # immutable by name
+    encoded = train.encoder.encode(out[list(rows.columns.drop("approved", errors="ignore"))])
+    assert (forest.predict(encoded) == 1).all()
+
+
+def test_feature_tweak_switches_a_one_hot_level():
+    """Approval depends on the level of a categorical column only: a leaf that needs level c on
+    must get c (its ε-point 0.5 + ε beside the factual's 1 would snap back to the factual's level)."""
+    rng = np.random.default_rng(1)
+    frame = pd.DataFrame({"income": rng.normal(50, 10, 300), "job": rng.choice(["a", "b", "c", "d"], 300)})
+    frame["approved"] = (frame["job"] == "c").astype(int)
+    train, _ = cfx.data.train_test(cfx.data.from_frame(frame, "approved", categorical=["job"]), seed=0)
+    stump = DecisionTreeClassifier(max_depth=1).fit(np.asarray(train.X), np.asarray(train.y))  # job_c <= 0.5 ?
+    rows = train.to_frame()[stump.predict(np.asarray(train.X)) == 0].head(6)
+    out = cfx.explain(cfx.models.from_sklearn(stump), rows, dataset=train, generator=FeatureTweak(), target=1)
+    assert out["valid"].all() and (out["job"] == "c").all()

@@ -3,6 +3,8 @@ the trees' own split thresholds."""
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import jax
 import jax.numpy as jnp
 
@@ -29,7 +31,7 @@ class FeatureTweak(Generator):
 
     (ε = min(``epsilon``, box width / 2)). Candidates are projected onto the constraints
     (immutable features restored, monotone features kept on their side of x, bounds clamped,
-    one-hot groups and integer grids snapped); those that flip the *ensemble*
+    one-hot groups switched to the level the leaf needs, integer grids snapped); those that flip the *ensemble*
     (p(y⁺ | x') >= τ) are kept and the K cheapest under ``norm`` (``"l2"`` as in
     CounterfactualExplanations.jl, or ``"l1"``) are returned. A factual with no valid candidate
     keeps x and ends ``not_reached``. One step: every row is done after it.
@@ -46,6 +48,9 @@ class FeatureTweak(Generator):
     name = "feature_tweak"
     description = "Tolomei et al. 2017: exact counterfactuals for tree ensembles from their leaves' boxes"
     uses_gradient = False
+    #: the cheapest valid candidate is the answer: cfx.explain searches at τ, not at its higher
+    #: search threshold (a single leaf's ε-move rarely lifts a forest to p >= 0.75)
+    exact: ClassVar[bool] = True
 
     yloss: object = static(None)
     epsilon: float = 0.1
@@ -83,6 +88,24 @@ def candidates(x, lower, upper, epsilon):
     return jnp.where(x > upper, upper - eps, jnp.where(x <= lower, lower + eps, x))
 
 
+def _switch_levels(cand, x, paths, constraints):
+    """One-hot groups: a leaf that needs a level on (x_j <= lower_j < 1) gets that level, and one
+    that needs the factual's level off gets the first level its box allows on. The ε-point alone
+    (0.5 + ε beside the factual's 1) would snap back to the factual's level."""
+    for group in constraints.categorical_groups:
+        if len(group) < 2:
+            continue
+        idx = jnp.asarray(group)
+        cols, x_g = cand[:, idx], x[idx]
+        raised = (cols > 0.5) & (x_g < 0.5)
+        dropped = jnp.any((cols < 0.5) & (x_g > 0.5), axis=-1)
+        allowed = (paths["upper"][:, idx] >= 1.0) & (paths["lower"][:, idx] < 1.0) & (x_g < 0.5)
+        level = jnp.where(jnp.any(raised, -1), jnp.argmax(raised, -1), jnp.argmax(allowed, -1))
+        switch = (jnp.any(raised, -1) | (dropped & jnp.any(allowed, -1)))[:, None]
+        cand = cand.at[:, idx].set(jnp.where(switch, jax.nn.one_hot(level, len(group), dtype=cand.dtype), cols))
+    return cand
+
+
 def tweak(classifier, x, target, constraints, *, K=1, epsilon=0.1, threshold=0.5, norm="l2", chunk=CHUNK):
     """(n, K, d) the K cheapest valid ε-satisfying candidates per factual x (n, d) towards
     ``target`` (n,) (rows without one keep x); see :class:`FeatureTweak`."""
@@ -97,7 +120,7 @@ def tweak(classifier, x, target, constraints, *, K=1, epsilon=0.1, threshold=0.5
     def one(args):
         x_f, t_f, votes_f = args
         cand = candidates(x_f[None], paths["lower"], paths["upper"], epsilon)
-        cand = constraints.project(cand, x_f[None], one_hot=True)
+        cand = constraints.project(_switch_levels(cand, x_f, paths, constraints), x_f[None], one_hot=True)
         relevant = (paths["label"] == t_f) & (votes_f[paths["tree"]] != t_f)  # leaves of y⁺ in trees voting not y⁺
         delta = cand - x_f
         cost = jnp.sum(jnp.abs(delta), -1) if norm == "l1" else jnp.sqrt(jnp.sum(delta**2, -1))
