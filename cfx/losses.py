@@ -175,6 +175,30 @@ def model_loss(gate: float | None = None) -> Callable:
     return term
 
 
+def frobenius_to_factual(x_cfs, x, ctx):
+    """Set term ||X' − x||_F over the K counterfactuals (K, d) of one factual: CE.jl 0.1.5's
+    ``norm(x .- X′)`` (its default ``complexity``); epsilon under the root as in :func:`l2`."""
+    return jnp.sqrt(jnp.sum((x_cfs - x[None, :]) ** 2) + _EPS)
+
+
+def frobenius_to_point(key: str) -> Callable:
+    """Set term ||X' − c||_F, c = ``ctx.data[key]`` (d,) (Gravitational's centre in CE.jl 0.1.5)."""
+
+    def term(x_cfs, x, ctx):
+        return jnp.sqrt(jnp.sum((x_cfs - ctx.data[key][None, :]) ** 2) + _EPS)
+
+    return term
+
+
+def set_model_loss(x_cfs, x, ctx):
+    """Set term (ClaPROAR, CE.jl 0.1.5): once every one of the K counterfactuals is predicted
+    y+, the classifier's mean loss over them (and over a deep ensemble's members) against its own
+    predicted label (then y+); 0 before."""
+    on = jax.lax.stop_gradient(jnp.all(jnp.argmax(ctx.logits, -1) == ctx.target))
+    per = jax.vmap(lambda xc, lg: model_loss()(xc, x, ctx.replace(logits=lg)))(x_cfs, ctx.logits)
+    return jnp.where(on, jnp.mean(per), 0.0)
+
+
 def dice_diversity(x_cfs, x, ctx, jitter: float = 1e-4):
     """-det(K) with K_ij = 1 / (1 + ||x'_i - x'_j||_2) (+ jitter on the diagonal), over the K
     counterfactuals of one factual (Mothilal et al. 2020)."""

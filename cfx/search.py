@@ -190,8 +190,8 @@ def _program(generator, classifier, x, target, *, key, constraints, max_steps, r
             snapped = to_input(z, one_hot=True)
             logits = classifier.raw_logits(snapped.reshape(n * K, d)).reshape(logits.shape)
         converged = convergence.converged(logits, grad, row_target, row_factual, threshold, generator.convergence)
-        converged = _with_condition(generator, converged, snapped if constraints.snaps else to_input(z),
-                                    logits, term_target, classifier)
+        converged = generator.settle(_with_condition(generator, converged, snapped if constraints.snaps else
+                                                     to_input(z), logits, term_target, classifier), grad)
         done = done | (converged & (t >= min_steps))
         gave_up = generator.gave_up(update_state)
         if gave_up is not None:

@@ -17,10 +17,14 @@ current one (X_t, y_t; M_t, θ_t):
   P the (n, C) matrix of predicted probabilities on X₀;
 - ``accuracy``, ``f1`` (positive class y⁺) on the untouched test split, and their changes
   ``accuracy_change``, ``f1_change`` from the initial model.
+
+:class:`MetricOptions` selects variants; its defaults are cfx's (above), ``MetricOptions.ard()``
+AlgorithmicRecourseDynamics.jl 0.1.2's (the ``ard-2023`` preset).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 
 import jax
@@ -29,7 +33,48 @@ import numpy as np
 
 from cfx.dynamics.mmd import _TRACES, _masked_test
 
-__all__ = ["feature_grid", "evaluate_state", "f1_score", "parameter_change", "P_VALUES", "METRICS"]
+__all__ = ["feature_grid", "evaluate_state", "f1_score", "parameter_change", "P_VALUES", "METRICS", "MetricOptions"]
+
+
+@dataclasses.dataclass(frozen=True)
+class MetricOptions:
+    """Metric variants (each a static choice; the defaults are cfx's).
+
+    Attributes:
+      reference: ``"train"`` (X₀ = the initial training data) or ``"all"`` (train ∪ test at
+        t = 0): the data of the domain MMD's initial side and of the model metrics (PP-MMD,
+        disagreement, decisiveness) and the grid's ranges.
+      domain_size: ``"each"`` (each side of the domain MMD subsampled to ``max_samples``) or
+        ``"common"`` (both to n = min(|X₀ target rows|, max_samples)).
+      probabilities: ``"softmax"`` (PP-MMD on the C-dim probability vectors) or ``"target"``
+        (on the 1-D p(y⁺|x), a binary model's σ(logit)); also decisiveness_code's P.
+      grid: ``"fixed"`` (one grid per run) or ``"redrawn"`` (a new grid at every evaluation).
+      f1: ``"positive"`` (F1 of y⁺) or ``"macro"`` (mean over classes).
+      perturbation: ``"norm"`` (mean over tensors of ‖Δθ‖₂) or ``"per_element"`` (mean over
+        tensors, an ensemble's members' tensors each, of ‖Δθ‖₂ / numel).
+    """
+
+    reference: str = "train"
+    domain_size: str = "each"
+    probabilities: str = "softmax"
+    grid: str = "fixed"
+    f1: str = "positive"
+    perturbation: str = "norm"
+
+    _CHOICES = {"reference": ("train", "all"), "domain_size": ("each", "common"),
+                "probabilities": ("softmax", "target"), "grid": ("fixed", "redrawn"), "f1": ("positive", "macro"),
+                "perturbation": ("norm", "per_element")}
+
+    def __post_init__(self):
+        for field, allowed in self._CHOICES.items():
+            if getattr(self, field) not in allowed:
+                raise ValueError(f"metrics.{field} must be one of {allowed}; got {getattr(self, field)!r}")
+
+    @classmethod
+    def ard(cls) -> "MetricOptions":
+        """AlgorithmicRecourseDynamics.jl 0.1.2 (``evaluate_system``)."""
+        return cls(reference="all", domain_size="common", probabilities="target", grid="redrawn", f1="macro",
+                   perturbation="per_element")
 
 #: metric -> its permutation p-value column
 P_VALUES = {"mmd_domain": "p_domain", "mmd_model": "p_model", "mmd_model_grid": "p_model_grid"}
@@ -56,6 +101,21 @@ def f1_score(y_true: jax.Array, y_pred: jax.Array, positive) -> jax.Array:
     return jnp.where(denom > 0, 2 * tp / jnp.maximum(denom, 1), 0.0)
 
 
+def _per_element_change(params0, params, stacked: bool) -> jax.Array:
+    """Mean over tensors of ‖Δθ‖₂ / numel; ``stacked``: each leaf's axis 0 holds members, whose
+    tensors count one by one (Flux.params of a deep ensemble)."""
+    vals = []
+    for a, b in zip(jax.tree_util.tree_leaves(params), jax.tree_util.tree_leaves(params0)):
+        diff = (a - b).reshape(a.shape[0], -1) if stacked else (a - b).reshape(1, -1)
+        vals.append(jnp.linalg.norm(diff, axis=-1) / diff.shape[-1])
+    return jnp.mean(jnp.concatenate(vals))
+
+
+def macro_f1(y_true: jax.Array, y_pred: jax.Array, n_classes: int) -> jax.Array:
+    """Mean over classes of the one-vs-rest F1 (MLJ's MulticlassFScore, macro average)."""
+    return jnp.mean(jnp.stack([f1_score(y_true, y_pred, c) for c in range(n_classes)]))
+
+
 def parameter_change(params0, params, params_prev) -> tuple[jax.Array, jax.Array]:
     """(mean over tensors of ‖θ_t − θ₀‖₂, Σ ‖θ_t − θ_{t−1}‖²)."""
     norms = [jnp.linalg.norm((a - b).ravel()) for a, b in zip(jax.tree_util.tree_leaves(params),
@@ -65,36 +125,57 @@ def parameter_change(params0, params, params_prev) -> tuple[jax.Array, jax.Array
     return jnp.mean(jnp.stack(norms)), step
 
 
-@functools.partial(jax.jit, static_argnames=("n_permutations", "max_samples"))
+@functools.partial(jax.jit, static_argnames=("n_permutations", "max_samples", "options"))
 def _evaluate(clf0, clf, params_prev, X0, y0, X, y, grid, X_test, y_test, target, key, length_scale, *,
-              n_permutations: int, max_samples: int | None):
+              n_permutations: int, max_samples: int | None, options: MetricOptions):
     _TRACES["evaluate_state"] += 1  # trace time only
-    k_dom, k_mod, k_grid = jax.random.split(key, 3)
+    k_dom, k_mod, k_grid, k_draw = jax.random.split(key, 4)
     out = {}
-    out["mmd_domain"], out["p_domain"] = _masked_test(X0, y0 == target, X, y == target, k_dom, length_scale,
-                                                      n_permutations=n_permutations, max_samples=max_samples)
-    P0, P = jax.nn.softmax(clf0.raw_logits(X0), -1), jax.nn.softmax(clf.raw_logits(X0), -1)
-    ones = jnp.ones(X0.shape[0], bool)
+    X_ref, y_ref = (X0, y0) if options.reference == "train" else (jnp.concatenate([X0, X_test]),
+                                                                  jnp.concatenate([y0, y_test]))
+    out["mmd_domain"], out["p_domain"] = _masked_test(X_ref, y_ref == target, X, y == target, k_dom, length_scale,
+                                                      n_permutations=n_permutations, max_samples=max_samples,
+                                                      common_size=options.domain_size == "common")
+
+    def probs(c, data):
+        p = jax.nn.softmax(c.raw_logits(data), -1)
+        return p if options.probabilities == "softmax" else p[:, target][:, None]
+
+    P0, P = probs(clf0, X_ref), probs(clf, X_ref)
+    ones = jnp.ones(X_ref.shape[0], bool)
     out["mmd_model"], out["p_model"] = _masked_test(P0, ones, P, ones, k_mod, length_scale,
                                                     n_permutations=n_permutations, max_samples=max_samples)
-    G0, G = jax.nn.softmax(clf0.raw_logits(grid), -1), jax.nn.softmax(clf.raw_logits(grid), -1)
+    if options.grid == "redrawn":  # AlgorithmicRecourseDynamics.jl draws a new grid at every evaluation
+        lo, hi = X_ref.min(0), X_ref.max(0)
+        grid = lo + (hi - lo) * jax.random.randint(k_draw, grid.shape, 0, 100) / 99.0
+    G0, G = probs(clf0, grid), probs(clf, grid)
     ones = jnp.ones(grid.shape[0], bool)
     out["mmd_model_grid"], out["p_model_grid"] = _masked_test(G0, ones, G, ones, k_grid, length_scale,
                                                               n_permutations=n_permutations, max_samples=max_samples)
     out["param_change"], out["param_change_paper"] = parameter_change(clf0.params, clf.params, params_prev)
-    out["disagreement"] = jnp.mean(jnp.argmax(P0, -1) != jnp.argmax(P, -1))
-    out["decisiveness"] = jnp.mean((P[:, target] - 0.5) ** 2)
+    if options.perturbation == "per_element":
+        out["param_change"] = _per_element_change(clf0.params, clf.params,
+                                                  bool(getattr(clf.apply_fn, "stacked_members", False)))
+    L0, L = jnp.argmax(clf0.raw_logits(X_ref), -1), jnp.argmax(clf.raw_logits(X_ref), -1)
+    out["disagreement"] = jnp.mean(L0 != L)
+    p_target = jax.nn.softmax(clf.raw_logits(X_ref), -1)[:, target]
+    out["decisiveness"] = jnp.mean((p_target - 0.5) ** 2)
     out["decisiveness_code"] = jnp.abs(jnp.linalg.norm(P0 - 0.5) - jnp.linalg.norm(P - 0.5))
     pred0, pred = jnp.argmax(clf0.raw_logits(X_test), -1), jnp.argmax(clf.raw_logits(X_test), -1)
     out["accuracy"] = jnp.mean(pred == y_test)
-    out["f1"] = f1_score(y_test, pred, target)
+    if options.f1 == "macro":
+        out["f1"] = macro_f1(y_test, pred, clf.n_classes)
+        f1_0 = macro_f1(y_test, pred0, clf.n_classes)
+    else:
+        out["f1"], f1_0 = f1_score(y_test, pred, target), f1_score(y_test, pred0, target)
     out["accuracy_change"] = out["accuracy"] - jnp.mean(pred0 == y_test)
-    out["f1_change"] = out["f1"] - f1_score(y_test, pred0, target)
+    out["f1_change"] = out["f1"] - f1_0
     return out
 
 
 def evaluate_state(clf0, clf, params_prev, X0, y0, X, y, grid, X_test, y_test, *, target: int, key: jax.Array,
-                   n_permutations: int = 1000, length_scale: float = 0.5, max_samples: int | None = 1000) -> dict:
+                   n_permutations: int = 1000, length_scale: float = 0.5, max_samples: int | None = 1000,
+                   options: MetricOptions | None = None) -> dict:
     """Every metric of the module docstring as a dict of floats (one compiled call).
 
     Args:
@@ -104,9 +185,11 @@ def evaluate_state(clf0, clf, params_prev, X0, y0, X, y, grid, X_test, y_test, *
       grid: (G, d) points over the feature ranges (:func:`feature_grid`).
       X_test, y_test: the untouched test split.
       target: the favourable class y⁺; key: PRNG key of the subsampling and permutations.
+      options: :class:`MetricOptions` (default: cfx's variants).
     """
     out = _evaluate(clf0, clf, params_prev, jnp.asarray(X0), jnp.asarray(y0), jnp.asarray(X), jnp.asarray(y),
                     jnp.asarray(grid), jnp.asarray(X_test), jnp.asarray(y_test), jnp.int32(target), key,
                     jnp.float32(length_scale), n_permutations=int(n_permutations),
-                    max_samples=None if max_samples is None else int(max_samples))
+                    max_samples=None if max_samples is None else int(max_samples),
+                    options=MetricOptions() if options is None else options)
     return {k: float(v) for k, v in jax.device_get(out).items()}

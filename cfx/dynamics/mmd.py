@@ -81,12 +81,16 @@ def _subsample(mask: jax.Array, key: jax.Array, k: int) -> jax.Array:
     return _permuted_groups(mask, jnp.minimum(k, jnp.sum(mask)), key[None])[0] > 0
 
 
-@functools.partial(jax.jit, static_argnames=("n_permutations", "max_samples"))
-def _masked_test(x, x_mask, y, y_mask, key, length_scale, *, n_permutations: int, max_samples: int | None):
+@functools.partial(jax.jit, static_argnames=("n_permutations", "max_samples", "common_size"))
+def _masked_test(x, x_mask, y, y_mask, key, length_scale, *, n_permutations: int, max_samples: int | None,
+                 common_size: bool = False):
+    """``common_size``: y is subsampled to at most n = min(|x|, max_samples) rows, the size of
+    x's sample (AlgorithmicRecourseDynamics.jl's ``mmd(x, y, n)``), not to ``max_samples``."""
     _TRACES["mmd_test"] += 1  # trace time only
     k_x, k_y, k_perm = jax.random.split(key, 3)
     if max_samples is not None:
-        x_mask, y_mask = _subsample(x_mask, k_x, max_samples), _subsample(y_mask, k_y, max_samples)
+        y_cap = jnp.minimum(jnp.sum(x_mask), max_samples) if common_size else max_samples
+        x_mask, y_mask = _subsample(x_mask, k_x, max_samples), _subsample(y_mask, k_y, y_cap)
     z = jnp.concatenate([x, y]).astype(jnp.float32)
     valid = jnp.concatenate([x_mask, y_mask])
     K = gaussian_kernel(z, z, length_scale)

@@ -4,8 +4,11 @@ One *recourse system* per generator, all starting from the same training data (X
 the same initial model M₀. Every round t = 1..T:
 
 1. the pool: training points predicted non-target (y⁺) by the current model of **every**
-   system (``pool="label"``: whose current label is non-target, as the Julia code does);
-   n_t = max(1, round(μ·|pool|)) of them are drawn at random, the same for every system;
+   system (``pool="label"``: whose current label is non-target); with several models
+   (``model={label: ...}``) the systems are every model × generator pair, so the pool is
+   intersected over all of them (AlgorithmicRecourseDynamics.jl); n_t = max(1, round(μ·|pool|))
+   of them (``draw="round"``: round(μ·|pool|), and n_t = 0 skips the round) are drawn at
+   random, the same for every system;
 2. each system makes one batched :func:`cfx.generate` call for them (K counterfactuals per
    individual, one of the K picked at random);
 3. the chosen individuals move to their counterfactual and are relabelled by the current
@@ -36,14 +39,15 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from cfx.dynamics.metrics import evaluate_state, feature_grid
+from cfx.dynamics.metrics import MetricOptions, evaluate_state, feature_grid
 from cfx.dynamics.mmd import _TRACES
 from cfx.generators.base import Generator
 from cfx.result import CONVERGED
 
-__all__ = ["simulate", "SimulationResult", "POOLS"]
+__all__ = ["simulate", "SimulationResult", "POOLS", "DRAWS", "CfxTrainer"]
 
 POOLS = ("predicted", "label")
+DRAWS = ("at_least_one", "round")
 _LABEL_RE = re.compile(r"^[A-Za-z0-9_.+-]+$")
 
 
@@ -65,17 +69,42 @@ class SimulationResult:
     final: dict
 
 
+@dataclasses.dataclass(frozen=True)
+class CfxTrainer:
+    """A model trained with :func:`cfx.models.fit`: ``initial_epochs`` from scratch, then
+    ``retrain_epochs`` warm-started per round."""
+
+    model: Any = "linear"
+    fit_options: Any = None
+    initial_epochs: int = 100
+    retrain_epochs: int = 10
+    family = "cfx"
+
+    def initial(self, train, *, seed: int):
+        import cfx.models
+
+        return cfx.models.fit(train, self.model, epochs=self.initial_epochs, seed=seed, **dict(self.fit_options or {}))
+
+    def retrain(self, clf, data, *, seed: int):
+        import cfx.models
+
+        return cfx.models.fit(data, self.model, epochs=self.retrain_epochs, init_params=clf.params, seed=seed,
+                              **dict(self.fit_options or {}))
+
+
 # ------------------------------------------------------------------------------ jitted round steps
-@functools.partial(jax.jit, static_argnames=("size", "use_labels"))
-def _draw(clfs, Xs, ys, key, mu, target, *, size: int, use_labels: bool):
+@functools.partial(jax.jit, static_argnames=("size", "use_labels", "at_least_one"))
+def _draw(clfs, Xs, ys, key, mu, target, *, size: int, use_labels: bool, at_least_one: bool = True):
     """The shared pool (non-target for every system), a random draw of n = max(1, round(μ·|pool|))
-    of it padded to ``size`` indices (the first n valid), and every system's factuals."""
+    (``at_least_one=False``: round(μ·|pool|), half to even as Julia's ``round``) of it padded
+    to ``size`` indices (the first n valid), and every system's factuals."""
     _TRACES["draw"] += 1  # trace time only
     candidates = jnp.ones(Xs[0].shape[0], bool)
     for clf, X, y in zip(clfs, Xs, ys):
         candidates &= (y if use_labels else jnp.argmax(clf.raw_logits(X), -1)) != target
     count = jnp.sum(candidates)
-    n = jnp.where(count > 0, jnp.maximum(1, jnp.round(mu * count)), 0).astype(jnp.int32)
+    n = jnp.round(mu * count)
+    n = jnp.where(count > 0, jnp.maximum(1, n) if at_least_one else n, 0).astype(jnp.int32)
     u = jnp.where(candidates, jax.random.uniform(key, candidates.shape), 2.0)
     idx = jnp.argsort(u)[:size]
     return idx, jnp.arange(size) < jnp.minimum(n, size), count, tuple(X[idx] for X in Xs)
@@ -141,7 +170,7 @@ def _restore(systems: list[dict], arrays: dict) -> list[dict]:
             return jax.tree_util.tree_unflatten(treedef, new)
 
         fitted = load({f: getattr(s["gen"], f) for f in _fitted_fields(s["gen"])}, "f")
-        out.append({"label": s["label"], "X": jnp.asarray(arrays[f"g{g}_X"], jnp.float32),
+        out.append({**s, "X": jnp.asarray(arrays[f"g{g}_X"], jnp.float32),
                     "y": jnp.asarray(arrays[f"g{g}_y"], jnp.int32), "clf": s["clf"].replace(load(s["clf"].params, "p")),
                     "gen": s["gen"].replace(**fitted)})
     return out
@@ -198,6 +227,31 @@ def _check(train, test, generators, mu, rounds, eval_every, num_counterfactuals,
 
 
 # ------------------------------------------------------------------------------ the loop
+def _trainers(model, fit_options, initial_epochs, retrain_epochs) -> dict:
+    """label -> trainer: one model (``model`` a cfx model name / module, or a trainer with
+    ``initial`` and ``retrain``) under the label "" or a mapping label -> either."""
+    def one(m):
+        if hasattr(m, "initial") and hasattr(m, "retrain"):
+            return m
+        return CfxTrainer(m, dict(fit_options or {}), initial_epochs, retrain_epochs)
+
+    if not isinstance(model, Mapping):
+        return {"": one(model)}
+    if not model:
+        raise ValueError("model: an empty mapping; give one model or label -> model")
+    out = {}
+    for label, m in model.items():
+        if not isinstance(label, str) or not _LABEL_RE.match(label):
+            raise ValueError(f"model: label {label!r} must be letters, digits and _ . + - (it names records)")
+        out[label] = one(m)
+    families = {label: getattr(t, "family", type(t).__name__) for label, t in out.items()}
+    if len(set(families.values())) > 1:
+        raise ValueError("model: mixed model kinds in one cross-model pool (" +
+                         ", ".join(f"{k}: {v}" for k, v in families.items()) + "); the pool and the labels "
+                         "would follow two semantics at once: give models of one kind")
+    return out
+
+
 def simulate(
     train,
     test,
@@ -221,6 +275,8 @@ def simulate(
     grid_samples: int = 1000,
     generative_epochs: int | None = None,
     pool: str = "predicted",
+    draw: str = "at_least_one",
+    metrics: MetricOptions | None = None,
     checkpoint: Any = None,
     prefix: tuple = (),
     on_round: Callable[[int, int, list], None] | None = None,
@@ -231,7 +287,10 @@ def simulate(
       train, test: :class:`cfx.data.Dataset` s; ``test`` is never changed (performance metrics).
       generators: label -> generator (fitted here to M₀ and the training data); all share one pool.
       model, fit_options: the classifier, as ``cfx.models.fit(train, model, **fit_options)``;
-        trained ``initial_epochs`` (seed ``seed``) once, then ``retrain_epochs`` per round.
+        trained ``initial_epochs`` (seed ``seed``) once, then ``retrain_epochs`` per round. Or a
+        trainer (``initial(train, seed=)`` / ``retrain(clf, data, seed=)``, e.g.
+        :class:`cfx.dynamics.reference.ReferenceTrainer`), or a mapping label -> either: then
+        every model × generator pair is a system and all share the pool (models of one kind).
       rounds, mu, eval_every: T rounds; share μ ∈ (0, 1] of the pool per round; metrics every
         ``eval_every`` rounds (and at 0 and T).
       target: the favourable class y⁺. num_counterfactuals, max_steps: K and the search's steps;
@@ -239,33 +298,41 @@ def simulate(
       repetitions: independent repetitions from the same M₀ (own keys for draws, searches, training).
       n_permutations, length_scale, max_samples, grid_samples: MMD settings (:mod:`cfx.dynamics.metrics`).
       generative_epochs: epochs of a generator's VAE refit per round (default: its ``vae_epochs``).
-      pool: ``"predicted"`` (SPEC) or ``"label"`` (the Julia code): who counts as non-target.
+      pool: ``"predicted"`` (SPEC) or ``"label"``: who counts as non-target.
+      draw: ``"at_least_one"`` (n = max(1, round(μ·|pool|)); an empty pool ends the repetition)
+        or ``"round"`` (n = round(μ·|pool|); n = 0 skips the round: nothing moves, nothing is
+        retrained, the row says ``skipped``, the metrics are still evaluated).
+      metrics: :class:`cfx.dynamics.MetricOptions` (default: cfx's variants).
       checkpoint, prefix: where each round is saved / resumed from (see the module docstring).
       on_round: called as ``on_round(repetition, round, rows)`` after each saved round.
 
-    Raises ValueError naming the argument for bad input (μ outside (0, 1], zero rounds, ...),
-    before anything is trained. A pool that runs empty ends that repetition (``stopped``).
+    Raises ValueError naming the argument for bad input (μ outside (0, 1], zero rounds, mixed
+    model kinds, ...), before anything is trained.
 
     Example::
 
         res = cfx.dynamics.simulate(train, test, {"generic": cfx.generators.Generic()}, rounds=10)
     """
-    import cfx.models
     from cfx.search import generate
 
     _check(train, test, generators, mu, rounds, eval_every, num_counterfactuals, pool, target)
+    if draw not in DRAWS:
+        raise ValueError(f"draw must be one of {DRAWS}; got {draw!r}")
     fit_options = dict(fit_options or {})
     fit_options.setdefault("n_classes", max(int(np.max(train.y)) + 1, 2))
+    trainers = _trainers(model, fit_options, initial_epochs, retrain_epochs)
     X0, y0 = jnp.asarray(train.X, jnp.float32), jnp.asarray(train.y, jnp.int32)
     X_test, y_test = jnp.asarray(test.X, jnp.float32), jnp.asarray(test.y, jnp.int32)
     grid = jnp.asarray(feature_grid(train.X, grid_samples, seed=seed))
-    clf0 = cfx.models.fit(train, model, epochs=initial_epochs, seed=seed, **fit_options)
+    # one M₀ per model; the first keeps the run's seed (a one-model run is as before)
+    clf0 = {label: t.initial(train, seed=seed if i == 0 else (seed + 7919 * i) % 2**31)
+            for i, (label, t) in enumerate(trainers.items())}
     size = max(1, math.ceil(mu * len(train.y)))
     # the data's mutability, bounds and one-hot groups hold for every counterfactual (real data)
     constraints = train.schema.constraints() if hasattr(train, "schema") else None
     root = jax.random.key(seed)
     metric_options = dict(target=target, n_permutations=n_permutations, length_scale=length_scale,
-                          max_samples=max_samples)
+                          max_samples=max_samples, options=metrics)
 
     def refit(gen, clf, data, key):
         orig = getattr(gen, "vae_epochs", None)
@@ -275,9 +342,12 @@ def simulate(
         return gen.replace(vae_epochs=generative_epochs).fit(clf, data, key=key).replace(vae_epochs=orig)
 
     initial = []
-    for g, (label, gen) in enumerate(generators.items()):
-        fitted = gen.fit(clf0, train, key=jax.random.fold_in(jax.random.fold_in(root, 0x5EED), g))
-        initial.append({"label": label, "X": X0, "y": y0, "clf": clf0, "gen": fitted})
+    for m, (model_label, trainer) in enumerate(trainers.items()):
+        for g, (label, gen) in enumerate(generators.items()):
+            # one key per generator (as a one-model run): every model's copy of it is fitted alike
+            fitted = gen.fit(clf0[model_label], train, key=jax.random.fold_in(jax.random.fold_in(root, 0x5EED), g))
+            initial.append({"label": label, "model": model_label, "trainer": trainer, "X": X0, "y": y0,
+                            "clf": clf0[model_label], "gen": fitted})
 
     history, stopped, final = [], [], {}
     for rep in range(int(repetitions)):
@@ -289,6 +359,7 @@ def simulate(
                 break
             key_t = jax.random.fold_in(key_rep, t)
             rows = []
+            skipped = False
             if t == 0:
                 pool_size, chosen = None, None
                 recourse = [{} for _ in systems]
@@ -298,18 +369,25 @@ def simulate(
                 idx, valid, count, factuals = _draw(
                     tuple(s["clf"] for s in systems), tuple(s["X"] for s in systems), tuple(s["y"] for s in systems),
                     jax.random.fold_in(key_t, 0), jnp.float32(mu), jnp.int32(target), size=size,
-                    use_labels=(pool == "label"))
+                    use_labels=(pool == "label"), at_least_one=(draw == "at_least_one"))
                 pool_size, chosen = int(count), int(jnp.sum(valid))
-                if chosen == 0:
+                if chosen == 0 and draw == "at_least_one":
                     halted = {"repetition": rep, "round": t,
                               "reason": "pool empty: no training point is non-target for every model"}
                     if checkpoint is not None:
                         checkpoint.save(_round_path(prefix, rep, t), {"round": t, "rows": [], "stopped": halted},
                                         arrays=_state_arrays(systems))
                     break
+                skipped = chosen == 0
                 prev, recourse, new_systems, eval_keys = [], [], [], []
                 for g, s in enumerate(systems):
                     k_gen, k_pick, k_fit, k_eval, train_seed = _system_keys(key_t, jnp.int32(g))
+                    prev.append(s["clf"].params)
+                    eval_keys.append(k_eval)
+                    if skipped:  # n = 0: the reference leaves data, model and generator as they are
+                        recourse.append({})
+                        new_systems.append(s)
+                        continue
                     res = generate(s["gen"], s["clf"], factuals[g], target, key=k_gen, max_steps=max_steps,
                                    num_counterfactuals=num_counterfactuals, constraints=constraints)
                     # through the host: generate's outputs are committed to a device, and committed
@@ -317,10 +395,7 @@ def simulate(
                     X, y, stats = _move(s["clf"], s["X"], s["y"], idx, valid, np.asarray(res.counterfactuals),
                                         np.asarray(res.outcome), k_pick, jnp.int32(target))
                     data = dataclasses.replace(train, X=np.asarray(X), y=np.asarray(y))
-                    clf = cfx.models.fit(data, model, epochs=retrain_epochs, init_params=s["clf"].params,
-                                         seed=int(train_seed), **fit_options)
-                    prev.append(s["clf"].params)
-                    eval_keys.append(k_eval)
+                    clf = s["trainer"].retrain(s["clf"], data, seed=int(train_seed))
                     recourse.append({k: float(v) for k, v in jax.device_get(stats).items()})
                     new_systems.append({**s, "X": X, "y": y, "clf": clf, "gen": refit(s["gen"], clf, data, k_fit)})
                 systems = new_systems
@@ -328,9 +403,13 @@ def simulate(
             for g, s in enumerate(systems):
                 row = {"repetition": rep, "round": t, "generator": s["label"], "pool": pool_size, "chosen": chosen,
                        **recourse[g]}
+                if s["model"]:
+                    row["model"] = s["model"]
+                if t > 0 and draw == "round":
+                    row["skipped"] = bool(skipped)
                 if evaluate:
-                    row.update(evaluate_state(clf0, s["clf"], prev[g], X0, y0, s["X"], s["y"], grid, X_test, y_test,
-                                              key=eval_keys[g], **metric_options))
+                    row.update(evaluate_state(clf0[s["model"]], s["clf"], prev[g], X0, y0, s["X"], s["y"], grid,
+                                              X_test, y_test, key=eval_keys[g], **metric_options))
                 rows.append(row)
             history += rows
             if checkpoint is not None:
@@ -339,6 +418,7 @@ def simulate(
                 on_round(rep, t, rows)
         if halted:
             stopped.append(halted)
-        final[rep] = {s["label"]: {"data": dataclasses.replace(train, X=np.asarray(s["X"]), y=np.asarray(s["y"])),
-                                   "classifier": s["clf"], "generator": s["gen"]} for s in systems}
+        final[rep] = {(f"{s['model']}/{s['label']}" if s["model"] else s["label"]):
+                      {"data": dataclasses.replace(train, X=np.asarray(s["X"]), y=np.asarray(s["y"])),
+                       "classifier": s["clf"], "generator": s["gen"]} for s in systems}
     return SimulationResult(history=history, stopped=stopped, final=final)

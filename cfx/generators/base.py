@@ -58,6 +58,12 @@ CONVERGENCE = ("threshold", "generator_conditions", "gradient", "max_steps")
 #: identity: x; noise: x + init_scale·N(0, I); uniform: x + init_scale·U(−1, 1) (mutable
 #: features only; an array passed as ``init=`` to :func:`cfx.generate` is a start of your own).
 INITS = ("identity", "noise", "uniform")
+#: The set-level search options (defaults: cfx's own search; the other values: the search of
+#: CounterfactualExplanations.jl 0.1.5, used by the ``ard-2023`` recourse-dynamics preset).
+SPACES = ("input", "standardized")  # standardized: search s = (x − μ)/σ, x = μ + σ⊙s
+K_TERMS = ("sum", "mean")  # mean: per-counterfactual terms (yloss too) averaged over the K
+STEP_SCALES = ("one", "k")  # k: every step multiplied by K
+STOP_RULES = ("each", "all")  # all: a factual's K stop together, once all K have converged
 
 
 class StepContext(NamedTuple):
@@ -126,7 +132,6 @@ class Generator:
 
     name: ClassVar[str] = "generator"
     description: ClassVar[str] = ""
-    latent: ClassVar[bool] = False  # True: search z with x' = decode(z) (see encode / decode)
     uses_gradient: ClassVar[bool] = True  # False: the driver skips the backward pass (grad = 0)
 
     learning_rate: float = 0.1
@@ -138,6 +143,19 @@ class Generator:
     init_scale: float = 0.1
     min_steps: int = 0
     num_counterfactuals: int = static(1)
+    space: str = static("input")
+    space_mean: Any = fitted()
+    space_scale: Any = fitted()
+    k_terms: str = static("sum")
+    step_scale: str = static("one")
+    stop_rule: str = static("each")
+    step_tolerance: Any = static(None)
+
+    @property
+    def latent(self) -> bool:
+        """Whether the search variable z is not x itself (x' = decode(z)): a VAE's latent space
+        (REVISE, CLUE override this with True) or the standardised space s = (x − μ)/σ."""
+        return self.space == "standardized"
 
     def __post_init__(self):
         name = type(self).__name__
@@ -153,6 +171,13 @@ class Generator:
             raise ValueError(f"{name}.convergence must be one of {CONVERGENCE}; got {self.convergence!r}")
         if self.init not in INITS:
             raise ValueError(f"{name}.init must be one of {INITS}; got {self.init!r}")
+        for field, allowed in (("space", SPACES), ("k_terms", K_TERMS), ("step_scale", STEP_SCALES),
+                               ("stop_rule", STOP_RULES)):
+            if getattr(self, field) not in allowed:
+                raise ValueError(f"{name}.{field} must be one of {allowed}; got {getattr(self, field)!r}")
+        tol = self.step_tolerance
+        if tol is not None and (isinstance(tol, bool) or not isinstance(tol, (int, float)) or not tol > 0):
+            raise ValueError(f"{name}.step_tolerance must be None or a number > 0; got {tol!r}")
         k = self.num_counterfactuals
         if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
             raise ValueError(f"{name}.num_counterfactuals must be an int >= 1; got {k!r}")
@@ -161,7 +186,10 @@ class Generator:
     def terms(self) -> tuple[Penalty, ...]:
         """Every term of the objective: the prediction loss (weight 1) and :meth:`penalties`."""
         head = () if self.yloss is None else (Penalty("yloss", 1.0, losses.yloss_term(self.yloss)),)
-        return head + tuple(self.penalties())
+        terms = head + tuple(self.penalties())
+        if self.k_terms == "mean":  # the objective per factual: mean over K of the per-example terms
+            terms = tuple(p if p.per == "set" else p._replace(weight=p.weight / self.num_counterfactuals) for p in terms)
+        return terms
 
     def penalties(self) -> tuple[Penalty, ...]:
         """The weighted penalties besides the prediction loss; none by default."""
@@ -178,12 +206,22 @@ class Generator:
 
     # ------------------------------------------------------------------ latent search
     def encode(self, x: jax.Array) -> jax.Array:
-        """Starting point z_0 for factuals x (n, K, d) when ``latent``; identity otherwise."""
-        return x
+        """Starting point z_0 for factuals x (n, K, d) when ``latent``: (x − μ)/σ in the
+        standardised space; identity otherwise."""
+        return (x - self.space_mean) / self.space_scale if self.space == "standardized" else x
 
     def decode(self, z: jax.Array) -> jax.Array:
-        """Counterfactual x' = g(z) (n, K, m) -> (n, K, d) when ``latent``; identity otherwise."""
-        return z
+        """Counterfactual x' = g(z) (n, K, m) -> (n, K, d) when ``latent``: μ + σ⊙z in the
+        standardised space; identity otherwise."""
+        return self.space_mean + self.space_scale * z if self.space == "standardized" else z
+
+    def with_space(self, data) -> "Generator":
+        """A copy searching the standardised space of ``data`` (a Dataset or an (n, d) array):
+        μ, σ its column means and (n − 1) standard deviations (zero σ -> 1), fixed from here on."""
+        X = np.asarray(getattr(data, "X", data), np.float32)
+        scale = X.std(0, ddof=1)
+        return self.replace(space="standardized", space_mean=jnp.asarray(X.mean(0)),
+                            space_scale=jnp.asarray(np.where(scale > 0, scale, 1.0), jnp.float32))
 
     # ------------------------------------------------------------------ the step rule
     def make_optimizer(self) -> optax.GradientTransformation:
@@ -202,7 +240,21 @@ class Generator:
         the targets, the classifier and the constraints.
         """
         updates, state = self.make_optimizer().update(grad, state, z)
+        if self.step_scale == "k":  # CE.jl 0.1.5 multiplies every step by K
+            updates = jax.tree_util.tree_map(lambda u: u * self.num_counterfactuals, updates)
         return optax.apply_updates(z, updates), state
+
+    def settle(self, converged: jax.Array, grad: jax.Array) -> jax.Array:
+        """The search's (n, K) verdict after the set options: with ``step_tolerance`` a
+        counterfactual converges only once its plain-descent step η·s·|∂loss/∂z_j| (s = K with
+        ``step_scale="k"``) is below it in every coordinate; with ``stop_rule="all"`` a factual's
+        K converge together, once every one of them has."""
+        if self.step_tolerance is not None:
+            scale = self.learning_rate * (self.num_counterfactuals if self.step_scale == "k" else 1)
+            converged = converged & (jnp.max(jnp.abs(scale * grad), axis=-1) < self.step_tolerance)
+        if self.stop_rule == "all":
+            converged = jnp.broadcast_to(jnp.all(converged, axis=-1, keepdims=True), converged.shape)
+        return converged
 
     def condition(self, x_cf: jax.Array, logits: jax.Array, target: jax.Array, classifier) -> jax.Array | None:
         """(n, K) bool that must also hold for a counterfactual x_cf (n, K, d) to converge,
@@ -226,6 +278,11 @@ class Generator:
         steps = np.asarray(self.min_steps)
         if not (steps.shape == () and np.issubdtype(steps.dtype, np.integer) and int(steps) >= 0):
             raise ValueError(f"{name}.min_steps must be an int >= 0; got {self.min_steps!r}")
+        if self.space == "standardized" and (self.space_mean is None or self.space_scale is None):
+            raise ValueError(f"{name}: space='standardized' needs space_mean and space_scale; use "
+                             f"generator.with_space(train)")
+        if self.space == "standardized":
+            self._check_width("space_mean", self.space_mean, n_features, "use generator.with_space(train)")
         scale = as_real(f"{name}.init_scale", self.init_scale)
         if not (np.all(np.isfinite(scale)) and np.all(scale >= 0)):
             raise ValueError(f"{name}.init_scale must be finite and >= 0; got {self.init_scale!r}")

@@ -7,6 +7,7 @@ import jax.numpy as jnp
 
 from cfx import losses
 from cfx.generators.base import Generator, Penalty, generator, static
+from cfx.generators.generic import distance_penalty
 
 
 @generator
@@ -20,6 +21,10 @@ class DiCE(Generator):
     ``stop="each"`` (SPEC §1: every counterfactual converges and freezes on its own) or
     ``"set"`` (the DiCE library's rule: a factual's K stop together, once p(y+|x'_k) >= τ for
     every k, so the diversity term keeps acting until the whole set is valid).
+
+    ``distance`` as :class:`Generic`'s (``"frobenius"``: CE.jl 0.1.5). In the standardised
+    search space (``space="standardized"``) the diversity is measured on s = (x' − μ)/σ, as CE.jl
+    0.1.5 does.
     """
 
     name = "dice"
@@ -32,6 +37,7 @@ class DiCE(Generator):
     cost: float = 0.1
     diversity: float = 0.1
     stop: str = static("each")
+    distance: str = static("l1")
 
     def validate(self, num_counterfactuals, n_features, n_classes):
         super().validate(num_counterfactuals, n_features, n_classes)
@@ -48,7 +54,8 @@ class DiCE(Generator):
         return jnp.broadcast_to(jnp.all(p >= self.threshold, axis=1, keepdims=True), p.shape)
 
     def penalties(self):
-        return (
-            Penalty("distance", self.cost, losses.distance_to_factual("l1")),
-            Penalty("diversity", self.diversity, losses.dice_diversity, per="set"),
-        )
+        diversity = losses.dice_diversity
+        if self.space == "standardized":
+            mean, scale = self.space_mean, self.space_scale
+            diversity = lambda x_cfs, x, ctx: losses.dice_diversity((x_cfs - mean) / scale, x, ctx)  # noqa: E731
+        return (distance_penalty(self.cost, self.distance), Penalty("diversity", self.diversity, diversity, per="set"))

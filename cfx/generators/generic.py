@@ -13,7 +13,8 @@ from cfx.generators.base import Generator, Penalty, fitted, generator, static
 @generator
 class Generic(Generator):
     """min_x'  yloss(f(x'), y+) + cost · dist(x', x),  dist = L1 (default), L2 (unsquared),
-    ``squared_l2`` or ``mse`` (mean squared difference; see :data:`cfx.losses.DISTANCES`).
+    ``squared_l2`` or ``mse`` (mean squared difference; see :data:`cfx.losses.DISTANCES`), or
+    ``frobenius``: one set term cost · ||X' − x||_F over the K counterfactuals (CE.jl 0.1.5).
 
     Defaults (CounterfactualExplanations.jl's generic generator): cost 0.1, L1, plain
     gradient descent with learning rate 0.1. ``Generic(threshold=0.9)`` is the
@@ -28,11 +29,20 @@ class Generic(Generator):
 
     def __post_init__(self):
         super().__post_init__()
-        if self.distance not in losses.DISTANCES:
-            raise ValueError(f"Generic.distance must be one of {sorted(losses.DISTANCES)}; got {self.distance!r}")
+        if self.distance not in losses.DISTANCES and self.distance != "frobenius":
+            raise ValueError(f"Generic.distance must be one of {sorted(losses.DISTANCES) + ['frobenius']}; "
+                             f"got {self.distance!r}")
 
     def penalties(self):
-        return (Penalty("distance", self.cost, losses.distance_to_factual(self.distance)),)
+        return (distance_penalty(self.cost, self.distance),)
+
+
+def distance_penalty(cost, distance: str) -> Penalty:
+    """The cost term: per counterfactual for a name in :data:`cfx.losses.DISTANCES`, one set term
+    for ``"frobenius"``."""
+    if distance == "frobenius":
+        return Penalty("distance", cost, losses.frobenius_to_factual, per="set")
+    return Penalty("distance", cost, losses.distance_to_factual(distance))
 
 
 @generator

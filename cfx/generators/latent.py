@@ -15,6 +15,7 @@ import numpy as np
 
 from cfx import losses
 from cfx.generators.base import Generator, Penalty, fitted, generator, numpy_rng, static
+from cfx.generators.generic import distance_penalty
 from cfx.models.vae import VAE, fit_vae
 
 
@@ -25,6 +26,7 @@ class REVISE(Generator):
     Defaults: cost 0.1 (0.01 in the ECCCo experiments), plain gradient descent η = 0.1; the
     VAE of CE.jl (encoder d → 32 → (μ, log σ²), ``latent_dim`` 2, decoder mirrored, Adam 1e-3,
     ``vae_epochs`` 100, MSE + KL). Pass ``vae=cfx.models.fit_vae(train, ...)`` to bring your own.
+    ``distance`` as :class:`Generic`'s (``"frobenius"``: CE.jl 0.1.5's set term).
     """
 
     name = "revise"
@@ -36,6 +38,7 @@ class REVISE(Generator):
     latent_dim: int = static(2)
     vae_hidden: tuple = static((32,))
     vae_epochs: int = static(100)
+    distance: str = static("l1")
 
     def fit(self, classifier, data, *, key):
         """Train the VAE on ``data`` (warm-started from the one held when it fits)."""
@@ -49,6 +52,8 @@ class REVISE(Generator):
     def validate(self, num_counterfactuals, n_features, n_classes):
         super().validate(num_counterfactuals, n_features, n_classes)
         name = type(self).__name__
+        if self.space != "input":
+            raise ValueError(f"{name} searches its VAE's latent space; space={self.space!r} does not apply")
         if not isinstance(self.vae, VAE):
             raise ValueError(f"{name}.vae is missing: latent search needs a fitted VAE; fit the generator "
                              f"({name}().fit(classifier, train, key=key)) or pass vae=cfx.models.fit_vae(train)")
@@ -63,7 +68,7 @@ class REVISE(Generator):
         return self.vae.decode(z)
 
     def penalties(self):
-        return (Penalty("distance", self.cost, losses.distance_to_factual("l1")),)
+        return (distance_penalty(self.cost, self.distance),)
 
 
 @generator

@@ -10,6 +10,12 @@ Config (``configs/dynamics.yaml``)::
     simulation: {rounds: 50, mu: 0.05, eval_every: 10, num_counterfactuals: 5, max_steps: 100}
     repetitions: 5
 
+``preset: ard-2023`` selects the reference semantics of the paper's code
+(AlgorithmicRecourseDynamics.jl 0.1.2 + CounterfactualExplanations.jl 0.1.5; see
+:mod:`cfx.dynamics.reference` and docs/dynamics.md): reference one-logit models trained batch-1,
+the CE.jl 0.1.5 search per generator, one pool over every model × generator, n = round(μ·|pool|)
+with n = 0 skipping the round, and the reference metric variants.
+
 Records: ``sims/<data>/<model>/rep<r>/r<t>`` (every round's state and metrics, written by
 ``simulate``; an interrupted run resumes after the last saved round) and
 ``sims/<data>/<model>/done`` (the whole history). Report: ``rounds.csv`` (every metric of
@@ -27,7 +33,7 @@ from typing import Annotated, Any, Mapping
 import numpy as np
 import pydantic
 
-from cfx.experiments.config import (Bool, Experiment, IntList, Label, NonNegativeInt, PositiveFloat, PositiveInt,
+from cfx.experiments.config import (Bool, ConfigError, Experiment, Preset, IntList, Label, NonNegativeInt, PositiveFloat, PositiveInt,
                                     Probability, RawConfig, Spec, Str, UnitOpen, check_label, check_name, choice,
                                     plain, suggest)
 from cfx.experiments.kinds import Kind, Report
@@ -44,13 +50,15 @@ _P = {"mmd_domain": "p_domain", "mmd_model": "p_model", "mmd_model_grid": "p_mod
 
 class DataSpec(Spec):
     """A data set (``cfx.data.list_datasets()``): rows ``n``, ``balance``, split ``test_size``,
-    ``standardize`` (the data set's own policy), ``data_dir``; other keys: synthetic options."""
+    ``standardize`` (the data set's own policy), ``flip_labels`` (binary y -> 1 − y: MLJ's
+    ``make_circles`` labels the inner ring 0), ``data_dir``; other keys: synthetic options."""
 
     name: Str
     n: PositiveInt | None = None
     test_size: UnitOpen = 0.2
     balance: Bool = False
     standardize: Bool = True
+    flip_labels: Bool = False
     data_dir: Str | None = None
     label: Label | None = None
     options: dict[str, Any] = pydantic.Field(default_factory=dict)
@@ -62,9 +70,12 @@ class DataSpec(Spec):
 
 class ModelSpec(Spec):
     """A model (``cfx.models.list_models()``): ``epochs`` for the initial fit, ``retrain_epochs``
-    per round (warm-started); other keys (``n_members``, ``activation``...) go to ``cfx.models.fit``."""
+    per round (warm-started); other keys (``n_members``, ``activation``...) go to ``cfx.models.fit``.
+    ``trainer: reference``: :class:`cfx.dynamics.reference.ReferenceTrainer` instead (one logit,
+    batch-1 Adam; name linear, mlp or ensemble; batch_size must be 1)."""
 
     name: Str = "linear"
+    trainer: Annotated[Str, choice(("cfx", "reference"))] = "cfx"
     epochs: PositiveInt = 100
     retrain_epochs: PositiveInt = 10
     batch_size: PositiveInt = 64
@@ -76,6 +87,16 @@ class ModelSpec(Spec):
     @property
     def key(self) -> str:
         return self.label or self.name
+
+    def make_trainer(self):
+        """The simulation's trainer for this model."""
+        from cfx.dynamics.reference import ReferenceTrainer
+        from cfx.dynamics.simulation import CfxTrainer
+
+        if self.trainer == "reference":
+            return ReferenceTrainer(self.name, self.epochs, self.retrain_epochs, self.learning_rate,
+                                    hidden=(self.widths or [32])[0], n_members=int(self.options.get("n_members", 5)))
+        return CfxTrainer(self.name, self.fit_options(), self.epochs, self.retrain_epochs)
 
     def fit_options(self) -> dict:
         out = dict(batch_size=self.batch_size, learning_rate=self.learning_rate, **self.options)
@@ -106,6 +127,9 @@ class SimulationSpec(Spec):
     max_steps: PositiveInt = 100
     target: NonNegativeInt = 1
     pool: Annotated[Str, choice(("predicted", "label"))] = "predicted"
+    pool_scope: Annotated[Str, choice(("model", "all"))] = "model"   # all: one pool over every model x generator
+    draw: Annotated[Str, choice(("at_least_one", "round"))] = "at_least_one"
+    metrics: dict[str, Str] = pydantic.Field(default_factory=dict)  # cfx.dynamics.MetricOptions fields
     n_permutations: NonNegativeInt = 1000
     length_scale: PositiveFloat = 0.5
     max_samples: PositiveInt | None = 1000
@@ -122,6 +146,7 @@ class DynamicsConfig(Experiment):
     generators: tuple[GeneratorSpec, ...]
     simulation: SimulationSpec = SimulationSpec()
     repetitions: PositiveInt = 5
+    preset: Str | None = None
 
     @classmethod
     def parse(cls, raw: RawConfig | Mapping) -> "DynamicsConfig":
@@ -148,6 +173,20 @@ class DynamicsConfig(Experiment):
             d[sec] = tuple(parsed)
         sim = d.get("simulation") or {}
         d["simulation"] = ctx.validate(SimulationSpec, sim, "simulation")
+        from cfx.dynamics.metrics import MetricOptions
+
+        try:
+            MetricOptions(**dict(d["simulation"].metrics))
+        except (TypeError, ValueError) as e:
+            raise ctx.error("simulation.metrics", str(e)) from None
+        for i, m in enumerate(d["models"]):
+            if m.trainer == "reference":
+                from cfx.dynamics.reference import REFERENCE_MODELS
+
+                if m.name not in REFERENCE_MODELS:
+                    raise ctx.error(f"models[{i}].name", f"the reference trainer has {', '.join(REFERENCE_MODELS)}")
+                if m.batch_size != 1:
+                    raise ctx.error(f"models[{i}].batch_size", "the reference trainer trains batch 1 only")
         cfg = ctx.validate(cls, d, "")
         cfg._source = None if raw.file is None else str(raw.file)
         return cfg
@@ -162,6 +201,7 @@ class DynamicsConfig(Experiment):
                 "data": [flat(x, "options") for x in self.data], "models": [flat(x, "options") for x in self.models],
                 "generators": [flat(x, "hyperparams") for x in self.generators],
                 "simulation": plain(self.simulation.model_dump()), "repetitions": self.repetitions,
+                "preset": self.preset,
                 "seed": self.seed, "output": self.output, "figures": self.figures}
 
     def identity(self) -> dict:
@@ -225,13 +265,23 @@ def _split(dc: DataSpec, cfg: DynamicsConfig):
 
     seed = _seed(cfg.seed, "data", dc.key)
     data = cfx.data.load(dc.name, n=dc.n, seed=seed, data_dir=dc.data_dir, balance=dc.balance, **dict(dc.options))
+    if dc.flip_labels:
+        import dataclasses
+
+        data = dataclasses.replace(data, y=(1 - np.asarray(data.y)).astype(np.asarray(data.y).dtype))
     return cfx.data.train_test(data, test_size=dc.test_size, seed=seed, standardize=dc.standardize)
 
 
-def _generators(cfg: DynamicsConfig) -> dict:
+def _generators(cfg: DynamicsConfig, split=None) -> dict:
+    """The generators; one searching the standardised space gets μ, σ of the whole data set
+    (train ∪ test at t = 0), fixed for the run (CE.jl 0.1.5's ``data.dt``)."""
     import cfx.generators
 
-    return {g.key: cfx.generators.make(g.name, **dict(g.hyperparams)) for g in cfg.generators}
+    out = {g.key: cfx.generators.make(g.name, **dict(g.hyperparams)) for g in cfg.generators}
+    if split is not None:
+        full = np.concatenate([np.asarray(split[0].X), np.asarray(split[1].X)])
+        out = {k: g.with_space(full) if g.space == "standardized" else g for k, g in out.items()}
+    return out
 
 
 def prepare(cfg: DynamicsConfig):
@@ -249,31 +299,45 @@ def expected(cfg: DynamicsConfig) -> list[tuple[str, ...]]:
     return [("sims", dc.key, mc.key, "done") for dc in cfg.data for mc in cfg.models]
 
 
+def _simulate(cfg: DynamicsConfig, dc, models, store, progress, prefix, split):
+    import cfx.dynamics
+    from cfx.dynamics.metrics import MetricOptions
+
+    s = cfg.simulation
+    train, test = split
+    label = "/".join(prefix[1:])
+    model = models[0].make_trainer() if len(models) == 1 and s.pool_scope == "model" else \
+        {mc.key: mc.make_trainer() for mc in models}
+    seed_labels = (dc.key, models[0].key) if s.pool_scope == "model" else (dc.key, "all-models")
+    return cfx.dynamics.simulate(
+        train, test, _generators(cfg, split), model=model, rounds=s.rounds, mu=s.mu, eval_every=s.eval_every,
+        target=s.target, num_counterfactuals=s.num_counterfactuals, max_steps=s.max_steps,
+        repetitions=cfg.repetitions, seed=_seed(cfg.seed, "sim", *seed_labels), n_permutations=s.n_permutations,
+        length_scale=s.length_scale, max_samples=s.max_samples, grid_samples=s.grid_samples,
+        generative_epochs=s.generative_epochs, pool=s.pool, draw=s.draw, metrics=MetricOptions(**dict(s.metrics)),
+        checkpoint=store, prefix=prefix,
+        on_round=lambda rep, t, rows: progress.status(f"{label} rep {rep} round {t}", log=t % 10 == 0))
+
+
 def run(cfg: DynamicsConfig, store, splits, progress) -> None:
     import time
 
-    import cfx.dynamics
-
-    s = cfg.simulation
     for dc in cfg.data:
-        train, test = splits[dc.key]
-        for mc in cfg.models:
-            done = ("sims", dc.key, mc.key, "done")
-            if store.done(done):
+        groups = [[mc] for mc in cfg.models] if cfg.simulation.pool_scope == "model" else [list(cfg.models)]
+        for models in groups:
+            dones = [("sims", dc.key, mc.key, "done") for mc in models]
+            if all(store.done(d) for d in dones):
                 continue
             began = time.perf_counter()
-            label = f"{dc.key}/{mc.key}"
-            res = cfx.dynamics.simulate(
-                train, test, _generators(cfg), model=mc.name, fit_options=mc.fit_options(), initial_epochs=mc.epochs,
-                retrain_epochs=mc.retrain_epochs, rounds=s.rounds, mu=s.mu, eval_every=s.eval_every, target=s.target,
-                num_counterfactuals=s.num_counterfactuals, max_steps=s.max_steps, repetitions=cfg.repetitions,
-                seed=_seed(cfg.seed, "sim", dc.key, mc.key), n_permutations=s.n_permutations,
-                length_scale=s.length_scale, max_samples=s.max_samples, grid_samples=s.grid_samples,
-                generative_epochs=s.generative_epochs, pool=s.pool, checkpoint=store, prefix=("sims", dc.key, mc.key),
-                on_round=lambda rep, t, rows: progress.status(f"{label} rep {rep} round {t}", log=t % 10 == 0))
-            store.save(done, {"dataset": dc.key, "model": mc.key, "history": res.history, "stopped": res.stopped,
-                              "seconds": time.perf_counter() - began})
-            progress.step(label, time.perf_counter() - began)
+            shared = cfg.simulation.pool_scope == "all"
+            prefix = ("sims", dc.key, "all-models" if shared else models[0].key)
+            res = _simulate(cfg, dc, models, store, progress, prefix, splits[dc.key])
+            seconds = time.perf_counter() - began
+            for mc, done in zip(models, dones):
+                mine = [r for r in res.history if r.get("model", mc.key) == mc.key]
+                store.save(done, {"dataset": dc.key, "model": mc.key, "history": mine, "stopped": res.stopped,
+                                  "seconds": seconds / len(models)})
+            progress.step(f"{dc.key}/{'+'.join(mc.key for mc in models)}", seconds)
 
 
 # ------------------------------------------------------------------------------ report
@@ -288,7 +352,7 @@ def _frames(cfg: DynamicsConfig, store):
         for r in rec["history"]:
             base = {"dataset": rec["dataset"], "model": rec["model"], "generator": r["generator"],
                     "repetition": r["repetition"], "round": r["round"]}
-            rows += [{**base, "metric": k, "value": v} for k, v in r.items()
+            rows += [{**base, "metric": k, "value": float(v)} for k, v in r.items()
                      if k not in base and isinstance(v, (int, float)) and v is not None]
     return pd.DataFrame(rows), stopped, seconds
 
@@ -317,7 +381,18 @@ def _cell(lookup, key, metric) -> str:
     return text
 
 
-def _markdown(final, title: str, stopped, seconds) -> str:
+def _skipped(long) -> list[str]:
+    """One line per (data, model, repetition) with rounds skipped for an empty draw (n = 0)."""
+    sk = long[(long["metric"] == "skipped") & (long["value"].astype(float) > 0)]
+    out = []
+    for (d, m, r), g in sk.groupby(["dataset", "model", "repetition"]):
+        rounds = sorted(set(int(t) for t in g["round"]))
+        out.append(f"- {d}/{m} repetition {r}: the draw was empty (n = round(mu*|pool|) = 0) in {len(rounds)} "
+                   f"rounds, from round {rounds[0]}; those rounds moved nothing and retrained nothing")
+    return out
+
+
+def _markdown(final, title: str, stopped, seconds, skipped=()) -> str:
     lookup = {(r.dataset, r.model, r.generator, r.metric): (r.mean, r.sd) for r in final.itertuples()}
     keys = list(dict.fromkeys(zip(final["dataset"], final["model"], final["generator"])))
     present = set(final["metric"])
@@ -331,6 +406,7 @@ def _markdown(final, title: str, stopped, seconds) -> str:
     for s in stopped:
         lines.append(f"- {s['dataset']}/{s['model']} repetition {s['repetition']} stopped at round {s['round']}: "
                      f"{s['reason']}")
+    lines += list(skipped)
     total = sum(seconds.values())
     lines.append(f"\nSimulation time {total:.1f} s in total (" +
                  ", ".join(f"{d}/{m} {v:.1f} s" for (d, m), v in seconds.items()) + ")")
@@ -375,7 +451,7 @@ def _figures(cfg: DynamicsConfig, store, long) -> list:
 def report(cfg: DynamicsConfig, store) -> Report:
     long, stopped, seconds = _frames(cfg, store)
     final = _final(long)
-    summary = _markdown(final, cfg.name, stopped, seconds)
+    summary = _markdown(final, cfg.name, stopped, seconds, _skipped(long))
     store.write_table("rounds.csv", long)
     store.write_table("final.csv", final)
     store.write_text("summary.md", summary)
@@ -391,6 +467,31 @@ def show(store, raw: Mapping, metrics=None) -> str:
     return path.read_text()
 
 
+# ------------------------------------------------------------------------------ the ard-2023 preset
+def _expand_ard(raw: dict) -> dict:
+    from cfx.dynamics.reference import PresetConflict, expand_config
+
+    try:
+        return expand_config(raw)
+    except PresetConflict as e:
+        raise ConfigError(e.message, path=e.path) from None
+
+
+ARD_2023 = Preset(
+    name="ard-2023",
+    description="Altmeyer et al. (SaTML 2023) as AlgorithmicRecourseDynamics.jl 0.1.2 + CounterfactualExplanations.jl "
+                "0.1.5 ran it: CE.jl 0.1.5 search, batch-1 one-logit models, one pool over all systems",
+    values={"simulation": {"pool": "predicted", "pool_scope": "all", "draw": "round", "num_counterfactuals": 5,
+                           "max_steps": 100, "target": 1, "length_scale": 0.5, "max_samples": 1000,
+                           "grid_samples": 1000,
+                           "metrics": {"reference": "all", "domain_size": "common", "probabilities": "target",
+                                       "grid": "redrawn", "f1": "macro", "perturbation": "per_element"}}},
+    source="JuliaTrustworthyAI/AlgorithmicRecourseDynamics.jl v0.1.2, JuliaTrustworthyAI/CounterfactualExplanations.jl "
+           "v0.1.5 (the Manifest of pat-alt/endogenous-macrodynamics-in-algorithmic-recourse at bce69ff / dd8ba1d, "
+           "the commits that wrote paper/www/*_results.png)",
+    expand=_expand_ard,
+)
+
 KIND = Kind(name="dynamics", schema=DynamicsConfig, prepare=prepare, run=run, report=report, expected=expected,
             show=show, description="endogenous recourse dynamics: rounds of recourse + retraining, shift metrics",
-            unit="simulation")
+            unit="simulation", presets={"ard-2023": ARD_2023})

@@ -1,0 +1,228 @@
+"""The ``ard-2023`` reference semantics: the recourse-dynamics experiments of Altmeyer et al.
+(SaTML 2023) as AlgorithmicRecourseDynamics.jl 0.1.2 with CounterfactualExplanations.jl 0.1.5
+ran them (the companion repository's Manifest at the commits that wrote ``paper/www``).
+
+Everything here is built from general cfx options; this module only names the values.
+
+- Models (:class:`ReferenceTrainer`): one logit f(x) (binary logit-BCE, shown to cfx as the
+  two-class logits [0, f]): ``linear`` = Dense(d, 1); ``mlp`` = d → 32 ReLU → 1; ``ensemble`` = 5
+  such MLPs whose logits are averaged. Flux's initialisation (Glorot-uniform weights, zero
+  biases). Training: logit-BCE, Adam(1e-3, β = (0.9, 0.999), ε = 1e-8), **batch size 1** over
+  the rows in their fixed order, a fresh optimiser state on every call; 100 epochs at the
+  start, 10 warm-started epochs per round. One compiled ``lax.scan`` over epochs × rows (the
+  members of an ensemble vmapped: they are trained one after another, independently).
+- Generators (:func:`generator_options`): the search of CE.jl 0.1.5 — the standardised space
+  s = (x − μ)/σ (μ, σ of the initial data, fixed), plain descent η = 0.01 with the step
+  multiplied by K, the objective the mean over K of the logit-BCE plus λ·‖X' − x‖_F, the start
+  s + 0.1·N(0, I) per counterfactual, T = 100, all K stop together once p ≥ τ; ClaPROAR and
+  Gravitational (``decision_threshold = nothing``) also need every |step| < 1e-3.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import math
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from cfx.classifier import Classifier
+
+__all__ = ["ReferenceTrainer", "OneLogitNet", "REFERENCE_MODELS", "generator_options", "REFERENCE_GENERATORS",
+           "expand_config", "PresetConflict"]
+
+REFERENCE_MODELS = ("linear", "mlp", "ensemble")
+_SEARCH = dict(space="standardized", k_terms="mean", step_scale="k", stop_rule="all", optimizer="sgd",
+               learning_rate=0.01, init="noise", init_scale=0.1, num_counterfactuals=5)
+#: registry name -> the hyperparameters of its CE.jl 0.1.5 counterpart as the paper's scripts built it
+REFERENCE_GENERATORS = {
+    "generic": dict(_SEARCH, cost=0.1, distance="frobenius", yloss="logit_bce"),
+    "conservative": dict(_SEARCH, cost=0.1, distance="frobenius", yloss="logit_bce", threshold=0.9),
+    "dice": dict(_SEARCH, cost=0.1, diversity=1.0, distance="frobenius", yloss="logit_bce", stop="set"),
+    "claproar": dict(_SEARCH, cost=0.1, loss_weight=5.0, variant="0.1.5", yloss="logit_bce", step_tolerance=1e-3),
+    "gravitational": dict(_SEARCH, cost=0.1, gravity=5.0, variant="0.1.5", n_neighbours=50, yloss="logit_bce",
+                          step_tolerance=1e-3),
+    # Greedy: step 0.1 in s on the most salient feature, not multiplied by K; its change cap never
+    # binds in 0.1.5 (every feature counts as changed every step), so a cap above T
+    "greedy": dict(space="standardized", stop_rule="all", step_size=0.1, max_changes=1000, num_counterfactuals=5,
+                   yloss="logit_bce"),
+    # REVISE: the VAE's latent space (not standardised), the same descent and objective
+    "revise": dict({k: v for k, v in _SEARCH.items() if k not in ("space", "init", "init_scale")}, cost=0.1,
+                   distance="frobenius", yloss="logit_bce"),
+}
+
+
+def generator_options(name: str) -> dict:
+    """The hyperparameters that make registry generator ``name`` the CE.jl 0.1.5 one."""
+    if name not in REFERENCE_GENERATORS:
+        raise ValueError(f"the ard-2023 preset has no reference generator {name!r}; it has "
+                         f"{', '.join(sorted(REFERENCE_GENERATORS))}")
+    return dict(REFERENCE_GENERATORS[name])
+
+
+# ------------------------------------------------------------------------------ config expansion
+SYNTHETIC_FLIPPED = ("circles",)  # MLJ's make_circles labels the inner ring 0 (paper/www/synthetic_data.png)
+MODEL_SETTINGS = {"trainer": "reference", "batch_size": 1, "learning_rate": 1e-3, "epochs": 100, "retrain_epochs": 10}
+
+
+class PresetConflict(ValueError):
+    """A config item sets a value the preset fixes otherwise (``path``: where)."""
+
+    def __init__(self, message: str, path: str):
+        super().__init__(f"{path}: {message}")
+        self.message, self.path = message, path
+
+
+def _fill(item: dict, fixed: dict, path: str) -> dict:
+    """``item`` with every key of ``fixed`` set; a different value already there is refused."""
+    out = dict(item)
+    for k, v in fixed.items():
+        if out.get(k) is not None and out[k] != v and not (isinstance(v, float) and out[k] == float(v)):
+            raise PresetConflict(f"preset 'ard-2023' fixes {k!r} to {v!r}, but the config sets {out[k]!r}; remove "
+                                 f"the key to follow the preset, or remove 'preset'", f"{path}.{k}")
+        out[k] = v
+    return out
+
+
+def expand_config(raw: dict) -> dict:
+    """A dynamics config (raw mapping) with the ard-2023 values filled into its lists: the
+    reference trainer for every model, the CE.jl 0.1.5 hyperparameters for every generator, raw
+    coordinates and a stratified 80/20 split for the synthetic data (circles labelled as MLJ's)."""
+    import cfx.data
+
+    def items(key):
+        v = raw.get(key) or []
+        return [{"name": x} if isinstance(x, str) else dict(x) for x in ([v] if isinstance(v, (str, dict)) else v)]
+
+    data = []
+    for i, d in enumerate(items("data")):
+        name = d.get("name")
+        if name in cfx.data.list_datasets() and cfx.data.info(name).kind == "synthetic":
+            d = _fill(d, {"standardize": False, "flip_labels": name in SYNTHETIC_FLIPPED}, f"data[{i}]")
+        data.append(_fill(d, {"test_size": 0.2}, f"data[{i}]"))
+    models = []
+    for i, m in enumerate(items("models")):
+        if m.get("name", "linear") not in REFERENCE_MODELS:
+            raise PresetConflict(f"preset 'ard-2023' has the reference models {', '.join(REFERENCE_MODELS)}; got "
+                                 f"{m.get('name')!r}", f"models[{i}].name")
+        models.append(_fill(m, MODEL_SETTINGS, f"models[{i}]"))
+    gens = []
+    for i, g in enumerate(items("generators")):
+        try:
+            fixed = generator_options(g.get("name"))
+        except ValueError as e:
+            raise PresetConflict(str(e), f"generators[{i}].name") from None
+        gens.append(_fill(g, fixed, f"generators[{i}]"))
+    return {**raw, "data": data, "models": models, "generators": gens}
+
+
+# ------------------------------------------------------------------------------ models
+@dataclasses.dataclass(frozen=True)
+class OneLogitNet:
+    """``apply(params, x) -> (n, 1)`` logits of a reference model (hashable: static in jit).
+
+    ``member_logits(params, x)`` (one example x (d,)) gives each ensemble member's two-class
+    logits (M, 2), which ClaPROAR's model-loss term averages over (as CE.jl 0.1.5 does)."""
+
+    kind: str
+    n_members: int = 5
+
+    @property
+    def stacked_members(self) -> bool:
+        return self.kind == "ensemble"
+
+    def one(self, p, x):
+        if self.kind == "linear":
+            return x @ p["w"] + p["b"]
+        return jax.nn.relu(x @ p["w1"] + p["b1"]) @ p["w2"] + p["b2"]
+
+    def __call__(self, params, x):
+        if self.kind == "ensemble":
+            return jnp.mean(jax.vmap(self.one, (0, None))(params, x), axis=0)
+        return self.one(params, x)
+
+    def member_logits(self, params, x):
+        if self.kind != "ensemble":
+            f = self.one(params, x[None])[0]
+            return jnp.concatenate([jnp.zeros_like(f), f])[None]
+        f = jax.vmap(self.one, (0, None))(params, x[None])[:, 0]  # (M, 1)
+        return jnp.concatenate([jnp.zeros_like(f), f], axis=-1)
+
+    def init(self, key, d: int, hidden: int = 32):
+        def glorot(k, n_in, n_out):  # Flux.glorot_uniform
+            limit = math.sqrt(6.0 / (n_in + n_out))
+            return jax.random.uniform(k, (n_in, n_out), jnp.float32, -limit, limit)
+
+        def one(k):
+            k1, k2 = jax.random.split(k)
+            if self.kind == "linear":
+                return {"w": glorot(k1, d, 1), "b": jnp.zeros((1,), jnp.float32)}
+            return {"w1": glorot(k1, d, hidden), "b1": jnp.zeros((hidden,), jnp.float32),
+                    "w2": glorot(k2, hidden, 1), "b2": jnp.zeros((1,), jnp.float32)}
+
+        if self.kind == "ensemble":
+            return jax.vmap(one)(jax.random.split(key, self.n_members))
+        return one(key)
+
+
+@functools.partial(jax.jit, static_argnames=("net", "epochs", "learning_rate"))
+def _train(net: OneLogitNet, params, X, y, *, epochs: int, learning_rate: float):
+    """``epochs`` passes of batch-1 Adam over the rows of (X, y) in order, fresh Adam state."""
+    opt = optax.adam(learning_rate, b1=0.9, b2=0.999, eps=1e-8)
+    target = y.astype(jnp.float32)
+
+    def loss(p, x, t):  # logit-BCE of one example: softplus(f) − t·f
+        f = net.one(p, x[None])[0, 0]
+        return jax.nn.softplus(f) - t * f
+
+    def fit_one(p):
+        def example(carry, xt):
+            p, s = carry
+            g = jax.grad(loss)(p, *xt)
+            u, s = opt.update(g, s, p)
+            return (optax.apply_updates(p, u), s), None
+
+        def epoch(carry, _):
+            return jax.lax.scan(example, carry, (X, target), unroll=4)[0], None
+
+        return jax.lax.scan(epoch, (p, opt.init(p)), None, length=epochs)[0][0]
+
+    return jax.vmap(fit_one)(params) if net.kind == "ensemble" else fit_one(params)
+
+
+@dataclasses.dataclass(frozen=True)
+class ReferenceTrainer:
+    """Trains a reference model (see the module docstring) for :func:`cfx.dynamics.simulate`."""
+
+    kind: str = "linear"
+    initial_epochs: int = 100
+    retrain_epochs: int = 10
+    learning_rate: float = 1e-3
+    hidden: int = 32
+    n_members: int = 5
+    family = "ard-2023"
+
+    def __post_init__(self):
+        if self.kind not in REFERENCE_MODELS:
+            raise ValueError(f"model: the ard-2023 reference models are {REFERENCE_MODELS}; got {self.kind!r}")
+
+    @property
+    def net(self) -> OneLogitNet:
+        return OneLogitNet(self.kind, self.n_members)
+
+    def initial(self, train, *, seed: int) -> Classifier:
+        X = np.asarray(train.X, np.float32)
+        params = self.net.init(jax.random.key(seed), X.shape[1], self.hidden)
+        return self._fit(params, X, train.y, self.initial_epochs)
+
+    def retrain(self, clf: Classifier, data, *, seed: int) -> Classifier:
+        return self._fit(clf.params, data.X, data.y, self.retrain_epochs)
+
+    def _fit(self, params, X, y, epochs) -> Classifier:
+        X = jnp.asarray(X, jnp.float32)
+        params = _train(self.net, params, X, jnp.asarray(y, jnp.int32), epochs=int(epochs),
+                        learning_rate=float(self.learning_rate))
+        return Classifier(self.net, params, n_features=X.shape[1], n_classes=2)
