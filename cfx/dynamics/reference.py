@@ -168,9 +168,10 @@ class OneLogitNet:
         return one(key)
 
 
-@functools.partial(jax.jit, static_argnames=("net", "epochs", "learning_rate"))
-def _train(net: OneLogitNet, params, X, y, *, epochs: int, learning_rate: float):
-    """``epochs`` passes of batch-1 Adam over the rows of (X, y) in order, fresh Adam state."""
+@functools.partial(jax.jit, static_argnames=("net", "learning_rate"))
+def _train(net: OneLogitNet, params, X, y, epochs, *, learning_rate: float):
+    """``epochs`` passes of batch-1 Adam over the rows of (X, y) in order, fresh Adam state
+    (``epochs`` traced: the initial fit and every refit share one compiled program)."""
     opt = optax.adam(learning_rate, b1=0.9, b2=0.999, eps=1e-8)
     target = y.astype(jnp.float32)
 
@@ -185,10 +186,10 @@ def _train(net: OneLogitNet, params, X, y, *, epochs: int, learning_rate: float)
             u, s = opt.update(g, s, p)
             return (optax.apply_updates(p, u), s), None
 
-        def epoch(carry, _):
-            return jax.lax.scan(example, carry, (X, target), unroll=4)[0], None
+        def epoch(_, carry):
+            return jax.lax.scan(example, carry, (X, target), unroll=4)[0]
 
-        return jax.lax.scan(epoch, (p, opt.init(p)), None, length=epochs)[0][0]
+        return jax.lax.fori_loop(0, epochs, epoch, (p, opt.init(p)))[0]
 
     return jax.vmap(fit_one)(params) if net.kind == "ensemble" else fit_one(params)
 
@@ -223,6 +224,6 @@ class ReferenceTrainer:
 
     def _fit(self, params, X, y, epochs) -> Classifier:
         X = jnp.asarray(X, jnp.float32)
-        params = _train(self.net, params, X, jnp.asarray(y, jnp.int32), epochs=int(epochs),
+        params = _train(self.net, params, X, jnp.asarray(y, jnp.int32), jnp.int32(epochs),
                         learning_rate=float(self.learning_rate))
         return Classifier(self.net, params, n_features=X.shape[1], n_classes=2)

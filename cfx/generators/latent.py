@@ -50,10 +50,10 @@ class REVISE(Generator):
         return self.replace(vae=vae)
 
     def validate(self, num_counterfactuals, n_features, n_classes):
-        super().validate(num_counterfactuals, n_features, n_classes)
         name = type(self).__name__
         if self.space != "input":
             raise ValueError(f"{name} searches its VAE's latent space; space={self.space!r} does not apply")
+        super().validate(num_counterfactuals, n_features, n_classes)
         if not isinstance(self.vae, VAE):
             raise ValueError(f"{name}.vae is missing: latent search needs a fitted VAE; fit the generator "
                              f"({name}().fit(classifier, train, key=key)) or pass vae=cfx.models.fit_vae(train)")
