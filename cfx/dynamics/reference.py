@@ -48,7 +48,7 @@ REFERENCE_GENERATORS = {
     # Greedy: step 0.1 in s on the most salient feature, not multiplied by K; its change cap never
     # binds in 0.1.5 (every feature counts as changed every step), so a cap above T
     "greedy": dict(space="standardized", stop_rule="all", step_size=0.1, max_changes=1000, num_counterfactuals=5,
-                   yloss="logit_bce"),
+                   yloss="logit_bce", init="noise", init_scale=0.1),
     # REVISE: the VAE's latent space (not standardised), the same descent and objective
     "revise": dict({k: v for k, v in _SEARCH.items() if k not in ("space", "init", "init_scale")}, cost=0.1,
                    distance="frobenius", yloss="logit_bce"),
