@@ -180,3 +180,11 @@ def test_data_range_narrows_the_bounds_to_the_training_range():
     c = _data_range(cfx.Constraints(lower=(-np.inf, -1.0), upper=(np.inf, np.inf)), X)
     assert c.lower == (0.0, -1.0) and c.upper == (1.0, 3.0)
     assert _data_range(cfx.Constraints(), X).lower == (0.0, -2.0)
+
+
+def test_random_pairs_on_digits_put_the_figures_nine_first_with_target_seven():
+    data = cfx.data.load("digits", seed=0)
+    clf = cfx.models.fit(data, "mlp", epochs=2, seed=0)
+    x, t, fig = select_factuals(clf, data, 10, 0, data, pool="train", targets="random_pair")
+    assert fig == 0 and t[0] == 7 and data.y[np.flatnonzero((data.X == x[0]).all(axis=1))[0]] == 9
+    assert np.all(np.asarray(clf.predict(x[1:])) != t[1:])
