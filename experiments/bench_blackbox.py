@@ -8,7 +8,9 @@ schema's constraints (immutable, monotone, bounds, one-hot groups, integer grids
                    called on the host through ``jax.pure_callback`` (one call per step for
                    all factuals × samples, then one per feature in the sparsify pass)
   gs/translated    GrowingSpheres on ``from_sklearn(forest)`` (the trees as JAX arrays)
-  feature_tweak    FeatureTweak on ``from_sklearn(forest)`` (every leaf box scored at once)
+  feature_tweak    FeatureTweak on ``from_sklearn(forest)`` (leaf boxes scored cheapest first)
+  dice-ml/random   dice-ml's random method on the same forest and factuals, when asked for in
+                   ``--methods`` and dice-ml is installed (not a cfx dependency)
 
 Each is timed cold (the first call's seconds: tracing + compilation + run) and warm (the same
 call again, scaled to 100 factuals),
@@ -40,6 +42,54 @@ def timed(fn):
     out = fn()
     jax.block_until_ready(out.counterfactuals)
     return out, time.perf_counter() - start
+
+
+def dice_random(forest, train, rows, X, y) -> dict:
+    """dice-ml's random method on the same forest and factuals (encoded features as continuous
+    columns, immutable features not varied, ranges from the training data; dice-ml has no
+    increase-only rule). Timed on the second call, as the others warm."""
+    import dice_ml
+    import pandas as pd
+
+    cols = [f"x{j}" for j in range(X.shape[1])]
+    frame = pd.DataFrame(X.astype(np.float64), columns=cols).assign(y=y)  # float64: dice-ml writes doubles
+    data = dice_ml.Data(dataframe=frame, continuous_features=cols, outcome_name="y")
+    model = dice_ml.Model(model=_Named(forest, cols), backend="sklearn")
+    explainer = dice_ml.Dice(data, model, method="random")
+    vary = [c for c, m in zip(cols, train.schema.mutability) if m != "none"]
+    query = pd.DataFrame(rows.astype(np.float64), columns=cols)
+    seconds = []
+    for _ in range(2):
+        start = time.perf_counter()
+        out = explainer.generate_counterfactuals(query, total_CFs=1, desired_class=1, features_to_vary=vary,
+                                                 random_seed=0, verbose=False)
+        seconds.append(time.perf_counter() - start)
+    found = [e.final_cfs_df for e in out.cf_examples_list]
+    cf = np.array([f[cols].to_numpy(np.float32)[0] if f is not None and len(f) else np.full(len(cols), np.nan)
+                   for f in found])
+    has = ~np.isnan(cf).any(1)
+    valid = np.zeros(len(rows), bool)
+    valid[has] = forest.predict(cf[has]) == 1
+    delta = cf - rows
+    return {"cold_s": seconds[0], "warm_s_per_100": seconds[1] * 100 / len(rows), "valid_sklearn": float(valid.mean()),
+            "converged": float(has.mean()),
+            "l1": float(np.abs(delta).sum(1)[valid].mean()) if valid.any() else None,
+            "l2": float(np.linalg.norm(delta, axis=1)[valid].mean()) if valid.any() else None,
+            "features_changed": float((np.abs(delta) > 1e-6).sum(1)[valid].mean()) if valid.any() else None,
+            "mean_steps": None}
+
+
+class _Named:
+    """The forest for dice-ml, which passes DataFrames: their values in the fitted column order."""
+
+    def __init__(self, forest, cols):
+        self.forest, self.cols = forest, cols
+
+    def predict_proba(self, frame):
+        return self.forest.predict_proba(np.asarray(frame[self.cols], np.float32))
+
+    def predict(self, frame):
+        return self.forest.predict(np.asarray(frame[self.cols], np.float32))
 
 
 def main(argv=None):
@@ -92,6 +142,9 @@ def main(argv=None):
             "mean_steps": float(np.asarray(res.steps).mean()),
         }
         print(name, json.dumps(report["methods"][name]), flush=True)
+    if "dice-ml/random" in args.methods.split(","):
+        report["methods"]["dice-ml/random"] = dice_random(forest, train, rows, X, y)
+        print("dice-ml/random", json.dumps(report["methods"]["dice-ml/random"]), flush=True)
     os.makedirs(os.path.dirname(args.out) or ".", exist_ok=True)
     tmp = args.out + ".tmp"
     with open(tmp, "w") as f:

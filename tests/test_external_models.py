@@ -201,3 +201,26 @@ def test_from_predict_proba_checks_its_function():
         cfx.models.from_predict_proba(lambda X: X, 3, 1)
     with pytest.raises(TypeError, match="fn must be callable"):
         cfx.models.from_predict_proba("model", 3, 2)
+
+
+def test_a_flax_nnx_module_is_a_classifier_with_a_one_line_adapter():
+    nnx = pytest.importorskip("flax.nnx")
+
+    class Net(nnx.Module):
+        def __init__(self, rngs):
+            self.hidden, self.out = nnx.Linear(2, 8, rngs=rngs), nnx.Linear(8, 2, rngs=rngs)
+
+        def __call__(self, x):
+            return self.out(nnx.tanh(self.hidden(x)))
+
+    model = Net(nnx.Rngs(0))
+    graphdef, state = nnx.split(model)
+    clf = cfx.Classifier(lambda s, x: nnx.merge(graphdef, s)(x), state, n_features=2)  # the adapter
+    x = np.random.default_rng(0).normal(size=(6, 2)).astype(np.float32)
+    np.testing.assert_allclose(np.asarray(clf.logits(x)), np.asarray(model(jnp.asarray(x))), atol=1e-6)
+    target = 1 - np.asarray(clf.predict(x))
+    res = cfx.generate(cfx.generators.Generic(learning_rate=0.5), clf, x, target=target, key=jax.random.key(0),
+                       max_steps=300)
+    moved = np.abs(np.asarray(res.counterfactuals)[:, 0] - x).sum(1)
+    assert (moved > 0).all()  # the gradient reaches the search through nnx.merge
+    assert (np.asarray(res.target_probs)[:, 0] > np.asarray(clf.probs(x))[np.arange(6), target]).all()
