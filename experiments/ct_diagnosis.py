@@ -25,7 +25,8 @@ from cfx.training.evaluation import implausibility, sample_bank
 
 SEMANTICS = {
     "cfx default": CTConfig(),
-    "ct-2026 (reference)": CTConfig(energy_decay="polynomial", ridge=1e-3, domain_covers_data=True, lambda_reg=0.25),
+    "ct-2026 (reference)": CTConfig(energy_decay="polynomial", ridge=1e-3, domain_covers_data=True, lambda_reg=0.25,
+                                    learning_rate=0.1),
     "cfx default + polynomial decay only": CTConfig(energy_decay="polynomial"),
     "cfx default + data-covering box only": CTConfig(domain_covers_data=True),
 }
@@ -53,8 +54,8 @@ def main():
     args = ap.parse_args()
     train, test = cfx.data.train_test(cfx.data.load("overlapping"))
     evals = {"ECCo() defaults": cfx.generators.ECCo(),
-             "ECCo reference eval (λ_cost 0, λ_egy 1, poly. φ, τ .95, T 50)": cfx.generators.ECCo(
-                 cost=0.0, energy=1.0, ridge=1e-3, threshold=0.95, **polynomial_schedule(50))}
+             "ECCo reference eval (λ_cost 0, λ_egy 1, η 0.1, poly. φ, τ .95, T 50)": cfx.generators.ECCo(
+                 cost=0.0, energy=1.0, ridge=1e-3, learning_rate=0.1, threshold=0.95, **polynomial_schedule(50))}
     plain = cfx.models.fit(train, model="mlp", seed=args.seed, epochs=args.epochs)
     out = {"plain": {name: score(plain, train, test, g, 50 if "reference" in name else 100) for name, g in evals.items()}}
     for label, ct in SEMANTICS.items():

@@ -11,7 +11,10 @@ The preset fixes the semantics (``values``); ``expand`` fills the per-data-set s
 reference configs into each ``data`` entry the config leaves unset: τ of the training search,
 λ_reg, τ of the evaluation, batch size, n_ce, the evaluation's individuals per round, and the
 synthetic splits (3,000 training rows, 900 test rows: the reference's n_train = 3000,
-n_validation = 600 (used for monitoring only, not drawn here) and a 0.8 train/test ratio).
+n_validation = 600 (used for monitoring only, not drawn here) and a 0.8 train/test ratio) and
+their geometry as TaijaData 1.1.7 draws it (linearly separable: two blobs of σ 0.5, overlapping:
+σ 2.0, centres 10.4 apart (see :data:`SYNTHETIC_OPTIONS`); circles noise 0.15, factor 0.01; moons
+noise 0.1).
 
 This module also holds the pooled evaluation of one cell (:func:`evaluate_cell`), the paper's
 reduction table (:func:`pool_reductions`) and the paper's numbers (:data:`PAPER`).
@@ -34,11 +37,13 @@ SOURCE = ("JuliaTrustworthyAI/CounterfactualTraining.jl v0.1.3 (src/, paper/expe
 
 VALUES = {
     "model": {"widths": [32], "activation": "relu", "learning_rate": 0.001},  # epochs: 100 unless set (expand)
-    "ct": {"lambda_ce": 1.0, "lambda_div": 0.5, "lambda_adv": 0.25, "max_steps": 30, "learning_rate": 0.25,
+    # η = 0.1: the configs say lr = 0.25, but CTExperiments' get_generator builds the optimiser with
+    # get_opt(params) = Flux.Optimise.Descent(), whose default step is 0.1 (the lr field is never read)
+    "ct": {"lambda_ce": 1.0, "lambda_div": 0.5, "lambda_adv": 0.25, "max_steps": 30, "learning_rate": 0.1,
            "cost": 0.001, "energy": 5.0, "epsilon": 0.3, "domain_sd": 2.0, "stop": "threshold",
            "energy_decay": "polynomial", "ridge": 0.001, "domain_covers_data": True},
     "evaluation": {"protocol": "pool", "generator": "ecco", "energies": [0.1, 0.5, 1.0, 5.0, 10.0],
-                   "learning_rate": 0.25, "max_steps": 50, "cost": 0.0, "ridge": 0.001, "decay": "polynomial",
+                   "learning_rate": 0.1, "max_steps": 50, "cost": 0.0, "ridge": 0.001, "decay": "polynomial",
                    "box": False, "ip_samples": 1000, "ip_star_size": 100, "length_scale": 5.0},
 }
 
@@ -56,6 +61,13 @@ PER_DATA = {
     "mnist": (0.5, 0.01, 0.5, 1000, 5000, 50),
 }
 # training rows of the real sets (the reference's n_train; test = 20 % of n_train + 1000 validation rows)
+# TaijaData 1.1.7 (the paper's Manifest): make_blobs(centers=2) with σ 0.5 (LS) / 2.0 (overlapping) and
+# centres drawn once, with a fixed seed, from MLJBase's default box (−10, 10)². That draw (Julia's RNG)
+# cannot be reproduced here; the centres sit at (±a, ±a) with a = 3.7, i.e. 10.4 apart, the mean
+# distance of two points uniform in a 20 × 20 square (0.5214 · 20), so LS stays separable in every run.
+SYNTHETIC_OPTIONS = {"linearly_separable": {"std": 0.5, "distance": 3.7},
+                     "overlapping": {"std": 2.0, "distance": 3.7},
+                     "circles": {"noise": 0.15, "factor": 0.01}, "moons": {"noise": 0.1}}
 REAL_TRAIN = {"gmsc": 12371, "california": 15504, "adult": 25049, "credit": 9617, "mnist": 10000}
 SYNTHETIC_TRAIN, SYNTHETIC_TEST = 3000, 900
 
@@ -82,6 +94,7 @@ def expand(raw: dict) -> dict:
                 n_test = round((n_train + 1000) / 0.8 * 0.2)
                 defaults.update({"n": n_train + n_test, "test_size": round(n_test / (n_train + n_test), 6)})
             else:
+                defaults.update(SYNTHETIC_OPTIONS.get(name, {}))
                 defaults.update({"n": SYNTHETIC_TRAIN + SYNTHETIC_TEST,
                                  "test_size": SYNTHETIC_TEST / (SYNTHETIC_TRAIN + SYNTHETIC_TEST)})
             for k, v in defaults.items():
