@@ -125,18 +125,19 @@ def overlapping(n: int = DEFAULT_N, seed: int = 0, *, std: float = 0.5, distance
     return blobs(n, seed, centers=_two_centres(distance, centers, center_box, seed), std=std, name="overlapping")
 
 
-def moons(n: int = DEFAULT_N, seed: int = 0, *, noise: float = 0.1) -> Dataset:
+def moons(n: int = DEFAULT_N, seed: int = 0, *, noise: float = 0.1, yshift: float = 0.5) -> Dataset:
     """Two interleaving half circles (scikit-learn ``make_moons`` geometry).
 
-    Class 0: (cos t, sin t); class 1: (1 - cos t, 0.5 - sin t), t ~ U[0, π] per point,
-    plus N(0, noise²) on each coordinate.
+    Class 0: (cos t, sin t); class 1: (1 - cos t, yshift - sin t), t ~ U[0, π] per point,
+    plus N(0, noise²) on each coordinate. ``yshift`` 0.5 is scikit-learn's; MLJBase's
+    ``make_moons`` (TaijaData, the Julia references) uses 0.3.
     """
     n = _check(n, 2)
     rng = np.random.default_rng(seed)
     n0, n1 = _class_sizes(n, 2)
     t0, t1 = rng.uniform(0.0, np.pi, n0), rng.uniform(0.0, np.pi, n1)
     outer = np.stack([np.cos(t0), np.sin(t0)], 1)
-    inner = np.stack([1.0 - np.cos(t1), 0.5 - np.sin(t1)], 1)
+    inner = np.stack([1.0 - np.cos(t1), yshift - np.sin(t1)], 1)
     parts = [p + noise * rng.standard_normal(p.shape) for p in (outer, inner)]
     return _finish(parts, rng, "moons", _unbounded())
 
