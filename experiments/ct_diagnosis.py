@@ -42,7 +42,8 @@ def score(clf, train, test, gen, max_steps=100):
     ip = implausibility(cf, target, bank, mask)
     grad = jax.vmap(jax.grad(lambda x, t: clf.raw_logits(x[None])[0, t]))(jnp.asarray(test.X), jnp.asarray(target))
     return {"accuracy": float((pred == test.y).mean()), "validity": float(ok.mean()),
-            "ip_valid": float(ip[ok].mean()) if ok.any() else float("nan"), "steps": float(np.asarray(res.steps).mean()),
+            "ip_valid": float(ip[ok].mean()) if ok.any() else float("nan"),
+            "steps": float(np.asarray(res.steps).mean()),
             "cf_l1": float(np.abs(cf - test.X).sum(1).mean()),
             "grad_norm": float(np.linalg.norm(np.asarray(grad), axis=1).mean())}
 
@@ -57,7 +58,8 @@ def main():
              "ECCo reference eval (λ_cost 0, λ_egy 1, η 0.1, poly. φ, τ .95, T 50)": cfx.generators.ECCo(
                  cost=0.0, energy=1.0, ridge=1e-3, learning_rate=0.1, threshold=0.95, **polynomial_schedule(50))}
     plain = cfx.models.fit(train, model="mlp", seed=args.seed, epochs=args.epochs)
-    out = {"plain": {name: score(plain, train, test, g, 50 if "reference" in name else 100) for name, g in evals.items()}}
+    out = {"plain": {name: score(plain, train, test, g, 50 if "reference" in name else 100)
+                     for name, g in evals.items()}}
     for label, ct in SEMANTICS.items():
         fit = fit_ct(train, "mlp", ct=ct, seed=args.seed, epochs=args.epochs)
         h = fit.history

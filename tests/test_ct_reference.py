@@ -147,3 +147,17 @@ def test_paper_smoke_end_to_end(tmp_path):
     assert list(red["variant"]) == ["ct"] and np.isfinite(red["ip_reduction"]).all()
     assert "paper" in report.summary and "19.59*" in report.summary  # moons beside the paper's number
     assert any(p.name == "moons_energy.png" for p in report.figures)
+
+
+def test_protected_feature_modes(tmp_path):
+    """modes: protected-<feature> (a name or an index) makes that feature immutable; unknown ones are refused."""
+    from cfx.experiments import load_config
+    from cfx.experiments.kinds import get_kind
+
+    cfg = load_config(CONFIGS / "ct_paper_smoke.yaml", ["modes=[all, protected-1, protected-x1]"])
+    splits = get_kind("ct").prepare(cfg)
+    assert splits[("moons", 0, "protected-1")] == 1 and splits[("moons", 0, "protected-x1")] == 0
+    with pytest.raises(ConfigError, match="modes"):
+        load_config(CONFIGS / "ct_paper_smoke.yaml", ["modes=[all, fixed]"])
+    with pytest.raises(ConfigError, match="protected feature 'x9' not found"):
+        get_kind("ct").prepare(load_config(CONFIGS / "ct_paper_smoke.yaml", ["modes=[protected-x9]"]))

@@ -185,8 +185,8 @@ class CTExperiment(Experiment):
         if cfg.evaluation.generator not in ("ecco", "generic"):
             raise ctx.error("evaluation.generator", f"must be 'ecco' or 'generic', got {cfg.evaluation.generator!r}")
         for i, m in enumerate(cfg.modes):
-            if m not in MODES:
-                raise ctx.error(f"modes[{i}]", f"must be one of {', '.join(MODES)}, got {m!r}")
+            if m not in MODES and not (m.startswith("protected-") and len(m) > 10):
+                raise ctx.error(f"modes[{i}]", f"must be one of {', '.join(MODES)} or protected-<feature>, got {m!r}")
         for i, dc in enumerate(cfg.data):
             import cfx.data
             try:
@@ -270,6 +270,11 @@ def prepare(cfg: CTExperiment) -> dict:
             train, test = cfx.data.train_test(data, test_size=dc.test_size, seed=seed, standardize=dc.standardize)
             try:
                 splits[(dc.key, r)] = (train, test, _protected_index(dc, train))
+                for j, m in enumerate(cfg.modes):  # protected-<feature>: that feature immutable
+                    if m.startswith("protected-"):
+                        f = m[len("protected-"):]
+                        splits[(dc.key, r, m)] = _protected_index(dc.replace(protected=int(f) if f.isdigit() else f),
+                                                                  train)
             except ValueError as e:
                 raise ConfigError(str(e), file=cfg.source, path=f"data[{i}].protected") from None
     return splits
@@ -286,8 +291,8 @@ def _ct_config(cfg: CTExperiment, dc: CTDataConfig, variant: str, mode: str, pro
     for k in ("n_ce", "lambda_reg"):
         if getattr(dc, k) is not None:
             s[k] = getattr(dc, k)
-    return CTConfig(variant=variant, protected=(protected,) if mode == "protected" else (),
-                    schema_mutability=mode == "protected", **s)
+    return CTConfig(variant=variant, protected=(protected,) if mode != "all" else (),
+                    schema_mutability=mode != "all", **s)
 
 
 def _grid(clf, train) -> dict:
@@ -328,13 +333,15 @@ def run(cfg: CTExperiment, store: Store, splits: dict, progress: Progress) -> No
                         continue
                     label = "/".join(path[1:])
                     progress.status(f"{label}: training")
+                    protected = splits.get((dc.key, r, mode), splits[(dc.key, r)][2])  # this mode's feature
                     ct = _ct_config(cfg, dc, variant, mode, protected)
                     fit_key = (variant, mode if variant != "baseline" else "-")
                     start = time.perf_counter()
                     if fit_key not in fitted:
                         fitted[fit_key] = fit_ct(train, "mlp", ct=ct, seed=_seed(cfg, r, "model", dc.key),
                                                  widths=cfg.model.widths, activation=cfg.model.activation,
-                                                 epochs=cfg.model.epochs, batch_size=dc.batch_size or cfg.model.batch_size,
+                                                 epochs=cfg.model.epochs,
+                                                 batch_size=dc.batch_size or cfg.model.batch_size,
                                                  learning_rate=cfg.model.learning_rate, progress=progress.tty)
                     out = fitted[fit_key]
                     train_s = time.perf_counter() - start
@@ -407,27 +414,6 @@ def reductions(cfg: CTExperiment, store: Store) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def _fmt(v, lo=None, hi=None) -> str:
-    if v is None or not np.isfinite(v):
-        return "nan"
-    return f"{v:.1f}" if lo is None or not np.isfinite(lo) else f"{v:.1f} [{lo:.1f}, {hi:.1f}]"
-
-
-def reduction_markdown(df: pd.DataFrame, title: str) -> str:
-    head = ["dataset", "mode", "variant", "IP red. % [95% CI]", "IP* red. % [95% CI]", "acc. base", "acc.",
-            "valid. base", "valid.", "IG share base", "IG share"]
-    lines = [f"# {title}: CT vs baseline", "", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    for r in df.itertuples():
-        lines.append("| " + " | ".join([
-            r.dataset, r.mode, r.variant, _fmt(r.ip_reduction, r.ip_low, r.ip_high),
-            _fmt(r.ip_star_reduction, r.ip_star_low, r.ip_star_high), f"{r.accuracy_baseline:.3f}",
-            f"{r.accuracy:.3f}", f"{r.validity_baseline:.3f}", f"{r.validity:.3f}",
-            f"{r.sensitivity_baseline:.3f}", f"{r.sensitivity:.3f}"]) + " |")
-    lines += ["", "Reduction = 100·(1 − treated / baseline); positive is better. IG share: integrated-gradients "
-                  "attribution share of the protected feature (lower = the model relies less on it)."]
-    return "\n".join(lines) + "\n"
-
-
 def report(cfg: CTExperiment, store: Store) -> Report:
     records = [store.load(p) for p in expected(cfg)]
     table = tables.long_table(records, [*KEYS, "run"])
@@ -437,7 +423,7 @@ def report(cfg: CTExperiment, store: Store) -> Report:
         text = ct_reference.paper_markdown(red, cfg.name)
     else:
         red = reductions(cfg, store)
-        text = reduction_markdown(red, cfg.name)
+        text = ct_reference.reduction_markdown(red, cfg.name)
     store.write_table("results.csv", table)
     store.write_table("summary.csv", summary)
     store.write_text("summary.md", tables.markdown(summary, KEYS, HEADLINE, title=cfg.name))

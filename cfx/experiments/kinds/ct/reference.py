@@ -193,35 +193,70 @@ def evaluate_cell(cfg, dc, mode: str, variant: str, run: int, classifier, train,
 def pool_reductions(cfg, store, cell) -> pd.DataFrame:
     """The paper's table from saved records: per data set, mode and variant, % reductions of IP,
     IP* and cost vs the baseline (per-round ratios, pooled over training runs), absolute values,
-    validity and accuracy of both."""
-    from cfx.training.pool import pooled_reduction
-
+    validity and accuracy of both. With several modes also a ``pooled`` row: per run and round the
+    mean over the modes, as the reference's table pools its mutability settings."""
     rows = []
     for dc in cfg.data:
-        for mode in cfg.modes:
-            def load(v):
-                return [(store.load(cell(dc.key, v, mode, r)), store.load_arrays(cell(dc.key, v, mode, r)))
-                        for r in range(cfg.runs)]
-
-            base = load("baseline")
-            for variant in [v for v in cfg.variants if v != "baseline"]:
-                treated = load(variant)
-                row = {"dataset": dc.key, "mode": mode, "variant": variant, "runs": cfg.runs}
-                for m in ("ip", "ip_star", "cost"):
-                    b = np.concatenate([a[f"round_{m}"] for _, a in base])
-                    t = np.concatenate([a[f"round_{m}"] for _, a in treated])
-                    red = pooled_reduction(b, t)
-                    row.update({f"{m}_reduction": red["reduction"], f"{m}_se": red["se"], f"{m}_low": red["low"],
-                                f"{m}_high": red["high"], f"{m}_sig": red["significant"],
-                                f"{m}_baseline": float(np.nanmean(b)), f"{m}_treated": float(np.nanmean(t))})
-                    per_run = [pooled_reduction(a0[f"round_{m}"], a1[f"round_{m}"])["reduction"]
-                               for (_, a0), (_, a1) in zip(base, treated)]
-                    row[f"{m}_per_run"] = " / ".join(f"{v:.1f}" for v in per_run)
-                for m in ("accuracy", "validity"):
-                    row[f"{m}_baseline"] = float(np.mean([rec["metrics"][m]["mean"] for rec, _ in base]))
-                    row[f"{m}_treated"] = float(np.mean([rec["metrics"][m]["mean"] for rec, _ in treated]))
-                rows.append(row)
+        loaded = {(v, mode): [(store.load(cell(dc.key, v, mode, r))["metrics"],
+                               store.load_arrays(cell(dc.key, v, mode, r))) for r in range(cfg.runs)]
+                  for v in cfg.variants for mode in cfg.modes}
+        for variant in [v for v in cfg.variants if v != "baseline"]:
+            for mode in cfg.modes:
+                rows.append(_row(dc.key, mode, variant, loaded[("baseline", mode)], loaded[(variant, mode)]))
+            if len(cfg.modes) > 1:
+                pool = lambda v: [_mean_over_modes([loaded[(v, mode)][r] for mode in cfg.modes])
+                                  for r in range(cfg.runs)]
+                rows.append(_row(dc.key, "pooled", variant, pool("baseline"), pool(variant)))
     return pd.DataFrame(rows)
+
+
+def _mean_over_modes(cells: list) -> tuple:
+    metrics = {k: {"mean": float(np.mean([m[k]["mean"] for m, _ in cells]))} for k in ("accuracy", "validity")}
+    arrays = {f"round_{k}": np.nanmean(np.stack([a[f"round_{k}"] for _, a in cells]), axis=0)
+              for k in ("ip", "ip_star", "cost")}
+    return metrics, arrays
+
+
+def _row(data: str, mode: str, variant: str, base: list, treated: list) -> dict:
+    from cfx.training.pool import pooled_reduction
+
+    row = {"dataset": data, "mode": mode, "variant": variant, "runs": len(base)}
+    for m in ("ip", "ip_star", "cost"):
+        b = np.concatenate([a[f"round_{m}"] for _, a in base])
+        t = np.concatenate([a[f"round_{m}"] for _, a in treated])
+        red = pooled_reduction(b, t)
+        row.update({f"{m}_reduction": red["reduction"], f"{m}_se": red["se"], f"{m}_low": red["low"],
+                    f"{m}_high": red["high"], f"{m}_sig": red["significant"],
+                    f"{m}_baseline": float(np.nanmean(b)), f"{m}_treated": float(np.nanmean(t))})
+        per_run = [pooled_reduction(a0[f"round_{m}"], a1[f"round_{m}"])["reduction"]
+                   for (_, a0), (_, a1) in zip(base, treated)]
+        row[f"{m}_per_run"] = " / ".join(f"{v:.1f}" for v in per_run)
+    for m in ("accuracy", "validity"):
+        row[f"{m}_baseline"] = float(np.mean([metrics[m]["mean"] for metrics, _ in base]))
+        row[f"{m}_treated"] = float(np.mean([metrics[m]["mean"] for metrics, _ in treated]))
+    return row
+
+
+def _fmt(v, lo=None, hi=None) -> str:
+    if v is None or not np.isfinite(v):
+        return "nan"
+    return f"{v:.1f}" if lo is None or not np.isfinite(lo) else f"{v:.1f} [{lo:.1f}, {hi:.1f}]"
+
+
+def reduction_markdown(df: pd.DataFrame, title: str) -> str:
+    """The ct kind's table for its own (single-search) evaluation protocol."""
+    head = ["dataset", "mode", "variant", "IP red. % [95% CI]", "IP* red. % [95% CI]", "acc. base", "acc.",
+            "valid. base", "valid.", "IG share base", "IG share"]
+    lines = [f"# {title}: CT vs baseline", "", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for r in df.itertuples():
+        lines.append("| " + " | ".join([
+            r.dataset, r.mode, r.variant, _fmt(r.ip_reduction, r.ip_low, r.ip_high),
+            _fmt(r.ip_star_reduction, r.ip_star_low, r.ip_star_high), f"{r.accuracy_baseline:.3f}",
+            f"{r.accuracy:.3f}", f"{r.validity_baseline:.3f}", f"{r.validity:.3f}",
+            f"{r.sensitivity_baseline:.3f}", f"{r.sensitivity:.3f}"]) + " |")
+    lines += ["", "Reduction = 100·(1 − treated / baseline); positive is better. IG share: integrated-gradients "
+                  "attribution share of the protected feature (lower = the model relies less on it)."]
+    return "\n".join(lines) + "\n"
 
 
 def _cell_fmt(v, se, sig) -> str:
