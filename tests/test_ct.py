@@ -224,4 +224,4 @@ def test_counterfactual_step_shapes_without_compiling(ct_fit, moons_small):
                                                                 search_constraints(train, ct).resolve(2), spec=spec),
                                out.classifier.params, jax.random.key(0))
     assert cfs.x_ce.shape == cfs.x_ae.shape == cfs.x_plus.shape == (16, 2) and cfs.y_plus.shape == (16,)
-    assert set(info) == {"mature_share", "search_steps"}
+    assert set(info) == {"mature_share", "search_steps", "box_share", "box_distance", "cf_l1", "nascent_moved"}
