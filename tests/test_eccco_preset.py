@@ -188,3 +188,12 @@ def test_random_pairs_on_digits_put_the_figures_nine_first_with_target_seven():
     x, t, fig = select_factuals(clf, data, 10, 0, data, pool="train", targets="random_pair")
     assert fig == 0 and t[0] == 7 and data.y[np.flatnonzero((data.X == x[0]).all(axis=1))[0]] == 9
     assert np.all(np.asarray(clf.predict(x[1:])) != t[1:])
+
+
+def test_mnist_without_its_files_is_skipped_under_the_preset(tmp_path):
+    from cfx.experiments.kinds.eccco.runner import available, expected, prepare
+
+    cfg = parse_config({"kind": "eccco", "name": "t", "preset": "eccco-2024",
+                        "data": [{"name": "mnist", "optional": True, "data_dir": str(tmp_path)}]})
+    assert cfg.data[0].models["jem"]["sgld_steps"] == 25  # the preset still fills its settings
+    assert not available(cfg.data[0]) and expected(cfg) == [] and prepare(cfg) == {}
