@@ -51,6 +51,7 @@ class PoolSpec:
     ip_samples: int = 1000
     ip_star_size: int = 100
     length_scale: float = 5.0
+    length_scale_alt: float | None = None  # also IP* with this ℓ (``ip_star_alt``)
     valid_probability: float = 0.5
 
 
@@ -92,7 +93,8 @@ def evaluate_pool(classifier: Classifier, test, generator, *, spec: PoolSpec, fa
     ``energy`` is replaced by each weight of the pool; ``factual``/``target`` are the rounds'
     classes (:func:`draw_rounds`, shared by the models compared). Returns arrays with axes
     (λ, round, individual): ``valid``, ``ip``, ``cost`` (L1 to the factual), ``converged``,
-    ``steps``; (λ, round): ``ip_star``; and ``rows`` (round, individual) test indices."""
+    ``steps``; (λ, round): ``ip_star`` (and ``ip_star_alt`` with ``length_scale_alt``, else NaN);
+    and ``rows`` (round, individual) test indices."""
     from cfx.search import generate  # the host wrapper: checks, compile cache
 
     X, y = np.asarray(test.X, np.float32), np.asarray(test.y)
@@ -114,6 +116,7 @@ def evaluate_pool(classifier: Classifier, test, generator, *, spec: PoolSpec, fa
     out.update({k: np.zeros((E, J, n), bool) for k in ("valid", "converged")})
     out["steps"] = np.zeros((E, J, n), np.int32)
     out["ip_star"] = np.full((E, J), np.nan, np.float32)
+    out["ip_star_alt"] = np.full((E, J), np.nan, np.float32)
     size = spec.ip_star_size
     for e, lam in enumerate(spec.energies):
         res = generate(generator.replace(energy=float(lam)), classifier, x, tgt, key=jax.random.fold_in(key, e),
@@ -143,9 +146,11 @@ def evaluate_pool(classifier: Classifier, test, generator, *, spec: PoolSpec, fa
             a[j, :len(keep)], wa[j, :len(keep)] = cfr[j, keep], 1.0
             samples = banks[int(target[j])][1]
             b[j, :len(samples)], wb[j, :len(samples)] = samples, 1.0
-        mmd = np.asarray(_mmd_rounds(a, wa, b, wb, jnp.float32(spec.length_scale)))
         enough = wa.sum(1) >= 2
-        out["ip_star"][e] = np.where(enough, np.maximum(mmd, 0.0), np.nan)
+        for name, ls in (("ip_star", spec.length_scale), ("ip_star_alt", spec.length_scale_alt)):
+            if ls is not None:
+                mmd = np.asarray(_mmd_rounds(a, wa, b, wb, jnp.float32(ls)))
+                out[name][e] = np.where(enough, np.maximum(mmd, 0.0), np.nan)
     out["rows"] = rows
     return out
 

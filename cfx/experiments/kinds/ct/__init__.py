@@ -127,6 +127,7 @@ class EvalConfig(Spec):
     ip_samples: PositiveInt = 1000
     ip_star_size: PositiveInt = 100
     length_scale: PositiveFloat = 0.5
+    length_scale_alt: PositiveFloat | None = None
     eps: tuple[Float, ...] = (0.0, 0.025, 0.05, 0.075, 0.1)
     pgd_steps: PositiveInt = 40
     n_boot: NonNegativeInt = 200

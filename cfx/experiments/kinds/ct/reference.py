@@ -44,7 +44,8 @@ VALUES = {
            "energy_decay": "polynomial", "ridge": 0.001, "domain_covers_data": True},
     "evaluation": {"protocol": "pool", "generator": "ecco", "energies": [0.1, 0.5, 1.0, 5.0, 10.0],
                    "learning_rate": 0.1, "max_steps": 50, "cost": 0.0, "ridge": 0.001, "decay": "polynomial",
-                   "box": False, "ip_samples": 1000, "ip_star_size": 100, "length_scale": 5.0},
+                   "box": False, "ip_samples": 1000, "ip_star_size": 100, "length_scale": 5.0,
+                   "length_scale_alt": 0.5},  # ℓ of the code (5.0) and of the paper's text (0.5, ip_star_alt)
 }
 
 # per data set (cfx name): τ train, λ_reg, τ eval, batch size, n_ce, individuals per round
@@ -170,7 +171,8 @@ def evaluate_cell(cfg, dc, mode: str, variant: str, run: int, classifier, train,
     spec = PoolSpec(energies=tuple(ev.energies), rounds=ev.rounds,
                     n_individuals=dc.n_individuals or ev.n_individuals, max_steps=ev.max_steps, threshold=tau,
                     learning_rate=ev.learning_rate, cost=ev.cost, ridge=ev.ridge, ip_samples=ev.ip_samples,
-                    ip_star_size=ev.ip_star_size, length_scale=ev.length_scale)
+                    ip_star_size=ev.ip_star_size, length_scale=ev.length_scale,
+                    length_scale_alt=ev.length_scale_alt)
     factual, target = draw_rounds(int(classifier.n_classes), spec.rounds, seed(cfg, run, "rounds", dc.key, mode))
     constraints = search_constraints
     if not ev.box:  # the reference's evaluation data carry no domain: mutability only
@@ -181,11 +183,12 @@ def evaluate_cell(cfg, dc, mode: str, variant: str, run: int, classifier, train,
     valid = out["valid"].astype(np.float64)
     valid[:, out["rows"][:, 0] < 0] = np.nan
     rounds = {"ip": round_means(out["ip"]), "ip_star": round_means(out["ip_star"]), "cost": round_means(out["cost"]),
-              "validity": round_means(valid)}
+              "validity": round_means(valid), "ip_star_alt": round_means(out["ip_star_alt"])}
     mean = lambda a: float(np.nanmean(a)) if np.isfinite(a).any() else math.nan
     scalars = {"accuracy": accuracy(classifier, test.X, test.y), **{k: mean(v) for k, v in rounds.items()},
                "converged": float(out["converged"].mean()), "steps": float(out["steps"].mean())}
     arrays = {f"round_{k}": v for k, v in rounds.items()}
+    scalars.pop("ip_star_alt")
     arrays.update({"pool_valid": out["valid"], "pool_steps": out["steps"], "pool_rows": out["rows"],
                    "round_factual": factual, "round_target": target})
     if train.n_features == 2:  # the learned energy landscape E(x|y) = −f_y(x) for the figure
@@ -219,8 +222,8 @@ def pool_reductions(cfg, store, cell) -> pd.DataFrame:
 
 def _mean_over_modes(cells: list) -> tuple:
     metrics = {k: {"mean": float(np.mean([m[k]["mean"] for m, _ in cells]))} for k in ("accuracy", "validity")}
-    arrays = {f"round_{k}": np.nanmean(np.stack([a[f"round_{k}"] for _, a in cells]), axis=0)
-              for k in ("ip", "ip_star", "cost")}
+    keys = [k for k in ("ip", "ip_star", "cost", "ip_star_alt") if all(f"round_{k}" in a for _, a in cells)]
+    arrays = {f"round_{k}": np.nanmean(np.stack([a[f"round_{k}"] for _, a in cells]), axis=0) for k in keys}
     return metrics, arrays
 
 
@@ -228,7 +231,7 @@ def _row(data: str, mode: str, variant: str, base: list, treated: list) -> dict:
     from cfx.training.pool import pooled_reduction
 
     row = {"dataset": data, "mode": mode, "variant": variant, "runs": len(base)}
-    for m in ("ip", "ip_star", "cost"):
+    for m in [k for k in ("ip", "ip_star", "cost", "ip_star_alt") if f"round_{k}" in base[0][1]]:
         b = np.concatenate([a[f"round_{m}"] for _, a in base])
         t = np.concatenate([a[f"round_{m}"] for _, a in treated])
         red = pooled_reduction(b, t)
