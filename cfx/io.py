@@ -10,7 +10,9 @@ parameters; ``dataset.npz``; ``generator.npz``). Loading rebuilds each object fr
 specification, so predictions and counterfactuals are bit-identical to the saved objects'.
 
 What can be saved: classifiers built by :func:`cfx.models.fit` (a flax module of
-``cfx.models`` — MLP, linear, JEM — alone or in an :class:`cfx.models.Ensemble`); any
+``cfx.models`` — MLP, linear, JEM — alone or in an :class:`cfx.models.Ensemble`) or by
+:func:`cfx.models.from_sklearn` (its static fields and arrays; not a ``from_predict_proba``
+black box, which is host code); any
 :class:`cfx.data.Dataset`; a registered generator whose fields are numbers, strings, arrays
 or None (a fitted REVISE/CLUE holds a VAE object: save it unfitted and fit after loading).
 Anything else is refused with the field that cannot be written.
@@ -89,6 +91,9 @@ def _rebuild(spec: Any, namespace: dict[str, type]) -> Any:
 
 
 # ------------------------------------------------------------------------------ classifier
+_TRANSLATIONS = {cls.__name__: cls for cls in (models.external.SklearnApply, models.trees.TreeEnsembleApply)}
+
+
 def _module_spec(module) -> dict:
     cls = type(module)
     if getattr(models, cls.__name__, None) is not cls:
@@ -110,11 +115,18 @@ def _classifier_spec(clf: Classifier) -> dict:
         return {"apply": "Ensemble", **_module_spec(fn.module), "ensemble": extra, **common}
     if isinstance(fn, models.ModuleApply):
         return {"apply": "ModuleApply", **_module_spec(fn.module), **common}
+    if isinstance(fn, tuple(_TRANSLATIONS.values())):  # cfx.models.from_sklearn: static fields + arrays
+        return {"apply": "translation", "fields": _plain(fn, "apply_fn"), **common}
     raise TypeError(f"cfx.save: the classifier's apply_fn is a {type(fn).__name__}; cfx.save takes models built by "
-                    "cfx.models.fit (a flax module of cfx.models, alone or in an Ensemble)")
+                    "cfx.models.fit (a flax module of cfx.models, alone or in an Ensemble) or "
+                    "cfx.models.from_sklearn (a black box from from_predict_proba is host code: not saved)")
 
 
 def _load_classifier(spec: dict, blob: bytes) -> Classifier:
+    if spec["apply"] == "translation":
+        params = jax.tree_util.tree_map(jnp.asarray, flax.serialization.msgpack_restore(blob))
+        return Classifier(_rebuild(spec["fields"], _TRANSLATIONS), params, n_features=spec["n_features"],
+                          n_classes=spec["n_classes"])
     module = getattr(models, spec["module"])(**{k: _tuples(v) for k, v in spec["fields"].items()})
     fn = (models.Ensemble(module, **spec["ensemble"]) if spec["apply"] == "Ensemble" else models.ModuleApply(module))
     params = jax.tree_util.tree_map(jnp.asarray, flax.serialization.msgpack_restore(blob))

@@ -224,3 +224,23 @@ def test_a_flax_nnx_module_is_a_classifier_with_a_one_line_adapter():
     moved = np.abs(np.asarray(res.counterfactuals)[:, 0] - x).sum(1)
     assert (moved > 0).all()  # the gradient reaches the search through nnx.merge
     assert (np.asarray(res.target_probs)[:, 0] > np.asarray(clf.probs(x))[np.arange(6), target]).all()
+
+
+def test_translations_save_and_load_bit_identically(problem, tmp_path):
+    Xtr, ytr, Xte, _ = problem
+    pipe = make_pipeline(StandardScaler(), MLPClassifier((6,), max_iter=50, random_state=0))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        pipe.fit(Xtr, ytr)
+    forest = RandomForestClassifier(5, max_depth=3, random_state=0).fit(Xtr, (ytr > 0).astype(int))
+    for est, gen in ((pipe, cfx.generators.Generic()), (forest, cfx.generators.FeatureTweak())):
+        clf = cfx.models.from_sklearn(est)
+        cfx.save(tmp_path / type(est).__name__, classifier=clf)
+        back = cfx.load(tmp_path / type(est).__name__)["classifier"]
+        assert type(back.apply_fn) is type(clf.apply_fn) and back.differentiable == clf.differentiable
+        np.testing.assert_array_equal(np.asarray(back.logits(Xte)), np.asarray(clf.logits(Xte)))
+        a, b = (cfx.generate(gen, c, Xte[:4], target=1, key=jax.random.key(0), max_steps=20) for c in (clf, back))
+        np.testing.assert_array_equal(np.asarray(a.counterfactuals), np.asarray(b.counterfactuals))
+    black_box = cfx.models.from_predict_proba(forest.predict_proba, 5, 2)
+    with pytest.raises(TypeError, match="HostProbabilities.*from_sklearn.*from_predict_proba is host code"):
+        cfx.save(tmp_path / "bb", classifier=black_box)

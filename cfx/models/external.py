@@ -90,7 +90,7 @@ def _linear(est) -> tuple[list, str]:
     out = "logit"
     if type(est).__name__ == "SGDClassifier" and getattr(est, "loss", "") == "log_loss" and coef.shape[0] > 2:
         out = "log_sigmoid"  # its multi-class predict_proba normalises one-vs-rest sigmoids
-    return [(_f32(coef.T), _f32(intercept))], out
+    return [[_f32(coef.T), _f32(intercept)]], out  # lists, not tuples: msgpack (cfx.save) writes lists
 
 
 def _mlp(est) -> tuple[list, str]:
@@ -100,7 +100,7 @@ def _mlp(est) -> tuple[list, str]:
     if est.activation not in _MLP_ACTIVATIONS:
         raise ValueError(f"from_sklearn: MLPClassifier activation {est.activation!r} is not one of "
                          f"{sorted(_MLP_ACTIVATIONS)}")
-    return [(_f32(w), _f32(b)) for w, b in zip(est.coefs_, est.intercepts_)], "logit"
+    return [[_f32(w), _f32(b)] for w, b in zip(est.coefs_, est.intercepts_)], "logit"
 
 
 def from_sklearn(estimator) -> Classifier:
