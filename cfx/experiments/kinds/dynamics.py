@@ -483,7 +483,7 @@ ARD_2023 = Preset(
                 "0.1.5 ran it: CE.jl 0.1.5 search, batch-1 one-logit models, one pool over all systems",
     values={"simulation": {"pool": "predicted", "pool_scope": "all", "draw": "round", "num_counterfactuals": 5,
                            "max_steps": 100, "target": 1, "length_scale": 0.5, "max_samples": 1000,
-                           "grid_samples": 1000,
+                           "grid_samples": 1000, "generative_epochs": 10,
                            "metrics": {"reference": "all", "domain_size": "common", "probabilities": "target",
                                        "grid": "redrawn", "f1": "macro", "perturbation": "per_element"}}},
     source="JuliaTrustworthyAI/AlgorithmicRecourseDynamics.jl v0.1.2, JuliaTrustworthyAI/CounterfactualExplanations.jl "
