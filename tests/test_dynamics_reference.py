@@ -92,6 +92,7 @@ def test_batch1_scan_equals_a_python_loop_of_adam_steps(data):
     t = ReferenceTrainer("linear")
     p0 = t.net.init(jax.random.key(0), 2)
     got = _train(t.net, p0, X, y, 2, learning_rate=1e-3)
+    batched = _train(t.net, p0, X, y, 2, learning_rate=1e-3, batch_size=2)  # batches [0 1] [2 3] [4]
     opt = optax.adam(1e-3)
 
     @jax.jit
@@ -105,6 +106,20 @@ def test_batch1_scan_equals_a_python_loop_of_adam_steps(data):
         for i in range(5):
             p, s = step(p, s, X[i], jnp.float32(y[i]))
     for a, b in zip(jax.tree_util.tree_leaves(got), jax.tree_util.tree_leaves(p)):
+        np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-5, atol=1e-6)
+
+    @jax.jit
+    def batch_step(p, s, xb, cb):  # one batch: mean logit-BCE
+        f = lambda p: t.net.one(p, xb)[:, 0]  # noqa: E731
+        g = jax.grad(lambda p: jnp.mean(jax.nn.softplus(f(p)) - cb * f(p)))(p)
+        u, s = opt.update(g, s, p)
+        return optax.apply_updates(p, u), s
+
+    p, s = p0, opt.init(p0)
+    for _ in range(2):
+        for lo in (0, 2, 4):
+            p, s = batch_step(p, s, X[lo:lo + 2], jnp.asarray(y[lo:lo + 2], jnp.float32))
+    for a, b in zip(jax.tree_util.tree_leaves(batched), jax.tree_util.tree_leaves(p)):
         np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-5, atol=1e-6)
     ens = ReferenceTrainer("ensemble")
     params = ens.net.init(jax.random.key(0), 2)
@@ -198,15 +213,15 @@ def test_the_preset_fills_the_reference_and_refuses_what_it_fixes():
         _parse({**BASE, "generators": [{"name": "generic", "cost": 0.5}]})
     with pytest.raises(ConfigError, match="models\\[0\\].name: preset 'ard-2023' has the reference models"):
         _parse({**BASE, "models": ["jem"]})
-    with pytest.raises(ConfigError, match="models\\[0\\].batch_size"):
+    with pytest.raises(ConfigError, match="models\\[0\\].dropout: not an option of the reference trainer"):
         _parse({**{k: v for k, v in BASE.items() if k != "preset"},
-                "models": [{"name": "linear", "trainer": "reference"}]})
+                "models": [{"name": "mlp", "trainer": "reference", "dropout": 0.1}]})
 
 
 def test_paper_configs_parse_and_the_smoke_config_runs(tmp_path):
     from cfx import experiments
 
-    for name in ("dynamics_paper", "dynamics_paper_mitigation"):
+    for name in ("dynamics_paper", "dynamics_paper_mitigation", "dynamics_paper_real"):
         cfg = experiments.load_config(ROOT / "configs" / f"{name}.yaml")
         assert cfg.preset == "ard-2023" and cfg.simulation.n_permutations == 100
     cfg = experiments.load_config(ROOT / "configs" / "dynamics_paper_smoke.yaml", output=str(tmp_path / "out"))

@@ -5,9 +5,10 @@ ran them (the companion repository's Manifest at the commits that wrote ``paper/
 Everything here is built from general cfx options; this module only names the values.
 
 - Models (:class:`ReferenceTrainer`): one logit f(x) (binary logit-BCE, shown to cfx as the
-  two-class logits [0, f]): ``linear`` = Dense(d, 1); ``mlp`` = d → 32 ReLU → 1; ``ensemble`` = 5
-  such MLPs whose logits are averaged. Flux's initialisation (Glorot-uniform weights, zero
-  biases). Training: logit-BCE, Adam(1e-3, β = (0.9, 0.999), ε = 1e-8), **batch size 1** over
+  two-class logits [0, f]): ``linear`` = Dense(d, 1); ``mlp`` = d → 32 ReLU → 1 (``widths``);
+  ``ensemble`` = 5 such MLPs whose logits are averaged. Flux's initialisation (Glorot-uniform
+  weights, zero biases). Training: logit-BCE, Adam(1e-3, β = (0.9, 0.999), ε = 1e-8), **batch
+  size 1** (``batch_size``; the real-data script: 500) over
   the rows in their fixed order, a fresh optimiser state on every call; 100 epochs at the
   start, 10 warm-started epochs per round. One compiled ``lax.scan`` over epochs × rows (the
   members of an ensemble vmapped: they are trained one after another, independently).
@@ -65,7 +66,10 @@ def generator_options(name: str) -> dict:
 
 # ------------------------------------------------------------------------------ config expansion
 SYNTHETIC_FLIPPED = ("circles",)  # MLJ's make_circles labels the inner ring 0 (paper/www/synthetic_data.png)
-MODEL_SETTINGS = {"trainer": "reference", "batch_size": 1, "learning_rate": 1e-3, "epochs": 100, "retrain_epochs": 10}
+MODEL_SETTINGS = {"trainer": "reference", "learning_rate": 1e-3, "epochs": 100, "retrain_epochs": 10}
+#: filled where a config leaves them unset (the synthetic scripts used the package's defaults;
+#: the real-data script passed its own data loader and network)
+MODEL_DEFAULTS = {"batch_size": 1}
 
 
 class PresetConflict(ValueError):
@@ -108,7 +112,7 @@ def expand_config(raw: dict) -> dict:
         if m.get("name", "linear") not in REFERENCE_MODELS:
             raise PresetConflict(f"preset 'ard-2023' has the reference models {', '.join(REFERENCE_MODELS)}; got "
                                  f"{m.get('name')!r}", f"models[{i}].name")
-        models.append(_fill(m, MODEL_SETTINGS, f"models[{i}]"))
+        models.append(_fill({**MODEL_DEFAULTS, **m}, MODEL_SETTINGS, f"models[{i}]"))
     gens = []
     for i, g in enumerate(items("generators")):
         try:
@@ -122,22 +126,30 @@ def expand_config(raw: dict) -> dict:
 # ------------------------------------------------------------------------------ models
 @dataclasses.dataclass(frozen=True)
 class OneLogitNet:
-    """``apply(params, x) -> (n, 1)`` logits of a reference model (hashable: static in jit).
+    """``apply(params, x) -> (n, 1)`` logits of a reference model (hashable: static in jit):
+    ``widths`` ReLU hidden layers (linear: none) and one output logit; an ensemble averages its
+    ``n_members`` members' logits.
 
     ``member_logits(params, x)`` (one example x (d,)) gives each ensemble member's two-class
     logits (M, 2), which ClaPROAR's model-loss term averages over (as CE.jl 0.1.5 does)."""
 
     kind: str
     n_members: int = 5
+    widths: tuple = (32,)
 
     @property
     def stacked_members(self) -> bool:
         return self.kind == "ensemble"
 
+    @property
+    def layers(self) -> tuple:
+        return () if self.kind == "linear" else tuple(self.widths)
+
     def one(self, p, x):
-        if self.kind == "linear":
-            return x @ p["w"] + p["b"]
-        return jax.nn.relu(x @ p["w1"] + p["b1"]) @ p["w2"] + p["b2"]
+        for i in range(len(self.layers)):
+            x = jax.nn.relu(x @ p[f"w{i}"] + p[f"b{i}"])
+        n = len(self.layers)
+        return x @ p[f"w{n}"] + p[f"b{n}"]
 
     def __call__(self, params, x):
         if self.kind == "ensemble":
@@ -151,43 +163,52 @@ class OneLogitNet:
         f = jax.vmap(self.one, (0, None))(params, x[None])[:, 0]  # (M, 1)
         return jnp.concatenate([jnp.zeros_like(f), f], axis=-1)
 
-    def init(self, key, d: int, hidden: int = 32):
+    def init(self, key, d: int):
         def glorot(k, n_in, n_out):  # Flux.glorot_uniform
             limit = math.sqrt(6.0 / (n_in + n_out))
             return jax.random.uniform(k, (n_in, n_out), jnp.float32, -limit, limit)
 
+        sizes = (d, *self.layers, 1)
+
         def one(k):
-            k1, k2 = jax.random.split(k)
-            if self.kind == "linear":
-                return {"w": glorot(k1, d, 1), "b": jnp.zeros((1,), jnp.float32)}
-            return {"w1": glorot(k1, d, hidden), "b1": jnp.zeros((hidden,), jnp.float32),
-                    "w2": glorot(k2, hidden, 1), "b2": jnp.zeros((1,), jnp.float32)}
+            keys = jax.random.split(k, max(2, len(sizes) - 1))
+            out = {}
+            for i, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:])):
+                out[f"w{i}"], out[f"b{i}"] = glorot(keys[i], n_in, n_out), jnp.zeros((n_out,), jnp.float32)
+            return out
 
         if self.kind == "ensemble":
             return jax.vmap(one)(jax.random.split(key, self.n_members))
         return one(key)
 
 
-@functools.partial(jax.jit, static_argnames=("net", "learning_rate"))
-def _train(net: OneLogitNet, params, X, y, epochs, *, learning_rate: float):
-    """``epochs`` passes of batch-1 Adam over the rows of (X, y) in order, fresh Adam state
-    (``epochs`` traced: the initial fit and every refit share one compiled program)."""
+@functools.partial(jax.jit, static_argnames=("net", "learning_rate", "batch_size"))
+def _train(net: OneLogitNet, params, X, y, epochs, *, learning_rate: float, batch_size: int = 1):
+    """``epochs`` passes of Adam over the rows of (X, y) in their order, in batches of
+    ``batch_size`` (the last one partial: Flux's DataLoader without shuffling), mean logit-BCE
+    per batch, a fresh Adam state (``epochs`` traced: the initial fit and every refit share one
+    compiled program)."""
     opt = optax.adam(learning_rate, b1=0.9, b2=0.999, eps=1e-8)
     target = y.astype(jnp.float32)
+    n = X.shape[0]
+    pad = -n % batch_size
+    Xb = jnp.concatenate([X, jnp.zeros((pad, X.shape[1]), X.dtype)]).reshape(-1, batch_size, X.shape[1])
+    tb = jnp.concatenate([target, jnp.zeros(pad)]).reshape(-1, batch_size)
+    wb = jnp.concatenate([jnp.ones(n), jnp.zeros(pad)]).reshape(-1, batch_size)
 
-    def loss(p, x, t):  # logit-BCE of one example: softplus(f) − t·f
-        f = net.one(p, x[None])[0, 0]
-        return jax.nn.softplus(f) - t * f
+    def loss(p, x, t, w):  # mean logit-BCE of one batch: softplus(f) − t·f
+        f = net.one(p, x)[:, 0]
+        return jnp.sum(w * (jax.nn.softplus(f) - t * f)) / jnp.sum(w)
 
     def fit_one(p):
-        def example(carry, xt):
+        def step(carry, batch):
             p, s = carry
-            g = jax.grad(loss)(p, *xt)
+            g = jax.grad(loss)(p, *batch)
             u, s = opt.update(g, s, p)
             return (optax.apply_updates(p, u), s), None
 
         def epoch(_, carry):
-            return jax.lax.scan(example, carry, (X, target), unroll=4)[0]
+            return jax.lax.scan(step, carry, (Xb, tb, wb), unroll=4)[0]
 
         return jax.lax.fori_loop(0, epochs, epoch, (p, opt.init(p)))[0]
 
@@ -196,14 +217,17 @@ def _train(net: OneLogitNet, params, X, y, epochs, *, learning_rate: float):
 
 @dataclasses.dataclass(frozen=True)
 class ReferenceTrainer:
-    """Trains a reference model (see the module docstring) for :func:`cfx.dynamics.simulate`."""
+    """Trains a reference model (see the module docstring) for :func:`cfx.dynamics.simulate`.
+    ``batch_size`` and ``widths`` default to the synthetic experiments' (1, one layer of 32);
+    the real-data script passed batches of 500 and two layers of 64."""
 
     kind: str = "linear"
     initial_epochs: int = 100
     retrain_epochs: int = 10
     learning_rate: float = 1e-3
-    hidden: int = 32
+    widths: tuple = (32,)
     n_members: int = 5
+    batch_size: int = 1
     family = "ard-2023"
 
     def __post_init__(self):
@@ -212,11 +236,11 @@ class ReferenceTrainer:
 
     @property
     def net(self) -> OneLogitNet:
-        return OneLogitNet(self.kind, self.n_members)
+        return OneLogitNet(self.kind, self.n_members, tuple(self.widths))
 
     def initial(self, train, *, seed: int) -> Classifier:
         X = np.asarray(train.X, np.float32)
-        params = self.net.init(jax.random.key(seed), X.shape[1], self.hidden)
+        params = self.net.init(jax.random.key(seed), X.shape[1])
         return self._fit(params, X, train.y, self.initial_epochs)
 
     def retrain(self, clf: Classifier, data, *, seed: int) -> Classifier:
@@ -225,5 +249,5 @@ class ReferenceTrainer:
     def _fit(self, params, X, y, epochs) -> Classifier:
         X = jnp.asarray(X, jnp.float32)
         params = _train(self.net, params, X, jnp.asarray(y, jnp.int32), jnp.int32(epochs),
-                        learning_rate=float(self.learning_rate))
+                        learning_rate=float(self.learning_rate), batch_size=int(self.batch_size))
         return Classifier(self.net, params, n_features=X.shape[1], n_classes=2)

@@ -72,7 +72,7 @@ class ModelSpec(Spec):
     """A model (``cfx.models.list_models()``): ``epochs`` for the initial fit, ``retrain_epochs``
     per round (warm-started); other keys (``n_members``, ``activation``...) go to ``cfx.models.fit``.
     ``trainer: reference``: :class:`cfx.dynamics.reference.ReferenceTrainer` instead (one logit,
-    batch-1 Adam; name linear, mlp or ensemble; batch_size must be 1)."""
+    Adam in fixed order; name linear, mlp or ensemble)."""
 
     name: Str = "linear"
     trainer: Annotated[Str, choice(("cfx", "reference"))] = "cfx"
@@ -95,7 +95,8 @@ class ModelSpec(Spec):
 
         if self.trainer == "reference":
             return ReferenceTrainer(self.name, self.epochs, self.retrain_epochs, self.learning_rate,
-                                    hidden=(self.widths or [32])[0], n_members=int(self.options.get("n_members", 5)))
+                                    widths=tuple(self.widths or (32,)), n_members=int(self.options.get("n_members", 5)),
+                                    batch_size=self.batch_size)
         return CfxTrainer(self.name, self.fit_options(), self.epochs, self.retrain_epochs)
 
     def fit_options(self) -> dict:
@@ -185,8 +186,11 @@ class DynamicsConfig(Experiment):
 
                 if m.name not in REFERENCE_MODELS:
                     raise ctx.error(f"models[{i}].name", f"the reference trainer has {', '.join(REFERENCE_MODELS)}")
-                if m.batch_size != 1:
-                    raise ctx.error(f"models[{i}].batch_size", "the reference trainer trains batch 1 only")
+                extra = sorted(set(m.options) - {"n_members"})
+                if extra:
+                    raise ctx.error(f"models[{i}].{extra[0]}", "not an option of the reference trainer (it takes "
+                                                              "epochs, retrain_epochs, learning_rate, batch_size, "
+                                                              "widths, n_members)")
         cfg = ctx.validate(cls, d, "")
         cfg._source = None if raw.file is None else str(raw.file)
         return cfg
@@ -482,8 +486,8 @@ ARD_2023 = Preset(
     description="Altmeyer et al. (SaTML 2023) as AlgorithmicRecourseDynamics.jl 0.1.2 + CounterfactualExplanations.jl "
                 "0.1.5 ran it: CE.jl 0.1.5 search, batch-1 one-logit models, one pool over all systems",
     values={"simulation": {"pool": "predicted", "pool_scope": "all", "draw": "round", "num_counterfactuals": 5,
-                           "max_steps": 100, "target": 1, "length_scale": 0.5, "max_samples": 1000,
-                           "grid_samples": 1000, "generative_epochs": 10,
+                           "max_steps": 100, "target": 1, "length_scale": 0.5, "grid_samples": 1000,
+                           "generative_epochs": 10,
                            "metrics": {"reference": "all", "domain_size": "common", "probabilities": "target",
                                        "grid": "redrawn", "f1": "macro", "perturbation": "per_element"}}},
     source="JuliaTrustworthyAI/AlgorithmicRecourseDynamics.jl v0.1.2, JuliaTrustworthyAI/CounterfactualExplanations.jl "

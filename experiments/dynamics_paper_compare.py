@@ -1,0 +1,154 @@
+"""Our round-50 values beside the paper's (Altmeyer et al., SaTML 2023), read off its charts.
+
+    python experiments/dynamics_paper_compare.py RESULTS_DIR [--markdown]
+
+RESULTS_DIR: the output of ``cfx run configs/dynamics_paper.yaml`` (or ``_mitigation``).
+Readings (by eye, to about ±0.003 on the MMD axes, ±0.005 on the others): the overlapping
+cells of paper/www/synthetic_results.png and mitigation_synthetic_results.png (the paper's
+figures), and the other data sets from the companion repository's rendered appendix
+(_freeze/sections/experiments/synthetic, commit 0802a13, 2023-01-23: the error-bar chart per
+data set, made from the same runs). Metrics: domain = mmd_domain, grid = mmd_model_grid (the
+paper's "MMD (model)"), model = mmd_model (PP-MMD on the data), disagreement, f1 = f1_change
+(the paper's "Performance", macro F1), decis = decisiveness_code, pert = param_change.
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import json
+from pathlib import Path
+
+import numpy as np
+
+METRICS = {"domain": "mmd_domain", "grid": "mmd_model_grid", "model": "mmd_model", "disagreement": "disagreement",
+           "f1": "f1_change", "decis": "decisiveness_code", "pert": "param_change"}
+_ORDER = ("domain", "grid", "model", "disagreement", "f1", "decis", "pert")
+_GEN = {"DICE": "dice", "Generic": "generic", "Greedy": "greedy", "REVISE": "latent"}
+
+
+def _rows(text: str) -> dict:
+    out = {}
+    for line in text.strip().splitlines():
+        data, model, gen, *vals = line.split()
+        out[(data, model, _GEN.get(gen, gen))] = dict(zip(_ORDER, map(float, vals)))
+    return out
+
+
+#: data model generator: domain grid model disagreement f1 decis pert (read off the charts)
+SYNTHETIC = _rows("""
+overlapping linear DICE .105 .035 .059 .175 -.117 1.06 2.02
+overlapping linear Generic .111 .035 .062 .179 -.123 1.10 2.07
+overlapping linear Greedy .089 .012 .013 .086 -.041 .11 .63
+overlapping linear REVISE .110 .004 .004 .048 -.008 .60 1.10
+overlapping mlp DICE .100 .0125 .010 .076 -.026 .59 .30
+overlapping mlp Generic .092 .011 .012 .080 -.033 .56 .33
+overlapping mlp Greedy .081 .0125 .008 .063 -.026 .67 .21
+overlapping mlp REVISE .100 .000 .003 .043 -.009 .53 .12
+overlapping ensemble DICE .098 .009 .011 .081 -.035 .58 .41
+overlapping ensemble Generic .104 .009 .011 .084 -.036 .53 .39
+overlapping ensemble Greedy .076 .0095 .0063 .055 -.021 .69 .22
+overlapping ensemble REVISE .102 .0006 .0027 .041 -.015 .52 .20
+linearly_separable linear DICE .31 .275 .037 .096 -.090 1.88 6.9
+linearly_separable linear Generic .305 .26 .038 .097 -.090 1.9 6.9
+linearly_separable linear Greedy .32 .055 .0145 .053 -.054 1.27 8.7
+linearly_separable linear REVISE .000 .073 .000 .007 -.014 .20 11.5
+linearly_separable mlp DICE .152 .23 -.0009 .0006 -.003 .010 .27
+linearly_separable mlp Generic .138 .215 -.0009 .0006 -.003 .012 .28
+linearly_separable mlp Greedy .305 .208 -.0007 .0092 -.021 .049 .16
+linearly_separable mlp REVISE .000 .02 -.0008 .0036 -.010 .018 .34
+linearly_separable ensemble DICE .137 .235 -.0009 .0004 -.002 .008 .30
+linearly_separable ensemble Generic .125 .225 -.0009 .0002 .000 .0085 .30
+linearly_separable ensemble Greedy .31 .205 -.0008 .0072 -.020 .024 .175
+linearly_separable ensemble REVISE .000 .022 -.0008 .0036 -.010 .019 .335
+moons linear DICE .091 .083 .089 .205 -.160 2.1 2.02
+moons linear Generic .096 .091 .094 .21 -.167 2.2 2.05
+moons linear Greedy .087 .025 .026 .127 -.077 .65 1.48
+moons linear REVISE .110 .006 .005 .065 -.027 .08 .83
+moons mlp DICE .130 .011 -.0008 .003 -.006 .012 .40
+moons mlp Generic .122 .006 -.0008 .004 -.006 .022 .37
+moons mlp Greedy .137 .030 .0008 .024 -.034 .20 .31
+moons mlp REVISE .094 .001 -.0009 .002 -.006 .012 .42
+moons ensemble DICE .141 .0135 -.0008 .005 -.012 .055 .42
+moons ensemble Generic .134 .0105 -.0006 .008 -.015 .068 .39
+moons ensemble Greedy .135 .015 .0002 .017 -.026 .205 .38
+moons ensemble REVISE .101 .0015 -.0008 .002 -.005 .018 .37
+circles linear DICE -.0031 .000 .000 .017 -.014 .001 .0006
+circles linear Generic -.0031 .000 .000 .000 .000 .000 .000
+circles linear Greedy -.0028 .0004 .0004 .30 -.18 .13 .022
+circles linear REVISE -.0028 .0004 .0004 .31 -.18 .125 .0225
+circles mlp DICE -.0028 -.0002 -.0009 .000 .000 .004 .010
+circles mlp Generic -.0028 -.0002 -.0009 .000 .000 .0033 .011
+circles mlp Greedy -.0028 -.0003 -.0009 .000 .000 .0034 .0103
+circles mlp REVISE -.0031 -.0003 -.0009 .000 .000 .0038 .0123
+circles ensemble DICE -.0028 -.0003 -.0009 .000 .000 .0027 .0122
+circles ensemble Generic -.0028 -.0003 -.0009 .000 .000 .002 .0128
+circles ensemble Greedy -.0028 -.0002 -.0009 .000 .000 .0071 .0083
+circles ensemble REVISE -.0031 -.0003 -.0009 .000 .000 .0041 .0127
+""")
+
+#: the paper's mitigation figure (overlapping): domain, grid ("MMD (model)"), f1 ("Performance")
+MITIGATION = {(d, m, g): dict(zip(("domain", "grid", "f1"), v)) for (d, m, g), v in {
+    ("overlapping", "linear", "claproar"): (.019, .000, .000), ("overlapping", "linear", "generic"): (.102, .035, -.125),
+    ("overlapping", "linear", "generic_conservative"): (.048, .0015, .000),
+    ("overlapping", "linear", "gravitational"): (.063, .000, .000), ("overlapping", "linear", "latent"): (.110, .005, -.012),
+    ("overlapping", "mlp", "claproar"): (.020, .000, -.013), ("overlapping", "mlp", "generic"): (.095, .011, -.028),
+    ("overlapping", "mlp", "generic_conservative"): (.052, .001, -.005),
+    ("overlapping", "mlp", "gravitational"): (.060, .000, -.012), ("overlapping", "mlp", "latent"): (.105, .000, -.010),
+    ("overlapping", "ensemble", "claproar"): (.020, .000, -.018), ("overlapping", "ensemble", "generic"): (.101, .009, -.042),
+    ("overlapping", "ensemble", "generic_conservative"): (.055, .001, -.010),
+    ("overlapping", "ensemble", "gravitational"): (.066, .000, -.018),
+    ("overlapping", "ensemble", "latent"): (.106, .000, -.016)}.items()}
+
+
+def ours(root: Path) -> dict:
+    """(data, model, generator) -> metric -> (mean, sd, n) at the last evaluated round."""
+    out = {}
+    for path in sorted(root.glob("sims/*/*/done.json")):
+        rec = json.loads(path.read_text())
+        rec = rec.get("value", rec)
+        rows = [r for r in rec["history"] if "mmd_domain" in r]
+        last = max(r["round"] for r in rows)
+        vals = collections.defaultdict(lambda: collections.defaultdict(list))
+        for r in rows:
+            if r["round"] == last:
+                for short, name in METRICS.items():
+                    vals[r["generator"]][short].append(r[name])
+        for gen, d in vals.items():
+            out[(rec["dataset"], rec["model"], gen)] = {
+                k: (float(np.mean(v)), float(np.std(v, ddof=1)) if len(v) > 1 else float("nan"), len(v))
+                for k, v in d.items()}
+    return out
+
+
+def table(root: Path, readings: dict, metrics=_ORDER) -> str:
+    mine = ours(root)
+    head = "| data | model | generator | " + " | ".join(metrics) + " |"
+    lines = [head, "|" + "---|" * (3 + len(metrics))]
+    for key, paper in readings.items():
+        if key not in mine:
+            continue
+        cells = []
+        for m in metrics:
+            if m not in paper:
+                cells.append("")
+                continue
+            mean, sd, _ = mine[key][m]
+            cells.append(f"{paper[m]:.3g} / {mean:.3g} ± {sd:.2g}")
+        lines.append(f"| {' | '.join(key)} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n\nEach cell: paper (chart reading) / ours, mean ± sd over the repetitions.\n"
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("results", type=Path)
+    ap.add_argument("--mitigation", action="store_true", help="compare with the mitigation figure")
+    args = ap.parse_args()
+    if args.mitigation:
+        print(table(args.results, MITIGATION, ("domain", "grid", "f1")))
+    else:
+        print(table(args.results, SYNTHETIC))
+
+
+if __name__ == "__main__":
+    main()
