@@ -13,8 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from cfx import losses
-from cfx.generators.base import Generator, Penalty, fitted, generator, numpy_rng, static
+from cfx.generators.base import Generator, fitted, generator, numpy_rng, static
 from cfx.generators.generic import distance_penalty
 from cfx.models.vae import VAE, fit_vae
 
