@@ -147,7 +147,6 @@ class DynamicsConfig(Experiment):
     generators: tuple[GeneratorSpec, ...]
     simulation: SimulationSpec = SimulationSpec()
     repetitions: PositiveInt = 5
-    preset: Str | None = None
 
     @classmethod
     def parse(cls, raw: RawConfig | Mapping) -> "DynamicsConfig":
