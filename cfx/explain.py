@@ -17,7 +17,8 @@ every change that the counterfactual does not need, see :func:`sparsify`), and d
 from __future__ import annotations
 
 import dataclasses
-from typing import Any
+import warnings
+from typing import Any, Mapping, Sequence
 
 import jax
 import jax.numpy as jnp
@@ -28,6 +29,7 @@ from cfx import checks, convergence
 from cfx import generators as G
 from cfx.classifier import Classifier
 from cfx.data.dataset import Dataset
+from cfx.data.rows import as_frame, call_constraints, raw_counterfactuals
 from cfx.result import OUTCOMES
 from cfx.search import generate
 
@@ -46,7 +48,7 @@ CONTINUOUS_TOLERANCE = 1e-5  # |Δ| above this (standardised units) is a change 
 
 def explain(
     model: Classifier,
-    rows: pd.DataFrame,
+    rows: pd.DataFrame | pd.Series | Mapping,
     *,
     dataset: Dataset,
     generator: str | G.Generator = "generic",
@@ -55,13 +57,21 @@ def explain(
     sparse: bool = True,
     search_threshold: float | None = SEARCH_THRESHOLD,
     seed: int = 0,
+    features_to_vary: Sequence[str] | str | None = None,
+    permitted_range: Mapping[str, object] | None = None,
+    immutable: Sequence[str] | None = None,
+    increase_only: Sequence[str] | None = None,
+    decrease_only: Sequence[str] | None = None,
     **options,
 ) -> pd.DataFrame:
     """Counterfactuals for every row of ``rows``, one output row per counterfactual.
 
     Args:
       model: a :class:`cfx.Classifier` trained on ``dataset``'s encoding (``cfx.models.fit``).
-      rows: raw rows (the columns of ``dataset.to_frame()``; the label column may be present).
+      rows: raw rows (the columns of ``dataset.to_frame()``; the label column may be present), a
+        DataFrame, or one row as a Series (its name is the id) or a dict (id 0). A NaN, an unseen
+        level, a string in a numeric column, a missing or extra column: a ValueError naming the
+        column (and the row), before anything compiles.
       dataset: the training Dataset: its encoder encodes and decodes, its schema constrains,
         and generators that need data (Wachter's MAD, REVISE's VAE, ...) are fitted on it.
       generator: a registry name (``cfx.generators.describe()``) or a Generator.
@@ -74,22 +84,34 @@ def explain(
         leaving the sparsity pass room to revert changes; validity is always judged at τ. An
         exact generator (``exact = True``: FeatureTweak, the cheapest valid point) searches at τ.
       seed: PRNG seed of the search (noisy starts).
+      features_to_vary, permitted_range, immutable, increase_only, decrease_only: per-call
+        constraints by column name (DiCE's vocabulary), on top of the data set's own (a column's
+        allowed directions are the intersection): ``features_to_vary`` (list or ``"all"``; the
+        others are frozen), ``permitted_range={col: (lo, hi)}`` in raw units (ordinal: levels;
+        categorical/binary: a list of allowed levels) inside the data's bounds and containing
+        each row's value, and lists of immutable / increase-only / decrease-only columns.
       **options: search options (``max_steps`` (default 1000), ``threshold`` τ, ``init``,
         ``convergence``, ``min_steps``, ``batch_size``, ``loop``) or hyperparameters of the
         generator (e.g. ``cost=0.5``, ``diversity=2.0``).
 
     Returns:
       A DataFrame indexed by (``id``: the row's index in ``rows``, ``cf``: 0..K-1) with the raw
-      feature columns, then ``valid`` (p(target) >= τ at the returned point), ``p_target``,
+      feature columns as the rows hold them (unchanged cells copied exactly, each column in the
+      rows' dtype, changed continuous values rounded to the column's precision), then ``valid``
+      (p(target) >= τ when the returned raw row is re-encoded and re-scored), ``p_target``,
       ``cost`` (L1 distance in the model's standardised units), ``n_changed``, ``changed``
       (the names of the changed features), ``diversity`` (mean pairwise L1 among the K
       counterfactuals of the row; NaN for K = 1), ``duplicate`` (the same raw values as an
-      earlier counterfactual of the row) and ``outcome`` (the search's outcome code name).
+      earlier counterfactual of the row), ``outcome`` (the search's outcome code name) and
+      ``already_target`` (the row itself is already predicted as the target; a warning counts them).
       ``frame.attrs`` holds ``factuals`` (the decoded rows), ``runtime_s`` and ``compile_s``.
     """
     if search_threshold is not None and not (isinstance(search_threshold, (int, float)) and 0 < search_threshold <= 1):
         raise ValueError(f"search_threshold must be a probability in (0, 1] or None; got {search_threshold!r}")
+    rows = as_frame(rows)
     clf, encoder, X = _inputs(model, rows, dataset)
+    constraints = call_constraints(dataset, rows, features_to_vary=features_to_vary, permitted_range=permitted_range,
+                                   immutable=immutable, increase_only=increase_only, decrease_only=decrease_only)
     search_opts = {k: options.pop(k) for k in list(options) if k in SEARCH_OPTIONS}
     gen = _generator(generator, options, dataset, clf)
     search_opts.setdefault("max_steps", MAX_STEPS)
@@ -97,7 +119,6 @@ def explain(
     tau = float(gen.threshold if tau is None else tau)
     if getattr(gen, "exact", False):  # its answer is already the cheapest valid point: no room to leave
         search_threshold = None
-    constraints = dataset.schema.constraints()
     res = generate(gen, clf, X, target, key=jax.random.key(seed), constraints=constraints,
                    num_counterfactuals=num_counterfactuals, threshold=max(tau, search_threshold or 0.0), **search_opts)
     threshold = jnp.float32(tau)
@@ -105,9 +126,17 @@ def explain(
     x_cf = res.counterfactuals
     if sparse:
         x_cf = sparsify(clf, res.factuals, x_cf, res.target, threshold, units)
+    x, x_cf = np.asarray(res.factuals), np.asarray(x_cf)
+    n, K, d = x_cf.shape
+    cfs, changed = raw_counterfactuals(encoder, rows, x, x_cf, CONTINUOUS_TOLERANCE)
+    x_cf = encoder.encode(cfs).reshape(n, K, d)  # judged as returned: the raw row re-encoded
     p, valid = _validity(clf, res.factuals, x_cf, res.target, threshold)
-    return _frame(encoder, rows.index, np.asarray(res.factuals), np.asarray(x_cf), np.asarray(p), np.asarray(valid),
-                  np.asarray(res.outcome), units, float(res.runtime_s), float(res.compile_s))
+    already = np.asarray(_validity(clf, res.factuals, res.factuals[:, None], res.target, threshold)[1])[:, 0]
+    if already.any():
+        warnings.warn(f"{int(already.sum())} of {n} rows are already predicted as the target (p >= {tau:g}); "
+                      "see the column 'already_target'", stacklevel=2)
+    return _frame(encoder, rows, x, x_cf, cfs, changed, np.asarray(p), np.asarray(valid), already,
+                  np.asarray(res.outcome), float(res.runtime_s), float(res.compile_s))
 
 
 # ----------------------------------------------------------------------------- inputs
@@ -120,8 +149,6 @@ def _inputs(model, rows, dataset):
     if dataset.encoder is None:
         raise ValueError(f"dataset: {dataset.name!r} has no fitted encoder; use a tabular data set "
                          "(cfx.data.load of a real tabular set, or cfx.data.from_frame)")
-    if not isinstance(rows, pd.DataFrame):
-        raise TypeError(f"rows must be a pandas DataFrame of raw values; got {type(rows).__name__}")
     if len(rows) == 0:
         raise ValueError("rows is empty: pass at least one row")
     X = dataset.encoder.encode(rows)
@@ -219,24 +246,9 @@ def _validity(clf, x, x_cf, target, threshold):
 
 
 # ----------------------------------------------------------------------------- the frame
-def _frame(encoder, index, x, x_cf, p, valid, outcome, units, runtime_s, compile_s) -> pd.DataFrame:
+def _frame(encoder, rows, x, x_cf, cfs, changed, p, valid, already, outcome, runtime_s, compile_s) -> pd.DataFrame:
     n, K, d = x_cf.shape
     names = encoder.feature_names
-    factuals = encoder.decode(x, index=index)
-    cfs = encoder.decode(x_cf.reshape(n * K, d))
-    # changed: a discrete feature when its decoded value differs; a continuous one when it moved
-    # by more than the tolerance (float32 noise below it is not a change a person could act on)
-    moved = np.abs(x_cf - x[:, None]).reshape(n * K, d)
-    U = len(names)
-    per_unit = np.zeros((n * K, U))
-    np.maximum.at(per_unit.T, units, moved.T)
-    kinds = [c.kind for c in encoder.columns]
-    fact_rep = factuals.iloc[np.repeat(np.arange(n), K)].reset_index(drop=True)  # by position: ids may repeat
-    changed = np.column_stack([
-        per_unit[:, j] > CONTINUOUS_TOLERANCE if kinds[j] == "continuous"
-        else (cfs[names[j]].to_numpy() != fact_rep[names[j]].to_numpy())
-        for j in range(U)
-    ]) if U else np.zeros((n * K, 0), bool)
     diffs = np.abs(x_cf[:, :, None] - x_cf[:, None]).sum(-1)  # (n, K, K) pairwise L1
     diversity = diffs.sum((1, 2)) / (K * (K - 1)) if K > 1 else np.full(n, np.nan)
     out = cfs.copy()
@@ -248,9 +260,10 @@ def _frame(encoder, index, x, x_cf, p, valid, outcome, units, runtime_s, compile
     out["diversity"] = np.repeat(diversity, K).astype(np.float64)
     out["duplicate"] = _duplicates(cfs, n, K)
     out["outcome"] = [OUTCOMES[o] for o in outcome.reshape(-1)]
-    out.index = pd.MultiIndex.from_arrays([np.repeat(np.asarray(index), K), np.tile(np.arange(K), n)],
+    out["already_target"] = np.repeat(already, K)
+    out.index = pd.MultiIndex.from_arrays([np.repeat(np.asarray(rows.index), K), np.tile(np.arange(K), n)],
                                           names=["id", "cf"])
-    out.attrs.update(factuals=factuals, runtime_s=runtime_s, compile_s=compile_s)
+    out.attrs.update(factuals=rows[list(names)].copy(), runtime_s=runtime_s, compile_s=compile_s)
     return out
 
 

@@ -39,13 +39,23 @@ def toy():
     key = jax.random.key(0)
     result = cfx.generate(Generic(), clf, X[:4], 1, key=key, max_steps=5)
     frame = pd.DataFrame({"a": [1.0, 2.0, 3.0, 4.0], "b": ["u", "v", "u", "v"], "y": [0, 1, 0, 1]})
+    table = cfx.data.from_frame(frame, "y")  # a: continuous, b: binary
+    linear = cfx.Classifier(lambda p, x: x @ p, np.array([[0.0, 1.0], [0.0, 0.0]], np.float32), n_features=2)
     return {"X": X, "y": y, "data": data, "clf": clf, "key": key, "result": result, "frame": frame,
-            "calibrated": models.calibrate(clf, data)}
+            "calibrated": models.calibrate(clf, data), "table": table, "linear": linear}
 
 
 def _generate(t, generator=None, x=None, target=1, **options):
     return cfx.generate(generator or Generic(), t["clf"], t["X"][:4] if x is None else x, target, key=t["key"],
                         max_steps=5, **options)
+
+
+def _rows(t):  # the toy frame's features, rows named r0..r3 (errors must name them)
+    return t["frame"].drop(columns="y").set_index(pd.Index(["r0", "r1", "r2", "r3"]))
+
+
+def _explain(t, rows=None, **options):
+    return cfx.explain(t["linear"], _rows(t) if rows is None else rows, dataset=t["table"], target=1, **options)
 
 
 def _data(X, y=None, d=None):
@@ -180,6 +190,22 @@ CASES = [
         t["frame"], "y", categorical=["b"], mutability={"a": "up"}), ValueError, r"mutability"),
     ("from_frame/mutability of no column", lambda t: cfx.data.from_frame(
         t["frame"], "y", categorical=["b"], mutability={"q": "none"}), ValueError, r"\['q'\]"),
+    ("explain/unseen category", lambda t: _explain(t, _rows(t).assign(b=["u", "v", "w", "v"])), ValueError,
+     r"column 'b': unseen level 'w' at row 'r2'"),
+    ("explain/missing column", lambda t: _explain(t, _rows(t).drop(columns="a")), ValueError,
+     r"missing column\(s\) \['a'\]"),
+    ("explain/extra column", lambda t: _explain(t, _rows(t).assign(c=1)), ValueError, r"unknown column\(s\) \['c'\]"),
+    ("explain/string in a numeric column", lambda t: _explain(t, _rows(t).assign(a=[1.0, 2.0, "3x", 4.0])),
+     ValueError, r"column 'a' is continuous .* \(row 'r2': '3x'\)"),
+    ("explain/NaN", lambda t: _explain(t, _rows(t).assign(a=[1.0, np.nan, 3.0, 4.0])), ValueError,
+     r"column 'a' has 1 missing values \(NaN; first at row 'r1'\)"),
+    ("explain/rows an array", lambda t: _explain(t, np.zeros((2, 2))), TypeError, r"rows must be a pandas DataFrame"),
+    ("explain/features_to_vary unknown", lambda t: _explain(t, features_to_vary=["z"]), ValueError,
+     r"features_to_vary: unknown column\(s\) \['z'\]"),
+    ("explain/permitted_range outside the data", lambda t: _explain(t, permitted_range={"a": (0.0, 4.0)}), ValueError,
+     r"permitted_range\['a'\] .* outside the data's bounds"),
+    ("explain/permitted_range excludes a row", lambda t: _explain(t, permitted_range={"a": (2.0, 4.0)}), ValueError,
+     r"permitted_range\['a'\] .* excludes the value 1.0 of row 'r0'"),
     ("from_frame/missing values", lambda t: cfx.data.from_frame(
         t["frame"].assign(a=[1.0, np.nan, 3.0, 4.0]), "y", categorical=["b"]), ValueError, r"column 'a' has 1 missing"),
 ]

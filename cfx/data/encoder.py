@@ -8,9 +8,11 @@ levels, encodes to the same d columns.
 
 Feature kinds (one per raw column):
 
-* ``continuous``: one column, x = (raw − mean) / scale;
+* ``continuous``: one column, x = (raw − mean) / scale; decoded values are rounded to the
+  column's precision (the most decimals a value of the fitted column has, up to 6);
 * ``integer``: like continuous, but the raw value is an integer (counterfactuals are rounded
-  on the raw scale: :class:`cfx.Constraints` ``integer_features``);
+  on the raw scale: :class:`cfx.Constraints` ``integer_features``); declared, or inferred from
+  an integer dtype when ``fit(infer_integer=True)`` (``cfx.data.from_frame``);
 * ``ordinal``: the code of its level in a given order (0, 1, ...), then as ``integer``;
 * ``categorical``: one-hot group ``<column>_<level>`` over every level (sorted by str);
 * ``binary``: one 0/1 column; both levels are stored, so decode names the 0-level too.
@@ -41,6 +43,7 @@ class Column:
     kind: str
     levels: tuple = ()
     dtype: str = "float64"
+    decimals: int | None = None  # continuous: decode rounds to this many decimals (None: no rounding)
 
     @property
     def width(self) -> int:
@@ -54,7 +57,21 @@ class Column:
         return (self.name,)
 
 
-def _fit_column(name: str, s: pd.Series, *, onehot: bool, binary, ordinal, integer: bool) -> Column:
+MAX_DECIMALS = 6
+
+
+def precision(values: np.ndarray) -> int | None:
+    """The fewest decimals k <= 6 that represent every value (up to float64 noise), or None."""
+    v = np.asarray(values, np.float64)
+    v = v[np.isfinite(v)]
+    for k in range(MAX_DECIMALS + 1):
+        if np.all(np.abs(np.round(v, k) - v) <= 1e-9 * np.maximum(1.0, np.abs(v))):
+            return k
+    return None
+
+
+def _fit_column(name: str, s: pd.Series, *, onehot: bool, binary, ordinal, integer: bool,
+                infer_integer: bool = False) -> Column:
     values = s.dropna().unique()
     dtype = str(s.dtype)
     if ordinal is not None:
@@ -90,7 +107,9 @@ def _fit_column(name: str, s: pd.Series, *, onehot: bool, binary, ordinal, integ
         return Column(name, "integer", (), dtype)
     if set(np.unique(s.to_numpy())) <= {0, 1}:
         return Column(name, "binary", (0, 1), dtype)
-    return Column(name, "continuous", (), dtype)
+    if infer_integer and s.dtype.kind in "iu":  # an int64 age is an integer feature, not 51.246895
+        return Column(name, "integer", (), dtype)
+    return Column(name, "continuous", (), dtype, precision(s.to_numpy(np.float64)))
 
 
 def _check_integral(name: str, values: np.ndarray) -> None:
@@ -131,13 +150,15 @@ class TabularEncoder:
         ordinal: Mapping[str, Sequence] | None = None,
         integer: Sequence[str] = (),
         passthrough: Sequence[str] = (),
+        infer_integer: bool = False,
     ) -> "TabularEncoder":
         """Fit the layout on ``frame`` (every level it holds is kept).
 
         ``categorical``: columns one-hot encoded; ``binary``: column -> its 1-level (or a
         (0-level, 1-level) pair); ``ordinal``: column -> its levels in order (must list every
         level); ``integer``: numeric columns on the integer grid. Undeclared string/bool columns
-        are binary (two levels) or categorical; numeric 0/1 columns binary; others continuous.
+        are binary (two levels) or categorical; numeric 0/1 columns binary; others continuous
+        (``infer_integer``: integer if their dtype is an integer dtype).
         """
         if not isinstance(frame, pd.DataFrame):
             raise TypeError(f"frame must be a pandas DataFrame; got {type(frame).__name__}")
@@ -154,7 +175,8 @@ class TabularEncoder:
             if s.isna().any():
                 raise ValueError(f"column {name!r} has {int(s.isna().sum())} missing values (NaN)")
             cols.append(_fit_column(name, s, onehot=name in categorical, binary=binary.get(name),
-                                    ordinal=ordinal.get(name), integer=name in integer))
+                                    ordinal=ordinal.get(name), integer=name in integer,
+                                    infer_integer=infer_integer))
         d = sum(c.width for c in cols)
         return cls(tuple(cols), np.zeros(d, np.float32), np.ones(d, np.float32), tuple(passthrough))
 
@@ -233,6 +255,7 @@ class TabularEncoder:
         for c, (a, b) in zip(self.columns, self.spans()):
             v = raw[:, a]
             if c.kind == "continuous":
+                v = v if c.decimals is None else np.round(v, c.decimals)
                 out[c.name] = pd.Series(v, dtype="float64" if "int" in c.dtype else c.dtype)
             elif c.kind == "integer":
                 out[c.name] = pd.Series(np.rint(v).astype(np.int64)).astype(c.dtype)
@@ -259,17 +282,29 @@ def _levels(c: Column, codes: np.ndarray) -> pd.Series:
         return s
 
 
+def _row(s: pd.Series, mask) -> str:
+    """'row <index label>' of the first row where ``mask`` holds."""
+    label = s.index[np.flatnonzero(np.asarray(mask))[0]]
+    return f"row {label.item() if isinstance(label, np.generic) else label!r}"
+
+
 def _encode_column(c: Column, s: pd.Series) -> np.ndarray:
     if s.isna().any():
-        raise ValueError(f"column {c.name!r} has {int(s.isna().sum())} missing values (NaN)")
+        raise ValueError(f"column {c.name!r} has {int(s.isna().sum())} missing values (NaN; first at "
+                         f"{_row(s, s.isna())})")
     if c.kind in ("continuous", "integer"):
         if not pd.api.types.is_numeric_dtype(s) or pd.api.types.is_bool_dtype(s):
-            raise ValueError(f"column {c.name!r} is {c.kind} but holds dtype {s.dtype} (expected numbers)")
+            numbers = pd.to_numeric(s, errors="coerce") if not pd.api.types.is_bool_dtype(s) else s * np.nan
+            where = f" ({_row(s, numbers.isna())}: {s[numbers.isna().to_numpy()].iloc[0]!r})" if numbers.isna().any() else ""
+            raise ValueError(f"column {c.name!r} is {c.kind} but holds dtype {s.dtype} (expected numbers){where}")
         v = s.to_numpy(np.float64)
         if not np.isfinite(v).all():
-            raise ValueError(f"column {c.name!r} holds a non-finite value")
+            raise ValueError(f"column {c.name!r} holds a non-finite value ({_row(s, ~np.isfinite(v))})")
         if c.kind == "integer":
-            _check_integral(c.name, v)
+            frac = np.isfinite(v) & (v != np.round(v))
+            if frac.any():
+                raise ValueError(f"integer column {c.name!r} holds a fractional value ({_row(s, frac)}: "
+                                 f"{v[frac][0]!r})")
         return v[:, None]
     levels = list(c.levels)
     try:
@@ -278,7 +313,7 @@ def _encode_column(c: Column, s: pd.Series) -> np.ndarray:
         raise ValueError(f"column {c.name!r} holds values of dtype {s.dtype}; expected one of the levels {levels}") from None
     if (codes < 0).any():
         bad = s[codes < 0].iloc[0]
-        raise ValueError(f"column {c.name!r}: unseen level {bad!r} (known levels: {levels})")
+        raise ValueError(f"column {c.name!r}: unseen level {bad!r} at {_row(s, codes < 0)} (known levels: {levels})")
     if c.kind == "ordinal":
         return codes.astype(np.float64)[:, None]
     if c.kind == "binary":

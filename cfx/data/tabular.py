@@ -170,7 +170,8 @@ def encode(df: pd.DataFrame, spec: TabularSpec, *, infer: bool = False) -> Datas
     The :class:`TabularEncoder` is fitted here, on the whole cleaned file, and stored on the
     Dataset (``data.encoder``): new frames are encoded with it, never with a refit. Row ids are
     the frame's index after cleaning (the row's position in the file). ``infer``: undeclared
-    non-numeric columns become binary (two levels) or one-hot groups instead of an error.
+    non-numeric columns become binary (two levels) or one-hot groups instead of an error, and
+    columns of an integer dtype integer features.
     """
     if spec.clean is not None:
         df = spec.clean(df)
@@ -189,7 +190,7 @@ def encode(df: pd.DataFrame, spec: TabularSpec, *, infer: bool = False) -> Datas
         if not (infer or pd.api.types.is_numeric_dtype(s) or col in spec.onehot or col in spec.binary or col in spec.ordinal):
             raise ValueError(f"{spec.name}: column {col!r} is not numeric and the spec gives no encoding for it")
     encoder = TabularEncoder.fit(features, categorical=spec.onehot, binary=spec.binary, ordinal=spec.ordinal,
-                                 integer=spec.integer, passthrough=(spec.label, *spec.drop))
+                                 integer=spec.integer, passthrough=(spec.label, *spec.drop), infer_integer=infer)
     X = encoder.encode(features)
     names, mut, lower, upper = [], [], [], []
     for c, (a, b) in zip(encoder.columns, encoder.spans()):
@@ -226,7 +227,8 @@ def from_frame(
     """A :class:`Dataset` (raw units, fitted encoder) from a DataFrame you hold.
 
     ``label`` is a 0/1 column (1 favourable); the other arguments are as in :class:`TabularSpec`
-    (``categorical`` = one-hot columns; undeclared string columns are categorical too);
+    (``categorical`` = one-hot columns; undeclared string columns are categorical too, undeclared
+    columns of an integer dtype (int64 ages, counts) integer features);
     ``bounds`` (column -> (lower, upper), raw units) default to the column's range. Row ids are
     the frame's index. Then ``cfx.data.train_test(data)`` standardises as for the real sets.
 
