@@ -125,3 +125,23 @@ def test_rows_already_at_the_target_are_flagged(problem):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         cfx.explain(by_age, feats[~already], dataset=train, target=1)  # none: no warning
+
+
+def test_a_yes_no_label_takes_positive():
+    frame = pd.DataFrame({"pay": [1.0, 2.0, 3.0, 4.0], "approved": ["no", "yes", "no", "yes"]})
+    np.testing.assert_array_equal(D.from_frame(frame, "approved", positive="yes").y, [0, 1, 0, 1])
+    with pytest.raises(ValueError, match=r"label 'approved' does not map to 0/1"):
+        D.from_frame(frame, "approved")
+    with pytest.raises(ValueError, match=r"positive: the label 'approved' must have two levels, one of them 'Yes'"):
+        D.from_frame(frame, "approved", positive="Yes")
+
+
+def test_permitted_levels_steer_the_search(problem):
+    df, train, *_ = problem
+    w = jnp.zeros((6, 2)).at[:, 1].set(jnp.array([0, 0, 3.0, 4.0, -2.0, 0]))  # blue, green (best), red
+    clf = cfx.Classifier(lambda p, x: x @ p["w"] + p["b"], {"w": w, "b": jnp.array([0.0, -0.5])}, n_features=6)
+    rows = df[df["colour"] == "red"].drop(columns="ok").head(3)
+    free = cfx.explain(clf, rows, dataset=train, target=1)
+    assert (free["colour"] == "green").all() and free["valid"].all()
+    kept = cfx.explain(clf, rows, dataset=train, target=1, permitted_range={"colour": ["red", "blue"]})
+    assert (kept["colour"] == "blue").all() and kept["valid"].all() and kept["colour"].dtype == COLOURS

@@ -223,10 +223,12 @@ def from_frame(
     mutability: Mapping[str, str] | None = None,
     bounds: Mapping[str, tuple[float, float]] | None = None,
     drop: Sequence[str] = (),
+    positive: object = None,
 ) -> Dataset:
     """A :class:`Dataset` (raw units, fitted encoder) from a DataFrame you hold.
 
-    ``label`` is a 0/1 column (1 favourable); the other arguments are as in :class:`TabularSpec`
+    ``label`` is a 0/1 column (1 favourable), or a two-level column (``"yes"``/``"no"``) with
+    ``positive`` its favourable level (y = 1 where label == positive); the other arguments are as in :class:`TabularSpec`
     (``categorical`` = one-hot columns; undeclared string columns are categorical too, undeclared
     columns of an integer dtype (int64 ages, counts) integer features);
     ``bounds`` (column -> (lower, upper), raw units) default to the column's range. Row ids are
@@ -240,7 +242,14 @@ def from_frame(
         raise TypeError(f"frame must be a pandas DataFrame; got {type(frame).__name__}")
     if label not in frame.columns:
         raise ValueError(f"label: column {label!r} is not in the frame (columns: {list(frame.columns)})")
-    spec = TabularSpec(name=name, path="", label=label, description="", source="", drop=tuple(drop),
+    target = None
+    if positive is not None:
+        levels = list(pd.unique(frame[label].dropna()))
+        if positive not in levels or len(levels) > 2:
+            raise ValueError(f"positive: the label {label!r} must have two levels, one of them {positive!r}; "
+                             f"got {sorted(levels, key=str)[:5]}")
+        target = lambda df: (df[label] == positive).astype(int).where(df[label].notna())  # noqa: E731
+    spec = TabularSpec(name=name, path="", label=label, description="", source="", drop=tuple(drop), target=target,
                        binary=dict(binary or {}), onehot=tuple(categorical), mutability=dict(mutability or {}),
                        integer=tuple(integer), ordinal={k: tuple(v) for k, v in (ordinal or {}).items()},
                        bounds={k: tuple(v) for k, v in (bounds or {}).items()})
