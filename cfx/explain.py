@@ -8,10 +8,12 @@ The five-line path::
     rows = test.to_frame().head(5)                      # raw values, indexed by row id
     cfx.explain(clf, rows, dataset=train, target=1, num_counterfactuals=3, generator="dice")
 
-What it does: encode the rows with the data set's fitted encoder (errors name the column), run
-one compiled search for the whole batch (:func:`cfx.generate`, the data set's constraints:
-mutability, bounds, one-hot groups, integer grids), then one compiled sparsity pass (revert
-every change that the counterfactual does not need, see :func:`sparsify`), and decode.
+What it does: encode the rows with the data set's fitted encoder (errors name the column and
+the row), run one compiled search for the whole batch (:func:`cfx.generate`, the data set's
+constraints: mutability, bounds, one-hot groups, integer grids, tightened by the call's
+``features_to_vary``/``permitted_range``/... (:mod:`cfx.data.rows`)), then one compiled
+sparsity pass (revert every change that the counterfactual does not need, see :func:`sparsify`),
+decode into the rows' own values and dtypes, and score the returned raw rows re-encoded.
 """
 
 from __future__ import annotations
@@ -104,7 +106,7 @@ def explain(
       counterfactuals of the row; NaN for K = 1), ``duplicate`` (the same raw values as an
       earlier counterfactual of the row), ``outcome`` (the search's outcome code name) and
       ``already_target`` (the row itself is already predicted as the target; a warning counts them).
-      ``frame.attrs`` holds ``factuals`` (the decoded rows), ``runtime_s`` and ``compile_s``.
+      ``frame.attrs`` holds ``factuals`` (the rows' feature columns as given), ``runtime_s`` and ``compile_s``.
     """
     if search_threshold is not None and not (isinstance(search_threshold, (int, float)) and 0 < search_threshold <= 1):
         raise ValueError(f"search_threshold must be a probability in (0, 1] or None; got {search_threshold!r}")

@@ -33,7 +33,8 @@ import numpy as np
 import pandas as pd
 
 import cfx
-from cfx.explain import _frame, _validity
+from cfx.data.rows import raw_counterfactuals
+from cfx.explain import CONTINUOUS_TOLERANCE, _frame, _validity
 
 
 def constraint_violations(train, x, x_cf) -> int:
@@ -84,10 +85,11 @@ def run_plain(train, clf, rows, gen, K, *, grid: bool, init, max_steps, seed=0):
     x, x_cf = np.asarray(res.factuals), np.asarray(res.counterfactuals)
     n, _, d = x_cf.shape
     # a user reads the decoded point: integers rounded; encode it again and ask the model
-    decoded = train.encoder.encode(train.encoder.decode(x_cf.reshape(n * K, d))).reshape(n, K, d)
+    cfs, changed = raw_counterfactuals(train.encoder, rows, x, x_cf, CONTINUOUS_TOLERANCE)
+    decoded = train.encoder.encode(cfs).reshape(n, K, d)
     p, ok = _validity(clf, x, decoded, res.target, res.threshold)
-    frame = _frame(train.encoder, rows.index, x, decoded, np.asarray(p), np.asarray(ok), np.asarray(res.outcome),
-                   train.encoder.units(), seconds, 0.0)
+    frame = _frame(train.encoder, rows, x, decoded, cfs, changed, np.asarray(p), np.asarray(ok), np.zeros(n, bool),
+                   np.asarray(res.outcome), seconds, 0.0)
     return summarise(frame, np.asarray(ok).reshape(-1), K, constraint_violations(train, x, decoded), seconds, n)
 
 
