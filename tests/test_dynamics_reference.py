@@ -85,6 +85,17 @@ def test_general_options_keep_cfx_defaults_and_refuse_bad_values():
         generator_options("wachter")
 
 
+def test_revise_sampled_start_differs_per_counterfactual_and_is_reproducible(data):
+    _, train, _ = data
+    gen = G.REVISE(start="sample", vae_epochs=2).fit(None, train, key=jax.random.key(0))
+    x = jnp.broadcast_to(jnp.asarray(train.X[:3], jnp.float32)[:, None], (3, 4, 2))
+    z = np.asarray(gen.encode(x))
+    assert len(np.unique(z.reshape(12, -1), axis=0)) == 12  # every factual and k its own draw
+    np.testing.assert_array_equal(z, np.asarray(gen.encode(x)))
+    mean = np.asarray(G.REVISE(vae=gen.vae).encode(x))
+    assert not np.allclose(z, mean) and np.abs(z - mean).max() < 10
+
+
 # --------------------------------------------------------------------------- the trainer
 def test_batch1_scan_equals_a_python_loop_of_adam_steps(data):
     _, train, _ = data

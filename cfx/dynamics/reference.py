@@ -52,7 +52,7 @@ REFERENCE_GENERATORS = {
                    yloss="logit_bce", init="noise", init_scale=0.1),
     # REVISE: the VAE's latent space (not standardised), the same descent and objective
     "revise": dict({k: v for k, v in _SEARCH.items() if k not in ("space", "init", "init_scale")}, cost=0.1,
-                   distance="frobenius", yloss="logit_bce"),
+                   distance="frobenius", yloss="logit_bce", start="sample"),
 }
 
 

@@ -11,11 +11,13 @@ from __future__ import annotations
 
 from typing import Any
 
+import jax
+import jax.numpy as jnp
 import numpy as np
 
 from cfx.generators.base import Generator, fitted, generator, numpy_rng, static
 from cfx.generators.generic import distance_penalty
-from cfx.models.vae import VAE, fit_vae
+from cfx.models.vae import VAE, VAENet, fit_vae
 
 
 @generator
@@ -26,6 +28,9 @@ class REVISE(Generator):
     VAE of CE.jl (encoder d → 32 → (μ, log σ²), ``latent_dim`` 2, decoder mirrored, Adam 1e-3,
     ``vae_epochs`` 100, MSE + KL). Pass ``vae=cfx.models.fit_vae(train, ...)`` to bring your own.
     ``distance`` as :class:`Generic`'s (``"frobenius"``: CE.jl 0.1.5's set term).
+    ``start="sample"``: z_0 ~ q(z|x) = μ(x) + σ(x)⊙ε, one ε per factual and counterfactual (CE.jl
+    0.1.5's ``GenerativeModels.rand``); the draw's key is the refit's key folded with the
+    factual's coordinates and k, so it is fixed per factual and round. Default: z_0 = μ(x).
     """
 
     name = "revise"
@@ -38,6 +43,8 @@ class REVISE(Generator):
     vae_hidden: tuple = static((32,))
     vae_epochs: int = static(100)
     distance: str = static("l1")
+    start: str = static("mean")
+    start_key: Any = fitted()  # start="sample": uint32 key data, drawn by fit
 
     def fit(self, classifier, data, *, key):
         """Train the VAE on ``data`` (warm-started from the one held when it fits)."""
@@ -46,12 +53,20 @@ class REVISE(Generator):
             tuple(self.vae.net.hidden) == tuple(self.vae_hidden) and self.vae.n_features == np.shape(data.X)[-1]
         vae = fit_vae(data, latent_dim=self.latent_dim, hidden=self.vae_hidden, epochs=self.vae_epochs, seed=seed,
                       init=self.vae if same else None)
-        return self.replace(vae=vae)
+        start_key = None
+        if self.start == "sample":
+            start_key = (numpy_rng(key) if key is not None else np.random.default_rng(0)).integers(
+                0, 2**32, size=2, dtype=np.uint32)
+        return self.replace(vae=vae, start_key=start_key)
 
     def validate(self, num_counterfactuals, n_features, n_classes):
         name = type(self).__name__
         if self.space != "input":
             raise ValueError(f"{name} searches its VAE's latent space; space={self.space!r} does not apply")
+        if self.start not in ("mean", "sample"):
+            raise ValueError(f"{name}.start must be 'mean' or 'sample'; got {self.start!r}")
+        if self.start == "sample" and self.start_key is None:
+            raise ValueError(f"{name}: start='sample' needs the key fit draws; fit the generator")
         super().validate(num_counterfactuals, n_features, n_classes)
         if not isinstance(self.vae, VAE):
             raise ValueError(f"{name}.vae is missing: latent search needs a fitted VAE; fit the generator "
@@ -61,7 +76,17 @@ class REVISE(Generator):
                              f"{n_features} (fit the VAE on the classifier's training data)")
 
     def encode(self, x):
-        return self.vae.encode(x)
+        if self.start == "mean":
+            return self.vae.encode(x)
+        mean, log_var = self.vae.net.apply(self.vae.params, x, method=VAENet.encode)
+        key = jax.random.wrap_key_data(jnp.asarray(self.start_key, jnp.uint32))
+        bits = jax.lax.bitcast_convert_type(x.astype(jnp.float32), jnp.uint32)
+        seeds = jnp.sum(bits * (jnp.arange(x.shape[-1], dtype=jnp.uint32) * 2 + 1) * jnp.uint32(2654435761), -1)
+        if x.ndim == 3:  # (n, K, d): the K copies of a factual draw apart
+            seeds = seeds + jnp.arange(x.shape[1], dtype=jnp.uint32)[None, :] * jnp.uint32(0x9E3779B9)
+        flat = seeds.reshape(-1)
+        eps = jax.vmap(lambda s: jax.random.normal(jax.random.fold_in(key, s), mean.shape[-1:]))(flat)
+        return mean + jnp.exp(0.5 * log_var) * eps.reshape(mean.shape)
 
     def decode(self, z):
         return self.vae.decode(z)
