@@ -290,6 +290,17 @@ def _conditional_samples(classifier, lower, upper, key, grad_clip, noise_scale, 
     return jnp.take_along_axis(x, order[:, :, None], axis=1)
 
 
+def _check_chains(classifier, n_chains, steps, keep) -> None:
+    """The checks every conditional sampler makes before tracing: a Classifier, int sizes >= 1, keep <= n_chains."""
+    if not isinstance(classifier, Classifier):
+        raise TypeError(f"classifier must be a cfx.Classifier; got {type(classifier).__name__}")
+    for name, v in (("n_chains", n_chains), ("steps", steps), ("keep", keep)):
+        if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
+            raise ValueError(f"{name} must be an int >= 1; got {v!r}")
+    if keep > n_chains:
+        raise ValueError(f"keep ({keep}) must be <= n_chains ({n_chains})")
+
+
 def conditional_samples(classifier: Classifier, data: Any, *, key: jax.Array, n_chains: int = 50, steps: int = 500,
                         keep: int = 25, grad_clip: float = 0.01, noise_scale: float = 0.01,
                         n_std: float = 3.0) -> jax.Array:
@@ -311,13 +322,7 @@ def conditional_samples(classifier: Classifier, data: Any, *, key: jax.Array, n_
         S = cfx.sampling.conditional_samples(clf, train, key=jax.random.key(0))
         ctx = cfx.evaluation.context(clf, train, conditional_samples=S)
     """
-    if not isinstance(classifier, Classifier):
-        raise TypeError(f"classifier must be a cfx.Classifier; got {type(classifier).__name__}")
-    for name, v in (("n_chains", n_chains), ("steps", steps), ("keep", keep)):
-        if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
-            raise ValueError(f"{name} must be an int >= 1; got {v!r}")
-    if keep > n_chains:
-        raise ValueError(f"keep ({keep}) must be <= n_chains ({n_chains})")
+    _check_chains(classifier, n_chains, steps, keep)
     X = np.asarray(getattr(data, "X", data), np.float32)
     if X.ndim != 2 or X.shape[1] != classifier.n_features:
         raise ValueError(f"data must have shape (n, {classifier.n_features}); got {X.shape}")
@@ -384,13 +389,7 @@ def per_target_samples(classifier: Classifier, data: Any, targets, *, key: jax.A
     gradient, clamps every step and ranks by −f_y. All m·n_chains chains run in one compiled
     batch; new parameters or targets of the same shape reuse it.
     """
-    if not isinstance(classifier, Classifier):
-        raise TypeError(f"classifier must be a cfx.Classifier; got {type(classifier).__name__}")
-    for name, v in (("n_chains", n_chains), ("steps", steps), ("keep", keep)):
-        if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
-            raise ValueError(f"{name} must be an int >= 1; got {v!r}")
-    if keep > n_chains:
-        raise ValueError(f"keep ({keep}) must be <= n_chains ({n_chains})")
+    _check_chains(classifier, n_chains, steps, keep)
     if not 0.0 <= float(fresh_prob) <= 1.0:
         raise ValueError(f"fresh_prob must be in [0, 1]; got {fresh_prob!r}")
     t = np.asarray(targets)
