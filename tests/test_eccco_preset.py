@@ -13,7 +13,8 @@ import pytest
 import cfx
 import cfx.sampling
 from cfx.experiments import ConfigError, load_config, parse_config
-from cfx.experiments.kinds.eccco.preset import REFERENCE
+from cfx.data.julia_rng import Xoshiro, mljbase_blob_centers
+from cfx.experiments.kinds.eccco.preset import LS_CENTERS, REFERENCE
 from cfx.experiments.kinds.eccco.runner import select_factuals
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
@@ -33,16 +34,34 @@ def test_paper_configs_parse_with_the_preset_filling_each_data_set():
     assert (cfg.sampling.mode, cfg.factuals.pool, cfg.factuals.targets, cfg.domain, cfg.runs_vary) == (
         "per_target", "train", "random_pair", "data_range", "factuals")
     ls = next(d for d in cfg.data if d.name == "linearly_separable")
-    assert ls.n == 1250 and ls.options["center_box"] == [-1.0, 1.0]
+    assert ls.n == 1250 and ls.options["centers"] == LS_CENTERS and "center_box" not in ls.options
     assert ls.models["jem"]["jem_loss"] == "reference" and ls.models["jem"]["sampler_batch"] == 50
     assert ls.models["ensemble"]["combine"] == "logits"
     assert ls.generators["eccco"] == {"learning_rate": 0.01, "convergence": "generator_conditions", "cost": 0.1,
                                       "set_size": 0.1, "energy": 0.05, "ridge": 0.0, "empty_set": "complement"}
     moons = next(d for d in cfg.data if d.name == "moons")
     assert moons.models["jem"]["epochs"] == 500 and moons.models["jem"]["sampler_batch"] == 10
+    assert moons.options == {"noise": 0.1, "yshift": 0.3}  # MLJBase's make_moons
     assert parse_config(cfg.to_dict(), name=cfg.name) == cfg
     quick = load_config(CONFIGS / "eccco_paper_quick.yaml")
     assert [d.name for d in quick.data] == ["linearly_separable", "moons"]
+
+
+def test_julia_stream_and_the_reference_blob_centres():
+    # Julia's documented stream: Random.seed!(1234); rand(6) (Random docs, Julia >= 1.7).
+    np.testing.assert_array_equal(Xoshiro(1234).rand(6), [0.32597672886359486, 0.5490511363155669,
+                                                          0.21858665481883066, 0.8942454282009883,
+                                                          0.35311164439921205, 0.39425536741585077])
+    c = mljbase_blob_centers(42)
+    np.testing.assert_allclose(c, LS_CENTERS, atol=1e-8)
+    np.testing.assert_allclose(c.ravel(order="F"), 2 * Xoshiro(42).rand(4) - 1)  # column-major fill
+    assert abs(np.linalg.norm(c[0] - c[1]) - 0.5762) < 1e-4
+    # A config that draws its own centres keeps them (the preset adds none).
+    cfg = parse_config({"kind": "eccco", "name": "t", "preset": "eccco-2024",
+                        "data": [{"name": "linearly_separable", "center_box": [-1.0, 1.0]}]})
+    assert "centers" not in cfg.data[0].options
+    with pytest.raises(ValueError, match="seed must be an int"):
+        Xoshiro(-1)
 
 
 def test_unknown_preset_lists_the_presets():

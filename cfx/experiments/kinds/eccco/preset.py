@@ -30,19 +30,27 @@ from __future__ import annotations
 
 import copy
 
+from cfx.data.julia_rng import mljbase_blob_centers
 from cfx.experiments.config import Preset
 
-__all__ = ["PRESETS", "REFERENCE", "MODELS", "GENERATORS"]
+__all__ = ["PRESETS", "REFERENCE", "MODELS", "GENERATORS", "LS_CENTERS"]
+
+#: The reference's linearly separable class centres: CE.jl 0.1.31 ``load_blobs`` runs
+#: ``Random.seed!(data_seed = 42); MLJBase.make_blobs(1250, 2; centers=2, cluster_std=0.1,
+#: center_box=(-1 => 1))``; the centres are the first four uniforms of Julia's stream
+#: (≈ (0.259, −0.045) and (−0.099, 0.406), 0.58 apart). The points' noise is cfx's own draw.
+LS_CENTERS = [[round(float(v), 8) for v in row] for row in mljbase_blob_centers(42, 2, 2, (-1.0, 1.0))]
 
 #: Per data set: rows (n, train + 20 % test), synthetic options, architecture, JEM, search
 #: (η, λ1 cost, λ2 set size, λ3 energy, ridge). Read from ECCCo.jl experiments/<data>.jl,
 #: experiment.jl (defaults: sampling batch 50, steps 50), data/data.jl (batch size).
+#: Moons: MLJBase's ``make_moons`` (noise 0.1, yshift 0.3, not scikit-learn's 0.5).
 REFERENCE = {
-    "linearly_separable": dict(n=1250, options={"std": 0.1, "center_box": [-1.0, 1.0]},
+    "linearly_separable": dict(n=1250, options={"std": 0.1, "centers": LS_CENTERS},
                                model=dict(widths=[16, 16, 16], activation="swish", epochs=100, batch_size=100),
                                jem=dict(alpha=[1.0, 1.0, 0.1], sgld_steps=50, sampler_batch=50),
                                search=dict(eta=0.01, cost=0.1, set_size=0.1, energy=0.05, ridge=0.0)),
-    "moons": dict(n=3125, options={"noise": 0.1},
+    "moons": dict(n=3125, options={"noise": 0.1, "yshift": 0.3},
                   model=dict(widths=[32, 32, 32], activation="relu", epochs=500, batch_size=128),
                   jem=dict(alpha=[1.0, 1.0, 0.1], sgld_steps=30, sampler_batch=10),
                   search=dict(eta=0.01, cost=0.1, set_size=0.1, energy=0.5, ridge=0.0)),
@@ -127,6 +135,8 @@ def expand(raw: dict) -> dict:
         if ref.get("balance"):
             d.setdefault("balance", True)
         for k, v in ref["options"].items():
+            if k == "centers" and d.get("center_box") is not None:
+                continue  # the config draws its own centres
             d.setdefault(k, v)
         per_model = dict(d.get("models") or {})
         for m in models:
