@@ -14,7 +14,7 @@ from cfx.experiments.config import ConfigError
 from cfx.generators import ECCo
 from cfx.generators.eccco import polynomial_decay, polynomial_schedule
 from cfx.training import CTConfig, fit_ct, search_constraints
-from cfx.training.pool import draw_individuals, draw_rounds, pooled_reduction, round_means
+from cfx.training.pool import PoolSpec, draw_individuals, draw_labels, draw_rounds, pooled_reduction, round_means
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 
@@ -90,6 +90,26 @@ def test_rounds_and_individuals():
     pred = np.array([0, 0, 1, 1, 1])
     rows = draw_individuals(pred, np.array([1, 2, 0]), 4, seed=0)
     assert np.all(pred[rows[0]] == 1) and np.all(rows[1] == -1) and np.all(pred[rows[2]] == 0)
+    # CE.jl's benchmark: each individual's (factual, target) drawn once, the same in every round
+    factual, target = draw_labels(2, 250, seed=0)
+    assert np.all(factual != target) and 0.4 < factual.mean() < 0.6
+    rows = draw_individuals(pred, np.broadcast_to(factual, (7, 250)), None, seed=1)
+    assert rows.shape == (7, 250) and np.all(pred[rows] == factual[None, :])
+    with pytest.raises(ValueError, match="pairs"):
+        PoolSpec(pairs="batch")
+
+
+def test_reference_blob_centres_are_julias_draw():
+    """TaijaData's LS / overlapping centres: MLJBase.make_blobs' first draw from Xoshiro(42)."""
+    from cfx.experiments.kinds.ct.reference import REFERENCE_CENTRES, SYNTHETIC_OPTIONS, julia_blob_centres
+
+    c = julia_blob_centres(42)
+    assert np.allclose(c, REFERENCE_CENTRES, atol=1e-12)
+    assert np.linalg.norm(c[0] - c[1]) == pytest.approx(5.7617, abs=1e-4)
+    # Julia: rand(Xoshiro(42)) == 0.6293451231426089, the first uniform (centre 0's x1 = 20u − 10)
+    assert (c[0, 0] + 10) / 20 == pytest.approx(0.6293451231426089, abs=1e-15)
+    for name in ("linearly_separable", "overlapping"):
+        assert SYNTHETIC_OPTIONS[name]["centers"] == [list(x) for x in REFERENCE_CENTRES]
 
 
 def test_n_ce_capped_at_the_smallest_class_share(caplog):

@@ -3,19 +3,27 @@
 What ``evaluation.protocol: pool`` of the ``ct`` kind runs (``preset: ct-2026``), read from the
 paper's experiment code (``paper/experiments/CTExperiments``, v0.1.3) and its evaluation configs:
 
-- J rounds ("runs"); round j draws a factual class c_j and a target t_j ≠ c_j at random, shared by
-  every model; each model then draws ``n_individuals`` test rows *that it predicts as c_j*, with
-  replacement (a model predicting no row of c_j contributes nothing that round);
+- ``n_individuals`` (factual class c_i, target t_i ≠ c_i) pairs are drawn once, at random, and shared
+  by every round and every model (CE.jl's ``benchmark``: ``factual = rand(y_levels, n_individuals)``
+  and the targets before its loop over runs, :func:`draw_labels`); J rounds ("runs"): in round j each
+  model draws, for individual i, one test row *that it predicts as c_i*, with replacement (−1 where
+  it predicts no row of c_i: that individual contributes nothing). A round thus mixes both
+  directions in fixed proportions, and rounds differ only by the rows drawn. (``draw_rounds`` is
+  the earlier reading, one (factual, target) pair per round, kept for comparison: its per-round
+  values then also vary with the direction drawn, which widens the spread of the ratios);
 - every individual is searched once per energy weight λ_egy of the pool (default
-  {0.1, 0.5, 1, 5, 10}) with ECCo at λ_cost = 0, SGD η = 0.25, ≤ T = 50 steps, stop at
+  {0.1, 0.5, 1, 5, 10}) with ECCo at λ_cost = 0, SGD η (the preset: 0.1), ≤ T = 50 steps, stop at
   p(t|x') >= τ_eval (0.95 on synthetic data and Adult, 0.5 on the other tabular sets), the
   polynomial energy schedule for T (:func:`cfx.generators.eccco.polynomial_schedule`), ridge 1e-3,
-  no domain box (the evaluation data carry none) but the mode's mutability;
+  the mode's mutability and the constraints passed (the preset: the training's domain box, which
+  CTExperiments' ``apply_inferred_domain!`` stores with the data for training and evaluation);
 - valid: p(t|x') >= 0.5 (CE.jl's ``validity``); IP and IP* are means over valid counterfactuals;
 - IP per counterfactual: the mean L1 distance to ≤ ``ip_samples`` (1000) *test* rows of class t;
-- IP* per (round, λ): the unbiased MMD² between ≤ ``ip_star_size`` (100) of the round's
-  counterfactuals and as many test rows of class t, Gaussian kernel with length-scale ℓ (5.0 in the
-  code, :func:`cfx.training.evaluation.mmd2`), clamped at 0 as the reference's tables do;
+- IP* per (round, λ): per target class t, the unbiased MMD² between ≤ ``ip_star_size`` (100) of the
+  round's valid counterfactuals with target t and as many test rows of class t, Gaussian kernel
+  with length-scale ℓ (5.0 in the code, :func:`cfx.training.evaluation.mmd2`), clamped at 0 as the
+  reference's tables do; the round's value is the mean over the target classes (CE.jl's
+  ``compute_divergence``, which groups these, is not in the mirrored source: this grouping is ours);
 - a model's value in round j: the mean over λ of the per-(j, λ) means (:func:`round_means`);
   the % reduction of CT vs the baseline is 100·(1 − mean_j(CT_j / BL_j)), its spread the
   standard deviation of the per-round ratios, and it is significant (*) when the 99 % quantile
@@ -53,6 +61,17 @@ class PoolSpec:
     length_scale: float = 5.0
     length_scale_alt: float | None = None  # also IP* with this ℓ (``ip_star_alt``)
     valid_probability: float = 0.5
+    pairs: str = "individual"  # (factual, target) per individual, fixed over rounds; "round": one pair per round
+
+    def __post_init__(self):
+        if self.pairs not in ("individual", "round"):
+            raise ValueError(f"PoolSpec.pairs must be 'individual' or 'round'; got {self.pairs!r}")
+
+
+def draw_labels(n_classes: int, n_individuals: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """(factual class, target class) per individual, uniform over ordered pairs of distinct classes;
+    drawn once and shared by every round (CE.jl's ``benchmark``)."""
+    return draw_rounds(n_classes, n_individuals, seed)
 
 
 def draw_rounds(n_classes: int, rounds: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -63,15 +82,19 @@ def draw_rounds(n_classes: int, rounds: int, seed: int) -> tuple[np.ndarray, np.
     return factual.astype(np.int32), target.astype(np.int32)
 
 
-def draw_individuals(pred: np.ndarray, factual: np.ndarray, n_individuals: int, seed: int) -> np.ndarray:
-    """(J, n) test-row indices predicted as each round's factual class, drawn with replacement
-    (−1 for a round where the model predicts no row of that class)."""
+def draw_individuals(pred: np.ndarray, factual: np.ndarray, n_individuals: int | None, seed: int) -> np.ndarray:
+    """(J, n) test-row indices, each predicted as its factual class, drawn with replacement (−1
+    where the model predicts no row of that class). ``factual``: (J, n) classes per round and
+    individual, or (J,) one class per round with ``n_individuals`` rows each."""
     rng = np.random.default_rng(seed)
-    out = np.full((len(factual), n_individuals), -1, np.int64)
-    for j, c in enumerate(factual):
-        rows = np.flatnonzero(pred == c)
+    factual = np.asarray(factual)
+    if factual.ndim == 1:
+        factual = np.repeat(factual[:, None], n_individuals, axis=1)
+    out = np.full(factual.shape, -1, np.int64)
+    for c in np.unique(factual):
+        rows, at = np.flatnonzero(pred == c), factual == c
         if len(rows):
-            out[j] = rows[rng.integers(0, len(rows), n_individuals)]
+            out[at] = rows[rng.integers(0, len(rows), int(at.sum()))]
     return out
 
 
@@ -90,8 +113,9 @@ def _mmd_rounds(a, wa, b, wb, ls):
 def evaluate_pool(classifier: Classifier, test, generator, *, spec: PoolSpec, factual: np.ndarray,
                   target: np.ndarray, constraints, key, seed: int = 0) -> dict:
     """One model's pooled evaluation (module docstring). ``generator`` is the ECCo whose
-    ``energy`` is replaced by each weight of the pool; ``factual``/``target`` are the rounds'
-    classes (:func:`draw_rounds`, shared by the models compared). Returns arrays with axes
+    ``energy`` is replaced by each weight of the pool; ``factual``/``target``: the classes of each
+    individual ((n,), :func:`draw_labels`, the same in every round; ``spec.pairs == "individual"``)
+    or of each round ((J,), :func:`draw_rounds`; ``"round"``), shared by the models compared. Returns arrays with axes
     (λ, round, individual): ``valid``, ``ip``, ``cost`` (L1 to the factual), ``converged``,
     ``steps``; (λ, round): ``ip_star`` (and ``ip_star_alt`` with ``length_scale_alt``, else NaN);
     and ``rows`` (round, individual) test indices."""
@@ -99,12 +123,22 @@ def evaluate_pool(classifier: Classifier, test, generator, *, spec: PoolSpec, fa
 
     X, y = np.asarray(test.X, np.float32), np.asarray(test.y)
     pred = np.asarray(classifier.predict(X))
-    rows = draw_individuals(pred, factual, spec.n_individuals, seed)
-    J, n = rows.shape
-    has = rows[:, 0] >= 0
-    flat = np.where(rows >= 0, rows, 0).reshape(-1)
+    factual, target = np.asarray(factual), np.asarray(target)
+    if factual.shape != target.shape or factual.ndim != 1:
+        raise ValueError(f"factual and target must be two 1-D arrays of one shape; got {factual.shape}, {target.shape}")
+    per_individual = spec.pairs == "individual"
+    want = spec.n_individuals if per_individual else spec.rounds
+    if len(factual) != want:
+        raise ValueError(f"factual: {len(factual)} classes for pairs={spec.pairs!r}; expected {want}")
+    J = spec.rounds if per_individual else len(factual)
+    n = len(factual) if per_individual else spec.n_individuals
+    fac = np.broadcast_to(factual[None, :], (J, n)) if per_individual else np.repeat(factual[:, None], n, 1)
+    tgt2 = np.broadcast_to(target[None, :], (J, n)) if per_individual else np.repeat(target[:, None], n, 1)
+    rows = draw_individuals(pred, fac, None, seed)
+    has = rows >= 0
+    flat = np.where(has, rows, 0).reshape(-1)
     x = X[flat]
-    tgt = np.repeat(target, n).astype(np.int32)
+    tgt = np.ascontiguousarray(tgt2).reshape(-1).astype(np.int32)
     rng = np.random.default_rng(seed + 1)
     # per class: ≤ ip_samples test rows of that class for IP, ≤ ip_star_size for IP* (seeded)
     banks = {}
@@ -117,15 +151,15 @@ def evaluate_pool(classifier: Classifier, test, generator, *, spec: PoolSpec, fa
     out["steps"] = np.zeros((E, J, n), np.int32)
     out["ip_star"] = np.full((E, J), np.nan, np.float32)
     out["ip_star_alt"] = np.full((E, J), np.nan, np.float32)
-    size = spec.ip_star_size
+    size, d = spec.ip_star_size, X.shape[1]
     for e, lam in enumerate(spec.energies):
         res = generate(generator.replace(energy=float(lam)), classifier, x, tgt, key=jax.random.fold_in(key, e),
                        constraints=constraints, max_steps=spec.max_steps)
         cf = np.asarray(res.counterfactuals)[:, 0]
         p = np.asarray(res.target_probs)[:, 0]
-        valid = (p >= spec.valid_probability) & np.repeat(has, n)
+        valid = (p >= spec.valid_probability) & has.reshape(-1)
         out["valid"][e] = valid.reshape(J, n)
-        out["converged"][e] = (np.asarray(res.outcome)[:, 0] == 0).reshape(J, n) & has[:, None]
+        out["converged"][e] = (np.asarray(res.outcome)[:, 0] == 0).reshape(J, n) & has
         out["steps"][e] = np.asarray(res.steps)[:, 0].reshape(J, n)
         out["cost"][e] = np.where(valid, np.abs(cf - x).sum(1), np.nan).reshape(J, n)
         ip = np.zeros(len(cf), np.float32)
@@ -135,22 +169,23 @@ def evaluate_pool(classifier: Classifier, test, generator, *, spec: PoolSpec, fa
                 ip[sel] = np.asarray(_ip_rows(jnp.asarray(cf[sel]), jnp.asarray(bank),
                                               jnp.ones(len(bank), bool)))
         out["ip"][e] = np.where(valid, ip, np.nan).reshape(J, n)
-        # IP*: per round, ≤ size valid counterfactuals (the first ones: the draw is already random)
-        a = np.zeros((J, size, X.shape[1]), np.float32)
-        wa = np.zeros((J, size), np.float32)
-        b = np.zeros((J, size, X.shape[1]), np.float32)
-        wb = np.zeros((J, size), np.float32)
-        cfr, vr = cf.reshape(J, n, -1), valid.reshape(J, n)
-        for j in range(J):
-            keep = np.flatnonzero(vr[j])[:size]
-            a[j, :len(keep)], wa[j, :len(keep)] = cfr[j, keep], 1.0
-            samples = banks[int(target[j])][1]
-            b[j, :len(samples)], wb[j, :len(samples)] = samples, 1.0
-        enough = wa.sum(1) >= 2
+        # IP*: per round and target class, ≤ size valid counterfactuals (the first ones: the draw is
+        # already random) against ≤ size test rows of that class; the round's value: mean over classes
+        cfr, vr, tr = cf.reshape(J, n, d), valid.reshape(J, n), tgt.reshape(J, n)
         for name, ls in (("ip_star", spec.length_scale), ("ip_star_alt", spec.length_scale_alt)):
-            if ls is not None:
+            if ls is None:
+                continue
+            per_class = []
+            for c, (_, samples) in banks.items():
+                a, wa = np.zeros((J, size, d), np.float32), np.zeros((J, size), np.float32)
+                b, wb = np.zeros((J, size, d), np.float32), np.zeros((J, size), np.float32)
+                for j in range(J):
+                    keep = np.flatnonzero(vr[j] & (tr[j] == c))[:size]
+                    a[j, :len(keep)], wa[j, :len(keep)] = cfr[j, keep], 1.0
+                b[:, :len(samples)], wb[:, :len(samples)] = samples, 1.0
                 mmd = np.asarray(_mmd_rounds(a, wa, b, wb, jnp.float32(ls)))
-                out[name][e] = np.where(enough, np.maximum(mmd, 0.0), np.nan)
+                per_class.append(np.where(wa.sum(1) >= 2, np.maximum(mmd, 0.0), np.nan))
+            out[name][e] = _nanmean(np.stack(per_class), axis=0)
     out["rows"] = rows
     return out
 

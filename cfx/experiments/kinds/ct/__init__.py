@@ -118,7 +118,9 @@ class EvalConfig(Spec):
     ``protocol: pool`` is CounterfactualTraining.jl's evaluation (:mod:`cfx.training.pool`):
     ``rounds`` rounds of ``n_individuals`` test rows each, searched with ECCo once per weight in
     ``energies`` (λ_cost ``cost``, ``ridge``, energy ``decay``, τ ``threshold`` or the data set's
-    ``eval_threshold``, inside the training box only with ``box``)."""
+    ``eval_threshold``, inside the training box only with ``box``); ``pairs``: ``individual`` (each
+    individual's factual and target classes drawn once, fixed over the rounds: CE.jl's
+    ``benchmark``) or ``round`` (one pair per round)."""
 
     generator: Str = "ecco"
     learning_rate: PositiveFloat = 0.05
@@ -140,6 +142,7 @@ class EvalConfig(Spec):
     ridge: Float = 0.001
     decay: Str = "polynomial"
     box: Bool = False
+    pairs: Str = "individual"
 
 
 class CTExperiment(Experiment):
@@ -179,7 +182,8 @@ class CTExperiment(Experiment):
         for key, allowed in (("stop", ("threshold", "max_steps")), ("energy_decay", ("exponential", "polynomial"))):
             if getattr(cfg.ct, key) not in allowed:
                 raise ctx.error(f"ct.{key}", f"must be one of {', '.join(allowed)}, got {getattr(cfg.ct, key)!r}")
-        for key, allowed in (("protocol", ("single", "pool")), ("decay", ("exponential", "polynomial"))):
+        for key, allowed in (("protocol", ("single", "pool")), ("decay", ("exponential", "polynomial")),
+                             ("pairs", ("individual", "round"))):
             if getattr(cfg.evaluation, key) not in allowed:
                 raise ctx.error(f"evaluation.{key}", f"must be one of {', '.join(allowed)}, got "
                                                      f"{getattr(cfg.evaluation, key)!r}")

@@ -13,8 +13,8 @@ reference configs into each ``data`` entry the config leaves unset: τ of the tr
 synthetic splits (3,000 training rows, 900 test rows: the reference's n_train = 3000,
 n_validation = 600 (used for monitoring only, not drawn here) and a 0.8 train/test ratio) and
 their geometry as TaijaData 1.1.7 draws it (linearly separable: two blobs of σ 0.5, overlapping:
-σ 2.0, centres 10.4 apart (see :data:`SYNTHETIC_OPTIONS`); circles noise 0.15, factor 0.01; moons
-noise 0.1 with MLJBase's vertical shift 0.3 instead of scikit-learn's 0.5).
+σ 2.0, both at the centres the reference draws, 5.76 apart (:data:`REFERENCE_CENTRES`); circles noise
+0.15, factor 0.01; moons noise 0.1 with MLJBase's vertical shift 0.3 instead of scikit-learn's 0.5).
 
 This module also holds the pooled evaluation of one cell (:func:`evaluate_cell`), the paper's
 reduction table (:func:`pool_reductions`) and the paper's numbers (:data:`PAPER`).
@@ -44,8 +44,11 @@ VALUES = {
            "energy_decay": "polynomial", "ridge": 0.001, "domain_covers_data": True},
     "evaluation": {"protocol": "pool", "generator": "ecco", "energies": [0.1, 0.5, 1.0, 5.0, 10.0],
                    "learning_rate": 0.1, "max_steps": 50, "cost": 0.0, "ridge": 0.001, "decay": "polynomial",
-                   "box": False, "ip_samples": 1000, "ip_star_size": 100, "length_scale": 5.0,
-                   "length_scale_alt": 0.5},  # ℓ of the code (5.0) and of the paper's text (0.5, ip_star_alt)
+                   "box": True, "pairs": "individual", "ip_samples": 1000, "ip_star_size": 100,
+                   "length_scale": 5.0, "length_scale_alt": 0.5},  # ℓ: the code's 5.0, the paper text's 0.5
+    # box: CTExperiments' apply_inferred_domain! stores the training's inferred domain with the data
+    # ("the same domain constraints are applied during training and evaluation"); pairs: CE.jl's
+    # benchmark draws each individual's (factual, target) once, before its loop over runs
 }
 
 # per data set (cfx name): τ train, λ_reg, τ eval, batch size, n_ce, individuals per round
@@ -62,12 +65,48 @@ PER_DATA = {
     "mnist": (0.5, 0.01, 0.5, 1000, 5000, 50),
 }
 # training rows of the real sets (the reference's n_train; test = 20 % of n_train + 1000 validation rows)
-# TaijaData 1.1.7 (the paper's Manifest): make_blobs(centers=2) with σ 0.5 (LS) / 2.0 (overlapping) and
-# centres drawn once, with a fixed seed, from MLJBase's default box (−10, 10)². That draw (Julia's RNG)
-# cannot be reproduced here; the centres sit at (±a, ±a) with a = 3.7, i.e. 10.4 apart, the mean
-# distance of two points uniform in a 20 × 20 square (0.5214 · 20), so LS stays separable in every run.
-SYNTHETIC_OPTIONS = {"linearly_separable": {"std": 0.5, "distance": 3.7},
-                     "overlapping": {"std": 2.0, "distance": 3.7},
+# TaijaData 1.1.7 (the paper's Manifest): load_linearly_separable / load_overlapping call
+# MLJBase.make_blobs(n, 2; centers=2, cluster_std=0.5 / 2.0, rng=Xoshiro(42)) (TaijaData.data_seed; the
+# seed argument is ignored), whose first draw is the centres: 20·rand(rng, 2, 2) − 10 (centre c = row c).
+# :func:`julia_blob_centres` repeats that draw (Julia 1.11's Xoshiro256++ seeded from SHA-256 of the
+# seed): (2.587, −0.452) for class 0 and (−0.993, 4.063) for class 1, 5.76 apart; both sets share them.
+REFERENCE_CENTRES = ((2.586902462852178, -0.4518571313436439), (-0.9932211880761272, 4.062596980064029))
+
+
+def julia_blob_centres(seed: int = 42, k: int = 2, p: int = 2, box=(-10.0, 10.0)) -> np.ndarray:
+    """The (k, p) centres ``MLJBase.make_blobs(centers=k, rng=Xoshiro(seed))`` draws in Julia ≥ 1.7:
+    the generator's state is the SHA-256 digest of the seed's 32-bit little-endian words (four
+    UInt64), each draw is Xoshiro256++'s output u, the uniform is (u >> 11)·2⁻⁵³ (the array path
+    uses the top 52 bits, identical to 1e-15 here), and the k × p matrix is filled column-major."""
+    import hashlib
+    import struct
+
+    mask = (1 << 64) - 1
+    words, v = [], int(seed)
+    while True:
+        words.append(v & 0xFFFFFFFF)
+        v >>= 32
+        if v == 0:
+            break
+    s = list(struct.unpack("<4Q", hashlib.sha256(struct.pack(f"<{len(words)}I", *words)).digest()))
+    rotl = lambda x, r: ((x << r) | (x >> (64 - r))) & mask
+    draws = []
+    for _ in range(k * p):
+        s0, s1, s2, s3 = s
+        draws.append(((rotl((s0 + s3) & mask, 23) + s0) & mask) >> 11)
+        t = (s1 << 17) & mask
+        s2 ^= s0
+        s3 ^= s1
+        s1 ^= s2
+        s0 ^= s3
+        s2 ^= t
+        s = [s0, s1, s2, rotl(s3, 45)]
+    u = np.array(draws, np.float64) * 2.0 ** -53
+    return (box[1] - box[0]) * u.reshape(p, k).T + box[0]
+
+
+SYNTHETIC_OPTIONS = {"linearly_separable": {"std": 0.5, "centers": [list(c) for c in REFERENCE_CENTRES]},
+                     "overlapping": {"std": 2.0, "centers": [list(c) for c in REFERENCE_CENTRES]},
                      "circles": {"noise": 0.15, "factor": 0.01}, "moons": {"noise": 0.1, "yshift": 0.3}}
 # Real sets: rows loaded and class balancing as TaijaData's copies hold them (n_train + 1000 validation
 # rows = 80 %, the test set the other 20 %): Adult's 32,561 training rows as they are, California's
@@ -99,7 +138,10 @@ def expand(raw: dict) -> dict:
             if name in REAL_DATA:
                 defaults.update({**REAL_DATA[name], "test_size": 0.2})
             else:
-                defaults.update(SYNTHETIC_OPTIONS.get(name, {}))
+                options = dict(SYNTHETIC_OPTIONS.get(name, {}))
+                if "distance" in it or "center_box" in it:  # the config places the centres itself
+                    options.pop("centers", None)
+                defaults.update(options)
                 defaults.update({"n": SYNTHETIC_TRAIN + SYNTHETIC_TEST,
                                  "test_size": SYNTHETIC_TEST / (SYNTHETIC_TRAIN + SYNTHETIC_TEST)})
             for k, v in defaults.items():
@@ -164,7 +206,7 @@ def evaluate_cell(cfg, dc, mode: str, variant: str, run: int, classifier, train,
     import jax
 
     from cfx.training.evaluation import accuracy
-    from cfx.training.pool import PoolSpec, draw_rounds, evaluate_pool, round_means
+    from cfx.training.pool import PoolSpec, draw_labels, draw_rounds, evaluate_pool, round_means
 
     ev = cfg.evaluation
     tau = dc.eval_threshold if dc.eval_threshold is not None else ev.threshold
@@ -173,16 +215,18 @@ def evaluate_cell(cfg, dc, mode: str, variant: str, run: int, classifier, train,
                     n_individuals=dc.n_individuals or ev.n_individuals, max_steps=ev.max_steps, threshold=tau,
                     learning_rate=ev.learning_rate, cost=ev.cost, ridge=ev.ridge, ip_samples=ev.ip_samples,
                     ip_star_size=ev.ip_star_size, length_scale=ev.length_scale,
-                    length_scale_alt=ev.length_scale_alt)
-    factual, target = draw_rounds(int(classifier.n_classes), spec.rounds, seed(cfg, run, "rounds", dc.key, mode))
+                    length_scale_alt=ev.length_scale_alt, pairs=ev.pairs)
+    draw = draw_labels if ev.pairs == "individual" else draw_rounds
+    factual, target = draw(int(classifier.n_classes), spec.n_individuals if ev.pairs == "individual" else spec.rounds,
+                           seed(cfg, run, "rounds", dc.key, mode))
     constraints = search_constraints
-    if not ev.box:  # the reference's evaluation data carry no domain: mutability only
+    if not ev.box:  # mutability only, no domain box
         constraints = dataclasses.replace(constraints, lower=None, upper=None)
     out = evaluate_pool(classifier, test, eval_generator(ev, tau), spec=spec, factual=factual, target=target,
                         constraints=constraints, key=jax.random.key(seed(cfg, run, "evaluate", dc.key, mode)),
                         seed=seed(cfg, run, "individuals", dc.key, mode, variant))
     valid = out["valid"].astype(np.float64)
-    valid[:, out["rows"][:, 0] < 0] = np.nan
+    valid[:, out["rows"] < 0] = np.nan
     rounds = {"ip": round_means(out["ip"]), "ip_star": round_means(out["ip_star"]), "cost": round_means(out["cost"]),
               "validity": round_means(valid), "ip_star_alt": round_means(out["ip_star_alt"])}
     mean = lambda a: float(np.nanmean(a)) if np.isfinite(a).any() else math.nan
