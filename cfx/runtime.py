@@ -225,7 +225,7 @@ def concatenate(parts: list[CounterfactualResult]) -> CounterfactualResult:
 # Counterfactuals per device in one compiled call when ``batch_size`` is not given. On a CPU
 # a chunk whose activations stay in cache runs ~1.5-2x faster per row than one that streams
 # them from memory (10⁵ rows of an MLP 20-64-64-2, 100 steps: 2.9 s in chunks of 10,000,
-# 4.1 s in two of 50,000; BENCHMARKS.md); an accelerator wants large batches. Both are small
+# 4.1 s in two of 50,000; docs/benchmarks.md); an accelerator wants large batches. Both are small
 # enough that a million factuals run in bounded memory, chunk by chunk.
 DEFAULT_BATCH_ROWS = {"cpu": 10_000}
 ACCELERATOR_BATCH_ROWS = 1 << 16

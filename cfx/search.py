@@ -402,7 +402,7 @@ def generate(
         that converged early stop costing compute. Same result as without. ``"auto"`` (the
         default): S = 50 where it was measured to win, ``max_steps >= 500`` with the while
         loop in one process (a long tail of slow rows: 7-12x faster; all rows fast: a few ms
-        slower), else off (BENCHMARKS.md).
+        slower), else off (docs/benchmarks.md).
       multiprocess: search over every process under ``jax.distributed.initialize``: each
         process passes its own rows (x, target, start) and the same everything else, and gets
         its own rows back; row ids are global, so the result equals one search over all rows
