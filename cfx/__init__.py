@@ -15,7 +15,7 @@ from cfx.evaluation import evaluate
 from cfx.explain import explain
 from cfx.io import load, save
 from cfx.result import OUTCOMES, CounterfactualResult
-from cfx import reductions, search
+from cfx import search
 from cfx.search import generate
 from cfx.tracks import Track, track_last_within, track_path
 

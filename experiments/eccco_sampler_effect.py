@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-import jax
 import numpy as np
 import pandas as pd
 

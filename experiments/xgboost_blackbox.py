@@ -9,7 +9,12 @@ mean L2 distance, then ``cfx.explain`` on 10 of the rows.
     python experiments/xgboost_blackbox.py
 """
 
-import jax, numpy as np, cfx, time
+import time
+
+import jax
+import numpy as np
+
+import cfx
 from xgboost import XGBClassifier
 train, test = cfx.data.train_test(cfx.data.load("adult"), seed=0)
 X, y = np.asarray(train.X), np.asarray(train.y)
@@ -19,7 +24,9 @@ Xte = np.asarray(test.X)
 rows = Xte[model.predict(Xte) == 0][:100]
 kw = dict(target=1, key=jax.random.key(0), constraints=train.schema.constraints())
 res = cfx.generate(cfx.generators.GrowingSpheres(), clf, rows, **kw)
-t = time.perf_counter(); res = cfx.generate(cfx.generators.GrowingSpheres(), clf, rows, **kw); warm = time.perf_counter() - t
+t = time.perf_counter()
+res = cfx.generate(cfx.generators.GrowingSpheres(), clf, rows, **kw)
+warm = time.perf_counter() - t
 cf = np.asarray(res.counterfactuals)[:, 0]
 print(res, "warm s/100", round(warm, 2), "valid by xgboost", (model.predict(cf) == 1).mean(), "L2", np.linalg.norm(cf - rows, axis=1).mean())
 out = cfx.explain(clf, test.to_frame().iloc[np.flatnonzero(model.predict(Xte) == 0)[:10]], dataset=train, generator="growing_spheres")

@@ -12,7 +12,6 @@ from pathlib import Path
 import pytest
 
 from cfx.cli import main
-from cfx.experiments.kinds import benchmark
 from cfx.experiments.kinds.benchmark import runner as benchmark_runner
 
 ROOT = Path(__file__).resolve().parents[1]

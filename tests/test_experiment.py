@@ -16,7 +16,6 @@ import pydantic
 import pytest
 import yaml
 
-import cfx
 from cfx import experiments
 from cfx.experiments import ConfigError, OutputExistsError, Store, load_config, parse_config, store, tables
 from cfx.experiments.kinds import benchmark
@@ -463,8 +462,8 @@ def test_multiclass_images_end_to_end(tmp_path):
     # the targets differ from the (saved) model's prediction at the factuals; the model is
     # rebuilt from its parameter structure and saved bytes, without training
     path = ("models", "digits", "mlp", "run000")
-    train, _ = benchmark._load_split(cfg.data[0], cfg, 0)
-    clf = benchmark._restore(train, cfg.models[0], st.load_blob(path), st.load(path))
+    train, _ = benchmark_runner._load_split(cfg.data[0], cfg, 0)
+    clf = benchmark_runner._restore(train, cfg.models[0], st.load_blob(path), st.load(path))
     assert clf is not None and clf.n_classes == 10
     assert np.all(np.asarray(clf.predict(arr["factuals"])) != arr["target"])
     assert {p.name for p in res.figures} == {"digits_mlp_images.png", "digits_benchmark.png"}
@@ -484,8 +483,8 @@ def test_benchmark_smoke_end_to_end(tmp_path):
     # the ensemble is rebuilt from its saved parameters exactly as training built it
     st = Store(res.out_dir)
     path = ("models", "moons", "ensemble", "run000")
-    train, _ = benchmark._load_split(cfg.data[0], cfg, 0)
-    clf = benchmark._restore(train, cfg.models[1], st.load_blob(path), st.load(path))
+    train, _ = benchmark_runner._load_split(cfg.data[0], cfg, 0)
+    clf = benchmark_runner._restore(train, cfg.models[1], st.load_blob(path), st.load(path))
     grid = st.load_arrays(path)  # p(class | x) of the trained ensemble on the 2-D mesh
     points = np.stack([grid["xx"].ravel(), grid["yy"].ravel()], 1)
     np.testing.assert_allclose(np.asarray(clf.probs(points)).reshape(grid["probs"].shape), grid["probs"], atol=1e-6)

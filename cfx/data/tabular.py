@@ -192,7 +192,7 @@ def encode(df: pd.DataFrame, spec: TabularSpec, *, infer: bool = False) -> Datas
     encoder = TabularEncoder.fit(features, categorical=spec.onehot, binary=spec.binary, ordinal=spec.ordinal,
                                  integer=spec.integer, passthrough=(spec.label, *spec.drop), infer_integer=infer)
     X = encoder.encode(features)
-    names, mut, lower, upper = [], [], [], []
+    mut, lower, upper = [], [], []
     for c, (a, b) in zip(encoder.columns, encoder.spans()):
         if c.kind in ("continuous", "integer"):
             lo, hi = spec.bounds.get(c.name, (X[:, a].min(), X[:, a].max()))

@@ -49,8 +49,7 @@ from __future__ import annotations
 from cfx.experiments.kinds import Kind
 from cfx.experiments.kinds.benchmark.report import (HEADLINE_METRICS, KEYS, TIMING_METRICS, BenchmarkReport, report,
                                                     show, summarise, summary_markdown)
-# _load_split and _restore: private, re-exported for the tests that call them through this package
-from cfx.experiments.kinds.benchmark.runner import (GRID_RESOLUTION, MAX_PLOT_POINTS, _load_split, _restore,
+from cfx.experiments.kinds.benchmark.runner import (GRID_RESOLUTION, MAX_PLOT_POINTS,
                                                     derive_seed, expected, prepare, run, select_factuals)
 from cfx.experiments.kinds.benchmark.schema import (BenchmarkConfig, DataConfig, GeneratorConfig, ModelConfig,
                                                     SearchConfig)
