@@ -33,6 +33,7 @@ from cfx.classifier import Classifier
 from cfx.data.dataset import Dataset
 from cfx.data.rows import as_frame, call_constraints, raw_counterfactuals
 from cfx.result import OUTCOMES
+from cfx.restarts import bank, restart
 from cfx.search import generate
 
 #: explain's own defaults per generator, on top of the registry's (the benchmark keeps those).
@@ -58,6 +59,7 @@ def explain(
     num_counterfactuals: int = 1,
     sparse: bool = True,
     search_threshold: float | None = SEARCH_THRESHOLD,
+    restarts: bool = True,
     seed: int = 0,
     features_to_vary: Sequence[str] | str | None = None,
     permitted_range: Mapping[str, object] | None = None,
@@ -85,7 +87,11 @@ def explain(
       search_threshold: the search runs until p(target) >= max(search_threshold, τ) (None: τ),
         leaving the sparsity pass room to revert changes; validity is always judged at τ. An
         exact generator (``exact = True``: FeatureTweak, the cheapest valid point) searches at τ.
-      seed: PRNG seed of the search (noisy starts).
+      restarts: a counterfactual the search leaves invalid (a projected gradient that stalls on
+        a face of the constraints' box) is replaced by the nearest valid point on the segment
+        from the factual to its nearest training row that stays valid under the factual's
+        constraints (:mod:`cfx.restarts`); ``status`` says ``restarted``.
+      seed: PRNG seed of the search (noisy starts) and of the restarts' bank of training rows.
       features_to_vary, permitted_range, immutable, increase_only, decrease_only: per-call
         constraints by column name (DiCE's vocabulary), on top of the data set's own (a column's
         allowed directions are the intersection): ``features_to_vary`` (list or ``"all"``; the
@@ -105,7 +111,10 @@ def explain(
       (the names of the changed features), ``diversity`` (mean pairwise L1 among the K
       counterfactuals of the row; NaN for K = 1), ``duplicate`` (the same raw values as an
       earlier counterfactual of the row), ``outcome`` (the search's outcome code name) and
-      ``already_target`` (the row itself is already predicted as the target; a warning counts them).
+      ``already_target`` (the row itself is already predicted as the target; a warning counts them),
+      ``status`` (``found``: valid from the search; ``restarted``: valid from a restart;
+      ``not_found``: not valid) and ``reason`` (why, for ``not_found``; empty otherwise).
+      A factual with no valid counterfactual gets a warning that counts them.
       ``frame.attrs`` holds ``factuals`` (the rows' feature columns as given), ``runtime_s`` and ``compile_s``.
     """
     if search_threshold is not None and not (isinstance(search_threshold, (int, float)) and 0 < search_threshold <= 1):
@@ -126,10 +135,18 @@ def explain(
     threshold = jnp.float32(tau)
     units = encoder.units()
     x_cf = res.counterfactuals
+    n, K = x_cf.shape[:2]
+    restarted, no_point = np.zeros((n, K), bool), np.zeros((n, K), bool)
+    if restarts and not getattr(gen, "exact", False):  # an exact generator's miss is a proof: nothing to restart
+        invalid = ~np.asarray(_validity(clf, res.factuals, x_cf, res.target, threshold)[1])
+        if invalid.any():
+            x_cf, restarted = restart(clf, res.factuals, x_cf, res.target, invalid, bank(clf, dataset.X, seed=seed),
+                                      constraints, tau=tau, search_threshold=search_threshold)
+            no_point = invalid & ~restarted
     if sparse:
         x_cf = sparsify(clf, res.factuals, x_cf, res.target, threshold, units)
     x, x_cf = np.asarray(res.factuals), np.asarray(x_cf)
-    n, K, d = x_cf.shape
+    d = x_cf.shape[2]
     cfs, changed = raw_counterfactuals(encoder, rows, x, x_cf, CONTINUOUS_TOLERANCE)
     x_cf = encoder.encode(cfs).reshape(n, K, d)  # judged as returned: the raw row re-encoded
     p, valid = _validity(clf, res.factuals, x_cf, res.target, threshold)
@@ -137,8 +154,31 @@ def explain(
     if already.any():
         warnings.warn(f"{int(already.sum())} of {n} rows are already predicted as the target (p >= {tau:g}); "
                       "see the column 'already_target'", stacklevel=2)
-    return _frame(encoder, rows, x, x_cf, cfs, changed, np.asarray(p), np.asarray(valid), already,
-                  np.asarray(res.outcome), float(res.runtime_s), float(res.compile_s))
+    valid = np.asarray(valid)
+    status, reason = _status(valid, restarted, no_point, np.asarray(res.outcome), np.asarray(p), restarts, tau)
+    missing = int((~valid.any(1)).sum())
+    if missing:
+        warnings.warn(f"{missing} of {n} rows have no valid counterfactual; see the columns 'status' and 'reason'",
+                      stacklevel=2)
+    frame = _frame(encoder, rows, x, x_cf, cfs, changed, np.asarray(p), valid, already,
+                   np.asarray(res.outcome), float(res.runtime_s), float(res.compile_s))
+    frame["status"], frame["reason"] = status.reshape(-1), reason.reshape(-1)
+    return frame
+
+
+def _status(valid, restarted, no_point, outcome, p, restarts, tau):
+    """Per counterfactual: found / restarted / not_found, and why where it is not found."""
+    status = np.where(valid, np.where(restarted, "restarted", "found"), "not_found").astype(object)
+    reason = np.full(valid.shape, "", dtype=object)
+    searched = np.vectorize(lambda o, q: f"the search ended {OUTCOMES[o]} at p(target) = {q:.3f} < {tau:g}")(
+        outcome, p) if (~valid).any() else reason
+    reason = np.where(~valid, searched, reason)
+    if restarts:
+        reason = np.where(~valid & no_point, "no training row stays valid under this row's constraints (immutable "
+                          "features, directions, bounds): a counterfactual very likely does not exist", reason)
+        reason = np.where(~valid & restarted, "its restart was valid but the raw row (rounded to the columns' "
+                          f"precision) scores p(target) < {tau:g}", reason)
+    return status, reason
 
 
 # ----------------------------------------------------------------------------- inputs
