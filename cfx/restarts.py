@@ -36,6 +36,7 @@ import numpy as np
 from cfx import convergence
 from cfx.classifier import Classifier
 from cfx.constraints import Constraints
+from cfx.result import CONVERGED
 
 BANK_PER_CLASS = 2000  # training rows per predicted class in the bank (seeded draw)
 BISECTION_STEPS = 20
@@ -137,4 +138,34 @@ def restart(classifier: Classifier, x, x_cf, target, invalid, bank_points, const
     return x_cf, restarted
 
 
-__all__ = ["bank", "restart", "BANK_PER_CLASS"]
+def repair(result, classifier: Classifier, data, *, constraints: Constraints | None = None, seed: int = 0,
+           per_class: int = BANK_PER_CLASS):
+    """:func:`restart` for a :class:`cfx.CounterfactualResult` of :func:`cfx.generate`: every
+    counterfactual not valid at the result's τ is replaced by a restart from ``data``'s rows
+    (a Dataset or an (n, d) array; the classifier's training data), under the same ``constraints``
+    the search used. Returns (the result with those counterfactuals, their ``outcome`` set to
+    converged and ``target_probs`` updated; restarted (n, K) bool). A row still not converged
+    after it had no valid training row under its constraints: none very likely exists.
+    """
+    x, x_cf = np.asarray(result.factuals), np.asarray(result.counterfactuals)
+    n, K, d = x_cf.shape
+    target = np.asarray(result.target, np.int32)
+    tau = float(result.threshold)
+    fc = np.repeat(np.asarray(jnp.argmax(classifier.raw_logits(jnp.asarray(x)), axis=-1)), K)
+    ok = np.asarray(_ok(classifier, jnp.asarray(x_cf.reshape(n * K, d)), jnp.asarray(np.repeat(target, K)),
+                        jnp.asarray(fc), jnp.float32(tau))).reshape(n, K)
+    if ok.all():
+        return result, np.zeros((n, K), bool)
+    X = np.asarray(getattr(data, "X", data), np.float32)
+    new, restarted = restart(classifier, x, x_cf, target, ~ok, bank(classifier, X, per_class=per_class, seed=seed),
+                             Constraints() if constraints is None else constraints, tau=tau)
+    logits = classifier.raw_logits(jnp.asarray(new.reshape(n * K, d)))
+    probs = convergence.class_probs(logits, jnp.asarray(np.repeat(target, K)), jnp.asarray(fc))
+    return result.replace(
+        counterfactuals=new,
+        outcome=np.where(restarted, CONVERGED, np.asarray(result.outcome)).astype(np.int32),
+        target_probs=np.where(restarted, np.asarray(probs).reshape(n, K), np.asarray(result.target_probs)),
+    ), restarted
+
+
+__all__ = ["bank", "restart", "repair", "BANK_PER_CLASS"]

@@ -9,6 +9,7 @@ test_size=0.2, seed=0)``, cfx's default MLP ``cfx.models.fit(train, seed=S)`` (c
   explain/NAME:norestart   the same with restarts=False (before the restarts)
   generate/dice     cfx.generate(DiCE(), ..., constraints=schema, max_steps=200): the registry
                     defaults, validity re-scored on the decoded raw row (the issue's 70 %)
+  generate/dice+repair  the same, then cfx.restarts.repair on the result
 
 Per configuration: validity per counterfactual (``valid``: the returned raw row re-encoded and
 re-scored), the share of factuals with at least one / all K valid, the outcome codes, and
@@ -32,6 +33,7 @@ import numpy as np
 import pandas as pd
 
 import cfx
+import cfx.restarts
 from cfx.data.rows import raw_counterfactuals
 from cfx.explain import CONTINUOUS_TOLERANCE, _validity
 
@@ -89,11 +91,13 @@ def run_explain(train, clf, rows, generator, K, warm=False, **options):
     return out, frame
 
 
-def run_generate(train, clf, rows, K, max_steps=200):
+def run_generate(train, clf, rows, K, max_steps=200, repair=False):
     X = train.encoder.encode(rows)
     began = time.perf_counter()
     res = cfx.generate(cfx.generators.make("dice"), clf, X, 1, key=jax.random.key(0),
                        constraints=train.schema.constraints(), num_counterfactuals=K, max_steps=max_steps)
+    if repair:
+        res, _ = cfx.restarts.repair(res, clf, train, constraints=train.schema.constraints())
     seconds = time.perf_counter() - began
     x, x_cf = np.asarray(res.factuals), np.asarray(res.counterfactuals)
     n, _, d = x_cf.shape
@@ -125,8 +129,8 @@ def main(argv=None):
             rows = test.subset(pick).to_frame()
             cell = {"accuracy": accuracy, "factuals": len(rows), "model_s": time.perf_counter() - t0}
             for config in args.configs:
-                if config == "generate/dice":
-                    cell[config] = run_generate(train, clf, rows, 3)
+                if config.startswith("generate/dice"):
+                    cell[config] = run_generate(train, clf, rows, 3, repair=config.endswith("+repair"))
                 else:
                     gen, _, variant = config.split("/")[1].partition(":")
                     K = 3 if gen == "dice" else 1

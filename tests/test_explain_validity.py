@@ -13,7 +13,7 @@ import pytest
 
 import cfx
 import cfx.data as D
-from cfx.restarts import bank, restart
+from cfx.restarts import bank, repair, restart
 
 
 def stalling(raw_offset=0.0, raw_scale=1.0):
@@ -47,6 +47,10 @@ def test_restart_replaces_a_stalled_search_by_a_nearby_valid_point():
     frozen = cfx.Constraints(lower=0.0, upper=2.0, mutability=["both", "none"])
     _, restarted = restart(clf, x, res.counterfactuals, res.target, np.ones((2, 1), bool), grid, frozen, tau=0.5)
     assert not restarted.any()
+    # the same for a generate result: outcome and p(target) follow the new point
+    fixed, restarted = repair(res, clf, grid, constraints=box)
+    assert restarted.all() and (np.asarray(fixed.outcome) == 0).all() and (np.asarray(fixed.target_probs) >= 0.5).all()
+    np.testing.assert_array_equal(fixed.counterfactuals, new)
 
 
 def test_bank_keeps_every_predicted_class():
