@@ -110,7 +110,11 @@ class LaplaceApply:
             member = jnp.einsum("na,sac->snc", phi, params["samples"])
             return average_probability_logits(two_class_logits(member))
         f = phi @ self.last_layer.weights(params["model"])  # (n, C): the MAP logits
-        v = jnp.einsum("na,kab,nb->nk", phi, params["blocks"], phi)  # (n, K) predictive variances
+        blocks = params["blocks"]
+        if blocks.shape[0] == 1:  # binary: one (n, a) @ (a, a) product, no (n, K, a) intermediate
+            v = jnp.sum((phi @ blocks[0]) * phi, axis=-1, keepdims=True)
+        else:  # (n, K) predictive variances of the C logits
+            v = jnp.sum(jnp.einsum("na,kab->nkb", phi, blocks) * phi[:, None, :], axis=-1)
         return f * jax.lax.rsqrt(1.0 + (math.pi / 8.0) * jnp.maximum(v, 0.0))
 
 
