@@ -129,6 +129,13 @@ class ECCo(Generator):
     (CounterfactualTraining.jl) uses; :func:`polynomial_schedule` gives its values for T steps
     (T = 30: φ_0 = 0.1·2^−0.9 ≈ 0.054, so λ_energy = 5 weighs the energy about 0.27 at the start).
 
+    Caution, the defaults as an evaluation search: with φ_0 = 1 the first step moves x by
+    0.25·(∇yloss + 5·∇E), about 1.25·‖∇f_{y⁺}‖, which usually passes τ at once, so the search
+    stops after one step and its IP measures the slope of the target logit rather than
+    plausibility (a model with steeper logits "loses"; docs/ct.md, diagnosis). To compare models,
+    search in small steps to τ, e.g. ``ECCo(cost=0.0, learning_rate=0.1, ridge=1e-3, threshold=0.95,
+    **polynomial_schedule(50))`` (CounterfactualTraining.jl's evaluation), and check ``steps`` > 1.
+
     Example::
 
         res = cfx.generate(cfx.generators.ECCo(), clf, x, target=1, key=jax.random.key(0), max_steps=30)

@@ -47,7 +47,8 @@ from cfx.experiments.progress import Progress
 from cfx.experiments.store import Store, run_name
 
 VARIANTS = ("baseline", "ct", "contrastive", "adversarial")
-MODES = ("all", "protected")
+MODES = ("all", "protected", "single")
+SINGLE_KEYS = ("threshold", "lambda_reg", "eval_threshold", "eval_max_steps")
 HEADLINE = ("accuracy", "validity", "ip", "ip_star", "cost", "sensitivity")
 
 
@@ -55,7 +56,9 @@ class CTDataConfig(Spec):
     """A data set: ``name``, ``n`` rows, ``balance``, ``test_size``, ``data_dir``, ``label``,
     ``protected`` (a feature name or index; default age, else 0), ``threshold`` (τ of the CT
     search), ``domain_sd``, ``n_ce``, ``lambda_reg``, ``batch_size`` overrides, ``eval_threshold`` and
-    ``n_individuals`` of the pooled evaluation, ``standardize``; other keys: options of a synthetic set."""
+    ``n_individuals`` of the pooled evaluation, ``standardize``, ``single`` (overrides of ``threshold``,
+    ``lambda_reg``, ``eval_threshold``, ``eval_max_steps`` for mode ``single``); other keys: options of a
+    synthetic set."""
 
     name: Str
     n: PositiveInt | None = None
@@ -72,6 +75,7 @@ class CTDataConfig(Spec):
     batch_size: PositiveInt | None = None
     eval_threshold: Probability | None = None
     n_individuals: PositiveInt | None = None
+    single: dict[str, Float] = pydantic.Field(default_factory=dict)
     options: dict[str, Any] = pydantic.Field(default_factory=dict)
 
     @property
@@ -193,6 +197,10 @@ class CTExperiment(Experiment):
             if m not in MODES and not (m.startswith("protected-") and len(m) > 10):
                 raise ctx.error(f"modes[{i}]", f"must be one of {', '.join(MODES)} or protected-<feature>, got {m!r}")
         for i, dc in enumerate(cfg.data):
+            bad = sorted(set(dc.single) - set(SINGLE_KEYS))
+            if bad:
+                raise ctx.error(f"data[{i}].single", f"unknown key {bad[0]!r}; allowed: {', '.join(SINGLE_KEYS)}")
+        for i, dc in enumerate(cfg.data):
             import cfx.data
             try:
                 info = cfx.data.info(dc.name)
@@ -296,8 +304,11 @@ def _ct_config(cfg: CTExperiment, dc: CTDataConfig, variant: str, mode: str, pro
     for k in ("n_ce", "lambda_reg"):
         if getattr(dc, k) is not None:
             s[k] = getattr(dc, k)
-    return CTConfig(variant=variant, protected=(protected,) if mode != "all" else (),
-                    schema_mutability=mode != "all", **s)
+    unconstrained = mode in ("all", "single")
+    if mode == "single":  # all mutable, with the data set's own settings for this mode
+        s.update({k: dc.single[k] for k in ("threshold", "lambda_reg") if k in dc.single})
+    return CTConfig(variant=variant, protected=() if unconstrained else (protected,),
+                    schema_mutability=not unconstrained, **s)
 
 
 def _grid(clf, train) -> dict:
@@ -472,7 +483,7 @@ def _figures(cfg: CTExperiment, store: Store) -> list:
                 keep = a["target"] == 1
                 plotting.draw_2d(axes[i, j], grid, a["X"], a["y"], a["counterfactuals"][keep][:40],
                                  factuals=a["factuals"][keep][:40], colorbar=False)
-                title = "all mutable" if mode == "all" else f"{store.load(_cell(dc.key, variant, mode, 0))['protected']} immutable"
+                title = "all mutable" if mode in ("all", "single") else f"{store.load(_cell(dc.key, variant, mode, 0))['protected']} immutable"
                 axes[i, j].set_title(f"{'conventional' if variant == 'baseline' else 'CT'}, {title}")
         fig.tight_layout()
         out.append(store.write_figure(f"{dc.key}_2d", plotting.figure_png(fig)))
