@@ -143,6 +143,17 @@ def test_preset_fills_reference_values_and_refuses_conflicts(tmp_path):
     assert (moons.threshold, moons.lambda_reg, moons.batch_size, moons.n, moons.eval_threshold) == (0.9, 0.25, 30, 3900,
                                                                                                   0.95)
     assert circles.threshold == 0.7 and circles.lambda_reg == 0.5  # the config's own value wins where unset
+    # mode single: the reference's all-mutable grid (the paper's IP/IP*) trains with its own τ, λ_reg
+    from cfx.experiments.kinds.ct import _ct_config
+
+    ls = load_config(_raw("kind: ct\nname: x\npreset: ct-2026\ndata: [linearly_separable]\n", tmp_path)).data[0]
+    assert ls.single == {"threshold": 0.5, "lambda_reg": 0.25, "eval_threshold": 0.95, "eval_max_steps": 100}
+    single, mut = (_ct_config(cfg, ls, "ct", m, 0) for m in ("single", "all"))
+    assert (single.threshold, single.lambda_reg, single.protected) == (0.5, 0.25, ())
+    assert (mut.threshold, mut.lambda_reg) == (0.9, 0.5)
+    with pytest.raises(ConfigError, match="single"):
+        load_config(_raw("kind: ct\nname: x\npreset: ct-2026\ndata: [{name: moons, single: {tau: 0.5}}]\n",
+                         tmp_path))
     assert cfg.model.widths == (32,) and cfg.model.epochs == 100 and cfg.ct.energy_decay == "polynomial"
     assert cfg.ct.domain_covers_data and cfg.evaluation.protocol == "pool" and cfg.evaluation.length_scale == 5.0
     with pytest.raises(ConfigError, match="ct.energy_decay"):
@@ -164,7 +175,8 @@ def test_paper_smoke_end_to_end(tmp_path):
 
     report = run(CONFIGS / "ct_paper_smoke.yaml", out=tmp_path / "out")
     red = report.tables["reduction"]
-    assert list(red["variant"]) == ["ct"] and np.isfinite(red["ip_reduction"]).all()
+    assert list(red["variant"]) == ["ct", "ct"] and list(red["mode"]) == ["single", "all"]
+    assert np.isfinite(red["ip_reduction"]).all()
     assert "paper" in report.summary and "19.59*" in report.summary  # moons beside the paper's number
     assert any(p.name == "moons_energy.png" for p in report.figures)
 
