@@ -135,10 +135,31 @@ def check_types(**values) -> None:
         check_traceable(values["classifier"])
     if "generator" in values and "classifier" in values:
         check_gradient(values["generator"], values["classifier"])
+        check_regression(values["generator"], values["classifier"])
+
+
+def check_regression(generator: Generator, classifier: Classifier) -> None:
+    """A regression target (``Regressor.within``) is one logit g = distance into the interval,
+    not class probabilities: a generator whose terms need those is refused with its reason."""
+    reason = getattr(type(generator), "regression_refusal", None)
+    if reason and getattr(classifier.apply_fn, "regression", False):
+        raise ValueError(f"generator {type(generator).__name__} cannot search for a regression target: {reason}. "
+                         "Use a generator without class-probability terms (generic, wachter, greedy, dice, "
+                         "claproar, gravitational, revise, growing_spheres)")
+
+
+def check_regression_target(classifier: Classifier, target: np.ndarray) -> None:
+    """On a regression target the only target is class 1, "inside the interval"."""
+    if getattr(classifier.apply_fn, "regression", False) and np.any(target != 1):
+        bad = int(target[target != 1][0])
+        raise ValueError(f"target must be 1 (inside the interval) for a regression target "
+                         f"(cfx.models.Regressor.within); got {bad}")
 
 
 def model_hint(model) -> str:
     """For a model from another library passed where a Classifier belongs: how to wrap it."""
+    if type(model).__name__ == "Regressor" and hasattr(model, "within"):
+        return " (a regression model: search for a target interval with regressor.within(lo, hi), a Classifier)"
     if hasattr(model, "predict_proba") or hasattr(model, "decision_function"):
         return (" (wrap it: cfx.models.from_sklearn(estimator) translates scikit-learn models exactly, "
                 "cfx.models.from_predict_proba(model.predict_proba, n_features, n_classes) takes any as a black box)")

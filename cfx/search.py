@@ -431,6 +431,7 @@ def generate(
     n, d = x_np.shape
     K = generator.num_counterfactuals
     target_np = checks.check_target(target, n, classifier.n_classes)
+    checks.check_regression_target(classifier, target_np)
     key = checks.check_key(key)
     constraints = runtime.UNCONSTRAINED if constraints is None else constraints
     devices = distributed.mesh_devices(devices, multiprocess)

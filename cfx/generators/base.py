@@ -133,6 +133,9 @@ class Generator:
     name: ClassVar[str] = "generator"
     description: ClassVar[str] = ""
     uses_gradient: ClassVar[bool] = True  # False: the driver skips the backward pass (grad = 0)
+    #: Why this generator cannot serve a regression target (cfx.models.Regressor.within), or None:
+    #: set by generators whose terms need class probabilities or class energies.
+    regression_refusal: ClassVar[str | None] = None
 
     learning_rate: float = 0.1
     optimizer: Any = static("sgd")

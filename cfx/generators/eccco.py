@@ -143,6 +143,8 @@ class ECCo(Generator):
 
     name = "ecco"
     description = "ECCCo without the conformal term (counterfactual training's generator)"
+    regression_refusal = ("its energy −f_y(x') is a classifier's class-conditional energy (a JEM's); ECCCo adds a "
+                          "conformal prediction set over classes")
 
     learning_rate: float = 0.25
     cost: float = 0.001

@@ -105,6 +105,8 @@ class CLUE(REVISE):
 
     name = "clue"
     description = "Antoran et al. 2021: minimise predictive entropy in a VAE's latent space + L1 cost"
+    regression_refusal = ("it minimises the predictive entropy over classes (untargeted): on an interval that "
+                          "drives p(inside) to 0 or 1, whichever is nearer")
 
     yloss: Any = static("entropy")
     convergence: str = static("max_steps")

@@ -39,6 +39,8 @@ class Probe(Generator):
 
     name = "probe"
     description = "Pawelczyk et al. 2022: L1 cost + hinge on the invalidation rate under Gaussian noise"
+    regression_refusal = ("its invalidation rate models a classifier's decision under input noise, with a target "
+                          "rate r on class probabilities; it is not defined or validated for an interval")
 
     cost: float = 0.1
     robustness: float = 1.0

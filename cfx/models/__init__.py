@@ -17,6 +17,7 @@ from cfx.models.jem_reference import ReferenceJEMLoss
 from cfx.models.losses import batch_loss, cross_entropy, weighted_cross_entropy, weighted_mean
 from cfx.models.mlp import ACTIVATIONS, MLP, ModuleApply
 from cfx.models.step import Batch, LossFn, TrainState, shuffled_batches, train_epoch, train_step
+from cfx.models.regression import IntervalLogits, Regressor, fit_regressor, interval_labels, is_regression
 from cfx.models.train import accuracy, fit, init, list_models, trace_count
 from cfx.models.vae import VAE, ELBO, fit_vae
 
@@ -33,7 +34,12 @@ __all__ = [
     "smooth_set_size",
     "Ensemble",
     "JEMLoss",
+    "IntervalLogits",
     "LaplaceApply",
+    "Regressor",
+    "fit_regressor",
+    "interval_labels",
+    "is_regression",
     "expected_calibration_error",
     "laplace",
     "last_layer_ggn",

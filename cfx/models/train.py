@@ -38,6 +38,7 @@ from cfx.models.ensemble import Ensemble
 from cfx.models.jem import JEMLoss
 from cfx.models.losses import cross_entropy
 from cfx.models.mlp import MLP, ModuleApply
+from cfx.models.regression import fit_interval_target
 from cfx.models.step import LossFn, TrainState, train_epoch
 
 _MODELS = {
@@ -46,6 +47,7 @@ _MODELS = {
     "linear": "logistic regression (an MLP with no hidden layers), as in the recourse-dynamics experiments",
     "jem": "joint energy-based model: an MLP trained with the JEM loss (CE + energy terms, SGLD replay buffer)",
     "jem_ensemble": "deep ensemble of n_members JEM MLPs, each with its own SGLD replay buffer",
+    "regressor": "one-output MLP fitted by squared error to values=, served as the target interval=(lo, hi)",
 }
 
 #: Model names trained with :class:`cfx.models.jem.JEMLoss` by default.
@@ -287,6 +289,9 @@ def init(
     unknown = set(training_options) - _TRAINING_OPTIONS
     if unknown:
         raise TypeError(f"init() got unexpected keyword arguments {sorted(unknown)}")
+    if isinstance(model, str) and model.lower() == "regressor":
+        return fit_interval_target(dataset, init_only=True, seed=seed, widths=widths, activation=activation,
+                                   **training_options)
     X, y = _check_dataset(dataset)
     n_classes = max(int(y.max()) + 1, 2) if n_classes is None else _check_positive_int("n_classes", n_classes)
     apply, _, out_classes = _build(model, X.shape[1], n_classes=n_classes, widths=widths, activation=activation,
@@ -296,7 +301,7 @@ def init(
 
 
 _TRAINING_OPTIONS = {"epochs", "batch_size", "learning_rate", "init_params", "progress", "weight_decay", "loss",
-                     "extra", "return_state", "objective", "ct"}
+                     "extra", "return_state", "objective", "ct", "interval", "values"}
 
 
 def fit(
@@ -320,6 +325,7 @@ def fit(
     return_state: bool = False,
     objective: str = "ce",
     ct: Any = None,
+    interval: Any = None, values: Any = None,  # model="regressor" only
 ) -> Classifier | tuple[Classifier, TrainState]:
     """Train a classifier on ``dataset`` and return it as a :class:`cfx.Classifier`.
 
@@ -354,6 +360,7 @@ def fit(
         step count, extra).
       objective: ``"ce"`` (``loss``, default) or ``"ct"``: counterfactual training with the
         settings ``ct`` (a :class:`cfx.training.CTConfig`; see :func:`cfx.training.fit_ct`).
+      interval, values: ``"regressor"``: target (lo, hi), real targets (cfx.models.regression.fit_interval_target).
 
     Returns:
       A Classifier whose ``apply_fn`` is deterministic (dropout off), or ``(classifier,
@@ -366,6 +373,9 @@ def fit(
         clf2 = cfx.models.fit(new_train, "mlp", epochs=10, init_params=clf.params)  # no recompile
         clf3, state = cfx.models.fit(train, "mlp", loss=my_loss, extra=buffer, return_state=True)
     """
+    if isinstance(model, str) and model.lower() == "regressor":  # a regression target: cfx.models.regression
+        return fit_interval_target(dataset, interval=interval, values=values, widths=widths, activation=activation,
+                                   epochs=epochs, batch_size=batch_size, learning_rate=learning_rate, seed=seed)
     if objective != "ce" or ct is not None:
         return _fit_objective(objective, ct, dataset, model, loss=loss, extra=extra, return_state=return_state,
                               epochs=epochs, batch_size=batch_size, learning_rate=learning_rate, seed=seed,
