@@ -36,7 +36,8 @@ def test_paper_configs_parse_with_the_preset_filling_each_data_set():
     ls = next(d for d in cfg.data if d.name == "linearly_separable")
     assert ls.n == 1250 and ls.options["centers"] == LS_CENTERS and "center_box" not in ls.options
     assert ls.models["jem"]["jem_loss"] == "reference" and ls.models["jem"]["sampler_batch"] == 50
-    assert ls.models["ensemble"]["combine"] == "logits"
+    assert ls.models["ensemble"]["combine"] == "logits" and ls.models["jem"]["sampler_calls"] == 2
+    assert ls.generators["revise"]["vae_activations"] == ["sigmoid", "tanh"] and ls.generators["revise"]["start"] == "sample"
     assert ls.generators["eccco"] == {"learning_rate": 0.01, "convergence": "generator_conditions", "cost": 0.1,
                                       "set_size": 0.1, "energy": 0.05, "ridge": 0.0, "empty_set": "complement"}
     moons = next(d for d in cfg.data if d.name == "moons")
@@ -133,6 +134,12 @@ def test_reference_jem_loss_trains_a_model_and_keeps_its_ring_buffer():
     assert np.mean(np.asarray(clf.predict(data.X)) == data.y) > 0.9
     with pytest.raises(ValueError, match="sampler_batch"):
         cfx.models.ReferenceJEMLoss(sampler_batch=0)
+    # Two sampler calls per iteration (the reference's evaluation pass): the buffer fills twice as fast.
+    loss2 = cfx.models.ReferenceJEMLoss(sgld_steps=5, sampler_batch=10, sampler_calls=2)
+    _, state2 = cfx.models.fit(data, "jem", loss=loss2, epochs=1, batch_size=50, seed=0, return_state=True)
+    assert int(state2.extra.filled) == 10 + 1 * 4 * 2 * 10
+    with pytest.raises(ValueError, match="sampler_calls"):
+        cfx.models.ReferenceJEMLoss(sampler_calls=0)
 
 
 def test_ensemble_combining_logits_averages_member_logits():
@@ -216,3 +223,25 @@ def test_mnist_without_its_files_is_skipped_under_the_preset(tmp_path):
                         "data": [{"name": "mnist", "optional": True, "data_dir": str(tmp_path)}]})
     assert cfg.data[0].models["jem"]["sgld_steps"] == 25  # the preset still fills its settings
     assert not available(cfg.data[0]) and expected(cfg) == [] and prepare(cfg) == {}
+
+
+def test_reference_vae_options_add_the_decoder_ridge_and_set_the_activations():
+    from cfx.models.step import Batch
+    from cfx.models.vae import ELBO, VAENet, _Forward
+
+    net = VAENet(n_features=2, activations=("sigmoid", "tanh"))
+    key = jax.random.key(0)
+    params = net.init(key, jnp.zeros((1, 2)), key)
+    batch = Batch(x=jnp.ones((4, 2)), y=jnp.zeros(4, jnp.int32), w=jnp.ones(4))
+    plain, _ = ELBO(1.0)(params, batch, key, apply=_Forward(net), extra=None)
+    ridge, _ = ELBO(1.0, 0.01)(params, batch, key, apply=_Forward(net), extra=None)
+    inner = params["params"]
+    sq = sum(float(jnp.sum(w ** 2)) for k in ("dec_0", "out") for w in jax.tree_util.tree_leaves(inner[k]))
+    np.testing.assert_allclose(float(ridge) - float(plain), 0.01 * sq, rtol=1e-5)
+    h = jax.nn.tanh(jnp.zeros((1, 2)) @ inner["dec_0"]["kernel"] + inner["dec_0"]["bias"])
+    np.testing.assert_allclose(net.apply(params, jnp.zeros((1, 2)), method=VAENet.decode),
+                               h @ inner["out"]["kernel"] + inner["out"]["bias"], rtol=1e-6)
+    with pytest.raises(ValueError, match="activations"):
+        cfx.models.fit_vae(np.zeros((4, 2), np.float32), activations=("relu", "nope"))
+    g = cfx.generators.make("revise", vae_activations=["sigmoid", "tanh"])  # YAML lists become tuples
+    assert g.vae_activations == ("sigmoid", "tanh")

@@ -28,6 +28,8 @@ class REVISE(Generator):
     VAE of CE.jl (encoder d → 32 → (μ, log σ²), ``latent_dim`` 2, decoder mirrored, Adam 1e-3,
     ``vae_epochs`` 100, MSE + KL). Pass ``vae=cfx.models.fit_vae(train, ...)`` to bring your own.
     ``distance`` as :class:`Generic`'s (``"frobenius"``: CE.jl 0.1.5's set term).
+    ``vae_activations`` (encoder, decoder), ``vae_decoder_l2`` and ``vae_batch_size`` go to
+    :func:`cfx.models.fit_vae` (defaults relu/relu, 0, 64; CE.jl's VAE: sigmoid/tanh, 0.01, 50).
     ``start="sample"``: z_0 ~ q(z|x) = μ(x) + σ(x)⊙ε, one ε per factual and counterfactual (CE.jl
     0.1.5's ``GenerativeModels.rand``); the draw's key is the refit's key folded with the
     factual's coordinates and k, so it is fixed per factual and round. Default: z_0 = μ(x).
@@ -42,17 +44,28 @@ class REVISE(Generator):
     latent_dim: int = static(2)
     vae_hidden: tuple = static((32,))
     vae_epochs: int = static(100)
+    vae_activations: tuple = static(("relu", "relu"))
+    vae_decoder_l2: float = static(0.0)
+    vae_batch_size: int = static(64)
     distance: str = static("l1")
     start: str = static("mean")
     start_key: Any = fitted()  # start="sample": uint32 key data, drawn by fit
+
+    def __post_init__(self):
+        # YAML gives lists; a static field must be hashable.
+        object.__setattr__(self, "vae_activations", tuple(self.vae_activations))
+        object.__setattr__(self, "vae_hidden", tuple(self.vae_hidden))
+        super().__post_init__()
 
     def fit(self, classifier, data, *, key):
         """Train the VAE on ``data`` (warm-started from the one held when it fits)."""
         seed = int(numpy_rng(key).integers(2**31)) if key is not None else 0
         same = isinstance(self.vae, VAE) and self.vae.latent_dim == self.latent_dim and \
-            tuple(self.vae.net.hidden) == tuple(self.vae_hidden) and self.vae.n_features == np.shape(data.X)[-1]
+            tuple(self.vae.net.hidden) == tuple(self.vae_hidden) and self.vae.n_features == np.shape(data.X)[-1] \
+            and tuple(self.vae.net.activations) == tuple(self.vae_activations)
         vae = fit_vae(data, latent_dim=self.latent_dim, hidden=self.vae_hidden, epochs=self.vae_epochs, seed=seed,
-                      init=self.vae if same else None)
+                      init=self.vae if same else None, activations=tuple(self.vae_activations),
+                      decoder_l2=float(self.vae_decoder_l2), batch_size=int(self.vae_batch_size))
         start_key = None
         if self.start == "sample":
             start_key = (numpy_rng(key) if key is not None else np.random.default_rng(0)).integers(

@@ -18,6 +18,13 @@ way) whose sampler and energy terms follow the reference code rather than cfx's 
 
   (squares of the means, as the reference squares its already-averaged energies).
 
+``sampler_calls`` (default 1) runs the sampler that many times per iteration, each call writing
+its chains to the buffer. The reference's training loop (JointEnergyModels.jl 0.1.3
+``train_model``) evaluates the loss on every training batch after each epoch, and that
+evaluation calls the sampler too, so its buffer advances twice per batch and epoch:
+``sampler_calls=2`` gives the buffer the same number of sampler calls (all with the current
+parameters, where the reference's second call uses the epoch's final ones).
+
 The buffer (:class:`ReferenceBuffer`) is a ring of ``buffer_size`` slots in ``TrainState.extra``.
 """
 
@@ -69,12 +76,16 @@ class ReferenceJEMLoss(JEMLoss):
     iteration (50 linearly separable, 10 others); the other fields as :class:`JEMLoss`."""
 
     sampler_batch: int = 50
+    sampler_calls: int = 1
 
     def __post_init__(self):
         super().__post_init__()
         v = self.sampler_batch
         if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or not 1 <= v <= self.buffer_size:
             raise ValueError(f"sampler_batch must be an int in [1, buffer_size={self.buffer_size}]; got {v!r}")
+        c = self.sampler_calls
+        if isinstance(c, bool) or not isinstance(c, (int, np.integer)) or c < 1:
+            raise ValueError(f"sampler_calls must be an int >= 1; got {c!r}")
 
     def init_buffer(self, X, n_classes: int, key: jax.Array) -> ReferenceBuffer:
         lo, hi = sampling.scalar_bounds(X)
@@ -84,29 +95,37 @@ class ReferenceJEMLoss(JEMLoss):
         return ReferenceBuffer(x=x, head=jnp.int32(self.sampler_batch % self.buffer_size),
                                filled=jnp.int32(self.sampler_batch), lower=jnp.float32(lo), upper=jnp.float32(hi))
 
-    def __call__(self, params: Any, batch: Batch, key: jax.Array, *, apply: TrainApply,
-                 extra: ReferenceBuffer) -> tuple:
-        if not isinstance(extra, ReferenceBuffer):
-            raise TypeError(f"ReferenceJEMLoss needs a ReferenceBuffer as extra; got {type(extra).__name__}")
-        k_cls, k_idx, k_fresh, k_u, k_sgld, k_data, k_hat = jax.random.split(key, 7)
-        buf, B = extra, self.sampler_batch
+    def _sampler_call(self, buf: ReferenceBuffer, params, key, *, apply: TrainApply, n_classes: int):
+        """One call of the reference's sampler: one random class, 95 % of the starts from the
+        buffer, batch-mean energy, unbounded then clamped; the chains become the newest entries."""
+        k_cls, k_idx, k_fresh, k_u, k_sgld = jax.random.split(key, 5)
+        B = self.sampler_batch
         cap, d = buf.x.shape
-        logits = two_class_logits(apply(params, batch.x, k_data))
-        n_classes = logits.shape[-1]
-        # the sampler: one random class, 95 % of the starts from the buffer, batch-mean energy
         y_s = jnp.full((B,), jax.random.randint(k_cls, (), 0, n_classes), jnp.int32)
         idx = jax.random.randint(k_idx, (B,), 0, jnp.maximum(buf.filled, 1))
         idx = (buf.head - 1 - idx) % cap  # the filled slots, counted back from the newest
         fresh = jax.random.uniform(k_fresh, (B, 1)) < self.reinit_prob
         x0 = jnp.where(fresh, jax.random.uniform(k_u, (B, d), jnp.float32, buf.lower, buf.upper), buf.x[idx])
-        frozen = jax.lax.stop_gradient(params)
         x_new, info = sampling.sgld(_BatchMeanEnergy(apply), x0, k_sgld, steps=self.sgld_steps, rule="improper",
                                     grad_clip=self.grad_clip, noise_scale=self.noise_scale,
-                                    args=(frozen, y_s, jnp.float32(B)))
+                                    args=(params, y_s, jnp.float32(B)))
         x_new = jnp.clip(x_new, buf.lower, buf.upper)
         slots = (buf.head + jnp.arange(B)) % cap
-        buf = buf.replace(x=buf.x.at[slots].set(x_new), head=(buf.head + B) % cap,
-                          filled=jnp.minimum(buf.filled + B, cap))
+        return buf.replace(x=buf.x.at[slots].set(x_new), head=(buf.head + B) % cap,
+                           filled=jnp.minimum(buf.filled + B, cap)), info
+
+    def __call__(self, params: Any, batch: Batch, key: jax.Array, *, apply: TrainApply,
+                 extra: ReferenceBuffer) -> tuple:
+        if not isinstance(extra, ReferenceBuffer):
+            raise TypeError(f"ReferenceJEMLoss needs a ReferenceBuffer as extra; got {type(extra).__name__}")
+        k_call, k_data, k_hat = jax.random.split(key, 3)
+        buf = extra
+        cap = buf.x.shape[0]
+        logits = two_class_logits(apply(params, batch.x, k_data))
+        n_classes = logits.shape[-1]
+        frozen = jax.lax.stop_gradient(params)
+        for k in jax.random.split(k_call, self.sampler_calls):  # a static count (1 or 2)
+            buf, info = self._sampler_call(buf, frozen, k, apply=apply, n_classes=n_classes)
         # the energy terms: class of the first (real) batch item, the N newest samples
         n_rows = batch.x.shape[0]
         real = batch.w > 0

@@ -31,6 +31,8 @@ class VAENet(nn.Module):
     n_features: int
     latent_dim: int = 2
     hidden: Sequence[int] = (32,)
+    #: hidden activations of the encoder and the decoder (CE.jl's VAE: sigmoid and tanh)
+    activations: tuple[str, str] = ("relu", "relu")
 
     def setup(self):
         self.encoder = [nn.Dense(int(w), name=f"enc_{i}") for i, w in enumerate(self.hidden)]
@@ -40,15 +42,15 @@ class VAENet(nn.Module):
         self.out = nn.Dense(self.n_features, name="out")
 
     def encode(self, x):
-        h = x
+        h, act = x, getattr(nn, self.activations[0])
         for layer in self.encoder:
-            h = nn.relu(layer(h))
+            h = act(layer(h))
         return self.mean(h), self.log_var(h)
 
     def decode(self, z):
-        h = z
+        h, act = z, getattr(nn, self.activations[1])
         for layer in self.decoder:
-            h = nn.relu(layer(h))
+            h = act(layer(h))
         return self.out(h)
 
     def __call__(self, x, key):
@@ -99,19 +101,27 @@ class ELBO:
     """Negative ELBO per example, weighted over the batch:
 
         ℓ_i = Σ_j (x̂_ij − x_ij)² + β · KL(q(z|x_i) ‖ N(0, I)),
-        KL = −½ Σ_k (1 + log σ²_k − μ_k² − σ²_k).
+        KL = −½ Σ_k (1 + log σ²_k − μ_k² − σ²_k),
 
-    A loss of :func:`cfx.models.train_step` (labels are ignored); aux: reconstruction and KL.
+    plus, once per batch, ``decoder_l2`` · Σ w² over the decoder's weights and biases (CE.jl's
+    VAE: 0.01). A loss of :func:`cfx.models.train_step` (labels are ignored); aux:
+    reconstruction and KL.
     """
 
     beta: float = 1.0
+    decoder_l2: float = 0.0
 
     def __call__(self, params, batch: Batch, key, *, apply, extra):
         x_hat, mean, log_var = apply(params, batch.x, key)
         reconstruction = jnp.sum((x_hat - batch.x) ** 2, axis=-1)
         kl = -0.5 * jnp.sum(1.0 + log_var - mean**2 - jnp.exp(log_var), axis=-1)
         aux = {"reconstruction": weighted_mean(reconstruction, batch.w), "kl": weighted_mean(kl, batch.w)}
-        return weighted_mean(reconstruction + self.beta * kl, batch.w), (extra, aux)
+        loss = weighted_mean(reconstruction + self.beta * kl, batch.w)
+        if self.decoder_l2:
+            inner = params["params"]
+            decoder = [inner[k] for k in inner if k.startswith("dec_") or k == "out"]
+            loss = loss + self.decoder_l2 * sum(jnp.sum(w ** 2) for w in jax.tree_util.tree_leaves(decoder))
+        return loss, (extra, aux)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -142,8 +152,16 @@ def fit_vae(
     beta: float = 1.0,
     seed: int = 0,
     init: VAE | None = None,
+    activations: Sequence[str] = ("relu", "relu"),
+    decoder_l2: float = 0.0,
 ) -> VAE:
     """Train a VAE on ``dataset.X`` (or an (n, d) array) with Adam on the negative ELBO.
+
+    ``activations``: the encoder's and the decoder's hidden activation (flax.linen names);
+    ``decoder_l2``: weight of Σ w² over the decoder's parameters, added once per batch.
+    CounterfactualExplanations.jl's VAE is ``activations=("sigmoid", "tanh")``,
+    ``decoder_l2=0.01``, ``batch_size=50`` (on small-variance data its decoder collapses to
+    the data mean, which bounds what a latent search can reach).
 
     ``init`` warm-starts from a VAE of the same architecture (no recompilation for the same
     data shape): the generative model of a recourse-dynamics round.
@@ -156,7 +174,13 @@ def fit_vae(
             raise ValueError(f"{name} must be an int >= 1; got {value!r}")
     if not (np.isfinite(learning_rate) and learning_rate > 0):
         raise ValueError(f"learning_rate must be a positive finite float; got {learning_rate!r}")
-    net = VAENet(n_features=X.shape[1], latent_dim=int(latent_dim), hidden=tuple(int(h) for h in hidden))
+    activations = tuple(str(a) for a in activations)
+    if len(activations) != 2 or not all(callable(getattr(nn, a, None)) for a in activations):
+        raise ValueError(f"activations must be two flax.linen activation names (encoder, decoder); got {activations!r}")
+    if not (np.isfinite(decoder_l2) and decoder_l2 >= 0):
+        raise ValueError(f"decoder_l2 must be a finite float >= 0; got {decoder_l2!r}")
+    net = VAENet(n_features=X.shape[1], latent_dim=int(latent_dim), hidden=tuple(int(h) for h in hidden),
+                 activations=activations)
     key_init, key_train = jax.random.split(jax.random.key(int(seed)))
     if init is None:
         params = net.init(key_init, jnp.zeros((1, X.shape[1])), key_init)
@@ -165,7 +189,7 @@ def fit_vae(
     else:
         params = init.params
     Xj = jnp.asarray(X)
-    options = dict(forward=_Forward(net), loss=ELBO(float(beta)), tx=_adam(float(learning_rate)),
+    options = dict(forward=_Forward(net), loss=ELBO(float(beta), float(decoder_l2)), tx=_adam(float(learning_rate)),
                    batch_size=min(int(batch_size), X.shape[0]))
     state = TrainState.create(params, options["tx"])
     for epoch in range(int(epochs)):

@@ -19,10 +19,12 @@ Filled by the preset where the config leaves them unset (the config's value wins
 - ``models`` (MLP, ensemble, JEM, JEM ensemble; ensembles of 5 combining member *logits*; JEMs
   with :class:`cfx.models.ReferenceJEMLoss`) and ``generators`` (Wachter, Schut, REVISE, ECCCo
   and its no-CP / no-energy ablations);
-- per data set (:data:`REFERENCE`): the sample size, the generator's options, the architecture,
-  epochs, batch size min(n_train/10, 128), JEM α, SGLD steps and sampler batch, and the search
-  step η and weights (ECCCo: cost λ1, set size λ2, energy λ3, ridge), every generator
-  with generator-conditions convergence, ECCCo with ConformalPrediction.jl's empty-set rule.
+- per data set (:data:`REFERENCE`): the sample size, the generator's options (LS: the
+  reference's class centres, :data:`LS_CENTERS`; moons: MLJBase's yshift 0.3), the architecture,
+  epochs, batch size min(n_train/10, 128), JEM α, SGLD steps, sampler batch and two sampler calls
+  per iteration, and the search step η and weights (ECCCo: cost λ1, set size λ2, energy λ3,
+  ridge), every generator with generator-conditions convergence, ECCCo with
+  ConformalPrediction.jl's empty-set rule, REVISE with CE.jl's VAE (:data:`REVISE_VAE`).
   Data sets without an entry keep the config's settings.
 """
 
@@ -33,7 +35,7 @@ import copy
 from cfx.data.julia_rng import mljbase_blob_centers
 from cfx.experiments.config import Preset
 
-__all__ = ["PRESETS", "REFERENCE", "MODELS", "GENERATORS", "LS_CENTERS"]
+__all__ = ["PRESETS", "REFERENCE", "MODELS", "GENERATORS", "LS_CENTERS", "REVISE_VAE"]
 
 #: The reference's linearly separable class centres: CE.jl 0.1.31 ``load_blobs`` runs
 #: ``Random.seed!(data_seed = 42); MLJBase.make_blobs(1250, 2; centers=2, cluster_std=0.1,
@@ -72,6 +74,12 @@ REFERENCE = {
                   search=dict(eta=0.1, cost=0.01, set_size=0.1, energy=0.3, ridge=0.0)),
 }
 
+#: REVISE's VAE as CE.jl 0.1.31 builds it when the data carry none (``VAEParams``, ``Encoder``,
+#: ``Decoder``): sigmoid encoder, tanh decoder, λ = 0.01 · Σ w² over the decoder per batch, batch
+#: 50; the search starts from a draw of q(z|x) (``map_to_latent`` calls ``rand(encoder, x)``).
+REVISE_VAE = {"vae_activations": ["sigmoid", "tanh"], "vae_decoder_l2": 0.01, "vae_batch_size": 50,
+              "start": "sample"}
+
 #: The four models of the paper, as the preset fills them.
 MODELS = [{"name": "mlp"}, {"name": "ensemble"}, {"name": "jem"}, {"name": "jem_ensemble"}]
 #: The generators of the paper's appendix tables.
@@ -83,7 +91,9 @@ def _model_settings(name: str, ref: dict) -> dict:
     if name in ("ensemble", "jem_ensemble"):
         out.update(n_members=5, combine="logits")
     if name in ("jem", "jem_ensemble"):
-        out.update(ref["jem"], jem_loss="reference")
+        # sampler_calls 2: JointEnergyModels.jl's train_model also evaluates the loss (and so runs
+        # the sampler) on every training batch after each epoch
+        out.update(ref["jem"], jem_loss="reference", sampler_calls=2)
     return out
 
 
@@ -93,7 +103,9 @@ def _generator_settings(name: str, ref: dict) -> dict:
     if name in ("schut", "greedy"):  # CE.jl's JSMADescent: step η, each feature at most max(1, 1/η) times
         return {"step_size": s["eta"], "max_changes": max(1, int(round(1 / s["eta"]))),
                 "convergence": "generator_conditions"}
-    if name in ("wachter", "revise", "generic"):
+    if name == "revise":  # CE.jl 0.1.31's default VAE (generative_models/vae.jl) and sampled start z0 ~ q(z|x)
+        return {**common, "cost": s["cost"], **REVISE_VAE}
+    if name in ("wachter", "generic"):
         return {**common, "cost": s["cost"]}
     if name == "eccco":
         return {**common, "cost": s["cost"], "set_size": s["set_size"], "energy": s["energy"], "ridge": s["ridge"],

@@ -124,7 +124,7 @@ def _fit_kwargs(mc: ModelSpec) -> dict:
 
         if mc.jem_loss == "reference":
             kw["loss"] = ReferenceJEMLoss(alpha=tuple(mc.alpha), sgld_steps=mc.sgld_steps,
-                                          sampler_batch=mc.sampler_batch)
+                                          sampler_batch=mc.sampler_batch, sampler_calls=mc.sampler_calls)
         else:
             kw["loss"] = JEMLoss(alpha=tuple(mc.alpha), sgld_steps=mc.sgld_steps)
     return kw

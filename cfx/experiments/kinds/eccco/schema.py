@@ -41,7 +41,8 @@ class ModelSpec(Spec):
 
     ``jem_loss``: ``cfx`` (:class:`cfx.models.JEMLoss`, per-row classes and chains) or
     ``reference`` (:class:`cfx.models.ReferenceJEMLoss`, JointEnergyModels.jl 0.1.3, with
-    ``sampler_batch`` chains per iteration); ``combine`` (ensembles): ``probabilities``
+    ``sampler_batch`` chains per iteration and ``sampler_calls`` sampler calls per iteration, 2 for the
+    reference's extra call in its per-epoch evaluation pass); ``combine`` (ensembles): ``probabilities``
     (cfx: averaged member probabilities) or ``logits`` (ECCCo.jl: averaged member logits)."""
 
     name: Str
@@ -56,6 +57,7 @@ class ModelSpec(Spec):
     sgld_steps: PositiveInt = 30
     jem_loss: Str = "cfx"
     sampler_batch: PositiveInt = 50
+    sampler_calls: PositiveInt = 1
     combine: Str = "probabilities"
 
     @property
