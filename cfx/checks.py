@@ -210,6 +210,13 @@ def check_compact(compact, loop, multiprocess, max_steps) -> int | None:
     return int(compact)
 
 
+def fitted_for(generator: Generator, classifier: Classifier) -> Generator:
+    """The generator completed from the classifier where that is all its fit needs (ECCCo's
+    q̂ from a calibrated classifier); otherwise unchanged."""
+    complete = getattr(generator, "fitted_for", None)
+    return generator if complete is None else complete(classifier)
+
+
 def with_overrides(generator: Generator, **overrides) -> Generator:
     """The generator with the search options a caller set (None: keep the generator's)."""
     changes = {k: v for k, v in overrides.items() if v is not None}

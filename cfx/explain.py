@@ -121,6 +121,7 @@ def explain(
         raise ValueError(f"search_threshold must be a probability in (0, 1] or None; got {search_threshold!r}")
     rows = as_frame(rows)
     clf, encoder, X = _inputs(model, rows, dataset)
+    checks.check_target(target, len(X), clf.n_classes)  # before a generator is fitted or anything traced
     constraints = call_constraints(dataset, rows, features_to_vary=features_to_vary, permitted_range=permitted_range,
                                    immutable=immutable, increase_only=increase_only, decrease_only=decrease_only)
     search_opts = {k: options.pop(k) for k in list(options) if k in SEARCH_OPTIONS}

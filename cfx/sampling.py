@@ -33,6 +33,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import struct
 
+from cfx._validate import prng_key, real, samples
 from cfx.classifier import Classifier
 from cfx.reductions import pick_last
 
@@ -301,6 +302,16 @@ def _check_chains(classifier, n_chains, steps, keep) -> None:
         raise ValueError(f"keep ({keep}) must be <= n_chains ({n_chains})")
 
 
+def _check_sampler(classifier, data, key, grad_clip, noise_scale, n_std):
+    """The data rows (finite, the classifier's width) and the key, after checking the
+    sampler's numbers (grad_clip, noise_scale, n_std: finite, >= 0 / > 0)."""
+    X = samples("data", getattr(data, "X", data), width=classifier.n_features)
+    real("grad_clip", grad_clip, low=0.0, open_low=True)
+    real("noise_scale", noise_scale, low=0.0)
+    real("n_std", n_std, low=0.0, open_low=True)
+    return X, prng_key(key)
+
+
 def conditional_samples(classifier: Classifier, data: Any, *, key: jax.Array, n_chains: int = 50, steps: int = 500,
                         keep: int = 25, grad_clip: float = 0.01, noise_scale: float = 0.01,
                         n_std: float = 3.0) -> jax.Array:
@@ -323,9 +334,7 @@ def conditional_samples(classifier: Classifier, data: Any, *, key: jax.Array, n_
         ctx = cfx.evaluation.context(clf, train, conditional_samples=S)
     """
     _check_chains(classifier, n_chains, steps, keep)
-    X = np.asarray(getattr(data, "X", data), np.float32)
-    if X.ndim != 2 or X.shape[1] != classifier.n_features:
-        raise ValueError(f"data must have shape (n, {classifier.n_features}); got {X.shape}")
+    X, key = _check_sampler(classifier, data, key, grad_clip, noise_scale, n_std)
     lower, upper = bounds(X, n_std)
     return _conditional_samples(classifier, lower, upper, key, jnp.float32(grad_clip), jnp.float32(noise_scale),
                                 n_chains=int(n_chains), steps=int(steps), keep=int(keep))
@@ -390,15 +399,12 @@ def per_target_samples(classifier: Classifier, data: Any, targets, *, key: jax.A
     batch; new parameters or targets of the same shape reuse it.
     """
     _check_chains(classifier, n_chains, steps, keep)
-    if not 0.0 <= float(fresh_prob) <= 1.0:
-        raise ValueError(f"fresh_prob must be in [0, 1]; got {fresh_prob!r}")
+    real("fresh_prob", fresh_prob, low=0.0, high=1.0)
     t = np.asarray(targets)
     if t.ndim != 1 or not np.issubdtype(t.dtype, np.integer) or (t.size and (t.min() < 0 or
                                                                            t.max() >= classifier.n_classes)):
         raise ValueError(f"targets must be a 1-D array of class labels in [0, {classifier.n_classes}); got {targets!r}")
-    X = np.asarray(getattr(data, "X", data), np.float32)
-    if X.ndim != 2 or X.shape[1] != classifier.n_features:
-        raise ValueError(f"data must have shape (n, {classifier.n_features}); got {X.shape}")
+    X, key = _check_sampler(classifier, data, key, grad_clip, noise_scale, n_std)
     lower, upper = scalar_bounds(X, n_std)
     return _per_target_samples(classifier, jnp.asarray(t, jnp.int32), jnp.float32(lower), jnp.float32(upper), key,
                                jnp.float32(fresh_prob), jnp.float32(grad_clip), jnp.float32(noise_scale),

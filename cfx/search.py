@@ -29,7 +29,7 @@ from cfx import checks, convergence, distributed, losses, reductions, runtime
 from cfx.classifier import Classifier
 from cfx.constraints import Constraints, ResolvedConstraints
 from cfx.generators.base import Generator, StepContext
-from cfx.result import CONVERGED, MAX_STEPS, NONFINITE, NOT_REACHED, CounterfactualResult
+from cfx.result import CONVERGED, MAX_STEPS, NONFINITE, NOT_REACHED, UNCHANGED, CounterfactualResult
 from cfx.tracks import Track, track_path
 
 # =============================================================================== compiled core
@@ -85,7 +85,7 @@ def _start(generator, x_rep, rows, key, start, constraints):
     z0 = generator.encode(x_rep) if generator.latent else x_rep
     if generator.init == "identity":
         return z0
-    z0 = z0 + _noise(generator, z0.shape, rows, key)
+    z0 = z0 + _noise(generator, z0.shape, rows, key).astype(z0.dtype)  # float32 noise even under jax_enable_x64
     return z0 if generator.latent else constraints.project(z0, x_rep)
 
 
@@ -240,7 +240,8 @@ def _program(generator, classifier, x, target, *, key, constraints, max_steps, r
         ok = _with_condition(generator, convergence.converged(logits, grad, row_target, row_factual, threshold, rule),
                              x_cf, logits, term_target, classifier)
         ok = ok if checked else ok & ~nonfinite  # a non-finite point is never returned as converged
-        failed = jnp.where(nonfinite, NONFINITE, jnp.where(steps >= max_steps, MAX_STEPS, NOT_REACHED))
+        failed = jnp.where(steps >= max_steps, MAX_STEPS, NOT_REACHED)
+        failed = jnp.where(nonfinite, NONFINITE, jnp.where(jnp.all(x_cf == x_rep, axis=-1), UNCHANGED, failed))
         path = None
         if return_path:  # after a row froze, its remaining entries repeat its last point
             path, track_states = track_states[0], track_states[1:]
@@ -425,6 +426,7 @@ def generate(
     overrides = dict(threshold=threshold, num_counterfactuals=num_counterfactuals, init=init, convergence=convergence,
                      min_steps=min_steps)
     user_generator, generator = generator, checks.with_overrides(generator, **overrides)
+    generator = checks.fitted_for(generator, classifier)  # ECCCo() with a calibrated classifier: q̂ from it
     checks.check_options(max_steps, batch_size, loop)
     compact = checks.check_compact(compact, loop, multiprocess, max_steps)
     x_np = checks.check_factuals(x, classifier)

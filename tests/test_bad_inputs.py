@@ -22,7 +22,7 @@ import cfx.dynamics as dyn
 from cfx import models, sampling, training
 from cfx.cli import main
 from cfx.data import Dataset, FeatureSchema
-from cfx.generators import DiCE, ECCCo, Generic, REVISE
+from cfx.generators import DiCE, ECCCo, ECCCoL1, Generic, REVISE
 
 ROOT = Path(__file__).resolve().parents[1]
 CFX_DIR = str(ROOT / "cfx")
@@ -112,9 +112,9 @@ CASES = [
     ("DiCE/one counterfactual", lambda t: _generate(t, DiCE(), num_counterfactuals=1), ValueError,
      r"DiCE needs num_counterfactuals > 1"),
     ("ECCCo/not fitted", lambda t: _generate(t, ECCCo()), ValueError, r"ECCCo.q_hat is unset"),
-    ("ECCCo/not fitted, calibrated classifier", lambda t: cfx.generate(
-        ECCCo(), t["calibrated"], t["X"][:4], 1, key=t["key"]), ValueError,
-     r"calibrating the classifier alone is not enough"),
+    ("ECCCo-L1/not fitted, calibrated classifier", lambda t: cfx.generate(
+        ECCCoL1(), t["calibrated"], t["X"][:4], 1, key=t["key"]), ValueError,
+     r"ECCCoL1 is not fitted: its fit needs the training data"),
     ("REVISE/no VAE", lambda t: _generate(t, REVISE()), ValueError, r"REVISE.vae is missing"),
     # --- evaluate, Classifier, Dataset
     ("evaluate/data wrong width", lambda t: cfx.evaluate(t["result"], t["clf"], data=_data(t["X"][:, :1])),
@@ -210,6 +210,149 @@ CASES = [
         t["frame"].assign(a=[1.0, np.nan, 3.0, 4.0]), "y", categorical=["b"]), ValueError, r"column 'a' has 1 missing"),
 ]
 
+def _nan(t):  # the toy features with one NaN (row 3)
+    X = t["X"].copy()
+    X[3, 1] = np.nan
+    return X
+
+
+def _sim(t, **options):
+    return dyn.simulate(t["data"], t["data"], {"g": Generic()}, rounds=1, **options)
+
+
+def _fit(model, **options):
+    return lambda t: models.fit(t["data"], model=model, **options)
+
+
+def _masked(t, x=None, x_mask=None, y=None):
+    x, y = t["X"] if x is None else x, t["X"] if y is None else y
+    return dyn.masked_mmd_test(x, np.ones(len(x), bool) if x_mask is None else x_mask, y, np.ones(len(y), bool),
+                               key=t["key"], n_permutations=10)
+
+
+# The research half (issue 25): every model kind, calibration, the samplers, the VAE, CT, the
+# dynamics and the MMD functions, fed strings for numbers, NaN/inf, empty or mis-shaped arrays,
+# out-of-range classes, mismatched masks and unknown names.
+MODEL_KINDS = ("mlp", "ensemble", "linear", "jem", "jem_ensemble")
+CASES += [
+    *[case for m in MODEL_KINDS for case in (
+        (f"fit {m}/epochs a string", _fit(m, epochs="2"), ValueError, r"epochs must be an int"),
+        (f"fit {m}/learning_rate NaN", _fit(m, learning_rate=float("nan")), ValueError, r"learning_rate"),
+        (f"fit {m}/widths strings", _fit(m, widths=("8",)), TypeError, r"widths\[\] must be an int"),
+        (f"fit {m}/seed a string", _fit(m, seed="0"), TypeError, r"seed must be an int"),
+        (f"fit {m}/weight_decay negative", _fit(m, weight_decay=-1.0), ValueError, r"weight_decay"),
+        (f"fit {m}/n_classes a string", _fit(m, n_classes="2"), ValueError, r"n_classes"))],
+    ("fit ensemble/n_members 0", _fit("ensemble", n_members=0), ValueError, r"n_members"),
+    ("fit mlp/dropout 1.5", _fit("mlp", dropout=1.5), ValueError, r"dropout"),
+    ("fit/unknown model kind", _fit("jem_ensembel"), ValueError, r"unknown model 'jem_ensembel'"),
+    ("fit/empty dataset", lambda t: models.fit(_data(t["X"][:0], t["y"][:0])), ValueError, r"dataset|Dataset"),
+    ("fit/negative label", lambda t: models.fit(_data(t["X"], np.where(t["y"] == 0, -1, 1).astype(np.int32))),
+     ValueError, r"Dataset.y|label"),
+    ("fit/ct a dict", lambda t: models.fit(t["data"], objective="ct", ct={"n_ce": 3}), TypeError, r"ct"),
+    ("calibrate/not a Classifier", lambda t: models.calibrate("clf", t["data"]), TypeError, r"classifier"),
+    ("calibrate/NaN features", lambda t: models.calibrate(t["clf"], (_nan(t), t["y"])), ValueError,
+     r"calibration_data.X contains NaN"),
+    ("calibrate/label out of range", lambda t: models.calibrate(t["clf"], (t["X"], t["y"] + 3)), ValueError,
+     r"calibration_data.y has labels"),
+    ("calibrate/X and y lengths differ", lambda t: models.calibrate(t["clf"], (t["X"], t["y"][:5])), ValueError,
+     r"calibration_data.y must have shape"),
+    ("calibrate/empty", lambda t: models.calibrate(t["clf"], (t["X"][:0], t["y"][:0])), ValueError,
+     r"calibration_data has 0 rows"),
+    ("calibrate/temperature a string", lambda t: models.calibrate(t["clf"], t["data"], temperature="0.1"), TypeError,
+     r"temperature"),
+    ("calibrate/float labels", lambda t: models.calibrate(t["clf"], (t["X"], t["y"] + 0.5)), ValueError,
+     r"calibration_data.y must hold integer"),
+    ("conditional_samples/data wrong width", lambda t: sampling.conditional_samples(t["clf"], t["X"][:, :1],
+                                                                                     key=t["key"]), ValueError,
+     r"data has 1 features"),
+    ("conditional_samples/data NaN", lambda t: sampling.conditional_samples(t["clf"], _nan(t), key=t["key"]),
+     ValueError, r"data contains NaN"),
+    ("conditional_samples/data empty", lambda t: sampling.conditional_samples(t["clf"], t["X"][:0], key=t["key"]),
+     ValueError, r"data must have shape \(n, d\) with n >= 1"),
+    ("conditional_samples/grad_clip a string", lambda t: sampling.conditional_samples(
+        t["clf"], t["data"], key=t["key"], grad_clip="0.01"), TypeError, r"grad_clip must be a number"),
+    ("conditional_samples/noise_scale NaN", lambda t: sampling.conditional_samples(
+        t["clf"], t["data"], key=t["key"], noise_scale=float("nan")), ValueError, r"noise_scale must be finite"),
+    ("conditional_samples/n_std negative", lambda t: sampling.conditional_samples(
+        t["clf"], t["data"], key=t["key"], n_std=-1.0), ValueError, r"n_std"),
+    ("conditional_samples/key an int", lambda t: sampling.conditional_samples(t["clf"], t["data"], key=0), TypeError,
+     r"key must be a single PRNG key"),
+    ("per_target_samples/target out of range", lambda t: sampling.per_target_samples(
+        t["clf"], t["data"], [0, 5], key=t["key"]), ValueError, r"targets must be .* class labels in \[0, 2\)"),
+    ("per_target_samples/fresh_prob a string", lambda t: sampling.per_target_samples(
+        t["clf"], t["data"], [0, 1], key=t["key"], fresh_prob="0.05"), TypeError, r"fresh_prob"),
+    ("fit_vae/learning_rate a string", lambda t: models.fit_vae(t["data"], learning_rate="1e-3"), TypeError,
+     r"learning_rate must be a number"),
+    ("fit_vae/beta negative", lambda t: models.fit_vae(t["data"], beta=-1.0), ValueError, r"beta must be >= 0"),
+    ("fit_vae/beta a string", lambda t: models.fit_vae(t["data"], beta="1"), TypeError, r"beta must be a number"),
+    ("fit_vae/hidden strings", lambda t: models.fit_vae(t["data"], hidden=("32",)), TypeError, r"hidden\[\]"),
+    ("fit_vae/NaN", lambda t: models.fit_vae(_nan(t)), ValueError, r"fit_vae needs finite data"),
+    ("fit_vae/empty", lambda t: models.fit_vae(t["X"][:0]), ValueError, r"fit_vae needs finite data"),
+    ("fit_vae/seed a string", lambda t: models.fit_vae(t["data"], seed="0"), TypeError, r"seed must be an int"),
+    ("CTConfig/learning_rate a string", lambda t: training.CTConfig(learning_rate="fast"), TypeError,
+     r"CTConfig.learning_rate must be a number"),
+    ("CTConfig/threshold a string", lambda t: training.CTConfig(threshold="high"), TypeError,
+     r"CTConfig.threshold must be a number"),
+    ("CTConfig/threshold 0", lambda t: training.CTConfig(threshold=0.0), ValueError, r"CTConfig.threshold"),
+    ("CTConfig/lambda NaN", lambda t: training.CTConfig(lambda_div=float("nan")), ValueError, r"CTConfig.lambda_div"),
+    ("CTConfig/unknown stop", lambda t: training.CTConfig(stop="never"), ValueError, r"CTConfig.stop"),
+    ("CTConfig/protected a string", lambda t: training.CTConfig(protected="0"), TypeError, r"CTConfig.protected"),
+    ("CTConfig/domain_sd a string", lambda t: training.CTConfig(domain_sd="2"), TypeError,
+     r"CTConfig.domain_sd must be a number"),
+    ("CTConfig/max_steps a float", lambda t: training.CTConfig(max_steps=2.5), ValueError, r"CTConfig.max_steps"),
+    ("fit_ct/ct a dict", lambda t: training.fit_ct(t["data"], ct={"n_ce": 3}, epochs=1), TypeError, r"ct must be"),
+    ("fit_ct/epochs 0", lambda t: training.fit_ct(t["data"], ct=training.CTConfig(n_ce=8), epochs=0), ValueError,
+     r"epochs"),
+    ("fit_ct/unknown model", lambda t: training.fit_ct(t["data"], model="mpl", ct=training.CTConfig(n_ce=8),
+                                                        epochs=1), ValueError, r"unknown model 'mpl'"),
+    ("fit_ct/NaN features", lambda t: training.fit_ct(_data(_nan(t), t["y"]), epochs=1), ValueError, r"NaN"),
+    ("fit_ct/learning_rate a string", lambda t: training.fit_ct(t["data"], ct=training.CTConfig(n_ce=8),
+                                                                 learning_rate="1e-3", epochs=1), TypeError,
+     r"learning_rate must be a number"),
+    ("simulate/mu a string", lambda t: _sim(t, mu="0.1"), ValueError, r"mu must be a share"),
+    ("simulate/train not a Dataset", lambda t: dyn.simulate(t["X"], t["data"], {"g": Generic()}, rounds=1),
+     TypeError, r"train must be a cfx.data.Dataset"),
+    ("simulate/test width differs", lambda t: dyn.simulate(t["data"], _data(t["X"][:, :1]), {"g": Generic()},
+                                                           rounds=1), ValueError, r"test has 1 features"),
+    ("simulate/generator not a Generator", lambda t: dyn.simulate(t["data"], t["data"], {"g": "generic"}, rounds=1),
+     TypeError, r"generators\['g'\]"),
+    ("simulate/target out of range", lambda t: _sim(t, target=4), ValueError, r"target must be a class index"),
+    ("simulate/unknown pool", lambda t: _sim(t, pool="all"), ValueError, r"pool must be one of"),
+    ("simulate/unknown draw", lambda t: _sim(t, draw="some"), ValueError, r"draw must be one of"),
+    ("simulate/unknown model", lambda t: _sim(t, model="mpl"), ValueError, r"model: unknown model 'mpl'"),
+    ("simulate/max_steps 0", lambda t: _sim(t, max_steps=0), ValueError, r"max_steps must be an int >= 1"),
+    ("simulate/repetitions 0", lambda t: _sim(t, repetitions=0), ValueError, r"repetitions must be an int >= 1"),
+    ("simulate/length_scale a string", lambda t: _sim(t, length_scale="0.5"), TypeError, r"length_scale"),
+    ("simulate/n_permutations negative", lambda t: _sim(t, n_permutations=-1), ValueError, r"n_permutations"),
+    ("simulate/fit_options unknown key", lambda t: _sim(t, fit_options={"epoch": 3}), ValueError,
+     r"fit_options: unknown option\(s\) \['epoch'\]"),
+    ("mmd/length_scale a string", lambda t: dyn.mmd(t["X"], t["X"], length_scale="0.5"), TypeError,
+     r"length_scale must be a number"),
+    ("mmd/1-D", lambda t: dyn.mmd(t["X"][:, 0], t["X"]), ValueError, r"x must be a 2-D array"),
+    ("mmd/strings", lambda t: dyn.mmd(np.array([["a", "b"]] * 3), t["X"]), TypeError, r"x must be an array"),
+    ("mmd_test/n_permutations a string", lambda t: dyn.mmd_test(t["X"], t["X"], key=t["key"], n_permutations="10"),
+     ValueError, r"n_permutations must be an int"),
+    ("mmd_test/key an int", lambda t: dyn.mmd_test(t["X"], t["X"], key=0, n_permutations=10), TypeError,
+     r"key must be a single PRNG key"),
+    ("mmd_test/max_samples 1", lambda t: dyn.mmd_test(t["X"], t["X"], key=t["key"], max_samples=1), ValueError,
+     r"max_samples"),
+    ("masked_mmd_test/mask wrong length", lambda t: _masked(t, x_mask=np.ones(5, bool)), ValueError,
+     r"x_mask must have shape \(200,\)"),
+    ("masked_mmd_test/widths differ", lambda t: _masked(t, y=t["X"][:, :1]), ValueError, r"same dimensionality"),
+    ("masked_mmd_test/NaN", lambda t: _masked(t, x=_nan(t)), ValueError, r"x contains NaN"),
+    ("ECCCo/q_hat a string", lambda t: _generate(t, ECCCo(q_hat="0.5")), TypeError, r"ECCCo.q_hat must be a number"),
+    ("ECCCo/energy a string", lambda t: cfx.generate(ECCCo(energy="0.5").fit(t["calibrated"], None, key=None),
+                                                     t["calibrated"], t["X"][:4], 1, key=t["key"], max_steps=5),
+     TypeError, r"weight of 'energy' must be a number"),
+    ("ECCCo-L1/no samples", lambda t: _generate(t, ECCCoL1(q_hat=0.5)), ValueError, r"samples"),
+    ("evaluate/result not a result", lambda t: cfx.evaluate("r", t["clf"], data=t["data"]), TypeError, r"result"),
+    ("explain/unknown generator", lambda t: _explain(t, generator="dicee"), ValueError, r"dicee"),
+    ("explain/target out of range", lambda t: cfx.explain(t["linear"], _rows(t), dataset=t["table"], target=7),
+     ValueError, r"target 7 is not a class"),
+    ("load/n NaN", lambda t: cfx.data.load("moons", n=float("nan")), TypeError, r"n must be an int"),
+]
+
+
 LIBRARIES = ("/jax/", "/jaxlib/", "/numpy/", "/flax/", "/optax/", "/pandas/")
 
 
@@ -247,6 +390,29 @@ CONFIG_CASES = [
       for kind in SMOKE],
     *[(f"{kind}/empty --set value", lambda text: text, ["--set", "seed="], r"seed: expected an integer.*the value after '=' is empty")
       for kind in SMOKE],
+    *[(f"{kind}/a ${{...}} placeholder", lambda text: text + '\nseed: "${oops}"\n', [],
+       r"seed: expected an integer, got '\$\{oops\}' \(str; cfx does not expand") for kind in SMOKE],
+    *[(f"{kind}/{what}", lambda text: text, ["--set", value], message) for kind, what, value, message in (
+        ("benchmark", "unknown data set", "data=[{name: moonz}]", r"data\[0\].name: unknown data set 'moonz'"),
+        ("benchmark", "unknown model", "models=[{name: mpl}]", r"models\[0\].name: unknown model 'mpl'"),
+        ("benchmark", "unknown generator", "generators=[wachterr]", r"unknown generator 'wachterr'|'wachterr'"),
+        ("benchmark", "NaN for an int", "search.max_steps=.nan", r"search.max_steps: expected an integer, got nan"),
+        ("benchmark", "zero runs", "runs=0", r"runs: must be > 0"),
+        ("eccco", "unknown model", "models=[{name: jemm}]", r"models\[0\].name: unknown model 'jemm'"),
+        ("eccco", "zero chains", "sampling.n_chains=0", r"sampling.n_chains: must be > 0"),
+        ("eccco", "a string for steps", "sampling.steps=ten", r"sampling.steps: expected an integer, got 'ten'"),
+        ("eccco", "inf for an int", "n_factuals=.inf", r"n_factuals: expected an integer, got inf"),
+        ("eccco", "unknown generator", "generators=[eccoo]", r"'eccoo'"),
+        ("ct", "NaN learning rate", "ct.learning_rate=.nan", r"ct.learning_rate: must be > 0, got nan"),
+        ("ct", "strings for widths", "model.widths=[a]", r"model.widths\[0\]: expected an integer"),
+        ("ct", "a string in eps", "evaluation.eps=[x]", r"evaluation.eps\[0\]: expected a number"),
+        ("ct", "unknown data set", "data=[{name: moonz}]", r"data\[0\].name: .*unknown data set 'moonz'"),
+        ("ct", "threshold 2", "ct.threshold=2", r"ct.threshold: must be in \(0, 1\]"),
+        ("dynamics", "NaN share", "simulation.mu=.nan", r"simulation.mu: must be in \(0, 1\], got nan"),
+        ("dynamics", "zero rounds", "simulation.rounds=0", r"simulation.rounds: must be > 0"),
+        ("dynamics", "unknown model", "models=[{name: mpl}]", r"models\[0\].name: unknown model 'mpl'"),
+        ("dynamics", "unknown generator", "generators=[{name: gravitatonal}]", r"'gravitatonal'"),
+        ("dynamics", "negative repetitions", "repetitions=-1", r"repetitions: must be > 0"))],
 ]
 
 
@@ -265,6 +431,54 @@ def test_bad_config_exits_2_naming_the_key_and_writes_nothing(case, tmp_path, ca
     assert re.search(message, err), err
     assert "Traceback" not in err
     assert not out.exists()
+
+
+# (id, argv after the smoke config's path is put for CONFIG, a regex for stderr): the CLI's own arguments
+CLI_CASES = [
+    ("unknown command", ["runn", "CONFIG"], r"invalid choice: 'runn'"),
+    ("run without a config", ["run"], r"required: CONFIG"),
+    ("--out is a file", ["run", "CONFIG", "--out", "FILE"], r"output path .* exists and is not a folder"),
+    ("unknown list", ["list", "foo"], r"invalid choice: 'foo'"),
+    ("--set without a value", ["run", "CONFIG", "--out", "OUT", "--set"], r"--set: expected one argument"),
+    ("--set without '='", ["run", "CONFIG", "--out", "OUT", "--set", "seed"], r"--set expects key=value, got 'seed'"),
+    ("--set of an unknown key", ["run", "CONFIG", "--out", "OUT", "--set", "nokey.x=1"], r"nokey: unknown key"),
+]
+
+
+@pytest.mark.parametrize("case", CLI_CASES, ids=[c[0] for c in CLI_CASES])
+def test_bad_command_line_exits_2_and_writes_nothing(case, tmp_path, capsys):
+    _, argv, message = case
+    (tmp_path / "afile").write_text("x")
+    places = {"CONFIG": str(SMOKE["ct"]), "FILE": str(tmp_path / "afile"), "OUT": str(tmp_path / "out")}
+    try:
+        code = main([places.get(a, a) for a in argv])
+    except SystemExit as exit_:  # argparse's own refusals
+        code = exit_.code
+    assert code == 2
+    import re
+
+    err = capsys.readouterr().err
+    assert re.search(message, err), err
+    assert "Traceback" not in err and not (tmp_path / "out").exists()
+
+
+def test_eccco_with_a_calibrated_classifier_is_fitted_from_it(toy):
+    """Issue 25: ``generate(ECCCo(), conf, ...)`` said "not calibrated"; plain ECCCo's fit needs
+    only q̂, so the search takes it from the calibrated classifier (as ``ECCCo().fit(conf)``)."""
+    t = toy
+    auto = cfx.generate(ECCCo(), t["calibrated"], t["X"][:4], 1, key=t["key"], max_steps=5)
+    fitted = cfx.generate(ECCCo().fit(t["calibrated"], None, key=None), t["calibrated"], t["X"][:4], 1,
+                          key=t["key"], max_steps=5)
+    np.testing.assert_array_equal(np.asarray(auto.counterfactuals), np.asarray(fitted.counterfactuals))
+    assert "set_size" in auto.losses
+
+
+def test_a_binary_file_as_config(tmp_path, capsys):
+    path = tmp_path / "model.npz"
+    path.write_bytes(b"PK\x03\x04\x00\xff\xfe")
+    assert main(["run", str(path), "--out", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err
+    assert "not a UTF-8 text file" in err and "Traceback" not in err
 
 
 def test_missing_config_file(tmp_path, capsys):

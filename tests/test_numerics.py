@@ -1,7 +1,13 @@
-"""Numerical robustness: a diverging training stops naming the epoch (every model kind), and a
-model without a gradient leaves its counterfactuals unconverged with a reason."""
+"""Numerical robustness: a diverging training stops naming the epoch (every model kind), a
+model without a gradient leaves its counterfactuals unconverged with a reason, and
+``jax_enable_x64`` changes nothing (cfx computes in float32 under it, bit for bit)."""
 
 from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import jax
 import jax.numpy as jnp
@@ -23,9 +29,56 @@ def test_a_diverging_training_stops_with_the_epoch(model):
 
 
 def test_a_model_without_gradient_gives_unconverged_rows_not_a_silent_copy():
+    """A flat model (zero gradient everywhere): no row converges, and a row returned as the
+    factual itself says so (``unchanged``), for gradient and gradient-free generators."""
     x = np.random.default_rng(0).normal(size=(3, 2)).astype(np.float32)
     flat = cfx.Classifier(lambda p, x: jnp.zeros(x.shape[:-1] + (2,)) + p, jnp.array([1.0, 0.0]), n_features=2)
-    for gen, k in [(G.Generic(), 1), (G.Greedy(), 1), (G.DiCE(), 2)]:
+    unchanged = cfx.OUTCOMES.index("unchanged")
+    for gen, k in [(G.Generic(), 1), (G.Greedy(), 1), (G.DiCE(), 2), (G.ECCo(), 1), (G.GrowingSpheres(), 1)]:
         res = cfx.generate(gen, flat, x, 1, key=jax.random.key(0), max_steps=20, num_counterfactuals=k)
-        assert not bool(np.asarray(res.converged).any())
-        assert set(np.asarray(res.outcome).ravel()) == {cfx.OUTCOMES.index("max_steps")}, type(gen).__name__
+        outcome, cf = np.asarray(res.outcome), np.asarray(res.counterfactuals)
+        assert not bool(np.asarray(res.converged).any()), type(gen).__name__
+        copies = np.all(cf == x[:, None, :], axis=-1)
+        assert np.array_equal(outcome == unchanged, copies), (type(gen).__name__, outcome, copies)
+    assert outcome.size  # at least one generator ran
+
+
+# Run here (float32) and in a fresh process with JAX_ENABLE_X64=1: fits (mlp, jem), calibration,
+# samples, a VAE and searches with several generators; the arrays must be equal bit for bit.
+X64_SCRIPT = """
+import sys, numpy as np, jax, cfx
+from cfx import models, generators as G
+from cfx.data import Dataset, FeatureSchema
+rng = np.random.default_rng(0)
+X = rng.normal(size=(64, 2)); y = (X.sum(1) > 0).astype(np.int64)  # float64 / int64 inputs on purpose
+data = Dataset(X, y, FeatureSchema.default(2))
+out = {}
+mlp = models.fit(data, epochs=2, widths=(8,), batch_size=32)
+conf = models.calibrate(mlp, data)
+out["samples"] = np.asarray(cfx.sampling.conditional_samples(mlp, data, key=jax.random.key(1), n_chains=4, steps=3,
+                                                             keep=2))
+for name, k in (("generic", 1), ("dice", 2), ("eccco", 1), ("growing_spheres", 1)):
+    gen = G.make(name, data=data, classifier=conf)
+    res = cfx.generate(gen, conf, X[:4], 1, key=jax.random.key(0), max_steps=6, num_counterfactuals=k)
+    out[name] = np.asarray(res.counterfactuals)
+    out[name + "_outcome"] = np.asarray(res.outcome)
+np.savez(sys.argv[1], **out)
+"""
+
+
+def test_x64_mode_runs_and_changes_nothing(tmp_path):
+    env = {**os.environ, "JAX_ENABLE_X64": "1", "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    done = subprocess.run([sys.executable, "-c", X64_SCRIPT, str(tmp_path / "x64.npz")], env=env,
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    sys_argv = sys.argv
+    try:
+        sys.argv = ["x32", str(tmp_path / "x32.npz")]
+        exec(X64_SCRIPT, {"__name__": "x32"})
+    finally:
+        sys.argv = sys_argv
+    with np.load(tmp_path / "x64.npz") as a, np.load(tmp_path / "x32.npz") as b:
+        assert sorted(a.files) == sorted(b.files)
+        for name in a.files:
+            assert np.isfinite(a[name]).all(), name
+            np.testing.assert_array_equal(a[name], b[name], err_msg=name)

@@ -27,6 +27,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from cfx._validate import as_real, prng_key
+
 __all__ = ["gaussian_kernel", "mmd", "mmd_test", "masked_mmd_test", "trace_count", "DEFAULT_LENGTH_SCALE"]
 
 DEFAULT_LENGTH_SCALE = 0.5
@@ -111,8 +113,15 @@ def _masked_test(x, x_mask, y, y_mask, key, length_scale, *, n_permutations: int
     return observed, jnp.mean(null >= observed)
 
 
+def _as_samples(name: str, a, what: str) -> np.ndarray:
+    try:
+        return np.asarray(a, np.float32)
+    except (TypeError, ValueError) as err:
+        raise TypeError(f"{what}: {name} must be an array of numbers (n, d); got {type(a).__name__}") from err
+
+
 def _check_sets(x, y, what: str = "mmd") -> tuple[np.ndarray, np.ndarray]:
-    x, y = np.asarray(x, np.float32), np.asarray(y, np.float32)
+    x, y = _as_samples("x", x, what), _as_samples("y", y, what)
     for name, a in (("x", x), ("y", y)):
         if a.ndim != 2:
             raise ValueError(f"{what}: {name} must be a 2-D array (n, d) of samples; got shape {a.shape}")
@@ -125,7 +134,7 @@ def _check_sets(x, y, what: str = "mmd") -> tuple[np.ndarray, np.ndarray]:
 
 
 def _check_options(length_scale, n_permutations, max_samples, what: str) -> None:
-    if not (np.isfinite(length_scale) and length_scale > 0):
+    if not (np.isfinite(as_real(f"{what}: length_scale", length_scale)) and length_scale > 0):
         raise ValueError(f"{what}: length_scale must be finite and > 0; got {length_scale!r}")
     if isinstance(n_permutations, bool) or not isinstance(n_permutations, (int, np.integer)) or n_permutations < 0:
         raise ValueError(f"{what}: n_permutations must be an int >= 0; got {n_permutations!r}")
@@ -134,12 +143,29 @@ def _check_options(length_scale, n_permutations, max_samples, what: str) -> None
         raise ValueError(f"{what}: max_samples must be an int >= 2 or None; got {max_samples!r}")
 
 
+def _check_masked(x, x_mask, y, y_mask) -> None:
+    """Shapes always (they are static under a trace); values only when concrete (not traced)."""
+    for name, a, mask in (("x", x, x_mask), ("y", y, y_mask)):
+        if np.ndim(a) != 2:
+            raise ValueError(f"masked_mmd_test: {name} must be a 2-D array (n, d) of samples; got shape {np.shape(a)}")
+        if np.shape(mask) != (np.shape(a)[0],):
+            raise ValueError(f"masked_mmd_test: {name}_mask must have shape ({np.shape(a)[0]},) (one flag per row of "
+                             f"{name}); got {np.shape(mask)}")
+        if not isinstance(a, jax.core.Tracer) and not np.isfinite(_as_samples(name, a, "masked_mmd_test")).all():
+            raise ValueError(f"masked_mmd_test: {name} contains NaN or inf values")
+    if np.shape(x)[1] != np.shape(y)[1]:
+        raise ValueError(f"masked_mmd_test: x and y must have the same dimensionality; x has {np.shape(x)[1]} "
+                         f"features, y has {np.shape(y)[1]} (argument y)")
+
+
 def masked_mmd_test(x, x_mask, y, y_mask, *, key: jax.Array, n_permutations: int = 1000,
                     length_scale: float = DEFAULT_LENGTH_SCALE, max_samples: int | None = None):
     """(MMD²_u, p-value) between the rows of x selected by ``x_mask`` and those of y selected
     by ``y_mask`` (at most ``max_samples`` of each, drawn with ``key``). Traceable; shapes
     stay static when only the masks change. NaN when a side has fewer than 2 rows."""
     _check_options(length_scale, n_permutations, max_samples, "masked_mmd_test")
+    _check_masked(x, x_mask, y, y_mask)
+    key = prng_key(key)
     return _masked_test(jnp.asarray(x), jnp.asarray(x_mask, bool), jnp.asarray(y), jnp.asarray(y_mask, bool), key,
                         jnp.float32(length_scale), n_permutations=int(n_permutations),
                         max_samples=None if max_samples is None else int(max_samples))

@@ -226,6 +226,32 @@ def _check(train, test, generators, mu, rounds, eval_every, num_counterfactuals,
         raise ValueError(f"target must be a class index in [0, {max(classes, 2)}); got {target!r}")
 
 
+def _check_run(model, *, max_steps, repetitions, seed, initial_epochs, retrain_epochs, n_permutations, length_scale,
+               max_samples, fit_options):
+    """The run's remaining numbers, model names and fit options, checked before anything is traced."""
+    import inspect
+
+    from cfx.dynamics.mmd import _check_options
+    from cfx.models import fit, list_models
+
+    if fit_options is not None and not isinstance(fit_options, Mapping):
+        raise TypeError(f"fit_options must be a mapping of cfx.models.fit options; got {type(fit_options).__name__}")
+    allowed = set(inspect.signature(fit).parameters) - {"dataset", "model", "epochs", "seed", "init_params"}
+    unknown = sorted(set(fit_options or {}) - allowed)
+    if unknown:
+        raise ValueError(f"fit_options: unknown option(s) {unknown} of cfx.models.fit; allowed: {sorted(allowed)}")
+
+    for name, v, low in (("max_steps", max_steps, 1), ("repetitions", repetitions, 1), ("seed", seed, 0),
+                         ("initial_epochs", initial_epochs, 1), ("retrain_epochs", retrain_epochs, 1)):
+        if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < low:
+            raise ValueError(f"{name} must be an int >= {low}; got {v!r}")
+    _check_options(length_scale, n_permutations, max_samples, "simulate")
+    for label, m in (model.items() if isinstance(model, Mapping) else [("", model)]):
+        if isinstance(m, str) and m.lower() not in list_models():
+            where = f"model[{label!r}]" if label else "model"
+            raise ValueError(f"{where}: unknown model {m!r}; known models: {sorted(list_models())}")
+
+
 # ------------------------------------------------------------------------------ the loop
 def _trainers(model, fit_options, initial_epochs, retrain_epochs) -> dict:
     """label -> trainer: one model (``model`` a cfx model name / module, or a trainer with
@@ -316,6 +342,9 @@ def simulate(
     from cfx.search import generate
 
     _check(train, test, generators, mu, rounds, eval_every, num_counterfactuals, pool, target)
+    _check_run(model, max_steps=max_steps, repetitions=repetitions, seed=seed, initial_epochs=initial_epochs,
+               retrain_epochs=retrain_epochs, n_permutations=n_permutations, length_scale=length_scale,
+               max_samples=max_samples, fit_options=fit_options)
     if draw not in DRAWS:
         raise ValueError(f"draw must be one of {DRAWS}; got {draw!r}")
     fit_options = dict(fit_options or {})

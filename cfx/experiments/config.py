@@ -141,6 +141,8 @@ def _read_yaml(path: Path, *, referenced_by: str | None = None) -> dict:
         raw = yaml.safe_load(path.read_text())
     except yaml.YAMLError as e:
         raise ConfigError(f"not valid YAML: {e}", file=path) from None
+    except UnicodeDecodeError as e:  # a binary or non-UTF-8 file given as the config
+        raise ConfigError(f"not a UTF-8 text file (byte {e.start}): is this the config?", file=path) from None
     if raw is None:
         raw = {}
     if not isinstance(raw, dict):

@@ -43,9 +43,16 @@ LABEL_RE = re.compile(r"^[A-Za-z0-9_.+-]+$")
 EMPTY_VALUE_HINT = "an unset shell variable in --set? quote it: --set 'key=${VAR}'"
 
 
+#: Said of a value like '${VAR}': configs are not templates, and a quoted --set reaches cfx unexpanded.
+PLACEHOLDER_HINT = ("cfx does not expand ${...}: write the value itself, or let the shell expand it with "
+                    "--set \"key=$VAR\"")
+
+
 def got(v: Any) -> str:
     if isinstance(v, str) and not v.strip():
         return f"got an empty string {v!r} ({EMPTY_VALUE_HINT})"
+    if isinstance(v, str) and re.search(r"\$\{[^}]*\}|^\$[A-Za-z_]", v):
+        return f"got {v!r} (str; {PLACEHOLDER_HINT})"
     return f"got {v!r} ({type(v).__name__})"
 
 

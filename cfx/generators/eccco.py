@@ -35,6 +35,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from cfx import losses, reductions
+from cfx._validate import as_real
 from cfx.generators import pca
 from cfx.generators.base import Generator, Penalty, check_positive, fitted, generator, static
 
@@ -227,6 +228,19 @@ class ECCCo(ECCo):
         q_hat = getattr(classifier, "q_hat", None)
         return self.replace(q_hat=None if q_hat is None else jnp.asarray(q_hat, jnp.float32))
 
+    def fitted_for(self, classifier) -> "ECCCo":
+        """Unfitted plain ECCCo given a calibrated classifier: fitted from it (q̂ is all its fit
+        needs), so ``cfx.generate(ECCCo(), conf, ...)`` works; anything else is returned as is
+        (variants whose fit needs data, a q̂ already set, or the set-size term switched off)."""
+        if self.q_hat is None and getattr(classifier, "q_hat", None) is not None and np.any(
+                np.asarray(as_real(f"{type(self).__name__}.set_size", self.set_size)) != 0):
+            if type(self).fit is not ECCCo.fit:
+                name = type(self).__name__
+                raise ValueError(f"{name} is not fitted: its fit needs the training data as well as the calibrated "
+                                 f"classifier: {name}().fit(conf, train, key=key)")
+            return self.fit(classifier, None, key=None)
+        return self
+
     @classmethod
     def from_classifier(cls, classifier, **hyperparams) -> "ECCCo":
         """``ECCCo(**hyperparams).fit(classifier, None, key=None)`` for a calibrated classifier."""
@@ -243,15 +257,14 @@ class ECCCo(ECCo):
         name = type(self).__name__
         if self.q_hat is None and np.any(np.asarray(self.set_size, np.float64) != 0):
             raise ValueError(
-                f"{name}.q_hat is unset: its set-size term needs the conformal quantile, which the generator "
-                f"takes from a calibrated classifier when it is fitted (calibrating the classifier alone is not "
-                f"enough): conf = cfx.models.calibrate(clf, calibration_data, alpha=0.05), then "
-                f"{name}().fit(conf, train, key=key) or {name}.from_classifier(conf); or set set_size=0 to leave "
-                f"the term out"
+                f"{name}.q_hat is unset: its set-size term needs the conformal quantile q̂ of a calibrated "
+                f"classifier (cfx.models.ConformalClassifier), and none was given: conf = cfx.models.calibrate(clf, calibration_data, "
+                f"alpha=0.05), then search with conf (ECCCo() takes q̂ from it; a variant is fitted first: "
+                f"{name}().fit(conf, train, key=key)); or set set_size=0 to leave the term out"
             )
         super().validate(num_counterfactuals, n_features, n_classes)
         if self.q_hat is not None:
-            q = np.asarray(self.q_hat, np.float64)
+            q = as_real(f"{name}.q_hat", self.q_hat)
             if not (q.shape == () and np.isfinite(q)):
                 raise ValueError(f"{name}.q_hat must be a finite scalar; got {self.q_hat!r}")
         if self.empty_set not in EMPTY_SET_RULES:

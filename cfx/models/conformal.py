@@ -193,6 +193,9 @@ def calibrate(classifier: Classifier, calibration_data, alpha: float = 0.05, *, 
     if k.shape != () or not (np.isfinite(k) and k >= 0):
         raise ValueError(f"kappa must be a finite number >= 0; got {kappa!r}")
     X, y = _calibration_arrays(calibration_data, classifier)
+    if len(y) < min_calibration_size(float(a)):  # before the model runs: nothing is compiled for a refusal
+        raise ValueError(f"calibration_data has {len(y)} rows; alpha={float(a)} needs at least "
+                         f"{min_calibration_size(float(a))} (ceil((1 - alpha) / alpha))")
     probs = np.asarray(jax.nn.softmax(classifier.logits(X), axis=-1))
     scores = 1.0 - probs[np.arange(len(y)), y]
     q_hat = conformal_quantile(scores, float(a), finite_sample=bool(finite_sample))

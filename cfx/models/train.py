@@ -32,7 +32,7 @@ import optax
 from tqdm.auto import tqdm
 
 from cfx._streams import interactive
-from cfx._validate import as_real
+from cfx._validate import as_real, integer
 from cfx.classifier import Classifier
 from cfx.models.ensemble import Ensemble
 from cfx.models.jem import JEMLoss
@@ -147,7 +147,9 @@ def _resolve_model(model, *, n_classes, widths, activation, dropout, n_members) 
     name = model.lower()
     if name not in _MODELS:
         raise ValueError(f"unknown model {model!r}; known models: {sorted(_MODELS)}")
-    widths = tuple(int(w) for w in widths)
+    if isinstance(widths, (str, bytes)) or not hasattr(widths, "__iter__"):
+        raise TypeError(f"widths must be a sequence of layer widths (ints >= 1); got {widths!r}")
+    widths = tuple(integer("widths[]", w, low=1) for w in widths)
     if name == "linear":
         return ModuleApply(MLP(widths=(), n_classes=n_classes))
     mlp = MLP(widths=widths, n_classes=n_classes, activation=activation, dropout=float(dropout))

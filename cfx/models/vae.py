@@ -21,6 +21,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from cfx._validate import integer, real
 from cfx.models.losses import weighted_mean
 from cfx.models.step import Batch, TrainState, train_epoch
 
@@ -172,15 +173,17 @@ def fit_vae(
     for name, value in (("latent_dim", latent_dim), ("epochs", epochs), ("batch_size", batch_size)):
         if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
             raise ValueError(f"{name} must be an int >= 1; got {value!r}")
-    if not (np.isfinite(learning_rate) and learning_rate > 0):
-        raise ValueError(f"learning_rate must be a positive finite float; got {learning_rate!r}")
+    learning_rate = real("learning_rate", learning_rate, low=0.0, open_low=True)
+    beta = real("beta", beta, low=0.0)
+    seed = integer("seed", seed)
+    if isinstance(hidden, (str, bytes)) or not hasattr(hidden, "__iter__"):
+        raise TypeError(f"hidden must be a sequence of layer widths (ints >= 1); got {hidden!r}")
+    hidden = tuple(integer("hidden[]", h, low=1) for h in hidden)
     activations = tuple(str(a) for a in activations)
     if len(activations) != 2 or not all(callable(getattr(nn, a, None)) for a in activations):
         raise ValueError(f"activations must be two flax.linen activation names (encoder, decoder); got {activations!r}")
-    if not (np.isfinite(decoder_l2) and decoder_l2 >= 0):
-        raise ValueError(f"decoder_l2 must be a finite float >= 0; got {decoder_l2!r}")
-    net = VAENet(n_features=X.shape[1], latent_dim=int(latent_dim), hidden=tuple(int(h) for h in hidden),
-                 activations=activations)
+    decoder_l2 = real("decoder_l2", decoder_l2, low=0.0)
+    net = VAENet(n_features=X.shape[1], latent_dim=int(latent_dim), hidden=hidden, activations=activations)
     key_init, key_train = jax.random.split(jax.random.key(int(seed)))
     if init is None:
         params = net.init(key_init, jnp.zeros((1, X.shape[1])), key_init)

@@ -34,7 +34,7 @@ from typing import Sequence
 
 import numpy as np
 
-from cfx._validate import as_real
+from cfx._validate import as_real, real
 
 VARIANTS = ("ct", "contrastive", "adversarial", "baseline")
 STOPS = ("threshold", "max_steps")
@@ -108,11 +108,8 @@ class CTConfig:
         for name in ("lambda_ce", "lambda_div", "lambda_reg", "lambda_adv", "cost", "energy", "epsilon", "ridge"):
             object.__setattr__(self, name, _nonneg(name, getattr(self, name)))
         for name in ("learning_rate",):
-            v = float(getattr(self, name))
-            if not (np.isfinite(v) and v > 0):
-                raise ValueError(f"CTConfig.{name} must be a finite number > 0; got {getattr(self, name)!r}")
-            object.__setattr__(self, name, v)
-        tau = float(self.threshold)
+            object.__setattr__(self, name, real(f"CTConfig.{name}", getattr(self, name), low=0.0, open_low=True))
+        tau = float(as_real("CTConfig.threshold", self.threshold))
         if not 0.0 < tau <= 1.0:
             raise ValueError(f"CTConfig.threshold must be a probability in (0, 1]; got {self.threshold!r}")
         object.__setattr__(self, "threshold", tau)
@@ -123,7 +120,7 @@ class CTConfig:
             raise TypeError(f"CTConfig.protected must be a sequence of feature indices (ints); got {self.protected!r}")
         object.__setattr__(self, "protected", tuple(sorted({int(i) for i in self.protected})))
         if self.domain_sd is not None:
-            v = float(self.domain_sd)
+            v = float(as_real("CTConfig.domain_sd", self.domain_sd))
             if not (np.isfinite(v) and v > 0):
                 raise ValueError(f"CTConfig.domain_sd must be a finite number > 0 or None; got {self.domain_sd!r}")
             object.__setattr__(self, "domain_sd", v)

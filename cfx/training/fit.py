@@ -25,6 +25,7 @@ import jax.numpy as jnp
 import numpy as np
 from tqdm.auto import tqdm
 
+from cfx._validate import as_real
 from cfx.classifier import Classifier
 from cfx.constraints import MUTABILITY, NONE, Constraints
 from cfx.generators.eccco import ECCo, polynomial_schedule
@@ -158,7 +159,7 @@ def fit_ct(
         warnings.warn(msg, stacklevel=2)
     epochs = _train._check_positive_int("epochs", epochs)
     batch_size = _train._check_positive_int("batch_size", batch_size)
-    if not (np.isfinite(learning_rate) and learning_rate > 0):
+    if not (np.isfinite(as_real("learning_rate", learning_rate)) and learning_rate > 0):
         raise ValueError(f"learning_rate must be a positive finite float; got {learning_rate!r}")
     n_classes = max(int(y.max()) + 1, 2) if n_classes is None else _train._check_positive_int("n_classes", n_classes)
     apply, fresh_shapes, out_classes = _train._build(model, d, n_classes=n_classes, widths=widths,
