@@ -13,8 +13,8 @@ CONVERGED = 0  # the convergence rule holds at the returned point
 MAX_STEPS = 1  # ran out of steps before the rule held
 NONFINITE = 2  # a step gave NaN/inf and was refused; the row kept its last finite point
 NOT_REACHED = 3  # stopped before max_steps (the generator gave up) without the rule holding
-UNCHANGED = 4  # not converged and x' is the factual itself: nothing moved it (a model or objective without
-#                gradient there, every feature immutable or held by its bounds); never a silent copy
+UNCHANGED = 4  # ran out of steps with x' still the factual itself: nothing moved it (a model or objective
+#                without gradient there, every feature immutable or held by its bounds); never a silent copy
 OUTCOMES = ("converged", "max_steps", "nonfinite", "not_reached", "unchanged")
 
 
@@ -28,7 +28,7 @@ class CounterfactualResult:
       target: (n,) int target class per factual; -1 for an untargeted row.
       counterfactuals: (n, K, d).
       outcome: (n, K) int code, one of :data:`OUTCOMES` (index): converged, max_steps,
-        nonfinite, not_reached, unchanged (not converged and x' equals the factual).
+        nonfinite, not_reached, unchanged (out of steps with x' still equal to the factual).
       steps: (n, K) int, optimisation steps taken before the counterfactual froze.
       target_probs: (n, K) p(target | x') at the final point (untargeted rows: the largest
         probability of a class other than the factual's prediction).

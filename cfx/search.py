@@ -73,7 +73,8 @@ def _noise(generator, shape, rows, key):
     """init_scale·N(0, I) or init_scale·U(−1, 1) of ``shape`` per row, from a key per row index
     (so a row's start does not depend on chunking or sharding)."""
     draw = jax.random.normal if generator.init == "noise" else functools.partial(jax.random.uniform, minval=-1.0)
-    return generator.init_scale * jax.vmap(lambda r: draw(jax.random.fold_in(key, r), shape[1:]))(rows)
+    # float32 draws: the same start whether or not jax_enable_x64 is on
+    return generator.init_scale * jax.vmap(lambda r: draw(jax.random.fold_in(key, r), shape[1:], jnp.float32))(rows)
 
 
 def _start(generator, x_rep, rows, key, start, constraints):
@@ -85,7 +86,7 @@ def _start(generator, x_rep, rows, key, start, constraints):
     z0 = generator.encode(x_rep) if generator.latent else x_rep
     if generator.init == "identity":
         return z0
-    z0 = z0 + _noise(generator, z0.shape, rows, key).astype(z0.dtype)  # float32 noise even under jax_enable_x64
+    z0 = z0 + _noise(generator, z0.shape, rows, key).astype(z0.dtype)
     return z0 if generator.latent else constraints.project(z0, x_rep)
 
 
@@ -240,8 +241,8 @@ def _program(generator, classifier, x, target, *, key, constraints, max_steps, r
         ok = _with_condition(generator, convergence.converged(logits, grad, row_target, row_factual, threshold, rule),
                              x_cf, logits, term_target, classifier)
         ok = ok if checked else ok & ~nonfinite  # a non-finite point is never returned as converged
-        failed = jnp.where(steps >= max_steps, MAX_STEPS, NOT_REACHED)
-        failed = jnp.where(nonfinite, NONFINITE, jnp.where(jnp.all(x_cf == x_rep, axis=-1), UNCHANGED, failed))
+        out_of_steps = jnp.where(jnp.all(x_cf == x_rep, axis=-1), UNCHANGED, MAX_STEPS)  # never a silent copy
+        failed = jnp.where(nonfinite, NONFINITE, jnp.where(steps >= max_steps, out_of_steps, NOT_REACHED))
         path = None
         if return_path:  # after a row froze, its remaining entries repeat its last point
             path, track_states = track_states[0], track_states[1:]

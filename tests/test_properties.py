@@ -6,9 +6,11 @@ small MLP classifier. Every generator is fitted as it needs (a calibrated classi
 ECCCo and its variants, a VAE for REVISE/CLUE, samples for ECCCo-L1). Properties of every
 counterfactual: immutable features bit-identical, monotone directions respected, bounds held,
 one-hot groups valid, integers on their grid, values finite, outcome codes consistent
-(converged => p(target) >= τ; every row has one of the outcome codes).
+(converged => p(target) >= τ; every row has one of the outcome codes; a row out of steps and
+returned as the factual says ``unchanged``).
 
-Profiles: ``CFX_HYPOTHESIS_PROFILE=ci`` (default, sized for the suite) or ``long``
+Profiles: ``CFX_HYPOTHESIS_PROFILE=ci`` (default, sized for the suite) or ``long`` (also
+``CFX_PROPERTY_PROFILE``)
 (``CFX_HYPOTHESIS_PROFILE=long python -m pytest -n 0 -s tests/test_properties.py``: at least
 10⁵ counterfactuals). The counterfactuals checked are printed at the end of the module.
 """
@@ -33,7 +35,7 @@ settings.register_profile("ci", max_examples=40, deadline=None, derandomize=True
                           suppress_health_check=[HealthCheck.too_slow])
 settings.register_profile("long", max_examples=1600, deadline=None,
                           suppress_health_check=[HealthCheck.too_slow])
-PROFILE = os.environ.get("CFX_HYPOTHESIS_PROFILE", "ci")
+PROFILE = os.environ.get("CFX_HYPOTHESIS_PROFILE", os.environ.get("CFX_PROPERTY_PROFILE", "ci"))
 N_FACTUALS = {"ci": 8, "long": 32}[PROFILE]
 CODES = ("both", "increase", "decrease", "none")
 CHECKED = {"counterfactuals": 0, "violations": 0}
@@ -142,6 +144,9 @@ def test_every_generator_respects_constraints_on_random_problems(p):
     converged = outcome == cfx.OUTCOMES.index("converged")
     tau = float(res.threshold)
     assert np.all(p_target[converged] >= tau - 1e-5), f"converged below τ={tau}: {label}"
+    # never a silent copy: a row out of steps and returned as the factual says "unchanged"
+    copies = np.all(cf == X, axis=-1) & np.isin(outcome, [cfx.OUTCOMES.index(o) for o in ("max_steps", "unchanged")])
+    assert np.array_equal(outcome == cfx.OUTCOMES.index("unchanged"), copies), f"outcome 'unchanged' wrong: {label}"
     np.testing.assert_allclose(np.asarray(res.target_probs), p_target, atol=1e-5, err_msg=label)
 
 

@@ -44,7 +44,7 @@ for _name, _fn, _headline, _desc in (
      "optimisation steps taken before the counterfactual froze (from the result)"),
     ("outcome", _per_counterfactual("outcome"), False,
      "search outcome code: 0 converged, 1 hit max_steps, 2 refused a non-finite step, 3 not reached, "
-     "4 unchanged (not converged, x' is the factual) "
+     "4 unchanged (out of steps, x' still the factual) "
      "(from the result, when it has one)"),
     ("runtime_s", runtime_per_counterfactual, True,
      "search wall-clock seconds per counterfactual: result.runtime_s / (n K)"),

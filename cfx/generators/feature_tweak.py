@@ -34,7 +34,7 @@ class FeatureTweak(Generator):
     one-hot groups switched to the level the leaf needs, integer grids snapped); those that flip the *ensemble*
     (p(y⁺ | x') >= τ) are kept and the K cheapest under ``norm`` (``"l2"`` as in
     CounterfactualExplanations.jl, or ``"l1"``) are returned. A factual with no valid candidate
-    keeps x and ends ``unchanged``. One step: every row is done after it.
+    keeps x and ends ``not_reached``. One step: every row is done after it.
 
     Vectorised: all P candidates of a factual are built, projected and costed at once (one
     (P, d) array); the ensemble then scores them cheapest first, :data:`CHUNK` per forward pass,
