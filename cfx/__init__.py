@@ -24,7 +24,7 @@ __version__ = "0.1.0"
 
 def __getattr__(name):
     """The experiment layer (pandas, matplotlib) loads on first use, not with ``import cfx``."""
-    if name in ("experiments", "plotting", "dynamics"):
+    if name in ("experiments", "plotting", "dynamics", "probing"):
         import importlib
 
         return importlib.import_module(f"cfx.{name}")
