@@ -24,7 +24,7 @@ CV score, the same rule for the probe and every control.
 from __future__ import annotations
 
 import functools
-from typing import Any, Sequence
+from typing import Sequence
 
 import flax.linen as nn
 import jax
