@@ -10,6 +10,10 @@ model, saved results, or any other source of numbers.
 - 2-D: filled contour of p(target | x) over a grid, data coloured by class, counterfactual
   paths with start (circle) and end (star) marked — :func:`plot_2d` (one search) and
   :func:`plot_2d_panels` (one panel per generator); both draw with :func:`draw_2d`.
+- d > 2: the same picture on the data's first two principal components — :func:`mesh_pca`
+  (the plane's grid, mapped back to d features for the caller's model) and :func:`plot_pca`.
+- tables: what each counterfactual of :func:`cfx.explain` changes, old -> new per feature —
+  :func:`plot_changes`.
 - images: factual -> counterfactual per generator, for 8x8 digits or 28x28 MNIST —
   :func:`plot_image_grid`.
 - benchmark: mean ± sd per generator for each metric, grouped by model — :func:`plot_benchmark`.
@@ -35,8 +39,8 @@ from typing import Mapping, Sequence
 import numpy as np
 from matplotlib.figure import Figure
 
-__all__ = ["mesh_2d", "draw_2d", "plot_2d", "plot_2d_panels", "plot_image_grid", "plot_benchmark", "figure_png",
-           "save_figure"]
+__all__ = ["mesh_2d", "draw_2d", "plot_2d", "plot_2d_panels", "pca_2d", "mesh_pca", "plot_pca", "plot_changes",
+           "plot_image_grid", "plot_benchmark", "figure_png", "save_figure"]
 
 _CLASS_COLOURS = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2", "#7f7f7f",
                   "#bcbd22", "#17becf")
@@ -184,6 +188,131 @@ def plot_2d_panels(grid: Mapping, arrays_by_generator: Mapping[str, Mapping], *,
     fig.tight_layout(rect=(0, 0.06, 0.93, 1))
     cax = fig.add_axes((0.94, 0.15, 0.012, 0.7))
     fig.colorbar(cs, cax=cax, label="p(target | x)")
+    return fig
+
+
+# --------------------------------------------------------------------------------------
+# d > 2: a PCA plane
+# --------------------------------------------------------------------------------------
+
+
+def pca_2d(X: np.ndarray) -> dict:
+    """The first two principal components of ``X`` (n, d): ``{"mean" (d,), "components" (2, d)
+    (unit rows), "explained" (2,) (share of the variance)}``; z = (x − mean) · componentsᵀ."""
+    X = np.asarray(X, np.float64)
+    if X.ndim != 2 or X.shape[1] < 2:
+        raise ValueError(f"X must be (n, d) with d >= 2; got shape {X.shape}")
+    mean = X.mean(0)
+    _, sv, vt = np.linalg.svd(X - mean, full_matrices=False)
+    var = sv**2
+    return {"mean": mean.astype(np.float32), "components": vt[:2].astype(np.float32),
+            "explained": (var[:2] / max(var.sum(), 1e-30)).astype(np.float32)}
+
+
+def _project(pca: Mapping, A) -> np.ndarray:
+    A = np.asarray(A, np.float32)
+    return (A - pca["mean"]) @ pca["components"].T
+
+
+def mesh_pca(X: np.ndarray, resolution: int = 100, margin: float = 0.1) -> dict:
+    """:func:`mesh_2d` on the plane of ``X``'s first two principal components. Besides ``xx``,
+    ``yy``, ``points`` (G·G, 2) it holds ``inputs`` (G·G, d), the points mapped back to the d
+    features (x = mean + z · components): evaluate the model there and store ``"probs"``. The
+    contour is the model on that plane through the data's mean; data and counterfactuals are
+    projected onto it orthogonally, so their off-plane parts are not shown."""
+    pca = pca_2d(X)
+    grid = mesh_2d(_project(pca, X), resolution, margin)
+    grid["inputs"] = (pca["mean"] + grid["points"] @ pca["components"]).astype(np.float32)
+    grid["pca"] = pca
+    return grid
+
+
+def _pc_label(pca: Mapping, i: int, names, top: int = 3) -> str:
+    w = pca["components"][i]
+    order = np.argsort(-np.abs(w))[:top]
+    terms = ", ".join(f"{w[j]:+.2f} {names[j]}" for j in order)
+    return f"PC{i + 1} ({100 * pca['explained'][i]:.0f} %): {terms}"
+
+
+def plot_pca(grid: Mapping, X: np.ndarray, y: np.ndarray, counterfactuals: np.ndarray, *, factuals=None,
+             paths=None, target: int = 1, feature_names: Sequence[str] | None = None, max_paths: int = MAX_PATHS,
+             title: str | None = None, ax=None):
+    """:func:`plot_2d` for d > 2 on the plane of :func:`mesh_pca` (``grid`` with its ``probs``):
+    data (n, d), counterfactuals (m, [K,] d), factuals (m, d) and paths (m, K, T + 1, d) are
+    projected onto the first two principal components; each axis is named by its share of the
+    variance and its three largest loadings (``feature_names``, default x0, x1, ...)."""
+    pca = grid["pca"]
+    d = pca["mean"].shape[0]
+    names = list(feature_names) if feature_names is not None else [f"x{j}" for j in range(d)]
+    if len(names) != d:
+        raise ValueError(f"feature_names has {len(names)} names; the data have {d} features")
+    fig, ax = (_subplots(figsize=(7, 5.5)) if ax is None else (ax.figure, ax))
+    draw_2d(ax, grid, _project(pca, X), y, _project(pca, counterfactuals),
+            factuals=None if factuals is None else _project(pca, factuals),
+            paths=None if paths is None else _project(pca, paths), target=target, max_paths=max_paths)
+    ax.set_xlabel(_pc_label(pca, 0, names), fontsize=8)
+    ax.set_ylabel(_pc_label(pca, 1, names), fontsize=8)
+    ax.set_title(title or "counterfactuals (PCA plane)")
+    ax.legend(loc="upper right", fontsize=7)
+    fig.tight_layout()
+    return fig
+
+
+# --------------------------------------------------------------------------------------
+# What changed (cfx.explain's output)
+# --------------------------------------------------------------------------------------
+
+_UP, _DOWN, _LEVEL, _SAME = "#2ca02c", "#d62728", "#1f77b4", "#f2f2f2"
+
+
+def _short(v) -> str:
+    if isinstance(v, (float, np.floating)):
+        return f"{v:.4g}"
+    return str(v)
+
+
+def plot_changes(frame, *, max_rows: int = 20, max_columns: int = 12, title: str | None = None):
+    """What each counterfactual of :func:`cfx.explain` changes: one row per counterfactual (its
+    id, cf number, p(target), ✗ if not valid), one column per feature that any shown
+    counterfactual changes; a changed cell reads ``old → new``, green where the value rises,
+    red where it falls, blue for another level; unchanged cells are blank. Reads the frame's
+    ``changed``, ``p_target``, ``valid`` columns and ``frame.attrs["factuals"]``. Returns the Figure."""
+    if "factuals" not in frame.attrs or "changed" not in frame:
+        raise ValueError("frame must be the output of cfx.explain (columns 'changed', 'p_target', 'valid' and "
+                         "attrs['factuals'])")
+    facts = frame.attrs["factuals"]
+    shown = frame.head(max_rows)
+    order = list(facts.columns)
+    used = {c for row in shown["changed"] for c in row}
+    cols = [c for c in order if c in used][:max_columns]
+    n, m = len(shown), max(len(cols), 1)
+    colours = np.full((n, m, 3), 0.0)
+    colours[:] = np.array([int(_SAME[i:i + 2], 16) / 255 for i in (1, 3, 5)])
+    fig, ax = _subplots(figsize=(2.0 + 1.5 * m, 1.2 + 0.38 * n))
+    for i, ((rid, k), row) in enumerate(shown.iterrows()):
+        old = facts.loc[rid]
+        for j, c in enumerate(cols):
+            if c not in row["changed"]:
+                continue
+            a, b = old[c], row[c]
+            numeric = isinstance(a, (int, float, np.number)) and isinstance(b, (int, float, np.number))
+            hue = (_UP if b > a else _DOWN) if numeric else _LEVEL
+            colours[i, j] = [int(hue[q:q + 2], 16) / 255 * 0.45 + 0.55 for q in (1, 3, 5)]  # a light tint
+            ax.text(j, i, f"{_short(a)} → {_short(b)}", ha="center", va="center", fontsize=7)
+    ax.imshow(colours, aspect="auto", interpolation="nearest")
+    ax.set_xticks(range(len(cols)))
+    ax.set_xticklabels(cols, rotation=30, ha="right", fontsize=8)
+    labels = [f"{rid} / cf {k}   p={row['p_target']:.2f}{'' if row['valid'] else ' ✗'}"
+              for (rid, k), row in shown.iterrows()]
+    ax.set_yticks(range(n))
+    ax.set_yticklabels(labels, fontsize=7)
+    ax.set_xticks(np.arange(-0.5, m), minor=True)
+    ax.set_yticks(np.arange(-0.5, n), minor=True)
+    ax.grid(which="minor", color="white", lw=1.5)
+    ax.tick_params(which="minor", length=0)
+    more = f" (first {n} of {len(frame)})" if len(frame) > n else ""
+    ax.set_title((title or "what each counterfactual changes") + more, fontsize=9)
+    fig.tight_layout()
     return fig
 
 

@@ -126,3 +126,40 @@ def test_importing_and_plotting_leave_the_users_backend_alone():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                          env={**os.environ, "MPLBACKEND": "svg"})
     assert out.stdout.strip() == "svg"
+
+
+def test_pca_plane_figure(tmp_path):
+    rng = np.random.default_rng(2)
+    X = rng.normal(size=(60, 4)).astype(np.float32) * np.array([3.0, 1.0, 0.3, 0.1], np.float32)
+    grid = plotting.mesh_pca(X, resolution=20)
+    assert grid["inputs"].shape == (400, 4)
+    np.testing.assert_allclose(np.abs(grid["pca"]["components"][0]), [1, 0, 0, 0], atol=0.1)  # the widest axis first
+    w = np.array([1.0, 1.0, 0.0, 0.0], np.float32)
+    p1 = 1 / (1 + np.exp(-(grid["inputs"] @ w)))
+    grid["probs"] = np.stack([1 - p1, p1], 1)
+    paths = np.linspace(X[:3], X[:3] + 2.0, 5).transpose(1, 0, 2)[:, None]  # (3, 1, 5, 4)
+    fig = plotting.plot_pca(grid, X, (X @ w > 0).astype(int), paths[:, :, -1], paths=paths,
+                            feature_names=["income", "age", "hours", "debt"])
+    ax = fig.axes[0]
+    assert ax.get_xlabel().startswith("PC1 (") and "income" in ax.get_xlabel()
+    with pytest.raises(ValueError, match="feature_names"):
+        plotting.plot_pca(grid, X, X[:, 0] > 0, X[:2], feature_names=["a"])
+    assert _png_shape(plotting.save_figure(fig, tmp_path / "pca.png")) == (550, 700)
+
+
+def test_what_changed_chart(tmp_path):
+    facts = pd.DataFrame({"age": [30, 41], "job": ["a", "b"], "hours": [40, 20]}, index=[7, 9])
+    cfs = pd.DataFrame({"age": [35, 30, 41, 41], "job": ["a", "b", "a", "b"], "hours": [40, 40, 30, 10]},
+                       index=pd.MultiIndex.from_product([[7, 9], [0, 1]], names=["id", "cf"]))
+    cfs["valid"] = [True, True, True, False]
+    cfs["p_target"] = [0.8, 0.7, 0.6, 0.4]
+    cfs["changed"] = [("age",), ("job",), ("job", "hours"), ("hours",)]
+    cfs.attrs["factuals"] = facts
+    fig = plotting.plot_changes(cfs)
+    texts = sorted(t.get_text() for t in fig.axes[0].texts)
+    assert texts == ["20 → 10", "20 → 30", "30 → 35", "a → b", "b → a"]
+    assert [t.get_text() for t in fig.axes[0].get_xticklabels()] == ["age", "job", "hours"]
+    assert fig.axes[0].get_yticklabels()[3].get_text().endswith("✗")
+    with pytest.raises(ValueError, match="output of cfx.explain"):
+        plotting.plot_changes(facts)
+    assert _png_shape(plotting.save_figure(fig, tmp_path / "changes.png"))[0] > 100
