@@ -98,6 +98,14 @@ def _bisect(clf, x, v, target, threshold, constraints):
     return point(hi)
 
 
+def _padded(a: np.ndarray) -> np.ndarray:
+    """``a`` with its rows repeated up to the next power of two (>= 8), so the compiled passes
+    see few distinct shapes however many rows need a restart."""
+    m = len(a)
+    size = max(8, 1 << (m - 1).bit_length())
+    return np.concatenate([a, np.repeat(a[:1], size - m, axis=0)]) if size > m else a
+
+
 def restart(classifier: Classifier, x, x_cf, target, invalid, bank_points, constraints: Constraints, *,
             tau: float, search_threshold: float | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Replace the invalid counterfactuals by restarts from valid data (module docstring).
@@ -119,20 +127,24 @@ def restart(classifier: Classifier, x, x_cf, target, invalid, bank_points, const
     resolved = constraints.resolve(d) if isinstance(constraints, Constraints) else constraints
     target = np.asarray(target, np.int32)
     high = jnp.float32(max(tau, search_threshold or 0.0))
-    cand, exists, aim = _nearest(classifier, jnp.asarray(x[rows]), jnp.asarray(target[rows]),
-                                 jnp.asarray(bank_points, jnp.float32), resolved, high, jnp.float32(tau), K)
-    cand, exists, aim = np.asarray(cand), np.asarray(exists), np.asarray(aim)
+    cand, exists, aim = _nearest(classifier, jnp.asarray(_padded(x[rows])), jnp.asarray(_padded(target[rows])),
+                                 jnp.asarray(bank_points, jnp.float32), resolved, high, jnp.float32(tau),
+                                 min(K, len(bank_points)))
+    m = len(rows)
+    cand, exists, aim = np.asarray(cand)[:m], np.asarray(exists)[:m], np.asarray(aim)[:m]
     # the factual's j-th invalid member takes the j-th nearest valid point
     rank = np.cumsum(invalid[rows], axis=1) - 1
     member_r, member_k = np.nonzero(invalid[rows])
-    j = rank[member_r, member_k]
-    has = exists[member_r, j]
+    found = exists.sum(1)[member_r]  # valid points are ranked first
+    has = found > 0
+    j = rank[member_r, member_k] % np.maximum(found, 1)  # fewer valid points than members: they are shared
     member_r, member_k, j = member_r[has], member_k[has], j[has]
     if len(member_r):
         v = cand[member_r, j]
         fi = rows[member_r]
-        new = np.asarray(_bisect(classifier, jnp.asarray(x[fi]), jnp.asarray(v), jnp.asarray(target[fi]),
-                                 jnp.asarray(aim[member_r]), resolved))
+        new = np.asarray(_bisect(classifier, jnp.asarray(_padded(x[fi])), jnp.asarray(_padded(v)),
+                                 jnp.asarray(_padded(target[fi])), jnp.asarray(_padded(aim[member_r])),
+                                 resolved))[:len(fi)]
         x_cf[fi, member_k] = new
         restarted[fi, member_k] = True
     return x_cf, restarted

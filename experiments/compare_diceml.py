@@ -131,6 +131,9 @@ def main(argv=None):
     ap.add_argument("--python", default="/tmp/xvenv/bin/python", help="an interpreter with dice-ml")
     ap.add_argument("--models", default="results/explain_validity", help="the model cache of explain_validity.py")
     ap.add_argument("--out", default="results/compare_diceml")
+    ap.add_argument("--diversity", type=float, nargs="*", default=[],
+                    help="also cfx's DiCE at these diversity weights (explain's default: 1.0)")
+    ap.add_argument("--reuse", action="store_true", help="score dice-ml's saved outputs in OUT instead of running it")
     ap.add_argument("--timeout", type=int, default=3600, help="seconds per dice-ml method and data set")
     args = ap.parse_args(argv)
     results = {}
@@ -146,7 +149,9 @@ def main(argv=None):
         cell = {}
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            for label, opts in (("cfx dice", {}), ("cfx dice, no restarts", {"restarts": False})):
+            variants = [("cfx dice", {}), ("cfx dice, no restarts", {"restarts": False})]
+            variants += [(f"cfx dice, diversity {w:g}", {"diversity": w}) for w in args.diversity]
+            for label, opts in variants:
                 cfx.explain(clf, rows, dataset=train, target=1, generator="dice", num_counterfactuals=K, **opts)
                 began = time.perf_counter()
                 frame = cfx.explain(clf, rows, dataset=train, target=1, generator="dice", num_counterfactuals=K, **opts)
@@ -156,8 +161,10 @@ def main(argv=None):
                 print(name, label, json.dumps(cell[label]), flush=True)
         for method in args.methods:
             began = time.perf_counter()
-            proc = subprocess.run([args.python, runner, folder, "--method", method, "--k", str(K)], capture_output=True,
-                                  text=True, timeout=args.timeout)
+            saved = os.path.exists(os.path.join(folder, f"diceml_{method}.json"))
+            command = [args.python, runner, folder, "--method", method, "--k", str(K)]
+            proc = (subprocess.CompletedProcess(command, 0) if args.reuse and saved else
+                    subprocess.run(command, capture_output=True, text=True, timeout=args.timeout))
             if proc.returncode:
                 print(proc.stderr[-3000:], file=sys.stderr)
                 raise SystemExit(f"{method} on {name} failed")
