@@ -81,6 +81,9 @@ def run_explain(train, clf, rows, generator, K, warm=False, **options):
     codes = {name: i for i, name in enumerate(cfx.result.OUTCOMES)}
     outcome = frame["outcome"].map(codes).to_numpy().reshape(n, K)
     out = summary(valid, outcome, seconds)
+    # the returned raw rows scored again here, independently of explain's own column
+    again = np.asarray(clf.probs(train.encoder.encode(frame[list(train.encoder.feature_names)])))[:, 1] >= 0.5
+    out["valid_flag_wrong"] = int((again != frame["valid"].to_numpy()).sum())
     out.update(cost=float(frame["cost"].mean()), features_changed=float(frame["n_changed"].mean()),
                diversity=float(frame["diversity"].mean()) if K > 1 else None)
     if "status" in frame:
@@ -107,8 +110,39 @@ def run_generate(train, clf, rows, K, max_steps=200, repair=False):
     return summary(np.asarray(ok), np.asarray(res.outcome), seconds)
 
 
+def markdown(path: str) -> str:
+    """A markdown table from a validity.json: per data set and configuration, the min–max over
+    model seeds of validity, factuals with a valid counterfactual, features changed and cost."""
+    results = json.load(open(path))["results"]
+    cells: dict = {}
+    for key, cell in results.items():
+        name = key.split("/")[0]
+        for config, s in cell.items():
+            if isinstance(s, dict):
+                cells.setdefault((name, config), []).append(s)
+
+    def span(values, fmt="{:.3f}"):
+        values = [v for v in values if v is not None]
+        if not values:
+            return "–"
+        lo, hi = min(values), max(values)
+        return fmt.format(lo) if abs(hi - lo) < 5e-4 else f"{fmt.format(lo)}–{fmt.format(hi)}"
+
+    lines = ["| data set | configuration | seeds | validity | factuals with a valid cf | restarted | features changed | cost |",
+             "|---|---|---|---|---|---|---|---|"]
+    for (name, config), runs in cells.items():
+        n = [sum(r.get("status", {}).values()) or 1 for r in runs]
+        restarted = [r.get("status", {}).get("restarted", 0) / k for r, k in zip(runs, n)] if "status" in runs[0] else []
+        lines.append(f"| {name} | {config} | {len(runs)} | {span([r['validity'] for r in runs])} | "
+                     f"{span([r['factuals_any_valid'] for r in runs])} | {span(restarted, '{:.2f}')} | "
+                     f"{span([r.get('features_changed') for r in runs], '{:.2f}')} | "
+                     f"{span([r.get('cost') for r in runs], '{:.2f}')} |")
+    return "\n".join(lines)
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--report", help="print the markdown table of this validity.json and stop")
     ap.add_argument("--sets", nargs="+", default=["adult", "german", "credit", "compas"])
     ap.add_argument("--factuals", type=int, default=100)
     ap.add_argument("--seeds", type=int, nargs="+", default=[0], help="model seeds (factuals drawn with the same seed)")
@@ -116,6 +150,9 @@ def main(argv=None):
     ap.add_argument("--warm", action="store_true", help="time a second call (the first compiles)")
     ap.add_argument("--out", default="results/explain_validity")
     args = ap.parse_args(argv)
+    if args.report:
+        print(markdown(args.report))
+        return
     os.makedirs(args.out, exist_ok=True)
     results, failures = {}, []
     for name in args.sets:
