@@ -116,6 +116,14 @@ class Classifier:
         out = two_class_logits(self.apply_fn(self.params, xb))
         return out[0] if single else out
 
+    def verdict_logits(self, x: jax.Array, logits: jax.Array) -> jax.Array:
+        """The logits a convergence verdict reads at x (..., d): ``logits`` (from the gradient's
+        forward pass), or a plain forward pass where that one is stochastic
+        (``apply_fn.stochastic_under_grad``: dropout active only under differentiation)."""
+        if not getattr(self.apply_fn, "stochastic_under_grad", False):
+            return logits
+        return self.raw_logits(x.reshape(-1, x.shape[-1])).reshape(logits.shape)
+
     # --- jitted conveniences ---------------------------------------------------------
     # A batch of n rows is padded to the next bucket (a power of two, at least MIN_BUCKET), so
     # outside code that calls with ever-changing batch sizes compiles a handful of programs,

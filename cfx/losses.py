@@ -87,11 +87,29 @@ YLOSSES: dict[str, Callable[[jax.Array, jax.Array], jax.Array]] = {
 }
 
 
+def member_logit_bce(x_cf, x, ctx):
+    """Logit-BCE on the member-averaged logit margin mean_m (f_m,1 − f_m,0) at x' (CE.jl 0.1.5's
+    ``logitbinarycrossentropy(logits(M, x'), y+)``: its ensemble ``logits`` average the members'
+    logits while its ``probs`` average their probabilities); a model without members: its own
+    logits, i.e. :func:`logit_bce`."""
+    members = getattr(ctx.classifier.apply_fn, "member_logits", None) if ctx.classifier is not None else None
+    if members is None:
+        return logit_bce(ctx.logits, ctx.target)
+    return logit_bce(jnp.mean(members(ctx.classifier.params, x_cf), axis=0), ctx.target)
+
+
+#: ylosses that need the model itself: already terms ``(x_cf, x, ctx) -> scalar``
+CONTEXT_YLOSSES: dict[str, Callable] = {"member_logit_bce": member_logit_bce}
+
+
 def yloss_term(yloss: str | Callable) -> Callable:
     """The prediction loss as an ordinary term: ``yloss(ctx.logits, ctx.target)``.
 
-    ``yloss`` is a name in :data:`YLOSSES` or any callable ``(logits (C,), target) -> scalar``.
+    ``yloss`` is a name in :data:`YLOSSES` (or in :data:`CONTEXT_YLOSSES`: a term already) or
+    any callable ``(logits (C,), target) -> scalar``.
     """
+    if isinstance(yloss, str) and yloss in CONTEXT_YLOSSES:
+        return CONTEXT_YLOSSES[yloss]
     fn = YLOSSES[yloss] if isinstance(yloss, str) else yloss
 
     def term(x_cf, x, ctx):

@@ -183,6 +183,7 @@ def _program(generator, classifier, x, target, *, key, constraints, max_steps, r
     def step(carry):
         t, z, update_state, done, steps, nonfinite, track_states = carry
         (_, (logits, _)), grad = grad_in_search_space(z, t)
+        logits = classifier.verdict_logits(to_input(z), logits)
         if not latent:
             grad = constraints.mask_gradient(grad)
         if constraints.snaps:
@@ -236,7 +237,7 @@ def _program(generator, classifier, x, target, *, key, constraints, max_steps, r
             nonfinite = ~jnp.all(jnp.isfinite(z), axis=-1)
         x_cf = to_input(z, one_hot=True)
         (_, (logits, terms)), grad = (grad_in_input_space if classifier.differentiable else grad_in_search_space)(x_cf, t)
-        grad = constraints.mask_gradient(grad)
+        grad, logits = constraints.mask_gradient(grad), classifier.verdict_logits(x_cf, logits)
         rule = "threshold" if generator.convergence == "max_steps" else generator.convergence
         ok = _with_condition(generator, convergence.converged(logits, grad, row_target, row_factual, threshold, rule),
                              x_cf, logits, term_target, classifier)
@@ -249,8 +250,7 @@ def _program(generator, classifier, x, target, *, key, constraints, max_steps, r
             last = jnp.take_along_axis(path, steps[..., None, None], axis=2)
             path = jnp.where((jnp.arange(max_steps + 1)[:, None] > steps[..., None, None]), last, path)
         return CounterfactualResult(
-            factuals=x,
-            target=target,
+            factuals=x, target=target,
             counterfactuals=x_cf,
             outcome=jnp.where(ok, CONVERGED, failed).astype(jnp.int32),
             steps=steps,

@@ -139,6 +139,66 @@ def test_batch1_scan_equals_a_python_loop_of_adam_steps(data):
     np.testing.assert_allclose(np.asarray(clf.raw_logits(X))[:, 1], np.asarray(members.mean(0))[:, 0], rtol=1e-5)
 
 
+def test_ensemble_probabilities_and_the_searchs_averaged_logit(data):
+    """combine="probabilities": softmax of the logits is mean_m σ(f_m) (CE.jl's ``probs``); the
+    member_logit_bce yloss is the logit-BCE of mean_m f_m (CE.jl's ``logits``)."""
+    from cfx import losses
+
+    X = jnp.asarray(data[1].X[:6], jnp.float32)
+    ens = ReferenceTrainer("ensemble", combine="probabilities")
+    params = ens.net.init(jax.random.key(1), 2)
+    params = jax.tree_util.tree_map(lambda a: a * 3.0, params)  # members that disagree
+    f = jax.vmap(ens.net.one, (0, None))(params, X)[..., 0]  # (5, n)
+    clf = cfx.Classifier(ens.net, params, n_features=2, n_classes=2)
+    np.testing.assert_allclose(np.asarray(clf.probs(X))[:, 1], np.asarray(jax.nn.sigmoid(f).mean(0)), rtol=1e-5)
+    ctx = losses.TermContext(jnp.int32(1), clf.raw_logits(X[0]), jnp.int32(0), None, clf)
+    np.testing.assert_allclose(losses.member_logit_bce(X[0], X[0], ctx), jax.nn.softplus(-f[:, 0].mean()), rtol=1e-5)
+    with pytest.raises(ValueError, match="combine must be one of"):
+        ReferenceTrainer("ensemble", combine="median")
+
+
+def test_gradient_dropout_is_active_only_under_differentiation():
+    """Flux 0.13's Dropout (active = nothing): identity in a plain pass; under a gradient a
+    mask with E = 1 (kept units scaled by 1/(1 − p)) that changes with its input."""
+    from cfx.dynamics.reference import gradient_dropout
+
+    h = jax.random.normal(jax.random.key(0), (400, 64))
+    np.testing.assert_array_equal(np.asarray(jax.jit(gradient_dropout, static_argnums=1)(h, 0.25)), np.asarray(h))
+    g = np.asarray(jax.grad(lambda v: jnp.sum(gradient_dropout(v, 0.25)))(h))
+    assert np.all((g == 0) | np.isclose(g, 1 / 0.75))
+    assert abs((g == 0).mean() - 0.25) < 0.02
+    g2 = np.asarray(jax.grad(lambda v: jnp.sum(gradient_dropout(v, 0.25)))(h + 1e-3))
+    assert (g != g2).mean() > 0.2  # a new input draws a new mask
+    assert not ReferenceTrainer("linear", dropout=0.1).net.stochastic_under_grad
+
+
+def test_a_dropout_search_judges_convergence_on_the_plain_network(data):
+    """CE.jl 0.1.5 takes gradients through the dropped-out network but checks p ≥ τ with
+    ``probs`` outside Zygote: the reported probabilities are the plain model's at x'."""
+    full, train, _ = data
+    clf = ReferenceTrainer("mlp", initial_epochs=2, dropout=0.5).initial(train, seed=0)
+    assert clf.apply_fn.stochastic_under_grad
+    gen = G.make("generic", **generator_options("generic")).with_space(full)
+    res = cfx.generate(gen, clf, np.asarray(train.X[:4]), 1, key=jax.random.key(0), max_steps=8)
+    p = np.asarray(clf.probs(np.asarray(res.counterfactuals).reshape(-1, 2)))[:, 1].reshape(res.target_probs.shape)
+    np.testing.assert_allclose(np.asarray(res.target_probs), p, rtol=1e-5, atol=1e-6)
+
+
+def test_vae_decoder_penalty():
+    """ELBO + decoder_l2 · Σ θ² over the decoder's weights and biases (CE.jl 0.1.5: 0.01)."""
+    from cfx.models.step import Batch
+    from cfx.models.vae import ELBO, VAENet, _Forward
+
+    net = VAENet(n_features=2)
+    params = net.init(jax.random.key(0), jnp.zeros((1, 2)), jax.random.key(0))
+    batch = Batch(jnp.ones((4, 2)), jnp.zeros(4, jnp.int32), jnp.ones(4))
+    args = dict(apply=_Forward(net), extra=None)
+    plain = ELBO()(params, batch, jax.random.key(1), **args)[0]
+    pen = ELBO(decoder_l2=0.01)(params, batch, jax.random.key(1), **args)[0]
+    dec = sum(float(jnp.sum(a**2)) for k in ("dec_0", "out") for a in jax.tree_util.tree_leaves(params["params"][k]))
+    np.testing.assert_allclose(float(pen - plain), 0.01 * dec, rtol=1e-4)
+
+
 # --------------------------------------------------------------------------- the loop
 REF = dict(rounds=3, mu=0.1, eval_every=3, num_counterfactuals=5, max_steps=10, n_permutations=10, grid_samples=50,
            draw="round", metrics=dyn.MetricOptions.ard())
@@ -224,9 +284,13 @@ def test_the_preset_fills_the_reference_and_refuses_what_it_fixes():
         _parse({**BASE, "generators": [{"name": "generic", "cost": 0.5}]})
     with pytest.raises(ConfigError, match="models\\[0\\].name: preset 'ard-2023' has the reference models"):
         _parse({**BASE, "models": ["jem"]})
-    with pytest.raises(ConfigError, match="models\\[0\\].dropout: not an option of the reference trainer"):
+    with pytest.raises(ConfigError, match="models\\[0\\].activation: not an option of the reference trainer"):
         _parse({**{k: v for k, v in BASE.items() if k != "preset"},
-                "models": [{"name": "mlp", "trainer": "reference", "dropout": 0.1}]})
+                "models": [{"name": "mlp", "trainer": "reference", "activation": "tanh"}]})
+    m = cfg.models[0]
+    assert m.options["retrain_batch_size"] == 1 and m.options["combine"] == "probabilities"
+    assert m.make_trainer().combine == "probabilities" and m.make_trainer().retrain_batch_size == 1
+    assert generator_options("revise")["vae_batch_size"] == 50 and generator_options("revise")["vae_decoder_l2"] == 0.01
 
 
 def test_paper_configs_parse_and_the_smoke_config_runs(tmp_path):

@@ -32,27 +32,31 @@ import optax
 
 from cfx.classifier import Classifier
 
-__all__ = ["ReferenceTrainer", "OneLogitNet", "REFERENCE_MODELS", "generator_options", "REFERENCE_GENERATORS",
-           "expand_config", "PresetConflict"]
+__all__ = ["ReferenceTrainer", "OneLogitNet", "REFERENCE_MODELS", "REFERENCE_OPTIONS", "gradient_dropout",
+           "generator_options", "REFERENCE_GENERATORS", "expand_config", "PresetConflict"]
 
 REFERENCE_MODELS = ("linear", "mlp", "ensemble")
+#: the reference trainer's keys a config passes through a model's options
+REFERENCE_OPTIONS = ("n_members", "retrain_batch_size", "combine", "dropout")
 _SEARCH = dict(space="standardized", k_terms="mean", step_scale="k", stop_rule="all", optimizer="sgd",
                learning_rate=0.01, init="noise", init_scale=0.1, num_counterfactuals=5)
 #: registry name -> the hyperparameters of its CE.jl 0.1.5 counterpart as the paper's scripts built it
 REFERENCE_GENERATORS = {
-    "generic": dict(_SEARCH, cost=0.1, distance="frobenius", yloss="logit_bce"),
-    "conservative": dict(_SEARCH, cost=0.1, distance="frobenius", yloss="logit_bce", threshold=0.9),
-    "dice": dict(_SEARCH, cost=0.1, diversity=1.0, distance="frobenius", yloss="logit_bce", stop="set"),
-    "claproar": dict(_SEARCH, cost=0.1, loss_weight=5.0, variant="0.1.5", yloss="logit_bce", step_tolerance=1e-3),
-    "gravitational": dict(_SEARCH, cost=0.1, gravity=5.0, variant="0.1.5", n_neighbours=50, yloss="logit_bce",
+    "generic": dict(_SEARCH, cost=0.1, distance="frobenius", yloss="member_logit_bce"),
+    "conservative": dict(_SEARCH, cost=0.1, distance="frobenius", yloss="member_logit_bce", threshold=0.9),
+    "dice": dict(_SEARCH, cost=0.1, diversity=1.0, distance="frobenius", yloss="member_logit_bce", stop="set"),
+    "claproar": dict(_SEARCH, cost=0.1, loss_weight=5.0, variant="0.1.5", yloss="member_logit_bce",
+                     step_tolerance=1e-3),
+    "gravitational": dict(_SEARCH, cost=0.1, gravity=5.0, variant="0.1.5", n_neighbours=50, yloss="member_logit_bce",
                           step_tolerance=1e-3),
     # Greedy: step 0.1 in s on the most salient feature, not multiplied by K; its change cap never
     # binds in 0.1.5 (every feature counts as changed every step), so a cap above T
     "greedy": dict(space="standardized", stop_rule="all", step_size=0.1, max_changes=1000, num_counterfactuals=5,
-                   yloss="logit_bce", init="noise", init_scale=0.1),
+                   yloss="member_logit_bce", init="noise", init_scale=0.1),
     # REVISE: the VAE's latent space (not standardised), the same descent and objective
     "revise": dict({k: v for k, v in _SEARCH.items() if k not in ("space", "init", "init_scale")}, cost=0.1,
-                   distance="frobenius", yloss="logit_bce", start="sample"),
+                   distance="frobenius", yloss="member_logit_bce", start="sample", vae_batch_size=50,
+                   vae_decoder_l2=0.01),
 }
 
 
@@ -66,7 +70,10 @@ def generator_options(name: str) -> dict:
 
 # ------------------------------------------------------------------------------ config expansion
 SYNTHETIC_FLIPPED = ("circles",)  # MLJ's make_circles labels the inner ring 0 (paper/www/synthetic_data.png)
-MODEL_SETTINGS = {"trainer": "reference", "learning_rate": 1e-3, "epochs": 100, "retrain_epochs": 10}
+#: ARD.jl 0.1.2 retrains every round with ``Models.train(M, data)``: the package's own batch-1
+#: loader whatever the initial fit used; CE.jl 0.1.5's ensemble ``probs`` average the members' σ
+MODEL_SETTINGS = {"trainer": "reference", "learning_rate": 1e-3, "epochs": 100, "retrain_epochs": 10,
+                  "retrain_batch_size": 1, "combine": "probabilities"}
 #: filled where a config leaves them unset (the synthetic scripts used the package's defaults;
 #: the real-data script passed its own data loader and network)
 MODEL_DEFAULTS = {"batch_size": 1}
@@ -124,11 +131,65 @@ def expand_config(raw: dict) -> dict:
 
 
 # ------------------------------------------------------------------------------ models
+COMBINE = ("logits", "probabilities")
+
+
+def _mix32(v):
+    """murmur3's 32-bit finaliser: a well-mixed uint32 from any uint32."""
+    v = v ^ (v >> 16)
+    v = v * jnp.uint32(0x85EBCA6B)
+    v = v ^ (v >> 13)
+    v = v * jnp.uint32(0xC2B2AE35)
+    return v ^ (v >> 16)
+
+
+def _keep_mask(h, rate: float):
+    """A Bernoulli(1 − rate) mask for the activations h (..., w), scaled by 1/(1 − rate).
+
+    A pure function of h's bits: the row's seed mixes every unit's bits, so a new input or
+    new parameters draw a new mask (a fresh mask per forward pass, as Flux draws one per call)
+    without a PRNG key in the model's signature."""
+    bits = jax.lax.bitcast_convert_type(h.astype(jnp.float32), jnp.uint32)
+    w = h.shape[-1]
+    seed = jnp.sum(_mix32(bits + jnp.arange(w, dtype=jnp.uint32) * jnp.uint32(0x9E3779B9)), axis=-1, keepdims=True)
+    u = _mix32(seed ^ _mix32(jnp.arange(w, dtype=jnp.uint32) + jnp.uint32(0x632BE5AB)))
+    keep = (u >> 8).astype(jnp.float32) / float(1 << 24) >= rate
+    return keep.astype(h.dtype) / (1.0 - rate)
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(1,))
+def gradient_dropout(h, rate: float):
+    """Flux 0.13's ``Dropout`` with ``active = nothing``: the identity in a plain forward pass
+    (``istraining() = false``), a dropout layer inside a gradient computation (its rrule makes
+    ``istraining()`` true under Zygote). JAX runs ``fwd`` only under differentiation, so
+    training steps and the counterfactual search's gradients see a random network, while
+    predictions, labels, thresholds and metrics see the deterministic one."""
+    return h
+
+
+def _dropout_fwd(h, rate):
+    m = _keep_mask(h, rate)
+    return h * m, m
+
+
+def _dropout_bwd(rate, m, g):
+    return (g * m,)
+
+
+gradient_dropout.defvjp(_dropout_fwd, _dropout_bwd)
+
+
 @dataclasses.dataclass(frozen=True)
 class OneLogitNet:
     """``apply(params, x) -> (n, 1)`` logits of a reference model (hashable: static in jit):
-    ``widths`` ReLU hidden layers (linear: none) and one output logit; an ensemble averages its
-    ``n_members`` members' logits.
+    ``widths`` ReLU hidden layers (linear: none) and one output logit.
+
+    An ensemble (``n_members``) combines its members as CE.jl 0.1.5's ``FluxEnsemble``:
+    ``combine="probabilities"``: p = mean_m σ(f_m) (its ``probs``: labels, thresholds, the pool,
+    every metric), returned as the logit log p − log(1 − p); ``"logits"``: σ(mean_m f_m). The
+    search's prediction loss uses the averaged logit either way (CE.jl's ``logits``; the
+    ``member_logit_bce`` yloss). ``dropout`` > 0: a :func:`gradient_dropout` layer after every
+    hidden layer (ARD.jl's ``build_mlp(dropout=true)``), active only under differentiation.
 
     ``member_logits(params, x)`` (one example x (d,)) gives each ensemble member's two-class
     logits (M, 2), which ClaPROAR's model-loss term averages over (as CE.jl 0.1.5 does)."""
@@ -136,6 +197,14 @@ class OneLogitNet:
     kind: str
     n_members: int = 5
     widths: tuple = (32,)
+    combine: str = "logits"
+    dropout: float = 0.0
+
+    @property
+    def stochastic_under_grad(self) -> bool:
+        """Whether a gradient's forward pass differs from a plain one (dropout): the search then
+        judges convergence on a plain forward pass, as CE.jl calls ``probs`` outside Zygote."""
+        return self.dropout > 0 and bool(self.layers)
 
     @property
     def stacked_members(self) -> bool:
@@ -148,13 +217,19 @@ class OneLogitNet:
     def one(self, p, x):
         for i in range(len(self.layers)):
             x = jax.nn.relu(x @ p[f"w{i}"] + p[f"b{i}"])
+            if self.dropout > 0:
+                x = gradient_dropout(x, float(self.dropout))
         n = len(self.layers)
         return x @ p[f"w{n}"] + p[f"b{n}"]
 
     def __call__(self, params, x):
-        if self.kind == "ensemble":
-            return jnp.mean(jax.vmap(self.one, (0, None))(params, x), axis=0)
-        return self.one(params, x)
+        if self.kind != "ensemble":
+            return self.one(params, x)
+        f = jax.vmap(self.one, (0, None))(params, x)  # (M, n, 1)
+        if self.combine == "logits":
+            return jnp.mean(f, axis=0)
+        # logit of mean_m σ(f_m): log mean σ(f) − log mean σ(−f), both by logsumexp (stable)
+        return jax.nn.logsumexp(jax.nn.log_sigmoid(f), axis=0) - jax.nn.logsumexp(jax.nn.log_sigmoid(-f), axis=0)
 
     def member_logits(self, params, x):
         if self.kind != "ensemble":
@@ -219,7 +294,10 @@ def _train(net: OneLogitNet, params, X, y, epochs, *, learning_rate: float, batc
 class ReferenceTrainer:
     """Trains a reference model (see the module docstring) for :func:`cfx.dynamics.simulate`.
     ``batch_size`` and ``widths`` default to the synthetic experiments' (1, one layer of 32);
-    the real-data script passed batches of 500 and two layers of 64."""
+    the real-data script passed batches of 500 and two layers of 64 with dropout 0.1 to the
+    initial fit only: ARD.jl 0.1.2 retrains with ``Models.train(M, data)``, i.e. its default
+    loader (batch 1) — ``retrain_batch_size`` (default: ``batch_size``). ``combine`` and
+    ``dropout``: see :class:`OneLogitNet`."""
 
     kind: str = "linear"
     initial_epochs: int = 100
@@ -228,26 +306,37 @@ class ReferenceTrainer:
     widths: tuple = (32,)
     n_members: int = 5
     batch_size: int = 1
+    retrain_batch_size: int | None = None
+    combine: str = "logits"
+    dropout: float = 0.0
     family = "ard-2023"
 
     def __post_init__(self):
         if self.kind not in REFERENCE_MODELS:
             raise ValueError(f"model: the ard-2023 reference models are {REFERENCE_MODELS}; got {self.kind!r}")
+        if self.combine not in COMBINE:
+            raise ValueError(f"model.combine must be one of {COMBINE}; got {self.combine!r}")
+        if isinstance(self.dropout, bool) or not isinstance(self.dropout, (int, float)) or not 0 <= self.dropout < 1:
+            raise ValueError(f"model.dropout must be a rate in [0, 1); got {self.dropout!r}")
+        rb = self.retrain_batch_size
+        if rb is not None and (isinstance(rb, bool) or not isinstance(rb, int) or rb < 1):
+            raise ValueError(f"model.retrain_batch_size must be None or an int >= 1; got {rb!r}")
 
     @property
     def net(self) -> OneLogitNet:
-        return OneLogitNet(self.kind, self.n_members, tuple(self.widths))
+        return OneLogitNet(self.kind, self.n_members, tuple(self.widths), self.combine, float(self.dropout))
 
     def initial(self, train, *, seed: int) -> Classifier:
         X = np.asarray(train.X, np.float32)
         params = self.net.init(jax.random.key(seed), X.shape[1])
-        return self._fit(params, X, train.y, self.initial_epochs)
+        return self._fit(params, X, train.y, self.initial_epochs, self.batch_size)
 
     def retrain(self, clf: Classifier, data, *, seed: int) -> Classifier:
-        return self._fit(clf.params, data.X, data.y, self.retrain_epochs)
+        batch = self.batch_size if self.retrain_batch_size is None else self.retrain_batch_size
+        return self._fit(clf.params, data.X, data.y, self.retrain_epochs, batch)
 
-    def _fit(self, params, X, y, epochs) -> Classifier:
+    def _fit(self, params, X, y, epochs, batch_size) -> Classifier:
         X = jnp.asarray(X, jnp.float32)
         params = _train(self.net, params, X, jnp.asarray(y, jnp.int32), jnp.int32(epochs),
-                        learning_rate=float(self.learning_rate), batch_size=int(self.batch_size))
+                        learning_rate=float(self.learning_rate), batch_size=int(batch_size))
         return Classifier(self.net, params, n_features=X.shape[1], n_classes=2)

@@ -162,9 +162,10 @@ class Generator:
 
     def __post_init__(self):
         name = type(self).__name__
-        if not (self.yloss is None or callable(self.yloss) or self.yloss in losses.YLOSSES):
-            raise ValueError(f"{name}.yloss must be one of {sorted(losses.YLOSSES)}, a callable "
-                             f"(logits, target) -> scalar, or None; got {self.yloss!r}")
+        if not (self.yloss is None or callable(self.yloss) or self.yloss in losses.YLOSSES
+                or self.yloss in losses.CONTEXT_YLOSSES):
+            raise ValueError(f"{name}.yloss must be one of {sorted([*losses.YLOSSES, *losses.CONTEXT_YLOSSES])}, "
+                             f"a callable (logits, target) -> scalar, or None; got {self.yloss!r}")
         if not (callable(self.optimizer) or self.optimizer in OPTIMIZERS):
             raise ValueError(
                 f"{name}.optimizer must be one of {sorted(OPTIMIZERS)} or a callable lr -> optax "

@@ -90,13 +90,13 @@ class ModelSpec(Spec):
 
     def make_trainer(self):
         """The simulation's trainer for this model."""
-        from cfx.dynamics.reference import ReferenceTrainer
+        from cfx.dynamics.reference import REFERENCE_OPTIONS, ReferenceTrainer
         from cfx.dynamics.simulation import CfxTrainer
 
         if self.trainer == "reference":
             return ReferenceTrainer(self.name, self.epochs, self.retrain_epochs, self.learning_rate,
-                                    widths=tuple(self.widths or (32,)), n_members=int(self.options.get("n_members", 5)),
-                                    batch_size=self.batch_size)
+                                    widths=tuple(self.widths or (32,)), batch_size=self.batch_size,
+                                    **{k: self.options[k] for k in REFERENCE_OPTIONS if k in self.options})
         return CfxTrainer(self.name, self.fit_options(), self.epochs, self.retrain_epochs)
 
     def fit_options(self) -> dict:
@@ -181,15 +181,15 @@ class DynamicsConfig(Experiment):
             raise ctx.error("simulation.metrics", str(e)) from None
         for i, m in enumerate(d["models"]):
             if m.trainer == "reference":
-                from cfx.dynamics.reference import REFERENCE_MODELS
+                from cfx.dynamics.reference import REFERENCE_MODELS, REFERENCE_OPTIONS
 
                 if m.name not in REFERENCE_MODELS:
                     raise ctx.error(f"models[{i}].name", f"the reference trainer has {', '.join(REFERENCE_MODELS)}")
-                extra = sorted(set(m.options) - {"n_members"})
+                extra = sorted(set(m.options) - set(REFERENCE_OPTIONS))
                 if extra:
                     raise ctx.error(f"models[{i}].{extra[0]}", "not an option of the reference trainer (it takes "
-                                                              "epochs, retrain_epochs, learning_rate, batch_size, "
-                                                              "widths, n_members)")
+                                    "epochs, retrain_epochs, learning_rate, batch_size, widths, "
+                                    f"{', '.join(REFERENCE_OPTIONS)})")
         cfg = ctx.validate(cls, d, "")
         cfg._source = None if raw.file is None else str(raw.file)
         return cfg
@@ -204,8 +204,7 @@ class DynamicsConfig(Experiment):
                 "data": [flat(x, "options") for x in self.data], "models": [flat(x, "options") for x in self.models],
                 "generators": [flat(x, "hyperparams") for x in self.generators],
                 "simulation": plain(self.simulation.model_dump()), "repetitions": self.repetitions,
-                "preset": self.preset,
-                "seed": self.seed, "output": self.output, "figures": self.figures}
+                "preset": self.preset, "seed": self.seed, "output": self.output, "figures": self.figures}
 
     def identity(self) -> dict:
         d = super().identity()
@@ -230,6 +229,7 @@ def _item(raw: Any, path: str, spec: type[Spec], extra: str, section: str, ctx):
     import cfx.data
     import cfx.generators
     import cfx.models
+    from cfx.dynamics.reference import REFERENCE_OPTIONS
 
     if section == "data":
         check_name(item.name, list(cfx.data.list_datasets()), "data set", f"{path}.name", ctx)
@@ -241,6 +241,7 @@ def _item(raw: Any, path: str, spec: type[Spec], extra: str, section: str, ctx):
         check_name(item.name, list(cfx.models.list_models()), "model", f"{path}.name", ctx)
         allowed = set(inspect.signature(cfx.models.fit).parameters) - {
             "dataset", "model", "seed", "epochs", "init_params", "return_state", "loss", "extra", "progress"}
+        allowed |= set(REFERENCE_OPTIONS if item.trainer == "reference" else ())
         for k in rest:
             if k not in allowed:
                 raise ctx.error(f"{path}.{k}", f"unknown model option{suggest(k, sorted(allowed))}; "
@@ -485,8 +486,7 @@ ARD_2023 = Preset(
     description="Altmeyer et al. (SaTML 2023) as AlgorithmicRecourseDynamics.jl 0.1.2 + CounterfactualExplanations.jl "
                 "0.1.5 ran it: CE.jl 0.1.5 search, batch-1 one-logit models, one pool over all systems",
     values={"simulation": {"pool": "predicted", "pool_scope": "all", "draw": "round", "num_counterfactuals": 5,
-                           "max_steps": 100, "target": 1, "length_scale": 0.5, "grid_samples": 1000,
-                           "generative_epochs": 10,
+                           "max_steps": 100, "target": 1, "length_scale": 0.5, "grid_samples": 1000, "generative_epochs": 10,
                            "metrics": {"reference": "all", "domain_size": "common", "probabilities": "target",
                                        "grid": "redrawn", "f1": "macro", "perturbation": "per_element"}}},
     source="JuliaTrustworthyAI/AlgorithmicRecourseDynamics.jl v0.1.2, JuliaTrustworthyAI/CounterfactualExplanations.jl "
