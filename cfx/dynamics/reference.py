@@ -70,6 +70,9 @@ def generator_options(name: str) -> dict:
 
 # ------------------------------------------------------------------------------ config expansion
 SYNTHETIC_FLIPPED = ("circles",)  # MLJ's make_circles labels the inner ring 0 (paper/www/synthetic_data.png)
+#: MLJBase 0.21.3's generators where cfx's defaults differ: make_moons(n) has yshift = 0.3
+#: (label 1 = (1 + cos θ, 0.3 − sin θ)); scikit-learn's, cfx's default, 0.5
+SYNTHETIC_OPTIONS = {"moons": {"yshift": 0.3}}
 #: ARD.jl 0.1.2 retrains every round with ``Models.train(M, data)``: the package's own batch-1
 #: loader whatever the initial fit used; CE.jl 0.1.5's ensemble ``probs`` average the members' σ
 MODEL_SETTINGS = {"trainer": "reference", "learning_rate": 1e-3, "epochs": 100, "retrain_epochs": 10,
@@ -112,7 +115,8 @@ def expand_config(raw: dict) -> dict:
     for i, d in enumerate(items("data")):
         name = d.get("name")
         if name in cfx.data.list_datasets() and cfx.data.info(name).kind == "synthetic":
-            d = _fill(d, {"standardize": False, "flip_labels": name in SYNTHETIC_FLIPPED}, f"data[{i}]")
+            d = _fill(d, {"standardize": False, "flip_labels": name in SYNTHETIC_FLIPPED,
+                          **SYNTHETIC_OPTIONS.get(name, {})}, f"data[{i}]")
         data.append(_fill(d, {"test_size": 0.2}, f"data[{i}]"))
     models = []
     for i, m in enumerate(items("models")):
