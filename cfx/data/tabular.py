@@ -272,6 +272,19 @@ def _california_target(df: pd.DataFrame) -> pd.Series:
     return (v >= v.median()).astype(int)
 
 
+def _california_sklearn_clean(df: pd.DataFrame) -> pd.DataFrame:
+    """scikit-learn's ``fetch_california_housing`` features from the same census districts:
+    MedInc, HouseAge, AveRooms, AveBedrms, Population, AveOccup, Latitude, Longitude (per-household
+    averages instead of district totals; no ocean_proximity)."""
+    df = _california_clean(df)
+    hh = df["households"]
+    return pd.DataFrame({"MedInc": df["median_income"], "HouseAge": df["housing_median_age"],
+                         "AveRooms": df["total_rooms"] / hh, "AveBedrms": df["total_bedrooms"] / hh,
+                         "Population": df["population"], "AveOccup": df["population"] / hh,
+                         "Latitude": df["latitude"], "Longitude": df["longitude"],
+                         "median_house_value": df["median_house_value"]}, index=df.index)
+
+
 _CREDIT_CODES = {
     "SEX": {1: "male", 2: "female"},
     "EDUCATION": {1: "graduate_school", 2: "university", 3: "high_school", 4: "others", 5: "unknown5", 6: "unknown6", 0: "unknown0"},
@@ -366,6 +379,16 @@ SPECS: dict[str, TabularSpec] = {
             clean=_california_clean,
             onehot=("ocean_proximity",),
             mutability={"longitude": "none", "latitude": "none", "ocean_proximity": "none"},
+        ),
+        TabularSpec(
+            name="california_sklearn",
+            path="california/housing.csv",
+            label="median_house_value",
+            description="California housing, scikit-learn's 8 features (fetch_california_housing); 1 = value >= median "
+                        "(real, tabular)",
+            source="the Hands-On ML data https://github.com/ageron/handson-ml2 (datasets/housing/housing.csv)",
+            target=_california_target,
+            clean=_california_sklearn_clean,
         ),
         TabularSpec(
             name="compas",

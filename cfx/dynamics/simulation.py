@@ -306,6 +306,7 @@ def simulate(
     checkpoint: Any = None,
     prefix: tuple = (),
     on_round: Callable[[int, int, list], None] | None = None,
+    constraints_scope: str = "schema",
 ) -> SimulationResult:
     """Simulate endogenous recourse dynamics (see the module docstring for one round).
 
@@ -320,7 +321,9 @@ def simulate(
       rounds, mu, eval_every: T rounds; share μ ∈ (0, 1] of the pool per round; metrics every
         ``eval_every`` rounds (and at 0 and T).
       target: the favourable class y⁺. num_counterfactuals, max_steps: K and the search's steps;
-        the search respects ``train.schema.constraints()`` (mutability, bounds, one-hot groups).
+        the search respects ``train.schema.constraints()`` (mutability, bounds, one-hot groups);
+        ``constraints_scope="categorical"``: its one-hot groups only (CE.jl's ``CounterfactualData``
+        with ``features_categorical`` and nothing else, as the paper's real-data runs).
       repetitions: independent repetitions from the same M₀ (own keys for draws, searches, training).
       n_permutations, length_scale, max_samples, grid_samples: MMD settings (:mod:`cfx.dynamics.metrics`).
       generative_epochs: epochs of a generator's VAE refit per round (default: its ``vae_epochs``).
@@ -347,6 +350,8 @@ def simulate(
                max_samples=max_samples, fit_options=fit_options)
     if draw not in DRAWS:
         raise ValueError(f"draw must be one of {DRAWS}; got {draw!r}")
+    if constraints_scope not in ("schema", "categorical"):
+        raise ValueError(f"constraints_scope must be 'schema' or 'categorical'; got {constraints_scope!r}")
     fit_options = dict(fit_options or {})
     fit_options.setdefault("n_classes", max(int(np.max(train.y)) + 1, 2))
     trainers = _trainers(model, fit_options, initial_epochs, retrain_epochs)
@@ -359,6 +364,8 @@ def simulate(
     size = max(1, math.ceil(mu * len(train.y)))
     # the data's mutability, bounds and one-hot groups hold for every counterfactual (real data)
     constraints = train.schema.constraints() if hasattr(train, "schema") else None
+    if constraints is not None and constraints_scope == "categorical":
+        constraints = dataclasses.replace(constraints, mutability=None, lower=None, upper=None, integer_features=None)
     root = jax.random.key(seed)
     metric_options = dict(target=target, n_permutations=n_permutations, length_scale=length_scale,
                           max_samples=max_samples, options=metrics)

@@ -136,6 +136,7 @@ class SimulationSpec(Spec):
     max_samples: PositiveInt | None = 1000
     grid_samples: PositiveInt = 1000
     generative_epochs: PositiveInt | None = None
+    constraints: Annotated[Str, choice(("schema", "categorical"))] = "schema"  # categorical: one-hot groups only
 
 
 class DynamicsConfig(Experiment):
@@ -319,7 +320,7 @@ def _simulate(cfg: DynamicsConfig, dc, models, store, progress, prefix, split):
         repetitions=cfg.repetitions, seed=_seed(cfg.seed, "sim", *seed_labels), n_permutations=s.n_permutations,
         length_scale=s.length_scale, max_samples=s.max_samples, grid_samples=s.grid_samples,
         generative_epochs=s.generative_epochs, pool=s.pool, draw=s.draw, metrics=MetricOptions(**dict(s.metrics)),
-        checkpoint=store, prefix=prefix,
+        checkpoint=store, prefix=prefix, constraints_scope=s.constraints,
         on_round=lambda rep, t, rows: progress.status(f"{label} rep {rep} round {t}", log=t % 10 == 0))
 
 
@@ -432,8 +433,7 @@ def _figures(cfg: DynamicsConfig, store, long) -> list:
             m = sub[sub["metric"] == metric]
             if m.empty:
                 continue
-            fig, axes = plt.subplots(1, len(cfg.models), figsize=(4 * len(cfg.models), 3.2), squeeze=False,
-                                     sharey=True)
+            fig, axes = plt.subplots(1, len(cfg.models), figsize=(4 * len(cfg.models), 3.2), squeeze=False, sharey=True)
             for ax, mc in zip(axes[0], cfg.models):
                 for gc in cfg.generators:
                     g = m[(m["model"] == mc.key) & (m["generator"] == gc.key)]
@@ -474,7 +474,6 @@ def show(store, raw: Mapping, metrics=None) -> str:
 # ------------------------------------------------------------------------------ the ard-2023 preset
 def _expand_ard(raw: dict) -> dict:
     from cfx.dynamics.reference import PresetConflict, expand_config
-
     try:
         return expand_config(raw)
     except PresetConflict as e:
@@ -487,6 +486,7 @@ ARD_2023 = Preset(
                 "0.1.5 ran it: CE.jl 0.1.5 search, batch-1 one-logit models, one pool over all systems",
     values={"simulation": {"pool": "predicted", "pool_scope": "all", "draw": "round", "num_counterfactuals": 5,
                            "max_steps": 100, "target": 1, "length_scale": 0.5, "grid_samples": 1000, "generative_epochs": 10,
+                           "constraints": "categorical",
                            "metrics": {"reference": "all", "domain_size": "common", "probabilities": "target",
                                        "grid": "redrawn", "f1": "macro", "perturbation": "per_element"}}},
     source="JuliaTrustworthyAI/AlgorithmicRecourseDynamics.jl v0.1.2, JuliaTrustworthyAI/CounterfactualExplanations.jl "
