@@ -244,6 +244,15 @@ def test_an_empty_draw_skips_the_round_and_is_reported_not_a_stop(data):
     assert [r["round"] for r in later] == [1, 2, 3] and all(r["skipped"] and r["chosen"] == 0 for r in later)
     np.testing.assert_array_equal(res.final[0]["generic"]["data"].X, train.X)
     assert [r for r in res.history if r["round"] == 3][0]["param_change"] == 0.0
+    with pytest.raises(ValueError, match="constraints_scope must be 'schema' or 'categorical'"):
+        dyn.simulate(train, test, gens, model=ReferenceTrainer("linear", 5, 2), **REF, constraints_scope="none")
+
+
+def test_california_sklearn_has_scikit_learns_eight_features():
+    if not any((Path(p) / "california/housing.csv").exists() for p in cfx.data.data_dirs()):
+        pytest.skip("california/housing.csv not in the data directories")
+    d = cfx.data.load("california_sklearn", n=200, seed=0)
+    assert d.X.shape == (200, 8) and not d.schema.constraints().categorical_groups
 
 
 def test_metric_variants():
@@ -287,6 +296,7 @@ def test_the_preset_fills_the_reference_and_refuses_what_it_fixes():
     with pytest.raises(ConfigError, match="models\\[0\\].activation: not an option of the reference trainer"):
         _parse({**{k: v for k, v in BASE.items() if k != "preset"},
                 "models": [{"name": "mlp", "trainer": "reference", "activation": "tanh"}]})
+    assert cfg.simulation.constraints == "categorical"
     m = cfg.models[0]
     assert m.options["retrain_batch_size"] == 1 and m.options["combine"] == "probabilities"
     assert m.make_trainer().combine == "probabilities" and m.make_trainer().retrain_batch_size == 1
