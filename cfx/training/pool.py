@@ -115,8 +115,8 @@ def evaluate_pool(classifier: Classifier, test, generator, *, spec: PoolSpec, fa
     """One model's pooled evaluation (module docstring). ``generator`` is the ECCo whose
     ``energy`` is replaced by each weight of the pool; ``factual``/``target``: the classes of each
     individual ((n,), :func:`draw_labels`, the same in every round; ``spec.pairs == "individual"``)
-    or of each round ((J,), :func:`draw_rounds`; ``"round"``), shared by the models compared. Returns arrays with axes
-    (λ, round, individual): ``valid``, ``ip``, ``cost`` (L1 to the factual), ``converged``,
+    or of each round ((J,), :func:`draw_rounds`; ``"round"``), shared by the models compared.
+    Returns arrays with axes (λ, round, individual): ``valid``, ``ip``, ``cost`` (L1 to the factual), ``converged``,
     ``steps``; (λ, round): ``ip_star`` (and ``ip_star_alt`` with ``length_scale_alt``, else NaN);
     and ``rows`` (round, individual) test indices."""
     from cfx.search import generate  # the host wrapper: checks, compile cache

@@ -53,12 +53,11 @@ HEADLINE = ("accuracy", "validity", "ip", "ip_star", "cost", "sensitivity")
 
 
 class CTDataConfig(Spec):
-    """A data set: ``name``, ``n`` rows, ``balance``, ``test_size``, ``data_dir``, ``label``,
-    ``protected`` (a feature name or index; default age, else 0), ``threshold`` (τ of the CT
-    search), ``domain_sd``, ``n_ce``, ``lambda_reg``, ``batch_size`` overrides, ``eval_threshold`` and
-    ``n_individuals`` of the pooled evaluation, ``standardize``, ``single`` (overrides of ``threshold``,
-    ``lambda_reg``, ``eval_threshold``, ``eval_max_steps`` for mode ``single``); other keys: options of a
-    synthetic set."""
+    """A data set: ``name``, ``n`` rows, ``balance``, ``test_size``, ``data_dir``, ``label``, ``protected``
+    (a feature name or index; default age, else 0), ``threshold`` (τ of the CT search), ``domain_sd``,
+    ``n_ce``, ``lambda_reg``, ``batch_size`` overrides, ``eval_threshold`` and ``n_individuals`` of the
+    pooled evaluation, ``standardize``, ``single`` (``threshold``, ``lambda_reg``, ``eval_threshold``,
+    ``eval_max_steps`` of mode ``single``); other keys: options of a synthetic set."""
 
     name: Str
     n: PositiveInt | None = None
@@ -123,8 +122,7 @@ class EvalConfig(Spec):
     ``rounds`` rounds of ``n_individuals`` test rows each, searched with ECCo once per weight in
     ``energies`` (λ_cost ``cost``, ``ridge``, energy ``decay``, τ ``threshold`` or the data set's
     ``eval_threshold``, inside the training box only with ``box``); ``pairs``: ``individual`` (each
-    individual's factual and target classes drawn once, fixed over the rounds: CE.jl's
-    ``benchmark``) or ``round`` (one pair per round)."""
+    individual's classes drawn once for all rounds: CE.jl's ``benchmark``) or ``round`` (one per round)."""
 
     generator: Str = "ecco"
     learning_rate: PositiveFloat = 0.05
@@ -196,8 +194,7 @@ class CTExperiment(Experiment):
         for i, m in enumerate(cfg.modes):
             if m not in MODES and not (m.startswith("protected-") and len(m) > 10):
                 raise ctx.error(f"modes[{i}]", f"must be one of {', '.join(MODES)} or protected-<feature>, got {m!r}")
-        for i, dc in enumerate(cfg.data):
-            bad = sorted(set(dc.single) - set(SINGLE_KEYS))
+        for i, bad in enumerate(sorted(set(dc.single) - set(SINGLE_KEYS)) for dc in cfg.data):
             if bad:
                 raise ctx.error(f"data[{i}].single", f"unknown key {bad[0]!r}; allowed: {', '.join(SINGLE_KEYS)}")
         for i, dc in enumerate(cfg.data):
@@ -304,11 +301,10 @@ def _ct_config(cfg: CTExperiment, dc: CTDataConfig, variant: str, mode: str, pro
     for k in ("n_ce", "lambda_reg"):
         if getattr(dc, k) is not None:
             s[k] = getattr(dc, k)
-    unconstrained = mode in ("all", "single")
     if mode == "single":  # all mutable, with the data set's own settings for this mode
         s.update({k: dc.single[k] for k in ("threshold", "lambda_reg") if k in dc.single})
-    return CTConfig(variant=variant, protected=() if unconstrained else (protected,),
-                    schema_mutability=not unconstrained, **s)
+    free = mode in ("all", "single")
+    return CTConfig(variant=variant, protected=() if free else (protected,), schema_mutability=not free, **s)
 
 
 def _grid(clf, train) -> dict:
@@ -483,7 +479,8 @@ def _figures(cfg: CTExperiment, store: Store) -> list:
                 keep = a["target"] == 1
                 plotting.draw_2d(axes[i, j], grid, a["X"], a["y"], a["counterfactuals"][keep][:40],
                                  factuals=a["factuals"][keep][:40], colorbar=False)
-                title = "all mutable" if mode in ("all", "single") else f"{store.load(_cell(dc.key, variant, mode, 0))['protected']} immutable"
+                protected = store.load(_cell(dc.key, variant, mode, 0))["protected"]
+                title = "all mutable" if mode in ("all", "single") else f"{protected} immutable"
                 axes[i, j].set_title(f"{'conventional' if variant == 'baseline' else 'CT'}, {title}")
         fig.tight_layout()
         out.append(store.write_figure(f"{dc.key}_2d", plotting.figure_png(fig)))
