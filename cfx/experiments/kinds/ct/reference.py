@@ -80,41 +80,17 @@ SINGLE = {
 # TaijaData 1.1.7 (the paper's Manifest): load_linearly_separable / load_overlapping call
 # MLJBase.make_blobs(n, 2; centers=2, cluster_std=0.5 / 2.0, rng=Xoshiro(42)) (TaijaData.data_seed; the
 # seed argument is ignored), whose first draw is the centres: 20·rand(rng, 2, 2) − 10 (centre c = row c).
-# :func:`julia_blob_centres` repeats that draw (Julia 1.11's Xoshiro256++ seeded from SHA-256 of the
-# seed): (2.587, −0.452) for class 0 and (−0.993, 4.063) for class 1, 5.76 apart; both sets share them.
+# :func:`julia_blob_centres` repeats that draw (Julia's Xoshiro256++ seeded from SHA-256 of the seed,
+# :mod:`cfx.data.julia_rng`): (2.587, −0.452) for class 0, (−0.993, 4.063) for class 1, 5.76 apart.
 REFERENCE_CENTRES = ((2.586902462852178, -0.4518571313436439), (-0.9932211880761272, 4.062596980064029))
 
 
-def julia_blob_centres(seed: int = 42, k: int = 2, p: int = 2, box=(-10.0, 10.0)) -> np.ndarray:
-    """The (k, p) centres ``MLJBase.make_blobs(centers=k, rng=Xoshiro(seed))`` draws in Julia ≥ 1.7:
-    the generator's state is the SHA-256 digest of the seed's 32-bit little-endian words (four
-    UInt64), each draw is Xoshiro256++'s output u, the uniform is (u >> 11)·2⁻⁵³ (the array path
-    uses the top 52 bits, identical to 1e-15 here), and the k × p matrix is filled column-major."""
-    import hashlib
-    import struct
+def julia_blob_centres(seed: int = 42) -> np.ndarray:
+    """TaijaData's centres: ``MLJBase.make_blobs(centers=2, rng=Xoshiro(seed))`` in the box (−10, 10)²
+    (:func:`cfx.data.julia_rng.mljbase_blob_centers`, Julia's Xoshiro256++ stream)."""
+    from cfx.data.julia_rng import mljbase_blob_centers
 
-    mask = (1 << 64) - 1
-    words, v = [], int(seed)
-    while True:
-        words.append(v & 0xFFFFFFFF)
-        v >>= 32
-        if v == 0:
-            break
-    s = list(struct.unpack("<4Q", hashlib.sha256(struct.pack(f"<{len(words)}I", *words)).digest()))
-    rotl = lambda x, r: ((x << r) | (x >> (64 - r))) & mask
-    draws = []
-    for _ in range(k * p):
-        s0, s1, s2, s3 = s
-        draws.append(((rotl((s0 + s3) & mask, 23) + s0) & mask) >> 11)
-        t = (s1 << 17) & mask
-        s2 ^= s0
-        s3 ^= s1
-        s1 ^= s2
-        s0 ^= s3
-        s2 ^= t
-        s = [s0, s1, s2, rotl(s3, 45)]
-    u = np.array(draws, np.float64) * 2.0 ** -53
-    return (box[1] - box[0]) * u.reshape(p, k).T + box[0]
+    return mljbase_blob_centers(seed, 2, 2, (-10.0, 10.0))
 
 
 SYNTHETIC_OPTIONS = {"linearly_separable": {"std": 0.5, "centers": [list(c) for c in REFERENCE_CENTRES]},
