@@ -47,7 +47,7 @@ def _exact_hessian(clf, data):
     dense = clf.params["params"]["logits"]
     Wt = jnp.concatenate([dense["kernel"], dense["bias"][None]])
     P = Wt.size
-    return np.asarray(jax.hessian(nll)(Wt)).reshape(P, P)
+    return np.asarray(jax.jit(jax.hessian(nll))(Wt)).reshape(P, P)
 
 
 @pytest.mark.parametrize("fixture", ["linear2", "linear3"])

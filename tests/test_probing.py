@@ -45,8 +45,8 @@ def test_activations_are_the_layers_outputs(moons_split, moons_mlp):
 
 
 def test_probe_and_controls_side_by_side(moons_split, moons_mlp):
-    """A variable the model never saw (the squared radius) and the label: the trained layer decodes
-    both, the linear random projection of the same width cannot decode the radius, an untrained
+    """A variable the model never saw (the squared radius): the trained layer decodes it, the
+    linear random projection of the same width cannot decode the radius, an untrained
     network of the same architecture decodes much of it as well (the paper's point), shuffled
     targets are at chance."""
     _, test = moons_split
@@ -58,8 +58,6 @@ def test_probe_and_controls_side_by_side(moons_split, moons_mlp):
     s = table["score"]
     assert s["trained layer"] > 0.8 and s["untrained model"] > 0.8
     assert s["random projection"] < 0.5 and s["shuffled targets"] < 0.1
-    labels = probing.probe(moons_mlp, test.X, test.y, layer="hidden_1", task="classification")["score"]
-    assert labels["trained layer"] > 0.95 and abs(labels["shuffled targets"] - 0.5) < 0.15
 
 
 def test_bad_input(moons_split, moons_mlp, linear_classifier):

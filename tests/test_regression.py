@@ -123,6 +123,25 @@ def test_bad_input_names_the_argument(exact, linear_data):
         cfx.models.fit(data, "regressor", values=v, epochs=1)
 
 
+def test_california_regression_configs_parse_and_the_regressor_restores(linear_data):
+    from pathlib import Path
+
+    from cfx import experiments
+
+    configs = Path(__file__).resolve().parents[1] / "configs"
+    for name in ("benchmark_regression.yaml", "benchmark_regression_smoke.yaml"):
+        cfg = experiments.load_config(configs / name)
+        assert cfg.models[0].options["interval"] == [179700, None]
+    # the benchmark restores a saved model as init(...) + saved params: same structure as fit's
+    X, v = linear_data
+    data = Dataset(X, interval_labels(v, 1.0), FeatureSchema.default(3))
+    trained = cfx.models.fit(data, "regressor", interval=(1.0, None), values=v, widths=(4,), epochs=1)
+    fresh = cfx.models.init(data, "regressor", interval=(1.0, None), values=v, widths=(4,))
+    assert repr(fresh.apply_fn) == repr(trained.apply_fn)
+    assert jax.tree_util.tree_structure(fresh.params) == jax.tree_util.tree_structure(trained.params)
+
+
+@pytest.mark.slow
 def test_california_regression_benchmark_smoke(tmp_path):
     from pathlib import Path
 

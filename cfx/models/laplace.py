@@ -160,8 +160,10 @@ def last_layer_ggn(classifier: Classifier, X, y=None, *, hessian: str = "full", 
     ``"full"``: (P, P); ``"diag"``: (h+1, C); ``"kfac"``: the factors ``(A (h+1, h+1), G (C, C))``.
     (``y`` is not needed: the GGN of a softmax/Bernoulli likelihood does not depend on it.)"""
     split = _last_layer(classifier, last_layer)
+    if hessian not in HESSIANS:
+        raise ValueError(f"hessian must be one of {HESSIANS}; got {hessian!r}")
     phi, logits = _features_and_logits(split, classifier.params, np.asarray(X, np.float32))
-    return _ggn(hessian, phi, logits)
+    return jax.jit(_ggn, static_argnums=0)(hessian, phi, logits)
 
 
 def _ggn(hessian: str, phi, logits):
@@ -216,8 +218,7 @@ def log_evidence(log_delta, eigenvalues, theta_sq, nll):
             - 0.5 * jnp.sum(jnp.log(eigenvalues + delta)))
 
 
-@functools.partial(jax.jit, static_argnums=(3, 4))
-def _optimise_prior(eigenvalues, theta_sq, nll, steps: int, learning_rate: float):
+def _optimise_prior(eigenvalues, theta_sq, nll, steps: int, learning_rate):
     """argmax_δ of :func:`log_evidence` by Adam on log δ from δ = 1 (Laplace Redux's recipe)."""
     tx = optax.adam(learning_rate)
     loss = lambda r: -log_evidence(r, eigenvalues, theta_sq, nll)
@@ -231,6 +232,20 @@ def _optimise_prior(eigenvalues, theta_sq, nll, steps: int, learning_rate: float
     r0 = jnp.zeros((), jnp.float32)
     (r, _), _ = jax.lax.scan(step, (r0, tx.init(r0)), None, length=steps)
     return jnp.exp(r)
+
+
+@functools.partial(jax.jit, static_argnums=(0, 1, 2, 3))
+def _fit(split: LastLayer, hessian: str, n_samples: int, steps: int, variables, phi, logits, y, fixed, lr, key):
+    """Everything after the features, as one compiled program per (structure, shapes): the GGN,
+    δ (``fixed`` > 0, else the evidence's maximiser), the posterior blocks / draws, the evidence."""
+    H = _ggn(hessian, phi, logits)
+    theta = split.weights(variables)
+    nll = _nll(logits, y)
+    eig = _eigenvalues(hessian, H)
+    theta_sq = jnp.sum(theta ** 2)
+    delta = jnp.where(fixed > 0, fixed, _optimise_prior(eig, theta_sq, nll, steps, lr))
+    blocks, samples = _posterior(hessian, H, theta, delta, _directions(logits.shape[-1]), n_samples, key)
+    return blocks, samples, delta, log_evidence(jnp.log(delta), eig, theta_sq, nll)
 
 
 # ----------------------------------------------------------------------------------
@@ -336,20 +351,11 @@ def laplace(classifier: Classifier, train, *, hessian: str = "full", prior_preci
     if int(y.min()) < 0 or int(y.max()) >= max(n_out, 2):
         raise ValueError(f"train.y must hold labels 0..{max(n_out, 2) - 1}; got {int(y.min())}..{int(y.max())}")
 
-    H = _ggn(hessian, phi, logits)
-    theta = split.weights(variables)
-    nll = _nll(logits, jnp.asarray(y))
-    eig = _eigenvalues(hessian, H)
-    theta_sq = jnp.sum(theta ** 2)
-    if prior_precision is None:
-        delta = _optimise_prior(eig, theta_sq, nll, int(marglik_steps), float(lr))
-    else:
-        delta = jnp.float32(prior_precision)
-    blocks, samples = _posterior(hessian, H, theta, delta, _directions(n_out),
-                                 int(n_samples) if predictive == "mc" else 0,
-                                 key if key is not None else jax.random.key(0))
-    params = {"model": variables, "blocks": blocks, "prior_precision": delta,
-              "log_marginal_likelihood": log_evidence(jnp.log(delta), eig, theta_sq, nll)}
+    fixed = jnp.float32(0.0 if prior_precision is None else prior_precision)
+    blocks, samples, delta, evidence = _fit(split, hessian, int(n_samples) if predictive == "mc" else 0,
+                                            int(marglik_steps), variables, phi, logits, jnp.asarray(y), fixed,
+                                            jnp.float32(lr), key if key is not None else jax.random.key(0))
+    params = {"model": variables, "blocks": blocks, "prior_precision": delta, "log_marginal_likelihood": evidence}
     if samples is not None:
         params["samples"] = samples
     return Classifier(LaplaceApply(split, predictive), params, n_features=classifier.n_features,
