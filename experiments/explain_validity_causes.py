@@ -27,6 +27,30 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from explain_validity import model_for  # noqa: E402
 
 
+def stalled(train, clf, X, cons) -> dict:
+    """Where the registry-default search's unconverged members sit: how many are at a bound
+    (or on the factual's side of a monotone feature) with the gradient of log p(1) pointing out
+    of the feasible set, and the share of that gradient's L1 mass on blocked coordinates (those,
+    plus immutable features)."""
+    import jax.numpy as jnp
+
+    res = cfx.generate(cfx.generators.make("dice"), clf, X, 1, key=jax.random.key(0), constraints=cons,
+                       num_counterfactuals=3, max_steps=200)
+    bad = np.asarray(res.outcome) != 0
+    z, x = np.asarray(res.counterfactuals)[bad], np.repeat(X[:, None], 3, 1)[bad]
+    g = np.asarray(jax.vmap(jax.grad(lambda v: jax.nn.log_softmax(clf.raw_logits(v[None]))[0, 1]))(jnp.asarray(z)))
+    s = train.schema
+    lo, hi, mut = np.asarray(s.lower), np.asarray(s.upper), np.asarray(s.mutability)
+    names = np.asarray(train.encoder.names)
+    bound = ((z <= lo + 1e-4) & (g < 0)) | ((z >= hi - 1e-4) & (g > 0))
+    side = ((mut == "increase") & (z <= x + 1e-4) & (g < 0)) | ((mut == "decrease") & (z >= x - 1e-4) & (g > 0))
+    share = np.abs(g) / np.maximum(np.abs(g).sum(1, keepdims=True), 1e-30)
+    blocked = bound | side | (mut == "none")[None]
+    count = lambda a: {str(names[j]): int(a[:, j].sum()) for j in np.argsort(-a.sum(0))[:4] if a[:, j].sum()}  # noqa: E731
+    return {"members": int(bad.sum()), "blocked_gradient_share": float((share * blocked).sum(1).mean()) if bad.any() else None,
+            "at_a_bound_pushing_out": count(bound), "monotone_side_pushing_back": count(side)}
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("name")
@@ -61,7 +85,8 @@ def main(argv=None):
         "immutables only": (D, 200, cfx.Constraints(mutability=["none" if m == "none" else "both" for m in mut]), {}),
         "directions only": (D, 200, cfx.Constraints(mutability=[m if m != "none" else "both" for m in mut]), {}),
     }
-    out = {}
+    out = {"stalled": stalled(train, clf, X, cons)}
+    print(json.dumps(out["stalled"]), flush=True)
     for label, (gen, steps, constraints, kw) in runs.items():
         res = cfx.generate(gen, clf, X, 1, key=jax.random.key(0), constraints=constraints, num_counterfactuals=3,
                            max_steps=steps, **kw)
