@@ -64,6 +64,9 @@ def main() -> None:
         models = {"jem": nets[0], "jem_ensemble": stack(nets[1:6]), "mlp": nets[6], "ensemble": stack(nets[7:12])}
         for name, params in models.items():
             target = results / "models" / data / name / "run000.msgpack"
+            if not target.exists():
+                print(f"{data}/{name}: not in this run, skipped")
+                continue
             old = flax.serialization.msgpack_restore(target.read_bytes())
             if jax.tree_util.tree_map(np.shape, old) != jax.tree_util.tree_map(np.shape, params):
                 raise SystemExit(f"{target}: the run's model has another shape than the reference's {name}")
