@@ -221,5 +221,5 @@ def dice_diversity(x_cfs, x, ctx, jitter: float = 1e-4):
     """-det(K) with K_ij = 1 / (1 + ||x'_i - x'_j||_2) (+ jitter on the diagonal), over the K
     counterfactuals of one factual (Mothilal et al. 2020)."""
     pairwise = jax.vmap(jax.vmap(l2, (None, 0)), (0, None))(x_cfs, x_cfs)
-    kernel = 1.0 / (1.0 + pairwise) + jitter * jnp.eye(x_cfs.shape[0])
+    kernel = 1.0 / (1.0 + pairwise) + jitter * jnp.eye(x_cfs.shape[0], dtype=pairwise.dtype)  # float32 under x64 too
     return -jnp.linalg.det(kernel)

@@ -195,9 +195,21 @@ def fit_vae(
     options = dict(forward=_Forward(net), loss=ELBO(float(beta), float(decoder_l2)), tx=_adam(float(learning_rate)),
                    batch_size=min(int(batch_size), X.shape[0]))
     state = TrainState.create(params, options["tx"])
+    pending = None
     for epoch in range(int(epochs)):
-        state, _ = _epoch(state, Xj, key_train, epoch, **options)
+        state, metrics = _epoch(state, Xj, key_train, epoch, **options)
+        if pending is not None:  # the previous epoch's loss, read while this one runs (no stall)
+            _check_finite(*pending)
+        pending = (epoch, metrics)
+    _check_finite(*pending)
     return VAE(net, state.params)
+
+
+def _check_finite(epoch: int, metrics) -> None:
+    """Stop a diverged VAE training with the epoch it diverged at, not NaN weights."""
+    if not all(np.all(np.isfinite(np.asarray(v))) for v in jax.tree_util.tree_leaves(metrics)):
+        raise FloatingPointError(f"fit_vae: the training loss became non-finite at epoch {epoch}: lower "
+                                 "learning_rate or standardise the features")
 
 
 @functools.lru_cache(maxsize=None)
