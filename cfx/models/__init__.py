@@ -3,7 +3,9 @@
 ``cfx.models.fit(train, "mlp" | "ensemble" | "linear" | "jem" | "jem_ensemble" | flax_module, ..., loss=...)
 -> cfx.Classifier``; ``calibrate`` (split conformal), ``fit_vae`` (latent search). Models from
 outside JAX: ``from_sklearn(estimator)`` (an exact translation) and
-``from_predict_proba(fn, n_features, n_classes)`` (a black box).
+``from_predict_proba(fn, n_features, n_classes)`` (a black box). A Bayesian last layer:
+``laplace(clf, train)``; regression models and their target intervals: ``fit_regressor``,
+``Regressor.within(lo, hi)`` (docs/models.md).
 Training is one pure ``train_step(state, batch, key, *, apply, loss_fn, tx)`` scanned over
 mini-batches; a new training objective is a new *loss* (:mod:`cfx.models.losses`).
 """
