@@ -33,7 +33,7 @@ from cfx.classifier import Classifier
 from cfx.data.dataset import Dataset
 from cfx.data.rows import as_frame, call_constraints, raw_counterfactuals
 from cfx.result import OUTCOMES
-from cfx.restarts import bank, restart
+from cfx.restarts import bank, reachable, restart
 from cfx.search import generate
 
 #: explain's own defaults per generator, on top of the registry's (the benchmark keeps those).
@@ -137,13 +137,16 @@ def explain(
     units = encoder.units()
     x_cf = res.counterfactuals
     n, K = x_cf.shape[:2]
-    restarted, no_point = np.zeros((n, K), bool), np.zeros((n, K), bool)
+    restarted, no_point, nowhere = np.zeros((n, K), bool), np.zeros((n, K), bool), np.zeros((n, K), bool)
     if restarts and not getattr(gen, "exact", False):  # an exact generator's miss is a proof: nothing to restart
         invalid = ~np.asarray(_validity(clf, res.factuals, x_cf, res.target, threshold)[1])
         if invalid.any():
-            x_cf, restarted = restart(clf, res.factuals, x_cf, res.target, invalid, bank(clf, dataset.X, seed=seed),
-                                      constraints, tau=tau, search_threshold=search_threshold)
+            points = bank(clf, dataset.X, seed=seed)
+            x_cf, restarted = restart(clf, res.factuals, x_cf, res.target, invalid, points, constraints, tau=tau,
+                                      search_threshold=search_threshold)
             no_point = invalid & ~restarted
+            if no_point.any():
+                nowhere = no_point & ~reachable(clf, points, res.factuals, res.target, tau=tau)[:, None]
     if sparse:
         x_cf = sparsify(clf, res.factuals, x_cf, res.target, threshold, units)
     x, x_cf = np.asarray(res.factuals), np.asarray(x_cf)
@@ -156,7 +159,8 @@ def explain(
         warnings.warn(f"{int(already.sum())} of {n} rows are already predicted as the target (p >= {tau:g}); "
                       "see the column 'already_target'", stacklevel=2)
     valid = np.asarray(valid)
-    status, reason = _status(valid, restarted, no_point, np.asarray(res.outcome), np.asarray(p), restarts, tau)
+    status, reason = _status(valid, restarted, no_point, nowhere, np.asarray(res.outcome), np.asarray(p), restarts,
+                             tau)
     missing = int((~valid.any(1)).sum())
     if missing:
         warnings.warn(f"{missing} of {n} rows have no valid counterfactual; see the columns 'status' and 'reason'",
@@ -167,7 +171,7 @@ def explain(
     return frame
 
 
-def _status(valid, restarted, no_point, outcome, p, restarts, tau):
+def _status(valid, restarted, no_point, nowhere, outcome, p, restarts, tau):
     """Per counterfactual: found / restarted / not_found, and why where it is not found."""
     status = np.where(valid, np.where(restarted, "restarted", "found"), "not_found").astype(object)
     reason = np.full(valid.shape, "", dtype=object)
@@ -177,6 +181,8 @@ def _status(valid, restarted, no_point, outcome, p, restarts, tau):
     if restarts:
         reason = np.where(~valid & no_point, "no training row stays valid under this row's constraints (immutable "
                           "features, directions, bounds): a counterfactual very likely does not exist", reason)
+        reason = np.where(~valid & nowhere, f"the model predicts the target (p >= {tau:g}) for none of the "
+                          "training rows, constraints or not: the model, not the constraints, rules it out", reason)
         reason = np.where(~valid & restarted, "its restart was valid but the raw row (rounded to the columns' "
                           f"precision) scores p(target) < {tau:g}", reason)
     return status, reason

@@ -98,6 +98,18 @@ def _bisect(clf, x, v, target, threshold, constraints):
     return point(hi)
 
 
+def reachable(classifier: Classifier, bank_points, x, target, *, tau: float) -> np.ndarray:
+    """(n,) bool: some bank point is valid for factual i at τ, constraints ignored. Where it is
+    False the model gives the target to none of the bank's rows (the classifier's training data),
+    so the constraints are not what leaves the factual without a counterfactual."""
+    x = jnp.asarray(x, jnp.float32)
+    B = jnp.asarray(bank_points, jnp.float32)
+    logits = classifier.raw_logits(B)  # (M, C)
+    fc = jnp.argmax(classifier.raw_logits(x), axis=-1)
+    ok = convergence.reached(logits[None], jnp.asarray(target, jnp.int32)[:, None], fc[:, None], jnp.float32(tau))
+    return np.asarray(jnp.any(ok, axis=1))
+
+
 def _padded(a: np.ndarray) -> np.ndarray:
     """``a`` with its rows repeated up to the next power of two (>= 8), so the compiled passes
     see few distinct shapes however many rows need a restart."""
@@ -180,4 +192,4 @@ def repair(result, classifier: Classifier, data, *, constraints: Constraints | N
     ), restarted
 
 
-__all__ = ["bank", "restart", "repair", "BANK_PER_CLASS"]
+__all__ = ["bank", "restart", "repair", "reachable", "BANK_PER_CLASS"]

@@ -95,3 +95,12 @@ def test_explain_says_when_constraints_leave_nothing(problem):
         out = cfx.explain(clf, rows, dataset=train, target=1, max_steps=200, immutable=["b"])
     assert list(out["status"]) == ["not_found", "not_found", "found"]
     assert "no training row stays valid" in out["reason"].iloc[0]
+
+
+@pytest.mark.filterwarnings("ignore:.*valid counterfactual")
+def test_explain_says_when_the_model_never_predicts_the_target(problem):
+    train, _, rows = problem
+    never = cfx.Classifier(lambda p, z: jnp.stack([z[..., 0] * 0 + p["b"], z[..., 0] * 0 - p["b"]], -1),
+                           {"b": jnp.float32(3.0)}, n_features=2)
+    out = cfx.explain(never, rows.head(1), dataset=train, target=1, max_steps=20)
+    assert list(out["status"]) == ["not_found"] and "for none of the training rows" in out["reason"].iloc[0]
