@@ -24,6 +24,7 @@ from cfx.generators.generic import Generic, Wachter
 from cfx.generators.greedy import Greedy
 from cfx.generators.growing_spheres import GrowingSpheres
 from cfx.generators.latent import CLUE, REVISE
+from cfx.generators.mint import MINT
 from cfx.generators.mitigation import ClaPROAR, Gravitational
 from cfx.generators.probe import Probe
 
@@ -56,6 +57,7 @@ REGISTRY: dict[str, Entry] = {
     "revise": Entry(REVISE),
     "clue": Entry(CLUE),
     "growing_spheres": Entry(GrowingSpheres),
+    "mint": Entry(MINT),
 }
 ALIASES = {"schut": "greedy"}
 #: Generators for one family of models only, outside the registry (which every benchmark runs on
@@ -118,4 +120,5 @@ __all__ = [
     "ECCCoPlus", "ECCCoL1",
     "GrowingSpheres", "FeatureTweak", "MODEL_SPECIFIC", "StepContext", "REGISTRY", "Entry", "make",
     "hyperparameters", "register", "describe",
+    "MINT",
 ]
