@@ -104,6 +104,10 @@ def test_mint_is_one_compiled_search_and_respects_constraints():
     frozen = cfx.generate(gen, clf, x, target=1, key=KEY, max_steps=50,
                           constraints=cfx.Constraints(mutability=["none", "both"]))
     np.testing.assert_array_equal(np.asarray(frozen.counterfactuals)[:, 0, 0], x[:, 0])
+    # a noisy start perturbs the action, never the factual: the point stays on the SCM
+    noisy = cfx.generate(MINT(scm=SCM2, actions=(0,)), clf, x, target=1, key=KEY, max_steps=50, init="noise")
+    u = np.asarray(SCM2.abduct(np.asarray(noisy.counterfactuals)[:, 0]))
+    np.testing.assert_allclose(u[:, 1], np.asarray(SCM2.abduct(x))[:, 1], atol=1e-5)
     before = cfx.search.compilation_count()
     cfx.generate(gen.replace(scm=SCM2.replace(weights=SCM2.weights * 1.5), cost=0.2), clf, x, target=1, key=KEY,
                  max_steps=50, constraints=constraints)

@@ -30,7 +30,10 @@ class MINT(Generator):
     ``"additive"`` (x'_j = f_j(pa'_j) + u_j + δ_j; default) or ``"hard"`` (do(x_I = x_I + δ_I)
     on the action set I). ``distance``: ``"l1"`` or ``"l2"`` of δ, counted on acted-on features
     only: the cost reads δ back from the returned point (additive: δ = u(x') − u(x)), so
-    a point the constraints' projection changed pays for what it changed.
+    a point the constraints' projection changed pays for what it changed. ``init="noise"`` /
+    ``"uniform"`` start from a random action (init_scale·noise on δ, never on the factual);
+    a start point passed as ``init=`` array to :func:`cfx.generate` is not supported (it would be
+    read as the factual).
     """
 
     name = "mint"
@@ -58,6 +61,11 @@ class MINT(Generator):
             raise ValueError(f"{name}.distance must be 'l1' or 'l2'; got {self.distance!r}")
         if self.scm is not None and not isinstance(self.scm, SCM):
             raise TypeError(f"{name}.scm must be a cfx.causal.SCM; got {type(self.scm).__name__}")
+        if self.scm is not None and isinstance(self.init_scale, (int, float, np.number)):
+            # the search adds init_scale·noise to all of z = (x, δ): a noisy start perturbs δ only
+            d = self.scm.n_features
+            scale = np.concatenate([np.zeros(d), np.full(d, float(self.init_scale))]).astype(np.float32)
+            object.__setattr__(self, "init_scale", scale)
 
     def fit(self, classifier, data, *, key):
         """Fit the SCM on ``data`` when only ``parents`` is given (no graph: one without edges), and
@@ -104,8 +112,12 @@ class MINT(Generator):
     def update(self, grad, state, z, ctx):
         # the run's constraints may fix more features than the schema fit saw: never act on those
         d = z.shape[-1] // 2
-        frozen = jnp.concatenate([jnp.ones(d, bool), ctx.constraints.immutable])
-        return super().update(jnp.where(frozen, 0.0, grad), state, z, ctx)
+        immutable = ctx.constraints.immutable
+        z_next, state = super().update(jnp.where(jnp.concatenate([jnp.ones(d, bool), immutable]), 0.0, grad), state,
+                                       z, ctx)
+        # the factual half is held exactly; a noisy start may have acted on a run-time immutable
+        # feature: that action is taken back (from step 1 on)
+        return jnp.concatenate([z[..., :d], jnp.where(immutable, 0.0, z_next[..., d:])], axis=-1), state
 
     def penalties(self):
         def action_cost(x_cf, x, ctx):
@@ -118,9 +130,6 @@ class MINT(Generator):
         name = type(self).__name__
         if self.space != "input":
             raise ValueError(f"{name} searches over interventions; space={self.space!r} does not apply")
-        if self.init != "identity":
-            raise ValueError(f"{name}.init must be 'identity' (the search starts from the action δ = 0); "
-                             f"got {self.init!r}")
         if self.scm is None:
             raise ValueError(f"{name}.scm is missing: pass scm=cfx.causal.fit_linear_scm(train.X, parents) or "
                              f"fit the generator ({name}(parents=...).fit(classifier, train, key=key))")
@@ -129,6 +138,8 @@ class MINT(Generator):
             raise ValueError(f"{name}.scm covers {self.scm.n_features} features; the classifier expects "
                              f"{n_features} (feature {missing} is "
                              f"{'missing from the SCM' if missing == self.scm.n_features else 'not an input'})")
+        if np.shape(self.init_scale) != (2 * n_features,):
+            raise ValueError(f"{name}.init_scale must be a number (it perturbs the start action δ = 0)")
         if self.actions is not None:
             check_actions(self.actions, (), self.scm.feature_names, n_features)
         super().validate(num_counterfactuals, n_features, n_classes)
