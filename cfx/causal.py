@@ -4,6 +4,7 @@ A DAG over the d features (``parents[j]``: the features feature j is a function 
 structural equations
 
     x_j = f_j(pa_j) + u_j,        f_j(pa_j) = w_j · pa_j + b_j   (linear)
+                                  f_j(pa_j) = w_j · pa_j + b_j + v_j · tanh(A_j pa_j + c_j)   (mlp)
 
 Abduction recovers the noise of a factual, u = x − f(x) (f reads each feature's parents only).
 An action δ propagates through the graph in topological order:
@@ -25,6 +26,7 @@ from typing import Any, Mapping, Sequence
 import jax
 import jax.numpy as jnp
 import numpy as np
+import optax
 from flax import struct
 
 INTERVENTIONS = ("additive", "hard")
@@ -111,8 +113,10 @@ def topological_order(parents: Sequence[Sequence[int]], feature_names=None) -> t
 class SCM:
     """A linear additive-noise SCM: x_j = W[j] · x + b_j + u_j, W[j, i] ≠ 0 only for i in pa_j.
 
-    Build with :func:`linear_scm` (given weights) or :func:`fit_linear_scm` (least squares).
-    ``weights`` (d, d) and ``intercept`` (d,) are leaves; the graph is static.
+    Build with :func:`linear_scm` (given weights) or :func:`fit_linear_scm` (least squares);
+    :func:`fit_mlp_scm` adds a one-hidden-layer term per equation, v_j · tanh(A_j pa_j + c_j)
+    (``mlp``: {"A": (d, d, h), "c": (d, h), "v": (d, h)}, A_j masked to the parents).
+    ``weights`` (d, d), ``intercept`` (d,) and ``mlp`` are leaves; the graph is static.
     """
 
     weights: jax.Array
@@ -120,14 +124,28 @@ class SCM:
     parents: tuple = struct.field(pytree_node=False, default=())
     order: tuple = struct.field(pytree_node=False, default=())
     feature_names: Any = struct.field(pytree_node=False, default=None)
+    mlp: Any = None
 
     @property
     def n_features(self) -> int:
         return len(self.parents)
 
+    @property
+    def adjacency(self) -> np.ndarray:
+        """(d, d) bool: M[j, i] = i is a parent of j."""
+        M = np.zeros((self.n_features,) * 2, bool)
+        for j, p in enumerate(self.parents):
+            M[j, list(p)] = True
+        return M
+
     def mean(self, x: jax.Array) -> jax.Array:
         """f(pa(x)) for every feature at once (..., d)."""
-        return x @ self.weights.T + self.intercept
+        out = x @ self.weights.T.astype(x.dtype) + self.intercept.astype(x.dtype)
+        if self.mlp is not None:
+            A = self.mlp["A"] * jnp.asarray(self.adjacency, x.dtype)[:, :, None]  # only parents feed f_j
+            hidden = jnp.tanh(jnp.einsum("...i,jik->...jk", x, A) + self.mlp["c"])
+            out = out + jnp.einsum("...jk,jk->...j", hidden, self.mlp["v"])
+        return out
 
     def abduct(self, x: jax.Array) -> jax.Array:
         """The noise of factual(s) x (..., d): u = x − f(pa(x))."""
@@ -149,7 +167,8 @@ class SCM:
 
         def body(i, xp):
             j = order[i]
-            value = xp @ w[j] + b[j] + u[..., j]  # parents precede j in the order: already final
+            # parents precede j in the order: already final
+            value = (xp @ w[j] + b[j] if self.mlp is None else self.mean(xp)[..., j]) + u[..., j]
             value = value + delta[..., j] if hard is None else jnp.where(hard[j], x[..., j] + delta[..., j], value)
             return xp.at[..., j].set(value)
 
@@ -218,6 +237,39 @@ def fit_linear_scm(X, parents, *, feature_names: Sequence[str] | None = None) ->
         coef = np.linalg.lstsq(A, X[:, j], rcond=None)[0]
         W[j, list(p)], b[j] = coef[:-1], coef[-1]
     return linear_scm(pa, W, b, feature_names=feature_names)
+
+
+def fit_mlp_scm(X, parents, *, hidden: int = 16, epochs: int = 2000, learning_rate: float = 1e-2,
+                seed: int = 0, feature_names: Sequence[str] | None = None) -> SCM:
+    """Nonlinear additive-noise equations x_j ≈ w_j·pa_j + b_j + v_j·tanh(A_j pa_j + c_j): the
+    least-squares linear SCM, then full-batch Adam on Σ_j mean (x_j − f_j(pa_j))² (one
+    ``lax.scan``; the MLP starts small, so it begins at the linear fit)."""
+    linear = fit_linear_scm(X, parents, feature_names=feature_names)
+    X = jnp.asarray(np.asarray(getattr(X, "X", X), np.float32))
+    if isinstance(hidden, bool) or not isinstance(hidden, (int, np.integer)) or hidden < 1:
+        raise ValueError(f"hidden must be an int >= 1; got {hidden!r}")
+    if isinstance(epochs, bool) or not isinstance(epochs, (int, np.integer)) or epochs < 1:
+        raise ValueError(f"epochs must be an int >= 1; got {epochs!r}")
+    d = X.shape[1]
+    k1, k2 = jax.random.split(jax.random.key(seed))
+    mlp = {"A": jax.random.normal(k1, (d, d, hidden)) / np.sqrt(max(1, d)), "c": jnp.zeros((d, hidden)),
+           "v": 0.01 * jax.random.normal(k2, (d, hidden))}
+    params = {"weights": linear.weights, "intercept": linear.intercept, "mlp": mlp}
+    mask = jnp.asarray(linear.adjacency, jnp.float32)
+    opt = optax.adam(learning_rate)
+
+    def loss(p):
+        scm = linear.replace(weights=p["weights"] * mask, intercept=p["intercept"], mlp=p["mlp"])
+        return jnp.mean(jnp.sum((X - scm.mean(X)) ** 2, -1))
+
+    def step(carry, _):
+        p, state = carry
+        grad = jax.grad(loss)(p)
+        updates, state = opt.update(grad, state, p)
+        return (optax.apply_updates(p, updates), state), None
+
+    (params, _), _ = jax.jit(lambda p: jax.lax.scan(step, (p, opt.init(p)), None, length=epochs))(params)
+    return linear.replace(weights=params["weights"] * mask, intercept=params["intercept"], mlp=params["mlp"])
 
 
 def check_actions(actions, immutable: Sequence[int], feature_names=None, n_features: int | None = None) -> tuple:

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 import cfx
-from cfx.causal import fit_linear_scm, linear_scm, resolve_parents
+from cfx.causal import fit_linear_scm, fit_mlp_scm, linear_scm, resolve_parents
 from cfx.data.dataset import Dataset, FeatureSchema
 from cfx.generators import MINT, Generic
 
@@ -55,6 +55,25 @@ def test_least_squares_recovers_the_equations():
     scm = fit_linear_scm(X, [[], ["x0"]], feature_names=("x0", "x1"))
     assert abs(float(scm.weights[1, 0]) - 2.0) < 0.02 and abs(float(scm.intercept[1]) - 0.5) < 0.02
     assert float(scm.weights[0, 1]) == 0.0
+
+
+def test_mlp_equations_fit_a_nonlinear_scm_and_propagate_through_it():
+    rng = np.random.default_rng(5)
+    x0 = rng.uniform(-2, 2, 400)
+    X = np.column_stack([x0, 2 * np.sin(x0) + 0.05 * rng.normal(size=400)]).astype(np.float32)
+    scm = fit_mlp_scm(X, [[], [0]], hidden=8, epochs=200, learning_rate=5e-2)
+    linear = fit_linear_scm(X, [[], [0]])
+    mse = lambda s: float(np.mean(np.asarray(s.abduct(X))[:, 1] ** 2))
+    assert mse(scm) < 0.02 and mse(scm) < mse(linear) / 5, (mse(scm), mse(linear))  # noise variance 0.0025
+    x, delta = X[:5], np.tile([[0.7, 0.0]], (5, 1)).astype(np.float32)
+    out = np.asarray(scm.intervene(x, delta))
+    np.testing.assert_allclose(np.asarray(scm.abduct(out)), np.asarray(scm.abduct(x)) + delta, atol=1e-4)
+    truth = 2 * np.sin(x[:, 0] + 0.7) + (x[:, 1] - 2 * np.sin(x[:, 0]))
+    assert np.max(np.abs(out[:, 1] - truth)) < 0.3
+    res = cfx.generate(MINT(scm=scm, actions=(0,), learning_rate=0.05), linear_classifier(), x, target=1, key=KEY,
+                       max_steps=100)
+    cf = np.asarray(res.counterfactuals)[:, 0]
+    np.testing.assert_allclose(np.asarray(scm.abduct(cf))[:, 1], np.asarray(scm.abduct(x))[:, 1], atol=1e-4)
 
 
 def test_mint_finds_the_closed_form_intervention_for_a_linear_classifier():
@@ -124,6 +143,10 @@ def test_registry_fit_from_parents_and_schema():
     assert gen.actions == (0, 1) and abs(float(gen.scm.weights[1, 0]) - 2.0) < 0.05
     with pytest.raises(ValueError, match="feature 'age' is immutable"):
         cfx.generators.make("mint", data=data, actions=["a", "age"])
+    nonlinear = cfx.generators.make("mint", data=data, parents=[[], ["a"], []], equations="mlp", equation_epochs=20)
+    assert nonlinear.scm.mlp is not None and nonlinear.scm.parents == ((), (0,), ())
+    with pytest.raises(ValueError, match="equations must be 'linear' or 'mlp'"):
+        MINT(equations="gp")
     plain = cfx.generators.make("mint", data=data)  # no graph: independent features
     assert float(jnp.abs(plain.scm.weights).sum()) == 0.0
 

@@ -14,8 +14,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from cfx.causal import INTERVENTIONS, SCM, check_actions, fit_linear_scm
-from cfx.generators.base import Generator, Penalty, generator, static
+from cfx.causal import INTERVENTIONS, SCM, check_actions, fit_linear_scm, fit_mlp_scm
+from cfx.generators.base import Generator, Penalty, generator, numpy_rng, static
 
 
 @generator
@@ -23,7 +23,9 @@ class MINT(Generator):
     """min_δ  yloss(f(x'), y+) + cost · ‖δ‖,  x' = SCM.intervene(x, δ),  δ_j = 0 off the actions.
 
     ``scm``: a :class:`cfx.causal.SCM` (a leaf: new weights never recompile), or None with
-    ``parents`` given: ``fit`` fits a linear SCM on the training data by least squares
+    ``parents`` given: ``fit`` fits the SCM on the training data (``equations="linear"``: least
+    squares; ``"mlp"``: :func:`cfx.causal.fit_mlp_scm` with ``equation_hidden`` units and
+    ``equation_epochs`` full-batch Adam steps)
     (neither: a graph without edges, x_j = u_j, where MINT is an L1 search over the actionable
     features). ``actions``: the features that may be acted on (indices or names; default: every
     feature the data's schema lets move); an immutable one raises, naming it. ``intervention``:
@@ -46,6 +48,9 @@ class MINT(Generator):
     actions: Any = static(None)
     intervention: str = static("additive")
     distance: str = static("l1")
+    equations: str = static("linear")
+    equation_hidden: int = static(16)
+    equation_epochs: int = static(2000)
 
     def __post_init__(self):
         if isinstance(self.parents, (list, tuple)):  # YAML gives lists; a static field must be hashable
@@ -57,6 +62,8 @@ class MINT(Generator):
         name = type(self).__name__
         if self.intervention not in INTERVENTIONS:
             raise ValueError(f"{name}.intervention must be one of {INTERVENTIONS}; got {self.intervention!r}")
+        if self.equations not in ("linear", "mlp"):
+            raise ValueError(f"{name}.equations must be 'linear' or 'mlp'; got {self.equations!r}")
         if self.distance not in ("l1", "l2"):
             raise ValueError(f"{name}.distance must be 'l1' or 'l2'; got {self.distance!r}")
         if self.scm is not None and not isinstance(self.scm, SCM):
@@ -74,7 +81,12 @@ class MINT(Generator):
         scm = self.scm
         if scm is None:
             parents = self.parents if self.parents is not None else tuple(() for _ in range(schema.n_features))
-            scm = fit_linear_scm(data.X, parents, feature_names=schema.names)
+            if self.equations == "mlp":
+                seed = int(numpy_rng(key).integers(2**31)) if key is not None else 0
+                scm = fit_mlp_scm(data.X, parents, hidden=self.equation_hidden, epochs=self.equation_epochs,
+                                  seed=seed, feature_names=schema.names)
+            else:
+                scm = fit_linear_scm(data.X, parents, feature_names=schema.names)
         immutable = [j for j, m in enumerate(schema.mutability) if m == "none"]
         actions = self.actions
         if actions is None:
