@@ -6,9 +6,11 @@ Everything here is built from general cfx options; this module only names the va
 
 - Models (:class:`ReferenceTrainer`): one logit f(x) (binary logit-BCE, shown to cfx as the
   two-class logits [0, f]): ``linear`` = Dense(d, 1); ``mlp`` = d → 32 ReLU → 1 (``widths``);
-  ``ensemble`` = 5 such MLPs whose logits are averaged. Flux's initialisation (Glorot-uniform
+  ``ensemble`` = 5 such MLPs, probabilities the mean of the members' σ (``combine``), the
+  search's loss on the mean logit; optional Flux-style dropout (active only under gradients). Flux's initialisation (Glorot-uniform
   weights, zero biases). Training: logit-BCE, Adam(1e-3, β = (0.9, 0.999), ε = 1e-8), **batch
-  size 1** (``batch_size``; the real-data script: 500) over
+  size 1** (``batch_size``; the real-data script: 500 for the initial fit, retraining always
+  batch 1: ``retrain_batch_size``) over
   the rows in their fixed order, a fresh optimiser state on every call; 100 epochs at the
   start, 10 warm-started epochs per round. One compiled ``lax.scan`` over epochs × rows (the
   members of an ensemble vmapped: they are trained one after another, independently).
