@@ -14,8 +14,8 @@ An action δ propagates through the graph in topological order:
                x'_j = f_j(pa'_j) + u_j   otherwise
 
 (both are CE.jl's x_SCF formula x'_j = x_j + f_j(pa'_j) − f_j(pa_j) for the features not acted
-on). Everything after construction is pure jnp: the propagation is one fixed-length
-``lax.fori_loop`` over the topological order, so it jits and vmaps, and the weights are PyTree
+on). Everything after construction is pure jnp (linear: one solve; MLP: one fixed-length
+``lax.fori_loop`` over the topological order), so it jits and vmaps, and the weights are PyTree
 leaves (new weights never recompile).
 """
 
@@ -157,18 +157,33 @@ class SCM:
         ``acted=None``: additive intervention x'_j = f_j(pa'_j) + u_j + δ_j. A (d,) bool mask:
         hard intervention do(x_I = x_I + δ_I) on the masked features, the rest follow their
         equations with the factual's noise.
+
+        Linear equations in closed form: the change Δ = x' − x solves Δ = (1 − m) ⊙ (W Δ) + δ'
+        (m the acted mask, 0 for additive; δ' = δ, or m ⊙ δ for hard), so
+        Δ = (I − diag(1 − m) W)⁻¹ δ' (unit triangular in the topological order: always
+        invertible). MLP equations: one fixed-length ``lax.fori_loop`` over the topological
+        order, evaluating only feature j's equation at its turn.
         """
         x = jnp.asarray(x)
         delta = jnp.broadcast_to(jnp.asarray(delta, x.dtype), x.shape)
+        d = self.n_features
+        w = self.weights.astype(x.dtype)
+        hard = None if acted is None else jnp.asarray(acted, bool)
+        if self.mlp is None:
+            free = jnp.ones(d, x.dtype) if hard is None else (~hard).astype(x.dtype)
+            step = delta if hard is None else jnp.where(hard, delta, 0.0)
+            propagate = jnp.linalg.inv(jnp.eye(d, dtype=x.dtype) - free[:, None] * w)
+            return x + step @ propagate.T
         u = self.abduct(x)
         order = jnp.asarray(self.order, jnp.int32)
-        w, b = self.weights.astype(x.dtype), self.intercept.astype(x.dtype)
-        hard = None if acted is None else jnp.asarray(acted, bool)
+        b = self.intercept.astype(x.dtype)
+        A = self.mlp["A"].astype(x.dtype) * jnp.asarray(self.adjacency, x.dtype)[:, :, None]
+        c, v = self.mlp["c"].astype(x.dtype), self.mlp["v"].astype(x.dtype)
 
         def body(i, xp):
             j = order[i]
             # parents precede j in the order: already final
-            value = (xp @ w[j] + b[j] if self.mlp is None else self.mean(xp)[..., j]) + u[..., j]
+            value = xp @ w[j] + b[j] + jnp.tanh(xp @ A[j] + c[j]) @ v[j] + u[..., j]
             value = value + delta[..., j] if hard is None else jnp.where(hard[j], x[..., j] + delta[..., j], value)
             return xp.at[..., j].set(value)
 

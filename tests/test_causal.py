@@ -141,6 +141,8 @@ def test_registry_fit_from_parents_and_schema():
     data = Dataset(X, (X[:, 1] > 0).astype(np.int32), schema)
     gen = cfx.generators.make("mint", data=data, parents=[[], ["a"], []])
     assert gen.actions == (0, 1) and abs(float(gen.scm.weights[1, 0]) - 2.0) < 0.05
+    mapped = cfx.generators.make("mint", data=data, parents={"b": ["a"]})  # a config's mapping form
+    assert mapped.scm.parents == gen.scm.parents and hash(mapped.parents) is not None
     with pytest.raises(ValueError, match="feature 'age' is immutable"):
         cfx.generators.make("mint", data=data, actions=["a", "age"])
     nonlinear = cfx.generators.make("mint", data=data, parents=[[], ["a"], []], equations="mlp", equation_epochs=20)

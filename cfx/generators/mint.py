@@ -8,7 +8,7 @@ is held by a stop-gradient (its gradient is zero, so no optimiser moves it).
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Mapping
 
 import jax
 import jax.numpy as jnp
@@ -18,12 +18,16 @@ from cfx.causal import INTERVENTIONS, SCM, check_actions, fit_linear_scm, fit_ml
 from cfx.generators.base import Generator, Penalty, generator, numpy_rng, static
 
 
+class _Graph(tuple):
+    """A mapping feature -> parents frozen as its items (a static field must be hashable)."""
+
+
 @generator
 class MINT(Generator):
     """min_δ  yloss(f(x'), y+) + cost · ‖δ‖,  x' = SCM.intervene(x, δ),  δ_j = 0 off the actions.
 
     ``scm``: a :class:`cfx.causal.SCM` (a leaf: new weights never recompile), or None with
-    ``parents`` given: ``fit`` fits the SCM on the training data (``equations="linear"``: least
+    ``parents`` given (a parent list per feature or a mapping feature -> parents, names or indices): ``fit`` fits the SCM on the training data (``equations="linear"``: least
     squares; ``"mlp"``: :func:`cfx.causal.fit_mlp_scm` with ``equation_hidden`` units and
     ``equation_epochs`` full-batch Adam steps)
     (neither: a graph without edges, x_j = u_j, where MINT is an L1 search over the actionable
@@ -53,7 +57,10 @@ class MINT(Generator):
     equation_epochs: int = static(2000)
 
     def __post_init__(self):
-        if isinstance(self.parents, (list, tuple)):  # YAML gives lists; a static field must be hashable
+        if isinstance(self.parents, Mapping) and not isinstance(self.parents, _Graph):  # hashable: static
+            object.__setattr__(self, "parents", _Graph((k, tuple(v) if isinstance(v, (list, tuple)) else (v,))
+                                                       for k, v in self.parents.items()))
+        elif isinstance(self.parents, (list, tuple)):  # YAML gives lists; a static field must be hashable
             object.__setattr__(self, "parents", tuple(tuple(p) if isinstance(p, (list, tuple)) else p
                                                       for p in self.parents))
         if isinstance(self.actions, (list, tuple)):
@@ -81,6 +88,7 @@ class MINT(Generator):
         scm = self.scm
         if scm is None:
             parents = self.parents if self.parents is not None else tuple(() for _ in range(schema.n_features))
+            parents = dict(parents) if isinstance(parents, _Graph) else parents
             if self.equations == "mlp":
                 seed = int(numpy_rng(key).integers(2**31)) if key is not None else 0
                 scm = fit_mlp_scm(data.X, parents, hidden=self.equation_hidden, epochs=self.equation_epochs,
