@@ -254,7 +254,9 @@ def _program(generator, classifier, x, target, *, key, constraints, max_steps, r
             counterfactuals=x_cf,
             outcome=jnp.where(ok, CONVERGED, failed).astype(jnp.int32),
             steps=steps,
-            target_probs=convergence.class_probs(logits, row_target, row_factual),
+            # an overflowing logit (±inf) is reported as its limit probability, not NaN (its row says nonfinite)
+            target_probs=convergence.class_probs(jnp.clip(logits, -jnp.finfo(logits.dtype).max,
+                                                          jnp.finfo(logits.dtype).max), row_target, row_factual),
             losses=terms,
             path=path,
             track=track_states[0] if track_states else None,

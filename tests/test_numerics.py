@@ -35,6 +35,24 @@ def test_a_diverging_vae_stops_with_the_epoch():
         cfx.models.fit_vae(X, epochs=3, learning_rate=1e36, hidden=(4,), batch_size=32)
 
 
+def test_overflowing_logits_are_refused_or_reported_never_nan():
+    """exp(60·x0²) logits: calibrate refuses (no NaN q̂), SGLD samples stay finite, and the
+    search returns finite counterfactuals with the overflowing rows marked ``nonfinite``."""
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(100, 2)).astype(np.float32)
+    data = Dataset(X, (X.sum(1) > 0).astype(np.int32), FeatureSchema.default(2))
+    boom = cfx.Classifier(lambda p, x: jnp.stack([-jnp.exp(p * x[:, 0] ** 2), jnp.exp(p * x[:, 0] ** 2)], -1),
+                          jnp.float32(60.0), n_features=2)
+    with pytest.raises(FloatingPointError, match=r"calibrate: the classifier's probabilities are NaN or inf"):
+        cfx.models.calibrate(boom, data)
+    samples = cfx.sampling.conditional_samples(boom, data, key=jax.random.key(0), n_chains=8, steps=20, keep=4)
+    assert np.isfinite(np.asarray(samples)).all()
+    res = cfx.generate(G.Generic(), boom, X[:6], 1, key=jax.random.key(0), max_steps=10)
+    assert np.isfinite(np.asarray(res.counterfactuals)).all()
+    outcome = np.asarray(res.outcome)
+    assert (outcome == cfx.OUTCOMES.index("nonfinite")).any() and not np.isnan(np.asarray(res.target_probs)).any()
+
+
 def test_a_model_without_gradient_gives_unconverged_rows_not_a_silent_copy():
     """A flat model (zero gradient everywhere): no row converges, and a row returned as the
     factual itself says why (``unchanged``, or ``not_reached`` when the generator gave up)."""

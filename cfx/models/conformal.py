@@ -174,7 +174,8 @@ def calibrate(classifier: Classifier, calibration_data, alpha: float = 0.05, *, 
       finite_sample: use the finite-sample-corrected rank instead of the plain quantile.
 
     Returns:
-      :class:`ConformalClassifier` with the same ``apply_fn`` and ``params``.
+      :class:`ConformalClassifier` with the same ``apply_fn`` and ``params``. Raises
+      FloatingPointError when the model's probabilities are not finite on a calibration row.
 
     Example::
 
@@ -198,6 +199,10 @@ def calibrate(classifier: Classifier, calibration_data, alpha: float = 0.05, *, 
                          f"{min_calibration_size(float(a))} (ceil((1 - alpha) / alpha))")
     probs = np.asarray(jax.nn.softmax(classifier.logits(X), axis=-1))
     scores = 1.0 - probs[np.arange(len(y)), y]
+    if not np.isfinite(scores).all():  # overflowing logits: a NaN q̂ would only fail later, far from here
+        bad = np.flatnonzero(~np.isfinite(scores))
+        raise FloatingPointError(f"calibrate: the classifier's probabilities are NaN or inf on {bad.size} calibration "
+                                 f"rows (first: row {int(bad[0])}); its logits overflow there, so q̂ is undefined")
     q_hat = conformal_quantile(scores, float(a), finite_sample=bool(finite_sample))
     return ConformalClassifier(classifier.apply_fn, classifier.params, classifier.n_features, classifier.n_classes,
                                q_hat=np.float32(q_hat), alpha=np.float32(a), temperature=np.float32(t),
