@@ -9,6 +9,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from cfx._validate import prng_key
 from cfx.classifier import Classifier, check_traceable
 from cfx.constraints import Constraints, ResolvedConstraints
 from cfx.generators.base import Generator
@@ -87,14 +88,8 @@ def check_within_bounds(x: np.ndarray, bounds: tuple[np.ndarray, np.ndarray] | N
 def check_key(key) -> jax.Array:
     """A single typed PRNG key; a raw uint32 (2,) key is wrapped, so both share one program."""
     if isinstance(key, jax.Array) and key.shape == () and jnp.issubdtype(key.dtype, jax.dtypes.prng_key):
-        return key
-    if not isinstance(key, jax.Array):
-        key = np.asarray(key)  # host-side: a wrong key is refused without a device transfer
-    if jnp.issubdtype(key.dtype, jax.dtypes.prng_key) and key.shape == ():
-        return key
-    if key.dtype == jnp.uint32 and key.shape == (2,):
-        return jax.random.wrap_key_data(jnp.asarray(key))
-    raise TypeError(f"key must be a single PRNG key (jax.random.key(seed)); got dtype {key.dtype}, shape {key.shape}")
+        return key  # the common case, without the host round trip
+    return prng_key(key, "key")
 
 
 def canonical_leaves(generator: Generator) -> Generator:
