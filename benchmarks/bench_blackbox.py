@@ -17,8 +17,8 @@ call again, scaled to 100 factuals),
 wall clock, on a machine shared with other jobs (say so beside any figure). Validity is
 judged by sklearn's own ``forest.predict`` on the returned points.
 
-    python experiments/bench_blackbox.py                      # 100 trees, depth 8, N = 100
-    python experiments/bench_blackbox.py --trees 20 --depth 6 --n 20   # a quick look
+    python benchmarks/bench_blackbox.py                      # 100 trees, depth 8, N = 100
+    python benchmarks/bench_blackbox.py --trees 20 --depth 6 --n 20   # a quick look
 Writes results/bench_blackbox.json.
 """
 

@@ -5,7 +5,7 @@ max_depth=6, random_state=0)`` on the encoded training split, the first 30 test 
 (German: 15 exist), ``cfx.explain(..., generator=FeatureTweak())`` at its defaults (the schema's
 constraints; target: the other class). Prints validity, mean raw features changed and outcomes.
 
-    python experiments/feature_tweak_explain.py
+    python examples/feature_tweak_explain.py
 """
 
 import numpy as np

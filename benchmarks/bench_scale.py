@@ -1,7 +1,7 @@
 """Scale: throughput and peak memory from 10^3 to 10^6 factuals, and early-exit compaction.
 
-  python experiments/bench_scale.py sizes        # N = 1e3 ... 1e6, one process each: peak RSS, throughput
-  python experiments/bench_scale.py compaction   # time-to-solution, compaction on vs off
+  python benchmarks/bench_scale.py sizes        # N = 1e3 ... 1e6, one process each: peak RSS, throughput
+  python benchmarks/bench_scale.py compaction   # time-to-solution, compaction on vs off
 
 sizes: Generic (L1 cost 0.1, η = 0.1) on a random MLP 20→64→64→2, 100 steps with a threshold
 no row reaches (every row runs every step), the default chunking (on a CPU 10,000 rows per

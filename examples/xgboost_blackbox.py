@@ -6,7 +6,7 @@ split, the first 100 test rows it rejects, target 1, the schema's constraints. P
 result, warm seconds per 100 factuals (wall clock), validity by XGBoost's own ``predict``, the
 mean L2 distance, then ``cfx.explain`` on 10 of the rows.
 
-    python experiments/xgboost_blackbox.py
+    python examples/xgboost_blackbox.py
 """
 
 import time

@@ -5,7 +5,7 @@ SCM: x0 = u0, x1 = 2·x0 + 0.5 + u1. Classifier: logit = x0 + 0.5·x1 − 1. Fac
 Only x0 is actionable for MINT (x1 changes through x0); Generic (L1, no cost) moves x as if the
 features were independent.
 
-    PYTHONPATH=. python experiments/mint_figure.py [--out docs/figures/mint_vs_wachter.png]
+    PYTHONPATH=. python examples/mint_figure.py [--out docs/figures/mint_vs_wachter.png]
 """
 
 from __future__ import annotations

@@ -11,8 +11,8 @@ fastest ``result.runtime_s`` (compiled search only) is reported, per factual-ste
 ratio measured in the same process. ECCCo-L1 (k = 25 samples per target) and ECCCo+ (PCA space)
 are reported too.
 
-    python experiments/bench_eccco.py                 # N = 5,000, 100 steps
-    python experiments/bench_eccco.py --n 1000 --steps 50
+    python benchmarks/bench_eccco.py                 # N = 5,000, 100 steps
+    python benchmarks/bench_eccco.py --n 1000 --steps 50
 """
 
 from __future__ import annotations

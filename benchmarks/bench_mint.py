@@ -6,7 +6,7 @@ SCM on a chain x0 → x1 → … → x_{d−1} (weights 0.5) and with MLP equati
 graph. Each generator is compiled once, then the runs are interleaved and the best of
 ``--repeats`` is kept (the machine is shared: the best is the least disturbed).
 
-    PYTHONPATH=. python experiments/bench_mint.py [--n 1000 --d 20 --steps 100 --repeats 5]
+    PYTHONPATH=. python benchmarks/bench_mint.py [--n 1000 --d 20 --steps 100 --repeats 5]
 """
 
 from __future__ import annotations

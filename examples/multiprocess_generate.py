@@ -9,20 +9,20 @@ together equal a single-process search over all factuals. (A real job would load
 own shard of the factuals; here every process draws the same synthetic set and slices it.)
 
     # one machine: spawn 2 processes × 2 CPU devices, then compare with one process
-    python experiments/multiprocess_generate.py --local 2 --check
+    python examples/multiprocess_generate.py --local 2 --check
 
     # by hand, the same command on every process
-    python experiments/multiprocess_generate.py --process-id 0 --num-processes 2 --coordinator 127.0.0.1:12345 &
-    python experiments/multiprocess_generate.py --process-id 1 --num-processes 2 --coordinator 127.0.0.1:12345
+    python examples/multiprocess_generate.py --process-id 0 --num-processes 2 --coordinator 127.0.0.1:12345 &
+    python examples/multiprocess_generate.py --process-id 1 --num-processes 2 --coordinator 127.0.0.1:12345
 
     # SLURM: one task per GPU (rank, task count and coordinator from SLURM_PROCID, SLURM_NTASKS
     # and the first node of SLURM_JOB_NODELIST)
-    srun --nodes=2 --ntasks-per-node=4 --gpus-per-task=1 python experiments/multiprocess_generate.py
+    srun --nodes=2 --ntasks-per-node=4 --gpus-per-task=1 python examples/multiprocess_generate.py
     # ... or one task per node, driving all of the node's GPUs
-    srun --nodes=2 --ntasks-per-node=1 --gpus-per-node=4 python experiments/multiprocess_generate.py --task-per-node
+    srun --nodes=2 --ntasks-per-node=1 --gpus-per-node=4 python examples/multiprocess_generate.py --task-per-node
 
     # TPU pod (or any cluster JAX detects): jax.distributed.initialize() with no arguments
-    gcloud compute tpus tpu-vm ssh NAME --worker=all --command="python experiments/multiprocess_generate.py --auto"
+    gcloud compute tpus tpu-vm ssh NAME --worker=all --command="python examples/multiprocess_generate.py --auto"
 
 Each process prints a summary of its rows and writes ``OUT/rows-{process}.npz`` (global row
 ids, factuals, counterfactuals, outcome, steps); ``--local`` also prints the combined summary.

@@ -1,6 +1,6 @@
 """Benchmark: one counterfactual-training epoch vs one plain cross-entropy epoch, same data.
 
-    python experiments/bench_ct.py [--data moons] [--n 1000] [--n-ce 1000] [--widths 32 32] [--repeats 5]
+    python benchmarks/bench_ct.py [--data moons] [--n 1000] [--n-ce 1000] [--widths 32 32] [--repeats 5]
                                    [--fit-epochs 50] [--reference]
 
 ``--reference``: preset ct-2026's training semantics and data (the data set's τ and λ_reg, η 0.1,
