@@ -66,10 +66,19 @@ def test_where_the_cache_lives(tmp_path):
     assert resolve(env={"JAX_COMPILATION_CACHE_DIR": str(tmp_path / "j")}) is None  # JAX's own setting stays
 
 
-def test_unwritable_folder_warns_once_and_runs_without(tmp_path):
+def test_unwritable_folder_warns_once_and_runs_without(tmp_path, monkeypatch):
+    import jax
+
+    # an earlier in-process `cfx run` of this worker may have set a folder or switched the cache off
+    monkeypatch.setattr(compile_cache, "_active", None)
+    enabled = jax.config.jax_enable_compilation_cache
+    jax.config.update("jax_enable_compilation_cache", True)
     blocker = tmp_path / "a_file"
     blocker.write_text("not a folder")
-    with pytest.warns(UserWarning, match="running without it") as caught:
-        status = compile_cache.configure(blocker / "cache")  # fails before JAX is touched
+    try:
+        with pytest.warns(UserWarning, match="running without it") as caught:
+            status = compile_cache.configure(blocker / "cache")  # fails before JAX is touched
+    finally:
+        jax.config.update("jax_enable_compilation_cache", enabled)
     assert len(caught) == 1
     assert not status.enabled and status.record()["dir"] is None and "a_file" in status.record()["reason"]
