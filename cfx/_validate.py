@@ -2,7 +2,21 @@
 
 from __future__ import annotations
 
+import jax
+import jax.numpy as jnp
 import numpy as np
+
+
+def float_dtype() -> type:
+    """The float type cfx computes in: float64 under ``jax_enable_x64``, else float32.
+
+    Read at call time (never at import), so enabling x64 after ``import cfx`` takes effect."""
+    return np.float64 if jax.config.read("jax_enable_x64") else np.float32
+
+
+def as_float(value) -> jax.Array:
+    """``value`` as a strong jax array of :func:`float_dtype` (``jnp.float32(value)`` without x64)."""
+    return jnp.asarray(value, float_dtype())
 
 
 def as_real(label: str, value) -> np.ndarray:
@@ -47,9 +61,9 @@ def integer(label: str, value, *, low: int | None = None) -> int:
 
 
 def samples(label: str, value, *, width: int | None = None, min_rows: int = 1) -> np.ndarray:
-    """A finite float32 (n, d) array of data rows with n >= ``min_rows`` (and d == ``width``)."""
+    """A finite float (n, d) array (:func:`float_dtype`) of data rows with n >= ``min_rows`` (and d == ``width``)."""
     try:
-        arr = np.asarray(value, np.float32)
+        arr = np.asarray(value, float_dtype())
     except (TypeError, ValueError) as err:
         raise TypeError(f"{label} must be an array of numbers of shape (n, d); got {type(value).__name__}") from err
     if arr.ndim != 2 or arr.shape[0] < min_rows:

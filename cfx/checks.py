@@ -9,7 +9,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from cfx._validate import prng_key
+from cfx._validate import float_dtype, prng_key
 from cfx.classifier import Classifier, check_traceable
 from cfx.constraints import Constraints, ResolvedConstraints
 from cfx.generators.base import Generator
@@ -19,7 +19,7 @@ LOOPS = ("while", "scan")
 
 def check_factuals(x, classifier: Classifier) -> np.ndarray:
     try:
-        arr = np.asarray(x, dtype=np.float32)
+        arr = np.asarray(x, dtype=float_dtype())
     except (TypeError, ValueError) as err:
         raise TypeError(f"x must be an array of floats of shape (d,) or (n, d); got {type(x).__name__}") from err
     if arr.ndim == 1:
@@ -61,7 +61,7 @@ def check_target(target, n: int, n_classes: int) -> np.ndarray:
 def check_start(start, n: int, K: int, d: int) -> np.ndarray:
     """A start of the user's own: (n, d) (every K starts there) or (n, K, d)."""
     try:
-        arr = np.asarray(start, np.float32)
+        arr = np.asarray(start, float_dtype())
     except (TypeError, ValueError) as err:
         raise TypeError(f"init must be a start rule name or an array of shape ({n}, {d}) or ({n}, {K}, {d})") from err
     if arr.shape == (n, d):
@@ -101,10 +101,10 @@ def canonical_leaves(generator: Generator) -> Generator:
     def canonical(leaf, declared_float=False):
         if isinstance(leaf, jax.Array):  # already on a device: convert only when needed
             floating = jnp.issubdtype(leaf.dtype, jnp.floating)
-            return jnp.asarray(leaf, jnp.float32) if floating and (leaf.dtype != jnp.float32 or leaf.weak_type) else leaf
+            return jnp.asarray(leaf, float_dtype()) if floating and (leaf.dtype != float_dtype() or leaf.weak_type) else leaf
         arr = np.asarray(leaf)  # host values stay on the host until the one device_put
         if arr.dtype.kind == "f" or (declared_float and arr.dtype.kind in "iu"):
-            return arr.astype(np.float32)
+            return arr.astype(float_dtype())
         return arr.astype(np.int32) if isinstance(leaf, (int, np.integer)) and not isinstance(leaf, bool) else arr
 
     changes = {}

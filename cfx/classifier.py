@@ -15,6 +15,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from cfx._validate import float_dtype
+
 ApplyFn = Callable[[Any, jax.Array], jax.Array]
 
 
@@ -54,7 +56,7 @@ class Classifier:
         self.n_features = int(n_features)
         if n_classes is None:
             try:
-                out = jax.eval_shape(apply_fn, params, jax.ShapeDtypeStruct((1, self.n_features), jnp.float32))
+                out = jax.eval_shape(apply_fn, params, jax.ShapeDtypeStruct((1, self.n_features), float_dtype()))
             except NOT_TRACEABLE as err:
                 raise not_traceable(apply_fn) from err
             if out.ndim != 2:
@@ -139,7 +141,7 @@ class Classifier:
     def predict_proba(self, x) -> np.ndarray:
         """scikit-learn style: p(y | x) as a numpy array (n, C) for x (n, d) (a row (d,): (1, C)).
         For libraries that call the model with changing batch sizes (bucketed, see ``probs``)."""
-        x = np.asarray(x, np.float32)
+        x = np.asarray(x, float_dtype())
         return np.asarray(self.probs(x[None] if x.ndim == 1 else x))
 
     def predict(self, x) -> jax.Array:
@@ -197,7 +199,7 @@ def check_traceable(clf: "Classifier") -> None:
     if key is not None and key in _traceable:
         return
     try:
-        jax.eval_shape(clf.raw_logits, jax.ShapeDtypeStruct((1, clf.n_features), jnp.float32))
+        jax.eval_shape(clf.raw_logits, jax.ShapeDtypeStruct((1, clf.n_features), float_dtype()))
     except NOT_TRACEABLE as err:
         raise not_traceable(clf.apply_fn) from err
     if key is not None:
@@ -221,14 +223,14 @@ def bucket(n: int) -> int:
 
 def _bucketed(fn, clf: Classifier, x) -> jax.Array:
     if isinstance(x, jax.core.Tracer):  # inside someone's jit: their program fixes the shape
-        return fn(clf, jnp.asarray(x, jnp.float32))
-    arr = np.asarray(x, np.float32)
+        return fn(clf, jnp.asarray(x, float_dtype()))
+    arr = np.asarray(x, float_dtype())
     if arr.ndim not in (1, 2) or arr.shape[-1] != clf.n_features:
         raise ValueError(f"x must have shape ({clf.n_features},) or (n, {clf.n_features}); got {arr.shape}")
     single = arr.ndim == 1
     rows = arr[None] if single else arr
     n = rows.shape[0]
-    padded = np.zeros((bucket(n), rows.shape[1]), np.float32)
+    padded = np.zeros((bucket(n), rows.shape[1]), float_dtype())
     padded[:n] = rows
     # cut on the host: an eager slice of a device array would compile a program per n again
     try:

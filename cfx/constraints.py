@@ -17,6 +17,8 @@ import jax.numpy as jnp
 import numpy as np
 from flax import struct
 
+from cfx._validate import float_dtype
+
 MUTABILITY = ("both", "increase", "decrease", "none")
 BOTH, INCREASE, DECREASE, NONE = range(4)
 
@@ -110,11 +112,11 @@ class Constraints:
             scale = _bound(self.raw_scale, d, 1.0, "raw_scale")
             if not (np.all(np.isfinite(offset)) and np.all(np.isfinite(scale)) and np.all(scale > 0)):
                 raise ValueError("constraints.raw_offset must be finite and raw_scale finite and > 0")
-            offset, scale = jnp.asarray(offset, jnp.float32), jnp.asarray(scale, jnp.float32)
+            offset, scale = jnp.asarray(offset, float_dtype()), jnp.asarray(scale, float_dtype())
         return ResolvedConstraints(
             mutability=jnp.asarray(codes),
-            lower=jnp.asarray(lower, jnp.float32),
-            upper=jnp.asarray(upper, jnp.float32),
+            lower=jnp.asarray(lower, float_dtype()),
+            upper=jnp.asarray(upper, float_dtype()),
             categorical_groups=groups,
             snap_each_step=bool(self.snap_each_step),
             integer_features=grid,
@@ -126,12 +128,12 @@ class Constraints:
 
 def _bound(value, d: int, default: float, name: str) -> np.ndarray:
     if value is None:
-        return np.full(d, default, np.float32)
-    arr = np.asarray(value, np.float32)
+        return np.full(d, default, float_dtype())
+    arr = np.asarray(value, float_dtype())
     if np.any(np.isnan(arr)):
         raise ValueError(f"constraints.{name} contains NaN; use -inf/inf for an unbounded feature")
     if arr.ndim == 0:
-        return np.full(d, float(arr), np.float32)
+        return np.full(d, float(arr), float_dtype())
     if arr.shape != (d,):
         raise ValueError(f"constraints.{name} has shape {arr.shape}; expected a scalar or ({d},)")
     return arr

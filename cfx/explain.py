@@ -27,6 +27,7 @@ import jax.numpy as jnp
 import numpy as np
 import pandas as pd
 
+from cfx._validate import as_float, float_dtype
 from cfx import checks, convergence
 from cfx import generators as G
 from cfx.classifier import Classifier
@@ -133,7 +134,7 @@ def explain(
         search_threshold = None
     res = generate(gen, clf, X, target, key=jax.random.key(seed), constraints=constraints,
                    num_counterfactuals=num_counterfactuals, threshold=max(tau, search_threshold or 0.0), **search_opts)
-    threshold = jnp.float32(tau)
+    threshold = as_float(tau)
     units = encoder.units()
     x_cf = res.counterfactuals
     n, K = x_cf.shape[:2]
@@ -280,9 +281,9 @@ def sparsify(classifier: Classifier, x, x_cf, target, threshold, units) -> jax.A
     units (d,) the raw feature of each column (``encoder.units()``).
     """
     units = np.asarray(units)
-    onehot = jnp.asarray(np.eye(units.max() + 1, dtype=np.float32)[units])
+    onehot = jnp.asarray(np.eye(units.max() + 1, dtype=float_dtype())[units])
     return _sparsify(classifier, jnp.asarray(x), jnp.asarray(x_cf), jnp.asarray(target, jnp.int32),
-                     jnp.float32(threshold), onehot)
+                     as_float(threshold), onehot)
 
 
 @jax.jit

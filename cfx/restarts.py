@@ -33,6 +33,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from cfx._validate import as_float, float_dtype
 from cfx import convergence
 from cfx.classifier import Classifier
 from cfx.constraints import Constraints
@@ -45,7 +46,7 @@ BISECTION_STEPS = 20
 def bank(classifier: Classifier, X, *, per_class: int = BANK_PER_CLASS, seed: int = 0) -> np.ndarray:
     """Up to ``per_class`` rows of ``X`` (n, d) per class the model predicts (seeded), so a rare
     target class is represented."""
-    X = np.asarray(X, np.float32)
+    X = np.asarray(X, float_dtype())
     pred = np.asarray(classifier.predict(X))
     rng = np.random.default_rng(seed)
     picks = [rng.choice(np.flatnonzero(pred == c), min(per_class, int((pred == c).sum())), replace=False)
@@ -102,11 +103,11 @@ def reachable(classifier: Classifier, bank_points, x, target, *, tau: float) -> 
     """(n,) bool: some bank point is valid for factual i at τ, constraints ignored. Where it is
     False the model gives the target to none of the bank's rows (the classifier's training data),
     so the constraints are not what leaves the factual without a counterfactual."""
-    x = jnp.asarray(x, jnp.float32)
-    B = jnp.asarray(bank_points, jnp.float32)
+    x = jnp.asarray(x, float_dtype())
+    B = jnp.asarray(bank_points, float_dtype())
     logits = classifier.raw_logits(B)  # (M, C)
     fc = jnp.argmax(classifier.raw_logits(x), axis=-1)
-    ok = convergence.reached(logits[None], jnp.asarray(target, jnp.int32)[:, None], fc[:, None], jnp.float32(tau))
+    ok = convergence.reached(logits[None], jnp.asarray(target, jnp.int32)[:, None], fc[:, None], as_float(tau))
     return np.asarray(jnp.any(ok, axis=1))
 
 
@@ -129,7 +130,7 @@ def restart(classifier: Classifier, x, x_cf, target, invalid, bank_points, const
 
     Returns (x_cf with the replacements, restarted (n, K) bool: replaced by a valid point).
     """
-    x, x_cf = np.asarray(x, np.float32), np.array(x_cf, np.float32)
+    x, x_cf = np.asarray(x, float_dtype()), np.array(x_cf, float_dtype())
     invalid = np.asarray(invalid, bool)
     n, K, d = x_cf.shape
     restarted = np.zeros((n, K), bool)
@@ -138,9 +139,9 @@ def restart(classifier: Classifier, x, x_cf, target, invalid, bank_points, const
         return x_cf, restarted
     resolved = constraints.resolve(d) if isinstance(constraints, Constraints) else constraints
     target = np.asarray(target, np.int32)
-    high = jnp.float32(max(tau, search_threshold or 0.0))
+    high = as_float(max(tau, search_threshold or 0.0))
     cand, exists, aim = _nearest(classifier, jnp.asarray(_padded(x[rows])), jnp.asarray(_padded(target[rows])),
-                                 jnp.asarray(bank_points, jnp.float32), resolved, high, jnp.float32(tau),
+                                 jnp.asarray(bank_points, float_dtype()), resolved, high, as_float(tau),
                                  min(K, len(bank_points)))
     m = len(rows)
     cand, exists, aim = np.asarray(cand)[:m], np.asarray(exists)[:m], np.asarray(aim)[:m]
@@ -177,10 +178,10 @@ def repair(result, classifier: Classifier, data, *, constraints: Constraints | N
     tau = float(result.threshold)
     fc = np.repeat(np.asarray(jnp.argmax(classifier.raw_logits(jnp.asarray(x)), axis=-1)), K)
     ok = np.asarray(_ok(classifier, jnp.asarray(x_cf.reshape(n * K, d)), jnp.asarray(np.repeat(target, K)),
-                        jnp.asarray(fc), jnp.float32(tau))).reshape(n, K)
+                        jnp.asarray(fc), as_float(tau))).reshape(n, K)
     if ok.all():
         return result, np.zeros((n, K), bool)
-    X = np.asarray(getattr(data, "X", data), np.float32)
+    X = np.asarray(getattr(data, "X", data), float_dtype())
     new, restarted = restart(classifier, x, x_cf, target, ~ok, bank(classifier, X, per_class=per_class, seed=seed),
                              Constraints() if constraints is None else constraints, tau=tau)
     logits = classifier.raw_logits(jnp.asarray(new.reshape(n * K, d)))

@@ -33,7 +33,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import struct
 
-from cfx._validate import prng_key, real, samples
+from cfx._validate import as_float, float_dtype, prng_key, real, samples
 from cfx.classifier import Classifier
 from cfx.reductions import pick_last
 
@@ -62,7 +62,7 @@ def _energy_and_grad(energy_fn: EnergyFn, x: jax.Array, args: tuple) -> tuple[ja
 
 
 def _move(rule: str, x, g, key, *, grad_clip, step_size, noise_scale, lower, upper) -> jax.Array:
-    eps = jax.random.normal(key, x.shape, x.dtype)
+    eps = jax.random.normal(key, x.shape, jnp.float32).astype(x.dtype)  # float32 draws: x64 agrees
     if rule == "improper":
         x = x - jnp.clip(g, -grad_clip, grad_clip) + noise_scale * eps
     elif rule == "jem":
@@ -186,7 +186,7 @@ def bounds(X, n_std: float = 3.0) -> tuple[jax.Array, jax.Array]:
     if X.ndim != 2 or X.shape[0] < 1:
         raise ValueError(f"X must have shape (n, d) with n >= 1; got {X.shape}")
     mu, sd = X.mean(axis=0), X.std(axis=0)
-    return jnp.asarray(mu - n_std * sd, jnp.float32), jnp.asarray(mu + n_std * sd, jnp.float32)
+    return jnp.asarray(mu - n_std * sd, float_dtype()), jnp.asarray(mu + n_std * sd, float_dtype())
 
 
 @struct.dataclass
@@ -238,11 +238,11 @@ def replay_buffer(lower, upper, *, key: jax.Array, n_classes: int, capacity: int
         raise ValueError(f"capacity {capacity} is smaller than n_classes {n_classes}")
     if not 0.0 <= reinit_prob <= 1.0:
         raise ValueError(f"reinit_prob must be in [0, 1]; got {reinit_prob!r}")
-    lower, upper = jnp.asarray(lower, jnp.float32), jnp.asarray(upper, jnp.float32)
+    lower, upper = jnp.asarray(lower, float_dtype()), jnp.asarray(upper, float_dtype())
     n = per_class * int(n_classes)
     return ReplayBuffer(x=_uniform(key, (n, lower.shape[-1]), lower, upper),
                         y=jnp.repeat(jnp.arange(n_classes, dtype=jnp.int32), per_class),
-                        lower=lower, upper=upper, reinit_prob=jnp.float32(reinit_prob), per_class=per_class)
+                        lower=lower, upper=upper, reinit_prob=as_float(reinit_prob), per_class=per_class)
 
 
 def sample(buffer: ReplayBuffer, key: jax.Array, n: int, y: jax.Array | None = None) -> tuple[jax.Array, jax.Array]:
@@ -336,7 +336,7 @@ def conditional_samples(classifier: Classifier, data: Any, *, key: jax.Array, n_
     _check_chains(classifier, n_chains, steps, keep)
     X, key = _check_sampler(classifier, data, key, grad_clip, noise_scale, n_std)
     lower, upper = bounds(X, n_std)
-    return _conditional_samples(classifier, lower, upper, key, jnp.float32(grad_clip), jnp.float32(noise_scale),
+    return _conditional_samples(classifier, lower, upper, key, as_float(grad_clip), as_float(noise_scale),
                                 n_chains=int(n_chains), steps=int(steps), keep=int(keep))
 
 
@@ -364,13 +364,13 @@ def _per_target_samples(classifier, targets, lower, upper, key, fresh_prob, grad
     _TRACES["per_target_samples"] += 1  # trace time only
     m, d = targets.shape[0], classifier.n_features
     k_start, k_fresh, k_mask, k_run = jax.random.split(key, 4)
-    start = jax.random.uniform(k_start, (m, 1, d), jnp.float32, lower, upper)  # the buffer's one point
-    fresh = jax.random.uniform(k_fresh, (m, n_chains, d), jnp.float32, lower, upper)
+    start = jax.random.uniform(k_start, (m, 1, d), jnp.float32, lower, upper).astype(float_dtype())  # the buffer's one point
+    fresh = jax.random.uniform(k_fresh, (m, n_chains, d), jnp.float32, lower, upper).astype(float_dtype())
     is_fresh = jax.random.uniform(k_mask, (m, n_chains, 1)) < fresh_prob
     x0 = jnp.where(is_fresh, fresh, start).reshape(m * n_chains, d)
     y = jnp.repeat(targets.astype(jnp.int32), n_chains)
     x, _ = sgld(_mean_class_energy, x0, k_run, steps=steps, rule="improper", grad_clip=grad_clip,
-                noise_scale=noise_scale, args=(classifier, y, jnp.float32(n_chains)))
+                noise_scale=noise_scale, args=(classifier, y, as_float(n_chains)))
     x = jnp.clip(x, lower, upper)  # clamped once, after the chains ran unbounded
     neg_log_p = -pick_last(jax.nn.log_softmax(classifier.raw_logits(x), axis=-1), y)
     neg_log_p = jnp.where(jnp.isfinite(neg_log_p), neg_log_p, jnp.inf).reshape(m, n_chains)
@@ -406,6 +406,6 @@ def per_target_samples(classifier: Classifier, data: Any, targets, *, key: jax.A
         raise ValueError(f"targets must be a 1-D array of class labels in [0, {classifier.n_classes}); got {targets!r}")
     X, key = _check_sampler(classifier, data, key, grad_clip, noise_scale, n_std)
     lower, upper = scalar_bounds(X, n_std)
-    return _per_target_samples(classifier, jnp.asarray(t, jnp.int32), jnp.float32(lower), jnp.float32(upper), key,
-                               jnp.float32(fresh_prob), jnp.float32(grad_clip), jnp.float32(noise_scale),
+    return _per_target_samples(classifier, jnp.asarray(t, jnp.int32), as_float(lower), as_float(upper), key,
+                               as_float(fresh_prob), as_float(grad_clip), as_float(noise_scale),
                                n_chains=int(n_chains), steps=int(steps), keep=int(keep))

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from cfx._validate import float_dtype
+
 #: A MAD at or below this is treated as zero (a constant feature).
 MAD_TOLERANCE = 1e-8
 
@@ -19,4 +21,4 @@ def median_absolute_deviation(X) -> np.ndarray:
     if X.ndim != 2 or X.shape[0] == 0:
         raise ValueError(f"median_absolute_deviation needs an (n, d) array with n >= 1; got shape {X.shape}")
     mad = np.median(np.abs(X - np.median(X, axis=0)), axis=0)
-    return np.where(mad > MAD_TOLERANCE, mad, 1.0).astype(np.float32)
+    return np.where(mad > MAD_TOLERANCE, mad, 1.0).astype(float_dtype())

@@ -8,6 +8,7 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
+from cfx._validate import float_dtype
 from cfx.constraints import MUTABILITY, Constraints
 from cfx.data.encoder import GRID_KINDS, KINDS, TabularEncoder
 
@@ -140,7 +141,7 @@ class Dataset:
     ids: np.ndarray | None = None
 
     def __post_init__(self):
-        X = np.asarray(self.X, np.float32)
+        X = np.asarray(self.X, float_dtype())
         raw_y = np.asarray(self.y)
         integral = np.isfinite(raw_y) & (raw_y == np.round(raw_y)) if raw_y.dtype.kind == "f" else None
         if integral is not None and not integral.all():

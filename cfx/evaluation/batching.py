@@ -14,6 +14,8 @@ import functools
 import jax
 import jax.numpy as jnp
 
+from cfx._validate import float_dtype
+
 #: Largest intermediate array (in elements) one chunk of a metric computation may build.
 #: 2**24 float32 = 64 MiB: e.g. 800 query rows x 20,000 data rows per kNN chunk.
 CHUNK_ELEMENTS = 2**24
@@ -51,6 +53,6 @@ def map_metrics(ctx, units, x, target, *, fn, names: tuple[str, ...], batch_size
         out = fn(unit, x_i, t_i, ctx)
         if not isinstance(out, dict):
             out = {names[0]: out}
-        return {k: jnp.asarray(out[k]).astype(jnp.float32) for k in names}
+        return {k: jnp.asarray(out[k]).astype(float_dtype()) for k in names}
 
     return jax.lax.map(one, (units, x, target), batch_size=batch_size)

@@ -16,6 +16,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import struct
 
+from cfx._validate import float_dtype
 from cfx.classifier import Classifier
 from cfx.constraints import Constraints, ResolvedConstraints
 from cfx.data.dataset import Dataset
@@ -143,7 +144,7 @@ def context(
     d = classifier.n_features
     ctx = EvaluationContext(classifier=classifier, constraints=resolve_constraints(constraints, data, d))
     if data is not None:
-        X = jnp.asarray(data.X, jnp.float32)
+        X = jnp.asarray(data.X, float_dtype())
         N = X.shape[0]
         ctx = ctx.replace(
             X=X,
@@ -152,7 +153,7 @@ def context(
             mad=jnp.asarray(median_absolute_deviation(data.X)),
         )
     if conditional_samples is not None:
-        s = jnp.asarray(conditional_samples, jnp.float32)
+        s = jnp.asarray(conditional_samples, float_dtype())
         if s.ndim != 3 or s.shape[0] != classifier.n_classes or s.shape[2] != d or s.shape[1] == 0:
             raise ValueError(f"conditional_samples must have shape (C={classifier.n_classes}, k >= 1, d={d}); "
                              f"got {tuple(s.shape)}")
@@ -160,7 +161,7 @@ def context(
     if q_hat is None:
         q_hat = getattr(classifier, "q_hat", None)  # a calibrated (conformal) classifier carries q̂
     if q_hat is not None:
-        q = np.asarray(q_hat, np.float32)
+        q = np.asarray(q_hat, float_dtype())
         if q.shape != () or not np.isfinite(q):
             raise ValueError(f"q_hat must be a finite scalar, got {q_hat!r}")
         ctx = ctx.replace(q_hat=jnp.asarray(q))

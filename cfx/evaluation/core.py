@@ -11,6 +11,7 @@ from typing import Iterable
 import jax.numpy as jnp
 import numpy as np
 
+from cfx._validate import as_float, float_dtype
 from cfx.classifier import Classifier
 from cfx.constraints import Constraints, ResolvedConstraints
 from cfx.data.dataset import Dataset
@@ -148,13 +149,13 @@ def evaluate(
     ctx = _context_for(classifier, data, constraints, context)
     N = ctx.n_data
     ctx = ctx.replace(
-        threshold=jnp.float32(float(result.threshold)),
+        threshold=as_float(float(result.threshold)),
         n_neighbors=min(n_neighbors, N) if N else None,
         ynn_neighbors=min(ynn_neighbors, N) if N else None,
     )
 
-    cfs = jnp.asarray(result.counterfactuals, jnp.float32)
-    factuals = jnp.asarray(result.factuals, jnp.float32)
+    cfs = jnp.asarray(result.counterfactuals, float_dtype())
+    factuals = jnp.asarray(result.factuals, float_dtype())
     target = jnp.asarray(result.target, jnp.int32)
     flat = (cfs.reshape(n * K, d), jnp.repeat(factuals, K, axis=0), jnp.repeat(target, K))
 

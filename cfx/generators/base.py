@@ -44,7 +44,7 @@ import optax
 from flax import struct
 
 from cfx import losses
-from cfx._validate import as_real
+from cfx._validate import as_real, float_dtype
 
 OPTIMIZERS: dict[str, Callable[[Any], optax.GradientTransformation]] = {
     "sgd": optax.sgd,
@@ -222,10 +222,10 @@ class Generator:
     def with_space(self, data) -> "Generator":
         """A copy searching the standardised space of ``data`` (a Dataset or an (n, d) array):
         μ, σ its column means and (n − 1) standard deviations (zero σ -> 1), fixed from here on."""
-        X = np.asarray(getattr(data, "X", data), np.float32)
+        X = np.asarray(getattr(data, "X", data), float_dtype())
         scale = X.std(0, ddof=1)
         return self.replace(space="standardized", space_mean=jnp.asarray(X.mean(0)),
-                            space_scale=jnp.asarray(np.where(scale > 0, scale, 1.0), jnp.float32))
+                            space_scale=jnp.asarray(np.where(scale > 0, scale, 1.0), float_dtype()))
 
     # ------------------------------------------------------------------ the step rule
     def make_optimizer(self) -> optax.GradientTransformation:

@@ -35,7 +35,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from cfx import losses, reductions
-from cfx._validate import as_real
+from cfx._validate import as_real, float_dtype
 from cfx.generators import pca
 from cfx.generators.base import Generator, Penalty, check_positive, fitted, generator, static
 
@@ -52,13 +52,13 @@ def averaged_logits(x_cf: jax.Array, ctx: losses.TermContext) -> jax.Array:
 def decay(step, rate=0.1, every: int = 5) -> jax.Array:
     """φ_t = exp(−rate·t) if t mod every = 0 else 1 (ECCCo.jl's energy-penalty schedule)."""
     t = jnp.asarray(step)
-    return jnp.where(t % every == 0, jnp.exp(-rate * t.astype(jnp.float32)), 1.0)
+    return jnp.where(t % every == 0, jnp.exp(-rate * t.astype(float_dtype())), 1.0)
 
 
 def polynomial_decay(step, scale=0.1, offset=1.0, power=0.9) -> jax.Array:
     """φ_t = a·(b + t + 1)^(−p), a = ``scale``, b = ``offset``, p = ``power`` at search step t = 0, 1, ...
     (CounterfactualExplanations.jl's ``energy_constraint`` on its counterfactual-training branch)."""
-    t = jnp.asarray(step).astype(jnp.float32)
+    t = jnp.asarray(step).astype(float_dtype())
     return scale * (offset + t + 1.0) ** (-power)
 
 
@@ -226,7 +226,7 @@ class ECCCo(ECCo):
         any other classifier (or None) leaves q̂ unset, so a stale q̂ never survives retraining.
         T and κ stay the generator's own fields (not the classifier's)."""
         q_hat = getattr(classifier, "q_hat", None)
-        return self.replace(q_hat=None if q_hat is None else jnp.asarray(q_hat, jnp.float32))
+        return self.replace(q_hat=None if q_hat is None else jnp.asarray(q_hat, float_dtype()))
 
     def fitted_for(self, classifier) -> "ECCCo":
         """Unfitted plain ECCCo given a calibrated classifier: fitted from it (q̂ is all its fit
@@ -354,7 +354,7 @@ class ECCCoL1(ECCCo):
             samples = sampling.conditional_samples(classifier, data, key=key,
                                                    n_chains=self.sampling_chains, steps=self.sampling_steps,
                                                    keep=self.sampling_keep)
-        samples = jnp.asarray(samples, jnp.float32)
+        samples = jnp.asarray(samples, float_dtype())
         if samples.ndim != 3 or samples.shape[1] < 1:
             raise ValueError(f"ECCCoL1 samples must have shape (C, k >= 1, d); got {tuple(samples.shape)}")
         return out.replace(samples=samples)

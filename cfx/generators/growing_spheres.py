@@ -13,9 +13,9 @@ def _sample_shell(key, centre, inner, outer, n_samples):
     centre (d,): a Gaussian direction and radius r = (a^d + u·(b^d − a^d))^(1/d)."""
     d = centre.shape[-1]
     k_dir, k_rad = jax.random.split(key)
-    direction = jax.random.normal(k_dir, (n_samples, d), centre.dtype)  # the search's dtype, also under x64
+    direction = jax.random.normal(k_dir, (n_samples, d), jnp.float32).astype(centre.dtype)  # float32 draws: x64 agrees
     direction = direction / jnp.linalg.norm(direction, axis=-1, keepdims=True)
-    u = jax.random.uniform(k_rad, (n_samples, 1), centre.dtype)
+    u = jax.random.uniform(k_rad, (n_samples, 1), jnp.float32).astype(centre.dtype)
     radius = (inner**d + u * (outer**d - inner**d)) ** (1.0 / d)
     return centre + radius * direction
 

@@ -33,7 +33,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from cfx._validate import as_real
+from cfx._validate import as_real, float_dtype
 from cfx.classifier import Classifier
 
 
@@ -82,10 +82,10 @@ class ConformalClassifier(Classifier):
     def __init__(self, apply_fn, params: Any, n_features: int, n_classes: int | None = None, *,
                  q_hat, alpha=0.05, temperature=0.1, kappa=1.0):
         super().__init__(apply_fn, params, n_features, n_classes)
-        self.q_hat = jnp.asarray(q_hat, jnp.float32)
-        self.alpha = jnp.asarray(alpha, jnp.float32)
-        self.temperature = jnp.asarray(temperature, jnp.float32)
-        self.kappa = jnp.asarray(kappa, jnp.float32)
+        self.q_hat = jnp.asarray(q_hat, float_dtype())
+        self.alpha = jnp.asarray(alpha, float_dtype())
+        self.temperature = jnp.asarray(temperature, float_dtype())
+        self.kappa = jnp.asarray(kappa, float_dtype())
 
     def tree_flatten(self):
         children = (self.params, self.q_hat, self.alpha, self.temperature, self.kappa)
@@ -129,11 +129,11 @@ class ConformalClassifier(Classifier):
     # --- jitted conveniences ---------------------------------------------------------
     def prediction_sets(self, x) -> jax.Array:
         """(n, C) bool (or (C,) for one example): y is in the set iff 1 − p(y|x) <= q̂."""
-        return _prediction_sets(self, jnp.asarray(x, jnp.float32))
+        return _prediction_sets(self, jnp.asarray(x, float_dtype()))
 
     def smooth_set_size(self, x) -> jax.Array:
         """Ω(x) = max(0, Σ_y σ((q̂ − s(x, y)) / T) − κ): (n,) or a scalar."""
-        return _smooth_set_size(self, jnp.asarray(x, jnp.float32))
+        return _smooth_set_size(self, jnp.asarray(x, float_dtype()))
 
     def set_sizes(self, x) -> jax.Array:
         """|C(x)|, the number of classes in each prediction set: (n,) int32."""
@@ -141,7 +141,7 @@ class ConformalClassifier(Classifier):
 
     def coverage(self, x, y) -> float:
         """Empirical coverage: the share of rows whose true label y_i is in C(x_i)."""
-        sets = np.asarray(self.prediction_sets(np.asarray(x, np.float32).reshape(-1, self.n_features)))
+        sets = np.asarray(self.prediction_sets(np.asarray(x, float_dtype()).reshape(-1, self.n_features)))
         y = np.asarray(y).ravel()
         return float(sets[np.arange(len(y)), y].mean())
 
@@ -205,8 +205,8 @@ def calibrate(classifier: Classifier, calibration_data, alpha: float = 0.05, *, 
                                  f"rows (first: row {int(bad[0])}); its logits overflow there, so q̂ is undefined")
     q_hat = conformal_quantile(scores, float(a), finite_sample=bool(finite_sample))
     return ConformalClassifier(classifier.apply_fn, classifier.params, classifier.n_features, classifier.n_classes,
-                               q_hat=np.float32(q_hat), alpha=np.float32(a), temperature=np.float32(t),
-                               kappa=np.float32(k))
+                               q_hat=float_dtype()(q_hat), alpha=float_dtype()(a), temperature=float_dtype()(t),
+                               kappa=float_dtype()(k))
 
 
 def _calibration_arrays(data, classifier: Classifier) -> tuple[np.ndarray, np.ndarray]:
@@ -216,7 +216,7 @@ def _calibration_arrays(data, classifier: Classifier) -> tuple[np.ndarray, np.nd
         X, y = data
     else:
         raise TypeError(f"calibration_data must be a cfx.data.Dataset or a pair (X, y); got {type(data).__name__}")
-    X = np.asarray(X, np.float32)
+    X = np.asarray(X, float_dtype())
     y_raw = np.asarray(y)
     if X.ndim != 2 or X.shape[1] != classifier.n_features:
         raise ValueError(f"calibration_data.X must have shape (n, {classifier.n_features}) for this classifier; "

@@ -14,6 +14,8 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from cfx._validate import float_dtype
+
 #: Activation name -> function. ``swish`` and ``silu`` are the same function.
 ACTIVATIONS: dict[str, Callable[[jax.Array], jax.Array]] = {
     "relu": nn.relu,
@@ -110,4 +112,8 @@ class ModuleApply:
 
     def init(self, key: jax.Array, n_features: int) -> Any:
         """Fresh variables for inputs of width ``n_features``."""
-        return self.module.init(key, jnp.zeros((1, n_features), jnp.float32))
+        # draws in float32 (flax's default param_dtype), then float_dtype: under x64 the same
+        # starting weights, held and trained in float64 (Dense promotes to its params' dtype)
+        variables = self.module.init(key, jnp.zeros((1, n_features), jnp.float32))
+        return jax.tree_util.tree_map(lambda v: v.astype(float_dtype()) if jnp.issubdtype(v.dtype, jnp.floating) else v,
+                                      variables)

@@ -48,6 +48,8 @@ import jax.numpy as jnp
 import optax
 from flax import struct
 
+from cfx._validate import float_dtype
+
 #: ``loss_fn(params, batch, key, *, apply, extra) -> (loss, (new_extra, aux_metrics))``.
 LossFn = Callable[..., tuple[jax.Array, tuple[Any, dict]]]
 #: ``apply(params, x, key | None) -> logits``: the training-mode forward pass.
@@ -154,7 +156,7 @@ def shuffled_batches(key: jax.Array, n: int, batch_size: int) -> tuple[jax.Array
     pad = n_batches * batch_size - n
     perm = jax.random.permutation(key, n)
     idx = jnp.concatenate([perm, perm[:pad]]).reshape(n_batches, batch_size)
-    w = jnp.concatenate([jnp.ones(n, jnp.float32), jnp.zeros(pad, jnp.float32)]).reshape(n_batches, batch_size)
+    w = jnp.concatenate([jnp.ones(n, float_dtype()), jnp.zeros(pad, float_dtype())]).reshape(n_batches, batch_size)
     return idx, w
 
 

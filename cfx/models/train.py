@@ -32,7 +32,7 @@ import optax
 from tqdm.auto import tqdm
 
 from cfx._streams import interactive
-from cfx._validate import as_real, integer
+from cfx._validate import as_float, as_real, float_dtype, integer
 from cfx.classifier import Classifier
 from cfx.models.ensemble import Ensemble
 from cfx.models.jem import JEMLoss
@@ -97,7 +97,7 @@ class _Spec:
 def _init_opt_state(params: Any, learning_rate: float, weight_decay: float) -> Any:
     """``_TX.init(params)`` with the real learning rate and weight decay in its state."""
     state = _TX.init(params)
-    hyper = dict(state.hyperparams, learning_rate=jnp.float32(learning_rate), weight_decay=jnp.float32(weight_decay))
+    hyper = dict(state.hyperparams, learning_rate=as_float(learning_rate), weight_decay=as_float(weight_decay))
     return state._replace(hyperparams=hyper)
 
 
@@ -161,7 +161,7 @@ def _resolve_model(model, *, n_classes, widths, activation, dropout, n_members) 
 def _check_dataset(dataset) -> tuple[np.ndarray, np.ndarray]:
     if not (hasattr(dataset, "X") and hasattr(dataset, "y")):
         raise TypeError(f"dataset must be a cfx.data.Dataset (with .X and .y); got {type(dataset).__name__}")
-    X = np.asarray(dataset.X, np.float32)
+    X = np.asarray(dataset.X, float_dtype())
     y = np.asarray(dataset.y)
     if X.ndim != 2 or X.shape[0] < 1:
         raise ValueError(f"dataset.X must have shape (n, d) with n >= 1; got {X.shape}")
@@ -250,7 +250,7 @@ def _build(model, d: int, *, n_classes: int, widths, activation, dropout, n_memb
     member_shapes = fresh_shapes
     if isinstance(apply, Ensemble):  # drop the stacked member axis
         member_shapes = jax.tree_util.tree_map(lambda s: jax.ShapeDtypeStruct(s.shape[1:], s.dtype), fresh_shapes)
-    out = jax.eval_shape(member, member_shapes, jax.ShapeDtypeStruct((1, d), jnp.float32))
+    out = jax.eval_shape(member, member_shapes, jax.ShapeDtypeStruct((1, d), float_dtype()))
     if out.ndim != 2 or not (out.shape[-1] >= n_classes or (out.shape[-1] == 1 and n_classes == 2)):
         raise ValueError(f"model must output (n, C) logits with C >= {n_classes}; got shape {out.shape} for (1, {d})")
     return apply, fresh_shapes, max(n_classes, int(out.shape[-1]))
@@ -494,9 +494,9 @@ def accuracy(classifier: Classifier, dataset, y=None) -> float:
     ``accuracy(clf, dataset)`` or ``accuracy(clf, X, y)``.
     """
     if y is None:
-        X, labels = np.asarray(dataset.X, np.float32), np.asarray(dataset.y)
+        X, labels = np.asarray(dataset.X, float_dtype()), np.asarray(dataset.y)
     else:
-        X, labels = np.asarray(dataset, np.float32), np.asarray(y)
+        X, labels = np.asarray(dataset, float_dtype()), np.asarray(y)
     if X.shape[0] == 0:
         raise ValueError("accuracy needs at least one example")
     return float(np.mean(np.asarray(classifier.predict(X)) == labels))
