@@ -101,7 +101,8 @@ def canonical_leaves(generator: Generator) -> Generator:
     def canonical(leaf, declared_float=False):
         if isinstance(leaf, jax.Array):  # already on a device: convert only when needed
             floating = jnp.issubdtype(leaf.dtype, jnp.floating)
-            return jnp.asarray(leaf, float_dtype()) if floating and (leaf.dtype != float_dtype() or leaf.weak_type) else leaf
+            dtype = float_dtype()
+            return jnp.asarray(leaf, dtype) if floating and (leaf.dtype != dtype or leaf.weak_type) else leaf
         arr = np.asarray(leaf)  # host values stay on the host until the one device_put
         if arr.dtype.kind == "f" or (declared_float and arr.dtype.kind in "iu"):
             return arr.astype(float_dtype())

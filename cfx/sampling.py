@@ -364,7 +364,7 @@ def _per_target_samples(classifier, targets, lower, upper, key, fresh_prob, grad
     _TRACES["per_target_samples"] += 1  # trace time only
     m, d = targets.shape[0], classifier.n_features
     k_start, k_fresh, k_mask, k_run = jax.random.split(key, 4)
-    start = jax.random.uniform(k_start, (m, 1, d), jnp.float32, lower, upper).astype(float_dtype())  # the buffer's one point
+    start = jax.random.uniform(k_start, (m, 1, d), jnp.float32, lower, upper).astype(float_dtype())  # buffer's point
     fresh = jax.random.uniform(k_fresh, (m, n_chains, d), jnp.float32, lower, upper).astype(float_dtype())
     is_fresh = jax.random.uniform(k_mask, (m, n_chains, 1)) < fresh_prob
     x0 = jnp.where(is_fresh, fresh, start).reshape(m * n_chains, d)

@@ -25,8 +25,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from cfx._validate import float_dtype
-from cfx import checks, convergence, distributed, losses, reductions, runtime
+from cfx import _validate, checks, convergence, distributed, losses, reductions, runtime
 from cfx.classifier import Classifier
 from cfx.constraints import Constraints, ResolvedConstraints
 from cfx.generators.base import Generator, StepContext
@@ -74,8 +73,8 @@ def _noise(generator, shape, rows, key):
     """init_scale·N(0, I) or init_scale·U(−1, 1) of ``shape`` per row, from a key per row index
     (so a row's start does not depend on chunking or sharding)."""
     draw = jax.random.normal if generator.init == "noise" else functools.partial(jax.random.uniform, minval=-1.0)
-    # float32 draws (then float_dtype): the same start whether or not jax_enable_x64 is on
-    return generator.init_scale * jax.vmap(lambda r: draw(jax.random.fold_in(key, r), shape[1:], jnp.float32))(rows).astype(float_dtype())
+    z = jax.vmap(lambda r: draw(jax.random.fold_in(key, r), shape[1:], jnp.float32))(rows)  # x64: same draws
+    return generator.init_scale * z.astype(_validate.float_dtype())
 
 
 def _start(generator, x_rep, rows, key, start, constraints):
@@ -261,7 +260,7 @@ def _program(generator, classifier, x, target, *, key, constraints, max_steps, r
             losses=terms,
             path=path,
             track=track_states[0] if track_states else None,
-            threshold=jnp.asarray(threshold, float_dtype()),
+            threshold=jnp.asarray(threshold, _validate.float_dtype()),
         )
 
     return _Program(start, advance, finish)
