@@ -30,6 +30,7 @@ import numpy as np
 import optax
 from flax import struct
 
+from cfx._validate import float_dtype
 from cfx.classifier import Classifier
 from cfx.constraints import ResolvedConstraints
 from cfx.generators.eccco import ECCo
@@ -66,7 +67,7 @@ class TrainingData:
         order = np.argsort(y, kind="stable").astype(np.int32)
         count = np.bincount(y, minlength=n_classes).astype(np.int32)
         start = np.concatenate([[0], np.cumsum(count)[:-1]]).astype(np.int32)
-        return cls(jnp.asarray(X, jnp.float32), jnp.asarray(y), jnp.asarray(order), jnp.asarray(start),
+        return cls(jnp.asarray(X, float_dtype()), jnp.asarray(y), jnp.asarray(order), jnp.asarray(start),
                    jnp.asarray(count))
 
 
@@ -108,7 +109,7 @@ def _counterfactuals(params, data, key, generator, constraints, spec: EpochSpec)
     mature = res.converged[:, 0]
     x_ce = jnp.where(mature[:, None], res.counterfactuals[:, 0], x_plus)
     cfs = Counterfactuals(x_ce=x_ce, x_plus=x_plus, y_plus=target, x_ae=res.track[0][:, 0], y_ae=y_true,
-                          w=jnp.ones((spec.n_ce,), jnp.float32), mature=mature, x=x)
+                          w=jnp.ones((spec.n_ce,), float_dtype()), mature=mature, x=x)
     info = {"mature_share": jnp.mean(mature.astype(jnp.float32)),
             "search_steps": jnp.mean(res.steps.astype(jnp.float32)), **_landing(x, res.counterfactuals[:, 0], mature,
                                                                                cfs.x_ae, constraints)}

@@ -25,7 +25,7 @@ import jax.numpy as jnp
 import numpy as np
 from tqdm.auto import tqdm
 
-from cfx._validate import as_real
+from cfx._validate import as_real, float_dtype
 from cfx.classifier import Classifier
 from cfx.constraints import MUTABILITY, NONE, Constraints
 from cfx.generators.eccco import ECCo, polynomial_schedule
@@ -65,7 +65,7 @@ def search_constraints(dataset, ct: CTConfig) -> Constraints:
     mutability = list(schema.mutability) if ct.schema_mutability else ["both"] * d
     for i in ct.protected:
         mutability[i] = "none"
-    lower, upper = np.asarray(schema.lower, np.float32), np.asarray(schema.upper, np.float32)
+    lower, upper = np.asarray(schema.lower, float_dtype()), np.asarray(schema.upper, float_dtype())
     if ct.domain_sd is not None:
         X = dataset.X
         mean, sd = X.mean(0), X.std(0, ddof=1 if ct.domain_covers_data else 0)  # Julia's std is the sample one
@@ -90,7 +90,7 @@ def generator(ct: CTConfig) -> ECCo:
 
 @functools.partial(jax.jit, static_argnums=0)
 def _gradients_finite(apply, params, X, y) -> jax.Array:
-    w = jnp.ones((X.shape[0],), jnp.float32)
+    w = jnp.ones((X.shape[0],), float_dtype())
     grads = jax.grad(lambda p: weighted_cross_entropy(apply.train_logits(p, X, None), y, w))(params)
     return jnp.all(jnp.stack([jnp.all(jnp.isfinite(g)) for g in jax.tree_util.tree_leaves(grads)]))
 

@@ -24,6 +24,7 @@ import jax.numpy as jnp
 import optax
 from flax import struct
 
+from cfx._validate import float_dtype
 from cfx.classifier import two_class_logits
 from cfx.constraints import DECREASE, INCREASE, NONE
 from cfx.models.losses import weighted_cross_entropy, weighted_mean
@@ -58,9 +59,9 @@ class Counterfactuals:
     @classmethod
     def empty(cls, m: int, d: int) -> "Counterfactuals":
         """m zero-weight slots (a batch without counterfactuals)."""
-        z = jnp.zeros((m, d), jnp.float32)
+        z = jnp.zeros((m, d), float_dtype())
         i = jnp.zeros((m,), jnp.int32)
-        return cls(z, z, i, z, i, jnp.zeros((m,), jnp.float32), jnp.zeros((m,), bool), z)
+        return cls(z, z, i, z, i, jnp.zeros((m,), float_dtype()), jnp.zeros((m,), bool), z)
 
 
 @struct.dataclass
@@ -76,7 +77,7 @@ class CTWeights:
 
     @classmethod
     def create(cls, weights, mutability) -> "CTWeights":
-        ce, div, reg, adv = (jnp.asarray(w, jnp.float32) for w in weights)
+        ce, div, reg, adv = (jnp.asarray(w, float_dtype()) for w in weights)
         return cls(ce, div, reg, adv, jnp.asarray(mutability, jnp.int32))
 
 
