@@ -27,8 +27,11 @@ def _odds(logits, target, factual_class):
 
 
 def class_probs(logits, target, factual_class):
-    """p_a = 1 / Σ_c exp(f_c − f_a): p(y+|x'), or untargeted the largest p of a class ≠ the factual's."""
-    odds, _, _ = _odds(logits, target, factual_class)
+    """p_a = 1 / Σ_c exp(f_c − f_a): p(y+|x'), or untargeted the largest p of a class ≠ the factual's.
+
+    An overflowing logit (±inf) gives its limit probability, not NaN (its search row says nonfinite)."""
+    big = jnp.finfo(logits.dtype).max
+    odds, _, _ = _odds(jnp.clip(logits, -big, big), target, factual_class)
     return 1.0 / sum_last(odds)
 
 

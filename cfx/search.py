@@ -250,15 +250,9 @@ def _program(generator, classifier, x, target, *, key, constraints, max_steps, r
             last = jnp.take_along_axis(path, steps[..., None, None], axis=2)
             path = jnp.where((jnp.arange(max_steps + 1)[:, None] > steps[..., None, None]), last, path)
         return CounterfactualResult(
-            factuals=x, target=target,
-            counterfactuals=x_cf,
+            factuals=x, target=target, counterfactuals=x_cf, steps=steps, losses=terms, path=path,
             outcome=jnp.where(ok, CONVERGED, failed).astype(jnp.int32),
-            steps=steps,
-            # an overflowing logit (±inf) is reported as its limit probability, not NaN (its row says nonfinite)
-            target_probs=convergence.class_probs(jnp.clip(logits, -jnp.finfo(logits.dtype).max,
-                                                          jnp.finfo(logits.dtype).max), row_target, row_factual),
-            losses=terms,
-            path=path,
+            target_probs=convergence.class_probs(logits, row_target, row_factual),
             track=track_states[0] if track_states else None,
             threshold=jnp.asarray(threshold, _validate.float_dtype()),
         )

@@ -493,10 +493,8 @@ def accuracy(classifier: Classifier, dataset, y=None) -> float:
 
     ``accuracy(clf, dataset)`` or ``accuracy(clf, X, y)``.
     """
-    if y is None:
-        X, labels = np.asarray(dataset.X, float_dtype()), np.asarray(dataset.y)
-    else:
-        X, labels = np.asarray(dataset, float_dtype()), np.asarray(y)
+    X, labels = (dataset.X, dataset.y) if y is None else (dataset, y)
+    X, labels = np.asarray(X, float_dtype()), np.asarray(labels)
     if X.shape[0] == 0:
         raise ValueError("accuracy needs at least one example")
     return float(np.mean(np.asarray(classifier.predict(X)) == labels))
