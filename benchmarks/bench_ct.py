@@ -33,7 +33,7 @@ import jax
 import jax.numpy as jnp
 
 import cfx
-from cfx import reductions
+from cfx import _reductions as reductions
 from cfx.constraints import MUTABILITY
 from cfx.generators.eccco import decay
 from cfx.models import train as _train

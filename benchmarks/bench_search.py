@@ -21,7 +21,7 @@ and step count, no convergence test at all), each tried because it might win:
   batch-scan-lse  the same with CE written as logsumexp(f) − f_y, as optax does it
   batch-fori-lse  lax.fori_loop instead of scan
   batch-fori-mask CE's f_y picked with a one-hot mask (its gradient is no scatter)
-  batch-fori-unrolled  the masked CE with its sums over the classes unrolled (cfx.reductions)
+  batch-fori-unrolled  the masked CE with its sums over the classes unrolled (cfx._reductions)
   manual          a hand-written backward pass of the ReLU MLP (no autodiff)
 
 Prints factual-steps per second for each, cfx against the best kernel, the per-factual loops,
@@ -53,7 +53,8 @@ import jax.numpy as jnp
 import numpy as np
 
 import cfx
-from cfx import losses, reductions
+from cfx import _reductions as reductions
+from cfx import losses
 
 MODELS = {"default": (20, 64, 64, 2), "small": (20, 64, 32, 16, 2)}
 WIDTHS = MODELS["default"]
@@ -98,7 +99,7 @@ def _ce_masked(f, y):
 
 
 def _ce_unrolled(f, y):
-    """The masked CE with its class sums written over the C slices (cfx.reductions): XLA's CPU
+    """The masked CE with its class sums written over the C slices (cfx._reductions): XLA's CPU
     code for a reduction over 2 classes is a slow scalar loop, elementwise code is not."""
     return reductions.logsumexp_last(f) - reductions.sum_last(jnp.where(jnp.arange(f.shape[-1]) == y[:, None], f, 0.0))
 
@@ -176,10 +177,10 @@ def own_program(generator, clf, x, target, steps):
     """``cfx.generate``'s own compiled search for these inputs (one chunk, one process), as a call
     with its arguments already on the device."""
     n, d = x.shape
-    placed = jax.device_put((*cfx.runtime.device_leaves(generator, clf), x, target, np.arange(n, dtype=np.int32), None,
+    placed = jax.device_put((*cfx.search._runtime.device_leaves(generator, clf), x, target, np.arange(n, dtype=np.int32), None,
                              jax.random.key(1), cfx.Constraints().resolve(d)))
     static = dict(max_steps=steps, track=None, return_path=False, loop="while", checked=False)
-    program = cfx.runtime.executable(cfx.search._search_jit, placed, (None,) * len(placed), static)[0]
+    program = cfx.search._runtime.executable(cfx.search._core._search_jit, placed, (None,) * len(placed), static)[0]
     return lambda: program(*placed)
 
 

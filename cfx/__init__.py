@@ -14,20 +14,31 @@ from cfx.constraints import Constraints
 from cfx.evaluation import evaluate
 from cfx.explain import explain
 from cfx.io import load, save
-from cfx.result import OUTCOMES, CounterfactualResult
 from cfx import search
-from cfx.search import generate
-from cfx.tracks import Track, track_last_within, track_path
+from cfx.search import OUTCOMES, CounterfactualResult, Track, generate, track_last_within, track_path
 
 __version__ = "0.1.0"
 
 
+# modules that became private parts of cfx.search (0.2): ``cfx.<old>`` still works one release, with a warning
+_MOVED = {"result": "cfx.search._result", "tracks": "cfx.search._tracks", "runtime": "cfx.search._runtime",
+          "checks": "cfx.search._checks", "distributed": "cfx.search._distributed",
+          "compile_cache": "cfx.search._compile_cache", "convergence": "cfx.search._convergence",
+          "reductions": "cfx._reductions"}
+
+
 def __getattr__(name):
     """The experiment layer (pandas, matplotlib) loads on first use, not with ``import cfx``."""
-    if name in ("experiments", "plotting", "dynamics", "probing"):
-        import importlib
+    import importlib
 
+    if name in ("experiments", "plotting", "dynamics", "probing"):
         return importlib.import_module(f"cfx.{name}")
+    if name in _MOVED:
+        import warnings
+
+        warnings.warn(f"cfx.{name} is private since cfx 0.2 (now {_MOVED[name]}): use the public names in "
+                      "cfx.search or cfx (see CHANGELOG.md)", DeprecationWarning, stacklevel=2)
+        return importlib.import_module(_MOVED[name])
     raise AttributeError(f"module 'cfx' has no attribute {name!r}")
 
 __all__ = [

@@ -96,7 +96,7 @@ def _cmd_run(args) -> int:
 
 
 def _run(args) -> int:
-    from cfx import compile_cache, experiments
+    from cfx import experiments, search
     from cfx.experiments import ConfigError, OutputExistsError
 
     try:
@@ -109,7 +109,7 @@ def _run(args) -> int:
         print(f"# {cfg.plan()}")
         return 0
     out = cfg.output_dir
-    cache = compile_cache.configure(compile_cache.resolve(args.compile_cache, args.no_compile_cache))
+    cache = search.compile_cache(args.compile_cache, disabled=args.no_compile_cache)
     env_file = Path(out) / "environment.json"
     env_before = _read_text(env_file)
     try:

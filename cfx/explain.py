@@ -28,12 +28,13 @@ import numpy as np
 import pandas as pd
 
 from cfx._validate import as_float, float_dtype
-from cfx import checks, convergence
+from cfx.search import _checks as checks
+from cfx.search import _convergence as convergence
 from cfx import generators as G
 from cfx.classifier import Classifier
 from cfx.data.dataset import Dataset
 from cfx.data.rows import as_frame, call_constraints, raw_counterfactuals
-from cfx.result import OUTCOMES
+from cfx.search import OUTCOMES
 from cfx.restarts import bank, reachable, restart
 from cfx.search import generate
 

@@ -17,7 +17,7 @@ import jax
 import jax.numpy as jnp
 from flax import struct
 
-from cfx import reductions
+from cfx import _reductions as reductions
 
 _EPS = 1e-12
 

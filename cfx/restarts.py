@@ -34,10 +34,10 @@ import jax.numpy as jnp
 import numpy as np
 
 from cfx._validate import as_float, float_dtype
-from cfx import convergence
+from cfx.search import _convergence as convergence
 from cfx.classifier import Classifier
 from cfx.constraints import Constraints
-from cfx.result import CONVERGED
+from cfx.search import CONVERGED
 
 BANK_PER_CLASS = 2000  # training rows per predicted class in the bank (seeded draw)
 BISECTION_STEPS = 20

@@ -35,7 +35,7 @@ from flax import struct
 
 from cfx._validate import as_float, float_dtype, prng_key, real, samples
 from cfx.classifier import Classifier
-from cfx.reductions import pick_last
+from cfx._reductions import pick_last
 
 #: ``energy_fn(x (B, d), *args) -> (B,)``: one energy per chain.
 EnergyFn = Callable[..., jax.Array]

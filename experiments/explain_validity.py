@@ -63,7 +63,7 @@ def summary(valid: np.ndarray, outcome: np.ndarray, seconds: float) -> dict:
         "invalid": int((~valid).sum()),
         "valid_not_converged": int((valid & ~converged).sum()),
         "converged_not_valid": int((converged & ~valid).sum()),
-        "outcomes": {cfx.result.OUTCOMES[c]: int(k) for c, k in zip(codes, counts)},
+        "outcomes": {cfx.OUTCOMES[c]: int(k) for c, k in zip(codes, counts)},
         "seconds": seconds,
     }
 
@@ -78,7 +78,7 @@ def run_explain(train, clf, rows, generator, K, warm=False, **options):
     seconds = time.perf_counter() - began
     n = len(rows)
     valid = frame["valid"].to_numpy().reshape(n, K)
-    codes = {name: i for i, name in enumerate(cfx.result.OUTCOMES)}
+    codes = {name: i for i, name in enumerate(cfx.OUTCOMES)}
     outcome = frame["outcome"].map(codes).to_numpy().reshape(n, K)
     out = summary(valid, outcome, seconds)
     # the returned raw rows scored again here, independently of explain's own column

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from cfx import compile_cache
-from cfx.compile_cache import OFF, resolve
+from cfx.search import _compile_cache as compile_cache
+from cfx.search._compile_cache import OFF, resolve
 
 ROOT = Path(__file__).resolve().parents[1]
 SMOKE = str(ROOT / "configs" / "quickstart_smoke.yaml")

@@ -10,7 +10,7 @@ import pytest
 
 import cfx.data as D
 from cfx.data import synthetic, tabular
-from cfx.checks import check_within_bounds
+from cfx.search._checks import check_within_bounds
 
 SYNTHETIC = list(synthetic.GENERATORS)
 REAL = list(tabular.SPECS)

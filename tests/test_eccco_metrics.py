@@ -11,7 +11,7 @@ import pytest
 import cfx
 from cfx.data.vision import images_to_dataset, read_idx
 from cfx.evaluation import ssim as S
-from cfx.result import CounterfactualResult
+from cfx.search import CounterfactualResult
 
 
 def test_ssim_closed_forms():

@@ -13,7 +13,7 @@ from cfx.classifier import Classifier
 from cfx.constraints import Constraints
 from cfx.data.dataset import Dataset, FeatureSchema
 from cfx.evaluation import batching, evaluate, list_metrics, summary_table
-from cfx.result import CounterfactualResult
+from cfx.search import CounterfactualResult
 
 
 def linear(w, b) -> Classifier:

@@ -170,3 +170,52 @@ def test_nothing_below_imports_the_experiment_layer():
         assert not bad, f"{m} imports {bad}"
     assert _imports("cfx.plotting", top_level_only=False) == set()
     assert not [t for t in _imports("cfx.experiments.kinds", top_level_only=False) if "kinds." in t]
+
+
+# The top of the tree: every module and package directly under cfx/, public or private. A new
+# one is a decision about the architecture: place it here (host plumbing of the search goes
+# into cfx/search/ as a private module instead).
+TOP_LEVEL = {
+    "public": {"causal", "classifier", "cli", "constraints", "explain", "io", "losses", "plotting", "probing",
+               "restarts", "sampling", "stats", "data", "dynamics", "evaluation", "experiments", "generators",
+               "models", "search", "training"},
+    "private": {"_reductions", "_streams", "_validate"},
+}
+# What cfx.search (the search and its plumbing) may import from the rest of cfx: the pieces
+# a search is made of, nothing that uses the search.
+SEARCH_DEPENDS_ON = {"cfx._validate", "cfx._reductions", "cfx.classifier", "cfx.constraints", "cfx.losses",
+                     "cfx.generators.base", "cfx.generators"}  # cfx.generators: lazily, for a hint naming the registry
+# The only modules outside cfx.search that read its private parts, and which parts.
+SEARCH_PRIVATE_READERS = {"cfx.explain": {"cfx.search._checks", "cfx.search._convergence"},
+                          "cfx.restarts": {"cfx.search._convergence"}}
+
+
+def test_the_top_level_is_the_listed_tree():
+    found = {p.stem if p.is_file() else p.name for p in PKG.iterdir()
+             if (p.suffix == ".py" and p.stem not in ("__init__", "__main__")) or (p / "__init__.py").exists()}
+    listed = TOP_LEVEL["public"] | TOP_LEVEL["private"]
+    assert found - listed == set(), f"new top-level modules, place them in TOP_LEVEL (or inside a package): {found - listed}"
+    assert listed - found == set(), f"TOP_LEVEL lists modules that are gone: {listed - found}"
+    assert all(n.startswith("_") for n in TOP_LEVEL["private"]) and not any(n.startswith("_") for n in TOP_LEVEL["public"])
+
+
+def test_the_search_package_imports_only_its_pieces():
+    """cfx.search's modules import each other and the pieces a search is made of; nothing that uses the search."""
+    for m in MODULES:
+        if m == "cfx.search" or m.startswith("cfx.search."):
+            outside = {t for t in _imports(m, top_level_only=False) if not t.startswith("cfx.search")}
+            assert outside <= SEARCH_DEPENDS_ON, f"{m} imports {sorted(outside - SEARCH_DEPENDS_ON)}"
+    assert "cfx.search._core" in _imports("cfx.search", top_level_only=True)
+
+
+def test_the_search_plumbing_stays_private():
+    """Outside cfx.search, cfx imports the package's public names, not its private modules (a short list excepted);
+    and the pieces below the search (generators, models, losses, ...) never import it."""
+    for m in MODULES:
+        if m == "cfx.search" or m.startswith("cfx.search."):
+            continue
+        private = {t for t in _imports(m, top_level_only=False) if t.startswith("cfx.search._")}
+        assert private <= SEARCH_PRIVATE_READERS.get(m, set()), f"{m} imports the private {sorted(private)}"
+    below = [m for m in MODULES if m in SEARCH_DEPENDS_ON or m.startswith(("cfx.generators.", "cfx.models"))]
+    for m in below:
+        assert not [t for t in _imports(m, top_level_only=False) if t.startswith("cfx.search")], f"{m} imports cfx.search"

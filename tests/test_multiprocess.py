@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 import cfx
-from cfx import distributed
+from cfx.search import _distributed as distributed
 
 KEY = jax.random.key(0)
 SHARES = (7, 5)  # uneven on purpose: process 1 pads its block to 7 rows

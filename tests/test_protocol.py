@@ -10,7 +10,7 @@ import pytest
 
 import cfx
 from cfx import generators as G
-from cfx.result import CONVERGED, MAX_STEPS, NONFINITE, NOT_REACHED, UNCHANGED
+from cfx.search import CONVERGED, MAX_STEPS, NONFINITE, NOT_REACHED, UNCHANGED
 from cfx.search import compilation_count, search
 
 KEY = jax.random.key(0)
@@ -152,7 +152,7 @@ def test_a_step_rule_gets_per_row_keys_the_step_number_and_no_gradient(linear_cl
 
 
 def test_only_float_leaves_are_cast(linear_classifier, factuals):
-    from cfx.checks import canonical_leaves
+    from cfx.search._checks import canonical_leaves
 
     gen = canonical_leaves(G.Generic(cost=1, min_steps=2))
     assert gen.cost.dtype == jnp.float32 and gen.min_steps.dtype == jnp.int32

@@ -9,8 +9,8 @@ import pytest
 
 import cfx
 from cfx import generators as G
-from cfx import runtime as R
-from cfx import search as S
+from cfx.search import _runtime as R
+from cfx.search import _core as S
 
 KEY = jax.random.key(0)
 
@@ -129,7 +129,7 @@ def test_every_kind_of_step_rule_compacts_to_the_plain_result(name, moons_split,
 
 
 def test_auto_compaction_is_on_for_long_searches_only():
-    from cfx.checks import check_compact
+    from cfx.search._checks import check_compact
 
     assert check_compact("auto", "while", False, 1000) == 50
     assert check_compact("auto", "while", False, 100) is None

@@ -410,17 +410,17 @@ def test_claproar_averages_the_member_losses_of_an_ensemble(moons_split, moons_e
     assert not np.allclose(res.losses["model_loss"], res.losses["yloss"])
 
 
-@pytest.mark.parametrize("n_classes", [1, 2, 5, cfx.reductions.UNROLLED + 3])
+@pytest.mark.parametrize("n_classes", [1, 2, 5, cfx._reductions.UNROLLED + 3])
 def test_last_axis_reductions_equal_numpy_and_their_gradients(n_classes):
     """The unrolled sums (and the plain reductions above UNROLLED) give jnp's values,
     logsumexp's gradient is the softmax, an all −inf row stays −inf, and the norms are jnp's."""
     logits = jax.random.normal(jax.random.key(n_classes), (4, 3, n_classes)) * 5.0
-    np.testing.assert_allclose(cfx.reductions.sum_last(logits), jnp.sum(logits, -1), rtol=1e-6, atol=1e-6)
-    np.testing.assert_array_equal(cfx.reductions.max_last(logits), jnp.max(logits, -1))
-    np.testing.assert_allclose(cfx.reductions.logsumexp_last(logits), jax.nn.logsumexp(logits, -1), rtol=1e-6)
-    grad = jax.grad(lambda f: jnp.sum(cfx.reductions.logsumexp_last(f)))(logits)
+    np.testing.assert_allclose(cfx._reductions.sum_last(logits), jnp.sum(logits, -1), rtol=1e-6, atol=1e-6)
+    np.testing.assert_array_equal(cfx._reductions.max_last(logits), jnp.max(logits, -1))
+    np.testing.assert_allclose(cfx._reductions.logsumexp_last(logits), jax.nn.logsumexp(logits, -1), rtol=1e-6)
+    grad = jax.grad(lambda f: jnp.sum(cfx._reductions.logsumexp_last(f)))(logits)
     np.testing.assert_allclose(grad, jax.nn.softmax(logits), rtol=1e-5, atol=1e-7)
-    assert cfx.reductions.logsumexp_last(jnp.full((2, n_classes), -jnp.inf)).tolist() == [-jnp.inf, -jnp.inf]
+    assert cfx._reductions.logsumexp_last(jnp.full((2, n_classes), -jnp.inf)).tolist() == [-jnp.inf, -jnp.inf]
     for ord in (1, 2, jnp.inf, 3):
-        np.testing.assert_allclose(cfx.reductions.norm_last(logits, ord), jnp.linalg.norm(logits, ord=ord, axis=-1),
+        np.testing.assert_allclose(cfx._reductions.norm_last(logits, ord), jnp.linalg.norm(logits, ord=ord, axis=-1),
                                    rtol=1e-5)

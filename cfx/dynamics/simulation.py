@@ -42,7 +42,7 @@ import numpy as np
 from cfx.dynamics.metrics import MetricOptions, evaluate_state, feature_grid
 from cfx.dynamics.mmd import _TRACES
 from cfx.generators.base import Generator
-from cfx.result import CONVERGED
+from cfx.search import CONVERGED
 
 __all__ = ["simulate", "SimulationResult", "POOLS", "DRAWS", "CfxTrainer"]
 

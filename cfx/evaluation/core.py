@@ -18,7 +18,7 @@ from cfx.data.dataset import Dataset
 from cfx.evaluation import batching, registry
 from cfx.evaluation.context import EvaluationContext, context as build_context, same_classifier
 from cfx.evaluation.registry import Metric, default_cost
-from cfx.result import CounterfactualResult
+from cfx.search import CounterfactualResult
 
 
 def _check_result(result, classifier) -> None:

@@ -34,7 +34,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from cfx import losses, reductions
+from cfx import _reductions as reductions
+from cfx import losses
 from cfx._validate import as_real, float_dtype
 from cfx.generators import pca
 from cfx.generators.base import Generator, Penalty, check_positive, fitted, generator, static

@@ -6,7 +6,8 @@ import jax
 import jax.numpy as jnp
 from jax.scipy.stats import norm
 
-from cfx import losses, reductions
+from cfx import _reductions as reductions
+from cfx import losses
 from cfx.generators.base import Generator, Penalty, check_positive, generator
 
 

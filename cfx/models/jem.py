@@ -32,7 +32,7 @@ from cfx import sampling
 from cfx.classifier import two_class_logits
 from cfx.models.losses import weighted_cross_entropy, weighted_mean
 from cfx.models.step import Batch, TrainApply
-from cfx.reductions import pick_last
+from cfx._reductions import pick_last
 
 
 @dataclasses.dataclass(frozen=True)

@@ -43,7 +43,7 @@ from cfx.classifier import two_class_logits
 from cfx.models.jem import JEMLoss
 from cfx.models.losses import weighted_cross_entropy
 from cfx.models.step import Batch, TrainApply
-from cfx.reductions import pick_last
+from cfx._reductions import pick_last
 
 __all__ = ["ReferenceJEMLoss", "ReferenceBuffer"]
 

@@ -18,7 +18,7 @@ import jax.numpy as jnp
 
 from cfx.classifier import two_class_logits
 from cfx.models.step import Batch, TrainApply
-from cfx.reductions import logsumexp_last, pick_last
+from cfx._reductions import logsumexp_last, pick_last
 
 
 def weighted_mean(values: jax.Array, w: jax.Array) -> jax.Array:

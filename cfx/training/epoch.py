@@ -36,7 +36,7 @@ from cfx.constraints import ResolvedConstraints
 from cfx.generators.eccco import ECCo
 from cfx.models.step import Batch, TrainState, shuffled_batches
 from cfx.search import search
-from cfx.tracks import track_last_within
+from cfx.search import track_last_within
 from cfx.training.loss import Counterfactuals, CTWeights, _step
 
 _TRACES: collections.Counter = collections.Counter()

@@ -29,7 +29,7 @@ from cfx.classifier import two_class_logits
 from cfx.constraints import DECREASE, INCREASE, NONE
 from cfx.models.losses import weighted_cross_entropy, weighted_mean
 from cfx.models.step import Batch, TrainApply, TrainState, train_step
-from cfx.reductions import pick_last
+from cfx._reductions import pick_last
 
 
 @struct.dataclass

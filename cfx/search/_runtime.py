@@ -19,11 +19,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from cfx import checks
+from cfx.search import _checks as checks
 from cfx.classifier import Classifier
 from cfx.constraints import Constraints, ResolvedConstraints
 from cfx.generators.base import Generator
-from cfx.result import CounterfactualResult
+from cfx.search._result import CounterfactualResult
 
 # Compiled executables keyed on the abstract signature of the arguments (tree structure incl.
 # static generator fields and apply_fn, shapes, dtypes) and the static options. Keeping the

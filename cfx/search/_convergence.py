@@ -10,7 +10,7 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-from cfx.reductions import max_last, sum_last
+from cfx._reductions import max_last, sum_last
 
 GRADIENT_TOLERANCE = 0.01  # "generator conditions": every |∂loss/∂x'_j| below this
 RULES = ("threshold", "generator_conditions", "gradient", "max_steps")

@@ -25,12 +25,17 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from cfx import _validate, checks, convergence, distributed, losses, reductions, runtime
+from cfx import _reductions as reductions
+from cfx import _validate, losses
+from cfx.search import _checks as checks
+from cfx.search import _convergence as convergence
+from cfx.search import _distributed as distributed
+from cfx.search import _runtime as runtime
 from cfx.classifier import Classifier
 from cfx.constraints import Constraints, ResolvedConstraints
 from cfx.generators.base import Generator, StepContext
-from cfx.result import CONVERGED, MAX_STEPS, NONFINITE, NOT_REACHED, UNCHANGED, CounterfactualResult
-from cfx.tracks import Track, track_path
+from cfx.search._result import CONVERGED, MAX_STEPS, NONFINITE, NOT_REACHED, UNCHANGED, CounterfactualResult
+from cfx.search._tracks import Track, track_path
 
 # =============================================================================== compiled core
 def _with_condition(generator, converged, x_cf, logits, target, classifier):
@@ -118,7 +123,7 @@ def _running(done):
 def _continue_shrunk(carry, on_rows, bucket, advance):
     """Go on with at most ``bucket`` running rows of ``carry``: gather them (padding rows enter
     done), ``advance(on_rows(index), subset)``, scatter them back. The in-program twin of
-    :func:`cfx.runtime.compacted`: the same arithmetic per row, so the same result. Leaves
+    :func:`cfx.search._runtime.compacted`: the same arithmetic per row, so the same result. Leaves
     with the rows as axis 0 are those whose shape follows the row count."""
     done = carry[3]
     n = done.shape[0]
@@ -404,7 +409,7 @@ def generate(
       multiprocess: search over every process under ``jax.distributed.initialize``: each
         process passes its own rows (x, target, start) and the same everything else, and gets
         its own rows back; row ids are global, so the result equals one search over all rows
-        (see :mod:`cfx.distributed`). None: when ``jax.process_count() > 1``; False: this
+        (see cfx/search/_distributed.py). None: when ``jax.process_count() > 1``; False: this
         process's rows on its own devices only.
 
     Returns:

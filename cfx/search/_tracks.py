@@ -13,7 +13,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from cfx.reductions import norm_last
+from cfx._reductions import norm_last
 
 
 class Track(NamedTuple):
