@@ -71,6 +71,16 @@ def test_data_covering_box():
     assert cov.upper[0] == pytest.approx(10.0)  # the outlier lies outside μ + 2σ: the box holds it
     plain = search_constraints(data, CTConfig())
     assert np.allclose(plain.upper, X.mean(0) + 2 * X.std(0), atol=1e-5)
+    # schema_constraints=False (the reference's search data): no one-hot groups, the box on every column
+    import dataclasses
+
+    onehot = dataclasses.replace(data, schema=dataclasses.replace(data.schema, categorical_groups=((0, 1),)))
+    assert search_constraints(onehot, CTConfig()).categorical_groups
+    ref = search_constraints(onehot, CTConfig(domain_covers_data=True, schema_constraints=False))
+    assert not ref.categorical_groups and not ref.integer_features
+    assert np.allclose(ref.upper, cov.upper, atol=1e-5) and np.allclose(ref.lower, cov.lower, atol=1e-5)
+    with pytest.raises(TypeError, match="schema_constraints"):
+        CTConfig(schema_constraints="no")
 
 
 def test_pooled_reduction_closed_form():
@@ -97,6 +107,29 @@ def test_rounds_and_individuals():
     assert rows.shape == (7, 250) and np.all(pred[rows] == factual[None, :])
     with pytest.raises(ValueError, match="pairs"):
         PoolSpec(pairs="batch")
+
+
+def test_pooled_divergence_groups_over_rounds():
+    """divergence: pooled (CE.jl's compute_divergence): one MMD² per (factual, target) over every round's
+    counterfactuals, valid or not; a round's value is the mean of its valid rows' group values."""
+    from cfx.training.evaluation import mmd2
+    from cfx.training.pool import _pooled_divergence
+
+    rng = np.random.default_rng(0)
+    J, n = 4, 6
+    fac = np.tile([0, 0, 0, 1, 1, 1], J)
+    tgt = 1 - fac
+    cf = rng.normal(size=(J * n, 2)).astype(np.float32)
+    X = rng.normal(size=(30, 2)).astype(np.float32)
+    y = np.array([0] * 15 + [1] * 15)
+    valid = np.ones(J * n, bool)
+    valid[[0, 1, 2]] = False  # round 0: only the (1 -> 0) rows are valid
+    out = _pooled_divergence(cf, valid, np.ones(J * n, bool), fac, tgt, X, y, J, n, size=100, ls=1.0, seed=0)
+    g = [max(float(mmd2(cf[fac == f], X[y == 1 - f], np.ones(12), np.ones(15), 1.0)), 0.0) for f in (0, 1)]
+    assert out[0] == pytest.approx(g[1], rel=1e-5)  # the invalid rows still entered group (0 -> 1)'s MMD²
+    assert np.allclose(out[1:], (g[0] + g[1]) / 2, rtol=1e-5)
+    with pytest.raises(ValueError, match="divergence"):
+        PoolSpec(divergence="batch")
 
 
 def test_reference_blob_centres_are_julias_draw():

@@ -17,7 +17,10 @@ Four options choose between cfx's semantics (the defaults) and CounterfactualTra
   ``energy_constraint`` at the commit CounterfactualTraining.jl pins);
 - ``ridge``: r in the energy term φ_t·(E + r·E²) (reference: 1e-3);
 - ``domain_covers_data``: the box is [min(μ − kσ, min x), max(μ + kσ, max x)] per feature
-  (the reference's ``infer_domain_constraints``, k = 2) instead of μ ± kσ alone.
+  (the reference's ``infer_domain_constraints``, k = 2) instead of μ ± kσ alone;
+- ``schema_constraints``: True (cfx) searches under the schema's bounds, one-hot groups and
+  integer grid too; False (the reference: CounterfactualTraining.jl builds its search data with
+  the box and the mutability only) leaves every feature continuous inside the box.
 
 ``variant`` selects what is trained:
 
@@ -69,11 +72,10 @@ class CTConfig:
       protected: feature indices treated as immutable (search and loss), on top of the data
         set's own mutability (``schema_mutability``).
       schema_mutability: also apply the mutability of the training data's schema (its
-        monotone / immutable features); False: every feature but ``protected`` is free. The
-        schema's bounds and one-hot groups always apply.
+        monotone / immutable features); False: every feature but ``protected`` is free.
       domain_sd: the search is clamped to μ ± domain_sd·σ of the training data (None: no box
         besides the schema's bounds).
-      stop, energy_decay, ridge, domain_covers_data: see the module docstring.
+      stop, energy_decay, ridge, domain_covers_data, schema_constraints: see the module docstring.
     """
 
     variant: str = "ct"
@@ -95,6 +97,7 @@ class CTConfig:
     energy_decay: str = "exponential"
     ridge: float = 0.0
     domain_covers_data: bool = False
+    schema_constraints: bool = True
 
     def __post_init__(self):
         if self.variant not in VARIANTS:
@@ -103,8 +106,9 @@ class CTConfig:
             raise ValueError(f"CTConfig.stop must be one of {STOPS}; got {self.stop!r}")
         if self.energy_decay not in DECAYS:
             raise ValueError(f"CTConfig.energy_decay must be one of {DECAYS}; got {self.energy_decay!r}")
-        if not isinstance(self.domain_covers_data, (bool, np.bool_)):
-            raise TypeError(f"CTConfig.domain_covers_data must be a bool; got {self.domain_covers_data!r}")
+        for name in ("domain_covers_data", "schema_constraints"):
+            if not isinstance(getattr(self, name), (bool, np.bool_)):
+                raise TypeError(f"CTConfig.{name} must be a bool; got {getattr(self, name)!r}")
         for name in ("lambda_ce", "lambda_div", "lambda_reg", "lambda_adv", "cost", "energy", "epsilon", "ridge"):
             object.__setattr__(self, name, _nonneg(name, getattr(self, name)))
         for name in ("learning_rate",):

@@ -58,7 +58,8 @@ def search_constraints(dataset, ct: CTConfig) -> Constraints:
     """The constraints of the CT search: the schema's bounds and one-hot groups, its
     mutability (if ``schema_mutability``), ``protected`` features immutable, and the box
     μ ± domain_sd·σ of the training data (widened to the data's range with
-    ``domain_covers_data``) intersected with the schema's bounds."""
+    ``domain_covers_data``) intersected with the schema's bounds. Without ``schema_constraints``:
+    only the mutability and the box, on every feature (the reference's search data)."""
     d = dataset.X.shape[1]
     ct.check_features(d)
     schema = dataset.schema
@@ -66,6 +67,8 @@ def search_constraints(dataset, ct: CTConfig) -> Constraints:
     for i in ct.protected:
         mutability[i] = "none"
     lower, upper = np.asarray(schema.lower, float_dtype()), np.asarray(schema.upper, float_dtype())
+    if not ct.schema_constraints:
+        lower, upper = np.full(d, -np.inf, float_dtype()), np.full(d, np.inf, float_dtype())
     if ct.domain_sd is not None:
         X = dataset.X
         mean, sd = X.mean(0), X.std(0, ddof=1 if ct.domain_covers_data else 0)  # Julia's std is the sample one
@@ -73,9 +76,12 @@ def search_constraints(dataset, ct: CTConfig) -> Constraints:
         if ct.domain_covers_data:
             lo, hi = np.minimum(lo, X.min(0)), np.maximum(hi, X.max(0))
         box = np.ones(d, bool)
-        box[[i for g in schema.categorical_groups for i in g]] = False  # one-hot columns keep [0, 1]
+        if ct.schema_constraints:  # one-hot columns keep [0, 1]
+            box[[i for g in schema.categorical_groups for i in g]] = False
         lower = np.where(box, np.maximum(lower, lo), lower)
         upper = np.where(box, np.minimum(upper, hi), upper)
+    if not ct.schema_constraints:
+        return Constraints(mutability=mutability, lower=lower, upper=upper)
     # start from the schema's own constraints so whatever else it declares carries over
     return dataclasses.replace(schema.constraints(), mutability=mutability, lower=lower, upper=upper)
 

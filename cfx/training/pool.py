@@ -19,11 +19,16 @@ paper's experiment code (``paper/experiments/CTExperiments``, v0.1.3) and its ev
   CTExperiments' ``apply_inferred_domain!`` stores with the data for training and evaluation);
 - valid: p(t|x') >= 0.5 (CE.jl's ``validity``); IP and IP* are means over valid counterfactuals;
 - IP per counterfactual: the mean L1 distance to ≤ ``ip_samples`` (1000) *test* rows of class t;
-- IP* per (round, λ): per target class t, the unbiased MMD² between ≤ ``ip_star_size`` (100) of the
-  round's valid counterfactuals with target t and as many test rows of class t, Gaussian kernel
-  with length-scale ℓ (5.0 in the code, :func:`cfx.training.evaluation.mmd2`), clamped at 0 as the
-  reference's tables do; the round's value is the mean over the target classes (CE.jl's
-  ``compute_divergence``, which groups these, is not in the mirrored source: this grouping is ours);
+- IP* (``divergence``), Gaussian kernel with length-scale ℓ (5.0 in the code), unbiased MMD²
+  (:func:`cfx.training.evaluation.mmd2`, CE.jl's ``kernelsum``), clamped at 0 as the reference's
+  tables do. ``"pooled"`` (the reference: CE.jl's ``compute_divergence`` on the
+  ``counterfactual-training`` branch groups by (λ, model, target, factual) over *all* rounds):
+  per λ and (factual class, target class) one MMD² between ≤ ``ip_star_size`` (100) of the group's
+  counterfactuals of every round, valid or not, drawn without replacement, and as many test rows of
+  class t; every counterfactual of the group carries that value, so a round's value is the mean of
+  its valid counterfactuals' group values (rounds differ only by which are valid). ``"round"`` (an
+  earlier reading): per round and target class the MMD² of ≤ 100 of the round's valid
+  counterfactuals, the round's value the mean over the target classes;
 - a model's value in round j: the mean over λ of the per-(j, λ) means (:func:`round_means`);
   the % reduction of CT vs the baseline is 100·(1 − mean_j(CT_j / BL_j)), its spread the
   standard deviation of the per-round ratios, and it is significant (*) when the 99 % quantile
@@ -62,10 +67,13 @@ class PoolSpec:
     length_scale_alt: float | None = None  # also IP* with this ℓ (``ip_star_alt``)
     valid_probability: float = 0.5
     pairs: str = "individual"  # (factual, target) per individual, fixed over rounds; "round": one pair per round
+    divergence: str = "round"  # IP* per round ("round") or per (factual, target) group over all rounds ("pooled")
 
     def __post_init__(self):
         if self.pairs not in ("individual", "round"):
             raise ValueError(f"PoolSpec.pairs must be 'individual' or 'round'; got {self.pairs!r}")
+        if self.divergence not in ("round", "pooled"):
+            raise ValueError(f"PoolSpec.divergence must be 'round' or 'pooled'; got {self.divergence!r}")
 
 
 def draw_labels(n_classes: int, n_individuals: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -175,6 +183,10 @@ def evaluate_pool(classifier: Classifier, test, generator, *, spec: PoolSpec, fa
         for name, ls in (("ip_star", spec.length_scale), ("ip_star_alt", spec.length_scale_alt)):
             if ls is None:
                 continue
+            if spec.divergence == "pooled":
+                out[name][e] = _pooled_divergence(cf, valid, has.reshape(-1), fac.reshape(-1), tgt, X, y, J, n,
+                                                  size, ls, seed=seed + 7 + e)
+                continue
             per_class = []
             for c, (_, samples) in banks.items():
                 a, wa = np.zeros((J, size, d), np.float32), np.zeros((J, size), np.float32)
@@ -188,6 +200,29 @@ def evaluate_pool(classifier: Classifier, test, generator, *, spec: PoolSpec, fa
             out[name][e] = _nanmean(np.stack(per_class), axis=0)
     out["rows"] = rows
     return out
+
+
+def _pooled_divergence(cf, valid, has, fac, tgt, X, y, J, n, size, ls, seed) -> np.ndarray:
+    """(J,) IP* of one λ, grouped as CE.jl's ``compute_divergence``: one MMD² per (factual class,
+    target class) over the counterfactuals of every round (valid or not; ≤ ``size`` drawn without
+    replacement) against ≤ ``size`` test rows of the target class; a round's value is the mean of
+    its valid counterfactuals' group values (NaN without any)."""
+    rng = np.random.default_rng(seed)
+    d = cf.shape[1]
+    value = np.full(len(cf), np.nan, np.float32)
+    for f, t in sorted({(int(a), int(b)) for a, b in zip(fac[has], tgt[has])}):
+        members = np.flatnonzero(has & (fac == f) & (tgt == t))
+        pick = members if len(members) <= size else rng.choice(members, size, replace=False)
+        rows = np.flatnonzero(y == t)
+        ref = rows if len(rows) <= size else rng.choice(rows, size, replace=False)
+        a, wa = np.zeros((1, size, d), np.float32), np.zeros((1, size), np.float32)
+        b, wb = np.zeros((1, size, d), np.float32), np.zeros((1, size), np.float32)
+        a[0, :len(pick)], wa[0, :len(pick)] = cf[pick], 1.0
+        b[0, :len(ref)], wb[0, :len(ref)] = X[ref], 1.0
+        if len(pick) >= 2 and len(ref) >= 2:
+            value[members] = max(float(np.asarray(_mmd_rounds(a, wa, b, wb, jnp.float32(ls)))[0]), 0.0)
+    per_row = np.where(valid, value, np.nan).reshape(J, n)
+    return _nanmean(per_row, axis=1)
 
 
 def round_means(values: np.ndarray) -> np.ndarray:

@@ -109,6 +109,7 @@ class CTSettings(Spec):
     energy_decay: Str = "exponential"
     ridge: Float = 0.0
     domain_covers_data: Bool = False
+    schema_constraints: Bool = True
 
 
 class EvalConfig(Spec):
@@ -122,7 +123,8 @@ class EvalConfig(Spec):
     ``rounds`` rounds of ``n_individuals`` test rows each, searched with ECCo once per weight in
     ``energies`` (λ_cost ``cost``, ``ridge``, energy ``decay``, τ ``threshold`` or the data set's
     ``eval_threshold``, inside the training box only with ``box``); ``pairs``: ``individual`` (each
-    individual's classes drawn once for all rounds: CE.jl's ``benchmark``) or ``round`` (one per round)."""
+    individual's classes drawn once for all rounds: CE.jl's ``benchmark``) or ``round`` (one per round);
+    ``divergence``: IP* per ``round`` or ``pooled`` over rounds per (factual, target) (:mod:`cfx.training.pool`)."""
 
     generator: Str = "ecco"
     learning_rate: PositiveFloat = 0.05
@@ -145,6 +147,7 @@ class EvalConfig(Spec):
     decay: Str = "polynomial"
     box: Bool = False
     pairs: Str = "individual"
+    divergence: Str = "round"
 
 
 class CTExperiment(Experiment):
@@ -185,7 +188,7 @@ class CTExperiment(Experiment):
             if getattr(cfg.ct, key) not in allowed:
                 raise ctx.error(f"ct.{key}", f"must be one of {', '.join(allowed)}, got {getattr(cfg.ct, key)!r}")
         for key, allowed in (("protocol", ("single", "pool")), ("decay", ("exponential", "polynomial")),
-                             ("pairs", ("individual", "round"))):
+                             ("pairs", ("individual", "round")), ("divergence", ("round", "pooled"))):
             if getattr(cfg.evaluation, key) not in allowed:
                 raise ctx.error(f"evaluation.{key}", f"must be one of {', '.join(allowed)}, got "
                                                      f"{getattr(cfg.evaluation, key)!r}")
@@ -400,13 +403,11 @@ def reductions(cfg: CTExperiment, store: Store) -> pd.DataFrame:
     for dc in cfg.data:
         for mode in cfg.modes:
             def load(v):
-                recs = [(store.load(_cell(dc.key, v, mode, r)), store.load_arrays(_cell(dc.key, v, mode, r)))
+                return [(store.load(_cell(dc.key, v, mode, r)), store.load_arrays(_cell(dc.key, v, mode, r)))
                         for r in range(cfg.runs)]
-                return recs
 
             base = load("baseline")
-            for variant in [v for v in cfg.variants if v != "baseline"]:
-                treated = load(variant)
+            for variant, treated in [(v, load(v)) for v in cfg.variants if v != "baseline"]:
                 ip = reduction_ci(np.concatenate([a["ip"] for _, a in base]),
                                   np.concatenate([a["ip"] for _, a in treated]), seed=cfg.seed)
                 mean = lambda recs, m: float(np.mean([rec["metrics"][m]["mean"] for rec, _ in recs]))

@@ -41,14 +41,18 @@ VALUES = {
     # get_opt(params) = Flux.Optimise.Descent(), whose default step is 0.1 (the lr field is never read)
     "ct": {"lambda_ce": 1.0, "lambda_div": 0.5, "lambda_adv": 0.25, "max_steps": 30, "learning_rate": 0.1,
            "cost": 0.001, "energy": 5.0, "epsilon": 0.3, "domain_sd": 2.0, "stop": "threshold",
-           "energy_decay": "polynomial", "ridge": 0.001, "domain_covers_data": True},
+           "energy_decay": "polynomial", "ridge": 0.001, "domain_covers_data": True, "schema_constraints": False},
+    # schema_constraints: CounterfactualTraining.jl's search data holds the box and the mutability only (no
+    # categorical groups, no integer grid); its evaluation data adds the one-hot groups (get_cats: Adult, credit)
     "evaluation": {"protocol": "pool", "generator": "ecco", "energies": [0.1, 0.5, 1.0, 5.0, 10.0],
                    "learning_rate": 0.1, "max_steps": 50, "cost": 0.0, "ridge": 0.001, "decay": "polynomial",
                    "box": True, "pairs": "individual", "ip_samples": 1000, "ip_star_size": 100,
-                   "length_scale": 5.0, "length_scale_alt": 0.5},  # ℓ: the code's 5.0, the paper text's 0.5
+                   "length_scale": 5.0, "length_scale_alt": 0.5, "divergence": "pooled"},  # ℓ: code 5.0, text 0.5
     # box: CTExperiments' apply_inferred_domain! stores the training's inferred domain with the data
     # ("the same domain constraints are applied during training and evaluation"); pairs: CE.jl's
-    # benchmark draws each individual's (factual, target) once, before its loop over runs
+    # benchmark draws each individual's (factual, target) once, before its loop over runs; divergence:
+    # CE.jl's compute_divergence (branch counterfactual-training, after v1.4.3: src/evaluation/benchmark.jl)
+    # groups the MMD by (generator, model, target, factual), not by run
 }
 
 # per data set (cfx name): τ train, λ_reg, τ eval, batch size, n_ce, individuals per round
@@ -209,11 +213,13 @@ def evaluate_cell(cfg, dc, mode: str, variant: str, run: int, classifier, train,
                     n_individuals=dc.n_individuals or ev.n_individuals, max_steps=steps, threshold=tau,
                     learning_rate=ev.learning_rate, cost=ev.cost, ridge=ev.ridge, ip_samples=ev.ip_samples,
                     ip_star_size=ev.ip_star_size, length_scale=ev.length_scale,
-                    length_scale_alt=ev.length_scale_alt, pairs=ev.pairs)
+                    length_scale_alt=ev.length_scale_alt, pairs=ev.pairs, divergence=ev.divergence)
     draw = draw_labels if ev.pairs == "individual" else draw_rounds
     factual, target = draw(int(classifier.n_classes), spec.n_individuals if ev.pairs == "individual" else spec.rounds,
                            seed(cfg, run, "rounds", dc.key, mode))
     constraints = search_constraints
+    if not cfg.ct.schema_constraints and train.schema.categorical_groups:  # the reference's evaluation data
+        constraints = dataclasses.replace(constraints, categorical_groups=train.schema.categorical_groups)  # its cats
     if not ev.box:  # mutability only, no domain box
         constraints = dataclasses.replace(constraints, lower=None, upper=None)
     else:  # a test row beyond every training row: the box is widened to hold it (CE.jl would clamp its
