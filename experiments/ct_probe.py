@@ -8,6 +8,8 @@ JSON object of :func:`run`'s keywords::
 
     python experiments/ct_probe.py '{"seed": 0}' '{"seed": 0, "init": "glorot"}' \\
         '{"name": "moons", "tau": 0.9, "lreg": 0.25}' '{"tau": 0.5, "lreg": 0.25, "eval_over": {"max_steps": 100}}'
+
+``data_seed`` (default ``seed``) draws the data and split alone, so data and initialisation can be varied apart.
 """
 
 from __future__ import annotations
@@ -41,11 +43,12 @@ def glorot(shapes, key):
 
 
 def run(name="linearly_separable", seed=0, init="lecun", tau=0.9, lreg=0.5, epochs=100, rounds=50, ct_over=None,
-        eval_over=None, data_opts=None):
+        eval_over=None, data_opts=None, data_seed=None):
     opts = dict(SYNTHETIC_OPTIONS.get(name, {}))
     opts.update(data_opts or {})
-    data = cfx.data.load(name, n=3900, seed=seed, **opts)
-    train, test = cfx.data.train_test(data, test_size=900 / 3900, seed=seed)
+    data_seed = seed if data_seed is None else data_seed  # the data draw and split; ``seed``: model and evaluation
+    data = cfx.data.load(name, n=3900, seed=data_seed, **opts)
+    train, test = cfx.data.train_test(data, test_size=900 / 3900, seed=data_seed)
     settings = dict(lambda_ce=1.0, lambda_div=0.5, lambda_adv=0.25, max_steps=30, learning_rate=0.1, cost=0.001,
                     energy=5.0, epsilon=0.3, domain_sd=2.0, stop="threshold", energy_decay="polynomial",
                     ridge=0.001, domain_covers_data=True, threshold=tau, lambda_reg=lreg, n_ce=1000)
@@ -77,7 +80,7 @@ def run(name="linearly_separable", seed=0, init="lecun", tau=0.9, lreg=0.5, epoc
     b, c = res["baseline"], res["ct"]
     red = pooled_reduction(b["ip"], c["ip"])
     pct = lambda x, y: [round(float(100 * (1 - v / u)), 1) for u, v in zip(x, y)]
-    print(json.dumps({"probe": dict(name=name, seed=seed, init=init, tau=tau, lreg=lreg, ct_over=ct_over,
+    print(json.dumps({"probe": dict(name=name, seed=seed, data_seed=data_seed, init=init, tau=tau, lreg=lreg, ct_over=ct_over,
                                     eval_over=eval_over, data_opts=data_opts),
                       "ip_red": round(red["reduction"], 1), "ip_sd_within": round(red["se"], 1),
                       "ip_star_red": round(pooled_reduction(b["ip_star"], c["ip_star"])["reduction"], 1),
