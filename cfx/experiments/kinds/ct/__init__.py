@@ -297,17 +297,14 @@ def _ct_config(cfg: CTExperiment, dc: CTDataConfig, variant: str, mode: str, pro
     from cfx.training import CTConfig
 
     s = cfg.ct.model_dump()
-    if dc.threshold is not None:
-        s["threshold"] = dc.threshold
-    if dc.domain_sd is not None:
-        s["domain_sd"] = dc.domain_sd
-    for k in ("n_ce", "lambda_reg"):
+    for k in ("threshold", "domain_sd", "n_ce", "lambda_reg"):
         if getattr(dc, k) is not None:
             s[k] = getattr(dc, k)
     if mode == "single":  # all mutable, with the data set's own settings for this mode
         s.update({k: dc.single[k] for k in ("threshold", "lambda_reg") if k in dc.single})
-    free = mode in ("all", "single")
-    return CTConfig(variant=variant, protected=() if free else (protected,), schema_mutability=not free, **s)
+    free = mode in ("all", "single")  # without schema constraints only the protected feature is immutable
+    return CTConfig(variant=variant, protected=() if free else (protected,),
+                    schema_mutability=not free and s["schema_constraints"], **s)
 
 
 def _grid(clf, train) -> dict:
