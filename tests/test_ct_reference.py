@@ -81,6 +81,10 @@ def test_data_covering_box():
     assert np.allclose(ref.upper, cov.upper, atol=1e-5) and np.allclose(ref.lower, cov.lower, atol=1e-5)
     with pytest.raises(TypeError, match="schema_constraints"):
         CTConfig(schema_constraints="no")
+    fixed = search_constraints(data, CTConfig(domain=(-1, 1), schema_constraints=False))  # MNIST's [-1, 1]
+    assert np.allclose(fixed.lower, -1.0) and np.allclose(fixed.upper, 1.0)
+    with pytest.raises(ValueError, match="CTConfig.domain"):
+        CTConfig(domain=(1.0, -1.0))
 
 
 def test_pooled_reduction_closed_form():

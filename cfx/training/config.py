@@ -73,6 +73,8 @@ class CTConfig:
         set's own mutability (``schema_mutability``).
       schema_mutability: also apply the mutability of the training data's schema (its
         monotone / immutable features); False: every feature but ``protected`` is free.
+      domain: a fixed box (lo, hi) for every feature instead of the inferred one (the reference's
+        ``domain`` parameter: MNIST's [−1, 1]); None: the box of ``domain_sd``.
       domain_sd: the search is clamped to μ ± domain_sd·σ of the training data (None: no box
         besides the schema's bounds).
       stop, energy_decay, ridge, domain_covers_data, schema_constraints: see the module docstring.
@@ -98,6 +100,7 @@ class CTConfig:
     ridge: float = 0.0
     domain_covers_data: bool = False
     schema_constraints: bool = True
+    domain: tuple[float, float] | None = None
 
     def __post_init__(self):
         if self.variant not in VARIANTS:
@@ -128,6 +131,11 @@ class CTConfig:
             if not (np.isfinite(v) and v > 0):
                 raise ValueError(f"CTConfig.domain_sd must be a finite number > 0 or None; got {self.domain_sd!r}")
             object.__setattr__(self, "domain_sd", v)
+        if self.domain is not None:
+            lo, hi = (float(as_real("CTConfig.domain", v)) for v in self.domain) if len(self.domain) == 2 else (1, 0)
+            if not lo < hi:
+                raise ValueError(f"CTConfig.domain must be (lo, hi) with lo < hi; got {self.domain!r}")
+            object.__setattr__(self, "domain", (lo, hi))
 
     def weights(self) -> tuple[float, float, float, float]:
         """The effective (λ_ce, λ_div, λ_reg, λ_adv) of the variant."""

@@ -58,7 +58,7 @@ def search_constraints(dataset, ct: CTConfig) -> Constraints:
     """The constraints of the CT search: the schema's bounds and one-hot groups, its
     mutability (if ``schema_mutability``), ``protected`` features immutable, and the box
     μ ± domain_sd·σ of the training data (widened to the data's range with
-    ``domain_covers_data``) intersected with the schema's bounds. Without ``schema_constraints``:
+    ``domain_covers_data``; or the fixed ``domain``) intersected with the schema's bounds. Without ``schema_constraints``:
     only the mutability and the box, on every feature (the reference's search data)."""
     d = dataset.X.shape[1]
     ct.check_features(d)
@@ -69,7 +69,10 @@ def search_constraints(dataset, ct: CTConfig) -> Constraints:
     lower, upper = np.asarray(schema.lower, float_dtype()), np.asarray(schema.upper, float_dtype())
     if not ct.schema_constraints:
         lower, upper = np.full(d, -np.inf, float_dtype()), np.full(d, np.inf, float_dtype())
-    if ct.domain_sd is not None:
+    if ct.domain is not None:  # a fixed box replaces the inferred one
+        lower = np.maximum(lower, np.full(d, ct.domain[0], float_dtype()))
+        upper = np.minimum(upper, np.full(d, ct.domain[1], float_dtype()))
+    elif ct.domain_sd is not None:
         X = dataset.X
         mean, sd = X.mean(0), X.std(0, ddof=1 if ct.domain_covers_data else 0)  # Julia's std is the sample one
         lo, hi = mean - ct.domain_sd * sd, mean + ct.domain_sd * sd

@@ -54,7 +54,7 @@ HEADLINE = ("accuracy", "validity", "ip", "ip_star", "cost", "sensitivity")
 
 class CTDataConfig(Spec):
     """A data set: ``name``, ``n`` rows, ``balance``, ``test_size``, ``data_dir``, ``label``, ``protected``
-    (a feature name or index; default age, else 0), ``threshold`` (τ of the CT search), ``domain_sd``,
+    (a feature name or index; default age, else 0), ``threshold`` (τ of the CT search), ``domain_sd``, ``domain``,
     ``n_ce``, ``lambda_reg``, ``batch_size`` overrides, ``eval_threshold`` and ``n_individuals`` of the
     pooled evaluation, ``standardize``, ``single`` (``threshold``, ``lambda_reg``, ``eval_threshold``,
     ``eval_max_steps`` of mode ``single``); other keys: options of a synthetic set."""
@@ -69,6 +69,7 @@ class CTDataConfig(Spec):
     protected: Union[NonNegativeInt, Str, None] = None
     threshold: Probability | None = None
     domain_sd: PositiveFloat | None = None
+    domain: tuple[Float, Float] | None = None
     n_ce: PositiveInt | None = None
     lambda_reg: Float | None = None
     batch_size: PositiveInt | None = None
@@ -297,7 +298,7 @@ def _ct_config(cfg: CTExperiment, dc: CTDataConfig, variant: str, mode: str, pro
     from cfx.training import CTConfig
 
     s = cfg.ct.model_dump()
-    for k in ("threshold", "domain_sd", "n_ce", "lambda_reg"):
+    for k in ("threshold", "domain_sd", "domain", "n_ce", "lambda_reg"):
         if getattr(dc, k) is not None:
             s[k] = getattr(dc, k)
     if mode == "single":  # all mutable, with the data set's own settings for this mode

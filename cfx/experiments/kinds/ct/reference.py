@@ -106,7 +106,8 @@ SYNTHETIC_OPTIONS = {"linearly_separable": {"std": 0.5, "centers": [list(c) for 
 # rows; our GMSC file has 1,955 positives, so balancing leaves 3,910), MNIST 11,000 / 0.8 in the
 # reference, here the 10,000 images of our file (the t10k set).
 REAL_DATA = {"gmsc": {"n": 16714, "balance": True}, "california": {}, "adult": {"n": 32561},
-             "credit": {"n": 13272, "balance": True}, "mnist": {"n": 10000}}
+             "credit": {"n": 13272, "balance": True},
+             "mnist": {"n": 10000, "standardize": False, "domain": [-1.0, 1.0]}}  # TaijaData's pixels, domain [-1, 1]
 SYNTHETIC_TRAIN, SYNTHETIC_TEST = 3000, 900
 
 
