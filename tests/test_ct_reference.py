@@ -98,6 +98,19 @@ def test_pooled_reduction_closed_form():
     assert np.allclose(round_means(v), [(2.0 + 5.0) / 2, 4.0])
 
 
+def test_pooled_cost_weighs_settings_by_valid_counts():
+    """The paper's cost column pools the mutability grid's settings row-wise (aggregate_ce_evaluation)."""
+    from cfx.experiments.kinds.ct.reference import _mean_over_modes
+
+    def cell(costs, valid):
+        v = np.array(valid, bool)[None, None, :]
+        return ({"accuracy": {"mean": 1.0}, "validity": {"mean": float(v.mean())}},
+                {"round_cost": np.array([np.mean(costs)]), "lam_cost": np.array([[np.mean(costs)]]), "pool_valid": v})
+
+    _, arrays = _mean_over_modes([cell([1.0], [1, 0, 0, 0]), cell([3.0, 3.0, 3.0], [1, 1, 1, 0])])
+    assert arrays["round_cost"][0] == pytest.approx((1.0 + 9.0) / 4)  # not (1 + 3) / 2
+
+
 def test_rounds_and_individuals():
     factual, target = draw_rounds(3, 50, seed=0)
     assert np.all(factual != target) and set(np.unique(target)) <= {0, 1, 2}

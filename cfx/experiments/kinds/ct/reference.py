@@ -240,6 +240,8 @@ def evaluate_cell(cfg, dc, mode: str, variant: str, run: int, classifier, train,
                "converged": float(out["converged"].mean()), "steps": float(out["steps"].mean())}
     arrays = {f"round_{k}": v for k, v in rounds.items()}
     scalars.pop("ip_star_alt")
+    arrays["lam_cost"] = np.nanmean(np.where(out["valid"], out["cost"], np.nan), axis=2) if out["valid"].any() else \
+        np.full(out["cost"].shape[:2], np.nan)  # (λ, round) means: the pooled row weighs them by valid counts
     arrays.update({"pool_valid": out["valid"], "pool_steps": out["steps"], "pool_rows": out["rows"],
                    "round_factual": factual, "round_target": target})
     if train.n_features == 2:  # the learned energy landscape E(x|y) = −f_y(x) for the figure
@@ -274,9 +276,18 @@ def pool_reductions(cfg, store, cell) -> pd.DataFrame:
 
 
 def _mean_over_modes(cells: list) -> tuple:
+    """One cell from several modes' cells: per round the mean over modes; the cost as the reference's
+    ``aggregate_ce_evaluation`` pools a grid's settings: per (λ, round) the mean over every setting's valid
+    counterfactuals (the modes' means weighted by their valid counts), then the mean over λ."""
     metrics = {k: {"mean": float(np.mean([m[k]["mean"] for m, _ in cells]))} for k in ("accuracy", "validity")}
     keys = [k for k in ("ip", "ip_star", "cost", "ip_star_alt") if all(f"round_{k}" in a for _, a in cells)]
     arrays = {f"round_{k}": np.nanmean(np.stack([a[f"round_{k}"] for _, a in cells]), axis=0) for k in keys}
+    if all("lam_cost" in a for _, a in cells):
+        n = np.stack([a["pool_valid"].sum(axis=2) for _, a in cells]).astype(np.float64)  # (mode, λ, J)
+        mu = np.nan_to_num(np.stack([a["lam_cost"] for _, a in cells]))
+        with np.errstate(invalid="ignore", divide="ignore"):
+            per = (n * mu).sum(0) / n.sum(0)
+        arrays["round_cost"] = np.nanmean(np.where(n.sum(0) > 0, per, np.nan), axis=0)
     return metrics, arrays
 
 
