@@ -391,6 +391,17 @@ SPECS: dict[str, TabularSpec] = {
             clean=_california_sklearn_clean,
         ),
         TabularSpec(
+            name="california_raw",
+            path="california/housing.csv",
+            label="median_house_value",
+            description="California housing, the 8 raw StatLib columns (cal_housing, as TaijaData holds it: no "
+                        "ocean_proximity); 1 = value >= median (real, tabular)",
+            source="the Hands-On ML data https://github.com/ageron/handson-ml2 (datasets/housing/housing.csv)",
+            target=_california_target,
+            clean=_california_clean,
+            drop=("ocean_proximity",),
+        ),
+        TabularSpec(
             name="compas",
             path="carla/compas.csv",
             label="score",
