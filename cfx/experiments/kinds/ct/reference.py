@@ -78,7 +78,8 @@ PER_DATA = {
 SINGLE = {
     "linearly_separable": (0.5, 0.25, 0.95, 100), "moons": (0.9, 0.25, 0.95, 100),
     "circles": (0.5, 0.5, 0.95, 100), "overlapping": (0.5, 0.25, 0.95, 100), "gmsc": (0.5, 0.5, 0.95, 100),
-    "california": (0.5, 0.25, 0.95, 100), "california_raw": (0.5, 0.25, 0.95, 100), "adult": (0.5, 0.5, 0.95, 100), "credit": (0.5, 0.25, 0.95, 100),
+    "california": (0.5, 0.25, 0.95, 100), "california_raw": (0.5, 0.25, 0.95, 100), "adult": (0.5, 0.5, 0.95, 100),
+    "credit": (0.5, 0.25, 0.95, 100),
     "mnist": (0.5, 0.01, 0.95, 100),
 }
 # training rows of the real sets (the reference's n_train; test = 20 % of n_train + 1000 validation rows)
