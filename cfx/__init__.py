@@ -39,6 +39,10 @@ def __getattr__(name):
         warnings.warn(f"cfx.{name} is private since cfx 0.2 (now {_MOVED[name]}): use the public names in "
                       "cfx.search or cfx (see CHANGELOG.md)", DeprecationWarning, stacklevel=2)
         return importlib.import_module(_MOVED[name])
+    if name == "explain_global":  # pandas tables: loaded on first use
+        from cfx.global_rules import explain_global
+
+        return explain_global
     raise AttributeError(f"module 'cfx' has no attribute {name!r}")
 
 __all__ = [

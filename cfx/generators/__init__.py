@@ -27,6 +27,7 @@ from cfx.generators.latent import CLUE, REVISE
 from cfx.generators.mint import MINT
 from cfx.generators.mitigation import ClaPROAR, Gravitational
 from cfx.generators.probe import Probe
+from cfx.generators.tcrex import TCREx
 
 
 class Entry(NamedTuple):
@@ -58,6 +59,7 @@ REGISTRY: dict[str, Entry] = {
     "clue": Entry(CLUE),
     "growing_spheres": Entry(GrowingSpheres),
     "mint": Entry(MINT),
+    "tcrex": Entry(TCREx),
 }
 ALIASES = {"schut": "greedy"}
 #: Generators for one family of models only, outside the registry (which every benchmark runs on
@@ -120,5 +122,5 @@ __all__ = [
     "ECCCoPlus", "ECCCoL1",
     "GrowingSpheres", "FeatureTweak", "MODEL_SPECIFIC", "StepContext", "REGISTRY", "Entry", "make",
     "hyperparameters", "register", "describe",
-    "MINT",
+    "MINT", "TCREx",
 ]
