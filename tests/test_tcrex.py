@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import jax
 import numpy as np
 import pytest
@@ -108,3 +110,19 @@ def test_unfitted_generator_is_refused_before_compiling():
         cfx.generate(TCREx(), clf, X[:2], 1, key=KEY)
     with pytest.raises(ValueError, match="target must be a class index"):
         cfx.global_rules.rules_frame(TCREx().fit(clf, X, key=KEY), None, target=2)
+
+
+def test_config_path_writes_rules_in_raw_units(tmp_path):
+    """configs/tcrex_smoke.yaml (kind benchmark): T-CREx as a generator, rules.csv from its cells."""
+    import pandas as pd
+
+    from cfx.experiments import load_config, run
+
+    cfg = load_config(Path(__file__).resolve().parents[1] / "configs" / "tcrex_smoke.yaml", output=tmp_path / "out")
+    report = run(cfg, progress=False)
+    tmp_path = tmp_path / "out"
+    rules = pd.read_csv(tmp_path / "rules.csv")
+    assert {"dataset", "model", "generator", "run", "target", "conditions", "accuracy", "feasibility",
+            "assigned", "validity"} <= set(rules.columns)
+    assert (rules["generator"] == "tcrex").all() and (rules["accuracy"] >= 0.9).all()
+    assert "tcrex" in set(report.summary_table["generator"])

@@ -1,5 +1,6 @@
-"""The benchmark's report: ``results.csv``, ``summary.md`` / ``summary.csv``, ``timings.csv``
-and the figures, always from the saved records; ``show`` for a finished folder.
+"""The benchmark's report: ``results.csv``, ``summary.md`` / ``summary.csv``, ``timings.csv``,
+``rules.csv`` (rule-based generators: T-CREx's rules) and the figures, always from the saved
+records; ``show`` for a finished folder.
 """
 
 from __future__ import annotations
@@ -75,6 +76,9 @@ def report(cfg: BenchmarkConfig, store: Store) -> BenchmarkReport:
     store.write_text("summary.md", summary)
     store.write_table("summary.csv", summary_table)
     store.write_table("timings.csv", timings, float_format="%.6g")
+    rules = [{**{k: rec[k] for k in (*KEYS, "run")}, **row} for rec in records for row in rec.get("rules", ())]
+    if rules:  # rule-based generators (T-CREx): their global rules, raw units
+        store.write_table("rules.csv", pd.DataFrame(rules), float_format="%.6g")
     figures = _figures(cfg, store, summary_table) if cfg.figures else []
     return BenchmarkReport(summary=summary, out_dir=store.root, figures=figures,
                            tables={"results": table, "summary": summary_table, "timings": timings})

@@ -272,6 +272,20 @@ def _generator_settings(gen) -> dict:
     return out
 
 
+def _rules(gen, clf, train, x, target) -> list[dict] | None:
+    """A rule-based generator's global rules (T-CREx), per target class of the cell, in raw units."""
+    if getattr(gen, "rule_lower", None) is None:
+        return None
+    from cfx.global_rules import rules_frame
+
+    out = []
+    for t in np.unique(target):
+        frame = rules_frame(gen, train, int(t), classifier=clf, factuals=x[target == t])
+        keep = [c for c in frame.columns if not c.startswith(("lower:", "upper:"))]
+        out += [{"target": int(t), **row} for row in frame[keep].to_dict("records")]
+    return out
+
+
 def run(cfg: BenchmarkConfig, store: Store, splits: dict, progress: Progress) -> None:
     """Every cell not yet in ``store``: train (or restore) each model once, then search and score.
 
@@ -325,5 +339,8 @@ def run(cfg: BenchmarkConfig, store: Store, splits: dict, progress: Progress) ->
                               "metrics": metrics,
                               "timings": {"runtime_s": runtime_s, "compile_s": float(res.compile_s),
                                           "train_s": float(info.get("train_s", math.nan))}}
+                    rules = _rules(gen, clf, train, x, target)
+                    if rules:
+                        record["rules"] = rules
                     store.save(_cell(dc.key, mc.key, gc.key, r), record, arrays)
                     progress.step(label, time.perf_counter() - start)
