@@ -162,3 +162,29 @@ def test_bad_input_names_what_is_required(moons_split, moons_mlp, linear_classif
         laplace(moons_mlp, train, prior_precision=-1.0)
     with pytest.raises(ValueError, match=r"train.X must have shape \(n, 2\)"):
         laplace(moons_mlp, (np.zeros((3, 5)), np.zeros(3)))
+
+
+def test_laplace_from_a_benchmark_config(tmp_path):
+    """``model: laplace`` in a benchmark config: trained, wrapped and searched; bad options name the key."""
+    import yaml
+
+    from cfx.experiments import load_config, run
+    from cfx.experiments.config import ConfigError
+
+    base = {"kind": "benchmark", "name": "lap", "data": [{"name": "moons", "n": 200}], "generators": ["greedy"],
+            "search": {"max_steps": 5}, "n_factuals": 5, "figures": False}
+    path = tmp_path / "c.yaml"
+    for model, key in (({"name": "laplace", "hessian": "kfc"}, "models[0].hessian"),
+                       ({"name": "laplace", "base": "ensemble"}, "models[0].base"),
+                       ({"name": "laplace", "n_sample": 3}, "models[0].n_sample")):
+        path.write_text(yaml.safe_dump({**base, "models": [model]}))
+        with pytest.raises(ConfigError) as err:
+            load_config(path)
+        assert err.value.path == key
+    model = {"name": "laplace", "widths": [8], "epochs": 5, "learning_rate": 0.05, "hessian": "kfac"}
+    path.write_text(yaml.safe_dump({**base, "models": [model]}))
+    report = run(load_config(path, output=tmp_path / "out"), progress=False)
+    assert set(report.summary_table["model"]) == {"laplace"}
+    clf = cfx.models.fit_laplace(cfx.data.load("moons", n=200), widths=(8,), epochs=5, learning_rate=0.05,
+                                 hessian="kfac", seed=0)
+    assert isinstance(clf.apply_fn, cfx.models.LaplaceApply) and float(clf.params["prior_precision"]) > 0

@@ -14,7 +14,7 @@ from cfx.models.conformal import ConformalClassifier, calibrate, conformal_quant
 from cfx.models.external import from_predict_proba, from_sklearn
 from cfx.models.ensemble import Ensemble, average_probability_logits, is_ensemble, member_logits
 from cfx.models.jem import JEMLoss
-from cfx.models.laplace import LaplaceApply, expected_calibration_error, laplace, last_layer_ggn
+from cfx.models.laplace import LaplaceApply, expected_calibration_error, fit_laplace, laplace, last_layer_ggn
 from cfx.models.jem_reference import ReferenceJEMLoss
 from cfx.models.losses import batch_loss, cross_entropy, weighted_cross_entropy, weighted_mean
 from cfx.models.mlp import ACTIVATIONS, MLP, ModuleApply
@@ -44,6 +44,7 @@ __all__ = [
     "is_regression",
     "expected_calibration_error",
     "laplace",
+    "fit_laplace",
     "last_layer_ggn",
     "ReferenceJEMLoss",
     "LossFn",

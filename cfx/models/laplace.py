@@ -362,6 +362,41 @@ def laplace(classifier: Classifier, train, *, hessian: str = "full", prior_preci
                       n_classes=classifier.n_classes)
 
 
+#: the keyword options of :func:`laplace` a config may set (``model: laplace``), besides the base model's
+LAPLACE_OPTIONS = ("hessian", "prior_precision", "predictive", "n_samples", "last_layer", "marglik_steps",
+                   "marglik_learning_rate")
+BASES = ("mlp", "linear")
+
+
+def check_laplace_options(base: str = "mlp", **options) -> None:
+    """Raise ValueError naming the option when a ``model: laplace`` setting cannot work
+    (before anything is trained): ``base`` in :data:`BASES`, ``hessian`` / ``predictive`` names."""
+    if base not in BASES:
+        raise ValueError(f"base must be one of {BASES} (a model with one last nn.Dense layer); got {base!r}")
+    if options.get("hessian", "full") not in HESSIANS:
+        raise ValueError(f"hessian must be one of {HESSIANS}; got {options['hessian']!r}")
+    if options.get("predictive", "probit") not in PREDICTIVES:
+        raise ValueError(f"predictive must be one of {PREDICTIVES}; got {options['predictive']!r}")
+    unknown = sorted(set(options) - set(LAPLACE_OPTIONS))
+    if unknown:
+        raise ValueError(f"unknown Laplace option {unknown[0]!r}; known: {', '.join(LAPLACE_OPTIONS)}")
+
+
+def fit_laplace(train, base: str = "mlp", *, seed: int = 0, hessian: str = "full", prior_precision=None,
+                predictive: str = "probit", n_samples: int = 100, last_layer: str = "logits",
+                marglik_steps: int = 300, marglik_learning_rate: float = 0.1, **fit_options) -> Classifier:
+    """Train ``base`` (``cfx.models.fit(train, base, seed=seed, **fit_options)``) and return its
+    :func:`laplace` approximation: what a config's ``model: laplace`` builds (the MC predictive's
+    draws use ``jax.random.key(seed)``). Same seed, same classifier."""
+    from cfx.models.train import fit  # lazy: train is the layer that trains, this one wraps
+
+    check_laplace_options(base, hessian=hessian, predictive=predictive)
+    clf = fit(train, base, seed=seed, **fit_options)
+    return laplace(clf, train, hessian=hessian, prior_precision=prior_precision, predictive=predictive,
+                   n_samples=n_samples, key=jax.random.key(int(seed)), last_layer=last_layer,
+                   marglik_steps=marglik_steps, marglik_learning_rate=marglik_learning_rate)
+
+
 def expected_calibration_error(probs, y, n_bins: int = 10) -> float:
     """ECE = Σ_b (|B_b| / n) · |acc(B_b) − conf(B_b)| over ``n_bins`` equal-width bins of the
     confidence max_c p(c | x); acc(B) is the share of rows whose argmax equals y."""

@@ -38,6 +38,8 @@ def _generate(*args, **kwargs):
 def _fit(train, model: ModelConfig, *, seed: int, progress: bool):
     import cfx.models
 
+    if model.name == "laplace":  # a base model (option ``base``, default mlp) and its last-layer Laplace
+        return cfx.models.fit_laplace(train, seed=seed, progress=progress, **model.fit_kwargs())
     return cfx.models.fit(train, model.name, seed=seed, progress=progress, **model.fit_kwargs())
 
 

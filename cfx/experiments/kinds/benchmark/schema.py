@@ -61,7 +61,9 @@ class ModelConfig(Spec):
 
     ``epochs``, ``batch_size``, ``learning_rate`` and ``widths`` are passed to
     ``cfx.models.fit``; any other key (``activation``, ``n_members``, ...) goes to
-    ``options`` and is checked against ``fit``'s keyword arguments.
+    ``options`` and is checked against ``fit``'s keyword arguments. ``name: laplace`` trains
+    ``base`` (mlp or linear) and wraps it in ``cfx.models.laplace`` with the options
+    ``hessian``, ``predictive``, ``prior_precision``, ``n_samples``, ... (``cfx.models.fit_laplace``).
     """
 
     name: Str = "mlp"
@@ -246,7 +248,7 @@ def _registry(what: str):
             return list(m.list_datasets())
         if what == "models":
             import cfx.models as m
-            return list(m.list_models())
+            return [*m.list_models(), "laplace"]  # laplace: a base model + cfx.models.laplace (fit_laplace)
         if what == "generators":
             import cfx.generators as m
             return list(m.REGISTRY)
@@ -343,6 +345,11 @@ def _validate_model(raw: Any, path: str, ctx: Context, registry) -> ModelConfig:
         try:
             import cfx.models as models
             names, var_kw = _signature_params(models.fit)
+            if mc.name == "laplace":
+                from cfx.models.laplace import LAPLACE_OPTIONS
+
+                names |= {"base", *LAPLACE_OPTIONS}
+                _check_laplace(extra, path, ctx)
         except (ImportError, AttributeError):
             names, var_kw = set(), True
         if not var_kw:
@@ -353,6 +360,18 @@ def _validate_model(raw: Any, path: str, ctx: Context, registry) -> ModelConfig:
                     raise ctx.error(f"{path}.{k}", f"unknown model option{suggest(k, allowed)}; allowed: "
                                                    f"{', '.join(allowed)}")
     return mc.replace(options=dict(extra))
+
+
+def _check_laplace(extra: dict, path: str, ctx: Context) -> None:
+    """``model: laplace``: its base and Laplace options, checked before anything is trained."""
+    from cfx.models.laplace import LAPLACE_OPTIONS, check_laplace_options
+
+    opts = {k: v for k, v in extra.items() if k in LAPLACE_OPTIONS or k == "base"}
+    try:
+        check_laplace_options(**opts)
+    except ValueError as e:
+        key = next((k for k in ("base", "hessian", "predictive") if k in str(e).split(" ")[0]), "")
+        raise ctx.error(f"{path}.{key}" if key else path, str(e)) from None
 
 
 def _loader(module: str, attr: str):
