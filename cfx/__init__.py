@@ -14,6 +14,7 @@ from cfx.constraints import Constraints
 from cfx.evaluation import evaluate
 from cfx.explain import explain
 from cfx.io import load, save
+from cfx.intervals import generate_within
 from cfx import search
 from cfx.search import OUTCOMES, CounterfactualResult, Track, generate, track_last_within, track_path
 
@@ -47,6 +48,6 @@ def __getattr__(name):
 
 __all__ = [
     "Classifier", "Constraints", "CounterfactualResult", "OUTCOMES", "Track", "data", "evaluate", "evaluation", "explain",
-    "generate", "generators", "load", "losses", "models", "sampling", "save", "search", "track_last_within",
+    "generate", "generate_within", "generators", "load", "losses", "models", "sampling", "save", "search", "track_last_within",
     "track_path", "training",
 ]

@@ -178,7 +178,7 @@ def test_nothing_below_imports_the_experiment_layer():
 TOP_LEVEL = {
     "public": {"causal", "classifier", "cli", "constraints", "explain", "io", "losses", "plotting", "probing",
                "restarts", "sampling", "stats", "data", "dynamics", "evaluation", "experiments", "generators",
-               "models", "search", "training"},
+               "models", "search", "training", "global_rules", "intervals"},
     "private": {"_reductions", "_streams", "_validate"},
 }
 # What cfx.search (the search and its plumbing) may import from the rest of cfx: the pieces

@@ -172,3 +172,34 @@ def test_every_generator_without_a_refusal_reaches_the_interval(exact):
         y = exact.predict(np.asarray(res.counterfactuals).reshape(-1, 3))
         inside = (y >= 2.0) & (y <= 4.0)
         assert inside.mean() >= 0.5, (name, inside.mean())
+
+
+def test_per_row_intervals_equal_one_scalar_search_per_row():
+    """cfx.generate_within: row i searches within(lo_i, hi_i); the same as a scalar search of that row."""
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(6, 3)).astype(np.float32)
+    reg = cfx.models.Regressor(lambda p, x: x @ p["w"], {"w": np.array([1.0, -2.0, 0.5], np.float32)}, n_features=3)
+    y0 = reg.predict(x)
+    lo, hi = y0 + 1.0 + np.arange(6) * 0.2, y0 + 2.0 + np.arange(6) * 0.2
+    gen = cfx.generators.Generic(cost=0.01)
+    res = cfx.generate_within(gen, reg, x, lo, hi, key=jax.random.key(0), max_steps=300)
+    assert res.counterfactuals.shape == (6, 1, 3) and bool(res.converged.all())
+    y = reg.predict(np.asarray(res.counterfactuals[:, 0]))
+    assert np.all((y >= lo) & (y <= hi))
+    one = cfx.generate(gen, reg.within(lo[4], hi[4]), x[4:5], 1, key=jax.random.key(0), max_steps=300)
+    np.testing.assert_allclose(one.counterfactuals[0], res.counterfactuals[4], atol=1e-6)
+    # one side open for every row, the other per row
+    res = cfx.generate_within(gen, reg, x, lo=y0 + 0.5, key=jax.random.key(0), max_steps=300)
+    assert np.all(reg.predict(np.asarray(res.counterfactuals[:, 0])) >= y0 + 0.5)
+
+
+@pytest.mark.parametrize("lo, hi, match", [([0.0, 2.0], [1.0, 1.0], "lo must be <= hi in every row; row 1"),
+                                           ([0.0], None, r"lo must be .* one value per factual \(2,\)"),
+                                           (None, [None, 1.0], "row 0 has no finite bound"),
+                                           ([np.nan, 0.0], 1.0, "lo must not be NaN")])
+def test_per_row_intervals_bad_input_names_the_argument(lo, hi, match):
+    reg = cfx.models.Regressor(lambda p, x: x @ p["w"], {"w": np.ones(2, np.float32)}, n_features=2)
+    with pytest.raises(ValueError, match=match):
+        cfx.generate_within(cfx.generators.Generic(), reg, np.zeros((2, 2), np.float32), lo, hi, key=jax.random.key(0))
+    with pytest.raises(ValueError, match="cannot search for a regression target"):
+        cfx.generate_within(cfx.generators.Probe(), reg, np.zeros((2, 2), np.float32), 0.0, 1.0, key=jax.random.key(0))
