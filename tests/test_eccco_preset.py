@@ -14,7 +14,7 @@ import cfx
 import cfx.sampling
 from cfx.experiments import ConfigError, load_config, parse_config
 from cfx.data.julia_rng import Xoshiro, mljbase_blob_centers
-from cfx.experiments.kinds.eccco.preset import LS_CENTERS, REFERENCE
+from cfx.experiments.kinds.eccco.preset import DECAY_RATE, LS_CENTERS, REFERENCE
 from cfx.experiments.kinds.eccco.runner import select_factuals
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
@@ -38,14 +38,32 @@ def test_paper_configs_parse_with_the_preset_filling_each_data_set():
     assert ls.models["jem"]["jem_loss"] == "reference" and ls.models["jem"]["sampler_batch"] == 50
     assert ls.models["ensemble"]["combine"] == "logits" and ls.models["jem"]["sampler_calls"] == 2
     assert ls.generators["revise"]["vae_activations"] == ["sigmoid", "tanh"] and ls.generators["revise"]["start"] == "sample"
-    assert ls.generators["eccco"] == {"learning_rate": 0.01, "convergence": "generator_conditions", "cost": 0.1,
-                                      "set_size": 0.1, "energy": 0.05, "ridge": 0.0, "empty_set": "complement"}
+    # the run behind the paper's tables: the grid-selected search (append_best_params), decay at every step
+    assert ls.generators["eccco"] == {"learning_rate": 0.05, "convergence": "generator_conditions", "cost": 0.1,
+                                      "set_size": 0.1, "energy": 0.5, "ridge": 0.0, "decay_rate": DECAY_RATE,
+                                      "decay_every": 1, "empty_set": "complement"}
+    assert ls.generators["wachter"]["learning_rate"] == 0.05 and ls.generators["schut"]["max_changes"] == 20
     moons = next(d for d in cfg.data if d.name == "moons")
     assert moons.models["jem"]["epochs"] == 500 and moons.models["jem"]["sampler_batch"] == 10
     assert moons.options == {"noise": 0.1, "yshift": 0.3}  # MLJBase's make_moons
     assert parse_config(cfg.to_dict(), name=cfg.name) == cfg
     quick = load_config(CONFIGS / "eccco_paper_quick.yaml")
     assert [d.name for d in quick.data] == ["linearly_separable", "moons"]
+    # the scripts' own search (no grid-search file): η 0.01, λ3 0.05, the Experiment's decay (0.1, 5)
+    scripts = parse_config({"kind": "eccco", "name": "t", "preset": "eccco-2024-scripts", "data": ["linearly_separable"]})
+    assert scripts.data[0].generators["eccco"] == {"learning_rate": 0.01, "convergence": "generator_conditions",
+                                                   "cost": 0.1, "set_size": 0.1, "energy": 0.05, "ridge": 0.0,
+                                                   "empty_set": "complement"}
+    assert scripts.data[0].models == ls.models
+
+
+def test_paper_values_cover_every_data_set_and_model_with_valid_only_tables():
+    from cfx.experiments.kinds.eccco.paper import PAPER, PAPER_VALID
+
+    assert {d for d, _ in PAPER} == {"linearly_separable", "moons", "circles", "gmsc", "california", "mnist"}
+    assert set(PAPER_VALID) == set(PAPER) and all(len(c) == 4 for c in PAPER.values())
+    assert PAPER[("linearly_separable", "eccco")][0] == (0.17, 0.31, None, 1.44)  # the issue's LS MLP cell
+    assert PAPER[("moons", "schut")][0][2] == 0.79 and PAPER_VALID[("moons", "schut")][0][2] is None
 
 
 def test_julia_stream_and_the_reference_blob_centres():
@@ -77,10 +95,10 @@ def test_a_setting_the_preset_fixes_is_refused_and_a_filled_one_is_the_configs()
                       "sampling": {"steps": 100}})
     cfg = parse_config({"kind": "eccco", "name": "t", "preset": "eccco-2024",
                         "data": [{"name": "moons", "models": {"mlp": {"epochs": 7}},
-                                  "generators": {"eccco": {"energy": 0.2}}}]})
+                                  "generators": {"eccco": {"energy": 0.3}}}]})
     moons = cfg.data[0]
     assert moons.models["mlp"]["epochs"] == 7 and moons.models["mlp"]["widths"] == [32, 32, 32]
-    assert moons.generators["eccco"]["energy"] == 0.2 and moons.generators["eccco"]["learning_rate"] == 0.01
+    assert moons.generators["eccco"]["energy"] == 0.3 and moons.generators["eccco"]["learning_rate"] == 0.05
 
 
 def test_bad_option_values_name_the_key():

@@ -51,13 +51,22 @@ class Wachter(Generator):
 
     MAD_j is the median absolute deviation of feature j in the training data, computed by
     :meth:`fit` (or :meth:`from_data`). The weights apply for every K, including K = 1.
+    ``weights="none"`` (static; default ``"mad"``) drops them for a plain cost · ‖x' − x‖₁: what
+    CounterfactualExplanations.jl 0.1.31's ``distance_mad`` computes for one counterfactual (its
+    ``distance`` ignores the weights when K = 1), as the ECCCo reference runs it.
     """
 
     name = "wachter"
     description = "Wachter et al. 2017: yloss + cost * MAD-weighted L1 distance"
 
     cost: float = 0.1
+    weights: str = static("mad")
     mad: jnp.ndarray | None = fitted()
+
+    def __post_init__(self):
+        super().__post_init__()
+        if self.weights not in ("mad", "none"):
+            raise ValueError(f"Wachter.weights must be 'mad' or 'none'; got {self.weights!r}")
 
     def fit(self, classifier, data, *, key):
         """MAD_j = median_i |X_ij − median(X_j)| of ``data.X``; zero MADs become 1."""
@@ -75,5 +84,7 @@ class Wachter(Generator):
             raise ValueError("Wachter.mad must be > 0 for every feature")
 
     def penalties(self):
+        if self.weights == "none":
+            return (Penalty("distance", self.cost, losses.distance_to_factual("l1")),)
         mad = self.mad  # a leaf: new training data means new values, not a new compilation
         return (Penalty("distance", self.cost, lambda x_cf, x, ctx: losses.mad_l1(x_cf, x, mad)),)

@@ -280,7 +280,7 @@ def _add_unfaithfulness(ev: dict, counterfactuals: np.ndarray, samples: np.ndarr
 
 
 #: Metrics also reported over the valid counterfactuals only (the paper's main tables).
-VALID_ONLY = ("unfaithfulness", "implausibility")
+VALID_ONLY = ("unfaithfulness", "implausibility", "l1")
 
 
 def _scores(ev: dict, names, keep_share: float) -> tuple[dict, dict]:
