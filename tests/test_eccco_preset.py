@@ -263,3 +263,16 @@ def test_reference_vae_options_add_the_decoder_ridge_and_set_the_activations():
         cfx.models.fit_vae(np.zeros((4, 2), np.float32), activations=("relu", "nope"))
     g = cfx.generators.make("revise", vae_activations=["sigmoid", "tanh"])  # YAML lists become tuples
     assert g.vae_activations == ("sigmoid", "tanh")
+
+
+def test_wachter_without_weights_is_the_plain_l1_of_ce_jl_for_one_counterfactual():
+    data = cfx.data.load("linearly_separable", n=100, seed=0, centers=LS_CENTERS, std=0.1)
+    x, x_cf = jnp.asarray(data.X[0]), jnp.asarray(data.X[0] + np.array([0.3, -0.2], np.float32))  # one row
+    plain = cfx.generators.make("wachter", weights="none").fit(None, data, key=None).penalties()[0]
+    mad = cfx.generators.make("wachter").fit(None, data, key=None).penalties()[0]
+    np.testing.assert_allclose(float(plain.fn(x_cf, x, None)), 0.5, rtol=1e-5)
+    m = np.median(np.abs(data.X - np.median(data.X, 0)), 0)
+    np.testing.assert_allclose(float(mad.fn(x_cf, x, None)), 0.3 / m[0] + 0.2 / m[1], rtol=1e-4)
+    assert 0.3 / m[0] + 0.2 / m[1] > 1.0  # 1/MAD ≈ 5 on the reference's LS: the weights matter
+    with pytest.raises(ValueError, match="weights"):
+        cfx.generators.make("wachter", weights="std")
