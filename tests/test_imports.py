@@ -177,8 +177,8 @@ def test_nothing_below_imports_the_experiment_layer():
 # into cfx/search/ as a private module instead).
 TOP_LEVEL = {
     "public": {"causal", "classifier", "cli", "constraints", "explain", "io", "losses", "plotting", "probing",
-               "restarts", "sampling", "stats", "data", "dynamics", "evaluation", "experiments", "generators",
-               "models", "search", "training", "global_rules", "intervals"},
+               "registry", "restarts", "sampling", "stats", "data", "dynamics", "evaluation", "experiments",
+               "generators", "models", "search", "training", "global_rules", "intervals"},
     "private": {"_reductions", "_streams", "_validate"},
 }
 # What cfx.search (the search and its plumbing) may import from the rest of cfx: the pieces

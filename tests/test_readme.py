@@ -43,9 +43,9 @@ def test_examples_run(source, tmp_path, monkeypatch):
     import cfx.experiments
     import cfx.generators
 
-    # the examples register a generator, a metric and a kind: keep them out of the other tests
+    # the examples register a generator, a metric, a model and a kind: keep them out of the other tests
     saved = [(r, dict(r)) for r in (cfx.generators.REGISTRY, cfx.evaluation.registry._REGISTRY,
-                                    cfx.experiments.KINDS)]
+                                    cfx.experiments.KINDS, cfx.models.MODELS)]
     module = types.ModuleType("docs_example")  # dataclasses look their module up in sys.modules
     monkeypatch.setitem(sys.modules, module.__name__, module)
     try:

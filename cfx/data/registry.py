@@ -19,6 +19,7 @@ import numpy as np
 
 from cfx.data import synthetic, tabular, vision
 from cfx.data.dataset import Dataset
+from cfx.registry import Registry
 
 
 @dataclasses.dataclass(frozen=True)
@@ -58,7 +59,8 @@ def _registry() -> dict[str, DatasetInfo]:
     return reg
 
 
-REGISTRY: dict[str, DatasetInfo] = _registry()
+#: name -> :class:`DatasetInfo` (a :class:`cfx.registry.Registry`; :func:`load` also normalises - and spaces)
+REGISTRY: Registry[DatasetInfo] = Registry("data set", _registry(), aliases=_ALIASES)
 
 
 def list_datasets() -> dict[str, str]:

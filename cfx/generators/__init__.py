@@ -10,7 +10,6 @@ Add a generator: write its class in a module of this package and add one registr
 from __future__ import annotations
 
 import dataclasses
-import difflib
 from typing import Any, NamedTuple
 
 import jax
@@ -28,6 +27,7 @@ from cfx.generators.mint import MINT
 from cfx.generators.mitigation import ClaPROAR, Gravitational
 from cfx.generators.probe import Probe
 from cfx.generators.tcrex import TCREx
+from cfx.registry import Registry
 
 
 class Entry(NamedTuple):
@@ -38,7 +38,7 @@ class Entry(NamedTuple):
     description: str = ""
 
 
-REGISTRY: dict[str, Entry] = {
+_ENTRIES = {
     "generic": Entry(Generic),
     "wachter": Entry(Wachter),
     "gravitational": Entry(Gravitational),
@@ -62,18 +62,16 @@ REGISTRY: dict[str, Entry] = {
     "tcrex": Entry(TCREx),
 }
 ALIASES = {"schut": "greedy"}
+#: name -> :class:`Entry` (a :class:`cfx.registry.Registry`).
+REGISTRY: Registry[Entry] = Registry("generator", _ENTRIES, aliases=ALIASES,
+                                     describe=lambda e: e.description or e.cls.description)
 #: Generators for one family of models only, outside the registry (which every benchmark runs on
 #: every model): pass an instance to cfx.generate / cfx.explain. FeatureTweak: tree ensembles.
 MODEL_SPECIFIC: dict[str, type[Generator]] = {"feature_tweak": FeatureTweak}
 
 
 def _entry(name: str) -> Entry:
-    key = ALIASES.get(name.lower(), name.lower())
-    if key not in REGISTRY:
-        close = difflib.get_close_matches(key, list(REGISTRY) + list(ALIASES), n=1)
-        hint = f" (did you mean {close[0]!r}?)" if close else ""
-        raise ValueError(f"unknown generator {name!r}{hint}; known: {sorted(REGISTRY) + sorted(ALIASES)}")
-    return REGISTRY[key]
+    return REGISTRY.get(name)
 
 
 def make(name: str, data=None, *, classifier=None, key: jax.Array | None = None, **hyperparams) -> Generator:
@@ -102,18 +100,18 @@ def hyperparameters(name: str) -> dict[str, Any]:
     return out
 
 
-def register(name: str, cls: type[Generator], defaults: dict | None = None, description: str = "") -> None:
-    """Add a generator to the registry (configs, ``make``, ``cfx list``) under ``name``."""
+def register(name: str, cls: type[Generator], defaults: dict | None = None, description: str = "", *,
+             replace: bool = False) -> None:
+    """Add a generator to the registry (configs, ``make``, ``cfx list``) under ``name``; a name already
+    registered is an error unless ``replace=True``."""
     if not (isinstance(cls, type) and issubclass(cls, Generator)):
         raise TypeError(f"register({name!r}, ...) needs a Generator subclass; got {cls!r}")
-    REGISTRY[name.lower()] = Entry(cls, dict(defaults or {}), description)
+    REGISTRY.register(name, Entry(cls, dict(defaults or {}), description), replace=replace)
 
 
 def describe() -> dict[str, str]:
     """One-line description per registry name."""
-    out = {name: entry.description or entry.cls.description for name, entry in REGISTRY.items()}
-    out.update({alias: f"alias of {target!r}" for alias, target in ALIASES.items()})
-    return out
+    return REGISTRY.describe()
 
 
 __all__ = [

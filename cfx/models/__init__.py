@@ -1,7 +1,7 @@
 """Models: flax MLPs, deep ensembles, and the train step that turns them into Classifiers.
 
 ``cfx.models.fit(train, "mlp" | "ensemble" | "linear" | "jem" | "jem_ensemble" | flax_module, ..., loss=...)
--> cfx.Classifier``; ``calibrate`` (split conformal), ``fit_vae`` (latent search). Models from
+-> cfx.Classifier``; model names are entries of the registry ``MODELS`` (add one: ``register_model``); ``calibrate`` (split conformal), ``fit_vae`` (latent search). Models from
 outside JAX: ``from_sklearn(estimator)`` (an exact translation) and
 ``from_predict_proba(fn, n_features, n_classes)`` (a black box). A Bayesian last layer:
 ``laplace(clf, train)``; regression models and their target intervals: ``fit_regressor``,
@@ -20,12 +20,16 @@ from cfx.models.losses import batch_loss, cross_entropy, weighted_cross_entropy,
 from cfx.models.mlp import ACTIVATIONS, MLP, ModuleApply
 from cfx.models.step import Batch, LossFn, TrainState, shuffled_batches, train_epoch, train_step
 from cfx.models.regression import IntervalLogits, Regressor, fit_regressor, interval_labels, is_regression
+from cfx.models.registry import MODELS, ModelEntry, register_model
 from cfx.models.train import accuracy, fit, init, list_models, trace_count
 from cfx.models.vae import VAE, ELBO, fit_vae
 
 __all__ = [
     "ACTIVATIONS",
     "MLP",
+    "MODELS",
+    "ModelEntry",
+    "register_model",
     "Batch",
     "ConformalClassifier",
     "ELBO",

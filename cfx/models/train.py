@@ -35,31 +35,18 @@ from cfx._streams import interactive
 from cfx._validate import as_float, as_real, float_dtype, integer
 from cfx.classifier import Classifier
 from cfx.models.ensemble import Ensemble
-from cfx.models.jem import JEMLoss
 from cfx.models.losses import cross_entropy
-from cfx.models.mlp import MLP, ModuleApply
-from cfx.models.regression import fit_interval_target
+from cfx.models.mlp import ModuleApply
+from cfx.models.registry import MODELS
 from cfx.models.step import LossFn, TrainState, train_epoch
-
-_MODELS = {
-    "mlp": "flax multi-layer perceptron: widths, activation (relu, swish, tanh, ...), dropout",
-    "ensemble": "deep ensemble of n_members MLPs with stacked parameters; probabilities averaged",
-    "linear": "logistic regression (an MLP with no hidden layers), as in the recourse-dynamics experiments",
-    "jem": "joint energy-based model: an MLP trained with the JEM loss (CE + energy terms, SGLD replay buffer)",
-    "jem_ensemble": "deep ensemble of n_members JEM MLPs, each with its own SGLD replay buffer",
-    "regressor": "one-output MLP fitted by squared error to values=, served as the target interval=(lo, hi)",
-}
-
-#: Model names trained with :class:`cfx.models.jem.JEMLoss` by default.
-_JEM_MODELS = ("jem", "jem_ensemble")
 
 # Number of times each training spec has been traced (compiled); see trace_count().
 _TRACES: collections.Counter = collections.Counter()
 
 
 def list_models() -> dict[str, str]:
-    """Model names accepted by :func:`fit`, with a one-line description each."""
-    return dict(_MODELS)
+    """Model names accepted by :func:`fit` (the registry :data:`cfx.models.MODELS`), with a one-line description each."""
+    return MODELS.describe()
 
 
 def trace_count() -> int:
@@ -128,6 +115,11 @@ def _run_epoch(spec: _Spec, state: TrainState, X, y, key, epoch=None) -> tuple[T
 # ----------------------------------------------------------------------------------
 
 
+def _own_fit(model) -> Callable[..., Any] | None:
+    """A registered model's own training (``ModelEntry.fit``), else None."""
+    return MODELS.get(model).fit if isinstance(model, str) else None
+
+
 def _check_positive_int(name: str, value: Any) -> int:
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
         raise ValueError(f"{name} must be an int >= 1; got {value!r}")
@@ -141,21 +133,15 @@ def _resolve_model(model, *, n_classes, widths, activation, dropout, n_members) 
         return ModuleApply(model)
     if not isinstance(model, str):
         raise TypeError(
-            f"model must be one of {sorted(_MODELS)}, a flax.linen.Module or a cfx.models.Ensemble; "
+            f"model must be one of {MODELS.names()}, a flax.linen.Module or a cfx.models.Ensemble; "
             f"got {type(model).__name__}"
         )
-    name = model.lower()
-    if name not in _MODELS:
-        raise ValueError(f"unknown model {model!r}; known models: {sorted(_MODELS)}")
+    entry = MODELS.get(model)
     if isinstance(widths, (str, bytes)) or not hasattr(widths, "__iter__"):
         raise TypeError(f"widths must be a sequence of layer widths (ints >= 1); got {widths!r}")
     widths = tuple(integer("widths[]", w, low=1) for w in widths)
-    if name == "linear":
-        return ModuleApply(MLP(widths=(), n_classes=n_classes))
-    mlp = MLP(widths=widths, n_classes=n_classes, activation=activation, dropout=float(dropout))
-    if name in ("ensemble", "jem_ensemble"):
-        return Ensemble(mlp, n_members=_check_positive_int("n_members", n_members))
-    return ModuleApply(mlp)
+    return entry.build(n_classes=n_classes, widths=widths, activation=activation, dropout=dropout,
+                       n_members=n_members)
 
 
 def _check_dataset(dataset) -> tuple[np.ndarray, np.ndarray]:
@@ -256,22 +242,6 @@ def _build(model, d: int, *, n_classes: int, widths, activation, dropout, n_memb
     return apply, fresh_shapes, max(n_classes, int(out.shape[-1]))
 
 
-def _jem_setup(loss, extra, X, *, n_classes: int, apply, seed: int):
-    """The JEM models' defaults: :class:`JEMLoss` in place of plain CE, and a fresh replay
-    buffer over μ ± 3σ of X unless ``extra`` is given (ensembles: one per member)."""
-    if loss is cross_entropy:
-        loss = JEMLoss()
-    if extra is not None:
-        return loss, extra
-    if not isinstance(loss, JEMLoss):
-        raise ValueError("a JEM model with a custom loss needs its initial extra (replay buffer) passed to fit")
-    key = jax.random.fold_in(jax.random.key(seed), 0x4A454D)  # own stream: init/shuffle keys unchanged
-    if isinstance(apply, Ensemble):
-        keys = jax.random.split(key, apply.n_members)
-        return loss, jax.vmap(lambda k: loss.init_buffer(X, n_classes, k))(keys)
-    return loss, loss.init_buffer(X, n_classes, key)
-
-
 def init(
     dataset,
     model: str | nn.Module | Ensemble = "mlp",
@@ -291,9 +261,9 @@ def init(
     unknown = set(training_options) - _TRAINING_OPTIONS
     if unknown:
         raise TypeError(f"init() got unexpected keyword arguments {sorted(unknown)}")
-    if isinstance(model, str) and model.lower() == "regressor":
-        return fit_interval_target(dataset, init_only=True, seed=seed, widths=widths, activation=activation,
-                                   **training_options)
+    own = _own_fit(model)
+    if own is not None:  # a model with a training of its own (the regressor)
+        return own(dataset, init_only=True, seed=seed, widths=widths, activation=activation, **training_options)
     X, y = _check_dataset(dataset)
     n_classes = max(int(y.max()) + 1, 2) if n_classes is None else _check_positive_int("n_classes", n_classes)
     apply, _, out_classes = _build(model, X.shape[1], n_classes=n_classes, widths=widths, activation=activation,
@@ -375,9 +345,10 @@ def fit(
         clf2 = cfx.models.fit(new_train, "mlp", epochs=10, init_params=clf.params)  # no recompile
         clf3, state = cfx.models.fit(train, "mlp", loss=my_loss, extra=buffer, return_state=True)
     """
-    if isinstance(model, str) and model.lower() == "regressor":  # a regression target: cfx.models.regression
-        return fit_interval_target(dataset, interval=interval, values=values, widths=widths, activation=activation,
-                                   epochs=epochs, batch_size=batch_size, learning_rate=learning_rate, seed=seed)
+    own = _own_fit(model)
+    if own is not None:  # a model with a training of its own (the regressor: cfx.models.regression)
+        return own(dataset, interval=interval, values=values, widths=widths, activation=activation,
+                   epochs=epochs, batch_size=batch_size, learning_rate=learning_rate, seed=seed)
     if objective != "ce" or ct is not None:
         return _fit_objective(objective, ct, dataset, model, loss=loss, extra=extra, return_state=return_state,
                               epochs=epochs, batch_size=batch_size, learning_rate=learning_rate, seed=seed,
@@ -400,8 +371,9 @@ def fit(
 
     apply, fresh_shapes, out_classes = _build(model, X.shape[1], n_classes=n_classes, widths=widths,
                                               activation=activation, dropout=dropout, n_members=n_members)
-    if isinstance(model, str) and model.lower() in _JEM_MODELS:
-        loss, extra = _jem_setup(loss, extra, X, n_classes=out_classes, apply=apply, seed=int(seed))
+    setup = MODELS.get(model).setup if isinstance(model, str) else None
+    if setup is not None:  # the model's own objective (JEM: JEMLoss and a replay buffer)
+        loss, extra = setup(loss, extra, X, n_classes=out_classes, apply=apply, seed=int(seed))
     extra = _check_extra(extra, apply)
     n, d = X.shape
     k_init, k_train = jax.random.split(jax.random.key(int(seed)))

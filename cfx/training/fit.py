@@ -31,6 +31,7 @@ from cfx.constraints import MUTABILITY, NONE, Constraints
 from cfx.generators.eccco import ECCo, polynomial_schedule
 from cfx.models import train as _train
 from cfx.models.ensemble import Ensemble
+from cfx.models.registry import MODELS
 from cfx.models.losses import weighted_cross_entropy
 from cfx.models.step import TrainState
 from cfx.training.config import CTConfig
@@ -113,6 +114,16 @@ def _check_gradients(apply, params, X, y) -> None:
                          "forward pass and the data scale); counterfactual training needs finite gradients")
 
 
+def _check_ct_trainable(model) -> None:
+    """CT trains one network with its own loss: a registered model that is an ensemble, energy-based or
+    trained its own way (``ModelEntry.ct_trainable``) is refused, naming those it can train."""
+    if isinstance(model, str) and not MODELS.get(model).ct_trainable:
+        can = [name for name, entry in MODELS.items() if entry.ct_trainable]
+        raise ValueError(f"model: counterfactual training cannot train {model!r}: it trains one network by a loss "
+                         f"(not ensembles, energy-based models or models trained their own way): {sorted(can)} or "
+                         "any flax module")
+
+
 def fit_ct(
     dataset,
     model: Any = "mlp",
@@ -171,6 +182,7 @@ def fit_ct(
     if not (np.isfinite(as_real("learning_rate", learning_rate)) and learning_rate > 0):
         raise ValueError(f"learning_rate must be a positive finite float; got {learning_rate!r}")
     n_classes = max(int(y.max()) + 1, 2) if n_classes is None else _train._check_positive_int("n_classes", n_classes)
+    _check_ct_trainable(model)
     apply, fresh_shapes, out_classes = _train._build(model, d, n_classes=n_classes, widths=widths,
                                                      activation=activation, dropout=dropout, n_members=n_members)
     if isinstance(apply, Ensemble):

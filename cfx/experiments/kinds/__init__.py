@@ -23,6 +23,7 @@ from typing import Any, Callable, Mapping, Sequence
 from cfx.experiments.config import Experiment, Preset, RawConfig, apply_preset
 from cfx.experiments.progress import Progress
 from cfx.experiments.store import RecordPath, Store
+from cfx.registry import Registry
 
 __all__ = ["Kind", "Report", "KINDS", "register_kind", "get_kind", "list_kinds", "list_presets"]
 
@@ -78,12 +79,12 @@ class Kind:
 
 
 #: kind name -> module defining ``KIND`` (or a Kind registered at run time)
-KINDS: dict[str, str | Kind] = {
+KINDS: Registry[str | Kind] = Registry("experiment kind", {
     "benchmark": "cfx.experiments.kinds.benchmark",
     "dynamics": "cfx.experiments.kinds.dynamics",
     "ct": "cfx.experiments.kinds.ct",
     "eccco": "cfx.experiments.kinds.eccco",
-}
+}, describe=lambda k: (importlib.import_module(k).KIND if isinstance(k, str) else k).description)
 
 
 def register_kind(kind: Kind | str, name: str | None = None) -> None:

@@ -117,7 +117,9 @@ def generator_hyperparams(dc: DataSpec, gc: GeneratorSpec) -> dict:
 def _fit_kwargs(mc: ModelSpec) -> dict:
     kw = dict(epochs=mc.epochs, batch_size=mc.batch_size, learning_rate=mc.learning_rate, widths=tuple(mc.widths),
               activation=mc.activation)
-    if mc.name in ("ensemble", "jem_ensemble"):
+    from cfx.models import MODELS
+
+    if MODELS.get(mc.name).ensemble:
         kw["n_members"] = mc.n_members
     if mc.is_jem:
         from cfx.models import JEMLoss, ReferenceJEMLoss

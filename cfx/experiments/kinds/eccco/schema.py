@@ -19,8 +19,15 @@ __all__ = ["EcccoConfig", "DataSpec", "ModelSpec", "GeneratorSpec", "SamplingSpe
 
 FloatList = Annotated[tuple[Float, ...], pydantic.BeforeValidator(lambda v: tuple(v) if isinstance(v, list) else v)]
 
-#: The models of the ECCCo experiments (SPEC §3).
+#: The models of the ECCCo experiments (SPEC §3); a config may name any registered classification model.
 MODEL_NAMES = ("mlp", "ensemble", "jem", "jem_ensemble")
+
+
+def _model_names() -> list[str]:
+    """Every registered model trained by cfx.models.fit's loop (cfx.models.MODELS; not the regressor)."""
+    from cfx.models import MODELS
+
+    return [name for name, entry in MODELS.items() if entry.fit is None]
 
 #: Allowed values of the string options (the first is cfx's default; the second the ECCCo reference's).
 CHOICES = {
@@ -65,8 +72,10 @@ class ModelSpec(Spec):
         return self.label or self.name
 
     @property
-    def is_jem(self) -> bool:
-        return self.name in ("jem", "jem_ensemble")
+    def is_jem(self) -> bool:  # energy-based (JEM loss options apply): the registry says
+        from cfx.models import MODELS
+
+        return MODELS.get(self.name).energy_based
 
 
 class GeneratorSpec(Spec):
@@ -268,7 +277,7 @@ def _mapping(raw: Any, path: str, ctx: Context) -> dict:
 
 def _model(raw: Any, path: str, ctx: Context) -> ModelSpec:
     spec = ctx.validate(ModelSpec, _mapping(raw, path, ctx), path)
-    check_name(spec.name, MODEL_NAMES, "model", f"{path}.name", ctx)
+    check_name(spec.name, _model_names(), "model", f"{path}.name", ctx)
     if spec.label is None:
         check_label(spec.name, f"{path}.name", ctx)
     for key in ("jem_loss", "combine"):
