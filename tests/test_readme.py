@@ -20,7 +20,7 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 README = ROOT / "README.md"
 DOCS = ROOT / "docs"
-PUBLIC_MODULES = ("cfx", "cfx.search", "cfx.generators", "cfx.data", "cfx.models", "cfx.evaluation", "cfx.training",
+PUBLIC_MODULES = ("cfx", "cfx.search", "cfx.registry", "cfx.generators", "cfx.data", "cfx.models", "cfx.evaluation", "cfx.training",
                   "cfx.dynamics", "cfx.experiments")
 
 
