@@ -217,9 +217,10 @@ def set_model_loss(x_cfs, x, ctx):
     return jnp.where(on, jnp.mean(per), 0.0)
 
 
-def dice_diversity(x_cfs, x, ctx, jitter: float = 1e-4):
-    """-det(K) with K_ij = 1 / (1 + ||x'_i - x'_j||_2) (+ jitter on the diagonal), over the K
-    counterfactuals of one factual (Mothilal et al. 2020)."""
-    pairwise = jax.vmap(jax.vmap(l2, (None, 0)), (0, None))(x_cfs, x_cfs)
+def dice_diversity(x_cfs, x, ctx, jitter: float = 1e-4, distance: str = "l2"):
+    """-det(K) with K_ij = 1 / (1 + dist(x'_i, x'_j)) (+ jitter on the diagonal), over the K
+    counterfactuals of one factual (Mothilal et al. 2020). ``distance``: ``"l2"`` (CE.jl's
+    ``ddp_diversity``) or ``"l1"`` (the DiCE paper and dice-ml: the proximity's L1)."""
+    pairwise = jax.vmap(jax.vmap({"l1": l1, "l2": l2}[distance], (None, 0)), (0, None))(x_cfs, x_cfs)
     kernel = 1.0 / (1.0 + pairwise) + jitter * jnp.eye(x_cfs.shape[0], dtype=pairwise.dtype)  # float32 under x64 too
     return -jnp.linalg.det(kernel)

@@ -135,14 +135,16 @@ def main(argv=None):
                     help="also cfx's DiCE at these diversity weights (explain's default: 1.0)")
     ap.add_argument("--reuse", action="store_true", help="score dice-ml's saved outputs in OUT instead of running it")
     ap.add_argument("--timeout", type=int, default=3600, help="seconds per dice-ml method and data set")
+    ap.add_argument("--seed", type=int, default=0,
+                    help="model seed (explain_validity's cache), factual draw, cfx key and dice-ml's seed")
     args = ap.parse_args(argv)
     results = {}
     runner = os.path.join(os.path.dirname(os.path.abspath(__file__)), "diceml_runner.py")
     for name in args.sets:
-        train, test, clf = model_for(name, 0, args.models)
+        train, test, clf = model_for(name, args.seed, args.models)
         pred = np.asarray(clf.predict(test.X))
         rejected = np.flatnonzero(pred == 0)
-        pick = np.sort(np.random.default_rng(0).choice(rejected, min(args.factuals, len(rejected)), replace=False))
+        pick = np.sort(np.random.default_rng(args.seed).choice(rejected, min(args.factuals, len(rejected)), replace=False))
         rows = test.subset(pick).to_frame()[list(train.encoder.feature_names)]
         folder = os.path.join(args.out, name)
         export(folder, train, clf, rows)
@@ -152,9 +154,11 @@ def main(argv=None):
             variants = [("cfx dice", {}), ("cfx dice, no restarts", {"restarts": False})]
             variants += [(f"cfx dice, diversity {w:g}", {"diversity": w}) for w in args.diversity]
             for label, opts in variants:
-                cfx.explain(clf, rows, dataset=train, target=1, generator="dice", num_counterfactuals=K, **opts)
+                cfx.explain(clf, rows, dataset=train, target=1, generator="dice", num_counterfactuals=K, seed=args.seed,
+                            **opts)
                 began = time.perf_counter()
-                frame = cfx.explain(clf, rows, dataset=train, target=1, generator="dice", num_counterfactuals=K, **opts)
+                frame = cfx.explain(clf, rows, dataset=train, target=1, generator="dice", num_counterfactuals=K, seed=args.seed,
+                            **opts)
                 seconds = time.perf_counter() - began
                 out = frame[list(train.encoder.feature_names)].reset_index(level="cf", drop=True).reset_index()
                 cell[label] = score(train, clf, rows, out, seconds)
@@ -162,7 +166,7 @@ def main(argv=None):
         for method in args.methods:
             began = time.perf_counter()
             saved = os.path.exists(os.path.join(folder, f"diceml_{method}.json"))
-            command = [args.python, runner, folder, "--method", method, "--k", str(K)]
+            command = [args.python, runner, folder, "--method", method, "--k", str(K), "--seed", str(args.seed)]
             proc = (subprocess.CompletedProcess(command, 0) if args.reuse and saved else
                     subprocess.run(command, capture_output=True, text=True, timeout=args.timeout))
             if proc.returncode:

@@ -4,7 +4,9 @@ dice-ml (never a cfx dependency) and imports nothing from cfx.
 Input: a folder written by compare_diceml.py: ``model.npz`` (the cfx MLP's weights, the
 encoder's mean and scale), ``spec.json`` (the raw columns, how each is encoded, the continuous
 and mutable columns, increase-/decrease-only columns, the label), ``train.csv`` (raw training
-rows with the label) and ``factuals.csv`` (raw rows, indexed by id). The model is re-implemented
+rows with the label) and ``factuals.csv`` (raw rows, indexed by id). ``--method gradient`` (DiCE's own gradient search,
+dice-ml's PyTorch implementation; needs torch) gets the MLP as a PyTorch module on dice-ml's
+encoding (:func:`torch_model`), checked against cfx's probabilities too. The model is re-implemented
 in numpy (encode, standardise, ReLU MLP) and checked against the cfx probabilities in
 ``check.npz``. Output: ``diceml_<method>.csv`` (every counterfactual's raw values with the
 factual's id) and ``diceml_<method>.json`` (seconds per factual, failures).
@@ -66,10 +68,60 @@ class NumpyModel:
         return self.predict_proba(frame).argmax(1)
 
 
+def torch_model(model: NumpyModel, data, spec):
+    """The same MLP as a PyTorch module on dice-ml's own encoding (continuous columns min-max
+    scaled to [0, 1], every other column one-hot over its levels), for the gradient method:
+    a linear map to cfx's raw encoding (levels of a binary column: indicator of the second;
+    ordinal: the level's index), then the standardisation and the layers; output p(1) (1 node)."""
+    import torch
+
+    names = list(data.get_ohe_min_max_normalized_data(data.data_df.iloc[[0]][[c["name"] for c in spec["columns"]]]).columns)
+    blocks, offset = {}, 0
+    for col in spec["columns"]:
+        width = len(col["levels"]) if col["kind"] == "categorical" else 1
+        blocks[col["name"]] = (offset, col)
+        offset += width
+    A, b = np.zeros((len(names), offset)), np.zeros(offset)
+    frame = data.data_df
+    for i, name in enumerate(names):
+        if name in spec["continuous"]:
+            start, _ = blocks[name]
+            lo, hi = float(frame[name].min()), float(frame[name].max())
+            A[i, start], b[start] = hi - lo, b[start] + lo
+            continue
+        col_name = next(c["name"] for c in spec["columns"] if name.startswith(c["name"] + "_")
+                        and name[len(c["name"]) + 1:] in c["levels"])
+        start, col = blocks[col_name]
+        level = col["levels"].index(name[len(col_name) + 1:])
+        if col["kind"] == "categorical":
+            A[i, start + level] = 1.0
+        elif col["kind"] == "binary":
+            A[i, start] = float(level == 1)
+        else:  # ordinal: the index of its level
+            A[i, start] = float(level)
+
+    class Net(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            f32 = lambda a: torch.tensor(np.asarray(a, np.float32))  # noqa: E731
+            self.A, self.b, self.mean, self.scale = f32(A), f32(b), f32(model.mean), f32(model.scale)
+            self.layers = [(f32(W), f32(c)) for W, c in model.layers]
+
+        def forward(self, u):
+            h = ((u.float() @ self.A + self.b) - self.mean) / self.scale
+            for i, (W, c) in enumerate(self.layers):
+                h = h @ W + c
+                if i < len(self.layers) - 1:
+                    h = torch.relu(h)
+            return torch.sigmoid(h[..., 1:2] - h[..., 0:1])
+
+    return Net()
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser()
     ap.add_argument("folder")
-    ap.add_argument("--method", default="random", choices=["random", "genetic", "kdtree"])
+    ap.add_argument("--method", default="random", choices=["random", "genetic", "kdtree", "gradient"])
     ap.add_argument("--k", type=int, default=3)
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args(argv)
@@ -88,15 +140,27 @@ def main(argv=None):
     assert np.allclose(p, check["p"], atol=1e-4), f"numpy model disagrees with cfx: {np.abs(p - check['p']).max()}"
 
     data = dice_ml.Data(dataframe=train, continuous_features=spec["continuous"], outcome_name=spec["label"])
-    wrapped = dice_ml.Model(model=model, backend="sklearn", model_type="classifier")
-    explainer = dice_ml.Dice(data, wrapped, method=args.method)
+    if args.method == "gradient":  # DiCE itself (Mothilal et al. 2020): the PyTorch implementation
+        import torch
+
+        torch.manual_seed(args.seed)
+        net = torch_model(model, data, spec)
+        wrapped = dice_ml.Model(model=net, backend="PYT", func="ohe-min-max")
+        explainer = dice_ml.Dice(data, wrapped, method="gradient")
+        enc = explainer.data_interface.get_ohe_min_max_normalized_data(facts)
+        q = net(torch.tensor(enc.to_numpy(np.float64))).detach().numpy()[:, 0]
+        assert np.allclose(q, check["p"], atol=1e-4), f"torch model disagrees with cfx: {np.abs(q - check['p']).max()}"
+    else:
+        wrapped = dice_ml.Model(model=model, backend="sklearn", model_type="classifier")
+        explainer = dice_ml.Dice(data, wrapped, method=args.method)
     lo, hi = train[spec["continuous"]].min(), train[spec["continuous"]].max()
     out, seconds, failed = [], [], []
     np.random.seed(args.seed)
     for rid, row in facts.iterrows():
         query = row.to_frame().T.astype(facts.dtypes.to_dict())
         # cfx's directions as dice-ml ranges: an increase-only column may go from the row's value up
-        ranges = {c: [float(row[c]), float(hi[c])] for c in spec["increase"]}
+        ranges = {c: [float(lo[c]), float(hi[c])] for c in spec["continuous"]} if args.method == "gradient" else {}
+        ranges.update({c: [float(row[c]), float(hi[c])] for c in spec["increase"]})  # gradient: needs every column
         ranges.update({c: [float(lo[c]), float(row[c])] for c in spec["decrease"]})
         began = time.perf_counter()
         try:

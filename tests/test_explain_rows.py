@@ -130,7 +130,7 @@ def test_rows_already_at_the_target_are_flagged(problem):
 def test_a_yes_no_label_takes_positive():
     frame = pd.DataFrame({"pay": [1.0, 2.0, 3.0, 4.0], "approved": ["no", "yes", "no", "yes"]})
     np.testing.assert_array_equal(D.from_frame(frame, "approved", positive="yes").y, [0, 1, 0, 1])
-    with pytest.raises(ValueError, match=r"label 'approved' does not map to 0/1"):
+    with pytest.raises(ValueError, match=r"label 'approved' does not map to 0..1"):
         D.from_frame(frame, "approved")
     with pytest.raises(ValueError, match=r"positive: the label 'approved' must have two levels, one of them 'Yes'"):
         D.from_frame(frame, "approved", positive="Yes")
@@ -145,3 +145,22 @@ def test_permitted_levels_steer_the_search(problem):
     assert (free["colour"] == "green").all() and free["valid"].all()
     kept = cfx.explain(clf, rows, dataset=train, target=1, permitted_range={"colour": ["red", "blue"]})
     assert (kept["colour"] == "blue").all() and kept["valid"].all() and kept["colour"].dtype == COLOURS
+
+
+def test_a_multiclass_label_takes_classes():
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=120)
+    grade = np.where(x < -0.5, "low", np.where(x < 0.5, "mid", "high"))
+    frame = pd.DataFrame({"score": x, "noise": rng.normal(size=120), "grade": grade})
+    data = D.from_frame(frame, "grade", classes=["low", "mid", "high"])
+    np.testing.assert_array_equal(data.y[:6], pd.Series(grade[:6]).map({"low": 0, "mid": 1, "high": 2}))
+    assert data.n_classes == 3
+    with pytest.raises(ValueError, match=r"levels not in it: \['high'\]"):
+        D.from_frame(frame, "grade", classes=["low", "mid"])
+    with pytest.raises(ValueError, match=r"pass positive=; more classes: classes="):
+        D.from_frame(frame, "grade")
+    train, _ = D.train_test(data, seed=0)
+    clf = cfx.models.fit(train, "linear", epochs=40, seed=0)
+    rows = frame[data.y == 0].head(3)
+    out = cfx.explain(clf, rows, dataset=train, target=2)
+    assert out["valid"].all() and (out["score"] > rows["score"].to_numpy()).all()

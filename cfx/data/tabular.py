@@ -146,6 +146,7 @@ class TabularSpec:
       integer: numeric columns holding integers (searched relaxed, returned rounded).
       ordinal: column -> its levels in order (encoded as the level's rank 0, 1, ...).
       bounds: column -> (lower, upper) in raw units (default: the column's range in the file).
+      n_classes: the labels are 0 .. n_classes − 1 (2: binary).
     """
 
     name: str
@@ -162,6 +163,7 @@ class TabularSpec:
     integer: tuple[str, ...] = ()
     ordinal: Mapping[str, tuple] = dataclasses.field(default_factory=dict)
     bounds: Mapping[str, tuple[float, float]] = dataclasses.field(default_factory=dict)
+    n_classes: int = 2
 
 
 def encode(df: pd.DataFrame, spec: TabularSpec, *, infer: bool = False) -> Dataset:
@@ -176,8 +178,10 @@ def encode(df: pd.DataFrame, spec: TabularSpec, *, infer: bool = False) -> Datas
     if spec.clean is not None:
         df = spec.clean(df)
     y = (spec.target or _column(spec.label))(df)
-    if y.isna().any() or not set(np.unique(y.to_numpy())) <= {0, 1}:
-        raise ValueError(f"{spec.name}: label {spec.label!r} does not map to 0/1 (values {sorted(set(y))[:5]})")
+    if y.isna().any() or not set(np.unique(y.to_numpy())) <= set(range(spec.n_classes)):
+        hint = "" if spec.n_classes > 2 else " (a two-level label: pass positive=; more classes: classes=[...])"
+        raise ValueError(f"{spec.name}: label {spec.label!r} does not map to 0..{spec.n_classes - 1}{hint} (values "
+                         f"{sorted(set(y), key=str)[:5]})")
     features = df.drop(columns=[spec.label, *spec.drop])
     declared = set(spec.mutability) | set(spec.binary) | set(spec.onehot) | set(spec.integer) | set(spec.ordinal)
     unknown = (declared | set(spec.bounds)) - set(features.columns)
@@ -224,11 +228,13 @@ def from_frame(
     bounds: Mapping[str, tuple[float, float]] | None = None,
     drop: Sequence[str] = (),
     positive: object = None,
+    classes: Sequence | None = None,
 ) -> Dataset:
     """A :class:`Dataset` (raw units, fitted encoder) from a DataFrame you hold.
 
     ``label`` is a 0/1 column (1 favourable), or a two-level column (``"yes"``/``"no"``) with
-    ``positive`` its favourable level (y = 1 where label == positive); the other arguments are as in :class:`TabularSpec`
+    ``positive`` its favourable level (y = 1 where label == positive), or a multi-class column
+    with ``classes`` its levels in class order (y = c where label == classes[c]); the other arguments are as in :class:`TabularSpec`
     (``categorical`` = one-hot columns; undeclared string columns are categorical too, undeclared
     columns of an integer dtype (int64 ages, counts) integer features);
     ``bounds`` (column -> (lower, upper), raw units) default to the column's range. Row ids are
@@ -242,7 +248,18 @@ def from_frame(
         raise TypeError(f"frame must be a pandas DataFrame; got {type(frame).__name__}")
     if label not in frame.columns:
         raise ValueError(f"label: column {label!r} is not in the frame (columns: {list(frame.columns)})")
-    target = None
+    target, n_classes = None, 2
+    if positive is not None and classes is not None:
+        raise ValueError("positive and classes: pass one (positive: a two-level label; classes: its levels in order)")
+    if classes is not None:
+        classes = list(classes)
+        unknown = sorted(set(pd.unique(frame[label].dropna())) - set(classes), key=str)
+        if len(classes) < 2 or len(set(classes)) != len(classes) or unknown:
+            raise ValueError(f"classes: the label {label!r}'s levels in class order, each once, at least two; got "
+                             f"{classes!r}" + (f" (levels not in it: {unknown[:5]})" if unknown else ""))
+        index = {v: i for i, v in enumerate(classes)}
+        target = lambda df: df[label].map(index)  # noqa: E731
+        n_classes = len(classes)
     if positive is not None:
         levels = list(pd.unique(frame[label].dropna()))
         if positive not in levels or len(levels) > 2:
@@ -252,7 +269,7 @@ def from_frame(
     spec = TabularSpec(name=name, path="", label=label, description="", source="", drop=tuple(drop), target=target,
                        binary=dict(binary or {}), onehot=tuple(categorical), mutability=dict(mutability or {}),
                        integer=tuple(integer), ordinal={k: tuple(v) for k, v in (ordinal or {}).items()},
-                       bounds={k: tuple(v) for k, v in (bounds or {}).items()})
+                       bounds={k: tuple(v) for k, v in (bounds or {}).items()}, n_classes=n_classes)
     return encode(frame, spec, infer=True)
 
 

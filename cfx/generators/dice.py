@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 import jax
 import jax.numpy as jnp
 
@@ -22,7 +24,8 @@ class DiCE(Generator):
     ``"set"`` (the DiCE library's rule: a factual's K stop together, once p(y+|x'_k) >= τ for
     every k, so the diversity term keeps acting until the whole set is valid).
 
-    ``distance`` as :class:`Generic`'s (``"frobenius"``: CE.jl 0.1.5). In the standardised
+    ``distance`` as :class:`Generic`'s (``"frobenius"``: CE.jl 0.1.5). ``diversity_distance``: the
+    kernel's distance, ``"l2"`` (CE.jl) or ``"l1"`` (the DiCE paper and dice-ml). In the standardised
     search space (``space="standardized"``) the diversity is measured on s = (x' − μ)/σ, as CE.jl
     0.1.5 does.
     """
@@ -38,11 +41,14 @@ class DiCE(Generator):
     diversity: float = 0.1
     stop: str = static("each")
     distance: str = static("l1")
+    diversity_distance: str = static("l2")
 
     def validate(self, num_counterfactuals, n_features, n_classes):
         super().validate(num_counterfactuals, n_features, n_classes)
         if num_counterfactuals < 2:
             raise ValueError(f"DiCE needs num_counterfactuals > 1 to measure diversity; got {num_counterfactuals}")
+        if self.diversity_distance not in ("l1", "l2"):
+            raise ValueError(f"DiCE.diversity_distance must be 'l1' or 'l2'; got {self.diversity_distance!r}")
         if self.stop not in ("each", "set"):
             raise ValueError(f"DiCE.stop must be 'each' or 'set'; got {self.stop!r}")
 
@@ -54,8 +60,8 @@ class DiCE(Generator):
         return jnp.broadcast_to(jnp.all(p >= self.threshold, axis=1, keepdims=True), p.shape)
 
     def penalties(self):
-        diversity = losses.dice_diversity
+        diversity = functools.partial(losses.dice_diversity, distance=self.diversity_distance)
         if self.space == "standardized":
-            mean, scale = self.space_mean, self.space_scale
-            diversity = lambda x_cfs, x, ctx: losses.dice_diversity((x_cfs - mean) / scale, x, ctx)  # noqa: E731
+            mean, scale, div = self.space_mean, self.space_scale, diversity
+            diversity = lambda x_cfs, x, ctx: div((x_cfs - mean) / scale, x, ctx)  # noqa: E731
         return (distance_penalty(self.cost, self.distance), Penalty("diversity", self.diversity, diversity, per="set"))
