@@ -226,6 +226,48 @@ def test_a_flax_nnx_module_is_a_classifier_with_a_one_line_adapter():
     assert (np.asarray(res.target_probs)[:, 0] > np.asarray(clf.probs(x))[np.arange(6), target]).all()
 
 
+def test_an_equinox_module_is_a_classifier_with_a_one_line_adapter():
+    eqx = pytest.importorskip("equinox")  # not a cfx dependency: skipped where it is not installed
+    model = eqx.nn.MLP(2, 2, 8, 1, key=jax.random.key(0))  # per example: (2,) -> (2,)
+    params, static = eqx.partition(model, eqx.is_array)
+    clf = cfx.Classifier(lambda p, x: jax.vmap(eqx.combine(p, static))(x), params, n_features=2)  # the adapter
+    x = np.random.default_rng(0).normal(size=(6, 2)).astype(np.float32)
+    np.testing.assert_allclose(np.asarray(clf.logits(x)), np.asarray(jax.vmap(model)(jnp.asarray(x))), atol=1e-6)
+    target = 1 - np.asarray(clf.predict(x))
+    res = cfx.generate(cfx.generators.Generic(learning_rate=0.5, cost=0.0), clf, x, target=target,
+                       key=jax.random.key(0), max_steps=300)
+    assert (np.abs(np.asarray(res.counterfactuals)[:, 0] - x).sum(1) > 0).all()  # the gradient reaches the inputs
+    assert (np.asarray(res.target_probs)[:, 0] > np.asarray(clf.probs(x))[np.arange(6), target]).all()
+
+
+def test_a_pytorch_model_as_a_black_box(problem):
+    torch = pytest.importorskip("torch")  # not a cfx dependency: skipped where it is not installed
+    Xtr, ytr, Xte, _ = problem
+    yb = (ytr > 0).astype(int)
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Linear(Xtr.shape[1], 16), torch.nn.ReLU(), torch.nn.Linear(16, 2))
+    opt = torch.optim.Adam(net.parameters(), lr=0.05)
+    for _ in range(100):
+        opt.zero_grad()
+        torch.nn.functional.cross_entropy(net(torch.from_numpy(Xtr)), torch.from_numpy(yb)).backward()
+        opt.step()
+    calls = []
+
+    def predict_proba(rows):
+        calls.append(rows.shape)
+        with torch.no_grad():
+            return torch.softmax(net(torch.from_numpy(np.asarray(rows, np.float32))), -1).numpy()
+
+    clf = cfx.models.from_predict_proba(predict_proba, n_features=Xtr.shape[1], n_classes=2)
+    rows = Xte[predict_proba(Xte).argmax(1) == 0][:6]
+    calls.clear()
+    res = cfx.generate(cfx.generators.GrowingSpheres(n_samples=200), clf, rows, target=1, key=jax.random.key(0))
+    assert all(len(shape) == 2 for shape in calls) and max(s[0] for s in calls) > len(rows)  # batched host calls
+    converged = np.asarray(res.outcome)[:, 0] == cfx.OUTCOMES.index("converged")
+    assert converged.all()
+    assert (predict_proba(np.asarray(res.counterfactuals)[:, 0]).argmax(1) == 1).all()  # valid by torch itself
+
+
 def test_translations_save_and_load_bit_identically(problem, tmp_path):
     Xtr, ytr, Xte, _ = problem
     pipe = make_pipeline(StandardScaler(), MLPClassifier((6,), max_iter=50, random_state=0))

@@ -148,3 +148,25 @@ def test_feature_tweak_switches_a_one_hot_level():
     rows = train.to_frame()[stump.predict(np.asarray(train.X)) == 0].head(6)
     out = cfx.explain(cfx.models.from_sklearn(stump), rows, dataset=train, generator=FeatureTweak(), target=1)
     assert out["valid"].all() and (out["job"] == "c").all()
+
+
+def test_feature_tweak_on_xgboost_trees():
+    xgb = pytest.importorskip("xgboost")  # not a cfx dependency: skipped where it is not installed
+    X, y = make_classification(300, 4, n_informative=3, n_redundant=0, random_state=3)
+    X = X.astype(np.float32)
+    model = xgb.XGBClassifier(n_estimators=15, max_depth=3, n_jobs=1, random_state=0).fit(X[:200], y[:200])
+    clf = cfx.models.from_sklearn(model)
+    # points exactly on a split and one float32 below it: XGBoost sends x < s left
+    tree = __import__("json").loads(bytes(model.get_booster().save_raw("json")))["learner"]["gradient_booster"]
+    root = tree["model"]["trees"][0]
+    s, f = np.float32(root["split_conditions"][0]), root["split_indices"][0]
+    edge = np.repeat(X[200:202], 2, axis=0)
+    edge[[0, 2], f], edge[[1, 3], f] = s, np.nextafter(s, np.float32(-np.inf))
+    held = np.concatenate([X[200:], edge])
+    np.testing.assert_array_equal(np.asarray(clf.predict(held)), model.predict(held))
+    np.testing.assert_allclose(np.asarray(clf.probs(held))[:, 1], model.predict_proba(held)[:, 1], atol=1e-5)
+    rows = X[200:][model.predict(X[200:]) == 0][:10]
+    res = cfx.generate(FeatureTweak(), clf, rows, target=1, key=KEY)
+    converged = np.asarray(res.outcome)[:, 0] == cfx.OUTCOMES.index("converged")
+    assert converged.mean() >= 0.8
+    assert (model.predict(np.asarray(res.counterfactuals)[converged, 0]) == 1).all()

@@ -10,6 +10,10 @@ stored as the largest float32 <= it: x <= t32 ⇔ x <= t for every float32 x (ex
 
 * forests: p = mean over trees of the leaf's class fractions; logits = log max(p, 1e-7).
 * gradient boosting (binary): f = bias + learning_rate · Σ_t leaf value; one logit column, p = σ(f).
+* XGBoost (``XGBClassifier``, ``binary:logistic``, numerical splits): read from the booster's
+  JSON; a node sends x left when x < s (float32), i.e. x <= the float32 just below s (exact);
+  f = bias + Σ_t leaf weight (the weights include η; bias: the model's margin at one row minus
+  the trees' sum there, so ``base_score`` is honoured whatever its form).
 
 Piecewise constant, so ``differentiable = False``: only gradient-free generators apply.
 
@@ -21,6 +25,7 @@ majority class; boosting: 1 where the leaf's value pushes towards class 1, else 
 from __future__ import annotations
 
 import dataclasses
+import json
 from typing import Any
 
 import jax
@@ -29,8 +34,9 @@ import numpy as np
 
 from cfx.classifier import Classifier
 
-KINDS = ("DecisionTreeClassifier", "RandomForestClassifier", "ExtraTreesClassifier", "GradientBoostingClassifier")
-SUPPORTED = KINDS[:3] + ("GradientBoostingClassifier (binary)",)
+KINDS = ("DecisionTreeClassifier", "RandomForestClassifier", "ExtraTreesClassifier", "GradientBoostingClassifier",
+         "XGBClassifier")
+SUPPORTED = KINDS[:3] + ("GradientBoostingClassifier (binary)", "XGBClassifier (binary:logistic, gbtree)")
 EPS = 1e-7
 
 
@@ -122,17 +128,66 @@ def _paths(tree, d: int, label_of) -> list:
     return out
 
 
+class _Tree:
+    """The parts of scikit-learn's ``tree_`` that :func:`_tree_arrays` and :func:`_paths` read,
+    for trees from elsewhere (XGBoost)."""
+
+    def __init__(self, left, right, feature, threshold, leaf_value):
+        self.children_left, self.children_right = np.asarray(left, np.int64), np.asarray(right, np.int64)
+        self.feature, self.threshold = np.asarray(feature, np.int64), np.asarray(threshold, np.float64)
+        self.node_count = len(self.children_left)
+        self.value = np.asarray(leaf_value, np.float64).reshape(-1, 1, 1)
+        depth, stack = 0, [(0, 0)]
+        while stack:
+            node, level = stack.pop()
+            depth = max(depth, level)
+            if self.children_left[node] != -1:
+                stack += [(self.children_left[node], level + 1), (self.children_right[node], level + 1)]
+        self.max_depth = depth
+
+
+def _xgboost_trees(est) -> list:
+    """The trees of a fitted binary ``XGBClassifier`` (its booster's JSON) as :class:`_Tree`."""
+    learner = json.loads(bytes(est.get_booster().save_raw("json")))["learner"]
+    objective, booster = learner["objective"]["name"], learner["gradient_booster"]
+    if objective != "binary:logistic" or booster.get("name") != "gbtree":
+        raise TypeError(f"from_sklearn: XGBClassifier with objective {objective!r} and booster {booster.get('name')!r}"
+                        " is not supported (binary:logistic with gbtree only); use cfx.models.from_predict_proba("
+                        "model.predict_proba, n_features, n_classes) as a black box")
+    out = []
+    for t in booster["model"]["trees"]:
+        if any(int(k) != 0 for k in t.get("split_type", [])):
+            raise TypeError("from_sklearn: an XGBClassifier with categorical splits is not supported; one-hot encode "
+                            "(cfx.data does) or use cfx.models.from_predict_proba")
+        left = np.asarray(t["left_children"])
+        cond = np.asarray(t["split_conditions"], np.float64).astype(np.float32)  # leaves: the leaf weight
+        below = np.nextafter(cond, np.float32(-np.inf)).astype(np.float64)  # x < s ⇔ x <= below (float32 x)
+        leaf = left == -1
+        out.append(_Tree(left, t["right_children"], np.where(leaf, 0, t["split_indices"]), np.where(leaf, -2.0, below),
+                         np.where(leaf, cond, 0.0)))
+    return out
+
+
 def from_sklearn_trees(est) -> Classifier:
-    """An exact JAX :class:`cfx.Classifier` of a fitted scikit-learn tree ensemble (module docstring)."""
+    """An exact JAX :class:`cfx.Classifier` of a fitted scikit-learn tree ensemble or a binary
+    ``XGBClassifier`` (module docstring)."""
     kind = type(est).__name__
     d, n_classes = int(est.n_features_in_), len(est.classes_)
-    if kind == "GradientBoostingClassifier":
+    scale = 1.0
+    if kind == "XGBClassifier":
+        if n_classes != 2:
+            raise TypeError(f"from_sklearn: XGBClassifier with {n_classes} classes is not supported (binary only); "
+                            "use cfx.models.from_predict_proba(model.predict_proba, n_features, n_classes)")
+        sk_trees = _xgboost_trees(est)
+        label_of, n_values, normalise, apply_kind = (lambda v: int(v[0] > 0)), 1, False, "boosting"
+    elif kind == "GradientBoostingClassifier":
         if n_classes != 2:
             raise TypeError(f"from_sklearn: GradientBoostingClassifier with {n_classes} classes is not supported "
                             "(binary only); use cfx.models.from_predict_proba(est.predict_proba, n_features, "
                             "n_classes) as a black box")
         sk_trees = [e.tree_ for e in est.estimators_[:, 0]]
         label_of, n_values, normalise, apply_kind = (lambda v: int(v[0] > 0)), 1, False, "boosting"
+        scale = float(est.learning_rate)
     else:
         sk_trees = [est.tree_] if kind == "DecisionTreeClassifier" else [e.tree_ for e in est.estimators_]
         label_of, n_values, normalise, apply_kind = (lambda v: int(np.argmax(v))), n_classes, True, "forest"
@@ -148,11 +203,16 @@ def from_sklearn_trees(est) -> Classifier:
     }
     apply = TreeEnsembleApply(apply_kind, int(max(t.max_depth for t in sk_trees)))
     if apply_kind == "boosting":
-        # the constant term: sklearn's decision function at one row minus the trees' sum there
+        # the constant term: the model's own margin at one row minus the trees' scaled sum there
         x0 = np.zeros((1, d), np.float32)
-        trees_sum = sum(float(e.predict(x0)[0]) for e in est.estimators_[:, 0])
-        params["bias"] = jnp.float32(float(est.decision_function(x0)[0]) - est.learning_rate * trees_sum)
-        params["scale"] = jnp.float32(est.learning_rate)
+        if kind == "XGBClassifier":
+            params["bias"], params["scale"] = jnp.float32(0.0), jnp.float32(scale)
+            trees_sum = float(apply(params, jnp.asarray(x0))[0, 0])
+            params["bias"] = jnp.float32(float(np.ravel(est.predict(x0, output_margin=True))[0]) - trees_sum)
+        else:
+            trees_sum = sum(float(e.predict(x0)[0]) for e in est.estimators_[:, 0])
+            params["bias"] = jnp.float32(float(est.decision_function(x0)[0]) - scale * trees_sum)
+            params["scale"] = jnp.float32(scale)
     return Classifier(apply, params, n_features=d, n_classes=n_classes)
 
 
