@@ -16,7 +16,7 @@ import pytest
 import cfx
 import cfx.dynamics as dyn
 import cfx.generators as G
-from cfx.dynamics.reference import ReferenceTrainer, _train, generator_options
+from cfx.dynamics.reference import ReferenceTrainer, _train, _train_stacked, generator_options
 from cfx.experiments.config import ConfigError
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -139,6 +139,27 @@ def test_batch1_scan_equals_a_python_loop_of_adam_steps(data):
     np.testing.assert_allclose(np.asarray(clf.raw_logits(X))[:, 1], np.asarray(members.mean(0))[:, 0], rtol=1e-5)
 
 
+def test_retrain_many_equals_each_models_own_retraining(data):
+    """One stacked program for several systems (linear, MLP, a dropout ensemble, two data
+    sets, batch 1 and 2) gives each model what its own ``retrain`` gives."""
+    import dataclasses
+
+    _, train, _ = data
+    small = dataclasses.replace(train, X=np.asarray(train.X[:12]), y=np.asarray(train.y[:12]))
+    other = dataclasses.replace(small, X=np.asarray(small.X)[::-1].copy(), y=np.asarray(small.y)[::-1].copy())
+    trainers = [ReferenceTrainer("linear", 2, 2), ReferenceTrainer("mlp", 2, 2, widths=(4,)),
+                ReferenceTrainer("ensemble", 2, 2, widths=(4,), n_members=3, dropout=0.25),
+                ReferenceTrainer("mlp", 2, 2, widths=(4,), dropout=0.25),
+                ReferenceTrainer("mlp", 2, 2, widths=(4,), batch_size=5, retrain_batch_size=2)]
+    jobs = [(t, t.initial(small, seed=i), d) for i, t in enumerate(trainers) for d in (small, other)]
+    got = ReferenceTrainer.retrain_many(jobs)
+    for (t, clf, d), new in zip(jobs, got):
+        want = t.retrain(clf, d, seed=0)
+        for a, b in zip(jax.tree_util.tree_leaves(new.params), jax.tree_util.tree_leaves(want.params)):
+            np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-4, atol=1e-5)
+        assert new.apply_fn == want.apply_fn and not np.allclose(new.raw_logits(d.X), clf.raw_logits(d.X))
+
+
 def test_ensemble_probabilities_and_the_searchs_averaged_logit(data):
     """combine="probabilities": softmax of the logits is mean_m σ(f_m) (CE.jl's ``probs``); the
     member_logit_bce yloss is the logit-BCE of mean_m f_m (CE.jl's ``logits``)."""
@@ -215,7 +236,8 @@ def test_cross_model_pool_no_recompiles_after_round_1_and_bad_input(data):
             compiles.append(event)
 
     def count(rep, t, rows):
-        counts[t] = (cfx.search.compilation_count(), dyn.trace_count(), _train._cache_size(), len(compiles))
+        counts[t] = (cfx.search.compilation_count(), dyn.trace_count(), _train._cache_size(),
+                     _train_stacked._cache_size(), len(compiles))
 
     jax.monitoring.register_event_duration_secs_listener(on_compile)
     try:

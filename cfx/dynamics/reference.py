@@ -34,7 +34,7 @@ import optax
 
 from cfx.classifier import Classifier
 
-__all__ = ["ReferenceTrainer", "OneLogitNet", "REFERENCE_MODELS", "REFERENCE_OPTIONS", "gradient_dropout",
+__all__ = ["ReferenceTrainer", "OneLogitNet", "retrain_many", "REFERENCE_MODELS", "REFERENCE_OPTIONS", "gradient_dropout",
            "generator_options", "REFERENCE_GENERATORS", "expand_config", "PresetConflict"]
 
 REFERENCE_MODELS = ("linear", "mlp", "ensemble")
@@ -296,6 +296,65 @@ def _train(net: OneLogitNet, params, X, y, epochs, *, learning_rate: float, batc
     return jax.vmap(fit_one)(params) if net.kind == "ensemble" else fit_one(params)
 
 
+@functools.partial(jax.jit, static_argnames=("net", "learning_rate", "batch_size"))
+def _train_stacked(net: OneLogitNet, params, X, y, owner, epochs, *, learning_rate: float, batch_size: int = 1):
+    """:func:`_train` for S single-logit members at once: ``params`` leaves (S, ...), X (G, n, d)
+    and y (G, n) the data of G systems, ``owner`` (S,) each member's system. One ``lax.scan``
+    over the row batches with the S members vmapped inside; Adam is elementwise and every
+    member has its own loss, so this equals S separate :func:`_train` calls (one program for
+    every model × generator system of a round instead of one per system)."""
+    opt = optax.adam(learning_rate, b1=0.9, b2=0.999, eps=1e-8)
+    G, n, d = X.shape
+    pad = -n % batch_size
+    Xb = jnp.concatenate([X, jnp.zeros((G, pad, d), X.dtype)], 1).reshape(G, -1, batch_size, d).transpose(1, 0, 2, 3)
+    tb = jnp.concatenate([y.astype(jnp.float32), jnp.zeros((G, pad))], 1).reshape(G, -1, batch_size).transpose(1, 0, 2)
+    wb = jnp.concatenate([jnp.ones(n), jnp.zeros(pad)]).reshape(-1, batch_size)
+
+    def loss(p, x, t, w):  # one member's mean logit-BCE of one batch
+        f = net.one(p, x)[:, 0]
+        return jnp.sum(w * (jax.nn.softplus(f) - t * f)) / jnp.sum(w)
+
+    grads = jax.vmap(jax.grad(loss), (0, 0, 0, None))
+
+    def step(carry, batch):
+        p, s = carry
+        x, t, w = batch
+        u, s = opt.update(grads(p, x[owner], t[owner], w), s, p)
+        return (optax.apply_updates(p, u), s), None
+
+    def epoch(_, carry):
+        return jax.lax.scan(step, carry, (Xb, tb, wb), unroll=4)[0]
+
+    return jax.lax.fori_loop(0, epochs, epoch, (params, opt.init(params)))[0]
+
+
+def retrain_many(jobs) -> list:
+    """``[(ReferenceTrainer, Classifier, data)] -> [Classifier]``: each model retrained as its
+    trainer's :meth:`ReferenceTrainer.retrain` would, the members of every model whose training
+    is the same program (hidden layers, dropout, η, batch size, epochs) in one
+    :func:`_train_stacked` call; the shapes are the same every round, so it compiles once."""
+    groups: dict = {}
+    for i, (t, _, _) in enumerate(jobs):
+        groups.setdefault(t.signature, []).append(i)
+    out = [None] * len(jobs)
+    for (layers, dropout, lr, batch, epochs), idx in groups.items():
+        member = OneLogitNet("mlp" if layers else "linear", widths=layers or (32,), dropout=dropout)
+        stacked = [jobs[i][0].net.stacked_members for i in idx]
+        trees = [jobs[i][1].params if st else jax.tree_util.tree_map(lambda a: a[None], jobs[i][1].params)
+                 for i, st in zip(idx, stacked)]
+        sizes = [jax.tree_util.tree_leaves(tr)[0].shape[0] for tr in trees]
+        params = jax.tree_util.tree_map(lambda *a: jnp.concatenate(a), *trees)
+        owner = jnp.asarray(np.repeat(np.arange(len(idx)), sizes), jnp.int32)
+        X = jnp.stack([jnp.asarray(jobs[i][2].X, jnp.float32) for i in idx])
+        y = jnp.stack([jnp.asarray(jobs[i][2].y, jnp.int32) for i in idx])
+        new = _train_stacked(member, params, X, y, owner, jnp.int32(epochs), learning_rate=lr, batch_size=batch)
+        ends = np.cumsum(sizes)
+        for i, st, end, size in zip(idx, stacked, ends, sizes):
+            p = jax.tree_util.tree_map(lambda a: a[end - size:end] if st else a[end - size], new)
+            out[i] = jobs[i][1].replace(p)
+    return out
+
+
 @dataclasses.dataclass(frozen=True)
 class ReferenceTrainer:
     """Trains a reference model (see the module docstring) for :func:`cfx.dynamics.simulate`.
@@ -340,6 +399,15 @@ class ReferenceTrainer:
     def retrain(self, clf: Classifier, data, *, seed: int) -> Classifier:
         batch = self.batch_size if self.retrain_batch_size is None else self.retrain_batch_size
         return self._fit(clf.params, data.X, data.y, self.retrain_epochs, batch)
+
+    @property
+    def signature(self) -> tuple:
+        """What the retraining program depends on: models with equal signatures are retrained
+        together by :func:`retrain_many`."""
+        batch = self.batch_size if self.retrain_batch_size is None else self.retrain_batch_size
+        return (self.net.layers, float(self.dropout), float(self.learning_rate), int(batch), int(self.retrain_epochs))
+
+    retrain_many = staticmethod(retrain_many)
 
     def _fit(self, params, X, y, epochs, batch_size) -> Classifier:
         X = jnp.asarray(X, jnp.float32)

@@ -278,6 +278,16 @@ def _trainers(model, fit_options, initial_epochs, retrain_epochs) -> dict:
     return out
 
 
+def _retrain(jobs: list) -> list:
+    """``[(trainer, clf, data, seed)] -> [clf]``. Trainers of one type with a ``retrain_many``
+    (:func:`cfx.dynamics.reference.retrain_many`) retrain every system in one call: one
+    compiled program for all of them instead of one run per system."""
+    kinds = {type(t) for t, *_ in jobs}
+    if len(jobs) > 1 and len(kinds) == 1 and hasattr(jobs[0][0], "retrain_many"):
+        return jobs[0][0].retrain_many([(t, c, d) for t, c, d, _ in jobs])
+    return [t.retrain(c, d, seed=seed) for t, c, d, seed in jobs]
+
+
 def simulate(
     train,
     test,
@@ -431,9 +441,12 @@ def simulate(
                     X, y, stats = _move(s["clf"], s["X"], s["y"], idx, valid, np.asarray(res.counterfactuals),
                                         np.asarray(res.outcome), k_pick, jnp.int32(target))
                     data = dataclasses.replace(train, X=np.asarray(X), y=np.asarray(y))
-                    clf = s["trainer"].retrain(s["clf"], data, seed=int(train_seed))
                     recourse.append({k: float(v) for k, v in jax.device_get(stats).items()})
-                    new_systems.append({**s, "X": X, "y": y, "clf": clf, "gen": refit(s["gen"], clf, data, k_fit)})
+                    new_systems.append((s, X, y, data, k_fit, int(train_seed)))
+                if not skipped:  # every system's retraining, then the generators' refits on the new models
+                    clfs = _retrain([(s["trainer"], s["clf"], data, seed) for s, _, _, data, _, seed in new_systems])
+                    new_systems = [{**s, "X": X, "y": y, "clf": clf, "gen": refit(s["gen"], clf, data, k_fit)}
+                                   for (s, X, y, data, k_fit, _), clf in zip(new_systems, clfs)]
                 systems = new_systems
             evaluate = t == 0 or t % eval_every == 0 or t == rounds
             for g, s in enumerate(systems):
