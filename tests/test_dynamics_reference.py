@@ -147,11 +147,11 @@ def test_retrain_many_equals_each_models_own_retraining(data):
     _, train, _ = data
     small = dataclasses.replace(train, X=np.asarray(train.X[:12]), y=np.asarray(train.y[:12]))
     other = dataclasses.replace(small, X=np.asarray(small.X)[::-1].copy(), y=np.asarray(small.y)[::-1].copy())
-    trainers = [ReferenceTrainer("linear", 2, 2), ReferenceTrainer("mlp", 2, 2, widths=(4,)),
+    trainers = [ReferenceTrainer("linear", 2, 2), ReferenceTrainer("mlp", 2, 2, widths=(4,), dropout=0.25),
                 ReferenceTrainer("ensemble", 2, 2, widths=(4,), n_members=3, dropout=0.25),
-                ReferenceTrainer("mlp", 2, 2, widths=(4,), dropout=0.25),
                 ReferenceTrainer("mlp", 2, 2, widths=(4,), batch_size=5, retrain_batch_size=2)]
-    jobs = [(t, t.initial(small, seed=i), d) for i, t in enumerate(trainers) for d in (small, other)]
+    jobs = [(t, cfx.Classifier(t.net, t.net.init(jax.random.key(i), 2), n_features=2, n_classes=2), d)
+            for i, t in enumerate(trainers) for d in (small, other)]
     got = ReferenceTrainer.retrain_many(jobs)
     for (t, clf, d), new in zip(jobs, got):
         want = t.retrain(clf, d, seed=0)
@@ -318,6 +318,9 @@ def test_the_preset_fills_the_reference_and_refuses_what_it_fixes():
     with pytest.raises(ConfigError, match="models\\[0\\].activation: not an option of the reference trainer"):
         _parse({**{k: v for k, v in BASE.items() if k != "preset"},
                 "models": [{"name": "mlp", "trainer": "reference", "activation": "tanh"}]})
+    with pytest.raises(ConfigError, match="models: mixed model kinds in one cross-model pool.*linear: reference, mlp: cfx"):
+        _parse({**{k: v for k, v in BASE.items() if k != "preset"}, "simulation": {"pool_scope": "all"},
+                "models": [{"name": "linear", "trainer": "reference"}, "mlp"]})
     assert cfg.simulation.constraints == "categorical"
     m = cfg.models[0]
     assert m.options["retrain_batch_size"] == 1 and m.options["combine"] == "probabilities"

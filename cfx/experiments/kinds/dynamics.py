@@ -11,10 +11,9 @@ Config (``configs/dynamics.yaml``)::
     repetitions: 5
 
 ``preset: ard-2023`` selects the reference semantics of the paper's code
-(AlgorithmicRecourseDynamics.jl 0.1.2 + CounterfactualExplanations.jl 0.1.5; see
-:mod:`cfx.dynamics.reference` and docs/dynamics.md): reference one-logit models trained batch-1,
-the CE.jl 0.1.5 search per generator, one pool over every model × generator, n = round(μ·|pool|)
-with n = 0 skipping the round, and the reference metric variants.
+(AlgorithmicRecourseDynamics.jl 0.1.2 + CounterfactualExplanations.jl 0.1.5; :mod:`cfx.dynamics.reference`,
+docs/dynamics.md): one-logit models trained batch-1, the CE.jl 0.1.5 search per generator, one pool
+over every model × generator, n = round(μ·|pool|) (n = 0 skips the round), the reference metrics.
 
 Records: ``sims/<data>/<model>/rep<r>/r<t>`` (every round's state and metrics, written by
 ``simulate``; an interrupted run resumes after the last saved round) and
@@ -175,22 +174,23 @@ class DynamicsConfig(Experiment):
         sim = d.get("simulation") or {}
         d["simulation"] = ctx.validate(SimulationSpec, sim, "simulation")
         from cfx.dynamics.metrics import MetricOptions
+        from cfx.dynamics.reference import REFERENCE_MODELS, REFERENCE_OPTIONS
 
         try:
             MetricOptions(**dict(d["simulation"].metrics))
         except (TypeError, ValueError) as e:
             raise ctx.error("simulation.metrics", str(e)) from None
+        if d["simulation"].pool_scope == "all" and len({m.trainer for m in d["models"]}) > 1:
+            raise ctx.error("models", "mixed model kinds in one cross-model pool (simulation.pool_scope: all): " +
+                            ", ".join(f"{m.key}: {m.trainer}" for m in d["models"]) + "; give every model one trainer")
         for i, m in enumerate(d["models"]):
             if m.trainer == "reference":
-                from cfx.dynamics.reference import REFERENCE_MODELS, REFERENCE_OPTIONS
-
                 if m.name not in REFERENCE_MODELS:
                     raise ctx.error(f"models[{i}].name", f"the reference trainer has {', '.join(REFERENCE_MODELS)}")
                 extra = sorted(set(m.options) - set(REFERENCE_OPTIONS))
                 if extra:
-                    raise ctx.error(f"models[{i}].{extra[0]}", "not an option of the reference trainer (it takes "
-                                    "epochs, retrain_epochs, learning_rate, batch_size, widths, "
-                                    f"{', '.join(REFERENCE_OPTIONS)})")
+                    raise ctx.error(f"models[{i}].{extra[0]}", "not an option of the reference trainer (it takes epochs, "
+                                    f"retrain_epochs, learning_rate, batch_size, widths, {', '.join(REFERENCE_OPTIONS)})")
         cfg = ctx.validate(cls, d, "")
         cfg._source = None if raw.file is None else str(raw.file)
         return cfg
