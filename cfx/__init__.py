@@ -8,7 +8,7 @@
 """
 
 from cfx import data, evaluation, generators, losses, models, sampling
-from cfx import training  # registers objective="ct" with cfx.models.fit
+from cfx import training  # counterfactual training: cfx.training.fit
 from cfx.classifier import Classifier
 from cfx.constraints import Constraints
 from cfx.evaluation import evaluate

@@ -132,8 +132,7 @@ def test_no_recompilation_between_epochs_or_for_new_lambdas(ct_fit, moons_small)
     train, _ = moons_small
     before = trace_count()
     ct = CTConfig(n_ce=1000, max_steps=5, protected=(0,), lambda_div=2.0, lambda_adv=0.0, energy=1.0)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
+    with pytest.warns(DeprecationWarning, match=r"cfx.training.fit\(dataset, model, ct=...\)"):  # the alias, until 0.3
         clf = cfx.models.fit(train, "mlp", objective="ct", ct=ct, seed=3, **{**FIT, "epochs": 3})
     assert isinstance(clf, Classifier) and clf.n_features == 2
     assert trace_count() == before

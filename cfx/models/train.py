@@ -22,6 +22,7 @@ import collections
 import dataclasses
 import functools
 import sys
+import warnings
 from typing import Any, Callable, Sequence
 
 import flax.linen as nn
@@ -330,8 +331,8 @@ def fit(
         ensembles each leaf has a leading member axis M.
       return_state: also return the final :class:`TrainState` (params, optimiser state,
         step count, extra).
-      objective: ``"ce"`` (``loss``, default) or ``"ct"``: counterfactual training with the
-        settings ``ct`` (a :class:`cfx.training.CTConfig`; see :func:`cfx.training.fit_ct`).
+      objective, ct: deprecated (cfx 0.3 removes them): ``objective="ct"`` with settings ``ct`` is
+        :func:`cfx.training.fit` (counterfactual training), which a lower layer should not call.
       interval, values: ``"regressor"``: target (lo, hi), real targets (cfx.models.regression.fit_interval_target).
 
     Returns:
@@ -438,25 +439,18 @@ def _check_finite_metrics(label: str, epoch: int, metrics: dict) -> None:
         )
 
 
-#: Training objectives other than the plain loss: name -> ``fit(dataset, model, *, ct, **options)``
-#: returning an object with ``.classifier`` and ``.state``. Higher layers register theirs
-#: (``cfx.training`` adds ``"ct"`` on import), so this module never imports them.
-OBJECTIVES: dict[str, Callable[..., Any]] = {}
-
-
-def register_objective(name: str, fit_fn: Callable[..., Any]) -> None:
-    """Make ``cfx.models.fit(..., objective=name)`` call ``fit_fn``."""
-    OBJECTIVES[name] = fit_fn
-
-
 def _fit_objective(objective, ct, dataset, model, *, loss, extra, return_state, **options):
-    """A registered objective (e.g. ``"ct"``, counterfactual training) with its settings ``ct``."""
-    if objective not in OBJECTIVES:
+    """Deprecated (removed in cfx 0.3): ``objective="ct"`` is :func:`cfx.training.fit`, the layer above."""
+    if objective != "ct":
         hint = " (ct= settings need objective='ct')" if objective == "ce" else ""
-        raise ValueError(f"objective must be one of {['ce', *OBJECTIVES]}; got {objective!r}{hint}")
+        raise ValueError(f"objective must be one of ['ce', 'ct']; got {objective!r}{hint}")
+    warnings.warn("cfx.models.fit(..., objective='ct', ct=...) is deprecated and goes in cfx 0.3: use "
+                  "cfx.training.fit(dataset, model, ct=...).classifier", DeprecationWarning, stacklevel=3)
     if loss is not cross_entropy or extra is not None:
         raise ValueError(f"objective={objective!r} brings its own loss: do not pass loss= or extra= with it")
-    out = OBJECTIVES[objective](dataset, model, ct=ct, **options)
+    from cfx.training import fit as fit_ct  # the one upward import, for this alias (tests/test_imports.py)
+
+    out = fit_ct(dataset, model, ct=ct, **options)
     return (out.classifier, out.state) if return_state else out.classifier
 
 

@@ -1,7 +1,7 @@
-"""``fit_ct``: train a classifier with counterfactual training (or its baseline / ablations).
+"""``fit`` (also ``fit_ct``): train a classifier with counterfactual training (or its baseline / ablations).
 
-``cfx.models.fit(train, model, objective="ct", ct=CTConfig(...))`` dispatches here (``cfx.training``
-registers it with :func:`cfx.models.train.register_objective`, so cfx.models never imports it). The model, optimiser (AdamW with
+``cfx.training.fit(train, model, ct=CTConfig(...))`` (``fit_ct`` is the same function; the deprecated
+``cfx.models.fit(..., objective="ct")`` calls it until cfx 0.3). The model, optimiser (AdamW with
 injected hyperparameters), initialisation and seeds are those of :func:`cfx.models.fit`, so
 ``variant="baseline"`` is exactly a plain ``cfx.models.fit`` run.
 
@@ -124,7 +124,7 @@ def _check_ct_trainable(model) -> None:
                          "any flax module")
 
 
-def fit_ct(
+def fit(
     dataset,
     model: Any = "mlp",
     *,
@@ -150,7 +150,7 @@ def fit_ct(
 
     Example::
 
-        out = cfx.training.fit_ct(train, "mlp", ct=cfx.training.CTConfig(protected=(0,)), epochs=50)
+        out = cfx.training.fit(train, "mlp", ct=cfx.training.CTConfig(protected=(0,)), epochs=50)
         out.classifier, out.history["div"], out.info["n_ce"]
     """
     ct = CTConfig() if ct is None else ct
@@ -224,3 +224,6 @@ def fit_ct(
     record(*pending)
     clf = Classifier(apply, state.params, n_features=d, n_classes=out_classes)
     return CTFit(clf, state, {k: np.asarray(v) for k, v in history.items()}, info, cfs)
+
+
+fit_ct = fit  # the same function under its first name
