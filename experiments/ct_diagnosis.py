@@ -21,7 +21,7 @@ import numpy as np
 import cfx
 from cfx.generators.eccco import polynomial_schedule
 from cfx.training import CTConfig, fit_ct
-from cfx.training.evaluation import implausibility, sample_bank
+from cfx.evaluation.population import ip as implausibility, sample_bank
 
 SEMANTICS = {
     "cfx default": CTConfig(),

@@ -185,7 +185,7 @@ def test_mmd_and_implausibility_closed_forms():
     np.testing.assert_allclose(float(E.mmd2(pad, b, jnp.array([1.0] * 6 + [0.0] * 3), jnp.ones(5), 0.5)),
                                expected, rtol=1e-4, atol=1e-6)
     bank, mask = E.sample_bank(b, np.zeros(5, int), 2, 8)
-    ip = E.implausibility(a, np.zeros(6, int), bank, mask)
+    ip = E.ip(a, np.zeros(6, int), bank, mask)
     np.testing.assert_allclose(ip, np.abs(a[:, None] - b[None]).sum(-1).mean(1), rtol=1e-5)
     cf, valid = np.array([[1.0, 2.0], [3.0, 4.0], [5.0, 6.0]]), np.array([True, False, True])
     assert E.cost(np.zeros((3, 2)), cf, valid) == 7.0 and E.cost(np.zeros((3, 2)), cf, valid, [1]) == 4.0

@@ -1,4 +1,5 @@
-"""Shift metrics of a recourse simulation (Altmeyer et al., SaTML 2023; SPEC §6), jitted.
+"""Shift metrics of a recourse simulation (Altmeyer et al., SaTML 2023; SPEC §6), jitted: the
+registered metrics of :mod:`cfx.evaluation.shift`, computed together in one compiled call.
 
 Every metric compares the initial state (data X₀, y₀; model M₀ with parameters θ₀) with the
 current one (X_t, y_t; M_t, θ_t):
@@ -32,6 +33,9 @@ import jax.numpy as jnp
 import numpy as np
 
 from cfx.dynamics.mmd import _TRACES, _masked_test
+from cfx.evaluation.population import accuracy_of
+from cfx.evaluation.shift import (change, decisiveness, decisiveness_code, disagreement, f1_score, macro_f1,
+                                  parameter_change, per_element_change)
 
 __all__ = ["feature_grid", "evaluate_state", "f1_score", "parameter_change", "P_VALUES", "METRICS", "MetricOptions"]
 
@@ -92,39 +96,6 @@ def feature_grid(X: np.ndarray, n_samples: int = 1000, *, resolution: int = 100,
     return (lo + (hi - lo) * steps / max(resolution - 1, 1)).astype(np.float32)
 
 
-def f1_score(y_true: jax.Array, y_pred: jax.Array, positive) -> jax.Array:
-    """F1 = 2·TP / (2·TP + FP + FN) for class ``positive`` (0 when there is no positive at all)."""
-    tp = jnp.sum((y_pred == positive) & (y_true == positive))
-    fp = jnp.sum((y_pred == positive) & (y_true != positive))
-    fn = jnp.sum((y_pred != positive) & (y_true == positive))
-    denom = 2 * tp + fp + fn
-    return jnp.where(denom > 0, 2 * tp / jnp.maximum(denom, 1), 0.0)
-
-
-def _per_element_change(params0, params, stacked: bool) -> jax.Array:
-    """Mean over tensors of ‖Δθ‖₂ / numel; ``stacked``: each leaf's axis 0 holds members, whose
-    tensors count one by one (Flux.params of a deep ensemble)."""
-    vals = []
-    for a, b in zip(jax.tree_util.tree_leaves(params), jax.tree_util.tree_leaves(params0)):
-        diff = (a - b).reshape(a.shape[0], -1) if stacked else (a - b).reshape(1, -1)
-        vals.append(jnp.linalg.norm(diff, axis=-1) / diff.shape[-1])
-    return jnp.mean(jnp.concatenate(vals))
-
-
-def macro_f1(y_true: jax.Array, y_pred: jax.Array, n_classes: int) -> jax.Array:
-    """Mean over classes of the one-vs-rest F1 (MLJ's MulticlassFScore, macro average)."""
-    return jnp.mean(jnp.stack([f1_score(y_true, y_pred, c) for c in range(n_classes)]))
-
-
-def parameter_change(params0, params, params_prev) -> tuple[jax.Array, jax.Array]:
-    """(mean over tensors of ‖θ_t − θ₀‖₂, Σ ‖θ_t − θ_{t−1}‖²)."""
-    norms = [jnp.linalg.norm((a - b).ravel()) for a, b in zip(jax.tree_util.tree_leaves(params),
-                                                             jax.tree_util.tree_leaves(params0))]
-    step = sum(jnp.sum((a - b) ** 2) for a, b in zip(jax.tree_util.tree_leaves(params),
-                                                     jax.tree_util.tree_leaves(params_prev)))
-    return jnp.mean(jnp.stack(norms)), step
-
-
 @functools.partial(jax.jit, static_argnames=("n_permutations", "max_samples", "options"))
 def _evaluate(clf0, clf, params_prev, X0, y0, X, y, grid, X_test, y_test, target, key, length_scale, *,
               n_permutations: int, max_samples: int | None, options: MetricOptions):
@@ -154,22 +125,22 @@ def _evaluate(clf0, clf, params_prev, X0, y0, X, y, grid, X_test, y_test, target
                                                               n_permutations=n_permutations, max_samples=max_samples)
     out["param_change"], out["param_change_paper"] = parameter_change(clf0.params, clf.params, params_prev)
     if options.perturbation == "per_element":
-        out["param_change"] = _per_element_change(clf0.params, clf.params,
+        out["param_change"] = per_element_change(clf0.params, clf.params,
                                                   bool(getattr(clf.apply_fn, "stacked_members", False)))
     L0, L = jnp.argmax(clf0.raw_logits(X_ref), -1), jnp.argmax(clf.raw_logits(X_ref), -1)
-    out["disagreement"] = jnp.mean(L0 != L)
+    out["disagreement"] = disagreement(L0, L)
     p_target = jax.nn.softmax(clf.raw_logits(X_ref), -1)[:, target]
-    out["decisiveness"] = jnp.mean((p_target - 0.5) ** 2)
-    out["decisiveness_code"] = jnp.abs(jnp.linalg.norm(P0 - 0.5) - jnp.linalg.norm(P - 0.5))
+    out["decisiveness"] = decisiveness(p_target)
+    out["decisiveness_code"] = decisiveness_code(P0, P)
     pred0, pred = jnp.argmax(clf0.raw_logits(X_test), -1), jnp.argmax(clf.raw_logits(X_test), -1)
-    out["accuracy"] = jnp.mean(pred == y_test)
+    out["accuracy"] = accuracy_of(pred, y_test)
     if options.f1 == "macro":
         out["f1"] = macro_f1(y_test, pred, clf.n_classes)
         f1_0 = macro_f1(y_test, pred0, clf.n_classes)
     else:
         out["f1"], f1_0 = f1_score(y_test, pred, target), f1_score(y_test, pred0, target)
-    out["accuracy_change"] = out["accuracy"] - jnp.mean(pred0 == y_test)
-    out["f1_change"] = out["f1"] - f1_0
+    out["accuracy_change"] = change(accuracy_of(pred0, y_test), out["accuracy"])
+    out["f1_change"] = change(f1_0, out["f1"])
     return out
 
 

@@ -13,7 +13,12 @@ One file per metric family, each registering its metrics on import:
 :mod:`~cfx.evaluation.faithfulness` (unfaithfulness, set size),
 :mod:`~cfx.evaluation.ssim` (image implausibility (1 − SSIM)/2),
 :mod:`~cfx.evaluation.violations` (constraint violations),
-:mod:`~cfx.evaluation.search_info` (convergence, steps, outcome, runtime).
+:mod:`~cfx.evaluation.search_info` (convergence, steps, outcome, runtime);
+population metrics, which ``cfx.evaluate`` does not compute:
+:mod:`~cfx.evaluation.population` (counterfactual training's IP, IP*, cost, sensitivity;
+accuracy, robust accuracy), :mod:`~cfx.evaluation.shift` (the recourse dynamics' MMD and PP-MMD,
+disagreement, decisiveness, F1, parameter change), with one kernel and one MMD in
+:mod:`~cfx.evaluation.mmd`.
 Adding a metric::
 
     cfx.evaluation.register(cfx.evaluation.Metric(
@@ -22,18 +27,19 @@ Adding a metric::
 """
 
 from cfx.evaluation.registry import (
-    LEVELS, NEEDS, Metric, get_metric, list_metrics, register, register_family, unregister,
+    EVALUATED, LEVELS, NEEDS, Metric, get_metric, list_metrics, register, register_family, unregister,
 )
 from cfx.evaluation.context import EvaluationContext, context
 
 # families register their metrics on import; the order here is the reporting order
 from cfx.evaluation import prediction, distances, plausibility, faithfulness, violations, search_info  # noqa: E402,F401,I001
 from cfx.evaluation import ssim  # noqa: E402,F401,I001  (image implausibility, after the neighbour family)
+from cfx.evaluation import population, shift  # noqa: E402,F401,I001  (CT's and the dynamics' metrics)
 from cfx.evaluation.conventions import CHANGE_TOL
 from cfx.evaluation.core import evaluate
 from cfx.evaluation.table import summary_table
 
 __all__ = [
-    "CHANGE_TOL", "EvaluationContext", "LEVELS", "Metric", "NEEDS", "context", "evaluate", "get_metric",
+    "CHANGE_TOL", "EVALUATED", "EvaluationContext", "LEVELS", "Metric", "NEEDS", "context", "evaluate", "get_metric",
     "list_metrics", "register", "register_family", "summary_table", "unregister",
 ]

@@ -20,6 +20,11 @@ Levels and the signature of ``fn``:
 - ``"result"``: ``fn(result, ctx)`` on the host, for what the search itself reports
   (convergence, steps, runtime). Returns an (n, K) array (reported per counterfactual), a
   scalar (reported in ``"mean"`` only) or None (not available: skipped).
+- ``"population"``: a quantity of a whole population (a model on labelled data, a set of
+  counterfactuals against data samples, a model's change in a recourse simulation); ``fn``
+  computes it with the signature in its docstring. Not computed by :func:`cfx.evaluate`:
+  counterfactual training (:mod:`cfx.evaluation.population`) and the recourse dynamics
+  (:mod:`cfx.evaluation.shift`) report them under these names.
 
 Families: metrics computed together (one model pass for validity and CARLA redundancy,
 one kNN pass for implausibility and yNN) share a ``group``. All metrics of a group have the
@@ -35,7 +40,11 @@ from __future__ import annotations
 import dataclasses
 from typing import Callable, Iterable, Mapping
 
-LEVELS = ("counterfactual", "set", "result")
+LEVELS = ("counterfactual", "set", "result", "population")
+
+#: The levels :func:`cfx.evaluate` computes (a ``"population"`` metric is computed by the code
+#: that holds its population: CT's evaluation, the recourse simulation).
+EVALUATED = ("counterfactual", "set", "result")
 
 #: Context slots a metric may need (see ``EvaluationContext``); "data" means X, y, the
 #: model's predictions on X and the MAD.
@@ -63,7 +72,7 @@ class Metric:
       name: the key it is reported under.
       fn: the pure function (signature by ``level``, see the module docstring); for a
         ``group`` member, the family function returning ``{name: value}`` for every member.
-      level: ``"counterfactual"`` | ``"set"`` | ``"result"``.
+      level: ``"counterfactual"`` | ``"set"`` | ``"result"`` | ``"population"``.
       needs: context slots required (subset of :data:`NEEDS`); unmet -> skipped. A traced
         ``fn`` sees only the slots it needs (the others are None), so a model change does not
         recompile metrics that never call the model.
@@ -191,21 +200,24 @@ def registered() -> tuple[Metric, ...]:
     return tuple(_REGISTRY.values())
 
 
-def list_metrics() -> dict[str, str]:
-    """All metric names that :func:`cfx.evaluate` can report, with a one-line description."""
-    return {name: m.description for name, m in _REGISTRY.items()}
+def list_metrics(levels: Iterable[str] | None = None) -> dict[str, str]:
+    """Every registered metric name (or those of ``levels``, e.g. :data:`EVALUATED`: what
+    :func:`cfx.evaluate` can report) with its one-line description."""
+    return {name: m.description for name, m in _REGISTRY.items() if levels is None or m.level in levels}
 
 
 def select(names: Iterable[str] | None) -> tuple[Metric, ...]:
-    """The metrics to compute, in registry order: all of them, or those named (unknown names
-    raise, naming the known ones)."""
+    """The metrics :func:`cfx.evaluate` computes, in registry order: all of them, or those named
+    (unknown names, and population metrics, raise naming the known ones)."""
+    known = [m.name for m in _REGISTRY.values() if m.level in EVALUATED]
     if names is None:
-        return registered()
+        return tuple(m for m in _REGISTRY.values() if m.level in EVALUATED)
     if isinstance(names, str):
         names = (names,)
     names = list(names)
-    unknown = [n for n in names if n not in _REGISTRY]
+    unknown = [n for n in names if n not in known]
     if unknown:
-        raise ValueError(f"unknown metric {unknown[0]!r}; known: {', '.join(_REGISTRY)}")
+        what = "a population metric (not computed by cfx.evaluate)" if unknown[0] in _REGISTRY else "unknown metric"
+        raise ValueError(f"{what} {unknown[0]!r}; known: {', '.join(known)}")
     wanted = set(names)
     return tuple(m for m in _REGISTRY.values() if m.name in wanted)

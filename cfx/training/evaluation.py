@@ -1,202 +1,38 @@
-"""Evaluation of counterfactually trained models (SPEC §5), every computation jitted and batched.
+"""Evaluation of counterfactually trained models (SPEC §5): :func:`evaluate_model` scores one
+model with the registered population metrics of :mod:`cfx.evaluation.population` (``ip``,
+``ip_star``, ``cost``, ``sensitivity``, ``accuracy``, ``fgsm`` / ``pgd``);
+:func:`reduction_ci` is the % reduction of a mean (CT vs baseline) with a bootstrap interval.
 
-- :func:`implausibility`: IP per counterfactual, the mean L1 distance from x' to (up to)
-  ``n_samples`` training points of its target class, (1/S) Σ_s ‖x' − x_s‖₁;
-- :func:`mmd2` / :func:`ip_star`: IP*, the unbiased MMD² between counterfactuals and
-  target-class samples (≤ 100 each, per target class, averaged with weights by count),
-  Gaussian kernel k(a, b) = exp(−‖a − b‖² / (2ℓ²)), ℓ = 0.5 (paper) / 5.0 (code);
-- :func:`cost`: mean L1 distance of the valid counterfactuals, over all features or a subset;
-- :func:`integrated_gradients` / :func:`protected_sensitivity`: IG attributions of the
-  predicted-class logit, IG_j = (x_j − b_j)·(1/S) Σ_s ∂f_ŷ(b + (s/S)(x − b))/∂x_j, and the
-  share Σ_{j∈P} |IG_j| / Σ_j |IG_j| carried by the protected features P;
-- :func:`accuracy`, :func:`robust_accuracy` (FGSM and PGD: 40 steps of size 0.01 from a
-  uniform random start, projected onto the L∞ ball) over a grid of ε;
-- :func:`reduction_ci`: % reduction of a mean (CT vs baseline) with a bootstrap interval.
+Old names (one release): ``implausibility`` is :func:`cfx.evaluation.population.ip` (CT's L1 IP,
+not the kNN-L2 ``implausibility`` metric); ``mmd2`` is :func:`cfx.evaluation.mmd.mmd2`.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import functools
+import warnings
 
 import jax
-import jax.numpy as jnp
 import numpy as np
-import optax
 
 from cfx.classifier import Classifier
+from cfx.evaluation.mmd import mmd2
+from cfx.evaluation.population import (cost, integrated_gradients, ip, ip_star, logit_accuracy, protected_sensitivity,
+                                       robust_accuracy, sample_bank)
 
-_ROWS = 256  # rows per lax.map chunk: bounds the (chunk, S, d) distance tensor
+__all__ = ["evaluate_model", "reduction_ci", "reduction_from_replicates", "select_factuals", "accuracy", "cost",
+           "implausibility", "integrated_gradients", "ip", "ip_star", "mmd2", "protected_sensitivity",
+           "robust_accuracy", "sample_bank"]
 
-
-def sample_bank(X, y, n_classes: int, n_samples: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """Up to ``n_samples`` random rows per class: bank (C, S, d) and mask (C, S) (host, seeded)."""
-    X, y = np.asarray(X, np.float32), np.asarray(y)
-    rng = np.random.default_rng(seed)
-    bank = np.zeros((n_classes, n_samples, X.shape[1]), np.float32)
-    mask = np.zeros((n_classes, n_samples), bool)
-    for c in range(n_classes):
-        idx = rng.permutation(np.flatnonzero(y == c))[:n_samples]
-        bank[c, :len(idx)], mask[c, :len(idx)] = X[idx], True
-    return bank, mask
-
-
-@jax.jit
-def _implausibility(cf, target, bank, mask):
-    def one(args):
-        q, t = args
-        dist = jnp.sum(jnp.abs(bank[t] - q), axis=-1)
-        return jnp.sum(jnp.where(mask[t], dist, 0.0)) / jnp.maximum(jnp.sum(mask[t]), 1)
-
-    return jax.lax.map(one, (cf, target), batch_size=_ROWS)
+#: mean(argmax f(x) == y) as CT has always computed it (float32, raw logits, one compiled call)
+accuracy = logit_accuracy
 
 
 def implausibility(cf, target, bank, mask) -> np.ndarray:
-    """IP per counterfactual (m,): mean L1 distance to the target-class samples of ``bank``."""
-    return np.asarray(_implausibility(jnp.asarray(cf, jnp.float32), jnp.asarray(target, jnp.int32),
-                                      jnp.asarray(bank), jnp.asarray(mask)))
-
-
-def _kernel(a, b, length_scale):
-    d2 = jnp.sum(a * a, -1)[:, None] + jnp.sum(b * b, -1)[None, :] - 2.0 * a @ b.T
-    return jnp.exp(-jnp.maximum(d2, 0.0) / (2.0 * length_scale ** 2))
-
-
-@jax.jit
-def mmd2(a, b, wa, wb, length_scale):
-    """Unbiased MMD² between weighted sets a (n, d) and b (m, d) (weights: 0/1 masks or
-    bootstrap counts; pairs i = j excluded within a set)."""
-    def within(x, w):
-        k = _kernel(x, x, length_scale)
-        ww = w[:, None] * w[None, :] * (1.0 - jnp.eye(x.shape[0]))
-        return jnp.sum(k * ww) / jnp.maximum(jnp.sum(ww), 1e-12)
-
-    cross = jnp.sum(_kernel(a, b, length_scale) * wa[:, None] * wb[None, :]) / jnp.maximum(jnp.sum(wa) * jnp.sum(wb),
-                                                                                            1e-12)
-    return within(a, wa) + within(b, wb) - 2.0 * cross
-
-
-def _per_class_sets(cf, target, bank, mask, size: int, seed: int):
-    """For each target class present: (cf set (size, d), its mask, samples (size, d), mask, count)."""
-    rng = np.random.default_rng(seed)
-    out = []
-    for c in np.unique(target):
-        idx = rng.permutation(np.flatnonzero(target == c))[:size]
-        a = np.zeros((size, cf.shape[1]), np.float32)
-        wa = np.zeros(size, np.float32)
-        a[:len(idx)], wa[:len(idx)] = cf[idx], 1.0
-        b, wb = bank[c, :size], mask[c, :size].astype(np.float32)
-        out.append((a, wa, b, wb, len(idx)))
-    return out
-
-
-def ip_star(cf, target, bank, mask, *, length_scale: float = 0.5, size: int = 100, seed: int = 0,
-            n_boot: int = 0) -> tuple[float, np.ndarray]:
-    """IP*: per target class the unbiased MMD² of ≤ ``size`` counterfactuals vs ≤ ``size``
-    samples, averaged with weights by count. Returns (IP*, ``n_boot`` bootstrap replicates,
-    resampling the counterfactuals of every class; an empty array when ``n_boot = 0``)."""
-    cf, target = np.asarray(cf, np.float32), np.asarray(target)
-    sets = _per_class_sets(cf, target, np.asarray(bank), np.asarray(mask), size, seed)
-    counts = np.array([s[4] for s in sets], np.float64)
-    ls = jnp.float32(length_scale)
-    value = sum(c * float(mmd2(a, b, wa, wb, ls)) for (a, wa, b, wb, _), c in zip(sets, counts)) / counts.sum()
-    if n_boot <= 0:
-        return float(value), np.zeros(0)
-    rng = np.random.default_rng(seed + 1)
-    boot = np.zeros(n_boot)
-    for (a, wa, b, wb, k), c in zip(sets, counts):
-        draws = np.stack([np.bincount(rng.integers(0, k, k), minlength=len(wa)) for _ in range(n_boot)])
-        boot += c * np.asarray(_boot_mmd(a, b, jnp.asarray(draws, jnp.float32), wb, ls))
-    return float(value), boot / counts.sum()
-
-
-@jax.jit
-def _boot_mmd(a, b, wa_draws, wb, ls):
-    return jax.vmap(lambda wa: mmd2(a, b, wa, wb, ls))(wa_draws)
-
-
-@jax.jit
-def _cost(x, cf, valid, features):
-    per = jnp.sum(jnp.abs(cf - x) * features, axis=-1)
-    n = jnp.sum(valid)
-    return jnp.where(n > 0, jnp.sum(jnp.where(valid, per, 0.0)) / jnp.maximum(n, 1), jnp.nan)
-
-
-def cost(x, cf, valid, features=None) -> float:
-    """Mean L1 distance ‖x' − x‖₁ over the valid counterfactuals (over ``features`` only, if
-    given); NaN when none is valid."""
-    x = jnp.asarray(x, jnp.float32)
-    mask = jnp.ones(x.shape[-1], jnp.float32)
-    if features is not None:
-        mask = jnp.zeros(x.shape[-1], jnp.float32).at[jnp.asarray(list(features), jnp.int32)].set(1.0)
-    return float(_cost(x, jnp.asarray(cf, jnp.float32), jnp.asarray(valid, bool), mask))
-
-
-@functools.partial(jax.jit, static_argnames=("steps",))
-def integrated_gradients(classifier: Classifier, x, baseline, *, steps: int = 50):
-    """IG (n, d) of the predicted-class logit f_ŷ from ``baseline`` (d,) to each row of x (n, d)."""
-    pred = jnp.argmax(classifier.raw_logits(x), axis=-1)
-    alphas = (jnp.arange(steps, dtype=jnp.float32) + 0.5) / steps  # midpoint rule
-
-    def one(xi, yi):
-        grad = jax.grad(lambda z: classifier.raw_logits(z)[yi])
-        path = baseline + alphas[:, None] * (xi - baseline)
-        return (xi - baseline) * jnp.mean(jax.vmap(grad)(path), axis=0)
-
-    return jax.lax.map(lambda args: one(*args), (x, pred), batch_size=_ROWS)
-
-
-def protected_sensitivity(classifier: Classifier, x, protected, baseline=None, *, steps: int = 50) -> float:
-    """Mean over rows of Σ_{j∈P} |IG_j| / Σ_j |IG_j|: the attribution share of the protected features."""
-    x = jnp.asarray(x, jnp.float32)
-    base = jnp.zeros(x.shape[1], jnp.float32) if baseline is None else jnp.asarray(baseline, jnp.float32)
-    ig = np.abs(np.asarray(integrated_gradients(classifier, x, base, steps=steps)))
-    total = ig.sum(-1)
-    share = ig[:, list(protected)].sum(-1) / np.where(total > 0, total, 1.0)
-    return float(share.mean())
-
-
-@jax.jit
-def _accuracy(classifier, x, y):
-    return jnp.mean(jnp.argmax(classifier.raw_logits(x), axis=-1) == y)
-
-
-def accuracy(classifier: Classifier, x, y) -> float:
-    """mean(argmax f(x) == y)."""
-    return float(_accuracy(classifier, jnp.asarray(x, jnp.float32), jnp.asarray(y, jnp.int32)))
-
-
-def _input_grad(classifier, x, y):
-    loss = lambda z: jnp.sum(optax.softmax_cross_entropy_with_integer_labels(classifier.raw_logits(z), y))
-    return jax.grad(loss)(x)
-
-
-@functools.partial(jax.jit, static_argnames=("steps",))
-def _robust(classifier, x, y, eps, key, step_size, *, steps: int):
-    def at(e, k):
-        fgsm = x + e * jnp.sign(_input_grad(classifier, x, y))
-        start = x + jax.random.uniform(k, x.shape, minval=-1.0, maxval=1.0) * e
-
-        def body(z, _):
-            z = z + step_size * jnp.sign(_input_grad(classifier, z, y))
-            return jnp.clip(z, x - e, x + e), None
-
-        pgd, _ = jax.lax.scan(body, start, None, length=steps)
-        acc = lambda z: jnp.mean(jnp.argmax(classifier.raw_logits(z), axis=-1) == y)
-        return acc(fgsm), acc(pgd)
-
-    return jax.vmap(at)(eps, jax.random.split(key, eps.shape[0]))
-
-
-def robust_accuracy(classifier: Classifier, x, y, eps, *, key, steps: int = 40,
-                    step_size: float = 0.01) -> dict[str, np.ndarray]:
-    """Accuracy under FGSM (x + ε·sign ∇_x CE) and PGD (``steps`` signed steps of ``step_size``
-    from x + U(−ε, ε), projected onto ‖z − x‖_∞ ≤ ε) for every ε of ``eps``.
-    Returns ``{"eps", "fgsm", "pgd"}`` arrays of len(eps)."""
-    eps = jnp.asarray(eps, jnp.float32)
-    fgsm, pgd = _robust(classifier, jnp.asarray(x, jnp.float32), jnp.asarray(y, jnp.int32), eps, key,
-                        jnp.float32(step_size), steps=int(steps))
-    return {"eps": np.asarray(eps), "fgsm": np.asarray(fgsm), "pgd": np.asarray(pgd)}
+    """Deprecated name of :func:`cfx.evaluation.population.ip` (CT's IP, mean L1 to samples)."""
+    warnings.warn("cfx.training.evaluation.implausibility is now cfx.evaluation.population.ip (CT's IP); "
+                  "'implausibility' names the kNN-L2 metric of cfx.evaluate", DeprecationWarning, stacklevel=2)
+    return ip(cf, target, bank, mask)
 
 
 def reduction_ci(baseline, treated, *, n_boot: int = 1000, seed: int = 0, level: float = 0.95):
@@ -259,15 +95,15 @@ def evaluate_model(classifier: Classifier, train, test, *, generator, constraint
     cf = np.asarray(res.counterfactuals[:, 0])
     valid = np.asarray(res.target_probs[:, 0]) >= float(res.threshold)
     bank, mask = sample_bank(train.X, train.y, int(classifier.n_classes), ip_samples, seed)
-    ip = implausibility(cf, target, bank, mask)
-    ip_valid = np.where(valid, ip, np.nan)
+    ip_values = ip(cf, target, bank, mask)
+    ip_valid = np.where(valid, ip_values, np.nan)
     star, star_boot = (ip_star(cf[valid], target[valid], bank, mask, length_scale=length_scale, size=ip_star_size,
                                seed=seed, n_boot=n_boot) if valid.any() else (float("nan"), np.full(n_boot, np.nan)))
     d = train.X.shape[1]
     free = [j for j in range(d) if j not in set(protected)]
     robust = robust_accuracy(classifier, test.X, test.y, eps, key=jax.random.fold_in(key, 1), steps=pgd_steps)
     scalars = {
-        "accuracy": accuracy(classifier, test.X, test.y),
+        "accuracy": logit_accuracy(classifier, test.X, test.y),
         "validity": float(valid.mean()),
         "ip": float(np.nanmean(ip_valid)) if valid.any() else float("nan"),
         "ip_star": star,

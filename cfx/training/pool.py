@@ -20,7 +20,7 @@ paper's experiment code (``paper/experiments/CTExperiments``, v0.1.3) and its ev
 - valid: p(t|x') >= 0.5 (CE.jl's ``validity``); IP and IP* are means over valid counterfactuals;
 - IP per counterfactual: the mean L1 distance to ≤ ``ip_samples`` (1000) *test* rows of class t;
 - IP* (``divergence``), Gaussian kernel with length-scale ℓ (5.0 in the code), unbiased MMD²
-  (:func:`cfx.training.evaluation.mmd2`, CE.jl's ``kernelsum``), clamped at 0 as the reference's
+  (:func:`cfx.evaluation.mmd.mmd2`, CE.jl's ``kernelsum``), clamped at 0 as the reference's
   tables do. ``"pooled"`` (the reference: CE.jl's ``compute_divergence`` on the
   ``counterfactual-training`` branch groups by (λ, model, target, factual) over *all* rounds):
   per λ and (factual class, target class) one MMD² between ≤ ``ip_star_size`` (100) of the group's
@@ -44,7 +44,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from cfx.classifier import Classifier
-from cfx.training.evaluation import mmd2
+from cfx.evaluation.mmd import mmd2
 
 DEFAULT_ENERGIES = (0.1, 0.5, 1.0, 5.0, 10.0)
 

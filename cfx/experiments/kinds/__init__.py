@@ -39,24 +39,43 @@ class Report:
     tables: dict[str, Any] = dataclasses.field(default_factory=dict)
 
 
+def no_preparation(cfg) -> None:
+    """The default ``prepare``: nothing to check beyond the schema."""
+    return None
+
+
+def no_records(cfg) -> list:
+    """The default ``expected``: the run does not list its records (progress counts nothing)."""
+    return []
+
+
+def show_summary(store: Store, raw, metrics=None) -> str:
+    """The default ``show``: the ``summary.md`` the report wrote; LookupError while unfinished."""
+    path = store.root / "summary.md"
+    if not path.exists():
+        raise LookupError(f"unfinished run ({len(store.records(()))} records saved so far)")
+    return path.read_text()
+
+
 @dataclasses.dataclass(frozen=True)
 class Kind:
-    """An experiment kind.
+    """An experiment kind: a schema, a run and a report; the rest has defaults.
 
     Attributes:
       name: the config's ``kind:`` value.
       schema: an :class:`cfx.experiments.config.Experiment` subclass with a classmethod
         ``parse(raw: RawConfig) -> schema`` and a method ``plan() -> str`` (one line: what a
         run computes, for ``--dry-run``).
-      prepare: ``cfg -> state``: everything that can fail on bad input (data files,
-        hyperparameters), before anything is trained or written.
       run: ``(cfg, store, state, progress) -> None``: compute and save the records that
         are not done yet.
       report: ``(cfg, store) -> Report``: write and return tables and figures from the saved
         records (a resumed run reports exactly what an uninterrupted one does).
-      expected: ``cfg -> [record path]``: the records of a complete run.
+      prepare: ``cfg -> state``: everything that can fail on bad input (data files,
+        hyperparameters), before anything is trained or written (default: nothing, state None).
+      expected: ``cfg -> [record path]``: the records of a complete run (default: none listed).
       show: ``(store, raw, metrics) -> str``: the table of a finished folder (``cfx show``;
-        ``raw`` is its saved config.yaml as a plain mapping); LookupError while unfinished.
+        ``raw`` is its saved config.yaml as a plain mapping); LookupError while unfinished
+        (default: the folder's ``summary.md``).
       description: one line for ``cfx list``.
       unit: what one record of ``expected`` is called in progress output.
       presets: name -> :class:`cfx.experiments.config.Preset` a config selects with
@@ -65,16 +84,17 @@ class Kind:
 
     name: str
     schema: type[Experiment]
-    prepare: Callable[[Any], Any]
     run: Callable[[Any, Store, Any, Progress], None]
     report: Callable[[Any, Store], Report]
-    expected: Callable[[Any], Sequence[RecordPath]]
-    show: Callable[[Store, Any, Sequence[str] | None], str]
+    prepare: Callable[[Any], Any] = no_preparation
+    expected: Callable[[Any], Sequence[RecordPath]] = no_records
+    show: Callable[[Store, Any, Sequence[str] | None], str] = show_summary
     description: str = ""
     unit: str = "record"
     presets: Mapping[str, Preset] = dataclasses.field(default_factory=dict)
 
     def parse(self, raw: RawConfig):
+        """The validated config of ``raw`` (its preset, if any, merged under it first)."""
         return self.schema.parse(apply_preset(raw, self.presets, self.name))
 
 

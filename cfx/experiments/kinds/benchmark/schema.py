@@ -254,7 +254,7 @@ def _registry(what: str):
             return list(m.REGISTRY)
         if what == "metrics":
             import cfx.evaluation as m
-            return list(m.list_metrics())
+            return list(m.list_metrics(m.EVALUATED))
     except (ImportError, AttributeError):
         return None
     raise ValueError(what)

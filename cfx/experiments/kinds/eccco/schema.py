@@ -223,7 +223,7 @@ class EcccoConfig(Experiment):
             if not isinstance(d["metrics"], list) or not d["metrics"]:
                 raise ctx.error("metrics", "expected a non-empty list of metric names (or leave it out for all)")
             for i, m in enumerate(d["metrics"]):
-                check_name(m, list(cfx.evaluation.list_metrics()), "metric", f"metrics[{i}]", ctx)
+                check_name(m, list(cfx.evaluation.list_metrics(cfx.evaluation.EVALUATED)), "metric", f"metrics[{i}]", ctx)
         cfg = ctx.validate(cls, d, "")
         cfg._source = None if raw.file is None else str(raw.file)
         return cfg
