@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 
 from cfx.cli import main
-from cfx.experiments.kinds.benchmark import runner as benchmark_runner
+import cfx.models
+import cfx.search
 
 ROOT = Path(__file__).resolve().parents[1]
 SMOKE = str(ROOT / "configs" / "quickstart_smoke.yaml")
@@ -77,8 +78,8 @@ def test_show_metrics_option_and_bad_folders(finished, tmp_path, capsys):
 
 
 def test_rerun_of_a_finished_experiment_reuses_its_cells(finished, capsys, monkeypatch):
-    monkeypatch.setattr(benchmark_runner, "_generate", lambda *a, **k: pytest.fail("a finished cell was recomputed"))
-    monkeypatch.setattr(benchmark_runner, "_fit", lambda *a, **k: pytest.fail("a saved model was trained again"))
+    monkeypatch.setattr(cfx.search, "generate", lambda *a, **k: pytest.fail("a finished cell was recomputed"))
+    monkeypatch.setattr(cfx.models, "fit", lambda *a, **k: pytest.fail("a saved model was trained again"))
     for flags in ([], ["--resume"]):  # a finished run of the same experiment: just its table again
         assert main(["run", SMOKE, "--out", str(finished), "--no-progress", *flags]) == 0
         assert "| cats_dogs | mlp | dice |" in capsys.readouterr().out
@@ -93,7 +94,7 @@ def test_different_experiment_is_refused(finished, capsys):
 
 
 def test_config_typo_fails_before_training(tmp_path, capsys, monkeypatch):
-    monkeypatch.setattr(benchmark_runner, "_fit", lambda *a, **k: pytest.fail("training started"))
+    monkeypatch.setattr(cfx.models, "fit", lambda *a, **k: pytest.fail("training started"))
     bad = tmp_path / "bad.yaml"
     bad.write_text(f"extends: {SMOKE}\ngenerators: [{{name: wachter, lamda: 0.1}}]\n")
     assert main(["run", str(bad), "--out", str(tmp_path / "o")]) == 2
@@ -105,7 +106,7 @@ def test_config_typo_fails_before_training(tmp_path, capsys, monkeypatch):
 
 
 def test_missing_data_file_exit_code_and_path(tmp_path, capsys, monkeypatch):
-    monkeypatch.setattr(benchmark_runner, "_fit", lambda *a, **k: pytest.fail("training started"))
+    monkeypatch.setattr(cfx.models, "fit", lambda *a, **k: pytest.fail("training started"))
     monkeypatch.setenv("CFX_DATA_DIR", str(tmp_path))
     code = main(["run", SMOKE, "--set", "data={name: gmsc, n: 100}", "--data-dir", str(tmp_path),
                  "--out", str(tmp_path / "o")])
@@ -118,7 +119,7 @@ def test_interrupt_message_and_exit_code(tmp_path, capsys, monkeypatch):
     def interrupt(*a, **k):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(benchmark_runner, "_generate", interrupt)
+    monkeypatch.setattr(cfx.search, "generate", interrupt)
     out = tmp_path / "o"
     assert main(["run", SMOKE, "--out", str(out), "--no-progress"]) == 130
     assert "--resume" in capsys.readouterr().err

@@ -16,6 +16,8 @@ import pydantic
 import pytest
 import yaml
 
+import cfx.models
+import cfx.search
 from cfx import experiments
 from cfx.experiments import ConfigError, OutputExistsError, Store, load_config, parse_config, store, tables
 from cfx.experiments.kinds import benchmark
@@ -358,7 +360,7 @@ def _without_timings(table):
 
 def test_interrupt_then_resume_gives_the_same_table_without_retraining(full_run, smoke_cfg, tmp_path, monkeypatch):
     out = tmp_path / "res"
-    real_generate, real_fit = benchmark_runner._generate, benchmark_runner._fit
+    real_generate, real_fit = cfx.search.generate, cfx.models.fit
     calls = {"n": 0}
 
     def flaky(*args, **kwargs):
@@ -367,7 +369,7 @@ def test_interrupt_then_resume_gives_the_same_table_without_retraining(full_run,
             raise KeyboardInterrupt
         return real_generate(*args, **kwargs)
 
-    monkeypatch.setattr(benchmark_runner, "_generate", flaky)
+    monkeypatch.setattr(cfx.search, "generate", flaky)
     with pytest.raises(KeyboardInterrupt):
         experiments.run(smoke_cfg, out=out, progress=False)
     st = Store(out)
@@ -379,8 +381,8 @@ def test_interrupt_then_resume_gives_the_same_table_without_retraining(full_run,
         experiments.run(smoke_cfg, out=out, progress=False)
 
     generated, fitted = [], []
-    monkeypatch.setattr(benchmark_runner, "_generate", lambda *a, **k: generated.append(1) or real_generate(*a, **k))
-    monkeypatch.setattr(benchmark_runner, "_fit", lambda train, mc, **k: fitted.append(k["seed"]) or real_fit(train, mc, **k))
+    monkeypatch.setattr(cfx.search, "generate", lambda *a, **k: generated.append(1) or real_generate(*a, **k))
+    monkeypatch.setattr(cfx.models, "fit", lambda train, mc, **k: fitted.append(k["seed"]) or real_fit(train, mc, **k))
     resumed = experiments.run(smoke_cfg, out=out, resume=True, progress=False)
     assert len(generated) == len(_cells(smoke_cfg)) - 2  # finished cells were skipped
     # run 0's model is restored from its saved parameters, not trained again; run 1's is new
@@ -401,7 +403,7 @@ def test_experiments_run_from_a_path(tmp_path, full_run):
 
 
 def test_refuses_to_overwrite_a_different_experiment(full_run, smoke_cfg, monkeypatch):
-    monkeypatch.setattr(benchmark_runner, "_fit", lambda *a, **k: pytest.fail("training started"))
+    monkeypatch.setattr(cfx.models, "fit", lambda *a, **k: pytest.fail("training started"))
     out = full_run.out_dir
     before = (out / "config.yaml").read_text()
     other = smoke_cfg.replace(seed=1)
@@ -427,7 +429,7 @@ def test_bad_generator_fails_before_training_and_writing(tmp_path, monkeypatch):
     def no_training(*a, **k):
         raise AssertionError("training started")
 
-    monkeypatch.setattr(benchmark_runner, "_fit", no_training)
+    monkeypatch.setattr(cfx.models, "fit", no_training)
     f = write(tmp_path / "c.yaml", BASE + "generators: [{name: dice, num_counterfactuals: 1}]\n")
     cfg = load_config(f)
     with pytest.raises(ConfigError) as info:
@@ -438,7 +440,7 @@ def test_bad_generator_fails_before_training_and_writing(tmp_path, monkeypatch):
 
 
 def test_missing_data_file_names_the_path(tmp_path, monkeypatch):
-    monkeypatch.setattr(benchmark_runner, "_fit", lambda *a, **k: pytest.fail("training started"))
+    monkeypatch.setattr(cfx.models, "fit", lambda *a, **k: pytest.fail("training started"))
     empty = tmp_path / "nodata"
     empty.mkdir()
     monkeypatch.setenv("CFX_DATA_DIR", str(empty))

@@ -204,6 +204,14 @@ class Generator:
         trained ``classifier`` (may be None for data-only generators). Nothing by default."""
         return self
 
+    def needs(self) -> frozenset[str]:
+        """What this generator still needs from the trained model besides the classifier, so a
+        runner provides it without knowing the class: ``"calibration"`` (fit with a calibrated
+        classifier, whose q̂ fills the field ``q_hat``) and ``"conditional_samples"`` (the model's
+        conditional samples (C, k, d), passed to ``fit`` as ``samples=`` and kept in ``samples``;
+        ``fit`` draws them itself when none are passed). Nothing by default."""
+        return frozenset()
+
     def prepare(self, classifier, x: jax.Array, target: jax.Array) -> Any:
         """Per-factual context (leading axis n) computed once per search; None by default."""
         return None

@@ -229,6 +229,11 @@ class ECCCo(ECCo):
         q_hat = getattr(classifier, "q_hat", None)
         return self.replace(q_hat=None if q_hat is None else jnp.asarray(q_hat, float_dtype()))
 
+    def needs(self) -> frozenset[str]:
+        """``{"calibration"}`` while q̂ is unset and the set-size term is on."""
+        on = self.q_hat is None and np.any(np.asarray(self.set_size, np.float64) != 0)
+        return frozenset({"calibration"}) if on else frozenset()
+
     def fitted_for(self, classifier) -> "ECCCo":
         """Unfitted plain ECCCo given a calibrated classifier: fitted from it (q̂ is all its fit
         needs), so ``cfx.generate(ECCCo(), conf, ...)`` works; anything else is returned as is
@@ -359,6 +364,10 @@ class ECCCoL1(ECCCo):
         if samples.ndim != 3 or samples.shape[1] < 1:
             raise ValueError(f"ECCCoL1 samples must have shape (C, k >= 1, d); got {tuple(samples.shape)}")
         return out.replace(samples=samples)
+
+    def needs(self) -> frozenset[str]:
+        """ECCCo's, and ``"conditional_samples"`` while ``samples`` is unset."""
+        return super().needs() | ({"conditional_samples"} if self.samples is None else set())
 
     def prepare(self, classifier, x, target):
         return self.samples[target]  # (n, k, d): each factual's target-class samples

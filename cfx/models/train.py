@@ -459,8 +459,6 @@ def accuracy(classifier: Classifier, dataset, y=None) -> float:
 
     ``accuracy(clf, dataset)`` or ``accuracy(clf, X, y)``.
     """
-    X, labels = (dataset.X, dataset.y) if y is None else (dataset, y)
-    X, labels = np.asarray(X, float_dtype()), np.asarray(labels)
-    if X.shape[0] == 0:
-        raise ValueError("accuracy needs at least one example")
-    return float(np.mean(np.asarray(classifier.predict(X)) == labels))
+    from cfx.evaluation.population import accuracy as _accuracy  # the one formula (cfx.evaluation)
+
+    return _accuracy(classifier, dataset, y)

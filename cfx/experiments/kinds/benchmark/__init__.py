@@ -54,8 +54,6 @@ from cfx.experiments.kinds.benchmark.runner import (GRID_RESOLUTION, MAX_PLOT_PO
 from cfx.experiments.kinds.benchmark.schema import (BenchmarkConfig, DataConfig, GeneratorConfig, ModelConfig,
                                                     SearchConfig)
 
-# ``_fit`` and ``_generate`` are deliberately not re-exported: they are looked up in ``runner``,
-# so that is where a test must monkeypatch them (a stale patch of this package then fails loudly).
 __all__ = ["BenchmarkConfig", "DataConfig", "ModelConfig", "GeneratorConfig", "SearchConfig", "BenchmarkReport",
            "KIND", "select_factuals", "derive_seed", "TIMING_METRICS", "HEADLINE_METRICS", "KEYS", "GRID_RESOLUTION",
            "MAX_PLOT_POINTS", "prepare", "run", "expected", "report", "show", "summary_markdown", "summarise"]

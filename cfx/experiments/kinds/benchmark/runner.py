@@ -25,22 +25,8 @@ MAX_PLOT_POINTS = 1000
 
 
 # --------------------------------------------------------------------------------------
-# Pieces of the run (the indirections _fit and _generate are monkeypatched by tests)
+# Pieces of the run
 # --------------------------------------------------------------------------------------
-
-
-def _generate(*args, **kwargs):
-    from cfx.search import generate
-
-    return generate(*args, **kwargs)
-
-
-def _fit(train, model: ModelConfig, *, seed: int, progress: bool):
-    import cfx.models
-
-    if model.name == "laplace":  # a base model (option ``base``, default mlp) and its last-layer Laplace
-        return cfx.models.fit_laplace(train, seed=seed, progress=progress, **model.fit_kwargs())
-    return cfx.models.fit(train, model.name, seed=seed, progress=progress, **model.fit_kwargs())
 
 
 def derive_seed(seed: int, run: int, *labels: str) -> int:
@@ -105,27 +91,31 @@ def _make_generator(gc: GeneratorConfig, classifier, train, key, path: str, cfg:
 
 
 def needs_calibration(gc: GeneratorConfig) -> bool:
-    """Whether a generator needs a calibrated classifier (ECCCo's set-size term needs q̂)."""
+    """Whether a generator needs a calibrated classifier (it says so: ``"calibration"`` in its
+    :meth:`~cfx.generators.Generator.needs`, e.g. ECCCo's set-size term needs q̂)."""
     import cfx.generators
-    from cfx.generators.eccco import ECCCo
 
     try:
         gen = cfx.generators.make(gc.name, **dict(gc.hyperparams))
     except (TypeError, ValueError):
         return False  # reported by _make_generator
-    return isinstance(gen, ECCCo) and bool(np.any(np.asarray(gen.set_size, np.float64) != 0))
+    return "calibration" in gen.needs()
 
 
-def _stand_ins(gen, gc: GeneratorConfig, train):
-    """Placeholders for what only the trained model provides (q̂, conditional samples), so
-    ``prepare`` can check every other hyperparameter before training."""
-    from cfx.generators.eccco import ECCCoL1
+#: Placeholders for what only the trained model provides (need -> the generator field it fills
+#: and a stand-in of shape (classes, features)), so ``prepare`` checks every other hyperparameter
+#: before training.
+_STAND_INS = {
+    "calibration": ("q_hat", lambda n_classes, n_features: np.float32(0.5)),
+    "conditional_samples": ("samples", lambda n_classes, n_features: np.zeros((n_classes, 1, n_features), np.float32)),
+}
 
-    if needs_calibration(gc):
-        gen = gen.replace(q_hat=np.float32(0.5))
-    if isinstance(gen, ECCCoL1) and gen.samples is None:
-        gen = gen.replace(samples=np.zeros((max(train.n_classes, 2), 1, train.n_features), np.float32))
-    return gen
+
+def _stand_ins(gen, train):
+    """``gen`` with a stand-in for each of its :meth:`~cfx.generators.Generator.needs`."""
+    fill = {field: make(max(train.n_classes, 2), train.n_features)
+            for need, (field, make) in _STAND_INS.items() if need in gen.needs()}
+    return gen.replace(**fill) if fill else gen
 
 
 def _calibration_split(train, cfg: BenchmarkConfig, dc: DataConfig, run: int):
@@ -219,7 +209,7 @@ def prepare(cfg: BenchmarkConfig) -> dict:
         for i, gc in enumerate(cfg.generators):
             path = f"generators[{i}]"
             gen = _make_generator(gc, None, train0, _generator_key(cfg, 0, dc.key, "-", gc.key), path, cfg)
-            gen = _stand_ins(gen, gc, train0)
+            gen = _stand_ins(gen, train0)
             try:
                 gen.validate(int(gen.num_counterfactuals), train0.n_features, max(train0.n_classes, 2))
             except ValueError as e:
@@ -242,11 +232,19 @@ def _model(cfg, store: Store, dc: DataConfig, mc: ModelConfig, r: int, train, te
             return clf, info
     progress.status(f"{dc.key}/{mc.key}/{run_name(r)}: training")
     start = time.perf_counter()
-    clf = _fit(train, mc, seed=derive_seed(cfg.seed, r, "model", dc.key, mc.key), progress=progress.tty)
+    import cfx.models
+
+    seed = derive_seed(cfg.seed, r, "model", dc.key, mc.key)
+    if mc.name == "laplace":  # a base model (option ``base``, default mlp) and its last-layer Laplace
+        clf = cfx.models.fit_laplace(train, seed=seed, progress=progress.tty, **mc.fit_kwargs())
+    else:
+        clf = cfx.models.fit(train, mc.name, seed=seed, progress=progress.tty, **mc.fit_kwargs())
     train_s = time.perf_counter() - start
     if blob is not None:  # saved but not rebuildable without training: use exactly the saved parameters
         return clf.replace(flax.serialization.from_bytes(clf.params, blob)), info
-    acc = float(np.mean(np.asarray(clf.predict(test.X)) == test.y))
+    from cfx.evaluation.population import accuracy
+
+    acc = accuracy(clf, test.X, test.y)
     plot = _probability_grid(clf, train) if train.n_features == 2 else None
     info = {"train_s": train_s, "test_accuracy": acc, "n_train": len(train), "n_test": len(test),
             "n_classes": int(clf.n_classes), "apply": repr(clf.apply_fn)}
@@ -308,10 +306,10 @@ def run(cfg: BenchmarkConfig, store: Store, splits: dict, progress: Progress) ->
                     continue
                 clf, info = _model(cfg, store, dc, mc, r, fit_part, test, progress)
                 import cfx.evaluation
+                import cfx.models
+                import cfx.search
 
                 if calibrate:
-                    import cfx.models
-
                     clf = cfx.models.calibrate(clf, cal_part, alpha=cfg.calibration.alpha)
 
                 scoring = cfx.evaluation.context(clf, train, constraints=constraints)  # once per (model, data)
@@ -324,7 +322,7 @@ def run(cfg: BenchmarkConfig, store: Store, splits: dict, progress: Progress) ->
                     gen = _make_generator(gc, clf, train, _generator_key(cfg, r, dc.key, mc.key, gc.key),
                                           f"generators[{i}]", cfg)
                     search = cfg.search.model_dump()
-                    res = _generate(gen, clf, x, target, key=_key(cfg.seed, r, "generate", dc.key, mc.key, gc.key),
+                    res = cfx.search.generate(gen, clf, x, target, key=_key(cfg.seed, r, "generate", dc.key, mc.key, gc.key),
                                     constraints=constraints, return_path=bool(cfg.figures and x.shape[1] == 2),
                                     **search)
                     metrics, per = _evaluate_cell(res, clf, scoring, cfg.metrics)

@@ -163,6 +163,7 @@ def _model(cfg, store: Store, dc: DataSpec, mc: ModelSpec, r: int, split, progre
 
     import cfx.models
     import cfx.sampling
+    from cfx.evaluation.population import accuracy
 
     fit, cal, train, test = split
     spec = model_spec(dc, mc)
@@ -188,7 +189,7 @@ def _model(cfg, store: Store, dc: DataSpec, mc: ModelSpec, r: int, split, progre
         samples = np.zeros((conf.n_classes, 1, conf.n_features), np.float32)
     sampling_s = time.perf_counter() - t0
     info = {"train_s": train_s, "sampling_s": sampling_s, "q_hat": float(conf.q_hat),
-            "test_accuracy": float(np.mean(np.asarray(clf.predict(test.X)) == test.y)),
+            "test_accuracy": accuracy(clf, test.X, test.y),
             "coverage": float(conf.coverage(test.X, test.y)), "n_fit": len(fit), "n_calibration": len(cal),
             "n_test": len(test), "samples_finite": bool(np.all(np.isfinite(samples)))}
     store.save(path, info, arrays={"samples": samples}, blob=flax.serialization.to_bytes(clf.params))
@@ -252,11 +253,10 @@ def select_factuals(clf, test, n: int, seed: int, train=None, pool: str = "test"
 
 def _generator(gc: GeneratorSpec, hp: dict, conf, fit, samples, key, path: str, cfg: EcccoConfig):
     import cfx.generators
-    from cfx.generators.eccco import ECCCoL1
 
     try:
         gen = cfx.generators.make(gc.name, **hp)
-        if isinstance(gen, ECCCoL1):  # the model's samples, drawn once, not a second sampler run
+        if "conditional_samples" in gen.needs():  # the model's samples, drawn once, not a second sampler run
             return gen.fit(conf, fit, key=key, samples=samples)
         return gen.fit(conf, fit, key=key)
     except (TypeError, ValueError) as e:
