@@ -22,6 +22,8 @@ EXPERIMENTS_ORDER = {
     "cfx.experiments.store": 2,
     "cfx.experiments.progress": 3,
     "cfx.experiments.tables": 4,
+    "cfx.experiments.sections": 4,  # the sections every kind shares
+    "cfx.experiments.runs": 4.5,  # the run helpers every kind shares
     "cfx.experiments.kinds": 5,
     "cfx.experiments.kinds.*": 6,
     "cfx.experiments.kinds.ct.reference": 6,  # the ct kind's preset ct-2026 and pooled evaluation

@@ -106,10 +106,14 @@ class Experiment(Spec):
         return plain(self.model_dump())
 
     def identity(self) -> dict:
-        """What makes two runs the same experiment: everything except where files live."""
+        """What makes two runs the same experiment: everything except where files live (the
+        location keys, and each data set's ``data_dir``)."""
         d = self.to_dict()
         for k in self.LOCATION_KEYS:
             d.pop(k, None)
+        for item in d.get("data") or ():
+            if isinstance(item, dict):
+                item.pop("data_dir", None)
         return d
 
     def dump(self) -> str:

@@ -24,17 +24,16 @@ mean p-values) and ``figures/<data>_<metric>.png`` (a line per generator, a pane
 
 from __future__ import annotations
 
-import inspect
+import functools
 import math
-import zlib
-from typing import Annotated, Any, Mapping
+from typing import Annotated, Mapping
 
 import numpy as np
 import pydantic
 
-from cfx.experiments.config import (Bool, ConfigError, Experiment, Preset, IntList, Label, NonNegativeInt, PositiveFloat, PositiveInt,
-                                    Probability, RawConfig, Spec, Str, UnitOpen, check_label, check_name, choice,
-                                    plain, suggest)
+from cfx.experiments import runs, sections
+from cfx.experiments.config import (Bool, ConfigError, Experiment, NonNegativeInt, PositiveFloat, PositiveInt, Preset,
+                                    Probability, RawConfig, Spec, Str, choice, plain)
 from cfx.experiments.kinds import Kind, Report
 
 __all__ = ["KIND", "DynamicsConfig", "FIGURE_METRICS", "TABLE_METRICS"]
@@ -47,45 +46,22 @@ TABLE_METRICS = ("mmd_domain", "mmd_model", "mmd_model_grid", "disagreement", "d
 _P = {"mmd_domain": "p_domain", "mmd_model": "p_model", "mmd_model_grid": "p_model_grid"}
 
 
-class DataSpec(Spec):
-    """A data set (``cfx.data.list_datasets()``): rows ``n``, ``balance``, split ``test_size``,
-    ``standardize`` (the data set's own policy), ``flip_labels`` (binary y -> 1 − y: MLJ's
-    ``make_circles`` labels the inner ring 0), ``data_dir``; other keys: synthetic options."""
+class DataSpec(sections.DataSpec):
+    """A data set (:class:`cfx.experiments.sections.DataSpec`) and ``flip_labels`` (binary
+    y -> 1 − y: MLJ's ``make_circles`` labels the inner ring 0)."""
 
-    name: Str
-    n: PositiveInt | None = None
-    test_size: UnitOpen = 0.2
-    balance: Bool = False
-    standardize: Bool = True
     flip_labels: Bool = False
-    data_dir: Str | None = None
-    label: Label | None = None
-    options: dict[str, Any] = pydantic.Field(default_factory=dict)
-
-    @property
-    def key(self) -> str:
-        return self.label or self.name
 
 
-class ModelSpec(Spec):
-    """A model (``cfx.models.list_models()``): ``epochs`` for the initial fit, ``retrain_epochs``
-    per round (warm-started); other keys (``n_members``, ``activation``...) go to ``cfx.models.fit``.
-    ``trainer: reference``: :class:`cfx.dynamics.reference.ReferenceTrainer` instead (one logit,
-    Adam in fixed order; name linear, mlp or ensemble)."""
+class ModelSpec(sections.ModelSpec):
+    """A model (:class:`cfx.experiments.sections.ModelSpec`): ``epochs`` for the initial fit,
+    ``retrain_epochs`` per round (warm-started). ``trainer: reference``:
+    :class:`cfx.dynamics.reference.ReferenceTrainer` instead (one logit, Adam in fixed order; name
+    linear, mlp or ensemble)."""
 
     name: Str = "linear"
     trainer: Annotated[Str, choice(("cfx", "reference"))] = "cfx"
-    epochs: PositiveInt = 100
     retrain_epochs: PositiveInt = 10
-    batch_size: PositiveInt = 64
-    learning_rate: PositiveFloat = 1e-3
-    widths: IntList | None = None
-    label: Label | None = None
-    options: dict[str, Any] = pydantic.Field(default_factory=dict)
-
-    @property
-    def key(self) -> str:
-        return self.label or self.name
 
     def make_trainer(self):
         """The simulation's trainer for this model."""
@@ -99,22 +75,20 @@ class ModelSpec(Spec):
         return CfxTrainer(self.name, self.fit_options(), self.epochs, self.retrain_epochs)
 
     def fit_options(self) -> dict:
+        """``cfx.models.fit``'s options besides the epochs (the simulation sets those per fit)."""
         out = dict(batch_size=self.batch_size, learning_rate=self.learning_rate, **self.options)
         if self.widths is not None:
             out["widths"] = tuple(self.widths)
         return out
 
 
-class GeneratorSpec(Spec):
-    """A generator (``cfx.generators.REGISTRY``); other keys are its hyperparameters."""
+GeneratorSpec = sections.GeneratorSpec
 
-    name: Str
-    label: Label | None = None
-    hyperparams: dict[str, Any] = pydantic.Field(default_factory=dict)
 
-    @property
-    def key(self) -> str:
-        return self.label or self.name
+def _reference_options(model: ModelSpec) -> set:
+    from cfx.dynamics.reference import REFERENCE_OPTIONS
+
+    return set(REFERENCE_OPTIONS) if model.trainer == "reference" else set()
 
 
 class SimulationSpec(Spec):
@@ -150,27 +124,12 @@ class DynamicsConfig(Experiment):
 
     @classmethod
     def parse(cls, raw: RawConfig | Mapping) -> "DynamicsConfig":
-        if not isinstance(raw, RawConfig):
-            raw = RawConfig(dict(raw))
-        ctx, d = raw.context(), dict(raw.data)
-        fields = list(cls.model_fields)
-        for k in d:
-            if k not in fields:
-                raise ctx.error(str(k), f"unknown key{suggest(k, fields)}; allowed keys: {', '.join(fields)}")
-        for sec, spec, extra in (("data", DataSpec, "options"), ("models", ModelSpec, "options"),
-                                 ("generators", GeneratorSpec, "hyperparams")):
-            items = d.get(sec)
-            if items is None:
-                raise ctx.error(sec, "required key is missing (a name, a mapping or a list of them)")
-            items = [items] if isinstance(items, (str, dict)) else items
-            if not isinstance(items, list) or not items:
-                raise ctx.error(sec, f"expected a non-empty list, got {items!r}")
-            parsed = [_item(it, f"{sec}[{i}]", spec, extra, sec, ctx) for i, it in enumerate(items)]
-            keys = [p.key for p in parsed]
-            for i, k in enumerate(keys):
-                if keys.index(k) != i:
-                    raise ctx.error(f"{sec}[{i}]", f"{k!r} appears twice; give one of them a distinct 'label'")
-            d[sec] = tuple(parsed)
+        ctx, d = sections.begin(cls, raw)
+        d["data"] = sections.section_list(d, "data", ctx, functools.partial(sections.data_item, spec=DataSpec))
+        d["models"] = sections.section_list(d, "models", ctx, functools.partial(
+            sections.model_item, spec=ModelSpec, also=_reference_options))
+        d["generators"] = sections.section_list(d, "generators", ctx,
+                                                functools.partial(sections.generator_item, coerce=False))
         sim = d.get("simulation") or {}
         d["simulation"] = ctx.validate(SimulationSpec, sim, "simulation")
         from cfx.dynamics.metrics import MetricOptions
@@ -191,27 +150,15 @@ class DynamicsConfig(Experiment):
                 if extra:
                     raise ctx.error(f"models[{i}].{extra[0]}", "not an option of the reference trainer (it takes epochs, "
                                     f"retrain_epochs, learning_rate, batch_size, widths, {', '.join(REFERENCE_OPTIONS)})")
-        cfg = ctx.validate(cls, d, "")
-        cfg._source = None if raw.file is None else str(raw.file)
-        return cfg
+        return sections.finish(cls, ctx, d, raw)
 
     def to_dict(self) -> dict:
-        def flat(spec, extra):
-            out = {k: plain(v) for k, v in spec if k != extra}
-            out.update(plain(dict(getattr(spec, extra))))
-            return out
-
+        flat = sections.flat
         return {"kind": self.kind, "name": self.name, "description": self.description,
                 "data": [flat(x, "options") for x in self.data], "models": [flat(x, "options") for x in self.models],
                 "generators": [flat(x, "hyperparams") for x in self.generators],
                 "simulation": plain(self.simulation.model_dump()), "repetitions": self.repetitions,
                 "preset": self.preset, "seed": self.seed, "output": self.output, "figures": self.figures}
-
-    def identity(self) -> dict:
-        d = super().identity()
-        for item in d["data"]:
-            item.pop("data_dir", None)
-        return d
 
     def plan(self) -> str:
         s = self.simulation
@@ -219,62 +166,16 @@ class DynamicsConfig(Experiment):
                 f"{s.rounds} rounds (mu={s.mu}) x {self.repetitions} repetitions -> {self.output_dir}")
 
 
-def _item(raw: Any, path: str, spec: type[Spec], extra: str, section: str, ctx):
-    """One list entry: its schema's keys validated, the other keys checked against the registry."""
-    raw = {"name": raw} if isinstance(raw, str) else raw
-    if not isinstance(raw, Mapping):
-        raise ctx.error(path, f"expected a name or a mapping, got {raw!r}")
-    known = {k: v for k, v in raw.items() if k in spec.model_fields and k != extra}
-    rest = {k: v for k, v in raw.items() if k not in known}
-    item = ctx.validate(spec, known, path)
-    import cfx.data
-    import cfx.generators
-    import cfx.models
-    from cfx.dynamics.reference import REFERENCE_OPTIONS
-
-    if section == "data":
-        check_name(item.name, list(cfx.data.list_datasets()), "data set", f"{path}.name", ctx)
-        if rest and cfx.data.info(item.name).kind != "synthetic":
-            fixed = ", ".join(f for f in spec.model_fields if f != extra)
-            raise ctx.error(f"{path}.{next(iter(rest))}",
-                            f"unknown key; only synthetic data sets take options (allowed: {fixed})")
-    elif section == "models":
-        check_name(item.name, list(cfx.models.list_models()), "model", f"{path}.name", ctx)
-        allowed = set(inspect.signature(cfx.models.fit).parameters) - {
-            "dataset", "model", "seed", "epochs", "init_params", "return_state", "loss", "extra", "progress"}
-        allowed |= set(REFERENCE_OPTIONS if item.trainer == "reference" else ())
-        for k in rest:
-            if k not in allowed:
-                raise ctx.error(f"{path}.{k}", f"unknown model option{suggest(k, sorted(allowed))}; "
-                                               f"allowed: {', '.join(sorted(allowed | set(spec.model_fields)))}")
-    else:
-        check_name(item.name, list(cfx.generators.REGISTRY), "generator", f"{path}.name", ctx)
-        allowed = sorted(cfx.generators.hyperparameters(item.name))
-        for k in rest:
-            if k not in allowed:
-                raise ctx.error(f"{path}.{k}", f"unknown hyperparameter of generator {item.name!r}"
-                                               f"{suggest(k, allowed)}; allowed: {', '.join(allowed)}")
-    if item.label is None:
-        check_label(item.name, f"{path}.name", ctx)
-    return item.replace(**{extra: dict(rest)})
-
-
 # ------------------------------------------------------------------------------ runner
-def _seed(seed: int, *labels: str) -> int:
-    entropy = [int(seed)] + [zlib.crc32(str(lab).encode()) for lab in labels]
-    return int(np.random.SeedSequence(entropy).generate_state(1)[0] & 0x7FFFFFFF)
+def _flip(data):
+    """Binary labels y -> 1 − y."""
+    import dataclasses
+
+    return dataclasses.replace(data, y=(1 - np.asarray(data.y)).astype(np.asarray(data.y).dtype))
 
 
 def _split(dc: DataSpec, cfg: DynamicsConfig):
-    import cfx.data
-
-    seed = _seed(cfg.seed, "data", dc.key)
-    data = cfx.data.load(dc.name, n=dc.n, seed=seed, data_dir=dc.data_dir, balance=dc.balance, **dict(dc.options))
-    if dc.flip_labels:
-        import dataclasses
-
-        data = dataclasses.replace(data, y=(1 - np.asarray(data.y)).astype(np.asarray(data.y).dtype))
-    return cfx.data.train_test(data, test_size=dc.test_size, seed=seed, standardize=dc.standardize)
+    return runs.load_split(dc, runs.derive_seed(cfg.seed, None, "data", dc.key), _flip if dc.flip_labels else None)
 
 
 def _generators(cfg: DynamicsConfig, split=None) -> dict:
@@ -317,7 +218,7 @@ def _simulate(cfg: DynamicsConfig, dc, models, store, progress, prefix, split):
     return cfx.dynamics.simulate(
         train, test, _generators(cfg, split), model=model, rounds=s.rounds, mu=s.mu, eval_every=s.eval_every,
         target=s.target, num_counterfactuals=s.num_counterfactuals, max_steps=s.max_steps,
-        repetitions=cfg.repetitions, seed=_seed(cfg.seed, "sim", *seed_labels), n_permutations=s.n_permutations,
+        repetitions=cfg.repetitions, seed=runs.derive_seed(cfg.seed, None, "sim", *seed_labels), n_permutations=s.n_permutations,
         length_scale=s.length_scale, max_samples=s.max_samples, grid_samples=s.grid_samples,
         generative_epochs=s.generative_epochs, pool=s.pool, draw=s.draw, metrics=MetricOptions(**dict(s.metrics)),
         checkpoint=store, prefix=prefix, constraints_scope=s.constraints,

@@ -8,14 +8,15 @@ from __future__ import annotations
 import math
 import time
 import warnings
-import zlib
 from typing import Mapping
 
 import numpy as np
 
+from cfx.experiments import runs
 from cfx.experiments.config import ConfigError
 from cfx.experiments.kinds.benchmark.schema import BenchmarkConfig, DataConfig, GeneratorConfig, ModelConfig
 from cfx.experiments.progress import Progress
+from cfx.experiments.runs import derive_seed
 from cfx.experiments.store import Store, run_name
 
 __all__ = ["prepare", "run", "expected", "select_factuals", "derive_seed", "GRID_RESOLUTION", "MAX_PLOT_POINTS"]
@@ -29,24 +30,8 @@ MAX_PLOT_POINTS = 1000
 # --------------------------------------------------------------------------------------
 
 
-def derive_seed(seed: int, run: int, *labels: str) -> int:
-    """A 31-bit seed from ``(seed, run, labels)`` (stable across processes and Python versions)."""
-    entropy = [int(seed), int(run)] + [zlib.crc32(str(lab).encode()) for lab in labels]
-    return int(np.random.SeedSequence(entropy).generate_state(1)[0] & 0x7FFFFFFF)
-
-
-def _key(seed: int, run: int, *labels: str):
-    import jax
-
-    return jax.random.key(derive_seed(seed, run, *labels))
-
-
 def _load_split(dc: DataConfig, cfg: BenchmarkConfig, run: int):
-    import cfx.data
-
-    seed = derive_seed(cfg.seed, run, "data", dc.key)
-    data = cfx.data.load(dc.name, n=dc.n, seed=seed, data_dir=dc.data_dir, balance=dc.balance, **dict(dc.options))
-    return cfx.data.train_test(data, test_size=dc.test_size, seed=seed, standardize=dc.standardize)
+    return runs.load_split(dc, derive_seed(cfg.seed, run, "data", dc.key))
 
 
 def select_factuals(classifier, test, n: int, seed: int, train=None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -56,16 +41,9 @@ def select_factuals(classifier, test, n: int, seed: int, train=None) -> tuple[np
     ``test`` first, then rows of ``train`` (offset by ``len(test)``).
     """
     rng = np.random.default_rng(seed)
-    n_classes = int(classifier.n_classes)
     pools = [test] + ([train] if train is not None else [])
     X = np.concatenate([p.X for p in pools])
-    pred = np.asarray(classifier.predict(X))
-    if n_classes == 2:
-        candidates = np.flatnonzero(pred == 0)
-        targets = np.ones(len(X), np.int32)
-    else:
-        targets = ((pred + 1 + rng.integers(0, n_classes - 1, size=len(X))) % n_classes).astype(np.int32)
-        candidates = np.arange(len(X))
+    candidates, targets = runs.factual_targets(np.asarray(classifier.predict(X)), int(classifier.n_classes), rng)
     in_test = candidates[candidates < len(test)]
     in_train = candidates[candidates >= len(test)]
     chosen = rng.permutation(in_test)[:n]
@@ -126,7 +104,7 @@ def _calibration_split(train, cfg: BenchmarkConfig, dc: DataConfig, run: int):
 def _generator_key(cfg: BenchmarkConfig, run: int, *labels: str):
     # Generators are fitted with the fixed key the old ``from_data(train)`` used, so Gravitational's
     # sample bank -- and the benchmark table -- stay as before; per-run keys
-    # (``_key(cfg.seed, run, "generator", *labels)``) would change them. This is the one place to change.
+    # (``runs.key(cfg.seed, run, "generator", *labels)``) would change them. This is the one place to change.
     import jax
 
     return jax.random.key(0)
@@ -171,11 +149,10 @@ def _evaluate_cell(res, clf, context, metrics) -> tuple[dict, dict]:
 
 
 def _cell(dc: str, mc: str, gc: str, run: int) -> tuple[str, ...]:
-    return ("cells", dc, mc, gc, run_name(run))
+    return runs.cell_path(dc, mc, gc, run=run)
 
 
-def _model_path(dc: str, mc: str, run: int) -> tuple[str, ...]:
-    return ("models", dc, mc, run_name(run))
+_model_path = runs.model_path
 
 
 def expected(cfg: BenchmarkConfig) -> list[tuple[str, ...]]:
@@ -221,34 +198,23 @@ def prepare(cfg: BenchmarkConfig) -> dict:
 def _model(cfg, store: Store, dc: DataConfig, mc: ModelConfig, r: int, train, test, progress: Progress):
     """``(classifier, info)`` of (data, model, run): restored from the store when saved (no
     training), else trained and saved with its accuracy and the 2-D probability grid."""
-    import flax.serialization
+    def fit():
+        import cfx.models
+        from cfx.evaluation.population import accuracy
 
-    path = _model_path(dc.key, mc.key, r)
-    blob = store.load_blob(path)
-    if blob is not None:
-        info = store.load(path)
-        clf = _restore(train, mc, blob, info)
-        if clf is not None:
-            return clf, info
-    progress.status(f"{dc.key}/{mc.key}/{run_name(r)}: training")
-    start = time.perf_counter()
-    import cfx.models
+        start, seed = time.perf_counter(), derive_seed(cfg.seed, r, "model", dc.key, mc.key)
+        if mc.name == "laplace":  # a base model (option ``base``, default mlp) and its last-layer Laplace
+            clf = cfx.models.fit_laplace(train, seed=seed, progress=progress.tty, **mc.fit_kwargs())
+        else:
+            clf = cfx.models.fit(train, mc.name, seed=seed, progress=progress.tty, **mc.fit_kwargs())
+        info = {"train_s": time.perf_counter() - start, "test_accuracy": accuracy(clf, test.X, test.y),
+                "n_train": len(train), "n_test": len(test), "n_classes": int(clf.n_classes),
+                "apply": repr(clf.apply_fn)}
+        return clf, info, _probability_grid(clf, train) if train.n_features == 2 else None
 
-    seed = derive_seed(cfg.seed, r, "model", dc.key, mc.key)
-    if mc.name == "laplace":  # a base model (option ``base``, default mlp) and its last-layer Laplace
-        clf = cfx.models.fit_laplace(train, seed=seed, progress=progress.tty, **mc.fit_kwargs())
-    else:
-        clf = cfx.models.fit(train, mc.name, seed=seed, progress=progress.tty, **mc.fit_kwargs())
-    train_s = time.perf_counter() - start
-    if blob is not None:  # saved but not rebuildable without training: use exactly the saved parameters
-        return clf.replace(flax.serialization.from_bytes(clf.params, blob)), info
-    from cfx.evaluation.population import accuracy
-
-    acc = accuracy(clf, test.X, test.y)
-    plot = _probability_grid(clf, train) if train.n_features == 2 else None
-    info = {"train_s": train_s, "test_accuracy": acc, "n_train": len(train), "n_test": len(test),
-            "n_classes": int(clf.n_classes), "apply": repr(clf.apply_fn)}
-    store.save(path, info, arrays=plot, blob=flax.serialization.to_bytes(clf.params))
+    clf, info, _ = runs.train_or_restore(store, _model_path(dc.key, mc.key, r), progress=progress,
+                                         label=f"{dc.key}/{mc.key}/{run_name(r)}", train=fit,
+                                         restore=lambda blob, info: _restore(train, mc, blob, info))
     return clf, info
 
 
@@ -322,7 +288,7 @@ def run(cfg: BenchmarkConfig, store: Store, splits: dict, progress: Progress) ->
                     gen = _make_generator(gc, clf, train, _generator_key(cfg, r, dc.key, mc.key, gc.key),
                                           f"generators[{i}]", cfg)
                     search = cfg.search.model_dump()
-                    res = cfx.search.generate(gen, clf, x, target, key=_key(cfg.seed, r, "generate", dc.key, mc.key, gc.key),
+                    res = cfx.search.generate(gen, clf, x, target, key=runs.key(cfg.seed, r, "generate", dc.key, mc.key, gc.key),
                                     constraints=constraints, return_path=bool(cfg.figures and x.shape[1] == 2),
                                     **search)
                     metrics, per = _evaluate_cell(res, clf, scoring, cfg.metrics)
