@@ -15,6 +15,7 @@ from pydantic import AfterValidator, BeforeValidator
 
 __all__ = [
     "suggest", "Int", "Number", "Float", "Bool", "Str", "IntList", "StrList", "PositiveInt", "NonNegativeInt",
+    "NonNegativeFloat",
     "PositiveFloat", "UnitOpen", "Probability", "Label", "choice",
 ]
 
@@ -134,6 +135,7 @@ StrList = Annotated[tuple[Str, ...], BeforeValidator(_list_of("str"))]
 PositiveInt = Annotated[Int, AfterValidator(_bound(lambda v: v > 0, "must be > 0"))]
 NonNegativeInt = Annotated[Int, AfterValidator(_bound(lambda v: v >= 0, "must be >= 0"))]
 PositiveFloat = Annotated[Float, AfterValidator(_bound(lambda v: v > 0, "must be > 0"))]
+NonNegativeFloat = Annotated[Float, AfterValidator(_bound(lambda v: v >= 0, "must be >= 0"))]
 UnitOpen = Annotated[Float, AfterValidator(_bound(lambda v: 0.0 < v < 1.0, "must be in (0, 1)"))]
 Probability = Annotated[Float, AfterValidator(_bound(lambda v: 0.0 < v <= 1.0, "must be in (0, 1]"))]
 Label = Annotated[Str, AfterValidator(_label)]

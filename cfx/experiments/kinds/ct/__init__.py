@@ -30,21 +30,24 @@ mutable vs protected).
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 import math
 import time
-from typing import Any, Mapping, Union
+from typing import Annotated, Mapping, Union
 
 import numpy as np
 import pandas as pd
 import pydantic
 
-from cfx.experiments import tables
-from cfx.experiments.config import (Bool, Experiment, Float, Label, NonNegativeInt, PositiveFloat, PositiveInt,
-                                    Probability, RawConfig, Spec, Str, StrList, UnitOpen, suggest)
+from cfx.experiments import runs, sections, tables
+from cfx.experiments.config import (Bool, Experiment, Float, NonNegativeInt, PositiveFloat, PositiveInt, Probability,
+                                    RawConfig, Spec, Str, StrList, choice)
+from cfx.experiments.fields import NonNegativeFloat
 from cfx.experiments.kinds import Kind, Report
 from cfx.experiments.kinds.ct import reference as ct_reference
 from cfx.experiments.progress import Progress
-from cfx.experiments.store import Store, run_name
+from cfx.experiments.store import Store
 
 VARIANTS = ("baseline", "ct", "contrastive", "adversarial")
 MODES = ("all", "protected", "single")
@@ -52,20 +55,13 @@ SINGLE_KEYS = ("threshold", "lambda_reg", "eval_threshold", "eval_max_steps")
 HEADLINE = ("accuracy", "validity", "ip", "ip_star", "cost", "sensitivity")
 
 
-class CTDataConfig(Spec):
-    """A data set: ``name``, ``n`` rows, ``balance``, ``test_size``, ``data_dir``, ``label``, ``protected``
-    (a feature name or index; default age, else 0), ``threshold`` (τ of the CT search), ``domain_sd``, ``domain``,
-    ``n_ce``, ``lambda_reg``, ``batch_size`` overrides, ``eval_threshold`` and ``n_individuals`` of the
-    pooled evaluation, ``standardize``, ``single`` (``threshold``, ``lambda_reg``, ``eval_threshold``,
-    ``eval_max_steps`` of mode ``single``); other keys: options of a synthetic set."""
+class CTDataConfig(sections.DataSpec):
+    """A data set (:class:`cfx.experiments.sections.DataSpec`) and: ``protected`` (a feature name
+    or index; default age, else 0), ``threshold`` (τ of the CT search), ``domain_sd``, ``domain``, ``n_ce``,
+    ``lambda_reg``, ``batch_size`` overrides, ``eval_threshold`` and ``n_individuals`` of the pooled
+    evaluation, ``single`` (``threshold``, ``lambda_reg``, ``eval_threshold``, ``eval_max_steps`` of
+    mode ``single``)."""
 
-    name: Str
-    n: PositiveInt | None = None
-    balance: Bool = False
-    test_size: UnitOpen = 0.2
-    standardize: Bool = True
-    data_dir: Str | None = None
-    label: Label | None = None
     protected: Union[NonNegativeInt, Str, None] = None
     threshold: Probability | None = None
     domain_sd: PositiveFloat | None = None
@@ -76,11 +72,6 @@ class CTDataConfig(Spec):
     eval_threshold: Probability | None = None
     n_individuals: PositiveInt | None = None
     single: dict[str, Float] = pydantic.Field(default_factory=dict)
-    options: dict[str, Any] = pydantic.Field(default_factory=dict)
-
-    @property
-    def key(self) -> str:
-        return self.label or self.name
 
 
 class CTModelConfig(Spec):
@@ -91,26 +82,31 @@ class CTModelConfig(Spec):
     learning_rate: PositiveFloat = 1e-3
 
 
-class CTSettings(Spec):
-    """Fields of :class:`cfx.training.CTConfig` (except variant and protected)."""
+def _settings_type(field: dataclasses.Field):
+    """The config type of a :class:`cfx.training.CTConfig` field: by name, else by its default."""
+    from cfx.training.config import DECAYS, STOPS
 
-    lambda_ce: Float = 1.0
-    lambda_div: Float = 0.5
-    lambda_reg: Float = 0.1
-    lambda_adv: Float = 0.25
-    n_ce: PositiveInt = 1000
-    max_steps: PositiveInt = 30
-    learning_rate: PositiveFloat = 0.25
-    cost: Float = 0.001
-    energy: Float = 5.0
-    threshold: Probability = 0.5
-    epsilon: Float = 0.3
-    domain_sd: PositiveFloat | None = 2.0
-    stop: Str = "threshold"
-    energy_decay: Str = "exponential"
-    ridge: Float = 0.0
-    domain_covers_data: Bool = False
-    schema_constraints: Bool = True
+    by_name = {"threshold": Probability, "learning_rate": PositiveFloat, "n_ce": PositiveInt, "max_steps": PositiveInt,
+               "domain_sd": PositiveFloat | None, "stop": Annotated[Str, choice(STOPS)],
+               "energy_decay": Annotated[Str, choice(DECAYS)]}
+    if field.name in by_name:
+        return by_name[field.name]
+    return Bool if isinstance(field.default, bool) else NonNegativeFloat
+
+
+def _settings() -> type[Spec]:
+    """``CTSettings``: every field of :class:`cfx.training.CTConfig` but variant, protected and
+    schema_mutability (the run sets those per variant and mode), with CTConfig's defaults."""
+    from cfx.training.config import CTConfig
+
+    fields = {f.name: (_settings_type(f), f.default) for f in dataclasses.fields(CTConfig)
+              if f.name not in ("variant", "protected", "schema_mutability", "domain")}  # domain: per data set
+    model = pydantic.create_model("CTSettings", __base__=Spec, **fields)
+    model.__doc__ = "Fields of :class:`cfx.training.CTConfig` (except variant and protected), its defaults."
+    return model
+
+
+CTSettings = _settings()
 
 
 class EvalConfig(Spec):
@@ -163,31 +159,14 @@ class CTExperiment(Experiment):
 
     @classmethod
     def parse(cls, raw: RawConfig | Mapping) -> "CTExperiment":
-        if not isinstance(raw, RawConfig):
-            raw = RawConfig(dict(raw))
-        ctx = raw.context()
-        d = dict(raw.data)
-        items = d.get("data")
-        if isinstance(items, (str, dict)):
-            items = [items]
-        if not isinstance(items, list) or not items:
-            raise ctx.error("data", f"expected a non-empty list of data sets, got {items!r}")
-        data = []
-        for i, it in enumerate(items):
-            it = {"name": it} if isinstance(it, str) else dict(it)
-            known = {k: v for k, v in it.items() if k in CTDataConfig.model_fields and k != "options"}
-            extra = {k: v for k, v in it.items() if k not in known}
-            data.append({**known, "options": extra})
-        d["data"] = data
+        ctx, d = sections.begin(cls, raw)
+        d["data"] = sections.section_list(d, "data", ctx, functools.partial(sections.data_item, spec=CTDataConfig))
         cfg = ctx.validate(cls, d, "")
         for i, v in enumerate(cfg.variants):
             if v not in VARIANTS:
                 raise ctx.error(f"variants[{i}]", f"must be one of {', '.join(VARIANTS)}, got {v!r}")
         if "baseline" not in cfg.variants:
             raise ctx.error("variants", "must include 'baseline' (reductions are measured against it)")
-        for key, allowed in (("stop", ("threshold", "max_steps")), ("energy_decay", ("exponential", "polynomial"))):
-            if getattr(cfg.ct, key) not in allowed:
-                raise ctx.error(f"ct.{key}", f"must be one of {', '.join(allowed)}, got {getattr(cfg.ct, key)!r}")
         for key, allowed in (("protocol", ("single", "pool")), ("decay", ("exponential", "polynomial")),
                              ("pairs", ("individual", "round")), ("divergence", ("round", "pooled"))):
             if getattr(cfg.evaluation, key) not in allowed:
@@ -201,27 +180,6 @@ class CTExperiment(Experiment):
         for i, bad in enumerate(sorted(set(dc.single) - set(SINGLE_KEYS)) for dc in cfg.data):
             if bad:
                 raise ctx.error(f"data[{i}].single", f"unknown key {bad[0]!r}; allowed: {', '.join(SINGLE_KEYS)}")
-        for i, dc in enumerate(cfg.data):
-            import cfx.data
-            try:
-                info = cfx.data.info(dc.name)
-            except ValueError as e:
-                raise ctx.error(f"data[{i}].name", str(e)) from None
-            if dc.options and info.kind != "synthetic":
-                raise ctx.error(f"data[{i}]", f"unknown keys {sorted(dc.options)} (options are for synthetic sets)")
-            if dc.options:
-                import inspect
-
-                from cfx.data import synthetic
-                allowed = set(inspect.signature(synthetic.GENERATORS[info.name][0]).parameters) - {"n", "seed"}
-                allowed |= set(CTDataConfig.model_fields) - {"options"}
-                for k in dc.options:
-                    if k not in allowed:
-                        raise ctx.error(f"data[{i}].{k}", f"unknown key{suggest(k, sorted(allowed))}; allowed: "
-                                                          f"{', '.join(sorted(allowed))}")
-        for name in ("lambda_ce", "lambda_div", "lambda_reg", "lambda_adv", "cost", "energy", "epsilon"):
-            if getattr(cfg.ct, name) < 0:
-                raise ctx.error(f"ct.{name}", f"must be >= 0, got {getattr(cfg.ct, name)!r}")
         cfg._source = None if raw.file is None else str(raw.file)
         return cfg
 
@@ -232,23 +190,19 @@ class CTExperiment(Experiment):
                      for item in d["data"]]
         return d
 
-    def identity(self) -> dict:
-        d = super().identity()
-        for item in d["data"]:
-            item.pop("data_dir", None)
-        return d
-
     def plan(self) -> str:
         n = len(self.data) * len(self.variants) * len(self.modes) * self.runs
         return f"{len(self.data)} data x {len(self.variants)} variants x {len(self.modes)} modes x {self.runs} runs " \
                f"= {n} records -> {self.output_dir}"
 
 
-_seed = ct_reference.seed  # (cfg, run, *labels) -> a seed of its own per label tuple
+def _seed(cfg, run: int, *labels) -> int:
+    """A seed of its own per (config seed, run, labels)."""
+    return runs.derive_seed(cfg.seed, run, *labels)
 
 
 def _cell(data: str, variant: str, mode: str, run: int) -> tuple[str, ...]:
-    return ("cells", data, variant, mode, run_name(run))
+    return runs.cell_path(data, variant, mode, run=run)
 
 
 def expected(cfg: CTExperiment) -> list[tuple[str, ...]]:
@@ -272,16 +226,12 @@ def _protected_index(dc: CTDataConfig, train) -> int:
 
 def prepare(cfg: CTExperiment) -> dict:
     """Load every split and resolve the protected features (bad input fails here)."""
-    import cfx.data
     from cfx.experiments.config import ConfigError
 
     splits = {}
     for i, dc in enumerate(cfg.data):
         for r in range(cfg.runs):
-            seed = _seed(cfg, r, "data", dc.key)
-            data = cfx.data.load(dc.name, n=dc.n, seed=seed, data_dir=dc.data_dir, balance=dc.balance,
-                                 **dict(dc.options))
-            train, test = cfx.data.train_test(data, test_size=dc.test_size, seed=seed, standardize=dc.standardize)
+            train, test = runs.load_split(dc, _seed(cfg, r, "data", dc.key))
             try:
                 splits[(dc.key, r)] = (train, test, _protected_index(dc, train))
                 for j, m in enumerate(cfg.modes):  # protected-<feature>: that feature immutable

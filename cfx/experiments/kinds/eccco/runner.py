@@ -22,13 +22,14 @@ import dataclasses
 import functools
 import math
 import time
-import zlib
 
 import numpy as np
 
+from cfx.experiments import runs
 from cfx.experiments.config import ConfigError
 from cfx.experiments.kinds.eccco.schema import DataSpec, EcccoConfig, GeneratorSpec, ModelSpec
 from cfx.experiments.progress import Progress
+from cfx.experiments.runs import derive_seed, key as _key, model_path
 from cfx.experiments.store import Store, run_name
 
 __all__ = ["prepare", "run", "expected", "available", "derive_seed", "select_factuals", "cell_path", "model_path",
@@ -38,24 +39,9 @@ __all__ = ["prepare", "run", "expected", "available", "derive_seed", "select_fac
 FIGURE_DIGITS = (9, 7)
 
 
-def derive_seed(seed: int, run: int, *labels: str) -> int:
-    """A 31-bit seed from ``(seed, run, labels)`` (stable across processes)."""
-    entropy = [int(seed), int(run)] + [zlib.crc32(str(lab).encode()) for lab in labels]
-    return int(np.random.SeedSequence(entropy).generate_state(1)[0] & 0x7FFFFFFF)
-
-
-def _key(*args):
-    import jax
-
-    return jax.random.key(derive_seed(*args))
-
-
 def cell_path(d: str, m: str, g: str, run: int) -> tuple[str, ...]:
-    return ("cells", d, m, g, run_name(run))
-
-
-def model_path(d: str, m: str, run: int) -> tuple[str, ...]:
-    return ("models", d, m, run_name(run))
+    """The record of one cell: ``cells/<data>/<model>/<generator>/run<r>``."""
+    return runs.cell_path(d, m, g, run=run)
 
 
 @functools.lru_cache(maxsize=None)
@@ -82,11 +68,8 @@ def expected(cfg: EcccoConfig) -> list[tuple[str, ...]]:
 
 def _split(dc: DataSpec, cfg: EcccoConfig, r: int):
     """(fit, calibration, train, test) of data set ``dc`` in run ``r``."""
-    import cfx.data
-
     seed = derive_seed(cfg.seed, r, "data", dc.key) if dc.seed is None else derive_seed(dc.seed, 0, "data", dc.name)
-    data = cfx.data.load(dc.name, n=dc.n, seed=seed, data_dir=dc.data_dir, balance=dc.balance, **dict(dc.options))
-    train, test = cfx.data.train_test(data, test_size=dc.test_size, seed=seed)
+    train, test = runs.load_split(dc, seed)
     fit, cal = train.split(test_size=cfg.calibration.share, seed=seed)
     return fit, cal, train, test
 
@@ -159,41 +142,37 @@ def _restore(fit, mc: ModelSpec, blob: bytes):
 def _model(cfg, store: Store, dc: DataSpec, mc: ModelSpec, r: int, split, progress: Progress):
     """(calibrated classifier, conditional samples (C, keep, d), info): trained, calibrated and
     sampled once, or restored from the store (the samples are saved with the parameters)."""
-    import flax.serialization
-
     import cfx.models
     import cfx.sampling
     from cfx.evaluation.population import accuracy
 
     fit, cal, train, test = split
     spec = model_spec(dc, mc)
-    path = model_path(dc.key, mc.key, r)
-    blob = store.load_blob(path)
-    if blob is not None and store.done(path):
-        clf, info = _restore(fit, spec, blob), store.load(path)
-        samples = store.load_arrays(path)["samples"]
-        return cfx.models.calibrate(clf, cal, alpha=cfg.calibration.alpha), samples, info
-    progress.status(f"{dc.key}/{mc.key}/{run_name(r)}: training")
-    t0 = time.perf_counter()
-    clf = cfx.models.fit(fit, spec.name, seed=derive_seed(cfg.seed, r, "model", dc.key, mc.key), **_fit_kwargs(spec))
-    clf = _combined(clf, spec)
-    train_s = time.perf_counter() - t0
-    conf = cfx.models.calibrate(clf, cal, alpha=cfg.calibration.alpha)
-    t0 = time.perf_counter()
-    s = cfg.sampling
-    if s.mode == "per_class":
-        samples = np.asarray(cfx.sampling.conditional_samples(
-            conf, fit, key=_key(cfg.seed, r, "samples", dc.key, mc.key), n_chains=s.n_chains, steps=s.steps,
-            keep=s.keep))
-    else:  # drawn per counterfactual target in run()
-        samples = np.zeros((conf.n_classes, 1, conf.n_features), np.float32)
-    sampling_s = time.perf_counter() - t0
-    info = {"train_s": train_s, "sampling_s": sampling_s, "q_hat": float(conf.q_hat),
-            "test_accuracy": accuracy(clf, test.X, test.y),
-            "coverage": float(conf.coverage(test.X, test.y)), "n_fit": len(fit), "n_calibration": len(cal),
-            "n_test": len(test), "samples_finite": bool(np.all(np.isfinite(samples)))}
-    store.save(path, info, arrays={"samples": samples}, blob=flax.serialization.to_bytes(clf.params))
-    return conf, samples, info
+
+    def train_model():
+        t0 = time.perf_counter()
+        clf = _combined(cfx.models.fit(fit, spec.name, seed=derive_seed(cfg.seed, r, "model", dc.key, mc.key),
+                                       **_fit_kwargs(spec)), spec)
+        train_s = time.perf_counter() - t0
+        conf = cfx.models.calibrate(clf, cal, alpha=cfg.calibration.alpha)
+        t0 = time.perf_counter()
+        s = cfg.sampling
+        if s.mode == "per_class":
+            samples = np.asarray(cfx.sampling.conditional_samples(
+                conf, fit, key=_key(cfg.seed, r, "samples", dc.key, mc.key), n_chains=s.n_chains, steps=s.steps,
+                keep=s.keep))
+        else:  # drawn per counterfactual target in run()
+            samples = np.zeros((conf.n_classes, 1, conf.n_features), np.float32)
+        info = {"train_s": train_s, "sampling_s": time.perf_counter() - t0, "q_hat": float(conf.q_hat),
+                "test_accuracy": accuracy(clf, test.X, test.y),
+                "coverage": float(conf.coverage(test.X, test.y)), "n_fit": len(fit), "n_calibration": len(cal),
+                "n_test": len(test), "samples_finite": bool(np.all(np.isfinite(samples)))}
+        return clf, info, {"samples": samples}
+
+    clf, info, arrays = runs.train_or_restore(store, model_path(dc.key, mc.key, r), train=train_model,
+                                              restore=lambda blob, info: _restore(fit, spec, blob),
+                                              progress=progress, label=f"{dc.key}/{mc.key}/{run_name(r)}")
+    return cfx.models.calibrate(clf, cal, alpha=cfg.calibration.alpha), arrays["samples"], info
 
 
 def _random_pairs(clf, pool, n: int, rng) -> tuple[np.ndarray, np.ndarray]:
@@ -230,12 +209,7 @@ def select_factuals(clf, test, n: int, seed: int, train=None, pool: str = "test"
     C = int(clf.n_classes)
     X = np.concatenate([test.X] + ([train.X] if train is not None else []))
     y = np.concatenate([test.y] + ([train.y] if train is not None else []))
-    pred = np.asarray(clf.predict(X))
-    if C == 2:
-        candidates, targets = np.flatnonzero(pred == 0), np.ones(len(X), np.int32)
-    else:
-        targets = ((pred + 1 + rng.integers(0, C - 1, size=len(X))) % C).astype(np.int32)
-        candidates = np.arange(len(X))
+    candidates, targets = runs.factual_targets(np.asarray(clf.predict(X)), C, rng)
     in_test = rng.permutation(candidates[candidates < len(test)])
     chosen = np.concatenate([in_test, rng.permutation(candidates[candidates >= len(test)])])[:n]
     if len(chosen) == 0:

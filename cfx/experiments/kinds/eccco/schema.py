@@ -7,12 +7,15 @@ registry names (data sets, models, generators, metrics) are checked with did-you
 
 from __future__ import annotations
 
+import functools
 from typing import Annotated, Any, Mapping
 
 import pydantic
 
-from cfx.experiments.config import (Bool, NonNegativeInt, Context, Experiment, Float, IntList, Label, PositiveFloat, PositiveInt,
-                                    RawConfig, Spec, Str, StrList, UnitOpen, check_label, check_name, plain, suggest)
+from cfx.experiments import sections
+from cfx.experiments.config import (Bool, Context, Experiment, Float, IntList, Label, NonNegativeInt, PositiveFloat,
+                                    PositiveInt, RawConfig, Spec, Str, StrList, check_label, check_name, plain, suggest)
+from cfx.experiments.sections import CalibrationSpec, GeneratorSpec, SamplingSpec, SearchSpec
 
 __all__ = ["EcccoConfig", "DataSpec", "ModelSpec", "GeneratorSpec", "SamplingSpec", "CalibrationSpec", "SearchSpec",
            "FactualSpec", "MODEL_NAMES", "CHOICES"]
@@ -78,56 +81,17 @@ class ModelSpec(Spec):
         return MODELS.get(self.name).energy_based
 
 
-class GeneratorSpec(Spec):
-    """A registered generator (``cfx.generators.REGISTRY``); every other key is one of its
-    hyperparameters (``cfx.generators.hyperparameters(name)``)."""
+class DataSpec(sections.DataSpec):
+    """A data set (:class:`cfx.experiments.sections.DataSpec`) and: ``optional: true`` skips it
+    (saying so) when its data file is missing; ``seed`` fixes the data realisation and split
+    (default: derived from the config's seed and the run); ``models`` and ``generators`` map a
+    model / generator label to settings that apply on this data set only (the paper's
+    per-data-set weights)."""
 
-    name: Str
-    label: Label | None = None
-    hyperparams: dict[str, Any] = pydantic.Field(default_factory=dict)
-
-    @property
-    def key(self) -> str:
-        return self.label or self.name
-
-
-class DataSpec(Spec):
-    """A data set: ``n`` rows (synthetic: generated; real: drawn), ``test_size``, ``balance``;
-    ``optional: true`` skips it (saying so) when its data file is missing; ``seed`` fixes the
-    data realisation and split (default: derived from the config's seed and the run); ``models`` and
-    ``generators`` map a model / generator label to settings that apply on this data set only
-    (the paper's per-data-set weights); any other key is an option of a synthetic set."""
-
-    name: Str
-    label: Label | None = None
-    n: PositiveInt | None = None
-    test_size: UnitOpen = 0.2
-    balance: Bool = False
     optional: Bool = False
     seed: NonNegativeInt | None = None
-    data_dir: Str | None = None
     models: dict[str, dict[str, Any]] = pydantic.Field(default_factory=dict)
     generators: dict[str, dict[str, Any]] = pydantic.Field(default_factory=dict)
-    options: dict[str, Any] = pydantic.Field(default_factory=dict)
-
-    @property
-    def key(self) -> str:
-        return self.label or self.name
-
-
-class SamplingSpec(Spec):
-    """The model's conditional samples (unfaithfulness, ECCCo-L1): ``n_chains`` improper-SGLD
-    chains for ``steps`` steps, the ``keep`` lowest-energy kept (SPEC §4: 50, 500, 25).
-
-    ``mode``: ``per_class`` (cfx: drawn once per class and model, :func:`cfx.sampling.conditional_samples`)
-    or ``per_target`` (the reference: drawn afresh for every counterfactual's target,
-    :func:`cfx.sampling.per_target_samples`, starts fresh with probability ``fresh_prob``)."""
-
-    n_chains: PositiveInt = 50
-    steps: PositiveInt = 500
-    keep: PositiveInt = 25
-    mode: Str = "per_class"
-    fresh_prob: UnitOpen = 0.05
 
 
 class FactualSpec(Spec):
@@ -138,21 +102,6 @@ class FactualSpec(Spec):
 
     pool: Str = "test"
     targets: Str = "cfx"
-
-
-class CalibrationSpec(Spec):
-    """Split conformal: the model is trained on ``1 − share`` of the training split and
-    calibrated at miscoverage ``alpha`` on the rest (the reference: 50% / 50%, α = 0.05)."""
-
-    share: UnitOpen = 0.5
-    alpha: UnitOpen = 0.05
-
-
-class SearchSpec(Spec):
-    """Call options of ``cfx.generate``."""
-
-    max_steps: PositiveInt = 100
-    batch_size: PositiveInt | None = None
 
 
 class EcccoConfig(Experiment):
@@ -179,29 +128,11 @@ class EcccoConfig(Experiment):
 
     @classmethod
     def parse(cls, raw: RawConfig | Mapping, *, name: str | None = None) -> "EcccoConfig":
-        if not isinstance(raw, RawConfig):
-            raw = RawConfig(dict(raw))
-        ctx = raw.context()
-        d = dict(raw.data)
-        fields = list(cls.model_fields)
-        for k in d:
-            if k not in fields:
-                raise ctx.error(str(k), f"unknown key{suggest(k, fields)}; allowed keys: {', '.join(fields)}")
-        if d.get("name") is None and (name or raw.file is not None):
-            d["name"] = name or raw.file.stem
-        for sec in ("data", "models", "generators"):
-            items = d.get(sec)
-            if items is None:
-                raise ctx.error(sec, "required key is missing (a name, a mapping or a list of them)")
-            items = [items] if isinstance(items, (str, dict)) else items
-            if not isinstance(items, list) or not items:
-                raise ctx.error(sec, f"expected a non-empty list, got {items!r}")
-            d[sec] = [{"name": it} if isinstance(it, str) else it for it in items]
-        d["models"] = _unique([_model(m, f"models[{i}]", ctx) for i, m in enumerate(d["models"])], "models", ctx)
-        d["generators"] = _unique([_generator(g, f"generators[{i}]", ctx) for i, g in enumerate(d["generators"])],
-                                  "generators", ctx)
-        d["data"] = _unique([_data(x, f"data[{i}]", ctx, d["models"], d["generators"])
-                             for i, x in enumerate(d["data"])], "data", ctx)
+        ctx, d = sections.begin(cls, raw, name)
+        d["models"] = sections.section_list(d, "models", ctx, _model)
+        d["generators"] = sections.section_list(d, "generators", ctx, _generator)
+        d["data"] = sections.section_list(d, "data", ctx, functools.partial(_data, models=d["models"],
+                                                                             generators=d["generators"]))
         for sec, spec in (("sampling", SamplingSpec), ("calibration", CalibrationSpec), ("search", SearchSpec),
                           ("factuals", FactualSpec)):
             d[sec] = ctx.validate(spec, d.get(sec) or {}, sec)
@@ -217,35 +148,16 @@ class EcccoConfig(Experiment):
         if d["sampling"].keep > d["sampling"].n_chains:
             raise ctx.error("sampling.keep", f"must be <= sampling.n_chains ({d['sampling'].n_chains}); "
                                              f"got {d['sampling'].keep}")
-        if d.get("metrics") is not None:
-            import cfx.evaluation
-
-            if not isinstance(d["metrics"], list) or not d["metrics"]:
-                raise ctx.error("metrics", "expected a non-empty list of metric names (or leave it out for all)")
-            for i, m in enumerate(d["metrics"]):
-                check_name(m, list(cfx.evaluation.list_metrics(cfx.evaluation.EVALUATED)), "metric", f"metrics[{i}]", ctx)
-        cfg = ctx.validate(cls, d, "")
-        cfg._source = None if raw.file is None else str(raw.file)
-        return cfg
+        sections.metric_names(d, ctx)
+        return sections.finish(cls, ctx, d, raw)
 
     def to_dict(self) -> dict:
         """A plain mapping in the input schema (parses back to an equal config)."""
-        def flat(spec: Spec, extra: str | None) -> dict:
-            out = {k: plain(v) for k, v in spec if k != extra}
-            if extra:
-                out.update(plain(dict(getattr(spec, extra))))
-            return out
-
+        flat = sections.flat
         out = plain({k: v for k, v in self if k not in ("data", "models", "generators")})
         out.update(data=[flat(x, "options") for x in self.data], models=[flat(x, None) for x in self.models],
                    generators=[flat(x, "hyperparams") for x in self.generators])
         return out
-
-    def identity(self) -> dict:
-        d = super().identity()
-        for item in d["data"]:
-            item.pop("data_dir", None)
-        return d
 
     def plan(self) -> str:
         n = len(self.data) * len(self.models) * len(self.generators) * self.runs
@@ -257,16 +169,6 @@ def _choice(value: Any, allowed: tuple, path: str, ctx: Context) -> None:
     if value not in allowed:
         raise ctx.error(path, f"expected one of {', '.join(map(repr, allowed))}{suggest(str(value), list(allowed))}; "
                               f"got {value!r}")
-
-
-def _unique(items: list, sec: str, ctx: Context) -> tuple:
-    seen: dict[str, int] = {}
-    for i, it in enumerate(items):
-        if it.key in seen:
-            raise ctx.error(f"{sec}[{i}]", f"{it.key!r} appears twice (also {sec}[{seen[it.key]}]); "
-                                           "give one of them a distinct 'label'")
-        seen[it.key] = i
-    return tuple(items)
 
 
 def _mapping(raw: Any, path: str, ctx: Context) -> dict:
@@ -290,48 +192,24 @@ def _model(raw: Any, path: str, ctx: Context) -> ModelSpec:
 
 
 def _hyperparams(name: str, raw: Mapping, path: str, ctx: Context) -> dict:
+    """Generator ``name``'s hyperparameters ``raw`` (as given), checked and built once."""
     import cfx.generators
 
-    allowed = sorted(cfx.generators.hyperparameters(name))
-    for k in raw:
-        if k not in allowed:
-            raise ctx.error(f"{path}.{k}", f"unknown hyperparameter of generator {name!r}{suggest(k, allowed)}; "
-                                           f"allowed: {', '.join(allowed)}")
+    hp = sections.hyperparams(name, raw, path, ctx, coerce=False)
     try:
-        cfx.generators.make(name, **dict(raw))
+        cfx.generators.make(name, **hp)
     except (TypeError, ValueError) as e:
         raise ctx.error(path, f"cannot build generator {name!r}: {e}") from None
-    return dict(raw)
+    return hp
 
 
 def _generator(raw: Any, path: str, ctx: Context) -> GeneratorSpec:
-    import cfx.generators
-
-    raw = _mapping(raw, path, ctx)
-    known = {k: raw.pop(k) for k in ("name", "label") if k in raw}
-    check_name(known.get("name"), list(cfx.generators.REGISTRY) + list(cfx.generators.ALIASES), "generator",
-               f"{path}.name", ctx)
-    spec = ctx.validate(GeneratorSpec, known, path)
-    if spec.label is None:
-        check_label(spec.name, f"{path}.name", ctx)
-    return spec.replace(hyperparams=_hyperparams(spec.name, raw, path, ctx))
+    gc = sections.generator_item(raw, path, ctx, coerce=False)
+    return gc.replace(hyperparams=_hyperparams(gc.name, gc.hyperparams, path, ctx))
 
 
 def _data(raw: Any, path: str, ctx: Context, models: tuple, generators: tuple) -> DataSpec:
-    import cfx.data
-
-    raw = _mapping(raw, path, ctx)
-    fixed = [f for f in DataSpec.model_fields if f != "options"]
-    known = {k: v for k, v in raw.items() if k in fixed}
-    extra = {k: v for k, v in raw.items() if k not in fixed}
-    check_name(known.get("name"), list(cfx.data.list_datasets()), "data set", f"{path}.name", ctx)
-    spec = ctx.validate(DataSpec, known, path)
-    if spec.label is None:
-        check_label(spec.name, f"{path}.name", ctx)
-    if extra and cfx.data.info(spec.name).kind != "synthetic":
-        k = next(iter(extra))
-        raise ctx.error(f"{path}.{k}", f"unknown key{suggest(k, fixed)}; allowed keys: {', '.join(fixed)} "
-                                       "(only synthetic data sets take extra options)")
+    spec = sections.data_item(raw, path, ctx, spec=DataSpec)
     by_model = {m.key: m for m in models}
     for label, changes in spec.models.items():
         if label not in by_model:
@@ -346,4 +224,4 @@ def _data(raw: Any, path: str, ctx: Context, models: tuple, generators: tuple) -
         g = by_gen[label]
         _hyperparams(g.name, {**g.hyperparams, **_mapping(changes, f"{path}.generators.{label}", ctx)},
                      f"{path}.generators.{label}", ctx)
-    return spec.replace(options=extra)
+    return spec
