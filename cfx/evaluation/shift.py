@@ -81,22 +81,26 @@ def change(initial: jax.Array, current: jax.Array) -> jax.Array:
     return current - initial
 
 
-for _name, _fn, _desc in (
-    ("mmd_domain", masked_mmd_test, "dynamics: MMD² between the target-class points of the initial and the current data"),
-    ("p_domain", masked_mmd_test, "dynamics: permutation p-value of mmd_domain"),
-    ("mmd_model", masked_mmd_test, "dynamics: PP-MMD, MMD² between the initial and the current model's predicted "
-                                   "probabilities on the initial data"),
-    ("p_model", masked_mmd_test, "dynamics: permutation p-value of mmd_model"),
-    ("mmd_model_grid", masked_mmd_test, "dynamics: PP-MMD on points of a grid over the initial data's ranges"),
-    ("p_model_grid", masked_mmd_test, "dynamics: permutation p-value of mmd_model_grid"),
-    ("param_change", parameter_change, "dynamics: mean over parameter tensors of ||theta_t - theta_0||_2 "
-                                       "(ard-2023: per element)"),
-    ("param_change_paper", parameter_change, "dynamics: ||theta_t - theta_{t-1}||^2, the squared change in the last round"),
-    ("disagreement", disagreement, "dynamics: share of initial points whose predicted label changed"),
-    ("decisiveness", decisiveness, "dynamics: mean over the initial data of (p_t(y+|x) - 0.5)^2"),
-    ("decisiveness_code", decisiveness_code, "dynamics: | ||P_0 - 0.5||_F - ||P_t - 0.5||_F | (the reference code's)"),
-    ("f1", f1_score, "F1 of the favourable class on the test split (ard-2023: macro over classes)"),
-    ("accuracy_change", change, "dynamics: accuracy of the current minus the initial model"),
-    ("f1_change", change, "dynamics: f1 of the current minus the initial model"),
-):
-    register(Metric(_name, _fn, level="population", description=_desc))
+#: the registered metrics, by the function that computes them
+_DESCRIBED = {
+    masked_mmd_test: {
+        "mmd_domain": "dynamics: MMD² between the target-class points of the initial and the current data",
+        "p_domain": "dynamics: permutation p-value of mmd_domain",
+        "mmd_model": "dynamics: PP-MMD, MMD² between the initial and the current model's predicted probabilities "
+                     "on the initial data",
+        "p_model": "dynamics: permutation p-value of mmd_model",
+        "mmd_model_grid": "dynamics: PP-MMD on points of a grid over the initial data's ranges",
+        "p_model_grid": "dynamics: permutation p-value of mmd_model_grid"},
+    parameter_change: {
+        "param_change": "dynamics: mean over parameter tensors of ||theta_t - theta_0||_2 (ard-2023: per element)",
+        "param_change_paper": "dynamics: ||theta_t - theta_{t-1}||^2, the squared change in the last round"},
+    disagreement: {"disagreement": "dynamics: share of initial points whose predicted label changed"},
+    decisiveness: {"decisiveness": "dynamics: mean over the initial data of (p_t(y+|x) - 0.5)^2"},
+    decisiveness_code: {"decisiveness_code": "dynamics: | ||P_0 - 0.5||_F - ||P_t - 0.5||_F | (the reference code's)"},
+    f1_score: {"f1": "F1 of the favourable class on the test split (ard-2023: macro over classes)"},
+    change: {"accuracy_change": "dynamics: accuracy of the current minus the initial model",
+             "f1_change": "dynamics: f1 of the current minus the initial model"},
+}
+for _fn, _described in _DESCRIBED.items():
+    for _name, _description in _described.items():
+        register(Metric(_name, _fn, level="population", description=_description))

@@ -22,15 +22,29 @@ from typing import Annotated, Any, Callable, Mapping
 
 import pydantic
 
-from cfx.experiments.config import (Bool, Context, Float, IntList, Label, NonNegativeInt, Number, PositiveFloat,
-                                    PositiveInt, Probability, RawConfig, Spec, Str, UnitOpen, check_label, check_name,
+from cfx.experiments.config import (Bool, Context, Experiment, Float, IntList, Label, NonNegativeInt, Number, PositiveFloat,
+                                    PositiveInt, Probability, RawConfig, Spec, Str, StrList, UnitOpen, check_label, check_name,
                                     choice, plain, suggest)
 
-__all__ = ["DataSpec", "ModelSpec", "GeneratorSpec", "SearchSpec", "CalibrationSpec", "SamplingSpec", "begin",
+__all__ = ["Entry", "DataSpec", "ModelSpec", "GeneratorSpec", "SearchSpec", "CalibrationSpec", "SamplingSpec",
+           "GridExperiment", "begin",
            "finish", "section_list", "data_item", "model_item", "generator_item", "metric_names", "flat", "registry"]
 
 
-class DataSpec(Spec):
+class Entry(Spec):
+    """An entry of a list section: a registry ``name`` and an optional ``label`` that names it in
+    records and tables (two entries of one name need distinct labels)."""
+
+    name: Str
+    label: Label | None = None
+
+    @property
+    def key(self) -> str:
+        """The entry's name in records and tables: its label, else its name."""
+        return self.label or self.name
+
+
+class DataSpec(Entry):
     """One data set and its preprocessing.
 
     ``name`` is a ``cfx.data.list_datasets()`` name; ``n`` rows are generated (synthetic)
@@ -43,19 +57,12 @@ class DataSpec(Spec):
     ``factor``, ...) is an option of a synthetic set, kept in ``options``.
     """
 
-    name: Str
     n: PositiveInt | None = None
     test_size: UnitOpen = 0.2
     balance: Bool = False
     standardize: Bool = True
     data_dir: Str | None = None
-    label: Label | None = None
     options: dict[str, Any] = pydantic.Field(default_factory=dict)
-
-    @property
-    def key(self) -> str:
-        """The data set's name in records and tables: its label, else its name."""
-        return self.label or self.name
 
 
 def _widths_positive(v):
@@ -64,7 +71,7 @@ def _widths_positive(v):
     return v
 
 
-class ModelSpec(Spec):
+class ModelSpec(Entry):
     """A model from ``cfx.models.list_models()`` and its training options.
 
     ``epochs``, ``batch_size``, ``learning_rate`` and ``widths`` are passed to
@@ -77,13 +84,7 @@ class ModelSpec(Spec):
     batch_size: PositiveInt = 64
     learning_rate: PositiveFloat = 1e-3
     widths: Annotated[IntList | None, pydantic.AfterValidator(_widths_positive)] = None
-    label: Label | None = None
     options: dict[str, Any] = pydantic.Field(default_factory=dict)
-
-    @property
-    def key(self) -> str:
-        """The model's name in records and tables: its label, else its name."""
-        return self.label or self.name
 
     def fit_kwargs(self) -> dict:
         """The keyword arguments of ``cfx.models.fit`` (and ``cfx.models.init``)."""
@@ -94,7 +95,7 @@ class ModelSpec(Spec):
         return kw
 
 
-class GeneratorSpec(Spec):
+class GeneratorSpec(Entry):
     """A generator from ``cfx.generators.REGISTRY`` and its hyperparameters.
 
     Every key besides ``name`` and ``label`` is a field of the generator (weights, step
@@ -102,14 +103,7 @@ class GeneratorSpec(Spec):
     against ``cfx.generators.hyperparameters(name)``.
     """
 
-    name: Str
-    label: Label | None = None
     hyperparams: dict[str, Any] = pydantic.Field(default_factory=dict)
-
-    @property
-    def key(self) -> str:
-        """The generator's name in records and tables: its label, else its name."""
-        return self.label or self.name
 
 
 class SearchSpec(Spec):
@@ -146,6 +140,21 @@ class SamplingSpec(Spec):
     fresh_prob: UnitOpen = 0.05
 
 
+class GridExperiment(Experiment):
+    """The sections of a grid experiment (data sets x models x generators x runs, every cell
+    one batched search scored with ``cfx.evaluate``): the benchmark's, and the ECCCo kind's
+    (which narrows the data and model sections and adds its own)."""
+
+    data: tuple[DataSpec, ...]
+    models: tuple[ModelSpec, ...]
+    generators: tuple[GeneratorSpec, ...]
+    search: SearchSpec = SearchSpec()
+    calibration: CalibrationSpec = CalibrationSpec()
+    metrics: StrList | None = None
+    n_factuals: PositiveInt = 100
+    runs: PositiveInt = 1
+
+
 # --------------------------------------------------------------------------------------
 # Parse steps
 # --------------------------------------------------------------------------------------
@@ -171,9 +180,11 @@ def registry(what: str) -> list | None:
     raise ValueError(what)
 
 
-def begin(cls, raw: RawConfig | Mapping, name: str | None = None) -> tuple[Context, dict]:
+def begin(cls, raw: RawConfig | Mapping, name: str | None = None,
+          data: type[DataSpec] | None = None) -> tuple[Context, dict]:
     """(context, top-level mapping) of a kind's raw config: a mapping whose every key is a
-    field of ``cls``, its ``name`` defaulting to ``name`` or the file's stem."""
+    field of ``cls``, its ``name`` defaulting to ``name`` or the file's stem; with ``data`` (a
+    :class:`DataSpec` class) its ``data`` list parsed as well."""
     if not isinstance(raw, RawConfig):
         raw = RawConfig(dict(raw) if isinstance(raw, Mapping) else raw)
     ctx, d = raw.context(), raw.data
@@ -190,6 +201,8 @@ def begin(cls, raw: RawConfig | Mapping, name: str | None = None) -> tuple[Conte
         stem = name or (raw.file.stem if raw.file is not None else None)
         if stem is not None:
             d["name"] = stem
+    if data is not None:
+        d["data"] = section_list(d, "data", ctx, functools.partial(data_item, spec=data))
     return ctx, d
 
 

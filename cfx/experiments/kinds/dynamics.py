@@ -124,8 +124,7 @@ class DynamicsConfig(Experiment):
 
     @classmethod
     def parse(cls, raw: RawConfig | Mapping) -> "DynamicsConfig":
-        ctx, d = sections.begin(cls, raw)
-        d["data"] = sections.section_list(d, "data", ctx, functools.partial(sections.data_item, spec=DataSpec))
+        ctx, d = sections.begin(cls, raw, data=DataSpec)
         d["models"] = sections.section_list(d, "models", ctx, functools.partial(
             sections.model_item, spec=ModelSpec, also=_reference_options))
         d["generators"] = sections.section_list(d, "generators", ctx,

@@ -58,14 +58,6 @@ __all__ = ["BenchmarkConfig", "DataConfig", "ModelConfig", "GeneratorConfig", "S
            "KIND", "select_factuals", "derive_seed", "TIMING_METRICS", "HEADLINE_METRICS", "KEYS", "GRID_RESOLUTION",
            "MAX_PLOT_POINTS", "prepare", "run", "expected", "report", "show", "summary_markdown", "summarise"]
 
-KIND = Kind(
-    name="benchmark",
-    schema=BenchmarkConfig,
-    prepare=prepare,
-    run=run,
-    report=report,
-    expected=expected,
-    show=show,
-    description="data sets x models x generators x runs: train, search, evaluate; a long table of metrics",
-    unit="cell",
-)
+KIND = Kind(name="benchmark", schema=BenchmarkConfig, run=run, report=report, prepare=prepare, expected=expected,
+            show=show, unit="cell",
+            description="data sets x models x generators x runs: train, search, evaluate; a long table of metrics")

@@ -9,7 +9,7 @@ import functools
 from typing import Mapping
 
 from cfx.experiments import sections
-from cfx.experiments.config import Experiment, PositiveInt, RawConfig, Str, StrList, plain
+from cfx.experiments.config import RawConfig, Str, plain
 from cfx.experiments.sections import CalibrationSpec, DataSpec, GeneratorSpec, ModelSpec, SearchSpec
 
 __all__ = ["BenchmarkConfig", "DataConfig", "ModelConfig", "GeneratorConfig", "SearchConfig", "CalibrationConfig"]
@@ -48,7 +48,7 @@ _model_item = functools.partial(sections.model_item, names=("laplace",), also=_l
 _MOVED_TO_GENERATOR = ("threshold", "num_counterfactuals", "init", "convergence", "min_steps", "init_scale")
 
 
-class BenchmarkConfig(Experiment):
+class BenchmarkConfig(sections.GridExperiment):
     """The grid data x models x generators x runs and how to score it.
 
     ``n_factuals`` factuals per (data set, model, run) are drawn from the test split among
@@ -59,14 +59,6 @@ class BenchmarkConfig(Experiment):
     """
 
     kind: Str = "benchmark"
-    data: tuple[DataConfig, ...]
-    models: tuple[ModelConfig, ...]
-    generators: tuple[GeneratorConfig, ...]
-    search: SearchConfig = SearchConfig()
-    calibration: CalibrationConfig = CalibrationConfig()
-    metrics: StrList | None = None
-    n_factuals: PositiveInt = 100
-    runs: PositiveInt = 1
 
     @classmethod
     def parse(cls, raw: RawConfig | Mapping, *, name: str | None = None) -> "BenchmarkConfig":
@@ -74,8 +66,7 @@ class BenchmarkConfig(Experiment):
 
         Raises :class:`ConfigError` naming the file, the key path and the allowed values.
         """
-        ctx, d = sections.begin(cls, raw, name)
-        d["data"] = sections.section_list(d, "data", ctx, sections.data_item)
+        ctx, d = sections.begin(cls, raw, name, data=DataConfig)
         d["models"] = sections.section_list(d, "models", ctx, _model_item)
         d["generators"] = sections.section_list(d, "generators", ctx, sections.generator_item)
         d["search"] = ctx.validate(SearchConfig, {} if d.get("search") is None else d["search"], "search", hints={

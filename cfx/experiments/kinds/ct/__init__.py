@@ -31,7 +31,6 @@ mutable vs protected).
 from __future__ import annotations
 
 import dataclasses
-import functools
 import math
 import time
 from typing import Annotated, Mapping, Union
@@ -123,7 +122,7 @@ class EvalConfig(Spec):
     individual's classes drawn once for all rounds: CE.jl's ``benchmark``) or ``round`` (one per round);
     ``divergence``: IP* per ``round`` or ``pooled`` over rounds per (factual, target) (:mod:`cfx.training.pool`)."""
 
-    generator: Str = "ecco"
+    generator: Annotated[Str, choice(("ecco", "generic"))] = "ecco"
     learning_rate: PositiveFloat = 0.05
     n_factuals: PositiveInt = 500
     max_steps: PositiveInt = 100
@@ -134,17 +133,17 @@ class EvalConfig(Spec):
     eps: tuple[Float, ...] = (0.0, 0.025, 0.05, 0.075, 0.1)
     pgd_steps: PositiveInt = 40
     n_boot: NonNegativeInt = 200
-    protocol: Str = "single"
+    protocol: Annotated[Str, choice(("single", "pool"))] = "single"
     energies: tuple[PositiveFloat, ...] = (0.1, 0.5, 1.0, 5.0, 10.0)
     rounds: PositiveInt = 100
     n_individuals: PositiveInt = 250
     threshold: Probability | None = None
     cost: Float = 0.0
     ridge: Float = 0.001
-    decay: Str = "polynomial"
+    decay: Annotated[Str, choice(("exponential", "polynomial"))] = "polynomial"
     box: Bool = False
-    pairs: Str = "individual"
-    divergence: Str = "round"
+    pairs: Annotated[Str, choice(("individual", "round"))] = "individual"
+    divergence: Annotated[Str, choice(("round", "pooled"))] = "round"
 
 
 class CTExperiment(Experiment):
@@ -159,21 +158,13 @@ class CTExperiment(Experiment):
 
     @classmethod
     def parse(cls, raw: RawConfig | Mapping) -> "CTExperiment":
-        ctx, d = sections.begin(cls, raw)
-        d["data"] = sections.section_list(d, "data", ctx, functools.partial(sections.data_item, spec=CTDataConfig))
+        ctx, d = sections.begin(cls, raw, data=CTDataConfig)
         cfg = ctx.validate(cls, d, "")
         for i, v in enumerate(cfg.variants):
             if v not in VARIANTS:
                 raise ctx.error(f"variants[{i}]", f"must be one of {', '.join(VARIANTS)}, got {v!r}")
         if "baseline" not in cfg.variants:
             raise ctx.error("variants", "must include 'baseline' (reductions are measured against it)")
-        for key, allowed in (("protocol", ("single", "pool")), ("decay", ("exponential", "polynomial")),
-                             ("pairs", ("individual", "round")), ("divergence", ("round", "pooled"))):
-            if getattr(cfg.evaluation, key) not in allowed:
-                raise ctx.error(f"evaluation.{key}", f"must be one of {', '.join(allowed)}, got "
-                                                     f"{getattr(cfg.evaluation, key)!r}")
-        if cfg.evaluation.generator not in ("ecco", "generic"):
-            raise ctx.error("evaluation.generator", f"must be 'ecco' or 'generic', got {cfg.evaluation.generator!r}")
         for i, m in enumerate(cfg.modes):
             if m not in MODES and not (m.startswith("protected-") and len(m) > 10):
                 raise ctx.error(f"modes[{i}]", f"must be one of {', '.join(MODES)} or protected-<feature>, got {m!r}")

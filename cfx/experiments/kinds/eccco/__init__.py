@@ -40,15 +40,6 @@ from cfx.experiments.kinds.eccco.schema import EcccoConfig
 __all__ = ["EcccoConfig", "KIND", "KEYS", "TABLE_METRICS", "available", "derive_seed", "expected", "prepare", "run",
            "report", "select_factuals", "show", "summary_markdown"]
 
-KIND = Kind(
-    name="eccco",
-    schema=EcccoConfig,
-    prepare=prepare,
-    run=run,
-    report=report,
-    expected=expected,
-    show=show,
-    description="ECCCo reproduction: models x generators, unfaithfulness, implausibility, set size, 9 -> 7 figure",
-    unit="cell",
-    presets=PRESETS,
-)
+KIND = Kind(name="eccco", schema=EcccoConfig, run=run, report=report, prepare=prepare, expected=expected, show=show,
+            unit="cell", presets=PRESETS,
+            description="ECCCo reproduction: models x generators, unfaithfulness, implausibility, set size, 9 -> 7 figure")

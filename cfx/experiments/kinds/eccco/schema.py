@@ -13,8 +13,8 @@ from typing import Annotated, Any, Mapping
 import pydantic
 
 from cfx.experiments import sections
-from cfx.experiments.config import (Bool, Context, Experiment, Float, IntList, Label, NonNegativeInt, PositiveFloat,
-                                    PositiveInt, RawConfig, Spec, Str, StrList, check_label, check_name, plain, suggest)
+from cfx.experiments.config import (Bool, Context, Float, IntList, NonNegativeInt, PositiveFloat,
+                                    PositiveInt, RawConfig, Spec, Str, check_label, check_name, plain, suggest)
 from cfx.experiments.sections import CalibrationSpec, GeneratorSpec, SamplingSpec, SearchSpec
 
 __all__ = ["EcccoConfig", "DataSpec", "ModelSpec", "GeneratorSpec", "SamplingSpec", "CalibrationSpec", "SearchSpec",
@@ -44,7 +44,7 @@ CHOICES = {
 }
 
 
-class ModelSpec(Spec):
+class ModelSpec(sections.Entry):
     """A model and its training: ``widths``, ``epochs``, ``batch_size``, ``learning_rate``,
     ``activation``; ``n_members`` for ensembles; ``alpha`` (α1, α2, α3) and ``sgld_steps`` of
     the JEM loss (JEM models only; SPEC §3 defaults (1, 1, 0.1) and 30 steps).
@@ -55,8 +55,6 @@ class ModelSpec(Spec):
     reference's extra call in its per-epoch evaluation pass); ``combine`` (ensembles): ``probabilities``
     (cfx: averaged member probabilities) or ``logits`` (ECCCo.jl: averaged member logits)."""
 
-    name: Str
-    label: Label | None = None
     widths: IntList = (32, 32)
     epochs: PositiveInt = 100
     batch_size: PositiveInt = 64
@@ -69,10 +67,6 @@ class ModelSpec(Spec):
     sampler_batch: PositiveInt = 50
     sampler_calls: PositiveInt = 1
     combine: Str = "probabilities"
-
-    @property
-    def key(self) -> str:
-        return self.label or self.name
 
     @property
     def is_jem(self) -> bool:  # energy-based (JEM loss options apply): the registry says
@@ -104,7 +98,7 @@ class FactualSpec(Spec):
     targets: Str = "cfx"
 
 
-class EcccoConfig(Experiment):
+class EcccoConfig(sections.GridExperiment):
     """The ECCCo reproduction grid: data x models x generators x runs (``kind: eccco``).
 
     ``domain``: ``none`` (the data set's own constraints) or ``data_range`` (x' clamped to the
@@ -115,16 +109,10 @@ class EcccoConfig(Experiment):
     kind: Str = "eccco"
     data: tuple[DataSpec, ...]
     models: tuple[ModelSpec, ...]
-    generators: tuple[GeneratorSpec, ...]
     sampling: SamplingSpec = SamplingSpec()
-    calibration: CalibrationSpec = CalibrationSpec()
-    search: SearchSpec = SearchSpec()
     factuals: FactualSpec = FactualSpec()
     domain: Str = "none"
     runs_vary: Str = "all"
-    metrics: StrList | None = None
-    n_factuals: PositiveInt = 100
-    runs: PositiveInt = 1
 
     @classmethod
     def parse(cls, raw: RawConfig | Mapping, *, name: str | None = None) -> "EcccoConfig":
