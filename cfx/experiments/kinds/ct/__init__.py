@@ -81,24 +81,29 @@ class CTModelConfig(Spec):
     learning_rate: PositiveFloat = 1e-3
 
 
-def _settings_type(field: dataclasses.Field):
-    """The config type of a :class:`cfx.training.CTConfig` field: by name, else by its default."""
+def _settings_type(field: dataclasses.Field, hint):
+    """The config type of a :class:`cfx.training.CTConfig` field: by name, else by its default's
+    type (a weight is a number >= 0), else its annotation ``hint``."""
     from cfx.training.config import DECAYS, STOPS
 
     by_name = {"threshold": Probability, "learning_rate": PositiveFloat, "n_ce": PositiveInt, "max_steps": PositiveInt,
                "domain_sd": PositiveFloat | None, "stop": Annotated[Str, choice(STOPS)],
                "energy_decay": Annotated[Str, choice(DECAYS)]}
+    by_default = ((bool, Bool), (int, PositiveInt), (float, NonNegativeFloat), (str, Str))
     if field.name in by_name:
         return by_name[field.name]
-    return Bool if isinstance(field.default, bool) else NonNegativeFloat
+    return next((t for kind, t in by_default if type(field.default) is kind), hint)
 
 
 def _settings() -> type[Spec]:
     """``CTSettings``: every field of :class:`cfx.training.CTConfig` but variant, protected and
     schema_mutability (the run sets those per variant and mode), with CTConfig's defaults."""
+    import typing
+
     from cfx.training.config import CTConfig
 
-    fields = {f.name: (_settings_type(f), f.default) for f in dataclasses.fields(CTConfig)
+    hints = typing.get_type_hints(CTConfig)
+    fields = {f.name: (_settings_type(f, hints[f.name]), f.default) for f in dataclasses.fields(CTConfig)
               if f.name not in ("variant", "protected", "schema_mutability", "domain")}  # domain: per data set
     model = pydantic.create_model("CTSettings", __base__=Spec, **fields)
     model.__doc__ = "Fields of :class:`cfx.training.CTConfig` (except variant and protected), its defaults."
