@@ -523,3 +523,33 @@ def test_registry_rejects_bad_metrics():
     with pytest.raises(ValueError, match="group"):
         register(Metric("m", f, group="distances", description="d"))
     assert "m" not in list_metrics()
+
+
+def test_one_mmd_weighted_sets_equal_the_masked_test_and_empty_terms_are_zero():
+    """cfx.evaluation.mmd.mmd2 (CT's IP*) and masked_mmd_test (the dynamics) are one MMD²."""
+    import jax
+
+    from cfx.evaluation.mmd import masked_mmd_test, mmd2
+
+    rng = np.random.default_rng(0)
+    a, b = rng.normal(size=(12, 3)).astype(np.float32), (rng.normal(size=(10, 3)) + 0.5).astype(np.float32)
+    wa, wb = (rng.random(12) < 0.7).astype(np.float32), (rng.random(10) < 0.7).astype(np.float32)
+    value, _ = masked_mmd_test(a, wa > 0, b, wb > 0, key=jax.random.key(0), n_permutations=0)
+    assert float(mmd2(a, b, wa, wb, 0.5)) == pytest.approx(float(value), rel=1e-5)
+    one = np.eye(12, dtype=np.float32)[0]  # a single counterfactual: no within-set pair, that term is 0
+    k_ab = np.exp(-np.sum((a[0] - b) ** 2, -1) / (2 * 0.5**2))
+    k_bb = np.exp(-np.sum((b[:, None] - b[None]) ** 2, -1) / (2 * 0.5**2))
+    expected = (k_bb.sum() - 10) / 90 - 2 * k_ab.mean()
+    assert float(mmd2(a, b, one, np.ones(10, np.float32), 0.5)) == pytest.approx(expected, rel=1e-4)
+
+
+def test_population_metrics_are_registered_but_not_computed_by_evaluate():
+    from cfx.evaluation import EVALUATED, get_metric
+
+    assert get_metric("ip").level == "population" and "ip" not in list_metrics(EVALUATED)
+    assert {"ip", "ip_star", "accuracy", "mmd_domain", "disagreement", "f1_change"} <= set(list_metrics())
+    assert get_metric("implausibility").description != get_metric("ip").description  # two quantities, two names
+    res = make_result([[0.0, 0.0, 0.0]], [[1.0, 1.0, 0.0]], 1)
+    with pytest.raises(ValueError, match="'ip' is a population metric"):
+        evaluate(res, CLF, metrics=["ip"])
+    assert "ip" not in evaluate(res, CLF)["mean"]

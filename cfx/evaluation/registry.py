@@ -217,7 +217,9 @@ def select(names: Iterable[str] | None) -> tuple[Metric, ...]:
     names = list(names)
     unknown = [n for n in names if n not in known]
     if unknown:
-        what = "a population metric (not computed by cfx.evaluate)" if unknown[0] in _REGISTRY else "unknown metric"
-        raise ValueError(f"{what} {unknown[0]!r}; known: {', '.join(known)}")
+        if unknown[0] in _REGISTRY:
+            raise ValueError(f"{unknown[0]!r} is a population metric, reported by the code that holds its population "
+                             f"(not computed by cfx.evaluate); cfx.evaluate knows: {', '.join(known)}")
+        raise ValueError(f"unknown metric {unknown[0]!r}; known: {', '.join(known)}")
     wanted = set(names)
     return tuple(m for m in _REGISTRY.values() if m.name in wanted)
