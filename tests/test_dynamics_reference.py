@@ -280,7 +280,7 @@ def test_california_sklearn_has_scikit_learns_eight_features():
 def test_metric_variants():
     with pytest.raises(ValueError, match="metrics.f1 must be one of"):
         dyn.MetricOptions(f1="micro")
-    from cfx.dynamics.metrics import _per_element_change, macro_f1
+    from cfx.evaluation.shift import macro_f1, per_element_change as _per_element_change
 
     y, p = jnp.array([0, 0, 1, 1, 1]), jnp.array([0, 1, 1, 1, 0])
     assert float(macro_f1(y, p, 2)) == pytest.approx((0.5 + 2 / 3) / 2)
