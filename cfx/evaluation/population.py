@@ -25,10 +25,10 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from cfx._validate import float_dtype
 from cfx.classifier import Classifier
 from cfx.evaluation.mmd import mmd2
 from cfx.evaluation.registry import Metric, register
+from cfx.models.train import accuracy, accuracy_of  # the one accuracy formula lives with the models
 
 __all__ = ["sample_bank", "ip", "ip_star", "cost", "integrated_gradients", "protected_sensitivity", "accuracy",
            "accuracy_of", "logit_accuracy", "robust_accuracy"]
@@ -143,22 +143,6 @@ def protected_sensitivity(classifier: Classifier, x, protected, baseline=None, *
     total = ig.sum(-1)
     share = ig[:, list(protected)].sum(-1) / np.where(total > 0, total, 1.0)
     return float(share.mean())
-
-
-def accuracy_of(pred, y):
-    """mean(ŷ == y) of predicted labels ``pred`` and true labels ``y``: cfx's one accuracy
-    formula, on numpy arrays (float64) or traced ones (inside a jitted metric)."""
-    return (pred == y).mean()
-
-
-def accuracy(classifier: Classifier, X, y=None) -> float:
-    """Share of examples whose predicted label is the true one, mean(argmax f(x) == y), on the
-    host: ``accuracy(clf, dataset)`` or ``accuracy(clf, X, y)``."""
-    X, labels = (X.X, X.y) if y is None else (X, y)
-    X, labels = np.asarray(X, float_dtype()), np.asarray(labels)
-    if X.shape[0] == 0:
-        raise ValueError("accuracy needs at least one example")
-    return float(accuracy_of(np.asarray(classifier.predict(X)), labels))
 
 
 @jax.jit

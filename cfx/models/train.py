@@ -455,10 +455,19 @@ def _fit_objective(objective, ct, dataset, model, *, loss, extra, return_state, 
 
 
 def accuracy(classifier: Classifier, dataset, y=None) -> float:
-    """Share of examples whose predicted label equals the true one: mean(argmax f(x) == y).
+    """Share of examples whose predicted label equals the true one: mean(argmax f(x) == y), on the
+    host (registered as the metric ``accuracy`` by :mod:`cfx.evaluation.population`).
 
     ``accuracy(clf, dataset)`` or ``accuracy(clf, X, y)``.
     """
-    from cfx.evaluation.population import accuracy as _accuracy  # the one formula (cfx.evaluation)
+    X, labels = (dataset.X, dataset.y) if y is None else (dataset, y)
+    X, labels = np.asarray(X, float_dtype()), np.asarray(labels)
+    if X.shape[0] == 0:
+        raise ValueError("accuracy needs at least one example")
+    return float(accuracy_of(np.asarray(classifier.predict(X)), labels))
 
-    return _accuracy(classifier, dataset, y)
+
+def accuracy_of(pred, y):
+    """mean(ŷ == y) of predicted labels ``pred`` and true labels ``y``: cfx's one accuracy
+    formula, on numpy arrays (float64) or traced ones (inside a jitted metric)."""
+    return (pred == y).mean()
