@@ -32,7 +32,7 @@ def __getattr__(name):
     """The experiment layer (pandas, matplotlib) loads on first use, not with ``import cfx``."""
     import importlib
 
-    if name in ("experiments", "plotting", "dynamics", "probing"):
+    if name in ("experiments", "plotting", "dynamics", "probing", "global_rules"):
         return importlib.import_module(f"cfx.{name}")
     if name in _MOVED:
         import warnings

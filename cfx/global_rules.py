@@ -79,13 +79,15 @@ def _check(gen: TCREx, target: int) -> int:
     return int(target)
 
 
-def rules_frame(gen: TCREx, data, target: int = 1, *, classifier=None, factuals=None,
-                key: jax.Array | None = None) -> pd.DataFrame:
+def rules_frame(gen: TCREx, data, target: int = 1, *, classifier=None, factuals=None, counterfactuals=None,
+                constraints=None, key: jax.Array | None = None) -> pd.DataFrame:
     """The maximal-valid rules of a fitted :class:`TCREx` for ``target``, one row each (module
     docstring); ``lower:<name>`` / ``upper:<name>`` columns hold the raw bounds (±inf: none).
     With ``factuals`` (n, d) and ``classifier``: ``assigned`` (share of factuals whose explanation
     is this rule), ``changes`` (mean features changed), ``validity`` (share of their
-    counterfactual points the model labels ``target``) and ``cost_l1`` (mean L1, model units)."""
+    counterfactual points the model labels ``target``) and ``cost_l1`` (mean L1, model units).
+    ``counterfactuals`` (n, d): the points of a search already made with ``gen`` (else one is
+    run, with ``constraints``)."""
     target = _check(gen, target)
     valid = np.asarray(gen.rule_valid[target])
     lower, upper = np.asarray(gen.rule_lower[target])[valid], np.asarray(gen.rule_upper[target])[valid]
@@ -100,21 +102,27 @@ def rules_frame(gen: TCREx, data, target: int = 1, *, classifier=None, factuals=
     if factuals is not None:
         if classifier is None:
             raise ValueError("factuals= needs classifier= (the model that labels the counterfactual points)")
-        frame = frame.join(_assignment(gen, classifier, factuals, target, len(lower), key), on="rule")
+        frame = frame.join(_assignment(gen, classifier, factuals, target, len(lower), key, counterfactuals,
+                                       constraints), on="rule")
     lo_raw, hi_raw = raw_bounds(data, lower, upper)
     for j, name in enumerate(_names(data, d)):
         frame[f"lower:{name}"], frame[f"upper:{name}"] = lo_raw[:, j], hi_raw[:, j]
     return frame
 
 
-def _assignment(gen, classifier, factuals, target, m, key) -> pd.DataFrame:
+def _assignment(gen, classifier, factuals, target, m, key, counterfactuals=None, constraints=None) -> pd.DataFrame:
+    from cfx.constraints import Constraints
     from cfx.search import generate
 
     x = np.asarray(factuals, np.float32).reshape(-1, classifier.n_features)
-    res = generate(gen, classifier, x, target, key=jax.random.key(0) if key is None else key, max_steps=1)
-    rules, allowed = gen.choose(x, np.full(len(x), target), np.zeros(x.shape[1], np.int32), 1)
+    if counterfactuals is None:
+        res = generate(gen, classifier, x, target, key=jax.random.key(0) if key is None else key, max_steps=1,
+                       constraints=constraints)
+        counterfactuals = res.counterfactuals[:, 0]
+    cf = np.asarray(counterfactuals, np.float32).reshape(x.shape)
+    mutability = (constraints or Constraints()).resolve(x.shape[1]).mutability
+    rules, allowed = gen.choose(x, np.full(len(x), target), mutability, 1)
     rule = np.where(np.asarray(allowed[:, 0]), np.asarray(rules[:, 0]), -1)
-    cf = np.asarray(res.counterfactuals[:, 0])
     valid = np.asarray(classifier.predict(cf)) == target
     changes = (np.abs(cf - x) > 1e-6).sum(1)
     cost = np.abs(cf - x).sum(1)

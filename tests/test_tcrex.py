@@ -46,8 +46,8 @@ def test_metarule_lookup_equals_the_cheapest_rule_on_the_data(moons):
     data = Dataset(X, y, FeatureSchema.default(2))
     gen = TCREx().fit(None, data, key=KEY)  # no classifier: the data's labels
     target = np.ones(len(X), np.int32)
-    looked_up, _ = gen.choose(X, target, np.zeros(2, np.int32), 1)
-    optimal, _ = gen.replace(assign="optimal").choose(X, target, np.zeros(2, np.int32), 1)
+    looked_up, _ = gen.choose(X, target, np.zeros(2, np.int32), 1, skip_inside=False)
+    optimal, _ = gen.replace(assign="optimal").choose(X, target, np.zeros(2, np.int32), 1, skip_inside=False)
     rs = fit_rules(X, y == 1, rho=0.02, tau=0.9)
     cost = rule_costs(X, rs.lower, rs.upper, rs.feasibility)
     # ties in cost aside, the metarules (fitted on one prototype per cell) give each row its cheapest rule

@@ -252,13 +252,16 @@ def walk(tree: dict, x: jax.Array, depth: int) -> jax.Array:
     return tree["rule"][rows, node]
 
 
-def costs(x, lower, upper, valid, feasibility, mutability):
-    """(n, m) cost 2·changes − ρ(R) of each factual x (n, d) for its target's rules (n, m, d) (inf: not allowed)."""
+def costs(x, lower, upper, valid, feasibility, mutability, skip_inside: bool = False):
+    """(n, m) cost 2·changes − ρ(R) of each factual x (n, d) for its target's rules (n, m, d) (inf: not
+    allowed; ``skip_inside``: also a rule x already lies in, which cannot change x's prediction)."""
     xe = x[:, None, :]
     below, above = xe <= lower, xe > upper
     changes = jnp.sum(below | above, axis=-1)
     forbidden = jnp.any(((mutability == _NONE) & (below | above)) | ((mutability == _INCREASE) & above)
                         | ((mutability == _DECREASE) & below), axis=-1)
+    if skip_inside:
+        forbidden = forbidden | (changes == 0)
     return jnp.where(valid & ~forbidden, 2.0 * changes - feasibility, jnp.inf)
 
 
@@ -399,11 +402,13 @@ class TCREx(Generator):
             raise ValueError(f"TCREx holds rules for {np.shape(self.rule_lower)[0]} classes; the classifier has "
                              f"{n_classes} (refit it with this classifier)")
 
-    def choose(self, x, target, mutability, K: int):
-        """(n, K) the chosen rules' indices and (n, K) whether each is allowed (finite cost)."""
+    def choose(self, x, target, mutability, K: int, skip_inside: bool = True):
+        """(n, K) the chosen rules' indices and (n, K) whether each is allowed (finite cost). A factual
+        already inside a rule (its own prediction not the target) gets another one (``skip_inside``)."""
         x, target, mutability = jnp.asarray(x), jnp.asarray(target), jnp.asarray(mutability)
         lower, upper = self.rule_lower[target], self.rule_upper[target]
-        cost = costs(x, lower, upper, self.rule_valid[target], self.rule_feasibility[target], mutability)
+        cost = costs(x, lower, upper, self.rule_valid[target], self.rule_feasibility[target], mutability,
+                     skip_inside)
         if self.assign == "metarule":
             meta = {k: v[target] for k, v in self.meta.items()}
             first = walk(meta, x, self.depth)

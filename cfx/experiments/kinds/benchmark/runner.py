@@ -238,15 +238,18 @@ def _generator_settings(gen) -> dict:
     return out
 
 
-def _rules(gen, clf, train, x, target) -> list[dict] | None:
-    """A rule-based generator's global rules (T-CREx), per target class of the cell, in raw units."""
+def _rules(gen, clf, train, x, target, res, constraints) -> list[dict] | None:
+    """A rule-based generator's global rules (T-CREx), per target class of the cell, in raw units,
+    with how the cell's factuals fared (their counterfactuals from ``res``)."""
     if getattr(gen, "rule_lower", None) is None:
         return None
     from cfx.global_rules import rules_frame
 
     out = []
+    cf = np.asarray(res.counterfactuals[:, 0])
     for t in np.unique(target):
-        frame = rules_frame(gen, train, int(t), classifier=clf, factuals=x[target == t])
+        frame = rules_frame(gen, train, int(t), classifier=clf, factuals=x[target == t],
+                            counterfactuals=cf[target == t], constraints=constraints)
         keep = [c for c in frame.columns if not c.startswith(("lower:", "upper:"))]
         out += [{"target": int(t), **row} for row in frame[keep].to_dict("records")]
     return out
@@ -305,7 +308,7 @@ def run(cfg: BenchmarkConfig, store: Store, splits: dict, progress: Progress) ->
                               "metrics": metrics,
                               "timings": {"runtime_s": runtime_s, "compile_s": float(res.compile_s),
                                           "train_s": float(info.get("train_s", math.nan))}}
-                    rules = _rules(gen, clf, train, x, target)
+                    rules = _rules(gen, clf, train, x, target, res, constraints)
                     if rules:
                         record["rules"] = rules
                     store.save(_cell(dc.key, mc.key, gc.key, r), record, arrays)
