@@ -203,3 +203,12 @@ def test_per_row_intervals_bad_input_names_the_argument(lo, hi, match):
         cfx.generate_within(cfx.generators.Generic(), reg, np.zeros((2, 2), np.float32), lo, hi, key=jax.random.key(0))
     with pytest.raises(ValueError, match="cannot search for a regression target"):
         cfx.generate_within(cfx.generators.Probe(), reg, np.zeros((2, 2), np.float32), 0.0, 1.0, key=jax.random.key(0))
+
+
+def test_a_regressor_where_a_classifier_belongs_is_refused_with_the_fix():
+    reg = cfx.models.Regressor(lambda p, x: x @ p["w"], {"w": np.ones(2, np.float32)}, n_features=2)
+    x = np.zeros((2, 2), np.float32)
+    with pytest.raises(TypeError, match=r"classifier must be a cfx.Classifier; got Regressor .*regressor.within"):
+        cfx.generate(cfx.generators.Generic(), reg, x, 1, key=jax.random.key(0))
+    with pytest.raises(TypeError, match="regressor must be a cfx.models.Regressor; got Classifier"):
+        cfx.generate_within(cfx.generators.Generic(), reg.within(0.0, 1.0), x, 0.0, 1.0, key=jax.random.key(0))
