@@ -84,14 +84,15 @@ def test_explain_global_reports_rules_in_raw_units():
     raw = X * np.float32(100.0) + np.float32(50.0)  # a raw scale, standardised for the model
     data = Dataset(raw, np.asarray(clf.predict(X)), FeatureSchema.default(2, ["income", "age"])).standardize()
     model = cfx.Classifier(lambda p, x: x[:, :1] * p["w"], {"w": np.float32(20.0)}, n_features=2)
-    frame, gen = cfx.explain_global(model, data, target=1, rho=0.05, factuals=data.X[:20], return_generator=True)
+    factuals = data.X[np.asarray(model.predict(data.X)) == 0][:20]
+    frame, gen = cfx.explain_global(model, data, target=1, rho=0.05, factuals=factuals, return_generator=True)
     assert list(frame.columns[:5]) == ["rule", "conditions", "accuracy", "feasibility", "n_conditions"]
     row = frame.iloc[int(np.argmax(frame["feasibility"]))]
     std = data.standardizer
     expected = std.mean[0] + std.scale[0] * float(np.asarray(gen.rule_lower[1])[row["rule"], 0])
     assert row["lower:income"] == pytest.approx(expected, rel=1e-5)
     assert row["conditions"].startswith("income > ") and row["accuracy"] >= 0.9
-    assert frame["assigned"].sum() == pytest.approx(1.0)
+    assert frame["assigned"].sum() == pytest.approx(1.0) and frame["validity"].max() == 1.0
     meta = cfx.global_rules.metarules_frame(gen, data, 1)
     assert set(meta["rule"]) <= set(frame["rule"])
 
