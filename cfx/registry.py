@@ -75,6 +75,8 @@ class Registry(dict, Generic[T]):
 
     def get(self, name: str, default: Any = _MISSING) -> T:
         """The entry of ``name`` (or an alias); unknown: ``default`` if given, else an error listing the names."""
+        if default is not _MISSING and not isinstance(name, str):
+            return default
         key = self._key(name)
         if key in self:
             return super().__getitem__(key)

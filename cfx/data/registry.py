@@ -169,7 +169,7 @@ def train_test(
     if not isinstance(data, Dataset):
         raise TypeError(f"data must be a cfx.data.Dataset; got {type(data).__name__}")
     train, test = data.split(test_size=test_size, seed=seed)
-    entry = REGISTRY.get(data.name)
+    entry = REGISTRY.get(data.name, None)  # a data set of one's own (from_frame, ...): standardised
     policy = entry.standardize if entry is not None else True
     if standardize and policy and data.standardizer is None:
         train = train.standardize()
