@@ -53,6 +53,9 @@ def test_ct_smoke_end_to_end_and_resume(tmp_path):
     ("ct.lambda_div=-1", "lambda_div"),
     ("ct.nce=10", "nce"),
     ("data[0].noisy=0.1", "noisy"),
+    ("evaluation.divergence=batch", "evaluation.divergence"),
+    ("ct.schema_constraints=maybe", "schema_constraints"),
+    ("data[0].domain=[1, -1]", "domain"),
 ])
 def test_bad_ct_configs_name_the_key(override, match):
     with pytest.raises((ConfigError, TypeError), match=match):

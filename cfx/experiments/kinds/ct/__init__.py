@@ -176,6 +176,9 @@ class CTExperiment(Experiment):
         for i, bad in enumerate(sorted(set(dc.single) - set(SINGLE_KEYS)) for dc in cfg.data):
             if bad:
                 raise ctx.error(f"data[{i}].single", f"unknown key {bad[0]!r}; allowed: {', '.join(SINGLE_KEYS)}")
+        for i, dc in enumerate(cfg.data):
+            if dc.domain is not None and not dc.domain[0] < dc.domain[1]:
+                raise ctx.error(f"data[{i}].domain", f"must be [lo, hi] with lo < hi, got {list(dc.domain)}")
         cfg._source = None if raw.file is None else str(raw.file)
         return cfg
 
