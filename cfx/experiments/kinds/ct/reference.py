@@ -23,7 +23,6 @@ reduction table (:func:`pool_reductions`) and the paper's numbers (:data:`PAPER`
 from __future__ import annotations
 
 import math
-import zlib
 
 import numpy as np
 import pandas as pd
@@ -179,9 +178,10 @@ PAPER = {
 
 
 def seed(cfg, run: int, *labels) -> int:
-    """A seed per (config seed, run, labels)."""
-    entropy = [int(cfg.seed), int(run)] + [zlib.crc32(str(x).encode()) for x in labels]
-    return int(np.random.SeedSequence(entropy).generate_state(1)[0] & 0x7FFFFFFF)
+    """A seed per (config seed, run, labels): :func:`cfx.experiments.runs.derive_seed`."""
+    from cfx.experiments.runs import derive_seed
+
+    return derive_seed(cfg.seed, run, *labels)
 
 
 def eval_generator(ev, threshold: float, max_steps: int | None = None):
