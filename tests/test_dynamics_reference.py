@@ -331,7 +331,7 @@ def test_the_preset_fills_the_reference_and_refuses_what_it_fixes():
 def test_paper_configs_parse_and_the_smoke_config_runs(tmp_path):
     from cfx import experiments
 
-    for name in ("dynamics_paper", "dynamics_paper_mitigation", "dynamics_paper_real"):
+    for name in ("dynamics_paper", "dynamics_paper_mitigation", "dynamics_paper_real", "dynamics_paper_real_mitigation"):
         cfg = experiments.load_config(ROOT / "configs" / f"{name}.yaml")
         assert cfg.preset == "ard-2023" and cfg.simulation.n_permutations == 100
     cfg = experiments.load_config(ROOT / "configs" / "dynamics_paper_smoke.yaml", output=str(tmp_path / "out"))
