@@ -208,14 +208,6 @@ def check_traceable(clf: "Classifier") -> None:
 
 
 MIN_BUCKET = 8
-_traces = {"count": 0}
-
-
-def trace_count() -> int:
-    """How many times ``logits``/``probs`` programs were traced in this process (for tests)."""
-    return _traces["count"]
-
-
 def bucket(n: int) -> int:
     """The padded batch size for n rows: the next power of two, at least :data:`MIN_BUCKET`."""
     return max(MIN_BUCKET, 1 << max(0, int(n) - 1).bit_length())
@@ -242,11 +234,9 @@ def _bucketed(fn, clf: Classifier, x) -> jax.Array:
 
 @jax.jit
 def _logits(clf: Classifier, x: jax.Array) -> jax.Array:
-    _traces["count"] += 1  # runs at trace time only
     return clf.raw_logits(x)
 
 
 @jax.jit
 def _probs(clf: Classifier, x: jax.Array) -> jax.Array:
-    _traces["count"] += 1
     return jax.nn.softmax(clf.raw_logits(x), axis=-1)

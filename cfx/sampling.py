@@ -24,7 +24,6 @@ Example::
 
 from __future__ import annotations
 
-import collections
 import functools
 from typing import Any, Callable
 
@@ -41,10 +40,6 @@ from cfx._reductions import pick_last
 EnergyFn = Callable[..., jax.Array]
 
 RULES = ("improper", "jem")
-
-# Number of traces of the jitted conditional sampler (tests check it is compiled once).
-_TRACES: collections.Counter = collections.Counter()
-
 
 def _clamp(x: jax.Array, lower, upper) -> jax.Array:
     if lower is not None:
@@ -279,7 +274,6 @@ def _class_energy(x: jax.Array, classifier: Classifier, y: jax.Array) -> jax.Arr
 
 @functools.partial(jax.jit, static_argnames=("n_chains", "steps", "keep"))
 def _conditional_samples(classifier, lower, upper, key, grad_clip, noise_scale, *, n_chains, steps, keep):
-    _TRACES["conditional_samples"] += 1  # trace time only
     c = classifier.n_classes
     k0, k_run = jax.random.split(key)
     y = jnp.repeat(jnp.arange(c, dtype=jnp.int32), n_chains)
@@ -361,7 +355,6 @@ def _mean_class_energy(x: jax.Array, classifier: Classifier, y: jax.Array, n_cha
 @functools.partial(jax.jit, static_argnames=("n_chains", "steps", "keep"))
 def _per_target_samples(classifier, targets, lower, upper, key, fresh_prob, grad_clip, noise_scale, *, n_chains,
                         steps, keep):
-    _TRACES["per_target_samples"] += 1  # trace time only
     m, d = targets.shape[0], classifier.n_features
     k_start, k_fresh, k_mask, k_run = jax.random.split(key, 4)
     start = jax.random.uniform(k_start, (m, 1, d), jnp.float32, lower, upper).astype(float_dtype())  # buffer's point

@@ -10,6 +10,7 @@ from pathlib import Path
 import jax
 import numpy as np
 import pytest
+import compile_counts
 
 import cfx
 import cfx.dynamics as dyn
@@ -126,7 +127,7 @@ def test_rounds_do_not_recompile_and_resume_equals_uninterrupted(split, tmp_path
             compiles.append(event)
 
     def count(rep, t, rows):
-        counts[t] = (cfx.search.compilation_count(), cfx.models.trace_count(), dyn.trace_count(), len(compiles))
+        counts[t] = (compile_counts.search(), compile_counts.fit(), dyn.trace_count(), len(compiles))
 
     jax.monitoring.register_event_duration_secs_listener(on_compile)
     try:

@@ -6,6 +6,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+import compile_counts
 
 import cfx
 from cfx.generators.growing_spheres import GrowingSpheres
@@ -49,10 +50,10 @@ def test_constraints_and_no_recompilation_for_a_new_step_size(linear_classifier)
     cf = np.asarray(res.counterfactuals[:, 0])
     np.testing.assert_array_equal(cf[:, 0], x[:, 0])
     assert bool(res.converged.all()) and np.all(cf[:, 1] >= x[:, 1])
-    before = cfx.search.compilation_count()
+    before = compile_counts.search()
     cfx.generate(GrowingSpheres(step_size=0.1), linear_classifier, x, 1, key=KEY,
                  constraints=cfx.Constraints(mutability=["none", "increase"]))
-    assert cfx.search.compilation_count() == before
+    assert compile_counts.search() == before
 
 
 def test_unreachable_target_runs_out_of_steps():

@@ -21,7 +21,7 @@ from cfx.models.mlp import ACTIVATIONS, MLP, ModuleApply
 from cfx.models.step import Batch, LossFn, TrainState, shuffled_batches, train_epoch, train_step
 from cfx.models.regression import IntervalLogits, Regressor, fit_regressor, interval_labels, is_regression
 from cfx.models.registry import MODELS, ModelEntry, register_model
-from cfx.models.train import accuracy, fit, init, list_models, trace_count
+from cfx.models.train import accuracy, fit, init, list_models
 from cfx.models.vae import VAE, ELBO, fit_vae
 
 __all__ = [
@@ -66,7 +66,6 @@ __all__ = [
     "list_models",
     "member_logits",
     "shuffled_batches",
-    "trace_count",
     "train_epoch",
     "train_step",
     "weighted_cross_entropy",

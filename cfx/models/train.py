@@ -18,7 +18,6 @@ simulation — reuses the compiled code. Ensembles ``vmap`` the same epoch over 
 
 from __future__ import annotations
 
-import collections
 import dataclasses
 import functools
 import sys
@@ -41,21 +40,9 @@ from cfx.models.mlp import ModuleApply
 from cfx.models.registry import MODELS
 from cfx.models.step import LossFn, TrainState, train_epoch
 
-# Number of times each training spec has been traced (compiled); see trace_count().
-_TRACES: collections.Counter = collections.Counter()
-
-
 def list_models() -> dict[str, str]:
     """Model names accepted by :func:`fit` (the registry :data:`cfx.models.MODELS`), with a one-line description each."""
     return MODELS.describe()
-
-
-def trace_count() -> int:
-    """How many times the jitted training epoch has been traced in this process.
-
-    A warm-started refit with unchanged shapes must leave this unchanged.
-    """
-    return sum(_TRACES.values())
 
 
 # ----------------------------------------------------------------------------------
@@ -96,7 +83,6 @@ def _run_epoch(spec: _Spec, state: TrainState, X, y, key, epoch=None) -> tuple[T
     With ``epoch`` (traced), the epoch's key is ``fold_in(key, epoch)``, derived in the
     program: an eager fold_in per epoch costs ~0.2 ms, a sizeable share of a small epoch.
     """
-    _TRACES[spec] += 1  # runs at trace time only: counts compilations
     if epoch is not None:
         key = jax.random.fold_in(key, epoch)
     member = spec.apply.member if isinstance(spec.apply, Ensemble) else spec.apply

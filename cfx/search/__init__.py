@@ -3,7 +3,7 @@
 Public here (and most of it at the top level, ``cfx.generate`` …): :func:`generate`,
 :func:`search`, :class:`CounterfactualResult` and its outcome codes (``OUTCOMES``,
 ``CONVERGED`` …), the tracks (:class:`Track`, :func:`track_path`, :func:`track_last_within`),
-:func:`compile_cache` (JAX's persistent compilation cache) and :func:`compilation_count`.
+:func:`compile_cache` (JAX's persistent compilation cache).
 Several processes: :func:`generate` with ``multiprocess=`` (docs/scale.md).
 
 The private modules are the host plumbing, none of it API:
@@ -24,7 +24,7 @@ import os
 
 from cfx.search import _compile_cache
 from cfx.search._compile_cache import CacheStatus
-from cfx.search._core import compilation_count, generate, search
+from cfx.search._core import generate, search
 from cfx.search._result import (CONVERGED, MAX_STEPS, NONFINITE, NOT_REACHED, OUTCOMES, UNCHANGED,
                                 CounterfactualResult)
 from cfx.search._tracks import Track, track_last_within, track_path
@@ -49,5 +49,5 @@ def compile_cache(directory: str | os.PathLike | None = None, *, disabled: bool 
 
 __all__ = [
     "CONVERGED", "MAX_STEPS", "NONFINITE", "NOT_REACHED", "OUTCOMES", "UNCHANGED", "CacheStatus", "CounterfactualResult",
-    "Track", "compilation_count", "compile_cache", "generate", "search", "track_last_within", "track_path",
+    "Track", "compile_cache", "generate", "search", "track_last_within", "track_path",
 ]

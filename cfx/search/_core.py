@@ -314,7 +314,6 @@ def _search_entry(generator, classifier, x, target, rows, start, key, constraint
 
 
 _search_jit = jax.jit(_search_entry, static_argnames=_STATIC)
-compilation_count = runtime.compilation_count  # cfx.search.compilation_count(), as before
 
 
 # Compaction runs one search as three kinds of program: the start, rounds of at most S steps

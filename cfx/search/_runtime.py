@@ -30,12 +30,6 @@ from cfx.search._result import CounterfactualResult
 # AOT executables ourselves lets every call report compile time separately from run time.
 _COMPILED: "collections.OrderedDict[Any, Any]" = collections.OrderedDict()
 _CACHE_SIZE = 64
-_stats = {"compilations": 0}
-
-
-def compilation_count() -> int:
-    """How many search programs have been compiled in this process (for tests and benchmarks)."""
-    return _stats["compilations"]
 
 
 def _node_types(treedef) -> tuple:
@@ -62,7 +56,6 @@ def executable(jitted, args: tuple, shardings: tuple, static: dict) -> tuple[Any
     start = time.perf_counter()
     abstract = tuple(_abstract(arg, sharding) for arg, sharding in zip(args, shardings))
     executable = jitted.lower(*abstract, **static).compile()
-    _stats["compilations"] += 1
     _COMPILED[key] = executable
     if len(_COMPILED) > _CACHE_SIZE:
         _COMPILED.popitem(last=False)

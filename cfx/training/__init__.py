@@ -12,12 +12,11 @@ Example::
 """
 
 from cfx.training.config import VARIANTS, CTConfig
-from cfx.training.epoch import EpochSpec, TrainingData, counterfactual_step, ct_epoch, split, trace_count
+from cfx.training.epoch import EpochSpec, TrainingData, counterfactual_step, ct_epoch, split
 from cfx.training.train import CTFit, fit, fit_ct, generator, search_constraints
 from cfx.training.loss import Counterfactuals, CTWeights, ct_loss, ct_train_step, protect
 
 __all__ = [
     "VARIANTS", "CTConfig", "CTFit", "CTWeights", "Counterfactuals", "EpochSpec", "TrainingData", "counterfactual_step",
     "ct_epoch", "ct_loss", "ct_train_step", "fit", "fit_ct", "generator", "protect", "search_constraints", "split",
-    "trace_count",
 ]

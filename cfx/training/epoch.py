@@ -19,7 +19,6 @@ parameters, λ, the generator's weights and the constraints are traced.
 
 from __future__ import annotations
 
-import collections
 import dataclasses
 import functools
 from typing import Any
@@ -39,13 +38,7 @@ from cfx.search import search
 from cfx.search import track_last_within
 from cfx.training.loss import Counterfactuals, CTWeights, _step
 
-_TRACES: collections.Counter = collections.Counter()
 SEARCH_SHRINK = 4  # the search shrinks in-program to n_ce/4, n_ce/16 running rows (docs/ct.md)
-
-
-def trace_count() -> int:
-    """How many times a CT epoch or counterfactual step has been traced (compiled) in this process."""
-    return sum(_TRACES.values())
 
 
 @struct.dataclass
@@ -142,7 +135,6 @@ def counterfactual_step(params, data: TrainingData, key: jax.Array, generator: E
     Returns (:class:`Counterfactuals` with n_ce rows, ``{"mature_share", "search_steps", "box_share",
     "box_distance", "cf_l1", "nascent_moved"}``).
     """
-    _TRACES["counterfactual_step", spec] += 1
     return _counterfactuals(params, data, key, generator, constraints, spec)
 
 
@@ -170,7 +162,6 @@ def ct_epoch(state: TrainState, data: TrainingData, key: jax.Array, weights: CTW
     ``finite`` (1 when every parameter is finite). With ``epoch`` (traced) the epoch's key
     is ``fold_in(key, epoch)``.
     """
-    _TRACES["ct_epoch", spec] += 1
     if epoch is not None:  # fold_in(key, epoch) in the program, not as an eager op per epoch
         key = jax.random.fold_in(key, epoch)
     k_cf, k_perm, k_steps = jax.random.split(key, 3)
