@@ -6,7 +6,7 @@ The five-line path::
     train, test = cfx.data.train_test(cfx.data.load("adult"))
     clf = cfx.models.fit(train)
     rows = test.to_frame().head(5)                      # raw values, indexed by row id
-    cfx.explain(clf, rows, dataset=train, target=1, num_counterfactuals=3, generator="dice")
+    cfx.explain(clf, rows, data=train, target=1, num_counterfactuals=3, generator="dice")
 
 What it does: encode the rows with the data set's fitted encoder (errors name the column and
 the row), run one compiled search for the whole batch (:func:`cfx.generate`, the data set's
@@ -52,10 +52,10 @@ CONTINUOUS_TOLERANCE = 1e-5  # |Δ| above this (standardised units) is a change 
 
 
 def explain(
-    model: Classifier,
+    classifier: Classifier,
     rows: pd.DataFrame | pd.Series | Mapping,
     *,
-    dataset: Dataset,
+    data: Dataset | None = None,
     generator: str | G.Generator = "generic",
     target: int | None = None,
     num_counterfactuals: int = 1,
@@ -73,12 +73,12 @@ def explain(
     """Counterfactuals for every row of ``rows``, one output row per counterfactual.
 
     Args:
-      model: a :class:`cfx.Classifier` trained on ``dataset``'s encoding (``cfx.models.fit``).
-      rows: raw rows (the columns of ``dataset.to_frame()``; the label column may be present), a
+      classifier: a :class:`cfx.Classifier` trained on ``data``'s encoding (``cfx.models.fit``).
+      rows: raw rows (the columns of ``data.to_frame()``; the label column may be present), a
         DataFrame, or one row as a Series (its name is the id) or a dict (id 0). A NaN, an unseen
         level, a string in a numeric column, a missing or extra column: a ValueError naming the
         column (and the row), before anything compiles.
-      dataset: the training Dataset: its encoder encodes and decodes, its schema constrains,
+      data: the training Dataset: its encoder encodes and decodes, its schema constrains,
         and generators that need data (Wachter's MAD, REVISE's VAE, ...) are fitted on it.
       generator: a registry name (``cfx.generators.describe()``) or a Generator.
       target: the desired class (an int, or one per row); None: the other class of a binary
@@ -89,6 +89,7 @@ def explain(
       search_threshold: the search runs until p(target) >= max(search_threshold, τ) (None: τ),
         leaving the sparsity pass room to revert changes; validity is always judged at τ. An
         exact generator (``exact = True``: FeatureTweak, the cheapest valid point) searches at τ.
+        (Not ``threshold``: that is τ itself, as in :func:`cfx.generate`.)
       restarts: a counterfactual the search leaves invalid (a projected gradient that stalls on
         a face of the constraints' box) is replaced by the nearest valid point on the segment
         from the factual to its nearest training row that stays valid under the factual's
@@ -102,7 +103,9 @@ def explain(
         each row's value, and lists of immutable / increase-only / decrease-only columns.
       **options: search options (``max_steps`` (default 1000), ``threshold`` τ, ``init``,
         ``convergence``, ``min_steps``, ``batch_size``, ``loop``) or hyperparameters of the
-        generator (e.g. ``cost=0.5``, ``diversity=2.0``).
+        generator (e.g. ``cost=0.5``, ``diversity=2.0``). Deprecated (cfx 0.3 removes them):
+        ``dataset=`` for ``data=`` and ``model=`` for ``classifier=``, the names of
+        :func:`cfx.generate` and :func:`cfx.evaluate`.
 
     Returns:
       A DataFrame indexed by (``id``: the row's index in ``rows``, ``cf``: 0..K-1) with the raw
@@ -119,15 +122,16 @@ def explain(
       A factual with no valid counterfactual gets a warning that counts them.
       ``frame.attrs`` holds ``factuals`` (the rows' feature columns as given), ``runtime_s`` and ``compile_s``.
     """
+    classifier, data = _renamed(classifier, data, options)
     if search_threshold is not None and not (isinstance(search_threshold, (int, float)) and 0 < search_threshold <= 1):
         raise ValueError(f"search_threshold must be a probability in (0, 1] or None; got {search_threshold!r}")
     rows = as_frame(rows)
-    clf, encoder, X = _inputs(model, rows, dataset)
+    clf, encoder, X = _inputs(classifier, rows, data)
     checks.check_target(target, len(X), clf.n_classes)  # before a generator is fitted or anything traced
-    constraints = call_constraints(dataset, rows, features_to_vary=features_to_vary, permitted_range=permitted_range,
+    constraints = call_constraints(data, rows, features_to_vary=features_to_vary, permitted_range=permitted_range,
                                    immutable=immutable, increase_only=increase_only, decrease_only=decrease_only)
     search_opts = {k: options.pop(k) for k in list(options) if k in SEARCH_OPTIONS}
-    gen = _generator(generator, options, dataset, clf)
+    gen = _generator(generator, options, data, clf)
     search_opts.setdefault("max_steps", MAX_STEPS)
     tau = search_opts.pop("threshold", None)
     tau = float(gen.threshold if tau is None else tau)
@@ -143,7 +147,7 @@ def explain(
     if restarts and not getattr(gen, "exact", False):  # an exact generator's miss is a proof: nothing to restart
         invalid = ~np.asarray(_validity(clf, res.factuals, x_cf, res.target, threshold)[1])
         if invalid.any():
-            points = bank(clf, dataset.X, seed=seed)
+            points = bank(clf, data.X, seed=seed)
             x_cf, restarted = restart(clf, res.factuals, x_cf, res.target, invalid, points, constraints, tau=tau,
                                       search_threshold=search_threshold)
             no_point = invalid & ~restarted
@@ -191,20 +195,39 @@ def _status(valid, restarted, no_point, nowhere, outcome, p, restarts, tau):
 
 
 # ----------------------------------------------------------------------------- inputs
+def _renamed(classifier, data, options: dict):
+    """The deprecated argument names ``model=`` and ``dataset=`` (one release, with a warning)."""
+    for old, new, value in (("model", "classifier", classifier), ("dataset", "data", data)):
+        if old in options:
+            warnings.warn(f"explain(..., {old}=) is deprecated and goes in cfx 0.3: use {new}= (as cfx.generate and "
+                          "cfx.evaluate name it)", DeprecationWarning, stacklevel=3)
+            if value is not None:
+                raise TypeError(f"explain() got {new}= and its deprecated name {old}=")
+            if old == "model":
+                classifier = options.pop(old)
+            else:
+                data = options.pop(old)
+    if classifier is None:
+        raise TypeError("explain() needs the classifier (its first argument)")
+    if data is None:
+        raise TypeError("explain() needs data=, the training Dataset (its encoder and constraints)")
+    return classifier, data
+
+
 def _inputs(model, rows, dataset):
     if not isinstance(model, Classifier):
-        raise TypeError(f"model must be a cfx.Classifier (e.g. from cfx.models.fit); got {type(model).__name__}"
+        raise TypeError(f"classifier must be a cfx.Classifier (e.g. from cfx.models.fit); got {type(model).__name__}"
                         f"{checks.model_hint(model)}")
     if not isinstance(dataset, Dataset):
-        raise TypeError(f"dataset must be a cfx.data.Dataset; got {type(dataset).__name__}")
+        raise TypeError(f"data must be a cfx.data.Dataset; got {type(dataset).__name__}")
     if dataset.encoder is None:
-        raise ValueError(f"dataset: {dataset.name!r} has no fitted encoder; use a tabular data set "
+        raise ValueError(f"data: {dataset.name!r} has no fitted encoder; use a tabular data set "
                          "(cfx.data.load of a real tabular set, or cfx.data.from_frame)")
     if len(rows) == 0:
         raise ValueError("rows is empty: pass at least one row")
     X = dataset.encoder.encode(rows)
     if X.shape[1] != model.n_features:
-        raise ValueError(f"model expects {model.n_features} features; dataset's encoder gives {X.shape[1]}")
+        raise ValueError(f"classifier expects {model.n_features} features; data's encoder gives {X.shape[1]}")
     return model, dataset.encoder, X
 
 

@@ -19,7 +19,7 @@ for name in ["german", "compas", "adult"]:
     forest = RandomForestClassifier(30, max_depth=6, random_state=0).fit(np.asarray(train.X), np.asarray(train.y))
     clf = cfx.models.from_sklearn(forest)
     rows = test.to_frame()[forest.predict(np.asarray(test.X)) == 0].head(30)
-    out = cfx.explain(clf, rows, dataset=train, generator=cfx.generators.FeatureTweak())
+    out = cfx.explain(clf, rows, data=train, generator=cfx.generators.FeatureTweak())
     print(f"{name}: d={train.X.shape[1]}, one-hot groups of size {sorted({len(g) for g in groups})}, {len(rows)} rows: "
           f"valid {out['valid'].mean():.2f}, features changed {out['n_changed'].mean():.2f}, "
           f"{out['outcome'].value_counts().to_dict()}")

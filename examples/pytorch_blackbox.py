@@ -51,6 +51,6 @@ warm = time.perf_counter() - t
 cf = np.asarray(res.counterfactuals)[:, 0]
 print(res, "warm s/100", round(warm * 100 / len(rows), 2), "valid by torch", (predict_proba(cf).argmax(1) == 1).mean(),
       "L2", np.linalg.norm(cf - rows, axis=1).mean().round(3))
-out = cfx.explain(clf, test.to_frame().iloc[rejected[:10]], dataset=train, generator="growing_spheres")
+out = cfx.explain(clf, test.to_frame().iloc[rejected[:10]], data=train, generator="growing_spheres")
 print(out[["valid", "p_target", "n_changed", "changed"]])
 print("valid", out["valid"].mean(), "features changed", out["n_changed"].mean())

@@ -29,5 +29,5 @@ res = cfx.generate(cfx.generators.GrowingSpheres(), clf, rows, **kw)
 warm = time.perf_counter() - t
 cf = np.asarray(res.counterfactuals)[:, 0]
 print(res, "warm s/100", round(warm, 2), "valid by xgboost", (model.predict(cf) == 1).mean(), "L2", np.linalg.norm(cf - rows, axis=1).mean())
-out = cfx.explain(clf, test.to_frame().iloc[np.flatnonzero(model.predict(Xte) == 0)[:10]], dataset=train, generator="growing_spheres")
+out = cfx.explain(clf, test.to_frame().iloc[np.flatnonzero(model.predict(Xte) == 0)[:10]], data=train, generator="growing_spheres")
 print(out["valid"].mean(), out["n_changed"].mean())

@@ -154,10 +154,10 @@ def main(argv=None):
             variants = [("cfx dice", {}), ("cfx dice, no restarts", {"restarts": False})]
             variants += [(f"cfx dice, diversity {w:g}", {"diversity": w}) for w in args.diversity]
             for label, opts in variants:
-                cfx.explain(clf, rows, dataset=train, target=1, generator="dice", num_counterfactuals=K, seed=args.seed,
+                cfx.explain(clf, rows, data=train, target=1, generator="dice", num_counterfactuals=K, seed=args.seed,
                             **opts)
                 began = time.perf_counter()
-                frame = cfx.explain(clf, rows, dataset=train, target=1, generator="dice", num_counterfactuals=K, seed=args.seed,
+                frame = cfx.explain(clf, rows, data=train, target=1, generator="dice", num_counterfactuals=K, seed=args.seed,
                             **opts)
                 seconds = time.perf_counter() - began
                 out = frame[list(train.encoder.feature_names)].reset_index(level="cf", drop=True).reset_index()

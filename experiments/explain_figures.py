@@ -32,7 +32,7 @@ def main(argv=None):
     train, test, clf = model_for("adult", 0, args.models)
     rejected = np.flatnonzero(np.asarray(clf.predict(test.X)) == 0)
     pick = np.sort(np.random.default_rng(0).choice(rejected, 100, replace=False))[:4]
-    frame = cfx.explain(clf, test.subset(pick).to_frame(), dataset=train, target=1, generator="dice",
+    frame = cfx.explain(clf, test.subset(pick).to_frame(), data=train, target=1, generator="dice",
                         num_counterfactuals=3)
     P.save_figure(P.plot_changes(frame, title="Adult, cfx.explain DiCE K = 3"), os.path.join(args.out, "adult_changes.png"))
     X, y = test.X[:2000], test.y[:2000]

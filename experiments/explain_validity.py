@@ -4,7 +4,7 @@ Per data set (Adult full file, German credit, Taiwan credit default, COMPAS): ``
 test_size=0.2, seed=0)``, cfx's default MLP ``cfx.models.fit(train, seed=S)`` (cached under
 ``OUT/models``), and F seeded test rows the model rejects (predicted 0), target 1. Then:
 
-  explain/generic   cfx.explain(clf, rows, dataset=train, target=1)                 (K = 1)
+  explain/generic   cfx.explain(clf, rows, data=train, target=1)                 (K = 1)
   explain/dice      cfx.explain(..., generator="dice", num_counterfactuals=3)
   explain/NAME:norestart   the same with restarts=False (before the restarts)
   generate/dice     cfx.generate(DiCE(), ..., constraints=schema, max_steps=200): the registry
@@ -72,9 +72,9 @@ def run_explain(train, clf, rows, generator, K, warm=False, **options):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         if warm:
-            cfx.explain(clf, rows, dataset=train, target=1, generator=generator, num_counterfactuals=K, **options)
+            cfx.explain(clf, rows, data=train, target=1, generator=generator, num_counterfactuals=K, **options)
         began = time.perf_counter()
-        frame = cfx.explain(clf, rows, dataset=train, target=1, generator=generator, num_counterfactuals=K, **options)
+        frame = cfx.explain(clf, rows, data=train, target=1, generator=generator, num_counterfactuals=K, **options)
     seconds = time.perf_counter() - began
     n = len(rows)
     valid = frame["valid"].to_numpy().reshape(n, K)

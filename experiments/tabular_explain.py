@@ -94,9 +94,9 @@ def run_plain(train, clf, rows, gen, K, *, grid: bool, init, max_steps, seed=0):
 
 
 def run_explain(train, clf, rows, generator, K, **options):
-    cfx.explain(clf, rows, dataset=train, target=1, generator=generator, num_counterfactuals=K, **options)  # warm
+    cfx.explain(clf, rows, data=train, target=1, generator=generator, num_counterfactuals=K, **options)  # warm
     began = time.perf_counter()
-    frame = cfx.explain(clf, rows, dataset=train, target=1, generator=generator, num_counterfactuals=K, **options)
+    frame = cfx.explain(clf, rows, data=train, target=1, generator=generator, num_counterfactuals=K, **options)
     seconds = time.perf_counter() - began
     x = train.encoder.encode(rows)
     n, d = x.shape

@@ -55,7 +55,7 @@ def _rows(t):  # the toy frame's features, rows named r0..r3 (errors must name t
 
 
 def _explain(t, rows=None, **options):
-    return cfx.explain(t["linear"], _rows(t) if rows is None else rows, dataset=t["table"], target=1, **options)
+    return cfx.explain(t["linear"], _rows(t) if rows is None else rows, data=t["table"], target=1, **options)
 
 
 def _data(X, y=None, d=None):
@@ -347,7 +347,7 @@ CASES += [
     ("ECCCo-L1/no samples", lambda t: _generate(t, ECCCoL1(q_hat=0.5)), ValueError, r"samples"),
     ("evaluate/result not a result", lambda t: cfx.evaluate("r", t["clf"], data=t["data"]), TypeError, r"result"),
     ("explain/unknown generator", lambda t: _explain(t, generator="dicee"), ValueError, r"dicee"),
-    ("explain/target out of range", lambda t: cfx.explain(t["linear"], _rows(t), dataset=t["table"], target=7),
+    ("explain/target out of range", lambda t: cfx.explain(t["linear"], _rows(t), data=t["table"], target=7),
      ValueError, r"target 7 is not a class"),
     ("load/n NaN", lambda t: cfx.data.load("moons", n=float("nan")), TypeError, r"n must be an int"),
 ]

@@ -41,7 +41,7 @@ def p_one(clf, train, frame):
 
 def test_explain_returns_raw_valid_sparse_counterfactuals(problem):
     train, clf, rows = problem
-    out = cfx.explain(clf, rows, dataset=train, target=1)
+    out = cfx.explain(clf, rows, data=train, target=1)
     names = list(train.encoder.feature_names)
     assert out.index.names == ["id", "cf"] and list(out.index.get_level_values("id")) == list(rows.index)
     assert list(out.columns[:5]) == names
@@ -60,16 +60,16 @@ def test_explain_returns_raw_valid_sparse_counterfactuals(problem):
             trial = cfs.iloc[[i]].copy()
             trial[names[j]] = facts.iloc[i, j]
             assert p_one(clf, train, trial)[0] < 0.5
-    dense = cfx.explain(clf, rows, dataset=train, target=1, sparse=False)
+    dense = cfx.explain(clf, rows, data=train, target=1, sparse=False)
     assert out["n_changed"].sum() <= dense["n_changed"].sum()
     assert set(out.attrs["factuals"].index) == set(rows.index)
-    untargeted = cfx.explain(clf, rows, dataset=train)  # binary model: the other class
+    untargeted = cfx.explain(clf, rows, data=train)  # binary model: the other class
     assert untargeted[names].equals(out[names]) and untargeted["valid"].all()
 
 
 def test_explain_dice_sets_are_distinct(problem):
     train, clf, rows = problem
-    out = cfx.explain(clf, rows, dataset=train, target=1, generator="dice", num_counterfactuals=3)
+    out = cfx.explain(clf, rows, data=train, target=1, generator="dice", num_counterfactuals=3)
     assert len(out) == 3 * len(rows) and list(out.index.get_level_values("cf")[:3]) == [0, 1, 2]
     assert out["valid"].all() and not out["duplicate"].any()
     for _, members in out.groupby(level="id"):
@@ -86,14 +86,18 @@ def test_explain_bad_input_names_the_problem(problem):
         (dict(rows=rows.values), TypeError, "rows must be a pandas DataFrame"),
         (dict(generator="dicee"), ValueError, "generator: unknown generator 'dicee'.*did you mean 'dice'"),
         (dict(lamda=1.0), ValueError, r"unknown option\(s\) \['lamda'\]"),
-        (dict(model="a model"), TypeError, "model must be a cfx.Classifier"),
-        (dict(dataset=D.load("moons", n=20)), ValueError, "dataset: 'moons' has no fitted encoder"),
+        (dict(classifier="a model"), TypeError, "classifier must be a cfx.Classifier"),
+        (dict(data=D.load("moons", n=20)), ValueError, "data: 'moons' has no fitted encoder"),
         (dict(search_threshold=1.5), ValueError, "search_threshold"),
     ]
     for change, error, match in cases:
-        args = dict(model=clf, rows=rows, dataset=train, target=1) | change
+        args = dict(classifier=clf, rows=rows, data=train, target=1) | change
         with pytest.raises(error, match=match):
-            cfx.explain(args.pop("model"), args.pop("rows"), **args)
+            cfx.explain(args.pop("classifier"), args.pop("rows"), **args)
+    # the old name dataset= works one more release, with a warning
+    with pytest.warns(DeprecationWarning, match=r"dataset=\) is deprecated.*use data="), \
+            pytest.raises(ValueError, match="data: 'moons' has no fitted encoder"):
+        cfx.explain(clf, rows, dataset=D.load("moons", n=20), target=1)
 
 
 def test_sparsify_reverts_unneeded_changes_and_keeps_sets_apart():

@@ -59,7 +59,7 @@ def test_rows_come_back_as_held(problem):
     names = ["age", "income", "colour", "owner"]
     rows = low(by_age, train, df).copy()
     rows.loc[rows.index[0], "income"] = 39521.15
-    out = cfx.explain(by_age, rows, dataset=train, target=1)
+    out = cfx.explain(by_age, rows, data=train, target=1)
     assert out["valid"].all() and (out["changed"] == ("age",)).all()
     assert out["age"].dtype == np.int64 and (out["age"].to_numpy() > rows["age"].to_numpy()).all()
     # unchanged cells are the rows' own values, bit for bit, in the rows' dtypes
@@ -69,16 +69,16 @@ def test_rows_come_back_as_held(problem):
     # valid and p_target are judged on the returned raw row, re-encoded
     np.testing.assert_allclose(out["p_target"], p_one(by_age, train, out[names]), rtol=1e-6)
     # a changed continuous value is rounded to the column's precision (2 decimals)
-    out = cfx.explain(by_income, low(by_income, train, df), dataset=train, target=1)
+    out = cfx.explain(by_income, low(by_income, train, df), data=train, target=1)
     assert out["valid"].all() and (out["changed"] == ("income",)).all()
     np.testing.assert_array_equal(out["income"].to_numpy(), out["income"].round(2).to_numpy())
     # one row as a Series (its name is the id) or a dict (id 0)
     row = rows.iloc[1]
-    one = cfx.explain(by_age, row, dataset=train, target=1)
+    one = cfx.explain(by_age, row, data=train, target=1)
     assert list(one.index) == [(rows.index[1], 0)]
-    full = cfx.explain(by_age, rows, dataset=train, target=1)
+    full = cfx.explain(by_age, rows, data=train, target=1)
     assert one[names].iloc[0].equals(full[names].iloc[1])
-    as_dict = cfx.explain(by_age, row.to_dict(), dataset=train, target=1)
+    as_dict = cfx.explain(by_age, row.to_dict(), data=train, target=1)
     assert list(as_dict.index) == [(0, 0)] and as_dict[names].iloc[0].equals(full[names].iloc[1])
 
 
@@ -86,16 +86,16 @@ def test_per_call_constraints(problem):
     df, train, _, _, both = problem
     rows = low(both, train, df)
     schema = train.schema
-    fixed = cfx.explain(both, rows, dataset=train, target=1, features_to_vary=["income"])
+    fixed = cfx.explain(both, rows, data=train, target=1, features_to_vary=["income"])
     assert (fixed["changed"] == ("income",)).all() and fixed["valid"].all()
-    frozen = cfx.explain(both, rows, dataset=train, target=1, immutable=["income"])
+    frozen = cfx.explain(both, rows, data=train, target=1, immutable=["income"])
     assert (frozen["changed"] == ("age",)).all()
-    down = cfx.explain(both, rows, dataset=train, target=1, decrease_only=["age"])
+    down = cfx.explain(both, rows, data=train, target=1, decrease_only=["age"])
     assert (down["age"].to_numpy() <= rows["age"].to_numpy()).all()
     lo, hi = int(train.to_frame()["age"].min()), int(rows["age"].max()) + 3
-    ranged = cfx.explain(both, rows, dataset=train, target=1, permitted_range={"age": (lo, hi)})
+    ranged = cfx.explain(both, rows, data=train, target=1, permitted_range={"age": (lo, hi)})
     assert ranged["age"].between(lo, hi).all()
-    only = cfx.explain(both, rows, dataset=train, target=1, sparse=False,
+    only = cfx.explain(both, rows, data=train, target=1, sparse=False,
                        permitted_range={"colour": ["red", "green", "blue"], "owner": list(rows["owner"].unique())})
     assert only["colour"].isin(["red", "green", "blue"]).all()
     assert train.schema == schema  # nothing rebuilt
@@ -111,7 +111,7 @@ def test_per_call_constraints(problem):
     ]
     for change, match in cases:
         with pytest.raises(ValueError, match=match):
-            cfx.explain(both, rows, dataset=train, target=1, **change)
+            cfx.explain(both, rows, data=train, target=1, **change)
 
 
 def test_rows_already_at_the_target_are_flagged(problem):
@@ -120,11 +120,11 @@ def test_rows_already_at_the_target_are_flagged(problem):
     already = p_one(by_age, train, feats) >= 0.5
     assert 0 < already.sum() < len(feats)
     with pytest.warns(UserWarning, match=rf"{already.sum()} of 10 rows are already predicted as the target"):
-        out = cfx.explain(by_age, feats, dataset=train, target=1)
+        out = cfx.explain(by_age, feats, data=train, target=1)
     np.testing.assert_array_equal(out["already_target"].to_numpy(), already)
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        cfx.explain(by_age, feats[~already], dataset=train, target=1)  # none: no warning
+        cfx.explain(by_age, feats[~already], data=train, target=1)  # none: no warning
 
 
 def test_a_yes_no_label_takes_positive():
@@ -141,9 +141,9 @@ def test_permitted_levels_steer_the_search(problem):
     w = jnp.zeros((6, 2)).at[:, 1].set(jnp.array([0, 0, 3.0, 4.0, -2.0, 0]))  # blue, green (best), red
     clf = cfx.Classifier(lambda p, x: x @ p["w"] + p["b"], {"w": w, "b": jnp.array([0.0, -0.5])}, n_features=6)
     rows = df[df["colour"] == "red"].drop(columns="ok").head(3)
-    free = cfx.explain(clf, rows, dataset=train, target=1)
+    free = cfx.explain(clf, rows, data=train, target=1)
     assert (free["colour"] == "green").all() and free["valid"].all()
-    kept = cfx.explain(clf, rows, dataset=train, target=1, permitted_range={"colour": ["red", "blue"]})
+    kept = cfx.explain(clf, rows, data=train, target=1, permitted_range={"colour": ["red", "blue"]})
     assert (kept["colour"] == "blue").all() and kept["valid"].all() and kept["colour"].dtype == COLOURS
 
 
@@ -162,5 +162,5 @@ def test_a_multiclass_label_takes_classes():
     train, _ = D.train_test(data, seed=0)
     clf = cfx.models.fit(train, "linear", epochs=40, seed=0)
     rows = frame[data.y == 0].head(3)
-    out = cfx.explain(clf, rows, dataset=train, target=2)
+    out = cfx.explain(clf, rows, data=train, target=2)
     assert out["valid"].all() and (out["score"] > rows["score"].to_numpy()).all()

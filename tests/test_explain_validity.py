@@ -76,8 +76,8 @@ def test_explain_reports_a_status_per_counterfactual(problem):
     train, clf, rows = problem
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        out = cfx.explain(clf, rows, dataset=train, target=1, max_steps=200)
-        before = cfx.explain(clf, rows, dataset=train, target=1, max_steps=200, restarts=False)
+        out = cfx.explain(clf, rows, data=train, target=1, max_steps=200)
+        before = cfx.explain(clf, rows, data=train, target=1, max_steps=200, restarts=False)
     assert out["valid"].all()
     assert list(out["status"]) == ["restarted", "restarted", "found"]
     assert (out["reason"] == "").all()
@@ -92,7 +92,7 @@ def test_explain_reports_a_status_per_counterfactual(problem):
 def test_explain_says_when_constraints_leave_nothing(problem):
     train, clf, rows = problem
     with pytest.warns(UserWarning, match="2 of 3 rows have no valid counterfactual"):
-        out = cfx.explain(clf, rows, dataset=train, target=1, max_steps=200, immutable=["b"])
+        out = cfx.explain(clf, rows, data=train, target=1, max_steps=200, immutable=["b"])
     assert list(out["status"]) == ["not_found", "not_found", "found"]
     assert "no training row stays valid" in out["reason"].iloc[0]
 
@@ -102,5 +102,5 @@ def test_explain_says_when_the_model_never_predicts_the_target(problem):
     train, _, rows = problem
     never = cfx.Classifier(lambda p, z: jnp.stack([z[..., 0] * 0 + p["b"], z[..., 0] * 0 - p["b"]], -1),
                            {"b": jnp.float32(3.0)}, n_features=2)
-    out = cfx.explain(never, rows.head(1), dataset=train, target=1, max_steps=20)
+    out = cfx.explain(never, rows.head(1), data=train, target=1, max_steps=20)
     assert list(out["status"]) == ["not_found"] and "for none of the training rows" in out["reason"].iloc[0]

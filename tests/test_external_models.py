@@ -161,7 +161,7 @@ def test_explain_on_a_black_box():
     forest = RandomForestClassifier(20, max_depth=5, random_state=0).fit(np.asarray(train.X), np.asarray(train.y))
     clf = cfx.models.from_predict_proba(forest.predict_proba, train.X.shape[1], 2)
     rows = train.to_frame()[np.asarray(train.y) == 0].head(5)
-    out = cfx.explain(clf, rows, dataset=train, generator="growing_spheres", target=1, max_steps=50)
+    out = cfx.explain(clf, rows, data=train, generator="growing_spheres", target=1, max_steps=50)
     assert out["valid"].all()
     encoded = train.encoder.encode(out[list(rows.columns.drop("approved", errors="ignore"))])
     assert (forest.predict(encoded) == 1).all()  # re-encoded raw rows are valid for the host model too

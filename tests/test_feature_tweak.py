@@ -129,7 +129,7 @@ def test_feature_tweak_through_explain(monkeypatch):
         return cfx.search.generate(*args, **kwargs)
 
     monkeypatch.setattr(module, "generate", spy)
-    out = cfx.explain(cfx.models.from_sklearn(forest), rows, dataset=train, generator=FeatureTweak(), target=1)
+    out = cfx.explain(cfx.models.from_sklearn(forest), rows, data=train, generator=FeatureTweak(), target=1)
     assert thresholds == [0.5]  # exact: searched at τ, not at explain's search threshold (0.75)
     assert out["valid"].all() and (out["outcome"] == "converged").all()
     assert (out["age"].to_numpy() == rows["age"].to_numpy()).all()  # immutable by name
@@ -146,7 +146,7 @@ def test_feature_tweak_switches_a_one_hot_level():
     train, _ = cfx.data.train_test(cfx.data.from_frame(frame, "approved", categorical=["job"]), seed=0)
     stump = DecisionTreeClassifier(max_depth=1).fit(np.asarray(train.X), np.asarray(train.y))  # job_c <= 0.5 ?
     rows = train.to_frame()[stump.predict(np.asarray(train.X)) == 0].head(6)
-    out = cfx.explain(cfx.models.from_sklearn(stump), rows, dataset=train, generator=FeatureTweak(), target=1)
+    out = cfx.explain(cfx.models.from_sklearn(stump), rows, data=train, generator=FeatureTweak(), target=1)
     assert out["valid"].all() and (out["job"] == "c").all()
 
 

@@ -173,7 +173,7 @@ train, test = cfx.data.train_test(data, seed=0)
 clf = cfx.models.fit(train, epochs=20, seed=0)
 rows = frame.loc[test.ids][np.asarray(clf.predict(test.X)) == 0].head(8)
 for generator, k in (("generic", 1), ("dice", 3)):
-    cfx.explain(clf, rows, dataset=train, generator=generator, num_counterfactuals=k, target=1).to_csv(
+    cfx.explain(clf, rows, data=train, generator=generator, num_counterfactuals=k, target=1).to_csv(
         f"{sys.argv[1]}/{generator}.csv")
 """
 
