@@ -16,7 +16,7 @@ class _E:
 def test_register_get_replace_names_describe():
     r = Registry("widget", {"b": 2}, aliases={"Bee": "b"}, describe=lambda e: f"value {e}")
     assert r.register("A", 1) == 1 and r.get("a") == 1 and r["A"] == 1 and "a" in r and "BEE" in r
-    assert r.get("bee") == 2 and r.get("nope", None) is None
+    assert r.get("bee") == 2 and r.get("nope", None) is None and r.get(None, 0) == 0  # dict.get's default
     with pytest.raises(ValueError, match="widget named 'a' is already registered; pass replace=True"):
         r.register("a", 3)
     r.replace("a", 3)
