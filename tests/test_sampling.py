@@ -6,6 +6,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+import compile_counts
 from cfx import sampling
 from cfx.classifier import Classifier
 
@@ -78,7 +79,7 @@ def test_replay_buffer_capacity_reinit_and_update():
 def test_conditional_samples_shape_energy_and_single_compilation():
     clf = linear_classifier()
     X = np.random.default_rng(0).normal(size=(100, 2)).astype(np.float32)
-    before = sampling._TRACES["conditional_samples"]
+    before = compile_counts.traces("_conditional_samples")
     S = sampling.conditional_samples(clf, X, key=jax.random.key(0), n_chains=10, steps=300, keep=4)
     assert S.shape == (2, 4, 2) and bool(jnp.all(jnp.isfinite(S)))
     lo, hi = sampling.bounds(X)
@@ -89,6 +90,6 @@ def test_conditional_samples_shape_energy_and_single_compilation():
     S2 = sampling.conditional_samples(clf.replace(2.0 * clf.params), X, key=jax.random.key(0),
                                       n_chains=10, steps=300, keep=4)
     assert S2.shape == S.shape
-    assert sampling._TRACES["conditional_samples"] - before == 1
+    assert compile_counts.traces("_conditional_samples") - before == 1
     S3 = sampling.conditional_samples(clf, X, key=jax.random.key(0), n_chains=10, steps=300, keep=4)
     np.testing.assert_array_equal(np.asarray(S), np.asarray(S3))
