@@ -25,12 +25,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from cfx import _reductions as reductions
-from cfx import _validate, losses
-from cfx.search import _checks as checks
-from cfx.search import _convergence as convergence
-from cfx.search import _distributed as distributed
-from cfx.search import _runtime as runtime
+from cfx import _reductions as reductions, _validate, losses
+from cfx.search import _checks as checks, _convergence as convergence, _distributed as distributed, _runtime as runtime
 from cfx.classifier import Classifier
 from cfx.constraints import Constraints, ResolvedConstraints
 from cfx.generators.base import Generator, StepContext
