@@ -33,6 +33,7 @@ from cfx.search import _convergence as convergence
 from cfx import generators as G
 from cfx.classifier import Classifier
 from cfx.data.dataset import Dataset
+from cfx.generators.dice import dice_ml_feature_weights
 from cfx.data.rows import as_frame, call_constraints, raw_counterfactuals
 from cfx.search import OUTCOMES
 from cfx.restarts import bank, reachable, restart
@@ -42,6 +43,16 @@ from cfx.search import generate
 #: DiCE at diversity 0.1 stopping at the first valid step returns near-copies of one
 #: counterfactual; diversity 1.0 for at least 500 steps spreads the K (docs/tabular.md).
 EXPLAIN_DEFAULTS: dict[str, dict[str, Any]] = {"dice": {"diversity": 1.0, "min_steps": 500, "stop": "set"}}
+#: ``generator="dice-ml"``: DiCE as dice-ml's own gradient DiCE runs it (its PyTorch DiverseCF
+#: defaults; Mothilal et al. 2020):
+#: (1/K) Σ_k hinge(f(x'_k)) + (0.5/d') (1/K) Σ_k ||x'_k − x||_w − 1.0 · det(1/(1 + ||x'_i − x'_j||_w)),
+#: ||·||_w dice-ml's inverse-MAD weighted L1 and d' its encoded width
+#: (:func:`cfx.generators.dice.dice_ml_feature_weights`, from the dataset), at least 500 Adam
+#: steps (learning rate 0.05) in dice-ml's search space, every feature min-max scaled to [0, 1]
+#: by the data's bounds, the K stopping together (docs/tabular.md). ``"dice"`` keeps CE.jl's
+#: loss (cross-entropy, 0.1 · L1 summed over K, unweighted L2 kernel) with EXPLAIN_DEFAULTS.
+DICE_ML_DEFAULTS: dict[str, Any] = {"yloss": "hinge", "k_terms": "mean", "diversity_distance": "l1"}
+DICE_PROXIMITY = 0.5  # dice-ml's proximity_weight; explain's DiCE cost is DICE_PROXIMITY / d
 MAX_STEPS = 1000
 #: The search runs to p(target) >= this (or τ if higher), so the counterfactual has room; the
 #: sparsity pass then reverts every change not needed for p >= τ. A search that stops at the first
@@ -80,7 +91,8 @@ def explain(
         column (and the row), before anything compiles.
       data: the training Dataset: its encoder encodes and decodes, its schema constrains,
         and generators that need data (Wachter's MAD, REVISE's VAE, ...) are fitted on it.
-      generator: a registry name (``cfx.generators.describe()``) or a Generator.
+      generator: a registry name (``cfx.generators.describe()``), ``"dice-ml"`` (DiCE with dice-ml's
+        own loss, feature weights and search space: :data:`DICE_ML_DEFAULTS`), or a Generator.
       target: the desired class (an int, or one per row); None: the other class of a binary
         model, any class but the row's prediction for more classes.
       num_counterfactuals: K per row (DiCE: K >= 2).
@@ -242,6 +254,8 @@ def _generator(generator, hyperparams: dict, dataset, clf) -> G.Generator:
         return generator
     if not isinstance(generator, str):
         raise TypeError(f"generator must be a registry name or a cfx.generators.Generator; got {type(generator).__name__}")
+    reference = generator.lower().replace("_", "-") == "dice-ml"  # DiCE as dice-ml runs it (DICE_ML_DEFAULTS)
+    generator = "dice" if reference else generator
     try:
         known = G.hyperparameters(generator)
     except ValueError as err:
@@ -251,8 +265,19 @@ def _generator(generator, hyperparams: dict, dataset, clf) -> G.Generator:
         raise ValueError(f"unknown option(s) {bad} for generator {generator!r}: expected a hyperparameter "
                          f"({sorted(known)}) or a search option {SEARCH_OPTIONS}")
     name = G.ALIASES.get(generator.lower(), generator.lower())
-    hp = {**EXPLAIN_DEFAULTS.get(name, {}), **hyperparams}
-    return G.make(name, data=dataset, classifier=clf, **hp)
+    hp = {**EXPLAIN_DEFAULTS.get(name, {}), **(DICE_ML_DEFAULTS if reference else {}), **hyperparams}
+    dice_ml = reference and not {"cost", "feature_weights", "space"} & set(hyperparams)
+    if dice_ml and getattr(dataset, "encoder", None) is not None:
+        # dice-ml's distance: inverse-MAD weights, the proximity averaged over its d' encoded columns
+        hp["feature_weights"], width = dice_ml_feature_weights(dataset)
+        hp["cost"] = DICE_PROXIMITY / width
+    gen = G.make(name, data=dataset, classifier=clf, **hp)
+    if dice_ml:  # dice-ml's search space: each feature min-max scaled to [0, 1] (Adam's steps are 5 % of a range)
+        lo, hi = np.asarray(dataset.schema.lower, np.float64), np.asarray(dataset.schema.upper, np.float64)
+        dtype = float_dtype()
+        gen = gen.replace(space="standardized", space_mean=jnp.asarray(lo, dtype),
+                          space_scale=jnp.asarray(np.where(hi > lo, hi - lo, 1.0), dtype))
+    return gen
 
 
 # ----------------------------------------------------------------------------- compiled passes
@@ -348,4 +373,4 @@ def _duplicates(cfs: pd.DataFrame, n: int, K: int) -> np.ndarray:
     return keyed.duplicated(keep="first").to_numpy()
 
 
-__all__ = ["explain", "sparsify", "EXPLAIN_DEFAULTS"]
+__all__ = ["explain", "sparsify", "EXPLAIN_DEFAULTS", "DICE_ML_DEFAULTS"]

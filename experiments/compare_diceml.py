@@ -21,7 +21,9 @@ column given ``permitted_range`` [its value, max] per factual. Every method's co
   s / factual       wall seconds per factual (cfx: a warm call; dice-ml: its loop over factuals)
 
     python experiments/compare_diceml.py --sets adult german --factuals 50
-Writes OUT/compare.json (atomically) and prints a table.
+    python experiments/compare_diceml.py --sets adult german --methods random genetic gradient --first 10 --reuse
+Methods: dice-ml's ``random``, ``genetic`` and ``gradient`` (DiCE's own loss, dice-ml's PyTorch
+implementation; needs torch in that environment). Writes OUT/compare.json (atomically) and prints a table.
 """
 
 from __future__ import annotations
@@ -135,6 +137,9 @@ def main(argv=None):
                     help="also cfx's DiCE at these diversity weights (explain's default: 1.0)")
     ap.add_argument("--reuse", action="store_true", help="score dice-ml's saved outputs in OUT instead of running it")
     ap.add_argument("--timeout", type=int, default=3600, help="seconds per dice-ml method and data set")
+    ap.add_argument("--first", type=int, default=None,
+                    help="score every method on the first N of the factuals only (dice-ml's gradient method is slow); "
+                         "writes compare_firstN.json")
     ap.add_argument("--seed", type=int, default=0,
                     help="model seed (explain_validity's cache), factual draw, cfx key and dice-ml's seed")
     args = ap.parse_args(argv)
@@ -148,17 +153,19 @@ def main(argv=None):
         rows = test.subset(pick).to_frame()[list(train.encoder.feature_names)]
         folder = os.path.join(args.out, name)
         export(folder, train, clf, rows)
+        rows = rows.iloc[:args.first]  # the files keep all F: the runner takes --first too
         cell = {}
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            variants = [("cfx dice", {}), ("cfx dice, no restarts", {"restarts": False})]
+            variants = [("cfx dice", {}), ("cfx dice, no restarts", {"restarts": False}),
+                        ("cfx dice-ml", {"generator": "dice-ml"}),
+                        ("cfx dice-ml, no restarts", {"generator": "dice-ml", "restarts": False})]
             variants += [(f"cfx dice, diversity {w:g}", {"diversity": w}) for w in args.diversity]
             for label, opts in variants:
-                cfx.explain(clf, rows, data=train, target=1, generator="dice", num_counterfactuals=K, seed=args.seed,
-                            **opts)
+                opts = {"generator": "dice", **opts}
+                cfx.explain(clf, rows, data=train, target=1, num_counterfactuals=K, seed=args.seed, **opts)
                 began = time.perf_counter()
-                frame = cfx.explain(clf, rows, data=train, target=1, generator="dice", num_counterfactuals=K, seed=args.seed,
-                            **opts)
+                frame = cfx.explain(clf, rows, data=train, target=1, num_counterfactuals=K, seed=args.seed, **opts)
                 seconds = time.perf_counter() - began
                 out = frame[list(train.encoder.feature_names)].reset_index(level="cf", drop=True).reset_index()
                 cell[label] = score(train, clf, rows, out, seconds)
@@ -167,6 +174,7 @@ def main(argv=None):
             began = time.perf_counter()
             saved = os.path.exists(os.path.join(folder, f"diceml_{method}.json"))
             command = [args.python, runner, folder, "--method", method, "--k", str(K), "--seed", str(args.seed)]
+            command += ["--first", str(args.first)] if args.first else []
             proc = (subprocess.CompletedProcess(command, 0) if args.reuse and saved else
                     subprocess.run(command, capture_output=True, text=True, timeout=args.timeout))
             if proc.returncode:
@@ -174,6 +182,7 @@ def main(argv=None):
                 raise SystemExit(f"{method} on {name} failed")
             info = json.load(open(os.path.join(folder, f"diceml_{method}.json")))
             cfs = pd.read_csv(os.path.join(folder, f"diceml_{method}.csv"))
+            cfs = cfs[cfs["id"].isin(rows.index)]  # --first: the files hold every factual's
             cfs = pd.concat([cfs[["id"]], as_raw(cfs.drop(columns="id"), rows, train.encoder)], axis=1)
             cell[f"dice-ml {method}"] = score(train, clf, rows, cfs, float(np.sum(info["seconds"])))
             cell[f"dice-ml {method}"]["failed"] = len(info["failed"])
@@ -183,7 +192,7 @@ def main(argv=None):
     os.makedirs(args.out, exist_ok=True)
     with tempfile.NamedTemporaryFile("w", dir=args.out, delete=False) as fh:
         json.dump(results, fh, indent=2)
-    os.replace(fh.name, os.path.join(args.out, "compare.json"))
+    os.replace(fh.name, os.path.join(args.out, f"compare_first{args.first}.json" if args.first else "compare.json"))
     table = pd.DataFrame([{"set": s, "method": m, **v} for s, cell in results.items() for m, v in cell.items()
                           if isinstance(v, dict)])
     pd.set_option("display.width", 220)
