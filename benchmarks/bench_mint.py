@@ -12,7 +12,6 @@ graph. Each generator is compiled once, then the runs are interleaved and the be
 from __future__ import annotations
 
 import argparse
-import time
 
 import jax
 import jax.numpy as jnp
@@ -21,6 +20,8 @@ import numpy as np
 import cfx
 from cfx.causal import linear_scm
 from cfx.generators import MINT, Generic
+
+from _timing import best_of
 
 
 def mlp(d: int, seed: int = 0) -> cfx.Classifier:
@@ -56,14 +57,7 @@ def main():
     run = {name: (lambda g=g: cfx.generate(g, clf, x, target, key=jax.random.key(0), max_steps=args.steps,
                                            convergence="max_steps").counterfactuals.block_until_ready())
            for name, g in gens.items()}
-    for fn in run.values():
-        fn()  # compile
-    best = {name: np.inf for name in run}
-    for _ in range(args.repeats):
-        for name, fn in run.items():
-            start = time.perf_counter()
-            fn()
-            best[name] = min(best[name], time.perf_counter() - start)
+    best = best_of(run, args.repeats)
     print(f"n={args.n} d={d} steps={args.steps}, best of {args.repeats} (shared machine)")
     for name, t in best.items():
         print(f"{name:12s} {t:.3f} s  {1e6 * t / (args.n * args.steps):.2f} µs per factual-step  "

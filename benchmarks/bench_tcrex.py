@@ -21,6 +21,7 @@ import numpy as np
 import cfx
 from cfx.generators import Generic, TCREx
 
+from _timing import best_of
 from bench_mint import mlp
 
 
@@ -46,14 +47,7 @@ def main():
     run = {name: (lambda g=g, s=s: cfx.generate(g, clf, x, target, key=jax.random.key(0), max_steps=s,
                                                  convergence="max_steps").counterfactuals.block_until_ready())
            for name, (g, s) in gens.items()}
-    for fn in run.values():
-        fn()  # compile
-    best = {name: np.inf for name in run}
-    for _ in range(args.repeats):
-        for name, fn in run.items():
-            start = time.perf_counter()
-            fn()
-            best[name] = min(best[name], time.perf_counter() - start)
+    best = best_of(run, args.repeats)
     per_step = {name: best[name] / (args.n * gens[name][1]) for name in best}
     print(f"n={args.n} d={args.d} rows={args.rows} (fit {fit_s:.2f} s host, up to {m} rules per class), "
           f"generic steps={args.steps}, best of {args.repeats} (shared machine)")
