@@ -50,7 +50,7 @@ def test_implausibility_ssim_metric_on_images_and_nan_elsewhere(linear_classifie
     clf = cfx.Classifier(lambda p, x: x @ p, jnp.asarray(rng.normal(size=(64, 2)), jnp.float32), n_features=64)
     res = _result(data.X[3:6], data.X[:3][:, None, :], data.y[:3])  # x' = training images of the target class
     out = cfx.evaluate(res, clf, data=data, n_neighbors=1, metrics=["implausibility_ssim"])
-    np.testing.assert_allclose(out["per_factual"]["implausibility_ssim"], 0.0, atol=1e-6)
+    np.testing.assert_allclose(out["per_counterfactual"]["implausibility_ssim"], 0.0, atol=1e-6)
     # tabular-like data (no [-1, 1] pixel box): NaN, not a made-up image
     moons = cfx.data.load("moons", n=50, seed=0)
     res2 = _result(moons.X[:2], moons.X[:2, None], moons.y[:2])

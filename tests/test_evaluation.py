@@ -53,10 +53,20 @@ def dataset(X, y, schema=None) -> Dataset:
 CLF = linear([1.0, 1.0, 0.0], -1.0)
 
 
+def test_per_factual_is_a_deprecated_alias_of_per_counterfactual():
+    out = evaluate(make_result(np.zeros((2, 3)), np.ones((2, 3)), 1), CLF)
+    assert out["per_counterfactual"]["l1"].shape == (2, 1)
+    with pytest.warns(DeprecationWarning, match="per_counterfactual"):
+        old = out["per_factual"]
+    assert old is out["per_counterfactual"]
+    with pytest.warns(DeprecationWarning):
+        assert out.get("per_factual") is old
+
+
 def test_distances_closed_form():
     x = np.zeros((1, 4))
     cf = np.array([[1.0, -2.0, 0.0, 2e-6]])  # the last change is below the 1e-5 tolerance
-    pf = evaluate(make_result(x, cf, 1), linear([1, 1, 0, 0], -1.0))["per_factual"]
+    pf = evaluate(make_result(x, cf, 1), linear([1, 1, 0, 0], -1.0))["per_counterfactual"]
     assert pf["l0"][0, 0] == 2
     np.testing.assert_allclose(pf["l1"][0, 0], 3.0, atol=1e-5)
     np.testing.assert_allclose(pf["l2"][0, 0], np.sqrt(5.0), rtol=1e-6)  # true L2, not 5
@@ -77,12 +87,12 @@ def test_redundancy_carla_by_hand():
         ]
     )
     out = evaluate(make_result(x, cf, 1), CLF)
-    got = out["per_factual"]["redundancy_carla"][:, 0]
+    got = out["per_counterfactual"]["redundancy_carla"][:, 0]
     np.testing.assert_array_equal(got[:4], [3, 0, 1, 1])
     assert np.isnan(got[4])
     np.testing.assert_allclose(out["mean"]["redundancy_carla"], 5 / 4)  # NaN-aware mean
     # CE.jl redundancy counts unchanged features regardless of validity
-    np.testing.assert_allclose(out["per_factual"]["redundancy"][:, 0], [0, 1 / 3, 1 / 3, 1 / 3, 2 / 3], atol=1e-6)
+    np.testing.assert_allclose(out["per_counterfactual"]["redundancy"][:, 0], [0, 1 / 3, 1 / 3, 1 / 3, 2 / 3], atol=1e-6)
 
 
 def test_validity_uses_classifier_and_threshold():
@@ -90,20 +100,20 @@ def test_validity_uses_classifier_and_threshold():
     cf = np.array([[0.6, 0.6, 0.0], [2.0, 0.0, 0.0], [0.0, 0.0, 0.0]])  # logits 0.2, 1, -1
     p = 1 / (1 + np.exp(-np.array([0.2, 1.0, -1.0])))
     res = make_result(x, cf, 1, threshold=0.5)
-    pf = evaluate(res, CLF)["per_factual"]
+    pf = evaluate(res, CLF)["per_counterfactual"]
     np.testing.assert_allclose(pf["target_prob"][:, 0], p, rtol=1e-6)
     np.testing.assert_array_equal(pf["validity"][:, 0], [1, 1, 0])
     np.testing.assert_array_equal(pf["label_validity"][:, 0], [1, 1, 0])
     # tau = 0.6 > p = 0.55: no longer valid, though the label still is the target
     out = evaluate(dataclasses.replace(res, threshold=0.6), CLF)
-    np.testing.assert_array_equal(out["per_factual"]["validity"][:, 0], [0, 1, 0])
-    np.testing.assert_array_equal(out["per_factual"]["label_validity"][:, 0], [1, 1, 0])
+    np.testing.assert_array_equal(out["per_counterfactual"]["validity"][:, 0], [0, 1, 0])
+    np.testing.assert_array_equal(out["per_counterfactual"]["label_validity"][:, 0], [1, 1, 0])
     assert out["mean"]["threshold"] == 0.6
     # the same result under a new model (flipped sign): validity is re-evaluated
     flipped = CLF.replace(jax_tree_neg(CLF.params))
-    np.testing.assert_array_equal(evaluate(res, flipped)["per_factual"]["validity"][:, 0], [0, 0, 1])
+    np.testing.assert_array_equal(evaluate(res, flipped)["per_counterfactual"]["validity"][:, 0], [0, 0, 1])
     # target 0 is judged against p(0|x')
-    pf0 = evaluate(make_result(x, cf, 0), CLF)["per_factual"]
+    pf0 = evaluate(make_result(x, cf, 0), CLF)["per_counterfactual"]
     np.testing.assert_allclose(pf0["target_prob"][:, 0], 1 - p, rtol=1e-5)
 
 
@@ -145,7 +155,7 @@ def random_problem():
 @pytest.mark.parametrize("k", [100, 250])  # 250 > class sizes: all points of the class are used
 def test_implausibility_matches_brute_force(random_problem, k):
     data, res = random_problem
-    got = evaluate(res, CLF, data, n_neighbors=k)["per_factual"]["implausibility"]
+    got = evaluate(res, CLF, data, n_neighbors=k)["per_counterfactual"]["implausibility"]
     cf = np.asarray(res.counterfactuals).reshape(-1, 3)
     t = np.repeat(np.asarray(res.target), 2)
     want = brute_force_implausibility(cf, t, data.X, data.y, k)
@@ -154,11 +164,11 @@ def test_implausibility_matches_brute_force(random_problem, k):
 
 def test_chunked_equals_unchunked(random_problem, monkeypatch):
     data, res = random_problem
-    full = evaluate(res, CLF, data)["per_factual"]
+    full = evaluate(res, CLF, data)["per_counterfactual"]
     monkeypatch.setattr(batching, "CHUNK_ELEMENTS", 700)  # 1-2 queries per chunk, with a remainder
     monkeypatch.setattr(batching, "MODEL_ROWS", 9)  # 2 counterfactuals (x 4 rows) per chunk
     assert batching.chunk_size(12, 300) == 2 and batching.chunk_size(12, 12, 4) == 2
-    chunked = evaluate(res, CLF, data)["per_factual"]
+    chunked = evaluate(res, CLF, data)["per_counterfactual"]
     for name in full:
         np.testing.assert_allclose(chunked[name], full[name], rtol=1e-6, err_msg=name)
 
@@ -173,17 +183,17 @@ def test_ynn_and_implausibility_on_a_line():
     out = evaluate(res, clf, data, n_neighbors=2)
     # 5-NN of 7: {7,6,8,5,9} all predicted 1; of 4.6: {5,4,6,3,7} -> 3 of 5 predicted 1;
     # of 0.2: {0..4} all predicted 0; target 0 at 4.6: 2 of 5.
-    np.testing.assert_allclose(out["per_factual"]["ynn"][:, 0], [1.0, 0.6, 0.0, 0.4], atol=1e-6)
+    np.testing.assert_allclose(out["per_counterfactual"]["ynn"][:, 0], [1.0, 0.6, 0.0, 0.4], atol=1e-6)
     np.testing.assert_allclose(out["mean"]["ynn"], 2.0 / 4, atol=1e-6)
     # implausibility: 2 nearest points with *true* label 1 (x0 in 0..4)
-    np.testing.assert_allclose(out["per_factual"]["implausibility"][:, 0], [3.5, 1.1, 0.5, 0.9], atol=1e-5)
+    np.testing.assert_allclose(out["per_counterfactual"]["implausibility"][:, 0], [3.5, 1.1, 0.5, 0.9], atol=1e-5)
 
 
 def test_implausibility_nan_without_target_class_points():
     X = np.arange(8.0).reshape(4, 2)
     data = dataset(X, [0, 0, 0, 0])
     out = evaluate(make_result(np.zeros((1, 2)), [[1.0, 1.0]], 1), linear([1.0, 1.0], 0.0), data)
-    assert np.isnan(out["per_factual"]["implausibility"][0, 0])
+    assert np.isnan(out["per_counterfactual"]["implausibility"][0, 0])
     assert np.isnan(out["mean"]["implausibility"]) and np.isnan(out["sd"]["implausibility"])
 
 
@@ -207,7 +217,7 @@ def test_violations_each_kind():
         ]
     )
     clf = linear(np.ones(7), 0.0)
-    pf = evaluate(make_result(x, cf, 1), clf, constraints=VIOLATION_CONSTRAINTS)["per_factual"]
+    pf = evaluate(make_result(x, cf, 1), clf, constraints=VIOLATION_CONSTRAINTS)["per_counterfactual"]
     col = lambda name: pf[name][:, 0]  # noqa: E731
     np.testing.assert_array_equal(col("immutable_changed"), [0, 1, 0, 0, 0])
     np.testing.assert_array_equal(col("monotone_violated"), [0, 2, 0, 0, 0])
@@ -226,10 +236,10 @@ def test_violation_constraints_come_from_the_schema_or_nowhere():
     c = VIOLATION_CONSTRAINTS
     schema = FeatureSchema(tuple("abcdefg"), tuple(c.mutability), tuple(c.lower), tuple(c.upper), c.categorical_groups)
     data = dataset(np.tile(x, (4, 1)), [0, 1, 0, 1], schema)
-    assert evaluate(res, clf, data)["per_factual"]["immutable_changed"][0, 0] == 1
-    assert evaluate(res, clf)["per_factual"]["violations"][0, 0] == 0  # no constraints at all
+    assert evaluate(res, clf, data)["per_counterfactual"]["immutable_changed"][0, 0] == 1
+    assert evaluate(res, clf)["per_counterfactual"]["violations"][0, 0] == 0  # no constraints at all
     resolved = c.resolve(7)
-    assert evaluate(res, clf, constraints=resolved)["per_factual"]["violations"][0, 0] == 1
+    assert evaluate(res, clf, constraints=resolved)["per_counterfactual"]["violations"][0, 0] == 1
 
 
 def test_mad_weighting():
@@ -237,9 +247,9 @@ def test_mad_weighting():
     X = np.stack([np.arange(5.0), 2 * np.arange(5.0), np.full(5, 3.0)], axis=1)
     data = dataset(X, [0, 1, 0, 1, 0])
     res = make_result(np.zeros((2, 3)), [[1.0, 1.0, 1.0], [-2.0, 4.0, 0.0]], 1)
-    pf = evaluate(res, CLF, data)["per_factual"]
+    pf = evaluate(res, CLF, data)["per_counterfactual"]
     np.testing.assert_allclose(pf["mad_l1"][:, 0], [1 + 0.5 + 1, 2 + 2 + 0], rtol=1e-6)
-    assert "mad_l1" not in evaluate(res, CLF)["per_factual"]  # needs data
+    assert "mad_l1" not in evaluate(res, CLF)["per_counterfactual"]  # needs data
 
 
 def test_shapes_aggregates_runtime_and_listing(random_problem):
@@ -247,21 +257,21 @@ def test_shapes_aggregates_runtime_and_listing(random_problem):
     res = dataclasses.replace(res, runtime_s=1.2, compile_s=3.0)
     out = evaluate(res, CLF, data)
     n, K = 6, 2
-    assert set(out) == {"per_factual", "mean", "sd"}
-    assert set(out["per_factual"]) <= set(list_metrics())
+    assert set(out) == {"per_counterfactual", "mean", "sd"}
+    assert set(out["per_counterfactual"]) <= set(list_metrics())
     assert set(out["mean"]) <= set(list_metrics())
-    for name, v in out["per_factual"].items():
+    for name, v in out["per_counterfactual"].items():
         assert v.shape == (n, K), name
         np.testing.assert_allclose(out["mean"][name], np.nanmean(v), rtol=1e-6, err_msg=name)
         if evaluation.registry.get_metric(name).level == "set":  # one value per set, repeated K times
             v = v[:, 0]
         want_sd = np.nanstd(v, ddof=1) if np.sum(~np.isnan(v)) > 1 else np.nan
         np.testing.assert_allclose(out["sd"][name], want_sd, rtol=1e-6, err_msg=name)
-    np.testing.assert_allclose(out["per_factual"]["runtime_s"], 0.1)
+    np.testing.assert_allclose(out["per_counterfactual"]["runtime_s"], 0.1)
     assert out["mean"]["runtime_total_s"] == 1.2 and out["mean"]["compile_s"] == 3.0
-    assert "compile_s" not in out["per_factual"] and "compile_s" not in out["sd"]
-    np.testing.assert_array_equal(out["per_factual"]["converged"].ravel(), np.arange(12) % 2 == 0)
-    np.testing.assert_array_equal(out["per_factual"]["steps"].ravel(), np.arange(12))
+    assert "compile_s" not in out["per_counterfactual"] and "compile_s" not in out["sd"]
+    np.testing.assert_array_equal(out["per_counterfactual"]["converged"].ravel(), np.arange(12) % 2 == 0)
+    np.testing.assert_array_equal(out["per_counterfactual"]["steps"].ravel(), np.arange(12))
 
     table = summary_table(out)
     assert "validity" in table and "implausibility" in table and "±" in table
@@ -310,7 +320,7 @@ def test_end_to_end_with_generate():
         cfx.generators.Generic(), CLF, x, 1, key=jax.random.key(0), constraints=schema.constraints(), num_counterfactuals=2
     )
     out = evaluate(res, CLF, data)
-    pf = out["per_factual"]
+    pf = out["per_counterfactual"]
     assert pf["l1"].shape == (8, 2)
     np.testing.assert_array_equal(pf["violations"], 0)
     np.testing.assert_allclose(pf["target_prob"], np.asarray(res.target_probs), rtol=1e-5)
@@ -354,12 +364,12 @@ def test_a_custom_metric_is_one_register_call(random_problem, registered):
     registered(Metric("l1_squared", l1_squared, description="(sum_j |x'_j - x_j|)^2"))
     assert list_metrics()["l1_squared"] == "(sum_j |x'_j - x_j|)^2"
     out = evaluate(res, CLF, data)
-    np.testing.assert_allclose(out["per_factual"]["l1_squared"], out["per_factual"]["l1"] ** 2, rtol=1e-5)
+    np.testing.assert_allclose(out["per_counterfactual"]["l1_squared"], out["per_counterfactual"]["l1"] ** 2, rtol=1e-5)
     assert "l1_squared" in out["mean"] and "l1_squared" in out["sd"]
     # only what is asked for is computed (and traced)
     n_traces = len(traces)
     only = evaluate(res, CLF, data, metrics=["l1_squared", "validity"])
-    assert set(only["per_factual"]) == {"validity", "l1_squared"} and set(only["mean"]) == {"validity", "l1_squared"}
+    assert set(only["per_counterfactual"]) == {"validity", "l1_squared"} and set(only["mean"]) == {"validity", "l1_squared"}
     assert len(traces) == n_traces  # same shapes, same context structure: no retrace
     with pytest.raises(ValueError, match="unknown metric 'nope'"):
         evaluate(res, CLF, metrics=["nope"])
@@ -377,7 +387,7 @@ def test_a_custom_family_is_computed_in_one_pass(random_problem):
     names = {"delta_mean": "mean_j (x'_j - x_j)", "delta_max": "max_j (x'_j - x_j)"}
     try:
         evaluation.register_family(moments, names, group="moments")
-        pf = evaluate(res, CLF, metrics=list(names))["per_factual"]
+        pf = evaluate(res, CLF, metrics=list(names))["per_counterfactual"]
         assert len(traces) == 1  # one traced call serves both
         delta = np.asarray(res.counterfactuals) - np.asarray(res.factuals)[:, None, :]
         np.testing.assert_allclose(pf["delta_mean"], delta.mean(-1), rtol=1e-5, atol=1e-6)
@@ -404,10 +414,10 @@ def test_set_and_result_level_metrics(random_problem, registered):
     out = evaluate(res, CLF, metrics=["spread", "n_rows"])
     cfs = np.asarray(res.counterfactuals)
     want = np.linalg.norm(cfs - cfs.mean(axis=1, keepdims=True), axis=-1).mean(axis=1)  # (n,)
-    assert out["per_factual"]["spread"].shape == (6, 2)
-    np.testing.assert_allclose(out["per_factual"]["spread"], np.repeat(want[:, None], 2, axis=1), rtol=1e-5)
+    assert out["per_counterfactual"]["spread"].shape == (6, 2)
+    np.testing.assert_allclose(out["per_counterfactual"]["spread"], np.repeat(want[:, None], 2, axis=1), rtol=1e-5)
     np.testing.assert_allclose(out["sd"]["spread"], np.std(want, ddof=1), rtol=1e-5)  # over the n sets
-    assert out["mean"]["n_rows"] == 6 and "n_rows" not in out["per_factual"] and "n_rows" not in out["sd"]
+    assert out["mean"]["n_rows"] == 6 and "n_rows" not in out["per_counterfactual"] and "n_rows" not in out["sd"]
 
 
 def test_diversity_is_the_mean_pairwise_l1_of_a_set(random_problem):
@@ -415,11 +425,11 @@ def test_diversity_is_the_mean_pairwise_l1_of_a_set(random_problem):
     out = evaluate(res, CLF, metrics=["diversity"])
     cfs = np.asarray(res.counterfactuals)
     want = np.abs(cfs[:, 0] - cfs[:, 1]).sum(-1)  # K = 2: the one pair, counted both ways over 2
-    np.testing.assert_allclose(out["per_factual"]["diversity"][:, 0], want, rtol=1e-5)
+    np.testing.assert_allclose(out["per_counterfactual"]["diversity"][:, 0], want, rtol=1e-5)
     single = evaluate(res.replace(counterfactuals=res.counterfactuals[:, :1], outcome=res.outcome[:, :1],
                                   steps=res.steps[:, :1], target_probs=res.target_probs[:, :1],
                                   losses={k: v[:, :1] for k, v in res.losses.items()}), CLF, metrics=["diversity"])
-    assert np.all(single["per_factual"]["diversity"] == 0.0)
+    assert np.all(single["per_counterfactual"]["diversity"] == 0.0)
 
 
 def test_metric_needing_an_absent_slot_is_skipped(random_problem, registered):
@@ -427,10 +437,10 @@ def test_metric_needing_an_absent_slot_is_skipped(random_problem, registered):
     registered(Metric("q_hat_echo", lambda cf, x, t, ctx: ctx.q_hat, needs=("q_hat",), description="q_hat"))
     out = evaluate(res, CLF, data)
     for name in ("q_hat_echo", "set_size", "unfaithfulness"):  # slots are None until filled
-        assert name not in out["per_factual"] and name not in out["mean"]
+        assert name not in out["per_counterfactual"] and name not in out["mean"]
     assert "mad_l1" not in evaluate(res, CLF, metrics=["mad_l1", "l1"])["mean"]  # needs data
     ctx = evaluation.context(CLF, data, q_hat=0.7)
-    got = evaluate(res, CLF, context=ctx, metrics=["q_hat_echo"])["per_factual"]["q_hat_echo"]
+    got = evaluate(res, CLF, context=ctx, metrics=["q_hat_echo"])["per_counterfactual"]["q_hat_echo"]
     np.testing.assert_allclose(got, 0.7, rtol=1e-6)
 
 
@@ -441,7 +451,7 @@ def test_unfaithfulness_and_set_size_once_their_slots_are_filled():
     samples[1] = [[1, 1, 0], [3, 1, 0]]
     ctx = evaluation.context(CLF, conditional_samples=samples, q_hat=0.9)
     cf = np.array([[2.0, 1.0, 0.0], [0.0, 0.0, 0.0]])  # logits 2 (valid) and -1 (invalid)
-    pf = evaluate(make_result(np.zeros((2, 3)), cf, 1), CLF, context=ctx)["per_factual"]
+    pf = evaluate(make_result(np.zeros((2, 3)), cf, 1), CLF, context=ctx)["per_counterfactual"]
     np.testing.assert_allclose(pf["unfaithfulness"][:, 0], [1.0, (np.sqrt(2) + np.sqrt(10)) / 2], rtol=1e-5)
     p1 = 1 / (1 + np.exp(-2.0))
     membership = 1 / (1 + np.exp(-(0.9 - (1 - np.array([1 - p1, p1]))) / 0.1))
@@ -458,8 +468,8 @@ def test_prebuilt_context_same_numbers_no_recompile(random_problem):
     got = evaluate(res, CLF, context=ctx)
     again = evaluate(dataclasses.replace(res, threshold=0.7), CLF, context=ctx)
     assert (batching.map_metrics._cache_size(), batching.predict_labels._cache_size()) == sizes
-    for name, v in want["per_factual"].items():
-        np.testing.assert_array_equal(got["per_factual"][name], v, err_msg=name)
+    for name, v in want["per_counterfactual"].items():
+        np.testing.assert_array_equal(got["per_counterfactual"][name], v, err_msg=name)
     assert got["mean"].keys() == want["mean"].keys()
     assert again["mean"]["threshold"] == pytest.approx(0.7)
     # a context is per (model, data): not for another model, nor mixed with data=
@@ -476,17 +486,17 @@ def test_untargeted_validity():
     cf = np.array([[0.6, 0.6, 0.0], [2.0, 0.5, 0.0], [0.2, 0.0, 0.0]])  # logits 0.2, 1.5, -0.8
     p1 = 1 / (1 + np.exp(-np.array([0.2, 1.5, -0.8])))
     res = make_result(x, cf, -1)
-    pf = evaluate(res, CLF)["per_factual"]
+    pf = evaluate(res, CLF)["per_counterfactual"]
     np.testing.assert_array_equal(pf["validity"][:, 0], [1, 1, 0])
     np.testing.assert_array_equal(pf["label_validity"][:, 0], [1, 1, 0])
     np.testing.assert_allclose(pf["target_prob"][:, 0], p1, rtol=1e-6)  # largest p of a class != 0
     np.testing.assert_array_equal(pf["redundancy_carla"][:2, 0], [0, 1])  # reverting x1 of row 1 keeps label 1
     assert np.isnan(pf["redundancy_carla"][2, 0])
     # a factual already predicted 1: untargeted success means reaching class 0
-    pf = evaluate(make_result(np.full((1, 3), 2.0), [[0.0, 0.0, 2.0]], -1), CLF)["per_factual"]
+    pf = evaluate(make_result(np.full((1, 3), 2.0), [[0.0, 0.0, 2.0]], -1), CLF)["per_counterfactual"]
     assert pf["validity"][0, 0] == 1 and pf["target_prob"][0, 0] == pytest.approx(1 / (1 + np.exp(-1.0)))
     # threshold applies as in the search: tau 0.6 > p 0.55 -> not valid, label still moved
-    pf = evaluate(make_result(x, cf, -1, threshold=0.6), CLF)["per_factual"]
+    pf = evaluate(make_result(x, cf, -1, threshold=0.6), CLF)["per_counterfactual"]
     np.testing.assert_array_equal(pf["validity"][:, 0], [0, 1, 0])
     with pytest.raises(ValueError, match=r"\[-1, 2\)"):
         evaluate(make_result(x, cf, -2), CLF)
@@ -497,7 +507,7 @@ def test_untargeted_neighbours_use_the_predicted_class():
     X = np.stack([np.arange(10.0), np.zeros(10)], axis=1)
     data = dataset(X, (np.arange(10) < 5).astype(int))
     res = make_result(np.zeros((1, 2)), [[7.0, 0.0]], -1)
-    pf = evaluate(res, linear([1.0, 0.0], -4.5), data, n_neighbors=2)["per_factual"]
+    pf = evaluate(res, linear([1.0, 0.0], -4.5), data, n_neighbors=2)["per_counterfactual"]
     np.testing.assert_allclose(pf["ynn"][0, 0], 1.0)
     np.testing.assert_allclose(pf["implausibility"][0, 0], 3.5, atol=1e-5)  # 2 nearest true-1 points: 4, 3
 
@@ -505,7 +515,7 @@ def test_untargeted_neighbours_use_the_predicted_class():
 def test_outcome_is_reported():
     res = make_result(np.zeros((1, 3)), np.zeros((1, 2, 3)), 1)
     res = dataclasses.replace(res, outcome=jnp.asarray([[0, 2]], jnp.int32))
-    pf = evaluate(res, CLF, metrics=["outcome", "converged"])["per_factual"]
+    pf = evaluate(res, CLF, metrics=["outcome", "converged"])["per_counterfactual"]
     np.testing.assert_array_equal(pf["outcome"], [[0, 2]])
     np.testing.assert_array_equal(pf["converged"], [[1, 0]])
 

@@ -92,7 +92,7 @@ for name, k in (("generic", 1), ("dice", 2), ("eccco", 1), ("growing_spheres", 1
     out[name] = np.asarray(res.counterfactuals)
     out[name + "_target_probs"] = np.asarray(res.target_probs)
     out[name + "_outcome"] = np.asarray(res.outcome)
-    metrics = cfx.evaluate(res, data=data, classifier=conf)["per_factual"]
+    metrics = cfx.evaluate(res, data=data, classifier=conf)["per_counterfactual"]
     for m in ("validity", "target_prob", "l1", "implausibility"):  # METRICS
         out[f"{name}_{m}"] = np.asarray(metrics[m])
 np.savez(sys.argv[1], **out)

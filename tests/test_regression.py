@@ -79,7 +79,7 @@ def test_generators_converge_and_validity_is_membership(exact):
         res = cfx.generate(gen, target, x, target=1, key=jax.random.key(0))
         ev = cfx.evaluate(res, target, metrics=["validity"])
         member = exact.predict(np.asarray(res.counterfactuals[:, 0])) >= 3.0
-        np.testing.assert_array_equal(ev["per_factual"]["validity"][:, 0] == 1, member)
+        np.testing.assert_array_equal(ev["per_counterfactual"]["validity"][:, 0] == 1, member)
         assert member.mean() >= 0.75
     # a new interval is a new leaf: no recompilation
     compiled = compile_counts.search()

@@ -36,10 +36,10 @@ from cfx.evaluation import prediction, distances, plausibility, faithfulness, vi
 from cfx.evaluation import ssim  # noqa: E402,F401,I001  (image implausibility, after the neighbour family)
 from cfx.evaluation import population, shift  # noqa: E402,F401,I001  (CT's and the dynamics' metrics)
 from cfx.evaluation.conventions import CHANGE_TOL
-from cfx.evaluation.core import evaluate
+from cfx.evaluation.core import Evaluation, evaluate
 from cfx.evaluation.table import summary_table
 
 __all__ = [
-    "CHANGE_TOL", "EVALUATED", "EvaluationContext", "LEVELS", "Metric", "NEEDS", "context", "evaluate", "get_metric",
+    "CHANGE_TOL", "EVALUATED", "Evaluation", "EvaluationContext", "LEVELS", "Metric", "NEEDS", "context", "evaluate", "get_metric",
     "list_metrics", "register", "register_family", "summary_table", "unregister",
 ]

@@ -10,7 +10,7 @@ reports):
 - Target -1 marks an untargeted row: it is judged against "any class but the factual's
   predicted one", as the search judges it.
 - Means are over *all* counterfactuals, valid or not (CARLA drops invalid ones before
-  computing distances and yNN; filter with ``per_factual["label_validity"]`` to reproduce
+  computing distances and yNN; filter with ``per_counterfactual["label_validity"]`` to reproduce
   that). Metrics undefined for a counterfactual are NaN and means/sds ignore NaN.
 """
 

@@ -6,6 +6,7 @@ See :mod:`cfx.evaluation.conventions` for the variants reported where the litera
 from __future__ import annotations
 
 import math
+import warnings
 from typing import Iterable
 
 import jax.numpy as jnp
@@ -96,6 +97,25 @@ def _run_traced(members: list[Metric], ctx: EvaluationContext, units, x, target)
     return {k: np.asarray(v, np.float64) for k, v in out.items()}
 
 
+class Evaluation(dict):
+    """What :func:`evaluate` returns: a dict with ``"per_counterfactual"`` ({name: (n, K) array}),
+    ``"mean"`` and ``"sd"``. ``"per_factual"`` is the deprecated name of ``"per_counterfactual"``
+    (removed in 0.3; it warns): the arrays hold one value per counterfactual, not per factual."""
+
+    def _key(self, key):
+        if key == "per_factual":
+            warnings.warn("evaluate(...)['per_factual'] is deprecated: use 'per_counterfactual' (its arrays are "
+                          "(n, K), one value per counterfactual)", DeprecationWarning, stacklevel=3)
+            return "per_counterfactual"
+        return key
+
+    def __getitem__(self, key):
+        return super().__getitem__(self._key(key))
+
+    def get(self, key, default=None):
+        return super().get(self._key(key), default)
+
+
 def evaluate(
     result: CounterfactualResult,
     classifier: Classifier,
@@ -130,7 +150,7 @@ def evaluate(
         context does not meet are skipped.
 
     Returns:
-      ``{"per_factual": {name: (n, K) float64 array}, "mean": {name: float},
+      an :class:`Evaluation`, a dict ``{"per_counterfactual": {name: (n, K) float64 array}, "mean": {name: float},
       "sd": {name: float}}``. Means and sample sds are over all n·K counterfactuals (over
       the n sets for set-level metrics), ignoring NaN (e.g. ``redundancy_carla`` of
       label-invalid counterfactuals). Result-level scalars (``runtime_total_s``,
@@ -139,7 +159,7 @@ def evaluate(
     Example::
 
         m = cfx.evaluate(res, clf, data=train)
-        m["mean"]["validity"], m["per_factual"]["l1"].shape   # (n, K)
+        m["mean"]["validity"], m["per_counterfactual"]["l1"].shape   # (n, K)
         print(cfx.evaluation.summary_table(m))
     """
     _check_result(result, classifier)
@@ -184,7 +204,7 @@ def evaluate(
                     raise ValueError(f"result-level metric {m.name!r} returned shape {out.shape}; "
                                      f"expected a scalar or ({n}, {K})")
 
-    per_factual, mean, sd = {}, {}, {}
+    per_counterfactual, mean, sd = {}, {}, {}
     for m in selected:  # registry order
         if m.name not in values:
             continue
@@ -192,8 +212,9 @@ def evaluate(
         if kind == "scalar":
             mean[m.name] = v
             continue
-        per_factual[m.name] = v if kind == "cf" else np.repeat(v[:, None], K, axis=1)
+        per_counterfactual[m.name] = v if kind == "cf" else np.repeat(v[:, None], K, axis=1)
         mean[m.name], sd[m.name] = _aggregate(v)
     # per-counterfactual entries first, then the once-per-result scalars
-    mean = {**{k: mean[k] for k in per_factual}, **{k: v for k, v in mean.items() if k not in per_factual}}
-    return {"per_factual": per_factual, "mean": mean, "sd": sd}
+    mean = {**{k: mean[k] for k in per_counterfactual},
+            **{k: v for k, v in mean.items() if k not in per_counterfactual}}
+    return Evaluation(per_counterfactual=per_counterfactual, mean=mean, sd=sd)

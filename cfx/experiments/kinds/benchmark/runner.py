@@ -139,7 +139,7 @@ def _evaluate_cell(res, clf, context, metrics) -> tuple[dict, dict]:
     names = list(metrics) if metrics is not None else list(ev["mean"])
     record, per = {}, {}
     for name in names:
-        values = ev["per_factual"].get(name)
+        values = ev["per_counterfactual"].get(name)
         n = int(np.isfinite(values).sum()) if values is not None else 1
         sd = ev["sd"].get(name, math.nan)
         record[name] = {"mean": float(ev["mean"][name]), "sd": float(sd), "n": n}

@@ -250,7 +250,7 @@ def _add_unfaithfulness(ev: dict, counterfactuals: np.ndarray, samples: np.ndarr
     """``unfaithfulness`` from each counterfactual's own samples: mean_k ‖x'_{i} − S_{i,k}‖₂,
     counterfactuals (m, K, d), samples (m, k, d)."""
     dist = np.linalg.norm(counterfactuals[:, :, None, :] - samples[:, None, :, :], axis=-1).mean(axis=-1)
-    ev["per_factual"]["unfaithfulness"] = dist.astype(np.float64)
+    ev["per_counterfactual"]["unfaithfulness"] = dist.astype(np.float64)
     ev["mean"]["unfaithfulness"] = float(np.mean(dist))
     ev["sd"]["unfaithfulness"] = float(np.std(dist, ddof=1)) if dist.size > 1 else math.nan
 
@@ -262,14 +262,14 @@ VALID_ONLY = ("unfaithfulness", "implausibility", "l1")
 def _scores(ev: dict, names, keep_share: float) -> tuple[dict, dict]:
     record, per = {}, {}
     for name in names:
-        values = ev["per_factual"].get(name)
+        values = ev["per_counterfactual"].get(name)
         n = int(np.isfinite(values).sum()) if values is not None else 1
         record[name] = {"mean": float(ev["mean"][name]), "sd": float(ev["sd"].get(name, math.nan)), "n": n}
         if values is not None:
             per[f"metric_{name}"] = values
-    valid = ev["per_factual"].get("validity")
+    valid = ev["per_counterfactual"].get("validity")
     for name in VALID_ONLY:
-        values = ev["per_factual"].get(name)
+        values = ev["per_counterfactual"].get(name)
         if valid is None or values is None or name not in record:
             continue
         v = np.asarray(values)[np.asarray(valid) > 0.5]
