@@ -1,7 +1,7 @@
 """Diagnosis of issue 21's new-user case (docs/ct.md, "Why cfx's CT raised IP").
 
 Overlapping blobs (cfx.data.load("overlapping"), default n and split), ``cfx.models.fit(train, "mlp",
-seed=0, epochs=60)`` with and without ``objective="ct"``, counterfactuals from ``ECCo()`` at its
+seed=0, epochs=60)`` against ``cfx.training.fit`` with the same options, counterfactuals from ``ECCo()`` at its
 defaults for every test point (target = the other class). For each CT semantics it prints where the
 training search's counterfactuals land (per-epoch history of ``fit_ct``) and, for each model, IP,
 validity, steps, and the input-gradient norm of the target logit at the test points.

@@ -133,8 +133,7 @@ def test_no_recompilation_between_epochs_or_for_new_lambdas(ct_fit, moons_small)
     train, _ = moons_small
     before = compile_counts.ct()
     ct = CTConfig(n_ce=1000, max_steps=5, protected=(0,), lambda_div=2.0, lambda_adv=0.0, energy=1.0)
-    with pytest.warns(DeprecationWarning, match=r"cfx.training.fit\(dataset, model, ct=...\)"):  # the alias, until 0.3
-        clf = cfx.models.fit(train, "mlp", objective="ct", ct=ct, seed=3, **{**FIT, "epochs": 3})
+    clf = cfx.training.fit(train, "mlp", ct=ct, seed=3, **{**FIT, "epochs": 3}).classifier
     assert isinstance(clf, Classifier) and clf.n_features == 2
     assert compile_counts.ct() == before
 
@@ -153,8 +152,10 @@ def test_bad_input_raises_clear_errors(moons_small):
         CTConfig(variant="nope")
     with pytest.raises(ValueError, match=r"protected: feature index 5 out of range \[0, 2\)"):
         fit_ct(train, "mlp", ct=CTConfig(protected=(5,)), **FIT)
-    with pytest.raises(ValueError, match=r"objective must be one of \['ce', 'ct'\]"):  # 'ct' registered by cfx.training
+    with pytest.raises(ValueError, match=r"objective must be 'ce' \(counterfactual training: cfx.training.fit\)"):
         cfx.models.fit(train, "mlp", objective="jem-ish")
+    with pytest.raises(ValueError, match=r"moved to the layer above: .*cfx.training.fit\(dataset, model, ct="):
+        cfx.models.fit(train, "mlp", objective="ct", ct=CTConfig(n_ce=8))
     with pytest.raises(ValueError, match="ensembles"):
         fit_ct(train, "ensemble", ct=CTConfig(n_ce=8), **FIT)
 

@@ -224,12 +224,11 @@ def test_the_search_plumbing_stays_private():
 
 
 # The layers that use the search never reach down-and-back: a piece (model, generator, data set, loss)
-# imports none of them, at import time or lazily. The listed exceptions are deprecated aliases that go in 0.3.
+# imports none of them, at import time or lazily.
 USES_OF_THE_SEARCH = ("cfx.search", "cfx.training", "cfx.evaluation", "cfx.dynamics", "cfx.explain", "cfx.restarts",
                       "cfx.experiments", "cfx.cli")
 PIECES = ("cfx.models", "cfx.generators", "cfx.data", "cfx.classifier", "cfx.constraints", "cfx.losses",
           "cfx.registry", "cfx._validate", "cfx._reductions", "cfx._streams")
-DEPRECATED_UPWARD = {("cfx.models.train", "cfx.training")}  # cfx.models.fit(objective="ct"): cfx.training.fit
 
 
 def test_the_pieces_never_import_the_layers_above():
@@ -237,6 +236,5 @@ def test_the_pieces_never_import_the_layers_above():
         if not (m in PIECES or m.startswith(tuple(p + "." for p in PIECES))):
             continue
         for t in _imports(m, top_level_only=False):
-            if t.startswith(USES_OF_THE_SEARCH) and (m, t) not in DEPRECATED_UPWARD:
+            if t.startswith(USES_OF_THE_SEARCH):
                 pytest.fail(f"{m} imports {t}: a piece imports no layer above it (register it from there instead)")
-    assert not _imports("cfx.models.train", top_level_only=True) & {"cfx.training"}  # the alias's import is lazy

@@ -21,7 +21,6 @@ from __future__ import annotations
 import dataclasses
 import functools
 import sys
-import warnings
 from typing import Any, Callable, Sequence
 
 import flax.linen as nn
@@ -317,8 +316,8 @@ def fit(
         ensembles each leaf has a leading member axis M.
       return_state: also return the final :class:`TrainState` (params, optimiser state,
         step count, extra).
-      objective, ct: deprecated (cfx 0.3 removes them): ``objective="ct"`` with settings ``ct`` is
-        :func:`cfx.training.fit` (counterfactual training), which a lower layer should not call.
+      objective, ct: removed: ``objective="ct"`` with settings ``ct`` raises a ValueError that points
+        to :func:`cfx.training.fit` (counterfactual training, the layer above).
       interval, values: ``"regressor"``: target (lo, hi), real targets (cfx.models.regression.fit_interval_target).
 
     Returns:
@@ -337,11 +336,7 @@ def fit(
         return own(dataset, interval=interval, values=values, widths=widths, activation=activation,
                    epochs=epochs, batch_size=batch_size, learning_rate=learning_rate, seed=seed)
     if objective != "ce" or ct is not None:
-        return _fit_objective(objective, ct, dataset, model, loss=loss, extra=extra, return_state=return_state,
-                              epochs=epochs, batch_size=batch_size, learning_rate=learning_rate, seed=seed,
-                              widths=widths, activation=activation, dropout=dropout, n_members=n_members,
-                              init_params=init_params, progress=progress, weight_decay=weight_decay,
-                              n_classes=n_classes)
+        _refuse_objective(objective)
     X, y = _check_dataset(dataset)
     epochs = _check_positive_int("epochs", epochs)
     batch_size = _check_positive_int("batch_size", batch_size)
@@ -425,19 +420,14 @@ def _check_finite_metrics(label: str, epoch: int, metrics: dict) -> None:
         )
 
 
-def _fit_objective(objective, ct, dataset, model, *, loss, extra, return_state, **options):
-    """Deprecated (removed in cfx 0.3): ``objective="ct"`` is :func:`cfx.training.fit`, the layer above."""
-    if objective != "ct":
-        hint = " (ct= settings need objective='ct')" if objective == "ce" else ""
-        raise ValueError(f"objective must be one of ['ce', 'ct']; got {objective!r}{hint}")
-    warnings.warn("cfx.models.fit(..., objective='ct', ct=...) is deprecated and goes in cfx 0.3: use "
-                  "cfx.training.fit(dataset, model, ct=...).classifier", DeprecationWarning, stacklevel=3)
-    if loss is not cross_entropy or extra is not None:
-        raise ValueError(f"objective={objective!r} brings its own loss: do not pass loss= or extra= with it")
-    from cfx.training import fit as fit_ct  # the one upward import, for this alias (tests/test_imports.py)
-
-    out = fit_ct(dataset, model, ct=ct, **options)
-    return (out.classifier, out.state) if return_state else out.classifier
+def _refuse_objective(objective) -> None:
+    """``objective="ct"`` / ``ct=`` (removed): counterfactual training is :func:`cfx.training.fit`,
+    the layer above this one, which this layer does not call."""
+    if objective in ("ce", "ct"):
+        raise ValueError("cfx.models.fit(..., objective='ct', ct=...) moved to the layer above: counterfactual "
+                         "training is cfx.training.fit(dataset, model, ct=CTConfig(...)) (.classifier is the "
+                         "Classifier)")
+    raise ValueError(f"objective must be 'ce' (counterfactual training: cfx.training.fit); got {objective!r}")
 
 
 def accuracy(classifier: Classifier, dataset, y=None) -> float:

@@ -1,7 +1,7 @@
 """``fit`` (also ``fit_ct``): train a classifier with counterfactual training (or its baseline / ablations).
 
-``cfx.training.fit(train, model, ct=CTConfig(...))`` (``fit_ct`` is the same function; the deprecated
-``cfx.models.fit(..., objective="ct")`` calls it until cfx 0.3). The model, optimiser (AdamW with
+``cfx.training.fit(train, model, ct=CTConfig(...))`` (``fit_ct`` is the same function; the layer
+below, ``cfx.models.fit``, does not call it). The model, optimiser (AdamW with
 injected hyperparameters), initialisation and seeds are those of :func:`cfx.models.fit`, so
 ``variant="baseline"`` is exactly a plain ``cfx.models.fit`` run.
 
