@@ -127,3 +127,37 @@ def test_config_path_writes_rules_in_raw_units(tmp_path):
             "assigned", "validity"} <= set(rules.columns)
     assert (rules["generator"] == "tcrex").all() and (rules["accuracy"] >= 0.9).all()
     assert "tcrex" in set(report.summary_table["generator"])
+
+
+def test_rule_metrics_closed_form():
+    from cfx.evaluation import get_metric
+    from cfx.evaluation.rules import rule_metrics
+
+    # rule 0: x0 > 0 (one term); rule 1: x0 > 0 and x1 <= 1 (two terms)
+    lower = np.array([[0.0, -np.inf], [0.0, -np.inf]])
+    upper = np.array([[np.inf, np.inf], [np.inf, 1.0]])
+    X = np.array([[1.0, 0.0], [2.0, 2.0], [-1.0, 0.0], [3.0, 0.5]])
+    hit = np.array([True, False, False, True])
+    x = np.array([[-1.0, 5.0], [-2.0, 0.0], [0.5, 3.0]])
+    m = rule_metrics(x, lower, upper, np.array([1, 0, -1]), X, hit)
+    np.testing.assert_allclose(m["rule_accuracy"], [1.0, 2 / 3, np.nan])  # rule 1 holds rows 0, 3; rule 0 rows 0, 1, 3
+    np.testing.assert_allclose(m["rule_feasibility"], [0.5, 0.75, np.nan])
+    np.testing.assert_allclose(m["rule_changes"], [2.0, 1.0, np.nan])  # x outside on both / on x0
+    np.testing.assert_allclose(m["rule_complexity"], [2.0, 1.0, np.nan])
+    assert m["rule_consistency"] == 1.0  # two factuals, two distinct rules
+    assert rule_metrics(x[:2], lower, upper, np.array([0, 0]), X, hit)["rule_consistency"] == 0.5
+    assert get_metric("rule_changes").level == "population"
+    none = rule_metrics(x, lower[:0], upper[:0], np.full(3, -1), X, hit)  # no rule: every value NaN
+    assert all(np.isnan(v).all() for v in none.values())
+    with pytest.raises(ValueError, match="assigned"):
+        rule_metrics(x, lower, upper, np.array([2, 0, 0]), X, hit)
+
+
+def test_rule_metrics_agree_with_the_fitted_rules(moons):
+    from cfx.evaluation.rules import rule_accuracy, rule_feasibility
+
+    X, y = moons
+    rs = fit_rules(X, y == 1, rho=0.02, tau=0.9)
+    every = np.arange(len(rs.lower))
+    np.testing.assert_allclose(rule_accuracy(rs.lower, rs.upper, every, X, y == 1), rs.accuracy, rtol=1e-6)
+    np.testing.assert_allclose(rule_feasibility(rs.lower, rs.upper, every, X), rs.feasibility, rtol=1e-6)

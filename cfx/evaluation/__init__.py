@@ -17,8 +17,9 @@ One file per metric family, each registering its metrics on import:
 population metrics, which ``cfx.evaluate`` does not compute:
 :mod:`~cfx.evaluation.population` (counterfactual training's IP, IP*, cost, sensitivity;
 accuracy, robust accuracy), :mod:`~cfx.evaluation.shift` (the recourse dynamics' MMD and PP-MMD,
-disagreement, decisiveness, F1, parameter change), with one kernel and one MMD in
-:mod:`~cfx.evaluation.mmd`.
+disagreement, decisiveness, F1, parameter change), :mod:`~cfx.evaluation.rules` (rule-based
+recourse: a rule's accuracy, feasibility, changes, complexity, consistency), with one kernel and
+one MMD in :mod:`~cfx.evaluation.mmd`.
 Adding a metric::
 
     cfx.evaluation.register(cfx.evaluation.Metric(
@@ -35,6 +36,7 @@ from cfx.evaluation.context import EvaluationContext, context
 from cfx.evaluation import prediction, distances, plausibility, faithfulness, violations, search_info  # noqa: E402,F401,I001
 from cfx.evaluation import ssim  # noqa: E402,F401,I001  (image implausibility, after the neighbour family)
 from cfx.evaluation import population, shift  # noqa: E402,F401,I001  (CT's and the dynamics' metrics)
+from cfx.evaluation import rules  # noqa: E402,F401,I001  (rule-based recourse, T-CREx)
 from cfx.evaluation.conventions import CHANGE_TOL
 from cfx.evaluation.core import Evaluation, evaluate
 from cfx.evaluation.table import summary_table
