@@ -35,7 +35,7 @@ import optax
 from cfx.classifier import Classifier
 
 __all__ = ["ReferenceTrainer", "OneLogitNet", "retrain_many", "REFERENCE_MODELS", "REFERENCE_OPTIONS", "gradient_dropout",
-           "generator_options", "REFERENCE_GENERATORS", "expand_config", "PresetConflict"]
+           "generator_options", "latent_generator_options", "REFERENCE_GENERATORS", "LATENT", "expand_config", "PresetConflict"]
 
 REFERENCE_MODELS = ("linear", "mlp", "ensemble")
 #: the reference trainer's keys a config passes through a model's options
@@ -55,11 +55,24 @@ REFERENCE_GENERATORS = {
     # binds in 0.1.5 (every feature counts as changed every step), so a cap above T
     "greedy": dict(space="standardized", stop_rule="all", step_size=0.1, max_changes=1000, num_counterfactuals=5,
                    yloss="member_logit_bce", init="noise", init_scale=0.1),
-    # REVISE: the VAE's latent space (not standardised), the same descent and objective
-    "revise": dict({k: v for k, v in _SEARCH.items() if k not in ("space", "init", "init_scale")}, cost=0.1,
-                   distance="frobenius", yloss="member_logit_bce", start="sample", vae_batch_size=50,
-                   vae_decoder_l2=0.01),
 }
+#: CE.jl 0.1.5's latent search (REVISE, or any generator with ``latent_space = true``): the VAE's
+#: latent space replaces the standardised one, the start is z ~ q(z|x) with no added noise
+#: (``initialize_state`` returns a latent start as drawn), the VAE as ``VAEParams`` trains it
+LATENT = dict(start="sample", vae_batch_size=50, vae_decoder_l2=0.01)
+_NOT_LATENT = ("space", "init", "init_scale")
+# REVISE: the VAE's latent space (not standardised), the same descent and objective
+REFERENCE_GENERATORS["revise"] = dict({k: v for k, v in REFERENCE_GENERATORS["generic"].items() if k not in _NOT_LATENT},
+                                      **LATENT)
+
+
+def latent_generator_options(name: str) -> tuple[dict, dict]:
+    """(hyperparameters, latent-space options) of registry generator ``name`` searched in a VAE's
+    latent space as CE.jl 0.1.5 does with ``latent_space = true`` (the latent mitigation figure):
+    its reference options without the standardised space and the noisy start, and the VAE of
+    :data:`LATENT`."""
+    opts = generator_options(name)
+    return {k: v for k, v in opts.items() if k not in _NOT_LATENT}, dict(LATENT)
 
 
 def generator_options(name: str) -> dict:
@@ -128,11 +141,16 @@ def expand_config(raw: dict) -> dict:
         models.append(_fill({**MODEL_DEFAULTS, **m}, MODEL_SETTINGS, f"models[{i}]"))
     gens = []
     for i, g in enumerate(items("generators")):
+        latent = g.get("latent_space", False)
         try:
-            fixed = generator_options(g.get("name"))
+            fixed, vae = latent_generator_options(g.get("name")) if latent not in (False, None) else \
+                (generator_options(g.get("name")), None)
         except ValueError as e:
             raise PresetConflict(str(e), f"generators[{i}].name") from None
-        gens.append(_fill(g, fixed, f"generators[{i}]"))
+        g = _fill(g, fixed, f"generators[{i}]")
+        if vae is not None:
+            g["latent_space"] = _fill({} if latent is True else dict(latent), vae, f"generators[{i}].latent_space")
+        gens.append(g)
     return {**raw, "data": data, "models": models, "generators": gens}
 
 

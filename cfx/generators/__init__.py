@@ -22,7 +22,7 @@ from cfx.generators.feature_tweak import FeatureTweak
 from cfx.generators.generic import Generic, Wachter
 from cfx.generators.greedy import Greedy
 from cfx.generators.growing_spheres import GrowingSpheres
-from cfx.generators.latent import CLUE, REVISE
+from cfx.generators.latent import CLUE, REVISE, VAESpace, in_latent_space, latent_space
 from cfx.generators.mint import MINT
 from cfx.generators.mitigation import ClaPROAR, Gravitational
 from cfx.generators.probe import Probe
@@ -120,5 +120,5 @@ __all__ = [
     "ECCCoPlus", "ECCCoL1",
     "GrowingSpheres", "FeatureTweak", "MODEL_SPECIFIC", "StepContext", "REGISTRY", "Entry", "make",
     "hyperparameters", "register", "describe",
-    "MINT", "TCREx",
+    "MINT", "TCREx", "VAESpace", "in_latent_space", "latent_space",
 ]

@@ -1,14 +1,18 @@
-"""Latent-space search with a VAE: REVISE (Joshi et al. 2019) and CLUE (Antorán et al. 2021).
+"""Latent-space search with a VAE: REVISE (Joshi et al. 2019), CLUE (Antorán et al. 2021), and
+any gradient generator's objective searched in a VAE's latent space (:func:`in_latent_space`).
 
-Both search z in the latent space of a VAE and read the counterfactual x' = g(z) through its
-decoder; mutability cannot act on z, so the decoded point is projected onto the constraints
-(immutable features restored from the factual) before every term sees it. ``fit`` trains
-the VAE on the data (warm-started from the one it holds, so a refit after retraining — a
-recourse-dynamics round — reuses the compiled search).
+All search z in the latent space of a VAE and read the counterfactual x' = g(z) through its
+decoder; every term sees the decoded x'. Mutability cannot act on z, so the decoded point is
+projected onto the constraints (immutable features restored from the factual) before every
+term sees it. ``fit`` trains the VAE on the data (warm-started from the one it holds, so a
+refit after retraining — a recourse-dynamics round — reuses the compiled search).
 """
 
 from __future__ import annotations
 
+import dataclasses
+import functools
+import inspect
 from typing import Any
 
 import jax
@@ -21,25 +25,22 @@ from cfx.models.vae import VAE, VAENet, fit_vae
 
 
 @generator
-class REVISE(Generator):
-    """min_z  yloss(f(g(z)), y+) + cost · ‖g(z) − x‖₁,  z_0 = μ(x)  (Joshi et al. 2019).
+class VAESpace(Generator):
+    """The search space of a VAE: z with x' = g(z), the VAE fitted by :meth:`fit` (then the
+    generator's own fit, on the same data). No objective of its own: a base that adds the
+    latent space to a generator (REVISE, CLUE, :func:`in_latent_space`).
 
-    Defaults: cost 0.1 (0.01 in the ECCCo experiments), plain gradient descent η = 0.1; the
-    VAE of CE.jl (encoder d → 32 → (μ, log σ²), ``latent_dim`` 2, decoder mirrored, Adam 1e-3,
-    ``vae_epochs`` 100, MSE + KL). Pass ``vae=cfx.models.fit_vae(train, ...)`` to bring your own.
-    ``distance`` as :class:`Generic`'s (``"frobenius"``: CE.jl 0.1.5's set term).
-    ``vae_activations`` (encoder, decoder), ``vae_decoder_l2`` and ``vae_batch_size`` go to
-    :func:`cfx.models.fit_vae` (defaults relu/relu, 0, 64; CE.jl's VAE: sigmoid/tanh, 0.01, 50).
+    The VAE of CE.jl (encoder d → 32 → (μ, log σ²), ``latent_dim`` 2, decoder mirrored, Adam
+    1e-3, ``vae_epochs`` 100, MSE + KL). Pass ``vae=cfx.models.fit_vae(train, ...)`` to bring your
+    own. ``vae_activations`` (encoder, decoder), ``vae_decoder_l2`` and ``vae_batch_size`` go to
+    :func:`cfx.models.fit_vae` (defaults relu/relu, 0, 64; CE.jl's VAE: relu/relu, 0.01, 50).
     ``start="sample"``: z_0 ~ q(z|x) = μ(x) + σ(x)⊙ε, one ε per factual and counterfactual (CE.jl
     0.1.5's ``GenerativeModels.rand``); the draw's key is the refit's key folded with the
     factual's coordinates and k, so it is fixed per factual and round. Default: z_0 = μ(x).
     """
 
-    name = "revise"
-    description = "Joshi et al. 2019: gradient search in a VAE's latent space, L1 cost in input space"
     latent = True
 
-    cost: float = 0.1
     vae: Any = fitted()
     latent_dim: int = static(2)
     vae_hidden: tuple = static((32,))
@@ -47,7 +48,6 @@ class REVISE(Generator):
     vae_activations: tuple = static(("relu", "relu"))
     vae_decoder_l2: float = static(0.0)
     vae_batch_size: int = static(64)
-    distance: str = static("l1")
     start: str = static("mean")
     start_key: Any = fitted()  # start="sample": uint32 key data, drawn by fit
 
@@ -58,7 +58,8 @@ class REVISE(Generator):
         super().__post_init__()
 
     def fit(self, classifier, data, *, key):
-        """Train the VAE on ``data`` (warm-started from the one held when it fits)."""
+        """Train the VAE on ``data`` (warm-started from the one held when it fits), then the
+        generator's own fit (a data summary in input space: Gravitational's bank, ...)."""
         seed = int(numpy_rng(key).integers(2**31)) if key is not None else 0
         same = isinstance(self.vae, VAE) and self.vae.latent_dim == self.latent_dim and \
             tuple(self.vae.net.hidden) == tuple(self.vae_hidden) and self.vae.n_features == np.shape(data.X)[-1] \
@@ -70,7 +71,8 @@ class REVISE(Generator):
         if self.start == "sample":
             start_key = (numpy_rng(key) if key is not None else np.random.default_rng(0)).integers(
                 0, 2**32, size=2, dtype=np.uint32)
-        return self.replace(vae=vae, start_key=start_key)
+        own = super().fit(classifier, data, key=None if key is None else jax.random.fold_in(key, 0x1A7E))
+        return own.replace(vae=vae, start_key=start_key)
 
     def validate(self, num_counterfactuals, n_features, n_classes):
         name = type(self).__name__
@@ -103,6 +105,71 @@ class REVISE(Generator):
 
     def decode(self, z):
         return self.vae.decode(z)
+
+
+@functools.cache
+def in_latent_space(cls: type) -> type:
+    """``cls``'s objective searched in a VAE's latent space: a generator class with the fields
+    of both (``cls``'s weights and options, :class:`VAESpace`'s VAE and start), every term of
+    ``cls`` evaluated at the decoded x' = g(z), its convergence rule (τ, ``step_tolerance`` on
+    the step in z, ``stop_rule``) unchanged. CE.jl 0.1.5's ``latent_space = true`` for any
+    gradient generator (the SaTML 2023 latent mitigation figure)::
+
+        LatentClaPROAR = cfx.generators.in_latent_space(cfx.generators.ClaPROAR)
+        gen = LatentClaPROAR(variant="0.1.5", start="sample").fit(clf, train, key=key)
+
+    The same class for the same ``cls`` (so its programs are compiled once). ``fit`` trains the
+    VAE, then ``cls.fit`` on the same data. Refused: a generator that does not follow the
+    gradient, or one that is already latent.
+    """
+    if not (isinstance(cls, type) and issubclass(cls, Generator)):
+        raise TypeError(f"in_latent_space needs a Generator subclass; got {cls!r}")
+    if not cls.uses_gradient:
+        raise ValueError(f"in_latent_space: {cls.__name__} does not follow the gradient; a latent space needs a "
+                         "gradient search")
+    if issubclass(cls, VAESpace) or isinstance(inspect.getattr_static(cls, "latent"), bool):
+        raise ValueError(f"in_latent_space: {cls.__name__} already searches a latent space of its own")
+    attrs = {"name": f"latent_{cls.name}", "description": f"{cls.description or cls.__name__}, searched in a VAE's "
+             "latent space", "__module__": __name__, "__qualname__": f"Latent{cls.__name__}",
+             "__doc__": f"{cls.__name__}'s objective in a VAE's latent space (:func:`in_latent_space`)."}
+    return generator(type(f"Latent{cls.__name__}", (VAESpace, cls), attrs))
+
+
+#: the options :class:`VAESpace` adds to a generator (the VAE and the start)
+VAE_OPTIONS = ("latent_dim", "vae_hidden", "vae_epochs", "vae_activations", "vae_decoder_l2", "vae_batch_size", "start")
+
+
+def latent_space(gen: Generator, **options) -> Generator:
+    """``gen`` (unfitted settings kept) as its :func:`in_latent_space` class, with ``options``
+    (:data:`VAE_OPTIONS`) for the VAE and the start; fit it before searching. ``gen`` must search
+    the input space (a standardised-space generator: build it without ``space``)."""
+    if not isinstance(gen, Generator):
+        raise TypeError(f"latent_space needs a generator instance; got {type(gen).__name__}")
+    unknown = sorted(set(options) - set(VAE_OPTIONS))
+    if unknown:
+        raise ValueError(f"latent_space: unknown option {unknown[0]!r}; the options are {', '.join(VAE_OPTIONS)}")
+    if gen.space != "input":
+        raise ValueError(f"latent_space: {type(gen).__name__} searches space={gen.space!r}; a latent search replaces "
+                         "the search space, build the generator with space='input'")
+    cls = in_latent_space(type(gen))
+    own = {f.name: getattr(gen, f.name) for f in dataclasses.fields(gen) if f.init and not f.metadata.get("fitted")}
+    return cls(**own, **options)
+
+
+@generator
+class REVISE(VAESpace):
+    """min_z  yloss(f(g(z)), y+) + cost · ‖g(z) − x‖₁,  z_0 = μ(x)  (Joshi et al. 2019).
+
+    Defaults: cost 0.1 (0.01 in the ECCCo experiments), plain gradient descent η = 0.1; the
+    VAE and the start as :class:`VAESpace`. ``distance`` as :class:`Generic`'s (``"frobenius"``:
+    CE.jl 0.1.5's set term).
+    """
+
+    name = "revise"
+    description = "Joshi et al. 2019: gradient search in a VAE's latent space, L1 cost in input space"
+
+    cost: float = 0.1
+    distance: str = static("l1")
 
     def penalties(self):
         return (distance_penalty(self.cost, self.distance),)

@@ -82,7 +82,38 @@ class ModelSpec(sections.ModelSpec):
         return out
 
 
-GeneratorSpec = sections.GeneratorSpec
+class GeneratorSpec(sections.GeneratorSpec):
+    """A generator (:class:`cfx.experiments.sections.GeneratorSpec`) and ``latent_space``: search
+    its objective in a VAE's latent space (CE.jl 0.1.5's ``latent_space = true``;
+    :func:`cfx.generators.latent_space`): ``true``, or a mapping of the VAE's and the start's
+    options (:data:`cfx.generators.latent.VAE_OPTIONS`, e.g. ``{vae_epochs: 100, start: sample}``)."""
+
+    latent_space: Bool | dict = False
+
+    def latent_options(self) -> dict | None:
+        """The VAE options of a latent-space generator; None when it searches the input space."""
+        if self.latent_space is False:
+            return None
+        return {} if self.latent_space is True else dict(self.latent_space)
+
+
+def _check_latent(generators, ctx) -> None:
+    """``latent_space`` mappings name only VAE options, on generators that follow the gradient."""
+    import cfx.generators
+    from cfx.generators.latent import VAE_OPTIONS
+
+    for i, g in enumerate(generators):
+        opts = g.latent_options()
+        if opts is None:
+            continue
+        bad = sorted(set(opts) - set(VAE_OPTIONS))
+        if bad:
+            raise ctx.error(f"generators[{i}].latent_space.{bad[0]}", "not an option of the latent space; the options "
+                            f"are {', '.join(VAE_OPTIONS)}")
+        try:
+            cfx.generators.in_latent_space(cfx.generators.REGISTRY.get(g.name).cls)
+        except ValueError as e:
+            raise ctx.error(f"generators[{i}].latent_space", str(e)) from None
 
 
 def _reference_options(model: ModelSpec) -> set:
@@ -127,8 +158,9 @@ class DynamicsConfig(Experiment):
         ctx, d = sections.begin(cls, raw, data=DataSpec)
         d["models"] = sections.section_list(d, "models", ctx, functools.partial(
             sections.model_item, spec=ModelSpec, also=_reference_options))
-        d["generators"] = sections.section_list(d, "generators", ctx,
-                                                functools.partial(sections.generator_item, coerce=False))
+        d["generators"] = sections.section_list(d, "generators", ctx, functools.partial(
+            sections.generator_item, spec=GeneratorSpec, coerce=False))
+        _check_latent(d["generators"], ctx)
         sim = d.get("simulation") or {}
         d["simulation"] = ctx.validate(SimulationSpec, sim, "simulation")
         from cfx.dynamics.metrics import MetricOptions
@@ -182,7 +214,10 @@ def _generators(cfg: DynamicsConfig, split=None) -> dict:
     (train ∪ test at t = 0), fixed for the run (CE.jl 0.1.5's ``data.dt``)."""
     import cfx.generators
 
-    out = {g.key: cfx.generators.make(g.name, **dict(g.hyperparams)) for g in cfg.generators}
+    out = {}
+    for g in cfg.generators:
+        gen = cfx.generators.make(g.name, **dict(g.hyperparams))
+        out[g.key] = gen if g.latent_options() is None else cfx.generators.latent_space(gen, **g.latent_options())
     if split is not None:
         full = np.concatenate([np.asarray(split[0].X), np.asarray(split[1].X)])
         out = {k: g.with_space(full) if g.space == "standardized" else g for k, g in out.items()}
