@@ -563,3 +563,32 @@ def test_population_metrics_are_registered_but_not_computed_by_evaluate():
     with pytest.raises(ValueError, match="'ip' is a population metric"):
         evaluate(res, CLF, metrics=["ip"])
     assert "ip" not in evaluate(res, CLF)["mean"]
+
+
+def test_one_headline_notion_the_registry_answers_every_table(registered):
+    from cfx.evaluation import get_metric, headline_metrics
+    from cfx.evaluation.registry import DERIVED, HEADLINE_TABLES
+
+    from cfx.evaluation.registry import registered as all_metrics
+
+    flagged = [m.name for m in all_metrics() if "evaluate" in m.headline]
+    assert headline_metrics() == tuple(flagged) and headline_metrics("evaluate")[:3] == ("validity", "redundancy_carla", "l1")
+    assert get_metric("l1").headline == ("evaluate",) and get_metric("linf").headline == ()
+    for table, names in HEADLINE_TABLES.items():  # every column is a registered metric or derived from one
+        assert headline_metrics(table) == names
+        for name in names:
+            assert name in list_metrics() or get_metric(DERIVED[name]).name == DERIVED[name], (table, name)
+    # the kinds' columns are the registry's
+    from cfx.experiments.kinds import benchmark, ct, dynamics, eccco
+
+    assert benchmark.HEADLINE_METRICS == headline_metrics("benchmark") and ct.HEADLINE == headline_metrics("ct")
+    assert eccco.TABLE_METRICS == headline_metrics("eccco") and dynamics.TABLE_METRICS == headline_metrics("dynamics")
+    # a metric that names a table joins it, after the table's own columns
+    registered(Metric("l1_twice", lambda cf, x, target, ctx: 2 * jnp.sum(jnp.abs(cf - x)), description="2 ||x' - x||_1",
+                      headline=("benchmark", "mine")))
+    assert headline_metrics("benchmark")[-1] == "l1_twice" and headline_metrics("mine") == ("l1_twice",)
+    assert "l1_twice" not in headline_metrics()
+    with pytest.raises(ValueError, match="unknown headline table 'nope'"):
+        headline_metrics("nope")
+    with pytest.raises(TypeError, match="headline must be a bool or table names"):
+        Metric("bad", lambda cf, x, t, c: 0.0, description="d", headline=(1,))

@@ -33,6 +33,11 @@ unit and keeps the requested names. :func:`register_family` registers such a gro
 
 A metric whose ``needs`` are not met by the context (e.g. ``"data"`` without data, or
 ``"q_hat"`` while the context's q̂ slot is None) is skipped.
+
+Headlines: the columns a summary table shows by default. One notion, answered here by
+:func:`headline_metrics`: a metric heads the tables its ``headline`` names (``True`` is
+``("evaluate",)``, :func:`~cfx.evaluation.summary_table`'s default); the experiment kinds' tables
+(:data:`HEADLINE_TABLES`) list their built-in columns in the order they show them.
 """
 
 from __future__ import annotations
@@ -79,7 +84,9 @@ class Metric:
       description: one line, shown by :func:`list_metrics` and ``cfx list metrics``.
       group: family name shared by metrics computed in one call of ``fn``; None: alone.
       cost: chunk cost of one unit (see :data:`Cost`); None: :func:`default_cost`.
-      headline: shown by :func:`~cfx.evaluation.summary_table` by default.
+      headline: the tables it heads (see :func:`headline_metrics`): True is ``("evaluate",)``,
+        shown by :func:`~cfx.evaluation.summary_table` by default; a tuple of table names
+        (``"benchmark"``, ...) adds it to those kinds' summary tables; False: none.
     """
 
     name: str
@@ -89,7 +96,7 @@ class Metric:
     description: str = ""
     group: str | None = None
     cost: Cost | None = None
-    headline: bool = False
+    headline: bool | tuple[str, ...] = False
 
     def __post_init__(self):
         if not isinstance(self.name, str) or not self.name.isidentifier():
@@ -103,6 +110,7 @@ class Metric:
         if unknown:
             raise ValueError(f"Metric {self.name!r}: unknown need {unknown[0]!r}; expected some of {NEEDS}")
         object.__setattr__(self, "needs", needs)
+        object.__setattr__(self, "headline", _tables(self.name, self.headline))
         if not isinstance(self.description, str) or not self.description.strip() or "\n" in self.description:
             raise ValueError(f"Metric {self.name!r}: description must be one non-empty line")
 
@@ -112,7 +120,60 @@ class Metric:
         return self.group if self.group is not None else self.name
 
 
+def _tables(name: str, headline) -> tuple[str, ...]:
+    """``Metric.headline`` as a tuple of table names (True: the evaluate table; False: none)."""
+    if isinstance(headline, bool):
+        return ("evaluate",) if headline else ()
+    tables = (headline,) if isinstance(headline, str) else tuple(headline)
+    if not all(isinstance(t, str) and t for t in tables):
+        raise TypeError(f"Metric {name!r}: headline must be a bool or table names (strings), got {headline!r}")
+    return tables
+
+
 _REGISTRY: dict[str, Metric] = {}
+
+#: The experiment kinds' summary tables: their built-in headline columns, in the order shown
+#: (a column absent from a run's results is dropped). Each is a registered metric or a
+#: :data:`DERIVED` column. A metric whose ``headline`` names a table is appended to it.
+HEADLINE_TABLES: dict[str, tuple[str, ...]] = {
+    "benchmark": ("validity", "l1", "l2", "mad_l1", "redundancy", "implausibility", "ynn", "violations",
+                  "converged", "steps", "runtime_s"),
+    # the ECCCo paper's columns: unfaithfulness (plain mean and the reference's normalisation),
+    # implausibility (L2; images also (1 − SSIM)/2), validity, cost (L1), set size; the last two
+    # over the valid counterfactuals only (its main tables)
+    "eccco": ("unfaithfulness", "unfaithfulness_ref", "implausibility", "implausibility_ssim", "validity", "l1",
+              "set_size", "unfaithfulness_ref_valid", "implausibility_valid"),
+    "ct": ("accuracy", "validity", "ip", "ip_star", "cost", "sensitivity"),
+    "dynamics": ("mmd_domain", "mmd_model", "mmd_model_grid", "disagreement", "decisiveness", "decisiveness_code",
+                 "f1_change", "accuracy_change", "param_change", "param_change_paper", "validity", "cost_l1",
+                 "redundancy"),
+}
+
+#: Columns a kind computes from a registered metric (not registered themselves): name -> the metric.
+DERIVED: dict[str, str] = {
+    "unfaithfulness_ref": "unfaithfulness",  # the ECCCo reference's normalisation (sum over kept samples / chains)
+    "unfaithfulness_ref_valid": "unfaithfulness",  # the same over the valid counterfactuals
+    "implausibility_valid": "implausibility",  # over the valid counterfactuals
+    "cost_l1": "l1",  # the recourse simulation's mean L1 move of a round
+}
+
+
+def headline_metrics(table: str = "evaluate") -> tuple[str, ...]:
+    """The headline columns of ``table``, in order: its :data:`HEADLINE_TABLES` entry (none for
+    ``"evaluate"``), then every registered metric whose ``headline`` names ``table`` (registry order).
+
+    Example::
+
+        >>> headline_metrics("ct")
+        ('accuracy', 'validity', 'ip', 'ip_star', 'cost', 'sensitivity')
+    """
+    if not isinstance(table, str):
+        raise TypeError(f"table must be a table name (str), got {type(table).__name__}")
+    known = {"evaluate", *HEADLINE_TABLES, *(t for m in _REGISTRY.values() for t in m.headline)}
+    if table not in known:
+        raise ValueError(f"unknown headline table {table!r}; known: {', '.join(sorted(known))}")
+    declared = HEADLINE_TABLES.get(table, ())
+    return (*declared, *(m.name for m in _REGISTRY.values() if table in m.headline and m.name not in declared))
 
 
 def _check(metric: Metric, replace: bool, family: Iterable[str] = ()) -> None:

@@ -20,9 +20,9 @@ def summary_table(metrics: Mapping, keys=None) -> str:
     Args:
       metrics: the dict returned by :func:`cfx.evaluate`, or a mapping ``label -> that dict``
         (one column per label, e.g. one per generator).
-      keys: metric names to show; default: the headline metrics (``Metric.headline``:
-        validity, costs, redundancy, plausibility, violations, convergence, runtime) that
-        are present; ``"all"``: every metric present. Mean-only entries are shown without ± sd.
+      keys: metric names to show; default: the headline metrics of the ``"evaluate"`` table
+        (:func:`~cfx.evaluation.registry.headline_metrics`: validity, costs, redundancy,
+        plausibility, violations, convergence, runtime) that are present; ``"all"``: every metric present. Mean-only entries are shown without ± sd.
 
     Example::
 
@@ -41,7 +41,7 @@ def summary_table(metrics: Mapping, keys=None) -> str:
     present = set().union(*(col["mean"].keys() for col in columns.values()))
     known = [m.name for m in registry.registered()]
     if keys is None:
-        keys = [m.name for m in registry.registered() if m.headline and m.name in present]
+        keys = [name for name in registry.headline_metrics("evaluate") if name in present]
     elif keys == "all":
         keys = [k for k in known if k in present] + sorted(present - set(known))
     rows = [["metric", *map(str, columns)]]

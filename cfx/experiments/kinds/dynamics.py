@@ -31,6 +31,7 @@ from typing import Annotated, Mapping
 import numpy as np
 import pydantic
 
+from cfx.evaluation.registry import headline_metrics
 from cfx.experiments import runs, sections
 from cfx.experiments.config import (Bool, ConfigError, Experiment, NonNegativeInt, PositiveFloat, PositiveInt, Preset,
                                     Probability, RawConfig, Spec, Str, choice, plain)
@@ -40,9 +41,7 @@ __all__ = ["KIND", "DynamicsConfig", "FIGURE_METRICS", "TABLE_METRICS"]
 
 FIGURE_METRICS = ("mmd_domain", "mmd_model", "mmd_model_grid", "disagreement", "decisiveness", "f1_change",
                   "param_change", "validity", "cost_l1")
-TABLE_METRICS = ("mmd_domain", "mmd_model", "mmd_model_grid", "disagreement", "decisiveness", "decisiveness_code",
-                 "f1_change", "accuracy_change", "param_change", "param_change_paper", "validity", "cost_l1",
-                 "redundancy")
+TABLE_METRICS = headline_metrics("dynamics")  # summary.md's columns: the registry's "dynamics" headline table
 _P = {"mmd_domain": "p_domain", "mmd_model": "p_model", "mmd_model_grid": "p_model_grid"}
 
 
@@ -336,7 +335,7 @@ def _markdown(final, title: str, stopped, seconds, skipped=()) -> str:
     lookup = {(r.dataset, r.model, r.generator, r.metric): (r.mean, r.sd) for r in final.itertuples()}
     keys = list(dict.fromkeys(zip(final["dataset"], final["model"], final["generator"])))
     present = set(final["metric"])
-    cols = [m for m in TABLE_METRICS if m in present]
+    cols = [m for m in headline_metrics("dynamics") if m in present]
     head = ["dataset", "model", "generator", "round", *cols]
     rounds = {(r.dataset, r.model, r.generator): r.round for r in final.itertuples()}
     lines = [f"# {title}", "", "| " + " | ".join(head) + " |", "|" + "|".join("---" for _ in head) + "|"]

@@ -12,6 +12,7 @@ from typing import Mapping, Sequence
 
 import pandas as pd
 
+from cfx.evaluation.registry import headline_metrics
 from cfx.experiments import tables
 from cfx.experiments.kinds import Report
 from cfx.experiments.kinds.benchmark.runner import _cell, _model_path, expected
@@ -23,9 +24,9 @@ __all__ = ["BenchmarkReport", "summary_markdown", "summarise", "report", "show",
 
 # Wall-clock metrics: they differ between two otherwise identical runs.
 TIMING_METRICS = ("runtime_s", "runtime_total_s", "compile_s")
-# Columns of summary.md when the config does not list its metrics (results.csv has all).
-HEADLINE_METRICS = ("validity", "l1", "l2", "mad_l1", "redundancy", "implausibility", "ynn", "violations",
-                    "converged", "steps", "runtime_s")
+# Columns of summary.md when the config does not list its metrics (results.csv has all): the
+# metric registry's "benchmark" headline table (cfx.evaluation.registry.headline_metrics).
+HEADLINE_METRICS = headline_metrics("benchmark")
 KEYS = ("dataset", "model", "generator")
 _NOTE = "mean ± sd over all counterfactuals of all runs; every metric of every cell is in results.csv."
 
@@ -57,7 +58,7 @@ class BenchmarkReport(Report):
 def summary_markdown(summary: pd.DataFrame, metrics: Sequence[str] | None = None, title: str | None = None) -> str:
     """Markdown pivot: rows (dataset, model, generator), columns metrics (default: the
     headline ones present), cells ``mean ± sd``."""
-    return tables.markdown(summary, KEYS, metrics or HEADLINE_METRICS, title=title, note=_NOTE)
+    return tables.markdown(summary, KEYS, metrics or headline_metrics("benchmark"), title=title, note=_NOTE)
 
 
 def summarise(table: pd.DataFrame) -> pd.DataFrame:
@@ -117,7 +118,7 @@ def _figures(cfg: BenchmarkConfig, store: Store, summary: pd.DataFrame) -> list[
                 written.append(store.write_figure(f"{dc.key}_{mc.key}_images", plotting.figure_png(fig)))
         sub = summary[summary["dataset"] == dc.key]
         if len(sub):
-            fig = plotting.plot_benchmark(sub, metrics=cfg.metrics or HEADLINE_METRICS, title=dc.key)
+            fig = plotting.plot_benchmark(sub, metrics=cfg.metrics or headline_metrics("benchmark"), title=dc.key)
             written.append(store.write_figure(f"{dc.key}_benchmark", plotting.figure_png(fig)))
     return written
 

@@ -15,6 +15,7 @@ from typing import Mapping, Sequence
 import numpy as np
 import pandas as pd
 
+from cfx.evaluation.registry import headline_metrics
 from cfx.experiments import tables
 from cfx.experiments.kinds import Report
 from cfx.experiments.kinds.eccco.paper import compare, paper_markdown
@@ -25,11 +26,10 @@ from cfx.experiments.store import Store
 __all__ = ["report", "show", "summary_markdown", "TABLE_METRICS", "KEYS"]
 
 KEYS = ("dataset", "model", "generator")
-#: The paper's columns: unfaithfulness (plain mean and the reference's normalisation),
-#: implausibility (L2; images also (1 − SSIM)/2), validity, cost (L1) and set size; the last two
-#: over the valid counterfactuals only (the paper's main tables).
-TABLE_METRICS = ("unfaithfulness", "unfaithfulness_ref", "implausibility", "implausibility_ssim", "validity", "l1",
-                 "set_size", "unfaithfulness_ref_valid", "implausibility_valid")
+#: The paper's columns (the metric registry's "eccco" headline table): unfaithfulness (plain mean
+#: and the reference's normalisation), implausibility (L2; images also (1 − SSIM)/2), validity,
+#: cost (L1) and set size; the last two over the valid counterfactuals only (its main tables).
+TABLE_METRICS = headline_metrics("eccco")
 _NOTE = ("mean ± sd over all counterfactuals of all runs (summary.csv also has sd_runs, the sd of the run means); "
          "unfaithfulness is the plain mean L2 distance to the model's conditional samples, unfaithfulness_ref the "
          "ECCCo reference's normalisation (sum over kept samples / chain count); cost = l1.")
@@ -40,7 +40,7 @@ def summary_markdown(summary: pd.DataFrame, metrics: Sequence[str] | None = None
     parts = [f"# {title}\n"] if title else []
     for dataset in dict.fromkeys(summary["dataset"]):
         sub = summary[summary["dataset"] == dataset]
-        cols = [m for m in (metrics or TABLE_METRICS) if m in set(sub["metric"])
+        cols = [m for m in (metrics or headline_metrics("eccco")) if m in set(sub["metric"])
                 and not sub[sub["metric"] == m]["mean"].isna().all()]
         parts.append(tables.markdown(sub, ("model", "generator"), cols, title=None).replace(
             "| model |", f"| {dataset}: model |", 1))
