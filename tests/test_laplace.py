@@ -187,3 +187,25 @@ def test_laplace_from_a_benchmark_config(tmp_path):
     clf = cfx.models.fit_laplace(cfx.data.load("moons", n=200), widths=(8,), epochs=5, learning_rate=0.05,
                                  hessian="kfac", seed=0)
     assert isinstance(clf.apply_fn, cfx.models.LaplaceApply) and float(clf.params["prior_precision"]) > 0
+
+
+def test_laplace_is_a_registered_model_fit_and_init_pass_its_options():
+    """``laplace`` is a ModelEntry: listed, trained by name with its own options (= fit_laplace), its
+    untrained form (``init``) loads saved parameters, and options of other models are refused."""
+    import flax.serialization
+
+    train = cfx.data.load("moons", n=120)
+    assert "laplace" in cfx.models.list_models() and not cfx.models.MODELS.get("laplace").ct_trainable
+    kw = dict(widths=(8,), epochs=3, learning_rate=0.05, seed=1, hessian="diag", predictive="mc", n_samples=7)
+    clf = cfx.models.fit(train, "laplace", **kw)
+    ref = cfx.models.fit_laplace(train, **kw)
+    assert repr(clf.apply_fn) == repr(ref.apply_fn)
+    jax.tree_util.tree_map(np.testing.assert_array_equal, clf.params, ref.params)
+    fresh = cfx.models.init(train, "laplace", **kw)
+    assert repr(fresh.apply_fn) == repr(clf.apply_fn)
+    restored = fresh.replace(flax.serialization.from_bytes(fresh.params, flax.serialization.to_bytes(clf.params)))
+    np.testing.assert_array_equal(np.asarray(restored.probs(train.X[:5])), np.asarray(clf.probs(train.X[:5])))
+    with pytest.raises(TypeError, match=r"fit\(\) got unexpected keyword arguments \['hessian'\] for model 'mlp'"):
+        cfx.models.fit(train, "mlp", epochs=1, hessian="full")
+    with pytest.raises(ValueError, match="hessian must be one of"):
+        cfx.models.fit(train, "laplace", epochs=1, hessian="kfc")

@@ -294,6 +294,17 @@ _RESERVED_MODEL_OPTIONS = {"dataset", "data", "model", "seed", "progress", "init
                            "extra"}
 
 
+def _check_model_options(entry, mc, extra: dict, path: str, ctx: Context) -> None:
+    """A registered model's own options (``ModelEntry.options``) through its ``check``; the error
+    names the option at fault when its message starts with it."""
+    opts = {k: v for k, v in extra.items() if k in entry.options}
+    try:
+        entry.check(**opts)
+    except ValueError as e:
+        key = next((k for k in entry.options if str(e).startswith(f"{k} ")), "")
+        raise ctx.error(f"{path}.{key}" if key else path, str(e)) from None
+
+
 def model_item(raw: Any, path: str, ctx: Context, spec: type[ModelSpec] = ModelSpec,
                also: Callable[[Any], set] = lambda item: set(), names: tuple[str, ...] = (),
                check: Callable[[Any, dict, str, Context], None] | None = None) -> ModelSpec:
@@ -309,10 +320,13 @@ def model_item(raw: Any, path: str, ctx: Context, spec: type[ModelSpec] = ModelS
     if extra:
         try:
             import cfx.models as models
-            names, var_kw = _signature_params(models.fit)
+            names, _ = _signature_params(models.fit)  # its **options are a model's own: entry.options
+            var_kw, entry = False, models.MODELS.get(mc.name) if mc.name in models.MODELS else None
         except (ImportError, AttributeError):
-            names, var_kw = set(), True
-        names = (names - _RESERVED_MODEL_OPTIONS) | set(also(mc))
+            names, var_kw, entry = set(), True, None
+        names = (names - _RESERVED_MODEL_OPTIONS) | set(also(mc)) | set(entry.options if entry else ())
+        if entry is not None and entry.check is not None:  # the model's own options, before training
+            _check_model_options(entry, mc, extra, path, ctx)
         if check is not None:
             check(mc, extra, path, ctx)
         if not var_kw:

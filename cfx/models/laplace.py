@@ -397,6 +397,27 @@ def fit_laplace(train, base: str = "mlp", *, seed: int = 0, hessian: str = "full
                    marglik_steps=marglik_steps, marglik_learning_rate=marglik_learning_rate)
 
 
+def fit_entry(dataset, *, init_only: bool = False, base: str = "mlp", seed: int = 0, hessian: str = "full",
+              prior_precision=None, predictive: str = "probit", n_samples: int = 100, last_layer: str = "logits",
+              marglik_steps: int = 300, marglik_learning_rate: float = 0.1, interval=None, values=None,
+              **fit_options) -> Classifier:
+    """The registered model ``laplace``'s own training (``ModelEntry.fit``):
+    ``cfx.models.fit(train, "laplace", base=..., hessian=..., ...)`` is :func:`fit_laplace`;
+    ``init_only`` (``cfx.models.init``) the Laplace of the untrained base, whose parameters have
+    the trained one's structure (to load saved ones). ``interval`` / ``values`` (the regressor's)
+    do not apply."""
+    from cfx.models.train import init  # lazy: train is the layer that trains, this one wraps
+
+    laplace_options = dict(hessian=hessian, prior_precision=prior_precision, predictive=predictive,
+                           n_samples=n_samples, last_layer=last_layer, marglik_steps=marglik_steps,
+                           marglik_learning_rate=marglik_learning_rate)
+    if not init_only:
+        return fit_laplace(dataset, base, seed=seed, **laplace_options, **fit_options)
+    check_laplace_options(base, hessian=hessian, predictive=predictive)
+    clf = init(dataset, base, seed=seed, **fit_options)
+    return laplace(clf, dataset, key=jax.random.key(int(seed)), **laplace_options)
+
+
 def expected_calibration_error(probs, y, n_bins: int = 10) -> float:
     """ECE = Σ_b (|B_b| / n) · |acc(B_b) − conf(B_b)| over ``n_bins`` equal-width bins of the
     confidence max_c p(c | x); acc(B) is the share of rows whose argmax equals y."""

@@ -22,6 +22,8 @@ import numpy as np
 
 from cfx.models.ensemble import Ensemble
 from cfx.models.jem import JEMLoss
+from cfx.models.laplace import LAPLACE_OPTIONS, check_laplace_options
+from cfx.models.laplace import fit_entry as laplace_fit
 from cfx.models.losses import cross_entropy
 from cfx.models.mlp import MLP, ModuleApply
 from cfx.models.regression import fit_interval_target
@@ -44,6 +46,9 @@ class ModelEntry:
         :func:`cfx.models.fit`'s loop; None: trained by that loop.
       energy_based: trained as an energy-based model (its logits define p(x)).
       ensemble: several members; ``build`` returns a :class:`cfx.models.Ensemble`.
+      options: keyword options of its own ``fit`` beyond :func:`cfx.models.fit`'s (laplace's
+        ``base``, ``hessian``, ...): ``fit`` / ``init`` and configs accept them for this model only.
+      check: ``check(**options)`` raises ValueError naming a bad option before anything trains.
     """
 
     build: Callable[..., Any]
@@ -52,6 +57,8 @@ class ModelEntry:
     fit: Callable[..., Any] | None = None
     energy_based: bool = False
     ensemble: bool = False
+    options: tuple[str, ...] = ()
+    check: Callable[..., None] | None = None
 
     @property
     def ct_trainable(self) -> bool:
@@ -112,6 +119,10 @@ MODELS.register("jem_ensemble", ModelEntry(
 MODELS.register("regressor", ModelEntry(
     _mlp, "one-output MLP fitted by squared error to values=, served as the target interval=(lo, hi)",
     fit=fit_interval_target))
+MODELS.register("laplace", ModelEntry(
+    _mlp, "last-layer Laplace approximation of a trained base (mlp or linear): GGN posterior (hessian full, diag or "
+    "kfac), prior precision by evidence, probit or mc predictive", fit=laplace_fit, options=("base", *LAPLACE_OPTIONS),
+    check=check_laplace_options))
 
 
 def register_model(name: str, entry: ModelEntry, *, replace: bool = False) -> ModelEntry:

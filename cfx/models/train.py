@@ -106,6 +106,19 @@ def _own_fit(model) -> Callable[..., Any] | None:
     return MODELS.get(model).fit if isinstance(model, str) else None
 
 
+def _model_options(model, options: dict, caller: str) -> dict:
+    """``options`` when they are the model's own (``ModelEntry.options``, checked by its ``check``)."""
+    own = MODELS.get(model).options if isinstance(model, str) else ()
+    unknown = sorted(set(options) - set(own))
+    if unknown:
+        label = model if isinstance(model, str) else type(model).__name__
+        raise TypeError(f"{caller}() got unexpected keyword arguments {unknown} for model {label!r}"
+                        + (f" (its own options: {', '.join(own)})" if own else ""))
+    if options and MODELS.get(model).check is not None:
+        MODELS.get(model).check(**options)
+    return options
+
+
 def _check_positive_int(name: str, value: Any) -> int:
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
         raise ValueError(f"{name} must be an int >= 1; got {value!r}")
@@ -244,12 +257,11 @@ def init(
     initial parameters, without any training. Use it to load saved parameters
     (``clf.replace(flax.serialization.from_bytes(clf.params, blob))``). Training options of
     :func:`fit` (``epochs``, ``learning_rate``, ...) are accepted and ignored."""
-    unknown = set(training_options) - _TRAINING_OPTIONS
-    if unknown:
-        raise TypeError(f"init() got unexpected keyword arguments {sorted(unknown)}")
+    _model_options(model, {k: v for k, v in training_options.items() if k not in _TRAINING_OPTIONS}, "init")
     own = _own_fit(model)
-    if own is not None:  # a model with a training of its own (the regressor)
-        return own(dataset, init_only=True, seed=seed, widths=widths, activation=activation, **training_options)
+    if own is not None:  # a model with a training of its own (the regressor, laplace)
+        return own(dataset, init_only=True, seed=seed, widths=widths, activation=activation, dropout=dropout,
+                   n_members=n_members, n_classes=n_classes, **training_options)
     X, y = _check_dataset(dataset)
     n_classes = max(int(y.max()) + 1, 2) if n_classes is None else _check_positive_int("n_classes", n_classes)
     apply, _, out_classes = _build(model, X.shape[1], n_classes=n_classes, widths=widths, activation=activation,
@@ -284,6 +296,7 @@ def fit(
     objective: str = "ce",
     ct: Any = None,
     interval: Any = None, values: Any = None,  # model="regressor" only
+    **options,
 ) -> Classifier | tuple[Classifier, TrainState]:
     """Train a classifier on ``dataset`` and return it as a :class:`cfx.Classifier`.
 
@@ -319,6 +332,8 @@ def fit(
       objective, ct: removed: ``objective="ct"`` with settings ``ct`` raises a ValueError that points
         to :func:`cfx.training.fit` (counterfactual training, the layer above).
       interval, values: ``"regressor"``: target (lo, hi), real targets (cfx.models.regression.fit_interval_target).
+      **options: the model's own options (``ModelEntry.options``; ``"laplace"``: ``base``, ``hessian``,
+        ``predictive``, ... of :func:`cfx.models.fit_laplace`); others raise TypeError.
 
     Returns:
       A Classifier whose ``apply_fn`` is deterministic (dropout off), or ``(classifier,
@@ -331,10 +346,13 @@ def fit(
         clf2 = cfx.models.fit(new_train, "mlp", epochs=10, init_params=clf.params)  # no recompile
         clf3, state = cfx.models.fit(train, "mlp", loss=my_loss, extra=buffer, return_state=True)
     """
+    options = _model_options(model, options, "fit")
     own = _own_fit(model)
-    if own is not None:  # a model with a training of its own (the regressor: cfx.models.regression)
+    if own is not None:  # a model with a training of its own (the regressor, laplace: ModelEntry.fit)
         return own(dataset, interval=interval, values=values, widths=widths, activation=activation,
-                   epochs=epochs, batch_size=batch_size, learning_rate=learning_rate, seed=seed)
+                   epochs=epochs, batch_size=batch_size, learning_rate=learning_rate, seed=seed, dropout=dropout,
+                   n_members=n_members, init_params=init_params, progress=progress, weight_decay=weight_decay,
+                   n_classes=n_classes, **options)
     if objective != "ce" or ct is not None:
         _refuse_objective(objective)
     X, y = _check_dataset(dataset)

@@ -203,10 +203,7 @@ def _model(cfg, store: Store, dc: DataConfig, mc: ModelConfig, r: int, train, te
         from cfx.evaluation.population import accuracy
 
         start, seed = time.perf_counter(), derive_seed(cfg.seed, r, "model", dc.key, mc.key)
-        if mc.name == "laplace":  # a base model (option ``base``, default mlp) and its last-layer Laplace
-            clf = cfx.models.fit_laplace(train, seed=seed, progress=progress.tty, **mc.fit_kwargs())
-        else:
-            clf = cfx.models.fit(train, mc.name, seed=seed, progress=progress.tty, **mc.fit_kwargs())
+        clf = cfx.models.fit(train, mc.name, seed=seed, progress=progress.tty, **mc.fit_kwargs())
         info = {"train_s": time.perf_counter() - start, "test_accuracy": accuracy(clf, test.X, test.y),
                 "n_train": len(train), "n_test": len(test), "n_classes": int(clf.n_classes),
                 "apply": repr(clf.apply_fn)}

@@ -5,7 +5,6 @@ validated there against cfx's registries.
 
 from __future__ import annotations
 
-import functools
 from typing import Mapping
 
 from cfx.experiments import sections
@@ -17,32 +16,6 @@ __all__ = ["BenchmarkConfig", "DataConfig", "ModelConfig", "GeneratorConfig", "S
 # the benchmark's names of the shared sections
 DataConfig, ModelConfig, GeneratorConfig = DataSpec, ModelSpec, GeneratorSpec
 SearchConfig, CalibrationConfig = SearchSpec, CalibrationSpec
-
-def _laplace_options(mc: ModelConfig) -> set:
-    """``model: laplace``: a base model (``base``) and the options of ``cfx.models.fit_laplace``."""
-    if mc.name != "laplace":
-        return set()
-    from cfx.models.laplace import LAPLACE_OPTIONS
-
-    return {"base", *LAPLACE_OPTIONS}
-
-
-def _check_laplace(mc: ModelConfig, extra: dict, path: str, ctx) -> None:
-    """``model: laplace``: its base and Laplace options, checked before anything is trained."""
-    if mc.name != "laplace":
-        return
-    from cfx.models.laplace import LAPLACE_OPTIONS, check_laplace_options
-
-    opts = {k: v for k, v in extra.items() if k in LAPLACE_OPTIONS or k == "base"}
-    try:
-        check_laplace_options(**opts)
-    except ValueError as e:
-        key = next((k for k in ("base", "hessian", "predictive") if k in str(e).split(" ")[0]), "")
-        raise ctx.error(f"{path}.{key}" if key else path, str(e)) from None
-
-
-# a model entry of the benchmark: a registered model, or laplace (a base model + cfx.models.laplace)
-_model_item = functools.partial(sections.model_item, names=("laplace",), also=_laplace_options, check=_check_laplace)
 
 # keys that moved from the experiment's search section onto each generator
 _MOVED_TO_GENERATOR = ("threshold", "num_counterfactuals", "init", "convergence", "min_steps", "init_scale")
@@ -67,7 +40,7 @@ class BenchmarkConfig(sections.GridExperiment):
         Raises :class:`ConfigError` naming the file, the key path and the allowed values.
         """
         ctx, d = sections.begin(cls, raw, name, data=DataConfig)
-        d["models"] = sections.section_list(d, "models", ctx, _model_item)
+        d["models"] = sections.section_list(d, "models", ctx, sections.model_item)
         d["generators"] = sections.section_list(d, "generators", ctx, sections.generator_item)
         d["search"] = ctx.validate(SearchConfig, {} if d.get("search") is None else d["search"], "search", hints={
             k: f"{k} is a generator option now: set it on each generator that needs it (e.g. "
