@@ -15,7 +15,7 @@ Config (``configs/ct.yaml``)::
       - {name: moons, n: 1000, threshold: 0.9}          # τ of the CT search
       - {name: gmsc, n: 5000, balance: true, protected: age}
     model: {widths: [32, 32], epochs: 100, batch_size: 64, learning_rate: 0.001}
-    ct: {n_ce: 1000, max_steps: 30}                     # any CTConfig field but variant / protected
+    ct: {n_ce: 1000, max_steps: 30, generator: {name: ecco, cost: 0.001}}   # CTConfig's fields; its ECCo
     variants: [baseline, ct]
     modes: [all, protected]
     evaluation: {n_factuals: 500, max_steps: 50, eps: [0, 0.025, 0.05, 0.075, 0.1]}
@@ -30,7 +30,6 @@ mutable vs protected).
 
 from __future__ import annotations
 
-import dataclasses
 import math
 import time
 from typing import Annotated, Mapping, Union
@@ -43,9 +42,11 @@ from cfx.evaluation.registry import headline_metrics
 from cfx.experiments import runs, sections, tables
 from cfx.experiments.config import (Bool, Experiment, Float, NonNegativeInt, PositiveFloat, PositiveInt, Probability,
                                     RawConfig, Spec, Str, StrList, choice)
-from cfx.experiments.fields import NonNegativeFloat
+from cfx.experiments.fields import NonNegativeFloat  # noqa: F401  (a weight's type, for data-level overrides)
 from cfx.experiments.kinds import Kind, Report
 from cfx.experiments.kinds.ct import reference as ct_reference
+from cfx.experiments.kinds.ct import settings as ct_settings
+from cfx.experiments.kinds.ct.settings import CTGeneratorSpec, CTSettings  # noqa: F401  (the ct section's types)
 from cfx.experiments.progress import Progress
 from cfx.experiments.store import Store
 
@@ -80,38 +81,6 @@ class CTModelConfig(Spec):
     epochs: PositiveInt = 100
     batch_size: PositiveInt = 64
     learning_rate: PositiveFloat = 1e-3
-
-
-def _settings_type(field: dataclasses.Field, hint):
-    """The config type of a :class:`cfx.training.CTConfig` field: by name, else by its default's
-    type (a weight is a number >= 0), else its annotation ``hint``."""
-    from cfx.training.config import DECAYS, STOPS
-
-    by_name = {"threshold": Probability, "learning_rate": PositiveFloat, "n_ce": PositiveInt, "max_steps": PositiveInt,
-               "domain_sd": PositiveFloat | None, "stop": Annotated[Str, choice(STOPS)],
-               "energy_decay": Annotated[Str, choice(DECAYS)]}
-    by_default = ((bool, Bool), (int, PositiveInt), (float, NonNegativeFloat), (str, Str))
-    if field.name in by_name:
-        return by_name[field.name]
-    return next((t for kind, t in by_default if type(field.default) is kind), hint)
-
-
-def _settings() -> type[Spec]:
-    """``CTSettings``: every field of :class:`cfx.training.CTConfig` but variant, protected and
-    schema_mutability (the run sets those per variant and mode), with CTConfig's defaults."""
-    import typing
-
-    from cfx.training.config import CTConfig
-
-    hints = typing.get_type_hints(CTConfig)
-    fields = {f.name: (_settings_type(f, hints[f.name]), f.default) for f in dataclasses.fields(CTConfig)
-              if f.name not in ("variant", "protected", "schema_mutability", "domain")}  # domain: per data set
-    model = pydantic.create_model("CTSettings", __base__=Spec, **fields)
-    model.__doc__ = "Fields of :class:`cfx.training.CTConfig` (except variant and protected), its defaults."
-    return model
-
-
-CTSettings = _settings()
 
 
 class EvalConfig(Spec):
@@ -165,6 +134,8 @@ class CTExperiment(Experiment):
     @classmethod
     def parse(cls, raw: RawConfig | Mapping) -> "CTExperiment":
         ctx, d = sections.begin(cls, raw, data=CTDataConfig)
+        if "ct" in d:  # its generator as ct.generator (flat keys: deprecated)
+            d["ct"] = ct_settings.normalise(d["ct"], ctx)
         cfg = ctx.validate(cls, d, "")
         for i, v in enumerate(cfg.variants):
             if v not in VARIANTS:
@@ -247,7 +218,7 @@ def prepare(cfg: CTExperiment) -> dict:
 def _ct_config(cfg: CTExperiment, dc: CTDataConfig, variant: str, mode: str, protected: int):
     from cfx.training import CTConfig
 
-    s = cfg.ct.model_dump()
+    s = cfg.ct.ct_fields()
     for k in ("threshold", "domain_sd", "domain", "n_ce", "lambda_reg"):
         if getattr(dc, k) is not None:
             s[k] = getattr(dc, k)

@@ -38,9 +38,10 @@ VALUES = {
     "model": {"widths": [32], "activation": "relu", "learning_rate": 0.001},  # epochs: 100 unless set (expand)
     # η = 0.1: the configs say lr = 0.25, but CTExperiments' get_generator builds the optimiser with
     # get_opt(params) = Flux.Optimise.Descent(), whose default step is 0.1 (the lr field is never read)
-    "ct": {"lambda_ce": 1.0, "lambda_div": 0.5, "lambda_adv": 0.25, "max_steps": 30, "learning_rate": 0.1,
-           "cost": 0.001, "energy": 5.0, "epsilon": 0.3, "domain_sd": 2.0, "stop": "threshold",
-           "energy_decay": "polynomial", "ridge": 0.001, "domain_covers_data": True, "schema_constraints": False},
+    "ct": {"lambda_ce": 1.0, "lambda_div": 0.5, "lambda_adv": 0.25, "max_steps": 30, "epsilon": 0.3, "domain_sd": 2.0,
+           "domain_covers_data": True, "schema_constraints": False,
+           "generator": {"name": "ecco", "learning_rate": 0.1, "cost": 0.001, "energy": 5.0, "convergence": "threshold",
+                         "decay_schedule": "polynomial", "ridge": 0.001}},
     # schema_constraints: CounterfactualTraining.jl's search data holds the box and the mutability only (no
     # categorical groups, no integer grid); its evaluation data adds the one-hot groups (get_cats: Adult, credit)
     "evaluation": {"protocol": "pool", "generator": "ecco", "energies": [0.1, 0.5, 1.0, 5.0, 10.0],
