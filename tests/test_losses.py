@@ -127,3 +127,62 @@ def test_set_terms():
         margins = np.asarray(cfs).sum(-1)
         expected = np.mean(np.log1p(np.exp(-margins))) if expected_on else 0.0
         np.testing.assert_allclose(losses.set_model_loss(cfs, None, c), expected, rtol=1e-5, atol=1e-7)
+
+
+def test_dice_diversity_l1_and_the_jitter():
+    x_cfs = RNG.normal(size=(4, 3)).astype(np.float32)
+    dist = np.abs(x_cfs[:, None] - x_cfs[None]).sum(-1)
+    for jitter in (0.0, 1e-2):
+        kernel = 1 / (1 + dist) + jitter * np.eye(4)
+        got = losses.dice_diversity(jnp.asarray(x_cfs), None, None, jitter=jitter, distance="l1")
+        np.testing.assert_allclose(got, -np.linalg.det(kernel), rtol=1e-4, atol=1e-7)
+
+
+def test_member_logit_bce_averages_member_logits_not_probabilities():
+    members = jnp.stack([jnp.array([[0.0, 1.0], [0.0, 1.0]]), jnp.array([[0.0, 3.0], [0.0, -1.0]])])
+
+    def apply(p, x):
+        return jnp.mean(jax.vmap(lambda w: x @ w)(p), 0)
+
+    apply.member_logits = lambda p, x: jax.vmap(lambda w: x @ w)(p)
+    clf = Classifier(apply, members, n_features=2)
+    x_cf = jnp.array([0.5, 0.2])
+    ctx = losses.TermContext(target=jnp.array(1), logits=clf.raw_logits(x_cf), step=jnp.array(0), classifier=clf)
+    margin = np.mean([0.7, 1.3])  # mean of the member margins f1 − f0
+    np.testing.assert_allclose(losses.member_logit_bce(x_cf, None, ctx), np.log1p(np.exp(-margin)), rtol=1e-5)
+    single = _linear_classifier()  # no members: logit_bce of the model's own logits
+    c1 = ctx.replace(logits=single.raw_logits(x_cf), classifier=single)
+    np.testing.assert_allclose(losses.member_logit_bce(x_cf, None, c1), np.log1p(np.exp(-0.7)), rtol=1e-5)
+
+
+def test_distance_terms_and_the_yloss_term():
+    x_cf, x = RNG.normal(size=3).astype(np.float32), RNG.normal(size=3).astype(np.float32)
+    neighbours = RNG.normal(size=(5, 3)).astype(np.float32)
+    ctx = losses.TermContext(
+        target=jnp.array(2),
+        logits=jnp.asarray(LOGITS[0]),
+        step=jnp.array(0),
+        data={"neighbours": jnp.asarray(neighbours)},
+    )
+    np.testing.assert_allclose(losses.distance_to_factual("l1")(x_cf, x, ctx), np.abs(x_cf - x).sum(), rtol=1e-6)
+    np.testing.assert_allclose(
+        losses.mean_distance_to_neighbours("squared_l2")(x_cf, x, ctx),
+        ((x_cf - neighbours) ** 2).sum(-1).mean(),
+        rtol=1e-5,
+    )
+    expected = -np.log(np_softmax(LOGITS[0])[2])
+    np.testing.assert_allclose(losses.yloss_term("cross_entropy")(x_cf, x, ctx), expected, rtol=1e-5)
+    np.testing.assert_allclose(losses.yloss_term(lambda f, t: f[t])(x_cf, x, ctx), LOGITS[0, 2], rtol=1e-6)
+
+
+def test_the_models_weighted_cross_entropy():
+    from cfx.models.losses import weighted_cross_entropy, weighted_mean
+
+    w = np.array([1.0, 0.0, 2.0, 1.0, 0.5, 0.0], np.float32)  # zero weights: padded slots
+    per = -np.log(np_softmax(LOGITS)[np.arange(6), TARGETS])
+    np.testing.assert_allclose(
+        weighted_cross_entropy(jnp.asarray(LOGITS), jnp.asarray(TARGETS), jnp.asarray(w)),
+        (w * per).sum() / w.sum(),
+        rtol=1e-5,
+    )
+    np.testing.assert_allclose(weighted_mean(jnp.asarray(per), jnp.asarray(w)), (w * per).sum() / w.sum(), rtol=1e-5)

@@ -24,14 +24,31 @@ from typing import Annotated, Any, Mapping
 
 import pydantic
 
-from cfx.experiments.config import (Bool, PositiveFloat, PositiveInt, Probability, Spec, Str, check_name, choice, got,
-                                    plain)
+from cfx.experiments.config import (
+    Bool,
+    PositiveFloat,
+    PositiveInt,
+    Probability,
+    Spec,
+    Str,
+    check_name,
+    choice,
+    got,
+    plain,
+)
 from cfx.experiments.fields import NonNegativeFloat
 from cfx.experiments.sections import registry
 
 #: ECCo hyperparameter (the key under ``ct.generator``) -> the :class:`cfx.training.CTConfig` field it sets.
-GENERATOR_FIELDS = {"learning_rate": "learning_rate", "cost": "cost", "energy": "energy", "ridge": "ridge",
-                    "threshold": "threshold", "convergence": "stop", "decay_schedule": "energy_decay"}
+GENERATOR_FIELDS = {
+    "learning_rate": "learning_rate",
+    "cost": "cost",
+    "energy": "energy",
+    "ridge": "ridge",
+    "threshold": "threshold",
+    "convergence": "stop",
+    "decay_schedule": "energy_decay",
+}
 _FLAT = {field: key for key, field in GENERATOR_FIELDS.items()}  # the deprecated flat ct.<field> -> its key
 
 
@@ -40,9 +57,15 @@ def _settings_type(field: dataclasses.Field, hint):
     type (a weight is a number >= 0), else its annotation ``hint``."""
     from cfx.training.config import DECAYS, STOPS
 
-    by_name = {"threshold": Probability, "learning_rate": PositiveFloat, "n_ce": PositiveInt, "max_steps": PositiveInt,
-               "domain_sd": PositiveFloat | None, "stop": Annotated[Str, choice(STOPS)],
-               "energy_decay": Annotated[Str, choice(DECAYS)]}
+    by_name = {
+        "threshold": Probability,
+        "learning_rate": PositiveFloat,
+        "n_ce": PositiveInt,
+        "max_steps": PositiveInt,
+        "domain_sd": PositiveFloat | None,
+        "stop": Annotated[Str, choice(STOPS)],
+        "energy_decay": Annotated[Str, choice(DECAYS)],
+    }
     by_default = ((bool, Bool), (int, PositiveInt), (float, NonNegativeFloat), (str, Str))
     if field.name in by_name:
         return by_name[field.name]
@@ -55,17 +78,26 @@ def _ct_fields() -> dict[str, tuple[Any, Any]]:
     from cfx.training.config import CTConfig
 
     hints = typing.get_type_hints(CTConfig)
-    return {f.name: (_settings_type(f, hints[f.name]), f.default) for f in dataclasses.fields(CTConfig)
-            if f.name not in ("variant", "protected", "schema_mutability", "domain")}
+    return {
+        f.name: (_settings_type(f, hints[f.name]), f.default)
+        for f in dataclasses.fields(CTConfig)
+        if f.name not in ("variant", "protected", "schema_mutability", "domain")
+    }
 
 
 def _generator_spec() -> type[Spec]:
     """``CTGeneratorSpec``: ``name`` and the ECCo hyperparameters CT's search sets, with CTConfig's defaults."""
     fields = _ct_fields()
-    model = pydantic.create_model("CTGeneratorSpec", __base__=Spec, name=(Str, "ecco"),
-                                  **{key: fields[field] for key, field in GENERATOR_FIELDS.items()})
-    model.__doc__ = ("CT's search generator: a registered ECCo (``name``) and the hyperparameters CT's search sets "
-                     "(CTConfig's defaults).")
+    model = pydantic.create_model(
+        "CTGeneratorSpec",
+        __base__=Spec,
+        name=(Str, "ecco"),
+        **{key: fields[field] for key, field in GENERATOR_FIELDS.items()},
+    )
+    model.__doc__ = (
+        "CT's search generator: a registered ECCo (``name``) and the hyperparameters CT's search sets "
+        "(CTConfig's defaults)."
+    )
     return model
 
 
@@ -82,17 +114,23 @@ class _CTSettingsBase(Spec):
 
 
 for _field, _key in _FLAT.items():  # read-only: cfg.ct.cost is cfg.ct.generator.cost (CTConfig's names)
-    setattr(_CTSettingsBase, _field, property(lambda self, k=_key: getattr(self.generator, k),
-                                              doc=f"``generator.{_key}`` under CTConfig's name"))
+    setattr(
+        _CTSettingsBase,
+        _field,
+        property(lambda self, k=_key: getattr(self.generator, k), doc=f"``generator.{_key}`` under CTConfig's name"),
+    )
 
 
 def _settings() -> type[Spec]:
     """``CTSettings``: CTConfig's own fields (:func:`_ct_fields` but the generator's) and ``generator``."""
     fields = {k: v for k, v in _ct_fields().items() if k not in _FLAT}
-    model = pydantic.create_model("CTSettings", __base__=_CTSettingsBase, **fields,
-                                  generator=(CTGeneratorSpec, CTGeneratorSpec()))
-    model.__doc__ = ("Fields of :class:`cfx.training.CTConfig` (except variant and protected) with its defaults, and "
-                     "``generator``: CT's search generator (:class:`CTGeneratorSpec`).")
+    model = pydantic.create_model(
+        "CTSettings", __base__=_CTSettingsBase, **fields, generator=(CTGeneratorSpec, CTGeneratorSpec())
+    )
+    model.__doc__ = (
+        "Fields of :class:`cfx.training.CTConfig` (except variant and protected) with its defaults, and "
+        "``generator``: CT's search generator (:class:`CTGeneratorSpec`)."
+    )
     return model
 
 
@@ -102,6 +140,7 @@ CTSettings = _settings()
 def _generator_class(name: str):
     try:
         import cfx.generators as generators
+
         return generators.REGISTRY.get(name).cls, generators.ECCo, generators.hyperparameters(name)
     except (ImportError, KeyError, ValueError):
         return None
@@ -123,22 +162,31 @@ def normalise(raw: Any, ctx) -> Any:
     for old in flat:
         key, value = _FLAT[old], ct.pop(old)
         if key in gen and plain(gen[key]) != plain(value):
-            raise ctx.error(f"ct.{old}", f"ct.{old} (deprecated) is {value!r} but ct.generator.{key} is {gen[key]!r}: "
-                                         f"set it once, as ct.generator.{key}")
+            raise ctx.error(
+                f"ct.{old}",
+                f"ct.{old} (deprecated) is {value!r} but ct.generator.{key} is {gen[key]!r}: "
+                f"set it once, as ct.generator.{key}",
+            )
         gen[key] = value
     if flat:
         moved = ", ".join(f"ct.generator.{_FLAT[k]}" for k in flat)
-        warnings.warn(f"ct.{', ct.'.join(flat)}: settings of CT's search generator are keys of ct.generator now "
-                      f"({moved}); the flat keys are deprecated and will be removed in 0.3", DeprecationWarning,
-                      stacklevel=4)
+        warnings.warn(
+            f"ct.{', ct.'.join(flat)}: settings of CT's search generator are keys of ct.generator now "
+            f"({moved}); the flat keys are deprecated and will be removed in 0.3",
+            DeprecationWarning,
+            stacklevel=4,
+        )
     name = gen.get("name", "ecco")
     check_name(name, registry("generators"), "generator", "ct.generator.name", ctx)
     found = _generator_class(name)
     if found is not None:
         cls, ecco, hyper = found
         if cls is not ecco:
-            raise ctx.error("ct.generator.name", f"counterfactual training searches with ECCo (its epoch is compiled "
-                                                 f"for it); {name!r} is class {cls.__name__}")
+            raise ctx.error(
+                "ct.generator.name",
+                f"counterfactual training searches with ECCo (its epoch is compiled "
+                f"for it); {name!r} is class {cls.__name__}",
+            )
         for k in gen:
             if k != "name" and k not in GENERATOR_FIELDS:
                 what = "is an ECCo option CT's search does not set" if k in hyper else "is not an ECCo option"
