@@ -27,6 +27,7 @@ EXPERIMENTS_ORDER = {
     "cfx.experiments.kinds": 5,
     "cfx.experiments.kinds.*": 6,
     "cfx.experiments.kinds.ct.reference": 6,  # the ct kind's preset ct-2026 and pooled evaluation
+    "cfx.experiments.kinds.ct.settings": 6,  # the ct kind's ct section (CTConfig fields, its generator)
     "cfx.experiments.kinds.ct": 9,
     "cfx.experiments.kinds.benchmark.schema": 6,
     "cfx.experiments.kinds.benchmark.runner": 7,
