@@ -1,6 +1,6 @@
 """Models: flax MLPs, deep ensembles, and the train step that turns them into Classifiers.
 
-``cfx.models.fit(train, "mlp" | "ensemble" | "linear" | "jem" | "jem_ensemble" | flax_module, ..., loss=...)
+``cfx.models.fit(train, "mlp" | "ensemble" | "linear" | "jem" | "jem_ensemble" | "laplace" | flax_module, ..., loss=...)
 -> cfx.Classifier``; model names are entries of the registry ``MODELS`` (add one: ``register_model``); ``calibrate`` (split conformal), ``fit_vae`` (latent search). Models from
 outside JAX: ``from_sklearn(estimator)`` (an exact translation) and
 ``from_predict_proba(fn, n_features, n_classes)`` (a black box). A Bayesian last layer:

@@ -306,7 +306,7 @@ def fit(
 
     Args:
       dataset: a :class:`cfx.data.Dataset` (``X`` (n, d) finite floats, ``y`` (n,) labels 0..C-1).
-      model: ``"mlp"``, ``"ensemble"``, ``"linear"``, ``"jem"``, ``"jem_ensemble"`` (see
+      model: ``"mlp"``, ``"ensemble"``, ``"linear"``, ``"jem"``, ``"jem_ensemble"``, ``"regressor"``, ``"laplace"`` (see
         :func:`list_models`; the JEM models default to ``loss=JEMLoss()`` and a replay
         buffer over μ ± 3σ of ``dataset.X`` as ``extra``), any
         ``flax.linen.Module`` mapping (n, d) -> (n, C) logits (a ``train`` keyword, if it has
