@@ -52,16 +52,16 @@ from cfx.experiments.store import Store
 
 VARIANTS = ("baseline", "ct", "contrastive", "adversarial")
 MODES = ("all", "protected", "single")
-SINGLE_KEYS = ("threshold", "lambda_reg", "eval_threshold", "eval_max_steps")
+SINGLE_KEYS = ("threshold", "lambda_reg", "lambda_adv", "eval_threshold", "eval_max_steps")
 HEADLINE = headline_metrics("ct")  # summary.md's columns: the metric registry's "ct" headline table
 
 
 class CTDataConfig(sections.DataSpec):
     """A data set (:class:`cfx.experiments.sections.DataSpec`) and: ``protected`` (a feature name
     or index; default age, else 0), ``threshold`` (τ of the CT search), ``domain_sd``, ``domain``, ``n_ce``,
-    ``lambda_reg``, ``batch_size`` overrides, ``eval_threshold`` and ``n_individuals`` of the pooled
-    evaluation, ``single`` (``threshold``, ``lambda_reg``, ``eval_threshold``, ``eval_max_steps`` of
-    mode ``single``)."""
+    ``lambda_reg``, ``lambda_adv``, ``batch_size`` overrides, ``eval_threshold`` and ``n_individuals`` of the
+    pooled evaluation, ``single`` (``threshold``, ``lambda_reg``, ``lambda_adv``, ``eval_threshold``,
+    ``eval_max_steps`` of mode ``single``, which override the data set's own)."""
 
     protected: Union[NonNegativeInt, Str, None] = None
     threshold: Probability | None = None
@@ -69,6 +69,7 @@ class CTDataConfig(sections.DataSpec):
     domain: tuple[Float, Float] | None = None
     n_ce: PositiveInt | None = None
     lambda_reg: Float | None = None
+    lambda_adv: NonNegativeFloat | None = None
     batch_size: PositiveInt | None = None
     eval_threshold: Probability | None = None
     n_individuals: PositiveInt | None = None
@@ -219,11 +220,11 @@ def _ct_config(cfg: CTExperiment, dc: CTDataConfig, variant: str, mode: str, pro
     from cfx.training import CTConfig
 
     s = cfg.ct.ct_fields()
-    for k in ("threshold", "domain_sd", "domain", "n_ce", "lambda_reg"):
+    for k in ("threshold", "domain_sd", "domain", "n_ce", "lambda_reg", "lambda_adv"):
         if getattr(dc, k) is not None:
             s[k] = getattr(dc, k)
     if mode == "single":  # all mutable, with the data set's own settings for this mode
-        s.update({k: dc.single[k] for k in ("threshold", "lambda_reg") if k in dc.single})
+        s.update({k: dc.single[k] for k in ("threshold", "lambda_reg", "lambda_adv") if k in dc.single})
     free = mode in ("all", "single")  # without schema constraints only the protected feature is immutable
     return CTConfig(variant=variant, protected=() if free else (protected,),
                     schema_mutability=not free and s["schema_constraints"], **s)

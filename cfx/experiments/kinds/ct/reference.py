@@ -1,7 +1,8 @@
 """``preset: ct-2026`` of the ``ct`` kind: CounterfactualTraining.jl's semantics (SaTML 2026).
 
 Read from JuliaTrustworthyAI/CounterfactualTraining.jl v0.1.3 (``src/``, ``paper/experiments``:
-``CTExperiments`` and the ``evaluations/final_run/mutability/mlp/<data>`` configs) and
+``CTExperiments`` and the ``evaluations/satml/{single,mutability}/mlp/<data>`` configs, the grids the
+paper's main table was built from; ``preset: ct-2026-final-run``: the earlier ``final_run`` grids) and
 CounterfactualExplanations.jl's ``counterfactual-training`` branch (the ECCo generator and
 ``energy_constraint``; the Manifest pins a later commit of that branch, v1.4.6, which the mirror
 does not hold: the energy term is taken from the branch's v1.4.2 tip). docs/ct.md lists every
@@ -9,7 +10,7 @@ value and where it differs from cfx's defaults.
 
 The preset fixes the semantics (``values``); ``expand`` fills the per-data-set settings of the
 reference configs into each ``data`` entry the config leaves unset: τ of the training search,
-λ_reg, τ of the evaluation, batch size, n_ce, the evaluation's individuals per round, and the
+λ_reg, λ_adv, τ of the evaluation, batch size, n_ce, the evaluation's individuals per round, and the
 synthetic splits (3,000 training rows, 900 test rows: the reference's n_train = 3000,
 n_validation = 600 (used for monitoring only, not drawn here) and a 0.8 train/test ratio) and
 their geometry as TaijaData 1.1.7 draws it (linearly separable: two blobs of σ 0.5, overlapping:
@@ -30,7 +31,7 @@ import pandas as pd
 from cfx.experiments.config import Preset
 
 SOURCE = ("JuliaTrustworthyAI/CounterfactualTraining.jl v0.1.3 (src/, paper/experiments/CTExperiments, "
-          "paper/experiments/evaluations/final_run/mutability/mlp/*/evaluation/*.toml); "
+          "paper/experiments/evaluations/satml/{single,mutability}/mlp/*/evaluation/*.toml); "
           "JuliaTrustworthyAI/CounterfactualExplanations.jl branch counterfactual-training (ECCoGenerator, "
           "energy_constraint, polynomial_decay)")
 
@@ -55,9 +56,42 @@ VALUES = {
     # groups the MMD by (generator, model, target, factual), not by run
 }
 
-# per data set (cfx name): τ train, λ_reg, τ eval, batch size, n_ce, individuals per round
-# (evaluations/final_run/mutability/mlp/<data>/evaluation/grid_config.toml and JOB_COMMANDS.md)
+# The paper's main table (paper/tables/main.tex, commit 29c7ef74 "final runs", 2026-01-14) was built from
+# $FINAL_GRID_RESULTS = output/satml (.env of that commit; later renamed FINAL_MAIN_RESULTS): the "satml" grids,
+# whose run configs are evaluations/satml/{single,mutability}/mlp/<data>/evaluation/{grid_config,evaluation_k/
+# eval_config}.toml (commit e14b747b "all rerun"). The earlier "final_run" grids (the appendix's tuning runs)
+# differ in λ_reg, τ, λ_adv, the mutability settings and the evaluation's τ and step limit: preset
+# ``ct-2026-final-run`` keeps them (what this preset used until session 32).
+# Mutability grid (the table's cost) per data set (cfx name): τ train, λ_reg, τ eval, batch size, n_ce,
+# individuals per round. One setting per set: the protected feature immutable (mutability = [[1]] on the
+# synthetic sets, [[1]] Adult, [[2]] California and GMSC, [[15]] credit): mode ``protected``.
 PER_DATA = {
+    "linearly_separable": (0.5, 0.0, 0.5, 30, 1000, 250),
+    "moons": (0.9, 0.0, 0.5, 30, 1000, 250),
+    "circles": (0.5, 0.0, 0.5, 30, 1000, 250),
+    "overlapping": (0.5, 0.0, 0.5, 30, 1000, 250),
+    "gmsc": (0.5, 0.5, 0.5, 1000, 5000, 100),
+    "california": (0.5, 0.25, 0.5, 1000, 5000, 100),
+    "california_raw": (0.5, 0.25, 0.5, 1000, 5000, 100),
+    "adult": (0.75, 0.25, 0.5, 1000, 5000, 100),
+    "credit": (0.5, 0.25, 0.5, 1000, 5000, 100),
+    "mnist": (0.5, 0.01, 0.5, 1000, 5000, 25),
+}
+# λ_adv of the mutability grid where it is not the default 0.25: the synthetic sets ran with λ_adv = λ_reg = 0
+ADV = {"linearly_separable": 0.0, "moons": 0.0, "circles": 0.0, "overlapping": 0.0}
+# The table's IP and IP* come from the "single" grid (every feature mutable, CT vs baseline; main_results.qmd:
+# final_table(single; tbl_mtbl=mutability)): its own τ and λ_reg (λ_adv 0.25), evaluated at τ_eval 0.95 with
+# at most 50 steps: mode ``single``. Per data set: τ train, λ_reg, τ eval, eval steps.
+SINGLE = {
+    "linearly_separable": (0.5, 0.01, 0.95, 50), "moons": (0.9, 0.25, 0.95, 50),
+    "circles": (0.5, 0.5, 0.95, 50), "overlapping": (0.5, 0.25, 0.95, 50), "gmsc": (0.5, 0.5, 0.95, 50),
+    "california": (0.5, 0.25, 0.95, 50), "california_raw": (0.5, 0.25, 0.95, 50), "adult": (0.75, 0.25, 0.95, 50),
+    "credit": (0.5, 0.25, 0.95, 50),
+    "mnist": (0.5, 0.01, 0.95, 50),
+}
+# preset ct-2026-final-run: the final_run grids (evaluations/final_run/...; three mutability settings on the
+# synthetic sets: both mutable, x1, x2 immutable; λ_adv 0.25 everywhere; single grid evaluated with ≤ 100 steps)
+PER_DATA_FINAL_RUN = {
     "linearly_separable": (0.9, 0.5, 0.95, 30, 1000, 250),
     "moons": (0.9, 0.25, 0.95, 30, 1000, 250),
     "circles": (0.5, 0.5, 0.95, 30, 1000, 250),
@@ -69,13 +103,7 @@ PER_DATA = {
     "credit": (0.5, 0.1, 0.5, 1000, 5000, 100),
     "mnist": (0.5, 0.01, 0.5, 1000, 5000, 50),
 }
-# The paper's main table takes IP and IP* from a second training grid, "single" (final_run/single/mlp/<data>:
-# every feature mutable, CT vs baseline), and only the cost from the "mutability" grid above (its three /
-# two settings pooled; paper/sections/other/main_results.qmd: final_table(single; tbl_mtbl=mutability)).
-# The single grid trains with its own τ and λ_reg and its evaluation config stops at τ_eval 0.95 after at
-# most 100 steps (evaluations/final_run/single/mlp/<data>/evaluation/*grid_config.toml): mode ``single``.
-# per data set: τ train, λ_reg, τ eval, eval steps
-SINGLE = {
+SINGLE_FINAL_RUN = {
     "linearly_separable": (0.5, 0.25, 0.95, 100), "moons": (0.9, 0.25, 0.95, 100),
     "circles": (0.5, 0.5, 0.95, 100), "overlapping": (0.5, 0.25, 0.95, 100), "gmsc": (0.5, 0.5, 0.95, 100),
     "california": (0.5, 0.25, 0.95, 100), "california_raw": (0.5, 0.25, 0.95, 100), "adult": (0.5, 0.5, 0.95, 100),
@@ -113,50 +141,64 @@ REAL_DATA = {"gmsc": {"n": 16714, "balance": True}, "california": {}, "californi
 SYNTHETIC_TRAIN, SYNTHETIC_TEST = 3000, 900
 
 
-def expand(raw: dict) -> dict:
-    """Fill each data entry's reference settings where the config leaves them unset, and the
-    reference's 100 epochs unless the config sets ``model.epochs``."""
-    items = raw.get("data")
-    if isinstance(items, (str, dict)):
-        items = [items]
-    if not isinstance(items, list):
-        return raw  # the schema reports the error
-    out = []
-    for it in items:
-        it = {"name": it} if isinstance(it, str) else dict(it)
-        ref = PER_DATA.get(str(it.get("name", "")).lower())
-        if ref is not None:
-            tau, reg, tau_eval, batch, n_ce, individuals = ref
-            defaults = {"threshold": tau, "lambda_reg": reg, "eval_threshold": tau_eval, "batch_size": batch,
-                        "n_ce": n_ce, "n_individuals": individuals}
-            name = it["name"].lower()
-            single = dict(zip(("threshold", "lambda_reg", "eval_threshold", "eval_max_steps"), SINGLE[name]))
-            it["single"] = {**single, **dict(it.get("single") or {})}
-            if name in REAL_DATA:
-                defaults.update({**REAL_DATA[name], "test_size": 0.2})
-            else:
-                options = dict(SYNTHETIC_OPTIONS.get(name, {}))
-                if "distance" in it or "center_box" in it:  # the config places the centres itself
-                    options.pop("centers", None)
-                defaults.update(options)
-                defaults.update({"n": SYNTHETIC_TRAIN + SYNTHETIC_TEST,
-                                 "test_size": SYNTHETIC_TEST / (SYNTHETIC_TRAIN + SYNTHETIC_TEST)})
-            for k, v in defaults.items():
-                if it.get(k) is None:
-                    it[k] = v
-        out.append(it)
-    raw = dict(raw)
-    raw["data"] = out
-    raw["model"] = {"epochs": 100, **dict(raw.get("model") or {})}  # quick variants may train shorter
-    return raw
+def _expander(per_data: dict, single_grid: dict, adv: dict):
+    def expand(raw: dict) -> dict:
+        """Fill each data entry's reference settings where the config leaves them unset, and the
+        reference's 100 epochs unless the config sets ``model.epochs``."""
+        items = raw.get("data")
+        if isinstance(items, (str, dict)):
+            items = [items]
+        if not isinstance(items, list):
+            return raw  # the schema reports the error
+        out = []
+        for it in items:
+            it = {"name": it} if isinstance(it, str) else dict(it)
+            ref = per_data.get(str(it.get("name", "")).lower())
+            if ref is not None:
+                tau, reg, tau_eval, batch, n_ce, individuals = ref
+                name = it["name"].lower()
+                defaults = {"threshold": tau, "lambda_reg": reg, "lambda_adv": adv.get(name, VALUES["ct"]["lambda_adv"]),
+                            "eval_threshold": tau_eval, "batch_size": batch, "n_ce": n_ce, "n_individuals": individuals}
+                single = dict(zip(("threshold", "lambda_reg", "eval_threshold", "eval_max_steps"), single_grid[name]))
+                single["lambda_adv"] = VALUES["ct"]["lambda_adv"]  # the single grid keeps the default λ_adv
+                it["single"] = {**single, **dict(it.get("single") or {})}
+                if name in REAL_DATA:
+                    defaults.update({**REAL_DATA[name], "test_size": 0.2})
+                else:
+                    options = dict(SYNTHETIC_OPTIONS.get(name, {}))
+                    if "distance" in it or "center_box" in it:  # the config places the centres itself
+                        options.pop("centers", None)
+                    defaults.update(options)
+                    defaults.update({"n": SYNTHETIC_TRAIN + SYNTHETIC_TEST,
+                                     "test_size": SYNTHETIC_TEST / (SYNTHETIC_TRAIN + SYNTHETIC_TEST)})
+                for k, v in defaults.items():
+                    if it.get(k) is None:
+                        it[k] = v
+            out.append(it)
+        raw = dict(raw)
+        raw["data"] = out
+        raw["model"] = {"epochs": 100, **dict(raw.get("model") or {})}  # quick variants may train shorter
+        return raw
 
+    return expand
+
+
+expand = _expander(PER_DATA, SINGLE, ADV)
+expand_final_run = _expander(PER_DATA_FINAL_RUN, SINGLE_FINAL_RUN, {})
 
 PRESETS = {
     "ct-2026": Preset(
         name="ct-2026",
-        description="CounterfactualTraining.jl (SaTML 2026): 1x32 MLP, polynomial energy decay, data-covering "
-                    "mu+-2sd box, pooled ECCo evaluation over 5 energies in rounds",
+        description="CounterfactualTraining.jl (SaTML 2026), the grids of the paper's main table (output/satml): "
+                    "1x32 MLP, polynomial energy decay, data-covering mu+-2sd box, pooled ECCo evaluation over 5 "
+                    "energies in rounds",
         values=VALUES, source=SOURCE, expand=expand),
+    "ct-2026-final-run": Preset(
+        name="ct-2026-final-run",
+        description="ct-2026 with the reference's earlier final_run grids (its appendix's tuning runs; ct-2026 "
+                    "until session 32): other tau / lambda_reg per data set, lambda_adv 0.25, single-grid "
+                    "evaluation <= 100 steps",
+        values=VALUES, source=SOURCE.replace("satml", "final_run"), expand=expand_final_run),
 }
 
 # The paper's Table (MLP; paper/tables/main.tex of v0.1.3): % reduction of IP / IP* / cost (protected),
