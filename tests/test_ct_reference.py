@@ -190,19 +190,20 @@ def test_preset_fills_reference_values_and_refuses_conflicts(tmp_path):
     cfg = load_config(_raw("kind: ct\nname: x\npreset: ct-2026\ndata: [moons, {name: circles, threshold: 0.7}]\n",
                            tmp_path))
     moons, circles = cfg.data
-    # the paper's table's grids (output/satml): mutability grid moons τ 0.9, λ_reg = λ_adv = 0, τ_eval 0.5
+    # the paper's table's grids (output/satml): mutability grid moons τ 0.9, λ_reg 0.25, λ_adv 0.25, τ_eval 0.5
     assert (moons.threshold, moons.lambda_reg, moons.lambda_adv, moons.batch_size, moons.n,
-            moons.eval_threshold) == (0.9, 0.0, 0.0, 30, 3900, 0.5)
-    assert circles.threshold == 0.7 and circles.lambda_reg == 0.0  # the config's own value wins where unset
+            moons.eval_threshold) == (0.9, 0.25, 0.25, 30, 3900, 0.5)
+    assert circles.threshold == 0.7 and circles.lambda_reg == 0.5  # the config's own value wins where unset
     # mode single: the reference's all-mutable grid (the paper's IP/IP*) trains with its own τ, λ_reg, λ_adv
     from cfx.experiments.kinds.ct import _ct_config
 
-    ls = load_config(_raw("kind: ct\nname: x\npreset: ct-2026\ndata: [linearly_separable]\n", tmp_path)).data[0]
+    ls = load_config(_raw("kind: ct\nname: x\npreset: ct-2026\ndata: [{name: linearly_separable, lambda_adv: 0.0}]\n",
+                          tmp_path)).data[0]  # λ_adv 0: the recorded grid_config's mutability grid
     assert ls.single == {"threshold": 0.5, "lambda_reg": 0.01, "lambda_adv": 0.25, "eval_threshold": 0.95,
                          "eval_max_steps": 50}
     single, mut = (_ct_config(cfg, ls, "ct", m, 0) for m in ("single", "protected"))
     assert (single.threshold, single.lambda_reg, single.lambda_adv, single.protected) == (0.5, 0.01, 0.25, ())
-    assert (mut.threshold, mut.lambda_reg, mut.lambda_adv, mut.protected) == (0.5, 0.0, 0.0, (0,))
+    assert (mut.threshold, mut.lambda_reg, mut.lambda_adv, mut.protected) == (0.5, 0.01, 0.0, (0,))
     assert mut.weights()[3] == 0.0 and single.weights()[3] == 0.25  # the loss sees the mode's λ_adv
     # the earlier final_run grids stay available as their own preset
     old = load_config(_raw("kind: ct\nname: x\npreset: ct-2026-final-run\ndata: [linearly_separable]\n",

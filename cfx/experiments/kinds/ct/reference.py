@@ -59,17 +59,25 @@ VALUES = {
 # The paper's main table (paper/tables/main.tex, commit 29c7ef74 "final runs", 2026-01-14) was built from
 # $FINAL_GRID_RESULTS = output/satml (.env of that commit; later renamed FINAL_MAIN_RESULTS): the "satml" grids,
 # whose run configs are evaluations/satml/{single,mutability}/mlp/<data>/evaluation/{grid_config,evaluation_k/
-# eval_config}.toml (commit e14b747b "all rerun"). The earlier "final_run" grids (the appendix's tuning runs)
-# differ in λ_reg, τ, λ_adv, the mutability settings and the evaluation's τ and step limit: preset
-# ``ct-2026-final-run`` keeps them (what this preset used until session 32).
+# eval_config}.toml (commit e14b747b "all rerun"); the appendix's "Final hyperparameters" table lists the
+# single grid's values. The earlier "final_run" grids (the appendix's tuning runs) differ in λ_reg, τ, the
+# mutability settings and the evaluation's τ and step limit: preset ``ct-2026-final-run`` keeps them (what this
+# preset used until session 32).
 # Mutability grid (the table's cost) per data set (cfx name): τ train, λ_reg, τ eval, batch size, n_ce,
 # individuals per round. One setting per set: the protected feature immutable (mutability = [[1]] on the
-# synthetic sets, [[1]] Adult, [[2]] California and GMSC, [[15]] credit): mode ``protected``.
+# synthetic sets, [[1]] Adult, [[2]] California and GMSC, [[15]] credit): mode ``protected``. λ_reg is the
+# data set's tuned value (the single grid's) and λ_adv the default 0.25, as the repository's final configs
+# (configs/satml/mutability, commit e2bab588) leave them to the command line's --reg_strength. The synthetic
+# sets' recorded grid_config.toml says λ_reg = λ_adv = 0, but CTExperiments writes that file only when the
+# output folder has none (ExperimentGrid: ``if !isfile(default_grid_config_name(grid))``), so it can predate
+# the run; measured, λ = 0 makes the logits run away (the squared-logit term grows to 1e5) and matches none of
+# the appendix's costs and validities, the tuned values match them (docs/ct.md). ``data[i].lambda_adv`` and
+# ``lambda_reg`` select the recorded values.
 PER_DATA = {
-    "linearly_separable": (0.5, 0.0, 0.5, 30, 1000, 250),
-    "moons": (0.9, 0.0, 0.5, 30, 1000, 250),
-    "circles": (0.5, 0.0, 0.5, 30, 1000, 250),
-    "overlapping": (0.5, 0.0, 0.5, 30, 1000, 250),
+    "linearly_separable": (0.5, 0.01, 0.5, 30, 1000, 250),
+    "moons": (0.9, 0.25, 0.5, 30, 1000, 250),
+    "circles": (0.5, 0.5, 0.5, 30, 1000, 250),
+    "overlapping": (0.5, 0.25, 0.5, 30, 1000, 250),
     "gmsc": (0.5, 0.5, 0.5, 1000, 5000, 100),
     "california": (0.5, 0.25, 0.5, 1000, 5000, 100),
     "california_raw": (0.5, 0.25, 0.5, 1000, 5000, 100),
@@ -77,8 +85,7 @@ PER_DATA = {
     "credit": (0.5, 0.25, 0.5, 1000, 5000, 100),
     "mnist": (0.5, 0.01, 0.5, 1000, 5000, 25),
 }
-# λ_adv of the mutability grid where it is not the default 0.25: the synthetic sets ran with λ_adv = λ_reg = 0
-ADV = {"linearly_separable": 0.0, "moons": 0.0, "circles": 0.0, "overlapping": 0.0}
+ADV: dict = {}  # λ_adv of the mutability grid where it is not the default 0.25 (none)
 # The table's IP and IP* come from the "single" grid (every feature mutable, CT vs baseline; main_results.qmd:
 # final_table(single; tbl_mtbl=mutability)): its own τ and λ_reg (λ_adv 0.25), evaluated at τ_eval 0.95 with
 # at most 50 steps: mode ``single``. Per data set: τ train, λ_reg, τ eval, eval steps.
