@@ -21,6 +21,7 @@ from cfx.models.mlp import ACTIVATIONS, MLP, ModuleApply
 from cfx.models.step import Batch, LossFn, TrainState, shuffled_batches, train_epoch, train_step
 from cfx.models.regression import IntervalLogits, Regressor, fit_regressor, interval_labels, is_regression
 from cfx.models.registry import MODELS, ModelEntry, register_model
+from cfx.models.schedule import fit_scheduled, member_rows
 from cfx.models.train import accuracy, fit, init, list_models
 from cfx.models.vae import VAE, ELBO, fit_vae
 
@@ -59,6 +60,8 @@ __all__ = [
     "batch_loss",
     "cross_entropy",
     "fit",
+    "fit_scheduled",
+    "member_rows",
     "from_predict_proba",
     "from_sklearn",
     "init",

@@ -114,6 +114,20 @@ class ReferenceJEMLoss(JEMLoss):
         return buf.replace(x=buf.x.at[slots].set(x_new), head=(buf.head + B) % cap,
                            filled=jnp.minimum(buf.filled + B, cap)), info
 
+    def epoch_pass(self, params: Any, extra: ReferenceBuffer, key: jax.Array, *, apply: TrainApply,
+                   n_calls: int) -> ReferenceBuffer:
+        """``n_calls`` sampler calls with fixed ``params``, each writing its chains to the buffer:
+        JointEnergyModels.jl 0.1.3's ``train_model`` evaluates the loss (so runs the sampler) on every
+        training batch after each epoch, with that epoch's final parameters (used by
+        :func:`cfx.models.fit_scheduled` with ``epoch_pass=True``; then ``sampler_calls=1``)."""
+        frozen = jax.lax.stop_gradient(params)
+        n_classes = two_class_logits(apply(frozen, extra.x[:1], None)).shape[-1]
+
+        def body(buf, k):
+            return self._sampler_call(buf, frozen, k, apply=apply, n_classes=n_classes)[0], None
+
+        return jax.lax.scan(body, extra, jax.random.split(key, n_calls))[0]
+
     def __call__(self, params: Any, batch: Batch, key: jax.Array, *, apply: TrainApply,
                  extra: ReferenceBuffer) -> tuple:
         if not isinstance(extra, ReferenceBuffer):

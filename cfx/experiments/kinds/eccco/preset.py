@@ -21,8 +21,9 @@ Filled by the preset where the config leaves them unset (the config's value wins
   and its no-CP / no-energy ablations);
 - per data set (:data:`REFERENCE`): the sample size, the generator's options (LS: the
   reference's class centres, :data:`LS_CENTERS`; moons: MLJBase's yshift 0.3), the architecture,
-  epochs, batch size min(n_train/10, 128), JEM α, SGLD steps, sampler batch and two sampler calls
-  per iteration, and the search step η and weights (ECCCo: cost λ1, set size λ2, energy λ3,
+  epochs, batch size min(n_train/10, 128), JEM α, SGLD steps, sampler batch, one sampler call per
+  iteration, and the training schedule (:data:`SCHEDULE`: fixed batches, bagged ensemble members, the
+  JEM ensemble's members in sequence with one buffer, the per-epoch sampler pass), and the search step η and weights (ECCCo: cost λ1, set size λ2, energy λ3,
   ridge), every generator with generator-conditions convergence, ECCCo with
   ConformalPrediction.jl's empty-set rule, REVISE with CE.jl's VAE (:data:`REVISE_VAE`).
   Data sets without an entry keep the config's settings.
@@ -36,7 +37,7 @@ import functools
 from cfx.data.julia_rng import mljbase_blob_centers
 from cfx.experiments.config import Preset
 
-__all__ = ["PRESETS", "REFERENCE", "MODELS", "GENERATORS", "LS_CENTERS", "REVISE_VAE"]
+__all__ = ["PRESETS", "REFERENCE", "MODELS", "GENERATORS", "LS_CENTERS", "REVISE_VAE", "SCHEDULE"]
 
 #: The reference's linearly separable class centres: CE.jl 0.1.31 ``load_blobs`` runs
 #: ``Random.seed!(data_seed = 42); MLJBase.make_blobs(1250, 2; centers=2, cluster_std=0.1,
@@ -111,14 +112,23 @@ MODELS = [{"name": "mlp"}, {"name": "ensemble"}, {"name": "jem"}, {"name": "jem_
 GENERATORS = ["wachter", "schut", "revise", "eccco", "eccco_no_conformal", "eccco_no_energy"]
 
 
+#: The reference's training schedule (:func:`cfx.models.fit_scheduled`): MLJFlux 0.3.1 cuts the rows
+#: into fixed batches once (``collate``); MLJEnsembles 0.3.3's ``EnsembleModel`` bags 80 % of the rows
+#: per member and fits the one atom member after member, so a JointEnergyClassifier's sampler (buffer
+#: included) passes from member to member; JointEnergyModels.jl 0.1.3's ``train_model`` evaluates the
+#: loss, and so runs the sampler, on every training batch after each epoch.
+SCHEDULE = {"batch_order": "fixed", "bagging": 0.8, "members": "sequential", "epoch_pass": True}
+
+
 def _model_settings(name: str, ref: dict) -> dict:
-    out = dict(ref["model"])
+    out = dict(ref["model"], batch_order=SCHEDULE["batch_order"])
     if name in ("ensemble", "jem_ensemble"):
-        out.update(n_members=5, combine="logits")
+        out.update(n_members=5, combine="logits", bagging=SCHEDULE["bagging"])
     if name in ("jem", "jem_ensemble"):
-        # sampler_calls 2: JointEnergyModels.jl's train_model also evaluates the loss (and so runs
-        # the sampler) on every training batch after each epoch
-        out.update(ref["jem"], jem_loss="reference", sampler_calls=2)
+        # one sampler call per iteration, and the evaluation pass's calls after each epoch
+        out.update(ref["jem"], jem_loss="reference", sampler_calls=1, epoch_pass=SCHEDULE["epoch_pass"])
+    if name == "jem_ensemble":
+        out["members"] = SCHEDULE["members"]
     return out
 
 

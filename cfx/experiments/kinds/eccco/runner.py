@@ -151,8 +151,14 @@ def _model(cfg, store: Store, dc: DataSpec, mc: ModelSpec, r: int, split, progre
 
     def train_model():
         t0 = time.perf_counter()
-        clf = _combined(cfx.models.fit(fit, spec.name, seed=derive_seed(cfg.seed, r, "model", dc.key, mc.key),
-                                       **_fit_kwargs(spec)), spec)
+        seed = derive_seed(cfg.seed, r, "model", dc.key, mc.key)
+        if spec.scheduled:  # the reference's training schedule (cfx.models.fit_scheduled)
+            clf = cfx.models.fit_scheduled(fit, spec.name, seed=seed, batch_order=spec.batch_order,
+                                           bagging=spec.bagging, members=spec.members, epoch_pass=spec.epoch_pass,
+                                           **_fit_kwargs(spec))
+        else:
+            clf = cfx.models.fit(fit, spec.name, seed=seed, **_fit_kwargs(spec))
+        clf = _combined(clf, spec)
         train_s = time.perf_counter() - t0
         conf = cfx.models.calibrate(clf, cal, alpha=cfg.calibration.alpha)
         t0 = time.perf_counter()

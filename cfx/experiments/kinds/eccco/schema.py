@@ -14,7 +14,8 @@ import pydantic
 
 from cfx.experiments import sections
 from cfx.experiments.config import (Bool, Context, Float, IntList, NonNegativeInt, PositiveFloat,
-                                    PositiveInt, RawConfig, Spec, Str, check_label, check_name, plain, suggest)
+                                    PositiveInt, Probability, RawConfig, Spec, Str, check_label, check_name, plain,
+                                    suggest)
 from cfx.experiments.sections import CalibrationSpec, GeneratorSpec, SamplingSpec, SearchSpec
 
 __all__ = ["EcccoConfig", "DataSpec", "ModelSpec", "GeneratorSpec", "SamplingSpec", "CalibrationSpec", "SearchSpec",
@@ -36,6 +37,8 @@ def _model_names() -> list[str]:
 CHOICES = {
     "jem_loss": ("cfx", "reference"),
     "combine": ("probabilities", "logits"),
+    "batch_order": ("shuffle", "fixed"),
+    "members": ("parallel", "sequential"),
     "sampling.mode": ("per_class", "per_target"),
     "factuals.pool": ("test", "train"),
     "factuals.targets": ("cfx", "random_pair"),
@@ -53,7 +56,15 @@ class ModelSpec(sections.Entry):
     ``reference`` (:class:`cfx.models.ReferenceJEMLoss`, JointEnergyModels.jl 0.1.3, with
     ``sampler_batch`` chains per iteration and ``sampler_calls`` sampler calls per iteration, 2 for the
     reference's extra call in its per-epoch evaluation pass); ``combine`` (ensembles): ``probabilities``
-    (cfx: averaged member probabilities) or ``logits`` (ECCCo.jl: averaged member logits)."""
+    (cfx: averaged member probabilities) or ``logits`` (ECCCo.jl: averaged member logits).
+
+    The training schedule (:func:`cfx.models.fit_scheduled`; the defaults are ``cfx.models.fit``'s):
+    ``batch_order`` ``shuffle`` (a new permutation every epoch) or ``fixed`` (one permutation, the same
+    batches every epoch: MLJFlux); ``bagging`` f (ensembles: each member on ⌊f·n⌋ rows drawn without
+    replacement, MLJEnsembles' 0.8); ``members`` ``parallel`` or ``sequential`` (ensembles: member after
+    member, the JEM buffer handed on); ``epoch_pass`` (JEMs with ``jem_loss: reference``: the sampler
+    run once per batch after each epoch with its final parameters, JointEnergyModels.jl's evaluation
+    pass; use it with ``sampler_calls: 1``)."""
 
     widths: IntList = (32, 32)
     epochs: PositiveInt = 100
@@ -67,6 +78,15 @@ class ModelSpec(sections.Entry):
     sampler_batch: PositiveInt = 50
     sampler_calls: PositiveInt = 1
     combine: Str = "probabilities"
+    batch_order: Str = "shuffle"
+    bagging: Probability = 1.0
+    members: Str = "parallel"
+    epoch_pass: Bool = False
+
+    @property
+    def scheduled(self) -> bool:
+        """Whether the training schedule differs from ``cfx.models.fit``'s."""
+        return (self.batch_order, self.bagging, self.members, self.epoch_pass) != ("shuffle", 1.0, "parallel", False)
 
     @property
     def is_jem(self) -> bool:  # energy-based (JEM loss options apply): the registry says
@@ -170,8 +190,10 @@ def _model(raw: Any, path: str, ctx: Context) -> ModelSpec:
     check_name(spec.name, _model_names(), "model", f"{path}.name", ctx)
     if spec.label is None:
         check_label(spec.name, f"{path}.name", ctx)
-    for key in ("jem_loss", "combine"):
+    for key in ("jem_loss", "combine", "batch_order", "members"):
         _choice(getattr(spec, key), CHOICES[key], f"{path}.{key}", ctx)
+    if spec.epoch_pass and not (spec.is_jem and spec.jem_loss == "reference"):
+        raise ctx.error(f"{path}.epoch_pass", "needs a JEM model with jem_loss: reference (the pass runs its sampler)")
     if len(spec.alpha) != 3:
         raise ctx.error(f"{path}.alpha", f"expected three weights (α1, α2, α3); got {list(spec.alpha)}")
     if any(w < 1 for w in spec.widths):
