@@ -36,7 +36,11 @@ def test_paper_configs_parse_with_the_preset_filling_each_data_set():
     ls = next(d for d in cfg.data if d.name == "linearly_separable")
     assert ls.n == 1250 and ls.options["centers"] == LS_CENTERS and "center_box" not in ls.options
     assert ls.models["jem"]["jem_loss"] == "reference" and ls.models["jem"]["sampler_batch"] == 50
-    assert ls.models["ensemble"]["combine"] == "logits" and ls.models["jem"]["sampler_calls"] == 2
+    assert ls.models["ensemble"]["combine"] == "logits" and ls.models["jem"]["sampler_calls"] == 1
+    # the reference's training schedule: fixed batches, bagged members, the JEM ensemble's members in turn
+    assert ls.models["mlp"]["batch_order"] == "fixed" and ls.models["ensemble"]["bagging"] == 0.8
+    assert ls.models["jem"]["epoch_pass"] and ls.models["jem_ensemble"]["members"] == "sequential"
+    assert "members" not in ls.models["jem"] and "bagging" not in ls.models["mlp"]
     assert ls.generators["revise"]["vae_activations"] == ["sigmoid", "tanh"] and ls.generators["revise"]["start"] == "sample"
     # the run behind the paper's tables: the grid-selected search (append_best_params), decay at every step
     assert ls.generators["eccco"] == {"learning_rate": 0.05, "convergence": "generator_conditions", "cost": 0.1,

@@ -116,7 +116,10 @@ GENERATORS = ["wachter", "schut", "revise", "eccco", "eccco_no_conformal", "eccc
 #: into fixed batches once (``collate``); MLJEnsembles 0.3.3's ``EnsembleModel`` bags 80 % of the rows
 #: per member and fits the one atom member after member, so a JointEnergyClassifier's sampler (buffer
 #: included) passes from member to member; JointEnergyModels.jl 0.1.3's ``train_model`` evaluates the
-#: loss, and so runs the sampler, on every training batch after each epoch.
+#: loss, and so runs the sampler, on every training batch after each epoch. ECCCo.jl's ``default_models``
+#: builds the JEM ensemble around the JEM's own JointEnergyClassifier, so both train with one sampler:
+#: the ensemble's members, then the JEM (``models/<data>_models.jls`` holds the JEM's chain as that
+#: atom's last build), so the preset's JEM starts from the JEM ensemble's final buffer (``buffer_from``).
 SCHEDULE = {"batch_order": "fixed", "bagging": 0.8, "members": "sequential", "epoch_pass": True}
 
 
@@ -194,9 +197,13 @@ def expand(raw: dict, search: str = "run") -> dict:
                 continue  # the config draws its own centres
             d.setdefault(k, v)
         per_model = dict(d.get("models") or {})
+        jem_ens = [m.get("label") or m["name"] for m in models if m["name"] == "jem_ensemble"]
         for m in models:
             label = m.get("label") or m["name"]
-            per_model[label] = _fill(dict(per_model.get(label) or {}), _model_settings(m["name"], ref))
+            settings = _model_settings(m["name"], ref)
+            if m["name"] == "jem" and jem_ens:  # one sampler: the JEM ensemble's members, then the JEM
+                settings["buffer_from"] = jem_ens[0]
+            per_model[label] = _fill(dict(per_model.get(label) or {}), settings)
         per_gen = dict(d.get("generators") or {})
         for g in gens:
             label = g.get("label") or g["name"]

@@ -152,10 +152,16 @@ def _model(cfg, store: Store, dc: DataSpec, mc: ModelSpec, r: int, split, progre
     def train_model():
         t0 = time.perf_counter()
         seed = derive_seed(cfg.seed, r, "model", dc.key, mc.key)
-        if spec.scheduled:  # the reference's training schedule (cfx.models.fit_scheduled)
-            clf = cfx.models.fit_scheduled(fit, spec.name, seed=seed, batch_order=spec.batch_order,
-                                           bagging=spec.bagging, members=spec.members, epoch_pass=spec.epoch_pass,
-                                           **_fit_kwargs(spec))
+        buffer = {}
+        if spec.scheduled or spec.buffer_from:  # the reference's training schedule (cfx.models.fit_scheduled)
+            extra = None if spec.buffer_from is None else _buffer_of(cfg, store, dc, spec.buffer_from, r, split,
+                                                                     progress)
+            clf, state = cfx.models.fit_scheduled(fit, spec.name, seed=seed, batch_order=spec.batch_order,
+                                                  bagging=spec.bagging, members=spec.members,
+                                                  epoch_pass=spec.epoch_pass, extra=extra, return_state=True,
+                                                  **_fit_kwargs(spec))
+            if isinstance(state.extra, cfx.models.jem_reference.ReferenceBuffer) and state.extra.x.ndim == 2:
+                buffer = {f"buffer_{k}": np.asarray(getattr(state.extra, k)) for k in _BUFFER_FIELDS}
         else:
             clf = cfx.models.fit(fit, spec.name, seed=seed, **_fit_kwargs(spec))
         clf = _combined(clf, spec)
@@ -173,12 +179,34 @@ def _model(cfg, store: Store, dc: DataSpec, mc: ModelSpec, r: int, split, progre
                 "test_accuracy": accuracy(clf, test.X, test.y),
                 "coverage": float(conf.coverage(test.X, test.y)), "n_fit": len(fit), "n_calibration": len(cal),
                 "n_test": len(test), "samples_finite": bool(np.all(np.isfinite(samples)))}
-        return clf, info, {"samples": samples}
+        return clf, info, {"samples": samples, **buffer}
 
     clf, info, arrays = runs.train_or_restore(store, model_path(dc.key, mc.key, r), train=train_model,
                                               restore=lambda blob, info: _restore(fit, spec, blob),
                                               progress=progress, label=f"{dc.key}/{mc.key}/{run_name(r)}")
     return cfx.models.calibrate(clf, cal, alpha=cfg.calibration.alpha), arrays["samples"], info
+
+
+_BUFFER_FIELDS = ("x", "head", "filled", "lower", "upper")
+
+
+def _buffer_of(cfg, store: Store, dc: DataSpec, label: str, r: int, split, progress: Progress):
+    """The final JEM sampler buffer of model ``label`` (trained first if it is not yet in the store):
+    ``buffer_from``, the reference's one ``JointEnergyClassifier`` sampler that the JEM ensemble's
+    members and then the JEM train with in turn."""
+    import jax.numpy as jnp
+
+    from cfx.models.jem_reference import ReferenceBuffer
+
+    arrays = store.load_arrays(model_path(dc.key, label, r)) if store.done(model_path(dc.key, label, r)) else None
+    if not arrays or "buffer_x" not in arrays:
+        source = next(m for m in cfg.models if m.key == label)
+        _model(cfg, store, dc, source, r, split, progress)
+        arrays = store.load_arrays(model_path(dc.key, label, r)) or {}
+    if "buffer_x" not in arrays:
+        raise ValueError(f"{dc.key}: model {label!r} keeps no single reference JEM buffer for buffer_from "
+                         "(it must be a jem (or a jem_ensemble with members: sequential) with jem_loss: reference)")
+    return ReferenceBuffer(**{k: jnp.asarray(arrays[f"buffer_{k}"]) for k in _BUFFER_FIELDS})
 
 
 def _random_pairs(clf, pool, n: int, rng) -> tuple[np.ndarray, np.ndarray]:

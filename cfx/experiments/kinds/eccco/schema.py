@@ -64,7 +64,9 @@ class ModelSpec(sections.Entry):
     replacement, MLJEnsembles' 0.8); ``members`` ``parallel`` or ``sequential`` (ensembles: member after
     member, the JEM buffer handed on); ``epoch_pass`` (JEMs with ``jem_loss: reference``: the sampler
     run once per batch after each epoch with its final parameters, JointEnergyModels.jl's evaluation
-    pass; use it with ``sampler_calls: 1``)."""
+    pass; use it with ``sampler_calls: 1``); ``buffer_from`` (a JEM with ``jem_loss: reference``): the label
+    of another such model whose final sampler buffer this one starts from (trained first; the
+    reference's JEM and JEM ensemble share one sampler)."""
 
     widths: IntList = (32, 32)
     epochs: PositiveInt = 100
@@ -82,11 +84,13 @@ class ModelSpec(sections.Entry):
     bagging: Probability = 1.0
     members: Str = "parallel"
     epoch_pass: Bool = False
+    buffer_from: Str | None = None
 
     @property
     def scheduled(self) -> bool:
         """Whether the training schedule differs from ``cfx.models.fit``'s."""
-        return (self.batch_order, self.bagging, self.members, self.epoch_pass) != ("shuffle", 1.0, "parallel", False)
+        return ((self.batch_order, self.bagging, self.members, self.epoch_pass, self.buffer_from)
+                != ("shuffle", 1.0, "parallel", False, None))
 
     @property
     def is_jem(self) -> bool:  # energy-based (JEM loss options apply): the registry says
@@ -156,6 +160,7 @@ class EcccoConfig(sections.GridExperiment):
         if d["sampling"].keep > d["sampling"].n_chains:
             raise ctx.error("sampling.keep", f"must be <= sampling.n_chains ({d['sampling'].n_chains}); "
                                              f"got {d['sampling'].keep}")
+        _check_buffer_from(d, ctx)
         sections.metric_names(d, ctx)
         return sections.finish(cls, ctx, d, raw)
 
@@ -171,6 +176,34 @@ class EcccoConfig(sections.GridExperiment):
         n = len(self.data) * len(self.models) * len(self.generators) * self.runs
         return (f"eccco: {len(self.data)} data x {len(self.models)} models x {len(self.generators)} generators x "
                 f"{self.runs} runs = {n} cells (optional data sets without files are skipped) -> {self.output_dir}")
+
+
+def _check_buffer_from(d: dict, ctx: Context) -> None:
+    """``buffer_from`` names another model of the config, both JEMs with ``jem_loss: reference``; the
+    source keeps one buffer (a single JEM, or an ensemble trained with ``members: sequential``)."""
+    by_key = {m.key: m for m in d["models"]}
+    for i, dc in enumerate(d["data"]):
+        specs = {k: ModelSpec.model_validate({**m.model_dump(), **dc.models.get(k, {})}) for k, m in by_key.items()}
+        for k, spec in specs.items():
+            src = spec.buffer_from
+            if src is None:
+                continue
+            path = f"data[{i}].models.{k}.buffer_from"
+            if src not in specs or src == k:
+                raise ctx.error(path, f"expected the label of another model ({', '.join(x for x in specs if x != k)}); "
+                                      f"got {src!r}")
+            one = specs[src].members == "sequential" or not _is_ensemble(specs[src].name)
+            if not (spec.is_jem and specs[src].is_jem and spec.jem_loss == specs[src].jem_loss == "reference" and one):
+                raise ctx.error(path, "both models must be JEMs with jem_loss: reference, the source a jem or a "
+                                      "jem_ensemble with members: sequential")
+            if specs[src].buffer_from is not None:
+                raise ctx.error(path, f"model {src!r} takes its own buffer from another model; chains are not supported")
+
+
+def _is_ensemble(name: str) -> bool:
+    from cfx.models import MODELS
+
+    return MODELS.get(name).ensemble
 
 
 def _choice(value: Any, allowed: tuple, path: str, ctx: Context) -> None:
