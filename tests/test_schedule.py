@@ -94,3 +94,28 @@ def test_bad_schedule_options_are_refused_by_name():
         fit_scheduled(data, "ensemble", members="serial", epochs=1)
     with pytest.raises(ValueError, match="epoch_pass"):
         fit_scheduled(data, "mlp", epoch_pass=True, epochs=1)
+
+
+def test_revise_resample_redraws_z_from_the_encoder_at_the_decoded_point():
+    import jax
+
+    from cfx.constraints import Constraints
+    from cfx.generators.base import StepContext
+    from cfx.generators.latent import REVISE
+    from cfx.models.vae import VAENet
+
+    data = cfx.data.load("linearly_separable", n=60, seed=0)
+    clf = cfx.models.init(data, "mlp", widths=(4,))
+    gen = REVISE(vae_epochs=2, resample=True, learning_rate=0.5).fit(clf, data, key=jax.random.key(0))
+    n = 4000
+    z = jnp.full((n, 1, 2), 0.3)
+    grad = jnp.full((n, 1, 2), -0.2)  # plain descent: the step lands at z + 0.1 before the draw
+    ctx = StepContext(key=jax.random.split(jax.random.key(1), n), step=jnp.int32(0), x=jnp.zeros((n, 2)),
+                      target=jnp.zeros(n, jnp.int32), classifier=clf, constraints=Constraints().resolve(2))
+    state = gen.init_update(z, ctx)
+    out, _ = gen.update(grad, state, z, ctx)
+    mean, log_var = gen.vae.net.apply(gen.vae.params, gen.decode(z[:1] + 0.1), method=VAENet.encode)
+    np.testing.assert_allclose(np.asarray(out).mean((0, 1)), np.asarray(mean)[0, 0], atol=0.05)
+    np.testing.assert_allclose(np.asarray(out).std((0, 1)), np.exp(0.5 * np.asarray(log_var))[0, 0], rtol=0.05)
+    plain, _ = gen.replace(resample=False).update(grad, state, z, ctx)
+    np.testing.assert_allclose(np.asarray(plain), 0.4, atol=1e-6)

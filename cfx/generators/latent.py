@@ -37,6 +37,10 @@ class VAESpace(Generator):
     ``start="sample"``: z_0 ~ q(z|x) = μ(x) + σ(x)⊙ε, one ε per factual and counterfactual (CE.jl
     0.1.5's ``GenerativeModels.rand``); the draw's key is the refit's key folded with the
     factual's coordinates and k, so it is fixed per factual and round. Default: z_0 = μ(x).
+    ``resample=True``: after every step z ← a new draw from q(z | x̃), x̃ = the projected g(z), as
+    CE.jl 0.1.31's ``apply_domain_constraints!`` re-encodes the clamped counterfactual
+    (``encode_state`` → ``rand(encoder, x′)``) each iteration; the search then reads x' = g(z) at
+    the new draw (CE.jl reports x̃, the point before it). Default False: z moves by the gradient only.
     """
 
     latent = True
@@ -50,6 +54,7 @@ class VAESpace(Generator):
     vae_batch_size: int = static(64)
     start: str = static("mean")
     start_key: Any = fitted()  # start="sample": uint32 key data, drawn by fit
+    resample: bool = static(False)
 
     def __post_init__(self):
         # YAML gives lists; a static field must be hashable.
@@ -106,6 +111,15 @@ class VAESpace(Generator):
     def decode(self, z):
         return self.vae.decode(z)
 
+    def update(self, grad, state, z, ctx):
+        z_next, state = super().update(grad, state, z, ctx)
+        if not self.resample:
+            return z_next, state
+        x_cf = ctx.constraints.project(self.decode(z_next), ctx.x[:, None, :])
+        mean, log_var = self.vae.net.apply(self.vae.params, x_cf, method=VAENet.encode)
+        eps = jax.vmap(lambda k: jax.random.normal(jax.random.fold_in(k, 0x52455653), mean.shape[1:]))(ctx.key)
+        return mean + jnp.exp(0.5 * log_var) * eps.astype(mean.dtype), state
+
 
 @functools.cache
 def in_latent_space(cls: type) -> type:
@@ -136,7 +150,8 @@ def in_latent_space(cls: type) -> type:
 
 
 #: the options :class:`VAESpace` adds to a generator (the VAE and the start)
-VAE_OPTIONS = ("latent_dim", "vae_hidden", "vae_epochs", "vae_activations", "vae_decoder_l2", "vae_batch_size", "start")
+VAE_OPTIONS = ("latent_dim", "vae_hidden", "vae_epochs", "vae_activations", "vae_decoder_l2", "vae_batch_size", "start",
+               "resample")
 
 
 def latent_space(gen: Generator, **options) -> Generator:

@@ -102,9 +102,11 @@ RUN_SEARCH = {
 
 #: REVISE's VAE as CE.jl 0.1.31 builds it when the data carry none (``VAEParams``, ``Encoder``,
 #: ``Decoder``): sigmoid encoder, tanh decoder, λ = 0.01 · Σ w² over the decoder per batch, batch
-#: 50; the search starts from a draw of q(z|x) (``map_to_latent`` calls ``rand(encoder, x)``).
+#: 50; the search starts from a draw of q(z|x) (``map_to_latent`` calls ``rand(encoder, x)``), and every
+#: step redraws z from q(z|x′) at the clamped counterfactual (``update!`` → ``apply_domain_constraints!``
+#: → ``encode_state``): ``resample``.
 REVISE_VAE = {"vae_activations": ["sigmoid", "tanh"], "vae_decoder_l2": 0.01, "vae_batch_size": 50,
-              "start": "sample"}
+              "start": "sample", "resample": True}
 
 #: The four models of the paper, as the preset fills them.
 MODELS = [{"name": "mlp"}, {"name": "ensemble"}, {"name": "jem"}, {"name": "jem_ensemble"}]
