@@ -174,3 +174,14 @@ def test_bad_graphs_and_actions_name_the_feature():
         cfx.generate(MINT(), linear_classifier(), np.zeros((1, 2), np.float32), target=1, key=KEY)
     with pytest.raises(ValueError, match="intervention must be one of"):
         MINT(intervention="soft")
+
+
+def test_scm_chain_is_drawn_from_its_scm():
+    data = cfx.data.load("scm_chain", n=4000, seed=1)
+    scm = cfx.causal.fit_linear_scm(data.X, [[], [0]], feature_names=["x1", "x2"])
+    assert abs(float(scm.weights[1, 0]) - 1.0) < 0.05  # x2 = 1·x1 + u2
+    u = np.asarray(scm.abduct(data.X))
+    assert abs(float(u[:, 1].std()) - 0.5) < 0.03 and abs(float(np.corrcoef(u[:, 0], u[:, 1])[0, 1])) < 0.05
+    # the label follows x1 + x2: the accepted half has the larger sum
+    s = data.X.sum(1)
+    assert s[data.y == 1].mean() > s[data.y == 0].mean() + 1.0

@@ -201,6 +201,25 @@ def cats_dogs(n: int = DEFAULT_N, seed: int = 0) -> Dataset:
     return _finish(parts, rng, "cats_dogs", schema)
 
 
+def scm_chain(n: int = DEFAULT_N, seed: int = 0, *, weight: float = 1.0, noise: float = 0.5) -> Dataset:
+    """Rows drawn from a known linear additive-noise SCM x1 → x2 (for causal recourse, MINT):
+
+        x1 = u1,    x2 = weight · x1 + u2,    u1 ~ N(0, 1),  u2 ~ N(0, noise²);
+
+    label 1 for the half of the rows with the larger x1 + x2 + ε, ε ~ N(0, 0.25²) (so each class
+    has n // 2 rows). Unbounded, unit scale. ``cfx.causal.fit_linear_scm(X, [[], [0]])``
+    recovers x2's equation; an action on x1 moves x2 by ``weight`` times as much.
+    """
+    n = _check(n, 2)
+    rng = np.random.default_rng(seed)
+    x1 = rng.standard_normal(n)
+    x2 = weight * x1 + noise * rng.standard_normal(n)
+    order = np.argsort(x1 + x2 + 0.25 * rng.standard_normal(n), kind="stable")
+    X = np.stack([x1, x2], axis=1)
+    k0 = _class_sizes(n, 2)[0]
+    return _finish([X[order[:k0]], X[order[k0:]]], rng, "scm_chain", _unbounded())
+
+
 # name -> (generator, one-line description)
 GENERATORS = {
     "linearly_separable": (linearly_separable, "2 Gaussian blobs, std 0.1 at (±1, ±1): separable by a wide margin (2-D, synthetic)"),
@@ -209,4 +228,5 @@ GENERATORS = {
     "circles": (circles, "ring around a central blob, noise 0.15, factor 0.01 (2-D, synthetic)"),
     "multiclass": (multiclass, "4 Gaussian blobs, std 0.35, classes 0..3 (2-D, synthetic)"),
     "cats_dogs": (cats_dogs, "cats vs dogs by height and tail length in cm, for the quick start (2-D, synthetic)"),
+    "scm_chain": (scm_chain, "drawn from the linear SCM x1 -> x2 = x1 + u2 (u2 sd 0.5), label by x1 + x2: for MINT (2-D, synthetic)"),
 }
