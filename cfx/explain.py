@@ -13,7 +13,9 @@ the row), run one compiled search for the whole batch (:func:`cfx.generate`, the
 constraints: mutability, bounds, one-hot groups, integer grids, tightened by the call's
 ``features_to_vary``/``permitted_range``/... (:mod:`cfx.data.rows`)), then one compiled
 sparsity pass (revert every change that the counterfactual does not need, see :func:`sparsify`),
-decode into the rows' own values and dtypes, and score the returned raw rows re-encoded.
+decode into the rows' own values and dtypes, and score the returned raw rows re-encoded. DiCE
+(K > 1) runs four searches per row from spread starts and keeps the K valid members farthest
+apart (``runs``, :func:`spread_starts`, :func:`most_diverse`; docs/tabular.md, issue 23).
 """
 
 from __future__ import annotations
@@ -27,13 +29,14 @@ import jax.numpy as jnp
 import numpy as np
 import pandas as pd
 
+from cfx._spread import SPREAD_SHARE, most_diverse, spread_starts
 from cfx._validate import as_float, float_dtype
 from cfx.search import _checks as checks
 from cfx.search import _convergence as convergence
 from cfx import generators as G
 from cfx.classifier import Classifier
 from cfx.data.dataset import Dataset
-from cfx.generators.dice import dice_ml_feature_weights
+from cfx.generators.dice import DiCE, dice_ml_feature_weights
 from cfx.data.rows import as_frame, call_constraints, raw_counterfactuals
 from cfx.search import OUTCOMES
 from cfx.restarts import bank, reachable, restart
@@ -58,6 +61,10 @@ MAX_STEPS = 1000
 #: sparsity pass then reverts every change not needed for p >= τ. A search that stops at the first
 #: point past τ leaves nothing to revert (every feature is needed to stay just past the boundary).
 SEARCH_THRESHOLD = 0.75
+#: explain's DiCE runs DICE_RUNS searches per row, each from spread starts (init="spread"), and
+#: returns the K valid members of all runs farthest apart (issue 23; docs/tabular.md).
+DICE_RUNS = 4
+SPREAD_FROM_DATA = True  # spread starts take a random training row's values (not the box's)
 SEARCH_OPTIONS = ("max_steps", "threshold", "init", "convergence", "min_steps", "batch_size", "loop")
 CONTINUOUS_TOLERANCE = 1e-5  # |Δ| above this (standardised units) is a change (SPEC §4's L0)
 
@@ -79,6 +86,7 @@ def explain(
     immutable: Sequence[str] | None = None,
     increase_only: Sequence[str] | None = None,
     decrease_only: Sequence[str] | None = None,
+    runs: int | None = None,
     **options,
 ) -> pd.DataFrame:
     """Counterfactuals for every row of ``rows``, one output row per counterfactual.
@@ -113,7 +121,14 @@ def explain(
         others are frozen), ``permitted_range={col: (lo, hi)}`` in raw units (ordinal: levels;
         categorical/binary: a list of allowed levels) inside the data's bounds and containing
         each row's value, and lists of immutable / increase-only / decrease-only columns.
-      **options: search options (``max_steps`` (default 1000), ``threshold`` τ, ``init``,
+      runs: independent searches per row, each from its own start; the K returned are the
+        valid members of all runs·K that :func:`most_diverse` picks (most valid, then most pairs
+        with different changed features, then the largest Σ pairwise L1), each judged after its
+        own sparsity pass and rounding (K = 1: the nearest valid one). None: DICE_RUNS (4) for
+        DiCE named by its registry name (``"dice"``, ``"dice-ml"``) with K > 1, else 1. With
+        more than one run a named generator starts from ``init="spread"``.
+      **options: search options (``max_steps`` (default 1000), ``threshold`` τ, ``init`` (also
+        ``"spread"``: :func:`spread_starts`, random features redrawn in their box),
         ``convergence``, ``min_steps``, ``batch_size``, ``loop``) or hyperparameters of the
         generator (e.g. ``cost=0.5``, ``diversity=2.0``). Deprecated (cfx 0.3 removes them):
         ``dataset=`` for ``data=`` and ``model=`` for ``classifier=``, the names of
@@ -149,42 +164,57 @@ def explain(
     tau = float(gen.threshold if tau is None else tau)
     if getattr(gen, "exact", False):  # its answer is already the cheapest valid point: no room to leave
         search_threshold = None
-    res = generate(gen, clf, X, target, key=jax.random.key(seed), constraints=constraints,
-                   num_counterfactuals=num_counterfactuals, threshold=max(tau, search_threshold or 0.0), **search_opts)
+    K, R = num_counterfactuals, _runs(gen, num_counterfactuals, runs, isinstance(generator, str))
+    if R > 1:  # R searches per row: the rows repeated, each copy from its own start
+        X_search = np.repeat(X, R, 0)
+        target = target if target is None or np.ndim(target) == 0 else np.repeat(np.asarray(target), R)
+        search_opts.setdefault("init", "spread" if isinstance(generator, str) else gen.init)
+    else:
+        X_search = X
+    if isinstance(search_opts.get("init"), str) and search_opts["init"] == "spread":
+        sample = data.X if SPREAD_FROM_DATA else None
+        search_opts["init"] = spread_starts(X_search, K, constraints, encoder.units(), seed, SPREAD_SHARE, R, sample)
+    res = generate(gen, clf, X_search, target, key=jax.random.key(seed), constraints=constraints,
+                   num_counterfactuals=K, threshold=max(tau, search_threshold or 0.0), **search_opts)
     threshold = as_float(tau)
     units = encoder.units()
-    x_cf = res.counterfactuals
-    n, K = x_cf.shape[:2]
+    factuals, goal = res.factuals[::R], res.target[::R]
+    x_cf, outcome = res.counterfactuals, np.asarray(res.outcome)
+    if R > 1:  # the K valid members farthest apart, each judged after its own sparsity pass
+        n = len(X)
+        x_cf, outcome = _choose(clf, encoder, rows, factuals, np.asarray(x_cf).reshape(n, R * K, -1),
+                                outcome.reshape(n, R * K), goal, threshold, K, sparse)
+    n = x_cf.shape[0]
     restarted, no_point, nowhere = np.zeros((n, K), bool), np.zeros((n, K), bool), np.zeros((n, K), bool)
     if restarts and not getattr(gen, "exact", False):  # an exact generator's miss is a proof: nothing to restart
-        invalid = ~np.asarray(_validity(clf, res.factuals, x_cf, res.target, threshold)[1])
+        invalid = ~np.asarray(_validity(clf, factuals, x_cf, goal, threshold)[1])
         if invalid.any():
             points = bank(clf, data.X, seed=seed)
-            x_cf, restarted = restart(clf, res.factuals, x_cf, res.target, invalid, points, constraints, tau=tau,
+            x_cf, restarted = restart(clf, factuals, x_cf, goal, invalid, points, constraints, tau=tau,
                                       search_threshold=search_threshold)
             no_point = invalid & ~restarted
             if no_point.any():
-                nowhere = no_point & ~reachable(clf, points, res.factuals, res.target, tau=tau)[:, None]
+                nowhere = no_point & ~reachable(clf, points, factuals, goal, tau=tau)[:, None]
     if sparse:
-        x_cf = sparsify(clf, res.factuals, x_cf, res.target, threshold, units)
-    x, x_cf = np.asarray(res.factuals), np.asarray(x_cf)
+        x_cf = sparsify(clf, factuals, x_cf, goal, threshold, units)
+    x, x_cf = np.asarray(factuals), np.asarray(x_cf)
     d = x_cf.shape[2]
     cfs, changed = raw_counterfactuals(encoder, rows, x, x_cf, CONTINUOUS_TOLERANCE)
     x_cf = encoder.encode(cfs).reshape(n, K, d)  # judged as returned: the raw row re-encoded
-    p, valid = _validity(clf, res.factuals, x_cf, res.target, threshold)
-    already = np.asarray(_validity(clf, res.factuals, res.factuals[:, None], res.target, threshold)[1])[:, 0]
+    p, valid = _validity(clf, factuals, x_cf, goal, threshold)
+    already = np.asarray(_validity(clf, factuals, factuals[:, None], goal, threshold)[1])[:, 0]
     if already.any():
         warnings.warn(f"{int(already.sum())} of {n} rows are already predicted as the target (p >= {tau:g}); "
                       "see the column 'already_target'", stacklevel=2)
     valid = np.asarray(valid)
-    status, reason = _status(valid, restarted, no_point, nowhere, np.asarray(res.outcome), np.asarray(p), restarts,
+    status, reason = _status(valid, restarted, no_point, nowhere, outcome, np.asarray(p), restarts,
                              tau)
     missing = int((~valid.any(1)).sum())
     if missing:
         warnings.warn(f"{missing} of {n} rows have no valid counterfactual; see the columns 'status' and 'reason'",
                       stacklevel=2)
     frame = _frame(encoder, rows, x, x_cf, cfs, changed, np.asarray(p), valid, already,
-                   np.asarray(res.outcome), float(res.runtime_s), float(res.compile_s))
+                   outcome, float(res.runtime_s), float(res.compile_s))
     frame["status"], frame["reason"] = status.reshape(-1), reason.reshape(-1)
     return frame
 
@@ -280,6 +310,51 @@ def _generator(generator, hyperparams: dict, dataset, clf) -> G.Generator:
     return gen
 
 
+# ----------------------------------------------------------------------------- DiCE's pool
+def _runs(gen, K: int, runs, named: bool) -> int:
+    """Searches per row: ``runs``, or DICE_RUNS for DiCE named by its registry name (explain's
+    defaults apply to named generators), else 1."""
+    if runs is None:
+        return DICE_RUNS if named and isinstance(gen, DiCE) and K > 1 else 1
+    if isinstance(runs, bool) or not isinstance(runs, (int, np.integer)) or runs < 1:
+        raise ValueError(f"runs must be an int >= 1; got {runs!r}")
+    return int(runs)
+
+
+def _choose(clf, encoder, rows, x, x_cf, outcome, target, threshold, K: int, sparse: bool):
+    """The K members of each row's pool (x_cf (n, P, d)) that :func:`most_diverse` picks (K = 1:
+    the nearest valid one), each judged as it would be returned: after its own sparsity pass and
+    rounded to the columns' grids and precisions (the raw row re-encoded). Where the K picked are
+    pairwise distinct those points are returned; elsewhere (the pool holds fewer than K distinct
+    valid points) the picked members as searched, which explain's set-aware sparsity pass keeps
+    apart. Returns the points (n, K, d) and their outcomes (n, K)."""
+    n, P, d = x_cf.shape
+    x, units = np.asarray(x), encoder.units()
+
+    def rounded(z):  # as returned: the raw row, rounded, re-encoded
+        return encoder.encode(raw_counterfactuals(encoder, rows, x, z, CONTINUOUS_TOLERANCE)[0]).reshape(n, P, d)
+
+    searched = rounded(np.asarray(x_cf))
+    pool = searched
+    if sparse:
+        pool = rounded(np.asarray(sparsify(clf, np.repeat(x, P, 0), searched.reshape(n * P, 1, d),
+                                           np.repeat(np.asarray(target), P), threshold, units)).reshape(n, P, d))
+    ok = np.asarray(_validity(clf, x, pool, target, threshold)[1])
+    if K == 1:
+        idx = np.argmin(np.where(ok, np.abs(pool - x[:, None]).sum(-1), np.inf), axis=1)[:, None]
+        return np.take_along_axis(pool, idx[..., None], 1), np.take_along_axis(outcome, idx, 1)
+    onehot = np.eye(np.max(units) + 1)[np.asarray(units)]  # (d, U)
+    idx = most_diverse(pool, ok, K, (np.abs(pool - x[:, None]) @ onehot) > CONTINUOUS_TOLERANCE)
+    picked = np.take_along_axis(pool, idx[..., None], 1)
+    same = (np.all(picked[:, :, None] == picked[:, None], -1) & ~np.eye(K, dtype=bool)).any((1, 2))
+    if same.any():  # too few distinct sparse points: the searched members farthest apart instead
+        ok_s = np.asarray(_validity(clf, x, searched, target, threshold)[1])
+        alt = most_diverse(searched, ok_s, K, (np.abs(searched - x[:, None]) @ onehot) > CONTINUOUS_TOLERANCE)
+        idx = np.where(same[:, None], alt, idx)
+        picked = np.where(same[:, None, None], np.take_along_axis(searched, alt[..., None], 1), picked)
+    return picked, np.take_along_axis(outcome, idx, 1)
+
+
 # ----------------------------------------------------------------------------- compiled passes
 def _flat(clf, x, x_cf, target):
     n, K, d = x_cf.shape
@@ -373,4 +448,4 @@ def _duplicates(cfs: pd.DataFrame, n: int, K: int) -> np.ndarray:
     return keyed.duplicated(keep="first").to_numpy()
 
 
-__all__ = ["explain", "sparsify", "EXPLAIN_DEFAULTS", "DICE_ML_DEFAULTS"]
+__all__ = ["explain", "sparsify", "spread_starts", "most_diverse", "EXPLAIN_DEFAULTS", "DICE_ML_DEFAULTS", "DICE_RUNS"]

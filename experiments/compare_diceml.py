@@ -157,9 +157,10 @@ def main(argv=None):
         cell = {}
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            variants = [("cfx dice", {}), ("cfx dice, no restarts", {"restarts": False}),
+            variants = [("cfx dice", {}), ("cfx dice, one run (before)", {"runs": 1}),
                         ("cfx dice-ml", {"generator": "dice-ml"}),
-                        ("cfx dice-ml, no restarts", {"generator": "dice-ml", "restarts": False})]
+                        ("cfx dice-ml, no restarts", {"generator": "dice-ml", "restarts": False}),
+                        ("cfx dice-ml, one run (before)", {"generator": "dice-ml", "runs": 1})]
             variants += [(f"cfx dice, diversity {w:g}", {"diversity": w}) for w in args.diversity]
             for label, opts in variants:
                 opts = {"generator": "dice", **opts}

@@ -170,7 +170,7 @@ def main(argv=None):
                     cell[config] = run_generate(train, clf, rows, 3, repair=config.endswith("+repair"))
                 else:
                     gen, _, variant = config.split("/")[1].partition(":")
-                    K = 3 if gen == "dice" else 1
+                    K = 3 if gen in ("dice", "dice-ml") else 1
                     extra = {"restarts": False} if variant == "norestart" else {}
                     cell[config], frame = run_explain(train, clf, rows, gen, K, warm=args.warm, **extra)
                     bad = frame[~frame["valid"]]

@@ -182,7 +182,7 @@ TOP_LEVEL = {
     "public": {"causal", "classifier", "cli", "constraints", "explain", "io", "losses", "plotting", "probing",
                "registry", "restarts", "sampling", "stats", "data", "dynamics", "evaluation", "experiments",
                "generators", "models", "search", "training", "global_rules", "intervals"},
-    "private": {"_reductions", "_streams", "_validate"},
+    "private": {"_reductions", "_spread", "_streams", "_validate"},
 }
 # What cfx.search (the search and its plumbing) may import from the rest of cfx: the pieces
 # a search is made of, nothing that uses the search.
