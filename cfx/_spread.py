@@ -13,8 +13,9 @@ from cfx._validate import float_dtype
 SPREAD_SHARE = 0.5  # init="spread": each mutable raw feature is redrawn with this probability
 
 
-def spread_starts(x, K: int, constraints, units, seed: int = 0, share: float = SPREAD_SHARE, runs: int = 1,
-                  sample=None) -> np.ndarray:
+def spread_starts(
+    x, K: int, constraints, units, seed: int = 0, share: float = SPREAD_SHARE, runs: int = 1, sample=None
+) -> np.ndarray:
     """(m, K, d) starts for the rows x (m, d) (each factual repeated ``runs`` times in a row).
 
     The first member of a factual's first run starts at x. Every other member starts at x with
@@ -39,8 +40,9 @@ def spread_starts(x, K: int, constraints, units, seed: int = 0, share: float = S
         draw = np.where(free, lo + rng.random((m, K, d)) * np.where(free, hi - lo, 0.0), 0.0)
         for group in rc.categorical_groups:
             g = np.asarray(group)
-            draw[..., g] = (np.eye(len(g))[rng.integers(len(g), size=(m, K))] if len(g) > 1
-                            else rng.integers(2, size=(m, K, 1)))
+            draw[..., g] = (
+                np.eye(len(g))[rng.integers(len(g), size=(m, K))] if len(g) > 1 else rng.integers(2, size=(m, K, 1))
+            )
     movable = np.zeros(units.max() + 1, bool)
     np.logical_or.at(movable, units, free)
     pick = (rng.random((m, K, len(movable))) < share) & movable
@@ -58,9 +60,12 @@ def most_diverse(points, ok, K: int, support=None) -> np.ndarray:
     most 5,000, else greedily (add the member that adds the most)."""
     points, ok = np.asarray(points, np.float64), np.asarray(ok, bool)
     n, P, _ = points.shape
-    D = np.stack([np.abs(points[:, i:i + 1] - points).sum(-1) for i in range(P)], 1)  # (n, P, P)
-    apart = D > 0 if support is None else np.stack(
-        [np.any(support[:, i:i + 1] != support, -1) for i in range(P)], 1) & (D > 0)
+    D = np.stack([np.abs(points[:, i : i + 1] - points).sum(-1) for i in range(P)], 1)  # (n, P, P)
+    apart = (
+        D > 0
+        if support is None
+        else np.stack([np.any(support[:, i : i + 1] != support, -1) for i in range(P)], 1) & (D > 0)
+    )
     # one score per pair and per member, lexicographic through its scale: pairs apart, then L1
     pair = apart * (1.0 + K * K * D.max()) + D
     member = ok * (1.0 + K * K * pair.max())

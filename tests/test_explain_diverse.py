@@ -37,7 +37,8 @@ def test_most_diverse_picks_the_best_subset():
         pairs = list(itertools.combinations(c, 2))
         d = [np.abs(points[i, a] - points[i, b]).sum() for a, b in pairs]
         assert (int(ok[i, c].sum()), sum(v > 0 for v in d), pytest.approx(sum(d))) == _best_by_brute_force(
-            points[i], ok[i], 3)
+            points[i], ok[i], 3
+        )
     # many members: the greedy path still returns distinct, valid members where there are enough
     big = rng.normal(size=(4, 40, 3))
     ok_big = rng.random((4, 40)) < 0.5
