@@ -42,7 +42,7 @@ from cfx.evaluation.registry import headline_metrics
 from cfx.experiments import runs, sections, tables
 from cfx.experiments.config import (Bool, Experiment, Float, NonNegativeInt, PositiveFloat, PositiveInt, Probability,
                                     RawConfig, Spec, Str, StrList, choice)
-from cfx.experiments.fields import NonNegativeFloat  # noqa: F401  (a weight's type, for data-level overrides)
+from cfx.experiments.fields import NonNegativeFloat
 from cfx.experiments.kinds import Kind, Report
 from cfx.experiments.kinds.ct import reference as ct_reference
 from cfx.experiments.kinds.ct import settings as ct_settings
