@@ -210,6 +210,9 @@ def test_preset_fills_reference_values_and_refuses_conflicts(tmp_path):
                            tmp_path)).data[0]
     assert (old.threshold, old.lambda_reg, old.lambda_adv, old.eval_threshold) == (0.9, 0.5, 0.25, 0.95)
     assert old.single["lambda_reg"] == 0.25 and old.single["eval_max_steps"] == 100
+    # TaijaData's California is CE.jl's artifact: scikit-learn's features, classes balanced
+    cal = load_config(_raw("kind: ct\nname: x\npreset: ct-2026\ndata: [california_sklearn]\n", tmp_path)).data[0]
+    assert cal.balance and (cal.threshold, cal.lambda_reg, cal.eval_threshold, cal.batch_size) == (0.5, 0.25, 0.5, 1000)
     with pytest.raises(ConfigError, match="single"):
         load_config(_raw("kind: ct\nname: x\npreset: ct-2026\ndata: [{name: moons, single: {tau: 0.5}}]\n",
                          tmp_path))

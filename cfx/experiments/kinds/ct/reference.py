@@ -81,6 +81,7 @@ PER_DATA = {
     "gmsc": (0.5, 0.5, 0.5, 1000, 5000, 100),
     "california": (0.5, 0.25, 0.5, 1000, 5000, 100),
     "california_raw": (0.5, 0.25, 0.5, 1000, 5000, 100),
+    "california_sklearn": (0.5, 0.25, 0.5, 1000, 5000, 100),
     "adult": (0.75, 0.25, 0.5, 1000, 5000, 100),
     "credit": (0.5, 0.25, 0.5, 1000, 5000, 100),
     "mnist": (0.5, 0.01, 0.5, 1000, 5000, 25),
@@ -92,7 +93,8 @@ ADV: dict = {}  # λ_adv of the mutability grid where it is not the default 0.25
 SINGLE = {
     "linearly_separable": (0.5, 0.01, 0.95, 50), "moons": (0.9, 0.25, 0.95, 50),
     "circles": (0.5, 0.5, 0.95, 50), "overlapping": (0.5, 0.25, 0.95, 50), "gmsc": (0.5, 0.5, 0.95, 50),
-    "california": (0.5, 0.25, 0.95, 50), "california_raw": (0.5, 0.25, 0.95, 50), "adult": (0.75, 0.25, 0.95, 50),
+    "california": (0.5, 0.25, 0.95, 50), "california_raw": (0.5, 0.25, 0.95, 50),
+    "california_sklearn": (0.5, 0.25, 0.95, 50), "adult": (0.75, 0.25, 0.95, 50),
     "credit": (0.5, 0.25, 0.95, 50),
     "mnist": (0.5, 0.01, 0.95, 50),
 }
@@ -106,6 +108,7 @@ PER_DATA_FINAL_RUN = {
     "gmsc": (0.5, 0.5, 0.5, 1000, 5000, 100),
     "california": (0.5, 0.25, 0.5, 1000, 5000, 100),
     "california_raw": (0.5, 0.25, 0.5, 1000, 5000, 100),
+    "california_sklearn": (0.5, 0.25, 0.5, 1000, 5000, 100),
     "adult": (0.75, 0.1, 0.95, 1000, 5000, 100),
     "credit": (0.5, 0.1, 0.5, 1000, 5000, 100),
     "mnist": (0.5, 0.01, 0.5, 1000, 5000, 50),
@@ -113,7 +116,8 @@ PER_DATA_FINAL_RUN = {
 SINGLE_FINAL_RUN = {
     "linearly_separable": (0.5, 0.25, 0.95, 100), "moons": (0.9, 0.25, 0.95, 100),
     "circles": (0.5, 0.5, 0.95, 100), "overlapping": (0.5, 0.25, 0.95, 100), "gmsc": (0.5, 0.5, 0.95, 100),
-    "california": (0.5, 0.25, 0.95, 100), "california_raw": (0.5, 0.25, 0.95, 100), "adult": (0.5, 0.5, 0.95, 100),
+    "california": (0.5, 0.25, 0.95, 100), "california_raw": (0.5, 0.25, 0.95, 100),
+    "california_sklearn": (0.5, 0.25, 0.95, 100), "adult": (0.5, 0.5, 0.95, 100),
     "credit": (0.5, 0.25, 0.95, 100),
     "mnist": (0.5, 0.01, 0.95, 100),
 }
@@ -142,7 +146,10 @@ SYNTHETIC_OPTIONS = {"linearly_separable": {"std": 0.5, "centers": [list(c) for 
 # 20,640 (here 20,433 after cleaning: all rows), credit default and GMSC balanced (13,272 and 16,714
 # rows; our GMSC file has 1,955 positives, so balancing leaves 3,910), MNIST 11,000 / 0.8 in the
 # reference, here the 10,000 images of our file (the t10k set).
-REAL_DATA = {"gmsc": {"n": 16714, "balance": True}, "california": {}, "california_raw": {}, "adult": {"n": 32561},
+# California: TaijaData's cal_housing.csv is CE.jl's artifact (dev/artifacts/tabular.qmd): scikit-learn's
+# fetch_california_housing features, target value >= median, randomly undersampled to balance (20,630 rows)
+REAL_DATA = {"gmsc": {"n": 16714, "balance": True}, "california": {}, "california_raw": {},
+             "california_sklearn": {"balance": True}, "adult": {"n": 32561},
              "credit": {"n": 13272, "balance": True},
              "mnist": {"n": 10000, "standardize": False, "domain": [-1.0, 1.0]}}  # TaijaData's pixels, domain [-1, 1]
 SYNTHETIC_TRAIN, SYNTHETIC_TEST = 3000, 900
