@@ -161,3 +161,26 @@ def test_rule_metrics_agree_with_the_fitted_rules(moons):
     every = np.arange(len(rs.lower))
     np.testing.assert_allclose(rule_accuracy(rs.lower, rs.upper, every, X, y == 1), rs.accuracy, rtol=1e-6)
     np.testing.assert_allclose(rule_feasibility(rs.lower, rs.upper, every, X), rs.feasibility, rtol=1e-6)
+
+
+def test_rf_ocse_credit_preprocessing():
+    """experiments/tcrex_paper.py rebuilds RF-OCSE's Credit (load_credit of rrunix/libfastcrf)."""
+    import sys
+
+    from cfx.data.tabular import data_dirs
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "experiments"))
+    try:
+        from tcrex_paper import _streaks, load_credit
+    finally:
+        sys.path.pop(0)
+    overdue = np.array([[0, 1, 1, 0, 1, 0], [0] * 6, [1] * 6], bool)
+    np.testing.assert_array_equal(_streaks(overdue), [2, 0, 1])  # runs of overdue months
+    path = next((d / "recourse/taiwan_credit_default.csv" for d in data_dirs()
+                 if (d / "recourse/taiwan_credit_default.csv").is_file()), None)
+    if path is None:
+        pytest.skip("recourse/taiwan_credit_default.csv not in the data directories")
+    X, y, names = load_credit(str(path))
+    assert X.shape == (29623, 14) and len(names) == 14 and names[2] == "AgeGroup"
+    assert abs(y.mean() - 0.779) < 0.001  # 1 = no default
+    assert set(np.unique(X[:, 2])) == {1, 2, 3, 4} and set(np.unique(X[:, 0])) == {0, 1}
