@@ -100,7 +100,7 @@ def load(name: str, data_dir: str):
 
 
 def run_one(X, y, tau: float, seed: int, rho: float, n_estimators: int, target: int = 1,
-            rules_on: str = "train") -> list[dict]:
+            rules_on: str = "train", candidates: str = "nodes") -> list[dict]:
     from sklearn.ensemble import RandomForestClassifier
 
     rng = np.random.default_rng(seed)
@@ -112,7 +112,7 @@ def run_one(X, y, tau: float, seed: int, rho: float, n_estimators: int, target: 
     pred_te = np.asarray(clf.predict(X[te]))
     x = X[te][pred_te != target]  # the inputs the model does not give the target
     t0 = time.perf_counter()
-    gen = TCREx(rho=rho, tau=tau, assign="metarule").fit(clf, X[tr if rules_on == "train" else te],
+    gen = TCREx(rho=rho, tau=tau, assign="metarule", candidates=candidates).fit(clf, X[tr if rules_on == "train" else te],
                                                          key=jax.random.key(seed))
     fit_s = time.perf_counter() - t0
     lower, upper = np.asarray(gen.rule_lower[target]), np.asarray(gen.rule_upper[target])
@@ -134,7 +134,7 @@ def run_one(X, y, tau: float, seed: int, rho: float, n_estimators: int, target: 
         ok = (np.asarray(clf.predict(pts)) == target) & (assigned >= 0)
         got = assigned >= 0
         rows.append(dict(
-            tau=tau, seed=seed, target=target, rho=rho, n_estimators=n_estimators, rules_on=rules_on,
+            tau=tau, seed=seed, target=target, rho=rho, n_estimators=n_estimators, rules_on=rules_on, candidates=candidates,
             assignment=label, n_inputs=len(x), n_rules=int(valid.sum()),
             rules_used=len(np.unique(assigned[got])), model_test_accuracy=float(np.mean(pred_te == y[te])),
             accuracy=np.nanmean(m["rule_accuracy"]), feasibility=np.nanmean(m["rule_feasibility"]),
@@ -154,6 +154,8 @@ def main() -> None:
     ap.add_argument("--rho", type=float, default=0.02)
     ap.add_argument("--n-estimators", type=int, default=10)
     ap.add_argument("--target", type=int, default=1, help="the desired class (1: the favourable one)")
+    ap.add_argument("--candidates", choices=("nodes", "leaves"), default="nodes",
+                    help="candidate rules: every node of the surrogate (CE.jl) or its leaves only")
     ap.add_argument("--rules-on", choices=("train", "test"), default="train",
                     help="the split whose model labels the rules are fitted on (metrics: always the test split)")
     ap.add_argument("--data-dir", default=os.environ.get("CFX_DATA_DIR", "../shared/data"))
@@ -166,7 +168,7 @@ def main() -> None:
         for tau in args.taus:
             for seed in args.seeds:
                 for r in run_one(X, y, tau, seed, args.rho, args.n_estimators, args.target,
-                                     args.rules_on):
+                                     args.rules_on, args.candidates):
                     rows.append(dict(data=name, **r))
                 print(f"  tau {tau} seed {seed}: {rows[-2]['n_rules']} rules, acc {rows[-2]['accuracy']:.3f} "
                       f"fea {rows[-2]['feasibility']:.3f} spa {rows[-2]['sparsity']:.2f} "

@@ -184,3 +184,15 @@ def test_rf_ocse_credit_preprocessing():
     assert X.shape == (29623, 14) and len(names) == 14 and names[2] == "AgeGroup"
     assert abs(y.mean() - 0.779) < 0.001  # 1 = no default
     assert set(np.unique(X[:, 2])) == {1, 2, 3, 4} and set(np.unique(X[:, 0])) == {0, 1}
+
+
+def test_leaf_candidates_are_smaller_rules_inside_the_node_rules(moons):
+    X, y = moons
+    nodes = fit_rules(X, y == 1, rho=0.02, tau=0.9)
+    leaves = fit_rules(X, y == 1, rho=0.02, tau=0.9, candidates="leaves")
+    assert len(leaves.lower) > len(nodes.lower) and leaves.feasibility.max() < nodes.feasibility.max()
+    # every valid leaf lies in a maximal-valid node rule (its ancestors include one)
+    inner = np.all((leaves.lower[:, None] >= nodes.lower[None]) & (leaves.upper[:, None] <= nodes.upper[None]), -1)
+    assert inner.any(1).all()
+    with pytest.raises(ValueError, match="TCREx.candidates"):
+        TCREx(candidates="roots").check_options()

@@ -50,6 +50,7 @@ from cfx.generators.feature_tweak import _switch_levels
 
 ASSIGN = ("metarule", "optimal")
 POINTS = ("edge", "data")
+CANDIDATES = ("nodes", "leaves")  # every node of the surrogate (CE.jl) or its leaves only
 _NONE, _INCREASE, _DECREASE = 3, 1, 2  # cfx.constraints' mutability codes
 
 
@@ -197,8 +198,9 @@ def _tree_leaves(tree: dict, d: int) -> tuple[np.ndarray, np.ndarray, np.ndarray
 
 
 def fit_rules(X, hit, *, rho: float, tau: float, mutability=None, forest: bool = False, n_trees: int = 10,
-              max_depth: int | None = None, seed: int = 0) -> RuleSet:
-    """Steps (a)–(e) of the module docstring for one target: rows X (n, d), hit (n,) = 1[ŷ = y⁺]."""
+              max_depth: int | None = None, seed: int = 0, candidates: str = "nodes") -> RuleSet:
+    """Steps (a)–(e) of the module docstring for one target: rows X (n, d), hit (n,) = 1[ŷ = y⁺].
+    ``candidates="leaves"``: only the surrogate's leaves are candidate rules (not its inner nodes)."""
     from sklearn.ensemble import RandomForestClassifier
     from sklearn.tree import DecisionTreeClassifier
 
@@ -214,6 +216,8 @@ def fit_rules(X, hit, *, rho: float, tau: float, mutability=None, forest: bool =
         trees = [DecisionTreeClassifier(min_samples_leaf=leaf, max_depth=max_depth, random_state=seed).fit(X, hit).tree_]
     boxes = [node_boxes(t, d) for t in trees] if hit.any() and not hit.all() else [
         (np.full((1, d), -np.inf, np.float32), np.full((1, d), np.inf, np.float32))]
+    if candidates == "leaves" and hit.any() and not hit.all():
+        boxes = [(lo[t.children_left == -1], hi[t.children_left == -1]) for (lo, hi), t in zip(boxes, trees)]
     both = np.unique(np.concatenate([np.concatenate(b, axis=1) for b in boxes]), axis=0)
     lower, upper = both[:, :d], both[:, d:]
     feasibility, accuracy, count = rule_stats(X, hit, lower, upper)
@@ -299,7 +303,8 @@ class TCREx(Generator):
     Hyperparameters: ``rho`` ρ (feasibility threshold, the surrogate's minimum leaf share;
     0.02 as in CounterfactualExplanations.jl's worked example), ``tau`` τ (accuracy threshold,
     0.9), ``margin`` (δ in units of each feature's sd: how far inside a rule's bound the point
-    goes), static ``assign``, ``forest`` (a random forest of ``n_trees`` as surrogate) and
+    goes), static ``assign``, ``candidates`` (``"nodes"``: every node of the surrogate, as
+    CE.jl; ``"leaves"``: its leaves only), ``forest`` (a random forest of ``n_trees`` as surrogate) and
     ``max_depth``. The fitted rules are leaves; their shapes depend on the data (a refit may
     recompile).
     """
@@ -313,6 +318,7 @@ class TCREx(Generator):
     tau: float = 0.9
     margin: float = 0.05
     assign: str = static("metarule")
+    candidates: str = static("nodes")
     forest: bool = static(False)
     n_trees: int = static(10)
     max_depth: Any = static(None)
@@ -346,7 +352,8 @@ class TCREx(Generator):
             mutability = np.array([("both", "increase", "decrease", "none").index(m) for m in schema.mutability])
         seed = int(numpy_rng(key).integers(2**31 - 1))
         sets = [fit_rules(X, labels == c, rho=float(self.rho), tau=float(self.tau), mutability=mutability,
-                          forest=self.forest, n_trees=self.n_trees, max_depth=self.max_depth, seed=seed)
+                          forest=self.forest, n_trees=self.n_trees, max_depth=self.max_depth, seed=seed,
+                          candidates=self.candidates)
                 for c in range(n_classes)]
         keep = numpy_rng(key).permutation(len(X))[:self.bank_size]
         return self.with_rules(sets, X).replace(bank=jnp.asarray(X[keep]), bank_label=jnp.asarray(labels[keep], jnp.int32))
@@ -381,6 +388,8 @@ class TCREx(Generator):
                 raise ValueError(f"TCREx.{label} must be a number in (0, 1]; got {v!r}")
         if self.assign not in ASSIGN:
             raise ValueError(f"TCREx.assign must be one of {ASSIGN}; got {self.assign!r}")
+        if self.candidates not in CANDIDATES:
+            raise ValueError(f"TCREx.candidates must be one of {CANDIDATES}; got {self.candidates!r}")
         if self.point not in POINTS:
             raise ValueError(f"TCREx.point must be one of {POINTS}; got {self.point!r}")
         if isinstance(self.bank_size, bool) or not isinstance(self.bank_size, int) or self.bank_size < 1:
