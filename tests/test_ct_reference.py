@@ -255,3 +255,12 @@ def test_protected_feature_modes(tmp_path):
         load_config(CONFIGS / "ct_paper_smoke.yaml", ["modes=[all, fixed]"])
     with pytest.raises(ConfigError, match="protected feature 'x9' not found"):
         get_kind("ct").prepare(load_config(CONFIGS / "ct_paper_smoke.yaml", ["modes=[protected-x9]"]))
+    # a list of features (the reference's MNIST rows): all of them immutable in the protected mode
+    from cfx.experiments.kinds.ct import _ct_config
+
+    cfg = load_config(CONFIGS / "ct_paper_smoke.yaml", ["data[0].protected=[0, x2]"])
+    assert get_kind("ct").prepare(cfg)[("moons", 0)][2] == (0, 1)
+    assert _ct_config(cfg, cfg.data[0], "ct", "protected", (0, 1)).protected == (0, 1)
+    assert _ct_config(cfg, cfg.data[0], "ct", "single", (0, 1)).protected == ()
+    with pytest.raises(ConfigError, match="protected feature 'x9' not found"):
+        get_kind("ct").prepare(load_config(CONFIGS / "ct_paper_smoke.yaml", ["data[0].protected=[0, x9]"]))

@@ -58,12 +58,12 @@ HEADLINE = headline_metrics("ct")  # summary.md's columns: the metric registry's
 
 class CTDataConfig(sections.DataSpec):
     """A data set (:class:`cfx.experiments.sections.DataSpec`) and: ``protected`` (a feature name
-    or index; default age, else 0), ``threshold`` (τ of the CT search), ``domain_sd``, ``domain``, ``n_ce``,
-    ``lambda_reg``, ``lambda_adv``, ``batch_size`` overrides, ``eval_threshold`` and ``n_individuals`` of the
+    or index, or a list of them; default age, else 0), ``threshold`` (τ of the CT search), ``domain_sd``,
+    ``domain``, ``n_ce``, ``lambda_reg``, ``lambda_adv``, ``batch_size`` overrides, ``eval_threshold`` and ``n_individuals`` of the
     pooled evaluation, ``single`` (``threshold``, ``lambda_reg``, ``lambda_adv``, ``eval_threshold``,
     ``eval_max_steps`` of mode ``single``, which override the data set's own)."""
 
-    protected: Union[NonNegativeInt, Str, None] = None
+    protected: Union[NonNegativeInt, Str, tuple[Union[NonNegativeInt, Str], ...], None] = None
     threshold: Probability | None = None
     domain_sd: PositiveFloat | None = None
     domain: tuple[Float, Float] | None = None
@@ -182,9 +182,18 @@ def expected(cfg: CTExperiment) -> list[tuple[str, ...]]:
             for m in cfg.modes]
 
 
-def _protected_index(dc: CTDataConfig, train) -> int:
+def _feats(protected) -> tuple[int, ...]:
+    """A mode's protected feature(s) as a tuple of indices."""
+    return tuple(protected) if isinstance(protected, tuple) else (protected,)
+
+
+def _protected_index(dc: CTDataConfig, train) -> int | tuple[int, ...]:
+    """The index of ``dc.protected`` (a name or an index; a list gives a tuple of indices, e.g. the
+    reference's MNIST pixel rows)."""
     names = [n.lower() for n in train.schema.names]
     p = dc.protected
+    if isinstance(p, (list, tuple)):
+        return tuple(_protected_index(dc.replace(protected=q), train) for q in p)
     if p is None:
         return names.index("age") if "age" in names else 0
     if isinstance(p, int):
@@ -216,7 +225,7 @@ def prepare(cfg: CTExperiment) -> dict:
     return splits
 
 
-def _ct_config(cfg: CTExperiment, dc: CTDataConfig, variant: str, mode: str, protected: int):
+def _ct_config(cfg: CTExperiment, dc: CTDataConfig, variant: str, mode: str, protected):
     from cfx.training import CTConfig
 
     s = cfg.ct.ct_fields()
@@ -226,7 +235,7 @@ def _ct_config(cfg: CTExperiment, dc: CTDataConfig, variant: str, mode: str, pro
     if mode == "single":  # all mutable, with the data set's own settings for this mode
         s.update({k: dc.single[k] for k in ("threshold", "lambda_reg", "lambda_adv") if k in dc.single})
     free = mode in ("all", "single")  # without schema constraints only the protected feature is immutable
-    return CTConfig(variant=variant, protected=() if free else (protected,),
+    return CTConfig(variant=variant, protected=() if free else _feats(protected),
                     schema_mutability=not free and s["schema_constraints"], **s)
 
 
@@ -289,7 +298,7 @@ def run(cfg: CTExperiment, store: Store, splits: dict, progress: Progress) -> No
                     else:
                         scalars, arrays = evaluate_model(
                             out.classifier, train, test, generator=_eval_generator(ev, eval_ct),
-                            constraints=search_constraints(train, eval_ct), protected=(protected,),
+                            constraints=search_constraints(train, eval_ct), protected=_feats(protected),
                             key=jax.random.key(_seed(cfg, r, "evaluate", dc.key, mode)), n_factuals=ev.n_factuals,
                             max_steps=ev.max_steps, ip_samples=ev.ip_samples, ip_star_size=ev.ip_star_size,
                             length_scale=ev.length_scale, eps=ev.eps, pgd_steps=ev.pgd_steps, n_boot=ev.n_boot,
@@ -303,7 +312,8 @@ def run(cfg: CTExperiment, store: Store, splits: dict, progress: Progress) -> No
                     metrics["ip"] = {"mean": scalars["ip"], "sd": float(np.nanstd(ip, ddof=1)) if np.isfinite(
                         ip).sum() > 1 else math.nan, "n": int(np.isfinite(ip).sum())}
                     record = {"dataset": dc.key, "variant": variant, "mode": mode, "run": r,
-                              "protected": train.schema.names[protected], "protected_index": protected,
+                              "protected": "+".join(train.schema.names[i] for i in _feats(protected)),
+                              "protected_index": protected if isinstance(protected, int) else list(protected),
                               "metrics": metrics, "ct": {**ct.__dict__, "protected": list(ct.protected)},
                               "info": out.info, "timings": {"train_s": train_s, "eval_s": eval_s,
                                                             "epochs": cfg.model.epochs}}
