@@ -38,7 +38,7 @@ from cfx.constraints import MUTABILITY
 from cfx.generators.eccco import decay
 from cfx.models import train as _train
 from cfx.models.step import TrainState
-from cfx.training import (CTConfig, CTWeights, EpochSpec, TrainingData, ct_epoch, fit_ct, generator,
+from cfx.training import (CTConfig, CTWeights, EpochSpec, TrainingData, ct_epoch, ct_generator, fit_ct,
                           search_constraints)
 from cfx.training.epoch import _draw, counterfactual_step
 
@@ -128,7 +128,7 @@ def main(argv=None) -> dict:
                      max_steps=ct.max_steps, epsilon=ct.epsilon, tx=_train._TX)
     tdata = TrainingData.create(X, y, n_out)
     weights = CTWeights.create(ct.weights(), [MUTABILITY.index(m) for m in constraints.mutability])
-    gen, resolved = generator(ct), constraints.resolve(d)
+    gen, resolved = ct_generator(ct), constraints.resolve(d)
     clf = cfx.Classifier(apply, params, n_features=d, n_classes=n_out)
     x_ce, _, target, _ = _draw(tdata, clf, jax.random.key(0), ct.n_ce)
     bare = _bare_search(apply, gen, resolved, ct.max_steps)

@@ -54,8 +54,9 @@ def main():
     target = 1 - np.asarray(clf.predict(x))
     gens = {"generic": Generic(cost=0.1), "mint-linear": MINT(scm=scm, cost=0.1),
             "mint-mlp": MINT(scm=mlp_scm, cost=0.1)}
-    run = {name: (lambda g=g: cfx.generate(g, clf, x, target, key=jax.random.key(0), max_steps=args.steps,
-                                           convergence="max_steps").counterfactuals.block_until_ready())
+    gens = {name: g.replace(convergence="max_steps") for name, g in gens.items()}  # every step
+    run = {name: (lambda g=g: cfx.generate(g, clf, x, target, key=jax.random.key(0), max_steps=args.steps)
+                  .counterfactuals.block_until_ready())
            for name, g in gens.items()}
     best = best_of(run, args.repeats)
     print(f"n={args.n} d={d} steps={args.steps}, best of {args.repeats} (shared machine)")

@@ -47,8 +47,8 @@ def one_size(n: int, steps: int) -> dict:
     clf = cfx.Classifier(_mlp, params, n_features=WIDTHS[0])
     x = np.asarray(jax.random.normal(keys[-1], (n, WIDTHS[0])), np.float32)
     began = time.perf_counter()
-    res = cfx.generate(cfx.generators.Generic(), clf, x, np.ones(n, np.int32), key=jax.random.key(1),
-                       max_steps=steps, threshold=1.0)
+    res = cfx.generate(cfx.generators.Generic(threshold=1.0), clf, x, np.ones(n, np.int32), key=jax.random.key(1),
+                       max_steps=steps)
     wall = time.perf_counter() - began
     assert res.counterfactuals.shape == (n, 1, WIDTHS[0]) and int(np.asarray(res.steps).min()) == steps
     return {"n": n, "wall_s": wall, "compile_s": float(res.compile_s), "run_s": float(res.runtime_s),

@@ -44,8 +44,9 @@ def main():
     m = int(np.asarray(tcrex.rule_valid).sum(1).max())
     gens = {"generic": (Generic(cost=0.1), args.steps), "tcrex": (tcrex, 1),
             "tcrex-data": (tcrex.replace(point="data"), 1), "tcrex-optimal": (tcrex.replace(assign="optimal"), 1)}
-    run = {name: (lambda g=g, s=s: cfx.generate(g, clf, x, target, key=jax.random.key(0), max_steps=s,
-                                                 convergence="max_steps").counterfactuals.block_until_ready())
+    gens = {name: (g.replace(convergence="max_steps"), s) for name, (g, s) in gens.items()}  # every step
+    run = {name: (lambda g=g, s=s: cfx.generate(g, clf, x, target, key=jax.random.key(0), max_steps=s)
+                  .counterfactuals.block_until_ready())
            for name, (g, s) in gens.items()}
     best = best_of(run, args.repeats)
     per_step = {name: best[name] / (args.n * gens[name][1]) for name in best}

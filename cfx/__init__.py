@@ -7,7 +7,7 @@
     cfx.evaluate(res, clf, data=train)["mean"]
 """
 
-from cfx import data, evaluation, generators, losses, models, sampling
+from cfx import data, evaluation, generators, models, sampling, terms
 from cfx import training  # counterfactual training: cfx.training.fit
 from cfx.classifier import Classifier
 from cfx.constraints import Constraints
@@ -40,6 +40,11 @@ def __getattr__(name):
         warnings.warn(f"cfx.{name} is private since cfx 0.2 (now {_MOVED[name]}): use the public names in "
                       "cfx.search or cfx (see CHANGELOG.md)", DeprecationWarning, stacklevel=2)
         return importlib.import_module(_MOVED[name])
+    if name == "losses":  # the objective's pieces are terms (0.2)
+        from cfx import _deprecated
+
+        _deprecated.warn("cfx.losses", "use cfx.terms (the objective's pieces are terms)")
+        return importlib.import_module("cfx.losses")
     if name == "explain_global":  # pandas tables: loaded on first use
         from cfx.global_rules import explain_global
 
@@ -48,6 +53,6 @@ def __getattr__(name):
 
 __all__ = [
     "Classifier", "Constraints", "CounterfactualResult", "OUTCOMES", "Track", "data", "evaluate", "evaluation", "explain",
-    "generate", "generate_within", "generators", "load", "losses", "models", "sampling", "save", "search", "track_last_within",
+    "generate", "generate_within", "generators", "load", "models", "sampling", "save", "search", "terms", "track_last_within",
     "track_path", "training",
 ]

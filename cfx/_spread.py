@@ -10,7 +10,7 @@ import numpy as np
 
 from cfx._validate import float_dtype
 
-SPREAD_SHARE = 0.5  # init="spread": each mutable raw feature is redrawn with this probability
+SPREAD_SHARE = 0.5  # start="spread": each mutable raw feature is redrawn with this probability
 
 
 def spread_starts(

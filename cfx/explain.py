@@ -33,7 +33,7 @@ from cfx._spread import SPREAD_SHARE, most_diverse, spread_starts
 from cfx._validate import as_float, float_dtype
 from cfx.search import _checks as checks
 from cfx.search import _convergence as convergence
-from cfx import generators as G
+from cfx import _deprecated, generators as G
 from cfx.classifier import Classifier
 from cfx.data.dataset import Dataset
 from cfx.generators.dice import DiCE, dice_ml_feature_weights
@@ -61,11 +61,11 @@ MAX_STEPS = 1000
 #: sparsity pass then reverts every change not needed for p >= τ. A search that stops at the first
 #: point past τ leaves nothing to revert (every feature is needed to stay just past the boundary).
 SEARCH_THRESHOLD = 0.75
-#: explain's DiCE runs DICE_RUNS searches per row, each from spread starts (init="spread"), and
+#: explain's DiCE runs DICE_RUNS searches per row, each from spread starts (start="spread"), and
 #: returns the K valid members of all runs farthest apart (issue 23; docs/tabular.md).
 DICE_RUNS = 4
 SPREAD_FROM_DATA = True  # spread starts take a random training row's values (not the box's)
-SEARCH_OPTIONS = ("max_steps", "threshold", "init", "convergence", "min_steps", "batch_size", "loop")
+SEARCH_OPTIONS = ("max_steps", "threshold", "start", "convergence", "min_steps", "batch_size", "loop")
 CONTINUOUS_TOLERANCE = 1e-5  # |Δ| above this (standardised units) is a change (SPEC §4's L0)
 
 
@@ -126,9 +126,9 @@ def explain(
         with different changed features, then the largest Σ pairwise L1), each judged after its
         own sparsity pass and rounding (K = 1: the nearest valid one). None: DICE_RUNS (4) for
         DiCE named by its registry name (``"dice"``, ``"dice-ml"``) with K > 1, else 1. With
-        more than one run a named generator starts from ``init="spread"``.
-      **options: search options (``max_steps`` (default 1000), ``threshold`` τ, ``init`` (also
-        ``"spread"``: :func:`spread_starts`, random features redrawn in their box),
+        more than one run a named generator starts from ``start="spread"``.
+      **options: search options (``max_steps`` (default 1000), ``threshold`` τ, the start rule
+        ``start`` (also ``"spread"``: :func:`spread_starts`, random features redrawn in their box),
         ``convergence``, ``min_steps``, ``batch_size``, ``loop``) or hyperparameters of the
         generator (e.g. ``cost=0.5``, ``diversity=2.0``). Deprecated (cfx 0.3 removes them):
         ``dataset=`` for ``data=`` and ``model=`` for ``classifier=``, the names of
@@ -157,7 +157,10 @@ def explain(
     checks.check_target(target, len(X), clf.n_classes)  # before a generator is fitted or anything traced
     constraints = call_constraints(data, rows, features_to_vary=features_to_vary, permitted_range=permitted_range,
                                    immutable=immutable, increase_only=increase_only, decrease_only=decrease_only)
-    search_opts = {k: options.pop(k) for k in list(options) if k in SEARCH_OPTIONS}
+    search_opts = {k: options.pop(k) for k in list(options) if k in SEARCH_OPTIONS or k == "init"}
+    if "init" in search_opts:  # the start rule's name before cfx 0.2
+        _deprecated.warn("explain(..., init=...)", "write start= (the start rule)")
+        search_opts["start"] = search_opts.pop("init")
     gen = _generator(generator, options, data, clf)
     search_opts.setdefault("max_steps", MAX_STEPS)
     tau = search_opts.pop("threshold", None)
@@ -168,14 +171,19 @@ def explain(
     if R > 1:  # R searches per row: the rows repeated, each copy from its own start
         X_search = np.repeat(X, R, 0)
         target = target if target is None or np.ndim(target) == 0 else np.repeat(np.asarray(target), R)
-        search_opts.setdefault("init", "spread" if isinstance(generator, str) else gen.init)
+        search_opts.setdefault("start", "spread" if isinstance(generator, str) else gen.start)
     else:
         X_search = X
-    if isinstance(search_opts.get("init"), str) and search_opts["init"] == "spread":
+    if isinstance(search_opts.get("start"), str) and search_opts["start"] == "spread":
         sample = data.X if SPREAD_FROM_DATA else None
-        search_opts["init"] = spread_starts(X_search, K, constraints, encoder.units(), seed, SPREAD_SHARE, R, sample)
-    res = generate(gen, clf, X_search, target, key=jax.random.key(seed), constraints=constraints,
-                   num_counterfactuals=K, threshold=max(tau, search_threshold or 0.0), **search_opts)
+        search_opts["start"] = spread_starts(X_search, K, constraints, encoder.units(), seed, SPREAD_SHARE, R, sample)
+    start = search_opts.pop("start", None)
+    fields = {k: search_opts.pop(k) for k in ("convergence", "min_steps") if k in search_opts}
+    if isinstance(start, str):  # a start rule: the generator's field (an array: starts of the call's own)
+        fields["start"], start = start, None
+    searched = gen.replace(num_counterfactuals=K, threshold=max(tau, search_threshold or 0.0), **fields)
+    res = generate(searched, clf, X_search, target, key=jax.random.key(seed), constraints=constraints, start=start,
+                   **search_opts)
     threshold = as_float(tau)
     units = encoder.units()
     factuals, goal = res.factuals[::R], res.target[::R]

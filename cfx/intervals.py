@@ -102,5 +102,5 @@ def _run(generator, template, x, lo, hi, key, constraints, max_steps):
     res = jax.vmap(one)(x, lo, hi, jnp.arange(x.shape[0]))
     squeeze = lambda a: a[:, 0] if getattr(a, "ndim", 0) >= 2 else a  # noqa: E731  (n, 1, ...) -> (n, ...)
     return res.replace(**{f: jax.tree_util.tree_map(squeeze, getattr(res, f)) for f in
-                          ("factuals", "target", "counterfactuals", "outcome", "steps", "target_probs", "losses",
+                          ("factuals", "target", "counterfactuals", "outcome", "steps", "target_probs", "terms",
                            "path", "track")}, threshold=res.threshold[0])

@@ -141,7 +141,7 @@ def spawn(args) -> int:
         import cfx
 
         _, clf, x = problem(args)
-        single = cfx.generate(generator(), clf, x, 1, key=jax.random.key(args.seed), init="noise",
+        single = cfx.generate(generator().replace(start="noise"), clf, x, 1, key=jax.random.key(args.seed),
                               max_steps=args.max_steps, batch_size=args.batch_size)
         diff = float(np.max(np.abs(rows["counterfactuals"] - np.asarray(single.counterfactuals))))
         same = np.array_equal(rows["steps"], single.steps) and np.array_equal(rows["outcome"], single.outcome)
@@ -202,7 +202,7 @@ def run(args) -> None:
     offset = sum(counts[:p])
     mine = x[offset:offset + counts[p]]
     began = time.perf_counter()
-    res = cfx.generate(generator(), clf, mine, 1, key=jax.random.key(args.seed), init="noise",
+    res = cfx.generate(generator().replace(start="noise"), clf, mine, 1, key=jax.random.key(args.seed),
                        max_steps=args.max_steps, batch_size=args.batch_size)  # multiprocess: automatic
     seconds = time.perf_counter() - began
     print(f"process {p}/{count} ({jax.local_device_count()} of {jax.device_count()} devices): rows "

@@ -97,8 +97,8 @@ def run_explain(train, clf, rows, generator, K, warm=False, **options):
 def run_generate(train, clf, rows, K, max_steps=200, repair=False):
     X = train.encoder.encode(rows)
     began = time.perf_counter()
-    res = cfx.generate(cfx.generators.make("dice"), clf, X, 1, key=jax.random.key(0),
-                       constraints=train.schema.constraints(), num_counterfactuals=K, max_steps=max_steps)
+    res = cfx.generate(cfx.generators.make("dice").replace(num_counterfactuals=K), clf, X, 1, key=jax.random.key(0),
+                       constraints=train.schema.constraints(), max_steps=max_steps)
     if repair:
         res, _ = cfx.restarts.repair(res, clf, train, constraints=train.schema.constraints())
     seconds = time.perf_counter() - began

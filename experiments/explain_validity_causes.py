@@ -34,8 +34,7 @@ def stalled(train, clf, X, cons) -> dict:
     plus immutable features)."""
     import jax.numpy as jnp
 
-    res = cfx.generate(cfx.generators.make("dice"), clf, X, 1, key=jax.random.key(0), constraints=cons,
-                       num_counterfactuals=3, max_steps=200)
+    res = cfx.generate(cfx.generators.make("dice").replace(num_counterfactuals=3), clf, X, 1, key=jax.random.key(0), constraints=cons, max_steps=200)
     bad = np.asarray(res.outcome) != 0
     z, x = np.asarray(res.counterfactuals)[bad], np.repeat(X[:, None], 3, 1)[bad]
     g = np.asarray(jax.vmap(jax.grad(lambda v: jax.nn.log_softmax(clf.raw_logits(v[None]))[0, 1]))(jnp.asarray(z)))
@@ -74,7 +73,7 @@ def main(argv=None):
         "cost 0": (D.replace(cost=0.0), 200, cons, {}),
         "learning rate 0.01, 1000 steps": (D.replace(learning_rate=0.01), 1000, cons, {}),
         "learning rate 0.2": (D.replace(learning_rate=0.2), 200, cons, {}),
-        "identity start": (D, 200, cons, {"init": "identity"}),
+        "identity start": (D.replace(start="identity"), 200, cons, {}),
         "no integer grid": (D, 200, train.schema.replace(kinds=None).constraints(), {}),
         "no constraints": (D, 200, None, {}),
         "all but bounds": (D, 200, dataclasses.replace(cons, lower=None, upper=None), {}),
@@ -88,7 +87,7 @@ def main(argv=None):
     out = {"stalled": stalled(train, clf, X, cons)}
     print(json.dumps(out["stalled"]), flush=True)
     for label, (gen, steps, constraints, kw) in runs.items():
-        res = cfx.generate(gen, clf, X, 1, key=jax.random.key(0), constraints=constraints, num_counterfactuals=3,
+        res = cfx.generate(gen.replace(num_counterfactuals=3), clf, X, 1, key=jax.random.key(0), constraints=constraints,
                            max_steps=steps, **kw)
         ok = np.asarray(res.outcome) == 0
         out[label] = {"validity": float(ok.mean()), "factuals_any_valid": float(ok.any(1).mean())}

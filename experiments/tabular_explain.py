@@ -72,12 +72,12 @@ def summarise(frame: pd.DataFrame, x_cf_decoded_valid: np.ndarray | None, K: int
     }
 
 
-def run_plain(train, clf, rows, gen, K, *, grid: bool, init, max_steps, seed=0):
+def run_plain(train, clf, rows, gen, K, *, grid: bool, start, max_steps, seed=0):
     """cfx.generate without explain's defaults; validity re-measured on the decoded point."""
     schema = train.schema if grid else train.schema.replace(kinds=None)
     X = train.encoder.encode(rows)
-    kw = dict(key=jax.random.key(seed), constraints=schema.constraints(), num_counterfactuals=K, max_steps=max_steps,
-              init=init)
+    kw = dict(key=jax.random.key(seed), constraints=schema.constraints(), max_steps=max_steps)
+    gen = gen.replace(num_counterfactuals=K, start=start)
     cfx.generate(gen, clf, X, 1, **kw)  # warm
     began = time.perf_counter()
     res = cfx.generate(gen, clf, X, 1, **kw)
@@ -125,10 +125,10 @@ def main(argv=None):
     results = {
         "setup": {"rows": len(data), "train": len(train), "test_accuracy": accuracy, "factuals": len(rows),
                   "backend": jax.default_backend()},
-        "generic/before": run_plain(train, clf, rows, generic, 1, grid=False, init="noise", max_steps=100),
-        "generic/grid": run_plain(train, clf, rows, generic, 1, grid=True, init="noise", max_steps=100),
+        "generic/before": run_plain(train, clf, rows, generic, 1, grid=False, start="noise", max_steps=100),
+        "generic/grid": run_plain(train, clf, rows, generic, 1, grid=True, start="noise", max_steps=100),
         "generic/after": run_explain(train, clf, rows, "generic", 1)[0],
-        "dice/before": run_plain(train, clf, rows, dice, 3, grid=False, init="noise", max_steps=100),
+        "dice/before": run_plain(train, clf, rows, dice, 3, grid=False, start="noise", max_steps=100),
         "dice/after, sparse=False": run_explain(train, clf, rows, "dice", 3, sparse=False)[0],
     }
     results["dice/after"], frame = run_explain(train, clf, rows, "dice", 3)

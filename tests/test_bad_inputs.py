@@ -472,7 +472,7 @@ def test_eccco_with_a_calibrated_classifier_is_fitted_from_it(toy):
     fitted = cfx.generate(ECCCo().fit(t["calibrated"], None, key=None), t["calibrated"], t["X"][:4], 1,
                           key=t["key"], max_steps=5)
     np.testing.assert_array_equal(np.asarray(auto.counterfactuals), np.asarray(fitted.counterfactuals))
-    assert "set_size" in auto.losses
+    assert "set_size" in auto.terms
 
 
 def test_a_binary_file_as_config(tmp_path, capsys):

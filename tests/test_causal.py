@@ -92,7 +92,7 @@ def test_mint_finds_the_closed_form_intervention_for_a_linear_classifier():
     np.testing.assert_allclose(cf, np.asarray(SCM2.intervene(x, delta)), atol=1e-5)
     best = -(x @ W + B) / (W[0] + 2 * W[1])
     assert np.all(delta[:, 0] >= best - 1e-5) and np.all(delta[:, 0] - best < 0.05), (delta[:, 0], best)
-    assert float(np.max(np.abs(res.losses["action"][:, 0] - np.abs(delta[:, 0])))) < 1e-5
+    assert float(np.max(np.abs(res.terms["action"][:, 0] - np.abs(delta[:, 0])))) < 1e-5
 
 
 def test_ignoring_the_graph_is_cheaper_but_violates_the_scm():
@@ -125,7 +125,7 @@ def test_mint_is_one_compiled_search_and_respects_constraints():
                           constraints=cfx.Constraints(mutability=["none", "both"]))
     np.testing.assert_array_equal(np.asarray(frozen.counterfactuals)[:, 0, 0], x[:, 0])
     # a noisy start perturbs the action, never the factual: the point stays on the SCM
-    noisy = cfx.generate(MINT(scm=SCM2, actions=(0,)), clf, x, target=1, key=KEY, max_steps=50, init="noise")
+    noisy = cfx.generate(MINT(scm=SCM2, actions=(0,)).replace(start="noise"), clf, x, target=1, key=KEY, max_steps=50)
     u = np.asarray(SCM2.abduct(np.asarray(noisy.counterfactuals)[:, 0]))
     np.testing.assert_allclose(u[:, 1], np.asarray(SCM2.abduct(x))[:, 1], atol=1e-5)
     before = compile_counts.search()

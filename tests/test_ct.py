@@ -213,7 +213,7 @@ def test_integrated_gradients_completeness_and_robust_accuracy(linear_classifier
 def test_counterfactual_step_shapes_without_compiling(ct_fit, moons_small):
     """The standalone counterfactual step traces to n_ce slots of the right shapes (eval_shape: no compile)."""
     from cfx.models import train as _train
-    from cfx.training import EpochSpec, TrainingData, counterfactual_step, generator, search_constraints
+    from cfx.training import EpochSpec, TrainingData, counterfactual_step, ct_generator, search_constraints
 
     out, _ = ct_fit
     train, _ = moons_small
@@ -221,7 +221,7 @@ def test_counterfactual_step_shapes_without_compiling(ct_fit, moons_small):
     spec = EpochSpec(apply=out.classifier.apply_fn, n_features=2, n_classes=2, batch_size=32, n_ce=16, max_steps=5,
                      epsilon=0.3, tx=_train._TX)
     data = TrainingData.create(train.X, train.y, 2)
-    cfs, info = jax.eval_shape(lambda p, k: counterfactual_step(p, data, k, generator(ct),
+    cfs, info = jax.eval_shape(lambda p, k: counterfactual_step(p, data, k, ct_generator(ct),
                                                                 search_constraints(train, ct).resolve(2), spec=spec),
                                out.classifier.params, jax.random.key(0))
     assert cfs.x_ce.shape == cfs.x_ae.shape == cfs.x_plus.shape == (16, 2) and cfs.y_plus.shape == (16,)

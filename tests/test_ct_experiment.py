@@ -65,7 +65,7 @@ def test_ct_smoke_end_to_end_and_resume(tmp_path):
 def test_bad_ct_configs_name_the_key(override, match):
     with pytest.raises((ConfigError, TypeError), match=match):
         cfg = load_config(CONFIGS / "ct_smoke.yaml", [override])
-        cfx.experiments.get_kind("ct").prepare(cfg)
+        cfx.experiments.get_kind("ct").check(cfg)
 
 
 def test_ct_names_its_generator_and_the_flat_keys_still_work_with_a_warning():
@@ -93,4 +93,4 @@ def test_ct_names_its_generator_and_the_flat_keys_still_work_with_a_warning():
 def test_protected_feature_must_exist():
     cfg = load_config(CONFIGS / "ct_smoke.yaml", ["data[0].protected=age"])
     with pytest.raises(ConfigError, match="protected feature 'age' not found"):
-        cfx.experiments.get_kind("ct").prepare(cfg)
+        cfx.experiments.get_kind("ct").check(cfg)

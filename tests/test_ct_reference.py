@@ -43,11 +43,11 @@ def test_polynomial_energy_term_value():
     clf = cfx.models.fit(data, "linear", epochs=1, seed=0)
     x = np.asarray(data.X[:3])
     gen = ECCo(cost=0.0, energy=1.0, ridge=1e-3, yloss=None, **polynomial_schedule(30))
-    res = cfx.generate(gen, clf, x, 1, key=__import__("jax").random.key(0), max_steps=1, convergence="max_steps")
+    res = cfx.generate(gen.replace(convergence="max_steps"), clf, x, 1, key=__import__("jax").random.key(0), max_steps=1)
     # after one step the reported term is at the final point x_1, step t = 1 (the search's counter)
     e = -np.asarray(clf.raw_logits(np.asarray(res.counterfactuals)[:, 0]))[:, 1]
     phi = 0.1 * (1.0 + 1 + 1) ** -0.9
-    assert np.allclose(np.asarray(res.losses["energy"])[:, 0], phi * (e + 1e-3 * e ** 2), rtol=1e-4, atol=1e-6)
+    assert np.allclose(np.asarray(res.terms["energy"])[:, 0], phi * (e + 1e-3 * e ** 2), rtol=1e-4, atol=1e-6)
 
 
 def test_ct_config_new_options_validated():
@@ -55,9 +55,9 @@ def test_ct_config_new_options_validated():
         with pytest.raises(ValueError, match=f"CTConfig.{field}"):
             CTConfig(**{field: bad})
     ct = CTConfig(stop="max_steps", energy_decay="polynomial", ridge=1e-3)
-    gen = cfx.training.generator(ct)
+    gen = cfx.training.ct_generator(ct)
     assert gen.convergence == "max_steps" and gen.decay_schedule == "polynomial" and gen.ridge == 1e-3
-    assert cfx.training.generator(CTConfig()).decay_schedule == "exponential"  # cfx's default kept
+    assert cfx.training.ct_generator(CTConfig()).decay_schedule == "exponential"  # cfx's default kept
 
 
 def test_data_covering_box():
@@ -229,7 +229,7 @@ def test_protected_name_must_exist_under_the_preset():
 
     cfg = load_config(CONFIGS / "ct_paper_smoke.yaml", ["data[0].protected=age"])
     with pytest.raises(ConfigError, match="protected feature 'age' not found"):
-        get_kind("ct").prepare(cfg)
+        get_kind("ct").check(cfg)
 
 
 def test_paper_smoke_end_to_end(tmp_path):
@@ -249,18 +249,18 @@ def test_protected_feature_modes(tmp_path):
     from cfx.experiments.kinds import get_kind
 
     cfg = load_config(CONFIGS / "ct_paper_smoke.yaml", ["modes=[all, protected-1, protected-x1]"])
-    splits = get_kind("ct").prepare(cfg)
+    splits = get_kind("ct").check(cfg)
     assert splits[("moons", 0, "protected-1")] == 1 and splits[("moons", 0, "protected-x1")] == 0
     with pytest.raises(ConfigError, match="modes"):
         load_config(CONFIGS / "ct_paper_smoke.yaml", ["modes=[all, fixed]"])
     with pytest.raises(ConfigError, match="protected feature 'x9' not found"):
-        get_kind("ct").prepare(load_config(CONFIGS / "ct_paper_smoke.yaml", ["modes=[protected-x9]"]))
+        get_kind("ct").check(load_config(CONFIGS / "ct_paper_smoke.yaml", ["modes=[protected-x9]"]))
     # a list of features (the reference's MNIST rows): all of them immutable in the protected mode
     from cfx.experiments.kinds.ct import _ct_config
 
     cfg = load_config(CONFIGS / "ct_paper_smoke.yaml", ["data[0].protected=[0, x2]"])
-    assert get_kind("ct").prepare(cfg)[("moons", 0)][2] == (0, 1)
+    assert get_kind("ct").check(cfg)[("moons", 0)][2] == (0, 1)
     assert _ct_config(cfg, cfg.data[0], "ct", "protected", (0, 1)).protected == (0, 1)
     assert _ct_config(cfg, cfg.data[0], "ct", "single", (0, 1)).protected == ()
     with pytest.raises(ConfigError, match="protected feature 'x9' not found"):
-        get_kind("ct").prepare(load_config(CONFIGS / "ct_paper_smoke.yaml", ["data[0].protected=[0, x9]"]))
+        get_kind("ct").check(load_config(CONFIGS / "ct_paper_smoke.yaml", ["data[0].protected=[0, x9]"]))

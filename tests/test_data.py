@@ -12,7 +12,7 @@ import cfx.data as D
 from cfx.data import synthetic, tabular
 from cfx.search._checks import check_within_bounds
 
-SYNTHETIC = list(synthetic.GENERATORS)
+SYNTHETIC = list(synthetic.MAKERS)
 REAL = list(tabular.SPECS)
 
 

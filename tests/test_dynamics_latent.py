@@ -31,7 +31,7 @@ def problem():
 def test_the_class_is_made_once_and_carries_both_sets_of_fields():
     L = in_latent_space(G.ClaPROAR)
     assert L is in_latent_space(G.ClaPROAR) and issubclass(L, VAESpace) and issubclass(L, G.ClaPROAR)
-    g = L(variant="0.1.5", vae_epochs=7, start="sample")
+    g = L(variant="0.1.5", vae_epochs=7, latent_start="sample")
     assert g.latent and g.loss_weight == 5.0 and g.vae_epochs == 7 and L.name == "latent_claproar"
     with pytest.raises(ValueError, match="already searches a latent space"):
         in_latent_space(G.REVISE)
@@ -48,8 +48,8 @@ def test_the_class_is_made_once_and_carries_both_sets_of_fields():
 def test_latent_generic_is_revise(problem):
     """Generic's objective in the latent space is REVISE's: the same VAE, start and step give the same points."""
     train, clf, vae, x = problem
-    opts = dict(cost=0.1, distance="frobenius", learning_rate=0.05, num_counterfactuals=3, start="mean")
-    a = cfx.generate(latent_space(G.Generic(**{k: v for k, v in opts.items() if k != "start"}), start="mean")
+    opts = dict(cost=0.1, distance="frobenius", learning_rate=0.05, num_counterfactuals=3, latent_start="mean")
+    a = cfx.generate(latent_space(G.Generic(**{k: v for k, v in opts.items() if k != "latent_start"}), latent_start="mean")
                      .replace(vae=vae), clf, x, 1, key=jax.random.key(0), max_steps=30)
     b = cfx.generate(G.REVISE(**opts, vae=vae), clf, x, 1, key=jax.random.key(0), max_steps=30)
     np.testing.assert_allclose(np.asarray(a.counterfactuals), np.asarray(b.counterfactuals), rtol=1e-5, atol=1e-6)
@@ -59,12 +59,12 @@ def test_latent_generic_is_revise(problem):
 
 def test_latent_gravitational_fits_its_bank_and_its_vae_and_lands_on_the_decoder(problem):
     train, clf, _, x = problem
-    gen = latent_space(G.Gravitational(variant="0.1.5", num_counterfactuals=2), vae_epochs=3, start="sample")
+    gen = latent_space(G.Gravitational(variant="0.1.5", num_counterfactuals=2), vae_epochs=3, latent_start="sample")
     gen = gen.fit(clf, train, key=jax.random.key(1))
     assert gen.bank.shape[:2] == (2, gen.bank_size) and gen.vae.n_features == 2 and gen.start_key is not None
     res = cfx.generate(gen, clf, x, 1, key=jax.random.key(0), max_steps=5)
     cf = np.asarray(res.counterfactuals)
-    assert "gravity" in res.losses and np.all(np.isfinite(cf))
+    assert "gravity" in res.terms and np.all(np.isfinite(cf))
     # every point is a decoded latent point: the decoder's image, not the factual plus a step in x
     z = gen.vae.encode(cf.reshape(-1, 2))
     assert not np.allclose(cf, np.broadcast_to(x[:, None], cf.shape), atol=1e-3)
@@ -81,12 +81,13 @@ def test_preset_fills_the_latent_options_and_refuses_conflicts(tmp_path):
     from cfx.experiments.kinds.dynamics import _generators
 
     built = _generators(cfg)
-    assert type(built["claproar"]).__name__ == "LatentClaPROAR" and built["claproar"].start == "sample"
-    assert built["latent_conservative"].threshold == 0.9 and built["latent"].init == "identity"
+    assert type(built["claproar"]).__name__ == "LatentClaPROAR" and built["claproar"].latent_start == "sample"
+    assert built["latent_conservative"].threshold == 0.9 and built["latent"].start == "identity"
 
     base = "kind: dynamics\npreset: ard-2023\ndata: [overlapping]\nmodels: [linear]\n"
     for gens_yaml, path, text in [
-        ("[{name: claproar, latent_space: {start: mean}}]", "generators[0].latent_space.start", "fixes 'start'"),
+        ("[{name: claproar, latent_space: {latent_start: mean}}]", "generators[0].latent_space.latent_start",
+         "fixes 'latent_start'"),
         ("[{name: claproar, latent_space: {vae_epoch: 3}}]", "generators[0].latent_space.vae_epoch",
          "not an option of the latent space"),
         ("[{name: revise, latent_space: true}]", "generators[0].latent_space", "latent space of its own"),

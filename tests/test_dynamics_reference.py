@@ -88,7 +88,7 @@ def test_general_options_keep_cfx_defaults_and_refuse_bad_values():
 
 def test_revise_sampled_start_differs_per_counterfactual_and_is_reproducible(data):
     _, train, _ = data
-    gen = G.REVISE(start="sample", vae_epochs=2).fit(None, train, key=jax.random.key(0))
+    gen = G.REVISE(latent_start="sample", vae_epochs=2).fit(None, train, key=jax.random.key(0))
     x = jnp.broadcast_to(jnp.asarray(train.X[:3], jnp.float32)[:, None], (3, 4, 2))
     z = np.asarray(gen.encode(x))
     assert len(np.unique(z.reshape(12, -1), axis=0)) == 12  # every factual and k its own draw
@@ -164,7 +164,7 @@ def test_retrain_many_equals_each_models_own_retraining(data):
 def test_ensemble_probabilities_and_the_searchs_averaged_logit(data):
     """combine="probabilities": softmax of the logits is mean_m σ(f_m) (CE.jl's ``probs``); the
     member_logit_bce yloss is the logit-BCE of mean_m f_m (CE.jl's ``logits``)."""
-    from cfx import losses
+    from cfx import terms
 
     X = jnp.asarray(data[1].X[:6], jnp.float32)
     ens = ReferenceTrainer("ensemble", combine="probabilities")
@@ -173,8 +173,8 @@ def test_ensemble_probabilities_and_the_searchs_averaged_logit(data):
     f = jax.vmap(ens.net.one, (0, None))(params, X)[..., 0]  # (5, n)
     clf = cfx.Classifier(ens.net, params, n_features=2, n_classes=2)
     np.testing.assert_allclose(np.asarray(clf.probs(X))[:, 1], np.asarray(jax.nn.sigmoid(f).mean(0)), rtol=1e-5)
-    ctx = losses.TermContext(jnp.int32(1), clf.raw_logits(X[0]), jnp.int32(0), None, clf)
-    np.testing.assert_allclose(losses.member_logit_bce(X[0], X[0], ctx), jax.nn.softplus(-f[:, 0].mean()), rtol=1e-5)
+    ctx = terms.TermContext(jnp.int32(1), clf.raw_logits(X[0]), jnp.int32(0), None, clf)
+    np.testing.assert_allclose(terms.member_logit_bce(X[0], X[0], ctx), jax.nn.softplus(-f[:, 0].mean()), rtol=1e-5)
     with pytest.raises(ValueError, match="combine must be one of"):
         ReferenceTrainer("ensemble", combine="median")
 

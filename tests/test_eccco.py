@@ -11,7 +11,7 @@ import compile_counts
 import cfx
 from cfx import generators as G
 from cfx.generators.eccco import decay, energy_penalty, set_size_penalty
-from cfx.losses import TermContext, cross_entropy
+from cfx.terms import TermContext, cross_entropy
 from cfx.models.conformal import calibrate
 
 KEY = jax.random.key(0)
@@ -83,7 +83,7 @@ def test_eccco_counterfactuals_have_lower_energy_than_generic(moons_mlp, conform
     f_generic = np.asarray(moons_mlp.logits(generic.counterfactuals[:, 0]))[:, 1]
     assert f_eccco.mean() > f_generic.mean() + 1.0  # E(x'|y+) = −f_{y+}(x') is lower
     assert np.all(np.asarray(res.target_probs) >= 0.5)
-    assert set(res.losses) == {"yloss", "distance", "energy", "set_size", "total"}
+    assert set(res.terms) == {"yloss", "distance", "energy", "set_size", "total"}
 
 
 def test_sweeping_energy_and_set_size_or_recalibrating_does_not_recompile(conformal, factuals, moons_split):
@@ -108,7 +108,7 @@ def test_an_uncalibrated_classifier_is_refused_before_compiling(moons_mlp, factu
     assert compile_counts.search() == before
     # the no-conformal ablation needs no q̂
     res = cfx.generate(G.make("eccco_no_conformal"), moons_mlp, factuals, 1, key=KEY, max_steps=20)
-    assert "set_size" not in res.losses
+    assert "set_size" not in res.terms
 
 
 def test_ensembles_use_member_averaged_logits(moons_ensemble):
@@ -126,7 +126,7 @@ def test_ensembles_use_member_averaged_logits(moons_ensemble):
 def test_ecco_runs_without_calibration(moons_mlp, factuals):
     res = cfx.generate(G.ECCo(), moons_mlp, factuals, 1, key=KEY, max_steps=30)
     assert bool(res.converged.all())
-    assert set(res.losses) == {"yloss", "distance", "energy", "total"}
+    assert set(res.terms) == {"yloss", "distance", "energy", "total"}
 
 
 def test_bad_hyperparameters_are_named():

@@ -12,7 +12,7 @@ import cfx
 from cfx import generators as G
 from cfx.generators import pca
 from cfx.generators.eccco import distance_to_samples
-from cfx.losses import TermContext
+from cfx.terms import TermContext
 from cfx.models.conformal import calibrate
 
 KEY = jax.random.key(0)
@@ -57,7 +57,7 @@ def test_eccco_plus_searches_in_pca_space(conformal, factuals, moons_split):
     # every counterfactual lies on the first principal line through the mean
     on_line = pca.decode(pca.encode(cf, gen.pca_mean, gen.pca_components), gen.pca_mean, gen.pca_components)
     np.testing.assert_allclose(cf, np.asarray(on_line), atol=1e-4)
-    assert set(res.losses) == {"yloss", "distance", "energy", "set_size", "total"}
+    assert set(res.terms) == {"yloss", "distance", "energy", "set_size", "total"}
     assert G.ECCCoPlus().fit(conformal, train, key=KEY).pca_components.shape == (2, 2)  # None: all components
 
 
@@ -83,7 +83,7 @@ def test_eccco_l1_moves_towards_the_conditional_samples(conformal, factuals, moo
     gen = G.make("eccco_l1").fit(conformal, train, key=KEY, samples=samples)
     assert gen.samples.shape == (2, 5, 2)
     res = cfx.generate(gen, conformal, factuals, 1, key=KEY)
-    assert set(res.losses) == {"yloss", "distance", "samples_l1", "set_size", "total"}
+    assert set(res.terms) == {"yloss", "distance", "samples_l1", "set_size", "total"}
     generic = cfx.generate(G.Generic(cost=0.1), conformal, factuals, 1, key=KEY)
 
     def dist(cf):

@@ -62,7 +62,7 @@ def _result(x, cf, target) -> CounterfactualResult:
     n, K = cf.shape[:2]
     return CounterfactualResult(factuals=jnp.asarray(x), target=jnp.asarray(target, jnp.int32),
                                 counterfactuals=jnp.asarray(cf), outcome=jnp.zeros((n, K), jnp.int32),
-                                steps=jnp.zeros((n, K), jnp.int32), target_probs=jnp.ones((n, K)), losses={})
+                                steps=jnp.zeros((n, K), jnp.int32), target_probs=jnp.ones((n, K)), terms={})
 
 
 def _idx_bytes(arr: np.ndarray, code: int = 0x08) -> bytes:

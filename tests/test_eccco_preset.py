@@ -179,11 +179,11 @@ def test_ensemble_combining_logits_averages_member_logits():
 
 
 def test_empty_set_rule_counts_the_complement_only_when_the_hard_set_is_empty():
-    from cfx import losses
+    from cfx import terms
     from cfx.generators.eccco import set_size_penalty
 
     logits = jnp.asarray([[0.0, 1.0], [0.0, 6.0]])  # p(1) = 0.73 (set empty at q̂ = 0.1), 0.998 (set {1})
-    ctx = losses.TermContext(logits=logits, target=jnp.asarray([1, 1]), step=0, classifier=None, data=None)
+    ctx = terms.TermContext(logits=logits, target=jnp.asarray([1, 1]), step=0, classifier=None, data=None)
     plain = np.asarray(set_size_penalty(0.1, empty_set="none")(None, None, ctx))
     rule = np.asarray(set_size_penalty(0.1, empty_set="complement")(None, None, ctx))
     p = jax.nn.softmax(logits)
@@ -240,12 +240,12 @@ def test_random_pairs_on_digits_put_the_figures_nine_first_with_target_seven():
 
 
 def test_mnist_without_its_files_is_skipped_under_the_preset(tmp_path):
-    from cfx.experiments.kinds.eccco.runner import available, expected, prepare
+    from cfx.experiments.kinds.eccco.runner import available, check, expected
 
     cfg = parse_config({"kind": "eccco", "name": "t", "preset": "eccco-2024",
                         "data": [{"name": "mnist", "optional": True, "data_dir": str(tmp_path)}]})
     assert cfg.data[0].models["jem"]["sgld_steps"] == 25  # the preset still fills its settings
-    assert not available(cfg.data[0]) and expected(cfg) == [] and prepare(cfg) == {}
+    assert not available(cfg.data[0]) and expected(cfg) == [] and check(cfg) == {}
 
 
 def test_reference_vae_options_add_the_decoder_ridge_and_set_the_activations():

@@ -37,7 +37,7 @@ def make_result(factuals, counterfactuals, target, *, threshold=0.5, runtime_s=0
         outcome=jnp.asarray(np.arange(n * K).reshape(n, K) % 2, jnp.int32),  # even: converged (0)
         steps=jnp.arange(n * K).reshape(n, K),
         target_probs=jnp.full((n, K), -1.0),
-        losses={},
+        terms={},
         threshold=threshold,
         runtime_s=runtime_s,
         compile_s=compile_s,
@@ -155,7 +155,7 @@ def random_problem():
 @pytest.mark.parametrize("k", [100, 250])  # 250 > class sizes: all points of the class are used
 def test_implausibility_matches_brute_force(random_problem, k):
     data, res = random_problem
-    got = evaluate(res, CLF, data, n_neighbors=k)["per_counterfactual"]["implausibility"]
+    got = evaluate(res, CLF, data=data, n_neighbors=k)["per_counterfactual"]["implausibility"]
     cf = np.asarray(res.counterfactuals).reshape(-1, 3)
     t = np.repeat(np.asarray(res.target), 2)
     want = brute_force_implausibility(cf, t, data.X, data.y, k)
@@ -164,11 +164,11 @@ def test_implausibility_matches_brute_force(random_problem, k):
 
 def test_chunked_equals_unchunked(random_problem, monkeypatch):
     data, res = random_problem
-    full = evaluate(res, CLF, data)["per_counterfactual"]
+    full = evaluate(res, CLF, data=data)["per_counterfactual"]
     monkeypatch.setattr(batching, "CHUNK_ELEMENTS", 700)  # 1-2 queries per chunk, with a remainder
     monkeypatch.setattr(batching, "MODEL_ROWS", 9)  # 2 counterfactuals (x 4 rows) per chunk
     assert batching.chunk_size(12, 300) == 2 and batching.chunk_size(12, 12, 4) == 2
-    chunked = evaluate(res, CLF, data)["per_counterfactual"]
+    chunked = evaluate(res, CLF, data=data)["per_counterfactual"]
     for name in full:
         np.testing.assert_allclose(chunked[name], full[name], rtol=1e-6, err_msg=name)
 
@@ -180,7 +180,7 @@ def test_ynn_and_implausibility_on_a_line():
     data = dataset(X, (np.arange(10) < 5).astype(int))
     cf = np.array([[7.0, 0.0], [4.6, 0.0], [0.2, 0.0], [4.6, 0.0]])
     res = make_result(np.zeros((4, 2)), cf, [1, 1, 1, 0])
-    out = evaluate(res, clf, data, n_neighbors=2)
+    out = evaluate(res, clf, data=data, n_neighbors=2)
     # 5-NN of 7: {7,6,8,5,9} all predicted 1; of 4.6: {5,4,6,3,7} -> 3 of 5 predicted 1;
     # of 0.2: {0..4} all predicted 0; target 0 at 4.6: 2 of 5.
     np.testing.assert_allclose(out["per_counterfactual"]["ynn"][:, 0], [1.0, 0.6, 0.0, 0.4], atol=1e-6)
@@ -192,7 +192,7 @@ def test_ynn_and_implausibility_on_a_line():
 def test_implausibility_nan_without_target_class_points():
     X = np.arange(8.0).reshape(4, 2)
     data = dataset(X, [0, 0, 0, 0])
-    out = evaluate(make_result(np.zeros((1, 2)), [[1.0, 1.0]], 1), linear([1.0, 1.0], 0.0), data)
+    out = evaluate(make_result(np.zeros((1, 2)), [[1.0, 1.0]], 1), linear([1.0, 1.0], 0.0), data=data)
     assert np.isnan(out["per_counterfactual"]["implausibility"][0, 0])
     assert np.isnan(out["mean"]["implausibility"]) and np.isnan(out["sd"]["implausibility"])
 
@@ -236,7 +236,7 @@ def test_violation_constraints_come_from_the_schema_or_nowhere():
     c = VIOLATION_CONSTRAINTS
     schema = FeatureSchema(tuple("abcdefg"), tuple(c.mutability), tuple(c.lower), tuple(c.upper), c.categorical_groups)
     data = dataset(np.tile(x, (4, 1)), [0, 1, 0, 1], schema)
-    assert evaluate(res, clf, data)["per_counterfactual"]["immutable_changed"][0, 0] == 1
+    assert evaluate(res, clf, data=data)["per_counterfactual"]["immutable_changed"][0, 0] == 1
     assert evaluate(res, clf)["per_counterfactual"]["violations"][0, 0] == 0  # no constraints at all
     resolved = c.resolve(7)
     assert evaluate(res, clf, constraints=resolved)["per_counterfactual"]["violations"][0, 0] == 1
@@ -247,7 +247,7 @@ def test_mad_weighting():
     X = np.stack([np.arange(5.0), 2 * np.arange(5.0), np.full(5, 3.0)], axis=1)
     data = dataset(X, [0, 1, 0, 1, 0])
     res = make_result(np.zeros((2, 3)), [[1.0, 1.0, 1.0], [-2.0, 4.0, 0.0]], 1)
-    pf = evaluate(res, CLF, data)["per_counterfactual"]
+    pf = evaluate(res, CLF, data=data)["per_counterfactual"]
     np.testing.assert_allclose(pf["mad_l1"][:, 0], [1 + 0.5 + 1, 2 + 2 + 0], rtol=1e-6)
     assert "mad_l1" not in evaluate(res, CLF)["per_counterfactual"]  # needs data
 
@@ -255,7 +255,7 @@ def test_mad_weighting():
 def test_shapes_aggregates_runtime_and_listing(random_problem):
     data, res = random_problem
     res = dataclasses.replace(res, runtime_s=1.2, compile_s=3.0)
-    out = evaluate(res, CLF, data)
+    out = evaluate(res, CLF, data=data)
     n, K = 6, 2
     assert set(out) == {"per_counterfactual", "mean", "sd"}
     assert set(out["per_counterfactual"]) <= set(list_metrics())
@@ -287,15 +287,15 @@ def test_bad_inputs(random_problem):
     data, res = random_problem
     wrong_width = dataset(np.zeros((5, 4)), np.zeros(5))
     with pytest.raises(ValueError, match="data"):
-        evaluate(res, CLF, wrong_width)
+        evaluate(res, CLF, data=wrong_width)
     with pytest.raises(ValueError, match="classifier"):
         evaluate(res, linear([1.0, 1.0], 0.0))
     with pytest.raises(TypeError, match="result"):
         evaluate({"counterfactuals": 1}, CLF)
     with pytest.raises(TypeError, match="data"):
-        evaluate(res, CLF, data.X)
+        evaluate(res, CLF, data=data.X)
     with pytest.raises(ValueError, match="n_neighbors"):
-        evaluate(res, CLF, data, n_neighbors=0)
+        evaluate(res, CLF, data=data, n_neighbors=0)
     with pytest.raises(ValueError, match="target"):
         evaluate(make_result(np.zeros((1, 3)), np.zeros((1, 3)), 2), CLF)
     with pytest.raises(ValueError, match="mutability"):
@@ -317,9 +317,9 @@ def test_end_to_end_with_generate():
     data = dataset(X, y, schema)
     x = X[y == 0][:8]
     res = cfx.generate(
-        cfx.generators.Generic(), CLF, x, 1, key=jax.random.key(0), constraints=schema.constraints(), num_counterfactuals=2
+        cfx.generators.Generic().replace(num_counterfactuals=2), CLF, x, 1, key=jax.random.key(0), constraints=schema.constraints()
     )
-    out = evaluate(res, CLF, data)
+    out = evaluate(res, CLF, data=data)
     pf = out["per_counterfactual"]
     assert pf["l1"].shape == (8, 2)
     np.testing.assert_array_equal(pf["violations"], 0)
@@ -363,12 +363,12 @@ def test_a_custom_metric_is_one_register_call(random_problem, registered):
 
     registered(Metric("l1_squared", l1_squared, description="(sum_j |x'_j - x_j|)^2"))
     assert list_metrics()["l1_squared"] == "(sum_j |x'_j - x_j|)^2"
-    out = evaluate(res, CLF, data)
+    out = evaluate(res, CLF, data=data)
     np.testing.assert_allclose(out["per_counterfactual"]["l1_squared"], out["per_counterfactual"]["l1"] ** 2, rtol=1e-5)
     assert "l1_squared" in out["mean"] and "l1_squared" in out["sd"]
     # only what is asked for is computed (and traced)
     n_traces = len(traces)
-    only = evaluate(res, CLF, data, metrics=["l1_squared", "validity"])
+    only = evaluate(res, CLF, data=data, metrics=["l1_squared", "validity"])
     assert set(only["per_counterfactual"]) == {"validity", "l1_squared"} and set(only["mean"]) == {"validity", "l1_squared"}
     assert len(traces) == n_traces  # same shapes, same context structure: no retrace
     with pytest.raises(ValueError, match="unknown metric 'nope'"):
@@ -428,14 +428,14 @@ def test_diversity_is_the_mean_pairwise_l1_of_a_set(random_problem):
     np.testing.assert_allclose(out["per_counterfactual"]["diversity"][:, 0], want, rtol=1e-5)
     single = evaluate(res.replace(counterfactuals=res.counterfactuals[:, :1], outcome=res.outcome[:, :1],
                                   steps=res.steps[:, :1], target_probs=res.target_probs[:, :1],
-                                  losses={k: v[:, :1] for k, v in res.losses.items()}), CLF, metrics=["diversity"])
+                                  terms={k: v[:, :1] for k, v in res.terms.items()}), CLF, metrics=["diversity"])
     assert np.all(single["per_counterfactual"]["diversity"] == 0.0)
 
 
 def test_metric_needing_an_absent_slot_is_skipped(random_problem, registered):
     data, res = random_problem
     registered(Metric("q_hat_echo", lambda cf, x, t, ctx: ctx.q_hat, needs=("q_hat",), description="q_hat"))
-    out = evaluate(res, CLF, data)
+    out = evaluate(res, CLF, data=data)
     for name in ("q_hat_echo", "set_size", "unfaithfulness"):  # slots are None until filled
         assert name not in out["per_counterfactual"] and name not in out["mean"]
     assert "mad_l1" not in evaluate(res, CLF, metrics=["mad_l1", "l1"])["mean"]  # needs data
@@ -462,7 +462,7 @@ def test_unfaithfulness_and_set_size_once_their_slots_are_filled():
 
 def test_prebuilt_context_same_numbers_no_recompile(random_problem):
     data, res = random_problem
-    want = evaluate(res, CLF, data)
+    want = evaluate(res, CLF, data=data)
     ctx = evaluation.context(CLF, data)
     sizes = batching.map_metrics._cache_size(), batching.predict_labels._cache_size()
     got = evaluate(res, CLF, context=ctx)
@@ -476,7 +476,7 @@ def test_prebuilt_context_same_numbers_no_recompile(random_problem):
     with pytest.raises(ValueError, match="another classifier"):
         evaluate(res, CLF.replace(jax_tree_neg(CLF.params)), context=ctx)
     with pytest.raises(ValueError, match="context"):
-        evaluate(res, CLF, data, context=ctx)
+        evaluate(res, CLF, data=data, context=ctx)
     assert jax.tree_util.tree_leaves(ctx)  # a PyTree of arrays
 
 
@@ -507,7 +507,7 @@ def test_untargeted_neighbours_use_the_predicted_class():
     X = np.stack([np.arange(10.0), np.zeros(10)], axis=1)
     data = dataset(X, (np.arange(10) < 5).astype(int))
     res = make_result(np.zeros((1, 2)), [[7.0, 0.0]], -1)
-    pf = evaluate(res, linear([1.0, 0.0], -4.5), data, n_neighbors=2)["per_counterfactual"]
+    pf = evaluate(res, linear([1.0, 0.0], -4.5), data=data, n_neighbors=2)["per_counterfactual"]
     np.testing.assert_allclose(pf["ynn"][0, 0], 1.0)
     np.testing.assert_allclose(pf["implausibility"][0, 0], 3.5, atol=1e-5)  # 2 nearest true-1 points: 4, 3
 

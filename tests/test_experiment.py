@@ -141,7 +141,7 @@ def test_wrong_types(base_file, override, path, words):
     ("data[0].test_size=1.0", "data[0].test_size", "(0, 1)"),
     ("models[0].epochs=-1", "models[0].epochs", "> 0"),
     ("seed=-1", "seed", ">= 0"),
-    ("generators[0].init=nois", "generators[0].init", "'identity', 'noise'"),
+    ("generators[0].start=nois", "generators[0].start", "'identity', 'noise'"),
     ("generators[1].convergence=thresh", "generators[1].convergence", "did you mean 'threshold'"),
     ("generators[1].num_counterfactuals=0", "generators[1].num_counterfactuals", "> 0"),
     ("models[0].widths=[4, 0]", "models[0].widths", ">= 1"),
@@ -277,10 +277,10 @@ def test_atomic_write_leaves_nothing_on_failure(tmp_path, monkeypatch):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["f.json"]
 
 
-def test_prepare_refuses_foreign_folders_even_with_force(tmp_path):
+def test_claim_refuses_foreign_folders_even_with_force(tmp_path):
     (tmp_path / "mine.txt").write_text("precious")
     with pytest.raises(OutputExistsError, match="not written by cfx"):
-        Store(tmp_path).prepare("x: 1\n", {"x": 1}, lambda p: {}, resume=False, force=True)
+        Store(tmp_path).claim("x: 1\n", {"x": 1}, lambda p: {}, resume=False, force=True)
     assert (tmp_path / "mine.txt").read_text() == "precious"
 
 
@@ -417,11 +417,11 @@ def test_refuses_to_overwrite_a_different_experiment(full_run, smoke_cfg, monkey
 
 def test_force_starts_over(tmp_path):
     st = Store(tmp_path / "r")
-    st.prepare("a: 1\n", {"a": 1}, lambda p: {"a": 1}, resume=False, force=False)
+    st.claim("a: 1\n", {"a": 1}, lambda p: {"a": 1}, resume=False, force=False)
     st.save(("cells", "d", "m", "g", "run000"), {"metrics": {}})
     with pytest.raises(OutputExistsError, match="different experiment"):
-        st.prepare("a: 2\n", {"a": 2}, lambda p: {"a": 1}, resume=False, force=False)
-    assert st.prepare("a: 2\n", {"a": 2}, lambda p: {"a": 1}, resume=False, force=True) == "force"
+        st.claim("a: 2\n", {"a": 2}, lambda p: {"a": 1}, resume=False, force=False)
+    assert st.claim("a: 2\n", {"a": 2}, lambda p: {"a": 1}, resume=False, force=True) == "force"
     assert st.records() == [] and (st.root / "config.yaml").read_text() == "a: 2\n"
 
 

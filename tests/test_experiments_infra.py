@@ -51,15 +51,15 @@ def test_a_blob_without_its_json_does_not_count(tmp_path):
     assert not st.done(("models", "m")) and st.load_blob(("models", "m")) is None
 
 
-def test_prepare_counts_expected_records(tmp_path):
+def test_claim_counts_expected_records(tmp_path):
     st = Store(tmp_path / "r")
     expected = [("rounds", "r000"), ("rounds", "r001")]
-    assert st.prepare("a: 1\n", {"a": 1}, lambda p: {"a": 1}, resume=False, force=False, expected=expected) == "new"
+    assert st.claim("a: 1\n", {"a": 1}, lambda p: {"a": 1}, resume=False, force=False, expected=expected) == "new"
     st.save(expected[0], {})
     with pytest.raises(OutputExistsError, match="1 of 2 records finished"):
-        st.prepare("a: 1\n", {"a": 1}, lambda p: {"a": 1}, resume=False, force=False, expected=expected)
+        st.claim("a: 1\n", {"a": 1}, lambda p: {"a": 1}, resume=False, force=False, expected=expected)
     st.save(expected[1], {})  # all done: a re-run just rebuilds the report
-    assert st.prepare("a: 1\n", {"a": 1}, lambda p: {"a": 1}, resume=False, force=False, expected=expected) == "resume"
+    assert st.claim("a: 1\n", {"a": 1}, lambda p: {"a": 1}, resume=False, force=False, expected=expected) == "resume"
     env = experiments.store.read_json(st.root / "environment.json")
     assert [s["mode"] for s in env["sessions"]] == ["new", "resume"]
 
@@ -134,7 +134,7 @@ class CountConfig(Experiment):
 
     @classmethod
     def parse(cls, raw):
-        cfg = raw.context().validate(cls, raw.data, "")
+        cfg = raw.source().validate(cls, raw.data, "")
         cfg._source = None if raw.file is None else str(raw.file)
         return cfg
 
@@ -159,7 +159,7 @@ def _report(cfg, store):
     return Report(summary=frame.to_string(index=False), out_dir=store.root, tables={"rounds": frame})
 
 
-COUNT = Kind(name="count", schema=CountConfig, prepare=lambda cfg: None, run=_run, report=_report,
+COUNT = Kind(name="count", schema=CountConfig, check=lambda cfg: None, run=_run, report=_report,
              expected=lambda cfg: [_round(r) for r in range(cfg.rounds)],
              show=lambda store, raw, metrics: (store.root / "rounds.csv").read_text(), description="toy rounds")
 
@@ -233,17 +233,17 @@ def test_load_raw_is_kind_agnostic(tmp_path):
     assert raw.data == {"a": {"b": 2, "c": [3]}, "items": [{"name": "x", "k": 1}, {"name": "y"}],
                         "new": {"deep": True}}
     assert raw.overridden == {"a.b": "a.b=2", "items[0].k": "items[0].k=1", "new.deep": "new.deep=true"}
-    e = raw.context().error("a.b", "bad")
+    e = raw.source().error("a.b", "bad")
     assert e.path == "a.b" and str(e).endswith("a.b: bad (from --set a.b=2)")
 
 
 def test_an_unreadable_saved_config_is_never_overwritten(tmp_path):
     st = Store(tmp_path / "r")
-    st.prepare("a: 1\n", {"a": 1}, lambda p: {"a": 1}, resume=False, force=False)
+    st.claim("a: 1\n", {"a": 1}, lambda p: {"a": 1}, resume=False, force=False)
 
     def old_format(path):
         raise ValueError("generators[0].search: gone")
 
     with pytest.raises(OutputExistsError, match=r"cannot read \(generators\[0\].search: gone\)"):
-        st.prepare("a: 1\n", {"a": 1}, old_format, resume=True, force=False)
+        st.claim("a: 1\n", {"a": 1}, old_format, resume=True, force=False)
     assert (st.root / "config.yaml").read_text() == "a: 1\n"

@@ -179,14 +179,14 @@ def test_nothing_below_imports_the_experiment_layer():
 # one is a decision about the architecture: place it here (host plumbing of the search goes
 # into cfx/search/ as a private module instead).
 TOP_LEVEL = {
-    "public": {"causal", "classifier", "cli", "constraints", "explain", "io", "losses", "plotting", "probing",
+    "public": {"causal", "classifier", "cli", "constraints", "explain", "io", "losses", "plotting", "probing", "terms",
                "registry", "restarts", "sampling", "stats", "data", "dynamics", "evaluation", "experiments",
                "generators", "models", "search", "training", "global_rules", "intervals"},
-    "private": {"_reductions", "_spread", "_streams", "_validate"},
+    "private": {"_deprecated", "_reductions", "_spread", "_streams", "_validate"},
 }
 # What cfx.search (the search and its plumbing) may import from the rest of cfx: the pieces
 # a search is made of, nothing that uses the search.
-SEARCH_DEPENDS_ON = {"cfx._validate", "cfx._reductions", "cfx.classifier", "cfx.constraints", "cfx.losses",
+SEARCH_DEPENDS_ON = {"cfx._deprecated", "cfx._validate", "cfx._reductions", "cfx.classifier", "cfx.constraints", "cfx.terms",
                      "cfx.generators.base", "cfx.generators"}  # cfx.generators: lazily, for a hint naming the registry
 # The only modules outside cfx.search that read its private parts, and which parts.
 SEARCH_PRIVATE_READERS = {"cfx.explain": {"cfx.search._checks", "cfx.search._convergence"},
@@ -228,8 +228,8 @@ def test_the_search_plumbing_stays_private():
 # imports none of them, at import time or lazily.
 USES_OF_THE_SEARCH = ("cfx.search", "cfx.training", "cfx.evaluation", "cfx.dynamics", "cfx.explain", "cfx.restarts",
                       "cfx.experiments", "cfx.cli")
-PIECES = ("cfx.models", "cfx.generators", "cfx.data", "cfx.classifier", "cfx.constraints", "cfx.losses",
-          "cfx.registry", "cfx._validate", "cfx._reductions", "cfx._streams")
+PIECES = ("cfx.models", "cfx.generators", "cfx.data", "cfx.classifier", "cfx.constraints", "cfx.terms",
+          "cfx.registry", "cfx._validate", "cfx._reductions", "cfx._streams", "cfx._deprecated", "cfx.losses")
 
 
 def test_the_pieces_never_import_the_layers_above():

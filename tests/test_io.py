@@ -55,7 +55,7 @@ def test_save_refuses_what_it_cannot_write_and_writes_nothing(tabular, tmp_path)
 def test_result_repr_and_frame(tabular):
     train, test = tabular
     clf = cfx.models.fit(train, epochs=2, widths=(8,))
-    res = cfx.generate(cfx.generators.Generic(), clf, test.X[:3], 1, key=jax.random.key(0), num_counterfactuals=2,
+    res = cfx.generate(cfx.generators.Generic().replace(num_counterfactuals=2), clf, test.X[:3], 1, key=jax.random.key(0),
                        max_steps=10)
     assert repr(res).startswith("CounterfactualResult(n=3, K=2, converged=")
     frame = res.to_frame(train.schema.names)

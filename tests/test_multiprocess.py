@@ -49,10 +49,10 @@ gen = cfx.generators.Generic()
 
 
 def raises(match, **kwargs):
-    args = dict(key=jax.random.key(0), init="noise")
+    args = dict(key=jax.random.key(0))
     args.update(kwargs)
     try:
-        cfx.generate(gen, clf, args.pop("x", x[mine]), target[mine], **args)
+        cfx.generate(gen.replace(start="noise"), clf, args.pop("x", x[mine]), target[mine], **args)
     except (ValueError, TypeError) as err:
         assert match in str(err), (match, str(err))
     else:
@@ -70,8 +70,8 @@ raises("differ between processes", key=jax.random.key(pid))
 raises("disagree on max_steps", max_steps=100 + pid)
 
 results = {}
-for name, kwargs in _runs().items():
-    res = cfx.generate(gen, clf, x[mine], target[mine], key=jax.random.key(0), multiprocess=name == "chunked" or None,
+for name, (fields, kwargs) in _runs().items():
+    res = cfx.generate(gen.replace(**fields), clf, x[mine], target[mine], key=jax.random.key(0), multiprocess=name == "chunked" or None,
                        **kwargs)
     assert res.counterfactuals.shape[0] == SHARES[pid], res.counterfactuals.shape
     for field in ("counterfactuals", "outcome", "steps", "target_probs"):
@@ -79,7 +79,8 @@ for name, kwargs in _runs().items():
 
 # locally (multiprocess=False) each process searches alone with row ids from 0: process 0's
 # rows are then the same as in the global search, process 1's start from other noise
-alone = cfx.generate(gen, clf, x[mine], target[mine], key=jax.random.key(0), multiprocess=False, **_runs()["whole"])
+alone = cfx.generate(gen.replace(**_runs()["whole"][0]), clf, x[mine], target[mine], key=jax.random.key(0),
+                     multiprocess=False)
 same = np.allclose(alone.counterfactuals, results["whole.counterfactuals"], atol=1e-6)
 assert same == (pid == 0), (pid, same)
 np.savez(out, **results)
@@ -90,8 +91,8 @@ print("worker ok", pid)
 def _runs() -> dict:
     """The searches both the workers and the single-process reference run: a noisy start keyed
     per row (so wrong row ids would show), K = 2, and chunks of 3 padded rows per process."""
-    return {"whole": dict(init="noise", num_counterfactuals=2),
-            "chunked": dict(init="noise", num_counterfactuals=2, batch_size=3, max_steps=40)}
+    fields = dict(start="noise", num_counterfactuals=2)  # the generator's (generator.replace)
+    return {"whole": (fields, {}), "chunked": (fields, dict(batch_size=3, max_steps=40))}
 
 
 def _free_port() -> int:
@@ -121,8 +122,8 @@ def test_two_processes_give_the_single_process_result(tmp_path):
 
     parts = [np.load(out) for out in outs]
     clf, x, target = _problem()
-    for name, kwargs in _runs().items():
-        single = cfx.generate(cfx.generators.Generic(), clf, x, target, key=KEY, **kwargs)
+    for name, (fields, kwargs) in _runs().items():
+        single = cfx.generate(cfx.generators.Generic(**fields), clf, x, target, key=KEY, **kwargs)
         joined = {f: np.concatenate([part[f"{name}.{f}"] for part in parts])
                   for f in ("counterfactuals", "outcome", "steps", "target_probs")}
         assert joined["counterfactuals"].shape == (12, 2, 2)

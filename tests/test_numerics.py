@@ -59,7 +59,7 @@ def test_a_model_without_gradient_gives_unconverged_rows_not_a_silent_copy():
     flat = cfx.Classifier(lambda p, x: jnp.zeros(x.shape[:-1] + (2,)) + p, jnp.array([1.0, 0.0]), n_features=2)
     unchanged = cfx.OUTCOMES.index("unchanged")
     for gen, k in [(G.Generic(), 1), (G.Greedy(), 1), (G.DiCE(), 2)]:
-        res = cfx.generate(gen, flat, x, 1, key=jax.random.key(0), max_steps=20, num_counterfactuals=k)
+        res = cfx.generate(gen.replace(num_counterfactuals=k), flat, x, 1, key=jax.random.key(0), max_steps=20)
         outcome, cf = np.asarray(res.outcome), np.asarray(res.counterfactuals)
         assert not bool(np.asarray(res.converged).any()), type(gen).__name__
         copies = np.all(cf == x[:, None, :], axis=-1)  # a copy says why: unchanged, or the generator gave up

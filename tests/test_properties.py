@@ -119,8 +119,7 @@ def test_every_generator_respects_constraints_on_random_problems(p):
     d, x, K = p["d"], p["x"], p["K"]
     clf = _classifier(p["kind"], d, seed=p["seed"])
     gen = _fitted(p["name"], p["kind"], d)
-    res = cfx.generate(gen, clf, x, p["target"], key=jax.random.key(p["seed"]), constraints=p["constraints"],
-                       num_counterfactuals=K, max_steps=30)
+    res = cfx.generate(gen.replace(num_counterfactuals=K), clf, x, p["target"], key=jax.random.key(p["seed"]), constraints=p["constraints"], max_steps=30)
     cf = np.asarray(res.counterfactuals)
     X = np.broadcast_to(x[:, None, :], cf.shape)
     label = f"{p['name']} on {p['kind']}, d={d}, K={K}, mutability={p['mutability']}"

@@ -30,7 +30,7 @@ def test_yloss_is_an_ordinary_term_callable_or_switched_off(linear_classifier, f
     np.testing.assert_allclose(own.counterfactuals, named.counterfactuals, atol=1e-6)
     # no yloss: only the distance pulls, so nothing moves from the factual and nothing converges
     off = cfx.generate(G.Generic(yloss=None), linear_classifier, factuals, 1, key=KEY, max_steps=20)
-    assert "yloss" not in off.losses
+    assert "yloss" not in off.terms
     np.testing.assert_allclose(off.counterfactuals[:, 0], factuals, atol=1e-6)
     assert np.all(np.asarray(off.outcome) == UNCHANGED)  # not converged, and x' is the factual: said so
     with pytest.raises(ValueError, match="yloss must be one of"):
@@ -58,7 +58,7 @@ def test_search_defaults_live_on_the_generator_and_keywords_override(linear_clas
     res = cfx.generate(gen, linear_classifier, factuals, 1, key=KEY)
     assert res.counterfactuals.shape == (8, 2, 2) and float(res.threshold) == pytest.approx(0.8)
     assert np.all(np.asarray(res.target_probs) >= 0.8)
-    lower = cfx.generate(gen, linear_classifier, factuals, 1, key=KEY, threshold=0.6, num_counterfactuals=1)
+    lower = cfx.generate(gen.replace(threshold=0.6, num_counterfactuals=1), linear_classifier, factuals, 1, key=KEY)
     assert lower.counterfactuals.shape == (8, 1, 2) and float(lower.threshold) == pytest.approx(0.6)
     assert int(lower.steps.sum()) < int(res.steps.sum()) / 2
     # the threshold is a leaf: sweeping it on the generator reuses the program
@@ -72,24 +72,24 @@ def test_min_steps_keeps_an_adaptive_optimiser_from_stopping_after_one_step(moon
     x = test.X[np.asarray(moons_mlp.predict(test.X)) == 0][:10]
     adam = G.Generic(optimizer="adam", learning_rate=0.1)
     quick = cfx.generate(adam, moons_mlp, x, 1, key=KEY)
-    held = cfx.generate(adam, moons_mlp, x, 1, key=KEY, min_steps=5)
+    held = cfx.generate(adam.replace(min_steps=5), moons_mlp, x, 1, key=KEY)
     assert int(held.steps.min()) >= 5 and int(held.steps.min()) > int(quick.steps.min())
 
 
 def test_starts_identity_noise_uniform_and_your_own(linear_classifier, factuals):
     immutable = cfx.Constraints(mutability=["none", "both"])
     for rule, scale in (("noise", 0.1), ("uniform", 0.3)):
-        res = cfx.generate(G.Generic(init=rule, init_scale=scale), linear_classifier, factuals, 1, key=KEY,
-                           max_steps=1, threshold=1.0, constraints=immutable, return_path=True)
+        res = cfx.generate(G.Generic(start=rule, start_scale=scale, threshold=1.0), linear_classifier, factuals, 1,
+                           key=KEY, max_steps=1, constraints=immutable, return_path=True)
         moved = np.asarray(res.path[:, 0, 0]) - factuals
         assert np.all(moved[:, 0] == 0.0) and np.any(moved[:, 1] != 0.0)
         if rule == "uniform":
             assert np.all(np.abs(moved) <= scale + 1e-6)
     start = factuals + np.array([0.0, 0.5], np.float32)
-    res = cfx.generate(G.Generic(), linear_classifier, factuals, 1, key=KEY, init=start, return_path=True, max_steps=3)
+    res = cfx.generate(G.Generic(), linear_classifier, factuals, 1, key=KEY, start=start, return_path=True, max_steps=3)
     np.testing.assert_allclose(res.path[:, 0, 0], start)
-    with pytest.raises(ValueError, match=r"init array must have shape \(8, 2\) or \(8, 1, 2\)"):
-        cfx.generate(G.Generic(), linear_classifier, factuals, 1, key=KEY, init=np.zeros((3, 2)))
+    with pytest.raises(ValueError, match=r"start must have shape \(8, 2\) or \(8, 1, 2\)"):
+        cfx.generate(G.Generic(), linear_classifier, factuals, 1, key=KEY, start=np.zeros((3, 2)))
 
 
 # ------------------------------------------------------------------------------ fit
@@ -114,13 +114,13 @@ def test_fit_builds_data_dependent_leaves_and_from_data_is_a_shortcut(moons_spli
 def test_hyperparameters_list_the_settable_keys():
     keys = G.hyperparameters("conservative")
     assert keys["threshold"] == 0.9 and keys["cost"] == 0.1
-    assert {"num_counterfactuals", "init", "convergence", "min_steps", "learning_rate"} <= set(keys)
+    assert {"num_counterfactuals", "start", "convergence", "min_steps", "learning_rate"} <= set(keys)
     assert "mad" not in G.hyperparameters("wachter")  # computed by fit, not set
     assert G.hyperparameters("dice")["num_counterfactuals"] == 3
 
 
 # ------------------------------------------------------------------------------ step rule and leaves
-@G.generator
+@G.generator_class
 class _RandomWalk(G.Generator):
     """A gradient-free rule: z += scale·N(0, I) (per-row step keys) + drift·(t + 1) + ∇ (∇ = 0)."""
 
@@ -209,7 +209,7 @@ def test_rows_that_take_a_non_finite_step_are_searched_again_checked():
 
 
 def test_a_generator_that_gives_up_stops_its_rows_as_not_reached(linear_classifier, factuals):
-    @G.generator
+    @G.generator_class
     class _Patient(G.Generic):
         def init_update(self, z, ctx):
             return jnp.zeros(z.shape[:2], jnp.int32)
@@ -293,7 +293,7 @@ def test_a_softmax_head_wraps_in_one_line(linear_classifier, factuals):
 
 def test_squared_distances():
     a, b = jnp.array([1.0, 2.0, 3.0]), jnp.array([0.0, 0.0, 3.0])
-    assert float(cfx.losses.l2(a, b)) == pytest.approx(np.sqrt(5.0), rel=1e-6)
-    assert float(cfx.losses.squared_l2(a, b)) == pytest.approx(5.0)
-    assert float(cfx.losses.mse(a, b)) == pytest.approx(5.0 / 3)
+    assert float(cfx.terms.l2(a, b)) == pytest.approx(np.sqrt(5.0), rel=1e-6)
+    assert float(cfx.terms.squared_l2(a, b)) == pytest.approx(5.0)
+    assert float(cfx.terms.mse(a, b)) == pytest.approx(5.0 / 3)
     G.Generic(distance="mse")  # accepted by name

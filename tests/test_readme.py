@@ -12,6 +12,7 @@ import shutil
 import subprocess
 import sys
 import types
+import warnings
 from pathlib import Path
 
 import pytest
@@ -48,9 +49,13 @@ def test_examples_run(source, tmp_path, monkeypatch):
                                     cfx.experiments.KINDS, cfx.models.MODELS)]
     module = types.ModuleType("docs_example")  # dataclasses look their module up in sys.modules
     monkeypatch.setitem(sys.modules, module.__name__, module)
+    from cfx._deprecated import CfxDeprecationWarning
+
     try:
-        for block in blocks:
-            exec(compile(block, source, "exec"), module.__dict__)
+        with warnings.catch_warnings():  # the examples use no deprecated cfx name (CHANGELOG.md)
+            warnings.simplefilter("error", CfxDeprecationWarning)
+            for block in blocks:
+                exec(compile(block, source, "exec"), module.__dict__)
     finally:
         for registry, before in saved:
             registry.clear()

@@ -151,15 +151,15 @@ def test_a_folder_another_cfx_wrote_is_refused_not_mixed(written_by, tmp_path):
     from cfx.experiments.store import MARKER, read_json, write_json
 
     store = Store(tmp_path / "r")
-    store.prepare("a: 1\n", {"a": 1}, lambda p: {"a": 1}, resume=False, force=False)
-    store.prepare("a: 1\n", {"a": 1}, lambda p: {"a": 1}, resume=True, force=False)  # this cfx: resumes
+    store.claim("a: 1\n", {"a": 1}, lambda p: {"a": 1}, resume=False, force=False)
+    store.claim("a: 1\n", {"a": 1}, lambda p: {"a": 1}, resume=True, force=False)  # this cfx: resumes
     if written_by == "an older results format":
         (store.root / MARKER).write_text("cfx results folder\n")
     else:
         write_json(store.root / "environment.json", {**read_json(store.root / "environment.json"), "cfx": "0.0.1"})
     with pytest.raises(OutputExistsError, match=r"written by another cfx .* Use --force"):
-        store.prepare("a: 1\n", {"a": 1}, lambda p: {"a": 1}, resume=True, force=False)
-    assert store.prepare("a: 1\n", {"a": 1}, lambda p: {"a": 1}, resume=False, force=True) == "force"
+        store.claim("a: 1\n", {"a": 1}, lambda p: {"a": 1}, resume=True, force=False)
+    assert store.claim("a: 1\n", {"a": 1}, lambda p: {"a": 1}, resume=False, force=True) == "force"
 
 
 EXPLAIN = """

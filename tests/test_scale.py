@@ -23,8 +23,13 @@ def uneven(moons_split, moons_mlp):
     train, _ = moons_split
     x = np.asarray(train.X[:200])
     target = 1 - np.asarray(moons_mlp.predict(x))
-    options = dict(key=KEY, max_steps=120, convergence="generator_conditions", init="noise")
+    options = dict(key=KEY, max_steps=120)
     return x, target, options
+
+
+def _uneven(gen):
+    """The generator as the uneven problem searches it: the gradient test, a noisy start."""
+    return gen.replace(convergence="generator_conditions", start="noise")
 
 
 def _same(a, b):
@@ -36,13 +41,13 @@ def _same(a, b):
 
 def test_compaction_returns_the_plain_search(moons_mlp, uneven):
     x, target, options = uneven
-    plain = cfx.generate(G.Generic(), moons_mlp, x, target, **options)
+    plain = cfx.generate(_uneven(G.Generic()), moons_mlp, x, target, **options)
     steps = np.asarray(plain.steps)
     assert steps.min() < 60 and steps.max() == 120  # the case compaction is for: uneven convergence
     before = compile_counts.search()
-    compacted = cfx.generate(G.Generic(), moons_mlp, x, target, compact=8, **options)
+    compacted = cfx.generate(_uneven(G.Generic()), moons_mlp, x, target, compact=8, **options)
     _same(compacted, plain)
-    cfx.generate(G.Generic(cost=0.3), moons_mlp, x, target, compact=8, **options)  # a new λ
+    cfx.generate(_uneven(G.Generic(cost=0.3)), moons_mlp, x, target, compact=8, **options)  # a new λ
     # both calls together: start + finish + one round program per bucket size (200 rows: 200,
     # 128, 64, 32), whatever λ does to convergence
     assert compile_counts.search() - before <= 6
@@ -51,9 +56,10 @@ def test_compaction_returns_the_plain_search(moons_mlp, uneven):
 def test_compaction_keeps_paths_k_and_constraints(moons_mlp, uneven):
     x, target, options = uneven
     constraints = cfx.Constraints(mutability=["both", "none"])
-    kw = dict(options, num_counterfactuals=2, return_path=True, constraints=constraints)
-    plain = cfx.generate(G.DiCE(), moons_mlp, x[:40], target[:40], **kw)
-    compacted = cfx.generate(G.DiCE(), moons_mlp, x[:40], target[:40], compact=5, **kw)
+    kw = dict(options, return_path=True, constraints=constraints)
+    dice = _uneven(G.DiCE(num_counterfactuals=2))
+    plain = cfx.generate(dice, moons_mlp, x[:40], target[:40], **kw)
+    compacted = cfx.generate(dice, moons_mlp, x[:40], target[:40], compact=5, **kw)
     _same(compacted, plain)
     np.testing.assert_allclose(np.asarray(compacted.path), np.asarray(plain.path), atol=1e-5)
     np.testing.assert_array_equal(np.asarray(compacted.counterfactuals)[..., 1], np.repeat(x[:40, None, 1], 2, axis=1))
@@ -78,8 +84,8 @@ def test_bucket_sizes_are_powers_of_two_within_the_chunk():
 
 def test_chunks_are_gathered_to_the_host_and_equal_one_call(moons_mlp, uneven):
     x, target, options = uneven
-    whole = cfx.generate(G.Generic(), moons_mlp, x, target, **options)
-    chunked = cfx.generate(G.Generic(), moons_mlp, x, target, batch_size=64, **options)
+    whole = cfx.generate(_uneven(G.Generic()), moons_mlp, x, target, **options)
+    chunked = cfx.generate(_uneven(G.Generic()), moons_mlp, x, target, batch_size=64, **options)
     assert isinstance(chunked.counterfactuals, np.ndarray) and chunked.counterfactuals.shape == (200, 1, 2)
     _same(chunked, whole)
 
@@ -96,13 +102,13 @@ def test_default_chunk_bounds_the_rows_of_one_program(monkeypatch, linear_classi
 def test_repeated_calls_reuse_the_placed_model_and_constraints(linear_classifier):
     x = np.zeros((3, 2), np.float32)
     gen, constraints = G.Generic(), cfx.Constraints(lower=(-5.0, -5.0), upper=(5.0, 5.0))
-    first = cfx.generate(gen, linear_classifier, x, 1, key=KEY, constraints=constraints, threshold=0.7)
+    first = cfx.generate(gen.replace(threshold=0.7), linear_classifier, x, 1, key=KEY, constraints=constraints)
     placed = len(R.PLACED)
-    second = cfx.generate(gen, linear_classifier, x, 1, key=KEY, constraints=constraints, threshold=0.7)
+    second = cfx.generate(gen.replace(threshold=0.7), linear_classifier, x, 1, key=KEY, constraints=constraints)
     assert len(R.PLACED) == placed  # found again by identity
     np.testing.assert_array_equal(np.asarray(first.counterfactuals), np.asarray(second.counterfactuals))
     # a different threshold is a different placed generator, and it is used
-    loose = cfx.generate(gen, linear_classifier, x, 1, key=KEY, constraints=constraints, threshold=0.51)
+    loose = cfx.generate(gen.replace(threshold=0.51), linear_classifier, x, 1, key=KEY, constraints=constraints)
     assert float(np.asarray(loose.target_probs).max()) < float(np.asarray(first.target_probs).min())
 
 
@@ -110,9 +116,9 @@ def test_mutable_numpy_parameters_are_never_served_stale():
     params = {"w": np.array([[0.0, 1.0], [0.0, 1.0]], np.float32)}
     clf = cfx.Classifier(lambda p, x: x @ p["w"], params, n_features=2)
     x = np.zeros((1, 2), np.float32)
-    before = cfx.generate(G.Generic(), clf, x, 1, key=KEY, max_steps=3, threshold=0.9).counterfactuals
+    before = cfx.generate(G.Generic().replace(threshold=0.9), clf, x, 1, key=KEY, max_steps=3).counterfactuals
     params["w"][:] = [[0.0, -1.0], [0.0, -1.0]]  # changed in place: the next call must see it
-    after = cfx.generate(G.Generic(), clf, x, 1, key=KEY, max_steps=3, threshold=0.9).counterfactuals
+    after = cfx.generate(G.Generic().replace(threshold=0.9), clf, x, 1, key=KEY, max_steps=3).counterfactuals
     assert float(np.asarray(after).sum()) < 0 < float(np.asarray(before).sum())
 
 
@@ -123,7 +129,8 @@ def test_every_kind_of_step_rule_compacts_to_the_plain_result(name, moons_split,
     train, _ = moons_split
     gen = G.make(name, data=train, classifier=moons_mlp)
     x, target, _ = uneven
-    options = dict(key=KEY, max_steps=60, threshold=0.97)
+    options = dict(key=KEY, max_steps=60)
+    gen = gen.replace(threshold=0.97)
     plain = cfx.generate(gen, moons_mlp, x[:24], target[:24], compact=None, **options)
     compacted = cfx.generate(gen, moons_mlp, x[:24], target[:24], compact=3, **options)
     _same(compacted, plain)
@@ -142,9 +149,9 @@ def test_a_replaced_parameter_entry_is_never_served_stale():
     params = [{"w": jnp.array([[0.0, 1.0], [0.0, 1.0]])}]  # a list of layers, as many apply_fns take
     clf = cfx.Classifier(lambda p, x: x @ p[0]["w"], params, n_features=2)
     x = np.zeros((1, 2), np.float32)
-    before = cfx.generate(G.Generic(), clf, x, 1, key=KEY, max_steps=3, threshold=0.9).counterfactuals
+    before = cfx.generate(G.Generic().replace(threshold=0.9), clf, x, 1, key=KEY, max_steps=3).counterfactuals
     params[0]["w"] = -params[0]["w"]  # the container changed in place; the classifier object is the same
-    after = cfx.generate(G.Generic(), clf, x, 1, key=KEY, max_steps=3, threshold=0.9).counterfactuals
+    after = cfx.generate(G.Generic().replace(threshold=0.9), clf, x, 1, key=KEY, max_steps=3).counterfactuals
     assert float(np.asarray(after).sum()) < 0 < float(np.asarray(before).sum())
 
 
@@ -160,7 +167,7 @@ def test_in_program_shrinking_returns_the_plain_search(name, monkeypatch, moons_
     train, _ = moons_split
     x, target, options = uneven
     gen = G.make(name, data=train, classifier=moons_mlp).replace(
-        convergence="generator_conditions" if name == "generic" else "threshold", init="noise",
+        convergence="generator_conditions" if name == "generic" else "threshold", start="noise",
         num_counterfactuals=2 if name == "dice" else 1)
     kw = dict(max_steps=80, track=cfx.track_last_within(0.3), constraints=cfx.Constraints(mutability=["both", "none"]))
     levels = []

@@ -42,8 +42,7 @@ def test_l2_search_lands_on_projection_onto_shifted_boundary(tau):
     w, b = np.array([1.5, -0.5], np.float32), np.float32(0.2)
     clf = linear(w, b)
     x = np.array([[-1.0, 0.5], [-2.0, -1.0], [0.0, 1.5]], np.float32)
-    res = cfx.generate(G.Generic(distance="l2", cost=0.01, learning_rate=0.01), clf, x, 1, key=KEY,
-                       threshold=tau, max_steps=5000)
+    res = cfx.generate(G.Generic(distance="l2", cost=0.01, learning_rate=0.01).replace(threshold=tau), clf, x, 1, key=KEY, max_steps=5000)
     logit_tau = np.log(tau / (1 - tau))
     expected = x + ((logit_tau - x @ w - b) / (w @ w))[:, None] * w
     assert bool(res.converged.all())
@@ -56,16 +55,16 @@ def test_l2_search_lands_on_projection_onto_shifted_boundary(tau):
 def test_batched_search_equals_per_factual_loop(linear_classifier, factuals, moons_split):
     train, _ = moons_split
     for gen, k in [(G.Generic(), 1), (G.make("wachter", data=train), 1), (G.DiCE(), 3), (G.Greedy(), 1)]:
-        batch = cfx.generate(gen, linear_classifier, factuals, 1, key=KEY, num_counterfactuals=k, init="identity")
+        batch = cfx.generate(gen.replace(num_counterfactuals=k, start="identity"), linear_classifier, factuals, 1, key=KEY)
         for i in range(3):
-            one = cfx.generate(gen, linear_classifier, factuals[i], 1, key=KEY, num_counterfactuals=k, init="identity")
+            one = cfx.generate(gen.replace(num_counterfactuals=k, start="identity"), linear_classifier, factuals[i], 1, key=KEY)
             np.testing.assert_allclose(one.counterfactuals[0], batch.counterfactuals[i], atol=1e-5)
             assert one.steps[0].tolist() == batch.steps[i].tolist()
 
 
 def test_jit_equals_eager(linear_classifier, factuals):
     gen = G.DiCE()
-    res = cfx.generate(gen, linear_classifier, factuals, 1, key=KEY, num_counterfactuals=2, max_steps=6)
+    res = cfx.generate(gen.replace(num_counterfactuals=2), linear_classifier, factuals, 1, key=KEY, max_steps=6)
     with jax.disable_jit():
         eager = search(gen.replace(num_counterfactuals=2), linear_classifier, jnp.asarray(factuals),
                        jnp.ones(8, jnp.int32), key=KEY, max_steps=6)
@@ -81,8 +80,7 @@ def test_no_recompilation_for_new_params_weights_targets_threshold(linear_classi
     # python floats, ints and strong float32 weights; new targets, thresholds and raw or typed keys
     for cost, target, tau, key in [(0.5, 1, 0.6, jax.random.key(3)), (1, 0, 0.5, jax.random.PRNGKey(0)),
                                    (jnp.float32(0.3), np.arange(8) % 2, 0.9, KEY)]:
-        res = cfx.generate(G.Generic(cost=cost, learning_rate=0.05), new_clf, factuals, target, key=key,
-                           threshold=tau)
+        res = cfx.generate(G.Generic(cost=cost, learning_rate=0.05).replace(threshold=tau), new_clf, factuals, target, key=key)
         assert res.compile_s == 0.0
     assert compile_counts.search() == before
     # a structural change (another distance) is a new program
@@ -105,9 +103,9 @@ def test_converged_rows_are_frozen_and_report_consistent_losses(linear_classifie
     assert np.all(res.target_probs >= 0.5)
     # steps differ per row: frozen rows stop early
     assert len(set(res.steps.ravel().tolist())) > 1
-    total = res.losses["yloss"] + 0.1 * res.losses["distance"]
-    np.testing.assert_allclose(res.losses["total"], total, rtol=1e-5)
-    np.testing.assert_allclose(res.losses["distance"], np.abs(res.counterfactuals - factuals[:, None]).sum(-1), rtol=1e-5)
+    total = res.terms["yloss"] + 0.1 * res.terms["distance"]
+    np.testing.assert_allclose(res.terms["total"], total, rtol=1e-5)
+    np.testing.assert_allclose(res.terms["distance"], np.abs(res.counterfactuals - factuals[:, None]).sum(-1), rtol=1e-5)
 
 
 def test_unreachable_target_is_a_value_not_an_error(linear_classifier, factuals):
@@ -135,26 +133,26 @@ def test_wachter_uses_mad_weights_for_a_single_counterfactual(moons_split, linea
     mad = np.median(np.abs(train.X - np.median(train.X, 0)), 0)
     np.testing.assert_allclose(gen.mad, mad, rtol=1e-5)
     x = np.array([[0.0, 0.0]], np.float32)
-    res = cfx.generate(gen, linear_classifier, x, 1, key=KEY, num_counterfactuals=1)
-    np.testing.assert_allclose(res.losses["distance"][0, 0], np.sum(np.abs(res.counterfactuals[0, 0]) / mad), rtol=1e-5)
+    res = cfx.generate(gen.replace(num_counterfactuals=1), linear_classifier, x, 1, key=KEY)
+    np.testing.assert_allclose(res.terms["distance"][0, 0], np.sum(np.abs(res.counterfactuals[0, 0]) / mad), rtol=1e-5)
     # the cheaper feature (larger MAD) moves further
     moved = np.abs(res.counterfactuals[0, 0])
     assert moved[np.argmax(mad)] > moved[np.argmin(mad)]
 
 
 def test_dice_counterfactuals_are_diverse_and_need_k_above_one(linear_classifier, factuals):
-    res = cfx.generate(G.DiCE(), linear_classifier, factuals, 1, key=KEY, num_counterfactuals=4)
-    plain = cfx.generate(G.DiCE(diversity=0.0), linear_classifier, factuals, 1, key=KEY, num_counterfactuals=4)
+    res = cfx.generate(G.DiCE().replace(num_counterfactuals=4), linear_classifier, factuals, 1, key=KEY)
+    plain = cfx.generate(G.DiCE(diversity=0.0).replace(num_counterfactuals=4), linear_classifier, factuals, 1, key=KEY)
     spread = lambda r: np.mean(np.linalg.norm(r.counterfactuals[:, :, None] - r.counterfactuals[:, None], axis=-1))
     assert spread(res) > spread(plain)
     assert res.converged.mean() >= 0.9
     with pytest.raises(ValueError, match="num_counterfactuals > 1"):
-        cfx.generate(G.DiCE(), linear_classifier, factuals, 1, key=KEY, num_counterfactuals=1)
+        cfx.generate(G.DiCE().replace(num_counterfactuals=1), linear_classifier, factuals, 1, key=KEY)
 
 
 def test_dice_set_stopping_freezes_a_factuals_counterfactuals_together(linear_classifier, factuals):
-    each = cfx.generate(G.DiCE(), linear_classifier, factuals, 1, key=KEY, num_counterfactuals=3, max_steps=300)
-    together = cfx.generate(G.DiCE(stop="set"), linear_classifier, factuals, 1, key=KEY, num_counterfactuals=3,
+    each = cfx.generate(G.DiCE().replace(num_counterfactuals=3), linear_classifier, factuals, 1, key=KEY, max_steps=300)
+    together = cfx.generate(G.DiCE(stop="set").replace(num_counterfactuals=3), linear_classifier, factuals, 1, key=KEY,
                             max_steps=300)
     steps = np.asarray(together.steps)
     assert np.all(steps == steps[:, :1]) and not np.all(np.asarray(each.steps) == np.asarray(each.steps)[:, :1])
@@ -215,8 +213,7 @@ def test_generic_validity_on_moons(moons_split, moons_mlp):
 
 
 def test_generator_conditions_require_small_gradients(linear_classifier, factuals):
-    res = cfx.generate(G.Generic(cost=0.01), linear_classifier, factuals, 1, key=KEY,
-                       convergence="generator_conditions", max_steps=60)
+    res = cfx.generate(G.Generic(cost=0.01).replace(convergence="generator_conditions"), linear_classifier, factuals, 1, key=KEY, max_steps=60)
     # with a linear model the yloss gradient never vanishes near the boundary: not converged
     assert not bool(res.converged.any()) and int(res.steps.min()) == 60
     assert np.all(res.target_probs > 0.5)
@@ -228,8 +225,8 @@ def test_every_generator_keeps_immutable_features_bit_identical(moons_split, moo
     x = test.X[:10]
     constraints = cfx.Constraints(mutability=["none", "both"])
     for gen in all_generators(train, moons_mlp):
-        res = cfx.generate(gen, moons_mlp, x, 1 - np.asarray(moons_mlp.predict(x)), key=KEY, init="noise",
-                           constraints=constraints, num_counterfactuals=3)
+        res = cfx.generate(gen.replace(start="noise", num_counterfactuals=3), moons_mlp, x, 1 - np.asarray(moons_mlp.predict(x)), key=KEY,
+                           constraints=constraints)
         cf = np.asarray(res.counterfactuals)
         assert np.array_equal(cf[..., 0], np.broadcast_to(x[:, None, 0], cf.shape[:2])), type(gen).__name__
 
@@ -245,7 +242,7 @@ def test_bounds_monotonicity_and_one_hot_hold_for_every_counterfactual():
         categorical_groups=[[2, 3, 4], [5]],
     )
     for gen in (G.Generic(), G.DiCE(), G.Greedy(), G.ClaPROAR()):
-        res = cfx.generate(gen, clf, x, 1, key=KEY, constraints=constraints, num_counterfactuals=3, init="noise")
+        res = cfx.generate(gen.replace(num_counterfactuals=3, start="noise"), clf, x, 1, key=KEY, constraints=constraints)
         cf = np.asarray(res.counterfactuals)
         assert np.all(cf[..., 0] >= x[:, None, 0]) and np.all(cf[..., 1] <= x[:, None, 1])
         assert np.all(cf[..., 6] >= -0.2) and np.all(cf[..., 6] <= 0.3)
@@ -291,16 +288,13 @@ def test_snapping_each_step_keeps_every_iterate_one_hot():
         (dict(constraints=cfx.Constraints(mutability=["both"])), ValueError, "mutability has 1 entries.*\\(2\\)"),
         (dict(constraints=cfx.Constraints(lower=[1.0, 0.0], upper=[0.0, 1.0])), ValueError, "lower > upper for feature 0"),
         (dict(constraints=cfx.Constraints(lower=-1.0, upper=[1.0, -0.5])), ValueError, "factual 0 violates .* feature 1"),
-        (dict(num_counterfactuals=0), ValueError, "num_counterfactuals must be an int >= 1"),
-        (dict(num_counterfactuals=True), ValueError, "num_counterfactuals must be an int >= 1"),
         (dict(constraints=cfx.Constraints(lower=np.nan)), ValueError, "constraints.lower contains NaN"),
         (dict(generator=G.Generic(cost=-1.0)), ValueError, "weight of 'distance' must be finite and >= 0"),
         (dict(generator=G.Generic(cost=np.nan)), ValueError, "weight of 'distance' must be finite"),
         (dict(generator=G.Generic(learning_rate=-0.1)), ValueError, "learning_rate must be finite and > 0"),
         (dict(generator=G.Wachter(mad=jnp.ones(3))), ValueError, "Wachter.mad has 3 features; the classifier expects 2"),
-        (dict(threshold=1.5), ValueError, r"threshold must be a probability in \(0, 1\]"),
+        (dict(generator=G.Generic(threshold=1.5)), ValueError, r"threshold must be a probability in \(0, 1\]"),
         (dict(max_steps=0), ValueError, "max_steps"),
-        (dict(init="zeros"), ValueError, "init must be one of"),
         (dict(key=0), TypeError, "key must be a single PRNG key"),
         (dict(generator="generic"), TypeError, "generator must be"),
     ],
@@ -315,6 +309,11 @@ def test_bad_input_is_rejected_before_compiling(linear_classifier, kwargs, error
 
 
 def test_bad_generator_configuration():
+    for k in (0, True):
+        with pytest.raises(ValueError, match="num_counterfactuals must be an int >= 1"):
+            G.Generic(num_counterfactuals=k)
+    with pytest.raises(ValueError, match="start must be one of"):
+        G.Generic(start="zeros")
     with pytest.raises(ValueError, match="distance must be one of"):
         G.Generic(distance="l3")
     with pytest.raises(ValueError, match="optimizer must be one of"):
@@ -335,8 +334,8 @@ def test_bad_generator_configuration():
 
 # ------------------------------------------------------------------------------ chunks and devices
 def test_chunked_search_equals_one_batch(linear_classifier, factuals):
-    whole = cfx.generate(G.DiCE(), linear_classifier, factuals[:7], 1, key=KEY, num_counterfactuals=3)
-    chunked = cfx.generate(G.DiCE(), linear_classifier, factuals[:7], 1, key=KEY, num_counterfactuals=3, batch_size=3)
+    whole = cfx.generate(G.DiCE().replace(num_counterfactuals=3), linear_classifier, factuals[:7], 1, key=KEY)
+    chunked = cfx.generate(G.DiCE().replace(num_counterfactuals=3), linear_classifier, factuals[:7], 1, key=KEY, batch_size=3)
     np.testing.assert_array_equal(whole.counterfactuals, chunked.counterfactuals)
     np.testing.assert_array_equal(whole.steps, chunked.steps)
     assert chunked.counterfactuals.shape == (7, 3, 2)
@@ -407,8 +406,8 @@ def test_claproar_averages_the_member_losses_of_an_ensemble(moons_split, moons_e
     res = cfx.generate(G.ClaPROAR(), moons_ensemble, x, 1, key=KEY, max_steps=5)
     members = member_logits(moons_ensemble, res.counterfactuals[:, 0])  # (M, n, C)
     expected = -jax.nn.log_softmax(members, axis=-1)[..., 1].mean(0)
-    np.testing.assert_allclose(res.losses["model_loss"][:, 0], expected, rtol=1e-5, atol=1e-7)
-    assert not np.allclose(res.losses["model_loss"], res.losses["yloss"])
+    np.testing.assert_allclose(res.terms["model_loss"][:, 0], expected, rtol=1e-5, atol=1e-7)
+    assert not np.allclose(res.terms["model_loss"], res.terms["yloss"])
 
 
 @pytest.mark.parametrize("n_classes", [1, 2, 5, cfx._reductions.UNROLLED + 3])

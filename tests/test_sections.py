@@ -71,7 +71,7 @@ class Tally(Experiment):
 
     @classmethod
     def parse(cls, raw):
-        return raw.context().validate(cls, raw.data, "")
+        return raw.source().validate(cls, raw.data, "")
 
     def plan(self):
         return f"{self.rounds} rounds"

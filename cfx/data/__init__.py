@@ -4,8 +4,9 @@
 ``train_test(data)`` cover all of them; see :mod:`cfx.data.registry`.
 """
 
+from cfx import _deprecated
 from cfx.data.dataset import Dataset, FeatureSchema, Standardizer
-from cfx.data.encoder import KINDS, Column, TabularEncoder
+from cfx.data.encoder import COLUMN_KINDS, Column, TabularEncoder
 from cfx.stats import median_absolute_deviation
 from cfx.data.registry import REGISTRY, DatasetInfo, info, list_datasets, load, train_test
 from cfx.data.tabular import ENV_VAR, data_dirs, default_data_dir, from_frame
@@ -17,7 +18,7 @@ __all__ = [
     "Standardizer",
     "TabularEncoder",
     "Column",
-    "KINDS",
+    "COLUMN_KINDS",
     "from_frame",
     "REGISTRY",
     "DatasetInfo",
@@ -32,3 +33,6 @@ __all__ = [
     "read_idx",
     "median_absolute_deviation",
 ]
+
+# renamed in cfx 0.2 ("kinds" are experiment kinds; these are kinds of column)
+__getattr__ = _deprecated.module_aliases("cfx.data", {"KINDS": ("cfx.data.encoder", "COLUMN_KINDS")})

@@ -10,7 +10,7 @@ import pandas as pd
 
 from cfx._validate import float_dtype
 from cfx.constraints import MUTABILITY, Constraints
-from cfx.data.encoder import GRID_KINDS, KINDS, TabularEncoder
+from cfx.data.encoder import GRID_KINDS, COLUMN_KINDS, TabularEncoder
 
 
 @dataclasses.dataclass(frozen=True)
@@ -48,9 +48,9 @@ class FeatureSchema:
         if bad:
             raise ValueError(f"FeatureSchema.mutability entries must be one of {MUTABILITY}; got {bad[0]!r}")
         if self.kinds is not None:
-            bad = [k for k in self.kinds if k not in KINDS]
+            bad = [k for k in self.kinds if k not in COLUMN_KINDS]
             if bad:
-                raise ValueError(f"FeatureSchema.kinds entries must be one of {KINDS}; got {bad[0]!r}")
+                raise ValueError(f"FeatureSchema.kinds entries must be one of {COLUMN_KINDS}; got {bad[0]!r}")
             if self.raw_scale is None:  # bounds are raw values: an integer feature needs integer bounds
                 for j in self.integer_features:
                     for side, b in (("lower", self.lower[j]), ("upper", self.upper[j])):

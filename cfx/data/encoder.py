@@ -26,7 +26,9 @@ from typing import Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-KINDS = ("continuous", "integer", "ordinal", "categorical", "binary")
+from cfx import _deprecated
+
+COLUMN_KINDS = ("continuous", "integer", "ordinal", "categorical", "binary")
 GRID_KINDS = ("integer", "ordinal")  # searched relaxed, returned on the integer grid of the raw scale
 
 
@@ -319,3 +321,6 @@ def _encode_column(c: Column, s: pd.Series) -> np.ndarray:
     if c.kind == "binary":
         return (codes == 1).astype(np.float64)[:, None]
     return np.eye(len(levels))[codes]
+
+# renamed in cfx 0.2 ("kinds" are experiment kinds; these are kinds of column)
+__getattr__ = _deprecated.module_aliases("cfx.data.encoder", {"KINDS": ("cfx.data.encoder", "COLUMN_KINDS")})

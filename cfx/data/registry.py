@@ -50,7 +50,7 @@ _ALIASES = {
 
 def _registry() -> dict[str, DatasetInfo]:
     reg = {}
-    for name, (_, desc) in synthetic.GENERATORS.items():
+    for name, (_, desc) in synthetic.MAKERS.items():
         reg[name] = DatasetInfo(name, "synthetic", desc, standardize=(name == "cats_dogs"))
     for name, spec in tabular.SPECS.items():
         reg[name] = DatasetInfo(name, "tabular", spec.description, standardize=True)
@@ -143,7 +143,7 @@ def load(
     if options and kind != "synthetic":
         raise TypeError(f"load({key!r}) got unexpected options {sorted(options)} (only synthetic sets take options)")
     if kind == "synthetic":
-        fn: Callable[..., Dataset] = synthetic.GENERATORS[key][0]
+        fn: Callable[..., Dataset] = synthetic.MAKERS[key][0]
         data = fn(synthetic.DEFAULT_N if n is None else n, seed, **options)
         return data.balance(n, seed) if balance else data
     if kind == "tabular":

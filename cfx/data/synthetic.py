@@ -1,6 +1,6 @@
 """Synthetic 2-D data sets (numpy, seedable, any ``n``).
 
-Every generator takes ``n`` (total rows, default 1000) and ``seed`` and returns a
+Every maker (a function in :data:`MAKERS`) takes ``n`` (total rows, default 1000) and ``seed`` and returns a
 :class:`~cfx.data.Dataset` with ``X`` float32 (n, 2) and ``y`` int32 labels. Classes get
 ``n // k`` rows each (the first ``n % k`` classes one more), and rows are shuffled, so the
 same ``(n, seed)`` always gives the same data and no class is ever empty.
@@ -220,8 +220,8 @@ def scm_chain(n: int = DEFAULT_N, seed: int = 0, *, weight: float = 1.0, noise: 
     return _finish([X[order[:k0]], X[order[k0:]]], rng, "scm_chain", _unbounded())
 
 
-# name -> (generator, one-line description)
-GENERATORS = {
+# name -> (maker, one-line description); a "generator" in cfx is a counterfactual method
+MAKERS = {
     "linearly_separable": (linearly_separable, "2 Gaussian blobs, std 0.1 at (±1, ±1): separable by a wide margin (2-D, synthetic)"),
     "overlapping": (overlapping, "2 Gaussian blobs, std 0.5 at (±0.5, ±0.5): ~8% Bayes error (2-D, synthetic)"),
     "moons": (moons, "two interleaving half moons, noise 0.1 (2-D, synthetic)"),
@@ -230,3 +230,13 @@ GENERATORS = {
     "cats_dogs": (cats_dogs, "cats vs dogs by height and tail length in cm, for the quick start (2-D, synthetic)"),
     "scm_chain": (scm_chain, "drawn from the linear SCM x1 -> x2 = x1 + u2 (u2 sd 0.5), label by x1 + x2: for MINT (2-D, synthetic)"),
 }
+
+
+def __getattr__(name):
+    """``GENERATORS`` (before cfx 0.2) is :data:`MAKERS`, with a warning."""
+    if name == "GENERATORS":
+        from cfx import _deprecated
+
+        _deprecated.warn("cfx.data.synthetic.GENERATORS", "use cfx.data.synthetic.MAKERS")
+        return MAKERS
+    raise AttributeError(f"module 'cfx.data.synthetic' has no attribute {name!r}")

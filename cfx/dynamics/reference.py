@@ -41,7 +41,7 @@ REFERENCE_MODELS = ("linear", "mlp", "ensemble")
 #: the reference trainer's keys a config passes through a model's options
 REFERENCE_OPTIONS = ("n_members", "retrain_batch_size", "combine", "dropout")
 _SEARCH = dict(space="standardized", k_terms="mean", step_scale="k", stop_rule="all", optimizer="sgd",
-               learning_rate=0.01, init="noise", init_scale=0.1, num_counterfactuals=5)
+               learning_rate=0.01, start="noise", start_scale=0.1, num_counterfactuals=5)
 #: registry name -> the hyperparameters of its CE.jl 0.1.5 counterpart as the paper's scripts built it
 REFERENCE_GENERATORS = {
     "generic": dict(_SEARCH, cost=0.1, distance="frobenius", yloss="member_logit_bce"),
@@ -54,13 +54,13 @@ REFERENCE_GENERATORS = {
     # Greedy: step 0.1 in s on the most salient feature, not multiplied by K; its change cap never
     # binds in 0.1.5 (every feature counts as changed every step), so a cap above T
     "greedy": dict(space="standardized", stop_rule="all", step_size=0.1, max_changes=1000, num_counterfactuals=5,
-                   yloss="member_logit_bce", init="noise", init_scale=0.1),
+                   yloss="member_logit_bce", start="noise", start_scale=0.1),
 }
 #: CE.jl 0.1.5's latent search (REVISE, or any generator with ``latent_space = true``): the VAE's
 #: latent space replaces the standardised one, the start is z ~ q(z|x) with no added noise
 #: (``initialize_state`` returns a latent start as drawn), the VAE as ``VAEParams`` trains it
-LATENT = dict(start="sample", vae_batch_size=50, vae_decoder_l2=0.01)
-_NOT_LATENT = ("space", "init", "init_scale")
+LATENT = dict(latent_start="sample", vae_batch_size=50, vae_decoder_l2=0.01)
+_NOT_LATENT = ("space", "start", "start_scale")
 # REVISE: the VAE's latent space (not standardised), the same descent and objective
 REFERENCE_GENERATORS["revise"] = dict({k: v for k, v in REFERENCE_GENERATORS["generic"].items() if k not in _NOT_LATENT},
                                       **LATENT)

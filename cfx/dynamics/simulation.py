@@ -434,8 +434,8 @@ def simulate(
                         recourse.append({})
                         new_systems.append(s)
                         continue
-                    res = generate(s["gen"], s["clf"], factuals[g], target, key=k_gen, max_steps=max_steps,
-                                   num_counterfactuals=num_counterfactuals, constraints=constraints)
+                    res = generate(s["gen"].replace(num_counterfactuals=num_counterfactuals), s["clf"], factuals[g], target,
+                                   key=k_gen, max_steps=max_steps, constraints=constraints)
                     # through the host: generate's outputs are committed to a device, and committed
                     # inputs would give the state another signature than the initial one (a recompile)
                     X, y, stats = _move(s["clf"], s["X"], s["y"], idx, valid, np.asarray(res.counterfactuals),

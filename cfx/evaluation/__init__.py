@@ -1,7 +1,7 @@
 """Evaluation of counterfactuals (SPEC §4): a registry of metrics and a per-(model, data)
 context.
 
-``cfx.evaluate(result, classifier, data)`` returns per-counterfactual values plus mean and
+``cfx.evaluate(result, classifier, data=data)`` returns per-counterfactual values plus mean and
 sd of every registered metric whose needs are met; :func:`list_metrics` describes them;
 :func:`summary_table` prints a short table. Build an :class:`EvaluationContext` once with
 :func:`context` to evaluate many results against the same (model, data).

@@ -12,6 +12,7 @@ from typing import Iterable
 import jax.numpy as jnp
 import numpy as np
 
+from cfx import _deprecated
 from cfx._validate import as_float, float_dtype
 from cfx.classifier import Classifier
 from cfx.constraints import Constraints, ResolvedConstraints
@@ -116,11 +117,12 @@ class Evaluation(dict):
         return super().get(self._key(key), default)
 
 
+@_deprecated.keyword_only("data")
 def evaluate(
     result: CounterfactualResult,
     classifier: Classifier,
-    data: Dataset | None = None,
     *,
+    data: Dataset | None = None,
     constraints: Constraints | ResolvedConstraints | None = None,
     n_neighbors: int = 100,
     ynn_neighbors: int = 5,

@@ -26,13 +26,14 @@ from typing import Mapping, Sequence
 
 import yaml
 
-from cfx.experiments.config import ConfigError, Context, Experiment, Preset, RawConfig, load_raw, suggest
+from cfx import _deprecated
+from cfx.experiments.config import ConfigError, ConfigSource, Experiment, Preset, RawConfig, load_raw, suggest
 from cfx.experiments.kinds import KINDS, Kind, Report, get_kind, list_kinds, list_presets, register_kind
 from cfx.experiments.progress import Progress
 from cfx.experiments.store import CONFIG_FILE, OutputExistsError, Store
 
 __all__ = [
-    "ConfigError", "Context", "RawConfig", "load_raw", "OutputExistsError", "Experiment", "Progress", "Kind",
+    "ConfigError", "ConfigSource", "RawConfig", "load_raw", "OutputExistsError", "Experiment", "Progress", "Kind",
     "Report", "Store", "KINDS", "register_kind", "get_kind", "list_kinds", "list_presets", "Preset", "load_config", "parse_config", "run",
     "show", "DEFAULT_KIND",
 ]
@@ -41,7 +42,7 @@ DEFAULT_KIND = "benchmark"
 
 
 def _kind(raw: RawConfig) -> Kind:
-    ctx = raw.context()
+    ctx = raw.source()
     name = raw.data.get("kind", DEFAULT_KIND) if isinstance(raw.data, Mapping) else DEFAULT_KIND
     if name is None:
         name = DEFAULT_KIND
@@ -63,7 +64,7 @@ def parse_config(raw: Mapping | RawConfig, *, file: str | os.PathLike | None = N
     if not isinstance(raw, RawConfig):
         raw = RawConfig(dict(raw) if isinstance(raw, Mapping) else raw, None if file is None else Path(file))
     if not isinstance(raw.data, Mapping):
-        raise raw.context().error("", f"the top level must be a mapping, got {type(raw.data).__name__}")
+        raise raw.source().error("", f"the top level must be a mapping, got {type(raw.data).__name__}")
     if name is not None and raw.data.get("name") is None:
         raw.data["name"] = name
     kind = _kind(raw)
@@ -125,10 +126,10 @@ def run(config: Experiment | str | os.PathLike, *, overrides: Sequence[str] = ()
             raise TypeError("overrides apply to a config file; pass a path, or use config.replace(...)")
         config = _relocate(config, output=out, data_dir=data_dir)
     kind = get_kind(config.kind)
-    state = kind.prepare(config)
+    state = kind.check(config)
     store = Store(config.output_dir)
     expected = list(kind.expected(config))
-    store.prepare(config.dump(), config.identity(), _saved_identity, resume=resume, force=force, expected=expected)
+    store.claim(config.dump(), config.identity(), _saved_identity, resume=resume, force=force, expected=expected)
     initial = sum(store.done(p) for p in expected)
     with Progress(len(expected), initial=initial, desc=config.name, unit=kind.unit, enabled=progress) as bar:
         kind.run(config, store, state, bar)
@@ -147,3 +148,7 @@ def show(root: str | os.PathLike, metrics: Sequence[str] | None = None) -> str:
     raw = yaml.safe_load((store.root / CONFIG_FILE).read_text()) or {}
     kind = get_kind(raw.get("kind") or DEFAULT_KIND)
     return kind.show(store, raw, metrics)
+
+
+# renamed in cfx 0.2 (removed in 0.3): the old name still works, with a warning
+__getattr__ = _deprecated.module_aliases("cfx.experiments", {"Context": ("cfx.experiments.config", "ConfigSource")})

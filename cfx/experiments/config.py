@@ -4,7 +4,7 @@ A config file is read with ``yaml.safe_load``, merged with the file it ``extends
 merge, the child wins, lists are replaced) and overridden by ``key.path=value`` pairs
 (:func:`load_raw`). An experiment kind then validates the plain mapping into its typed,
 frozen schema: pydantic models built from the field types below (:class:`Spec`,
-:class:`Experiment`), checked section by section with :meth:`Context.validate`, which turns a
+:class:`Experiment`), checked section by section with :meth:`ConfigSource.validate`, which turns a
 pydantic ``ValidationError`` into a :class:`ConfigError` naming the file, the key path
 (``generators[1].lamda``), what was expected and a close match ("did you mean 'cost'?").
 
@@ -13,7 +13,7 @@ Nothing here knows an experiment kind; nothing from here enters jitted code.
 Example::
 
     raw = load_raw("configs/quickstart.yaml", ["seed=1"])
-    ctx = raw.context()
+    ctx = raw.source()
     search = ctx.validate(MySearch, raw.data.get("search", {}), "search")
 """
 
@@ -31,12 +31,13 @@ import pydantic
 import yaml
 from pydantic import ConfigDict
 
+from cfx import _deprecated
 from cfx.experiments.fields import (EMPTY_VALUE_HINT, LABEL_RE, Bool, Float, Int, IntList, Label,  # noqa: F401
                                     NonNegativeInt, Number, PositiveFloat, PositiveInt, Probability, Str, StrList, UnitOpen, choice, got,
                                     suggest)
 
 __all__ = [
-    "ConfigError", "Context", "RawConfig", "Spec", "Experiment", "Preset", "apply_preset", "load_raw",
+    "ConfigError", "ConfigSource", "RawConfig", "Spec", "Experiment", "Preset", "apply_preset", "load_raw",
     "parse_overrides", "split_path", "format_path", "suggest", "deep_merge", "check_label", "check_name", "plain",
     "Int", "Number", "Float", "Bool", "Str", "IntList", "StrList", "PositiveInt", "NonNegativeInt",
     "PositiveFloat", "UnitOpen", "Probability", "Label", "choice",
@@ -273,8 +274,13 @@ class RawConfig:
     file: Path | None = None
     overridden: dict[str, str] = dataclasses.field(default_factory=dict)
 
-    def context(self) -> "Context":
-        return Context(self.file, self.overridden)
+    def source(self) -> "ConfigSource":
+        """Where this config came from: builds located :class:`ConfigError` s and validates sections."""
+        return ConfigSource(self.file, self.overridden)
+
+    def context(self) -> "ConfigSource":
+        """Deprecated (cfx 0.3 removes it): :meth:`source`."""
+        return _deprecated.warn("RawConfig.context()", "use RawConfig.source() (a ConfigSource)") or self.source()
 
 
 def load_raw(path: str | os.PathLike, overrides: Sequence[str] = ()) -> RawConfig:
@@ -337,7 +343,7 @@ def apply_preset(raw: "RawConfig", presets: Mapping[str, Preset], kind: str) -> 
     Raises ConfigError for an unknown preset name (listing the kind's presets) and for a key the
     preset fixes that the config sets to another value (naming both values).
     """
-    ctx, d = raw.context(), raw.data
+    ctx, d = raw.source(), raw.data
     name = d.get("preset")
     if name is None:
         return raw
@@ -428,7 +434,7 @@ def _message(err: dict, cls: type, allowed: Sequence[str] | None, unknown: str, 
     return f"{err['msg']}, got {value!r}"
 
 
-class Context:
+class ConfigSource:
     """Where a config came from (file, ``--set`` pairs): builds located :class:`ConfigError` s."""
 
     def __init__(self, file: str | os.PathLike | None = None, overridden: Mapping[str, str] | None = None):
@@ -474,13 +480,13 @@ class Context:
             raise self.error(_join(path, err["loc"]), message) from None
 
 
-def check_label(label: str, path: str, ctx: Context) -> None:
+def check_label(label: str, path: str, ctx: ConfigSource) -> None:
     """A name that becomes a folder: letters, digits and ``_ . + -``."""
     if not LABEL_RE.match(label):
         raise ctx.error(path, f"{label!r} cannot name a results folder; use letters, digits and _ . + -")
 
 
-def check_name(name: Any, registry: Sequence[str] | None, what: str, path: str, ctx: Context) -> None:
+def check_name(name: Any, registry: Sequence[str] | None, what: str, path: str, ctx: ConfigSource) -> None:
     """``name`` must be in ``registry`` (None: the registry is unavailable, skip)."""
     if not isinstance(name, str):
         raise ctx.error(path, f"expected a string, {got(name)}")
@@ -489,3 +495,6 @@ def check_name(name: Any, registry: Sequence[str] | None, what: str, path: str, 
     if name not in registry:
         raise ctx.error(path, f"unknown {what} {name!r}{suggest(name, registry)}; available: "
                               f"{', '.join(sorted(registry))}")
+
+
+__getattr__ = _deprecated.module_aliases(__name__, {"Context": (__name__, "ConfigSource")})  # its name before 0.2

@@ -22,7 +22,7 @@ from typing import Annotated, Any, Callable, Mapping
 
 import pydantic
 
-from cfx.experiments.config import (Bool, Context, Experiment, Float, IntList, Label, NonNegativeInt, Number, PositiveFloat,
+from cfx.experiments.config import (Bool, ConfigSource, Experiment, Float, IntList, Label, NonNegativeInt, Number, PositiveFloat,
                                     PositiveInt, Probability, RawConfig, Spec, Str, StrList, UnitOpen, check_label, check_name,
                                     choice, plain, suggest)
 
@@ -109,7 +109,7 @@ class GeneratorSpec(Entry):
 class SearchSpec(Spec):
     """Call options of ``cfx.generate``: ``max_steps`` >= 1 and ``batch_size`` (None: all
     factuals in one chunk; else padded chunks of this many). Everything else about a search
-    (threshold, K, init, convergence) is a field of the generator."""
+    (threshold, K, start, convergence) is a field of the generator."""
 
     max_steps: PositiveInt = 100
     batch_size: PositiveInt | None = None
@@ -181,13 +181,13 @@ def registry(what: str) -> list | None:
 
 
 def begin(cls, raw: RawConfig | Mapping, name: str | None = None,
-          data: type[DataSpec] | None = None) -> tuple[Context, dict]:
+          data: type[DataSpec] | None = None) -> tuple[ConfigSource, dict]:
     """(context, top-level mapping) of a kind's raw config: a mapping whose every key is a
     field of ``cls``, its ``name`` defaulting to ``name`` or the file's stem; with ``data`` (a
     :class:`DataSpec` class) its ``data`` list parsed as well."""
     if not isinstance(raw, RawConfig):
         raw = RawConfig(dict(raw) if isinstance(raw, Mapping) else raw)
-    ctx, d = raw.context(), raw.data
+    ctx, d = raw.source(), raw.data
     if not isinstance(d, Mapping):
         raise ctx.error("", f"the top level must be a mapping, got {type(d).__name__}")
     d = dict(d)
@@ -206,7 +206,7 @@ def begin(cls, raw: RawConfig | Mapping, name: str | None = None,
     return ctx, d
 
 
-def finish(cls, ctx: Context, d: dict, raw: RawConfig | Mapping):
+def finish(cls, ctx: ConfigSource, d: dict, raw: RawConfig | Mapping):
     """The validated config of the parsed top-level mapping ``d``, remembering its file."""
     cfg = ctx.validate(cls, d, "")
     file = raw.file if isinstance(raw, RawConfig) else None
@@ -214,7 +214,7 @@ def finish(cls, ctx: Context, d: dict, raw: RawConfig | Mapping):
     return cfg
 
 
-def section_list(d: dict, key: str, ctx: Context, item: Callable[[Any, str, Context], Any]) -> tuple:
+def section_list(d: dict, key: str, ctx: ConfigSource, item: Callable[[Any, str, ConfigSource], Any]) -> tuple:
     """A list section (``data: moons``, a mapping, or a list of names and mappings), each item
     parsed by ``item(raw, path, ctx)``; two items with the same key are an error."""
     items = d.get(key)
@@ -233,7 +233,7 @@ def section_list(d: dict, key: str, ctx: Context, item: Callable[[Any, str, Cont
     return out
 
 
-def _split(cls: type[Spec], raw: Any, path: str, ctx: Context, hidden: str) -> tuple[dict, dict]:
+def _split(cls: type[Spec], raw: Any, path: str, ctx: ConfigSource, hidden: str) -> tuple[dict, dict]:
     """(keys that are fields of ``cls``, the other keys); ``hidden`` is never a config key."""
     if not isinstance(raw, Mapping):
         fields = [f for f in cls.model_fields if f != hidden]
@@ -259,14 +259,14 @@ def _synthetic_options(name: str) -> tuple[set[str], bool] | None:
         if data.info(name).kind != "synthetic":
             return None
         from cfx.data import synthetic
-        fn = synthetic.GENERATORS[data.info(name).name][0]
+        fn = synthetic.MAKERS[data.info(name).name][0]
     except (ImportError, AttributeError, KeyError, ValueError):
         return set(), True
     names, var_kw = _signature_params(fn)
     return names - {"n", "seed"}, var_kw
 
 
-def data_item(raw: Any, path: str, ctx: Context, spec: type[DataSpec] = DataSpec) -> DataSpec:
+def data_item(raw: Any, path: str, ctx: ConfigSource, spec: type[DataSpec] = DataSpec) -> DataSpec:
     """One data set: ``spec``'s keys validated, its name checked against the registry, any other
     key an option of a synthetic set (checked against its generator's signature)."""
     known, extra = _split(spec, raw, path, ctx, "options")
@@ -294,7 +294,7 @@ _RESERVED_MODEL_OPTIONS = {"dataset", "data", "model", "seed", "progress", "init
                            "extra"}
 
 
-def _check_model_options(entry, mc, extra: dict, path: str, ctx: Context) -> None:
+def _check_model_options(entry, mc, extra: dict, path: str, ctx: ConfigSource) -> None:
     """A registered model's own options (``ModelEntry.options``) through its ``check``; the error
     names the option at fault when its message starts with it."""
     opts = {k: v for k, v in extra.items() if k in entry.options}
@@ -305,9 +305,9 @@ def _check_model_options(entry, mc, extra: dict, path: str, ctx: Context) -> Non
         raise ctx.error(f"{path}.{key}" if key else path, str(e)) from None
 
 
-def model_item(raw: Any, path: str, ctx: Context, spec: type[ModelSpec] = ModelSpec,
+def model_item(raw: Any, path: str, ctx: ConfigSource, spec: type[ModelSpec] = ModelSpec,
                also: Callable[[Any], set] = lambda item: set(), names: tuple[str, ...] = (),
-               check: Callable[[Any, dict, str, Context], None] | None = None) -> ModelSpec:
+               check: Callable[[Any, dict, str, ConfigSource], None] | None = None) -> ModelSpec:
     """One model: ``spec``'s keys validated, its name checked against the registry (and the
     kind's own ``names``), any other key a keyword of ``cfx.models.fit`` (or in ``also(item)``);
     ``check(item, extra keys, path, ctx)`` checks what only the kind knows, before training."""
@@ -359,12 +359,12 @@ _SHARED_FIELDS: dict[str, Any] = {
     "threshold": Probability,
     "num_counterfactuals": PositiveInt,
     "min_steps": NonNegativeInt,
-    "init_scale": Annotated[Float, pydantic.AfterValidator(_non_negative)],
+    "start_scale": Annotated[Float, pydantic.AfterValidator(_non_negative)],
     "learning_rate": PositiveFloat,
-    "init": Annotated[Str, choice(_loader("cfx.generators", "INITS"))],
+    "start": Annotated[Str, choice(_loader("cfx.generators", "STARTS"))],
     "convergence": Annotated[Str, choice(_loader("cfx.generators", "CONVERGENCE"))],
     "optimizer": Annotated[Str, choice(_loader("cfx.generators", "OPTIMIZERS"))],
-    "yloss": Annotated[Str, choice(_loader("cfx.losses", "YLOSSES", "CONTEXT_YLOSSES"))],
+    "yloss": Annotated[Str, choice(_loader("cfx.terms", "YLOSSES", "CONTEXT_YLOSSES"))],
 }
 
 
@@ -417,16 +417,34 @@ def _hyperparameter_model(name: str) -> tuple[type[pydantic.BaseModel], tuple[st
     return model, tuple(sorted(defaults))
 
 
-def hyperparams(name: str, raw: Mapping, path: str, ctx: Context, coerce: bool = True) -> dict:
+def _renamed_hyperparams(name: str, raw: Mapping, path: str) -> Mapping:
+    """Generator keys renamed in cfx 0.2 (``init`` -> ``start``, ``init_scale`` -> ``start_scale``,
+    REVISE's ``start: sample`` -> ``latent_start``), read with a warning (cfx 0.3 refuses them)."""
+    from cfx import _deprecated
+    from cfx.generators.base import RENAMED_FIELDS
+
+    out = dict(raw)
+    if out.get("start") in ("mean", "sample") and "latent_start" in _hyperparameter_model(name)[1]:
+        _deprecated.warn(f"{path}.start: {out['start']}", f"write latent_start: {out['start']}")
+        out["latent_start"] = out.pop("start")
+    for old, new in RENAMED_FIELDS.items():
+        if old in out:
+            _deprecated.warn(f"{path}.{old}", f"write {new}: (the generator's field was renamed)")
+            out[new] = out.pop(old)
+    return out
+
+
+def hyperparams(name: str, raw: Mapping, path: str, ctx: ConfigSource, coerce: bool = True) -> dict:
     """The hyperparameters ``raw`` of generator ``name``, each key and value type checked; the
     validated values (``coerce``: a float field's 1 becomes 1.0) or those of ``raw``."""
     model, keys = _hyperparameter_model(name)
+    raw = _renamed_hyperparams(name, raw, path)
     hp = ctx.validate(model, dict(raw), path, unknown=f"unknown hyperparameter of generator {name!r}",
                       allowed=[*keys, "label"], listing="allowed")
     return hp.model_dump(exclude_unset=True) if coerce else dict(raw)
 
 
-def generator_item(raw: Any, path: str, ctx: Context, spec: type[GeneratorSpec] = GeneratorSpec,
+def generator_item(raw: Any, path: str, ctx: ConfigSource, spec: type[GeneratorSpec] = GeneratorSpec,
                    coerce: bool = True) -> GeneratorSpec:
     """One generator: its name checked against the registry, every other key one of its
     hyperparameters (:func:`hyperparams`; ``coerce`` as there)."""
@@ -445,7 +463,7 @@ def generator_item(raw: Any, path: str, ctx: Context, spec: type[GeneratorSpec] 
     return gc.replace(hyperparams=hyperparams(gc.name, extra, path, ctx, coerce))
 
 
-def metric_names(d: dict, ctx: Context) -> None:
+def metric_names(d: dict, ctx: ConfigSource) -> None:
     """``metrics``: None, or a non-empty list of metrics ``cfx.evaluate`` computes."""
     metrics = d.get("metrics")
     if not isinstance(metrics, list):

@@ -202,8 +202,8 @@ class Store:
         self.root = Path(root)
 
     # -- claiming the folder ------------------------------------------------------------
-    def prepare(self, config_text: str, identity: dict, saved_identity: Callable[[Path], dict], *, resume: bool,
-                force: bool, expected: Sequence[RecordPath] | None = None) -> str:
+    def claim(self, config_text: str, identity: dict, saved_identity: Callable[[Path], dict], *, resume: bool,
+              force: bool, expected: Sequence[RecordPath] | None = None) -> str:
         """Claim the folder for this experiment. Returns ``"new"``, ``"resume"`` or ``"force"``.
 
         Args:
@@ -265,6 +265,13 @@ class Store:
         write_text(root / CONFIG_FILE, config_text)
         self._record_session(mode)
         return mode
+
+    def prepare(self, *args, **kwargs) -> str:
+        """Deprecated (cfx 0.3 removes it): :meth:`claim`."""
+        from cfx import _deprecated
+
+        _deprecated.warn("Store.prepare", "use Store.claim (it claims the folder)")
+        return self.claim(*args, **kwargs)
 
     def _record_session(self, mode: str) -> None:
         path = self.root / "environment.json"

@@ -14,8 +14,10 @@ from typing import Any, NamedTuple
 
 import jax
 
-from cfx.generators.base import (CONVERGENCE, INITS, OPTIMIZERS, Generator, Penalty, StepContext, fitted,
-                                 generator, static)
+from cfx import _deprecated
+from cfx.generators.base import (CONVERGENCE, OPTIMIZERS, STARTS, Generator, StepContext, Term, fitted,
+                                 generator_class, static)
+from cfx.generators.base import generator  # noqa: F401  (the decorator's old name: warns, cfx 0.3 removes it)
 from cfx.generators.dice import DiCE
 from cfx.generators.eccco import ECCCo, ECCCoL1, ECCCoPlus, ECCo
 from cfx.generators.feature_tweak import FeatureTweak
@@ -115,10 +117,14 @@ def describe() -> dict[str, str]:
 
 
 __all__ = [
-    "CONVERGENCE", "INITS", "OPTIMIZERS", "Generator", "Penalty", "generator", "static", "fitted", "Generic",
+    "CONVERGENCE", "STARTS", "OPTIMIZERS", "Generator", "Term", "generator_class", "static", "fitted", "Generic",
     "Wachter", "Gravitational", "ClaPROAR", "DiCE", "Greedy", "ECCCo", "ECCo", "Probe", "REVISE", "CLUE",
     "ECCCoPlus", "ECCCoL1",
     "GrowingSpheres", "FeatureTweak", "MODEL_SPECIFIC", "StepContext", "REGISTRY", "Entry", "make",
     "hyperparameters", "register", "describe",
     "MINT", "TCREx", "VAESpace", "in_latent_space", "latent_space",
 ]
+
+# Renamed in cfx 0.2 (removed in 0.3): the old names still work, with a warning.
+__getattr__ = _deprecated.module_aliases("cfx.generators", {
+    "Penalty": ("cfx.terms", "Term"), "INITS": ("cfx.generators", "STARTS")})

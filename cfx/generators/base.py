@@ -5,11 +5,12 @@ decision threshold, data summaries) can change between calls without recompiling
 its static fields (which terms, which optimiser, the convergence and start rules, K) select
 the compiled program. A generator says
 
-  - ``terms()``: every term of the objective as :class:`Penalty` (name, weight, pure
-    per-example function); the prediction loss ``yloss`` is one of them;
+  - ``terms()``: every term of the objective as :class:`cfx.terms.Term` (name, weight, pure
+    per-example function): the prediction loss ``yloss`` and the ``penalties()`` (the terms
+    besides it, the method a generator overrides);
   - ``fit(classifier, data, *, key)``: a copy holding what depends on the data or the trained
     model (MAD, sample banks, ...), called again after every retraining;
-  - ``prepare(classifier, x, target)``: per-factual context computed once per search inside
+  - ``prepare(classifier, x, target)``: per-factual data computed once per search inside
     the compiled computation (e.g. target-class neighbours), read by terms as ``ctx.data``;
   - ``init_update`` / ``update``: its step rule (default: an optax optimiser), given the
     gradient and a :class:`StepContext` (per-row PRNG keys, the step number, the factuals,
@@ -18,19 +19,19 @@ the compiled program. A generator says
   - ``condition(x_cf, logits, target, classifier)``: a convergence condition of its own,
     on top of the rule (Probe: the invalidation rate is at most its target);
   - ``latent`` with ``encode`` / ``decode``: search a latent z with x' = decode(z);
-  - its search defaults ``threshold``, ``convergence``, ``init``, ``init_scale``,
-    ``min_steps`` and ``num_counterfactuals`` (keywords of :func:`cfx.generate` override them);
+  - its search options ``threshold``, ``convergence``, ``start``, ``start_scale``,
+    ``min_steps`` and ``num_counterfactuals`` (set them with ``generator.replace(...)``);
   - ``validate(num_counterfactuals, n_features, n_classes)``: host-side checks before compiling.
 
-Write your own with the :func:`generator` decorator and :func:`static` fields::
+Write your own with the :func:`generator_class` decorator and :func:`static` fields::
 
-    @cfx.generators.generator
+    @cfx.generators.generator_class
     class Sparse(cfx.generators.Generator):
         cost: float = 0.1                               # a leaf: sweeping it never recompiles
         distance: str = cfx.generators.static("l1")     # static: selects the program
 
         def penalties(self):
-            return (Penalty("distance", self.cost, cfx.losses.distance_to_factual(self.distance)),)
+            return (Term("distance", self.cost, cfx.terms.distance_to_factual(self.distance)),)
 """
 
 from __future__ import annotations
@@ -43,8 +44,9 @@ import numpy as np
 import optax
 from flax import struct
 
-from cfx import losses
+from cfx import _deprecated, terms as _terms
 from cfx._validate import as_real, float_dtype
+from cfx.terms import Term
 
 OPTIMIZERS: dict[str, Callable[[Any], optax.GradientTransformation]] = {
     "sgd": optax.sgd,
@@ -55,9 +57,9 @@ OPTIMIZERS: dict[str, Callable[[Any], optax.GradientTransformation]] = {
 #: threshold: p(y+|x') >= τ; generator_conditions: τ reached and every |∂loss/∂x'_j| < 0.01;
 #: gradient: every |∂loss/∂x'_j| < 0.01 alone (untargeted losses); max_steps: run every step.
 CONVERGENCE = ("threshold", "generator_conditions", "gradient", "max_steps")
-#: identity: x; noise: x + init_scale·N(0, I); uniform: x + init_scale·U(−1, 1) (mutable
-#: features only; an array passed as ``init=`` to :func:`cfx.generate` is a start of your own).
-INITS = ("identity", "noise", "uniform")
+#: The start rule: identity: x; noise: x + start_scale·N(0, I); uniform: x + start_scale·U(−1, 1)
+#: (mutable features only; an array passed as ``start=`` to :func:`cfx.generate` is a start of your own).
+STARTS = ("identity", "noise", "uniform")
 #: The set-level search options (defaults: cfx's own search; the other values: the search of
 #: CounterfactualExplanations.jl 0.1.5, used by the ``ard-2023`` recourse-dynamics preset).
 SPACES = ("input", "standardized")  # standardized: search s = (x − μ)/σ, x = μ + σ⊙s
@@ -86,19 +88,6 @@ class StepContext(NamedTuple):
     constraints: Any
 
 
-class Penalty(NamedTuple):
-    """One weighted term of the objective: ``weight * fn(x_cf, x, ctx)``.
-
-    ``per="example"`` terms see one counterfactual (d,); ``per="set"`` terms see the K
-    counterfactuals of a factual (K, d) and are added once per factual.
-    """
-
-    name: str
-    weight: Any
-    fn: Callable
-    per: str = "example"
-
-
 def static(default):
     """A static (compile-time) generator field: changing it selects another program."""
     return struct.field(pytree_node=False, default=default)
@@ -109,21 +98,32 @@ def fitted(default=None):
     return struct.field(pytree_node=True, default=default, metadata={"fitted": True})
 
 
+#: Generator fields renamed in cfx 0.2 (old keyword -> new field); the old keywords still work, with a warning.
+RENAMED_FIELDS = {"init": "start", "init_scale": "start_scale"}
+
+
+def generator_class(cls):
+    """Make ``cls`` a generator class: a frozen, keyword-only PyTree dataclass (``flax.struct``)."""
+    cls = struct.dataclass(cls, kw_only=True)
+    return _deprecated.renamed_keywords(cls, RENAMED_FIELDS, translate=getattr(cls, "old_keywords", None))
+
+
 def generator(cls):
-    """Make ``cls`` a generator: a frozen, keyword-only PyTree dataclass (``flax.struct``)."""
-    return struct.dataclass(cls, kw_only=True)
+    """Deprecated name of :func:`generator_class` (cfx 0.3 removes it)."""
+    _deprecated.warn("the decorator cfx.generators.generator", "use @cfx.generators.generator_class")
+    return generator_class(cls)
 
 
-@generator
+@generator_class
 class Generator:
     """Shared fields.
 
     Step rule: ``learning_rate`` (leaf) and static ``optimizer`` (a name in ``OPTIMIZERS`` or a
     callable ``lr -> optax.GradientTransformation``). Objective: static ``yloss`` (a name in
-    ``cfx.losses.YLOSSES``, a callable ``(logits, target) -> scalar``, or None for none).
-    Search defaults: ``threshold`` τ (leaf), ``min_steps`` (int leaf: no row stops earlier),
-    ``init_scale`` (leaf) and static ``convergence`` (one of ``CONVERGENCE``), ``init`` (one
-    of ``INITS``), ``num_counterfactuals`` K.
+    ``cfx.terms.YLOSSES``, a callable ``(logits, target) -> scalar``, or None for none).
+    Search options: ``threshold`` τ (leaf), ``min_steps`` (int leaf: no row stops earlier),
+    ``start_scale`` (leaf) and static ``convergence`` (one of ``CONVERGENCE``), ``start`` (the
+    start rule, one of ``STARTS``), ``num_counterfactuals`` K. Change them with ``replace``.
 
     An adaptive optimiser (``"adam"``) takes steps of about ``learning_rate`` in every
     feature whatever the gradient's size: at η = 0.1 with threshold convergence a row often
@@ -142,8 +142,8 @@ class Generator:
     yloss: Any = static("cross_entropy")
     threshold: float = 0.5
     convergence: str = static("threshold")
-    init: str = static("identity")
-    init_scale: float = 0.1
+    start: str = static("identity")
+    start_scale: float = 0.1
     min_steps: int = 0
     num_counterfactuals: int = static(1)
     space: str = static("input")
@@ -155,6 +155,18 @@ class Generator:
     step_tolerance: Any = static(None)
 
     @property
+    def init(self) -> str:
+        """Deprecated: the start rule is ``start``."""
+        _deprecated.warn(f"{type(self).__name__}.init", "read .start (the start rule)")
+        return self.start
+
+    @property
+    def init_scale(self):
+        """Deprecated: ``start_scale``."""
+        _deprecated.warn(f"{type(self).__name__}.init_scale", "read .start_scale")
+        return self.start_scale
+
+    @property
     def latent(self) -> bool:
         """Whether the search variable z is not x itself (x' = decode(z)): a VAE's latent space
         (REVISE, CLUE override this with True) or the standardised space s = (x − μ)/σ."""
@@ -162,9 +174,9 @@ class Generator:
 
     def __post_init__(self):
         name = type(self).__name__
-        if not (self.yloss is None or callable(self.yloss) or self.yloss in losses.YLOSSES
-                or self.yloss in losses.CONTEXT_YLOSSES):
-            raise ValueError(f"{name}.yloss must be one of {sorted([*losses.YLOSSES, *losses.CONTEXT_YLOSSES])}, "
+        if not (self.yloss is None or callable(self.yloss) or self.yloss in _terms.YLOSSES
+                or self.yloss in _terms.CONTEXT_YLOSSES):
+            raise ValueError(f"{name}.yloss must be one of {sorted([*_terms.YLOSSES, *_terms.CONTEXT_YLOSSES])}, "
                              f"a callable (logits, target) -> scalar, or None; got {self.yloss!r}")
         if not (callable(self.optimizer) or self.optimizer in OPTIMIZERS):
             raise ValueError(
@@ -173,8 +185,8 @@ class Generator:
             )
         if self.convergence not in CONVERGENCE:
             raise ValueError(f"{name}.convergence must be one of {CONVERGENCE}; got {self.convergence!r}")
-        if self.init not in INITS:
-            raise ValueError(f"{name}.init must be one of {INITS}; got {self.init!r}")
+        if self.start not in STARTS:
+            raise ValueError(f"{name}.start must be one of {STARTS}; got {self.start!r}")
         for field, allowed in (("space", SPACES), ("k_terms", K_TERMS), ("step_scale", STEP_SCALES),
                                ("stop_rule", STOP_RULES)):
             if getattr(self, field) not in allowed:
@@ -187,16 +199,16 @@ class Generator:
             raise ValueError(f"{name}.num_counterfactuals must be an int >= 1; got {k!r}")
 
     # ------------------------------------------------------------------ the objective
-    def terms(self) -> tuple[Penalty, ...]:
+    def terms(self) -> tuple[Term, ...]:
         """Every term of the objective: the prediction loss (weight 1) and :meth:`penalties`."""
-        head = () if self.yloss is None else (Penalty("yloss", 1.0, losses.yloss_term(self.yloss)),)
+        head = () if self.yloss is None else (Term("yloss", 1.0, _terms.yloss_term(self.yloss)),)
         terms = head + tuple(self.penalties())
         if self.k_terms == "mean":  # the objective per factual: mean over K of the per-example terms
             terms = tuple(p if p.per == "set" else p._replace(weight=p.weight / self.num_counterfactuals) for p in terms)
         return terms
 
-    def penalties(self) -> tuple[Penalty, ...]:
-        """The weighted penalties besides the prediction loss; none by default."""
+    def penalties(self) -> tuple[Term, ...]:
+        """The terms besides the prediction loss (the penalties); none by default."""
         return ()
 
     def fit(self, classifier, data, *, key: jax.Array) -> "Generator":
@@ -213,7 +225,8 @@ class Generator:
         return frozenset()
 
     def prepare(self, classifier, x: jax.Array, target: jax.Array) -> Any:
-        """Per-factual context (leading axis n) computed once per search; None by default."""
+        """Per-factual data (leading axis n) computed once per search, read by terms as
+        ``ctx.data``; None by default."""
         return None
 
     # ------------------------------------------------------------------ latent search
@@ -295,9 +308,9 @@ class Generator:
                              f"generator.with_space(train)")
         if self.space == "standardized":
             self._check_width("space_mean", self.space_mean, n_features, "use generator.with_space(train)")
-        scale = as_real(f"{name}.init_scale", self.init_scale)
+        scale = as_real(f"{name}.start_scale", self.start_scale)
         if not (np.all(np.isfinite(scale)) and np.all(scale >= 0)):
-            raise ValueError(f"{name}.init_scale must be finite and >= 0; got {self.init_scale!r}")
+            raise ValueError(f"{name}.start_scale must be finite and >= 0; got {self.start_scale!r}")
         for penalty in self.terms():
             weight = as_real(f"{name}: the weight of {penalty.name!r}", penalty.weight)
             if not (np.all(np.isfinite(weight)) and np.all(weight >= 0)):
@@ -315,6 +328,7 @@ class Generator:
 
 
 def check_positive(label: str, value) -> None:
+    """Raise ValueError naming ``label`` unless every entry of ``value`` is finite and > 0."""
     arr = as_real(label, value)
     if not (np.all(np.isfinite(arr)) and np.all(arr > 0)):
         raise ValueError(f"{label} must be finite and > 0; got {value!r}")
@@ -326,3 +340,7 @@ def numpy_rng(key: jax.Array) -> np.random.Generator:
     key = jnp.asarray(key)
     data = np.asarray(key if key.dtype == jnp.uint32 else jax.random.key_data(key))
     return np.random.default_rng(int(data.ravel()[-1]))
+
+
+__getattr__ = _deprecated.module_aliases("cfx.generators.base", {
+    "Penalty": ("cfx.terms", "Term"), "INITS": ("cfx.generators.base", "STARTS")})

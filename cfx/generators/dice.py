@@ -9,12 +9,12 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from cfx import losses
-from cfx.generators.base import Generator, Penalty, fitted, generator, static
+from cfx import terms
+from cfx.generators.base import Generator, Term, fitted, generator_class, static
 from cfx.generators.generic import distance_penalty
 
 
-@generator
+@generator_class
 class DiCE(Generator):
     """min over K counterfactuals  Σ_k [yloss(f(x'_k), y+) + cost · ||x'_k − x||_1] − diversity · det(K),
 
@@ -39,7 +39,7 @@ class DiCE(Generator):
 
     learning_rate: float = 0.05
     optimizer: str = static("adam")
-    init: str = static("noise")
+    start: str = static("noise")
     num_counterfactuals: int = static(3)
     cost: float = 0.1
     diversity: float = 0.1
@@ -73,16 +73,16 @@ class DiCE(Generator):
         return jnp.broadcast_to(jnp.all(p >= self.threshold, axis=1, keepdims=True), p.shape)
 
     def penalties(self):
-        diversity = functools.partial(losses.dice_diversity, distance=self.diversity_distance)
+        diversity = functools.partial(terms.dice_diversity, distance=self.diversity_distance)
         if self.feature_weights is not None:  # a leaf: new data, new values, no recompilation
             w = self.feature_weights
-            proximity = Penalty("distance", self.cost, lambda x_cf, x, ctx: jnp.sum(w * jnp.abs(x_cf - x)))
-            return proximity, Penalty("diversity", self.diversity, lambda x_cfs, x, ctx: diversity(x_cfs * w, x, ctx),
+            proximity = Term("distance", self.cost, lambda x_cf, x, ctx: jnp.sum(w * jnp.abs(x_cf - x)))
+            return proximity, Term("diversity", self.diversity, lambda x_cfs, x, ctx: diversity(x_cfs * w, x, ctx),
                                       per="set")
         if self.space == "standardized":
             mean, scale, div = self.space_mean, self.space_scale, diversity
             diversity = lambda x_cfs, x, ctx: div((x_cfs - mean) / scale, x, ctx)  # noqa: E731
-        return (distance_penalty(self.cost, self.distance), Penalty("diversity", self.diversity, diversity, per="set"))
+        return (distance_penalty(self.cost, self.distance), Term("diversity", self.diversity, diversity, per="set"))
 
 
 def dice_ml_feature_weights(data) -> tuple[np.ndarray, int]:

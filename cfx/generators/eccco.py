@@ -35,13 +35,13 @@ import jax.numpy as jnp
 import numpy as np
 
 from cfx import _reductions as reductions
-from cfx import losses
+from cfx import terms
 from cfx._validate import as_real, float_dtype
 from cfx.generators import pca
-from cfx.generators.base import Generator, Penalty, check_positive, fitted, generator, static
+from cfx.generators.base import Generator, Term, check_positive, fitted, generator_class, static
 
 
-def averaged_logits(x_cf: jax.Array, ctx: losses.TermContext) -> jax.Array:
+def averaged_logits(x_cf: jax.Array, ctx: terms.TermContext) -> jax.Array:
     """f̄(x'): the member-averaged logits (1/M) Σ_m f_m(x') of a deep ensemble (its
     ``apply_fn.member_logits``), else the model's logits ``ctx.logits``."""
     members = getattr(ctx.classifier.apply_fn, "member_logits", None) if ctx.classifier is not None else None
@@ -108,7 +108,7 @@ def set_size_penalty(q_hat, temperature=0.1, kappa=1.0, gate: float = 0.5, empty
 
 
 def _averaged_yloss(yloss):
-    fn = losses.YLOSSES[yloss] if isinstance(yloss, str) else yloss
+    fn = terms.YLOSSES[yloss] if isinstance(yloss, str) else yloss
 
     def term(x_cf, x, ctx):
         return fn(averaged_logits(x_cf, ctx), ctx.target)
@@ -116,7 +116,7 @@ def _averaged_yloss(yloss):
     return term
 
 
-@generator
+@generator_class
 class ECCo(Generator):
     """Energy-constrained counterfactuals: yloss(f̄) + cost·‖x' − x‖₁ + energy·φ_t·(E + r·E²).
 
@@ -170,13 +170,13 @@ class ECCo(Generator):
 
     def terms(self):
         """yloss on the member-averaged logits f̄, then the penalties."""
-        head = () if self.yloss is None else (Penalty("yloss", 1.0, _averaged_yloss(self.yloss)),)
+        head = () if self.yloss is None else (Term("yloss", 1.0, _averaged_yloss(self.yloss)),)
         return head + tuple(self.penalties())
 
     def penalties(self):
         return (
-            Penalty("distance", self.cost, losses.distance_to_factual("l1")),
-            Penalty("energy", self.energy, energy_penalty(self.ridge, self.decay_rate, self.decay_every,
+            Term("distance", self.cost, terms.distance_to_factual("l1")),
+            Term("energy", self.energy, energy_penalty(self.ridge, self.decay_rate, self.decay_every,
                                                           self.decay_schedule, self.decay_scale, self.decay_offset,
                                                           self.decay_power)),
         )
@@ -190,7 +190,7 @@ class ECCo(Generator):
                 raise ValueError(f"{name}.{field} must be a finite number >= 0; got {getattr(self, field)!r}")
 
 
-@generator
+@generator_class
 class ECCCo(ECCo):
     """Energy-constrained conformal counterfactuals (see the module docstring for the objective).
 
@@ -256,7 +256,7 @@ class ECCCo(ECCo):
         out = super().penalties()
         if self.q_hat is None:  # structural (q̂ unset): validate allows this only with set_size = 0
             return out
-        return out + (Penalty("set_size", self.set_size, set_size_penalty(self.q_hat, self.temperature, self.kappa,
+        return out + (Term("set_size", self.set_size, set_size_penalty(self.q_hat, self.temperature, self.kappa,
                                                                        empty_set=self.empty_set)),)
 
     def validate(self, num_counterfactuals, n_features, n_classes):
@@ -281,7 +281,7 @@ class ECCCo(ECCo):
             raise ValueError(f"{name}.kappa must be a finite number >= 0; got {self.kappa!r}")
 
 
-@generator
+@generator_class
 class ECCCoPlus(ECCCo):
     """ECCCo+: ECCCo's objective searched in PCA space (SPEC §2), x' = decode(z) = z W + μ.
 
@@ -327,7 +327,7 @@ def distance_to_samples(x_cf, x, ctx):
     return jnp.mean(jnp.sum(jnp.abs(ctx.data - x_cf), axis=-1))
 
 
-@generator
+@generator_class
 class ECCCoL1(ECCCo):
     """ECCCo-L1: yloss + cost·‖x' − x‖₁ + energy·(1/k) Σ_i ‖x' − S_{y+,i}‖₁ + set_size·Ω(x').
 
@@ -373,11 +373,11 @@ class ECCCoL1(ECCCo):
         return self.samples[target]  # (n, k, d): each factual's target-class samples
 
     def penalties(self):
-        out = (Penalty("distance", self.cost, losses.distance_to_factual("l1")),
-               Penalty("samples_l1", self.energy, distance_to_samples))
+        out = (Term("distance", self.cost, terms.distance_to_factual("l1")),
+               Term("samples_l1", self.energy, distance_to_samples))
         if self.q_hat is None:
             return out
-        return out + (Penalty("set_size", self.set_size, set_size_penalty(self.q_hat, self.temperature, self.kappa,
+        return out + (Term("set_size", self.set_size, set_size_penalty(self.q_hat, self.temperature, self.kappa,
                                                                        empty_set=self.empty_set)),)
 
     def validate(self, num_counterfactuals, n_features, n_classes):

@@ -8,7 +8,7 @@ from typing import ClassVar
 import jax
 import jax.numpy as jnp
 
-from cfx.generators.base import Generator, check_positive, generator, static
+from cfx.generators.base import Generator, check_positive, generator_class, static
 from cfx.models.trees import is_tree_ensemble
 
 NORMS = ("l1", "l2")
@@ -19,7 +19,7 @@ BLOCK_ELEMENTS = 1 << 24
 CHUNK = 256
 
 
-@generator
+@generator_class
 class FeatureTweak(Generator):
     """Tolomei et al.'s feature tweaking on a tree ensemble from :func:`cfx.models.from_sklearn`
     (random forest, extra trees, a decision tree, binary gradient boosting).

@@ -5,15 +5,15 @@ from __future__ import annotations
 import jax.numpy as jnp
 import numpy as np
 
-from cfx import losses
+from cfx import terms
 from cfx.stats import median_absolute_deviation
-from cfx.generators.base import Generator, Penalty, fitted, generator, static
+from cfx.generators.base import Generator, Term, fitted, generator_class, static
 
 
-@generator
+@generator_class
 class Generic(Generator):
     """min_x'  yloss(f(x'), y+) + cost · dist(x', x),  dist = L1 (default), L2 (unsquared),
-    ``squared_l2`` or ``mse`` (mean squared difference; see :data:`cfx.losses.DISTANCES`), or
+    ``squared_l2`` or ``mse`` (mean squared difference; see :data:`cfx.terms.DISTANCES`), or
     ``frobenius``: one set term cost · ||X' − x||_F over the K counterfactuals (CE.jl 0.1.5).
 
     Defaults (CounterfactualExplanations.jl's generic generator): cost 0.1, L1, plain
@@ -29,23 +29,23 @@ class Generic(Generator):
 
     def __post_init__(self):
         super().__post_init__()
-        if self.distance not in losses.DISTANCES and self.distance != "frobenius":
-            raise ValueError(f"Generic.distance must be one of {sorted(losses.DISTANCES) + ['frobenius']}; "
+        if self.distance not in terms.DISTANCES and self.distance != "frobenius":
+            raise ValueError(f"Generic.distance must be one of {sorted(terms.DISTANCES) + ['frobenius']}; "
                              f"got {self.distance!r}")
 
     def penalties(self):
         return (distance_penalty(self.cost, self.distance),)
 
 
-def distance_penalty(cost, distance: str) -> Penalty:
-    """The cost term: per counterfactual for a name in :data:`cfx.losses.DISTANCES`, one set term
+def distance_penalty(cost, distance: str) -> Term:
+    """The cost term: per counterfactual for a name in :data:`cfx.terms.DISTANCES`, one set term
     for ``"frobenius"``."""
     if distance == "frobenius":
-        return Penalty("distance", cost, losses.frobenius_to_factual, per="set")
-    return Penalty("distance", cost, losses.distance_to_factual(distance))
+        return Term("distance", cost, terms.frobenius_to_factual, per="set")
+    return Term("distance", cost, terms.distance_to_factual(distance))
 
 
-@generator
+@generator_class
 class Wachter(Generator):
     """min_x'  yloss(f(x'), y+) + cost · Σ_j |x'_j − x_j| / MAD_j  (Wachter et al. 2017).
 
@@ -85,6 +85,6 @@ class Wachter(Generator):
 
     def penalties(self):
         if self.weights == "none":
-            return (Penalty("distance", self.cost, losses.distance_to_factual("l1")),)
+            return (Term("distance", self.cost, terms.distance_to_factual("l1")),)
         mad = self.mad  # a leaf: new training data means new values, not a new compilation
-        return (Penalty("distance", self.cost, lambda x_cf, x, ctx: losses.mad_l1(x_cf, x, mad)),)
+        return (Term("distance", self.cost, lambda x_cf, x, ctx: terms.mad_l1(x_cf, x, mad)),)

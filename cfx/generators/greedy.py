@@ -6,10 +6,10 @@ import jax
 import jax.numpy as jnp
 
 from cfx.constraints import DECREASE, INCREASE, NONE
-from cfx.generators.base import Generator, check_positive, generator, static
+from cfx.generators.base import Generator, check_positive, generator_class, static
 
 
-@generator
+@generator_class
 class Greedy(Generator):
     """No penalty; each step moves only the feature j* with the largest |∂yloss/∂x'_j| by
     step_size · sign(−∂yloss/∂x'_j*), and each feature moves at most ``max_changes`` times.

@@ -5,7 +5,7 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-from cfx.generators.base import Generator, check_positive, generator, static
+from cfx.generators.base import Generator, check_positive, generator_class, static
 
 
 def _sample_shell(key, centre, inner, outer, n_samples):
@@ -20,7 +20,7 @@ def _sample_shell(key, centre, inner, outer, n_samples):
     return centre + radius * direction
 
 
-@generator
+@generator_class
 class GrowingSpheres(Generator):
     """Sample in growing L2 shells around x until the decision flips, then sparsify.
 

@@ -19,12 +19,13 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from cfx.generators.base import Generator, fitted, generator, numpy_rng, static
+from cfx import _deprecated
+from cfx.generators.base import Generator, fitted, generator_class, numpy_rng, static
 from cfx.generators.generic import distance_penalty
 from cfx.models.vae import VAE, VAENet, fit_vae
 
 
-@generator
+@generator_class
 class VAESpace(Generator):
     """The search space of a VAE: z with x' = g(z), the VAE fitted by :meth:`fit` (then the
     generator's own fit, on the same data). No objective of its own: a base that adds the
@@ -34,7 +35,7 @@ class VAESpace(Generator):
     1e-3, ``vae_epochs`` 100, MSE + KL). Pass ``vae=cfx.models.fit_vae(train, ...)`` to bring your
     own. ``vae_activations`` (encoder, decoder), ``vae_decoder_l2`` and ``vae_batch_size`` go to
     :func:`cfx.models.fit_vae` (defaults relu/relu, 0, 64; CE.jl's VAE: relu/relu, 0.01, 50).
-    ``start="sample"``: z_0 ~ q(z|x) = μ(x) + σ(x)⊙ε, one ε per factual and counterfactual (CE.jl
+    ``latent_start="sample"``: z_0 ~ q(z|x) = μ(x) + σ(x)⊙ε, one ε per factual and counterfactual (CE.jl
     0.1.5's ``GenerativeModels.rand``); the draw's key is the refit's key folded with the
     factual's coordinates and k, so it is fixed per factual and round. Default: z_0 = μ(x).
     ``resample=True``: after every step z ← a new draw from q(z | x̃), x̃ = the projected g(z), as
@@ -52,9 +53,19 @@ class VAESpace(Generator):
     vae_activations: tuple = static(("relu", "relu"))
     vae_decoder_l2: float = static(0.0)
     vae_batch_size: int = static(64)
-    start: str = static("mean")
-    start_key: Any = fitted()  # start="sample": uint32 key data, drawn by fit
+    latent_start: str = static("mean")
+    start_key: Any = fitted()  # latent_start="sample": uint32 key data, drawn by fit
     resample: bool = static(False)
+
+    @staticmethod
+    def old_keywords(kwargs: dict) -> dict:
+        """``start="mean"`` / ``"sample"`` (this field's name before cfx 0.2, now ``latent_start``;
+        ``start`` is the start rule every generator has) still work, with a warning."""
+        if kwargs.get("start") in ("mean", "sample"):
+            _deprecated.warn(f"start={kwargs['start']!r} on a latent generator", f"write latent_start={kwargs['start']!r} "
+                             "(start is the start rule every generator has)", stacklevel=4)
+            kwargs["latent_start"] = kwargs.pop("start")
+        return kwargs
 
     def __post_init__(self):
         # YAML gives lists; a static field must be hashable.
@@ -73,7 +84,7 @@ class VAESpace(Generator):
                       init=self.vae if same else None, activations=tuple(self.vae_activations),
                       decoder_l2=float(self.vae_decoder_l2), batch_size=int(self.vae_batch_size))
         start_key = None
-        if self.start == "sample":
+        if self.latent_start == "sample":
             start_key = (numpy_rng(key) if key is not None else np.random.default_rng(0)).integers(
                 0, 2**32, size=2, dtype=np.uint32)
         own = super().fit(classifier, data, key=None if key is None else jax.random.fold_in(key, 0x1A7E))
@@ -83,10 +94,10 @@ class VAESpace(Generator):
         name = type(self).__name__
         if self.space != "input":
             raise ValueError(f"{name} searches its VAE's latent space; space={self.space!r} does not apply")
-        if self.start not in ("mean", "sample"):
-            raise ValueError(f"{name}.start must be 'mean' or 'sample'; got {self.start!r}")
-        if self.start == "sample" and self.start_key is None:
-            raise ValueError(f"{name}: start='sample' needs the key fit draws; fit the generator")
+        if self.latent_start not in ("mean", "sample"):
+            raise ValueError(f"{name}.latent_start must be 'mean' or 'sample'; got {self.latent_start!r}")
+        if self.latent_start == "sample" and self.start_key is None:
+            raise ValueError(f"{name}: latent_start='sample' needs the key fit draws; fit the generator")
         super().validate(num_counterfactuals, n_features, n_classes)
         if not isinstance(self.vae, VAE):
             raise ValueError(f"{name}.vae is missing: latent search needs a fitted VAE; fit the generator "
@@ -96,7 +107,7 @@ class VAESpace(Generator):
                              f"{n_features} (fit the VAE on the classifier's training data)")
 
     def encode(self, x):
-        if self.start == "mean":
+        if self.latent_start == "mean":
             return self.vae.encode(x)
         mean, log_var = self.vae.net.apply(self.vae.params, x, method=VAENet.encode)
         key = jax.random.wrap_key_data(jnp.asarray(self.start_key, jnp.uint32))
@@ -130,7 +141,7 @@ def in_latent_space(cls: type) -> type:
     gradient generator (the SaTML 2023 latent mitigation figure)::
 
         LatentClaPROAR = cfx.generators.in_latent_space(cfx.generators.ClaPROAR)
-        gen = LatentClaPROAR(variant="0.1.5", start="sample").fit(clf, train, key=key)
+        gen = LatentClaPROAR(variant="0.1.5", latent_start="sample").fit(clf, train, key=key)
 
     The same class for the same ``cls`` (so its programs are compiled once). ``fit`` trains the
     VAE, then ``cls.fit`` on the same data. Refused: a generator that does not follow the
@@ -146,12 +157,12 @@ def in_latent_space(cls: type) -> type:
     attrs = {"name": f"latent_{cls.name}", "description": f"{cls.description or cls.__name__}, searched in a VAE's "
              "latent space", "__module__": __name__, "__qualname__": f"Latent{cls.__name__}",
              "__doc__": f"{cls.__name__}'s objective in a VAE's latent space (:func:`in_latent_space`)."}
-    return generator(type(f"Latent{cls.__name__}", (VAESpace, cls), attrs))
+    return generator_class(type(f"Latent{cls.__name__}", (VAESpace, cls), attrs))
 
 
 #: the options :class:`VAESpace` adds to a generator (the VAE and the start)
-VAE_OPTIONS = ("latent_dim", "vae_hidden", "vae_epochs", "vae_activations", "vae_decoder_l2", "vae_batch_size", "start",
-               "resample")
+VAE_OPTIONS = ("latent_dim", "vae_hidden", "vae_epochs", "vae_activations", "vae_decoder_l2", "vae_batch_size",
+               "latent_start", "resample")
 
 
 def latent_space(gen: Generator, **options) -> Generator:
@@ -171,7 +182,7 @@ def latent_space(gen: Generator, **options) -> Generator:
     return cls(**own, **options)
 
 
-@generator
+@generator_class
 class REVISE(VAESpace):
     """min_z  yloss(f(g(z)), y+) + cost · ‖g(z) − x‖₁,  z_0 = μ(x)  (Joshi et al. 2019).
 
@@ -190,7 +201,7 @@ class REVISE(VAESpace):
         return (distance_penalty(self.cost, self.distance),)
 
 
-@generator
+@generator_class
 class CLUE(REVISE):
     """min_z  H(p(y | g(z))) + cost · ‖g(z) − x‖₁  (Antorán et al. 2021): the counterfactual
     the model is most certain about near x. Untargeted by nature (the predictive entropy

@@ -15,14 +15,14 @@ import jax.numpy as jnp
 import numpy as np
 
 from cfx.causal import INTERVENTIONS, SCM, check_actions, fit_linear_scm, fit_mlp_scm
-from cfx.generators.base import Generator, Penalty, generator, numpy_rng, static
+from cfx.generators.base import Generator, Term, generator_class, numpy_rng, static
 
 
 class _Graph(tuple):
     """A mapping feature -> parents frozen as its items (a static field must be hashable)."""
 
 
-@generator
+@generator_class
 class MINT(Generator):
     """min_δ  yloss(f(x'), y+) + cost · ‖δ‖,  x' = SCM.intervene(x, δ),  δ_j = 0 off the actions.
 
@@ -36,9 +36,9 @@ class MINT(Generator):
     ``"additive"`` (x'_j = f_j(pa'_j) + u_j + δ_j; default) or ``"hard"`` (do(x_I = x_I + δ_I)
     on the action set I). ``distance``: ``"l1"`` or ``"l2"`` of δ, counted on acted-on features
     only: the cost reads δ back from the returned point (additive: δ = u(x') − u(x)), so
-    a point the constraints' projection changed pays for what it changed. ``init="noise"`` /
-    ``"uniform"`` start from a random action (init_scale·noise on δ, never on the factual);
-    a start point passed as ``init=`` array to :func:`cfx.generate` is not supported (it would be
+    a point the constraints' projection changed pays for what it changed. ``start="noise"`` /
+    ``"uniform"`` start from a random action (start_scale·noise on δ, never on the factual);
+    a start point passed as ``start=`` to :func:`cfx.generate` is not supported (it would be
     read as the factual).
     """
 
@@ -75,11 +75,11 @@ class MINT(Generator):
             raise ValueError(f"{name}.distance must be 'l1' or 'l2'; got {self.distance!r}")
         if self.scm is not None and not isinstance(self.scm, SCM):
             raise TypeError(f"{name}.scm must be a cfx.causal.SCM; got {type(self.scm).__name__}")
-        if self.scm is not None and isinstance(self.init_scale, (int, float, np.number)):
-            # the search adds init_scale·noise to all of z = (x, δ): a noisy start perturbs δ only
+        if self.scm is not None and isinstance(self.start_scale, (int, float, np.number)):
+            # the search adds start_scale·noise to all of z = (x, δ): a noisy start perturbs δ only
             d = self.scm.n_features
-            scale = np.concatenate([np.zeros(d), np.full(d, float(self.init_scale))]).astype(np.float32)
-            object.__setattr__(self, "init_scale", scale)
+            scale = np.concatenate([np.zeros(d), np.full(d, float(self.start_scale))]).astype(np.float32)
+            object.__setattr__(self, "start_scale", scale)
 
     def fit(self, classifier, data, *, key):
         """Fit the SCM on ``data`` when only ``parents`` is given (no graph: one without edges), and
@@ -144,7 +144,7 @@ class MINT(Generator):
             delta = self.action_of(x_cf, x)
             return jnp.sum(jnp.abs(delta)) if self.distance == "l1" else jnp.sqrt(jnp.sum(delta**2) + 1e-12)
 
-        return (Penalty("action", self.cost, action_cost),)
+        return (Term("action", self.cost, action_cost),)
 
     def validate(self, num_counterfactuals, n_features, n_classes):
         name = type(self).__name__
@@ -158,8 +158,8 @@ class MINT(Generator):
             raise ValueError(f"{name}.scm covers {self.scm.n_features} features; the classifier expects "
                              f"{n_features} (feature {missing} is "
                              f"{'missing from the SCM' if missing == self.scm.n_features else 'not an input'})")
-        if np.shape(self.init_scale) != (2 * n_features,):
-            raise ValueError(f"{name}.init_scale must be a number (it perturbs the start action δ = 0)")
+        if np.shape(self.start_scale) != (2 * n_features,):
+            raise ValueError(f"{name}.start_scale must be a number (it perturbs the start action δ = 0)")
         if self.actions is not None:
             check_actions(self.actions, (), self.scm.feature_names, n_features)
         super().validate(num_counterfactuals, n_features, n_classes)

@@ -6,8 +6,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from cfx import losses
-from cfx.generators.base import Generator, Penalty, fitted, generator, numpy_rng, static
+from cfx import terms
+from cfx.generators.base import Generator, Term, fitted, generator_class, numpy_rng, static
 
 VARIANTS = ("code", "paper", "0.1.5")
 
@@ -17,7 +17,7 @@ def _check_variant(cls_name: str, variant: str) -> None:
         raise ValueError(f"{cls_name}.variant must be one of {VARIANTS}; got {variant!r}")
 
 
-@generator
+@generator_class
 class Gravitational(Generator):
     """Pull counterfactuals towards the target class.
 
@@ -104,20 +104,20 @@ class Gravitational(Generator):
 
     def penalties(self):
         if self.variant == "0.1.5":
-            return (Penalty("distance", self.cost, losses.frobenius_to_factual, per="set"),
-                    Penalty("gravity", self.gravity, losses.frobenius_to_point("centre"), per="set"))
+            return (Term("distance", self.cost, terms.frobenius_to_factual, per="set"),
+                    Term("gravity", self.gravity, terms.frobenius_to_point("centre"), per="set"))
         if self.variant == "paper":
             return (
-                Penalty("distance", self.cost, losses.distance_to_factual("l2")),
-                Penalty("gravity", self.gravity, lambda x_cf, x, ctx: losses.l2(x_cf, ctx.data["centre"])),
+                Term("distance", self.cost, terms.distance_to_factual("l2")),
+                Term("gravity", self.gravity, lambda x_cf, x, ctx: terms.l2(x_cf, ctx.data["centre"])),
             )
         return (
-            Penalty("distance", self.cost, losses.distance_to_factual("l1")),
-            Penalty("gravity", self.gravity, losses.mean_distance_to_neighbours("l1")),
+            Term("distance", self.cost, terms.distance_to_factual("l1")),
+            Term("gravity", self.gravity, terms.mean_distance_to_neighbours("l1")),
         )
 
 
-@generator
+@generator_class
 class ClaPROAR(Generator):
     """Classifier-preserving recourse: also minimise the model's own loss at x'.
 
@@ -126,7 +126,7 @@ class ClaPROAR(Generator):
     ``variant="paper"``: L2 cost, and the model-loss term switched on only once
     p(y+|x') >= 0.5; use cost 0.1, loss_weight 1.0.
     ``variant="0.1.5"`` (CE.jl 0.1.5, as the SaTML 2023 experiments ran): set terms
-    cost · ||X' − x||_F + loss_weight · :func:`cfx.losses.set_model_loss` (the model's loss,
+    cost · ||X' − x||_F + loss_weight · :func:`cfx.terms.set_model_loss` (the model's loss,
     switched on once all K are predicted y+); loss_weight 5.0.
     For a deep ensemble the model-loss term is the members' mean loss (SPEC §1).
     """
@@ -146,10 +146,10 @@ class ClaPROAR(Generator):
 
     def penalties(self):
         if self.variant == "0.1.5":
-            return (Penalty("distance", self.cost, losses.frobenius_to_factual, per="set"),
-                    Penalty("model_loss", self.loss_weight, losses.set_model_loss, per="set"))
+            return (Term("distance", self.cost, terms.frobenius_to_factual, per="set"),
+                    Term("model_loss", self.loss_weight, terms.set_model_loss, per="set"))
         paper = self.variant == "paper"
         return (
-            Penalty("distance", self.cost, losses.distance_to_factual("l2" if paper else "l1")),
-            Penalty("model_loss", self.loss_weight, losses.model_loss(gate=0.5 if paper else None)),
+            Term("distance", self.cost, terms.distance_to_factual("l2" if paper else "l1")),
+            Term("model_loss", self.loss_weight, terms.model_loss(gate=0.5 if paper else None)),
         )

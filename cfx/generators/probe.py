@@ -7,8 +7,8 @@ import jax.numpy as jnp
 from jax.scipy.stats import norm
 
 from cfx import _reductions as reductions
-from cfx import losses
-from cfx.generators.base import Generator, Penalty, check_positive, generator
+from cfx import terms
+from cfx.generators.base import Generator, Term, check_positive, generator_class
 
 
 def target_margin(logits: jax.Array, target) -> jax.Array:
@@ -26,7 +26,7 @@ def invalidation_rate(classifier, x_cf: jax.Array, target, noise_variance) -> ja
     return 1.0 - norm.cdf(f / scale)
 
 
-@generator
+@generator_class
 class Probe(Generator):
     """min_x'  yloss(f(x'), y⁺) + cost · ‖x' − x‖₁ + robustness · max(0, IR(x') − r)
 
@@ -60,8 +60,8 @@ class Probe(Generator):
             rate = invalidation_rate(ctx.classifier, x_cf, ctx.target, self.noise_variance)
             return jnp.maximum(0.0, rate - self.invalidation_rate)
 
-        return (Penalty("distance", self.cost, losses.distance_to_factual("l1")),
-                Penalty("invalidation", self.robustness, hinge))
+        return (Term("distance", self.cost, terms.distance_to_factual("l1")),
+                Term("invalidation", self.robustness, hinge))
 
     def condition(self, x_cf, logits, target, classifier):
         rate = jax.vmap(jax.vmap(lambda point, t: invalidation_rate(classifier, point, t, self.noise_variance),

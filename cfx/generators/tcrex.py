@@ -45,7 +45,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from cfx._validate import as_real
-from cfx.generators.base import Generator, check_positive, fitted, generator, numpy_rng, static
+from cfx.generators.base import Generator, check_positive, fitted, generator_class, numpy_rng, static
 from cfx.generators.feature_tweak import _switch_levels
 
 ASSIGN = ("metarule", "optimal")
@@ -292,7 +292,7 @@ def data_points(x, target, lower, upper, bank, bank_label, scale):
     return jax.lax.map(one, (x, target, lower, upper), batch_size=min(64, x.shape[0]))
 
 
-@generator
+@generator_class
 class TCREx(Generator):
     """T-CREx's local explanations (module docstring): each factual moves into the rule its
     metarule assigns (``assign="metarule"``) or its cheapest rule (``"optimal"``); K > 1 gives

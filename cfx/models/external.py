@@ -135,9 +135,9 @@ def from_sklearn(estimator) -> Classifier:
                             f"{bad}. Use cfx.models.from_predict_proba(pipeline.predict_proba, n_features, n_classes) "
                             "for any other pipeline (a black box for gradient-free generators).")
     est, kind = steps[-1], type(steps[-1]).__name__
-    if not hasattr(est, "classes_") and kind in _NAMES + trees.KINDS:
+    if not hasattr(est, "classes_") and kind in _NAMES + trees.ESTIMATOR_CLASSES:
         raise ValueError(f"from_sklearn: the {kind} is not fitted (call .fit(X, y) first)")
-    if kind in trees.KINDS:
+    if kind in trees.ESTIMATOR_CLASSES:
         if len(steps) > 1:
             raise TypeError("from_sklearn: a tree ensemble inside a Pipeline is not supported (trees need no "
                             "scaling); pass the fitted ensemble itself")

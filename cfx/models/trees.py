@@ -32,11 +32,12 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from cfx import _deprecated
 from cfx.classifier import Classifier
 
-KINDS = ("DecisionTreeClassifier", "RandomForestClassifier", "ExtraTreesClassifier", "GradientBoostingClassifier",
+ESTIMATOR_CLASSES = ("DecisionTreeClassifier", "RandomForestClassifier", "ExtraTreesClassifier", "GradientBoostingClassifier",
          "XGBClassifier")
-SUPPORTED = KINDS[:3] + ("GradientBoostingClassifier (binary)", "XGBClassifier (binary:logistic, gbtree)")
+SUPPORTED = ESTIMATOR_CLASSES[:3] + ("GradientBoostingClassifier (binary)", "XGBClassifier (binary:logistic, gbtree)")
 EPS = 1e-7
 
 
@@ -216,4 +217,7 @@ def from_sklearn_trees(est) -> Classifier:
     return Classifier(apply, params, n_features=d, n_classes=n_classes)
 
 
-__all__ = ["TreeEnsembleApply", "from_sklearn_trees", "is_tree_ensemble", "SUPPORTED", "KINDS"]
+__all__ = ["TreeEnsembleApply", "from_sklearn_trees", "is_tree_ensemble", "SUPPORTED", "ESTIMATOR_CLASSES"]
+
+# renamed in cfx 0.2 ("kinds" are experiment kinds; these are estimator class names)
+__getattr__ = _deprecated.module_aliases("cfx.models.trees", {"KINDS": ("cfx.models.trees", "ESTIMATOR_CLASSES")})

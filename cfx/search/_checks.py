@@ -9,6 +9,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from cfx import _deprecated
 from cfx._validate import float_dtype, prng_key
 from cfx.classifier import Classifier, check_traceable
 from cfx.constraints import Constraints, ResolvedConstraints
@@ -63,12 +64,13 @@ def check_start(start, n: int, K: int, d: int) -> np.ndarray:
     try:
         arr = np.asarray(start, float_dtype())
     except (TypeError, ValueError) as err:
-        raise TypeError(f"init must be a start rule name or an array of shape ({n}, {d}) or ({n}, {K}, {d})") from err
+        raise TypeError(f"start must be an array of shape ({n}, {d}) or ({n}, {K}, {d}) (a start rule by name is the "
+                        "generator's field: generator.replace(start='noise'))") from err
     if arr.shape == (n, d):
         arr = np.broadcast_to(arr[:, None, :], (n, K, d))
     if arr.shape != (n, K, d):
-        raise ValueError(f"init array must have shape ({n}, {d}) or ({n}, {K}, {d}) (n, K, d); got {arr.shape}")
-    check_finite("init", arr.reshape(n, K * d), "factual")
+        raise ValueError(f"start must have shape ({n}, {d}) or ({n}, {K}, {d}) (n, K, d); got {arr.shape}")
+    check_finite("start", arr.reshape(n, K * d), "factual")
     return np.ascontiguousarray(arr)
 
 
@@ -211,6 +213,30 @@ def fitted_for(generator: Generator, classifier: Classifier) -> Generator:
     q̂ from a calibrated classifier); otherwise unchanged."""
     complete = getattr(generator, "fitted_for", None)
     return generator if complete is None else complete(classifier)
+
+
+#: generate's keywords that duplicated generator fields (cfx < 0.2) -> the field they set.
+MOVED_OPTIONS = {"threshold": "threshold", "num_counterfactuals": "num_counterfactuals", "init": "start",
+                 "convergence": "convergence", "min_steps": "min_steps"}
+
+
+def moved_options(start, moved: dict) -> tuple:
+    """(start, overrides) from ``generate``'s deprecated keywords: a generator field each (warned,
+    with what to write instead); an ``init=`` array is the call's ``start``. Unknown keywords: TypeError."""
+    unknown = sorted(set(moved) - set(MOVED_OPTIONS))
+    if unknown:
+        raise TypeError(f"generate() got an unexpected keyword argument {unknown[0]!r}")
+    overrides = {}
+    for old, value in moved.items():
+        if old == "init" and value is not None and not isinstance(value, str):
+            _deprecated.warn("generate(..., init=<array>)", "write generate(..., start=<array>)", stacklevel=5)
+            start = value
+            continue
+        field = MOVED_OPTIONS[old]
+        _deprecated.warn(f"generate(..., {old}=...)", f"write generate(generator.replace({field}=...), ...) (the "
+                         "search options are the generator's fields)", stacklevel=5)
+        overrides[field] = value
+    return start, overrides
 
 
 def with_overrides(generator: Generator, **overrides) -> Generator:

@@ -25,11 +25,12 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from cfx import _reductions as reductions, _validate, losses
+from cfx import _reductions as reductions, _validate
 from cfx.search import _checks as checks, _convergence as convergence, _distributed as distributed, _runtime as runtime
 from cfx.classifier import Classifier
 from cfx.constraints import Constraints, ResolvedConstraints
 from cfx.generators.base import Generator, StepContext
+from cfx.terms import TermContext
 from cfx.search._result import CONVERGED, MAX_STEPS, NONFINITE, NOT_REACHED, UNCHANGED, CounterfactualResult
 from cfx.search._tracks import Track, track_path
 
@@ -54,15 +55,15 @@ def _objective(z, step, *, terms, classifier, x, target, context):
         K = z_f.shape[0]
         logits = jax.vmap(classifier.raw_logits)(z_f)
         rows, total = {}, jnp.zeros((K,), logits.dtype)
-        for penalty in terms:
-            ctx = losses.TermContext(t, logits, step, data, classifier)
-            if penalty.per == "set":
-                rows[penalty.name] = jnp.broadcast_to(penalty.fn(z_f, x_f, ctx), (K,))
-                total = total + penalty.weight * rows[penalty.name] / K
+        for term in terms:
+            ctx = TermContext(t, logits, step, data, classifier)
+            if term.per == "set":
+                rows[term.name] = jnp.broadcast_to(term.fn(z_f, x_f, ctx), (K,))
+                total = total + term.weight * rows[term.name] / K
             else:
-                rows[penalty.name] = jax.vmap(lambda x_cf, lg, fn=penalty.fn: fn(x_cf, x_f, ctx.replace(logits=lg)))(
+                rows[term.name] = jax.vmap(lambda x_cf, lg, fn=term.fn: fn(x_cf, x_f, ctx.replace(logits=lg)))(
                     z_f, logits)
-                total = total + penalty.weight * rows[penalty.name]
+                total = total + term.weight * rows[term.name]
         rows["total"] = total
         return total, (logits, rows)
 
@@ -71,11 +72,11 @@ def _objective(z, step, *, terms, classifier, x, target, context):
 
 
 def _noise(generator, shape, rows, key):
-    """init_scale·N(0, I) or init_scale·U(−1, 1) of ``shape`` per row, from a key per row index
+    """start_scale·N(0, I) or start_scale·U(−1, 1) of ``shape`` per row, from a key per row index
     (so a row's start does not depend on chunking or sharding)."""
-    draw = jax.random.normal if generator.init == "noise" else functools.partial(jax.random.uniform, minval=-1.0)
+    draw = jax.random.normal if generator.start == "noise" else functools.partial(jax.random.uniform, minval=-1.0)
     z = jax.vmap(lambda r: draw(jax.random.fold_in(key, r), shape[1:], jnp.float32))(rows)  # x64: same draws
-    return generator.init_scale * z.astype(_validate.float_dtype())
+    return generator.start_scale * z.astype(_validate.float_dtype())
 
 
 def _start(generator, x_rep, rows, key, start, constraints):
@@ -85,7 +86,7 @@ def _start(generator, x_rep, rows, key, start, constraints):
         x0 = constraints.project(jnp.broadcast_to(start, x_rep.shape).astype(x_rep.dtype), x_rep)
         return generator.encode(x0) if generator.latent else x0
     z0 = generator.encode(x_rep) if generator.latent else x_rep
-    if generator.init == "identity":
+    if generator.start == "identity":
         return z0
     z0 = z0 + _noise(generator, z0.shape, rows, key).astype(z0.dtype)
     return z0 if generator.latent else constraints.project(z0, x_rep)
@@ -251,7 +252,7 @@ def _program(generator, classifier, x, target, *, key, constraints, max_steps, r
             last = jnp.take_along_axis(path, steps[..., None, None], axis=2)
             path = jnp.where((jnp.arange(max_steps + 1)[:, None] > steps[..., None, None]), last, path)
         return CounterfactualResult(
-            factuals=x, target=target, counterfactuals=x_cf, steps=steps, losses=terms, path=path,
+            factuals=x, target=target, counterfactuals=x_cf, steps=steps, terms=terms, path=path,
             outcome=jnp.where(ok, CONVERGED, failed).astype(jnp.int32),
             target_probs=convergence.class_probs(logits, row_target, row_factual),
             track=track_states[0] if track_states else None,
@@ -279,8 +280,8 @@ def search(
 ) -> CounterfactualResult:
     """The pure search core: no input checks, no host work; traceable under ``jit``/``vmap``.
 
-    Every search option comes from ``generator`` (``threshold``, ``convergence``, ``init``,
-    ``init_scale``, ``min_steps``, ``num_counterfactuals``); set them with
+    Every search option comes from ``generator`` (``threshold``, ``convergence``, ``start``,
+    ``start_scale``, ``min_steps``, ``num_counterfactuals``); set them with
     ``generator.replace(...)``. Arguments as in :func:`generate`, plus ``rows`` (n,) the row
     ids that seed per-row randomness (default ``arange(n)``), ``start`` (n, [K,] d) a start
     of your own, ``track`` a :class:`Track` whose final state is returned as ``result.track``,
@@ -342,11 +343,7 @@ def generate(
     key: jax.Array,
     constraints: Constraints | None = None,
     max_steps: int = 100,
-    threshold: float | None = None,
-    num_counterfactuals: int | None = None,
-    init: Any = None,
-    convergence: str | None = None,
-    min_steps: int | None = None,
+    start: Any = None,
     return_path: bool = False,
     track: Track | None = None,
     batch_size: int | None = None,
@@ -354,6 +351,7 @@ def generate(
     loop: str = "while",
     multiprocess: bool | None = None,
     compact: int | str | None = "auto",
+    **moved,
 ) -> CounterfactualResult:
     """Search counterfactuals for a batch of factuals in one compiled computation.
 
@@ -361,9 +359,11 @@ def generate(
     penalties) over x' for every factual and each of its K counterfactuals, projecting onto
     ``constraints`` after every step.
 
-    Search options have one rule: the generator's field is the default and a keyword here
-    overrides it (``threshold``, ``num_counterfactuals``, ``init``, ``convergence``,
-    ``min_steps``); ``max_steps`` and the batching options belong to the call.
+    The search options are the generator's fields (``threshold`` τ, ``num_counterfactuals`` K,
+    the start rule ``start``, ``convergence``, ``min_steps``): set them with
+    ``generator.replace(threshold=0.9)``. ``max_steps``, a start of your own and the batching
+    options belong to the call. (Before cfx 0.2 those five were keywords here too; they still
+    work until 0.3, with a warning: ``init=`` is now ``start=``.)
 
     Args:
       generator: a generator from :mod:`cfx.generators` (its leaves may change freely
@@ -375,14 +375,9 @@ def generate(
       key: PRNG key (noisy starts, stochastic step rules).
       constraints: :class:`cfx.Constraints` (e.g. ``train.schema.constraints()``); none by default.
       max_steps: the most optimisation steps (always finite).
-      threshold: decision threshold τ: a counterfactual converges once p(y+|x') >= τ.
-      num_counterfactuals: K per factual (DiCE needs K > 1).
-      init: ``"identity"`` (start at x), ``"noise"`` (x + init_scale·N(0, I) on mutable
-        features), ``"uniform"`` (x + init_scale·U(−1, 1)), or an array of starts (n, d) or
-        (n, K, d) (projected onto the constraints).
-      convergence: ``"threshold"``, ``"generator_conditions"`` (τ reached and every
-        |∂loss/∂x'_j| < 0.01), ``"gradient"`` (the gradient test alone) or ``"max_steps"``.
-      min_steps: no row stops before this many steps.
+      start: an array of starts of your own, (n, d) or (n, K, d) (projected onto the
+        constraints); None: the generator's start rule (``generator.start``: ``"identity"``,
+        ``"noise"``, ``"uniform"``).
       return_path: also return every iterate, as (n, K, max_steps + 1, d).
       track: a :class:`Track` (e.g. :func:`track_last_within`); its final state is ``result.track``.
       batch_size: search at most this many factuals per compiled call (padded chunks of one
@@ -406,6 +401,8 @@ def generate(
         its own rows back; row ids are global, so the result equals one search over all rows
         (see cfx/search/_distributed.py). None: when ``jax.process_count() > 1``; False: this
         process's rows on its own devices only.
+      **moved: the deprecated keywords ``threshold``, ``num_counterfactuals``, ``init``,
+        ``convergence``, ``min_steps`` (each warns, naming what to write instead).
 
     Returns:
       :class:`cfx.CounterfactualResult` with leading axis n (n = 1 for a single factual).
@@ -417,11 +414,7 @@ def generate(
     """
     multiprocess = distributed.resolve_mode(multiprocess)
     checks.check_types(generator=generator, classifier=classifier, constraints=constraints)
-    start = None
-    if init is not None and not isinstance(init, str):
-        start, init = init, None
-    overrides = dict(threshold=threshold, num_counterfactuals=num_counterfactuals, init=init, convergence=convergence,
-                     min_steps=min_steps)
+    start, overrides = checks.moved_options(start, moved)
     user_generator, generator = generator, checks.with_overrides(generator, **overrides)
     generator = checks.fitted_for(generator, classifier)  # ECCCo() with a calibrated classifier: q̂ from it
     checks.check_options(max_steps, batch_size, loop)

@@ -8,6 +8,8 @@ import jax
 import jax.numpy as jnp
 from flax import struct
 
+from cfx import _deprecated
+
 #: Per-counterfactual outcome codes (``CounterfactualResult.outcome``).
 CONVERGED = 0  # the convergence rule holds at the returned point
 MAX_STEPS = 1  # ran out of steps before the rule held
@@ -32,8 +34,9 @@ class CounterfactualResult:
       steps: (n, K) int, optimisation steps taken before the counterfactual froze.
       target_probs: (n, K) p(target | x') at the final point (untargeted rows: the largest
         probability of a class other than the factual's prediction).
-      losses: dict term name -> (n, K) at the final point: every term of the objective
+      terms: dict term name -> (n, K) at the final point: every term of the objective
         (``"yloss"`` and each penalty, unweighted) and ``"total"`` (their weighted sum).
+        (``losses`` before cfx 0.2: still read, with a warning.)
       path: (n, K, max_steps + 1, d) search path when ``return_path=True``, else None; the
         iterates as searched, i.e. with one-hot groups still relaxed (``counterfactuals`` is
         the final point with groups snapped). After a row froze its last point repeats.
@@ -49,12 +52,18 @@ class CounterfactualResult:
     outcome: jax.Array
     steps: jax.Array
     target_probs: jax.Array
-    losses: dict[str, jax.Array]
+    terms: dict[str, jax.Array]
     path: Any = None
     track: Any = None
     threshold: Any = 0.5
     runtime_s: Any = 0.0
     compile_s: Any = 0.0
+
+    @property
+    def losses(self) -> dict[str, jax.Array]:
+        """Deprecated (cfx 0.3 removes it): the objective's terms are ``terms``."""
+        _deprecated.warn("CounterfactualResult.losses", "read result.terms (the objective's terms)")
+        return self.terms
 
     @property
     def converged(self) -> jax.Array:
@@ -93,8 +102,12 @@ class CounterfactualResult:
 
     @property
     def n_factuals(self) -> int:
+        """n, the number of factuals."""
         return self.counterfactuals.shape[0]
 
     @property
     def num_counterfactuals(self) -> int:
         return self.counterfactuals.shape[1]
+
+
+_deprecated.renamed_keywords(CounterfactualResult, {"losses": "terms"})  # CounterfactualResult(losses=...) warns

@@ -13,10 +13,14 @@ Example::
 
 from cfx.training.config import VARIANTS, CTConfig
 from cfx.training.epoch import EpochSpec, TrainingData, counterfactual_step, ct_epoch, split
-from cfx.training.train import CTFit, fit, fit_ct, generator, search_constraints
+from cfx import _deprecated
+from cfx.training.train import CTFit, ct_generator, fit, fit_ct, search_constraints
 from cfx.training.loss import Counterfactuals, CTWeights, ct_loss, ct_train_step, protect
 
 __all__ = [
     "VARIANTS", "CTConfig", "CTFit", "CTWeights", "Counterfactuals", "EpochSpec", "TrainingData", "counterfactual_step",
-    "ct_epoch", "ct_loss", "ct_train_step", "fit", "fit_ct", "generator", "protect", "search_constraints", "split",
+    "ct_epoch", "ct_loss", "ct_train_step", "fit", "fit_ct", "ct_generator", "protect", "search_constraints", "split",
 ]
+
+# cfx.training.generator was the ECCo generator of a CTConfig: a "generator" is the method itself (0.2)
+__getattr__ = _deprecated.module_aliases("cfx.training", {"generator": ("cfx.training", "ct_generator")})

@@ -90,7 +90,7 @@ def search_constraints(dataset, ct: CTConfig) -> Constraints:
     return dataclasses.replace(schema.constraints(), mutability=mutability, lower=lower, upper=upper)
 
 
-def generator(ct: CTConfig) -> ECCo:
+def ct_generator(ct: CTConfig) -> ECCo:
     """ECCo with CT's settings (SPEC §5): cost, energy, ridge, SGD η, τ, the stopping rule
     (``stop``) and the energy schedule (``energy_decay``; polynomial: b = round(T/25))."""
     schedule = polynomial_schedule(ct.max_steps) if ct.energy_decay == "polynomial" else {}
@@ -199,7 +199,7 @@ def fit(
                      n_ce=info["n_ce"], max_steps=ct.max_steps, epsilon=ct.epsilon, tx=_train._TX)
     data = TrainingData.create(X, y, out_classes)
     weights = CTWeights.create(ct.weights(), [MUTABILITY.index(m) for m in constraints.mutability])
-    gen = generator(ct)
+    gen = ct_generator(ct)
     gen.validate(1, d, out_classes)
     history: dict[str, list] = {}
     label = model if isinstance(model, str) else type(model).__name__

@@ -7,8 +7,8 @@ that module plus one line here (or :func:`register_kind` at run time).
 The runner (:func:`cfx.experiments.run`) drives every kind the same way::
 
     cfg = kind.schema.parse(raw)              # typed, validated config; ConfigError on bad input
-    state = kind.prepare(cfg)                 # checks needing data; nothing trained or written yet
-    store.prepare(...)                        # claim the folder: new, resume or refuse
+    state = kind.check(cfg)                   # checks needing data; nothing trained or written yet
+    store.claim(...)                          # claim the folder: new, resume or refuse
     kind.run(cfg, store, state, progress)     # compute and save records (skipping done ones)
     report = kind.report(cfg, store)          # tables and figures, always from saved records
 """
@@ -20,6 +20,7 @@ import importlib
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
+from cfx import _deprecated
 from cfx.experiments.config import Experiment, Preset, RawConfig, apply_preset
 from cfx.experiments.progress import Progress
 from cfx.experiments.store import RecordPath, Store
@@ -39,8 +40,8 @@ class Report:
     tables: dict[str, Any] = dataclasses.field(default_factory=dict)
 
 
-def no_preparation(cfg) -> None:
-    """The default ``prepare``: nothing to check beyond the schema."""
+def no_check(cfg) -> None:
+    """The default ``check``: nothing to check beyond the schema."""
     return None
 
 
@@ -70,8 +71,9 @@ class Kind:
         are not done yet.
       report: ``(cfg, store) -> Report``: write and return tables and figures from the saved
         records (a resumed run reports exactly what an uninterrupted one does).
-      prepare: ``cfg -> state``: everything that can fail on bad input (data files,
+      check: ``cfg -> state``: everything that can fail on bad input (data files,
         hyperparameters), before anything is trained or written (default: nothing, state None).
+        (``prepare`` before cfx 0.2: a generator's ``prepare`` is something else.)
       expected: ``cfg -> [record path]``: the records of a complete run (default: none listed).
       show: ``(store, raw, metrics) -> str``: the table of a finished folder (``cfx show``;
         ``raw`` is its saved config.yaml as a plain mapping); LookupError while unfinished
@@ -86,16 +88,25 @@ class Kind:
     schema: type[Experiment]
     run: Callable[[Any, Store, Any, Progress], None]
     report: Callable[[Any, Store], Report]
-    prepare: Callable[[Any], Any] = no_preparation
+    check: Callable[[Any], Any] = no_check
     expected: Callable[[Any], Sequence[RecordPath]] = no_records
     show: Callable[[Store, Any, Sequence[str] | None], str] = show_summary
     description: str = ""
     unit: str = "record"
     presets: Mapping[str, Preset] = dataclasses.field(default_factory=dict)
 
+    @property
+    def prepare(self) -> Callable[[Any], Any]:
+        """Deprecated (cfx 0.3 removes it): ``check``."""
+        _deprecated.warn("Kind.prepare", "use Kind.check")
+        return self.check
+
     def parse(self, raw: RawConfig):
         """The validated config of ``raw`` (its preset, if any, merged under it first)."""
         return self.schema.parse(apply_preset(raw, self.presets, self.name))
+
+
+_deprecated.renamed_keywords(Kind, {"prepare": "check"})  # Kind(prepare=...) warns
 
 
 #: kind name -> module defining ``KIND`` (or a Kind registered at run time)

@@ -85,7 +85,7 @@ class GeneratorSpec(sections.GeneratorSpec):
     """A generator (:class:`cfx.experiments.sections.GeneratorSpec`) and ``latent_space``: search
     its objective in a VAE's latent space (CE.jl 0.1.5's ``latent_space = true``;
     :func:`cfx.generators.latent_space`): ``true``, or a mapping of the VAE's and the start's
-    options (:data:`cfx.generators.latent.VAE_OPTIONS`, e.g. ``{vae_epochs: 100, start: sample}``)."""
+    options (:data:`cfx.generators.latent.VAE_OPTIONS`, e.g. ``{vae_epochs: 100, latent_start: sample}``)."""
 
     latent_space: Bool | dict = False
 
@@ -223,7 +223,7 @@ def _generators(cfg: DynamicsConfig, split=None) -> dict:
     return out
 
 
-def prepare(cfg: DynamicsConfig):
+def check(cfg: DynamicsConfig):
     """Build every generator and load every data set (bad hyperparameters or missing files fail here)."""
     from cfx.experiments.config import ConfigError
 
@@ -429,6 +429,6 @@ ARD_2023 = Preset(
     expand=_expand_ard,
 )
 
-KIND = Kind(name="dynamics", schema=DynamicsConfig, prepare=prepare, run=run, report=report, expected=expected,
+KIND = Kind(name="dynamics", schema=DynamicsConfig, check=check, run=run, report=report, expected=expected,
             show=show, description="endogenous recourse dynamics: rounds of recourse + retraining, shift metrics",
             unit="simulation", presets={"ard-2023": ARD_2023})

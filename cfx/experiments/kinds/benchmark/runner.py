@@ -1,5 +1,5 @@
 """The benchmark's run: seeds, data, factuals, models (trained or restored), generators,
-``prepare``, ``run`` and ``expected``. The rules for factuals and seeds are in the package
+``check``, ``run`` and ``expected``. The rules for factuals and seeds are in the package
 docstring (:mod:`cfx.experiments.kinds.benchmark`).
 """
 
@@ -19,7 +19,7 @@ from cfx.experiments.progress import Progress
 from cfx.experiments.runs import derive_seed
 from cfx.experiments.store import Store, run_name
 
-__all__ = ["prepare", "run", "expected", "select_factuals", "derive_seed", "GRID_RESOLUTION", "MAX_PLOT_POINTS"]
+__all__ = ["check", "run", "expected", "select_factuals", "derive_seed", "GRID_RESOLUTION", "MAX_PLOT_POINTS"]
 
 GRID_RESOLUTION = 100  # 2-D figure: p(target | x) on a 100 x 100 grid
 MAX_PLOT_POINTS = 1000
@@ -162,11 +162,11 @@ def expected(cfg: BenchmarkConfig) -> list[tuple[str, ...]]:
 
 
 # --------------------------------------------------------------------------------------
-# prepare / run
+# check / run
 # --------------------------------------------------------------------------------------
 
 
-def prepare(cfg: BenchmarkConfig) -> dict:
+def check(cfg: BenchmarkConfig) -> dict:
     """Load every split and build every generator on run 0's data: bad data files and bad
     hyperparameters fail here, before any training or writing. Returns the splits."""
     splits = {(dc.key, r): _load_split(dc, cfg, r) for dc in cfg.data for r in range(cfg.runs)}
@@ -228,7 +228,7 @@ def _probability_grid(clf, train, resolution: int = GRID_RESOLUTION) -> dict:
 def _generator_settings(gen) -> dict:
     """The search defaults a fitted generator carries (for the cell record)."""
     out = {}
-    for k in ("threshold", "num_counterfactuals", "convergence", "init", "min_steps"):
+    for k in ("threshold", "num_counterfactuals", "convergence", "start", "min_steps"):
         v = getattr(gen, k, None)
         if v is not None:
             out[k] = v if isinstance(v, str) else np.asarray(v).item()

@@ -18,7 +18,8 @@ DataConfig, ModelConfig, GeneratorConfig = DataSpec, ModelSpec, GeneratorSpec
 SearchConfig, CalibrationConfig = SearchSpec, CalibrationSpec
 
 # keys that moved from the experiment's search section onto each generator
-_MOVED_TO_GENERATOR = ("threshold", "num_counterfactuals", "init", "convergence", "min_steps", "init_scale")
+_MOVED_TO_GENERATOR = ("threshold", "num_counterfactuals", "start", "convergence", "min_steps", "start_scale", "init",
+                       "init_scale")
 
 
 class BenchmarkConfig(sections.GridExperiment):

@@ -205,7 +205,7 @@ def _protected_index(dc: CTDataConfig, train) -> int | tuple[int, ...]:
     return names.index(p.lower())
 
 
-def prepare(cfg: CTExperiment) -> dict:
+def check(cfg: CTExperiment) -> dict:
     """Load every split and resolve the protected features (bad input fails here)."""
     from cfx.experiments.config import ConfigError
 
@@ -251,11 +251,11 @@ def _grid(clf, train) -> dict:
 def _eval_generator(ev: EvalConfig, ct):
     """The evaluation search: CT's ECCo with the evaluation step size, or Generic; τ of the CT search."""
     import cfx.generators
-    from cfx.training import generator
+    from cfx.training import ct_generator
 
     if ev.generator == "generic":
         return cfx.generators.Generic(threshold=ct.threshold, learning_rate=ev.learning_rate)
-    return generator(ct).replace(learning_rate=ev.learning_rate)
+    return ct_generator(ct).replace(learning_rate=ev.learning_rate)
 
 
 def run(cfg: CTExperiment, store: Store, splits: dict, progress: Progress) -> None:
@@ -425,6 +425,6 @@ def show(store: Store, raw: Mapping, metrics=None) -> str:
     return path.read_text()
 
 
-KIND = Kind(name="ct", schema=CTExperiment, prepare=prepare, run=run, report=report, expected=expected, show=show,
+KIND = Kind(name="ct", schema=CTExperiment, check=check, run=run, report=report, expected=expected, show=show,
             description="counterfactual training vs conventional training: IP, IP*, accuracy, robustness",
             unit="model", presets=ct_reference.PRESETS)

@@ -34,12 +34,12 @@ from __future__ import annotations
 from cfx.experiments.kinds import Kind
 from cfx.experiments.kinds.eccco.preset import PRESETS
 from cfx.experiments.kinds.eccco.report import KEYS, TABLE_METRICS, report, show, summary_markdown
-from cfx.experiments.kinds.eccco.runner import available, derive_seed, expected, prepare, run, select_factuals
+from cfx.experiments.kinds.eccco.runner import available, derive_seed, expected, check, run, select_factuals
 from cfx.experiments.kinds.eccco.schema import EcccoConfig
 
-__all__ = ["EcccoConfig", "KIND", "KEYS", "TABLE_METRICS", "available", "derive_seed", "expected", "prepare", "run",
+__all__ = ["EcccoConfig", "KIND", "KEYS", "TABLE_METRICS", "available", "derive_seed", "expected", "check", "run",
            "report", "select_factuals", "show", "summary_markdown"]
 
-KIND = Kind(name="eccco", schema=EcccoConfig, run=run, report=report, prepare=prepare, expected=expected, show=show,
+KIND = Kind(name="eccco", schema=EcccoConfig, run=run, report=report, check=check, expected=expected, show=show,
             unit="cell", presets=PRESETS,
             description="ECCCo reproduction: models x generators, unfaithfulness, implausibility, set size, 9 -> 7 figure")

@@ -106,7 +106,7 @@ RUN_SEARCH = {
 #: step redraws z from q(z|x′) at the clamped counterfactual (``update!`` → ``apply_domain_constraints!``
 #: → ``encode_state``): ``resample``.
 REVISE_VAE = {"vae_activations": ["sigmoid", "tanh"], "vae_decoder_l2": 0.01, "vae_batch_size": 50,
-              "start": "sample", "resample": True}
+              "latent_start": "sample", "resample": True}
 
 #: The four models of the paper, as the preset fills them.
 MODELS = [{"name": "mlp"}, {"name": "ensemble"}, {"name": "jem"}, {"name": "jem_ensemble"}]

@@ -32,7 +32,7 @@ from cfx.experiments.progress import Progress
 from cfx.experiments.runs import derive_seed, key as _key, model_path
 from cfx.experiments.store import Store, run_name
 
-__all__ = ["prepare", "run", "expected", "available", "derive_seed", "select_factuals", "cell_path", "model_path",
+__all__ = ["check", "run", "expected", "available", "derive_seed", "select_factuals", "cell_path", "model_path",
            "model_run", "FIGURE_DIGITS"]
 
 #: (factual class, target class) of the image figure.
@@ -79,7 +79,7 @@ def model_run(cfg: EcccoConfig, r: int) -> int:
     return 0 if cfg.runs_vary == "factuals" else r
 
 
-def prepare(cfg: EcccoConfig) -> dict:
+def check(cfg: EcccoConfig) -> dict:
     """Every split of every data set that runs (missing files of required sets fail here,
     before anything is trained or written)."""
     splits = {(dc.key, r): _split(dc, cfg, r) for dc in cfg.data if available(dc) for r in range(cfg.runs)

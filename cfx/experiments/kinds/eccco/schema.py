@@ -13,7 +13,7 @@ from typing import Annotated, Any, Mapping
 import pydantic
 
 from cfx.experiments import sections
-from cfx.experiments.config import (Bool, Context, Float, IntList, NonNegativeInt, PositiveFloat,
+from cfx.experiments.config import (Bool, ConfigSource, Float, IntList, NonNegativeInt, PositiveFloat,
                                     PositiveInt, Probability, RawConfig, Spec, Str, check_label, check_name, plain,
                                     suggest)
 from cfx.experiments.sections import CalibrationSpec, GeneratorSpec, SamplingSpec, SearchSpec
@@ -178,7 +178,7 @@ class EcccoConfig(sections.GridExperiment):
                 f"{self.runs} runs = {n} cells (optional data sets without files are skipped) -> {self.output_dir}")
 
 
-def _check_buffer_from(d: dict, ctx: Context) -> None:
+def _check_buffer_from(d: dict, ctx: ConfigSource) -> None:
     """``buffer_from`` names another model of the config, both JEMs with ``jem_loss: reference``; the
     source keeps one buffer (a single JEM, or an ensemble trained with ``members: sequential``)."""
     by_key = {m.key: m for m in d["models"]}
@@ -206,19 +206,19 @@ def _is_ensemble(name: str) -> bool:
     return MODELS.get(name).ensemble
 
 
-def _choice(value: Any, allowed: tuple, path: str, ctx: Context) -> None:
+def _choice(value: Any, allowed: tuple, path: str, ctx: ConfigSource) -> None:
     if value not in allowed:
         raise ctx.error(path, f"expected one of {', '.join(map(repr, allowed))}{suggest(str(value), list(allowed))}; "
                               f"got {value!r}")
 
 
-def _mapping(raw: Any, path: str, ctx: Context) -> dict:
+def _mapping(raw: Any, path: str, ctx: ConfigSource) -> dict:
     if not isinstance(raw, Mapping):
         raise ctx.error(path, f"expected a mapping, got {raw!r}")
     return dict(raw)
 
 
-def _model(raw: Any, path: str, ctx: Context) -> ModelSpec:
+def _model(raw: Any, path: str, ctx: ConfigSource) -> ModelSpec:
     spec = ctx.validate(ModelSpec, _mapping(raw, path, ctx), path)
     check_name(spec.name, _model_names(), "model", f"{path}.name", ctx)
     if spec.label is None:
@@ -234,7 +234,7 @@ def _model(raw: Any, path: str, ctx: Context) -> ModelSpec:
     return spec
 
 
-def _hyperparams(name: str, raw: Mapping, path: str, ctx: Context) -> dict:
+def _hyperparams(name: str, raw: Mapping, path: str, ctx: ConfigSource) -> dict:
     """Generator ``name``'s hyperparameters ``raw`` (as given), checked and built once."""
     import cfx.generators
 
@@ -246,12 +246,12 @@ def _hyperparams(name: str, raw: Mapping, path: str, ctx: Context) -> dict:
     return hp
 
 
-def _generator(raw: Any, path: str, ctx: Context) -> GeneratorSpec:
+def _generator(raw: Any, path: str, ctx: ConfigSource) -> GeneratorSpec:
     gc = sections.generator_item(raw, path, ctx, coerce=False)
     return gc.replace(hyperparams=_hyperparams(gc.name, gc.hyperparams, path, ctx))
 
 
-def _data(raw: Any, path: str, ctx: Context, models: tuple, generators: tuple) -> DataSpec:
+def _data(raw: Any, path: str, ctx: ConfigSource, models: tuple, generators: tuple) -> DataSpec:
     spec = sections.data_item(raw, path, ctx, spec=DataSpec)
     by_model = {m.key: m for m in models}
     for label, changes in spec.models.items():
