@@ -76,7 +76,7 @@ def test_preset_fills_the_latent_options_and_refuses_conflicts(tmp_path):
     gens = {g.key: g for g in cfg.generators}
     assert set(gens) == {"latent", "latent_conservative", "gravitational", "claproar"}
     hp, vae = latent_generator_options("claproar")
-    assert gens["claproar"].latent_options() == vae and {"space", "init"}.isdisjoint(gens["claproar"].hyperparams)
+    assert gens["claproar"].latent_options() == vae and {"space", "start"}.isdisjoint(gens["claproar"].hyperparams)
     assert gens["claproar"].hyperparams["step_tolerance"] == hp["step_tolerance"] == 1e-3
     from cfx.experiments.kinds.dynamics import _generators
 

@@ -36,7 +36,7 @@ def ctx_at(clf, x_cf, target, step):
 def test_defaults_follow_the_spec():
     e = G.ECCCo()
     assert (e.cost, e.set_size, e.energy, e.learning_rate) == (0.1, 0.1, 0.5, 0.05)
-    assert (e.optimizer, e.convergence, e.init, e.ridge, e.temperature, e.kappa) == (
+    assert (e.optimizer, e.convergence, e.start, e.ridge, e.temperature, e.kappa) == (
         "sgd", "generator_conditions", "identity", 0.0, 0.1, 1.0)
     c = G.ECCo()
     assert (c.cost, c.energy, c.learning_rate, c.optimizer, c.convergence) == (0.001, 5.0, 0.25, "sgd", "threshold")
