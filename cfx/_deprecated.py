@@ -17,8 +17,11 @@ class CfxDeprecationWarning(DeprecationWarning):
 
 def warn(old: str, new: str, *, stacklevel: int = 3) -> None:
     """Warn that ``old`` is deprecated (removed in cfx 0.3) and ``new`` is what to write."""
-    warnings.warn(f"{old} is deprecated and goes in cfx 0.3: {new} (see CHANGELOG.md)", CfxDeprecationWarning,
-                  stacklevel=stacklevel)
+    warnings.warn(
+        f"{old} is deprecated and goes in cfx 0.3: {new} (see CHANGELOG.md)",
+        CfxDeprecationWarning,
+        stacklevel=stacklevel,
+    )
 
 
 def module_aliases(module_name: str, aliases: dict[str, tuple[str, str]]):
@@ -71,8 +74,11 @@ def keyword_only(*names: str):
             if extra:
                 if len(extra) > len(names):
                     raise TypeError(f"{fn.__name__}() takes {n_positional} positional arguments; got {len(args)}")
-                given = ", ".join(f"{k}=" for k in names[:len(extra)])
-                warn(f"{fn.__name__}(...) with {given.replace('=', '')} by position", f"name it: {fn.__name__}(..., {given}...)")
+                given = ", ".join(f"{k}=" for k in names[: len(extra)])
+                warn(
+                    f"{fn.__name__}(...) with {given.replace('=', '')} by position",
+                    f"name it: {fn.__name__}(..., {given}...)",
+                )
                 for k, v in zip(names, extra):
                     if k in kwargs:
                         raise TypeError(f"{fn.__name__}() got multiple values for argument {k!r}")

@@ -27,8 +27,8 @@ FORMATTED = (
     "cfx/generators/greedy.py", "cfx/generators/growing_spheres.py", "cfx/generators/pca.py",
     "cfx/models/ensemble.py", "cfx/models/losses.py", "cfx/search/_convergence.py", "cfx/search/_tracks.py",
     "cfx/experiments/kinds/ct/settings.py", "experiments/eccco_glorot.py", "tests/test_data.py",
-    "tests/test_docstrings.py", "tests/test_eccco_ablations.py", "tests/test_losses.py", "tests/test_probe.py",
-    "cfx/_spread.py", "tests/test_explain_diverse.py",
+    "tests/test_docstrings.py", "tests/test_eccco_ablations.py", "tests/test_terms.py", "tests/test_probe.py",
+    "cfx/_spread.py", "tests/test_explain_diverse.py", "cfx/terms.py", "cfx/_deprecated.py",
 )
 
 
