@@ -340,3 +340,13 @@ def test_paper_configs_parse_and_the_smoke_config_runs(tmp_path):
     final = res.tables["final"]
     assert set(final["model"]) == {"linear", "mlp"} and set(final["generator"]) == {"generic"}
     assert (final[final["metric"] == "mmd_domain"]["round"] == 2).all()
+
+
+def test_the_paper_configs_linearly_separable_centres_are_the_seeded_stream():
+    """synthetic_data.qmd: Random.seed!(42), then make_blobs(1000, 2; centers=2, center_box=(-2 => 2)) first."""
+    from cfx.data.julia_rng import mljbase_blob_centers
+    from cfx.experiments import load_config
+
+    cfg = load_config(ROOT / "configs" / "dynamics_paper.yaml")
+    ls = next(d for d in cfg.data if d.name == "linearly_separable")
+    np.testing.assert_allclose(ls.options["centers"], mljbase_blob_centers(42, center_box=(-2, 2)), atol=1e-5)
