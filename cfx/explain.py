@@ -172,6 +172,8 @@ def explain(
         X_search = np.repeat(X, R, 0)
         target = target if target is None or np.ndim(target) == 0 else np.repeat(np.asarray(target), R)
         search_opts.setdefault("start", "spread" if isinstance(generator, str) else gen.start)
+        if not isinstance(search_opts["start"], str):  # starts of the call's own: every run starts there
+            search_opts["start"] = np.repeat(np.asarray(search_opts["start"]), R, 0)
     else:
         X_search = X
     if isinstance(search_opts.get("start"), str) and search_opts["start"] == "spread":
