@@ -8,7 +8,8 @@ target 1 (income > 50K). Each configuration runs on the same factuals:
   generic/grid     + integer features searched relaxed and returned rounded (done-ness on it)
   generic/after    cfx.explain defaults: grid, identity start, sparsity pass
   dice/before      DiCE K = 3 at the registry defaults (diversity 0.1, 100 steps), no grid
-  dice/after       cfx.explain defaults for DiCE (diversity 1.0, 500 steps, grid, sparsity)
+  dice/after       cfx.explain defaults for DiCE (diversity 1.0, 500 steps, grid, sparsity; since
+                   issue 23 also 4 runs from spread starts, the K farthest apart)
                    (and the same without the sparsity pass)
 
 Per configuration: validity on the decoded raw point, mean raw features changed (L0 over raw
