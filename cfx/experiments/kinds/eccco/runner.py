@@ -156,6 +156,7 @@ def _model(cfg, store: Store, dc: DataSpec, mc: ModelSpec, r: int, split, progre
         if spec.scheduled or spec.buffer_from:  # the reference's training schedule (cfx.models.fit_scheduled)
             extra = None if spec.buffer_from is None else _buffer_of(cfg, store, dc, spec.buffer_from, r, split,
                                                                      progress)
+            t0 = time.perf_counter()  # the source model's training is its own record's time
             clf, state = cfx.models.fit_scheduled(fit, spec.name, seed=seed, batch_order=spec.batch_order,
                                                   bagging=spec.bagging, members=spec.members,
                                                   epoch_pass=spec.epoch_pass, extra=extra, return_state=True,
