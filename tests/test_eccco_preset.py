@@ -48,6 +48,9 @@ def test_paper_configs_parse_with_the_preset_filling_each_data_set():
                                       "set_size": 0.1, "energy": 0.5, "ridge": 0.0, "decay_rate": DECAY_RATE,
                                       "decay_every": 1, "empty_set": "complement"}
     assert ls.generators["wachter"]["learning_rate"] == 0.05 and ls.generators["schut"]["max_changes"] == 20
+    cal = next(d for d in cfg.data if d.key == "california")  # the reference's 8 raw columns
+    assert cal.name == "california_raw" and cal.models["jem"]["sampler_batch"] == 10
+    assert cal.generators["eccco"]["energy"] == 0.5
     moons = next(d for d in cfg.data if d.name == "moons")
     assert moons.models["jem"]["epochs"] == 500 and moons.models["jem"]["sampler_batch"] == 10
     assert moons.options == {"noise": 0.1, "yshift": 0.3}  # MLJBase's make_moons
