@@ -41,7 +41,7 @@ def test_paper_configs_parse_with_the_preset_filling_each_data_set():
     assert ls.models["mlp"]["batch_order"] == "fixed" and ls.models["ensemble"]["bagging"] == 0.8
     assert ls.models["jem"]["epoch_pass"] and ls.models["jem_ensemble"]["members"] == "sequential"
     assert "members" not in ls.models["jem"] and "bagging" not in ls.models["mlp"]
-    assert ls.generators["revise"]["vae_activations"] == ["sigmoid", "tanh"] and ls.generators["revise"]["start"] == "sample"
+    assert ls.generators["revise"]["vae_activations"] == ["sigmoid", "tanh"] and ls.generators["revise"]["latent_start"] == "sample"
     assert ls.generators["revise"]["resample"]
     # the run behind the paper's tables: the grid-selected search (append_best_params), decay at every step
     assert ls.generators["eccco"] == {"learning_rate": 0.05, "convergence": "generator_conditions", "cost": 0.1,
