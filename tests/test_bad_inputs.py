@@ -80,8 +80,8 @@ CASES = [
      ValueError, r"max_steps must be a positive int"),
     ("generate/max_steps string", lambda t: cfx.generate(Generic(), t["clf"], t["X"][:4], 1, key=t["key"],
                                                          max_steps="5"), ValueError, r"max_steps"),
-    ("generate/threshold 2", lambda t: _generate(t, threshold=2.0), ValueError, r"threshold must be a probability"),
-    ("generate/K 0", lambda t: _generate(t, num_counterfactuals=0), ValueError, r"num_counterfactuals"),
+    ("generate/threshold 2", lambda t: _generate(t, Generic(threshold=2.0)), ValueError, r"threshold must be a probability"),
+    ("generate/K 0", lambda t: _generate(t, Generic(num_counterfactuals=0)), ValueError, r"num_counterfactuals"),
     ("generate/key an int", lambda t: cfx.generate(Generic(), t["clf"], t["X"][:4], 1, key=0), TypeError,
      r"key must be a single PRNG key"),
     # --- constraints
@@ -109,7 +109,7 @@ CASES = [
     ("Generic/unknown optimizer", lambda t: _generate(t, Generic(optimizer="sgdd")), ValueError, r"Generic.optimizer"),
     ("Generic/unknown distance", lambda t: _generate(t, Generic(distance="l7")), ValueError, r"Generic.distance"),
     ("Generic/unknown yloss", lambda t: _generate(t, Generic(yloss="hinge2")), ValueError, r"Generic.yloss"),
-    ("DiCE/one counterfactual", lambda t: _generate(t, DiCE(), num_counterfactuals=1), ValueError,
+    ("DiCE/one counterfactual", lambda t: _generate(t, DiCE(num_counterfactuals=1)), ValueError,
      r"DiCE needs num_counterfactuals > 1"),
     ("ECCCo/not fitted", lambda t: _generate(t, ECCCo()), ValueError, r"ECCCo.q_hat is unset"),
     ("ECCCo-L1/not fitted, calibrated classifier", lambda t: cfx.generate(

@@ -88,7 +88,7 @@ out["samples"] = np.asarray(cfx.sampling.conditional_samples(mlp, data, key=jax.
                                                              keep=2))
 for name, k in (("generic", 1), ("dice", 2), ("eccco", 1), ("growing_spheres", 1)):
     gen = G.make(name, data=data, classifier=conf)
-    res = cfx.generate(gen, conf, X[:4], 1, key=jax.random.key(0), max_steps=6, num_counterfactuals=k)
+    res = cfx.generate(gen.replace(num_counterfactuals=k), conf, X[:4], 1, key=jax.random.key(0), max_steps=6)
     out[name] = np.asarray(res.counterfactuals)
     out[name + "_target_probs"] = np.asarray(res.target_probs)
     out[name + "_outcome"] = np.asarray(res.outcome)

@@ -347,13 +347,13 @@ assert jax.device_count() == 4, jax.devices()
 clf = cfx.Classifier(lambda p, x: x @ p["W"] + p["b"],
                      {"W": jnp.array([[-0.5, 0.5], [-0.5, 0.5]]), "b": jnp.array([0.5, -0.5])}, n_features=2)
 x = np.random.default_rng(0).uniform(-1.5, 0.0, size=(12, 2)).astype(np.float32)
-gen = cfx.generators.DiCE()
-sharded = cfx.generate(gen, clf, x, 1, key=jax.random.key(0), num_counterfactuals=3)
+gen = cfx.generators.DiCE(num_counterfactuals=3)
+sharded = cfx.generate(gen, clf, x, 1, key=jax.random.key(0))
 assert len(sharded.counterfactuals.sharding.device_set) == 4, sharded.counterfactuals.sharding
-single = cfx.generate(gen, clf, x, 1, key=jax.random.key(0), num_counterfactuals=3, devices=jax.devices()[:1])
+single = cfx.generate(gen, clf, x, 1, key=jax.random.key(0), devices=jax.devices()[:1])
 assert len(single.counterfactuals.sharding.device_set) == 1
 np.testing.assert_allclose(sharded.counterfactuals, single.counterfactuals, atol=1e-6)
-ragged = cfx.generate(gen, clf, x[:10], 1, key=jax.random.key(0), num_counterfactuals=3, batch_size=3)
+ragged = cfx.generate(gen, clf, x[:10], 1, key=jax.random.key(0), batch_size=3)
 np.testing.assert_allclose(ragged.counterfactuals, single.counterfactuals[:10], atol=1e-6)
 print("sharded ok")
 """
