@@ -46,14 +46,15 @@ from cfx.search import generate
 #: DiCE at diversity 0.1 stopping at the first valid step returns near-copies of one
 #: counterfactual; diversity 1.0 for at least 500 steps spreads the K (docs/tabular.md).
 EXPLAIN_DEFAULTS: dict[str, dict[str, Any]] = {"dice": {"diversity": 1.0, "min_steps": 500, "stop": "set"}}
-#: ``generator="dice-ml"``: DiCE as dice-ml's own gradient DiCE runs it (its PyTorch DiverseCF
+#: ``generator="dice"`` (or ``"dice-ml"``): DiCE as dice-ml's own gradient DiCE runs it (its PyTorch DiverseCF
 #: defaults; Mothilal et al. 2020):
 #: (1/K) Σ_k hinge(f(x'_k)) + (0.5/d') (1/K) Σ_k ||x'_k − x||_w − 1.0 · det(1/(1 + ||x'_i − x'_j||_w)),
 #: ||·||_w dice-ml's inverse-MAD weighted L1 and d' its encoded width
 #: (:func:`cfx.generators.dice.dice_ml_feature_weights`, from the dataset), at least 500 Adam
 #: steps (learning rate 0.05) in dice-ml's search space, every feature min-max scaled to [0, 1]
-#: by the data's bounds, the K stopping together (docs/tabular.md). ``"dice"`` keeps CE.jl's
-#: loss (cross-entropy, 0.1 · L1 summed over K, unweighted L2 kernel) with EXPLAIN_DEFAULTS.
+#: by the data's bounds, the K stopping together (docs/tabular.md). ``"dice-cejl"`` keeps CE.jl's
+#: loss (cross-entropy, 0.1 · L1 summed over K, unweighted L2 kernel) with EXPLAIN_DEFAULTS, as
+#: ``cfx.generate(DiCE(), ...)`` and the benchmark run it.
 DICE_ML_DEFAULTS: dict[str, Any] = {"yloss": "hinge", "k_terms": "mean", "diversity_distance": "l1"}
 DICE_PROXIMITY = 0.5  # dice-ml's proximity_weight; explain's DiCE cost is DICE_PROXIMITY / d
 MAX_STEPS = 1000
@@ -99,8 +100,9 @@ def explain(
         column (and the row), before anything compiles.
       data: the training Dataset: its encoder encodes and decodes, its schema constrains,
         and generators that need data (Wachter's MAD, REVISE's VAE, ...) are fitted on it.
-      generator: a registry name (``cfx.generators.describe()``), ``"dice-ml"`` (DiCE with dice-ml's
-        own loss, feature weights and search space: :data:`DICE_ML_DEFAULTS`), or a Generator.
+      generator: a registry name (``cfx.generators.describe()``; ``"dice"`` (alias ``"dice-ml"``) is
+        DiCE with dice-ml's own loss, feature weights and search space, :data:`DICE_ML_DEFAULTS`;
+        ``"dice-cejl"`` is DiCE with CE.jl's loss, as the registry's DiCE), or a Generator.
       target: the desired class (an int, or one per row); None: the other class of a binary
         model, any class but the row's prediction for more classes.
       num_counterfactuals: K per row (DiCE: K >= 2).
@@ -125,7 +127,7 @@ def explain(
         valid members of all runs·K that :func:`most_diverse` picks (most valid, then most pairs
         with different changed features, then the largest Σ pairwise L1), each judged after its
         own sparsity pass and rounding (K = 1: the nearest valid one). None: DICE_RUNS (4) for
-        DiCE named by its registry name (``"dice"``, ``"dice-ml"``) with K > 1, else 1. With
+        DiCE named by string (``"dice"``, ``"dice-ml"``, ``"dice-cejl"``) with K > 1, else 1. With
         more than one run a named generator starts from ``start="spread"``.
       **options: search options (``max_steps`` (default 1000), ``threshold`` τ, the start rule
         ``start`` (also ``"spread"``: :func:`spread_starts`, random features redrawn in their box),
@@ -294,8 +296,10 @@ def _generator(generator, hyperparams: dict, dataset, clf) -> G.Generator:
         return generator
     if not isinstance(generator, str):
         raise TypeError(f"generator must be a registry name or a cfx.generators.Generator; got {type(generator).__name__}")
-    reference = generator.lower().replace("_", "-") == "dice-ml"  # DiCE as dice-ml runs it (DICE_ML_DEFAULTS)
-    generator = "dice" if reference else generator
+    spelled = generator.lower().replace("_", "-")
+    # explain's "dice" (and "dice-ml") is DiCE as dice-ml runs it (DICE_ML_DEFAULTS); "dice-cejl" keeps CE.jl's loss
+    reference = spelled in ("dice", "dice-ml")
+    generator = "dice" if spelled in ("dice-ml", "dice-cejl") else generator
     try:
         known = G.hyperparameters(generator)
     except ValueError as err:

@@ -157,11 +157,13 @@ def main(argv=None):
         cell = {}
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            variants = [("cfx dice", {}), ("cfx dice, one run (before)", {"runs": 1}),
+            variants = [("cfx dice-cejl", {"generator": "dice-cejl"}),
+                        ("cfx dice-cejl, one run (before)", {"generator": "dice-cejl", "runs": 1}),
                         ("cfx dice-ml", {"generator": "dice-ml"}),
                         ("cfx dice-ml, no restarts", {"generator": "dice-ml", "restarts": False}),
                         ("cfx dice-ml, one run (before)", {"generator": "dice-ml", "runs": 1})]
-            variants += [(f"cfx dice, diversity {w:g}", {"diversity": w}) for w in args.diversity]
+            variants += [(f"cfx dice-cejl, diversity {w:g}", {"generator": "dice-cejl", "diversity": w})
+                         for w in args.diversity]
             for label, opts in variants:
                 opts = {"generator": "dice", **opts}
                 cfx.explain(clf, rows, data=train, target=1, num_counterfactuals=K, seed=args.seed, **opts)

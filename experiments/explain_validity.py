@@ -5,7 +5,8 @@ test_size=0.2, seed=0)``, cfx's default MLP ``cfx.models.fit(train, seed=S)`` (c
 ``OUT/models``), and F seeded test rows the model rejects (predicted 0), target 1. Then:
 
   explain/generic   cfx.explain(clf, rows, data=train, target=1)                 (K = 1)
-  explain/dice      cfx.explain(..., generator="dice", num_counterfactuals=3)
+  explain/dice      cfx.explain(..., generator="dice", num_counterfactuals=3) (dice-ml's loss;
+                    explain/dice-cejl: CE.jl's loss)
   explain/NAME:norestart   the same with restarts=False (before the restarts)
   generate/dice     cfx.generate(DiCE(), ..., constraints=schema, max_steps=200): the registry
                     defaults, validity re-scored on the decoded raw row (the issue's 70 %)
@@ -170,7 +171,7 @@ def main(argv=None):
                     cell[config] = run_generate(train, clf, rows, 3, repair=config.endswith("+repair"))
                 else:
                     gen, _, variant = config.split("/")[1].partition(":")
-                    K = 3 if gen in ("dice", "dice-ml") else 1
+                    K = 3 if gen in ("dice", "dice-ml", "dice-cejl") else 1
                     extra = {"restarts": False} if variant == "norestart" else {}
                     cell[config], frame = run_explain(train, clf, rows, gen, K, warm=args.warm, **extra)
                     bad = frame[~frame["valid"]]

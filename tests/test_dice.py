@@ -61,5 +61,8 @@ def test_explain_dice_ml_builds_dice_as_dice_ml_runs_it():
     np.testing.assert_allclose(np.asarray(gen.feature_weights), w)
     lo, hi = np.asarray(train.schema.lower), np.asarray(train.schema.upper)
     np.testing.assert_allclose(np.asarray(gen.space_scale), hi - lo, rtol=1e-6)  # min-max space
-    assert E._generator("dice", {}, train, clf).yloss == "cross_entropy"  # "dice" keeps its explain defaults
+    same = E._generator("dice", {}, train, clf)  # explain's "dice" is dice-ml's DiCE
+    assert (same.yloss, same.k_terms, same.space) == (gen.yloss, gen.k_terms, gen.space)
+    np.testing.assert_allclose(np.asarray(same.feature_weights), w)
+    assert E._generator("dice-cejl", {}, train, clf).yloss == "cross_entropy"  # CE.jl's loss, as the registry's DiCE
     assert E._generator("dice-ml", {"cost": 0.2}, train, clf).feature_weights is None  # a cost of your own: unweighted
