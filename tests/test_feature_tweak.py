@@ -124,9 +124,9 @@ def test_feature_tweak_through_explain(monkeypatch):
     module = importlib.import_module("cfx.explain")
     thresholds = []
 
-    def spy(*args, **kwargs):
-        thresholds.append(kwargs["threshold"])
-        return cfx.search.generate(*args, **kwargs)
+    def spy(generator, *args, **kwargs):
+        thresholds.append(generator.threshold)  # τ rides on the generator (generate's options moved there)
+        return cfx.search.generate(generator, *args, **kwargs)
 
     monkeypatch.setattr(module, "generate", spy)
     out = cfx.explain(cfx.models.from_sklearn(forest), rows, data=train, generator=FeatureTweak(), target=1)
