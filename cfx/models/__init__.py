@@ -14,7 +14,7 @@ from cfx.models.conformal import ConformalClassifier, calibrate, conformal_quant
 from cfx.models.external import from_predict_proba, from_sklearn
 from cfx.models.ensemble import Ensemble, average_probability_logits, is_ensemble, member_logits
 from cfx.models.jem import JEMLoss
-from cfx.models.laplace import LaplaceApply, expected_calibration_error, fit_laplace, laplace, last_layer_ggn
+from cfx.models.laplace import LaplaceApply, expected_calibration_error, laplace, last_layer_ggn
 from cfx.models.jem_reference import ReferenceJEMLoss
 from cfx.models.losses import batch_loss, cross_entropy, weighted_cross_entropy, weighted_mean
 from cfx.models.mlp import ACTIVATIONS, MLP, ModuleApply
@@ -22,7 +22,7 @@ from cfx.models.step import Batch, LossFn, TrainState, shuffled_batches, train_e
 from cfx.models.regression import IntervalLogits, Regressor, fit_regressor, interval_labels, is_regression
 from cfx.models.registry import MODELS, ModelEntry, register_model
 from cfx.models.schedule import fit_scheduled, member_rows
-from cfx.models.train import accuracy, fit, init, list_models
+from cfx.models.train import accuracy, fit, fit_laplace, init, list_models
 from cfx.models.vae import VAE, ELBO, fit_vae
 
 __all__ = [

@@ -382,40 +382,22 @@ def check_laplace_options(base: str = "mlp", **options) -> None:
         raise ValueError(f"unknown Laplace option {unknown[0]!r}; known: {', '.join(LAPLACE_OPTIONS)}")
 
 
-def fit_laplace(train, base: str = "mlp", *, seed: int = 0, hessian: str = "full", prior_precision=None,
-                predictive: str = "probit", n_samples: int = 100, last_layer: str = "logits",
-                marglik_steps: int = 300, marglik_learning_rate: float = 0.1, **fit_options) -> Classifier:
-    """Train ``base`` (``cfx.models.fit(train, base, seed=seed, **fit_options)``) and return its
-    :func:`laplace` approximation: what a config's ``model: laplace`` builds (the MC predictive's
-    draws use ``jax.random.key(seed)``). Same seed, same classifier."""
-    from cfx.models.train import fit  # lazy: train is the layer that trains, this one wraps
-
+def fit_entry(dataset, *, train_base, init_only: bool = False, base: str = "mlp", seed: int = 0,
+              hessian: str = "full", prior_precision=None, predictive: str = "probit", n_samples: int = 100,
+              last_layer: str = "logits", marglik_steps: int = 300, marglik_learning_rate: float = 0.1,
+              interval=None, values=None, **fit_options) -> Classifier:
+    """The registered model ``laplace``'s own training (``ModelEntry.fit``): the :func:`laplace`
+    approximation of ``train_base(dataset, base, seed=seed, **fit_options)``, where ``train_base``
+    is ``cfx.models.fit`` (a trained base) or, with ``init_only``, ``cfx.models.init`` (the untrained
+    base, whose parameters have the trained one's structure, to load saved ones). The caller passes
+    its trainer in, so this layer never imports the one that trains. The MC predictive's draws use
+    ``jax.random.key(seed)``: same seed, same classifier. ``interval`` / ``values`` (the
+    regressor's) do not apply."""
     check_laplace_options(base, hessian=hessian, predictive=predictive)
-    clf = fit(train, base, seed=seed, **fit_options)
-    return laplace(clf, train, hessian=hessian, prior_precision=prior_precision, predictive=predictive,
+    clf = train_base(dataset, base, seed=seed, **fit_options)
+    return laplace(clf, dataset, hessian=hessian, prior_precision=prior_precision, predictive=predictive,
                    n_samples=n_samples, key=jax.random.key(int(seed)), last_layer=last_layer,
                    marglik_steps=marglik_steps, marglik_learning_rate=marglik_learning_rate)
-
-
-def fit_entry(dataset, *, init_only: bool = False, base: str = "mlp", seed: int = 0, hessian: str = "full",
-              prior_precision=None, predictive: str = "probit", n_samples: int = 100, last_layer: str = "logits",
-              marglik_steps: int = 300, marglik_learning_rate: float = 0.1, interval=None, values=None,
-              **fit_options) -> Classifier:
-    """The registered model ``laplace``'s own training (``ModelEntry.fit``):
-    ``cfx.models.fit(train, "laplace", base=..., hessian=..., ...)`` is :func:`fit_laplace`;
-    ``init_only`` (``cfx.models.init``) the Laplace of the untrained base, whose parameters have
-    the trained one's structure (to load saved ones). ``interval`` / ``values`` (the regressor's)
-    do not apply."""
-    from cfx.models.train import init  # lazy: train is the layer that trains, this one wraps
-
-    laplace_options = dict(hessian=hessian, prior_precision=prior_precision, predictive=predictive,
-                           n_samples=n_samples, last_layer=last_layer, marglik_steps=marglik_steps,
-                           marglik_learning_rate=marglik_learning_rate)
-    if not init_only:
-        return fit_laplace(dataset, base, seed=seed, **laplace_options, **fit_options)
-    check_laplace_options(base, hessian=hessian, predictive=predictive)
-    clf = init(dataset, base, seed=seed, **fit_options)
-    return laplace(clf, dataset, key=jax.random.key(int(seed)), **laplace_options)
 
 
 def expected_calibration_error(probs, y, n_bins: int = 10) -> float:

@@ -4,7 +4,7 @@ An entry says how to build the model, how it trains and what it is:
 
     build(n_classes=, widths=, activation=, dropout=, n_members=) -> ModuleApply | Ensemble
     setup(loss, extra, X, *, n_classes, apply, seed) -> (loss, extra)    # its default objective
-    fit(dataset, *, init_only=False, **options) -> Classifier             # its own training, if any
+    fit(dataset, *, train_base, init_only=False, **options) -> Classifier  # its own training, if any
     energy_based, ensemble                                               # what it is
 
 Add a model: one :func:`register_model` call (docs/extending.md). Counterfactual training
@@ -42,8 +42,10 @@ class ModelEntry:
         trains with when the caller gives the default loss (JEM: :class:`JEMLoss` and a replay
         buffer); None: the caller's loss, unchanged.
       fit: a model with a training of its own (not a loss over mini-batches of the classification
-        data): ``fit(dataset, *, init_only=False, **options) -> Classifier`` replaces
-        :func:`cfx.models.fit`'s loop; None: trained by that loop.
+        data): ``fit(dataset, *, train_base, init_only=False, **options) -> Classifier`` replaces
+        :func:`cfx.models.fit`'s loop (``train_base`` is :func:`cfx.models.fit`, or
+        :func:`cfx.models.init` with ``init_only``, for a model that wraps another, as laplace
+        does, without importing the layer that trains); None: trained by that loop.
       energy_based: trained as an energy-based model (its logits define p(x)).
       ensemble: several members; ``build`` returns a :class:`cfx.models.Ensemble`.
       options: keyword options of its own ``fit`` beyond :func:`cfx.models.fit`'s (laplace's

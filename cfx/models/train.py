@@ -260,8 +260,8 @@ def init(
     _model_options(model, {k: v for k, v in training_options.items() if k not in _TRAINING_OPTIONS}, "init")
     own = _own_fit(model)
     if own is not None:  # a model with a training of its own (the regressor, laplace)
-        return own(dataset, init_only=True, seed=seed, widths=widths, activation=activation, dropout=dropout,
-                   n_members=n_members, n_classes=n_classes, **training_options)
+        return own(dataset, train_base=init, init_only=True, seed=seed, widths=widths, activation=activation,
+                   dropout=dropout, n_members=n_members, n_classes=n_classes, **training_options)
     X, y = _check_dataset(dataset)
     n_classes = max(int(y.max()) + 1, 2) if n_classes is None else _check_positive_int("n_classes", n_classes)
     apply, _, out_classes = _build(model, X.shape[1], n_classes=n_classes, widths=widths, activation=activation,
@@ -349,7 +349,7 @@ def fit(
     options = _model_options(model, options, "fit")
     own = _own_fit(model)
     if own is not None:  # a model with a training of its own (the regressor, laplace: ModelEntry.fit)
-        return own(dataset, interval=interval, values=values, widths=widths, activation=activation,
+        return own(dataset, train_base=fit, interval=interval, values=values, widths=widths, activation=activation,
                    epochs=epochs, batch_size=batch_size, learning_rate=learning_rate, seed=seed, dropout=dropout,
                    n_members=n_members, init_params=init_params, progress=progress, weight_decay=weight_decay,
                    n_classes=n_classes, **options)
@@ -465,3 +465,11 @@ def accuracy_of(pred, y):
     """mean(ŷ == y) of predicted labels ``pred`` and true labels ``y``: cfx's one accuracy
     formula, on numpy arrays (float64) or traced ones (inside a jitted metric)."""
     return (pred == y).mean()
+
+
+def fit_laplace(train, base: str = "mlp", **options) -> Classifier:
+    """``fit(train, "laplace", base=base, **options)``: train ``base`` and return its last-layer
+    Laplace approximation (:func:`cfx.models.laplace`); what a config's ``model: laplace`` builds.
+    Options: Laplace's own (``hessian``, ``prior_precision``, ``predictive``, ``n_samples``,
+    ``last_layer``, ``marglik_steps``, ``marglik_learning_rate``) and :func:`fit`'s for the base."""
+    return fit(train, "laplace", base=base, **options)
