@@ -63,22 +63,28 @@ def dice_random(forest, train, rows, X, y) -> dict:
     seconds = []
     for _ in range(2):
         start = time.perf_counter()
-        out = explainer.generate_counterfactuals(query, total_CFs=1, desired_class=1, features_to_vary=vary,
-                                                 random_seed=0, verbose=False)
+        out = explainer.generate_counterfactuals(
+            query, total_CFs=1, desired_class=1, features_to_vary=vary, random_seed=0, verbose=False
+        )
         seconds.append(time.perf_counter() - start)
     found = [e.final_cfs_df for e in out.cf_examples_list]
-    cf = np.array([f[cols].to_numpy(np.float32)[0] if f is not None and len(f) else np.full(len(cols), np.nan)
-                   for f in found])
+    cf = np.array(
+        [f[cols].to_numpy(np.float32)[0] if f is not None and len(f) else np.full(len(cols), np.nan) for f in found]
+    )
     has = ~np.isnan(cf).any(1)
     valid = np.zeros(len(rows), bool)
     valid[has] = forest.predict(cf[has]) == 1
     delta = cf - rows
-    return {"cold_s": seconds[0], "warm_s_per_100": seconds[1] * 100 / len(rows), "valid_sklearn": float(valid.mean()),
-            "converged": float(has.mean()),
-            "l1": float(np.abs(delta).sum(1)[valid].mean()) if valid.any() else None,
-            "l2": float(np.linalg.norm(delta, axis=1)[valid].mean()) if valid.any() else None,
-            "features_changed": float((np.abs(delta) > 1e-6).sum(1)[valid].mean()) if valid.any() else None,
-            "mean_steps": None}
+    return {
+        "cold_s": seconds[0],
+        "warm_s_per_100": seconds[1] * 100 / len(rows),
+        "valid_sklearn": float(valid.mean()),
+        "converged": float(has.mean()),
+        "l1": float(np.abs(delta).sum(1)[valid].mean()) if valid.any() else None,
+        "l2": float(np.linalg.norm(delta, axis=1)[valid].mean()) if valid.any() else None,
+        "features_changed": float((np.abs(delta) > 1e-6).sum(1)[valid].mean()) if valid.any() else None,
+        "mean_steps": None,
+    }
 
 
 class _Named:
@@ -101,12 +107,21 @@ def main(argv=None):
     parser.add_argument("--depth", type=int, default=8)
     parser.add_argument("--samples", type=int, default=1000, help="GrowingSpheres samples per shell (CARLA: 1000)")
     parser.add_argument("--max-steps", type=int, default=100)
-    parser.add_argument("--methods", default="gs/black-box,gs/translated,feature_tweak",
-                        help="comma-separated subset of the methods")
-    parser.add_argument("--model", default="forest", choices=["forest", "xgboost"],
-                        help="forest: sklearn RandomForestClassifier; xgboost: XGBClassifier (xgboost installed)")
-    parser.add_argument("--dice-n", type=int, default=None,
-                        help="dice-ml on the first N of the factuals only (slow); its seconds are scaled to 100")
+    parser.add_argument(
+        "--methods", default="gs/black-box,gs/translated,feature_tweak", help="comma-separated subset of the methods"
+    )
+    parser.add_argument(
+        "--model",
+        default="forest",
+        choices=["forest", "xgboost"],
+        help="forest: sklearn RandomForestClassifier; xgboost: XGBClassifier (xgboost installed)",
+    )
+    parser.add_argument(
+        "--dice-n",
+        type=int,
+        default=None,
+        help="dice-ml on the first N of the factuals only (slow); its seconds are scaled to 100",
+    )
     parser.add_argument("--out", default="results/bench_blackbox.json")
     args = parser.parse_args(argv)
 
@@ -132,10 +147,20 @@ def main(argv=None):
         "gs/translated": (cfx.generators.GrowingSpheres(n_samples=args.samples), translated),
         "feature_tweak": (cfx.generators.FeatureTweak(), translated),
     }
-    report = {"model": args.model, "n": len(rows), "d": X.shape[1], "trees": args.trees, "depth": args.depth,
-              "leaves": int(translated.params["paths"]["lower"].shape[0]), "forest_fit_s": fit_s,
-              "test_accuracy": float((forest.predict(Xte) == np.asarray(test.y)).mean()),
-              "platform": platform.platform(), "jax": jax.__version__, "devices": str(jax.devices()), "methods": {}}
+    report = {
+        "model": args.model,
+        "n": len(rows),
+        "d": X.shape[1],
+        "trees": args.trees,
+        "depth": args.depth,
+        "leaves": int(translated.params["paths"]["lower"].shape[0]),
+        "forest_fit_s": fit_s,
+        "test_accuracy": float((forest.predict(Xte) == np.asarray(test.y)).mean()),
+        "platform": platform.platform(),
+        "jax": jax.__version__,
+        "devices": str(jax.devices()),
+        "methods": {},
+    }
     for name, (gen, clf) in methods.items():
         if name not in args.methods.split(","):
             continue
@@ -145,8 +170,10 @@ def main(argv=None):
         valid = forest.predict(cf) == 1
         delta = cf - rows
         report["methods"][name] = {
-            "cold_s": cold, "warm_s_per_100": warm * 100 / len(rows),
-            "valid_sklearn": float(valid.mean()), "converged": float((np.asarray(res.outcome)[:, 0] == 0).mean()),
+            "cold_s": cold,
+            "warm_s_per_100": warm * 100 / len(rows),
+            "valid_sklearn": float(valid.mean()),
+            "converged": float((np.asarray(res.outcome)[:, 0] == 0).mean()),
             "l1": float(np.abs(delta).sum(1)[valid].mean()) if valid.any() else None,
             "l2": float(np.linalg.norm(delta, axis=1)[valid].mean()) if valid.any() else None,
             "features_changed": float((np.abs(delta) > 1e-6).sum(1)[valid].mean()) if valid.any() else None,
@@ -162,15 +189,21 @@ def main(argv=None):
     with open(tmp, "w") as f:
         json.dump(report, f, indent=2)
     os.replace(tmp, args.out)  # atomic: a reader never sees half a file
-    print(f"\nAdult, {args.model}({args.trees} trees, depth {args.depth}, {report['leaves']} leaves), "
-          f"{len(rows)} rejected test rows, d = {X.shape[1]} (wall clock, shared machine)")
-    print(f"| method | first call, s ({len(rows)} factuals, compile incl.) | warm s / 100 | valid (sklearn) | L1 | L2 | "
-          "features changed |")
+    print(
+        f"\nAdult, {args.model}({args.trees} trees, depth {args.depth}, {report['leaves']} leaves), "
+        f"{len(rows)} rejected test rows, d = {X.shape[1]} (wall clock, shared machine)"
+    )
+    print(
+        f"| method | first call, s ({len(rows)} factuals, compile incl.) | warm s / 100 | valid (sklearn) | L1 | L2 | "
+        "features changed |"
+    )
     print("|---|---|---|---|---|---|---|")
     for name, m in report["methods"].items():
         fmt = lambda v: "–" if v is None else f"{v:.2f}"  # noqa: E731
-        print(f"| {name} | {m['cold_s']:.2f} | {m['warm_s_per_100']:.2f} | {m['valid_sklearn']:.2f} | "
-              f"{fmt(m['l1'])} | {fmt(m['l2'])} | {fmt(m['features_changed'])} |")
+        print(
+            f"| {name} | {m['cold_s']:.2f} | {m['warm_s_per_100']:.2f} | {m['valid_sklearn']:.2f} | "
+            f"{fmt(m['l1'])} | {fmt(m['l2'])} | {fmt(m['features_changed'])} |"
+        )
 
 
 if __name__ == "__main__":

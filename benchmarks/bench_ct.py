@@ -38,8 +38,16 @@ from cfx.constraints import MUTABILITY
 from cfx.generators.eccco import decay
 from cfx.models import train as _train
 from cfx.models.step import TrainState
-from cfx.training import (CTConfig, CTWeights, EpochSpec, TrainingData, ct_epoch, ct_generator, fit_ct,
-                          search_constraints)
+from cfx.training import (
+    CTConfig,
+    CTWeights,
+    EpochSpec,
+    TrainingData,
+    ct_epoch,
+    ct_generator,
+    fit_ct,
+    search_constraints,
+)
 from cfx.training.epoch import _draw, counterfactual_step
 
 
@@ -74,12 +82,17 @@ def _bare_search(apply, gen, constraints, steps: int):
     def loss(z, t, params, x, y):
         f = apply(params, z)
         f_y = reductions.pick_last(f, y)
-        return jnp.sum(reductions.logsumexp_last(f) - f_y - gen.energy * decay(t) * f_y
-                       + gen.cost * jnp.sum(jnp.abs(z - x), axis=-1))
+        return jnp.sum(
+            reductions.logsumexp_last(f)
+            - f_y
+            - gen.energy * decay(t) * f_y
+            + gen.cost * jnp.sum(jnp.abs(z - x), axis=-1)
+        )
 
     def run(params, x, y):
-        step = lambda t, z: jnp.clip(z - gen.learning_rate * jax.grad(loss)(z, t, params, x, y),
-                                     constraints.lower, constraints.upper)
+        step = lambda t, z: jnp.clip(
+            z - gen.learning_rate * jax.grad(loss)(z, t, params, x, y), constraints.lower, constraints.upper
+        )
         return jax.lax.fori_loop(0, steps, step, x)
 
     return jax.jit(run)
@@ -96,17 +109,30 @@ def main(argv=None) -> dict:
     p.add_argument("--repeats", type=int, default=5)
     p.add_argument("--data-dir", default=None)
     p.add_argument("--reference", action="store_true", help="preset ct-2026's training semantics and data")
-    p.add_argument("--fit-epochs", type=int, default=0,
-                   help="also time whole fits of this many epochs (CT vs baseline, same seed), compiled beforehand")
+    p.add_argument(
+        "--fit-epochs",
+        type=int,
+        default=0,
+        help="also time whole fits of this many epochs (CT vs baseline, same seed), compiled beforehand",
+    )
     args = p.parse_args(argv)
 
     if args.reference:
         from cfx.experiments.kinds.ct.reference import PER_DATA, SYNTHETIC_OPTIONS
+
         tau, reg = PER_DATA[args.data][:2]
         data = cfx.data.load(args.data, n=3900, seed=0, data_dir=args.data_dir, **SYNTHETIC_OPTIONS.get(args.data, {}))
         train, _ = cfx.data.train_test(data, test_size=900 / 3900)
-        ct = CTConfig(n_ce=min(args.n_ce, len(train)), max_steps=args.max_steps, threshold=tau, lambda_reg=reg,
-                      learning_rate=0.1, energy_decay="polynomial", ridge=1e-3, domain_covers_data=True)
+        ct = CTConfig(
+            n_ce=min(args.n_ce, len(train)),
+            max_steps=args.max_steps,
+            threshold=tau,
+            lambda_reg=reg,
+            learning_rate=0.1,
+            energy_decay="polynomial",
+            ridge=1e-3,
+            domain_covers_data=True,
+        )
     else:
         data = cfx.data.load(args.data, n=args.n, seed=0, data_dir=args.data_dir)
         train, _ = cfx.data.train_test(data)
@@ -114,18 +140,28 @@ def main(argv=None) -> dict:
     X, y = _train._check_dataset(train)
     n, d = X.shape
     n_classes = max(int(y.max()) + 1, 2)
-    apply, _, n_out = _train._build("mlp", d, n_classes=n_classes, widths=tuple(args.widths), activation="relu",
-                                    dropout=0.0, n_members=1)
+    apply, _, n_out = _train._build(
+        "mlp", d, n_classes=n_classes, widths=tuple(args.widths), activation="relu", dropout=0.0, n_members=1
+    )
     params = apply.init(jax.random.key(0), d)
-    state = TrainState(step=jnp.zeros((), jnp.int32), params=params,
-                       opt_state=_train._init_opt_state(params, 1e-3, 0.0), extra=None)
+    state = TrainState(
+        step=jnp.zeros((), jnp.int32), params=params, opt_state=_train._init_opt_state(params, 1e-3, 0.0), extra=None
+    )
     batch = min(args.batch_size, n)
 
     plain_spec = _train._Spec(apply=apply, loss=cfx.models.cross_entropy, batch_size=batch)
     Xj, yj = jnp.asarray(X), jnp.asarray(y)
     constraints = search_constraints(train, ct)
-    spec = EpochSpec(apply=apply, n_features=d, n_classes=n_out, batch_size=batch, n_ce=ct.n_ce,
-                     max_steps=ct.max_steps, epsilon=ct.epsilon, tx=_train._TX)
+    spec = EpochSpec(
+        apply=apply,
+        n_features=d,
+        n_classes=n_out,
+        batch_size=batch,
+        n_ce=ct.n_ce,
+        max_steps=ct.max_steps,
+        epsilon=ct.epsilon,
+        tx=_train._TX,
+    )
     tdata = TrainingData.create(X, y, n_out)
     weights = CTWeights.create(ct.weights(), [MUTABILITY.index(m) for m in constraints.mutability])
     gen, resolved = ct_generator(ct), constraints.resolve(d)
@@ -135,19 +171,31 @@ def main(argv=None) -> dict:
     methods = {
         "plain_epoch": lambda r: _train._run_epoch(plain_spec, state, Xj, yj, jax.random.key(r)),
         "ct_epoch": lambda r: ct_epoch(state, tdata, jax.random.key(r), weights, gen, resolved, spec=spec),
-        "counterfactual_step": lambda r: counterfactual_step(params, tdata, jax.random.key(r), gen, resolved,
-                                                             spec=spec),
+        "counterfactual_step": lambda r: counterfactual_step(
+            params, tdata, jax.random.key(r), gen, resolved, spec=spec
+        ),
         "bare_search": lambda r: bare(params, x_ce, target),
     }
     first, median, best = _timed_interleaved(methods, args.repeats)
-    out = {"data": args.data, "n_train": n, "d": d, "n_ce": ct.n_ce, "max_steps": ct.max_steps, "batch_size": batch,
-           "widths": args.widths, "backend": jax.default_backend(),
-           **{f"{k}_s": v for k, v in median.items()}, **{f"{k}_min_s": v for k, v in best.items()},
-           "ratio": median["ct_epoch"] / median["plain_epoch"], "ratio_min": best["ct_epoch"] / best["plain_epoch"],
-           "ratio_cpu": CPU["ct_epoch"] / CPU["plain_epoch"], **{f"{k}_cpu_s": v for k, v in CPU.items()},
-           "bare_search_over_plain": best["bare_search"] / best["plain_epoch"],
-           "plain_compile_s": first["plain_epoch"] - median["plain_epoch"],
-           "ct_compile_s": first["ct_epoch"] - median["ct_epoch"]}
+    out = {
+        "data": args.data,
+        "n_train": n,
+        "d": d,
+        "n_ce": ct.n_ce,
+        "max_steps": ct.max_steps,
+        "batch_size": batch,
+        "widths": args.widths,
+        "backend": jax.default_backend(),
+        **{f"{k}_s": v for k, v in median.items()},
+        **{f"{k}_min_s": v for k, v in best.items()},
+        "ratio": median["ct_epoch"] / median["plain_epoch"],
+        "ratio_min": best["ct_epoch"] / best["plain_epoch"],
+        "ratio_cpu": CPU["ct_epoch"] / CPU["plain_epoch"],
+        **{f"{k}_cpu_s": v for k, v in CPU.items()},
+        "bare_search_over_plain": best["bare_search"] / best["plain_epoch"],
+        "plain_compile_s": first["plain_epoch"] - median["plain_epoch"],
+        "ct_compile_s": first["ct_epoch"] - median["ct_epoch"],
+    }
     if args.fit_epochs:
         out.update(_fit_epochs(train, ct, args))
     print(json.dumps(out))
@@ -174,12 +222,20 @@ def _fit_epochs(train, ct: CTConfig, args) -> dict:
         seconds[name] = (time.perf_counter() - start) / args.fit_epochs
         cpu[name] = (time.process_time() - c0) / args.fit_epochs
         if name == "ct":
-            out["fit_search_steps_first_last"] = [float(res.history["search_steps"][0]),
-                                                  float(res.history["search_steps"][-1])]
-    return {**out, "fit_epochs": args.fit_epochs, "fit_plain_epoch_s": seconds["baseline"],
-            "fit_ct_epoch_s": seconds["ct"], "fit_ratio": seconds["ct"] / seconds["baseline"],
-            "fit_ratio_cpu": cpu["ct"] / cpu["baseline"], "fit_plain_epoch_cpu_s": cpu["baseline"],
-            "fit_ct_epoch_cpu_s": cpu["ct"]}
+            out["fit_search_steps_first_last"] = [
+                float(res.history["search_steps"][0]),
+                float(res.history["search_steps"][-1]),
+            ]
+    return {
+        **out,
+        "fit_epochs": args.fit_epochs,
+        "fit_plain_epoch_s": seconds["baseline"],
+        "fit_ct_epoch_s": seconds["ct"],
+        "fit_ratio": seconds["ct"] / seconds["baseline"],
+        "fit_ratio_cpu": cpu["ct"] / cpu["baseline"],
+        "fit_plain_epoch_cpu_s": cpu["baseline"],
+        "fit_ct_epoch_cpu_s": cpu["ct"],
+    }
 
 
 if __name__ == "__main__":

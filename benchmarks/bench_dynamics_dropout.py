@@ -33,14 +33,24 @@ def bench(rows: int, repeats: int) -> None:
     def cheap(h, r):  # one mix per unit instead of two plus a mixed reduction
         bits = jax.lax.bitcast_convert_type(h.astype(jnp.float32), jnp.uint32)
         odd = (jnp.arange(h.shape[-1], dtype=jnp.uint32) * jnp.uint32(0x9E3779B9)) | jnp.uint32(1)
-        u = R._mix32(R._mix32(jnp.sum(bits * odd, -1, keepdims=True))
-                     + jnp.arange(h.shape[-1], dtype=jnp.uint32) * jnp.uint32(0x632BE5AB))
+        u = R._mix32(
+            R._mix32(jnp.sum(bits * odd, -1, keepdims=True))
+            + jnp.arange(h.shape[-1], dtype=jnp.uint32) * jnp.uint32(0x632BE5AB)
+        )
         return h * jax.lax.stop_gradient(((u >> 8).astype(jnp.float32) / float(1 << 24) >= r) / (1.0 - r))
 
-    fixed = lambda h, r: h * jax.lax.stop_gradient(R._keep_mask(jnp.zeros_like(h) + jnp.arange(h.shape[-1], dtype=h.dtype), r))
+    fixed = lambda h, r: (
+        h * jax.lax.stop_gradient(R._keep_mask(jnp.zeros_like(h) + jnp.arange(h.shape[-1], dtype=h.dtype), r))
+    )
     current = R.gradient_dropout
-    cases = [(1, "as is", current), (6, "as is", current), (24, "as is", current), (24, "identity", lambda h, r: h),
-             (24, "mask ignoring the input", fixed), (24, "cheaper hash", cheap)]
+    cases = [
+        (1, "as is", current),
+        (6, "as is", current),
+        (24, "as is", current),
+        (24, "identity", lambda h, r: h),
+        (24, "mask ignoring the input", fixed),
+        (24, "cheaper hash", cheap),
+    ]
     programs = []
     try:
         for members, label, layer in cases:
@@ -48,8 +58,15 @@ def bench(rows: int, repeats: int) -> None:
             net = R.OneLogitNet("mlp", widths=(64, 64), dropout=rate)
             params = jax.vmap(lambda k, net=net: net.init(k, d))(jax.random.split(jax.random.key(0), members))
             owner = jnp.zeros(members, jnp.int32)
-            f = jax.jit(lambda p, net=net, owner=owner: train(net, p, X, y, owner, jnp.int32(1), learning_rate=1e-3,
-                                                               batch_size=1)).lower(params).compile()
+            f = (
+                jax.jit(
+                    lambda p, net=net, owner=owner: train(
+                        net, p, X, y, owner, jnp.int32(1), learning_rate=1e-3, batch_size=1
+                    )
+                )
+                .lower(params)
+                .compile()
+            )
             programs.append((members, label, f, params))
     finally:
         R.gradient_dropout = current

@@ -36,19 +36,27 @@ def bench(rows: int, features: int, repeats: int) -> None:
         X = rng.normal(size=(rows, features)).astype(np.float32)
         datas.append(_Data(X, (X[:, 0] + rng.normal(size=rows) > 0).astype(np.int32)))
     net = dict(widths=(64, 64), dropout=0.1, batch_size=500, retrain_batch_size=1, initial_epochs=1)
-    trainers = [ReferenceTrainer("linear", batch_size=500, retrain_batch_size=1, initial_epochs=1),
-                ReferenceTrainer("mlp", **net), ReferenceTrainer("ensemble", combine="probabilities", **net)]
+    trainers = [
+        ReferenceTrainer("linear", batch_size=500, retrain_batch_size=1, initial_epochs=1),
+        ReferenceTrainer("mlp", **net),
+        ReferenceTrainer("ensemble", combine="probabilities", **net),
+    ]
     jobs = [(t, t.initial(d, seed=0), d) for t in trainers for d in datas]
-    ways = {"one program per system": lambda: [t.retrain(c, d, seed=0) for t, c, d in jobs],
-            "all systems in one program": lambda: ReferenceTrainer.retrain_many(jobs)}
+    ways = {
+        "one program per system": lambda: [t.retrain(c, d, seed=0) for t, c, d in jobs],
+        "all systems in one program": lambda: ReferenceTrainer.retrain_many(jobs),
+    }
     for f in ways.values():  # compile
         jax.block_until_ready([c.params for c in f()])
     for _ in range(repeats):
         for name, f in ways.items():
             wall, cpu = time.perf_counter(), time.process_time()
             jax.block_until_ready([c.params for c in f()])
-            print(f"{name}: {time.perf_counter() - wall:.2f} s wall, {time.process_time() - cpu:.2f} s CPU "
-                  f"(12 systems, {rows} rows, 10 batch-1 epochs)", flush=True)
+            print(
+                f"{name}: {time.perf_counter() - wall:.2f} s wall, {time.process_time() - cpu:.2f} s CPU "
+                f"(12 systems, {rows} rows, 10 batch-1 epochs)",
+                flush=True,
+            )
 
 
 if __name__ == "__main__":

@@ -70,8 +70,10 @@ def main(argv=None) -> dict:
         "eccco_plus": ECCCoPlus().fit(conf, train, key=key),
     }
     seconds = timed(gens, conf, x, steps=args.steps, repeats=args.repeats)
-    print(f"# ECCCo step vs Generic step: N = {args.n}, {args.steps} steps, d = 20, MLP 20-64-64-2 "
-          f"({platform.processor() or platform.machine()}, {jax.default_backend()}, jax {jax.__version__})")
+    print(
+        f"# ECCCo step vs Generic step: N = {args.n}, {args.steps} steps, d = 20, MLP 20-64-64-2 "
+        f"({platform.processor() or platform.machine()}, {jax.default_backend()}, jax {jax.__version__})"
+    )
     print("| generator | search s | us per factual-step | ratio to generic |")
     print("|---|---|---|---|")
     for name, s in seconds.items():

@@ -47,22 +47,37 @@ def main():
     d = args.d
     chain = [[]] + [[j - 1] for j in range(1, d)]
     scm = linear_scm(chain, [[]] + [[0.5]] * (d - 1))
-    mlp_scm = scm.replace(mlp={"A": 0.3 * jax.random.normal(jax.random.key(1), (d, d, 8)), "c": jnp.zeros((d, 8)),
-                               "v": 0.3 * jax.random.normal(jax.random.key(2), (d, 8))})
+    mlp_scm = scm.replace(
+        mlp={
+            "A": 0.3 * jax.random.normal(jax.random.key(1), (d, d, 8)),
+            "c": jnp.zeros((d, 8)),
+            "v": 0.3 * jax.random.normal(jax.random.key(2), (d, 8)),
+        }
+    )
     clf = mlp(d)
     x = np.random.default_rng(0).normal(size=(args.n, d)).astype(np.float32)
     target = 1 - np.asarray(clf.predict(x))
-    gens = {"generic": Generic(cost=0.1), "mint-linear": MINT(scm=scm, cost=0.1),
-            "mint-mlp": MINT(scm=mlp_scm, cost=0.1)}
+    gens = {
+        "generic": Generic(cost=0.1),
+        "mint-linear": MINT(scm=scm, cost=0.1),
+        "mint-mlp": MINT(scm=mlp_scm, cost=0.1),
+    }
     gens = {name: g.replace(convergence="max_steps") for name, g in gens.items()}  # every step
-    run = {name: (lambda g=g: cfx.generate(g, clf, x, target, key=jax.random.key(0), max_steps=args.steps)
-                  .counterfactuals.block_until_ready())
-           for name, g in gens.items()}
+    run = {
+        name: (
+            lambda g=g: cfx.generate(
+                g, clf, x, target, key=jax.random.key(0), max_steps=args.steps
+            ).counterfactuals.block_until_ready()
+        )
+        for name, g in gens.items()
+    }
     best = best_of(run, args.repeats)
     print(f"n={args.n} d={d} steps={args.steps}, best of {args.repeats} (shared machine)")
     for name, t in best.items():
-        print(f"{name:12s} {t:.3f} s  {1e6 * t / (args.n * args.steps):.2f} µs per factual-step  "
-              f"{t / best['generic']:.2f}× generic")
+        print(
+            f"{name:12s} {t:.3f} s  {1e6 * t / (args.n * args.steps):.2f} µs per factual-step  "
+            f"{t / best['generic']:.2f}× generic"
+        )
 
 
 if __name__ == "__main__":

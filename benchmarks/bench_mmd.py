@@ -1,6 +1,6 @@
 """Time the unbiased MMD² permutation test of `cfx.dynamics` (n × n points, P permutations).
 
-    python benchmarks/bench_mmd.py [--n 1000] [--permutations 1000]
+python benchmarks/bench_mmd.py [--n 1000] [--permutations 1000]
 """
 
 from __future__ import annotations
@@ -27,9 +27,11 @@ def bench_mmd(n: int, permutations: int) -> None:
     began = time.perf_counter()
     value, p = cfx.dynamics.mmd_test(x, y, key=jax.random.key(1), n_permutations=permutations)
     took = time.perf_counter() - began
-    print(f"MMD² test, {n} x {n} points, {permutations} permutations: {took:.2f} s "
-          f"(first call incl. compile {first:.2f} s); MMD² = {value:.4f}, p = {p:.3f}; "
-          f"backend {jax.default_backend()}")
+    print(
+        f"MMD² test, {n} x {n} points, {permutations} permutations: {took:.2f} s "
+        f"(first call incl. compile {first:.2f} s); MMD² = {value:.4f}, p = {p:.3f}; "
+        f"backend {jax.default_backend()}"
+    )
 
 
 if __name__ == "__main__":

@@ -177,8 +177,17 @@ def own_program(generator, clf, x, target, steps):
     """``cfx.generate``'s own compiled search for these inputs (one chunk, one process), as a call
     with its arguments already on the device."""
     n, d = x.shape
-    placed = jax.device_put((*cfx.search._runtime.device_leaves(generator, clf), x, target, np.arange(n, dtype=np.int32), None,
-                             jax.random.key(1), cfx.Constraints().resolve(d)))
+    placed = jax.device_put(
+        (
+            *cfx.search._runtime.device_leaves(generator, clf),
+            x,
+            target,
+            np.arange(n, dtype=np.int32),
+            None,
+            jax.random.key(1),
+            cfx.Constraints().resolve(d),
+        )
+    )
     static = dict(max_steps=steps, track=None, return_path=False, loop="while", checked=False)
     program = cfx.search._runtime.executable(cfx.search._core._search_jit, placed, (None,) * len(placed), static)[0]
     return lambda: program(*placed)
@@ -195,8 +204,11 @@ def per_call_cost(generator, clf, x, repeats=1000):
     # The whole result (a program returning only the counterfactuals would drop the report).
     pure = jax.jit(lambda g, c, x, t, k: cfx.search.search(g, c, x, t, key=k, max_steps=1))
     placed = jax.device_put((generator, clf, one, target, key))
-    calls = {"generate": lambda: cfx.generate(generator, clf, one, target, key=key, max_steps=1),
-             "program": own_program(generator, clf, one, target, 1), "pure": lambda: pure(*placed)}
+    calls = {
+        "generate": lambda: cfx.generate(generator, clf, one, target, key=key, max_steps=1),
+        "program": own_program(generator, clf, one, target, 1),
+        "pure": lambda: pure(*placed),
+    }
     seconds = interleaved(calls, repeats)
     return tuple(float(np.median(seconds[name])) for name in calls)
 
@@ -209,13 +221,17 @@ def layers(generator, clf, params, x, target, steps, rounds):
     xj, tj = jnp.asarray(x), jnp.asarray(target)
     copies = [KERNELS["vmap-scan"]() for _ in range(2)]
     every_step = generator.replace(threshold=1.0)  # built once: a call with the same generator reuses its placement
-    methods = {"cfx.generate": lambda: cfx.generate(every_step, clf, x, target, key=jax.random.key(1),
-                                                    max_steps=steps).counterfactuals,
-               "its program": own_program(generator.replace(threshold=1.0), clf, x, target, steps),
-               "its program, no convergence test": own_program(generator.replace(convergence="max_steps"), clf, x,
-                                                               target, steps),
-               "vmap-scan, a second jit": lambda: copies[1](params, xj, tj, steps),
-               "vmap-scan": lambda: copies[0](params, xj, tj, steps)}
+    methods = {
+        "cfx.generate": lambda: (
+            cfx.generate(every_step, clf, x, target, key=jax.random.key(1), max_steps=steps).counterfactuals
+        ),
+        "its program": own_program(generator.replace(threshold=1.0), clf, x, target, steps),
+        "its program, no convergence test": own_program(
+            generator.replace(convergence="max_steps"), clf, x, target, steps
+        ),
+        "vmap-scan, a second jit": lambda: copies[1](params, xj, tj, steps),
+        "vmap-scan": lambda: copies[0](params, xj, tj, steps),
+    }
     for fn in methods.values():
         jax.block_until_ready(fn())
     times = {name: np.asarray(t) for name, t in interleaved(methods, rounds, np.random.default_rng(0)).items()}
@@ -256,14 +272,18 @@ def main(argv=None):
     global WIDTHS
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=10_000, help="factuals (default 10,000)")
-    parser.add_argument("--model", choices=sorted(MODELS), default="default",
-                        help="default: MLP 20-64-64-2; small: 20-64-32-16-2")
+    parser.add_argument(
+        "--model", choices=sorted(MODELS), default="default", help="default: MLP 20-64-64-2; small: 20-64-32-16-2"
+    )
     parser.add_argument("--steps", type=int, default=100)
     parser.add_argument("--loop-n", type=int, default=300, help="factuals timed in the per-factual loops (0: skip)")
     parser.add_argument("--repeats", type=int, default=5, help="phase 1: timed runs of each method, interleaved")
     parser.add_argument("--rounds", type=int, help="phase 2: rounds of the finalists (default: --repeats)")
-    parser.add_argument("--layers", action="store_true",
-                        help="only: cfx.generate, its program and a second copy of a kernel against vmap-scan")
+    parser.add_argument(
+        "--layers",
+        action="store_true",
+        help="only: cfx.generate, its program and a second copy of a kernel against vmap-scan",
+    )
     args = parser.parse_args(argv)
     WIDTHS = MODELS[args.model]
 
@@ -276,21 +296,28 @@ def main(argv=None):
     xj, tj = jnp.asarray(x), jnp.asarray(target)
 
     if args.layers:
-        print(f"N = {args.n}, MLP {'->'.join(map(str, WIDTHS))}, against vmap-scan, median per-round ratio of "
-              f"{args.rounds or args.repeats} rounds (90% bootstrap interval):")
-        for name, (median, low, high) in layers(generator, clf, params, x, target, args.steps,
-                                                args.rounds or args.repeats).items():
+        print(
+            f"N = {args.n}, MLP {'->'.join(map(str, WIDTHS))}, against vmap-scan, median per-round ratio of "
+            f"{args.rounds or args.repeats} rounds (90% bootstrap interval):"
+        )
+        for name, (median, low, high) in layers(
+            generator, clf, params, x, target, args.steps, args.rounds or args.repeats
+        ).items():
             print(f"  {name:<34} {median:.3f} ({low:.3f}-{high:.3f})")
         return
     # built once: a call with the same generator object reuses its validated, placed leaves
     every_step, no_test = generator.replace(threshold=1.0), generator.replace(convergence="max_steps")
     first = cfx.generate(every_step, clf, x, target, key=jax.random.key(1), max_steps=args.steps)
-    methods = {"cfx": lambda: cfx.generate(every_step, clf, x, target, key=jax.random.key(1),
-                                           max_steps=args.steps).counterfactuals,
-               # the kernels' work exactly: every step, no convergence test (cfx still keeps
-               # its per-row bookkeeping, its guard against non-finite steps and its report)
-               "cfx-max-steps": lambda: cfx.generate(no_test, clf, x, target, key=jax.random.key(1),
-                                                     max_steps=args.steps).counterfactuals}
+    methods = {
+        "cfx": lambda: (
+            cfx.generate(every_step, clf, x, target, key=jax.random.key(1), max_steps=args.steps).counterfactuals
+        ),
+        # the kernels' work exactly: every step, no convergence test (cfx still keeps
+        # its per-row bookkeeping, its guard against non-finite steps and its report)
+        "cfx-max-steps": lambda: (
+            cfx.generate(no_test, clf, x, target, key=jax.random.key(1), max_steps=args.steps).counterfactuals
+        ),
+    }
     for name, build in KERNELS.items():
         kernel = build()
         methods[name] = lambda kernel=kernel: kernel(params, xj, tj, args.steps)
@@ -299,11 +326,15 @@ def main(argv=None):
     seconds = {name: min(t) for name, t in interleaved(methods, args.repeats).items()}  # phase 1: choose
     finalists = sorted(KERNELS, key=seconds.get)[:3]
     rounds = args.rounds or args.repeats
-    final = interleaved({name: methods[name] for name in ("cfx", "cfx-max-steps", *finalists)}, rounds,
-                        shuffle=np.random.default_rng(0))  # phase 2: measure
+    final = interleaved(
+        {name: methods[name] for name in ("cfx", "cfx-max-steps", *finalists)}, rounds, shuffle=np.random.default_rng(0)
+    )  # phase 2: measure
     final = {name: np.asarray(t) for name, t in final.items()}
-    paired = {(name, k): float(np.median(np.divide(final[k], final[name]))) for name in ("cfx", "cfx-max-steps")
-              for k in finalists}  # > 1: cfx faster than kernel k
+    paired = {
+        (name, k): float(np.median(np.divide(final[k], final[name])))
+        for name in ("cfx", "cfx-max-steps")
+        for k in finalists
+    }  # > 1: cfx faster than kernel k
     best = min(finalists, key=lambda k: paired["cfx", k])
 
     m = min(args.loop_n, args.n)
@@ -311,45 +342,68 @@ def main(argv=None):
         one_key = jax.random.key(1)
 
         def run_loop():
-            return [cfx.generate(every_step, clf, x[i], 1, key=one_key, max_steps=args.steps)
-                    .counterfactuals for i in range(m)]
+            return [
+                cfx.generate(every_step, clf, x[i], 1, key=one_key, max_steps=args.steps).counterfactuals
+                for i in range(m)
+            ]
 
         run_loop()  # compile the single-factual program once
         seconds["loop"] = best_of(run_loop, 1) * args.n / m
         single = jax.jit(single_factual_scan, static_argnums=3)
         jax.block_until_ready(single(params, xj[0], tj[0], args.steps))
-        seconds["loop-scan"] = best_of(lambda: [single(params, xj[i], tj[i], args.steps) for i in range(m)],
-                                       1) * args.n / m
+        seconds["loop-scan"] = (
+            best_of(lambda: [single(params, xj[i], tj[i], args.steps) for i in range(m)], 1) * args.n / m
+        )
     call, program, pure = per_call_cost(generator, clf, x)
 
     kernel_x = np.asarray(methods[best]())
     gap = np.abs(np.asarray(first.counterfactuals[:, 0]) - kernel_x)
     work = args.n * args.steps
-    print(f"device: {jax.devices()[0].platform} x{jax.device_count()}, {platform.processor() or platform.machine()}, "
-          f"jax {jax.__version__}")
-    print(f"N = {args.n}, steps = {args.steps}, MLP {'->'.join(map(str, WIDTHS))}, "
-          f"rows converged: {int(first.converged.sum())}, steps taken: {int(first.steps.min())}..{int(first.steps.max())}")
+    print(
+        f"device: {jax.devices()[0].platform} x{jax.device_count()}, {platform.processor() or platform.machine()}, "
+        f"jax {jax.__version__}"
+    )
+    print(
+        f"N = {args.n}, steps = {args.steps}, MLP {'->'.join(map(str, WIDTHS))}, "
+        f"rows converged: {int(first.converged.sum())}, steps taken: {int(first.steps.min())}..{int(first.steps.max())}"
+    )
     # L1's subgradient flips sign at x' = x, so float rounding can differ by one step η·cost.
     print(f"|cfx - {best}|: median {np.median(gap):.1e}, max {gap.max():.1e} (same loss and update)")
     print(f"{'method':<16} {'seconds':>9} {'factual-steps/s':>16} {'cfx speed vs it':>16}")
     for name, t in seconds.items():
         print(f"{name:<16} {t:9.3f} {work / t:16,.0f} {t / seconds['cfx']:15.2f}x")
-    print(f"phase 1 (all methods, best of {args.repeats}): cfx / fastest kernel ({finalists[0]}) = "
-          f"{seconds[finalists[0]] / seconds['cfx']:.2f}x" + (
-              f"   cfx / loop = {seconds['loop'] / seconds['cfx']:.1f}x   "
-              f"cfx / loop-scan = {seconds['loop-scan'] / seconds['cfx']:.1f}x" if m else ""))
+    print(
+        f"phase 1 (all methods, best of {args.repeats}): cfx / fastest kernel ({finalists[0]}) = "
+        f"{seconds[finalists[0]] / seconds['cfx']:.2f}x"
+        + (
+            f"   cfx / loop = {seconds['loop'] / seconds['cfx']:.1f}x   "
+            f"cfx / loop-scan = {seconds['loop-scan'] / seconds['cfx']:.1f}x"
+            if m
+            else ""
+        )
+    )
     print(f"phase 2 ({rounds} rounds, median per-round ratio; ratio of bests in brackets):")
     for name in ("cfx", "cfx-max-steps"):
-        print(f"  {name:<14}" + "   ".join(f"vs {k} {paired[name, k]:.2f}x ({final[k].min() / final[name].min():.2f}x)"
-                                         for k in finalists))
+        print(
+            f"  {name:<14}"
+            + "   ".join(
+                f"vs {k} {paired[name, k]:.2f}x ({final[k].min() / final[name].min():.2f}x)" for k in finalists
+            )
+        )
     low, high = median_interval(np.divide(final[best], final["cfx"]))
-    print(f"cfx / best kernel ({best}) = {paired['cfx', best]:.2f}x (90% bootstrap interval of the median "
-          f"{low:.2f}-{high:.2f})")
-    print(f"one call (1 factual, 1 step; medians): cfx.generate {call * 1e3:.3f} ms, its own program with the "
-          f"arguments on the device {program * 1e3:.3f} ms: fixed cost {(call - program) * 1e3:.3f} ms "
-          f"(the pure search under jax.jit: {pure * 1e3:.3f} ms)")
-    print(f"(phase 1: best of {args.repeats} interleaved runs; loops timed on {m} factuals and scaled to N; compilation "
-          f"excluded everywhere; cfx compile {first.compile_s:.2f}s)")
+    print(
+        f"cfx / best kernel ({best}) = {paired['cfx', best]:.2f}x (90% bootstrap interval of the median "
+        f"{low:.2f}-{high:.2f})"
+    )
+    print(
+        f"one call (1 factual, 1 step; medians): cfx.generate {call * 1e3:.3f} ms, its own program with the "
+        f"arguments on the device {program * 1e3:.3f} ms: fixed cost {(call - program) * 1e3:.3f} ms "
+        f"(the pure search under jax.jit: {pure * 1e3:.3f} ms)"
+    )
+    print(
+        f"(phase 1: best of {args.repeats} interleaved runs; loops timed on {m} factuals and scaled to N; compilation "
+        f"excluded everywhere; cfx compile {first.compile_s:.2f}s)"
+    )
 
 
 if __name__ == "__main__":

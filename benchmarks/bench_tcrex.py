@@ -42,19 +42,32 @@ def main():
     tcrex = TCREx().fit(clf, rows, key=jax.random.key(0))
     fit_s = time.perf_counter() - start
     m = int(np.asarray(tcrex.rule_valid).sum(1).max())
-    gens = {"generic": (Generic(cost=0.1), args.steps), "tcrex": (tcrex, 1),
-            "tcrex-data": (tcrex.replace(point="data"), 1), "tcrex-optimal": (tcrex.replace(assign="optimal"), 1)}
+    gens = {
+        "generic": (Generic(cost=0.1), args.steps),
+        "tcrex": (tcrex, 1),
+        "tcrex-data": (tcrex.replace(point="data"), 1),
+        "tcrex-optimal": (tcrex.replace(assign="optimal"), 1),
+    }
     gens = {name: (g.replace(convergence="max_steps"), s) for name, (g, s) in gens.items()}  # every step
-    run = {name: (lambda g=g, s=s: cfx.generate(g, clf, x, target, key=jax.random.key(0), max_steps=s)
-                  .counterfactuals.block_until_ready())
-           for name, (g, s) in gens.items()}
+    run = {
+        name: (
+            lambda g=g, s=s: cfx.generate(
+                g, clf, x, target, key=jax.random.key(0), max_steps=s
+            ).counterfactuals.block_until_ready()
+        )
+        for name, (g, s) in gens.items()
+    }
     best = best_of(run, args.repeats)
     per_step = {name: best[name] / (args.n * gens[name][1]) for name in best}
-    print(f"n={args.n} d={args.d} rows={args.rows} (fit {fit_s:.2f} s host, up to {m} rules per class), "
-          f"generic steps={args.steps}, best of {args.repeats} (shared machine)")
+    print(
+        f"n={args.n} d={args.d} rows={args.rows} (fit {fit_s:.2f} s host, up to {m} rules per class), "
+        f"generic steps={args.steps}, best of {args.repeats} (shared machine)"
+    )
     for name, t in best.items():
-        print(f"{name:14s} {t:.4f} s  {1e6 * per_step[name]:.2f} µs per factual-step  "
-              f"{per_step[name] / per_step['generic']:.2f}× a generic step")
+        print(
+            f"{name:14s} {t:.4f} s  {1e6 * per_step[name]:.2f} µs per factual-step  "
+            f"{per_step[name] / per_step['generic']:.2f}× a generic step"
+        )
 
 
 if __name__ == "__main__":

@@ -1,10 +1,10 @@
 """cfx: counterfactual explanations, algorithmic recourse and counterfactual training in JAX.
 
-    import jax, cfx
-    train, test = cfx.data.train_test(cfx.data.load("moons", n=2000))
-    clf = cfx.models.fit(train)
-    res = cfx.generate(cfx.generators.Generic(), clf, test.X[:100], target=1, key=jax.random.key(0))
-    cfx.evaluate(res, clf, data=train)["mean"]
+import jax, cfx
+train, test = cfx.data.train_test(cfx.data.load("moons", n=2000))
+clf = cfx.models.fit(train)
+res = cfx.generate(cfx.generators.Generic(), clf, test.X[:100], target=1, key=jax.random.key(0))
+cfx.evaluate(res, clf, data=train)["mean"]
 """
 
 from cfx import data, evaluation, generators, models, sampling, terms
@@ -22,10 +22,16 @@ __version__ = "0.1.0"
 
 
 # modules that became private parts of cfx.search (0.2): ``cfx.<old>`` still works one release, with a warning
-_MOVED = {"result": "cfx.search._result", "tracks": "cfx.search._tracks", "runtime": "cfx.search._runtime",
-          "checks": "cfx.search._checks", "distributed": "cfx.search._distributed",
-          "compile_cache": "cfx.search._compile_cache", "convergence": "cfx.search._convergence",
-          "reductions": "cfx._reductions"}
+_MOVED = {
+    "result": "cfx.search._result",
+    "tracks": "cfx.search._tracks",
+    "runtime": "cfx.search._runtime",
+    "checks": "cfx.search._checks",
+    "distributed": "cfx.search._distributed",
+    "compile_cache": "cfx.search._compile_cache",
+    "convergence": "cfx.search._convergence",
+    "reductions": "cfx._reductions",
+}
 
 
 def __getattr__(name):
@@ -37,8 +43,12 @@ def __getattr__(name):
     if name in _MOVED:
         import warnings
 
-        warnings.warn(f"cfx.{name} is private since cfx 0.2 (now {_MOVED[name]}): use the public names in "
-                      "cfx.search or cfx (see CHANGELOG.md)", DeprecationWarning, stacklevel=2)
+        warnings.warn(
+            f"cfx.{name} is private since cfx 0.2 (now {_MOVED[name]}): use the public names in "
+            "cfx.search or cfx (see CHANGELOG.md)",
+            DeprecationWarning,
+            stacklevel=2,
+        )
         return importlib.import_module(_MOVED[name])
     if name == "losses":  # the objective's pieces are terms (0.2)
         from cfx import _deprecated
@@ -51,8 +61,27 @@ def __getattr__(name):
         return explain_global
     raise AttributeError(f"module 'cfx' has no attribute {name!r}")
 
+
 __all__ = [
-    "Classifier", "Constraints", "CounterfactualResult", "OUTCOMES", "Track", "data", "evaluate", "evaluation", "explain",
-    "generate", "generate_within", "generators", "load", "models", "sampling", "save", "search", "terms", "track_last_within",
-    "track_path", "training",
+    "Classifier",
+    "Constraints",
+    "CounterfactualResult",
+    "OUTCOMES",
+    "Track",
+    "data",
+    "evaluate",
+    "evaluation",
+    "explain",
+    "generate",
+    "generate_within",
+    "generators",
+    "load",
+    "models",
+    "sampling",
+    "save",
+    "search",
+    "terms",
+    "track_last_within",
+    "track_path",
+    "training",
 ]

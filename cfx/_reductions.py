@@ -58,4 +58,3 @@ def pick_last(a: jax.Array, index: jax.Array) -> jax.Array:
     """a[..., index] as a masked sum: its gradient is a one-hot mask, where indexing (or
     ``take_along_axis``) differentiates into a scatter, a slow loop on a CPU."""
     return sum_last(jnp.where(jnp.arange(a.shape[-1]) == jnp.asarray(index)[..., None], a, 0.0))
-

@@ -32,8 +32,15 @@ def as_real(label: str, value) -> np.ndarray:
     return arr.astype(np.float64)
 
 
-def real(label: str, value, *, low: float | None = None, high: float | None = None, open_low: bool = False,
-         allow_none: bool = False) -> float | None:
+def real(
+    label: str,
+    value,
+    *,
+    low: float | None = None,
+    high: float | None = None,
+    open_low: bool = False,
+    allow_none: bool = False,
+) -> float | None:
     """A finite scalar number in [low, high] (``open_low``: (low, high]) as a float; else
     TypeError (not a number) or ValueError (NaN, inf, out of range), naming ``label``."""
     if value is None and allow_none:
@@ -87,5 +94,6 @@ def prng_key(key, label: str = "key"):
         return key
     if key.dtype == np.uint32 and key.shape == (2,):
         return jax.random.wrap_key_data(jnp.asarray(key))
-    raise TypeError(f"{label} must be a single PRNG key (jax.random.key(seed)); got dtype {key.dtype}, "
-                    f"shape {key.shape}")
+    raise TypeError(
+        f"{label} must be a single PRNG key (jax.random.key(seed)); got dtype {key.dtype}, shape {key.shape}"
+    )

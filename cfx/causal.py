@@ -36,12 +36,16 @@ def _feature_index(value, names: Sequence[str] | None, d: int, where: str) -> in
     """A feature given by index or name -> its index; an unknown one raises naming it."""
     if isinstance(value, str):
         if names is None or value not in names:
-            raise ValueError(f"{where}: unknown feature {value!r}" +
-                             (f"; known: {list(names)}" if names is not None else " (no feature_names given)"))
+            raise ValueError(
+                f"{where}: unknown feature {value!r}"
+                + (f"; known: {list(names)}" if names is not None else " (no feature_names given)")
+            )
         return list(names).index(value)
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or not 0 <= int(value) < d:
-        raise ValueError(f"{where}: unknown feature {value!r} (features are 0..{d - 1}"
-                         + (f" or one of {list(names)})" if names is not None else ")"))
+        raise ValueError(
+            f"{where}: unknown feature {value!r} (features are 0..{d - 1}"
+            + (f" or one of {list(names)})" if names is not None else ")")
+        )
     return int(value)
 
 
@@ -49,8 +53,9 @@ def _label(j: int, names) -> str:
     return repr(names[j]) if names is not None else f"{j}"
 
 
-def resolve_parents(parents, n_features: int | None = None,
-                    feature_names: Sequence[str] | None = None) -> tuple[tuple[int, ...], ...]:
+def resolve_parents(
+    parents, n_features: int | None = None, feature_names: Sequence[str] | None = None
+) -> tuple[tuple[int, ...], ...]:
     """Normalise a graph to a tuple of sorted parent-index tuples, one per feature.
 
     ``parents``: a sequence with one parent list per feature (indices or names), or a mapping
@@ -70,9 +75,11 @@ def resolve_parents(parents, n_features: int | None = None,
         d = len(rows)
         if n_features is not None and d != n_features:
             missing = min(d, n_features)
-            raise ValueError(f"parents has {d} entries for {n_features} features: feature "
-                             f"{_label(missing, names) if names is not None and missing < len(names) else missing} "
-                             f"{'has no parent list' if d < n_features else 'does not exist'}")
+            raise ValueError(
+                f"parents has {d} entries for {n_features} features: feature "
+                f"{_label(missing, names) if names is not None and missing < len(names) else missing} "
+                f"{'has no parent list' if d < n_features else 'does not exist'}"
+            )
         if names is not None and len(names) != d:
             raise ValueError(f"parents has {d} entries but feature_names has {len(names)}")
     out = []
@@ -199,8 +206,9 @@ class SCM:
         return jnp.where(jnp.asarray(acted, bool), 0.0, self.action(x, x_cf))
 
 
-def linear_scm(parents, weights=None, intercept=None, *, n_features: int | None = None,
-               feature_names: Sequence[str] | None = None) -> SCM:
+def linear_scm(
+    parents, weights=None, intercept=None, *, n_features: int | None = None, feature_names: Sequence[str] | None = None
+) -> SCM:
     """An SCM from a graph and its coefficients.
 
     ``weights``: (d, d) with W[j, i] the coefficient of parent i in feature j's equation, or a
@@ -215,8 +223,10 @@ def linear_scm(parents, weights=None, intercept=None, *, n_features: int | None 
             for j, row in enumerate(weights):
                 row = np.atleast_1d(np.asarray(row, np.float32))
                 if row.shape != (len(pa[j]),):
-                    raise ValueError(f"weights of feature {_label(j, feature_names)}: {row.shape[0]} coefficients "
-                                     f"for {len(pa[j])} parents")
+                    raise ValueError(
+                        f"weights of feature {_label(j, feature_names)}: {row.shape[0]} coefficients "
+                        f"for {len(pa[j])} parents"
+                    )
                 W[j, list(pa[j])] = row
         else:
             W = np.asarray(weights, np.float32)
@@ -228,8 +238,10 @@ def linear_scm(parents, weights=None, intercept=None, *, n_features: int | None 
             off = np.argwhere((W != 0) & ~mask)
             if len(off):
                 j, i = off[0]
-                raise ValueError(f"weights: feature {_label(int(j), feature_names)} has a nonzero weight on "
-                                 f"{_label(int(i), feature_names)}, which is not one of its parents")
+                raise ValueError(
+                    f"weights: feature {_label(int(j), feature_names)} has a nonzero weight on "
+                    f"{_label(int(i), feature_names)}, which is not one of its parents"
+                )
     if not np.all(np.isfinite(W)):
         raise ValueError("weights must be finite")
     b = np.zeros(d, np.float32) if intercept is None else np.asarray(intercept, np.float32).reshape(-1)
@@ -254,8 +266,16 @@ def fit_linear_scm(X, parents, *, feature_names: Sequence[str] | None = None) ->
     return linear_scm(pa, W, b, feature_names=feature_names)
 
 
-def fit_mlp_scm(X, parents, *, hidden: int = 16, epochs: int = 2000, learning_rate: float = 1e-2,
-                seed: int = 0, feature_names: Sequence[str] | None = None) -> SCM:
+def fit_mlp_scm(
+    X,
+    parents,
+    *,
+    hidden: int = 16,
+    epochs: int = 2000,
+    learning_rate: float = 1e-2,
+    seed: int = 0,
+    feature_names: Sequence[str] | None = None,
+) -> SCM:
     """Nonlinear additive-noise equations x_j ≈ w_j·pa_j + b_j + v_j·tanh(A_j pa_j + c_j): the
     least-squares linear SCM, then full-batch Adam on Σ_j mean (x_j − f_j(pa_j))² (one
     ``lax.scan``; the MLP starts small, so it begins at the linear fit)."""
@@ -267,8 +287,11 @@ def fit_mlp_scm(X, parents, *, hidden: int = 16, epochs: int = 2000, learning_ra
         raise ValueError(f"epochs must be an int >= 1; got {epochs!r}")
     d = X.shape[1]
     k1, k2 = jax.random.split(jax.random.key(seed))
-    mlp = {"A": jax.random.normal(k1, (d, d, hidden)) / np.sqrt(max(1, d)), "c": jnp.zeros((d, hidden)),
-           "v": 0.01 * jax.random.normal(k2, (d, hidden))}
+    mlp = {
+        "A": jax.random.normal(k1, (d, d, hidden)) / np.sqrt(max(1, d)),
+        "c": jnp.zeros((d, hidden)),
+        "v": 0.01 * jax.random.normal(k2, (d, hidden)),
+    }
     params = {"weights": linear.weights, "intercept": linear.intercept, "mlp": mlp}
     mask = jnp.asarray(linear.adjacency, jnp.float32)
     opt = optax.adam(learning_rate)

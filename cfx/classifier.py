@@ -76,8 +76,9 @@ class Classifier:
         return obj
 
     @classmethod
-    def from_probs(cls, prob_fn: ApplyFn, params: Any, n_features: int, n_classes: int | None = None,
-                   eps: float = 1e-7) -> "Classifier":
+    def from_probs(
+        cls, prob_fn: ApplyFn, params: Any, n_features: int, n_classes: int | None = None, eps: float = 1e-7
+    ) -> "Classifier":
         """Wrap a model that outputs probabilities (a softmax head): logits = log max(p, eps).
         A single output column is read as p(y = 1 | x) of a binary model.
 
@@ -168,17 +169,23 @@ class LogProbabilities:
 
 
 #: What JAX raises when a model's code needs concrete values (numpy, sklearn, torch on a tracer).
-NOT_TRACEABLE = (jax.errors.TracerArrayConversionError, jax.errors.ConcretizationTypeError,
-                 jax.errors.TracerBoolConversionError, jax.errors.TracerIntegerConversionError)
+NOT_TRACEABLE = (
+    jax.errors.TracerArrayConversionError,
+    jax.errors.ConcretizationTypeError,
+    jax.errors.TracerBoolConversionError,
+    jax.errors.TracerIntegerConversionError,
+)
 
 
 def not_traceable(apply_fn) -> TypeError:
     """The error for an ``apply_fn`` that JAX cannot trace: it points to the black-box path."""
     name = getattr(apply_fn, "__qualname__", type(apply_fn).__name__)
-    return TypeError(f"apply_fn {name} is not a JAX-traceable function (it converts its input to numpy or reads "
-                     "concrete values). Wrap a host model with cfx.models.from_predict_proba(fn, n_features, "
-                     "n_classes) (a black box for gradient-free generators), or translate a scikit-learn model "
-                     "with cfx.models.from_sklearn(estimator).")
+    return TypeError(
+        f"apply_fn {name} is not a JAX-traceable function (it converts its input to numpy or reads "
+        "concrete values). Wrap a host model with cfx.models.from_predict_proba(fn, n_features, "
+        "n_classes) (a black box for gradient-free generators), or translate a scikit-learn model "
+        "with cfx.models.from_sklearn(estimator)."
+    )
 
 
 _traceable: set = set()  # (apply_fn, params' structure and shapes, d) already traced once
@@ -191,8 +198,12 @@ def check_traceable(clf: "Classifier") -> None:
         return
     leaves, treedef = jax.tree_util.tree_flatten(clf.params)
     try:
-        key = (clf.apply_fn, treedef, tuple((np.shape(a), str(getattr(a, "dtype", ""))) for a in leaves),
-               clf.n_features)
+        key = (
+            clf.apply_fn,
+            treedef,
+            tuple((np.shape(a), str(getattr(a, "dtype", ""))) for a in leaves),
+            clf.n_features,
+        )
         hash(key)
     except TypeError:  # an unhashable apply_fn or leaf: trace every time
         key = None
@@ -208,6 +219,8 @@ def check_traceable(clf: "Classifier") -> None:
 
 
 MIN_BUCKET = 8
+
+
 def bucket(n: int) -> int:
     """The padded batch size for n rows: the next power of two, at least :data:`MIN_BUCKET`."""
     return max(MIN_BUCKET, 1 << max(0, int(n) - 1).bit_length())

@@ -37,47 +37,83 @@ Delete the folder at any time; --no-compile-cache runs without it.
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="cfx", description="Counterfactual explanations in JAX: config-driven experiments.",
-                                formatter_class=argparse.RawDescriptionHelpFormatter,
-                                epilog="Run 'cfx COMMAND --help' for the options of a command.")
+    p = argparse.ArgumentParser(
+        prog="cfx",
+        description="Counterfactual explanations in JAX: config-driven experiments.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="Run 'cfx COMMAND --help' for the options of a command.",
+    )
     from cfx import __version__
 
     p.add_argument("--version", action="version", version=f"cfx {__version__}")
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
 
-    run = sub.add_parser("run", help="run (or resume) the experiment of a config file",
-                         description="Run the experiment of a YAML config (its 'kind:', default benchmark: train the "
-                                     "models, search counterfactuals with every generator, evaluate) and write a "
-                                     "results folder (resolved config, environment, models, counterfactuals, tables, "
-                                     "figures, timings).",
-                         epilog=EPILOG_RUN, formatter_class=argparse.RawDescriptionHelpFormatter)
+    run = sub.add_parser(
+        "run",
+        help="run (or resume) the experiment of a config file",
+        description="Run the experiment of a YAML config (its 'kind:', default benchmark: train the "
+        "models, search counterfactuals with every generator, evaluate) and write a "
+        "results folder (resolved config, environment, models, counterfactuals, tables, "
+        "figures, timings).",
+        epilog=EPILOG_RUN,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     run.add_argument("config", metavar="CONFIG", help="experiment config (YAML)")
-    run.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                     help="override a config value, e.g. --set seed=1 (repeatable)")
+    run.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a config value, e.g. --set seed=1 (repeatable)",
+    )
     run.add_argument("--out", metavar="DIR", help="results folder (default: the config's output, else results/<name>)")
     group = run.add_mutually_exclusive_group()
     group.add_argument("--resume", action="store_true", help="continue an interrupted run of the same experiment")
     group.add_argument("--force", action="store_true", help="delete an existing results folder and start over")
     run.add_argument("--data-dir", metavar="DIR", help="folder with the real data files (default: $CFX_DATA_DIR)")
-    run.add_argument("--dry-run", action="store_true", help="validate, print the resolved config and the grid size, stop")
-    run.add_argument("--no-progress", action="store_true",
-                     help="no progress output (by default: a bar on a terminal, one line per finished cell otherwise)")
+    run.add_argument(
+        "--dry-run", action="store_true", help="validate, print the resolved config and the grid size, stop"
+    )
+    run.add_argument(
+        "--no-progress",
+        action="store_true",
+        help="no progress output (by default: a bar on a terminal, one line per finished cell otherwise)",
+    )
     cache = run.add_mutually_exclusive_group()
-    cache.add_argument("--compile-cache", metavar="DIR",
-                       help="folder of JAX's persistent compilation cache (default: $CFX_COMPILE_CACHE, else "
-                            "$XDG_CACHE_HOME/cfx/jax or ~/.cache/cfx/jax)")
-    cache.add_argument("--no-compile-cache", action="store_true",
-                       help="compile everything afresh, neither reading nor writing the compilation cache")
+    cache.add_argument(
+        "--compile-cache",
+        metavar="DIR",
+        help="folder of JAX's persistent compilation cache (default: $CFX_COMPILE_CACHE, else "
+        "$XDG_CACHE_HOME/cfx/jax or ~/.cache/cfx/jax)",
+    )
+    cache.add_argument(
+        "--no-compile-cache",
+        action="store_true",
+        help="compile everything afresh, neither reading nor writing the compilation cache",
+    )
 
-    ls = sub.add_parser("list", help="list data sets, models, generators, metrics and experiment kinds",
-                        description="List what cfx knows, with one-line descriptions.")
-    ls.add_argument("what", nargs="?", choices=["datasets", "models", "generators", "metrics", "kinds", "presets"],
-                    help="only this section (default: all)")
+    ls = sub.add_parser(
+        "list",
+        help="list data sets, models, generators, metrics and experiment kinds",
+        description="List what cfx knows, with one-line descriptions.",
+    )
+    ls.add_argument(
+        "what",
+        nargs="?",
+        choices=["datasets", "models", "generators", "metrics", "kinds", "presets"],
+        help="only this section (default: all)",
+    )
 
-    show = sub.add_parser("show", help="print the table of a results folder",
-                          description="Print the summary table of a finished run (or the progress of an unfinished one).")
+    show = sub.add_parser(
+        "show",
+        help="print the table of a results folder",
+        description="Print the summary table of a finished run (or the progress of an unfinished one).",
+    )
     show.add_argument("result_dir", metavar="RESULT_DIR", help="a folder written by 'cfx run'")
-    show.add_argument("--metrics", metavar="NAMES", help="comma-separated metric columns (default: the config's or headline)")
+    show.add_argument(
+        "--metrics", metavar="NAMES", help="comma-separated metric columns (default: the config's or headline)"
+    )
     return p
 
 
@@ -121,8 +157,16 @@ def _run(args) -> int:
         _err(str(e))
         return 1
     except KeyboardInterrupt:
-        cmd = " ".join(["cfx", "run", args.config, *[f"--set {s}" for s in args.overrides],
-                        *(["--out", args.out] if args.out else []), "--resume"])
+        cmd = " ".join(
+            [
+                "cfx",
+                "run",
+                args.config,
+                *[f"--set {s}" for s in args.overrides],
+                *(["--out", args.out] if args.out else []),
+                "--resume",
+            ]
+        )
         _record_cache(env_file, env_before, cache)
         print(f"\ninterrupted: what finished is saved in {out}; continue with\n  {cmd}", file=sys.stderr)
         return 130
@@ -164,21 +208,27 @@ def _cmd_list(args) -> int:
     sections = []
     if args.what in (None, "datasets"):
         import cfx.data
+
         sections.append(("data sets", cfx.data.list_datasets()))
     if args.what in (None, "models"):
         import cfx.models
+
         sections.append(("models", cfx.models.list_models()))
     if args.what in (None, "generators"):
         import cfx.generators
+
         sections.append(("generators", cfx.generators.describe()))
     if args.what in (None, "metrics"):
         import cfx.evaluation
+
         sections.append(("metrics", cfx.evaluation.list_metrics()))
     if args.what in (None, "kinds"):
         import cfx.experiments
+
         sections.append(("experiment kinds", cfx.experiments.list_kinds()))
     if args.what in (None, "presets"):
         import cfx.experiments
+
         presets = cfx.experiments.list_presets()
         if presets or args.what == "presets":
             sections.append(("presets (preset: NAME in a config of that kind)", presets or {"(none)": ""}))

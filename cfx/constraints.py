@@ -61,9 +61,11 @@ class Constraints:
             if isinstance(self.mutability, str):
                 raise TypeError("mutability must be a sequence with one entry per feature, not a string")
             if isinstance(self.mutability, Mapping):
-                raise TypeError("mutability must be a sequence with one entry per feature, in column order; got a "
-                                f"mapping {dict(self.mutability)!r}. Names belong to the data: "
-                                "cfx.data.from_frame(..., mutability={name: code}) or cfx.explain(..., immutable=[names])")
+                raise TypeError(
+                    "mutability must be a sequence with one entry per feature, in column order; got a "
+                    f"mapping {dict(self.mutability)!r}. Names belong to the data: "
+                    "cfx.data.from_frame(..., mutability={name: code}) or cfx.explain(..., immutable=[names])"
+                )
             bad = [m for m in self.mutability if m not in MUTABILITY]
             if bad:
                 raise ValueError(f"mutability entries must be one of {MUTABILITY}; got {bad[0]!r}")
@@ -92,7 +94,9 @@ class Constraints:
             codes = np.zeros(d, np.int32)
         else:
             if len(self.mutability) != d:
-                raise ValueError(f"constraints.mutability has {len(self.mutability)} entries; expected one per feature ({d})")
+                raise ValueError(
+                    f"constraints.mutability has {len(self.mutability)} entries; expected one per feature ({d})"
+                )
             codes = np.array([MUTABILITY.index(m) for m in self.mutability], np.int32)
         lower = _bound(self.lower, d, -np.inf, "lower")
         upper = _bound(self.upper, d, np.inf, "upper")
@@ -206,4 +210,3 @@ class ResolvedConstraints:
     def mask_gradient(self, grad: jax.Array) -> jax.Array:
         """Zero the gradient of immutable features so optimiser state never moves them."""
         return jnp.where(self.immutable, 0.0, grad) if self.acts[1] else grad
-

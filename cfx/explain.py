@@ -157,8 +157,15 @@ def explain(
     rows = as_frame(rows)
     clf, encoder, X = _inputs(classifier, rows, data)
     checks.check_target(target, len(X), clf.n_classes)  # before a generator is fitted or anything traced
-    constraints = call_constraints(data, rows, features_to_vary=features_to_vary, permitted_range=permitted_range,
-                                   immutable=immutable, increase_only=increase_only, decrease_only=decrease_only)
+    constraints = call_constraints(
+        data,
+        rows,
+        features_to_vary=features_to_vary,
+        permitted_range=permitted_range,
+        immutable=immutable,
+        increase_only=increase_only,
+        decrease_only=decrease_only,
+    )
     search_opts = {k: options.pop(k) for k in list(options) if k in SEARCH_OPTIONS or k == "init"}
     if "init" in search_opts:  # the start rule's name before cfx 0.2
         _deprecated.warn("explain(..., init=...)", "write start= (the start rule)")
@@ -186,24 +193,36 @@ def explain(
     if isinstance(start, str):  # a start rule: the generator's field (an array: starts of the call's own)
         fields["start"], start = start, None
     searched = gen.replace(num_counterfactuals=K, threshold=max(tau, search_threshold or 0.0), **fields)
-    res = generate(searched, clf, X_search, target, key=jax.random.key(seed), constraints=constraints, start=start,
-                   **search_opts)
+    res = generate(
+        searched, clf, X_search, target, key=jax.random.key(seed), constraints=constraints, start=start, **search_opts
+    )
     threshold = as_float(tau)
     units = encoder.units()
     factuals, goal = res.factuals[::R], res.target[::R]
     x_cf, outcome = res.counterfactuals, np.asarray(res.outcome)
     if R > 1:  # the K valid members farthest apart, each judged after its own sparsity pass
         n = len(X)
-        x_cf, outcome = _choose(clf, encoder, rows, factuals, np.asarray(x_cf).reshape(n, R * K, -1),
-                                outcome.reshape(n, R * K), goal, threshold, K, sparse)
+        x_cf, outcome = _choose(
+            clf,
+            encoder,
+            rows,
+            factuals,
+            np.asarray(x_cf).reshape(n, R * K, -1),
+            outcome.reshape(n, R * K),
+            goal,
+            threshold,
+            K,
+            sparse,
+        )
     n = x_cf.shape[0]
     restarted, no_point, nowhere = np.zeros((n, K), bool), np.zeros((n, K), bool), np.zeros((n, K), bool)
     if restarts and not getattr(gen, "exact", False):  # an exact generator's miss is a proof: nothing to restart
         invalid = ~np.asarray(_validity(clf, factuals, x_cf, goal, threshold)[1])
         if invalid.any():
             points = bank(clf, data.X, seed=seed)
-            x_cf, restarted = restart(clf, factuals, x_cf, goal, invalid, points, constraints, tau=tau,
-                                      search_threshold=search_threshold)
+            x_cf, restarted = restart(
+                clf, factuals, x_cf, goal, invalid, points, constraints, tau=tau, search_threshold=search_threshold
+            )
             no_point = invalid & ~restarted
             if no_point.any():
                 nowhere = no_point & ~reachable(clf, points, factuals, goal, tau=tau)[:, None]
@@ -216,17 +235,32 @@ def explain(
     p, valid = _validity(clf, factuals, x_cf, goal, threshold)
     already = np.asarray(_validity(clf, factuals, factuals[:, None], goal, threshold)[1])[:, 0]
     if already.any():
-        warnings.warn(f"{int(already.sum())} of {n} rows are already predicted as the target (p >= {tau:g}); "
-                      "see the column 'already_target'", stacklevel=2)
+        warnings.warn(
+            f"{int(already.sum())} of {n} rows are already predicted as the target (p >= {tau:g}); "
+            "see the column 'already_target'",
+            stacklevel=2,
+        )
     valid = np.asarray(valid)
-    status, reason = _status(valid, restarted, no_point, nowhere, outcome, np.asarray(p), restarts,
-                             tau)
+    status, reason = _status(valid, restarted, no_point, nowhere, outcome, np.asarray(p), restarts, tau)
     missing = int((~valid.any(1)).sum())
     if missing:
-        warnings.warn(f"{missing} of {n} rows have no valid counterfactual; see the columns 'status' and 'reason'",
-                      stacklevel=2)
-    frame = _frame(encoder, rows, x, x_cf, cfs, changed, np.asarray(p), valid, already,
-                   outcome, float(res.runtime_s), float(res.compile_s))
+        warnings.warn(
+            f"{missing} of {n} rows have no valid counterfactual; see the columns 'status' and 'reason'", stacklevel=2
+        )
+    frame = _frame(
+        encoder,
+        rows,
+        x,
+        x_cf,
+        cfs,
+        changed,
+        np.asarray(p),
+        valid,
+        already,
+        outcome,
+        float(res.runtime_s),
+        float(res.compile_s),
+    )
     frame["status"], frame["reason"] = status.reshape(-1), reason.reshape(-1)
     return frame
 
@@ -235,16 +269,30 @@ def _status(valid, restarted, no_point, nowhere, outcome, p, restarts, tau):
     """Per counterfactual: found / restarted / not_found, and why where it is not found."""
     status = np.where(valid, np.where(restarted, "restarted", "found"), "not_found").astype(object)
     reason = np.full(valid.shape, "", dtype=object)
-    searched = np.vectorize(lambda o, q: f"the search ended {OUTCOMES[o]} at p(target) = {q:.3f} < {tau:g}")(
-        outcome, p) if (~valid).any() else reason
+    searched = (
+        np.vectorize(lambda o, q: f"the search ended {OUTCOMES[o]} at p(target) = {q:.3f} < {tau:g}")(outcome, p)
+        if (~valid).any()
+        else reason
+    )
     reason = np.where(~valid, searched, reason)
     if restarts:
-        reason = np.where(~valid & no_point, "no training row stays valid under this row's constraints (immutable "
-                          "features, directions, bounds): a counterfactual very likely does not exist", reason)
-        reason = np.where(~valid & nowhere, f"the model predicts the target (p >= {tau:g}) for none of the "
-                          "training rows, constraints or not: the model, not the constraints, rules it out", reason)
-        reason = np.where(~valid & restarted, "its restart was valid but the raw row (rounded to the columns' "
-                          f"precision) scores p(target) < {tau:g}", reason)
+        reason = np.where(
+            ~valid & no_point,
+            "no training row stays valid under this row's constraints (immutable "
+            "features, directions, bounds): a counterfactual very likely does not exist",
+            reason,
+        )
+        reason = np.where(
+            ~valid & nowhere,
+            f"the model predicts the target (p >= {tau:g}) for none of the "
+            "training rows, constraints or not: the model, not the constraints, rules it out",
+            reason,
+        )
+        reason = np.where(
+            ~valid & restarted,
+            f"its restart was valid but the raw row (rounded to the columns' precision) scores p(target) < {tau:g}",
+            reason,
+        )
     return status, reason
 
 
@@ -253,8 +301,12 @@ def _renamed(classifier, data, options: dict):
     """The deprecated argument names ``model=`` and ``dataset=`` (one release, with a warning)."""
     for old, new, value in (("model", "classifier", classifier), ("dataset", "data", data)):
         if old in options:
-            warnings.warn(f"explain(..., {old}=) is deprecated and goes in cfx 0.3: use {new}= (as cfx.generate and "
-                          "cfx.evaluate name it)", DeprecationWarning, stacklevel=3)
+            warnings.warn(
+                f"explain(..., {old}=) is deprecated and goes in cfx 0.3: use {new}= (as cfx.generate and "
+                "cfx.evaluate name it)",
+                DeprecationWarning,
+                stacklevel=3,
+            )
             if value is not None:
                 raise TypeError(f"explain() got {new}= and its deprecated name {old}=")
             if old == "model":
@@ -270,13 +322,17 @@ def _renamed(classifier, data, options: dict):
 
 def _inputs(model, rows, dataset):
     if not isinstance(model, Classifier):
-        raise TypeError(f"classifier must be a cfx.Classifier (e.g. from cfx.models.fit); got {type(model).__name__}"
-                        f"{checks.model_hint(model)}")
+        raise TypeError(
+            f"classifier must be a cfx.Classifier (e.g. from cfx.models.fit); got {type(model).__name__}"
+            f"{checks.model_hint(model)}"
+        )
     if not isinstance(dataset, Dataset):
         raise TypeError(f"data must be a cfx.data.Dataset; got {type(dataset).__name__}")
     if dataset.encoder is None:
-        raise ValueError(f"data: {dataset.name!r} has no fitted encoder; use a tabular data set "
-                         "(cfx.data.load of a real tabular set, or cfx.data.from_frame)")
+        raise ValueError(
+            f"data: {dataset.name!r} has no fitted encoder; use a tabular data set "
+            "(cfx.data.load of a real tabular set, or cfx.data.from_frame)"
+        )
     if len(rows) == 0:
         raise ValueError("rows is empty: pass at least one row")
     X = dataset.encoder.encode(rows)
@@ -290,12 +346,15 @@ def _generator(generator, hyperparams: dict, dataset, clf) -> G.Generator:
         if hyperparams:
             bad = sorted(set(hyperparams) - {f.name for f in dataclasses.fields(generator)})
             if bad:
-                raise ValueError(f"unknown option(s) {bad}: not a field of {type(generator).__name__} nor one of "
-                                 f"{SEARCH_OPTIONS}")
+                raise ValueError(
+                    f"unknown option(s) {bad}: not a field of {type(generator).__name__} nor one of {SEARCH_OPTIONS}"
+                )
             generator = generator.replace(**hyperparams)
         return generator
     if not isinstance(generator, str):
-        raise TypeError(f"generator must be a registry name or a cfx.generators.Generator; got {type(generator).__name__}")
+        raise TypeError(
+            f"generator must be a registry name or a cfx.generators.Generator; got {type(generator).__name__}"
+        )
     spelled = generator.lower().replace("_", "-")
     # explain's "dice" (and "dice-ml") is DiCE as dice-ml runs it (DICE_ML_DEFAULTS); "dice-cejl" keeps CE.jl's loss
     reference = spelled in ("dice", "dice-ml")
@@ -306,8 +365,10 @@ def _generator(generator, hyperparams: dict, dataset, clf) -> G.Generator:
         raise ValueError(f"generator: {err}") from None
     bad = sorted(set(hyperparams) - set(known) - {"num_counterfactuals"})
     if bad:
-        raise ValueError(f"unknown option(s) {bad} for generator {generator!r}: expected a hyperparameter "
-                         f"({sorted(known)}) or a search option {SEARCH_OPTIONS}")
+        raise ValueError(
+            f"unknown option(s) {bad} for generator {generator!r}: expected a hyperparameter "
+            f"({sorted(known)}) or a search option {SEARCH_OPTIONS}"
+        )
     name = G.ALIASES.get(generator.lower(), generator.lower())
     hp = {**EXPLAIN_DEFAULTS.get(name, {}), **(DICE_ML_DEFAULTS if reference else {}), **hyperparams}
     dice_ml = reference and not {"cost", "feature_weights", "space"} & set(hyperparams)
@@ -319,8 +380,11 @@ def _generator(generator, hyperparams: dict, dataset, clf) -> G.Generator:
     if dice_ml:  # dice-ml's search space: each feature min-max scaled to [0, 1] (Adam's steps are 5 % of a range)
         lo, hi = np.asarray(dataset.schema.lower, np.float64), np.asarray(dataset.schema.upper, np.float64)
         dtype = float_dtype()
-        gen = gen.replace(space="standardized", space_mean=jnp.asarray(lo, dtype),
-                          space_scale=jnp.asarray(np.where(hi > lo, hi - lo, 1.0), dtype))
+        gen = gen.replace(
+            space="standardized",
+            space_mean=jnp.asarray(lo, dtype),
+            space_scale=jnp.asarray(np.where(hi > lo, hi - lo, 1.0), dtype),
+        )
     return gen
 
 
@@ -351,8 +415,18 @@ def _choose(clf, encoder, rows, x, x_cf, outcome, target, threshold, K: int, spa
     searched = rounded(np.asarray(x_cf))
     pool = searched
     if sparse:
-        pool = rounded(np.asarray(sparsify(clf, np.repeat(x, P, 0), searched.reshape(n * P, 1, d),
-                                           np.repeat(np.asarray(target), P), threshold, units)).reshape(n, P, d))
+        pool = rounded(
+            np.asarray(
+                sparsify(
+                    clf,
+                    np.repeat(x, P, 0),
+                    searched.reshape(n * P, 1, d),
+                    np.repeat(np.asarray(target), P),
+                    threshold,
+                    units,
+                )
+            ).reshape(n, P, d)
+        )
     ok = np.asarray(_validity(clf, x, pool, target, threshold)[1])
     if K == 1:
         idx = np.argmin(np.where(ok, np.abs(pool - x[:, None]).sum(-1), np.inf), axis=1)[:, None]
@@ -420,8 +494,9 @@ def sparsify(classifier: Classifier, x, x_cf, target, threshold, units) -> jax.A
     """
     units = np.asarray(units)
     onehot = jnp.asarray(np.eye(units.max() + 1, dtype=float_dtype())[units])
-    return _sparsify(classifier, jnp.asarray(x), jnp.asarray(x_cf), jnp.asarray(target, jnp.int32),
-                     as_float(threshold), onehot)
+    return _sparsify(
+        classifier, jnp.asarray(x), jnp.asarray(x_cf), jnp.asarray(target, jnp.int32), as_float(threshold), onehot
+    )
 
 
 @jax.jit
@@ -449,8 +524,9 @@ def _frame(encoder, rows, x, x_cf, cfs, changed, p, valid, already, outcome, run
     out["duplicate"] = _duplicates(cfs, n, K)
     out["outcome"] = [OUTCOMES[o] for o in outcome.reshape(-1)]
     out["already_target"] = np.repeat(already, K)
-    out.index = pd.MultiIndex.from_arrays([np.repeat(np.asarray(rows.index), K), np.tile(np.arange(K), n)],
-                                          names=["id", "cf"])
+    out.index = pd.MultiIndex.from_arrays(
+        [np.repeat(np.asarray(rows.index), K), np.tile(np.arange(K), n)], names=["id", "cf"]
+    )
     out.attrs.update(factuals=rows[list(names)].copy(), runtime_s=runtime_s, compile_s=compile_s)
     return out
 

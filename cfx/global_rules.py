@@ -79,8 +79,17 @@ def _check(gen: TCREx, target: int) -> int:
     return int(target)
 
 
-def rules_frame(gen: TCREx, data, target: int = 1, *, classifier=None, factuals=None, counterfactuals=None,
-                constraints=None, key: jax.Array | None = None) -> pd.DataFrame:
+def rules_frame(
+    gen: TCREx,
+    data,
+    target: int = 1,
+    *,
+    classifier=None,
+    factuals=None,
+    counterfactuals=None,
+    constraints=None,
+    key: jax.Array | None = None,
+) -> pd.DataFrame:
     """The maximal-valid rules of a fitted :class:`TCREx` for ``target``, one row each (module
     docstring); ``lower:<name>`` / ``upper:<name>`` columns hold the raw bounds (±inf: none).
     With ``factuals`` (n, d) and ``classifier``: ``assigned`` (share of factuals whose explanation
@@ -92,18 +101,21 @@ def rules_frame(gen: TCREx, data, target: int = 1, *, classifier=None, factuals=
     valid = np.asarray(gen.rule_valid[target])
     lower, upper = np.asarray(gen.rule_lower[target])[valid], np.asarray(gen.rule_upper[target])[valid]
     d = lower.shape[1]
-    frame = pd.DataFrame({
-        "rule": np.arange(len(lower)),
-        "conditions": _conditions(data, lower, upper),
-        "accuracy": np.asarray(gen.rule_accuracy[target])[valid],
-        "feasibility": np.asarray(gen.rule_feasibility[target])[valid],
-        "n_conditions": (np.isfinite(lower) | np.isfinite(upper)).sum(1),
-    })
+    frame = pd.DataFrame(
+        {
+            "rule": np.arange(len(lower)),
+            "conditions": _conditions(data, lower, upper),
+            "accuracy": np.asarray(gen.rule_accuracy[target])[valid],
+            "feasibility": np.asarray(gen.rule_feasibility[target])[valid],
+            "n_conditions": (np.isfinite(lower) | np.isfinite(upper)).sum(1),
+        }
+    )
     if factuals is not None:
         if classifier is None:
             raise ValueError("factuals= needs classifier= (the model that labels the counterfactual points)")
-        frame = frame.join(_assignment(gen, classifier, factuals, target, len(lower), key, counterfactuals,
-                                       constraints), on="rule")
+        frame = frame.join(
+            _assignment(gen, classifier, factuals, target, len(lower), key, counterfactuals, constraints), on="rule"
+        )
     lo_raw, hi_raw = raw_bounds(data, lower, upper)
     for j, name in enumerate(_names(data, d)):
         frame[f"lower:{name}"], frame[f"upper:{name}"] = lo_raw[:, j], hi_raw[:, j]
@@ -116,8 +128,15 @@ def _assignment(gen, classifier, factuals, target, m, key, counterfactuals=None,
 
     x = np.asarray(factuals, np.float32).reshape(-1, classifier.n_features)
     if counterfactuals is None:
-        res = generate(gen, classifier, x, target, key=jax.random.key(0) if key is None else key, max_steps=1,
-                       constraints=constraints)
+        res = generate(
+            gen,
+            classifier,
+            x,
+            target,
+            key=jax.random.key(0) if key is None else key,
+            max_steps=1,
+            constraints=constraints,
+        )
         counterfactuals = res.counterfactuals[:, 0]
     cf = np.asarray(counterfactuals, np.float32).reshape(x.shape)
     mutability = (constraints or Constraints()).resolve(x.shape[1]).mutability
@@ -129,9 +148,14 @@ def _assignment(gen, classifier, factuals, target, m, key, counterfactuals=None,
     rows = []
     for r in range(m):
         sel = rule == r
-        rows.append({"assigned": sel.mean(), "changes": changes[sel].mean() if sel.any() else np.nan,
-                     "validity": valid[sel].mean() if sel.any() else np.nan,
-                     "cost_l1": cost[sel].mean() if sel.any() else np.nan})
+        rows.append(
+            {
+                "assigned": sel.mean(),
+                "changes": changes[sel].mean() if sel.any() else np.nan,
+                "validity": valid[sel].mean() if sel.any() else np.nan,
+                "cost_l1": cost[sel].mean() if sel.any() else np.nan,
+            }
+        )
     return pd.DataFrame(rows)
 
 
@@ -144,8 +168,16 @@ def metarules_frame(gen: TCREx, data, target: int = 1) -> pd.DataFrame:
     return pd.DataFrame({"metarule": np.arange(len(rule)), "region": _conditions(data, lower, upper), "rule": rule})
 
 
-def explain_global(classifier, data, target: int = 1, *, factuals=None, key: jax.Array | None = None,
-                   return_generator: bool = False, **options):
+def explain_global(
+    classifier,
+    data,
+    target: int = 1,
+    *,
+    factuals=None,
+    key: jax.Array | None = None,
+    return_generator: bool = False,
+    **options,
+):
     """T-CREx's global explanation of ``classifier`` on ``data`` (a Dataset, usually the training
     split) for class ``target``: a DataFrame with one row per maximal-valid rule in raw units
     (:func:`rules_frame`). ``options`` are :class:`cfx.generators.TCREx` fields (``rho`` ρ,

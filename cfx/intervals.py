@@ -30,12 +30,17 @@ def interval_bounds(lo, hi, n: int) -> tuple[np.ndarray, np.ndarray]:
     out = []
     for name, v, fill in (("lo", lo, -np.inf), ("hi", hi, np.inf)):
         a = np.asarray(fill if v is None else v, dtype=object)
-        a = np.full(n, fill if a.item() is None else float(a.item())) if a.ndim == 0 else np.array(
-            [fill if e is None else float(e) for e in a.ravel()], np.float64).reshape(a.shape)
+        a = (
+            np.full(n, fill if a.item() is None else float(a.item()))
+            if a.ndim == 0
+            else np.array([fill if e is None else float(e) for e in a.ravel()], np.float64).reshape(a.shape)
+        )
         if a.shape != (n,):
             raise ValueError(f"{name} must be a number, None or one value per factual ({n},); got shape {a.shape}")
         if np.isnan(a).any():
-            raise ValueError(f"{name} must not be NaN (None for an open side); row {int(np.flatnonzero(np.isnan(a))[0])}")
+            raise ValueError(
+                f"{name} must not be NaN (None for an open side); row {int(np.flatnonzero(np.isnan(a))[0])}"
+            )
         out.append(a)
     lo_a, hi_a = out
     bad = np.flatnonzero(lo_a > hi_a)
@@ -48,8 +53,18 @@ def interval_bounds(lo, hi, n: int) -> tuple[np.ndarray, np.ndarray]:
     return lo_a, hi_a
 
 
-def generate_within(generator, regressor, x, lo=None, hi=None, *, key: jax.Array, constraints=None,
-                    max_steps: int = 100, scale: float | None = None) -> CounterfactualResult:
+def generate_within(
+    generator,
+    regressor,
+    x,
+    lo=None,
+    hi=None,
+    *,
+    key: jax.Array,
+    constraints=None,
+    max_steps: int = 100,
+    scale: float | None = None,
+) -> CounterfactualResult:
     """Counterfactuals x' with lo_i <= ŷ(x'_i) <= hi_i, one interval per factual.
 
     Args:
@@ -86,8 +101,16 @@ def generate_within(generator, regressor, x, lo=None, hi=None, *, key: jax.Array
     generator.validate(K, d, 2)
     resolved = (constraints or Constraints()).resolve(d)
     start = time.perf_counter()
-    res = _run(generator, template, jnp.asarray(x), jnp.asarray(lo_a, jnp.float32), jnp.asarray(hi_a, jnp.float32),
-               key, resolved, int(max_steps))
+    res = _run(
+        generator,
+        template,
+        jnp.asarray(x),
+        jnp.asarray(lo_a, jnp.float32),
+        jnp.asarray(hi_a, jnp.float32),
+        key,
+        resolved,
+        int(max_steps),
+    )
     res = jax.block_until_ready(res)
     return res.replace(runtime_s=time.perf_counter() - start)
 
@@ -96,11 +119,33 @@ def generate_within(generator, regressor, x, lo=None, hi=None, *, key: jax.Array
 def _run(generator, template, x, lo, hi, key, constraints, max_steps):
     def one(x_i, lo_i, hi_i, row):
         clf = template.replace({**template.params, "lo": lo_i, "hi": hi_i})
-        return search(generator, clf, x_i[None], jnp.ones(1, jnp.int32), key=key, constraints=constraints,
-                      max_steps=max_steps, rows=row[None])
+        return search(
+            generator,
+            clf,
+            x_i[None],
+            jnp.ones(1, jnp.int32),
+            key=key,
+            constraints=constraints,
+            max_steps=max_steps,
+            rows=row[None],
+        )
 
     res = jax.vmap(one)(x, lo, hi, jnp.arange(x.shape[0]))
     squeeze = lambda a: a[:, 0] if getattr(a, "ndim", 0) >= 2 else a  # noqa: E731  (n, 1, ...) -> (n, ...)
-    return res.replace(**{f: jax.tree_util.tree_map(squeeze, getattr(res, f)) for f in
-                          ("factuals", "target", "counterfactuals", "outcome", "steps", "target_probs", "terms",
-                           "path", "track")}, threshold=res.threshold[0])
+    return res.replace(
+        **{
+            f: jax.tree_util.tree_map(squeeze, getattr(res, f))
+            for f in (
+                "factuals",
+                "target",
+                "counterfactuals",
+                "outcome",
+                "steps",
+                "target_probs",
+                "terms",
+                "path",
+                "track",
+            )
+        },
+        threshold=res.threshold[0],
+    )

@@ -65,8 +65,10 @@ def _plain(value: Any, what: str) -> Any:
     if isinstance(value, (tuple, list)):
         return [_plain(v, what) for v in value]
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {"__class__": type(value).__name__, **{f.name: _plain(getattr(value, f.name), f"{what}.{f.name}")
-                                                      for f in dataclasses.fields(value) if f.init}}
+        return {
+            "__class__": type(value).__name__,
+            **{f.name: _plain(getattr(value, f.name), f"{what}.{f.name}") for f in dataclasses.fields(value) if f.init},
+        }
     if isinstance(value, (np.ndarray, jax.Array)):
         return {"__array__": np.asarray(value).tolist(), "dtype": str(np.asarray(value).dtype)}
     raise TypeError(f"cfx.save: {what} is a {type(value).__name__}, which cannot be written as data")
@@ -97,10 +99,15 @@ _TRANSLATIONS = {cls.__name__: cls for cls in (models.external.SklearnApply, mod
 def _module_spec(module) -> dict:
     cls = type(module)
     if getattr(models, cls.__name__, None) is not cls:
-        raise TypeError(f"cfx.save: classifier's module {cls.__name__} is not a cfx.models module; cfx.save takes "
-                        "models built by cfx.models.fit (save other models' parameters with flax.serialization)")
-    fields = {f.name: _plain(getattr(module, f.name), f"module.{f.name}") for f in dataclasses.fields(module)
-              if f.init and f.name not in _MODULE_FIELDS_SKIPPED}
+        raise TypeError(
+            f"cfx.save: classifier's module {cls.__name__} is not a cfx.models module; cfx.save takes "
+            "models built by cfx.models.fit (save other models' parameters with flax.serialization)"
+        )
+    fields = {
+        f.name: _plain(getattr(module, f.name), f"module.{f.name}")
+        for f in dataclasses.fields(module)
+        if f.init and f.name not in _MODULE_FIELDS_SKIPPED
+    }
     return {"module": cls.__name__, "fields": fields}
 
 
@@ -110,32 +117,42 @@ def _classifier_spec(clf: Classifier) -> dict:
     fn = clf.apply_fn
     common = {"n_features": clf.n_features, "n_classes": clf.n_classes}
     if isinstance(fn, models.Ensemble):
-        extra = {f.name: _plain(getattr(fn, f.name), f"Ensemble.{f.name}") for f in dataclasses.fields(fn)
-                 if f.init and f.name != "module"}
+        extra = {
+            f.name: _plain(getattr(fn, f.name), f"Ensemble.{f.name}")
+            for f in dataclasses.fields(fn)
+            if f.init and f.name != "module"
+        }
         return {"apply": "Ensemble", **_module_spec(fn.module), "ensemble": extra, **common}
     if isinstance(fn, models.ModuleApply):
         return {"apply": "ModuleApply", **_module_spec(fn.module), **common}
     if isinstance(fn, tuple(_TRANSLATIONS.values())):  # cfx.models.from_sklearn: static fields + arrays
         return {"apply": "translation", "fields": _plain(fn, "apply_fn"), **common}
-    raise TypeError(f"cfx.save: the classifier's apply_fn is a {type(fn).__name__}; cfx.save takes models built by "
-                    "cfx.models.fit (a flax module of cfx.models, alone or in an Ensemble) or "
-                    "cfx.models.from_sklearn (a black box from from_predict_proba is host code: not saved)")
+    raise TypeError(
+        f"cfx.save: the classifier's apply_fn is a {type(fn).__name__}; cfx.save takes models built by "
+        "cfx.models.fit (a flax module of cfx.models, alone or in an Ensemble) or "
+        "cfx.models.from_sklearn (a black box from from_predict_proba is host code: not saved)"
+    )
 
 
 def _load_classifier(spec: dict, blob: bytes) -> Classifier:
     if spec["apply"] == "translation":
         params = jax.tree_util.tree_map(jnp.asarray, flax.serialization.msgpack_restore(blob))
-        return Classifier(_rebuild(spec["fields"], _TRANSLATIONS), params, n_features=spec["n_features"],
-                          n_classes=spec["n_classes"])
+        return Classifier(
+            _rebuild(spec["fields"], _TRANSLATIONS), params, n_features=spec["n_features"], n_classes=spec["n_classes"]
+        )
     module = getattr(models, spec["module"])(**{k: _tuples(v) for k, v in spec["fields"].items()})
-    fn = (models.Ensemble(module, **spec["ensemble"]) if spec["apply"] == "Ensemble" else models.ModuleApply(module))
+    fn = models.Ensemble(module, **spec["ensemble"]) if spec["apply"] == "Ensemble" else models.ModuleApply(module)
     params = jax.tree_util.tree_map(jnp.asarray, flax.serialization.msgpack_restore(blob))
     return Classifier(fn, params, n_features=spec["n_features"], n_classes=spec["n_classes"])
 
 
 # ------------------------------------------------------------------------------ dataset, generator
-_DATA_CLASSES = {cls.__name__: cls for module in (dataset_module, encoder_module) for cls in vars(module).values()
-                 if isinstance(cls, type) and dataclasses.is_dataclass(cls)}
+_DATA_CLASSES = {
+    cls.__name__: cls
+    for module in (dataset_module, encoder_module)
+    for cls in vars(module).values()
+    if isinstance(cls, type) and dataclasses.is_dataclass(cls)
+}
 
 
 def _dataset_spec(data: Dataset) -> tuple[dict, dict]:
@@ -158,9 +175,11 @@ def _generator_spec(gen) -> tuple[dict, dict]:
             try:
                 fields[f.name] = _plain(value, f"{cls.__name__}.{f.name}")
             except TypeError:
-                raise TypeError(f"cfx.save: {cls.__name__}.{f.name} is a {type(value).__name__}, which cannot be "
-                                "written as data; save the generator without it (e.g. unfitted) and fit it after "
-                                "loading") from None
+                raise TypeError(
+                    f"cfx.save: {cls.__name__}.{f.name} is a {type(value).__name__}, which cannot be "
+                    "written as data; save the generator without it (e.g. unfitted) and fit it after "
+                    "loading"
+                ) from None
     return {"class": cls.__name__, "fields": fields}, arrays
 
 
@@ -171,8 +190,9 @@ def _npz(arrays: dict) -> bytes:
 
 
 # ------------------------------------------------------------------------------ public
-def save(path: str | os.PathLike, *, classifier: Classifier | None = None, dataset: Dataset | None = None,
-         generator=None) -> Path:
+def save(
+    path: str | os.PathLike, *, classifier: Classifier | None = None, dataset: Dataset | None = None, generator=None
+) -> Path:
     """Write the given objects to the folder ``path`` (created; existing files replaced atomically).
 
     Every object is checked before anything is written, so a refused object leaves no partial

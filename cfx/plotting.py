@@ -39,11 +39,33 @@ from typing import Mapping, Sequence
 import numpy as np
 from matplotlib.figure import Figure
 
-__all__ = ["mesh_2d", "draw_2d", "plot_2d", "plot_2d_panels", "pca_2d", "mesh_pca", "plot_pca", "plot_changes",
-           "plot_image_grid", "plot_benchmark", "figure_png", "save_figure"]
+__all__ = [
+    "mesh_2d",
+    "draw_2d",
+    "plot_2d",
+    "plot_2d_panels",
+    "pca_2d",
+    "mesh_pca",
+    "plot_pca",
+    "plot_changes",
+    "plot_image_grid",
+    "plot_benchmark",
+    "figure_png",
+    "save_figure",
+]
 
-_CLASS_COLOURS = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2", "#7f7f7f",
-                  "#bcbd22", "#17becf")
+_CLASS_COLOURS = (
+    "#1f77b4",
+    "#d62728",
+    "#2ca02c",
+    "#9467bd",
+    "#ff7f0e",
+    "#8c564b",
+    "#e377c2",
+    "#7f7f7f",
+    "#bcbd22",
+    "#17becf",
+)
 MAX_PATHS = 50
 
 
@@ -85,8 +107,10 @@ def mesh_2d(X: np.ndarray, resolution: int = 100, margin: float = 0.1) -> dict:
         raise ValueError(f"X must have shape (n, 2) for a 2-D figure; got {X.shape}")
     lo, hi = X.min(0), X.max(0)
     pad = margin * (hi - lo + 1e-6)
-    xx, yy = np.meshgrid(np.linspace(lo[0] - pad[0], hi[0] + pad[0], resolution, dtype=np.float32),
-                         np.linspace(lo[1] - pad[1], hi[1] + pad[1], resolution, dtype=np.float32))
+    xx, yy = np.meshgrid(
+        np.linspace(lo[0] - pad[0], hi[0] + pad[0], resolution, dtype=np.float32),
+        np.linspace(lo[1] - pad[1], hi[1] + pad[1], resolution, dtype=np.float32),
+    )
     return {"xx": xx, "yy": yy, "points": np.stack([xx.ravel(), yy.ravel()], 1)}
 
 
@@ -100,8 +124,19 @@ def _grid_probs(grid: Mapping) -> np.ndarray:
     return probs
 
 
-def draw_2d(ax, grid: Mapping, X: np.ndarray, y: np.ndarray, counterfactuals: np.ndarray, *, factuals=None,
-            paths=None, target: int = 1, max_paths: int = MAX_PATHS, colorbar: bool = True):
+def draw_2d(
+    ax,
+    grid: Mapping,
+    X: np.ndarray,
+    y: np.ndarray,
+    counterfactuals: np.ndarray,
+    *,
+    factuals=None,
+    paths=None,
+    target: int = 1,
+    max_paths: int = MAX_PATHS,
+    colorbar: bool = True,
+):
     """Draw one 2-D panel on ``ax``.
 
     Args:
@@ -117,15 +152,30 @@ def draw_2d(ax, grid: Mapping, X: np.ndarray, y: np.ndarray, counterfactuals: np
     Returns the contour set (for a shared colorbar).
     """
     probs = _grid_probs(grid)
-    cs = ax.contourf(grid["xx"], grid["yy"], probs[..., target], levels=np.linspace(0, 1, 11), cmap="RdBu_r",
-                     alpha=0.55, vmin=0, vmax=1)
+    cs = ax.contourf(
+        grid["xx"],
+        grid["yy"],
+        probs[..., target],
+        levels=np.linspace(0, 1, 11),
+        cmap="RdBu_r",
+        alpha=0.55,
+        vmin=0,
+        vmax=1,
+    )
     if colorbar:
         ax.figure.colorbar(cs, ax=ax, label=f"p(y={target} | x)")
     X, y = np.asarray(X), np.asarray(y)
     for c in np.unique(y):
         m = y == c
-        ax.scatter(X[m, 0], X[m, 1], s=8, color=_CLASS_COLOURS[int(c) % 10], alpha=0.5, label=f"class {int(c)}",
-                   edgecolors="none")
+        ax.scatter(
+            X[m, 0],
+            X[m, 1],
+            s=8,
+            color=_CLASS_COLOURS[int(c) % 10],
+            alpha=0.5,
+            label=f"class {int(c)}",
+            edgecolors="none",
+        )
     cf = np.asarray(counterfactuals)
     cf = cf[:, None] if cf.ndim == 2 else cf
     m = min(len(cf), max_paths)
@@ -141,22 +191,51 @@ def draw_2d(ax, grid: Mapping, X: np.ndarray, y: np.ndarray, counterfactuals: np
         factuals = P[:, 0, 0]
     if factuals is not None:
         F = np.asarray(factuals)[:m]
-        ax.scatter(F[:, 0], F[:, 1], marker="o", s=28, facecolors="white", edgecolors="k", linewidths=1.0,
-                   label="factual", zorder=3)
+        ax.scatter(
+            F[:, 0],
+            F[:, 1],
+            marker="o",
+            s=28,
+            facecolors="white",
+            edgecolors="k",
+            linewidths=1.0,
+            label="factual",
+            zorder=3,
+        )
     E = cf[:m].reshape(-1, 2)
-    ax.scatter(E[:, 0], E[:, 1], marker="*", s=70, color="gold", edgecolors="k", linewidths=0.6,
-               label="counterfactual", zorder=4)
+    ax.scatter(
+        E[:, 0],
+        E[:, 1],
+        marker="*",
+        s=70,
+        color="gold",
+        edgecolors="k",
+        linewidths=0.6,
+        label="counterfactual",
+        zorder=4,
+    )
     ax.set_xlim(float(np.min(grid["xx"])), float(np.max(grid["xx"])))
     ax.set_ylim(float(np.min(grid["yy"])), float(np.max(grid["yy"])))
     return cs
 
 
-def plot_2d(grid: Mapping, X: np.ndarray, y: np.ndarray, counterfactuals: np.ndarray, *, factuals=None,
-            paths=None, target: int = 1, max_paths: int = MAX_PATHS, title: str | None = None, ax=None):
+def plot_2d(
+    grid: Mapping,
+    X: np.ndarray,
+    y: np.ndarray,
+    counterfactuals: np.ndarray,
+    *,
+    factuals=None,
+    paths=None,
+    target: int = 1,
+    max_paths: int = MAX_PATHS,
+    title: str | None = None,
+    ax=None,
+):
     """The 2-D figure of one search: contour of p(target | x), the data, the counterfactuals
     and (given ``paths``, e.g. ``res.path`` of a search with ``return_path=True``) their
     search paths. Arguments as in :func:`draw_2d`. Returns the Figure."""
-    fig, ax = (_subplots(figsize=(6, 5)) if ax is None else (ax.figure, ax))
+    fig, ax = _subplots(figsize=(6, 5)) if ax is None else (ax.figure, ax)
     draw_2d(ax, grid, X, y, counterfactuals, factuals=factuals, paths=paths, target=target, max_paths=max_paths)
     ax.set_title(title or "counterfactuals")
     ax.legend(loc="upper right", fontsize=7)
@@ -164,8 +243,9 @@ def plot_2d(grid: Mapping, X: np.ndarray, y: np.ndarray, counterfactuals: np.nda
     return fig
 
 
-def plot_2d_panels(grid: Mapping, arrays_by_generator: Mapping[str, Mapping], *, title: str | None = None,
-                   max_paths: int = MAX_PATHS):
+def plot_2d_panels(
+    grid: Mapping, arrays_by_generator: Mapping[str, Mapping], *, title: str | None = None, max_paths: int = MAX_PATHS
+):
     """One 2-D panel per generator from saved arrays (``grid`` with ``X``, ``y``; per generator
     ``factuals``, ``counterfactuals``, ``target`` and optionally ``path``). Returns the Figure."""
     names = list(arrays_by_generator)
@@ -176,10 +256,20 @@ def plot_2d_panels(grid: Mapping, arrays_by_generator: Mapping[str, Mapping], *,
     for ax, name in zip(axes.ravel(), names):
         a = arrays_by_generator[name]
         target = int(np.bincount(np.asarray(a["target"])).argmax())
-        cs = draw_2d(ax, grid, grid["X"], grid["y"], a["counterfactuals"], factuals=a["factuals"], paths=a.get("path"),
-                target=target, max_paths=max_paths, colorbar=False)
+        cs = draw_2d(
+            ax,
+            grid,
+            grid["X"],
+            grid["y"],
+            a["counterfactuals"],
+            factuals=a["factuals"],
+            paths=a.get("path"),
+            target=target,
+            max_paths=max_paths,
+            colorbar=False,
+        )
         ax.set_title(name)
-    for ax in axes.ravel()[len(names):]:
+    for ax in axes.ravel()[len(names) :]:
         ax.axis("off")
     handles, labels = axes.ravel()[0].get_legend_handles_labels()
     fig.legend(handles, labels, loc="lower center", ncol=len(labels), fontsize=8)
@@ -205,8 +295,11 @@ def pca_2d(X: np.ndarray) -> dict:
     mean = X.mean(0)
     _, sv, vt = np.linalg.svd(X - mean, full_matrices=False)
     var = sv**2
-    return {"mean": mean.astype(np.float32), "components": vt[:2].astype(np.float32),
-            "explained": (var[:2] / max(var.sum(), 1e-30)).astype(np.float32)}
+    return {
+        "mean": mean.astype(np.float32),
+        "components": vt[:2].astype(np.float32),
+        "explained": (var[:2] / max(var.sum(), 1e-30)).astype(np.float32),
+    }
 
 
 def _project(pca: Mapping, A) -> np.ndarray:
@@ -234,9 +327,20 @@ def _pc_label(pca: Mapping, i: int, names, top: int = 3) -> str:
     return f"PC{i + 1} ({100 * pca['explained'][i]:.0f} %): {terms}"
 
 
-def plot_pca(grid: Mapping, X: np.ndarray, y: np.ndarray, counterfactuals: np.ndarray, *, factuals=None,
-             paths=None, target: int = 1, feature_names: Sequence[str] | None = None, max_paths: int = MAX_PATHS,
-             title: str | None = None, ax=None):
+def plot_pca(
+    grid: Mapping,
+    X: np.ndarray,
+    y: np.ndarray,
+    counterfactuals: np.ndarray,
+    *,
+    factuals=None,
+    paths=None,
+    target: int = 1,
+    feature_names: Sequence[str] | None = None,
+    max_paths: int = MAX_PATHS,
+    title: str | None = None,
+    ax=None,
+):
     """:func:`plot_2d` for d > 2 on the plane of :func:`mesh_pca` (``grid`` with its ``probs``):
     data (n, d), counterfactuals (m, [K,] d), factuals (m, d) and paths (m, K, T + 1, d) are
     projected onto the first two principal components; each axis is named by its share of the
@@ -246,10 +350,18 @@ def plot_pca(grid: Mapping, X: np.ndarray, y: np.ndarray, counterfactuals: np.nd
     names = list(feature_names) if feature_names is not None else [f"x{j}" for j in range(d)]
     if len(names) != d:
         raise ValueError(f"feature_names has {len(names)} names; the data have {d} features")
-    fig, ax = (_subplots(figsize=(7, 5.5)) if ax is None else (ax.figure, ax))
-    draw_2d(ax, grid, _project(pca, X), y, _project(pca, counterfactuals),
-            factuals=None if factuals is None else _project(pca, factuals),
-            paths=None if paths is None else _project(pca, paths), target=target, max_paths=max_paths)
+    fig, ax = _subplots(figsize=(7, 5.5)) if ax is None else (ax.figure, ax)
+    draw_2d(
+        ax,
+        grid,
+        _project(pca, X),
+        y,
+        _project(pca, counterfactuals),
+        factuals=None if factuals is None else _project(pca, factuals),
+        paths=None if paths is None else _project(pca, paths),
+        target=target,
+        max_paths=max_paths,
+    )
     ax.set_xlabel(_pc_label(pca, 0, names), fontsize=8)
     ax.set_ylabel(_pc_label(pca, 1, names), fontsize=8)
     ax.set_title(title or "counterfactuals (PCA plane)")
@@ -278,8 +390,9 @@ def plot_changes(frame, *, max_rows: int = 20, max_columns: int = 12, title: str
     red where it falls, blue for another level; unchanged cells are blank. Reads the frame's
     ``changed``, ``p_target``, ``valid`` columns and ``frame.attrs["factuals"]``. Returns the Figure."""
     if "factuals" not in frame.attrs or "changed" not in frame:
-        raise ValueError("frame must be the output of cfx.explain (columns 'changed', 'p_target', 'valid' and "
-                         "attrs['factuals'])")
+        raise ValueError(
+            "frame must be the output of cfx.explain (columns 'changed', 'p_target', 'valid' and attrs['factuals'])"
+        )
     facts = frame.attrs["factuals"]
     shown = frame.head(max_rows)
     order = list(facts.columns)
@@ -287,7 +400,7 @@ def plot_changes(frame, *, max_rows: int = 20, max_columns: int = 12, title: str
     cols = [c for c in order if c in used][:max_columns]
     n, m = len(shown), max(len(cols), 1)
     colours = np.full((n, m, 3), 0.0)
-    colours[:] = np.array([int(_SAME[i:i + 2], 16) / 255 for i in (1, 3, 5)])
+    colours[:] = np.array([int(_SAME[i : i + 2], 16) / 255 for i in (1, 3, 5)])
     fig, ax = _subplots(figsize=(2.0 + 1.5 * m, 1.2 + 0.38 * n))
     for i, ((rid, k), row) in enumerate(shown.iterrows()):
         old = facts.loc[rid]
@@ -297,13 +410,14 @@ def plot_changes(frame, *, max_rows: int = 20, max_columns: int = 12, title: str
             a, b = old[c], row[c]
             numeric = isinstance(a, (int, float, np.number)) and isinstance(b, (int, float, np.number))
             hue = (_UP if b > a else _DOWN) if numeric else _LEVEL
-            colours[i, j] = [int(hue[q:q + 2], 16) / 255 * 0.45 + 0.55 for q in (1, 3, 5)]  # a light tint
+            colours[i, j] = [int(hue[q : q + 2], 16) / 255 * 0.45 + 0.55 for q in (1, 3, 5)]  # a light tint
             ax.text(j, i, f"{_short(a)} → {_short(b)}", ha="center", va="center", fontsize=7)
     ax.imshow(colours, aspect="auto", interpolation="nearest")
     ax.set_xticks(range(len(cols)))
     ax.set_xticklabels(cols, rotation=30, ha="right", fontsize=8)
-    labels = [f"{rid} / cf {k}   p={row['p_target']:.2f}{'' if row['valid'] else ' ✗'}"
-              for (rid, k), row in shown.iterrows()]
+    labels = [
+        f"{rid} / cf {k}   p={row['p_target']:.2f}{'' if row['valid'] else ' ✗'}" for (rid, k), row in shown.iterrows()
+    ]
     ax.set_yticks(range(n))
     ax.set_yticklabels(labels, fontsize=7)
     ax.set_xticks(np.arange(-0.5, m), minor=True)
@@ -321,8 +435,17 @@ def plot_changes(frame, *, max_rows: int = 20, max_columns: int = 12, title: str
 # --------------------------------------------------------------------------------------
 
 
-def plot_image_grid(factuals: np.ndarray, counterfactuals: Mapping[str, np.ndarray], image_shape: Sequence[int], *,
-                    n_rows: int = 6, targets=None, title: str | None = None, vmin: float = -1.0, vmax: float = 1.0):
+def plot_image_grid(
+    factuals: np.ndarray,
+    counterfactuals: Mapping[str, np.ndarray],
+    image_shape: Sequence[int],
+    *,
+    n_rows: int = 6,
+    targets=None,
+    title: str | None = None,
+    vmin: float = -1.0,
+    vmax: float = 1.0,
+):
     """Rows: examples; columns: the factual, then the counterfactual of each generator (or model).
 
     Args:
@@ -386,13 +509,21 @@ def plot_benchmark(summary, metrics: Sequence[str] | None = None, *, title: str 
         for j, model in enumerate(models):
             s = sub[sub["model"] == model].set_index("generator").reindex(generators)
             offset = (j - (len(models) - 1) / 2) * width
-            ax.errorbar(x + offset, s["mean"].to_numpy(float), yerr=np.nan_to_num(s["sd"].to_numpy(float)), fmt="o",
-                        capsize=3, ms=5, color=_CLASS_COLOURS[j % 10], label=model)
+            ax.errorbar(
+                x + offset,
+                s["mean"].to_numpy(float),
+                yerr=np.nan_to_num(s["sd"].to_numpy(float)),
+                fmt="o",
+                capsize=3,
+                ms=5,
+                color=_CLASS_COLOURS[j % 10],
+                label=model,
+            )
         ax.set_xticks(x)
         ax.set_xticklabels(generators, rotation=40, ha="right", fontsize=8)
         ax.set_title(metric, fontsize=9)
         ax.grid(axis="y", alpha=0.3)
-    for ax in axes.ravel()[len(chosen):]:
+    for ax in axes.ravel()[len(chosen) :]:
         ax.axis("off")
     handles, labels = axes.ravel()[0].get_legend_handles_labels()
     fig.legend(handles, labels, loc="center right", fontsize=8, title="model")

@@ -48,11 +48,16 @@ def layers(classifier: Classifier) -> list[str]:
 def _module(classifier):
     if not isinstance(classifier, Classifier):
         raise TypeError(f"classifier must be a cfx.Classifier; got {type(classifier).__name__}")
-    if not (isinstance(classifier.apply_fn, ModuleApply) and isinstance(classifier.params, dict)
-            and "params" in classifier.params):
+    if not (
+        isinstance(classifier.apply_fn, ModuleApply)
+        and isinstance(classifier.params, dict)
+        and "params" in classifier.params
+    ):
         name = getattr(classifier.apply_fn, "__qualname__", type(classifier.apply_fn).__name__)
-        raise ValueError("probing reads a layer of a flax module: the classifier's apply_fn must be a "
-                         f"cfx.models.ModuleApply (cfx.models.fit's 'mlp', 'linear', or your module); got {name}")
+        raise ValueError(
+            "probing reads a layer of a flax module: the classifier's apply_fn must be a "
+            f"cfx.models.ModuleApply (cfx.models.fit's 'mlp', 'linear', or your module); got {name}"
+        )
     return classifier.apply_fn.module
 
 
@@ -116,8 +121,9 @@ def _cv_scores(Z, Y, train_masks, alphas, classification: bool):
     return jax.vmap(lambda a: jax.vmap(lambda m: one(m, a))(train_masks))(alphas)
 
 
-def ridge_cv(Z, y, *, task: str = "regression", folds: int = 5, alphas: Sequence[float] = ALPHAS,
-             seed: int = 0) -> dict:
+def ridge_cv(
+    Z, y, *, task: str = "regression", folds: int = 5, alphas: Sequence[float] = ALPHAS, seed: int = 0
+) -> dict:
     """Cross-validated ridge probe Z -> y (module docstring): ``{"score", "sd", "alpha", "per_fold"}``
     at the α with the best mean score; sd over the folds."""
     Z = np.asarray(Z, np.float32)
@@ -135,15 +141,36 @@ def ridge_cv(Z, y, *, task: str = "regression", folds: int = 5, alphas: Sequence
         Y = np.asarray(y, np.float32).reshape(len(y), -1)
     assign = np.random.default_rng(seed).permutation(len(Z)) % folds
     masks = (assign[None, :] != np.arange(folds)[:, None]).astype(np.float32)
-    scores = np.asarray(_cv_scores(jnp.asarray(Z), jnp.asarray(Y), jnp.asarray(masks),
-                                   jnp.asarray(alphas, jnp.float32), classification=task == "classification"))
+    scores = np.asarray(
+        _cv_scores(
+            jnp.asarray(Z),
+            jnp.asarray(Y),
+            jnp.asarray(masks),
+            jnp.asarray(alphas, jnp.float32),
+            classification=task == "classification",
+        )
+    )
     best = int(np.argmax(scores.mean(1)))
-    return {"score": float(scores[best].mean()), "sd": float(scores[best].std(ddof=1)), "alpha": float(alphas[best]),
-            "per_fold": scores[best]}
+    return {
+        "score": float(scores[best].mean()),
+        "sd": float(scores[best].std(ddof=1)),
+        "alpha": float(alphas[best]),
+        "per_fold": scores[best],
+    }
 
 
-def probe(classifier: Classifier, X, target, *, layer: str, task: str = "regression", folds: int = 5,
-          alphas: Sequence[float] = ALPHAS, seed: int = 0, untrained: Classifier | None = None):
+def probe(
+    classifier: Classifier,
+    X,
+    target,
+    *,
+    layer: str,
+    task: str = "regression",
+    folds: int = 5,
+    alphas: Sequence[float] = ALPHAS,
+    seed: int = 0,
+    untrained: Classifier | None = None,
+):
     """The probe of ``layer`` for ``target`` and its controls, side by side (a pandas DataFrame).
 
     Rows: ``trained layer`` (the probe), ``random projection`` (control a: X R, R ~ N(0, 1/d), the

@@ -39,9 +39,15 @@ class Registry(dict, Generic[T]):
       check: ``(name, entry) -> None``, raising on an entry this registry cannot hold.
     """
 
-    def __init__(self, kind: str, entries: Mapping[str, T] | Iterable[tuple[str, T]] = (), *,
-                 aliases: Mapping[str, str] | None = None, describe: Callable[[T], str] | None = None,
-                 check: Callable[[str, T], None] | None = None):
+    def __init__(
+        self,
+        kind: str,
+        entries: Mapping[str, T] | Iterable[tuple[str, T]] = (),
+        *,
+        aliases: Mapping[str, str] | None = None,
+        describe: Callable[[T], str] | None = None,
+        check: Callable[[str, T], None] | None = None,
+    ):
         super().__init__()
         self.kind = kind
         self.aliases = {k.lower(): v.lower() for k, v in (aliases or {}).items()}

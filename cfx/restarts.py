@@ -49,8 +49,10 @@ def bank(classifier: Classifier, X, *, per_class: int = BANK_PER_CLASS, seed: in
     X = np.asarray(X, float_dtype())
     pred = np.asarray(classifier.predict(X))
     rng = np.random.default_rng(seed)
-    picks = [rng.choice(np.flatnonzero(pred == c), min(per_class, int((pred == c).sum())), replace=False)
-             for c in np.unique(pred)]
+    picks = [
+        rng.choice(np.flatnonzero(pred == c), min(per_class, int((pred == c).sum())), replace=False)
+        for c in np.unique(pred)
+    ]
     return X[np.sort(np.concatenate(picks))]
 
 
@@ -66,6 +68,7 @@ def _ok(clf, z, target, factual_class, threshold):
 @functools.partial(jax.jit, static_argnames=("K",))
 def _nearest(clf, x, target, bank_points, constraints, search_threshold, tau, K):
     """(m, K, d) the K nearest bank points valid after projection, (m, K) whether each exists."""
+
     def one(args):
         xi, ti = args
         fc = jnp.argmax(clf.raw_logits(xi[None]), axis=-1)[0]
@@ -119,8 +122,18 @@ def _padded(a: np.ndarray) -> np.ndarray:
     return np.concatenate([a, np.repeat(a[:1], size - m, axis=0)]) if size > m else a
 
 
-def restart(classifier: Classifier, x, x_cf, target, invalid, bank_points, constraints: Constraints, *,
-            tau: float, search_threshold: float | None = None) -> tuple[np.ndarray, np.ndarray]:
+def restart(
+    classifier: Classifier,
+    x,
+    x_cf,
+    target,
+    invalid,
+    bank_points,
+    constraints: Constraints,
+    *,
+    tau: float,
+    search_threshold: float | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
     """Replace the invalid counterfactuals by restarts from valid data (module docstring).
 
     Args: x (n, d) factuals; x_cf (n, K, d); target (n,) (−1: untargeted); invalid (n, K) bool,
@@ -140,9 +153,16 @@ def restart(classifier: Classifier, x, x_cf, target, invalid, bank_points, const
     resolved = constraints.resolve(d) if isinstance(constraints, Constraints) else constraints
     target = np.asarray(target, np.int32)
     high = as_float(max(tau, search_threshold or 0.0))
-    cand, exists, aim = _nearest(classifier, jnp.asarray(_padded(x[rows])), jnp.asarray(_padded(target[rows])),
-                                 jnp.asarray(bank_points, float_dtype()), resolved, high, as_float(tau),
-                                 min(K, len(bank_points)))
+    cand, exists, aim = _nearest(
+        classifier,
+        jnp.asarray(_padded(x[rows])),
+        jnp.asarray(_padded(target[rows])),
+        jnp.asarray(bank_points, float_dtype()),
+        resolved,
+        high,
+        as_float(tau),
+        min(K, len(bank_points)),
+    )
     m = len(rows)
     cand, exists, aim = np.asarray(cand)[:m], np.asarray(exists)[:m], np.asarray(aim)[:m]
     # the factual's j-th invalid member takes the j-th nearest valid point
@@ -155,16 +175,30 @@ def restart(classifier: Classifier, x, x_cf, target, invalid, bank_points, const
     if len(member_r):
         v = cand[member_r, j]
         fi = rows[member_r]
-        new = np.asarray(_bisect(classifier, jnp.asarray(_padded(x[fi])), jnp.asarray(_padded(v)),
-                                 jnp.asarray(_padded(target[fi])), jnp.asarray(_padded(aim[member_r])),
-                                 resolved))[:len(fi)]
+        new = np.asarray(
+            _bisect(
+                classifier,
+                jnp.asarray(_padded(x[fi])),
+                jnp.asarray(_padded(v)),
+                jnp.asarray(_padded(target[fi])),
+                jnp.asarray(_padded(aim[member_r])),
+                resolved,
+            )
+        )[: len(fi)]
         x_cf[fi, member_k] = new
         restarted[fi, member_k] = True
     return x_cf, restarted
 
 
-def repair(result, classifier: Classifier, data, *, constraints: Constraints | None = None, seed: int = 0,
-           per_class: int = BANK_PER_CLASS):
+def repair(
+    result,
+    classifier: Classifier,
+    data,
+    *,
+    constraints: Constraints | None = None,
+    seed: int = 0,
+    per_class: int = BANK_PER_CLASS,
+):
     """:func:`restart` for a :class:`cfx.CounterfactualResult` of :func:`cfx.generate`: every
     counterfactual not valid at the result's τ is replaced by a restart from ``data``'s rows
     (a Dataset or an (n, d) array; the classifier's training data), under the same ``constraints``
@@ -177,13 +211,28 @@ def repair(result, classifier: Classifier, data, *, constraints: Constraints | N
     target = np.asarray(result.target, np.int32)
     tau = float(result.threshold)
     fc = np.repeat(np.asarray(jnp.argmax(classifier.raw_logits(jnp.asarray(x)), axis=-1)), K)
-    ok = np.asarray(_ok(classifier, jnp.asarray(x_cf.reshape(n * K, d)), jnp.asarray(np.repeat(target, K)),
-                        jnp.asarray(fc), as_float(tau))).reshape(n, K)
+    ok = np.asarray(
+        _ok(
+            classifier,
+            jnp.asarray(x_cf.reshape(n * K, d)),
+            jnp.asarray(np.repeat(target, K)),
+            jnp.asarray(fc),
+            as_float(tau),
+        )
+    ).reshape(n, K)
     if ok.all():
         return result, np.zeros((n, K), bool)
     X = np.asarray(getattr(data, "X", data), float_dtype())
-    new, restarted = restart(classifier, x, x_cf, target, ~ok, bank(classifier, X, per_class=per_class, seed=seed),
-                             Constraints() if constraints is None else constraints, tau=tau)
+    new, restarted = restart(
+        classifier,
+        x,
+        x_cf,
+        target,
+        ~ok,
+        bank(classifier, X, per_class=per_class, seed=seed),
+        Constraints() if constraints is None else constraints,
+        tau=tau,
+    )
     logits = classifier.raw_logits(jnp.asarray(new.reshape(n * K, d)))
     probs = convergence.class_probs(logits, jnp.asarray(np.repeat(target, K)), jnp.asarray(fc))
     return result.replace(

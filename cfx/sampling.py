@@ -41,6 +41,7 @@ EnergyFn = Callable[..., jax.Array]
 
 RULES = ("improper", "jem")
 
+
 def _clamp(x: jax.Array, lower, upper) -> jax.Array:
     if lower is not None:
         x = jnp.maximum(x, lower)
@@ -68,8 +69,17 @@ def _move(rule: str, x, g, key, *, grad_clip, step_size, noise_scale, lower, upp
 
 
 @functools.partial(jax.jit, static_argnames=("energy_fn",))
-def improper_sgld_step(energy_fn: EnergyFn, x: jax.Array, key: jax.Array, *, grad_clip=0.01, noise_scale=0.01,
-                       lower=None, upper=None, args: tuple = ()) -> jax.Array:
+def improper_sgld_step(
+    energy_fn: EnergyFn,
+    x: jax.Array,
+    key: jax.Array,
+    *,
+    grad_clip=0.01,
+    noise_scale=0.01,
+    lower=None,
+    upper=None,
+    args: tuple = (),
+) -> jax.Array:
     """One improper-SGLD step: ``clamp(x − clip(∇E(x), ±grad_clip) + noise_scale·ε, lower, upper)``.
 
     Args:
@@ -81,13 +91,23 @@ def improper_sgld_step(energy_fn: EnergyFn, x: jax.Array, key: jax.Array, *, gra
     No guard against non-finite values here; :func:`sgld` adds it.
     """
     _, g = _energy_and_grad(energy_fn, x, args)
-    return _move("improper", x, g, key, grad_clip=grad_clip, step_size=None, noise_scale=noise_scale,
-                 lower=lower, upper=upper)
+    return _move(
+        "improper", x, g, key, grad_clip=grad_clip, step_size=None, noise_scale=noise_scale, lower=lower, upper=upper
+    )
 
 
 @functools.partial(jax.jit, static_argnames=("energy_fn",))
-def jem_sgld_step(energy_fn: EnergyFn, x: jax.Array, key: jax.Array, *, step_size=1.0, noise_scale=0.01,
-                  lower=None, upper=None, args: tuple = ()) -> jax.Array:
+def jem_sgld_step(
+    energy_fn: EnergyFn,
+    x: jax.Array,
+    key: jax.Array,
+    *,
+    step_size=1.0,
+    noise_scale=0.01,
+    lower=None,
+    upper=None,
+    args: tuple = (),
+) -> jax.Array:
     """One step of the original JEM sampler: ``x + step_size·∇f(x) + noise_scale·ε``, f = −E.
 
     Pass ``E(x) = −logsumexp_y f_y(x)`` for JEM's unconditional p(x), ``E(x|y) = −f_y(x)``
@@ -95,8 +115,9 @@ def jem_sgld_step(energy_fn: EnergyFn, x: jax.Array, key: jax.Array, *, step_siz
     [lower, upper] when given.
     """
     _, g = _energy_and_grad(energy_fn, x, args)
-    return _move("jem", x, g, key, grad_clip=None, step_size=step_size, noise_scale=noise_scale,
-                 lower=lower, upper=upper)
+    return _move(
+        "jem", x, g, key, grad_clip=None, step_size=step_size, noise_scale=noise_scale, lower=lower, upper=upper
+    )
 
 
 @struct.dataclass
@@ -119,9 +140,20 @@ def _finite_rows(a: jax.Array) -> jax.Array:
 
 
 @functools.partial(jax.jit, static_argnames=("energy_fn", "steps", "rule"))
-def sgld(energy_fn: EnergyFn, x0: jax.Array, key: jax.Array, *, steps: int, rule: str = "improper",
-         lower=None, upper=None, grad_clip=0.01, step_size=1.0, noise_scale=0.01,
-         args: tuple = ()) -> tuple[jax.Array, SGLDInfo]:
+def sgld(
+    energy_fn: EnergyFn,
+    x0: jax.Array,
+    key: jax.Array,
+    *,
+    steps: int,
+    rule: str = "improper",
+    lower=None,
+    upper=None,
+    grad_clip=0.01,
+    step_size=1.0,
+    noise_scale=0.01,
+    args: tuple = (),
+) -> tuple[jax.Array, SGLDInfo]:
     """Run ``steps`` SGLD steps on every chain of ``x0`` (B, d): one ``lax.scan``.
 
     Each step evaluates E and ∇E at the current point x_t. Where either is not finite
@@ -145,8 +177,9 @@ def sgld(energy_fn: EnergyFn, x0: jax.Array, key: jax.Array, *, steps: int, rule
     if rule not in RULES:
         raise ValueError(f"rule must be one of {RULES}; got {rule!r}")
     x0 = _clamp(jnp.where(jnp.isfinite(x0), x0, 0.0), lower, upper)
-    move = functools.partial(_move, rule, grad_clip=grad_clip, step_size=step_size, noise_scale=noise_scale,
-                             lower=lower, upper=upper)
+    move = functools.partial(
+        _move, rule, grad_clip=grad_clip, step_size=step_size, noise_scale=noise_scale, lower=lower, upper=upper
+    )
 
     def body(carry, k):
         x, good, resets = carry
@@ -216,8 +249,9 @@ def _uniform(key, shape, lower, upper) -> jax.Array:
     return lower + (upper - lower) * jax.random.uniform(key, shape, jnp.float32)
 
 
-def replay_buffer(lower, upper, *, key: jax.Array, n_classes: int, capacity: int = 10_000,
-                  reinit_prob: float = 0.05) -> ReplayBuffer:
+def replay_buffer(
+    lower, upper, *, key: jax.Array, n_classes: int, capacity: int = 10_000, reinit_prob: float = 0.05
+) -> ReplayBuffer:
     """A buffer of ``C·⌊capacity / C⌋`` points drawn from U(lower, upper), equal slots per class.
 
     Args:
@@ -235,9 +269,14 @@ def replay_buffer(lower, upper, *, key: jax.Array, n_classes: int, capacity: int
         raise ValueError(f"reinit_prob must be in [0, 1]; got {reinit_prob!r}")
     lower, upper = jnp.asarray(lower, float_dtype()), jnp.asarray(upper, float_dtype())
     n = per_class * int(n_classes)
-    return ReplayBuffer(x=_uniform(key, (n, lower.shape[-1]), lower, upper),
-                        y=jnp.repeat(jnp.arange(n_classes, dtype=jnp.int32), per_class),
-                        lower=lower, upper=upper, reinit_prob=as_float(reinit_prob), per_class=per_class)
+    return ReplayBuffer(
+        x=_uniform(key, (n, lower.shape[-1]), lower, upper),
+        y=jnp.repeat(jnp.arange(n_classes, dtype=jnp.int32), per_class),
+        lower=lower,
+        upper=upper,
+        reinit_prob=as_float(reinit_prob),
+        per_class=per_class,
+    )
 
 
 def sample(buffer: ReplayBuffer, key: jax.Array, n: int, y: jax.Array | None = None) -> tuple[jax.Array, jax.Array]:
@@ -278,8 +317,18 @@ def _conditional_samples(classifier, lower, upper, key, grad_clip, noise_scale, 
     k0, k_run = jax.random.split(key)
     y = jnp.repeat(jnp.arange(c, dtype=jnp.int32), n_chains)
     x0 = _uniform(k0, (c * n_chains, lower.shape[-1]), lower, upper)
-    x, info = sgld(_class_energy, x0, k_run, steps=steps, rule="improper", lower=lower, upper=upper,
-                   grad_clip=grad_clip, noise_scale=noise_scale, args=(classifier, y))
+    x, info = sgld(
+        _class_energy,
+        x0,
+        k_run,
+        steps=steps,
+        rule="improper",
+        lower=lower,
+        upper=upper,
+        grad_clip=grad_clip,
+        noise_scale=noise_scale,
+        args=(classifier, y),
+    )
     x, e = x.reshape(c, n_chains, -1), info.energy.reshape(c, n_chains)
     order = jnp.argsort(e, axis=1)[:, :keep]
     return jnp.take_along_axis(x, order[:, :, None], axis=1)
@@ -306,9 +355,18 @@ def _check_sampler(classifier, data, key, grad_clip, noise_scale, n_std):
     return X, prng_key(key)
 
 
-def conditional_samples(classifier: Classifier, data: Any, *, key: jax.Array, n_chains: int = 50, steps: int = 500,
-                        keep: int = 25, grad_clip: float = 0.01, noise_scale: float = 0.01,
-                        n_std: float = 3.0) -> jax.Array:
+def conditional_samples(
+    classifier: Classifier,
+    data: Any,
+    *,
+    key: jax.Array,
+    n_chains: int = 50,
+    steps: int = 500,
+    keep: int = 25,
+    grad_clip: float = 0.01,
+    noise_scale: float = 0.01,
+    n_std: float = 3.0,
+) -> jax.Array:
     """Samples of the model's conditional ``p_θ(x|y) ∝ exp(−E(x|y))``, ``E(x|y) = −f_y(x)``: (C, keep, d).
 
     For every class y at once (one compiled batch of C·n_chains chains): start n_chains
@@ -330,8 +388,17 @@ def conditional_samples(classifier: Classifier, data: Any, *, key: jax.Array, n_
     _check_chains(classifier, n_chains, steps, keep)
     X, key = _check_sampler(classifier, data, key, grad_clip, noise_scale, n_std)
     lower, upper = bounds(X, n_std)
-    return _conditional_samples(classifier, lower, upper, key, as_float(grad_clip), as_float(noise_scale),
-                                n_chains=int(n_chains), steps=int(steps), keep=int(keep))
+    return _conditional_samples(
+        classifier,
+        lower,
+        upper,
+        key,
+        as_float(grad_clip),
+        as_float(noise_scale),
+        n_chains=int(n_chains),
+        steps=int(steps),
+        keep=int(keep),
+    )
 
 
 # ----------------------------------------------------------------------------------
@@ -353,8 +420,9 @@ def _mean_class_energy(x: jax.Array, classifier: Classifier, y: jax.Array, n_cha
 
 
 @functools.partial(jax.jit, static_argnames=("n_chains", "steps", "keep"))
-def _per_target_samples(classifier, targets, lower, upper, key, fresh_prob, grad_clip, noise_scale, *, n_chains,
-                        steps, keep):
+def _per_target_samples(
+    classifier, targets, lower, upper, key, fresh_prob, grad_clip, noise_scale, *, n_chains, steps, keep
+):
     m, d = targets.shape[0], classifier.n_features
     k_start, k_fresh, k_mask, k_run = jax.random.split(key, 4)
     start = jax.random.uniform(k_start, (m, 1, d), jnp.float32, lower, upper).astype(float_dtype())  # buffer's point
@@ -362,8 +430,16 @@ def _per_target_samples(classifier, targets, lower, upper, key, fresh_prob, grad
     is_fresh = jax.random.uniform(k_mask, (m, n_chains, 1)) < fresh_prob
     x0 = jnp.where(is_fresh, fresh, start).reshape(m * n_chains, d)
     y = jnp.repeat(targets.astype(jnp.int32), n_chains)
-    x, _ = sgld(_mean_class_energy, x0, k_run, steps=steps, rule="improper", grad_clip=grad_clip,
-                noise_scale=noise_scale, args=(classifier, y, as_float(n_chains)))
+    x, _ = sgld(
+        _mean_class_energy,
+        x0,
+        k_run,
+        steps=steps,
+        rule="improper",
+        grad_clip=grad_clip,
+        noise_scale=noise_scale,
+        args=(classifier, y, as_float(n_chains)),
+    )
     x = jnp.clip(x, lower, upper)  # clamped once, after the chains ran unbounded
     neg_log_p = -pick_last(jax.nn.log_softmax(classifier.raw_logits(x), axis=-1), y)
     neg_log_p = jnp.where(jnp.isfinite(neg_log_p), neg_log_p, jnp.inf).reshape(m, n_chains)
@@ -371,9 +447,20 @@ def _per_target_samples(classifier, targets, lower, upper, key, fresh_prob, grad
     return jnp.take_along_axis(x.reshape(m, n_chains, d), order[:, :, None], axis=1)
 
 
-def per_target_samples(classifier: Classifier, data: Any, targets, *, key: jax.Array, n_chains: int = 50,
-                       steps: int = 500, keep: int = 25, fresh_prob: float = 0.05, grad_clip: float = 0.01,
-                       noise_scale: float = 0.01, n_std: float = 3.0) -> jax.Array:
+def per_target_samples(
+    classifier: Classifier,
+    data: Any,
+    targets,
+    *,
+    key: jax.Array,
+    n_chains: int = 50,
+    steps: int = 500,
+    keep: int = 25,
+    fresh_prob: float = 0.05,
+    grad_clip: float = 0.01,
+    noise_scale: float = 0.01,
+    n_std: float = 3.0,
+) -> jax.Array:
     """The ECCCo reference's conditional samples, drawn afresh for every target: (m, keep, d).
 
     For each of the m targets y_i (one per counterfactual), as ECCCo.jl's ``EnergySampler``
@@ -394,11 +481,24 @@ def per_target_samples(classifier: Classifier, data: Any, targets, *, key: jax.A
     _check_chains(classifier, n_chains, steps, keep)
     real("fresh_prob", fresh_prob, low=0.0, high=1.0)
     t = np.asarray(targets)
-    if t.ndim != 1 or not np.issubdtype(t.dtype, np.integer) or (t.size and (t.min() < 0 or
-                                                                           t.max() >= classifier.n_classes)):
+    if (
+        t.ndim != 1
+        or not np.issubdtype(t.dtype, np.integer)
+        or (t.size and (t.min() < 0 or t.max() >= classifier.n_classes))
+    ):
         raise ValueError(f"targets must be a 1-D array of class labels in [0, {classifier.n_classes}); got {targets!r}")
     X, key = _check_sampler(classifier, data, key, grad_clip, noise_scale, n_std)
     lower, upper = scalar_bounds(X, n_std)
-    return _per_target_samples(classifier, jnp.asarray(t, jnp.int32), as_float(lower), as_float(upper), key,
-                               as_float(fresh_prob), as_float(grad_clip), as_float(noise_scale),
-                               n_chains=int(n_chains), steps=int(steps), keep=int(keep))
+    return _per_target_samples(
+        classifier,
+        jnp.asarray(t, jnp.int32),
+        as_float(lower),
+        as_float(upper),
+        key,
+        as_float(fresh_prob),
+        as_float(grad_clip),
+        as_float(noise_scale),
+        n_chains=int(n_chains),
+        steps=int(steps),
+        keep=int(keep),
+    )

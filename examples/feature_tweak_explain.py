@@ -20,6 +20,8 @@ for name in ["german", "compas", "adult"]:
     clf = cfx.models.from_sklearn(forest)
     rows = test.to_frame()[forest.predict(np.asarray(test.X)) == 0].head(30)
     out = cfx.explain(clf, rows, data=train, generator=cfx.generators.FeatureTweak())
-    print(f"{name}: d={train.X.shape[1]}, one-hot groups of size {sorted({len(g) for g in groups})}, {len(rows)} rows: "
-          f"valid {out['valid'].mean():.2f}, features changed {out['n_changed'].mean():.2f}, "
-          f"{out['outcome'].value_counts().to_dict()}")
+    print(
+        f"{name}: d={train.X.shape[1]}, one-hot groups of size {sorted({len(g) for g in groups})}, {len(rows)} rows: "
+        f"valid {out['valid'].mean():.2f}, features changed {out['n_changed'].mean():.2f}, "
+        f"{out['outcome'].value_counts().to_dict()}"
+    )

@@ -26,22 +26,37 @@ W, B = np.array([1.0, 0.5], np.float32), -1.0
 
 
 def run():
-    clf = cfx.Classifier(lambda p, x: x @ p["w"][:, None] + p["b"], {"w": jnp.asarray(W), "b": jnp.asarray([B])},
-                         n_features=2)
+    clf = cfx.Classifier(
+        lambda p, x: x @ p["w"][:, None] + p["b"], {"w": jnp.asarray(W), "b": jnp.asarray([B])}, n_features=2
+    )
     x = np.array([[0.0, 0.5]], np.float32)
     key = jax.random.key(0)
-    plain = cfx.generate(Generic(cost=0.0, learning_rate=0.01), clf, x, target=1, key=key, max_steps=500,
-                         return_path=True)
-    mint = cfx.generate(MINT(scm=SCM, actions=(0,), cost=0.0, learning_rate=0.01), clf, x, target=1, key=key,
-                        max_steps=500, return_path=True)
+    plain = cfx.generate(
+        Generic(cost=0.0, learning_rate=0.01), clf, x, target=1, key=key, max_steps=500, return_path=True
+    )
+    mint = cfx.generate(
+        MINT(scm=SCM, actions=(0,), cost=0.0, learning_rate=0.01),
+        clf,
+        x,
+        target=1,
+        key=key,
+        max_steps=500,
+        return_path=True,
+    )
     rows = {}
     for name, res in (("generic", plain), ("mint", mint)):
         cf = np.asarray(res.counterfactuals)[0, 0]
         u1 = float(np.asarray(SCM.abduct(cf[None]))[0, 1])
         delta = np.asarray(SCM.action(x, cf[None]))[0]
-        rows[name] = {"point": cf, "l1_distance": float(np.abs(cf - x[0]).sum()), "p": float(clf.probs(cf[None])[0, 1]),
-                      "u1": u1, "action": delta, "path": np.asarray(res.path)[0, 0] if res.path is not None else None,
-                      "steps": int(np.asarray(res.steps)[0, 0])}
+        rows[name] = {
+            "point": cf,
+            "l1_distance": float(np.abs(cf - x[0]).sum()),
+            "p": float(clf.probs(cf[None])[0, 1]),
+            "u1": u1,
+            "action": delta,
+            "path": np.asarray(res.path)[0, 0] if res.path is not None else None,
+            "steps": int(np.asarray(res.steps)[0, 0]),
+        }
     best = -(x[0] @ W + B) / (W[0] + 2 * W[1])
     return x[0], rows, float(best)
 
@@ -55,8 +70,10 @@ def figure(x, rows, best) -> Figure:
     ax.scatter(*x, color="k", zorder=3, label="factual")
     for name, colour in (("generic", "tab:red"), ("mint", "tab:blue")):
         r = rows[name]
-        label = (f"{'Generic (L1)' if name == 'generic' else 'MINT (act on x0)'}: L1 dist {r['l1_distance']:.2f}, "
-                 f"u1 {r['u1']:+.2f}")
+        label = (
+            f"{'Generic (L1)' if name == 'generic' else 'MINT (act on x0)'}: L1 dist {r['l1_distance']:.2f}, "
+            f"u1 {r['u1']:+.2f}"
+        )
         ax.annotate("", xy=r["point"], xytext=x, arrowprops={"arrowstyle": "->", "color": colour, "lw": 1.5})
         ax.scatter(*r["point"], color=colour, zorder=3, label=label)
     ax.set_xlim(-0.4, 1.2)
@@ -75,9 +92,13 @@ def main():
     args = parser.parse_args()
     x, rows, best = run()
     for name, r in rows.items():
-        print(f"{name:8s} x' = {np.round(r['point'], 4)}  L1 distance {r['l1_distance']:.4f}  p(y=1) {r['p']:.4f}  "
-              f"u1(x') {r['u1']:+.4f} (factual 0)  action δ {np.round(r['action'], 4)}  steps {r['steps']}")
-    print(f"closed form: δ0* = {best:.4f}, x' = {np.round(np.asarray(SCM.intervene(x[None], jnp.array([best, 0.0])))[0], 4)}")
+        print(
+            f"{name:8s} x' = {np.round(r['point'], 4)}  L1 distance {r['l1_distance']:.4f}  p(y=1) {r['p']:.4f}  "
+            f"u1(x') {r['u1']:+.4f} (factual 0)  action δ {np.round(r['action'], 4)}  steps {r['steps']}"
+        )
+    print(
+        f"closed form: δ0* = {best:.4f}, x' = {np.round(np.asarray(SCM.intervene(x[None], jnp.array([best, 0.0])))[0], 4)}"
+    )
     figure(x, rows, best).savefig(args.out)
     print("wrote", args.out)
 

@@ -47,22 +47,34 @@ def parse_args(argv=None):
     launch = p.add_argument_group("launch (explicit arguments win over SLURM variables)")
     launch.add_argument("--process-id", type=int, help="this process's rank (default: SLURM_PROCID)")
     launch.add_argument("--num-processes", type=int, help="number of processes (default: SLURM_NTASKS)")
-    launch.add_argument("--coordinator", help="host:port of process 0 (default under SLURM: the first node of "
-                        "SLURM_JOB_NODELIST and --port)")
+    launch.add_argument(
+        "--coordinator",
+        help="host:port of process 0 (default under SLURM: the first node of SLURM_JOB_NODELIST and --port)",
+    )
     launch.add_argument("--port", type=int, help="coordinator port under SLURM (default: derived from SLURM_JOB_ID)")
-    launch.add_argument("--task-per-node", action="store_true",
-                        help="SLURM with one task per node: use all of the node's GPUs (JAX otherwise gives each "
-                             "task the one GPU numbered by SLURM_LOCALID)")
-    launch.add_argument("--auto", action="store_true",
-                        help="jax.distributed.initialize() with no arguments (TPU pods, SLURM, Open MPI, k8s)")
+    launch.add_argument(
+        "--task-per-node",
+        action="store_true",
+        help="SLURM with one task per node: use all of the node's GPUs (JAX otherwise gives each "
+        "task the one GPU numbered by SLURM_LOCALID)",
+    )
+    launch.add_argument(
+        "--auto",
+        action="store_true",
+        help="jax.distributed.initialize() with no arguments (TPU pods, SLURM, Open MPI, k8s)",
+    )
     launch.add_argument("--local", type=int, metavar="N", help="spawn N processes on this machine (CPU) and wait")
     launch.add_argument("--cpu-devices", type=int, default=2, help="--local: CPU devices per process")
     launch.add_argument("--check", action="store_true", help="--local: compare with a single-process search")
     launch.add_argument("--timeout", type=float, default=600, help="--local: seconds before the processes are killed")
     search = p.add_argument_group("search")
     search.add_argument("--data", default="moons")
-    search.add_argument("--n-factuals", type=int, default=1001, help="factuals drawn in all (before keeping the "
-                        "rejected ones); an odd count gives the processes uneven shares")
+    search.add_argument(
+        "--n-factuals",
+        type=int,
+        default=1001,
+        help="factuals drawn in all (before keeping the rejected ones); an odd count gives the processes uneven shares",
+    )
     search.add_argument("--epochs", type=int, default=20)
     search.add_argument("--max-steps", type=int, default=100)
     search.add_argument("--batch-size", type=int, help="rows per compiled chunk and process (default: all)")
@@ -99,8 +111,12 @@ def initialize(args) -> None:
     local_device_ids = None
     if args.task_per_node and "SLURM_GPUS_ON_NODE" in env:
         local_device_ids = list(range(int(env["SLURM_GPUS_ON_NODE"])))
-    jax.distributed.initialize(coordinator_address=coordinator, num_processes=num_processes, process_id=process_id,
-                               local_device_ids=local_device_ids)
+    jax.distributed.initialize(
+        coordinator_address=coordinator,
+        num_processes=num_processes,
+        process_id=process_id,
+        local_device_ids=local_device_ids,
+    )
 
 
 def _int_env(name: str) -> int | None:
@@ -115,10 +131,26 @@ def spawn(args) -> int:
     passed = [a for a in sys.argv[1:] if a not in ("--check",)]
     passed = _drop_option(_drop_option(_drop_option(passed, "--local"), "--cpu-devices"), "--timeout")
     env = dict(os.environ, JAX_PLATFORMS="cpu", XLA_FLAGS=f"--xla_force_host_platform_device_count={args.cpu_devices}")
-    procs = [subprocess.Popen([sys.executable, os.path.abspath(__file__), *passed, "--process-id", str(i),
-                               "--num-processes", str(args.local), "--coordinator", f"127.0.0.1:{port}"], env=env,
-                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-             for i in range(args.local)]
+    procs = [
+        subprocess.Popen(
+            [
+                sys.executable,
+                os.path.abspath(__file__),
+                *passed,
+                "--process-id",
+                str(i),
+                "--num-processes",
+                str(args.local),
+                "--coordinator",
+                f"127.0.0.1:{port}",
+            ],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        for i in range(args.local)
+    ]
     failed = False
     for i, proc in enumerate(procs):
         try:
@@ -128,7 +160,14 @@ def spawn(args) -> int:
                 other.kill()
             out, failed = proc.communicate()[0] + "\n(timed out)", True
         failed |= proc.returncode != 0
-        print("".join(f"[process {i}] {line}\n" for line in out.splitlines() if "[Gloo]" not in line and "peer ranks" not in line), end="")
+        print(
+            "".join(
+                f"[process {i}] {line}\n"
+                for line in out.splitlines()
+                if "[Gloo]" not in line and "peer ranks" not in line
+            ),
+            end="",
+        )
     if failed:
         return 1
     parts = [np.load(os.path.join(args.out, f"rows-{i}.npz")) for i in range(args.local)]
@@ -141,12 +180,21 @@ def spawn(args) -> int:
         import cfx
 
         _, clf, x = problem(args)
-        single = cfx.generate(generator().replace(start="noise"), clf, x, 1, key=jax.random.key(args.seed),
-                              max_steps=args.max_steps, batch_size=args.batch_size)
+        single = cfx.generate(
+            generator().replace(start="noise"),
+            clf,
+            x,
+            1,
+            key=jax.random.key(args.seed),
+            max_steps=args.max_steps,
+            batch_size=args.batch_size,
+        )
         diff = float(np.max(np.abs(rows["counterfactuals"] - np.asarray(single.counterfactuals))))
         same = np.array_equal(rows["steps"], single.steps) and np.array_equal(rows["outcome"], single.outcome)
-        print(f"single process: {summary(single.outcome, single.steps)}; max |Δx'| {diff:.2e}, "
-              f"steps and outcomes {'equal' if same else 'DIFFER'}")
+        print(
+            f"single process: {summary(single.outcome, single.steps)}; max |Δx'| {diff:.2e}, "
+            f"steps and outcomes {'equal' if same else 'DIFFER'}"
+        )
         return 0 if same and diff < 1e-4 else 1
     return 0
 
@@ -170,8 +218,9 @@ def problem(args):
 
     train, _ = cfx.data.train_test(cfx.data.load(args.data, n=2000, seed=args.seed), seed=args.seed)
     clf = cfx.models.fit(train, model="mlp", epochs=args.epochs, seed=args.seed)
-    pool, _ = cfx.data.train_test(cfx.data.load(args.data, n=2 * args.n_factuals, seed=args.seed + 1),
-                                  test_size=0.5, seed=args.seed)
+    pool, _ = cfx.data.train_test(
+        cfx.data.load(args.data, n=2 * args.n_factuals, seed=args.seed + 1), test_size=0.5, seed=args.seed
+    )
     x = np.asarray(pool.X[: args.n_factuals])
     return train, clf, x[np.asarray(clf.predict(x)) == 0]  # the factuals the model rejects
 
@@ -200,20 +249,35 @@ def run(args) -> None:
     clf = clf.replace(params=multihost_utils.broadcast_one_to_all(clf.params))
     counts = [len(part) for part in np.array_split(np.arange(len(x)), count)]
     offset = sum(counts[:p])
-    mine = x[offset:offset + counts[p]]
+    mine = x[offset : offset + counts[p]]
     began = time.perf_counter()
-    res = cfx.generate(generator().replace(start="noise"), clf, mine, 1, key=jax.random.key(args.seed),
-                       max_steps=args.max_steps, batch_size=args.batch_size)  # multiprocess: automatic
+    res = cfx.generate(
+        generator().replace(start="noise"),
+        clf,
+        mine,
+        1,
+        key=jax.random.key(args.seed),
+        max_steps=args.max_steps,
+        batch_size=args.batch_size,
+    )  # multiprocess: automatic
     seconds = time.perf_counter() - began
-    print(f"process {p}/{count} ({jax.local_device_count()} of {jax.device_count()} devices): rows "
-          f"{offset}..{offset + counts[p] - 1}: {summary(res.outcome, res.steps)}; {seconds:.2f} s "
-          f"(compile {float(res.compile_s):.2f} s)", flush=True)
+    print(
+        f"process {p}/{count} ({jax.local_device_count()} of {jax.device_count()} devices): rows "
+        f"{offset}..{offset + counts[p] - 1}: {summary(res.outcome, res.steps)}; {seconds:.2f} s "
+        f"(compile {float(res.compile_s):.2f} s)",
+        flush=True,
+    )
     os.makedirs(args.out, exist_ok=True)
     path = os.path.join(args.out, f"rows-{p}.npz")
     with tempfile.NamedTemporaryFile(dir=args.out, suffix=".npz", delete=False) as f:  # atomic: temp + rename
-        np.savez(f, row=np.arange(offset, offset + counts[p]), factuals=mine,
-                 counterfactuals=np.asarray(res.counterfactuals), outcome=np.asarray(res.outcome),
-                 steps=np.asarray(res.steps))
+        np.savez(
+            f,
+            row=np.arange(offset, offset + counts[p]),
+            factuals=mine,
+            counterfactuals=np.asarray(res.counterfactuals),
+            outcome=np.asarray(res.outcome),
+            steps=np.asarray(res.steps),
+        )
     os.replace(f.name, path)
 
 

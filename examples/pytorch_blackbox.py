@@ -22,8 +22,9 @@ import cfx
 train, test = cfx.data.train_test(cfx.data.load("adult"), seed=0)
 X, y = torch.from_numpy(np.asarray(train.X)), torch.from_numpy(np.asarray(train.y)).long()
 torch.manual_seed(0)
-net = torch.nn.Sequential(torch.nn.Linear(X.shape[1], 64), torch.nn.ReLU(), torch.nn.Linear(64, 64), torch.nn.ReLU(),
-                          torch.nn.Linear(64, 2))
+net = torch.nn.Sequential(
+    torch.nn.Linear(X.shape[1], 64), torch.nn.ReLU(), torch.nn.Linear(64, 64), torch.nn.ReLU(), torch.nn.Linear(64, 2)
+)
 opt = torch.optim.Adam(net.parameters(), lr=1e-2)
 for _ in range(300):
     opt.zero_grad()
@@ -49,8 +50,15 @@ t = time.perf_counter()
 res = cfx.generate(cfx.generators.GrowingSpheres(), clf, rows, **kw)
 warm = time.perf_counter() - t
 cf = np.asarray(res.counterfactuals)[:, 0]
-print(res, "warm s/100", round(warm * 100 / len(rows), 2), "valid by torch", (predict_proba(cf).argmax(1) == 1).mean(),
-      "L2", np.linalg.norm(cf - rows, axis=1).mean().round(3))
+print(
+    res,
+    "warm s/100",
+    round(warm * 100 / len(rows), 2),
+    "valid by torch",
+    (predict_proba(cf).argmax(1) == 1).mean(),
+    "L2",
+    np.linalg.norm(cf - rows, axis=1).mean().round(3),
+)
 out = cfx.explain(clf, test.to_frame().iloc[rejected[:10]], data=train, generator="growing_spheres")
 print(out[["valid", "p_target", "n_changed", "changed"]])
 print("valid", out["valid"].mean(), "features changed", out["n_changed"].mean())

@@ -16,6 +16,7 @@ import numpy as np
 
 import cfx
 from xgboost import XGBClassifier
+
 train, test = cfx.data.train_test(cfx.data.load("adult"), seed=0)
 X, y = np.asarray(train.X), np.asarray(train.y)
 model = XGBClassifier(n_estimators=100, max_depth=4, random_state=0, n_jobs=1).fit(X, y)
@@ -28,6 +29,16 @@ t = time.perf_counter()
 res = cfx.generate(cfx.generators.GrowingSpheres(), clf, rows, **kw)
 warm = time.perf_counter() - t
 cf = np.asarray(res.counterfactuals)[:, 0]
-print(res, "warm s/100", round(warm, 2), "valid by xgboost", (model.predict(cf) == 1).mean(), "L2", np.linalg.norm(cf - rows, axis=1).mean())
-out = cfx.explain(clf, test.to_frame().iloc[np.flatnonzero(model.predict(Xte) == 0)[:10]], data=train, generator="growing_spheres")
+print(
+    res,
+    "warm s/100",
+    round(warm, 2),
+    "valid by xgboost",
+    (model.predict(cf) == 1).mean(),
+    "L2",
+    np.linalg.norm(cf - rows, axis=1).mean(),
+)
+out = cfx.explain(
+    clf, test.to_frame().iloc[np.flatnonzero(model.predict(Xte) == 0)[:10]], data=train, generator="growing_spheres"
+)
 print(out["valid"].mean(), out["n_changed"].mean())

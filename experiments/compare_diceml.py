@@ -56,8 +56,13 @@ def export(folder, train, clf, rows):
     names = sorted(k for k in params if k.startswith("hidden_")) + ["logits"]
     arrays = {f"W{i}": np.asarray(params[k]["kernel"]) for i, k in enumerate(names)}
     arrays.update({f"b{i}": np.asarray(params[k]["bias"]) for i, k in enumerate(names)})
-    np.savez(os.path.join(folder, "model.npz"), n_layers=len(names), mean=np.asarray(enc.mean, np.float32),
-             scale=np.asarray(enc.scale, np.float32), **arrays)
+    np.savez(
+        os.path.join(folder, "model.npz"),
+        n_layers=len(names),
+        mean=np.asarray(enc.mean, np.float32),
+        scale=np.asarray(enc.scale, np.float32),
+        **arrays,
+    )
     mut = np.asarray(train.schema.mutability)
     units = enc.units()
     per_col = {c.name: set(mut[units == i]) for i, c in enumerate(enc.columns)}
@@ -112,17 +117,31 @@ def score(train, clf, rows, cfs: pd.DataFrame, seconds: float) -> dict:
         any_valid += bool(ok.any())
         x = X[i]
         cost += list(np.abs(Z - x).sum(1))
-        changed += list((mine[names].reset_index(drop=True) != rows.loc[[rid] * len(mine), names].reset_index(drop=True))
-                        .sum(axis=1))
+        changed += list(
+            (mine[names].reset_index(drop=True) != rows.loc[[rid] * len(mine), names].reset_index(drop=True)).sum(
+                axis=1
+            )
+        )
         if len(Z) > 1:
             pair = np.abs(Z[:, None] - Z[None]).sum(-1)
             div.append(pair.sum() / (len(Z) * (len(Z) - 1)))
-        viol += int(((mut == "none") & (np.abs(Z - x) > 1e-5)).sum() + ((mut == "increase") & (Z < x - 1e-5)).sum()
-                    + ((mut == "decrease") & (Z > x + 1e-5)).sum() + ((Z < lo - 1e-4) | (Z > hi + 1e-4)).sum())
+        viol += int(
+            ((mut == "none") & (np.abs(Z - x) > 1e-5)).sum()
+            + ((mut == "increase") & (Z < x - 1e-5)).sum()
+            + ((mut == "decrease") & (Z > x + 1e-5)).sum()
+            + ((Z < lo - 1e-4) | (Z > hi + 1e-4)).sum()
+        )
     n = len(rows)
-    return {"validity": valid_n / (K * n), "factuals_with_valid": any_valid / n, "returned": len(cfs) / (K * n),
-            "diversity": float(np.mean(div)) if div else None, "features_changed": float(np.mean(changed)),
-            "cost": float(np.mean(cost)), "violations": viol, "s_per_factual": seconds / n}
+    return {
+        "validity": valid_n / (K * n),
+        "factuals_with_valid": any_valid / n,
+        "returned": len(cfs) / (K * n),
+        "diversity": float(np.mean(div)) if div else None,
+        "features_changed": float(np.mean(changed)),
+        "cost": float(np.mean(cost)),
+        "violations": viol,
+        "s_per_factual": seconds / n,
+    }
 
 
 def main(argv=None):
@@ -133,15 +152,28 @@ def main(argv=None):
     ap.add_argument("--python", default="/tmp/xvenv/bin/python", help="an interpreter with dice-ml")
     ap.add_argument("--models", default="results/explain_validity", help="the model cache of explain_validity.py")
     ap.add_argument("--out", default="results/compare_diceml")
-    ap.add_argument("--diversity", type=float, nargs="*", default=[],
-                    help="also cfx's DiCE at these diversity weights (explain's default: 1.0)")
+    ap.add_argument(
+        "--diversity",
+        type=float,
+        nargs="*",
+        default=[],
+        help="also cfx's DiCE at these diversity weights (explain's default: 1.0)",
+    )
     ap.add_argument("--reuse", action="store_true", help="score dice-ml's saved outputs in OUT instead of running it")
     ap.add_argument("--timeout", type=int, default=3600, help="seconds per dice-ml method and data set")
-    ap.add_argument("--first", type=int, default=None,
-                    help="score every method on the first N of the factuals only (dice-ml's gradient method is slow); "
-                         "writes compare_firstN.json")
-    ap.add_argument("--seed", type=int, default=0,
-                    help="model seed (explain_validity's cache), factual draw, cfx key and dice-ml's seed")
+    ap.add_argument(
+        "--first",
+        type=int,
+        default=None,
+        help="score every method on the first N of the factuals only (dice-ml's gradient method is slow); "
+        "writes compare_firstN.json",
+    )
+    ap.add_argument(
+        "--seed",
+        type=int,
+        default=0,
+        help="model seed (explain_validity's cache), factual draw, cfx key and dice-ml's seed",
+    )
     args = ap.parse_args(argv)
     results = {}
     runner = os.path.join(os.path.dirname(os.path.abspath(__file__)), "diceml_runner.py")
@@ -149,21 +181,26 @@ def main(argv=None):
         train, test, clf = model_for(name, args.seed, args.models)
         pred = np.asarray(clf.predict(test.X))
         rejected = np.flatnonzero(pred == 0)
-        pick = np.sort(np.random.default_rng(args.seed).choice(rejected, min(args.factuals, len(rejected)), replace=False))
+        pick = np.sort(
+            np.random.default_rng(args.seed).choice(rejected, min(args.factuals, len(rejected)), replace=False)
+        )
         rows = test.subset(pick).to_frame()[list(train.encoder.feature_names)]
         folder = os.path.join(args.out, name)
         export(folder, train, clf, rows)
-        rows = rows.iloc[:args.first]  # the files keep all F: the runner takes --first too
+        rows = rows.iloc[: args.first]  # the files keep all F: the runner takes --first too
         cell = {}
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            variants = [("cfx dice-cejl", {"generator": "dice-cejl"}),
-                        ("cfx dice-cejl, one run (before)", {"generator": "dice-cejl", "runs": 1}),
-                        ("cfx dice-ml", {"generator": "dice-ml"}),
-                        ("cfx dice-ml, no restarts", {"generator": "dice-ml", "restarts": False}),
-                        ("cfx dice-ml, one run (before)", {"generator": "dice-ml", "runs": 1})]
-            variants += [(f"cfx dice-cejl, diversity {w:g}", {"generator": "dice-cejl", "diversity": w})
-                         for w in args.diversity]
+            variants = [
+                ("cfx dice-cejl", {"generator": "dice-cejl"}),
+                ("cfx dice-cejl, one run (before)", {"generator": "dice-cejl", "runs": 1}),
+                ("cfx dice-ml", {"generator": "dice-ml"}),
+                ("cfx dice-ml, no restarts", {"generator": "dice-ml", "restarts": False}),
+                ("cfx dice-ml, one run (before)", {"generator": "dice-ml", "runs": 1}),
+            ]
+            variants += [
+                (f"cfx dice-cejl, diversity {w:g}", {"generator": "dice-cejl", "diversity": w}) for w in args.diversity
+            ]
             for label, opts in variants:
                 opts = {"generator": "dice", **opts}
                 cfx.explain(clf, rows, data=train, target=1, num_counterfactuals=K, seed=args.seed, **opts)
@@ -178,8 +215,11 @@ def main(argv=None):
             saved = os.path.exists(os.path.join(folder, f"diceml_{method}.json"))
             command = [args.python, runner, folder, "--method", method, "--k", str(K), "--seed", str(args.seed)]
             command += ["--first", str(args.first)] if args.first else []
-            proc = (subprocess.CompletedProcess(command, 0) if args.reuse and saved else
-                    subprocess.run(command, capture_output=True, text=True, timeout=args.timeout))
+            proc = (
+                subprocess.CompletedProcess(command, 0)
+                if args.reuse and saved
+                else subprocess.run(command, capture_output=True, text=True, timeout=args.timeout)
+            )
             if proc.returncode:
                 print(proc.stderr[-3000:], file=sys.stderr)
                 raise SystemExit(f"{method} on {name} failed")
@@ -187,17 +227,23 @@ def main(argv=None):
             cfs = pd.read_csv(os.path.join(folder, f"diceml_{method}.csv"))
             cfs = cfs[cfs["id"].isin(rows.index)]  # --first: the files hold every factual's
             cfs = pd.concat([cfs[["id"]], as_raw(cfs.drop(columns="id"), rows, train.encoder)], axis=1)
-            cell[f"dice-ml {method}"] = score(train, clf, rows, cfs, float(np.sum(info["seconds"][:len(rows)])))
+            cell[f"dice-ml {method}"] = score(train, clf, rows, cfs, float(np.sum(info["seconds"][: len(rows)])))
             cell[f"dice-ml {method}"]["failed"] = len(info["failed"])
-            print(name, method, json.dumps(cell[f"dice-ml {method}"]), f"(wall {time.perf_counter() - began:.0f} s)",
-                  flush=True)
+            print(
+                name,
+                method,
+                json.dumps(cell[f"dice-ml {method}"]),
+                f"(wall {time.perf_counter() - began:.0f} s)",
+                flush=True,
+            )
         results[name] = {"factuals": len(rows), **cell}
     os.makedirs(args.out, exist_ok=True)
     with tempfile.NamedTemporaryFile("w", dir=args.out, delete=False) as fh:
         json.dump(results, fh, indent=2)
     os.replace(fh.name, os.path.join(args.out, f"compare_first{args.first}.json" if args.first else "compare.json"))
-    table = pd.DataFrame([{"set": s, "method": m, **v} for s, cell in results.items() for m, v in cell.items()
-                          if isinstance(v, dict)])
+    table = pd.DataFrame(
+        [{"set": s, "method": m, **v} for s, cell in results.items() for m, v in cell.items() if isinstance(v, dict)]
+    )
     pd.set_option("display.width", 220)
     print(table.to_string(index=False, float_format=lambda v: f"{v:.3g}"))
 

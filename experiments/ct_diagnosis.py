@@ -25,8 +25,9 @@ from cfx.evaluation.population import ip as implausibility, sample_bank
 
 SEMANTICS = {
     "cfx default": CTConfig(),
-    "ct-2026 (reference)": CTConfig(energy_decay="polynomial", ridge=1e-3, domain_covers_data=True, lambda_reg=0.25,
-                                    learning_rate=0.1),
+    "ct-2026 (reference)": CTConfig(
+        energy_decay="polynomial", ridge=1e-3, domain_covers_data=True, lambda_reg=0.25, learning_rate=0.1
+    ),
     "cfx default + polynomial decay only": CTConfig(energy_decay="polynomial"),
     "cfx default + data-covering box only": CTConfig(domain_covers_data=True),
 }
@@ -41,11 +42,14 @@ def score(clf, train, test, gen, max_steps=100):
     bank, mask = sample_bank(train.X, train.y, 2, 1000)
     ip = implausibility(cf, target, bank, mask)
     grad = jax.vmap(jax.grad(lambda x, t: clf.raw_logits(x[None])[0, t]))(jnp.asarray(test.X), jnp.asarray(target))
-    return {"accuracy": float((pred == test.y).mean()), "validity": float(ok.mean()),
-            "ip_valid": float(ip[ok].mean()) if ok.any() else float("nan"),
-            "steps": float(np.asarray(res.steps).mean()),
-            "cf_l1": float(np.abs(cf - test.X).sum(1).mean()),
-            "grad_norm": float(np.linalg.norm(np.asarray(grad), axis=1).mean())}
+    return {
+        "accuracy": float((pred == test.y).mean()),
+        "validity": float(ok.mean()),
+        "ip_valid": float(ip[ok].mean()) if ok.any() else float("nan"),
+        "steps": float(np.asarray(res.steps).mean()),
+        "cf_l1": float(np.abs(cf - test.X).sum(1).mean()),
+        "grad_norm": float(np.linalg.norm(np.asarray(grad), axis=1).mean()),
+    }
 
 
 def main():
@@ -54,21 +58,39 @@ def main():
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args()
     train, test = cfx.data.train_test(cfx.data.load("overlapping"))
-    evals = {"ECCo() defaults": cfx.generators.ECCo(),
-             "ECCo reference eval (λ_cost 0, λ_egy 1, η 0.1, poly. φ, τ .95, T 50)": cfx.generators.ECCo(
-                 cost=0.0, energy=1.0, ridge=1e-3, learning_rate=0.1, threshold=0.95, **polynomial_schedule(50))}
+    evals = {
+        "ECCo() defaults": cfx.generators.ECCo(),
+        "ECCo reference eval (λ_cost 0, λ_egy 1, η 0.1, poly. φ, τ .95, T 50)": cfx.generators.ECCo(
+            cost=0.0, energy=1.0, ridge=1e-3, learning_rate=0.1, threshold=0.95, **polynomial_schedule(50)
+        ),
+    }
     plain = cfx.models.fit(train, model="mlp", seed=args.seed, epochs=args.epochs)
-    out = {"plain": {name: score(plain, train, test, g, 50 if "reference" in name else 100)
-                     for name, g in evals.items()}}
+    out = {
+        "plain": {name: score(plain, train, test, g, 50 if "reference" in name else 100) for name, g in evals.items()}
+    }
     for label, ct in SEMANTICS.items():
         fit = fit_ct(train, "mlp", ct=ct, seed=args.seed, epochs=args.epochs)
         h = fit.history
-        land = {k: [round(float(np.mean(h[k][:5])), 3), round(float(np.mean(h[k][-5:])), 3)]
-                for k in ("mature_share", "search_steps", "box_share", "box_distance", "cf_l1", "nascent_moved", "div",
-                          "adv")}
-        out[label] = {"landing (first 5 / last 5 epochs)": land,
-                      **{name: score(fit.classifier, train, test, g, 50 if "reference" in name else 100)
-                         for name, g in evals.items()}}
+        land = {
+            k: [round(float(np.mean(h[k][:5])), 3), round(float(np.mean(h[k][-5:])), 3)]
+            for k in (
+                "mature_share",
+                "search_steps",
+                "box_share",
+                "box_distance",
+                "cf_l1",
+                "nascent_moved",
+                "div",
+                "adv",
+            )
+        }
+        out[label] = {
+            "landing (first 5 / last 5 epochs)": land,
+            **{
+                name: score(fit.classifier, train, test, g, 50 if "reference" in name else 100)
+                for name, g in evals.items()
+            },
+        }
     print(json.dumps(out, indent=1))
 
 

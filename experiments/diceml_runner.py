@@ -43,11 +43,15 @@ class NumpyModel:
             if col["kind"] in ("continuous", "integer"):
                 blocks.append(s.astype(np.float64).to_numpy()[:, None])
             elif col["kind"] == "ordinal":
-                blocks.append(s.map({str(v): i for i, v in enumerate(col["levels"])}).astype(np.float64).to_numpy()[:, None])
+                blocks.append(
+                    s.map({str(v): i for i, v in enumerate(col["levels"])}).astype(np.float64).to_numpy()[:, None]
+                )
             elif col["kind"] == "binary":
                 blocks.append((s.astype(str) == str(col["levels"][1])).astype(np.float64).to_numpy()[:, None])
             else:  # categorical: one-hot over every level
-                blocks.append(np.stack([(s.astype(str) == str(v)).to_numpy() for v in col["levels"]], 1).astype(np.float64))
+                blocks.append(
+                    np.stack([(s.astype(str) == str(v)).to_numpy() for v in col["levels"]], 1).astype(np.float64)
+                )
         raw = np.column_stack(blocks).astype(np.float32)
         return ((raw - self.mean) / self.scale).astype(np.float32)
 
@@ -75,7 +79,9 @@ def torch_model(model: NumpyModel, data, spec):
     ordinal: the level's index), then the standardisation and the layers; output p(1) (1 node)."""
     import torch
 
-    names = list(data.get_ohe_min_max_normalized_data(data.data_df.iloc[[0]][[c["name"] for c in spec["columns"]]]).columns)
+    names = list(
+        data.get_ohe_min_max_normalized_data(data.data_df.iloc[[0]][[c["name"] for c in spec["columns"]]]).columns
+    )
     blocks, offset = {}, 0
     for col in spec["columns"]:
         width = len(col["levels"]) if col["kind"] == "categorical" else 1
@@ -89,10 +95,13 @@ def torch_model(model: NumpyModel, data, spec):
             lo, hi = float(frame[name].min()), float(frame[name].max())
             A[i, start], b[start] = hi - lo, b[start] + lo
             continue
-        col_name = next(c["name"] for c in spec["columns"] if name.startswith(c["name"] + "_")
-                        and name[len(c["name"]) + 1:] in c["levels"])
+        col_name = next(
+            c["name"]
+            for c in spec["columns"]
+            if name.startswith(c["name"] + "_") and name[len(c["name"]) + 1 :] in c["levels"]
+        )
         start, col = blocks[col_name]
-        level = col["levels"].index(name[len(col_name) + 1:])
+        level = col["levels"].index(name[len(col_name) + 1 :])
         if col["kind"] == "categorical":
             A[i, start + level] = 1.0
         elif col["kind"] == "binary":
@@ -133,11 +142,11 @@ def main(argv=None):
     model = NumpyModel(folder)
     strings = [c["name"] for c in spec["columns"] if c["name"] not in spec["continuous"]]
     train = pd.read_csv(os.path.join(folder, "train.csv"))
-    facts = pd.read_csv(os.path.join(folder, "factuals.csv"), index_col=0).iloc[:args.first]
+    facts = pd.read_csv(os.path.join(folder, "factuals.csv"), index_col=0).iloc[: args.first]
     for c in strings:  # dice-ml's categorical features are strings
         train[c], facts[c] = train[c].astype(str), facts[c].astype(str)
     check = np.load(os.path.join(folder, "check.npz"))
-    check = {"p": check["p"][:len(facts)]}
+    check = {"p": check["p"][: len(facts)]}
     p = model.predict_proba(facts)[:, 1]
     assert np.allclose(p, check["p"], atol=1e-4), f"numpy model disagrees with cfx: {np.abs(p - check['p']).max()}"
 
@@ -168,8 +177,13 @@ def main(argv=None):
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
-                kw = dict(total_CFs=args.k, desired_class=1, features_to_vary=spec["mutable"],
-                          permitted_range=ranges or None, verbose=False)
+                kw = dict(
+                    total_CFs=args.k,
+                    desired_class=1,
+                    features_to_vary=spec["mutable"],
+                    permitted_range=ranges or None,
+                    verbose=False,
+                )
                 if args.method == "random":
                     kw["random_seed"] = args.seed
                 res = explainer.generate_counterfactuals(query, **kw)
@@ -182,14 +196,17 @@ def main(argv=None):
             failed.append({"id": int(rid), "error": f"{type(err).__name__}: {err}"[:200]})
         seconds.append(time.perf_counter() - began)
     frame = pd.concat(out, ignore_index=True) if out else pd.DataFrame(columns=["id", *facts.columns])
-    for name, write in ((f"diceml_{args.method}.csv", lambda fh: frame.to_csv(fh, index=False)),
-                        (f"diceml_{args.method}.json", lambda fh: json.dump(
-                            {"seconds": seconds, "failed": failed, "k": args.k}, fh))):
+    for name, write in (
+        (f"diceml_{args.method}.csv", lambda fh: frame.to_csv(fh, index=False)),
+        (f"diceml_{args.method}.json", lambda fh: json.dump({"seconds": seconds, "failed": failed, "k": args.k}, fh)),
+    ):
         with tempfile.NamedTemporaryFile("w", dir=folder, delete=False) as fh:
             write(fh)
         os.replace(fh.name, os.path.join(folder, name))
-    print(f"{args.method}: {len(frame)} counterfactuals for {len(facts)} factuals, {np.sum(seconds):.1f} s, "
-          f"{len(failed)} failed")
+    print(
+        f"{args.method}: {len(frame)} counterfactuals for {len(facts)} factuals, {np.sum(seconds):.1f} s, "
+        f"{len(failed)} failed"
+    )
 
 
 if __name__ == "__main__":

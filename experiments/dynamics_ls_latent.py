@@ -38,4 +38,15 @@ for k, v in out.items():
     v = np.asarray(v)
     print(k, "p(target | data mean) >= 0.5 in", int((v >= 0.5).sum()), "of", len(v))
 for d in dec:
-    print("seed", d[0], "decoded class-0 points: mean", d[1], "sd", d[2], "| decoded z~N(0,9I): sd", d[3], "| data mean", d[4])
+    print(
+        "seed",
+        d[0],
+        "decoded class-0 points: mean",
+        d[1],
+        "sd",
+        d[2],
+        "| decoded z~N(0,9I): sd",
+        d[3],
+        "| data mean",
+        d[4],
+    )

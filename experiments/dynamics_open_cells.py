@@ -28,8 +28,9 @@ def _split(name: str, centers: str | None):
     cfg = load_config(ROOT / "configs" / "dynamics_paper.yaml")
     dc = next(d for d in cfg.data if d.name == name)
     if centers:
-        cfg = load_config(ROOT / "configs" / "dynamics_paper.yaml",
-                          [f"data=[{{name: {name}, n: 1000, centers: {centers}}}]"])
+        cfg = load_config(
+            ROOT / "configs" / "dynamics_paper.yaml", [f"data=[{{name: {name}, n: 1000, centers: {centers}}}]"]
+        )
         dc = cfg.data[0]
     return split(dc, cfg)
 
@@ -75,9 +76,12 @@ def steps() -> None:
             gen = G.make(name, **generator_options(name)).with_space(full)
             res = cfx.generate(gen, clf, x, 1, key=jax.random.key(0), max_steps=100)
             st = np.asarray(res.steps).max(1)
-            print(f"{kind} {name}: converged {float(np.asarray(res.converged).all(1).mean()):.3f}, steps median "
-                  f"{np.median(st):.0f} / 90th percentile {np.percentile(st, 90):.0f} / max {st.max()} of 100; "
-                  f"median logit at the factual {np.median(f[:, 1] - f[:, 0]):.1f}", flush=True)
+            print(
+                f"{kind} {name}: converged {float(np.asarray(res.converged).all(1).mean()):.3f}, steps median "
+                f"{np.median(st):.0f} / 90th percentile {np.percentile(st, 90):.0f} / max {st.max()} of 100; "
+                f"median logit at the factual {np.median(f[:, 1] - f[:, 0]):.1f}",
+                flush=True,
+            )
 
 
 if __name__ == "__main__":

@@ -21,8 +21,15 @@ from pathlib import Path
 
 import numpy as np
 
-METRICS = {"domain": "mmd_domain", "grid": "mmd_model_grid", "model": "mmd_model", "disagreement": "disagreement",
-           "f1": "f1_change", "decis": "decisiveness_code", "pert": "param_change"}
+METRICS = {
+    "domain": "mmd_domain",
+    "grid": "mmd_model_grid",
+    "model": "mmd_model",
+    "disagreement": "disagreement",
+    "f1": "f1_change",
+    "decis": "decisiveness_code",
+    "pert": "param_change",
+}
 _ORDER = ("domain", "grid", "model", "disagreement", "f1", "decis", "pert")
 _GEN = {"DICE": "dice", "Generic": "generic", "Greedy": "greedy", "REVISE": "latent"}
 
@@ -88,54 +95,93 @@ circles ensemble REVISE -.0031 -.0003 -.0009 .000 .000 .0041 .0127
 """)
 
 #: the paper's mitigation figure (overlapping): domain, grid ("MMD (model)"), f1 ("Performance")
-MITIGATION = {(d, m, g): dict(zip(("domain", "grid", "f1"), v)) for (d, m, g), v in {
-    ("overlapping", "linear", "claproar"): (.019, .000, .000), ("overlapping", "linear", "generic"): (.102, .035, -.125),
-    ("overlapping", "linear", "generic_conservative"): (.048, .0015, .000),
-    ("overlapping", "linear", "gravitational"): (.063, .000, .000), ("overlapping", "linear", "latent"): (.110, .005, -.012),
-    ("overlapping", "mlp", "claproar"): (.020, .000, -.013), ("overlapping", "mlp", "generic"): (.095, .011, -.028),
-    ("overlapping", "mlp", "generic_conservative"): (.052, .001, -.005),
-    ("overlapping", "mlp", "gravitational"): (.060, .000, -.012), ("overlapping", "mlp", "latent"): (.105, .000, -.010),
-    ("overlapping", "ensemble", "claproar"): (.020, .000, -.018), ("overlapping", "ensemble", "generic"): (.101, .009, -.042),
-    ("overlapping", "ensemble", "generic_conservative"): (.055, .001, -.010),
-    ("overlapping", "ensemble", "gravitational"): (.066, .000, -.018),
-    ("overlapping", "ensemble", "latent"): (.106, .000, -.016)}.items()}
+MITIGATION = {
+    (d, m, g): dict(zip(("domain", "grid", "f1"), v))
+    for (d, m, g), v in {
+        ("overlapping", "linear", "claproar"): (0.019, 0.000, 0.000),
+        ("overlapping", "linear", "generic"): (0.102, 0.035, -0.125),
+        ("overlapping", "linear", "generic_conservative"): (0.048, 0.0015, 0.000),
+        ("overlapping", "linear", "gravitational"): (0.063, 0.000, 0.000),
+        ("overlapping", "linear", "latent"): (0.110, 0.005, -0.012),
+        ("overlapping", "mlp", "claproar"): (0.020, 0.000, -0.013),
+        ("overlapping", "mlp", "generic"): (0.095, 0.011, -0.028),
+        ("overlapping", "mlp", "generic_conservative"): (0.052, 0.001, -0.005),
+        ("overlapping", "mlp", "gravitational"): (0.060, 0.000, -0.012),
+        ("overlapping", "mlp", "latent"): (0.105, 0.000, -0.010),
+        ("overlapping", "ensemble", "claproar"): (0.020, 0.000, -0.018),
+        ("overlapping", "ensemble", "generic"): (0.101, 0.009, -0.042),
+        ("overlapping", "ensemble", "generic_conservative"): (0.055, 0.001, -0.010),
+        ("overlapping", "ensemble", "gravitational"): (0.066, 0.000, -0.018),
+        ("overlapping", "ensemble", "latent"): (0.106, 0.000, -0.016),
+    }.items()
+}
 
 #: the paper's latent-space mitigation figure (paper/www/mitigation_synthetic_latent_results.png, dd8ba1d;
 #: overlapping; every generator with latent_space = true): domain, grid ("MMD (model)"), f1; read to
 #: about ±0.003 (domain), ±0.0002 (grid), ±0.002 (performance)
-LATENT_MITIGATION = {("overlapping", m, g): dict(zip(("domain", "grid", "f1"), v)) for (m, g), v in {
-    ("linear", "claproar"): (.095, .0005, .001), ("linear", "gravitational"): (.076, .000, .005),
-    ("linear", "latent"): (.106, .0057, -.048), ("linear", "latent_conservative"): (.102, .0015, -.006),
-    ("mlp", "claproar"): (.077, -.0001, .005), ("mlp", "gravitational"): (.072, -.0003, .005),
-    ("mlp", "latent"): (.108, -.0002, -.002), ("mlp", "latent_conservative"): (.105, -.0001, .006),
-    ("ensemble", "claproar"): (.083, .000, -.005), ("ensemble", "gravitational"): (.079, -.0002, -.010),
-    ("ensemble", "latent"): (.113, .0002, -.012), ("ensemble", "latent_conservative"): (.105, .0001, -.006)}.items()}
+LATENT_MITIGATION = {
+    ("overlapping", m, g): dict(zip(("domain", "grid", "f1"), v))
+    for (m, g), v in {
+        ("linear", "claproar"): (0.095, 0.0005, 0.001),
+        ("linear", "gravitational"): (0.076, 0.000, 0.005),
+        ("linear", "latent"): (0.106, 0.0057, -0.048),
+        ("linear", "latent_conservative"): (0.102, 0.0015, -0.006),
+        ("mlp", "claproar"): (0.077, -0.0001, 0.005),
+        ("mlp", "gravitational"): (0.072, -0.0003, 0.005),
+        ("mlp", "latent"): (0.108, -0.0002, -0.002),
+        ("mlp", "latent_conservative"): (0.105, -0.0001, 0.006),
+        ("ensemble", "claproar"): (0.083, 0.000, -0.005),
+        ("ensemble", "gravitational"): (0.079, -0.0002, -0.010),
+        ("ensemble", "latent"): (0.113, 0.0002, -0.012),
+        ("ensemble", "latent_conservative"): (0.105, 0.0001, -0.006),
+    }.items()
+}
 
 #: the paper's real-data figure (paper/www/real_world_results.png, bce69ff): the deep ensemble only
 #: (real_world.qmd plots ``model_ = :FluxEnsemble``); its "MMD (model)" is the metric named ``mmd``
 #: (PP-MMD on the data, our mmd_model), not the grid one; read to about ±0.0005 (domain), ±0.002
 #: (model), ±0.005 (performance)
-REAL = {(d, "ensemble", g): dict(zip(("domain", "model", "f1"), v)) for (d, g), v in {
-    ("california", "dice"): (.0020, .011, -.038), ("california", "generic"): (.0020, .0085, -.031),
-    ("california", "greedy"): (.0020, .0155, -.048), ("california", "latent"): (.0080, .0097, -.033),
-    ("credit", "dice"): (-.0005, .031, -.108), ("credit", "generic"): (-.0005, .032, -.108),
-    ("credit", "greedy"): (-.0008, .039, -.034), ("credit", "latent"): (.0028, .0345, -.085),
-    ("gmsc", "dice"): (.0006, .0023, -.030), ("gmsc", "generic"): (.0005, .0035, -.028),
-    ("gmsc", "greedy"): (.0005, .0013, -.037), ("gmsc", "latent"): (.0097, .0036, -.027)}.items()}
+REAL = {
+    (d, "ensemble", g): dict(zip(("domain", "model", "f1"), v))
+    for (d, g), v in {
+        ("california", "dice"): (0.0020, 0.011, -0.038),
+        ("california", "generic"): (0.0020, 0.0085, -0.031),
+        ("california", "greedy"): (0.0020, 0.0155, -0.048),
+        ("california", "latent"): (0.0080, 0.0097, -0.033),
+        ("credit", "dice"): (-0.0005, 0.031, -0.108),
+        ("credit", "generic"): (-0.0005, 0.032, -0.108),
+        ("credit", "greedy"): (-0.0008, 0.039, -0.034),
+        ("credit", "latent"): (0.0028, 0.0345, -0.085),
+        ("gmsc", "dice"): (0.0006, 0.0023, -0.030),
+        ("gmsc", "generic"): (0.0005, 0.0035, -0.028),
+        ("gmsc", "greedy"): (0.0005, 0.0013, -0.037),
+        ("gmsc", "latent"): (0.0097, 0.0036, -0.027),
+    }.items()
+}
 
 #: the paper's real-data mitigation figure (paper/www/mitigation_real_world_results.png, dd8ba1d):
 #: the MLP only (mitigation_strategies.qmd plots ``model_ = :FluxModel``), 2500 rows per data set;
 #: "MMD (model)" = PP-MMD on the data; read to about ±0.002 (model), ±0.005 (performance)
-REAL_MITIGATION = {(d, "mlp", g): dict(zip(("model", "f1"), v)) for (d, g), v in {
-    ("california", "claproar"): (.029, -.036), ("california", "generic"): (.029, -.033),
-    ("california", "generic_conservative"): (.030, -.033), ("california", "gravitational"): (.027, -.035),
-    ("california", "latent"): (.027, -.041),
-    ("credit", "claproar"): (.092, -.028), ("credit", "generic"): (.098, -.036),
-    ("credit", "generic_conservative"): (.092, -.049), ("credit", "gravitational"): (.091, -.030),
-    ("credit", "latent"): (.088, -.031),
-    ("gmsc", "claproar"): (.034, -.058), ("gmsc", "generic"): (.029, -.067),
-    ("gmsc", "generic_conservative"): (.029, -.072), ("gmsc", "gravitational"): (.031, -.075),
-    ("gmsc", "latent"): (.035, -.065)}.items()}
+REAL_MITIGATION = {
+    (d, "mlp", g): dict(zip(("model", "f1"), v))
+    for (d, g), v in {
+        ("california", "claproar"): (0.029, -0.036),
+        ("california", "generic"): (0.029, -0.033),
+        ("california", "generic_conservative"): (0.030, -0.033),
+        ("california", "gravitational"): (0.027, -0.035),
+        ("california", "latent"): (0.027, -0.041),
+        ("credit", "claproar"): (0.092, -0.028),
+        ("credit", "generic"): (0.098, -0.036),
+        ("credit", "generic_conservative"): (0.092, -0.049),
+        ("credit", "gravitational"): (0.091, -0.030),
+        ("credit", "latent"): (0.088, -0.031),
+        ("gmsc", "claproar"): (0.034, -0.058),
+        ("gmsc", "generic"): (0.029, -0.067),
+        ("gmsc", "generic_conservative"): (0.029, -0.072),
+        ("gmsc", "gravitational"): (0.031, -0.075),
+        ("gmsc", "latent"): (0.035, -0.065),
+    }.items()
+}
 
 
 def ours(root: Path) -> dict:
@@ -154,7 +200,8 @@ def ours(root: Path) -> dict:
         for gen, d in vals.items():
             out[(rec["dataset"], rec["model"], gen)] = {
                 k: (float(np.mean(v)), float(np.std(v, ddof=1)) if len(v) > 1 else float("nan"), len(v))
-                for k, v in d.items()}
+                for k, v in d.items()
+            }
     return out
 
 

@@ -21,7 +21,7 @@ MODELS = ("mlp", "ensemble", "jem", "jem_ensemble")
 
 
 def _cell(u: float, su: float, i: float, si: float) -> str:
-    sd = (lambda s: f"±{s:.2f}" if np.isfinite(s) else "")
+    sd = lambda s: f"±{s:.2f}" if np.isfinite(s) else ""
     return f"{u:.2f}{sd(su)} / {i:.2f}{sd(si)}"
 
 
@@ -61,10 +61,16 @@ def main() -> None:
                         ok = abs(v.mean() - paper) <= max(0.15 * abs(paper), 2 * sd if np.isfinite(sd) else 0.0)
                         n_ok += int(ok)
                         flag = flag if ok else " *"
-                (u, su, pu), (i, si, pi), (va, _, pv) = (means["unfaithfulness_ref"], means["implausibility"],
-                                                         means["validity"])
-                print(f"| {gen} | {model} | {pu:.2f}/{pi:.2f} | " + " | ".join(cols)
-                      + f" | {_cell(u, su, i, si)}{flag} | {va:.2f} (paper {pv:.2f}) |")
+                (u, su, pu), (i, si, pi), (va, _, pv) = (
+                    means["unfaithfulness_ref"],
+                    means["implausibility"],
+                    means["validity"],
+                )
+                print(
+                    f"| {gen} | {model} | {pu:.2f}/{pi:.2f} | "
+                    + " | ".join(cols)
+                    + f" | {_cell(u, su, i, si)}{flag} | {va:.2f} (paper {pv:.2f}) |"
+                )
         print(f"\n{n_ok} of {n} unfaithfulness/implausibility values within 15 % or 2 sd over the seeds.")
 
 

@@ -41,7 +41,7 @@ def chains(path: Path) -> list[dict]:
             shape, start = (b[o] - 0xDF,), o + 1
         else:
             continue
-        a = np.frombuffer(b[start:start + 4 * int(np.prod(shape))], "<f4").copy()
+        a = np.frombuffer(b[start : start + 4 * int(np.prod(shape))], "<f4").copy()
         arrays.append(a.reshape(shape[::-1]) if len(shape) == 2 else a)
     out, cur = [], []
     for a in arrays:

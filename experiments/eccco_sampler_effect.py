@@ -36,19 +36,32 @@ def main() -> None:
         fit = split[0]
         for mc in cfg.models:
             conf, _, _ = _model(cfg, store, dc, mc, model_run(cfg, r), split, Progress(total=0, enabled=False))
-            cached = np.asarray(cfx.sampling.conditional_samples(conf, fit, key=_key(cfg.seed, r, "cache", dc.key),
-                                                                 n_chains=s.n_chains, steps=s.steps, keep=s.keep))
+            cached = np.asarray(
+                cfx.sampling.conditional_samples(
+                    conf, fit, key=_key(cfg.seed, r, "cache", dc.key), n_chains=s.n_chains, steps=s.steps, keep=s.keep
+                )
+            )
             for gc in cfg.generators:
                 rec = store.load(cell_path(dc.key, mc.key, gc.key, r))
                 arr = store.load_arrays(cell_path(dc.key, mc.key, gc.key, r))
                 cf, t = np.asarray(arr["counterfactuals"])[:, 0], np.asarray(arr["target"])
                 share = s.keep / s.n_chains
                 per_class = share * np.linalg.norm(cached[t] - cf[:, None], axis=-1).mean()
-                rows.append(dict(dataset=dc.key, model=mc.key, generator=gc.key,
-                                 per_target=rec["metrics"]["unfaithfulness_ref"]["mean"], per_class=per_class))
+                rows.append(
+                    dict(
+                        dataset=dc.key,
+                        model=mc.key,
+                        generator=gc.key,
+                        per_target=rec["metrics"]["unfaithfulness_ref"]["mean"],
+                        per_class=per_class,
+                    )
+                )
     out = pd.DataFrame(rows)
-    print(out.pivot_table(index=["dataset", "model"], columns="generator", values=["per_target", "per_class"])
-          .round(3).to_string())
+    print(
+        out.pivot_table(index=["dataset", "model"], columns="generator", values=["per_target", "per_class"])
+        .round(3)
+        .to_string()
+    )
 
 
 if __name__ == "__main__":

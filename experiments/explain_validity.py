@@ -85,8 +85,11 @@ def run_explain(train, clf, rows, generator, K, warm=False, **options):
     # the returned raw rows scored again here, independently of explain's own column
     again = np.asarray(clf.probs(train.encoder.encode(frame[list(train.encoder.feature_names)])))[:, 1] >= 0.5
     out["valid_flag_wrong"] = int((again != frame["valid"].to_numpy()).sum())
-    out.update(cost=float(frame["cost"].mean()), features_changed=float(frame["n_changed"].mean()),
-               diversity=float(frame["diversity"].mean()) if K > 1 else None)
+    out.update(
+        cost=float(frame["cost"].mean()),
+        features_changed=float(frame["n_changed"].mean()),
+        diversity=float(frame["diversity"].mean()) if K > 1 else None,
+    )
     if "status" in frame:
         out["status"] = frame["status"].value_counts().to_dict()
         for status, part in frame.groupby("status"):
@@ -98,8 +101,15 @@ def run_explain(train, clf, rows, generator, K, warm=False, **options):
 def run_generate(train, clf, rows, K, max_steps=200, repair=False):
     X = train.encoder.encode(rows)
     began = time.perf_counter()
-    res = cfx.generate(cfx.generators.make("dice").replace(num_counterfactuals=K), clf, X, 1, key=jax.random.key(0),
-                       constraints=train.schema.constraints(), max_steps=max_steps)
+    res = cfx.generate(
+        cfx.generators.make("dice").replace(num_counterfactuals=K),
+        clf,
+        X,
+        1,
+        key=jax.random.key(0),
+        constraints=train.schema.constraints(),
+        max_steps=max_steps,
+    )
     if repair:
         res, _ = cfx.restarts.repair(res, clf, train, constraints=train.schema.constraints())
     seconds = time.perf_counter() - began
@@ -129,15 +139,21 @@ def markdown(path: str) -> str:
         lo, hi = min(values), max(values)
         return fmt.format(lo) if abs(hi - lo) < 5e-4 else f"{fmt.format(lo)}–{fmt.format(hi)}"
 
-    lines = ["| data set | configuration | seeds | validity | factuals with a valid cf | restarted | features changed | cost |",
-             "|---|---|---|---|---|---|---|---|"]
+    lines = [
+        "| data set | configuration | seeds | validity | factuals with a valid cf | restarted | features changed | cost |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
     for (name, config), runs in cells.items():
         n = [sum(r.get("status", {}).values()) or 1 for r in runs]
-        restarted = [r.get("status", {}).get("restarted", 0) / k for r, k in zip(runs, n)] if "status" in runs[0] else []
-        lines.append(f"| {name} | {config} | {len(runs)} | {span([r['validity'] for r in runs])} | "
-                     f"{span([r['factuals_any_valid'] for r in runs])} | {span(restarted, '{:.2f}')} | "
-                     f"{span([r.get('features_changed') for r in runs], '{:.2f}')} | "
-                     f"{span([r.get('cost') for r in runs], '{:.2f}')} |")
+        restarted = (
+            [r.get("status", {}).get("restarted", 0) / k for r, k in zip(runs, n)] if "status" in runs[0] else []
+        )
+        lines.append(
+            f"| {name} | {config} | {len(runs)} | {span([r['validity'] for r in runs])} | "
+            f"{span([r['factuals_any_valid'] for r in runs])} | {span(restarted, '{:.2f}')} | "
+            f"{span([r.get('features_changed') for r in runs], '{:.2f}')} | "
+            f"{span([r.get('cost') for r in runs], '{:.2f}')} |"
+        )
     return "\n".join(lines)
 
 
@@ -163,7 +179,9 @@ def main(argv=None):
             pred = np.asarray(clf.predict(test.X))
             accuracy = float((pred == test.y).mean())
             rejected = np.flatnonzero(pred == 0)
-            pick = np.sort(np.random.default_rng(seed).choice(rejected, min(args.factuals, len(rejected)), replace=False))
+            pick = np.sort(
+                np.random.default_rng(seed).choice(rejected, min(args.factuals, len(rejected)), replace=False)
+            )
             rows = test.subset(pick).to_frame()
             cell = {"accuracy": accuracy, "factuals": len(rows), "model_s": time.perf_counter() - t0}
             for config in args.configs:
@@ -176,9 +194,18 @@ def main(argv=None):
                     cell[config], frame = run_explain(train, clf, rows, gen, K, warm=args.warm, **extra)
                     bad = frame[~frame["valid"]]
                     for (rid, k), r in bad.iterrows():
-                        failures.append({"set": name, "seed": seed, "config": config, "id": int(rid), "cf": int(k),
-                                         "p_target": float(r["p_target"]), "outcome": r["outcome"],
-                                         "changed": list(r["changed"])})
+                        failures.append(
+                            {
+                                "set": name,
+                                "seed": seed,
+                                "config": config,
+                                "id": int(rid),
+                                "cf": int(k),
+                                "p_target": float(r["p_target"]),
+                                "outcome": r["outcome"],
+                                "changed": list(r["changed"]),
+                            }
+                        )
                 print(name, seed, config, json.dumps(cell[config]), flush=True)
             results[f"{name}/{seed}"] = cell
     path = os.path.join(args.out, "validity.json")
@@ -189,9 +216,18 @@ def main(argv=None):
     for key, cell in results.items():
         for config in args.configs:
             s = cell[config]
-            rows.append({"set/seed": key, "config": config, "validity": s["validity"], "any": s["factuals_any_valid"],
-                         "all": s["factuals_all_valid"], "invalid": s["invalid"], "s": s["seconds"],
-                         "outcomes": s["outcomes"]})
+            rows.append(
+                {
+                    "set/seed": key,
+                    "config": config,
+                    "validity": s["validity"],
+                    "any": s["factuals_any_valid"],
+                    "all": s["factuals_all_valid"],
+                    "invalid": s["invalid"],
+                    "s": s["seconds"],
+                    "outcomes": s["outcomes"],
+                }
+            )
     pd.set_option("display.width", 200)
     print(pd.DataFrame(rows).to_string(float_format=lambda v: f"{v:.3f}"))
 

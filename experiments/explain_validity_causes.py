@@ -34,7 +34,15 @@ def stalled(train, clf, X, cons) -> dict:
     plus immutable features)."""
     import jax.numpy as jnp
 
-    res = cfx.generate(cfx.generators.make("dice").replace(num_counterfactuals=3), clf, X, 1, key=jax.random.key(0), constraints=cons, max_steps=200)
+    res = cfx.generate(
+        cfx.generators.make("dice").replace(num_counterfactuals=3),
+        clf,
+        X,
+        1,
+        key=jax.random.key(0),
+        constraints=cons,
+        max_steps=200,
+    )
     bad = np.asarray(res.outcome) != 0
     z, x = np.asarray(res.counterfactuals)[bad], np.repeat(X[:, None], 3, 1)[bad]
     g = np.asarray(jax.vmap(jax.grad(lambda v: jax.nn.log_softmax(clf.raw_logits(v[None]))[0, 1]))(jnp.asarray(z)))
@@ -46,8 +54,12 @@ def stalled(train, clf, X, cons) -> dict:
     share = np.abs(g) / np.maximum(np.abs(g).sum(1, keepdims=True), 1e-30)
     blocked = bound | side | (mut == "none")[None]
     count = lambda a: {str(names[j]): int(a[:, j].sum()) for j in np.argsort(-a.sum(0))[:4] if a[:, j].sum()}  # noqa: E731
-    return {"members": int(bad.sum()), "blocked_gradient_share": float((share * blocked).sum(1).mean()) if bad.any() else None,
-            "at_a_bound_pushing_out": count(bound), "monotone_side_pushing_back": count(side)}
+    return {
+        "members": int(bad.sum()),
+        "blocked_gradient_share": float((share * blocked).sum(1).mean()) if bad.any() else None,
+        "at_a_bound_pushing_out": count(bound),
+        "monotone_side_pushing_back": count(side),
+    }
 
 
 def main(argv=None):
@@ -78,7 +90,12 @@ def main(argv=None):
         "no constraints": (D, 200, None, {}),
         "all but bounds": (D, 200, dataclasses.replace(cons, lower=None, upper=None), {}),
         "all but directions": (D, 200, dataclasses.replace(cons, mutability=free), {}),
-        "all but immutables": (D, 200, dataclasses.replace(cons, mutability=["both" if m == "none" else m for m in mut]), {}),
+        "all but immutables": (
+            D,
+            200,
+            dataclasses.replace(cons, mutability=["both" if m == "none" else m for m in mut]),
+            {},
+        ),
         "all but one-hot groups": (D, 200, dataclasses.replace(cons, categorical_groups=None), {}),
         "bounds only": (D, 200, cfx.Constraints(lower=cons.lower, upper=cons.upper), {}),
         "immutables only": (D, 200, cfx.Constraints(mutability=["none" if m == "none" else "both" for m in mut]), {}),
@@ -87,8 +104,16 @@ def main(argv=None):
     out = {"stalled": stalled(train, clf, X, cons)}
     print(json.dumps(out["stalled"]), flush=True)
     for label, (gen, steps, constraints, kw) in runs.items():
-        res = cfx.generate(gen.replace(num_counterfactuals=3), clf, X, 1, key=jax.random.key(0), constraints=constraints,
-                           max_steps=steps, **kw)
+        res = cfx.generate(
+            gen.replace(num_counterfactuals=3),
+            clf,
+            X,
+            1,
+            key=jax.random.key(0),
+            constraints=constraints,
+            max_steps=steps,
+            **kw,
+        )
         ok = np.asarray(res.outcome) == 0
         out[label] = {"validity": float(ok.mean()), "factuals_any_valid": float(ok.any(1).mean())}
         print(f"| {label} | {ok.mean():.3f} | {ok.any(1).mean():.3f} |", flush=True)

@@ -61,8 +61,11 @@ def timing(name: str, rounds: int = 20) -> dict:
             r.append((_best_time(fwd, probit, big, 10, clock) / t0, _best_time(fwd, mc, big, 10, clock) / t0))
         r = np.asarray(r)
         for j, key in enumerate(("probit", "mc100")):
-            out[f"{clock_name}_ratio_{key}"] = [float(np.median(r[:, j])), float(np.percentile(r[:, j], 25)),
-                                                float(np.percentile(r[:, j], 75))]
+            out[f"{clock_name}_ratio_{key}"] = [
+                float(np.median(r[:, j])),
+                float(np.percentile(r[:, j], 25)),
+                float(np.percentile(r[:, j], 75)),
+            ]
     return out
 
 
@@ -70,17 +73,28 @@ def run(name: str, seed: int, n: int, n_factuals: int, epochs: int, thresholds=(
     data = cfx.data.load(name, n=n, seed=seed, balance=True)
     train, test = cfx.data.train_test(data, seed=seed)
     clf = cfx.models.fit(train, "mlp", epochs=epochs, seed=seed)
-    models = {"map": clf,
-              "laplace_probit": cfx.models.laplace(clf, train),
-              "laplace_mc": cfx.models.laplace(clf, train, predictive="mc", key=jax.random.key(seed)),
-              "laplace_diag": cfx.models.laplace(clf, train, hessian="diag"),
-              "laplace_kfac": cfx.models.laplace(clf, train, hessian="kfac")}
-    out = {"set": name, "seed": seed, "n_train": len(train), "n_test": len(test), "d": train.X.shape[1],
-           "prior_precision": float(models["laplace_probit"].params["prior_precision"])}
+    models = {
+        "map": clf,
+        "laplace_probit": cfx.models.laplace(clf, train),
+        "laplace_mc": cfx.models.laplace(clf, train, predictive="mc", key=jax.random.key(seed)),
+        "laplace_diag": cfx.models.laplace(clf, train, hessian="diag"),
+        "laplace_kfac": cfx.models.laplace(clf, train, hessian="kfac"),
+    }
+    out = {
+        "set": name,
+        "seed": seed,
+        "n_train": len(train),
+        "n_test": len(test),
+        "d": train.X.shape[1],
+        "prior_precision": float(models["laplace_probit"].params["prior_precision"]),
+    }
     for key, model in models.items():
         p = np.asarray(model.probs(test.X))
-        out[key] = {"accuracy": float(np.mean(p.argmax(1) == test.y)), "nll": _nll(p, test.y),
-                    "ece": cfx.models.expected_calibration_error(p, test.y)}
+        out[key] = {
+            "accuracy": float(np.mean(p.argmax(1) == test.y)),
+            "nll": _nll(p, test.y),
+            "ece": cfx.models.expected_calibration_error(p, test.y),
+        }
     rejected = (np.asarray(clf.predict(test.X)) == 0) & (np.asarray(models["laplace_probit"].predict(test.X)) == 0)
     x = test.X[rejected][:n_factuals]
     out["factuals"] = int(len(x))
@@ -98,8 +112,13 @@ def run(name: str, seed: int, n: int, n_factuals: int, epochs: int, thresholds=(
     ratios = []
     for _ in range(5):
         t_map = _best_time(fwd, clf, big, 10)
-        ratios.append((_best_time(fwd, models["laplace_probit"], big, 10) / t_map,
-                       _best_time(fwd, models["laplace_mc"], big, 10) / t_map, t_map))
+        ratios.append(
+            (
+                _best_time(fwd, models["laplace_probit"], big, 10) / t_map,
+                _best_time(fwd, models["laplace_mc"], big, 10) / t_map,
+                t_map,
+            )
+        )
     ratios = np.asarray(ratios)
     out["time_forward_s"] = float(np.median(ratios[:, 2]))
     out["ratio_probit"] = [float(np.median(ratios[:, 0])), float(ratios[:, 0].min()), float(ratios[:, 0].max())]

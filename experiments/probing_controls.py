@@ -26,9 +26,11 @@ def run(seed: int) -> dict:
     train, test = data.split(test_size=0.5, seed=seed)
     clf = cfx.models.fit(train, "mlp", widths=(32, 32), epochs=50, seed=seed)
     X = test.X
-    variables = {"radius (never given)": (np.linalg.norm(X, axis=1), "regression"),
-                 "sin(angle) (never given)": (np.sin(np.arctan2(X[:, 1], X[:, 0])), "regression"),
-                 "class label (given)": (test.y, "classification")}
+    variables = {
+        "radius (never given)": (np.linalg.norm(X, axis=1), "regression"),
+        "sin(angle) (never given)": (np.sin(np.arctan2(X[:, 1], X[:, 0])), "regression"),
+        "class label (given)": (test.y, "classification"),
+    }
     out = {"accuracy": cfx.models.accuracy(clf, test)}
     for name, (target, task) in variables.items():
         for layer in ("hidden_0", "hidden_1"):

@@ -45,7 +45,11 @@ def constraint_violations(train, x, x_cf) -> int:
     d = x.shape[-1]
     X, C = np.broadcast_to(x[:, None], x_cf.shape).reshape(-1, d), x_cf.reshape(-1, d)
     mut = np.asarray(s.mutability)
-    bad = ((mut == "none") & (C != X)).sum() + ((mut == "increase") & (C < X)).sum() + ((mut == "decrease") & (C > X)).sum()
+    bad = (
+        ((mut == "none") & (C != X)).sum()
+        + ((mut == "increase") & (C < X)).sum()
+        + ((mut == "decrease") & (C > X)).sum()
+    )
     bad += ((C < np.asarray(s.lower) - 1e-6) | (C > np.asarray(s.upper) + 1e-6)).sum()
     for g in s.categorical_groups:
         cols = C[:, list(g)]
@@ -58,7 +62,9 @@ def constraint_violations(train, x, x_cf) -> int:
     return int(bad)
 
 
-def summarise(frame: pd.DataFrame, x_cf_decoded_valid: np.ndarray | None, K: int, violations: int, seconds: float, n: int):
+def summarise(
+    frame: pd.DataFrame, x_cf_decoded_valid: np.ndarray | None, K: int, violations: int, seconds: float, n: int
+):
     valid = frame["valid"].to_numpy() if x_cf_decoded_valid is None else x_cf_decoded_valid
     per_factual = valid.reshape(n, K)
     return {
@@ -89,8 +95,20 @@ def run_plain(train, clf, rows, gen, K, *, grid: bool, start, max_steps, seed=0)
     cfs, changed = raw_counterfactuals(train.encoder, rows, x, x_cf, CONTINUOUS_TOLERANCE)
     decoded = train.encoder.encode(cfs).reshape(n, K, d)
     p, ok = _validity(clf, x, decoded, res.target, res.threshold)
-    frame = _frame(train.encoder, rows, x, decoded, cfs, changed, np.asarray(p), np.asarray(ok), np.zeros(n, bool),
-                   np.asarray(res.outcome), seconds, 0.0)
+    frame = _frame(
+        train.encoder,
+        rows,
+        x,
+        decoded,
+        cfs,
+        changed,
+        np.asarray(p),
+        np.asarray(ok),
+        np.zeros(n, bool),
+        np.asarray(res.outcome),
+        seconds,
+        0.0,
+    )
     return summarise(frame, np.asarray(ok).reshape(-1), K, constraint_violations(train, x, decoded), seconds, n)
 
 
@@ -124,8 +142,13 @@ def main(argv=None):
     generic = cfx.generators.make("generic")
     dice = cfx.generators.make("dice")
     results = {
-        "setup": {"rows": len(data), "train": len(train), "test_accuracy": accuracy, "factuals": len(rows),
-                  "backend": jax.default_backend()},
+        "setup": {
+            "rows": len(data),
+            "train": len(train),
+            "test_accuracy": accuracy,
+            "factuals": len(rows),
+            "backend": jax.default_backend(),
+        },
         "generic/before": run_plain(train, clf, rows, generic, 1, grid=False, start="noise", max_steps=100),
         "generic/grid": run_plain(train, clf, rows, generic, 1, grid=True, start="noise", max_steps=100),
         "generic/after": run_explain(train, clf, rows, "generic", 1)[0],

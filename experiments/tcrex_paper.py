@@ -47,12 +47,20 @@ TAUS = (0.8, 0.9, 0.95, 0.98, 0.99)
 #: read off the poster's hyperparameter figure at 1 tree (± ~0.005 accuracy, ± ~0.01 feasibility,
 #: ± ~0.1 sparsity / complexity: the lines' pixel width); consistency ×1e-3.
 PAPER = {
-    "credit": {0.99: (0.994, 0.143, 1.43, 1.9, 0.7), 0.98: (0.990, 0.148, 1.35, 1.8, 0.7),
-               0.95: (0.970, 0.165, 1.0, 1.5, 0.7), 0.9: (0.952, 0.175, 0.97, 1.0, 0.7),
-               0.8: (0.893, 0.21, 0.88, 0.9, 0.7)},
-    "heloc": {0.99: (0.992, 0.26, 1.7, 3.0, 3.0), 0.98: (0.990, 0.27, 1.47, 2.6, 3.0),
-              0.95: (0.971, 0.31, 1.1, 1.7, 3.0), 0.9: (0.945, 0.39, 1.03, 1.4, 3.0),
-              0.8: (0.888, 0.49, 0.88, 1.0, 3.0)},
+    "credit": {
+        0.99: (0.994, 0.143, 1.43, 1.9, 0.7),
+        0.98: (0.990, 0.148, 1.35, 1.8, 0.7),
+        0.95: (0.970, 0.165, 1.0, 1.5, 0.7),
+        0.9: (0.952, 0.175, 0.97, 1.0, 0.7),
+        0.8: (0.893, 0.21, 0.88, 0.9, 0.7),
+    },
+    "heloc": {
+        0.99: (0.992, 0.26, 1.7, 3.0, 3.0),
+        0.98: (0.990, 0.27, 1.47, 2.6, 3.0),
+        0.95: (0.971, 0.31, 1.1, 1.7, 3.0),
+        0.9: (0.945, 0.39, 1.03, 1.4, 3.0),
+        0.8: (0.888, 0.49, 0.88, 1.0, 3.0),
+    },
 }
 
 
@@ -69,20 +77,22 @@ def load_credit(path: str) -> tuple[np.ndarray, np.ndarray, list[str]]:
     raw[money] = (raw[money] / 32.75).round(-1).astype(int)
     bills, pays = [f"BILL_AMT{i}" for i in range(1, 7)], [f"PAY_AMT{i}" for i in range(1, 7)]
     age = raw["AGE"]
-    df = pd.DataFrame({
-        "isMale": np.where(raw["SEX"] == 1, 1.0, np.where(raw["SEX"] == 2, 0.0, np.nan)),
-        "isMarried": np.where(raw["MARRIAGE"] == 1, 1.0, np.where(raw["MARRIAGE"] == 2, 0.0, np.nan)),
-        # RF-OCSE assigns 25–40 → 2 then 40–59 → 3 (so 40 is 3), ≥ 60 → 4
-        "AgeGroup": np.select([age < 25, age >= 60, age >= 40, age >= 25], [1, 4, 3, 2]),
-        "EducationLevel": raw["EDUCATION"].map({3: 2, 2: 3, 1: 4}).fillna(1),
-        "MaxBillAmountOverLast6Months": np.maximum(raw[bills].max(axis=1), 0),
-        "MaxPaymentAmountOverLast6Months": np.maximum(raw[pays].max(axis=1), 0),
-        "MonthsWithZeroBalanceOverLast6Months": (raw[pays].to_numpy() > raw[bills].to_numpy()).sum(1),
-        "MonthsWithLowSpendingOverLast6Months": (raw[bills].div(raw["LIMIT_BAL"], axis=0) < 0.2).sum(axis=1),
-        "MonthsWithHighSpendingOverLast6Months": (raw[bills].div(raw["LIMIT_BAL"], axis=0) > 0.8).sum(axis=1),
-        "MostRecentBillAmount": np.maximum(raw["BILL_AMT1"], 0),
-        "MostRecentPaymentAmount": np.maximum(raw["PAY_AMT1"], 0),
-    })
+    df = pd.DataFrame(
+        {
+            "isMale": np.where(raw["SEX"] == 1, 1.0, np.where(raw["SEX"] == 2, 0.0, np.nan)),
+            "isMarried": np.where(raw["MARRIAGE"] == 1, 1.0, np.where(raw["MARRIAGE"] == 2, 0.0, np.nan)),
+            # RF-OCSE assigns 25–40 → 2 then 40–59 → 3 (so 40 is 3), ≥ 60 → 4
+            "AgeGroup": np.select([age < 25, age >= 60, age >= 40, age >= 25], [1, 4, 3, 2]),
+            "EducationLevel": raw["EDUCATION"].map({3: 2, 2: 3, 1: 4}).fillna(1),
+            "MaxBillAmountOverLast6Months": np.maximum(raw[bills].max(axis=1), 0),
+            "MaxPaymentAmountOverLast6Months": np.maximum(raw[pays].max(axis=1), 0),
+            "MonthsWithZeroBalanceOverLast6Months": (raw[pays].to_numpy() > raw[bills].to_numpy()).sum(1),
+            "MonthsWithLowSpendingOverLast6Months": (raw[bills].div(raw["LIMIT_BAL"], axis=0) < 0.2).sum(axis=1),
+            "MonthsWithHighSpendingOverLast6Months": (raw[bills].div(raw["LIMIT_BAL"], axis=0) > 0.8).sum(axis=1),
+            "MostRecentBillAmount": np.maximum(raw["BILL_AMT1"], 0),
+            "MostRecentPaymentAmount": np.maximum(raw["PAY_AMT1"], 0),
+        }
+    )
     overdue = raw[["PAY_0", "PAY_2", "PAY_3", "PAY_4", "PAY_5", "PAY_6"]].replace([-2, -1], 0).to_numpy()
     df["TotalOverdueCounts"] = _streaks(overdue > 0)
     df["TotalMonthsOverdue"] = overdue.sum(1)
@@ -99,8 +109,17 @@ def load(name: str, data_dir: str):
     return np.asarray(ds.X, np.float32), np.asarray(ds.y, np.int64), list(ds.schema.names)
 
 
-def run_one(X, y, tau: float, seed: int, rho: float, n_estimators: int, target: int = 1,
-            rules_on: str = "train", candidates: str = "nodes") -> list[dict]:
+def run_one(
+    X,
+    y,
+    tau: float,
+    seed: int,
+    rho: float,
+    n_estimators: int,
+    target: int = 1,
+    rules_on: str = "train",
+    candidates: str = "nodes",
+) -> list[dict]:
     from sklearn.ensemble import RandomForestClassifier
 
     rng = np.random.default_rng(seed)
@@ -112,8 +131,9 @@ def run_one(X, y, tau: float, seed: int, rho: float, n_estimators: int, target: 
     pred_te = np.asarray(clf.predict(X[te]))
     x = X[te][pred_te != target]  # the inputs the model does not give the target
     t0 = time.perf_counter()
-    gen = TCREx(rho=rho, tau=tau, assign="metarule", candidates=candidates).fit(clf, X[tr if rules_on == "train" else te],
-                                                         key=jax.random.key(seed))
+    gen = TCREx(rho=rho, tau=tau, assign="metarule", candidates=candidates).fit(
+        clf, X[tr if rules_on == "train" else te], key=jax.random.key(seed)
+    )
     fit_s = time.perf_counter() - t0
     lower, upper = np.asarray(gen.rule_lower[target]), np.asarray(gen.rule_upper[target])
     valid = np.asarray(gen.rule_valid[target])
@@ -129,19 +149,40 @@ def run_one(X, y, tau: float, seed: int, rho: float, n_estimators: int, target: 
         lookup_s = time.perf_counter() - t0
         assigned = np.where(np.asarray(allowed[:, 0]), np.asarray(rules[:, 0]), -1)
         m = rule_metrics(x, lower[valid], upper[valid], assigned, X[te], pred_te == target)
-        pts = points(jnp.asarray(x), jnp.asarray(lower)[np.maximum(assigned, 0)][:, None],
-                     jnp.asarray(upper)[np.maximum(assigned, 0)][:, None], gen.margin * gen.feature_scale)[:, 0]
+        pts = points(
+            jnp.asarray(x),
+            jnp.asarray(lower)[np.maximum(assigned, 0)][:, None],
+            jnp.asarray(upper)[np.maximum(assigned, 0)][:, None],
+            gen.margin * gen.feature_scale,
+        )[:, 0]
         ok = (np.asarray(clf.predict(pts)) == target) & (assigned >= 0)
         got = assigned >= 0
-        rows.append(dict(
-            tau=tau, seed=seed, target=target, rho=rho, n_estimators=n_estimators, rules_on=rules_on, candidates=candidates,
-            assignment=label, n_inputs=len(x), n_rules=int(valid.sum()),
-            rules_used=len(np.unique(assigned[got])), model_test_accuracy=float(np.mean(pred_te == y[te])),
-            accuracy=np.nanmean(m["rule_accuracy"]), feasibility=np.nanmean(m["rule_feasibility"]),
-            sparsity=np.nanmean(m["rule_changes"]), complexity=np.nanmean(m["rule_complexity"]),
-            consistency=m["rule_consistency"], validity=float(ok.mean()), share_inside=float(
-                np.mean(m["rule_changes"][got] == 0)) if got.any() else np.nan,
-            fit_s=fit_s, lookup_s=lookup_s, runtime_per_input_s=(fit_s + lookup_s) / max(len(x), 1)))
+        rows.append(
+            dict(
+                tau=tau,
+                seed=seed,
+                target=target,
+                rho=rho,
+                n_estimators=n_estimators,
+                rules_on=rules_on,
+                candidates=candidates,
+                assignment=label,
+                n_inputs=len(x),
+                n_rules=int(valid.sum()),
+                rules_used=len(np.unique(assigned[got])),
+                model_test_accuracy=float(np.mean(pred_te == y[te])),
+                accuracy=np.nanmean(m["rule_accuracy"]),
+                feasibility=np.nanmean(m["rule_feasibility"]),
+                sparsity=np.nanmean(m["rule_changes"]),
+                complexity=np.nanmean(m["rule_complexity"]),
+                consistency=m["rule_consistency"],
+                validity=float(ok.mean()),
+                share_inside=float(np.mean(m["rule_changes"][got] == 0)) if got.any() else np.nan,
+                fit_s=fit_s,
+                lookup_s=lookup_s,
+                runtime_per_input_s=(fit_s + lookup_s) / max(len(x), 1),
+            )
+        )
     return rows
 
 
@@ -154,10 +195,18 @@ def main() -> None:
     ap.add_argument("--rho", type=float, default=0.02)
     ap.add_argument("--n-estimators", type=int, default=10)
     ap.add_argument("--target", type=int, default=1, help="the desired class (1: the favourable one)")
-    ap.add_argument("--candidates", choices=("nodes", "leaves"), default="nodes",
-                    help="candidate rules: every node of the surrogate (CE.jl) or its leaves only")
-    ap.add_argument("--rules-on", choices=("train", "test"), default="train",
-                    help="the split whose model labels the rules are fitted on (metrics: always the test split)")
+    ap.add_argument(
+        "--candidates",
+        choices=("nodes", "leaves"),
+        default="nodes",
+        help="candidate rules: every node of the surrogate (CE.jl) or its leaves only",
+    )
+    ap.add_argument(
+        "--rules-on",
+        choices=("train", "test"),
+        default="train",
+        help="the split whose model labels the rules are fitted on (metrics: always the test split)",
+    )
     ap.add_argument("--data-dir", default=os.environ.get("CFX_DATA_DIR", "../shared/data"))
     ap.add_argument("--out", default="tcrex_paper.csv")
     args = ap.parse_args()
@@ -167,17 +216,30 @@ def main() -> None:
         print(f"{name}: {X.shape}, share y=1 {y.mean():.3f}", flush=True)
         for tau in args.taus:
             for seed in args.seeds:
-                for r in run_one(X, y, tau, seed, args.rho, args.n_estimators, args.target,
-                                     args.rules_on, args.candidates):
+                for r in run_one(
+                    X, y, tau, seed, args.rho, args.n_estimators, args.target, args.rules_on, args.candidates
+                ):
                     rows.append(dict(data=name, **r))
-                print(f"  tau {tau} seed {seed}: {rows[-2]['n_rules']} rules, acc {rows[-2]['accuracy']:.3f} "
-                      f"fea {rows[-2]['feasibility']:.3f} spa {rows[-2]['sparsity']:.2f} "
-                      f"com {rows[-2]['complexity']:.2f}", flush=True)
+                print(
+                    f"  tau {tau} seed {seed}: {rows[-2]['n_rules']} rules, acc {rows[-2]['accuracy']:.3f} "
+                    f"fea {rows[-2]['feasibility']:.3f} spa {rows[-2]['sparsity']:.2f} "
+                    f"com {rows[-2]['complexity']:.2f}",
+                    flush=True,
+                )
     frame = pd.DataFrame(rows)
     frame.to_csv(args.out + ".tmp", index=False)
     os.replace(args.out + ".tmp", args.out)
-    cols = ["accuracy", "feasibility", "sparsity", "complexity", "consistency", "rules_used", "validity",
-            "share_inside", "runtime_per_input_s"]
+    cols = [
+        "accuracy",
+        "feasibility",
+        "sparsity",
+        "complexity",
+        "consistency",
+        "rules_used",
+        "validity",
+        "share_inside",
+        "runtime_per_input_s",
+    ]
     summary = frame.groupby(["data", "assignment", "tau"])[cols].agg(["mean", "std"])
     print(summary.round(4).to_string())
     for name in args.sets:
@@ -188,10 +250,18 @@ def main() -> None:
         for tau in args.taus:
             g = ours.get_group(tau)
             p = PAPER[name].get(tau)
-            cells = [f"{k} {g[k].mean():.3f}±{g[k].std():.3f} ({p[i]})" for i, k in
-                     enumerate(["accuracy", "feasibility", "sparsity", "complexity"])] if p else []
-            print(f"  tau {tau}: " + "; ".join(cells) + f"; consistency {1e3 * g['consistency'].mean():.2f}e-3 "
-                  f"({p[4] if p else '?'}e-3), rules used {g['rules_used'].mean():.1f}, n {g['n_inputs'].mean():.0f}")
+            cells = (
+                [
+                    f"{k} {g[k].mean():.3f}±{g[k].std():.3f} ({p[i]})"
+                    for i, k in enumerate(["accuracy", "feasibility", "sparsity", "complexity"])
+                ]
+                if p
+                else []
+            )
+            print(
+                f"  tau {tau}: " + "; ".join(cells) + f"; consistency {1e3 * g['consistency'].mean():.2f}e-3 "
+                f"({p[4] if p else '?'}e-3), rules used {g['rules_used'].mean():.1f}, n {g['n_inputs'].mean():.0f}"
+            )
 
 
 if __name__ == "__main__":

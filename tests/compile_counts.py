@@ -39,10 +39,10 @@ def traces(*names: str) -> int:
 
 # the programs of one part of cfx, by the names of their jitted functions
 SEARCH = ("_search_entry", "_start_entry", "_round_entry", "_finish_entry")  # cfx.generate's programs (search/_core)
-CLASSIFIER = ("_logits", "_probs")                                          # Classifier.logits / .probs
-FIT = ("_run_epoch",)                                                       # cfx.models.fit's epoch
-CT = ("counterfactual_step", "ct_epoch")                                    # cfx.training's epoch
-SAMPLING = ("_conditional_samples", "_per_target_samples")                  # cfx.sampling's chains
+CLASSIFIER = ("_logits", "_probs")  # Classifier.logits / .probs
+FIT = ("_run_epoch",)  # cfx.models.fit's epoch
+CT = ("counterfactual_step", "ct_epoch")  # cfx.training's epoch
+SAMPLING = ("_conditional_samples", "_per_target_samples")  # cfx.sampling's chains
 
 
 def search() -> int:

@@ -20,8 +20,9 @@ W, B = np.array([1.0, 0.5], np.float32), -1.0  # logit = x0 + 0.5·x1 − 1
 
 
 def linear_classifier(w=W, b=B):
-    return cfx.Classifier(lambda p, x: x @ p["w"][:, None] + p["b"], {"w": jnp.asarray(w), "b": jnp.asarray([b])},
-                          n_features=len(w))
+    return cfx.Classifier(
+        lambda p, x: x @ p["w"][:, None] + p["b"], {"w": jnp.asarray(w), "b": jnp.asarray([b])}, n_features=len(w)
+    )
 
 
 def test_propagation_and_abduction_match_the_closed_form():
@@ -71,8 +72,9 @@ def test_mlp_equations_fit_a_nonlinear_scm_and_propagate_through_it():
     np.testing.assert_allclose(np.asarray(scm.abduct(out)), np.asarray(scm.abduct(x)) + delta, atol=1e-4)
     truth = 2 * np.sin(x[:, 0] + 0.7) + (x[:, 1] - 2 * np.sin(x[:, 0]))
     assert np.max(np.abs(out[:, 1] - truth)) < 0.3
-    res = cfx.generate(MINT(scm=scm, actions=(0,), learning_rate=0.05), linear_classifier(), x, target=1, key=KEY,
-                       max_steps=100)
+    res = cfx.generate(
+        MINT(scm=scm, actions=(0,), learning_rate=0.05), linear_classifier(), x, target=1, key=KEY, max_steps=100
+    )
     cf = np.asarray(res.counterfactuals)[:, 0]
     np.testing.assert_allclose(np.asarray(scm.abduct(cf))[:, 1], np.asarray(scm.abduct(x))[:, 1], atol=1e-4)
 
@@ -100,8 +102,9 @@ def test_ignoring_the_graph_is_cheaper_but_violates_the_scm():
     x = np.array([[0.0, 0.5]], np.float32)  # u1 = 0: on the SCM's line x1 = 2·x0 + 0.5
     clf = linear_classifier()
     plain = cfx.generate(Generic(cost=0.0, learning_rate=0.05), clf, x, target=1, key=KEY, max_steps=500)
-    mint = cfx.generate(MINT(scm=SCM2, actions=(0,), cost=0.0, learning_rate=0.05), clf, x, target=1, key=KEY,
-                        max_steps=500)
+    mint = cfx.generate(
+        MINT(scm=SCM2, actions=(0,), cost=0.0, learning_rate=0.05), clf, x, target=1, key=KEY, max_steps=500
+    )
     p, m = np.asarray(plain.counterfactuals)[0, 0], np.asarray(mint.counterfactuals)[0, 0]
     assert clf.predict(p[None])[0] == 1 and clf.predict(m[None])[0] == 1
     assert np.abs(p - x[0]).sum() < np.abs(m - x[0]).sum()  # cheaper in the input space ...
@@ -121,16 +124,24 @@ def test_mint_is_one_compiled_search_and_respects_constraints():
     cf = np.asarray(res.counterfactuals)[:, 0]
     assert np.all(cf[:, 0] >= x[:, 0] - 1e-6) and np.all(cf[:, 0] <= 0.2 + 1e-6)
     # a run-time immutable feature is never acted on: x0 stays, so x1 only moves by its own action
-    frozen = cfx.generate(gen, clf, x, target=1, key=KEY, max_steps=50,
-                          constraints=cfx.Constraints(mutability=["none", "both"]))
+    frozen = cfx.generate(
+        gen, clf, x, target=1, key=KEY, max_steps=50, constraints=cfx.Constraints(mutability=["none", "both"])
+    )
     np.testing.assert_array_equal(np.asarray(frozen.counterfactuals)[:, 0, 0], x[:, 0])
     # a noisy start perturbs the action, never the factual: the point stays on the SCM
     noisy = cfx.generate(MINT(scm=SCM2, actions=(0,)).replace(start="noise"), clf, x, target=1, key=KEY, max_steps=50)
     u = np.asarray(SCM2.abduct(np.asarray(noisy.counterfactuals)[:, 0]))
     np.testing.assert_allclose(u[:, 1], np.asarray(SCM2.abduct(x))[:, 1], atol=1e-5)
     before = compile_counts.search()
-    cfx.generate(gen.replace(scm=SCM2.replace(weights=SCM2.weights * 1.5), cost=0.2), clf, x, target=1, key=KEY,
-                 max_steps=50, constraints=constraints)
+    cfx.generate(
+        gen.replace(scm=SCM2.replace(weights=SCM2.weights * 1.5), cost=0.2),
+        clf,
+        x,
+        target=1,
+        key=KEY,
+        max_steps=50,
+        constraints=constraints,
+    )
     assert compile_counts.search() == before  # new SCM weights and cost: the same program
 
 

@@ -65,8 +65,11 @@ def test_run_prints_table_and_writes_folder(finished, capsys):
 def test_no_compile_cache_is_recorded_and_leaves_the_cache_alone(finished):
     assert not (finished.parent / "cache").exists()
     env = json.loads((finished / "environment.json").read_text())
-    assert env["compile_cache"] == env["sessions"][-1]["compile_cache"] == {
-        "enabled": False, "dir": None, "reason": "switched off"}
+    assert (
+        env["compile_cache"]
+        == env["sessions"][-1]["compile_cache"]
+        == {"enabled": False, "dir": None, "reason": "switched off"}
+    )
 
 
 def test_show_metrics_option_and_bad_folders(finished, tmp_path, capsys):
@@ -108,8 +111,9 @@ def test_config_typo_fails_before_training(tmp_path, capsys, monkeypatch):
 def test_missing_data_file_exit_code_and_path(tmp_path, capsys, monkeypatch):
     monkeypatch.setattr(cfx.models, "fit", lambda *a, **k: pytest.fail("training started"))
     monkeypatch.setenv("CFX_DATA_DIR", str(tmp_path))
-    code = main(["run", SMOKE, "--set", "data={name: gmsc, n: 100}", "--data-dir", str(tmp_path),
-                 "--out", str(tmp_path / "o")])
+    code = main(
+        ["run", SMOKE, "--set", "data={name: gmsc, n: 100}", "--data-dir", str(tmp_path), "--out", str(tmp_path / "o")]
+    )
     assert code == 1
     err = capsys.readouterr().err
     assert "give_me_some_credit" in err and str(tmp_path) in err
@@ -136,21 +140,48 @@ def test_dry_run_prints_resolved_config(capsys):
 def test_list_sections(capsys):
     assert main(["list"]) == 0
     out = capsys.readouterr().out
-    for word in ("data sets:", "models:", "generators:", "metrics:", "moons", "gmsc", "ensemble", "wachter",
-                 "conservative", "validity", "implausibility", "experiment kinds:", "benchmark"):
+    for word in (
+        "data sets:",
+        "models:",
+        "generators:",
+        "metrics:",
+        "moons",
+        "gmsc",
+        "ensemble",
+        "wachter",
+        "conservative",
+        "validity",
+        "implausibility",
+        "experiment kinds:",
+        "benchmark",
+    ):
         assert word in out
     assert main(["list", "generators"]) == 0
     out = capsys.readouterr().out
     assert "generators:" in out and "metrics:" not in out and "dice" in out
 
 
-@pytest.mark.parametrize("argv, words", [
-    (["--help"], ["run", "list", "show"]),
-    (["run", "--help"], ["--set", "--resume", "--force", "--data-dir", "--out", "examples", "--compile-cache",
-                         "--no-compile-cache"]),
-    (["list", "--help"], ["datasets", "generators", "metrics", "kinds"]),
-    (["show", "--help"], ["RESULT_DIR"]),
-])
+@pytest.mark.parametrize(
+    "argv, words",
+    [
+        (["--help"], ["run", "list", "show"]),
+        (
+            ["run", "--help"],
+            [
+                "--set",
+                "--resume",
+                "--force",
+                "--data-dir",
+                "--out",
+                "examples",
+                "--compile-cache",
+                "--no-compile-cache",
+            ],
+        ),
+        (["list", "--help"], ["datasets", "generators", "metrics", "kinds"]),
+        (["show", "--help"], ["RESULT_DIR"]),
+    ],
+)
 def test_help_everywhere(argv, words, capsys):
     with pytest.raises(SystemExit) as info:
         main(argv)
@@ -166,7 +197,8 @@ def test_no_command_prints_help(capsys):
 
 
 def test_python_dash_m_cfx():
-    proc = subprocess.run([sys.executable, "-m", "cfx", "list", "models"], capture_output=True, text=True,
-                          cwd=ROOT, timeout=120)
+    proc = subprocess.run(
+        [sys.executable, "-m", "cfx", "list", "models"], capture_output=True, text=True, cwd=ROOT, timeout=120
+    )
     assert proc.returncode == 0, proc.stderr
     assert "mlp" in proc.stdout and "linear" in proc.stdout

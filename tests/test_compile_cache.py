@@ -26,9 +26,27 @@ def _cfx_run(out: Path, *flags: str, env: dict | None = None) -> dict:
     """Run the smoke config in a fresh process; returns environment.json's compile_cache record."""
     full_env = {k: v for k, v in os.environ.items() if not k.startswith(("JAX_COMPILATION_CACHE", "CFX_COMPILE"))}
     full_env.update(env or {})
-    proc = subprocess.run([sys.executable, "-m", "cfx", "run", SMOKE, "--set", "generators=[{name: wachter}]",
-                           "--out", str(out), "--force", "--no-progress", *flags],
-                          capture_output=True, text=True, cwd=ROOT, env=full_env, timeout=600)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "cfx",
+            "run",
+            SMOKE,
+            "--set",
+            "generators=[{name: wachter}]",
+            "--out",
+            str(out),
+            "--force",
+            "--no-progress",
+            *flags,
+        ],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env=full_env,
+        timeout=600,
+    )
     assert proc.returncode == 0, proc.stderr
     assert "| cats_dogs | mlp | wachter |" in proc.stdout
     record = json.loads((out / "environment.json").read_text())

@@ -56,8 +56,9 @@ def test_quantiles_are_the_plain_and_the_corrected_order_statistic():
 
 
 def test_smooth_set_size_matches_a_hand_computation(linear_classifier):
-    conf = ConformalClassifier(linear_classifier.apply_fn, linear_classifier.params, 2, q_hat=0.6,
-                               temperature=0.1, kappa=1.0)
+    conf = ConformalClassifier(
+        linear_classifier.apply_fn, linear_classifier.params, 2, q_hat=0.6, temperature=0.1, kappa=1.0
+    )
     x = np.array([[0.5, 0.5], [2.0, 1.0], [-1.0, 0.0]], np.float32)
     p1 = 1 / (1 + np.exp(-(x.sum(1) - 1)))
     probs = np.stack([1 - p1, p1], 1)

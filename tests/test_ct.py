@@ -52,11 +52,16 @@ def test_ct_loss_matches_the_formula():
     W, b = rng.normal(size=(3, 2)).astype(np.float32), rng.normal(size=2).astype(np.float32)
     params = {"W": jnp.asarray(W), "b": jnp.asarray(b)}
     x, y = rng.normal(size=(4, 3)).astype(np.float32), np.array([0, 1, 1, 0], np.int32)
-    cf = Counterfactuals(x_ce=jnp.asarray(rng.normal(size=(2, 3)), jnp.float32),
-                         x_plus=jnp.asarray(rng.normal(size=(2, 3)), jnp.float32), y_plus=jnp.array([1, 0]),
-                         x_ae=jnp.asarray(rng.normal(size=(2, 3)), jnp.float32), y_ae=jnp.array([0, 1]),
-                         w=jnp.array([1.0, 0.0]), mature=jnp.array([True, False]),
-                         x=jnp.zeros((2, 3), jnp.float32))
+    cf = Counterfactuals(
+        x_ce=jnp.asarray(rng.normal(size=(2, 3)), jnp.float32),
+        x_plus=jnp.asarray(rng.normal(size=(2, 3)), jnp.float32),
+        y_plus=jnp.array([1, 0]),
+        x_ae=jnp.asarray(rng.normal(size=(2, 3)), jnp.float32),
+        y_ae=jnp.array([0, 1]),
+        w=jnp.array([1.0, 0.0]),
+        mature=jnp.array([True, False]),
+        x=jnp.zeros((2, 3), jnp.float32),
+    )
     mut = np.array([NONE, INCREASE, 0])
     weights = CTWeights.create((1.0, 0.5, 0.1, 0.25), mut)
     batch = Batch(jnp.asarray(x), jnp.asarray(y), jnp.ones(4))
@@ -70,8 +75,12 @@ def test_ct_loss_matches_the_formula():
     xc, xp = np.asarray(cf.x_ce[:1]), np.asarray(cf.x_plus[:1]).copy()  # slot 1 has weight 0
     xp[:, 0], xp[:, 1] = xc[:, 0], np.maximum(xp[:, 1], xc[:, 1])
     f_plus, f_ce = (xp @ W + b)[0, 1], (xc @ W + b)[0, 1]
-    expected = ce(x, y) + 0.5 * (f_ce - f_plus) + 0.1 * (f_plus ** 2 + f_ce ** 2) + 0.25 * ce(
-        np.asarray(cf.x_ae[:1]), np.array([0]))
+    expected = (
+        ce(x, y)
+        + 0.5 * (f_ce - f_plus)
+        + 0.1 * (f_plus**2 + f_ce**2)
+        + 0.25 * ce(np.asarray(cf.x_ae[:1]), np.array([0]))
+    )
     np.testing.assert_allclose(float(loss), expected, rtol=1e-5)
     np.testing.assert_allclose(float(aux["div"]), f_ce - f_plus, rtol=1e-5)
     # counterfactuals are inputs: no gradient flows into them
@@ -88,16 +97,19 @@ def test_ct_train_step_is_one_sgd_step_on_ct_loss():
     rng = np.random.default_rng(2)
     params = {"W": jnp.asarray(rng.normal(size=(2, 2)), jnp.float32), "b": jnp.zeros(2, jnp.float32)}
     batch = Batch(jnp.asarray(rng.normal(size=(4, 2)), jnp.float32), jnp.array([0, 1, 0, 1]), jnp.ones(4))
-    cf = Counterfactuals.empty(3, 2).replace(x_ce=jnp.ones((3, 2)), x_plus=-jnp.ones((3, 2)), w=jnp.ones(3),
-                                             y_plus=jnp.array([1, 1, 0]))
+    cf = Counterfactuals.empty(3, 2).replace(
+        x_ce=jnp.ones((3, 2)), x_plus=-jnp.ones((3, 2)), w=jnp.ones(3), y_plus=jnp.array([1, 1, 0])
+    )
     weights = CTWeights.create((1.0, 0.5, 0.1, 0.25), np.zeros(2))
     tx = optax.sgd(0.1)
-    state, metrics = ct_train_step(TrainState.create(params, tx), batch, cf, jax.random.key(0), weights=weights,
-                                   apply=_linear, tx=tx)
+    state, metrics = ct_train_step(
+        TrainState.create(params, tx), batch, cf, jax.random.key(0), weights=weights, apply=_linear, tx=tx
+    )
     grads = jax.jit(jax.grad(lambda p: ct_loss(p, batch, cf, None, apply=_linear, weights=weights)[0]))(params)
     for k in params:
-        np.testing.assert_allclose(np.asarray(state.params[k]), np.asarray(params[k] - 0.1 * grads[k]), rtol=1e-5,
-                                   atol=1e-6)
+        np.testing.assert_allclose(
+            np.asarray(state.params[k]), np.asarray(params[k] - 0.1 * grads[k]), rtol=1e-5, atol=1e-6
+        )
     assert int(state.step) == 1 and set(metrics) >= {"loss", "ce", "div", "reg", "adv"}
 
 
@@ -168,8 +180,10 @@ def test_bad_input_raises_clear_errors(moons_small):
         fit_ct(train, NaNModel(), ct=CTConfig(n_ce=8), **FIT)
     # parameters that overflow during training: the epoch is named (its metrics are read
     # while the next epoch runs), nothing is returned; the fixture's shapes, no new compile
-    with pytest.raises(FloatingPointError, match="non-finite gradients in counterfactual training at epoch 0"), \
-            pytest.warns(UserWarning, match="n_ce=1000 exceeds"):
+    with (
+        pytest.raises(FloatingPointError, match="non-finite gradients in counterfactual training at epoch 0"),
+        pytest.warns(UserWarning, match="n_ce=1000 exceeds"),
+    ):
         fit_ct(train, "mlp", ct=CTConfig(n_ce=1000, max_steps=5, protected=(0,)), **{**FIT, "learning_rate": 1e38})
 
 
@@ -177,15 +191,16 @@ def test_bad_input_raises_clear_errors(moons_small):
 def test_mmd_and_implausibility_closed_forms():
     rng = np.random.default_rng(1)
     a, b = rng.normal(size=(6, 2)).astype(np.float32), rng.normal(size=(5, 2)).astype(np.float32) + 1.0
-    k = lambda u, v: np.exp(-((u[:, None] - v[None]) ** 2).sum(-1) / (2 * 0.5 ** 2))
+    k = lambda u, v: np.exp(-((u[:, None] - v[None]) ** 2).sum(-1) / (2 * 0.5**2))
     kaa, kbb = k(a, a), k(b, b)
-    expected = ((kaa.sum() - np.trace(kaa)) / 30 + (kbb.sum() - np.trace(kbb)) / 20 - 2 * k(a, b).mean())
+    expected = (kaa.sum() - np.trace(kaa)) / 30 + (kbb.sum() - np.trace(kbb)) / 20 - 2 * k(a, b).mean()
     got = E.mmd2(a, b, jnp.ones(6), jnp.ones(5), 0.5)
     np.testing.assert_allclose(float(got), expected, rtol=1e-4, atol=1e-6)
     # padding with zero weight changes nothing
     pad = np.concatenate([a, np.full((3, 2), 9.0, np.float32)])
-    np.testing.assert_allclose(float(E.mmd2(pad, b, jnp.array([1.0] * 6 + [0.0] * 3), jnp.ones(5), 0.5)),
-                               expected, rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(
+        float(E.mmd2(pad, b, jnp.array([1.0] * 6 + [0.0] * 3), jnp.ones(5), 0.5)), expected, rtol=1e-4, atol=1e-6
+    )
     bank, mask = E.sample_bank(b, np.zeros(5, int), 2, 8)
     ip = E.ip(a, np.zeros(6, int), bank, mask)
     np.testing.assert_allclose(ip, np.abs(a[:, None] - b[None]).sum(-1).mean(1), rtol=1e-5)
@@ -218,11 +233,23 @@ def test_counterfactual_step_shapes_without_compiling(ct_fit, moons_small):
     out, _ = ct_fit
     train, _ = moons_small
     ct = CTConfig(n_ce=16, max_steps=5, protected=(0,))
-    spec = EpochSpec(apply=out.classifier.apply_fn, n_features=2, n_classes=2, batch_size=32, n_ce=16, max_steps=5,
-                     epsilon=0.3, tx=_train._TX)
+    spec = EpochSpec(
+        apply=out.classifier.apply_fn,
+        n_features=2,
+        n_classes=2,
+        batch_size=32,
+        n_ce=16,
+        max_steps=5,
+        epsilon=0.3,
+        tx=_train._TX,
+    )
     data = TrainingData.create(train.X, train.y, 2)
-    cfs, info = jax.eval_shape(lambda p, k: counterfactual_step(p, data, k, ct_generator(ct),
-                                                                search_constraints(train, ct).resolve(2), spec=spec),
-                               out.classifier.params, jax.random.key(0))
+    cfs, info = jax.eval_shape(
+        lambda p, k: counterfactual_step(
+            p, data, k, ct_generator(ct), search_constraints(train, ct).resolve(2), spec=spec
+        ),
+        out.classifier.params,
+        jax.random.key(0),
+    )
     assert cfs.x_ce.shape == cfs.x_ae.shape == cfs.x_plus.shape == (16, 2) and cfs.y_plus.shape == (16,)
     assert set(info) == {"mature_share", "search_steps", "box_share", "box_distance", "cf_l1", "nascent_moved"}

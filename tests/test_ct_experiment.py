@@ -47,21 +47,27 @@ def test_ct_smoke_end_to_end_and_resume(tmp_path):
     assert store.file(("cells", "moons", "ct", "all", "run000"), ".json").stat().st_mtime_ns == mtime
 
 
-@pytest.mark.parametrize("override, match", [
-    ("variants=[ct]", "must include 'baseline'"),
-    ("variants=[baseline, fancy]", r"variants\[1\]"),
-    ("modes=[sometimes]", r"modes\[0\]"),
-    ("ct.lambda_div=-1", "lambda_div"),
-    ("ct.nce=10", "nce"),
-    ("data[0].noisy=0.1", "noisy"),
-    ("evaluation.divergence=batch", "evaluation.divergence"),
-    ("ct.schema_constraints=maybe", "schema_constraints"),
-    ("data[0].domain=[1, -1]", "domain"),
-    ("ct.generator.name=eccco", r"ct.generator.name: counterfactual training searches with ECCo"),
-    ("ct.generator.name=ecoo", r"ct.generator.name: unknown generator 'ecoo'"),
-    ("ct.generator.decay_rate=0.2", r"ct.generator.decay_rate: decay_rate is an ECCo option CT's search does not set"),
-    ("ct.generator.convergence=decision_threshold", r"ct.generator.convergence"),
-])
+@pytest.mark.parametrize(
+    "override, match",
+    [
+        ("variants=[ct]", "must include 'baseline'"),
+        ("variants=[baseline, fancy]", r"variants\[1\]"),
+        ("modes=[sometimes]", r"modes\[0\]"),
+        ("ct.lambda_div=-1", "lambda_div"),
+        ("ct.nce=10", "nce"),
+        ("data[0].noisy=0.1", "noisy"),
+        ("evaluation.divergence=batch", "evaluation.divergence"),
+        ("ct.schema_constraints=maybe", "schema_constraints"),
+        ("data[0].domain=[1, -1]", "domain"),
+        ("ct.generator.name=eccco", r"ct.generator.name: counterfactual training searches with ECCo"),
+        ("ct.generator.name=ecoo", r"ct.generator.name: unknown generator 'ecoo'"),
+        (
+            "ct.generator.decay_rate=0.2",
+            r"ct.generator.decay_rate: decay_rate is an ECCo option CT's search does not set",
+        ),
+        ("ct.generator.convergence=decision_threshold", r"ct.generator.convergence"),
+    ],
+)
 def test_bad_ct_configs_name_the_key(override, match):
     with pytest.raises((ConfigError, TypeError), match=match):
         cfg = load_config(CONFIGS / "ct_smoke.yaml", [override])
@@ -73,18 +79,31 @@ def test_ct_names_its_generator_and_the_flat_keys_still_work_with_a_warning():
     move there with a DeprecationWarning and give the same CTConfig; both forms at odds: an error."""
     from cfx.experiments.kinds.ct import _ct_config
 
-    new = load_config(CONFIGS / "ct_smoke.yaml", ["ct.generator={name: ecco, cost: 0.01, convergence: max_steps, "
-                                                  "decay_schedule: polynomial, learning_rate: 0.1}"])
+    new = load_config(
+        CONFIGS / "ct_smoke.yaml",
+        [
+            "ct.generator={name: ecco, cost: 0.01, convergence: max_steps, "
+            "decay_schedule: polynomial, learning_rate: 0.1}"
+        ],
+    )
     with pytest.warns(DeprecationWarning, match=r"ct.cost, ct.stop.*ct.generator.cost, ct.generator.convergence"):
-        old = load_config(CONFIGS / "ct_smoke.yaml", ["ct.cost=0.01", "ct.stop=max_steps", "ct.energy_decay=polynomial",
-                                                      "ct.learning_rate=0.1"])
+        old = load_config(
+            CONFIGS / "ct_smoke.yaml",
+            ["ct.cost=0.01", "ct.stop=max_steps", "ct.energy_decay=polynomial", "ct.learning_rate=0.1"],
+        )
     assert old == new and new.ct.cost == new.ct.generator.cost == 0.01  # CTConfig's names read the generator's
     built = _ct_config(new, new.data[0], "ct", "all", 0)
     assert (built.cost, built.stop, built.energy_decay, built.learning_rate, built.energy) == (
-        0.01, "max_steps", "polynomial", 0.1, 5.0)
+        0.01,
+        "max_steps",
+        "polynomial",
+        0.1,
+        5.0,
+    )
     default = load_config(CONFIGS / "ct_smoke.yaml")
     assert _ct_config(default, default.data[0], "ct", "protected", 0).replace(max_steps=30, protected=()) == (
-        cfx.training.CTConfig())  # the defaults are CTConfig's
+        cfx.training.CTConfig()
+    )  # the defaults are CTConfig's
     assert type(new).parse(cfx.experiments.config.RawConfig(new.to_dict())) == new  # no flat keys written back
     with pytest.raises(ConfigError, match=r"ct.cost \(deprecated\) is 0.5 but ct.generator.cost is 0.01"):
         load_config(CONFIGS / "ct_smoke.yaml", ["ct.generator.cost=0.01", "ct.cost=0.5"])

@@ -28,8 +28,8 @@ def _dataset(X, y):
 def test_polynomial_schedule_is_ce_jl_energy_constraint():
     s = polynomial_schedule(30)  # b = round(30/25) = 1, a = 0.1
     assert (s["decay_offset"], s["decay_scale"], s["decay_power"]) == (1.0, 0.1, 0.9)
-    assert float(polynomial_decay(0, 0.1, 1.0, 0.9)) == pytest.approx(0.1 * 2 ** -0.9, rel=1e-6)
-    assert float(polynomial_decay(29, 0.1, 1.0, 0.9)) == pytest.approx(0.1 * 31 ** -0.9, rel=1e-6)
+    assert float(polynomial_decay(0, 0.1, 1.0, 0.9)) == pytest.approx(0.1 * 2**-0.9, rel=1e-6)
+    assert float(polynomial_decay(29, 0.1, 1.0, 0.9)) == pytest.approx(0.1 * 31**-0.9, rel=1e-6)
     assert polynomial_schedule(50)["decay_offset"] == 2.0 and polynomial_schedule(10)["decay_scale"] == 0.0
     gen = ECCo(**s)
     assert gen.decay_schedule == "polynomial" and ECCo().decay_schedule == "exponential"  # default unchanged
@@ -43,11 +43,13 @@ def test_polynomial_energy_term_value():
     clf = cfx.models.fit(data, "linear", epochs=1, seed=0)
     x = np.asarray(data.X[:3])
     gen = ECCo(cost=0.0, energy=1.0, ridge=1e-3, yloss=None, **polynomial_schedule(30))
-    res = cfx.generate(gen.replace(convergence="max_steps"), clf, x, 1, key=__import__("jax").random.key(0), max_steps=1)
+    res = cfx.generate(
+        gen.replace(convergence="max_steps"), clf, x, 1, key=__import__("jax").random.key(0), max_steps=1
+    )
     # after one step the reported term is at the final point x_1, step t = 1 (the search's counter)
     e = -np.asarray(clf.raw_logits(np.asarray(res.counterfactuals)[:, 0]))[:, 1]
     phi = 0.1 * (1.0 + 1 + 1) ** -0.9
-    assert np.allclose(np.asarray(res.terms["energy"])[:, 0], phi * (e + 1e-3 * e ** 2), rtol=1e-4, atol=1e-6)
+    assert np.allclose(np.asarray(res.terms["energy"])[:, 0], phi * (e + 1e-3 * e**2), rtol=1e-4, atol=1e-6)
 
 
 def test_ct_config_new_options_validated():
@@ -104,8 +106,10 @@ def test_pooled_cost_weighs_settings_by_valid_counts():
 
     def cell(costs, valid):
         v = np.array(valid, bool)[None, None, :]
-        return ({"accuracy": {"mean": 1.0}, "validity": {"mean": float(v.mean())}},
-                {"round_cost": np.array([np.mean(costs)]), "lam_cost": np.array([[np.mean(costs)]]), "pool_valid": v})
+        return (
+            {"accuracy": {"mean": 1.0}, "validity": {"mean": float(v.mean())}},
+            {"round_cost": np.array([np.mean(costs)]), "lam_cost": np.array([[np.mean(costs)]]), "pool_valid": v},
+        )
 
     _, arrays = _mean_over_modes([cell([1.0], [1, 0, 0, 0]), cell([3.0, 3.0, 3.0], [1, 1, 1, 0])])
     assert arrays["round_cost"][0] == pytest.approx((1.0 + 9.0) / 4)  # not (1 + 3) / 2
@@ -187,40 +191,54 @@ def test_unknown_preset_lists_the_presets(tmp_path):
 def test_preset_fills_reference_values_and_refuses_conflicts(tmp_path):
     from cfx.experiments import load_config
 
-    cfg = load_config(_raw("kind: ct\nname: x\npreset: ct-2026\ndata: [moons, {name: circles, threshold: 0.7}]\n",
-                           tmp_path))
+    cfg = load_config(
+        _raw("kind: ct\nname: x\npreset: ct-2026\ndata: [moons, {name: circles, threshold: 0.7}]\n", tmp_path)
+    )
     moons, circles = cfg.data
     # the paper's table's grids (output/satml): mutability grid moons τ 0.9, λ_reg 0.25, λ_adv 0.25, τ_eval 0.5
-    assert (moons.threshold, moons.lambda_reg, moons.lambda_adv, moons.batch_size, moons.n,
-            moons.eval_threshold) == (0.9, 0.25, 0.25, 30, 3900, 0.5)
+    assert (moons.threshold, moons.lambda_reg, moons.lambda_adv, moons.batch_size, moons.n, moons.eval_threshold) == (
+        0.9,
+        0.25,
+        0.25,
+        30,
+        3900,
+        0.5,
+    )
     assert circles.threshold == 0.7 and circles.lambda_reg == 0.5  # the config's own value wins where unset
     # mode single: the reference's all-mutable grid (the paper's IP/IP*) trains with its own τ, λ_reg, λ_adv
     from cfx.experiments.kinds.ct import _ct_config
 
-    ls = load_config(_raw("kind: ct\nname: x\npreset: ct-2026\ndata: [{name: linearly_separable, lambda_adv: 0.0}]\n",
-                          tmp_path)).data[0]  # λ_adv 0: the recorded grid_config's mutability grid
-    assert ls.single == {"threshold": 0.5, "lambda_reg": 0.01, "lambda_adv": 0.25, "eval_threshold": 0.95,
-                         "eval_max_steps": 50}
+    ls = load_config(
+        _raw("kind: ct\nname: x\npreset: ct-2026\ndata: [{name: linearly_separable, lambda_adv: 0.0}]\n", tmp_path)
+    ).data[0]  # λ_adv 0: the recorded grid_config's mutability grid
+    assert ls.single == {
+        "threshold": 0.5,
+        "lambda_reg": 0.01,
+        "lambda_adv": 0.25,
+        "eval_threshold": 0.95,
+        "eval_max_steps": 50,
+    }
     single, mut = (_ct_config(cfg, ls, "ct", m, 0) for m in ("single", "protected"))
     assert (single.threshold, single.lambda_reg, single.lambda_adv, single.protected) == (0.5, 0.01, 0.25, ())
     assert (mut.threshold, mut.lambda_reg, mut.lambda_adv, mut.protected) == (0.5, 0.01, 0.0, (0,))
     assert mut.weights()[3] == 0.0 and single.weights()[3] == 0.25  # the loss sees the mode's λ_adv
     # the earlier final_run grids stay available as their own preset
-    old = load_config(_raw("kind: ct\nname: x\npreset: ct-2026-final-run\ndata: [linearly_separable]\n",
-                           tmp_path)).data[0]
+    old = load_config(
+        _raw("kind: ct\nname: x\npreset: ct-2026-final-run\ndata: [linearly_separable]\n", tmp_path)
+    ).data[0]
     assert (old.threshold, old.lambda_reg, old.lambda_adv, old.eval_threshold) == (0.9, 0.5, 0.25, 0.95)
     assert old.single["lambda_reg"] == 0.25 and old.single["eval_max_steps"] == 100
     # TaijaData's California is CE.jl's artifact: scikit-learn's features, classes balanced
     cal = load_config(_raw("kind: ct\nname: x\npreset: ct-2026\ndata: [california_sklearn]\n", tmp_path)).data[0]
     assert cal.balance and (cal.threshold, cal.lambda_reg, cal.eval_threshold, cal.batch_size) == (0.5, 0.25, 0.5, 1000)
     with pytest.raises(ConfigError, match="single"):
-        load_config(_raw("kind: ct\nname: x\npreset: ct-2026\ndata: [{name: moons, single: {tau: 0.5}}]\n",
-                         tmp_path))
+        load_config(_raw("kind: ct\nname: x\npreset: ct-2026\ndata: [{name: moons, single: {tau: 0.5}}]\n", tmp_path))
     assert cfg.model.widths == (32,) and cfg.model.epochs == 100 and cfg.ct.energy_decay == "polynomial"
     assert cfg.ct.domain_covers_data and cfg.evaluation.protocol == "pool" and cfg.evaluation.length_scale == 5.0
     with pytest.raises(ConfigError, match="ct.energy_decay"):
-        load_config(_raw("kind: ct\nname: x\npreset: ct-2026\ndata: [moons]\nct: {energy_decay: exponential}\n",
-                         tmp_path))
+        load_config(
+            _raw("kind: ct\nname: x\npreset: ct-2026\ndata: [moons]\nct: {energy_decay: exponential}\n", tmp_path)
+        )
 
 
 def test_protected_name_must_exist_under_the_preset():

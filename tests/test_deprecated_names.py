@@ -52,11 +52,25 @@ def test_the_start_rule_was_init(linear_classifier, factuals):
 
 def test_generate_options_moved_onto_the_generator(linear_classifier, factuals):
     gen = G.Generic()
-    new = cfx.generate(gen.replace(threshold=0.8, num_counterfactuals=2, start="noise", min_steps=2), linear_classifier,
-                       factuals, 1, key=KEY)
+    new = cfx.generate(
+        gen.replace(threshold=0.8, num_counterfactuals=2, start="noise", min_steps=2),
+        linear_classifier,
+        factuals,
+        1,
+        key=KEY,
+    )
     with pytest.warns(CfxDeprecationWarning, match=r"generator\.replace\(") as record:
-        old = cfx.generate(gen, linear_classifier, factuals, 1, key=KEY, threshold=0.8, num_counterfactuals=2,
-                           init="noise", min_steps=2)
+        old = cfx.generate(
+            gen,
+            linear_classifier,
+            factuals,
+            1,
+            key=KEY,
+            threshold=0.8,
+            num_counterfactuals=2,
+            init="noise",
+            min_steps=2,
+        )
     _same(old, new)
     assert all(w.filename == __file__ for w in record)  # the warning points at the caller's line
     with pytest.raises(TypeError, match="unexpected keyword argument 'tresh'"):
@@ -74,9 +88,11 @@ def test_result_losses_is_terms(linear_classifier, factuals):
 
 def test_the_generator_decorator_is_generator_class():
     with pytest.warns(CfxDeprecationWarning, match="generator_class"):
+
         @G.generator
         class Mine(G.Generator):
             cost: float = 0.1
+
     assert Mine(cost=0.2).cost == 0.2
 
 
@@ -101,8 +117,9 @@ def test_kind_prepare_is_check_and_store_prepare_is_claim(tmp_path):
     with pytest.warns(CfxDeprecationWarning, match="Kind.check"):
         assert kind.prepare is check
     with pytest.warns(CfxDeprecationWarning, match="Store.claim"):
-        assert Store(tmp_path / "out").prepare("a: 1\n", {"a": 1}, lambda p: {"a": 1}, resume=False,
-                                               force=False) == "new"
+        assert (
+            Store(tmp_path / "out").prepare("a: 1\n", {"a": 1}, lambda p: {"a": 1}, resume=False, force=False) == "new"
+        )
 
 
 def test_training_generator_is_ct_generator():

@@ -14,8 +14,15 @@ from cfx.generators.dice import DiCE, dice_ml_feature_weights
 
 
 def test_dice_ml_feature_weights_closed_form():
-    frame = pd.DataFrame({"income": [0.0, 10.0, 20.0, 30.0, 100.0], "debt": [0.0, 0.0, 0.0, 0.0, 50.0],
-                          "city": ["a", "b", "c", "a", "b"], "own": ["y", "n", "y", "n", "y"], "ok": [0, 1, 0, 1, 1]})
+    frame = pd.DataFrame(
+        {
+            "income": [0.0, 10.0, 20.0, 30.0, 100.0],
+            "debt": [0.0, 0.0, 0.0, 0.0, 50.0],
+            "city": ["a", "b", "c", "a", "b"],
+            "own": ["y", "n", "y", "n", "y"],
+            "ok": [0, 1, 0, 1, 1],
+        }
+    )
     data = cfx.data.from_frame(frame, "ok", categorical=["city"])
     train = data
     w, width = dice_ml_feature_weights(train)
@@ -23,8 +30,9 @@ def test_dice_ml_feature_weights_closed_form():
     names = list(train.encoder.names)
     inc = frame["income"]
     mad = np.median(np.abs(inc - inc.median())) / 100.0  # MAD on dice-ml's [0, 1] scale
-    np.testing.assert_allclose(w[names.index("income")], round(1 / mad, 2) * scale[names.index("income")] / 100.0,
-                               rtol=1e-6)
+    np.testing.assert_allclose(
+        w[names.index("income")], round(1 / mad, 2) * scale[names.index("income")] / 100.0, rtol=1e-6
+    )
     np.testing.assert_allclose(w[names.index("debt")], scale[names.index("debt")] / 50.0, rtol=1e-6)  # MAD 0 -> 1
     city = [i for i, n in enumerate(names) if n.startswith("city")]
     np.testing.assert_allclose(w[city], scale[city], rtol=1e-6)
@@ -50,8 +58,14 @@ def test_weighted_dice_terms_closed_form():
 def test_explain_dice_ml_builds_dice_as_dice_ml_runs_it():
     E = importlib.import_module("cfx.explain")
     rng = np.random.default_rng(0)
-    frame = pd.DataFrame({"income": rng.normal(50, 10, 60).round(1), "age": rng.integers(20, 60, 60),
-                          "own": rng.choice(["y", "n"], 60), "ok": rng.integers(0, 2, 60)})
+    frame = pd.DataFrame(
+        {
+            "income": rng.normal(50, 10, 60).round(1),
+            "age": rng.integers(20, 60, 60),
+            "own": rng.choice(["y", "n"], 60),
+            "ok": rng.integers(0, 2, 60),
+        }
+    )
     train, _ = cfx.data.train_test(cfx.data.from_frame(frame, "ok"), seed=0)
     clf = cfx.Classifier(lambda p, x: x @ p, jnp.asarray([[0.0, 1.0], [0.0, 0.5], [0.0, 0.0]]), n_features=3)
     gen = E._generator("dice-ml", {}, train, clf)

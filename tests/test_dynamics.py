@@ -96,9 +96,19 @@ def split():
 
 
 GENERATORS = {"generic": cfx.generators.Generic(), "gravitational": cfx.generators.Gravitational(bank_size=50)}
-OPTIONS = dict(model="linear", fit_options={"learning_rate": 0.05, "batch_size": 32}, initial_epochs=10,
-               retrain_epochs=2, mu=0.1, eval_every=2, num_counterfactuals=2, max_steps=20, n_permutations=20,
-               grid_samples=64, seed=0)
+OPTIONS = dict(
+    model="linear",
+    fit_options={"learning_rate": 0.05, "batch_size": 32},
+    initial_epochs=10,
+    retrain_epochs=2,
+    mu=0.1,
+    eval_every=2,
+    num_counterfactuals=2,
+    max_steps=20,
+    n_permutations=20,
+    grid_samples=64,
+    seed=0,
+)
 
 
 def test_simulate_rejects_bad_input_before_training(split):
@@ -131,8 +141,9 @@ def test_rounds_do_not_recompile_and_resume_equals_uninterrupted(split, tmp_path
 
     jax.monitoring.register_event_duration_secs_listener(on_compile)
     try:
-        full = dyn.simulate(train, test, GENERATORS, rounds=4, checkpoint=Store(tmp_path / "a"), on_round=count,
-                            **OPTIONS)
+        full = dyn.simulate(
+            train, test, GENERATORS, rounds=4, checkpoint=Store(tmp_path / "a"), on_round=count, **OPTIONS
+        )
     finally:
         jax.monitoring.unregister_event_duration_listener(on_compile)
     # search programs, training epochs, cfx.dynamics' own jitted functions and every XLA compile
@@ -141,8 +152,11 @@ def test_rounds_do_not_recompile_and_resume_equals_uninterrupted(split, tmp_path
     evaluated = [r for r in full.history if "mmd_domain" in r]
     assert sorted({r["round"] for r in evaluated}) == [0, 2, 4]
     assert all(0 <= r["p_domain"] <= 1 and 0 <= r["disagreement"] <= 1 for r in evaluated)
-    assert all(r["chosen"] >= 1 and 0 <= r["validity"] <= 1 and 0 <= r["redundancy"] <= 1
-               for r in full.history if r["round"] > 0)
+    assert all(
+        r["chosen"] >= 1 and 0 <= r["validity"] <= 1 and 0 <= r["redundancy"] <= 1
+        for r in full.history
+        if r["round"] > 0
+    )
 
     def stop_at_2(rep, t, rows):
         if t == 2:
@@ -152,8 +166,9 @@ def test_rounds_do_not_recompile_and_resume_equals_uninterrupted(split, tmp_path
     with pytest.raises(Interrupt):
         dyn.simulate(train, test, GENERATORS, rounds=4, checkpoint=store, on_round=stop_at_2, **OPTIONS)
     seen = []
-    resumed = dyn.simulate(train, test, GENERATORS, rounds=4, checkpoint=store,
-                           on_round=lambda rep, t, rows: seen.append(t), **OPTIONS)
+    resumed = dyn.simulate(
+        train, test, GENERATORS, rounds=4, checkpoint=store, on_round=lambda rep, t, rows: seen.append(t), **OPTIONS
+    )
     assert seen == [3, 4]  # rounds 0..2 came from the checkpoints
     assert resumed.history == full.history
     for label in GENERATORS:
@@ -198,15 +213,18 @@ def test_dynamics_smoke_config_end_to_end(tmp_path):
     assert experiments.show(tmp_path / "smoke") == report.summary
 
 
-@pytest.mark.parametrize("override, path, message", [
-    ("simulation.mu=0", "simulation.mu", "must be in (0, 1]"),
-    ("simulation.mu=1.5", "simulation.mu", "must be in (0, 1]"),
-    ("simulation.rounds=0", "simulation.rounds", "must be > 0"),
-    ("simulation.pool=all", "simulation.pool", "must be one of"),
-    ("simulation.roundz=3", "simulation.roundz", "did you mean 'rounds'"),
-    ("generators[0].cots=1", "generators[0].cots", "did you mean 'cost'"),
-    ("models[0].name=lineer", "models[0].name", "unknown model"),
-])
+@pytest.mark.parametrize(
+    "override, path, message",
+    [
+        ("simulation.mu=0", "simulation.mu", "must be in (0, 1]"),
+        ("simulation.mu=1.5", "simulation.mu", "must be in (0, 1]"),
+        ("simulation.rounds=0", "simulation.rounds", "must be > 0"),
+        ("simulation.pool=all", "simulation.pool", "must be one of"),
+        ("simulation.roundz=3", "simulation.roundz", "did you mean 'rounds'"),
+        ("generators[0].cots=1", "generators[0].cots", "did you mean 'cost'"),
+        ("models[0].name=lineer", "models[0].name", "unknown model"),
+    ],
+)
 def test_dynamics_config_errors_name_the_key(override, path, message):
     from cfx import experiments
 

@@ -49,8 +49,16 @@ def test_latent_generic_is_revise(problem):
     """Generic's objective in the latent space is REVISE's: the same VAE, start and step give the same points."""
     train, clf, vae, x = problem
     opts = dict(cost=0.1, distance="frobenius", learning_rate=0.05, num_counterfactuals=3, latent_start="mean")
-    a = cfx.generate(latent_space(G.Generic(**{k: v for k, v in opts.items() if k != "latent_start"}), latent_start="mean")
-                     .replace(vae=vae), clf, x, 1, key=jax.random.key(0), max_steps=30)
+    a = cfx.generate(
+        latent_space(G.Generic(**{k: v for k, v in opts.items() if k != "latent_start"}), latent_start="mean").replace(
+            vae=vae
+        ),
+        clf,
+        x,
+        1,
+        key=jax.random.key(0),
+        max_steps=30,
+    )
     b = cfx.generate(G.REVISE(**opts, vae=vae), clf, x, 1, key=jax.random.key(0), max_steps=30)
     np.testing.assert_allclose(np.asarray(a.counterfactuals), np.asarray(b.counterfactuals), rtol=1e-5, atol=1e-6)
     np.testing.assert_array_equal(np.asarray(a.steps), np.asarray(b.steps))
@@ -86,10 +94,16 @@ def test_preset_fills_the_latent_options_and_refuses_conflicts(tmp_path):
 
     base = "kind: dynamics\npreset: ard-2023\ndata: [overlapping]\nmodels: [linear]\n"
     for gens_yaml, path, text in [
-        ("[{name: claproar, latent_space: {latent_start: mean}}]", "generators[0].latent_space.latent_start",
-         "fixes 'latent_start'"),
-        ("[{name: claproar, latent_space: {vae_epoch: 3}}]", "generators[0].latent_space.vae_epoch",
-         "not an option of the latent space"),
+        (
+            "[{name: claproar, latent_space: {latent_start: mean}}]",
+            "generators[0].latent_space.latent_start",
+            "fixes 'latent_start'",
+        ),
+        (
+            "[{name: claproar, latent_space: {vae_epoch: 3}}]",
+            "generators[0].latent_space.vae_epoch",
+            "not an option of the latent space",
+        ),
         ("[{name: revise, latent_space: true}]", "generators[0].latent_space", "latent space of its own"),
     ]:
         f = tmp_path / "c.yaml"
@@ -107,9 +121,19 @@ def test_latent_mitigation_runs_in_a_simulation(problem):
     train, test = cfx.data.train_test(full, test_size=0.2, seed=3, standardize=False)
     hp, vae = latent_generator_options("claproar")
     gen = latent_space(G.make("claproar", **hp), **vae, vae_epochs=3)
-    res = dyn.simulate(train, test, {"claproar": gen}, model=ReferenceTrainer("linear", initial_epochs=3,
-                       retrain_epochs=1), rounds=2, mu=0.1, eval_every=2, max_steps=10, n_permutations=10,
-                       generative_epochs=1, draw="round")
+    res = dyn.simulate(
+        train,
+        test,
+        {"claproar": gen},
+        model=ReferenceTrainer("linear", initial_epochs=3, retrain_epochs=1),
+        rounds=2,
+        mu=0.1,
+        eval_every=2,
+        max_steps=10,
+        n_permutations=10,
+        generative_epochs=1,
+        draw="round",
+    )
     rows = [r for r in res.history if r["round"] == 2]
     assert rows and all(np.isfinite(r["mmd_domain"]) for r in rows)
     assert all(0.0 <= r["validity"] <= 1.0 for r in res.history if "validity" in r and r["round"] >= 1)

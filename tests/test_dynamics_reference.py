@@ -55,8 +55,9 @@ def test_one_step_is_k_times_plain_descent_on_the_mean_objective_in_the_standard
     grads = np.stack([np.asarray(jax.grad(objective)(jnp.asarray(s0[i]), x[i])) for i in range(3)])
     expected = mu + sd * (s0 - 0.01 * K * grads)
     moved = np.asarray(res.steps)[:, :, None] > 0
-    np.testing.assert_allclose(np.where(moved, path[:, :, 1], path[:, :, 0]),
-                               np.where(moved, expected, path[:, :, 0]), rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(
+        np.where(moved, path[:, :, 1], path[:, :, 0]), np.where(moved, expected, path[:, :, 0]), rtol=1e-4, atol=1e-5
+    )
 
 
 def test_all_k_stop_together_and_the_step_tolerance_runs_every_step(data, linear):
@@ -130,7 +131,7 @@ def test_batch1_scan_equals_a_python_loop_of_adam_steps(data):
     p, s = p0, opt.init(p0)
     for _ in range(2):
         for lo in (0, 2, 4):
-            p, s = batch_step(p, s, X[lo:lo + 2], jnp.asarray(y[lo:lo + 2], jnp.float32))
+            p, s = batch_step(p, s, X[lo : lo + 2], jnp.asarray(y[lo : lo + 2], jnp.float32))
     for a, b in zip(jax.tree_util.tree_leaves(batched), jax.tree_util.tree_leaves(p)):
         np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-5, atol=1e-6)
     ens = ReferenceTrainer("ensemble")
@@ -148,11 +149,17 @@ def test_retrain_many_equals_each_models_own_retraining(data):
     _, train, _ = data
     small = dataclasses.replace(train, X=np.asarray(train.X[:12]), y=np.asarray(train.y[:12]))
     other = dataclasses.replace(small, X=np.asarray(small.X)[::-1].copy(), y=np.asarray(small.y)[::-1].copy())
-    trainers = [ReferenceTrainer("linear", 2, 2), ReferenceTrainer("mlp", 2, 2, widths=(4,), dropout=0.25),
-                ReferenceTrainer("ensemble", 2, 2, widths=(4,), n_members=3, dropout=0.25),
-                ReferenceTrainer("mlp", 2, 2, widths=(4,), batch_size=5, retrain_batch_size=2)]
-    jobs = [(t, cfx.Classifier(t.net, t.net.init(jax.random.key(i), 2), n_features=2, n_classes=2), d)
-            for i, t in enumerate(trainers) for d in (small, other)]
+    trainers = [
+        ReferenceTrainer("linear", 2, 2),
+        ReferenceTrainer("mlp", 2, 2, widths=(4,), dropout=0.25),
+        ReferenceTrainer("ensemble", 2, 2, widths=(4,), n_members=3, dropout=0.25),
+        ReferenceTrainer("mlp", 2, 2, widths=(4,), batch_size=5, retrain_batch_size=2),
+    ]
+    jobs = [
+        (t, cfx.Classifier(t.net, t.net.init(jax.random.key(i), 2), n_features=2, n_classes=2), d)
+        for i, t in enumerate(trainers)
+        for d in (small, other)
+    ]
     got = ReferenceTrainer.retrain_many(jobs)
     for (t, clf, d), new in zip(jobs, got):
         want = t.retrain(clf, d, seed=0)
@@ -222,8 +229,17 @@ def test_vae_decoder_penalty():
 
 
 # --------------------------------------------------------------------------- the loop
-REF = dict(rounds=3, mu=0.1, eval_every=3, num_counterfactuals=5, max_steps=10, n_permutations=10, grid_samples=50,
-           draw="round", metrics=dyn.MetricOptions.ard())
+REF = dict(
+    rounds=3,
+    mu=0.1,
+    eval_every=3,
+    num_counterfactuals=5,
+    max_steps=10,
+    n_permutations=10,
+    grid_samples=50,
+    draw="round",
+    metrics=dyn.MetricOptions.ard(),
+)
 
 
 def test_cross_model_pool_no_recompiles_after_round_1_and_bad_input(data):
@@ -237,8 +253,13 @@ def test_cross_model_pool_no_recompiles_after_round_1_and_bad_input(data):
             compiles.append(event)
 
     def count(rep, t, rows):
-        counts[t] = (compile_counts.search(), dyn.trace_count(), _train._cache_size(),
-                     _train_stacked._cache_size(), len(compiles))
+        counts[t] = (
+            compile_counts.search(),
+            dyn.trace_count(),
+            _train._cache_size(),
+            _train_stacked._cache_size(),
+            len(compiles),
+        )
 
     jax.monitoring.register_event_duration_secs_listener(on_compile)
     try:
@@ -299,8 +320,14 @@ def _parse(raw):
     return get_kind("dynamics").parse(RawConfig(raw))
 
 
-BASE = {"kind": "dynamics", "name": "t", "preset": "ard-2023", "data": [{"name": "overlapping"}], "models": ["linear"],
-        "generators": ["generic"]}
+BASE = {
+    "kind": "dynamics",
+    "name": "t",
+    "preset": "ard-2023",
+    "data": [{"name": "overlapping"}],
+    "models": ["linear"],
+    "generators": ["generic"],
+}
 
 
 def test_the_preset_fills_the_reference_and_refuses_what_it_fixes():
@@ -317,11 +344,22 @@ def test_the_preset_fills_the_reference_and_refuses_what_it_fixes():
     with pytest.raises(ConfigError, match="models\\[0\\].name: preset 'ard-2023' has the reference models"):
         _parse({**BASE, "models": ["jem"]})
     with pytest.raises(ConfigError, match="models\\[0\\].activation: not an option of the reference trainer"):
-        _parse({**{k: v for k, v in BASE.items() if k != "preset"},
-                "models": [{"name": "mlp", "trainer": "reference", "activation": "tanh"}]})
-    with pytest.raises(ConfigError, match="models: mixed model kinds in one cross-model pool.*linear: reference, mlp: cfx"):
-        _parse({**{k: v for k, v in BASE.items() if k != "preset"}, "simulation": {"pool_scope": "all"},
-                "models": [{"name": "linear", "trainer": "reference"}, "mlp"]})
+        _parse(
+            {
+                **{k: v for k, v in BASE.items() if k != "preset"},
+                "models": [{"name": "mlp", "trainer": "reference", "activation": "tanh"}],
+            }
+        )
+    with pytest.raises(
+        ConfigError, match="models: mixed model kinds in one cross-model pool.*linear: reference, mlp: cfx"
+    ):
+        _parse(
+            {
+                **{k: v for k, v in BASE.items() if k != "preset"},
+                "simulation": {"pool_scope": "all"},
+                "models": [{"name": "linear", "trainer": "reference"}, "mlp"],
+            }
+        )
     assert cfg.simulation.constraints == "categorical"
     m = cfg.models[0]
     assert m.options["retrain_batch_size"] == 1 and m.options["combine"] == "probabilities"
@@ -332,7 +370,12 @@ def test_the_preset_fills_the_reference_and_refuses_what_it_fixes():
 def test_paper_configs_parse_and_the_smoke_config_runs(tmp_path):
     from cfx import experiments
 
-    for name in ("dynamics_paper", "dynamics_paper_mitigation", "dynamics_paper_real", "dynamics_paper_real_mitigation"):
+    for name in (
+        "dynamics_paper",
+        "dynamics_paper_mitigation",
+        "dynamics_paper_real",
+        "dynamics_paper_real_mitigation",
+    ):
         cfg = experiments.load_config(ROOT / "configs" / f"{name}.yaml")
         assert cfg.preset == "ard-2023" and cfg.simulation.n_permutations == 100
     cfg = experiments.load_config(ROOT / "configs" / "dynamics_paper_smoke.yaml", output=str(tmp_path / "out"))

@@ -37,7 +37,13 @@ def test_defaults_follow_the_spec():
     e = G.ECCCo()
     assert (e.cost, e.set_size, e.energy, e.learning_rate) == (0.1, 0.1, 0.5, 0.05)
     assert (e.optimizer, e.convergence, e.start, e.ridge, e.temperature, e.kappa) == (
-        "sgd", "generator_conditions", "identity", 0.0, 0.1, 1.0)
+        "sgd",
+        "generator_conditions",
+        "identity",
+        0.0,
+        0.1,
+        1.0,
+    )
     c = G.ECCo()
     assert (c.cost, c.energy, c.learning_rate, c.optimizer, c.convergence) == (0.001, 5.0, 0.25, "sgd", "threshold")
     assert G.make("eccco_no_conformal") == G.ECCCo(set_size=0.0)
@@ -55,11 +61,12 @@ def test_decay_schedule_and_energy_term_are_exactly_as_specified(linear_classifi
             assert float(decay(t)) == pytest.approx(phi, rel=1e-6)
             value = term(jnp.asarray(x_cf), None, ctx_at(linear_classifier, x_cf, 1, t))
             E = -f_target
-            assert float(value) == pytest.approx(phi * (E + ridge * E ** 2), rel=1e-5)
+            assert float(value) == pytest.approx(phi * (E + ridge * E**2), rel=1e-5)
     # the generator's own term is this one, with its weight
     energy = {p.name: p for p in G.ECCCo(ridge=0.5).terms()}["energy"]
     assert float(energy.fn(jnp.asarray(x_cf), None, ctx_at(linear_classifier, x_cf, 1, 5))) == pytest.approx(
-        np.exp(-0.5) * (-f_target + 0.5 * f_target ** 2), rel=1e-5)
+        np.exp(-0.5) * (-f_target + 0.5 * f_target**2), rel=1e-5
+    )
 
 
 def test_set_size_penalty_is_zero_below_p_one_half(linear_classifier):
@@ -71,7 +78,8 @@ def test_set_size_penalty_is_zero_below_p_one_half(linear_classifier):
     p1 = 1 / (1 + np.exp(-0.2))
     sig = 1 / (1 + np.exp(-(0.6 - np.array([p1, 1 - p1])) / 0.1))
     assert float(term(jnp.asarray(above), None, ctx_at(linear_classifier, above, 1, 0))) == pytest.approx(
-        max(0.0, sig.sum() - 1), rel=1e-5)
+        max(0.0, sig.sum() - 1), rel=1e-5
+    )
 
 
 def test_eccco_counterfactuals_have_lower_energy_than_generic(moons_mlp, conformal, factuals, moons_split):

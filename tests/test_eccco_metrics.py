@@ -30,10 +30,10 @@ def test_ssim_closed_forms():
     A, vals = np.asarray(a, np.float64), []
     for i in range(8 - k + 1):
         for j in range(8 - k + 1):
-            win = A[i:i + k, j:j + k]
+            win = A[i : i + k, j : j + k]
             mu = np.sum(g * win)
-            var = np.sum(g * win * win) - mu ** 2
-            vals.append((c1 - 2 * mu ** 2) * (c2 - 2 * var) / ((c1 + 2 * mu ** 2) * (c2 + 2 * var)))
+            var = np.sum(g * win * win) - mu**2
+            vals.append((c1 - 2 * mu**2) * (c2 - 2 * var) / ((c1 + 2 * mu**2) * (c2 + 2 * var)))
     assert float(S.ssim(a, -a)) == pytest.approx(np.mean(vals), rel=1e-4, abs=1e-5)
     # and SSIM stays within its bounds [−1, 1]
     assert -1.0 <= float(S.ssim(a, -a)) <= 1.0
@@ -54,15 +54,24 @@ def test_implausibility_ssim_metric_on_images_and_nan_elsewhere(linear_classifie
     # tabular-like data (no [-1, 1] pixel box): NaN, not a made-up image
     moons = cfx.data.load("moons", n=50, seed=0)
     res2 = _result(moons.X[:2], moons.X[:2, None], moons.y[:2])
-    assert np.isnan(cfx.evaluate(res2, linear_classifier, data=moons, metrics=["implausibility_ssim"])["mean"][
-        "implausibility_ssim"])
+    assert np.isnan(
+        cfx.evaluate(res2, linear_classifier, data=moons, metrics=["implausibility_ssim"])["mean"][
+            "implausibility_ssim"
+        ]
+    )
 
 
 def _result(x, cf, target) -> CounterfactualResult:
     n, K = cf.shape[:2]
-    return CounterfactualResult(factuals=jnp.asarray(x), target=jnp.asarray(target, jnp.int32),
-                                counterfactuals=jnp.asarray(cf), outcome=jnp.zeros((n, K), jnp.int32),
-                                steps=jnp.zeros((n, K), jnp.int32), target_probs=jnp.ones((n, K)), terms={})
+    return CounterfactualResult(
+        factuals=jnp.asarray(x),
+        target=jnp.asarray(target, jnp.int32),
+        counterfactuals=jnp.asarray(cf),
+        outcome=jnp.zeros((n, K), jnp.int32),
+        steps=jnp.zeros((n, K), jnp.int32),
+        target_probs=jnp.ones((n, K)),
+        terms={},
+    )
 
 
 def _idx_bytes(arr: np.ndarray, code: int = 0x08) -> bytes:

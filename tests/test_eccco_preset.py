@@ -22,9 +22,11 @@ CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 
 def _linear(w, b):
     """A 2-class linear classifier with logits [0, w·x + b]."""
+
     def apply(params, x):
         z = x @ params["w"] + params["b"]
         return jnp.stack([jnp.zeros_like(z), z], -1)
+
     return cfx.Classifier(apply, {"w": jnp.asarray(w, jnp.float32), "b": jnp.float32(b)}, 2, 2)
 
 
@@ -32,7 +34,12 @@ def test_paper_configs_parse_with_the_preset_filling_each_data_set():
     cfg = load_config(CONFIGS / "eccco_paper.yaml")
     assert cfg.preset == "eccco-2024"
     assert (cfg.sampling.mode, cfg.factuals.pool, cfg.factuals.targets, cfg.domain, cfg.runs_vary) == (
-        "per_target", "train", "random_pair", "data_range", "factuals")
+        "per_target",
+        "train",
+        "random_pair",
+        "data_range",
+        "factuals",
+    )
     ls = next(d for d in cfg.data if d.name == "linearly_separable")
     assert ls.n == 1250 and ls.options["centers"] == LS_CENTERS and "center_box" not in ls.options
     assert ls.models["jem"]["jem_loss"] == "reference" and ls.models["jem"]["sampler_batch"] == 50
@@ -41,12 +48,23 @@ def test_paper_configs_parse_with_the_preset_filling_each_data_set():
     assert ls.models["mlp"]["batch_order"] == "fixed" and ls.models["ensemble"]["bagging"] == 0.8
     assert ls.models["jem"]["epoch_pass"] and ls.models["jem_ensemble"]["members"] == "sequential"
     assert "members" not in ls.models["jem"] and "bagging" not in ls.models["mlp"]
-    assert ls.generators["revise"]["vae_activations"] == ["sigmoid", "tanh"] and ls.generators["revise"]["latent_start"] == "sample"
+    assert (
+        ls.generators["revise"]["vae_activations"] == ["sigmoid", "tanh"]
+        and ls.generators["revise"]["latent_start"] == "sample"
+    )
     assert ls.generators["revise"]["resample"]
     # the run behind the paper's tables: the grid-selected search (append_best_params), decay at every step
-    assert ls.generators["eccco"] == {"learning_rate": 0.05, "convergence": "generator_conditions", "cost": 0.1,
-                                      "set_size": 0.1, "energy": 0.5, "ridge": 0.0, "decay_rate": DECAY_RATE,
-                                      "decay_every": 1, "empty_set": "complement"}
+    assert ls.generators["eccco"] == {
+        "learning_rate": 0.05,
+        "convergence": "generator_conditions",
+        "cost": 0.1,
+        "set_size": 0.1,
+        "energy": 0.5,
+        "ridge": 0.0,
+        "decay_rate": DECAY_RATE,
+        "decay_every": 1,
+        "empty_set": "complement",
+    }
     assert ls.generators["wachter"]["learning_rate"] == 0.05 and ls.generators["schut"]["max_changes"] == 20
     cal = next(d for d in cfg.data if d.key == "california")  # the reference's 8 raw columns
     assert cal.name == "california_raw" and cal.models["jem"]["sampler_batch"] == 10
@@ -58,10 +76,18 @@ def test_paper_configs_parse_with_the_preset_filling_each_data_set():
     quick = load_config(CONFIGS / "eccco_paper_quick.yaml")
     assert [d.name for d in quick.data] == ["linearly_separable", "moons"]
     # the scripts' own search (no grid-search file): η 0.01, λ3 0.05, the Experiment's decay (0.1, 5)
-    scripts = parse_config({"kind": "eccco", "name": "t", "preset": "eccco-2024-scripts", "data": ["linearly_separable"]})
-    assert scripts.data[0].generators["eccco"] == {"learning_rate": 0.01, "convergence": "generator_conditions",
-                                                   "cost": 0.1, "set_size": 0.1, "energy": 0.05, "ridge": 0.0,
-                                                   "empty_set": "complement"}
+    scripts = parse_config(
+        {"kind": "eccco", "name": "t", "preset": "eccco-2024-scripts", "data": ["linearly_separable"]}
+    )
+    assert scripts.data[0].generators["eccco"] == {
+        "learning_rate": 0.01,
+        "convergence": "generator_conditions",
+        "cost": 0.1,
+        "set_size": 0.1,
+        "energy": 0.05,
+        "ridge": 0.0,
+        "empty_set": "complement",
+    }
     assert scripts.data[0].models == ls.models
 
 
@@ -76,16 +102,30 @@ def test_paper_values_cover_every_data_set_and_model_with_valid_only_tables():
 
 def test_julia_stream_and_the_reference_blob_centres():
     # Julia's documented stream: Random.seed!(1234); rand(6) (Random docs, Julia >= 1.7).
-    np.testing.assert_array_equal(Xoshiro(1234).rand(6), [0.32597672886359486, 0.5490511363155669,
-                                                          0.21858665481883066, 0.8942454282009883,
-                                                          0.35311164439921205, 0.39425536741585077])
+    np.testing.assert_array_equal(
+        Xoshiro(1234).rand(6),
+        [
+            0.32597672886359486,
+            0.5490511363155669,
+            0.21858665481883066,
+            0.8942454282009883,
+            0.35311164439921205,
+            0.39425536741585077,
+        ],
+    )
     c = mljbase_blob_centers(42)
     np.testing.assert_allclose(c, LS_CENTERS, atol=1e-8)
     np.testing.assert_allclose(c.ravel(order="F"), 2 * Xoshiro(42).rand(4) - 1)  # column-major fill
     assert abs(np.linalg.norm(c[0] - c[1]) - 0.5762) < 1e-4
     # A config that draws its own centres keeps them (the preset adds none).
-    cfg = parse_config({"kind": "eccco", "name": "t", "preset": "eccco-2024",
-                        "data": [{"name": "linearly_separable", "center_box": [-1.0, 1.0]}]})
+    cfg = parse_config(
+        {
+            "kind": "eccco",
+            "name": "t",
+            "preset": "eccco-2024",
+            "data": [{"name": "linearly_separable", "center_box": [-1.0, 1.0]}],
+        }
+    )
     assert "centers" not in cfg.data[0].options
     with pytest.raises(ValueError, match="seed must be an int"):
         Xoshiro(-1)
@@ -93,17 +133,31 @@ def test_julia_stream_and_the_reference_blob_centres():
 
 def test_unknown_preset_lists_the_presets():
     with pytest.raises(ConfigError, match=r"unknown preset 'eccco-2023'.*available: eccco-2024"):
-        parse_config({"kind": "eccco", "name": "t", "preset": "eccco-2023", "data": ["moons"], "models": ["mlp"],
-                      "generators": ["wachter"]})
+        parse_config(
+            {
+                "kind": "eccco",
+                "name": "t",
+                "preset": "eccco-2023",
+                "data": ["moons"],
+                "models": ["mlp"],
+                "generators": ["wachter"],
+            }
+        )
 
 
 def test_a_setting_the_preset_fixes_is_refused_and_a_filled_one_is_the_configs():
     with pytest.raises(ConfigError, match=r"sampling\.steps.*fixes this to 500"):
-        parse_config({"kind": "eccco", "name": "t", "preset": "eccco-2024", "data": ["moons"],
-                      "sampling": {"steps": 100}})
-    cfg = parse_config({"kind": "eccco", "name": "t", "preset": "eccco-2024",
-                        "data": [{"name": "moons", "models": {"mlp": {"epochs": 7}},
-                                  "generators": {"eccco": {"energy": 0.3}}}]})
+        parse_config(
+            {"kind": "eccco", "name": "t", "preset": "eccco-2024", "data": ["moons"], "sampling": {"steps": 100}}
+        )
+    cfg = parse_config(
+        {
+            "kind": "eccco",
+            "name": "t",
+            "preset": "eccco-2024",
+            "data": [{"name": "moons", "models": {"mlp": {"epochs": 7}}, "generators": {"eccco": {"energy": 0.3}}}],
+        }
+    )
     moons = cfg.data[0]
     assert moons.models["mlp"]["epochs"] == 7 and moons.models["mlp"]["widths"] == [32, 32, 32]
     assert moons.generators["eccco"]["energy"] == 0.3 and moons.generators["eccco"]["learning_rate"] == 0.05
@@ -127,20 +181,32 @@ def test_per_target_samples_divide_the_gradient_by_the_chain_count_before_the_cl
     def apply(params, x):
         z = x @ params["w"]
         return jnp.stack([-z, z], -1)
+
     clf = cfx.Classifier(apply, {"w": jnp.asarray([4.0, 0.0])}, 2, 2)
     X = np.array([[-100.0, -100.0], [100.0, 100.0]], np.float32)  # a box far wider than the moves
     t = np.array([0, 1], np.int32)
 
     def run(n_chains, steps):
-        return np.asarray(cfx.sampling.per_target_samples(clf, X, t, key=jax.random.key(0), n_chains=n_chains,
-                                                          steps=steps, keep=5, fresh_prob=0.0, noise_scale=0.0))
+        return np.asarray(
+            cfx.sampling.per_target_samples(
+                clf,
+                X,
+                t,
+                key=jax.random.key(0),
+                n_chains=n_chains,
+                steps=steps,
+                keep=5,
+                fresh_prob=0.0,
+                noise_scale=0.0,
+            )
+        )
+
     # no noise, no fresh chains: every chain of a target starts at the same point (the buffer's one
     # point) and moves along x0 by min(4 / n, 0.01) per step: down for target 0, up for target 1
     for n, per_step in ((20, 0.01), (1000, 0.004)):
         a, b = run(n, 100), run(n, 200)
         assert a.shape == (2, 5, 2) and np.ptp(a[0, :, 0]) < 1e-4
-        np.testing.assert_allclose(b[:, :, 0] - a[:, :, 0], [[-100 * per_step] * 5, [100 * per_step] * 5],
-                                   rtol=1e-3)
+        np.testing.assert_allclose(b[:, :, 0] - a[:, :, 0], [[-100 * per_step] * 5, [100 * per_step] * 5], rtol=1e-3)
         np.testing.assert_allclose(b[:, :, 1], a[:, :, 1])
     lo, hi = cfx.sampling.scalar_bounds(X)
     assert (lo, hi) == pytest.approx((-300.0, 300.0), rel=1e-5)  # one interval: μ_j ± 3σ_j over all j
@@ -155,7 +221,7 @@ def test_reference_jem_loss_trains_a_model_and_keeps_its_ring_buffer():
     buf = state.extra
     assert int(buf.filled) == 10 + 3 * 4 * 10 and int(buf.head) == int(buf.filled) % loss.buffer_size
     assert float(buf.lower) < float(buf.upper)
-    x = np.asarray(buf.x[:int(buf.filled)])
+    x = np.asarray(buf.x[: int(buf.filled)])
     assert np.all(x >= float(buf.lower) - 1e-6) and np.all(x <= float(buf.upper) + 1e-6)
     assert np.mean(np.asarray(clf.predict(data.X)) == data.y) > 0.9
     with pytest.raises(ValueError, match="sampler_batch"):
@@ -176,8 +242,7 @@ def test_ensemble_combining_logits_averages_member_logits():
     ens = cfx.models.fit(data, "ensemble", epochs=2, n_members=3, seed=0)
     both = _combined(ens, ModelSpec(name="ensemble", combine="logits"))
     members = cfx.models.ensemble.member_logits(ens, jnp.asarray(data.X[:4]))
-    np.testing.assert_allclose(np.asarray(both.logits(data.X[:4])), np.asarray(members.mean(0)), rtol=1e-5,
-                               atol=1e-6)
+    np.testing.assert_allclose(np.asarray(both.logits(data.X[:4])), np.asarray(members.mean(0)), rtol=1e-5, atol=1e-6)
     assert _combined(ens, ModelSpec(name="ensemble")) is ens
 
 
@@ -208,11 +273,19 @@ def test_random_pairs_draw_factuals_predicted_as_their_class_with_another_target
 def test_runs_vary_factuals_trains_once_and_redraws_the_factuals(tmp_path):
     from cfx.experiments import run
 
-    raw = {"kind": "eccco", "name": "t", "runs_vary": "factuals", "runs": 2, "n_factuals": 5,
-           "sampling": {"mode": "per_target", "n_chains": 4, "steps": 3, "keep": 2},
-           "factuals": {"pool": "train", "targets": "random_pair"}, "domain": "data_range",
-           "data": [{"name": "moons", "n": 200}], "models": [{"name": "mlp", "epochs": 2}],
-           "generators": [{"name": "wachter"}, {"name": "eccco", "empty_set": "complement"}]}
+    raw = {
+        "kind": "eccco",
+        "name": "t",
+        "runs_vary": "factuals",
+        "runs": 2,
+        "n_factuals": 5,
+        "sampling": {"mode": "per_target", "n_chains": 4, "steps": 3, "keep": 2},
+        "factuals": {"pool": "train", "targets": "random_pair"},
+        "domain": "data_range",
+        "data": [{"name": "moons", "n": 200}],
+        "models": [{"name": "mlp", "epochs": 2}],
+        "generators": [{"name": "wachter"}, {"name": "eccco", "empty_set": "complement"}],
+    }
     import yaml
 
     path = tmp_path / "t.yaml"
@@ -245,8 +318,14 @@ def test_random_pairs_on_digits_put_the_figures_nine_first_with_target_seven():
 def test_mnist_without_its_files_is_skipped_under_the_preset(tmp_path):
     from cfx.experiments.kinds.eccco.runner import available, check, expected
 
-    cfg = parse_config({"kind": "eccco", "name": "t", "preset": "eccco-2024",
-                        "data": [{"name": "mnist", "optional": True, "data_dir": str(tmp_path)}]})
+    cfg = parse_config(
+        {
+            "kind": "eccco",
+            "name": "t",
+            "preset": "eccco-2024",
+            "data": [{"name": "mnist", "optional": True, "data_dir": str(tmp_path)}],
+        }
+    )
     assert cfg.data[0].models["jem"]["sgld_steps"] == 25  # the preset still fills its settings
     assert not available(cfg.data[0]) and expected(cfg) == [] and check(cfg) == {}
 
@@ -262,11 +341,14 @@ def test_reference_vae_options_add_the_decoder_ridge_and_set_the_activations():
     plain, _ = ELBO(1.0)(params, batch, key, apply=_Forward(net), extra=None)
     ridge, _ = ELBO(1.0, 0.01)(params, batch, key, apply=_Forward(net), extra=None)
     inner = params["params"]
-    sq = sum(float(jnp.sum(w ** 2)) for k in ("dec_0", "out") for w in jax.tree_util.tree_leaves(inner[k]))
+    sq = sum(float(jnp.sum(w**2)) for k in ("dec_0", "out") for w in jax.tree_util.tree_leaves(inner[k]))
     np.testing.assert_allclose(float(ridge) - float(plain), 0.01 * sq, rtol=1e-5)
     h = jax.nn.tanh(jnp.zeros((1, 2)) @ inner["dec_0"]["kernel"] + inner["dec_0"]["bias"])
-    np.testing.assert_allclose(net.apply(params, jnp.zeros((1, 2)), method=VAENet.decode),
-                               h @ inner["out"]["kernel"] + inner["out"]["bias"], rtol=1e-6)
+    np.testing.assert_allclose(
+        net.apply(params, jnp.zeros((1, 2)), method=VAENet.decode),
+        h @ inner["out"]["kernel"] + inner["out"]["bias"],
+        rtol=1e-6,
+    )
     with pytest.raises(ValueError, match="activations"):
         cfx.models.fit_vae(np.zeros((4, 2), np.float32), activations=("relu", "nope"))
     g = cfx.generators.make("revise", vae_activations=["sigmoid", "tanh"])  # YAML lists become tuples

@@ -92,7 +92,9 @@ def test_redundancy_carla_by_hand():
     assert np.isnan(got[4])
     np.testing.assert_allclose(out["mean"]["redundancy_carla"], 5 / 4)  # NaN-aware mean
     # CE.jl redundancy counts unchanged features regardless of validity
-    np.testing.assert_allclose(out["per_counterfactual"]["redundancy"][:, 0], [0, 1 / 3, 1 / 3, 1 / 3, 2 / 3], atol=1e-6)
+    np.testing.assert_allclose(
+        out["per_counterfactual"]["redundancy"][:, 0], [0, 1 / 3, 1 / 3, 1 / 3, 2 / 3], atol=1e-6
+    )
 
 
 def test_validity_uses_classifier_and_threshold():
@@ -313,11 +315,18 @@ def test_end_to_end_with_generate():
     rng = np.random.default_rng(1)
     X = rng.normal(size=(200, 3)).astype(np.float32)
     y = (X[:, 0] + X[:, 1] > 1.0).astype(np.int32)
-    schema = FeatureSchema(("a", "b", "c"), ("none", "increase", "both"), (-np.inf, -np.inf, -2.0), (np.inf, np.inf, 2.0))
+    schema = FeatureSchema(
+        ("a", "b", "c"), ("none", "increase", "both"), (-np.inf, -np.inf, -2.0), (np.inf, np.inf, 2.0)
+    )
     data = dataset(X, y, schema)
     x = X[y == 0][:8]
     res = cfx.generate(
-        cfx.generators.Generic().replace(num_counterfactuals=2), CLF, x, 1, key=jax.random.key(0), constraints=schema.constraints()
+        cfx.generators.Generic().replace(num_counterfactuals=2),
+        CLF,
+        x,
+        1,
+        key=jax.random.key(0),
+        constraints=schema.constraints(),
     )
     out = evaluate(res, CLF, data=data)
     pf = out["per_counterfactual"]
@@ -369,7 +378,10 @@ def test_a_custom_metric_is_one_register_call(random_problem, registered):
     # only what is asked for is computed (and traced)
     n_traces = len(traces)
     only = evaluate(res, CLF, data=data, metrics=["l1_squared", "validity"])
-    assert set(only["per_counterfactual"]) == {"validity", "l1_squared"} and set(only["mean"]) == {"validity", "l1_squared"}
+    assert set(only["per_counterfactual"]) == {"validity", "l1_squared"} and set(only["mean"]) == {
+        "validity",
+        "l1_squared",
+    }
     assert len(traces) == n_traces  # same shapes, same context structure: no retrace
     with pytest.raises(ValueError, match="unknown metric 'nope'"):
         evaluate(res, CLF, metrics=["nope"])
@@ -426,9 +438,17 @@ def test_diversity_is_the_mean_pairwise_l1_of_a_set(random_problem):
     cfs = np.asarray(res.counterfactuals)
     want = np.abs(cfs[:, 0] - cfs[:, 1]).sum(-1)  # K = 2: the one pair, counted both ways over 2
     np.testing.assert_allclose(out["per_counterfactual"]["diversity"][:, 0], want, rtol=1e-5)
-    single = evaluate(res.replace(counterfactuals=res.counterfactuals[:, :1], outcome=res.outcome[:, :1],
-                                  steps=res.steps[:, :1], target_probs=res.target_probs[:, :1],
-                                  terms={k: v[:, :1] for k, v in res.terms.items()}), CLF, metrics=["diversity"])
+    single = evaluate(
+        res.replace(
+            counterfactuals=res.counterfactuals[:, :1],
+            outcome=res.outcome[:, :1],
+            steps=res.steps[:, :1],
+            target_probs=res.target_probs[:, :1],
+            terms={k: v[:, :1] for k, v in res.terms.items()},
+        ),
+        CLF,
+        metrics=["diversity"],
+    )
     assert np.all(single["per_counterfactual"]["diversity"] == 0.0)
 
 
@@ -572,7 +592,11 @@ def test_one_headline_notion_the_registry_answers_every_table(registered):
     from cfx.evaluation.registry import registered as all_metrics
 
     flagged = [m.name for m in all_metrics() if "evaluate" in m.headline]
-    assert headline_metrics() == tuple(flagged) and headline_metrics("evaluate")[:3] == ("validity", "redundancy_carla", "l1")
+    assert headline_metrics() == tuple(flagged) and headline_metrics("evaluate")[:3] == (
+        "validity",
+        "redundancy_carla",
+        "l1",
+    )
     assert get_metric("l1").headline == ("evaluate",) and get_metric("linf").headline == ()
     for table, names in HEADLINE_TABLES.items():  # every column is a registered metric or derived from one
         assert headline_metrics(table) == names
@@ -584,8 +608,14 @@ def test_one_headline_notion_the_registry_answers_every_table(registered):
     assert benchmark.HEADLINE_METRICS == headline_metrics("benchmark") and ct.HEADLINE == headline_metrics("ct")
     assert eccco.TABLE_METRICS == headline_metrics("eccco") and dynamics.TABLE_METRICS == headline_metrics("dynamics")
     # a metric that names a table joins it, after the table's own columns
-    registered(Metric("l1_twice", lambda cf, x, target, ctx: 2 * jnp.sum(jnp.abs(cf - x)), description="2 ||x' - x||_1",
-                      headline=("benchmark", "mine")))
+    registered(
+        Metric(
+            "l1_twice",
+            lambda cf, x, target, ctx: 2 * jnp.sum(jnp.abs(cf - x)),
+            description="2 ||x' - x||_1",
+            headline=("benchmark", "mine"),
+        )
+    )
     assert headline_metrics("benchmark")[-1] == "l1_twice" and headline_metrics("mine") == ("l1_twice",)
     assert "l1_twice" not in headline_metrics()
     with pytest.raises(ValueError, match="unknown headline table 'nope'"):

@@ -100,8 +100,10 @@ def test_benchmark_config_covers_the_whole_generator_registry():
 
 
 def test_shorthand_forms_and_yaml_exponent_strings(tmp_path):
-    f = write(tmp_path / "c.yaml", "name: s\ndata: moons\nmodels: mlp\ngenerators: generic\n"
-                                   "models: [{name: mlp, learning_rate: 1e-3}]\n")
+    f = write(
+        tmp_path / "c.yaml",
+        "name: s\ndata: moons\nmodels: mlp\ngenerators: generic\nmodels: [{name: mlp, learning_rate: 1e-3}]\n",
+    )
     cfg = load_config(f)
     assert cfg.data[0].name == "moons" and cfg.generators[0].name == "generic"
     assert cfg.models[0].learning_rate == pytest.approx(1e-3)  # YAML 1.1 reads 1e-3 as a string
@@ -121,55 +123,67 @@ def test_typo_in_file_is_reported_with_file_and_suggestion(tmp_path):
     assert "did you mean 'max_steps'" in str(error_of(load_config, f))
 
 
-@pytest.mark.parametrize("override, path, words", [
-    ("n_factuals=ten", "n_factuals", "expected an integer"),
-    ("runs=true", "runs", "expected an integer"),
-    ("data[0].n=1.5", "data[0].n", "expected an integer"),
-    ("models[0].widths=4", "models[0].widths", "list of int"),
-    ("figures=1", "figures", "true or false"),
-    ("generators[0].cost=abc", "generators[0].cost", "expected a number"),
-    ("generators[0].distance=3", "generators[0].distance", "expected a string"),
-])
+@pytest.mark.parametrize(
+    "override, path, words",
+    [
+        ("n_factuals=ten", "n_factuals", "expected an integer"),
+        ("runs=true", "runs", "expected an integer"),
+        ("data[0].n=1.5", "data[0].n", "expected an integer"),
+        ("models[0].widths=4", "models[0].widths", "list of int"),
+        ("figures=1", "figures", "true or false"),
+        ("generators[0].cost=abc", "generators[0].cost", "expected a number"),
+        ("generators[0].distance=3", "generators[0].distance", "expected a string"),
+    ],
+)
 def test_wrong_types(base_file, override, path, words):
     e = error_of(load_config, base_file, [override])
     assert e.path == path and words in str(e) and "--set" in str(e)
 
 
-@pytest.mark.parametrize("override, path, words", [
-    ("search.max_steps=0", "search.max_steps", "> 0"),
-    ("generators[0].threshold=1.5", "generators[0].threshold", "(0, 1]"),
-    ("data[0].test_size=1.0", "data[0].test_size", "(0, 1)"),
-    ("models[0].epochs=-1", "models[0].epochs", "> 0"),
-    ("seed=-1", "seed", ">= 0"),
-    ("generators[0].start=nois", "generators[0].start", "'identity', 'noise'"),
-    ("generators[1].convergence=thresh", "generators[1].convergence", "did you mean 'threshold'"),
-    ("generators[1].num_counterfactuals=0", "generators[1].num_counterfactuals", "> 0"),
-    ("models[0].widths=[4, 0]", "models[0].widths", ">= 1"),
-])
+@pytest.mark.parametrize(
+    "override, path, words",
+    [
+        ("search.max_steps=0", "search.max_steps", "> 0"),
+        ("generators[0].threshold=1.5", "generators[0].threshold", "(0, 1]"),
+        ("data[0].test_size=1.0", "data[0].test_size", "(0, 1)"),
+        ("models[0].epochs=-1", "models[0].epochs", "> 0"),
+        ("seed=-1", "seed", ">= 0"),
+        ("generators[0].start=nois", "generators[0].start", "'identity', 'noise'"),
+        ("generators[1].convergence=thresh", "generators[1].convergence", "did you mean 'threshold'"),
+        ("generators[1].num_counterfactuals=0", "generators[1].num_counterfactuals", "> 0"),
+        ("models[0].widths=[4, 0]", "models[0].widths", ">= 1"),
+    ],
+)
 def test_out_of_range_values(base_file, override, path, words):
     e = error_of(load_config, base_file, [override])
     assert e.path == path and words in str(e)
 
 
-@pytest.mark.parametrize("override, path, words", [
-    ("generators[0].name=wachtr", "generators[0].name", "did you mean 'wachter'"),
-    ("models[0].name=mpl", "models[0].name", "did you mean 'mlp'"),
-    ("data[0].name=moon", "data[0].name", "did you mean 'moons'"),
-    ("metrics=[validty]", "metrics[0]", "did you mean 'validity'"),
-    ("models[0].activaton=relu", "models[0].activaton", "did you mean 'activation'"),
-    ("data[0].nois=0.3", "data[0].nois", "did you mean 'noise'"),
-    ("models[0].seed=3", "models[0].seed", "unknown model option"),
-])
+@pytest.mark.parametrize(
+    "override, path, words",
+    [
+        ("generators[0].name=wachtr", "generators[0].name", "did you mean 'wachter'"),
+        ("models[0].name=mpl", "models[0].name", "did you mean 'mlp'"),
+        ("data[0].name=moon", "data[0].name", "did you mean 'moons'"),
+        ("metrics=[validty]", "metrics[0]", "did you mean 'validity'"),
+        ("models[0].activaton=relu", "models[0].activaton", "did you mean 'activation'"),
+        ("data[0].nois=0.3", "data[0].nois", "did you mean 'noise'"),
+        ("models[0].seed=3", "models[0].seed", "unknown model option"),
+    ],
+)
 def test_unknown_names_and_options(base_file, override, path, words):
     e = error_of(load_config, base_file, [override])
     assert e.path == path and words in str(e)
 
 
-@pytest.mark.parametrize("override, path", [
-    ("search.threshold=0.9", "search.threshold"),
-    ("search.num_counterfactuals=3", "search.num_counterfactuals"),
-    ("generators[1].search={num_counterfactuals: 3}", "generators[1].search"),
-])
+@pytest.mark.parametrize(
+    "override, path",
+    [
+        ("search.threshold=0.9", "search.threshold"),
+        ("search.num_counterfactuals=3", "search.num_counterfactuals"),
+        ("generators[1].search={num_counterfactuals: 3}", "generators[1].search"),
+    ],
+)
 def test_search_options_live_on_the_generator(base_file, override, path):
     """The experiment's search section keeps only call options; the rest is a generator key."""
     e = error_of(load_config, base_file, [override])
@@ -190,15 +204,24 @@ def test_missing_and_duplicate_sections(tmp_path):
 
 def test_extends_deep_merges_child_wins_and_set_overrides(tmp_path, base_file):
     (tmp_path / "sub").mkdir()
-    child = write(tmp_path / "sub" / "child.yaml",
-                  "extends: ../base.yaml\nname: child\nsearch: {batch_size: 7}\ngenerators: [dice]\n")
+    child = write(
+        tmp_path / "sub" / "child.yaml",
+        "extends: ../base.yaml\nname: child\nsearch: {batch_size: 7}\ngenerators: [dice]\n",
+    )
     cfg = load_config(child)
     assert cfg.name == "child" and cfg.search.batch_size == 7
     assert cfg.search.max_steps == 5  # kept from the parent: mappings merge
     assert [g.name for g in cfg.generators] == ["dice"]  # lists are replaced
     assert cfg.data[0].n == 100
-    cfg = load_config(child, ["search.max_steps=7", "generators=[generic, {name: greedy, max_changes: 3}]",
-                              "generators[0].cost=0.5", "models.0.epochs=9"])
+    cfg = load_config(
+        child,
+        [
+            "search.max_steps=7",
+            "generators=[generic, {name: greedy, max_changes: 3}]",
+            "generators[0].cost=0.5",
+            "models.0.epochs=9",
+        ],
+    )
     assert cfg.search.max_steps == 7 and cfg.models[0].epochs == 9
     assert cfg.generators[0].hyperparams == {"cost": 0.5} and cfg.generators[1].hyperparams == {"max_changes": 3}
 
@@ -235,8 +258,11 @@ def test_identity_ignores_locations_only(base_file):
 def test_pooled_mean_sd_equals_concatenation():
     rng = np.random.default_rng(0)
     groups = [rng.normal(size=n) for n in (3, 7, 1, 12)]
-    mean, sd, n = tables.pooled([g.mean() for g in groups], [g.std(ddof=1) if len(g) > 1 else math.nan for g in groups],
-                                 [len(g) for g in groups])
+    mean, sd, n = tables.pooled(
+        [g.mean() for g in groups],
+        [g.std(ddof=1) if len(g) > 1 else math.nan for g in groups],
+        [len(g) for g in groups],
+    )
     allv = np.concatenate(groups)
     assert n == len(allv) and mean == pytest.approx(allv.mean()) and sd == pytest.approx(allv.std(ddof=1))
 
@@ -289,7 +315,6 @@ def test_claim_refuses_foreign_folders_even_with_force(tmp_path):
 # --------------------------------------------------------------------------------------
 
 
-
 @pytest.fixture(scope="module")
 def smoke_cfg():
     return load_config(SMOKE, SMOKE_SET)
@@ -302,16 +327,28 @@ def full_run(smoke_cfg, tmp_path_factory):
 
 
 def _cells(cfg):
-    return [("cells", d.key, m.key, g.key, f"run{r:03d}") for d in cfg.data for r in range(cfg.runs)
-            for m in cfg.models for g in cfg.generators]
+    return [
+        ("cells", d.key, m.key, g.key, f"run{r:03d}")
+        for d in cfg.data
+        for r in range(cfg.runs)
+        for m in cfg.models
+        for g in cfg.generators
+    ]
 
 
 def test_smoke_run_writes_every_file(full_run, smoke_cfg):
     import flax.serialization
 
     out = full_run.out_dir
-    for name in ("config.yaml", "environment.json", "results.csv", "summary.md", "summary.csv", "timings.csv",
-                 store.MARKER):
+    for name in (
+        "config.yaml",
+        "environment.json",
+        "results.csv",
+        "summary.md",
+        "summary.csv",
+        "timings.csv",
+        store.MARKER,
+    ):
         assert (out / name).is_file() and (out / name).stat().st_size > 0, name
     assert load_config(out / "config.yaml") == smoke_cfg.replace(output=str(out))  # the resolved config loads back
     env = json.loads((out / "environment.json").read_text())
@@ -444,8 +481,9 @@ def test_missing_data_file_names_the_path(tmp_path, monkeypatch):
     empty = tmp_path / "nodata"
     empty.mkdir()
     monkeypatch.setenv("CFX_DATA_DIR", str(empty))
-    cfg = load_config(write(tmp_path / "c.yaml", BASE.replace("{name: moons, n: 100}", "{name: gmsc, n: 100}")),
-                      data_dir=str(empty))
+    cfg = load_config(
+        write(tmp_path / "c.yaml", BASE.replace("{name: moons, n: 100}", "{name: gmsc, n: 100}")), data_dir=str(empty)
+    )
     with pytest.raises(FileNotFoundError) as info:
         experiments.run(cfg, out=tmp_path / "out", progress=False)
     assert "give_me_some_credit" in str(info.value) and str(empty) in str(info.value)
@@ -454,8 +492,15 @@ def test_missing_data_file_names_the_path(tmp_path, monkeypatch):
 
 def test_multiclass_images_end_to_end(tmp_path):
     """digits (10 classes, 64 pixels): targets differ from the prediction; the image grid is drawn."""
-    cfg = load_config(SMOKE, ["data={name: digits, n: 200}", "generators=[generic, greedy]", "n_factuals=4",
-                              "metrics=[validity, l0, violations]"])
+    cfg = load_config(
+        SMOKE,
+        [
+            "data={name: digits, n: 200}",
+            "generators=[generic, greedy]",
+            "n_factuals=4",
+            "metrics=[validity, l0, violations]",
+        ],
+    )
     res = experiments.run(cfg, out=tmp_path / "d", progress=False)
     st = Store(res.out_dir)
     arr = st.load_arrays(("cells", "digits", "mlp", "greedy", "run000"))

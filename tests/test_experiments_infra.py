@@ -82,8 +82,11 @@ def test_progress_in_a_log_writes_one_line_per_step():
         p.status("quiet", log=False)
         p.step("a", seconds=0.5)
         p.step("b")
-    assert log.getvalue().splitlines() == ["exp: moons/mlp: training", "exp: [2/3] a done (0.50 s)",
-                                           "exp: [3/3] b done"]
+    assert log.getvalue().splitlines() == [
+        "exp: moons/mlp: training",
+        "exp: [2/3] a done (0.50 s)",
+        "exp: [3/3] b done",
+    ]
     assert "\r" not in log.getvalue()
 
 
@@ -106,9 +109,10 @@ def test_progress_on_a_terminal_draws_a_bar_and_silent_is_silent():
 
 
 def test_long_table_summary_and_markdown():
-    recs = [{"data": "d", "run": r, "metrics": {"l1": {"mean": m, "sd": s, "n": n},
-                                                "v": {"mean": 1.0, "sd": 0.0, "n": 2}}}
-            for r, (m, s, n) in enumerate([(1.0, 0.5, 4), (2.0, math.nan, 1)])]
+    recs = [
+        {"data": "d", "run": r, "metrics": {"l1": {"mean": m, "sd": s, "n": n}, "v": {"mean": 1.0, "sd": 0.0, "n": 2}}}
+        for r, (m, s, n) in enumerate([(1.0, 0.5, 4), (2.0, math.nan, 1)])
+    ]
     t = tables.long_table(recs, ["data", "run"])
     assert list(t.columns) == ["data", "run", "metric", "value", "sd", "n"] and len(t) == 4
     s = tables.summarise(t, ["data"])
@@ -159,9 +163,16 @@ def _report(cfg, store):
     return Report(summary=frame.to_string(index=False), out_dir=store.root, tables={"rounds": frame})
 
 
-COUNT = Kind(name="count", schema=CountConfig, check=lambda cfg: None, run=_run, report=_report,
-             expected=lambda cfg: [_round(r) for r in range(cfg.rounds)],
-             show=lambda store, raw, metrics: (store.root / "rounds.csv").read_text(), description="toy rounds")
+COUNT = Kind(
+    name="count",
+    schema=CountConfig,
+    check=lambda cfg: None,
+    run=_run,
+    report=_report,
+    expected=lambda cfg: [_round(r) for r in range(cfg.rounds)],
+    show=lambda store, raw, metrics: (store.root / "rounds.csv").read_text(),
+    description="toy rounds",
+)
 
 
 @pytest.fixture
@@ -220,8 +231,11 @@ def test_a_preset_fills_fixes_and_refuses(count_kind, tmp_path, monkeypatch):
     # a setting the preset fixes is refused, naming both values; an unknown preset lists the known ones
     with pytest.raises(ConfigError, match=r"rate: preset 'halves' fixes this to 0.25, but the config sets 0.5"):
         experiments.load_config(f, ["rate=0.5"])
-    with pytest.raises(ConfigError, match=r"preset: unknown preset 'halve' for kind 'count' \(did you mean "
-                                          r"'halves'\?\); available: halves"):
+    with pytest.raises(
+        ConfigError,
+        match=r"preset: unknown preset 'halve' for kind 'count' \(did you mean "
+        r"'halves'\?\); available: halves",
+    ):
         experiments.load_config(f, ["preset=halve"])
     assert experiments.list_presets()["count/halves"] == "rate 0.25 per round, as in the reference"
 
@@ -230,8 +244,7 @@ def test_load_raw_is_kind_agnostic(tmp_path):
     (tmp_path / "base.yaml").write_text("a: {b: 1, c: [1, 2]}\nitems: [x, {name: y}]\n")
     (tmp_path / "child.yaml").write_text("extends: base.yaml\na: {c: [3]}\n")
     raw = load_raw(tmp_path / "child.yaml", ["a.b=2", "items[0].k=1", "new.deep=true"])
-    assert raw.data == {"a": {"b": 2, "c": [3]}, "items": [{"name": "x", "k": 1}, {"name": "y"}],
-                        "new": {"deep": True}}
+    assert raw.data == {"a": {"b": 2, "c": [3]}, "items": [{"name": "x", "k": 1}, {"name": "y"}], "new": {"deep": True}}
     assert raw.overridden == {"a.b": "a.b=2", "items[0].k": "items[0].k=1", "new.deep": "new.deep=true"}
     e = raw.source().error("a.b", "bad")
     assert e.path == "a.b" and str(e).endswith("a.b: bad (from --set a.b=2)")

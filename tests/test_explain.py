@@ -16,16 +16,24 @@ from cfx.explain import sparsify
 def problem():
     rng = np.random.default_rng(0)
     n = 80
-    df = pd.DataFrame({
-        "age": rng.integers(18, 70, n),
-        "income": rng.normal(50, 10, n).round(2),
-        "grade": rng.choice(["C", "B", "A"], n),
-        "colour": rng.choice(["red", "green", "blue"], n),
-        "owner": rng.choice(["yes", "no"], n),
-        "ok": rng.integers(0, 2, n),
-    })
-    data = D.from_frame(df, "ok", integer=["age"], ordinal={"grade": ["C", "B", "A"]}, categorical=["colour"],
-                        mutability={"owner": "none", "age": "increase"})
+    df = pd.DataFrame(
+        {
+            "age": rng.integers(18, 70, n),
+            "income": rng.normal(50, 10, n).round(2),
+            "grade": rng.choice(["C", "B", "A"], n),
+            "colour": rng.choice(["red", "green", "blue"], n),
+            "owner": rng.choice(["yes", "no"], n),
+            "ok": rng.integers(0, 2, n),
+        }
+    )
+    data = D.from_frame(
+        df,
+        "ok",
+        integer=["age"],
+        ordinal={"grade": ["C", "B", "A"]},
+        categorical=["colour"],
+        mutability={"owner": "none", "age": "increase"},
+    )
     train, test = D.train_test(data, seed=0)
     # a fixed linear model on the standardised columns: age, income and grade raise the score
     w = jnp.array([[0.0, 0.8], [0.0, 0.6], [0.0, 1.0], [0, 0], [0, 0], [0, 0.3], [0, 0.5]], jnp.float32)
@@ -95,8 +103,10 @@ def test_explain_bad_input_names_the_problem(problem):
         with pytest.raises(error, match=match):
             cfx.explain(args.pop("classifier"), args.pop("rows"), **args)
     # the old name dataset= works one more release, with a warning
-    with pytest.warns(DeprecationWarning, match=r"dataset=\) is deprecated.*use data="), \
-            pytest.raises(ValueError, match="data: 'moons' has no fitted encoder"):
+    with (
+        pytest.warns(DeprecationWarning, match=r"dataset=\) is deprecated.*use data="),
+        pytest.raises(ValueError, match="data: 'moons' has no fitted encoder"),
+    ):
         cfx.explain(clf, rows, dataset=D.load("moons", n=20), target=1)
 
 

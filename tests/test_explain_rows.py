@@ -20,13 +20,15 @@ COLOURS = pd.CategoricalDtype(["red", "green", "blue", "pink"])  # "pink" never 
 def problem():
     rng = np.random.default_rng(1)
     n = 120
-    df = pd.DataFrame({
-        "age": rng.integers(18, 70, n),  # int64, not declared: an integer feature
-        "income": rng.normal(40000, 8000, n).round(2),
-        "colour": pd.Series(rng.choice(["red", "green", "blue"], n)).astype(COLOURS),
-        "owner": rng.choice(["yes", "no"], n),
-        "ok": rng.integers(0, 2, n),
-    })
+    df = pd.DataFrame(
+        {
+            "age": rng.integers(18, 70, n),  # int64, not declared: an integer feature
+            "income": rng.normal(40000, 8000, n).round(2),
+            "colour": pd.Series(rng.choice(["red", "green", "blue"], n)).astype(COLOURS),
+            "owner": rng.choice(["yes", "no"], n),
+            "ok": rng.integers(0, 2, n),
+        }
+    )
     df.loc[3, "income"] = 39521.15  # float32 would give 39521.148438
     data = D.from_frame(df, "ok")
     train, _ = D.train_test(data, seed=0)
@@ -95,8 +97,14 @@ def test_per_call_constraints(problem):
     lo, hi = int(train.to_frame()["age"].min()), int(rows["age"].max()) + 3
     ranged = cfx.explain(both, rows, data=train, target=1, permitted_range={"age": (lo, hi)})
     assert ranged["age"].between(lo, hi).all()
-    only = cfx.explain(both, rows, data=train, target=1, sparse=False,
-                       permitted_range={"colour": ["red", "green", "blue"], "owner": list(rows["owner"].unique())})
+    only = cfx.explain(
+        both,
+        rows,
+        data=train,
+        target=1,
+        sparse=False,
+        permitted_range={"colour": ["red", "green", "blue"], "owner": list(rows["owner"].unique())},
+    )
     assert only["colour"].isin(["red", "green", "blue"]).all()
     assert train.schema == schema  # nothing rebuilt
     lo_age, hi_age = int(train.to_frame()["age"].min()), int(train.to_frame()["age"].max())
@@ -105,7 +113,10 @@ def test_per_call_constraints(problem):
         (dict(immutable="wage"), r"immutable: unknown column\(s\) \['wage'\]"),
         (dict(increase_only=["colour"]), r"increase_only: column 'colour' is categorical"),
         (dict(permitted_range={"age": (lo_age - 5, hi_age)}), r"permitted_range\['age'\].*outside the data's bounds"),
-        (dict(permitted_range={"age": (lo_age, lo_age + 1)}), r"permitted_range\['age'\].*excludes the value .* of row"),
+        (
+            dict(permitted_range={"age": (lo_age, lo_age + 1)}),
+            r"permitted_range\['age'\].*excludes the value .* of row",
+        ),
         (dict(permitted_range={"colour": ["purple"]}), r"permitted_range\['colour'\]: expected a list of its levels"),
         (dict(permitted_range={"height": (0, 1)}), r"permitted_range: unknown column 'height'"),
     ]

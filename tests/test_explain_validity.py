@@ -64,7 +64,9 @@ def test_bank_keeps_every_predicted_class():
 def problem():
     rng = np.random.default_rng(0)
     n = 200
-    df = pd.DataFrame({"a": rng.uniform(0, 2, n).round(3), "b": rng.uniform(0, 2, n).round(3), "y": rng.integers(0, 2, n)})
+    df = pd.DataFrame(
+        {"a": rng.uniform(0, 2, n).round(3), "b": rng.uniform(0, 2, n).round(3), "y": rng.integers(0, 2, n)}
+    )
     train, _ = D.train_test(D.from_frame(df, "y"), seed=0)
     s = train.schema
     clf = stalling(np.asarray(s.raw_offset), np.asarray(s.raw_scale))
@@ -100,7 +102,10 @@ def test_explain_says_when_constraints_leave_nothing(problem):
 @pytest.mark.filterwarnings("ignore:.*valid counterfactual")
 def test_explain_says_when_the_model_never_predicts_the_target(problem):
     train, _, rows = problem
-    never = cfx.Classifier(lambda p, z: jnp.stack([z[..., 0] * 0 + p["b"], z[..., 0] * 0 - p["b"]], -1),
-                           {"b": jnp.float32(3.0)}, n_features=2)
+    never = cfx.Classifier(
+        lambda p, z: jnp.stack([z[..., 0] * 0 + p["b"], z[..., 0] * 0 - p["b"]], -1),
+        {"b": jnp.float32(3.0)},
+        n_features=2,
+    )
     out = cfx.explain(never, rows.head(1), data=train, target=1, max_steps=20)
     assert list(out["status"]) == ["not_found"] and "for none of the training rows" in out["reason"].iloc[0]

@@ -77,8 +77,9 @@ def test_gradient_generators_run_on_a_translation(problem):
     est = make_pipeline(StandardScaler(), LogisticRegression(max_iter=1000)).fit(Xtr, (ytr > 0).astype(int))
     clf = cfx.models.from_sklearn(est)
     rows = Xte[est.predict(Xte) == 0][:8]
-    res = cfx.generate(cfx.generators.Generic(learning_rate=0.5), clf, rows, target=1, key=jax.random.key(0),
-                       max_steps=200)
+    res = cfx.generate(
+        cfx.generators.Generic(learning_rate=0.5), clf, rows, target=1, key=jax.random.key(0), max_steps=200
+    )
     assert np.asarray(res.outcome == cfx.OUTCOMES.index("converged")).all()
     assert (est.predict(np.asarray(res.counterfactuals)[:, 0]) == 1).all()  # sklearn agrees they flipped
 
@@ -143,8 +144,9 @@ def test_growing_spheres_end_to_end_on_a_black_box(problem, black_box):
     _, _, Xte, _ = problem
     forest, clf, _ = black_box
     rows = Xte[forest.predict(Xte) == 0][:10]
-    res = cfx.generate(cfx.generators.GrowingSpheres(n_samples=200), clf, rows, target=1, key=jax.random.key(0),
-                       max_steps=30)
+    res = cfx.generate(
+        cfx.generators.GrowingSpheres(n_samples=200), clf, rows, target=1, key=jax.random.key(0), max_steps=30
+    )
     converged = np.asarray(res.outcome)[:, 0] == cfx.OUTCOMES.index("converged")
     assert converged.mean() >= 0.9
     assert (forest.predict(np.asarray(res.counterfactuals)[converged, 0]) == 1).all()
@@ -154,8 +156,9 @@ def test_growing_spheres_end_to_end_on_a_black_box(problem, black_box):
 
 def test_explain_on_a_black_box():
     rng = np.random.default_rng(0)
-    frame = pd.DataFrame({"income": rng.normal(50, 10, 300), "debt": rng.normal(20, 5, 300),
-                          "city": rng.choice(["a", "b", "c"], 300)})
+    frame = pd.DataFrame(
+        {"income": rng.normal(50, 10, 300), "debt": rng.normal(20, 5, 300), "city": rng.choice(["a", "b", "c"], 300)}
+    )
     frame["approved"] = (frame["income"] - frame["debt"] + rng.normal(0, 3, 300) > 30).astype(int)
     train, _ = cfx.data.train_test(cfx.data.from_frame(frame, "approved"), seed=0)
     forest = RandomForestClassifier(20, max_depth=5, random_state=0).fit(np.asarray(train.X), np.asarray(train.y))
@@ -220,8 +223,9 @@ def test_a_flax_nnx_module_is_a_classifier_with_a_one_line_adapter():
     x = np.random.default_rng(0).normal(size=(6, 2)).astype(np.float32)
     np.testing.assert_allclose(np.asarray(clf.logits(x)), np.asarray(model(jnp.asarray(x))), atol=1e-6)
     target = 1 - np.asarray(clf.predict(x))
-    res = cfx.generate(cfx.generators.Generic(learning_rate=0.5), clf, x, target=target, key=jax.random.key(0),
-                       max_steps=300)
+    res = cfx.generate(
+        cfx.generators.Generic(learning_rate=0.5), clf, x, target=target, key=jax.random.key(0), max_steps=300
+    )
     moved = np.abs(np.asarray(res.counterfactuals)[:, 0] - x).sum(1)
     assert (moved > 0).all()  # the gradient reaches the search through nnx.merge
     assert (np.asarray(res.target_probs)[:, 0] > np.asarray(clf.probs(x))[np.arange(6), target]).all()
@@ -235,8 +239,9 @@ def test_an_equinox_module_is_a_classifier_with_a_one_line_adapter():
     x = np.random.default_rng(0).normal(size=(6, 2)).astype(np.float32)
     np.testing.assert_allclose(np.asarray(clf.logits(x)), np.asarray(jax.vmap(model)(jnp.asarray(x))), atol=1e-6)
     target = 1 - np.asarray(clf.predict(x))
-    res = cfx.generate(cfx.generators.Generic(learning_rate=0.5, cost=0.0), clf, x, target=target,
-                       key=jax.random.key(0), max_steps=300)
+    res = cfx.generate(
+        cfx.generators.Generic(learning_rate=0.5, cost=0.0), clf, x, target=target, key=jax.random.key(0), max_steps=300
+    )
     assert (np.abs(np.asarray(res.counterfactuals)[:, 0] - x).sum(1) > 0).all()  # the gradient reaches the inputs
     assert (np.asarray(res.target_probs)[:, 0] > np.asarray(clf.probs(x))[np.arange(6), target]).all()
 

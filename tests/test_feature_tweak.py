@@ -54,8 +54,10 @@ def _reference(forest, x, target, eps):
                         best, best_cost = cand, cost
                 continue
             f, t = tree.feature[node], tree.threshold[node]
-            stack += [(tree.children_left[node], None, conds + [(f, t, True)]),
-                      (tree.children_right[node], None, conds + [(f, t, False)])]
+            stack += [
+                (tree.children_left[node], None, conds + [(f, t, True)]),
+                (tree.children_right[node], None, conds + [(f, t, False)]),
+            ]
     return best, best_cost
 
 
@@ -75,8 +77,9 @@ def test_feature_tweak_is_valid_and_matches_the_plain_loop(forest_problem):
 def test_feature_tweak_honours_constraints(forest_problem):
     forest, clf, rows = forest_problem
     lower, upper = rows.min(0) - 1.0, rows.max(0) + 1.0
-    constraints = cfx.Constraints(mutability=["none", "both", "increase", "decrease", "both"],
-                                  lower=lower.tolist(), upper=upper.tolist())
+    constraints = cfx.Constraints(
+        mutability=["none", "both", "increase", "decrease", "both"], lower=lower.tolist(), upper=upper.tolist()
+    )
     res = cfx.generate(FeatureTweak(num_counterfactuals=3), clf, rows, target=1, key=KEY, constraints=constraints)
     cf = np.asarray(res.counterfactuals)
     x = rows[:, None, :]
@@ -115,8 +118,9 @@ def test_feature_tweak_needs_a_tree_ensemble(forest_problem, linear_classifier):
 
 def test_feature_tweak_through_explain(monkeypatch):
     rng = np.random.default_rng(0)
-    frame = pd.DataFrame({"income": rng.normal(50, 10, 300), "debt": rng.normal(20, 5, 300),
-                          "age": rng.integers(20, 70, 300)})
+    frame = pd.DataFrame(
+        {"income": rng.normal(50, 10, 300), "debt": rng.normal(20, 5, 300), "age": rng.integers(20, 70, 300)}
+    )
     frame["approved"] = (frame["income"] - frame["debt"] + rng.normal(0, 3, 300) > 30).astype(int)
     train, _ = cfx.data.train_test(cfx.data.from_frame(frame, "approved", mutability={"age": "none"}), seed=0)
     forest = RandomForestClassifier(20, max_depth=5, random_state=0).fit(np.asarray(train.X), np.asarray(train.y))

@@ -92,8 +92,12 @@ def _imports(module: str, *, top_level_only: bool) -> set[str]:
             if isinstance(n, (ast.If, ast.Try)):
                 if isinstance(n, ast.If) and "TYPE_CHECKING" in ast.unparse(n.test):
                     continue
-                stack += n.body + n.orelse + getattr(n, "finalbody", []) + [
-                    s for h in getattr(n, "handlers", []) for s in h.body]
+                stack += (
+                    n.body
+                    + n.orelse
+                    + getattr(n, "finalbody", [])
+                    + [s for h in getattr(n, "handlers", []) for s in h.body]
+                )
     out = set()
     for n in nodes:
         if isinstance(n, (ast.Import, ast.ImportFrom)):
@@ -136,7 +140,7 @@ def test_no_import_cycles_in_cfx():
         stack.append(m)
         for t in sorted(graph.get(m, ())):
             if state.get(t) == 1:
-                cycle = stack[stack.index(t):] + [t]
+                cycle = stack[stack.index(t) :] + [t]
                 pytest.fail("import cycle: " + " -> ".join(cycle))
             if t not in state:
                 visit(t)
@@ -179,27 +183,67 @@ def test_nothing_below_imports_the_experiment_layer():
 # one is a decision about the architecture: place it here (host plumbing of the search goes
 # into cfx/search/ as a private module instead).
 TOP_LEVEL = {
-    "public": {"causal", "classifier", "cli", "constraints", "explain", "io", "losses", "plotting", "probing", "terms",
-               "registry", "restarts", "sampling", "stats", "data", "dynamics", "evaluation", "experiments",
-               "generators", "models", "search", "training", "global_rules", "intervals"},
+    "public": {
+        "causal",
+        "classifier",
+        "cli",
+        "constraints",
+        "explain",
+        "io",
+        "losses",
+        "plotting",
+        "probing",
+        "terms",
+        "registry",
+        "restarts",
+        "sampling",
+        "stats",
+        "data",
+        "dynamics",
+        "evaluation",
+        "experiments",
+        "generators",
+        "models",
+        "search",
+        "training",
+        "global_rules",
+        "intervals",
+    },
     "private": {"_deprecated", "_reductions", "_spread", "_streams", "_validate"},
 }
 # What cfx.search (the search and its plumbing) may import from the rest of cfx: the pieces
 # a search is made of, nothing that uses the search.
-SEARCH_DEPENDS_ON = {"cfx._deprecated", "cfx._validate", "cfx._reductions", "cfx.classifier", "cfx.constraints", "cfx.terms",
-                     "cfx.generators.base", "cfx.generators"}  # cfx.generators: lazily, for a hint naming the registry
+SEARCH_DEPENDS_ON = {
+    "cfx._deprecated",
+    "cfx._validate",
+    "cfx._reductions",
+    "cfx.classifier",
+    "cfx.constraints",
+    "cfx.terms",
+    "cfx.generators.base",
+    "cfx.generators",
+}  # cfx.generators: lazily, for a hint naming the registry
 # The only modules outside cfx.search that read its private parts, and which parts.
-SEARCH_PRIVATE_READERS = {"cfx.explain": {"cfx.search._checks", "cfx.search._convergence"},
-                          "cfx.restarts": {"cfx.search._convergence"}}
+SEARCH_PRIVATE_READERS = {
+    "cfx.explain": {"cfx.search._checks", "cfx.search._convergence"},
+    "cfx.restarts": {"cfx.search._convergence"},
+}
 
 
 def test_the_top_level_is_the_listed_tree():
-    found = {p.stem if p.is_file() else p.name for p in PKG.iterdir()
-             if (p.suffix == ".py" and p.stem not in ("__init__", "__main__")) or (p / "__init__.py").exists()}
+    found = {
+        p.stem if p.is_file() else p.name
+        for p in PKG.iterdir()
+        if (p.suffix == ".py" and p.stem not in ("__init__", "__main__")) or (p / "__init__.py").exists()
+    }
     listed = TOP_LEVEL["public"] | TOP_LEVEL["private"]
-    assert found - listed == set(), f"new top-level modules, place them in TOP_LEVEL (or inside a package): {found - listed}"
+    assert found - listed == set(), (
+        f"new top-level modules, place them in TOP_LEVEL (or inside a package): {found - listed}"
+    )
     assert listed - found == set(), f"TOP_LEVEL lists modules that are gone: {listed - found}"
-    assert all(n.startswith("_") for n in TOP_LEVEL["private"]) and not any(n.startswith("_") for n in TOP_LEVEL["public"])
+    assert all(n.startswith("_") for n in TOP_LEVEL["private"]) and not any(
+        n.startswith("_") for n in TOP_LEVEL["public"]
+    )
 
 
 def test_the_search_package_imports_only_its_pieces():
@@ -221,15 +265,37 @@ def test_the_search_plumbing_stays_private():
         assert private <= SEARCH_PRIVATE_READERS.get(m, set()), f"{m} imports the private {sorted(private)}"
     below = [m for m in MODULES if m in SEARCH_DEPENDS_ON or m.startswith(("cfx.generators.", "cfx.models"))]
     for m in below:
-        assert not [t for t in _imports(m, top_level_only=False) if t.startswith("cfx.search")], f"{m} imports cfx.search"
+        assert not [t for t in _imports(m, top_level_only=False) if t.startswith("cfx.search")], (
+            f"{m} imports cfx.search"
+        )
 
 
 # The layers that use the search never reach down-and-back: a piece (model, generator, data set, loss)
 # imports none of them, at import time or lazily.
-USES_OF_THE_SEARCH = ("cfx.search", "cfx.training", "cfx.evaluation", "cfx.dynamics", "cfx.explain", "cfx.restarts",
-                      "cfx.experiments", "cfx.cli")
-PIECES = ("cfx.models", "cfx.generators", "cfx.data", "cfx.classifier", "cfx.constraints", "cfx.terms",
-          "cfx.registry", "cfx._validate", "cfx._reductions", "cfx._streams", "cfx._deprecated", "cfx.losses")
+USES_OF_THE_SEARCH = (
+    "cfx.search",
+    "cfx.training",
+    "cfx.evaluation",
+    "cfx.dynamics",
+    "cfx.explain",
+    "cfx.restarts",
+    "cfx.experiments",
+    "cfx.cli",
+)
+PIECES = (
+    "cfx.models",
+    "cfx.generators",
+    "cfx.data",
+    "cfx.classifier",
+    "cfx.constraints",
+    "cfx.terms",
+    "cfx.registry",
+    "cfx._validate",
+    "cfx._reductions",
+    "cfx._streams",
+    "cfx._deprecated",
+    "cfx.losses",
+)
 
 
 def test_the_pieces_never_import_the_layers_above():

@@ -14,10 +14,17 @@ import cfx
 @pytest.fixture(scope="module")
 def tabular():
     rng = np.random.default_rng(0)
-    frame = pd.DataFrame({"age": rng.integers(20, 60, 150).astype(float), "income": rng.normal(40, 8, 150),
-                          "job": rng.choice(["a", "b", "c"], 150), "y": rng.integers(0, 2, 150)})
-    train, test = cfx.data.train_test(cfx.data.from_frame(frame, "y", categorical=["job"],
-                                                          mutability={"age": "increase"}), seed=0)
+    frame = pd.DataFrame(
+        {
+            "age": rng.integers(20, 60, 150).astype(float),
+            "income": rng.normal(40, 8, 150),
+            "job": rng.choice(["a", "b", "c"], 150),
+            "y": rng.integers(0, 2, 150),
+        }
+    )
+    train, test = cfx.data.train_test(
+        cfx.data.from_frame(frame, "y", categorical=["job"], mutability={"age": "increase"}), seed=0
+    )
     return train, test
 
 
@@ -55,10 +62,13 @@ def test_save_refuses_what_it_cannot_write_and_writes_nothing(tabular, tmp_path)
 def test_result_repr_and_frame(tabular):
     train, test = tabular
     clf = cfx.models.fit(train, epochs=2, widths=(8,))
-    res = cfx.generate(cfx.generators.Generic().replace(num_counterfactuals=2), clf, test.X[:3], 1, key=jax.random.key(0),
-                       max_steps=10)
+    res = cfx.generate(
+        cfx.generators.Generic().replace(num_counterfactuals=2), clf, test.X[:3], 1, key=jax.random.key(0), max_steps=10
+    )
     assert repr(res).startswith("CounterfactualResult(n=3, K=2, converged=")
     frame = res.to_frame(train.schema.names)
     assert len(frame) == 6 and list(frame.columns[:6]) == ["factual", "k", "target", "outcome", "steps", "target_prob"]
     assert set(frame["outcome"]) <= set(cfx.OUTCOMES)
-    np.testing.assert_array_equal(frame[list(train.schema.names)].to_numpy(), np.asarray(res.counterfactuals).reshape(6, -1))
+    np.testing.assert_array_equal(
+        frame[list(train.schema.names)].to_numpy(), np.asarray(res.counterfactuals).reshape(6, -1)
+    )

@@ -31,8 +31,7 @@ def test_jem_trains_updates_buffer_and_warm_start_does_not_retrace(moons300):
 
     # one more epoch from that buffer: the chains move
     before = compile_counts.fit()
-    _, state2 = models.fit(moons300, "jem", epochs=1, loss=LOSS, init_params=clf, extra=buf,
-                           return_state=True, **OPTS)
+    _, state2 = models.fit(moons300, "jem", epochs=1, loss=LOSS, init_params=clf, extra=buf, return_state=True, **OPTS)
     assert not np.array_equal(np.asarray(state2.extra.x), np.asarray(buf.x))
     # warm start with a fresh buffer: same shapes, no retrace
     clf3 = models.fit(moons300, "jem", epochs=1, loss=LOSS, init_params=clf.params, **OPTS)
@@ -73,7 +72,7 @@ def test_jem_loss_gradient_skips_the_sampler():
         e_d = -jnp.take_along_axis(batch.x @ p, batch.y[:, None], 1)[:, 0]
         e_h = -jnp.take_along_axis(x_hat @ p, batch.y[:, None], 1)[:, 0]
         ce = jnp.mean(-jax.nn.log_softmax(batch.x @ p)[jnp.arange(8), batch.y])
-        return ce + jnp.mean(e_d - e_h) + 0.1 * jnp.mean(e_d ** 2 + e_h ** 2)
+        return ce + jnp.mean(e_d - e_h) + 0.1 * jnp.mean(e_d**2 + e_h**2)
 
     np.testing.assert_allclose(val, closed(w), rtol=1e-5)
     np.testing.assert_allclose(g, jax.grad(closed)(w), rtol=1e-4, atol=1e-6)

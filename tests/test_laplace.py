@@ -91,19 +91,23 @@ def test_prior_precision_maximises_the_evidence(moons_split, moons_mlp):
         bayes = laplace(moons_mlp, train, hessian=hessian)
         delta = float(bayes.params["prior_precision"])
         best = float(bayes.params["log_marginal_likelihood"])
-        other = [laplace(moons_mlp, train, hessian=hessian, prior_precision=delta * f).params["log_marginal_likelihood"]
-                 for f in (0.7, 1.4)]
+        other = [
+            laplace(moons_mlp, train, hessian=hessian, prior_precision=delta * f).params["log_marginal_likelihood"]
+            for f in (0.7, 1.4)
+        ]
         assert all(best >= float(o) - 1e-3 for o in other), (hessian, delta, best, other)
     assert float(log_evidence(jnp.log(2.0), jnp.ones(3), 1.0, 0.0)) == pytest.approx(
-        -1.0 + 1.5 * np.log(2.0) - 1.5 * np.log(3.0), rel=1e-5)
+        -1.0 + 1.5 * np.log(2.0) - 1.5 * np.log(3.0), rel=1e-5
+    )
 
 
 def test_mc_predictive_is_the_mean_of_its_draws_and_near_probit(moons_split, moons_mlp):
     train, test = moons_split
     mc = laplace(moons_mlp, train, predictive="mc", n_samples=200, key=jax.random.key(1))
     probit = laplace(moons_mlp, train)
-    phi_logits = jnp.einsum("na,sac->snc", jnp.concatenate([_features(mc, test.X), jnp.ones((len(test.X), 1))], 1),
-                            mc.params["samples"])
+    phi_logits = jnp.einsum(
+        "na,sac->snc", jnp.concatenate([_features(mc, test.X), jnp.ones((len(test.X), 1))], 1), mc.params["samples"]
+    )
     manual = np.asarray(jnp.mean(jax.nn.softmax(phi_logits, -1), 0))
     np.testing.assert_allclose(np.asarray(mc.probs(test.X)), manual, atol=1e-5)
     assert np.max(np.abs(np.asarray(mc.probs(test.X)) - np.asarray(probit.probs(test.X)))) < 0.06
@@ -170,12 +174,21 @@ def test_laplace_from_a_benchmark_config(tmp_path):
     from cfx.experiments import load_config, run
     from cfx.experiments.config import ConfigError
 
-    base = {"kind": "benchmark", "name": "lap", "data": [{"name": "moons", "n": 200}], "generators": ["greedy"],
-            "search": {"max_steps": 5}, "n_factuals": 5, "figures": False}
+    base = {
+        "kind": "benchmark",
+        "name": "lap",
+        "data": [{"name": "moons", "n": 200}],
+        "generators": ["greedy"],
+        "search": {"max_steps": 5},
+        "n_factuals": 5,
+        "figures": False,
+    }
     path = tmp_path / "c.yaml"
-    for model, key in (({"name": "laplace", "hessian": "kfc"}, "models[0].hessian"),
-                       ({"name": "laplace", "base": "ensemble"}, "models[0].base"),
-                       ({"name": "laplace", "n_sample": 3}, "models[0].n_sample")):
+    for model, key in (
+        ({"name": "laplace", "hessian": "kfc"}, "models[0].hessian"),
+        ({"name": "laplace", "base": "ensemble"}, "models[0].base"),
+        ({"name": "laplace", "n_sample": 3}, "models[0].n_sample"),
+    ):
         path.write_text(yaml.safe_dump({**base, "models": [model]}))
         with pytest.raises(ConfigError) as err:
             load_config(path)
@@ -184,8 +197,9 @@ def test_laplace_from_a_benchmark_config(tmp_path):
     path.write_text(yaml.safe_dump({**base, "models": [model]}))
     report = run(load_config(path, output=tmp_path / "out"), progress=False)
     assert set(report.summary_table["model"]) == {"laplace"}
-    clf = cfx.models.fit_laplace(cfx.data.load("moons", n=200), widths=(8,), epochs=5, learning_rate=0.05,
-                                 hessian="kfac", seed=0)
+    clf = cfx.models.fit_laplace(
+        cfx.data.load("moons", n=200), widths=(8,), epochs=5, learning_rate=0.05, hessian="kfac", seed=0
+    )
     assert isinstance(clf.apply_fn, cfx.models.LaplaceApply) and float(clf.params["prior_precision"]) > 0
 
 

@@ -42,15 +42,18 @@ def test_revise_searches_the_latent_space_and_restores_immutable_features(moons_
     train, test = moons_split
     x = test.X[np.asarray(moons_mlp.predict(test.X)) == 0][:12]
     gen = REVISE(vae=vae, learning_rate=0.05)
-    res = cfx.generate(gen, moons_mlp, x, 1, key=KEY, max_steps=200,
-                       constraints=cfx.Constraints(mutability=["none", "both"]))
+    res = cfx.generate(
+        gen, moons_mlp, x, 1, key=KEY, max_steps=200, constraints=cfx.Constraints(mutability=["none", "both"])
+    )
     cf = np.asarray(res.counterfactuals[:, 0])
     np.testing.assert_array_equal(cf[:, 0], x[:, 0])
     assert float(res.converged.mean()) >= 0.5
     # a VAE refitted on new data (a retraining round) reuses the compiled search
     refit = gen.fit(moons_mlp, train.subset(np.arange(200)), key=KEY).replace(learning_rate=0.05)
     before = compile_counts.search()
-    cfx.generate(refit, moons_mlp, x, 1, key=KEY, max_steps=200, constraints=cfx.Constraints(mutability=["none", "both"]))
+    cfx.generate(
+        refit, moons_mlp, x, 1, key=KEY, max_steps=200, constraints=cfx.Constraints(mutability=["none", "both"])
+    )
     assert compile_counts.search() == before
 
 

@@ -180,12 +180,14 @@ def test_fit_is_the_epochs_with_keys_folded_per_epoch(moons_split):
     train, _ = moons_split
     fitted, state = models.fit(train, **_mlp_kwargs(), epochs=2, seed=5, return_state=True)
     X, y = _train._check_dataset(train)
-    apply, _, _ = _train._build("mlp", X.shape[1], n_classes=2, widths=(32, 32), activation="relu", dropout=0.0,
-                                n_members=1)
+    apply, _, _ = _train._build(
+        "mlp", X.shape[1], n_classes=2, widths=(32, 32), activation="relu", dropout=0.0, n_members=1
+    )
     k_init, k_train = jax.random.split(jax.random.key(5))
     params = apply.init(k_init, X.shape[1])
-    manual = _train.TrainState(step=jnp.zeros((), jnp.int32), params=params,
-                               opt_state=_train._init_opt_state(params, 1e-3, 0.0), extra=None)
+    manual = _train.TrainState(
+        step=jnp.zeros((), jnp.int32), params=params, opt_state=_train._init_opt_state(params, 1e-3, 0.0), extra=None
+    )
     spec = _train._Spec(apply=apply, loss=models.cross_entropy, batch_size=64)
     for epoch in range(2):
         manual, _ = _train._run_epoch(spec, manual, jnp.asarray(X), jnp.asarray(y), jax.random.fold_in(k_train, epoch))
@@ -196,10 +198,10 @@ def test_warm_start_does_not_retrace(moons_mlp, moons_ensemble, moons_split):
     train, test = moons_split
     before = compile_counts.fit()
     # new seed, learning rate and weight decay: all array leaves, so no new compilation
-    warm = models.fit(train, **_mlp_kwargs(), epochs=2, seed=3, learning_rate=1e-5,
-                      weight_decay=1e-4, init_params=moons_mlp.params)
-    warm_ens = models.fit(train, "ensemble", widths=(32, 32), n_members=5, epochs=2, seed=3,
-                          init_params=moons_ensemble)
+    warm = models.fit(
+        train, **_mlp_kwargs(), epochs=2, seed=3, learning_rate=1e-5, weight_decay=1e-4, init_params=moons_mlp.params
+    )
+    warm_ens = models.fit(train, "ensemble", widths=(32, 32), n_members=5, epochs=2, seed=3, init_params=moons_ensemble)
     assert compile_counts.fit() == before
     # it really started from the given parameters (tiny lr: barely moved, still accurate)
     delta = jax.tree_util.tree_map(lambda p, q: float(jnp.max(jnp.abs(p - q))), warm.params, moons_mlp.params)

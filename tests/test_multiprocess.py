@@ -24,8 +24,11 @@ SHARES = (7, 5)  # uneven on purpose: process 1 pads its block to 7 rows
 def _problem():
     """A plain-JAX linear classifier (p(1|x) = sigmoid(x_0 + x_1 − 1)) and 12 factuals; the
     worker script builds the same."""
-    clf = cfx.Classifier(lambda p, x: x @ p["W"] + p["b"],
-                         {"W": jnp.array([[-0.5, 0.5], [-0.5, 0.5]]), "b": jnp.array([0.5, -0.5])}, n_features=2)
+    clf = cfx.Classifier(
+        lambda p, x: x @ p["W"] + p["b"],
+        {"W": jnp.array([[-0.5, 0.5], [-0.5, 0.5]]), "b": jnp.array([0.5, -0.5])},
+        n_features=2,
+    )
     x = np.random.default_rng(0).uniform(-1.5, 0.0, size=(sum(SHARES), 2)).astype(np.float32)
     target = np.array([1, 1, 0, 1, 1, 1, 1, 1, 1, 0, 1, 1], np.int32)  # two rows already there
     return clf, x, target
@@ -103,12 +106,25 @@ def _free_port() -> int:
 
 def test_two_processes_give_the_single_process_result(tmp_path):
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    env = dict(os.environ, JAX_PLATFORMS="cpu", XLA_FLAGS="--xla_force_host_platform_device_count=2",
-               PYTHONPATH=os.pathsep.join([root, os.environ.get("PYTHONPATH", "")]))
+    env = dict(
+        os.environ,
+        JAX_PLATFORMS="cpu",
+        XLA_FLAGS="--xla_force_host_platform_device_count=2",
+        PYTHONPATH=os.pathsep.join([root, os.environ.get("PYTHONPATH", "")]),
+    )
     port = _free_port()
     outs = [tmp_path / f"rows{p}.npz" for p in range(2)]
-    procs = [subprocess.Popen([sys.executable, "-c", WORKER, str(p), str(port), str(outs[p])], cwd=root, env=env,
-                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) for p in range(2)]
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", WORKER, str(p), str(port), str(outs[p])],
+            cwd=root,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        for p in range(2)
+    ]
     logs = []
     try:
         for proc in procs:  # a hang (a peer that never comes) fails the test instead of blocking CI
@@ -124,8 +140,10 @@ def test_two_processes_give_the_single_process_result(tmp_path):
     clf, x, target = _problem()
     for name, (fields, kwargs) in _runs().items():
         single = cfx.generate(cfx.generators.Generic(**fields), clf, x, target, key=KEY, **kwargs)
-        joined = {f: np.concatenate([part[f"{name}.{f}"] for part in parts])
-                  for f in ("counterfactuals", "outcome", "steps", "target_probs")}
+        joined = {
+            f: np.concatenate([part[f"{name}.{f}"] for part in parts])
+            for f in ("counterfactuals", "outcome", "steps", "target_probs")
+        }
         assert joined["counterfactuals"].shape == (12, 2, 2)
         np.testing.assert_allclose(joined["counterfactuals"], single.counterfactuals, atol=1e-5)
         np.testing.assert_allclose(joined["target_probs"], single.target_probs, atol=1e-5)
@@ -148,10 +166,12 @@ def test_devices_that_do_not_form_the_mesh_are_errors():
     clf, x, target = _problem()
     gen = cfx.generators.Generic()
     device = jax.local_devices()[0]
-    cases = [([device, device], ValueError, "devices lists a device more than once"),
-             ([], ValueError, "devices must name at least one device"),
-             (["cpu:0"], TypeError, "devices must be jax devices"),
-             ("cpu", TypeError, "devices must be a sequence of jax devices")]
+    cases = [
+        ([device, device], ValueError, "devices lists a device more than once"),
+        ([], ValueError, "devices must name at least one device"),
+        (["cpu:0"], TypeError, "devices must be jax devices"),
+        ("cpu", TypeError, "devices must be a sequence of jax devices"),
+    ]
     for devices, error, match in cases:
         with pytest.raises(error, match=match):
             cfx.generate(gen, clf, x, target, key=KEY, devices=devices)
@@ -173,8 +193,9 @@ def test_device_checks_of_a_mesh_across_processes():
     with pytest.raises(ValueError, match=r"got \[1, 0\]"):  # a process with none
         distributed.check_devices([_fake()], **multi)
     # grouped by process, each process's own order kept
-    mesh = distributed.check_devices([_fake(process_index=1, ident=3), _fake(ident=1), _fake(process_index=1, ident=2),
-                                      _fake(ident=0)], **multi)
+    mesh = distributed.check_devices(
+        [_fake(process_index=1, ident=3), _fake(ident=1), _fake(process_index=1, ident=2), _fake(ident=0)], **multi
+    )
     assert [(d.process_index, d.id) for d in mesh] == [(0, 1), (0, 0), (1, 3), (1, 2)]
 
 

@@ -40,8 +40,11 @@ def test_overflowing_logits_are_refused_or_reported_never_nan():
     rng = np.random.default_rng(0)
     X = rng.normal(size=(100, 2)).astype(np.float32)
     data = Dataset(X, (X.sum(1) > 0).astype(np.int32), FeatureSchema.default(2))
-    boom = cfx.Classifier(lambda p, x: jnp.stack([-jnp.exp(p * x[:, 0] ** 2), jnp.exp(p * x[:, 0] ** 2)], -1),
-                          jnp.float32(60.0), n_features=2)
+    boom = cfx.Classifier(
+        lambda p, x: jnp.stack([-jnp.exp(p * x[:, 0] ** 2), jnp.exp(p * x[:, 0] ** 2)], -1),
+        jnp.float32(60.0),
+        n_features=2,
+    )
     with pytest.raises(FloatingPointError, match=r"calibrate: the classifier's probabilities are NaN or inf"):
         cfx.models.calibrate(boom, data)
     samples = cfx.sampling.conditional_samples(boom, data, key=jax.random.key(0), n_chains=8, steps=20, keep=4)
@@ -104,8 +107,13 @@ METRICS = ("validity", "target_prob", "l1", "implausibility")
 
 def test_x64_mode_computes_in_float64_and_agrees_with_float32(tmp_path):
     env = {**os.environ, "JAX_ENABLE_X64": "1", "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
-    done = subprocess.run([sys.executable, "-c", X64_SCRIPT, str(tmp_path / "x64.npz")], env=env,
-                          capture_output=True, text=True, timeout=600)
+    done = subprocess.run(
+        [sys.executable, "-c", X64_SCRIPT, str(tmp_path / "x64.npz")],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     sys_argv = sys.argv
     try:

@@ -45,8 +45,15 @@ def _grid(classifier, X, resolution):
 
 def test_2d_figure(linear_classifier, data2d, linear_result, tmp_path):
     r = linear_result
-    fig = plotting.plot_2d(_grid(linear_classifier, data2d.X, 40), data2d.X, data2d.y, r["counterfactuals"],
-                           factuals=r["factuals"], paths=r["path"], title="generic")
+    fig = plotting.plot_2d(
+        _grid(linear_classifier, data2d.X, 40),
+        data2d.X,
+        data2d.y,
+        r["counterfactuals"],
+        factuals=r["factuals"],
+        paths=r["path"],
+        title="generic",
+    )
     ax = fig.axes[0]
     # start markers, end stars and the two class scatters are all drawn
     assert len(ax.collections) >= 4 and len(ax.lines) == 5 and ax.get_title() == "generic"
@@ -100,8 +107,17 @@ def test_benchmark_chart(tmp_path):
     for model in ("mlp", "ensemble"):
         for gen in ("generic", "wachter", "dice"):
             for metric in ("validity", "l1", "runtime_s"):
-                rows.append({"dataset": "moons", "model": model, "generator": gen, "metric": metric,
-                             "mean": len(gen) / 10, "sd": 0.1, "n": 10})
+                rows.append(
+                    {
+                        "dataset": "moons",
+                        "model": model,
+                        "generator": gen,
+                        "metric": metric,
+                        "mean": len(gen) / 10,
+                        "sd": 0.1,
+                        "n": 10,
+                    }
+                )
     fig = plotting.plot_benchmark(pd.DataFrame(rows), title="moons")
     assert [ax.get_title() for ax in fig.axes[:3]] == ["validity", "l1", "runtime_s"]
     assert [t.get_text() for t in fig.axes[0].get_xticklabels()] == ["generic", "wachter", "dice"]
@@ -118,13 +134,20 @@ def test_importing_and_plotting_leave_the_users_backend_alone():
     import subprocess
     import sys
 
-    code = ("import matplotlib, numpy as np, cfx.plotting as P\n"
-            "grid = P.mesh_2d(np.random.default_rng(0).normal(size=(20, 2)))\n"
-            "grid['probs'] = np.full((len(grid['points']), 2), 0.5)\n"
-            "P.figure_png(P.plot_2d(grid, np.zeros((2, 2)), np.array([0, 1]), np.zeros((2, 1, 2))))\n"
-            "print(matplotlib.get_backend())")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
-                         env={**os.environ, "MPLBACKEND": "svg"})
+    code = (
+        "import matplotlib, numpy as np, cfx.plotting as P\n"
+        "grid = P.mesh_2d(np.random.default_rng(0).normal(size=(20, 2)))\n"
+        "grid['probs'] = np.full((len(grid['points']), 2), 0.5)\n"
+        "P.figure_png(P.plot_2d(grid, np.zeros((2, 2)), np.array([0, 1]), np.zeros((2, 1, 2))))\n"
+        "print(matplotlib.get_backend())"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={**os.environ, "MPLBACKEND": "svg"},
+    )
     assert out.stdout.strip() == "svg"
 
 
@@ -138,8 +161,9 @@ def test_pca_plane_figure(tmp_path):
     p1 = 1 / (1 + np.exp(-(grid["inputs"] @ w)))
     grid["probs"] = np.stack([1 - p1, p1], 1)
     paths = np.linspace(X[:3], X[:3] + 2.0, 5).transpose(1, 0, 2)[:, None]  # (3, 1, 5, 4)
-    fig = plotting.plot_pca(grid, X, (X @ w > 0).astype(int), paths[:, :, -1], paths=paths,
-                            feature_names=["income", "age", "hours", "debt"])
+    fig = plotting.plot_pca(
+        grid, X, (X @ w > 0).astype(int), paths[:, :, -1], paths=paths, feature_names=["income", "age", "hours", "debt"]
+    )
     ax = fig.axes[0]
     assert ax.get_xlabel().startswith("PC1 (") and "income" in ax.get_xlabel()
     with pytest.raises(ValueError, match="feature_names"):
@@ -149,8 +173,10 @@ def test_pca_plane_figure(tmp_path):
 
 def test_what_changed_chart(tmp_path):
     facts = pd.DataFrame({"age": [30, 41], "job": ["a", "b"], "hours": [40, 20]}, index=[7, 9])
-    cfs = pd.DataFrame({"age": [35, 30, 41, 41], "job": ["a", "b", "a", "b"], "hours": [40, 40, 30, 10]},
-                       index=pd.MultiIndex.from_product([[7, 9], [0, 1]], names=["id", "cf"]))
+    cfs = pd.DataFrame(
+        {"age": [35, 30, 41, 41], "job": ["a", "b", "a", "b"], "hours": [40, 40, 30, 10]},
+        index=pd.MultiIndex.from_product([[7, 9], [0, 1]], names=["id", "cf"]),
+    )
     cfs["valid"] = [True, True, True, False]
     cfs["p_target"] = [0.8, 0.7, 0.6, 0.4]
     cfs["changed"] = [("age",), ("job",), ("job", "hours"), ("hours",)]

@@ -50,10 +50,15 @@ def test_probe_and_controls_side_by_side(moons_split, moons_mlp):
     network of the same architecture decodes much of it as well (the paper's point), shuffled
     targets are at chance."""
     _, test = moons_split
-    radius = np.sum(test.X ** 2, axis=1)
+    radius = np.sum(test.X**2, axis=1)
     table = probing.probe(moons_mlp, test.X, radius, layer="hidden_1")
-    assert list(table.index) == ["trained layer", "random projection", "untrained model", "shuffled targets",
-                                 "raw inputs"]
+    assert list(table.index) == [
+        "trained layer",
+        "random projection",
+        "untrained model",
+        "shuffled targets",
+        "raw inputs",
+    ]
     assert (table["width"].tolist() == [32, 32, 32, 32, 2]) and table.attrs["metric"] == "R2"
     s = table["score"]
     assert s["trained layer"] > 0.8 and s["untrained model"] > 0.8
@@ -62,8 +67,11 @@ def test_probe_and_controls_side_by_side(moons_split, moons_mlp):
 
 def test_bad_input(moons_split, moons_mlp, linear_classifier):
     _, test = moons_split
-    with pytest.raises(ValueError, match=r"layer 'hidden_7' does not exist; the model's layers are "
-                                         r"\['input', 'hidden_0', 'hidden_1', 'logits'\]"):
+    with pytest.raises(
+        ValueError,
+        match=r"layer 'hidden_7' does not exist; the model's layers are "
+        r"\['input', 'hidden_0', 'hidden_1', 'logits'\]",
+    ):
         probing.probe(moons_mlp, test.X, test.y, layer="hidden_7")
     with pytest.raises(ValueError, match="apply_fn must be a cfx.models.ModuleApply"):
         probing.activations(linear_classifier, test.X, "input")

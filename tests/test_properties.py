@@ -31,10 +31,10 @@ from cfx import generators as G
 from cfx.data import Dataset, FeatureSchema
 from cfx.models.conformal import calibrate
 
-settings.register_profile("ci", max_examples=40, deadline=None, derandomize=True,
-                          suppress_health_check=[HealthCheck.too_slow])
-settings.register_profile("long", max_examples=1600, deadline=None,
-                          suppress_health_check=[HealthCheck.too_slow])
+settings.register_profile(
+    "ci", max_examples=40, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow]
+)
+settings.register_profile("long", max_examples=1600, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 PROFILE = os.environ.get("CFX_HYPOTHESIS_PROFILE", os.environ.get("CFX_PROPERTY_PROFILE", "ci"))
 N_FACTUALS = {"ci": 8, "long": 32}[PROFILE]
 CODES = ("both", "increase", "decrease", "none")
@@ -52,8 +52,12 @@ def _linear_apply(params, x):
 def _classifier(kind: str, d: int, seed: int) -> cfx.Classifier:
     """A random 2-class model on d features; same apply per (kind, d): new params never recompile."""
     rng = np.random.default_rng(seed)
-    params = {"w1": rng.normal(size=(d, 8)), "b1": rng.normal(size=8) * 0.1, "w2": rng.normal(size=(8 if kind == "mlp"
-              else d, 2)), "b2": rng.normal(size=2) * 0.1}
+    params = {
+        "w1": rng.normal(size=(d, 8)),
+        "b1": rng.normal(size=8) * 0.1,
+        "w2": rng.normal(size=(8 if kind == "mlp" else d, 2)),
+        "b2": rng.normal(size=2) * 0.1,
+    }
     params = jax.tree_util.tree_map(lambda a: jnp.asarray(a, jnp.float32), params)
     return cfx.Classifier(_mlp_apply if kind == "mlp" else _linear_apply, params, n_features=d, n_classes=2)
 
@@ -102,15 +106,32 @@ def problems(draw):
         lower[-2:], upper[-2:] = 0.0, 1.0
     lower[0], upper[0] = np.floor(lower[0]), np.ceil(upper[0])  # integer bounds for the integer feature
     lower, upper = lower.astype(np.float32), upper.astype(np.float32)  # the search's precision
-    constraints = cfx.Constraints(mutability=mutability, lower=lower.tolist(), upper=upper.tolist(),
-                                  categorical_groups=groups, integer_features=[0])
+    constraints = cfx.Constraints(
+        mutability=mutability,
+        lower=lower.tolist(),
+        upper=upper.tolist(),
+        categorical_groups=groups,
+        integer_features=[0],
+    )
     name = draw(st.sampled_from(sorted(G.REGISTRY)))
     k_min = 2 if name == "dice" else 1
     K = draw(st.integers(k_min, 5 if PROFILE == "long" else 3))
     kind = draw(st.sampled_from(["linear", "mlp"]))
     target = rng.integers(0, 2, size=n).astype(np.int32)
-    return {"d": d, "x": x, "constraints": constraints, "mutability": mutability, "lower": lower, "upper": upper,
-            "groups": groups, "name": name, "K": K, "kind": kind, "target": target, "seed": seed}
+    return {
+        "d": d,
+        "x": x,
+        "constraints": constraints,
+        "mutability": mutability,
+        "lower": lower,
+        "upper": upper,
+        "groups": groups,
+        "name": name,
+        "K": K,
+        "kind": kind,
+        "target": target,
+        "seed": seed,
+    }
 
 
 @settings(settings.get_profile(PROFILE))
@@ -119,7 +140,15 @@ def test_every_generator_respects_constraints_on_random_problems(p):
     d, x, K = p["d"], p["x"], p["K"]
     clf = _classifier(p["kind"], d, seed=p["seed"])
     gen = _fitted(p["name"], p["kind"], d)
-    res = cfx.generate(gen.replace(num_counterfactuals=K), clf, x, p["target"], key=jax.random.key(p["seed"]), constraints=p["constraints"], max_steps=30)
+    res = cfx.generate(
+        gen.replace(num_counterfactuals=K),
+        clf,
+        x,
+        p["target"],
+        key=jax.random.key(p["seed"]),
+        constraints=p["constraints"],
+        max_steps=30,
+    )
     cf = np.asarray(res.counterfactuals)
     X = np.broadcast_to(x[:, None, :], cf.shape)
     label = f"{p['name']} on {p['kind']}, d={d}, K={K}, mutability={p['mutability']}"
@@ -130,8 +159,10 @@ def test_every_generator_respects_constraints_on_random_problems(p):
     assert np.all(cf[..., codes == 1] >= X[..., codes == 1]), f"increase-only feature decreased: {label}"
     assert np.all(cf[..., codes == 2] <= X[..., codes == 2]), f"decrease-only feature increased: {label}"
     outside = (cf < p["lower"]) | (cf > p["upper"])
-    assert not outside.any(), (f"bounds violated: {label}: x'={cf[outside][:3]}, x={X[outside][:3]}, "
-                               f"feature {np.argwhere(outside)[0][-1]}, [{p['lower']}, {p['upper']}]")
+    assert not outside.any(), (
+        f"bounds violated: {label}: x'={cf[outside][:3]}, x={X[outside][:3]}, "
+        f"feature {np.argwhere(outside)[0][-1]}, [{p['lower']}, {p['upper']}]"
+    )
     if p["groups"]:
         group = cf[..., -2:]
         assert np.all(np.isin(group, [0.0, 1.0])) and np.all(group.sum(-1) == 1.0), f"one-hot group broken: {label}"
@@ -150,5 +181,4 @@ def test_every_generator_respects_constraints_on_random_problems(p):
 
 
 def teardown_module(module):
-    print(f"\nproperty tests ({PROFILE} profile): {CHECKED['counterfactuals']} counterfactuals checked, "
-          f"0 violations")
+    print(f"\nproperty tests ({PROFILE} profile): {CHECKED['counterfactuals']} counterfactuals checked, 0 violations")

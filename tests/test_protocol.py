@@ -25,8 +25,9 @@ def factuals():
 # ------------------------------------------------------------------------------ yloss is a term
 def test_yloss_is_an_ordinary_term_callable_or_switched_off(linear_classifier, factuals):
     named = cfx.generate(G.Generic(), linear_classifier, factuals, 1, key=KEY)
-    own = cfx.generate(G.Generic(yloss=lambda logits, t: -jax.nn.log_softmax(logits)[t]), linear_classifier,
-                       factuals, 1, key=KEY)
+    own = cfx.generate(
+        G.Generic(yloss=lambda logits, t: -jax.nn.log_softmax(logits)[t]), linear_classifier, factuals, 1, key=KEY
+    )
     np.testing.assert_allclose(own.counterfactuals, named.counterfactuals, atol=1e-6)
     # no yloss: only the distance pulls, so nothing moves from the factual and nothing converges
     off = cfx.generate(G.Generic(yloss=None), linear_classifier, factuals, 1, key=KEY, max_steps=20)
@@ -43,8 +44,9 @@ def test_untargeted_search_leaves_the_factual_class(linear_classifier, factuals)
     assert np.all(np.asarray(res.target) == -1)
     assert bool(res.converged.all())
     np.testing.assert_array_equal(linear_classifier.predict(res.counterfactuals[:, 0]), 1)
-    np.testing.assert_allclose(res.target_probs[:, 0], linear_classifier.probs(res.counterfactuals[:, 0])[:, 1],
-                               rtol=1e-6)
+    np.testing.assert_allclose(
+        res.target_probs[:, 0], linear_classifier.probs(res.counterfactuals[:, 0])[:, 1], rtol=1e-6
+    )
     # three classes with logits (x, 0.5, -x - 1) at x = 1: the runner-up class 1 is the one aimed at
     params = (jnp.array([1.0, 0.0, -1.0]), jnp.array([0.0, 0.5, -1.0]))
     three = cfx.Classifier(lambda p, x: x[..., :1] * p[0] + p[1], params, n_features=1)
@@ -79,8 +81,16 @@ def test_min_steps_keeps_an_adaptive_optimiser_from_stopping_after_one_step(moon
 def test_starts_identity_noise_uniform_and_your_own(linear_classifier, factuals):
     immutable = cfx.Constraints(mutability=["none", "both"])
     for rule, scale in (("noise", 0.1), ("uniform", 0.3)):
-        res = cfx.generate(G.Generic(start=rule, start_scale=scale, threshold=1.0), linear_classifier, factuals, 1,
-                           key=KEY, max_steps=1, constraints=immutable, return_path=True)
+        res = cfx.generate(
+            G.Generic(start=rule, start_scale=scale, threshold=1.0),
+            linear_classifier,
+            factuals,
+            1,
+            key=KEY,
+            max_steps=1,
+            constraints=immutable,
+            return_path=True,
+        )
         moved = np.asarray(res.path[:, 0, 0]) - factuals
         assert np.all(moved[:, 0] == 0.0) and np.any(moved[:, 1] != 0.0)
         if rule == "uniform":
@@ -148,8 +158,9 @@ def test_a_step_rule_gets_per_row_keys_the_step_number_and_no_gradient(linear_cl
     # the step number reaches the rule, and a gradient-free rule gets ∇ = 0 even with a yloss
     drift = _RandomWalk(scale=0.0, drift=0.01, convergence="max_steps")
     path = cfx.generate(drift, linear_classifier, factuals, 1, key=KEY, max_steps=4, return_path=True).path
-    np.testing.assert_allclose(np.diff(path[:, 0], axis=1), np.broadcast_to(0.01 * np.arange(1, 5)[None, :, None],
-                                                                            (8, 4, 2)), atol=1e-6)
+    np.testing.assert_allclose(
+        np.diff(path[:, 0], axis=1), np.broadcast_to(0.01 * np.arange(1, 5)[None, :, None], (8, 4, 2)), atol=1e-6
+    )
 
 
 def test_only_float_leaves_are_cast(linear_classifier, factuals):
@@ -164,12 +175,22 @@ def test_only_float_leaves_are_cast(linear_classifier, factuals):
 def test_outcome_codes(linear_classifier, factuals):
     res = cfx.generate(G.Generic(), linear_classifier, factuals, 1, key=KEY)
     assert np.all(np.asarray(res.outcome) == CONVERGED)
-    bounded = cfx.generate(G.Generic(), linear_classifier, factuals, 1, key=KEY, max_steps=20,
-                           constraints=cfx.Constraints(lower=-2.0, upper=0.1))
+    bounded = cfx.generate(
+        G.Generic(),
+        linear_classifier,
+        factuals,
+        1,
+        key=KEY,
+        max_steps=20,
+        constraints=cfx.Constraints(lower=-2.0, upper=0.1),
+    )
     assert np.all(np.asarray(bounded.outcome) == MAX_STEPS)
     # a model that overflows to NaN away from the start: the step is refused, the row reports it
-    blowup = cfx.Classifier(lambda p, x: jnp.stack([jnp.zeros(x.shape[0]), jnp.where(x[:, 0] > p, jnp.nan * x[:, 0], x[:, 0])],
-                                                   -1), jnp.float32(-0.5), n_features=2)
+    blowup = cfx.Classifier(
+        lambda p, x: jnp.stack([jnp.zeros(x.shape[0]), jnp.where(x[:, 0] > p, jnp.nan * x[:, 0], x[:, 0])], -1),
+        jnp.float32(-0.5),
+        n_features=2,
+    )
     nan = cfx.generate(G.Generic(cost=0.0, learning_rate=1.0), blowup, factuals[:3], 1, key=KEY, max_steps=5)
     assert np.all(np.asarray(nan.outcome) == NONFINITE) and np.isfinite(np.asarray(nan.counterfactuals)).all()
 
@@ -179,7 +200,9 @@ def test_rows_that_take_a_non_finite_step_are_searched_again_checked():
     # point shows it) and searches the rows that took such a step again, checked: the result is
     # the checked core's, row for row, and only those rows cost a second (checked) program
     def logits(p, x):  # finite below x_0 = p; above it the logit and its gradient are NaN
-        return jnp.stack([jnp.zeros(x.shape[0]), x[:, 0] * jax.lax.stop_gradient(jnp.where(x[:, 0] > p, jnp.nan, 1.0))], -1)
+        return jnp.stack(
+            [jnp.zeros(x.shape[0]), x[:, 0] * jax.lax.stop_gradient(jnp.where(x[:, 0] > p, jnp.nan, 1.0))], -1
+        )
 
     model = cfx.Classifier(logits, jnp.float32(-0.5), n_features=2)
     x = np.array([[-1.4, 0.0], [-1.2, 0.3], [-0.8, 0.0], [-0.6, -0.2], [-1.0, 0.1]], np.float32)
@@ -188,7 +211,9 @@ def test_rows_that_take_a_non_finite_step_are_searched_again_checked():
     res = cfx.generate(gen, model, x, 1, key=KEY, max_steps=6)
     assert compile_counts.search() - before == 2  # the unchecked program, then the checked one for 2 rows
     checked = jax.jit(lambda x: search(gen, model, x, jnp.ones(5, jnp.int32), key=KEY, max_steps=6))(x)
-    np.testing.assert_array_equal(np.asarray(res.outcome)[:, 0], [MAX_STEPS, MAX_STEPS, NONFINITE, NONFINITE, MAX_STEPS])
+    np.testing.assert_array_equal(
+        np.asarray(res.outcome)[:, 0], [MAX_STEPS, MAX_STEPS, NONFINITE, NONFINITE, MAX_STEPS]
+    )
     assert np.isfinite(np.asarray(res.counterfactuals)).all()
     res = res.replace(runtime_s=checked.runtime_s, compile_s=checked.compile_s)  # the timings differ
     for got, want in zip(jax.tree_util.tree_leaves(res), jax.tree_util.tree_leaves(checked)):
@@ -198,8 +223,9 @@ def test_rows_that_take_a_non_finite_step_are_searched_again_checked():
     assert compile_counts.search() == before
     # a step that overflows to inf where the model saturates (finite, even valid logits at inf):
     # the point must not come back as converged, and the checked search refuses the step
-    saturating = cfx.Classifier(lambda p, x: jnp.stack([jnp.zeros(x.shape[0]), 5 * jnp.tanh(p * x[:, 0])], -1),
-                                jnp.float32(1.0), n_features=2)
+    saturating = cfx.Classifier(
+        lambda p, x: jnp.stack([jnp.zeros(x.shape[0]), 5 * jnp.tanh(p * x[:, 0])], -1), jnp.float32(1.0), n_features=2
+    )
     huge = G.Generic(cost=0.0, learning_rate=3e38)
     res = cfx.generate(huge, saturating, x[2:4], 1, key=KEY, max_steps=3)  # |η·gradient| > 3.4e38 here
     checked = jax.jit(lambda x: search(huge, saturating, x, jnp.ones(2, jnp.int32), key=KEY, max_steps=3))(x[2:4])
@@ -281,8 +307,9 @@ def test_scan_loop_is_differentiable_and_equals_the_while_loop(linear_classifier
 
 # ------------------------------------------------------------------------------ friction
 def test_a_softmax_head_wraps_in_one_line(linear_classifier, factuals):
-    probs = cfx.Classifier.from_probs(lambda p, x: jax.nn.softmax(x @ p["W"] + p["b"]), linear_classifier.params,
-                                      n_features=2)
+    probs = cfx.Classifier.from_probs(
+        lambda p, x: jax.nn.softmax(x @ p["W"] + p["b"]), linear_classifier.params, n_features=2
+    )
     np.testing.assert_allclose(probs.probs(factuals), linear_classifier.probs(factuals), rtol=1e-5)
     a = cfx.generate(G.Generic(), probs, factuals, 1, key=KEY)
     b = cfx.generate(G.Generic(), linear_classifier, factuals, 1, key=KEY)

@@ -21,8 +21,18 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 README = ROOT / "README.md"
 DOCS = ROOT / "docs"
-PUBLIC_MODULES = ("cfx", "cfx.search", "cfx.registry", "cfx.generators", "cfx.data", "cfx.models", "cfx.evaluation", "cfx.training",
-                  "cfx.dynamics", "cfx.experiments")
+PUBLIC_MODULES = (
+    "cfx",
+    "cfx.search",
+    "cfx.registry",
+    "cfx.generators",
+    "cfx.data",
+    "cfx.models",
+    "cfx.evaluation",
+    "cfx.training",
+    "cfx.dynamics",
+    "cfx.experiments",
+)
 
 
 def python_blocks(text: str, section: str | None = None) -> list[str]:
@@ -30,7 +40,7 @@ def python_blocks(text: str, section: str | None = None) -> list[str]:
     if section is not None:
         start = text.index(f"\n## {section}\n")
         end = text.find("\n## ", start + 1)
-        text = text[start:end if end > 0 else None]
+        text = text[start : end if end > 0 else None]
     return re.findall(r"```python\n(.*?)```", text, flags=re.S)
 
 
@@ -45,8 +55,10 @@ def test_examples_run(source, tmp_path, monkeypatch):
     import cfx.generators
 
     # the examples register a generator, a metric, a model and a kind: keep them out of the other tests
-    saved = [(r, dict(r)) for r in (cfx.generators.REGISTRY, cfx.evaluation.registry._REGISTRY,
-                                    cfx.experiments.KINDS, cfx.models.MODELS)]
+    saved = [
+        (r, dict(r))
+        for r in (cfx.generators.REGISTRY, cfx.evaluation.registry._REGISTRY, cfx.experiments.KINDS, cfx.models.MODELS)
+    ]
     module = types.ModuleType("docs_example")  # dataclasses look their module up in sys.modules
     monkeypatch.setitem(sys.modules, module.__name__, module)
     from cfx._deprecated import CfxDeprecationWarning
@@ -97,11 +109,18 @@ def test_every_metric_is_documented():
     assert not undocumented, f"metrics missing from docs/evaluation.md: {undocumented}"
 
 
-@pytest.mark.skipif(shutil.which("mkdocs") is None and importlib.util.find_spec("mkdocs") is None,
-                    reason="mkdocs is not installed (pip install -e '.[docs]')")
+@pytest.mark.skipif(
+    shutil.which("mkdocs") is None and importlib.util.find_spec("mkdocs") is None,
+    reason="mkdocs is not installed (pip install -e '.[docs]')",
+)
 def test_docs_build_strict(tmp_path):
-    out = subprocess.run([sys.executable, "-m", "mkdocs", "build", "--strict", "--quiet", "-d", str(tmp_path / "site")],
-                         cwd=ROOT, capture_output=True, text=True, timeout=600)
+    out = subprocess.run(
+        [sys.executable, "-m", "mkdocs", "build", "--strict", "--quiet", "-d", str(tmp_path / "site")],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
     api = (tmp_path / "site" / "api" / "index.html").read_text()
     assert 'id="cfx.generate"' in api and 'id="cfx.generators.Generator"' in api

@@ -27,8 +27,11 @@ def test_register_get_replace_names_describe():
 
 def test_unknown_name_lists_the_names_and_is_a_value_and_key_error():
     r = Registry("widget", {"alpha": _E(), "beta": _E()})
-    with pytest.raises(UnknownNameError, match=r"unknown widget 'alpah' \(did you mean 'alpha'\?\); known: "
-                                               r"\['alpha', 'beta'\]") as e:
+    with pytest.raises(
+        UnknownNameError,
+        match=r"unknown widget 'alpah' \(did you mean 'alpha'\?\); known: "
+        r"\['alpha', 'beta'\]",
+    ) as e:
         r.get("alpah")
     assert isinstance(e.value, ValueError) and isinstance(e.value, KeyError)
     with pytest.raises(KeyError):
@@ -54,7 +57,8 @@ def test_a_registered_model_trains_by_name_in_fit_init_and_ct(moons_split):
     train, _ = moons_split
     entry = cfx.models.ModelEntry(
         lambda *, n_classes, **_: cfx.models.ModuleApply(cfx.models.MLP(widths=(5,), n_classes=n_classes)),
-        "one hidden layer of 5 units")
+        "one hidden layer of 5 units",
+    )
     cfx.models.register_model("tiny", entry)
     try:
         assert cfx.models.list_models()["tiny"] == "one hidden layer of 5 units"

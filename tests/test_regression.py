@@ -55,8 +55,9 @@ def test_generic_moves_along_the_gradient_onto_the_interval(exact):
     search stops on the first step inside [lo, hi] (closed form: the projection onto ŷ = lo)."""
     x = np.array([[0.0, 0.0, 0.0], [-1.0, 0.5, 0.0], [1.0, 1.0, 1.0]], np.float32)  # ŷ = 1, −1.5, 2.5
     lo, hi = 4.0, 6.0
-    res = cfx.generate(cfx.generators.Generic(cost=0.0), exact.within(lo, hi), x, target=1, key=jax.random.key(0),
-                       max_steps=500)
+    res = cfx.generate(
+        cfx.generators.Generic(cost=0.0), exact.within(lo, hi), x, target=1, key=jax.random.key(0), max_steps=500
+    )
     assert bool(np.all(np.asarray(res.converged)))
     cf = np.asarray(res.counterfactuals[:, 0])
     delta = cf - x
@@ -91,15 +92,28 @@ def test_generators_converge_and_validity_is_membership(exact):
 def test_generators_that_need_class_probabilities_are_refused(exact, name):
     before = compile_counts.search()
     with pytest.raises(ValueError, match=r"generator \w+ cannot search for a regression target: .+"):
-        cfx.generate(cfx.generators.make(name), exact.within(0.0, 1.0), np.zeros((2, 3), np.float32), target=1,
-                     key=jax.random.key(0))
+        cfx.generate(
+            cfx.generators.make(name),
+            exact.within(0.0, 1.0),
+            np.zeros((2, 3), np.float32),
+            target=1,
+            key=jax.random.key(0),
+        )
     assert compile_counts.search() == before
 
 
 def test_refusals_are_exactly_the_generators_with_a_reason():
     refused = {name for name, e in cfx.generators.REGISTRY.items() if e.cls.regression_refusal}
-    assert refused == {"eccco", "ecco", "eccco_no_conformal", "eccco_no_energy", "eccco_plus", "eccco_l1", "probe",
-                       "clue"}
+    assert refused == {
+        "eccco",
+        "ecco",
+        "eccco_no_conformal",
+        "eccco_no_energy",
+        "eccco_plus",
+        "eccco_l1",
+        "probe",
+        "clue",
+    }
 
 
 def test_bad_input_names_the_argument(exact, linear_data):
@@ -193,10 +207,15 @@ def test_per_row_intervals_equal_one_scalar_search_per_row():
     assert np.all(reg.predict(np.asarray(res.counterfactuals[:, 0])) >= y0 + 0.5)
 
 
-@pytest.mark.parametrize("lo, hi, match", [([0.0, 2.0], [1.0, 1.0], "lo must be <= hi in every row; row 1"),
-                                           ([0.0], None, r"lo must be .* one value per factual \(2,\)"),
-                                           (None, [None, 1.0], "row 0 has no finite bound"),
-                                           ([np.nan, 0.0], 1.0, "lo must not be NaN")])
+@pytest.mark.parametrize(
+    "lo, hi, match",
+    [
+        ([0.0, 2.0], [1.0, 1.0], "lo must be <= hi in every row; row 1"),
+        ([0.0], None, r"lo must be .* one value per factual \(2,\)"),
+        (None, [None, 1.0], "row 0 has no finite bound"),
+        ([np.nan, 0.0], 1.0, "lo must not be NaN"),
+    ],
+)
 def test_per_row_intervals_bad_input_names_the_argument(lo, hi, match):
     reg = cfx.models.Regressor(lambda p, x: x @ p["w"], {"w": np.ones(2, np.float32)}, n_features=2)
     with pytest.raises(ValueError, match=match):

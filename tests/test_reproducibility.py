@@ -29,14 +29,30 @@ TIMING = re.compile(r"time|second|runtime|compile|elapsed|_s$", re.IGNORECASE)  
 
 
 # the benchmark smoke config, shrunk to one data set and model (its full smoke run is test_cli's)
-SHRINK = {"benchmark": ["--set", "data=[{name: moons, n: 200}]", "--set",
-                        "models=[{name: mlp, widths: [8], epochs: 2, batch_size: 64}]"]}
+SHRINK = {
+    "benchmark": [
+        "--set",
+        "data=[{name: moons, n: 200}]",
+        "--set",
+        "models=[{name: mlp, widths: [8], epochs: 2, batch_size: 64}]",
+    ]
+}
 
 
 def _command(kind: str, out: Path) -> list[str]:
     resume = ["--resume"] if out.exists() else []
-    return [sys.executable, "-m", "cfx", "run", str(ROOT / "configs" / f"{kind}_smoke.yaml"), "--out", str(out),
-            "--no-progress", *SHRINK.get(kind, []), *resume]
+    return [
+        sys.executable,
+        "-m",
+        "cfx",
+        "run",
+        str(ROOT / "configs" / f"{kind}_smoke.yaml"),
+        "--out",
+        str(out),
+        "--no-progress",
+        *SHRINK.get(kind, []),
+        *resume,
+    ]
 
 
 def _env() -> dict:
@@ -121,8 +137,9 @@ def test_killed_and_resumed_run_equals_an_uninterrupted_one_bit_for_bit(kind, tm
     for _attempt in range(3):
         for fraction in sorted(rng.uniform(0.35, 0.9, size=2)):
             started = time.perf_counter()
-            proc = subprocess.Popen(_command(kind, tmp_path / "b"), env=env, stdout=subprocess.DEVNULL,
-                                    stderr=subprocess.DEVNULL)
+            proc = subprocess.Popen(
+                _command(kind, tmp_path / "b"), env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+            )
             while proc.poll() is None and time.perf_counter() - started < fraction * wall:
                 time.sleep(0.05)
             ended = time.perf_counter()
@@ -181,8 +198,13 @@ for generator, k in (("generic", 1), ("dice", 3)):
 def test_explain_is_bit_identical_across_fresh_processes(tmp_path):
     for run in ("a", "b"):
         (tmp_path / run).mkdir()
-        subprocess.run([sys.executable, "-c", EXPLAIN, str(tmp_path / run)], env=_env(), check=True,
-                       capture_output=True, timeout=300)
+        subprocess.run(
+            [sys.executable, "-c", EXPLAIN, str(tmp_path / run)],
+            env=_env(),
+            check=True,
+            capture_output=True,
+            timeout=300,
+        )
     for name in ("generic.csv", "dice.csv"):
         a, b = (tmp_path / "a" / name).read_text(), (tmp_path / "b" / name).read_text()
         assert a == b and len(a.splitlines()) > 8, name

@@ -87,8 +87,9 @@ def test_conditional_samples_shape_energy_and_single_compilation():
     for c in range(2):
         e = lambda z: -clf.logits(z)[:, c]
         assert float(jnp.mean(e(S[c]))) < float(jnp.mean(e(rand)))
-    S2 = sampling.conditional_samples(clf.replace(2.0 * clf.params), X, key=jax.random.key(0),
-                                      n_chains=10, steps=300, keep=4)
+    S2 = sampling.conditional_samples(
+        clf.replace(2.0 * clf.params), X, key=jax.random.key(0), n_chains=10, steps=300, keep=4
+    )
     assert S2.shape == S.shape
     assert compile_counts.traces("_conditional_samples") - before == 1
     S3 = sampling.conditional_samples(clf, X, key=jax.random.key(0), n_chains=10, steps=300, keep=4)

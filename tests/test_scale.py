@@ -65,8 +65,10 @@ def test_compaction_keeps_paths_k_and_constraints(moons_mlp, uneven):
     np.testing.assert_array_equal(np.asarray(compacted.counterfactuals)[..., 1], np.repeat(x[:40, None, 1], 2, axis=1))
 
 
-@pytest.mark.parametrize("compact, message", [(0, "compact must be"), (-3, "compact must be"), (2.5, "compact must be"),
-                                              (True, "compact must be")])
+@pytest.mark.parametrize(
+    "compact, message",
+    [(0, "compact must be"), (-3, "compact must be"), (2.5, "compact must be"), (True, "compact must be")],
+)
 def test_bad_compaction_round_length_names_the_argument(linear_classifier, compact, message):
     with pytest.raises(ValueError, match=message):
         cfx.generate(G.Generic(), linear_classifier, np.zeros((2, 2), np.float32), 1, key=KEY, compact=compact)
@@ -167,13 +169,18 @@ def test_in_program_shrinking_returns_the_plain_search(name, monkeypatch, moons_
     train, _ = moons_split
     x, target, options = uneven
     gen = G.make(name, data=train, classifier=moons_mlp).replace(
-        convergence="generator_conditions" if name == "generic" else "threshold", start="noise",
-        num_counterfactuals=2 if name == "dice" else 1)
+        convergence="generator_conditions" if name == "generic" else "threshold",
+        start="noise",
+        num_counterfactuals=2 if name == "dice" else 1,
+    )
     kw = dict(max_steps=80, track=cfx.track_last_within(0.3), constraints=cfx.Constraints(mutability=["both", "none"]))
     levels = []
     shrunk = S._continue_shrunk
-    monkeypatch.setattr(S, "_continue_shrunk", lambda carry, on_rows, bucket, advance: levels.append(bucket) or shrunk(
-        carry, on_rows, bucket, advance))
+    monkeypatch.setattr(
+        S,
+        "_continue_shrunk",
+        lambda carry, on_rows, bucket, advance: levels.append(bucket) or shrunk(carry, on_rows, bucket, advance),
+    )
     plain = _traced_search(gen, moons_mlp, x, target, **kw)
     small = _traced_search(gen, moons_mlp, x, target, shrink=2, **kw)
     assert levels == [100, 50]

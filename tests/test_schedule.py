@@ -34,8 +34,18 @@ def _ids(n=10):
 def _log(data, epochs, batch_size, **kw):
     steps = epochs * -(-len(data) // batch_size)
     extra = (jnp.int32(0), jnp.zeros((steps, batch_size), jnp.float32))
-    _, state = fit_scheduled(data, "mlp", loss=_Recorder(), extra=extra, epochs=epochs, batch_size=batch_size,
-                             widths=(4,), seed=3, return_state=True, **kw)
+    _, state = fit_scheduled(
+        data,
+        "mlp",
+        loss=_Recorder(),
+        extra=extra,
+        epochs=epochs,
+        batch_size=batch_size,
+        widths=(4,),
+        seed=3,
+        return_state=True,
+        **kw,
+    )
     return np.asarray(state.extra[1]).reshape(epochs, -1, batch_size)
 
 
@@ -78,8 +88,9 @@ def test_sequential_members_hand_the_loss_state_on():
 def test_epoch_pass_runs_the_reference_sampler_once_per_batch_after_each_epoch():
     data = cfx.data.load("linearly_separable", n=50, seed=0)  # 50 rows, batch 20: 3 batches
     loss = ReferenceJEMLoss(sgld_steps=1, sampler_batch=5)
-    clf, state = fit_scheduled(data, "jem", loss=loss, epochs=1, batch_size=20, widths=(8,), epoch_pass=True,
-                               return_state=True)
+    clf, state = fit_scheduled(
+        data, "jem", loss=loss, epochs=1, batch_size=20, widths=(8,), epoch_pass=True, return_state=True
+    )
     assert int(state.extra.filled) == 5 + (3 + 3) * 5
     assert np.all(np.isfinite(np.asarray(clf.logits(data.X))))
 
@@ -110,8 +121,14 @@ def test_revise_resample_redraws_z_from_the_encoder_at_the_decoded_point():
     n = 4000
     z = jnp.full((n, 1, 2), 0.3)
     grad = jnp.full((n, 1, 2), -0.2)  # plain descent: the step lands at z + 0.1 before the draw
-    ctx = StepContext(key=jax.random.split(jax.random.key(1), n), step=jnp.int32(0), x=jnp.zeros((n, 2)),
-                      target=jnp.zeros(n, jnp.int32), classifier=clf, constraints=Constraints().resolve(2))
+    ctx = StepContext(
+        key=jax.random.split(jax.random.key(1), n),
+        step=jnp.int32(0),
+        x=jnp.zeros((n, 2)),
+        target=jnp.zeros(n, jnp.int32),
+        classifier=clf,
+        constraints=Constraints().resolve(2),
+    )
     state = gen.init_update(z, ctx)
     out, _ = gen.update(grad, state, z, ctx)
     mean, log_var = gen.vae.net.apply(gen.vae.params, gen.decode(z[:1] + 0.1), method=VAENet.encode)

@@ -18,8 +18,9 @@ KEY = jax.random.key(0)
 
 def linear(w, b):
     """A binary logit-BCE model with one output column: p(1|x) = sigmoid(w·x + b)."""
-    return cfx.Classifier(lambda p, x: x @ p["w"][:, None] + p["b"], {"w": jnp.asarray(w), "b": jnp.asarray(b)},
-                          n_features=len(w))
+    return cfx.Classifier(
+        lambda p, x: x @ p["w"][:, None] + p["b"], {"w": jnp.asarray(w), "b": jnp.asarray(b)}, n_features=len(w)
+    )
 
 
 @pytest.fixture(scope="module")
@@ -42,7 +43,14 @@ def test_l2_search_lands_on_projection_onto_shifted_boundary(tau):
     w, b = np.array([1.5, -0.5], np.float32), np.float32(0.2)
     clf = linear(w, b)
     x = np.array([[-1.0, 0.5], [-2.0, -1.0], [0.0, 1.5]], np.float32)
-    res = cfx.generate(G.Generic(distance="l2", cost=0.01, learning_rate=0.01).replace(threshold=tau), clf, x, 1, key=KEY, max_steps=5000)
+    res = cfx.generate(
+        G.Generic(distance="l2", cost=0.01, learning_rate=0.01).replace(threshold=tau),
+        clf,
+        x,
+        1,
+        key=KEY,
+        max_steps=5000,
+    )
     logit_tau = np.log(tau / (1 - tau))
     expected = x + ((logit_tau - x @ w - b) / (w @ w))[:, None] * w
     assert bool(res.converged.all())
@@ -55,9 +63,13 @@ def test_l2_search_lands_on_projection_onto_shifted_boundary(tau):
 def test_batched_search_equals_per_factual_loop(linear_classifier, factuals, moons_split):
     train, _ = moons_split
     for gen, k in [(G.Generic(), 1), (G.make("wachter", data=train), 1), (G.DiCE(), 3), (G.Greedy(), 1)]:
-        batch = cfx.generate(gen.replace(num_counterfactuals=k, start="identity"), linear_classifier, factuals, 1, key=KEY)
+        batch = cfx.generate(
+            gen.replace(num_counterfactuals=k, start="identity"), linear_classifier, factuals, 1, key=KEY
+        )
         for i in range(3):
-            one = cfx.generate(gen.replace(num_counterfactuals=k, start="identity"), linear_classifier, factuals[i], 1, key=KEY)
+            one = cfx.generate(
+                gen.replace(num_counterfactuals=k, start="identity"), linear_classifier, factuals[i], 1, key=KEY
+            )
             np.testing.assert_allclose(one.counterfactuals[0], batch.counterfactuals[i], atol=1e-5)
             assert one.steps[0].tolist() == batch.steps[i].tolist()
 
@@ -66,8 +78,14 @@ def test_jit_equals_eager(linear_classifier, factuals):
     gen = G.DiCE()
     res = cfx.generate(gen.replace(num_counterfactuals=2), linear_classifier, factuals, 1, key=KEY, max_steps=6)
     with jax.disable_jit():
-        eager = search(gen.replace(num_counterfactuals=2), linear_classifier, jnp.asarray(factuals),
-                       jnp.ones(8, jnp.int32), key=KEY, max_steps=6)
+        eager = search(
+            gen.replace(num_counterfactuals=2),
+            linear_classifier,
+            jnp.asarray(factuals),
+            jnp.ones(8, jnp.int32),
+            key=KEY,
+            max_steps=6,
+        )
     np.testing.assert_allclose(res.counterfactuals, eager.counterfactuals, atol=1e-5)
     np.testing.assert_array_equal(res.steps, eager.steps)
 
@@ -78,9 +96,14 @@ def test_no_recompilation_for_new_params_weights_targets_threshold(linear_classi
     before = compile_counts.search()
     new_clf = linear_classifier.replace(jax.tree_util.tree_map(lambda p: p * 1.5, linear_classifier.params))
     # python floats, ints and strong float32 weights; new targets, thresholds and raw or typed keys
-    for cost, target, tau, key in [(0.5, 1, 0.6, jax.random.key(3)), (1, 0, 0.5, jax.random.PRNGKey(0)),
-                                   (jnp.float32(0.3), np.arange(8) % 2, 0.9, KEY)]:
-        res = cfx.generate(G.Generic(cost=cost, learning_rate=0.05).replace(threshold=tau), new_clf, factuals, target, key=key)
+    for cost, target, tau, key in [
+        (0.5, 1, 0.6, jax.random.key(3)),
+        (1, 0, 0.5, jax.random.PRNGKey(0)),
+        (jnp.float32(0.3), np.arange(8) % 2, 0.9, KEY),
+    ]:
+        res = cfx.generate(
+            G.Generic(cost=cost, learning_rate=0.05).replace(threshold=tau), new_clf, factuals, target, key=key
+        )
         assert res.compile_s == 0.0
     assert compile_counts.search() == before
     # a structural change (another distance) is a new program
@@ -105,7 +128,9 @@ def test_converged_rows_are_frozen_and_report_consistent_losses(linear_classifie
     assert len(set(res.steps.ravel().tolist())) > 1
     total = res.terms["yloss"] + 0.1 * res.terms["distance"]
     np.testing.assert_allclose(res.terms["total"], total, rtol=1e-5)
-    np.testing.assert_allclose(res.terms["distance"], np.abs(res.counterfactuals - factuals[:, None]).sum(-1), rtol=1e-5)
+    np.testing.assert_allclose(
+        res.terms["distance"], np.abs(res.counterfactuals - factuals[:, None]).sum(-1), rtol=1e-5
+    )
 
 
 def test_unreachable_target_is_a_value_not_an_error(linear_classifier, factuals):
@@ -152,8 +177,9 @@ def test_dice_counterfactuals_are_diverse_and_need_k_above_one(linear_classifier
 
 def test_dice_set_stopping_freezes_a_factuals_counterfactuals_together(linear_classifier, factuals):
     each = cfx.generate(G.DiCE().replace(num_counterfactuals=3), linear_classifier, factuals, 1, key=KEY, max_steps=300)
-    together = cfx.generate(G.DiCE(stop="set").replace(num_counterfactuals=3), linear_classifier, factuals, 1, key=KEY,
-                            max_steps=300)
+    together = cfx.generate(
+        G.DiCE(stop="set").replace(num_counterfactuals=3), linear_classifier, factuals, 1, key=KEY, max_steps=300
+    )
     steps = np.asarray(together.steps)
     assert np.all(steps == steps[:, :1]) and not np.all(np.asarray(each.steps) == np.asarray(each.steps)[:, :1])
     done = np.asarray(together.converged).all(axis=1)
@@ -199,7 +225,9 @@ def test_conservative_threshold(moons_split, moons_mlp):
     conservative = cfx.generate(G.make("conservative", learning_rate=0.01), moons_mlp, x, 1, key=KEY)
     assert G.make("conservative") == G.Generic(threshold=0.9)  # the registry entry is only a default
     assert conservative.threshold == np.float32(0.9) and conservative.converged.mean() >= 0.9
-    assert np.all(np.asarray(moons_mlp.probs(conservative.counterfactuals[:, 0]))[conservative.converged[:, 0], 1] >= 0.9)
+    assert np.all(
+        np.asarray(moons_mlp.probs(conservative.counterfactuals[:, 0]))[conservative.converged[:, 0], 1] >= 0.9
+    )
     assert int(conservative.steps.sum()) > int(plain.steps.sum())  # it keeps going past tau = 0.5
     assert float(conservative.target_probs.mean()) > float(plain.target_probs.mean())
 
@@ -213,7 +241,14 @@ def test_generic_validity_on_moons(moons_split, moons_mlp):
 
 
 def test_generator_conditions_require_small_gradients(linear_classifier, factuals):
-    res = cfx.generate(G.Generic(cost=0.01).replace(convergence="generator_conditions"), linear_classifier, factuals, 1, key=KEY, max_steps=60)
+    res = cfx.generate(
+        G.Generic(cost=0.01).replace(convergence="generator_conditions"),
+        linear_classifier,
+        factuals,
+        1,
+        key=KEY,
+        max_steps=60,
+    )
     # with a linear model the yloss gradient never vanishes near the boundary: not converged
     assert not bool(res.converged.any()) and int(res.steps.min()) == 60
     assert np.all(res.target_probs > 0.5)
@@ -225,8 +260,14 @@ def test_every_generator_keeps_immutable_features_bit_identical(moons_split, moo
     x = test.X[:10]
     constraints = cfx.Constraints(mutability=["none", "both"])
     for gen in all_generators(train, moons_mlp):
-        res = cfx.generate(gen.replace(start="noise", num_counterfactuals=3), moons_mlp, x, 1 - np.asarray(moons_mlp.predict(x)), key=KEY,
-                           constraints=constraints)
+        res = cfx.generate(
+            gen.replace(start="noise", num_counterfactuals=3),
+            moons_mlp,
+            x,
+            1 - np.asarray(moons_mlp.predict(x)),
+            key=KEY,
+            constraints=constraints,
+        )
         cf = np.asarray(res.counterfactuals)
         assert np.array_equal(cf[..., 0], np.broadcast_to(x[:, None, 0], cf.shape[:2])), type(gen).__name__
 
@@ -238,11 +279,14 @@ def test_bounds_monotonicity_and_one_hot_hold_for_every_counterfactual():
     x = np.array([[0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 0.0], [0.5, -0.5, 0.0, 1.0, 0.0, 1.0, 0.1]], np.float32)
     constraints = cfx.Constraints(
         mutability=["increase", "decrease", "both", "both", "both", "both", "both"],
-        lower=[-5, -5, 0, 0, 0, 0, -0.2], upper=[5, 5, 1, 1, 1, 1, 0.3],
+        lower=[-5, -5, 0, 0, 0, 0, -0.2],
+        upper=[5, 5, 1, 1, 1, 1, 0.3],
         categorical_groups=[[2, 3, 4], [5]],
     )
     for gen in (G.Generic(), G.DiCE(), G.Greedy(), G.ClaPROAR()):
-        res = cfx.generate(gen.replace(num_counterfactuals=3, start="noise"), clf, x, 1, key=KEY, constraints=constraints)
+        res = cfx.generate(
+            gen.replace(num_counterfactuals=3, start="noise"), clf, x, 1, key=KEY, constraints=constraints
+        )
         cf = np.asarray(res.counterfactuals)
         assert np.all(cf[..., 0] >= x[:, None, 0]) and np.all(cf[..., 1] <= x[:, None, 1])
         assert np.all(cf[..., 6] >= -0.2) and np.all(cf[..., 6] <= 0.3)
@@ -286,13 +330,25 @@ def test_snapping_each_step_keeps_every_iterate_one_hot():
         (dict(target=np.array([True, False, True])), TypeError, "target must be an int.*got dtype bool"),
         (dict(x=np.array([[0.0, 1.0], [np.inf, 0.0]])), ValueError, "NaN or inf.*factual 1, feature 0"),
         (dict(constraints=cfx.Constraints(mutability=["both"])), ValueError, "mutability has 1 entries.*\\(2\\)"),
-        (dict(constraints=cfx.Constraints(lower=[1.0, 0.0], upper=[0.0, 1.0])), ValueError, "lower > upper for feature 0"),
-        (dict(constraints=cfx.Constraints(lower=-1.0, upper=[1.0, -0.5])), ValueError, "factual 0 violates .* feature 1"),
+        (
+            dict(constraints=cfx.Constraints(lower=[1.0, 0.0], upper=[0.0, 1.0])),
+            ValueError,
+            "lower > upper for feature 0",
+        ),
+        (
+            dict(constraints=cfx.Constraints(lower=-1.0, upper=[1.0, -0.5])),
+            ValueError,
+            "factual 0 violates .* feature 1",
+        ),
         (dict(constraints=cfx.Constraints(lower=np.nan)), ValueError, "constraints.lower contains NaN"),
         (dict(generator=G.Generic(cost=-1.0)), ValueError, "weight of 'distance' must be finite and >= 0"),
         (dict(generator=G.Generic(cost=np.nan)), ValueError, "weight of 'distance' must be finite"),
         (dict(generator=G.Generic(learning_rate=-0.1)), ValueError, "learning_rate must be finite and > 0"),
-        (dict(generator=G.Wachter(mad=jnp.ones(3))), ValueError, "Wachter.mad has 3 features; the classifier expects 2"),
+        (
+            dict(generator=G.Wachter(mad=jnp.ones(3))),
+            ValueError,
+            "Wachter.mad has 3 features; the classifier expects 2",
+        ),
         (dict(generator=G.Generic(threshold=1.5)), ValueError, r"threshold must be a probability in \(0, 1\]"),
         (dict(max_steps=0), ValueError, "max_steps"),
         (dict(key=0), TypeError, "key must be a single PRNG key"),
@@ -335,7 +391,9 @@ def test_bad_generator_configuration():
 # ------------------------------------------------------------------------------ chunks and devices
 def test_chunked_search_equals_one_batch(linear_classifier, factuals):
     whole = cfx.generate(G.DiCE().replace(num_counterfactuals=3), linear_classifier, factuals[:7], 1, key=KEY)
-    chunked = cfx.generate(G.DiCE().replace(num_counterfactuals=3), linear_classifier, factuals[:7], 1, key=KEY, batch_size=3)
+    chunked = cfx.generate(
+        G.DiCE().replace(num_counterfactuals=3), linear_classifier, factuals[:7], 1, key=KEY, batch_size=3
+    )
     np.testing.assert_array_equal(whole.counterfactuals, chunked.counterfactuals)
     np.testing.assert_array_equal(whole.steps, chunked.steps)
     assert chunked.counterfactuals.shape == (7, 3, 2)
@@ -389,8 +447,16 @@ def test_latent_search_decodes_and_restores_immutable_features(linear_classifier
     gen = _LinearLatent(basis=jnp.array([[1.0, 1.0, 1.0]]), cost=0.0)
     clf = cfx.Classifier(lambda p, x: x @ p, jnp.array([[0.0, 1.0], [0.0, 1.0], [0.0, 1.0]]), n_features=3)
     x = np.array([[-1.0, -1.0, -1.0], [-2.0, -2.0, -0.5]], np.float32)
-    res = cfx.generate(gen, clf, x, 1, key=KEY, constraints=cfx.Constraints(mutability=["both", "both", "none"]),
-                       return_path=True, max_steps=200)
+    res = cfx.generate(
+        gen,
+        clf,
+        x,
+        1,
+        key=KEY,
+        constraints=cfx.Constraints(mutability=["both", "both", "none"]),
+        return_path=True,
+        max_steps=200,
+    )
     cf = np.asarray(res.counterfactuals[:, 0])
     assert bool(res.converged.all())
     np.testing.assert_array_equal(cf[:, 2], x[:, 2])  # immutable, restored after decoding
@@ -422,5 +488,6 @@ def test_last_axis_reductions_equal_numpy_and_their_gradients(n_classes):
     np.testing.assert_allclose(grad, jax.nn.softmax(logits), rtol=1e-5, atol=1e-7)
     assert cfx._reductions.logsumexp_last(jnp.full((2, n_classes), -jnp.inf)).tolist() == [-jnp.inf, -jnp.inf]
     for ord in (1, 2, jnp.inf, 3):
-        np.testing.assert_allclose(cfx._reductions.norm_last(logits, ord), jnp.linalg.norm(logits, ord=ord, axis=-1),
-                                   rtol=1e-5)
+        np.testing.assert_allclose(
+            cfx._reductions.norm_last(logits, ord), jnp.linalg.norm(logits, ord=ord, axis=-1), rtol=1e-5
+        )

@@ -16,21 +16,29 @@ from cfx.experiments.config import PositiveInt
 BAD_GENERATOR = "generators: [{name: wachter, lamda: 0.1}]"
 
 
-@pytest.mark.parametrize("kind, body", [
-    ("benchmark", "data: [moons]\nmodels: [mlp]\n" + BAD_GENERATOR),
-    ("dynamics", "data: [moons]\nmodels: [linear]\n" + BAD_GENERATOR),
-    ("eccco", "data: [moons]\nmodels: [{name: mlp}]\n" + BAD_GENERATOR),
-])
+@pytest.mark.parametrize(
+    "kind, body",
+    [
+        ("benchmark", "data: [moons]\nmodels: [mlp]\n" + BAD_GENERATOR),
+        ("dynamics", "data: [moons]\nmodels: [linear]\n" + BAD_GENERATOR),
+        ("eccco", "data: [moons]\nmodels: [{name: mlp}]\n" + BAD_GENERATOR),
+    ],
+)
 def test_every_kind_validates_a_generator_the_same_way(kind, body):
     with pytest.raises(ConfigError) as info:
         parse_config({**yaml.safe_load(body), "kind": kind, "name": "x"})
     assert info.value.path == "generators[0].lamda" and "did you mean 'cost'" in str(info.value)
 
 
-@pytest.mark.parametrize("kind, extra", [("benchmark", {"models": ["mlp"], "generators": ["generic"]}),
-                                         ("dynamics", {"models": ["linear"], "generators": ["generic"]}),
-                                         ("eccco", {"models": [{"name": "mlp"}], "generators": ["generic"]}),
-                                         ("ct", {})])
+@pytest.mark.parametrize(
+    "kind, extra",
+    [
+        ("benchmark", {"models": ["mlp"], "generators": ["generic"]}),
+        ("dynamics", {"models": ["linear"], "generators": ["generic"]}),
+        ("eccco", {"models": [{"name": "mlp"}], "generators": ["generic"]}),
+        ("ct", {}),
+    ],
+)
 def test_every_kind_reads_the_shared_data_section(kind, extra):
     cfg = parse_config({"kind": kind, "name": "x", "data": [{"name": "moons", "n": 50, "noise": 0.1}], **extra})
     assert isinstance(cfg.data[0], sections.DataSpec) and cfg.data[0].options == {"noise": 0.1}

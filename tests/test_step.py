@@ -91,9 +91,7 @@ def test_epoch_counts_every_example_once_and_averages_metrics():
     state = models.TrainState.create(params, tx, extra={"steps": jnp.int32(0), "seen": jnp.float32(0)})
     X, y = jnp.asarray(_X), jnp.asarray(_Y)
     epoch = jax.jit(
-        lambda s, k: models.train_epoch(
-            s, X, y, k, apply=member.train_logits, loss_fn=counting_ce, tx=tx, batch_size=4
-        )
+        lambda s, k: models.train_epoch(s, X, y, k, apply=member.train_logits, loss_fn=counting_ce, tx=tx, batch_size=4)
     )
     state, metrics = epoch(state, jax.random.key(0))
     assert int(state.step) == 3 and int(state.extra["steps"]) == 3
@@ -120,14 +118,25 @@ def test_fit_uses_the_given_loss(tiny):
 
 def test_extra_is_threaded_through_steps_and_epochs_without_retrace(tiny):
     before = compile_counts.fit()
-    clf, state = models.fit(tiny, "linear", epochs=3, batch_size=4, loss=step_counter,
-                            extra=jnp.int32(0), return_state=True)
+    clf, state = models.fit(
+        tiny, "linear", epochs=3, batch_size=4, loss=step_counter, extra=jnp.int32(0), return_state=True
+    )
     assert compile_counts.fit() == before + 1  # three epochs, one compilation
     assert int(state.extra) == 9 == int(state.step)  # 3 epochs x 3 batches
     assert _trees_equal(clf.params, state.params)
     # warm start from the state with a new seed and learning rate: the same compiled epoch
-    clf2, state2 = models.fit(tiny, "linear", epochs=2, batch_size=4, loss=step_counter, seed=5,
-                              learning_rate=1e-4, init_params=state, extra=state.extra, return_state=True)
+    clf2, state2 = models.fit(
+        tiny,
+        "linear",
+        epochs=2,
+        batch_size=4,
+        loss=step_counter,
+        seed=5,
+        learning_rate=1e-4,
+        init_params=state,
+        extra=state.extra,
+        return_state=True,
+    )
     assert compile_counts.fit() == before + 1
     assert int(state2.extra) == 15 and int(state2.step) == 6
     assert not _trees_equal(clf2.params, clf.params)

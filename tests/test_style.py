@@ -1,5 +1,5 @@
-"""The code base passes `ruff check` (pyflakes and pycodestyle errors; configured in pyproject.toml),
-and the files already formatted stay so (`ruff format --check`)."""
+"""The code base passes `ruff check` (pyflakes and pycodestyle errors) and is in `ruff format`'s
+style (both configured in pyproject.toml); modules stay under 500 lines."""
 
 from __future__ import annotations
 
@@ -10,32 +10,50 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
+TREES = ("cfx", "tests", "experiments", "benchmarks", "examples")
+
+#: Modules still past the limit after the tree was reformatted (ruff's one-argument-per-line style
+#: grew them by 10-40 %); each is being split into private modules. The list only shrinks.
+OVER_LIMIT = {
+    "cfx/data/tabular.py",
+    "cfx/dynamics/simulation.py",
+    "cfx/experiments/config.py",
+    "cfx/experiments/kinds/ct/__init__.py",
+    "cfx/experiments/kinds/ct/reference.py",
+    "cfx/experiments/kinds/dynamics.py",
+    "cfx/experiments/kinds/eccco/paper.py",
+    "cfx/experiments/kinds/eccco/runner.py",
+    "cfx/experiments/sections.py",
+    "cfx/explain.py",
+    "cfx/generators/tcrex.py",
+    "cfx/models/train.py",
+    "cfx/plotting.py",
+    "cfx/sampling.py",
+    "cfx/search/_core.py",
+}
+MAX_LINES = 500
+
+
+def _ruff(*args):
+    pytest.importorskip("ruff", reason="ruff is not installed (pip install -e '.[test]')")
+    return subprocess.run(
+        [sys.executable, "-m", "ruff", *args, *TREES], cwd=ROOT, capture_output=True, text=True, timeout=300
+    )
 
 
 def test_ruff_check_passes():
-    pytest.importorskip("ruff", reason="ruff is not installed (pip install -e '.[test]')")
-    out = subprocess.run([sys.executable, "-m", "ruff", "check", "--output-format", "concise", "cfx", "tests", "experiments", "benchmarks", "examples"],
-                         cwd=ROOT, capture_output=True, text=True, timeout=300)
+    out = _ruff("check", "--output-format", "concise")
     assert out.returncode == 0, out.stdout[-4000:] + out.stderr[-2000:]
 
 
-#: Files already in `ruff format`'s style ([tool.ruff.format] in pyproject.toml): the list grows
-#: as modules are reformatted (a new module joins it). Reformatting everything at once would touch
-#: ~190 files and push ~12 modules past 500 lines (docs/development.md).
-FORMATTED = (
-    "benchmarks/_timing.py", "cfx/__main__.py", "cfx/_streams.py", "cfx/stats.py", "cfx/losses.py",
-    "cfx/generators/greedy.py", "cfx/generators/growing_spheres.py", "cfx/generators/pca.py",
-    "cfx/models/ensemble.py", "cfx/models/losses.py", "cfx/search/_convergence.py", "cfx/search/_tracks.py",
-    "cfx/experiments/kinds/ct/settings.py", "experiments/eccco_glorot.py", "tests/test_data.py",
-    "tests/test_docstrings.py", "tests/test_eccco_ablations.py", "tests/test_terms.py", "tests/test_probe.py",
-    "cfx/_spread.py", "tests/test_explain_diverse.py", "cfx/terms.py", "cfx/_deprecated.py",
-)
+def test_ruff_format_check_passes():
+    out = _ruff("format", "--check")
+    assert out.returncode == 0, "run `python -m ruff format <file>` on:\n" + out.stdout[-4000:] + out.stderr[-2000:]
 
 
-def test_ruff_format_check_passes_on_the_formatted_files():
-    pytest.importorskip("ruff", reason="ruff is not installed (pip install -e '.[test]')")
-    gone = [f for f in FORMATTED if not (ROOT / f).exists()]
-    assert not gone, f"FORMATTED lists files that no longer exist (renamed? update the list): {gone}"
-    out = subprocess.run([sys.executable, "-m", "ruff", "format", "--check", *FORMATTED], cwd=ROOT,
-                         capture_output=True, text=True, timeout=300)
-    assert out.returncode == 0, ("run `python -m ruff format <file>` on:\n" + out.stdout[-4000:] + out.stderr[-2000:])
+def test_modules_stay_under_the_line_limit():
+    lengths = {str(p.relative_to(ROOT)): len(p.read_text().splitlines()) for p in (ROOT / "cfx").rglob("*.py")}
+    too_long = {f: n for f, n in lengths.items() if n > MAX_LINES and f not in OVER_LIMIT}
+    assert not too_long, f"split these modules (at most {MAX_LINES} lines): {too_long}"
+    shrunk = sorted(f for f in OVER_LIMIT if lengths.get(f, 0) <= MAX_LINES)
+    assert not shrunk, f"these modules are now under the limit: remove them from OVER_LIMIT: {shrunk}"

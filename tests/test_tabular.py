@@ -18,20 +18,29 @@ from cfx.data import tabular
 
 def frame(n=60, seed=0) -> pd.DataFrame:
     rng = np.random.default_rng(seed)
-    return pd.DataFrame({
-        "age": rng.integers(18, 70, n),
-        "income": rng.normal(50, 10, n).round(3),
-        "grade": rng.choice(["C", "B", "A"], n),
-        "colour": rng.choice(["red", "green", "blue"], n),
-        "owner": rng.choice(["yes", "no"], n),
-        "flag": rng.integers(0, 2, n),
-        "ok": rng.integers(0, 2, n),
-    })
+    return pd.DataFrame(
+        {
+            "age": rng.integers(18, 70, n),
+            "income": rng.normal(50, 10, n).round(3),
+            "grade": rng.choice(["C", "B", "A"], n),
+            "colour": rng.choice(["red", "green", "blue"], n),
+            "owner": rng.choice(["yes", "no"], n),
+            "flag": rng.integers(0, 2, n),
+            "ok": rng.integers(0, 2, n),
+        }
+    )
 
 
 def dataset(df=None, **kw):
-    return D.from_frame(frame() if df is None else df, "ok", integer=["age"], ordinal={"grade": ["C", "B", "A"]},
-                        categorical=["colour"], mutability={"owner": "none", "age": "increase"}, **kw)
+    return D.from_frame(
+        frame() if df is None else df,
+        "ok",
+        integer=["age"],
+        ordinal={"grade": ["C", "B", "A"]},
+        categorical=["colour"],
+        mutability={"owner": "none", "age": "increase"},
+        **kw,
+    )
 
 
 def test_encoder_layout_kinds_and_round_trip():
@@ -39,7 +48,16 @@ def test_encoder_layout_kinds_and_round_trip():
     data = dataset(df)
     enc, s = data.encoder, data.schema
     assert s.names == ("age", "income", "grade", "colour_blue", "colour_green", "colour_red", "owner_yes", "flag")
-    assert s.kinds == ("integer", "continuous", "ordinal", "categorical", "categorical", "categorical", "binary", "binary")
+    assert s.kinds == (
+        "integer",
+        "continuous",
+        "ordinal",
+        "categorical",
+        "categorical",
+        "categorical",
+        "binary",
+        "binary",
+    )
     assert s.categorical_groups == ((3, 4, 5), (6,), (7,)) and s.integer_features == (0, 2)
     assert enc.columns[4].levels == ("no", "yes")  # both levels of a binary column are named
     assert (s.lower[2], s.upper[2]) == (0.0, 2.0) and s.lower[0] == df.age.min()
@@ -123,8 +141,14 @@ def test_real_loader_round_trip(name):
 # --------------------------------------------------------------------------- integer grid
 def test_projection_rounds_on_the_raw_scale():
     # raw = 10 + 2·x for column 0 (integer, increase), column 1 continuous, column 2 integer immutable
-    c = cfx.Constraints(mutability=["increase", "both", "none"], lower=[-5.0, -9.0, -9.0], upper=[2.0, 9.0, 9.0],
-                        integer_features=[0, 2], raw_offset=[10.0, 0.0, 0.0], raw_scale=[2.0, 1.0, 1.0]).resolve(3)
+    c = cfx.Constraints(
+        mutability=["increase", "both", "none"],
+        lower=[-5.0, -9.0, -9.0],
+        upper=[2.0, 9.0, 9.0],
+        integer_features=[0, 2],
+        raw_offset=[10.0, 0.0, 0.0],
+        raw_scale=[2.0, 1.0, 1.0],
+    ).resolve(3)
     x = jnp.array([[0.5, 0.0, 1.0]])  # raw age 11
     cf = jnp.array([[1.3, 0.37, 4.2], [0.2, 0.1, 1.0], [7.0, 0.0, 1.0]])
     out = np.asarray(jax.jit(lambda a, b: c.project(a, b, one_hot=True))(cf, x))
@@ -135,8 +159,15 @@ def test_projection_rounds_on_the_raw_scale():
     assert relaxed[0, 0] == pytest.approx(1.3)  # relaxed during the search
     # no integer features: the resolved tree is what it was, so the compiled search is unchanged
     plain = cfx.Constraints(mutability=["both"] * 3).resolve(3)
-    schema = D.FeatureSchema(("a", "b", "c"), ("both",) * 3, (-np.inf,) * 3, (np.inf,) * 3,
-                             kinds=("continuous",) * 3, raw_offset=(1.0,) * 3, raw_scale=(2.0,) * 3)
+    schema = D.FeatureSchema(
+        ("a", "b", "c"),
+        ("both",) * 3,
+        (-np.inf,) * 3,
+        (np.inf,) * 3,
+        kinds=("continuous",) * 3,
+        raw_offset=(1.0,) * 3,
+        raw_scale=(2.0,) * 3,
+    )
     resolved = schema.constraints().resolve(3)
     assert jax.tree_util.tree_structure(resolved) == jax.tree_util.tree_structure(plain)
     assert resolved.integer_features == () and not resolved.snaps
@@ -145,8 +176,9 @@ def test_projection_rounds_on_the_raw_scale():
 def test_search_done_only_when_the_rounded_point_is_valid():
     """Logit 4·(raw − 10.3) on an integer feature raw = 10 + 2·x: the relaxed search crosses at
     raw 10.3 (rounds to 10: invalid); with the grid it must go on to raw 11."""
-    clf = cfx.Classifier(lambda p, x: (x @ p["w"] + p["b"])[:, None], {"w": jnp.array([8.0, 0.0]), "b": jnp.float32(-1.2)},
-                         n_features=2)
+    clf = cfx.Classifier(
+        lambda p, x: (x @ p["w"] + p["b"])[:, None], {"w": jnp.array([8.0, 0.0]), "b": jnp.float32(-1.2)}, n_features=2
+    )
     x = np.array([[-1.0, 0.0], [-0.5, 0.0]], np.float32)  # raw 8 and 9
     gen = cfx.generators.Generic(learning_rate=0.01, cost=0.0)
     common = dict(lower=-5.0, upper=5.0)

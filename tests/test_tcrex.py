@@ -60,7 +60,7 @@ def _step_problem():
     """Model: class 1 iff x0 > 0; x1 is noise. The one rule for class 1 is x0 > ~0."""
     rng = np.random.default_rng(0)
     X = rng.uniform(-2, 2, size=(400, 2)).astype(np.float32)
-    clf = cfx.Classifier(lambda p, x: (x[:, :1] * p["w"]), {"w": np.float32(20.0)}, n_features=2)
+    clf = cfx.Classifier(lambda p, x: x[:, :1] * p["w"], {"w": np.float32(20.0)}, n_features=2)
     return X, clf
 
 
@@ -97,8 +97,15 @@ def test_explain_global_reports_rules_in_raw_units():
     assert set(meta["rule"]) <= set(frame["rule"])
 
 
-@pytest.mark.parametrize("options, match", [({"rho": 0.0}, "TCREx.rho"), ({"tau": 1.5}, "TCREx.tau"),
-                                            ({"assign": "best"}, "TCREx.assign"), ({"point": "x"}, "TCREx.point")])
+@pytest.mark.parametrize(
+    "options, match",
+    [
+        ({"rho": 0.0}, "TCREx.rho"),
+        ({"tau": 1.5}, "TCREx.tau"),
+        ({"assign": "best"}, "TCREx.assign"),
+        ({"point": "x"}, "TCREx.point"),
+    ],
+)
 def test_bad_options_name_the_option(options, match):
     X, clf = _step_problem()
     with pytest.raises(ValueError, match=match):
@@ -123,8 +130,18 @@ def test_config_path_writes_rules_in_raw_units(tmp_path):
     report = run(cfg, progress=False)
     tmp_path = tmp_path / "out"
     rules = pd.read_csv(tmp_path / "rules.csv")
-    assert {"dataset", "model", "generator", "run", "target", "conditions", "accuracy", "feasibility",
-            "assigned", "validity"} <= set(rules.columns)
+    assert {
+        "dataset",
+        "model",
+        "generator",
+        "run",
+        "target",
+        "conditions",
+        "accuracy",
+        "feasibility",
+        "assigned",
+        "validity",
+    } <= set(rules.columns)
     assert (rules["generator"] == "tcrex").all() and (rules["accuracy"] >= 0.9).all()
     assert "tcrex" in set(report.summary_table["generator"])
 
@@ -176,8 +193,14 @@ def test_rf_ocse_credit_preprocessing():
         sys.path.pop(0)
     overdue = np.array([[0, 1, 1, 0, 1, 0], [0] * 6, [1] * 6], bool)
     np.testing.assert_array_equal(_streaks(overdue), [2, 0, 1])  # runs of overdue months
-    path = next((d / "recourse/taiwan_credit_default.csv" for d in data_dirs()
-                 if (d / "recourse/taiwan_credit_default.csv").is_file()), None)
+    path = next(
+        (
+            d / "recourse/taiwan_credit_default.csv"
+            for d in data_dirs()
+            if (d / "recourse/taiwan_credit_default.csv").is_file()
+        ),
+        None,
+    )
     if path is None:
         pytest.skip("recourse/taiwan_credit_default.csv not in the data directories")
     X, y, names = load_credit(str(path))

@@ -55,8 +55,10 @@ class FeatureSchema:
                 for j in self.integer_features:
                     for side, b in (("lower", self.lower[j]), ("upper", self.upper[j])):
                         if np.isfinite(b) and b != round(b):
-                            raise ValueError(f"FeatureSchema.{side}: {self.kinds[j]} feature {self.names[j]!r} "
-                                             f"has a fractional bound {b!r}; expected an integer")
+                            raise ValueError(
+                                f"FeatureSchema.{side}: {self.kinds[j]} feature {self.names[j]!r} "
+                                f"has a fractional bound {b!r}; expected an integer"
+                            )
 
     @property
     def integer_features(self) -> tuple[int, ...]:
@@ -146,15 +148,18 @@ class Dataset:
         integral = np.isfinite(raw_y) & (raw_y == np.round(raw_y)) if raw_y.dtype.kind == "f" else None
         if integral is not None and not integral.all():
             bad = raw_y[~integral]
-            raise ValueError(f"Dataset.y must hold integer class labels; got {bad.size} non-integer values "
-                             f"(first: {bad[0]!r})")
+            raise ValueError(
+                f"Dataset.y must hold integer class labels; got {bad.size} non-integer values (first: {bad[0]!r})"
+            )
         y = raw_y.astype(np.int32)
         if X.ndim != 2:
             raise ValueError(f"Dataset.X must be 2-D (n, d); got shape {X.shape}")
         if not np.isfinite(X).all():
             i, j = np.argwhere(~np.isfinite(X))[0]
-            raise ValueError(f"Dataset.X contains NaN or inf ({int((~np.isfinite(X)).sum())} values; first at row "
-                             f"{int(i)}, feature {int(j)}): drop or impute them before building the data set")
+            raise ValueError(
+                f"Dataset.X contains NaN or inf ({int((~np.isfinite(X)).sum())} values; first at row "
+                f"{int(i)}, feature {int(j)}): drop or impute them before building the data set"
+            )
         if y.shape != (X.shape[0],):
             raise ValueError(f"Dataset.y must have shape ({X.shape[0]},); got {y.shape}")
         if X.shape[1] != self.schema.n_features:
@@ -186,8 +191,10 @@ class Dataset:
     def to_frame(self) -> pd.DataFrame:
         """The rows in raw values (a DataFrame indexed by ``ids``); needs a tabular ``encoder``."""
         if self.encoder is None:
-            raise ValueError(f"{self.name}: to_frame needs a tabular data set with a fitted encoder "
-                             "(cfx.data.load of a real tabular set, or cfx.data.from_frame)")
+            raise ValueError(
+                f"{self.name}: to_frame needs a tabular data set with a fitted encoder "
+                "(cfx.data.load of a real tabular set, or cfx.data.from_frame)"
+            )
         return self.encoder.decode(self.X, index=pd.Index(self.ids, name="id"))
 
     def split(self, test_size: float = 0.2, seed: int = 0, stratify: bool = True) -> tuple["Dataset", "Dataset"]:
@@ -223,9 +230,12 @@ class Dataset:
         offset = np.zeros(d, np.float32) if old.raw_offset is None else np.asarray(old.raw_offset, np.float32)
         scale = np.ones(d, np.float32) if old.raw_scale is None else np.asarray(old.raw_scale, np.float32)
         # raw = offset + scale·x and x = mean + sd·z: raw = (offset + scale·mean) + (scale·sd)·z
-        schema = self.schema.replace(lower=lower, upper=upper,
-                                     raw_offset=tuple(float(v) for v in offset + scale * std.mean),
-                                     raw_scale=tuple(float(v) for v in scale * std.scale))
+        schema = self.schema.replace(
+            lower=lower,
+            upper=upper,
+            raw_offset=tuple(float(v) for v in offset + scale * std.mean),
+            raw_scale=tuple(float(v) for v in scale * std.scale),
+        )
         encoder = None if self.encoder is None else self.encoder.standardized(std.mean, std.scale)
         return dataclasses.replace(self, X=std.transform(self.X), schema=schema, standardizer=std, encoder=encoder)
 

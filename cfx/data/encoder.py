@@ -72,8 +72,9 @@ def precision(values: np.ndarray) -> int | None:
     return None
 
 
-def _fit_column(name: str, s: pd.Series, *, onehot: bool, binary, ordinal, integer: bool,
-                infer_integer: bool = False) -> Column:
+def _fit_column(
+    name: str, s: pd.Series, *, onehot: bool, binary, ordinal, integer: bool, infer_integer: bool = False
+) -> Column:
     values = s.dropna().unique()
     dtype = str(s.dtype)
     if ordinal is not None:
@@ -82,7 +83,9 @@ def _fit_column(name: str, s: pd.Series, *, onehot: bool, binary, ordinal, integ
             raise ValueError(f"ordinal column {name!r}: the order {list(order)} repeats a level")
         missing = [v for v in values if v not in set(order)]
         if missing:
-            raise ValueError(f"ordinal column {name!r}: the order {list(order)} omits the level(s) {sorted(missing, key=str)}")
+            raise ValueError(
+                f"ordinal column {name!r}: the order {list(order)} omits the level(s) {sorted(missing, key=str)}"
+            )
         return Column(name, "ordinal", order, dtype)
     if onehot:
         return Column(name, "categorical", tuple(sorted(values, key=str)), dtype)
@@ -92,7 +95,9 @@ def _fit_column(name: str, s: pd.Series, *, onehot: bool, binary, ordinal, integ
         else:
             others = [v for v in values if v != binary]
             if len(others) != 1 or binary not in set(values):
-                raise ValueError(f"binary column {name!r} must have two levels, one of them {binary!r}; got {list(values)[:5]}")
+                raise ValueError(
+                    f"binary column {name!r} must have two levels, one of them {binary!r}; got {list(values)[:5]}"
+                )
             levels = (others[0], binary)
         extra = [v for v in values if v not in set(levels)]
         if extra:
@@ -168,7 +173,9 @@ class TabularEncoder:
         declared = set(categorical) | set(binary) | set(ordinal) | set(integer)
         unknown = sorted(declared - set(frame.columns))
         if unknown:
-            raise ValueError(f"frame: declared column(s) {unknown} are not in the frame (columns: {list(frame.columns)})")
+            raise ValueError(
+                f"frame: declared column(s) {unknown} are not in the frame (columns: {list(frame.columns)})"
+            )
         cols = []
         for name in frame.columns:
             if name in passthrough:
@@ -176,9 +183,17 @@ class TabularEncoder:
             s = frame[name]
             if s.isna().any():
                 raise ValueError(f"column {name!r} has {int(s.isna().sum())} missing values (NaN)")
-            cols.append(_fit_column(name, s, onehot=name in categorical, binary=binary.get(name),
-                                    ordinal=ordinal.get(name), integer=name in integer,
-                                    infer_integer=infer_integer))
+            cols.append(
+                _fit_column(
+                    name,
+                    s,
+                    onehot=name in categorical,
+                    binary=binary.get(name),
+                    ordinal=ordinal.get(name),
+                    integer=name in integer,
+                    infer_integer=infer_integer,
+                )
+            )
         d = sum(c.width for c in cols)
         return cls(tuple(cols), np.zeros(d, np.float32), np.ones(d, np.float32), tuple(passthrough))
 
@@ -207,8 +222,9 @@ class TabularEncoder:
 
     def groups(self) -> tuple[tuple[int, ...], ...]:
         """One-hot groups and single binary columns (the schema's ``categorical_groups``)."""
-        return tuple(tuple(range(a, b)) for c, (a, b) in zip(self.columns, self.spans())
-                     if c.kind in ("categorical", "binary"))
+        return tuple(
+            tuple(range(a, b)) for c, (a, b) in zip(self.columns, self.spans()) if c.kind in ("categorical", "binary")
+        )
 
     def units(self) -> np.ndarray:
         """(d,) int: the raw column each encoded column belongs to."""
@@ -292,12 +308,17 @@ def _row(s: pd.Series, mask) -> str:
 
 def _encode_column(c: Column, s: pd.Series) -> np.ndarray:
     if s.isna().any():
-        raise ValueError(f"column {c.name!r} has {int(s.isna().sum())} missing values (NaN; first at "
-                         f"{_row(s, s.isna())})")
+        raise ValueError(
+            f"column {c.name!r} has {int(s.isna().sum())} missing values (NaN; first at {_row(s, s.isna())})"
+        )
     if c.kind in ("continuous", "integer"):
         if not pd.api.types.is_numeric_dtype(s) or pd.api.types.is_bool_dtype(s):
             numbers = pd.to_numeric(s, errors="coerce") if not pd.api.types.is_bool_dtype(s) else s * np.nan
-            where = f" ({_row(s, numbers.isna())}: {s[numbers.isna().to_numpy()].iloc[0]!r})" if numbers.isna().any() else ""
+            where = (
+                f" ({_row(s, numbers.isna())}: {s[numbers.isna().to_numpy()].iloc[0]!r})"
+                if numbers.isna().any()
+                else ""
+            )
             raise ValueError(f"column {c.name!r} is {c.kind} but holds dtype {s.dtype} (expected numbers){where}")
         v = s.to_numpy(np.float64)
         if not np.isfinite(v).all():
@@ -305,14 +326,17 @@ def _encode_column(c: Column, s: pd.Series) -> np.ndarray:
         if c.kind == "integer":
             frac = np.isfinite(v) & (v != np.round(v))
             if frac.any():
-                raise ValueError(f"integer column {c.name!r} holds a fractional value ({_row(s, frac)}: "
-                                 f"{v[frac][0]!r})")
+                raise ValueError(
+                    f"integer column {c.name!r} holds a fractional value ({_row(s, frac)}: {v[frac][0]!r})"
+                )
         return v[:, None]
     levels = list(c.levels)
     try:
         codes = pd.Index(levels, dtype=object).get_indexer(s.astype(object))
     except TypeError:  # unhashable values
-        raise ValueError(f"column {c.name!r} holds values of dtype {s.dtype}; expected one of the levels {levels}") from None
+        raise ValueError(
+            f"column {c.name!r} holds values of dtype {s.dtype}; expected one of the levels {levels}"
+        ) from None
     if (codes < 0).any():
         bad = s[codes < 0].iloc[0]
         raise ValueError(f"column {c.name!r}: unseen level {bad!r} at {_row(s, codes < 0)} (known levels: {levels})")
@@ -321,6 +345,7 @@ def _encode_column(c: Column, s: pd.Series) -> np.ndarray:
     if c.kind == "binary":
         return (codes == 1).astype(np.float64)[:, None]
     return np.eye(len(levels))[codes]
+
 
 # renamed in cfx 0.2 ("kinds" are experiment kinds; these are kinds of column)
 __getattr__ = _deprecated.module_aliases("cfx.data.encoder", {"KINDS": ("cfx.data.encoder", "COLUMN_KINDS")})

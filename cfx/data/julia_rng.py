@@ -58,11 +58,12 @@ class Xoshiro:
 
     def rand(self, n: int) -> np.ndarray:
         """n Float64 uniforms in [0, 1): ``(next() >> 11) · 2⁻⁵³`` each (Julia's ``rand()``)."""
-        return np.array([(self.next_u64() >> 11) * 2.0 ** -53 for _ in range(int(n))])
+        return np.array([(self.next_u64() >> 11) * 2.0**-53 for _ in range(int(n))])
 
 
-def mljbase_blob_centers(seed: int, n_centers: int = 2, n_features: int = 2,
-                         center_box: tuple[float, float] = (-1.0, 1.0)) -> np.ndarray:
+def mljbase_blob_centers(
+    seed: int, n_centers: int = 2, n_features: int = 2, center_box: tuple[float, float] = (-1.0, 1.0)
+) -> np.ndarray:
     """The class centres of ``Random.seed!(seed); MLJBase.make_blobs(n, p; centers=k, center_box=a => b)``:
     ``(b − a)·rand(k, p) + a``, filled column-major (Julia), shape (k, p); row c is class c + 1."""
     lo, hi = (float(v) for v in center_box)

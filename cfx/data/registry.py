@@ -54,8 +54,18 @@ def _registry() -> dict[str, DatasetInfo]:
         reg[name] = DatasetInfo(name, "synthetic", desc, standardize=(name == "cats_dogs"))
     for name, spec in tabular.SPECS.items():
         reg[name] = DatasetInfo(name, "tabular", spec.description, standardize=True)
-    reg["digits"] = DatasetInfo("digits", "vision", "scikit-learn 8x8 digits: 1,797 images, 64 pixels in [-1, 1], classes 0..9 (vision, always available)", False)
-    reg["mnist"] = DatasetInfo("mnist", "vision", "MNIST test split from IDX files: 10,000 images, 784 pixels in [-1, 1], classes 0..9 (vision)", False)
+    reg["digits"] = DatasetInfo(
+        "digits",
+        "vision",
+        "scikit-learn 8x8 digits: 1,797 images, 64 pixels in [-1, 1], classes 0..9 (vision, always available)",
+        False,
+    )
+    reg["mnist"] = DatasetInfo(
+        "mnist",
+        "vision",
+        "MNIST test split from IDX files: 10,000 images, 784 pixels in [-1, 1], classes 0..9 (vision)",
+        False,
+    )
     return reg
 
 

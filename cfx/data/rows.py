@@ -33,8 +33,9 @@ def as_frame(rows) -> pd.DataFrame:
             raise TypeError("rows: a dict is one row (column -> value); pass a DataFrame for several rows")
         return pd.DataFrame([dict(rows)])
     if not isinstance(rows, pd.DataFrame):
-        raise TypeError(f"rows must be a pandas DataFrame of raw values (or a Series / dict for one row); "
-                        f"got {type(rows).__name__}")
+        raise TypeError(
+            f"rows must be a pandas DataFrame of raw values (or a Series / dict for one row); got {type(rows).__name__}"
+        )
     return rows
 
 
@@ -45,8 +46,10 @@ def _plain(v):
 
 def _excluded(col: str, rng, values: pd.Series, outside) -> ValueError:
     i = np.flatnonzero(np.asarray(outside))[0]
-    return ValueError(f"permitted_range[{col!r}] = {rng!r} excludes the value {_plain(values.iloc[i])!r} of row "
-                      f"{_plain(values.index[i])!r}")
+    return ValueError(
+        f"permitted_range[{col!r}] = {rng!r} excludes the value {_plain(values.iloc[i])!r} of row "
+        f"{_plain(values.index[i])!r}"
+    )
 
 
 def _names(arg: str, value, encoder: TabularEncoder) -> list[str]:
@@ -90,12 +93,17 @@ def call_constraints(
         for n in names:
             if n not in vary:
                 allowed[n] = set()
-    for arg, value, dirs in (("immutable", immutable, set()), ("increase_only", increase_only, {"+"}),
-                             ("decrease_only", decrease_only, {"-"})):
+    for arg, value, dirs in (
+        ("immutable", immutable, set()),
+        ("increase_only", increase_only, {"+"}),
+        ("decrease_only", decrease_only, {"-"}),
+    ):
         for n in _names(arg, value, enc):
             if dirs and kinds[n] not in ORDERED + ("binary",):
-                raise ValueError(f"{arg}: column {n!r} is {kinds[n]}; only ordered columns ({', '.join(ORDERED)}, "
-                                 "binary) can change in one direction")
+                raise ValueError(
+                    f"{arg}: column {n!r} is {kinds[n]}; only ordered columns ({', '.join(ORDERED)}, "
+                    "binary) can change in one direction"
+                )
             allowed[n] &= dirs
     mutability = list(schema.mutability)
     lower, upper = np.array(schema.lower, np.float64), np.array(schema.upper, np.float64)
@@ -117,8 +125,9 @@ def _range(c, a, b, rng, enc, lo_z, hi_z, values: pd.Series):
         levels = [rng] if isinstance(rng, str) or not isinstance(rng, (list, tuple, set)) else list(rng)
         unknown = [v for v in levels if v not in set(c.levels)]
         if unknown or not levels:
-            raise ValueError(f"permitted_range[{c.name!r}]: expected a list of its levels {list(c.levels)}; "
-                             f"got {rng!r}")
+            raise ValueError(
+                f"permitted_range[{c.name!r}]: expected a list of its levels {list(c.levels)}; got {rng!r}"
+            )
         outside = ~values.astype(object).isin(levels)
         if outside.any():
             raise _excluded(c.name, rng, values, outside)
@@ -147,16 +156,18 @@ def _range(c, a, b, rng, enc, lo_z, hi_z, values: pd.Series):
     data_lo, data_hi = float(lo_z[0]) * scale + mean, float(hi_z[0]) * scale + mean
     tol = 1e-6 * (1 + abs(z).max())
     if z[0] < lo_z[0] - tol or z[1] > hi_z[0] + tol:
-        raise ValueError(f"permitted_range[{c.name!r}] = {rng!r} reaches outside the data's bounds "
-                         f"[{data_lo:.6g}, {data_hi:.6g}]")
+        raise ValueError(
+            f"permitted_range[{c.name!r}] = {rng!r} reaches outside the data's bounds [{data_lo:.6g}, {data_hi:.6g}]"
+        )
     outside = (raw < lo) | (raw > hi)
     if outside.any():
         raise _excluded(c.name, rng, values, outside)
     return np.array([z[0]], float), np.array([z[1]], float)
 
 
-def raw_counterfactuals(encoder: TabularEncoder, rows: pd.DataFrame, x: np.ndarray, x_cf: np.ndarray,
-                        tolerance: float) -> tuple[pd.DataFrame, np.ndarray]:
+def raw_counterfactuals(
+    encoder: TabularEncoder, rows: pd.DataFrame, x: np.ndarray, x_cf: np.ndarray, tolerance: float
+) -> tuple[pd.DataFrame, np.ndarray]:
     """The (n·K) raw counterfactuals as the user holds the rows, and which cells changed.
 
     A cell counts as changed when the decoded value differs from the row's (discrete columns), or,
@@ -192,8 +203,9 @@ def _restore(values: np.ndarray, dtype, fallback) -> pd.Series:
             s = pd.Series(values, dtype=object).astype(target)
         except (TypeError, ValueError):
             continue
-        if pd.api.types.is_integer_dtype(target) and not np.array_equal(s.to_numpy(np.float64),
-                                                                           np.asarray(values, np.float64)):
+        if pd.api.types.is_integer_dtype(target) and not np.array_equal(
+            s.to_numpy(np.float64), np.asarray(values, np.float64)
+        ):
             continue  # a fractional value would be truncated
         return s
     return pd.Series(values, dtype=object).infer_objects()

@@ -97,9 +97,15 @@ def _two_centres(distance: float, centers, center_box, seed: int) -> np.ndarray:
     return np.array([[-distance, -distance], [distance, distance]])
 
 
-def linearly_separable(n: int = DEFAULT_N, seed: int = 0, *, std: float = 0.1, distance: float = 1.0,
-                       centers: Sequence[Sequence[float]] | None = None,
-                       center_box: Sequence[float] | None = None) -> Dataset:
+def linearly_separable(
+    n: int = DEFAULT_N,
+    seed: int = 0,
+    *,
+    std: float = 0.1,
+    distance: float = 1.0,
+    centers: Sequence[Sequence[float]] | None = None,
+    center_box: Sequence[float] | None = None,
+) -> Dataset:
     """Two tight Gaussian blobs (SPEC §6: std 0.1), class 0 at (-a, -a), class 1 at (a, a), a = ``distance``.
 
     With a = 1 the centres are 2·sqrt(2) ≈ 2.83 apart, i.e. ~28 standard deviations: the
@@ -108,13 +114,18 @@ def linearly_separable(n: int = DEFAULT_N, seed: int = 0, *, std: float = 0.1, d
     centres explicitly; ``center_box=(lo, hi)`` draws them uniformly in that box, seeded, as
     the reference experiments do (``make_blobs(centers=2, center_box=(lo, hi))``).
     """
-    return blobs(n, seed, centers=_two_centres(distance, centers, center_box, seed), std=std,
-                 name="linearly_separable")
+    return blobs(n, seed, centers=_two_centres(distance, centers, center_box, seed), std=std, name="linearly_separable")
 
 
-def overlapping(n: int = DEFAULT_N, seed: int = 0, *, std: float = 0.5, distance: float = 0.5,
-                centers: Sequence[Sequence[float]] | None = None,
-                center_box: Sequence[float] | None = None) -> Dataset:
+def overlapping(
+    n: int = DEFAULT_N,
+    seed: int = 0,
+    *,
+    std: float = 0.5,
+    distance: float = 0.5,
+    centers: Sequence[Sequence[float]] | None = None,
+    center_box: Sequence[float] | None = None,
+) -> Dataset:
     """Two overlapping Gaussian blobs (SPEC §6: std 0.5) at (-a, -a) and (a, a), a = ``distance``.
 
     With a = 0.5 the centres are sqrt(2) ≈ 1.41 apart; along the diagonal each class
@@ -222,13 +233,19 @@ def scm_chain(n: int = DEFAULT_N, seed: int = 0, *, weight: float = 1.0, noise: 
 
 # name -> (maker, one-line description); a "generator" in cfx is a counterfactual method
 MAKERS = {
-    "linearly_separable": (linearly_separable, "2 Gaussian blobs, std 0.1 at (±1, ±1): separable by a wide margin (2-D, synthetic)"),
+    "linearly_separable": (
+        linearly_separable,
+        "2 Gaussian blobs, std 0.1 at (±1, ±1): separable by a wide margin (2-D, synthetic)",
+    ),
     "overlapping": (overlapping, "2 Gaussian blobs, std 0.5 at (±0.5, ±0.5): ~8% Bayes error (2-D, synthetic)"),
     "moons": (moons, "two interleaving half moons, noise 0.1 (2-D, synthetic)"),
     "circles": (circles, "ring around a central blob, noise 0.15, factor 0.01 (2-D, synthetic)"),
     "multiclass": (multiclass, "4 Gaussian blobs, std 0.35, classes 0..3 (2-D, synthetic)"),
     "cats_dogs": (cats_dogs, "cats vs dogs by height and tail length in cm, for the quick start (2-D, synthetic)"),
-    "scm_chain": (scm_chain, "drawn from the linear SCM x1 -> x2 = x1 + u2 (u2 sd 0.5), label by x1 + x2: for MINT (2-D, synthetic)"),
+    "scm_chain": (
+        scm_chain,
+        "drawn from the linear SCM x1 -> x2 = x1 + u2 (u2 sd 0.5), label by x1 + x2: for MINT (2-D, synthetic)",
+    ),
 }
 
 

@@ -180,8 +180,10 @@ def encode(df: pd.DataFrame, spec: TabularSpec, *, infer: bool = False) -> Datas
     y = (spec.target or _column(spec.label))(df)
     if y.isna().any() or not set(np.unique(y.to_numpy())) <= set(range(spec.n_classes)):
         hint = "" if spec.n_classes > 2 else " (a two-level label: pass positive=; more classes: classes=[...])"
-        raise ValueError(f"{spec.name}: label {spec.label!r} does not map to 0..{spec.n_classes - 1}{hint} (values "
-                         f"{sorted(set(y), key=str)[:5]})")
+        raise ValueError(
+            f"{spec.name}: label {spec.label!r} does not map to 0..{spec.n_classes - 1}{hint} (values "
+            f"{sorted(set(y), key=str)[:5]})"
+        )
     features = df.drop(columns=[spec.label, *spec.drop])
     declared = set(spec.mutability) | set(spec.binary) | set(spec.onehot) | set(spec.integer) | set(spec.ordinal)
     unknown = (declared | set(spec.bounds)) - set(features.columns)
@@ -191,10 +193,19 @@ def encode(df: pd.DataFrame, spec: TabularSpec, *, infer: bool = False) -> Datas
         s = features[col]
         if s.isna().any():
             raise ValueError(f"{spec.name}: column {col!r} has {int(s.isna().sum())} missing values")
-        if not (infer or pd.api.types.is_numeric_dtype(s) or col in spec.onehot or col in spec.binary or col in spec.ordinal):
+        if not (
+            infer or pd.api.types.is_numeric_dtype(s) or col in spec.onehot or col in spec.binary or col in spec.ordinal
+        ):
             raise ValueError(f"{spec.name}: column {col!r} is not numeric and the spec gives no encoding for it")
-    encoder = TabularEncoder.fit(features, categorical=spec.onehot, binary=spec.binary, ordinal=spec.ordinal,
-                                 integer=spec.integer, passthrough=(spec.label, *spec.drop), infer_integer=infer)
+    encoder = TabularEncoder.fit(
+        features,
+        categorical=spec.onehot,
+        binary=spec.binary,
+        ordinal=spec.ordinal,
+        integer=spec.integer,
+        passthrough=(spec.label, *spec.drop),
+        infer_integer=infer,
+    )
     X = encoder.encode(features)
     mut, lower, upper = [], [], []
     for c, (a, b) in zip(encoder.columns, encoder.spans()):
@@ -209,8 +220,9 @@ def encode(df: pd.DataFrame, spec: TabularSpec, *, infer: bool = False) -> Datas
             lower.append(float(np.float32(lo)))
             upper.append(float(np.float32(hi)))
             mut.append(spec.mutability.get(c.name, "both"))
-    schema = FeatureSchema(encoder.names, tuple(mut), tuple(lower), tuple(upper), encoder.groups(),
-                           kinds=encoder.kinds())
+    schema = FeatureSchema(
+        encoder.names, tuple(mut), tuple(lower), tuple(upper), encoder.groups(), kinds=encoder.kinds()
+    )
     ids = features.index.to_numpy()
     return Dataset(X, y.to_numpy().astype(np.int32), schema, name=spec.name, encoder=encoder, ids=ids)
 
@@ -255,21 +267,37 @@ def from_frame(
         classes = list(classes)
         unknown = sorted(set(pd.unique(frame[label].dropna())) - set(classes), key=str)
         if len(classes) < 2 or len(set(classes)) != len(classes) or unknown:
-            raise ValueError(f"classes: the label {label!r}'s levels in class order, each once, at least two; got "
-                             f"{classes!r}" + (f" (levels not in it: {unknown[:5]})" if unknown else ""))
+            raise ValueError(
+                f"classes: the label {label!r}'s levels in class order, each once, at least two; got "
+                f"{classes!r}" + (f" (levels not in it: {unknown[:5]})" if unknown else "")
+            )
         index = {v: i for i, v in enumerate(classes)}
         target = lambda df: df[label].map(index)  # noqa: E731
         n_classes = len(classes)
     if positive is not None:
         levels = list(pd.unique(frame[label].dropna()))
         if positive not in levels or len(levels) > 2:
-            raise ValueError(f"positive: the label {label!r} must have two levels, one of them {positive!r}; "
-                             f"got {sorted(levels, key=str)[:5]}")
+            raise ValueError(
+                f"positive: the label {label!r} must have two levels, one of them {positive!r}; "
+                f"got {sorted(levels, key=str)[:5]}"
+            )
         target = lambda df: (df[label] == positive).astype(int).where(df[label].notna())  # noqa: E731
-    spec = TabularSpec(name=name, path="", label=label, description="", source="", drop=tuple(drop), target=target,
-                       binary=dict(binary or {}), onehot=tuple(categorical), mutability=dict(mutability or {}),
-                       integer=tuple(integer), ordinal={k: tuple(v) for k, v in (ordinal or {}).items()},
-                       bounds={k: tuple(v) for k, v in (bounds or {}).items()}, n_classes=n_classes)
+    spec = TabularSpec(
+        name=name,
+        path="",
+        label=label,
+        description="",
+        source="",
+        drop=tuple(drop),
+        target=target,
+        binary=dict(binary or {}),
+        onehot=tuple(categorical),
+        mutability=dict(mutability or {}),
+        integer=tuple(integer),
+        ordinal={k: tuple(v) for k, v in (ordinal or {}).items()},
+        bounds={k: tuple(v) for k, v in (bounds or {}).items()},
+        n_classes=n_classes,
+    )
     return encode(frame, spec, infer=True)
 
 
@@ -295,16 +323,33 @@ def _california_sklearn_clean(df: pd.DataFrame) -> pd.DataFrame:
     averages instead of district totals; no ocean_proximity)."""
     df = _california_clean(df)
     hh = df["households"]
-    return pd.DataFrame({"MedInc": df["median_income"], "HouseAge": df["housing_median_age"],
-                         "AveRooms": df["total_rooms"] / hh, "AveBedrms": df["total_bedrooms"] / hh,
-                         "Population": df["population"], "AveOccup": df["population"] / hh,
-                         "Latitude": df["latitude"], "Longitude": df["longitude"],
-                         "median_house_value": df["median_house_value"]}, index=df.index)
+    return pd.DataFrame(
+        {
+            "MedInc": df["median_income"],
+            "HouseAge": df["housing_median_age"],
+            "AveRooms": df["total_rooms"] / hh,
+            "AveBedrms": df["total_bedrooms"] / hh,
+            "Population": df["population"],
+            "AveOccup": df["population"] / hh,
+            "Latitude": df["latitude"],
+            "Longitude": df["longitude"],
+            "median_house_value": df["median_house_value"],
+        },
+        index=df.index,
+    )
 
 
 _CREDIT_CODES = {
     "SEX": {1: "male", 2: "female"},
-    "EDUCATION": {1: "graduate_school", 2: "university", 3: "high_school", 4: "others", 5: "unknown5", 6: "unknown6", 0: "unknown0"},
+    "EDUCATION": {
+        1: "graduate_school",
+        2: "university",
+        3: "high_school",
+        4: "others",
+        5: "unknown5",
+        6: "unknown6",
+        0: "unknown0",
+    },
     "MARRIAGE": {1: "married", 2: "single", 3: "others", 0: "unknown0"},
 }
 
@@ -364,8 +409,15 @@ SPECS: dict[str, TabularSpec] = {
             target=lambda df: df["GoodCustomer"].map({1: 1, -1: 0}),
             binary={"Gender": "Male"},
             onehot=("PurposeOfLoan",),
-            integer=("Age", "LoanDuration", "LoanAmount", "LoanRateAsPercentOfIncome", "YearsAtCurrentHome",
-                     "NumberOfOtherLoansAtBank", "NumberOfLiableIndividuals"),
+            integer=(
+                "Age",
+                "LoanDuration",
+                "LoanAmount",
+                "LoanRateAsPercentOfIncome",
+                "YearsAtCurrentHome",
+                "NumberOfOtherLoansAtBank",
+                "NumberOfLiableIndividuals",
+            ),
             mutability={"Gender": "none", "ForeignWorker": "none", "Single": "none", "Age": "increase"},
         ),
         TabularSpec(
@@ -381,8 +433,13 @@ SPECS: dict[str, TabularSpec] = {
             drop=("ID",),
             binary={"SEX": "female"},
             onehot=("EDUCATION", "MARRIAGE"),
-            integer=("LIMIT_BAL", "AGE", *(f"PAY_{i}" for i in (0, 2, 3, 4, 5, 6)),
-                     *(f"BILL_AMT{i}" for i in range(1, 7)), *(f"PAY_AMT{i}" for i in range(1, 7))),
+            integer=(
+                "LIMIT_BAL",
+                "AGE",
+                *(f"PAY_{i}" for i in (0, 2, 3, 4, 5, 6)),
+                *(f"BILL_AMT{i}" for i in range(1, 7)),
+                *(f"PAY_AMT{i}" for i in range(1, 7)),
+            ),
             # Marital status and education are immutable as in Ustun et al. (2019).
             mutability={"SEX": "none", "EDUCATION": "none", "MARRIAGE": "none", "AGE": "increase"},
         ),
@@ -402,7 +459,7 @@ SPECS: dict[str, TabularSpec] = {
             path="california/housing.csv",
             label="median_house_value",
             description="California housing, scikit-learn's 8 features (fetch_california_housing); 1 = value >= median "
-                        "(real, tabular)",
+            "(real, tabular)",
             source="the Hands-On ML data https://github.com/ageron/handson-ml2 (datasets/housing/housing.csv)",
             target=_california_target,
             clean=_california_sklearn_clean,
@@ -412,7 +469,7 @@ SPECS: dict[str, TabularSpec] = {
             path="california/housing.csv",
             label="median_house_value",
             description="California housing, the 8 raw StatLib columns (cal_housing, as TaijaData holds it: no "
-                        "ocean_proximity); 1 = value >= median (real, tabular)",
+            "ocean_proximity); 1 = value >= median (real, tabular)",
             source="the Hands-On ML data https://github.com/ageron/handson-ml2 (datasets/housing/housing.csv)",
             target=_california_target,
             clean=_california_clean,

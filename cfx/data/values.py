@@ -25,8 +25,10 @@ def label_values(data, column: str | None = None, data_dir: str | os.PathLike | 
     """
     spec = tabular.SPECS.get(getattr(data, "name", None))
     if spec is None:
-        raise ValueError(f"data: {getattr(data, 'name', type(data).__name__)!r} is not a registered tabular data set "
-                         f"({sorted(tabular.SPECS)}); pass the real targets yourself (values=...)")
+        raise ValueError(
+            f"data: {getattr(data, 'name', type(data).__name__)!r} is not a registered tabular data set "
+            f"({sorted(tabular.SPECS)}); pass the real targets yourself (values=...)"
+        )
     df = tabular.read_csv(tabular.find_data_file(spec.path, data_dir, source=spec.source))
     if spec.clean is not None:
         df = spec.clean(df)

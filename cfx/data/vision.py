@@ -45,22 +45,29 @@ def read_idx(path: str | os.PathLike) -> np.ndarray:
         try:
             raw = gzip.decompress(raw)
         except (EOFError, OSError, zlib.error) as e:
-            raise ValueError(f"path: {path} is a truncated or corrupt gzip file ({len(raw)} bytes on disk: {e}); "
-                             f"download it again") from None
+            raise ValueError(
+                f"path: {path} is a truncated or corrupt gzip file ({len(raw)} bytes on disk: {e}); download it again"
+            ) from None
     if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] not in _IDX_DTYPES:
-        raise ValueError(f"path: {path} is not an IDX file (magic number {raw[:4].hex() or 'missing'}; expected "
-                         f"00 00 <type code in {sorted(hex(k) for k in _IDX_DTYPES)}> <ndim>, e.g. 00000803)")
+        raise ValueError(
+            f"path: {path} is not an IDX file (magic number {raw[:4].hex() or 'missing'}; expected "
+            f"00 00 <type code in {sorted(hex(k) for k in _IDX_DTYPES)}> <ndim>, e.g. 00000803)"
+        )
     dtype, ndim = np.dtype(_IDX_DTYPES[raw[2]]), raw[3]
     offset = 4 + 4 * ndim
     if len(raw) < offset:
-        raise ValueError(f"path: {path} is truncated: {len(raw)} bytes, shorter than its {offset}-byte header "
-                         f"(magic {raw[:4].hex()}, {ndim} dimensions)")
+        raise ValueError(
+            f"path: {path} is truncated: {len(raw)} bytes, shorter than its {offset}-byte header "
+            f"(magic {raw[:4].hex()}, {ndim} dimensions)"
+        )
     shape = tuple(int(s) for s in np.frombuffer(raw, ">i4", count=ndim, offset=4))
     expected = int(np.prod(shape)) * dtype.itemsize
     if len(raw) - offset != expected:
         state = "truncated" if len(raw) - offset < expected else "longer than its header says"
-        raise ValueError(f"path: {path} is {state}: it holds {len(raw) - offset} data bytes; its header {shape} "
-                         f"says {expected} (expected file size {offset + expected} bytes uncompressed)")
+        raise ValueError(
+            f"path: {path} is {state}: it holds {len(raw) - offset} data bytes; its header {shape} "
+            f"says {expected} (expected file size {offset + expected} bytes uncompressed)"
+        )
     return np.frombuffer(raw, dtype, offset=offset).reshape(shape).astype(dtype.newbyteorder("="))
 
 

@@ -34,8 +34,16 @@ import numpy as np
 
 from cfx.dynamics.mmd import _TRACES, _masked_test
 from cfx.evaluation.population import accuracy_of
-from cfx.evaluation.shift import (change, decisiveness, decisiveness_code, disagreement, f1_score, macro_f1,
-                                  parameter_change, per_element_change)
+from cfx.evaluation.shift import (
+    change,
+    decisiveness,
+    decisiveness_code,
+    disagreement,
+    f1_score,
+    macro_f1,
+    parameter_change,
+    per_element_change,
+)
 
 __all__ = ["feature_grid", "evaluate_state", "f1_score", "parameter_change", "P_VALUES", "METRICS", "MetricOptions"]
 
@@ -65,9 +73,14 @@ class MetricOptions:
     f1: str = "positive"
     perturbation: str = "norm"
 
-    _CHOICES = {"reference": ("train", "all"), "domain_size": ("each", "common"),
-                "probabilities": ("softmax", "target"), "grid": ("fixed", "redrawn"), "f1": ("positive", "macro"),
-                "perturbation": ("norm", "per_element")}
+    _CHOICES = {
+        "reference": ("train", "all"),
+        "domain_size": ("each", "common"),
+        "probabilities": ("softmax", "target"),
+        "grid": ("fixed", "redrawn"),
+        "f1": ("positive", "macro"),
+        "perturbation": ("norm", "per_element"),
+    }
 
     def __post_init__(self):
         for field, allowed in self._CHOICES.items():
@@ -77,13 +90,32 @@ class MetricOptions:
     @classmethod
     def ard(cls) -> "MetricOptions":
         """AlgorithmicRecourseDynamics.jl 0.1.2 (``evaluate_system``)."""
-        return cls(reference="all", domain_size="common", probabilities="target", grid="redrawn", f1="macro",
-                   perturbation="per_element")
+        return cls(
+            reference="all",
+            domain_size="common",
+            probabilities="target",
+            grid="redrawn",
+            f1="macro",
+            perturbation="per_element",
+        )
+
 
 #: metric -> its permutation p-value column
 P_VALUES = {"mmd_domain": "p_domain", "mmd_model": "p_model", "mmd_model_grid": "p_model_grid"}
-METRICS = ("mmd_domain", "mmd_model", "mmd_model_grid", "param_change", "param_change_paper", "disagreement",
-           "decisiveness", "decisiveness_code", "accuracy", "f1", "accuracy_change", "f1_change")
+METRICS = (
+    "mmd_domain",
+    "mmd_model",
+    "mmd_model_grid",
+    "param_change",
+    "param_change_paper",
+    "disagreement",
+    "decisiveness",
+    "decisiveness_code",
+    "accuracy",
+    "f1",
+    "accuracy_change",
+    "f1_change",
+)
 
 
 def feature_grid(X: np.ndarray, n_samples: int = 1000, *, resolution: int = 100, seed: int = 0) -> np.ndarray:
@@ -97,16 +129,42 @@ def feature_grid(X: np.ndarray, n_samples: int = 1000, *, resolution: int = 100,
 
 
 @functools.partial(jax.jit, static_argnames=("n_permutations", "max_samples", "options"))
-def _evaluate(clf0, clf, params_prev, X0, y0, X, y, grid, X_test, y_test, target, key, length_scale, *,
-              n_permutations: int, max_samples: int | None, options: MetricOptions):
+def _evaluate(
+    clf0,
+    clf,
+    params_prev,
+    X0,
+    y0,
+    X,
+    y,
+    grid,
+    X_test,
+    y_test,
+    target,
+    key,
+    length_scale,
+    *,
+    n_permutations: int,
+    max_samples: int | None,
+    options: MetricOptions,
+):
     _TRACES["evaluate_state"] += 1  # trace time only
     k_dom, k_mod, k_grid, k_draw = jax.random.split(key, 4)
     out = {}
-    X_ref, y_ref = (X0, y0) if options.reference == "train" else (jnp.concatenate([X0, X_test]),
-                                                                  jnp.concatenate([y0, y_test]))
-    out["mmd_domain"], out["p_domain"] = _masked_test(X_ref, y_ref == target, X, y == target, k_dom, length_scale,
-                                                      n_permutations=n_permutations, max_samples=max_samples,
-                                                      common_size=options.domain_size == "common")
+    X_ref, y_ref = (
+        (X0, y0) if options.reference == "train" else (jnp.concatenate([X0, X_test]), jnp.concatenate([y0, y_test]))
+    )
+    out["mmd_domain"], out["p_domain"] = _masked_test(
+        X_ref,
+        y_ref == target,
+        X,
+        y == target,
+        k_dom,
+        length_scale,
+        n_permutations=n_permutations,
+        max_samples=max_samples,
+        common_size=options.domain_size == "common",
+    )
 
     def probs(c, data):
         p = jax.nn.softmax(c.raw_logits(data), -1)
@@ -114,19 +172,22 @@ def _evaluate(clf0, clf, params_prev, X0, y0, X, y, grid, X_test, y_test, target
 
     P0, P = probs(clf0, X_ref), probs(clf, X_ref)
     ones = jnp.ones(X_ref.shape[0], bool)
-    out["mmd_model"], out["p_model"] = _masked_test(P0, ones, P, ones, k_mod, length_scale,
-                                                    n_permutations=n_permutations, max_samples=max_samples)
+    out["mmd_model"], out["p_model"] = _masked_test(
+        P0, ones, P, ones, k_mod, length_scale, n_permutations=n_permutations, max_samples=max_samples
+    )
     if options.grid == "redrawn":  # AlgorithmicRecourseDynamics.jl draws a new grid at every evaluation
         lo, hi = X_ref.min(0), X_ref.max(0)
         grid = lo + (hi - lo) * jax.random.randint(k_draw, grid.shape, 0, 100) / 99.0
     G0, G = probs(clf0, grid), probs(clf, grid)
     ones = jnp.ones(grid.shape[0], bool)
-    out["mmd_model_grid"], out["p_model_grid"] = _masked_test(G0, ones, G, ones, k_grid, length_scale,
-                                                              n_permutations=n_permutations, max_samples=max_samples)
+    out["mmd_model_grid"], out["p_model_grid"] = _masked_test(
+        G0, ones, G, ones, k_grid, length_scale, n_permutations=n_permutations, max_samples=max_samples
+    )
     out["param_change"], out["param_change_paper"] = parameter_change(clf0.params, clf.params, params_prev)
     if options.perturbation == "per_element":
-        out["param_change"] = per_element_change(clf0.params, clf.params,
-                                                  bool(getattr(clf.apply_fn, "stacked_members", False)))
+        out["param_change"] = per_element_change(
+            clf0.params, clf.params, bool(getattr(clf.apply_fn, "stacked_members", False))
+        )
     L0, L = jnp.argmax(clf0.raw_logits(X_ref), -1), jnp.argmax(clf.raw_logits(X_ref), -1)
     out["disagreement"] = disagreement(L0, L)
     p_target = jax.nn.softmax(clf.raw_logits(X_ref), -1)[:, target]
@@ -144,9 +205,25 @@ def _evaluate(clf0, clf, params_prev, X0, y0, X, y, grid, X_test, y_test, target
     return out
 
 
-def evaluate_state(clf0, clf, params_prev, X0, y0, X, y, grid, X_test, y_test, *, target: int, key: jax.Array,
-                   n_permutations: int = 1000, length_scale: float = 0.5, max_samples: int | None = 1000,
-                   options: MetricOptions | None = None) -> dict:
+def evaluate_state(
+    clf0,
+    clf,
+    params_prev,
+    X0,
+    y0,
+    X,
+    y,
+    grid,
+    X_test,
+    y_test,
+    *,
+    target: int,
+    key: jax.Array,
+    n_permutations: int = 1000,
+    length_scale: float = 0.5,
+    max_samples: int | None = 1000,
+    options: MetricOptions | None = None,
+) -> dict:
     """Every metric of the module docstring as a dict of floats (one compiled call).
 
     Args:
@@ -158,9 +235,22 @@ def evaluate_state(clf0, clf, params_prev, X0, y0, X, y, grid, X_test, y_test, *
       target: the favourable class y⁺; key: PRNG key of the subsampling and permutations.
       options: :class:`MetricOptions` (default: cfx's variants).
     """
-    out = _evaluate(clf0, clf, params_prev, jnp.asarray(X0), jnp.asarray(y0), jnp.asarray(X), jnp.asarray(y),
-                    jnp.asarray(grid), jnp.asarray(X_test), jnp.asarray(y_test), jnp.int32(target), key,
-                    jnp.float32(length_scale), n_permutations=int(n_permutations),
-                    max_samples=None if max_samples is None else int(max_samples),
-                    options=MetricOptions() if options is None else options)
+    out = _evaluate(
+        clf0,
+        clf,
+        params_prev,
+        jnp.asarray(X0),
+        jnp.asarray(y0),
+        jnp.asarray(X),
+        jnp.asarray(y),
+        jnp.asarray(grid),
+        jnp.asarray(X_test),
+        jnp.asarray(y_test),
+        jnp.int32(target),
+        key,
+        jnp.float32(length_scale),
+        n_permutations=int(n_permutations),
+        max_samples=None if max_samples is None else int(max_samples),
+        options=MetricOptions() if options is None else options,
+    )
     return {k: float(v) for k, v in jax.device_get(out).items()}

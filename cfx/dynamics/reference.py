@@ -34,27 +34,58 @@ import optax
 
 from cfx.classifier import Classifier
 
-__all__ = ["ReferenceTrainer", "OneLogitNet", "retrain_many", "REFERENCE_MODELS", "REFERENCE_OPTIONS", "gradient_dropout",
-           "generator_options", "latent_generator_options", "REFERENCE_GENERATORS", "LATENT", "expand_config", "PresetConflict"]
+__all__ = [
+    "ReferenceTrainer",
+    "OneLogitNet",
+    "retrain_many",
+    "REFERENCE_MODELS",
+    "REFERENCE_OPTIONS",
+    "gradient_dropout",
+    "generator_options",
+    "latent_generator_options",
+    "REFERENCE_GENERATORS",
+    "LATENT",
+    "expand_config",
+    "PresetConflict",
+]
 
 REFERENCE_MODELS = ("linear", "mlp", "ensemble")
 #: the reference trainer's keys a config passes through a model's options
 REFERENCE_OPTIONS = ("n_members", "retrain_batch_size", "combine", "dropout")
-_SEARCH = dict(space="standardized", k_terms="mean", step_scale="k", stop_rule="all", optimizer="sgd",
-               learning_rate=0.01, start="noise", start_scale=0.1, num_counterfactuals=5)
+_SEARCH = dict(
+    space="standardized",
+    k_terms="mean",
+    step_scale="k",
+    stop_rule="all",
+    optimizer="sgd",
+    learning_rate=0.01,
+    start="noise",
+    start_scale=0.1,
+    num_counterfactuals=5,
+)
 #: registry name -> the hyperparameters of its CE.jl 0.1.5 counterpart as the paper's scripts built it
 REFERENCE_GENERATORS = {
     "generic": dict(_SEARCH, cost=0.1, distance="frobenius", yloss="member_logit_bce"),
     "conservative": dict(_SEARCH, cost=0.1, distance="frobenius", yloss="member_logit_bce", threshold=0.9),
     "dice": dict(_SEARCH, cost=0.1, diversity=1.0, distance="frobenius", yloss="member_logit_bce", stop="set"),
-    "claproar": dict(_SEARCH, cost=0.1, loss_weight=5.0, variant="0.1.5", yloss="member_logit_bce",
-                     step_tolerance=1e-3),
-    "gravitational": dict(_SEARCH, cost=0.1, gravity=5.0, variant="0.1.5", n_neighbours=50, yloss="member_logit_bce",
-                          step_tolerance=1e-3),
+    "claproar": dict(
+        _SEARCH, cost=0.1, loss_weight=5.0, variant="0.1.5", yloss="member_logit_bce", step_tolerance=1e-3
+    ),
+    "gravitational": dict(
+        _SEARCH, cost=0.1, gravity=5.0, variant="0.1.5", n_neighbours=50, yloss="member_logit_bce", step_tolerance=1e-3
+    ),
     # Greedy: step 0.1 in s on the most salient feature, not multiplied by K; its change cap never
     # binds in 0.1.5 (every feature counts as changed every step), so a cap above T
-    "greedy": dict(space="standardized", stop_rule="all", step_size=0.1, max_changes=1000, num_counterfactuals=5,
-                   yloss="member_logit_bce", start="noise", start_scale=0.1),
+    "greedy": dict(
+        space="standardized",
+        stop_rule="all",
+        step_size=0.1,
+        max_changes=1000,
+        num_counterfactuals=5,
+        yloss="member_logit_bce",
+        start="noise",
+        start_scale=0.1,
+    ),
 }
 #: CE.jl 0.1.5's latent search (REVISE, or any generator with ``latent_space = true``): the VAE's
 #: latent space replaces the standardised one, the start is z ~ q(z|x) with no added noise
@@ -62,8 +93,9 @@ REFERENCE_GENERATORS = {
 LATENT = dict(latent_start="sample", vae_batch_size=50, vae_decoder_l2=0.01)
 _NOT_LATENT = ("space", "start", "start_scale")
 # REVISE: the VAE's latent space (not standardised), the same descent and objective
-REFERENCE_GENERATORS["revise"] = dict({k: v for k, v in REFERENCE_GENERATORS["generic"].items() if k not in _NOT_LATENT},
-                                      **LATENT)
+REFERENCE_GENERATORS["revise"] = dict(
+    {k: v for k, v in REFERENCE_GENERATORS["generic"].items() if k not in _NOT_LATENT}, **LATENT
+)
 
 
 def latent_generator_options(name: str) -> tuple[dict, dict]:
@@ -78,8 +110,9 @@ def latent_generator_options(name: str) -> tuple[dict, dict]:
 def generator_options(name: str) -> dict:
     """The hyperparameters that make registry generator ``name`` the CE.jl 0.1.5 one."""
     if name not in REFERENCE_GENERATORS:
-        raise ValueError(f"the ard-2023 preset has no reference generator {name!r}; it has "
-                         f"{', '.join(sorted(REFERENCE_GENERATORS))}")
+        raise ValueError(
+            f"the ard-2023 preset has no reference generator {name!r}; it has {', '.join(sorted(REFERENCE_GENERATORS))}"
+        )
     return dict(REFERENCE_GENERATORS[name])
 
 
@@ -90,8 +123,14 @@ SYNTHETIC_FLIPPED = ("circles",)  # MLJ's make_circles labels the inner ring 0 (
 SYNTHETIC_OPTIONS = {"moons": {"yshift": 0.3}}
 #: ARD.jl 0.1.2 retrains every round with ``Models.train(M, data)``: the package's own batch-1
 #: loader whatever the initial fit used; CE.jl 0.1.5's ensemble ``probs`` average the members' σ
-MODEL_SETTINGS = {"trainer": "reference", "learning_rate": 1e-3, "epochs": 100, "retrain_epochs": 10,
-                  "retrain_batch_size": 1, "combine": "probabilities"}
+MODEL_SETTINGS = {
+    "trainer": "reference",
+    "learning_rate": 1e-3,
+    "epochs": 100,
+    "retrain_epochs": 10,
+    "retrain_batch_size": 1,
+    "combine": "probabilities",
+}
 #: filled where a config leaves them unset (the synthetic scripts used the package's defaults;
 #: the real-data script passed its own data loader and network)
 MODEL_DEFAULTS = {"batch_size": 1}
@@ -110,8 +149,11 @@ def _fill(item: dict, fixed: dict, path: str) -> dict:
     out = dict(item)
     for k, v in fixed.items():
         if out.get(k) is not None and out[k] != v and not (isinstance(v, float) and out[k] == float(v)):
-            raise PresetConflict(f"preset 'ard-2023' fixes {k!r} to {v!r}, but the config sets {out[k]!r}; remove "
-                                 f"the key to follow the preset, or remove 'preset'", f"{path}.{k}")
+            raise PresetConflict(
+                f"preset 'ard-2023' fixes {k!r} to {v!r}, but the config sets {out[k]!r}; remove "
+                f"the key to follow the preset, or remove 'preset'",
+                f"{path}.{k}",
+            )
         out[k] = v
     return out
 
@@ -130,21 +172,29 @@ def expand_config(raw: dict) -> dict:
     for i, d in enumerate(items("data")):
         name = d.get("name")
         if name in cfx.data.list_datasets() and cfx.data.info(name).kind == "synthetic":
-            d = _fill(d, {"standardize": False, "flip_labels": name in SYNTHETIC_FLIPPED,
-                          **SYNTHETIC_OPTIONS.get(name, {})}, f"data[{i}]")
+            d = _fill(
+                d,
+                {"standardize": False, "flip_labels": name in SYNTHETIC_FLIPPED, **SYNTHETIC_OPTIONS.get(name, {})},
+                f"data[{i}]",
+            )
         data.append(_fill(d, {"test_size": 0.2}, f"data[{i}]"))
     models = []
     for i, m in enumerate(items("models")):
         if m.get("name", "linear") not in REFERENCE_MODELS:
-            raise PresetConflict(f"preset 'ard-2023' has the reference models {', '.join(REFERENCE_MODELS)}; got "
-                                 f"{m.get('name')!r}", f"models[{i}].name")
+            raise PresetConflict(
+                f"preset 'ard-2023' has the reference models {', '.join(REFERENCE_MODELS)}; got {m.get('name')!r}",
+                f"models[{i}].name",
+            )
         models.append(_fill({**MODEL_DEFAULTS, **m}, MODEL_SETTINGS, f"models[{i}]"))
     gens = []
     for i, g in enumerate(items("generators")):
         latent = g.get("latent_space", False)
         try:
-            fixed, vae = latent_generator_options(g.get("name")) if latent not in (False, None) else \
-                (generator_options(g.get("name")), None)
+            fixed, vae = (
+                latent_generator_options(g.get("name"))
+                if latent not in (False, None)
+                else (generator_options(g.get("name")), None)
+            )
         except ValueError as e:
             raise PresetConflict(str(e), f"generators[{i}].name") from None
         g = _fill(g, fixed, f"generators[{i}]")
@@ -358,8 +408,10 @@ def retrain_many(jobs) -> list:
     for (layers, dropout, lr, batch, epochs), idx in groups.items():
         member = OneLogitNet("mlp" if layers else "linear", widths=layers or (32,), dropout=dropout)
         stacked = [jobs[i][0].net.stacked_members for i in idx]
-        trees = [jobs[i][1].params if st else jax.tree_util.tree_map(lambda a: a[None], jobs[i][1].params)
-                 for i, st in zip(idx, stacked)]
+        trees = [
+            jobs[i][1].params if st else jax.tree_util.tree_map(lambda a: a[None], jobs[i][1].params)
+            for i, st in zip(idx, stacked)
+        ]
         sizes = [jax.tree_util.tree_leaves(tr)[0].shape[0] for tr in trees]
         params = jax.tree_util.tree_map(lambda *a: jnp.concatenate(a), *trees)
         owner = jnp.asarray(np.repeat(np.arange(len(idx)), sizes), jnp.int32)
@@ -368,7 +420,7 @@ def retrain_many(jobs) -> list:
         new = _train_stacked(member, params, X, y, owner, jnp.int32(epochs), learning_rate=lr, batch_size=batch)
         ends = np.cumsum(sizes)
         for i, st, end, size in zip(idx, stacked, ends, sizes):
-            p = jax.tree_util.tree_map(lambda a: a[end - size:end] if st else a[end - size], new)
+            p = jax.tree_util.tree_map(lambda a: a[end - size : end] if st else a[end - size], new)
             out[i] = jobs[i][1].replace(p)
     return out
 
@@ -429,6 +481,13 @@ class ReferenceTrainer:
 
     def _fit(self, params, X, y, epochs, batch_size) -> Classifier:
         X = jnp.asarray(X, jnp.float32)
-        params = _train(self.net, params, X, jnp.asarray(y, jnp.int32), jnp.int32(epochs),
-                        learning_rate=float(self.learning_rate), batch_size=int(batch_size))
+        params = _train(
+            self.net,
+            params,
+            X,
+            jnp.asarray(y, jnp.int32),
+            jnp.int32(epochs),
+            learning_rate=float(self.learning_rate),
+            batch_size=int(batch_size),
+        )
         return Classifier(self.net, params, n_features=X.shape[1], n_classes=2)

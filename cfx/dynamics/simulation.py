@@ -88,8 +88,14 @@ class CfxTrainer:
     def retrain(self, clf, data, *, seed: int):
         import cfx.models
 
-        return cfx.models.fit(data, self.model, epochs=self.retrain_epochs, init_params=clf.params, seed=seed,
-                              **dict(self.fit_options or {}))
+        return cfx.models.fit(
+            data,
+            self.model,
+            epochs=self.retrain_epochs,
+            init_params=clf.params,
+            seed=seed,
+            **dict(self.fit_options or {}),
+        )
 
 
 # ------------------------------------------------------------------------------ jitted round steps
@@ -164,15 +170,22 @@ def _restore(systems: list[dict], arrays: dict) -> list[dict]:
     (the templates fix structure and dtypes, so nothing recompiles after a resume)."""
     out = []
     for g, s in enumerate(systems):
+
         def load(tree, tag):
             leaves, treedef = jax.tree_util.tree_flatten(tree)
             new = [jnp.asarray(arrays[f"g{g}_{tag}{i}"], jnp.asarray(leaf).dtype) for i, leaf in enumerate(leaves)]
             return jax.tree_util.tree_unflatten(treedef, new)
 
         fitted = load({f: getattr(s["gen"], f) for f in _fitted_fields(s["gen"])}, "f")
-        out.append({**s, "X": jnp.asarray(arrays[f"g{g}_X"], jnp.float32),
-                    "y": jnp.asarray(arrays[f"g{g}_y"], jnp.int32), "clf": s["clf"].replace(load(s["clf"].params, "p")),
-                    "gen": s["gen"].replace(**fitted)})
+        out.append(
+            {
+                **s,
+                "X": jnp.asarray(arrays[f"g{g}_X"], jnp.float32),
+                "y": jnp.asarray(arrays[f"g{g}_y"], jnp.int32),
+                "clf": s["clf"].replace(load(s["clf"].params, "p")),
+                "gen": s["gen"].replace(**fitted),
+            }
+        )
     return out
 
 
@@ -206,10 +219,14 @@ def _check(train, test, generators, mu, rounds, eval_every, num_counterfactuals,
     if np.shape(train.X)[1] != np.shape(test.X)[1]:
         raise ValueError(f"test has {np.shape(test.X)[1]} features; train has {np.shape(train.X)[1]}")
     if isinstance(mu, bool) or not isinstance(mu, (int, float, np.floating)) or not (0.0 < float(mu) <= 1.0):
-        raise ValueError(f"mu must be a share in (0, 1] (the fraction of the pool given recourse per round); "
-                         f"got {mu!r}")
-    for name, v, low in (("rounds", rounds, 1), ("eval_every", eval_every, 1),
-                         ("num_counterfactuals", num_counterfactuals, 1)):
+        raise ValueError(
+            f"mu must be a share in (0, 1] (the fraction of the pool given recourse per round); got {mu!r}"
+        )
+    for name, v, low in (
+        ("rounds", rounds, 1),
+        ("eval_every", eval_every, 1),
+        ("num_counterfactuals", num_counterfactuals, 1),
+    ):
         if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < low:
             raise ValueError(f"{name} must be an int >= {low}; got {v!r}")
     if pool not in POOLS:
@@ -226,8 +243,19 @@ def _check(train, test, generators, mu, rounds, eval_every, num_counterfactuals,
         raise ValueError(f"target must be a class index in [0, {max(classes, 2)}); got {target!r}")
 
 
-def _check_run(model, *, max_steps, repetitions, seed, initial_epochs, retrain_epochs, n_permutations, length_scale,
-               max_samples, fit_options):
+def _check_run(
+    model,
+    *,
+    max_steps,
+    repetitions,
+    seed,
+    initial_epochs,
+    retrain_epochs,
+    n_permutations,
+    length_scale,
+    max_samples,
+    fit_options,
+):
     """The run's remaining numbers, model names and fit options, checked before anything is traced."""
     import inspect
 
@@ -241,12 +269,17 @@ def _check_run(model, *, max_steps, repetitions, seed, initial_epochs, retrain_e
     if unknown:
         raise ValueError(f"fit_options: unknown option(s) {unknown} of cfx.models.fit; allowed: {sorted(allowed)}")
 
-    for name, v, low in (("max_steps", max_steps, 1), ("repetitions", repetitions, 1), ("seed", seed, 0),
-                         ("initial_epochs", initial_epochs, 1), ("retrain_epochs", retrain_epochs, 1)):
+    for name, v, low in (
+        ("max_steps", max_steps, 1),
+        ("repetitions", repetitions, 1),
+        ("seed", seed, 0),
+        ("initial_epochs", initial_epochs, 1),
+        ("retrain_epochs", retrain_epochs, 1),
+    ):
         if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < low:
             raise ValueError(f"{name} must be an int >= {low}; got {v!r}")
     _check_options(length_scale, n_permutations, max_samples, "simulate")
-    for label, m in (model.items() if isinstance(model, Mapping) else [("", model)]):
+    for label, m in model.items() if isinstance(model, Mapping) else [("", model)]:
         if isinstance(m, str) and m.lower() not in list_models():
             where = f"model[{label!r}]" if label else "model"
             raise ValueError(f"{where}: unknown model {m!r}; known models: {sorted(list_models())}")
@@ -256,6 +289,7 @@ def _check_run(model, *, max_steps, repetitions, seed, initial_epochs, retrain_e
 def _trainers(model, fit_options, initial_epochs, retrain_epochs) -> dict:
     """label -> trainer: one model (``model`` a cfx model name / module, or a trainer with
     ``initial`` and ``retrain``) under the label "" or a mapping label -> either."""
+
     def one(m):
         if hasattr(m, "initial") and hasattr(m, "retrain"):
             return m
@@ -272,9 +306,12 @@ def _trainers(model, fit_options, initial_epochs, retrain_epochs) -> dict:
         out[label] = one(m)
     families = {label: getattr(t, "family", type(t).__name__) for label, t in out.items()}
     if len(set(families.values())) > 1:
-        raise ValueError("model: mixed model kinds in one cross-model pool (" +
-                         ", ".join(f"{k}: {v}" for k, v in families.items()) + "); the pool and the labels "
-                         "would follow two semantics at once: give models of one kind")
+        raise ValueError(
+            "model: mixed model kinds in one cross-model pool ("
+            + ", ".join(f"{k}: {v}" for k, v in families.items())
+            + "); the pool and the labels "
+            "would follow two semantics at once: give models of one kind"
+        )
     return out
 
 
@@ -355,9 +392,18 @@ def simulate(
     from cfx.search import generate
 
     _check(train, test, generators, mu, rounds, eval_every, num_counterfactuals, pool, target)
-    _check_run(model, max_steps=max_steps, repetitions=repetitions, seed=seed, initial_epochs=initial_epochs,
-               retrain_epochs=retrain_epochs, n_permutations=n_permutations, length_scale=length_scale,
-               max_samples=max_samples, fit_options=fit_options)
+    _check_run(
+        model,
+        max_steps=max_steps,
+        repetitions=repetitions,
+        seed=seed,
+        initial_epochs=initial_epochs,
+        retrain_epochs=retrain_epochs,
+        n_permutations=n_permutations,
+        length_scale=length_scale,
+        max_samples=max_samples,
+        fit_options=fit_options,
+    )
     if draw not in DRAWS:
         raise ValueError(f"draw must be one of {DRAWS}; got {draw!r}")
     if constraints_scope not in ("schema", "categorical"):
@@ -369,16 +415,23 @@ def simulate(
     X_test, y_test = jnp.asarray(test.X, jnp.float32), jnp.asarray(test.y, jnp.int32)
     grid = jnp.asarray(feature_grid(train.X, grid_samples, seed=seed))
     # one M₀ per model; the first keeps the run's seed (a one-model run is as before)
-    clf0 = {label: t.initial(train, seed=seed if i == 0 else (seed + 7919 * i) % 2**31)
-            for i, (label, t) in enumerate(trainers.items())}
+    clf0 = {
+        label: t.initial(train, seed=seed if i == 0 else (seed + 7919 * i) % 2**31)
+        for i, (label, t) in enumerate(trainers.items())
+    }
     size = max(1, math.ceil(mu * len(train.y)))
     # the data's mutability, bounds and one-hot groups hold for every counterfactual (real data)
     constraints = train.schema.constraints() if hasattr(train, "schema") else None
     if constraints is not None and constraints_scope == "categorical":
         constraints = dataclasses.replace(constraints, mutability=None, lower=None, upper=None, integer_features=None)
     root = jax.random.key(seed)
-    metric_options = dict(target=target, n_permutations=n_permutations, length_scale=length_scale,
-                          max_samples=max_samples, options=metrics)
+    metric_options = dict(
+        target=target,
+        n_permutations=n_permutations,
+        length_scale=length_scale,
+        max_samples=max_samples,
+        options=metrics,
+    )
 
     def refit(gen, clf, data, key):
         orig = getattr(gen, "vae_epochs", None)
@@ -392,8 +445,17 @@ def simulate(
         for g, (label, gen) in enumerate(generators.items()):
             # one key per generator (as a one-model run): every model's copy of it is fitted alike
             fitted = gen.fit(clf0[model_label], train, key=jax.random.fold_in(jax.random.fold_in(root, 0x5EED), g))
-            initial.append({"label": label, "model": model_label, "trainer": trainer, "X": X0, "y": y0,
-                            "clf": clf0[model_label], "gen": fitted})
+            initial.append(
+                {
+                    "label": label,
+                    "model": model_label,
+                    "trainer": trainer,
+                    "X": X0,
+                    "y": y0,
+                    "clf": clf0[model_label],
+                    "gen": fitted,
+                }
+            )
 
     history, stopped, final = [], [], {}
     for rep in range(int(repetitions)):
@@ -413,16 +475,29 @@ def simulate(
                 eval_keys = [_system_keys(key_t, jnp.int32(g))[3] for g in range(len(systems))]
             else:
                 idx, valid, count, factuals = _draw(
-                    tuple(s["clf"] for s in systems), tuple(s["X"] for s in systems), tuple(s["y"] for s in systems),
-                    jax.random.fold_in(key_t, 0), jnp.float32(mu), jnp.int32(target), size=size,
-                    use_labels=(pool == "label"), at_least_one=(draw == "at_least_one"))
+                    tuple(s["clf"] for s in systems),
+                    tuple(s["X"] for s in systems),
+                    tuple(s["y"] for s in systems),
+                    jax.random.fold_in(key_t, 0),
+                    jnp.float32(mu),
+                    jnp.int32(target),
+                    size=size,
+                    use_labels=(pool == "label"),
+                    at_least_one=(draw == "at_least_one"),
+                )
                 pool_size, chosen = int(count), int(jnp.sum(valid))
                 if chosen == 0 and draw == "at_least_one":
-                    halted = {"repetition": rep, "round": t,
-                              "reason": "pool empty: no training point is non-target for every model"}
+                    halted = {
+                        "repetition": rep,
+                        "round": t,
+                        "reason": "pool empty: no training point is non-target for every model",
+                    }
                     if checkpoint is not None:
-                        checkpoint.save(_round_path(prefix, rep, t), {"round": t, "rows": [], "stopped": halted},
-                                        arrays=_state_arrays(systems))
+                        checkpoint.save(
+                            _round_path(prefix, rep, t),
+                            {"round": t, "rows": [], "stopped": halted},
+                            arrays=_state_arrays(systems),
+                        )
                     break
                 skipped = chosen == 0
                 prev, recourse, new_systems, eval_keys = [], [], [], []
@@ -434,31 +509,69 @@ def simulate(
                         recourse.append({})
                         new_systems.append(s)
                         continue
-                    res = generate(s["gen"].replace(num_counterfactuals=num_counterfactuals), s["clf"], factuals[g], target,
-                                   key=k_gen, max_steps=max_steps, constraints=constraints)
+                    res = generate(
+                        s["gen"].replace(num_counterfactuals=num_counterfactuals),
+                        s["clf"],
+                        factuals[g],
+                        target,
+                        key=k_gen,
+                        max_steps=max_steps,
+                        constraints=constraints,
+                    )
                     # through the host: generate's outputs are committed to a device, and committed
                     # inputs would give the state another signature than the initial one (a recompile)
-                    X, y, stats = _move(s["clf"], s["X"], s["y"], idx, valid, np.asarray(res.counterfactuals),
-                                        np.asarray(res.outcome), k_pick, jnp.int32(target))
+                    X, y, stats = _move(
+                        s["clf"],
+                        s["X"],
+                        s["y"],
+                        idx,
+                        valid,
+                        np.asarray(res.counterfactuals),
+                        np.asarray(res.outcome),
+                        k_pick,
+                        jnp.int32(target),
+                    )
                     data = dataclasses.replace(train, X=np.asarray(X), y=np.asarray(y))
                     recourse.append({k: float(v) for k, v in jax.device_get(stats).items()})
                     new_systems.append((s, X, y, data, k_fit, int(train_seed)))
                 if not skipped:  # every system's retraining, then the generators' refits on the new models
                     clfs = _retrain([(s["trainer"], s["clf"], data, seed) for s, _, _, data, _, seed in new_systems])
-                    new_systems = [{**s, "X": X, "y": y, "clf": clf, "gen": refit(s["gen"], clf, data, k_fit)}
-                                   for (s, X, y, data, k_fit, _), clf in zip(new_systems, clfs)]
+                    new_systems = [
+                        {**s, "X": X, "y": y, "clf": clf, "gen": refit(s["gen"], clf, data, k_fit)}
+                        for (s, X, y, data, k_fit, _), clf in zip(new_systems, clfs)
+                    ]
                 systems = new_systems
             evaluate = t == 0 or t % eval_every == 0 or t == rounds
             for g, s in enumerate(systems):
-                row = {"repetition": rep, "round": t, "generator": s["label"], "pool": pool_size, "chosen": chosen,
-                       **recourse[g]}
+                row = {
+                    "repetition": rep,
+                    "round": t,
+                    "generator": s["label"],
+                    "pool": pool_size,
+                    "chosen": chosen,
+                    **recourse[g],
+                }
                 if s["model"]:
                     row["model"] = s["model"]
                 if t > 0 and draw == "round":
                     row["skipped"] = bool(skipped)
                 if evaluate:
-                    row.update(evaluate_state(clf0[s["model"]], s["clf"], prev[g], X0, y0, s["X"], s["y"], grid,
-                                              X_test, y_test, key=eval_keys[g], **metric_options))
+                    row.update(
+                        evaluate_state(
+                            clf0[s["model"]],
+                            s["clf"],
+                            prev[g],
+                            X0,
+                            y0,
+                            s["X"],
+                            s["y"],
+                            grid,
+                            X_test,
+                            y_test,
+                            key=eval_keys[g],
+                            **metric_options,
+                        )
+                    )
                 rows.append(row)
             history += rows
             if checkpoint is not None:
@@ -467,7 +580,12 @@ def simulate(
                 on_round(rep, t, rows)
         if halted:
             stopped.append(halted)
-        final[rep] = {(f"{s['model']}/{s['label']}" if s["model"] else s["label"]):
-                      {"data": dataclasses.replace(train, X=np.asarray(s["X"]), y=np.asarray(s["y"])),
-                       "classifier": s["clf"], "generator": s["gen"]} for s in systems}
+        final[rep] = {
+            (f"{s['model']}/{s['label']}" if s["model"] else s["label"]): {
+                "data": dataclasses.replace(train, X=np.asarray(s["X"]), y=np.asarray(s["y"])),
+                "classifier": s["clf"],
+                "generator": s["gen"],
+            }
+            for s in systems
+        }
     return SimulationResult(history=history, stopped=stopped, final=final)

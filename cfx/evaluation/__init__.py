@@ -28,7 +28,15 @@ Adding a metric::
 """
 
 from cfx.evaluation.registry import (
-    EVALUATED, LEVELS, NEEDS, Metric, get_metric, headline_metrics, list_metrics, register, register_family,
+    EVALUATED,
+    LEVELS,
+    NEEDS,
+    Metric,
+    get_metric,
+    headline_metrics,
+    list_metrics,
+    register,
+    register_family,
     unregister,
 )
 from cfx.evaluation.context import EvaluationContext, context
@@ -43,6 +51,20 @@ from cfx.evaluation.core import Evaluation, evaluate
 from cfx.evaluation.table import summary_table
 
 __all__ = [
-    "CHANGE_TOL", "EVALUATED", "Evaluation", "EvaluationContext", "LEVELS", "Metric", "NEEDS", "context", "evaluate", "get_metric",
-    "headline_metrics", "list_metrics", "register", "register_family", "summary_table", "unregister",
+    "CHANGE_TOL",
+    "EVALUATED",
+    "Evaluation",
+    "EvaluationContext",
+    "LEVELS",
+    "Metric",
+    "NEEDS",
+    "context",
+    "evaluate",
+    "get_metric",
+    "headline_metrics",
+    "list_metrics",
+    "register",
+    "register_family",
+    "summary_table",
+    "unregister",
 ]

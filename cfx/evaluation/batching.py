@@ -36,8 +36,7 @@ def chunk_size(n_rows: int, elements_per_row: int, model_rows_per_row: int = 0) 
 @functools.partial(jax.jit, static_argnames=("batch_size",))
 def predict_labels(clf, X, *, batch_size: int):
     """argmax f(x) for every row of X (N, d) -> (N,) int32, in chunks."""
-    return jax.lax.map(lambda row: jnp.argmax(clf.raw_logits(row[None])[0]).astype(jnp.int32), X,
-                       batch_size=batch_size)
+    return jax.lax.map(lambda row: jnp.argmax(clf.raw_logits(row[None])[0]).astype(jnp.int32), X, batch_size=batch_size)
 
 
 @functools.partial(jax.jit, static_argnames=("fn", "names", "batch_size"))

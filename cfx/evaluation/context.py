@@ -96,7 +96,9 @@ def resolve_constraints(constraints, data: Dataset | None, d: int) -> ResolvedCo
         if tuple(constraints.mutability.shape) != (d,):
             raise ValueError(f"constraints resolved for {constraints.mutability.shape[0]} features; expected {d}")
         return constraints
-    raise TypeError(f"constraints must be a cfx.Constraints, ResolvedConstraints or None, got {type(constraints).__name__}")
+    raise TypeError(
+        f"constraints must be a cfx.Constraints, ResolvedConstraints or None, got {type(constraints).__name__}"
+    )
 
 
 def _check_data(classifier: Classifier, data) -> None:
@@ -155,8 +157,9 @@ def context(
     if conditional_samples is not None:
         s = jnp.asarray(conditional_samples, float_dtype())
         if s.ndim != 3 or s.shape[0] != classifier.n_classes or s.shape[2] != d or s.shape[1] == 0:
-            raise ValueError(f"conditional_samples must have shape (C={classifier.n_classes}, k >= 1, d={d}); "
-                             f"got {tuple(s.shape)}")
+            raise ValueError(
+                f"conditional_samples must have shape (C={classifier.n_classes}, k >= 1, d={d}); got {tuple(s.shape)}"
+            )
         ctx = ctx.replace(conditional_samples=s)
     if q_hat is None:
         q_hat = getattr(classifier, "q_hat", None)  # a calibrated (conformal) classifier carries q̂
@@ -174,5 +177,6 @@ def same_classifier(a: Classifier, b: Classifier) -> bool:
     lb, tb = jax.tree_util.tree_flatten(b)
     if ta != tb:
         return False
-    return all(x is y or (np.shape(x) == np.shape(y) and np.array_equal(np.asarray(x), np.asarray(y)))
-               for x, y in zip(la, lb))
+    return all(
+        x is y or (np.shape(x) == np.shape(y) and np.array_equal(np.asarray(x), np.asarray(y))) for x, y in zip(la, lb)
+    )

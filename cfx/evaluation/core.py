@@ -42,8 +42,10 @@ def _check_result(result, classifier) -> None:
         raise ValueError(f"classifier takes {classifier.n_features} features but the result's counterfactuals have {d}")
     target = np.asarray(result.target)
     if target.min() < -1 or target.max() >= classifier.n_classes:
-        raise ValueError(f"result.target must lie in [-1, {classifier.n_classes}) (-1: untargeted); "
-                         f"got values in [{target.min()}, {target.max()}]")
+        raise ValueError(
+            f"result.target must lie in [-1, {classifier.n_classes}) (-1: untargeted); "
+            f"got values in [{target.min()}, {target.max()}]"
+        )
 
 
 def _check_neighbours(n_neighbors, ynn_neighbors) -> None:
@@ -60,8 +62,10 @@ def _context_for(classifier, data, constraints, ctx) -> EvaluationContext:
     if data is not None or constraints is not None:
         raise ValueError("pass data and constraints to cfx.evaluation.context(...), not together with context=")
     if not same_classifier(ctx.classifier, classifier):
-        raise ValueError("context was built for another classifier (or other parameters): its predictions "
-                         "would be stale; build one with cfx.evaluation.context(classifier, data)")
+        raise ValueError(
+            "context was built for another classifier (or other parameters): its predictions "
+            "would be stale; build one with cfx.evaluation.context(classifier, data)"
+        )
     return ctx
 
 
@@ -91,8 +95,12 @@ def _run_traced(members: list[Metric], ctx: EvaluationContext, units, x, target)
     rows = int(units.shape[0])
     elements, model_rows = (first.cost or default_cost)(ctx, tuple(units.shape[1:]))
     out = batching.map_metrics(
-        ctx.view(first.needs), units, x, target,
-        fn=first.fn, names=tuple(m.name for m in members),
+        ctx.view(first.needs),
+        units,
+        x,
+        target,
+        fn=first.fn,
+        names=tuple(m.name for m in members),
         batch_size=batching.chunk_size(rows, elements, model_rows),
     )
     return {k: np.asarray(v, np.float64) for k, v in out.items()}
@@ -105,8 +113,12 @@ class Evaluation(dict):
 
     def _key(self, key):
         if key == "per_factual":
-            warnings.warn("evaluate(...)['per_factual'] is deprecated: use 'per_counterfactual' (its arrays are "
-                          "(n, K), one value per counterfactual)", DeprecationWarning, stacklevel=3)
+            warnings.warn(
+                "evaluate(...)['per_factual'] is deprecated: use 'per_counterfactual' (its arrays are "
+                "(n, K), one value per counterfactual)",
+                DeprecationWarning,
+                stacklevel=3,
+            )
             return "per_counterfactual"
         return key
 
@@ -203,8 +215,9 @@ def evaluate(
                 elif out.shape == (n, K):
                     values[m.name] = ("cf", out)
                 else:
-                    raise ValueError(f"result-level metric {m.name!r} returned shape {out.shape}; "
-                                     f"expected a scalar or ({n}, {K})")
+                    raise ValueError(
+                        f"result-level metric {m.name!r} returned shape {out.shape}; expected a scalar or ({n}, {K})"
+                    )
 
     per_counterfactual, mean, sd = {}, {}, {}
     for m in selected:  # registry order
@@ -217,6 +230,8 @@ def evaluate(
         per_counterfactual[m.name] = v if kind == "cf" else np.repeat(v[:, None], K, axis=1)
         mean[m.name], sd[m.name] = _aggregate(v)
     # per-counterfactual entries first, then the once-per-result scalars
-    mean = {**{k: mean[k] for k in per_counterfactual},
-            **{k: v for k, v in mean.items() if k not in per_counterfactual}}
+    mean = {
+        **{k: mean[k] for k in per_counterfactual},
+        **{k: v for k, v in mean.items() if k not in per_counterfactual},
+    }
     return Evaluation(per_counterfactual=per_counterfactual, mean=mean, sd=sd)

@@ -61,12 +61,23 @@ register_family(
     headline=("l1", "l2", "redundancy"),
 )
 
-register(Metric(
-    "mad_l1", mad_l1, needs=("data",), cost=lambda ctx, shape: (shape[-1], 0), headline=True,
-    description="sum_j |x'_j - x_j| / MAD_j, MAD from data.X (MAD 0 -> 1); needs data",
-))
+register(
+    Metric(
+        "mad_l1",
+        mad_l1,
+        needs=("data",),
+        cost=lambda ctx, shape: (shape[-1], 0),
+        headline=True,
+        description="sum_j |x'_j - x_j| / MAD_j, MAD from data.X (MAD 0 -> 1); needs data",
+    )
+)
 
-register(Metric(
-    "diversity", diversity, level="set", cost=lambda ctx, shape: (shape[0] * shape[0] * shape[-1], 0),
-    description="mean pairwise L1 among a factual's K counterfactuals, sum_{i!=k} ||x'_i - x'_k||_1 / (K(K-1)); 0 for K = 1",
-))
+register(
+    Metric(
+        "diversity",
+        diversity,
+        level="set",
+        cost=lambda ctx, shape: (shape[0] * shape[0] * shape[-1], 0),
+        description="mean pairwise L1 among a factual's K counterfactuals, sum_{i!=k} ||x'_i - x'_k||_1 / (K(K-1)); 0 for K = 1",
+    )
+)

@@ -42,16 +42,26 @@ def set_size(cf: jax.Array, x: jax.Array, target, ctx) -> jax.Array:
     return jnp.where(valid, omega, 0.0)
 
 
-register(Metric(
-    "unfaithfulness", unfaithfulness, needs=("conditional_samples", "classifier"), headline=True,
-    cost=lambda ctx, shape: (int(ctx.conditional_samples.shape[1]) * shape[-1], 1),
-    description="ECCCo: mean L2 distance from x' to the model's conditional samples of the target class; "
-    "needs conditional_samples",
-))
+register(
+    Metric(
+        "unfaithfulness",
+        unfaithfulness,
+        needs=("conditional_samples", "classifier"),
+        headline=True,
+        cost=lambda ctx, shape: (int(ctx.conditional_samples.shape[1]) * shape[-1], 1),
+        description="ECCCo: mean L2 distance from x' to the model's conditional samples of the target class; "
+        "needs conditional_samples",
+    )
+)
 
-register(Metric(
-    "set_size", set_size, needs=("classifier", "q_hat"), headline=True,
-    cost=lambda ctx, shape: (2 * shape[-1], 2),
-    description="smooth conformal set size max(0, sum_y sigmoid((q_hat - 1 + p(y|x')) / 0.1) - 1), "
-    "0 when invalid; needs q_hat",
-))
+register(
+    Metric(
+        "set_size",
+        set_size,
+        needs=("classifier", "q_hat"),
+        headline=True,
+        cost=lambda ctx, shape: (2 * shape[-1], 2),
+        description="smooth conformal set size max(0, sum_y sigmoid((q_hat - 1 + p(y|x')) / 0.1) - 1), "
+        "0 when invalid; needs q_hat",
+    )
+)

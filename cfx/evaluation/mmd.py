@@ -52,8 +52,7 @@ def gaussian_kernel(x: jax.Array, y: jax.Array, length_scale=DEFAULT_LENGTH_SCAL
     return jnp.exp(-jnp.maximum(sq, 0.0) / (2.0 * length_scale**2))
 
 
-def _mmd_from_groups(K: jax.Array, a: jax.Array, b: jax.Array, Ka: jax.Array, Kb: jax.Array,
-                     empty=None) -> jax.Array:
+def _mmd_from_groups(K: jax.Array, a: jax.Array, b: jax.Array, Ka: jax.Array, Kb: jax.Array, empty=None) -> jax.Array:
     """Unbiased MMD² of the groups a, b (weights over the rows of the pooled kernel K: 0/1
     vectors, or bootstrap counts) given their products Ka = aK, Kb = bK. ``a``, ``b`` and the
     products may carry a leading batch axis (permutations).
@@ -66,8 +65,11 @@ def _mmd_from_groups(K: jax.Array, a: jax.Array, b: jax.Array, Ka: jax.Array, Kb
     aa, bb = a * a, b * b
     pairs_a = m * (m - 1) + (m - jnp.sum(aa, -1))
     pairs_b = n * (n - 1) + (n - jnp.sum(bb, -1))
-    xx_sum, yy_sum, xy_sum = (jnp.sum(Ka * a, -1) - jnp.sum(aa * diag, -1), jnp.sum(Kb * b, -1) - jnp.sum(bb * diag, -1),
-                              jnp.sum(Ka * b, -1))
+    xx_sum, yy_sum, xy_sum = (
+        jnp.sum(Ka * a, -1) - jnp.sum(aa * diag, -1),
+        jnp.sum(Kb * b, -1) - jnp.sum(bb * diag, -1),
+        jnp.sum(Ka * b, -1),
+    )
     if empty is None:
         return xx_sum / pairs_a + yy_sum / pairs_b - 2.0 * (xy_sum / (m * n))
     guard = lambda num, den: jnp.where(den > 0, num / jnp.where(den > 0, den, 1.0), empty)
@@ -112,8 +114,9 @@ def _subsample(mask: jax.Array, key: jax.Array, k: int) -> jax.Array:
 
 
 @functools.partial(jax.jit, static_argnames=("n_permutations", "max_samples", "common_size"))
-def _masked_test(x, x_mask, y, y_mask, key, length_scale, *, n_permutations: int, max_samples: int | None,
-                 common_size: bool = False):
+def _masked_test(
+    x, x_mask, y, y_mask, key, length_scale, *, n_permutations: int, max_samples: int | None, common_size: bool = False
+):
     """``common_size``: y is subsampled to at most n = min(|x|, max_samples) rows, the size of
     x's sample (AlgorithmicRecourseDynamics.jl's ``mmd(x, y, n)``), not to ``max_samples``."""
     _TRACES["mmd_test"] += 1  # trace time only
@@ -156,8 +159,10 @@ def _check_sets(x, y, what: str = "mmd") -> tuple[np.ndarray, np.ndarray]:
         if not np.all(np.isfinite(a)):
             raise ValueError(f"{what}: {name} contains NaN or inf values")
     if x.shape[1] != y.shape[1]:
-        raise ValueError(f"{what}: x and y must have the same dimensionality; x has {x.shape[1]} features, "
-                         f"y has {y.shape[1]} (argument y)")
+        raise ValueError(
+            f"{what}: x and y must have the same dimensionality; x has {x.shape[1]} features, "
+            f"y has {y.shape[1]} (argument y)"
+        )
     return x, y
 
 
@@ -166,8 +171,9 @@ def _check_options(length_scale, n_permutations, max_samples, what: str) -> None
         raise ValueError(f"{what}: length_scale must be finite and > 0; got {length_scale!r}")
     if isinstance(n_permutations, bool) or not isinstance(n_permutations, (int, np.integer)) or n_permutations < 0:
         raise ValueError(f"{what}: n_permutations must be an int >= 0; got {n_permutations!r}")
-    if max_samples is not None and (isinstance(max_samples, bool) or not isinstance(max_samples, (int, np.integer))
-                                    or max_samples < 2):
+    if max_samples is not None and (
+        isinstance(max_samples, bool) or not isinstance(max_samples, (int, np.integer)) or max_samples < 2
+    ):
         raise ValueError(f"{what}: max_samples must be an int >= 2 or None; got {max_samples!r}")
 
 
@@ -177,26 +183,46 @@ def _check_masked(x, x_mask, y, y_mask) -> None:
         if np.ndim(a) != 2:
             raise ValueError(f"masked_mmd_test: {name} must be a 2-D array (n, d) of samples; got shape {np.shape(a)}")
         if np.shape(mask) != (np.shape(a)[0],):
-            raise ValueError(f"masked_mmd_test: {name}_mask must have shape ({np.shape(a)[0]},) (one flag per row of "
-                             f"{name}); got {np.shape(mask)}")
+            raise ValueError(
+                f"masked_mmd_test: {name}_mask must have shape ({np.shape(a)[0]},) (one flag per row of "
+                f"{name}); got {np.shape(mask)}"
+            )
         if not isinstance(a, jax.core.Tracer) and not np.isfinite(_as_samples(name, a, "masked_mmd_test")).all():
             raise ValueError(f"masked_mmd_test: {name} contains NaN or inf values")
     if np.shape(x)[1] != np.shape(y)[1]:
-        raise ValueError(f"masked_mmd_test: x and y must have the same dimensionality; x has {np.shape(x)[1]} "
-                         f"features, y has {np.shape(y)[1]} (argument y)")
+        raise ValueError(
+            f"masked_mmd_test: x and y must have the same dimensionality; x has {np.shape(x)[1]} "
+            f"features, y has {np.shape(y)[1]} (argument y)"
+        )
 
 
-def masked_mmd_test(x, x_mask, y, y_mask, *, key: jax.Array, n_permutations: int = 1000,
-                    length_scale: float = DEFAULT_LENGTH_SCALE, max_samples: int | None = None):
+def masked_mmd_test(
+    x,
+    x_mask,
+    y,
+    y_mask,
+    *,
+    key: jax.Array,
+    n_permutations: int = 1000,
+    length_scale: float = DEFAULT_LENGTH_SCALE,
+    max_samples: int | None = None,
+):
     """(MMD²_u, p-value) between the rows of x selected by ``x_mask`` and those of y selected
     by ``y_mask`` (at most ``max_samples`` of each, drawn with ``key``). Traceable; shapes
     stay static when only the masks change. NaN when a side has fewer than 2 rows."""
     _check_options(length_scale, n_permutations, max_samples, "masked_mmd_test")
     _check_masked(x, x_mask, y, y_mask)
     key = prng_key(key)
-    return _masked_test(jnp.asarray(x), jnp.asarray(x_mask, bool), jnp.asarray(y), jnp.asarray(y_mask, bool), key,
-                        jnp.float32(length_scale), n_permutations=int(n_permutations),
-                        max_samples=None if max_samples is None else int(max_samples))
+    return _masked_test(
+        jnp.asarray(x),
+        jnp.asarray(x_mask, bool),
+        jnp.asarray(y),
+        jnp.asarray(y_mask, bool),
+        key,
+        jnp.float32(length_scale),
+        n_permutations=int(n_permutations),
+        max_samples=None if max_samples is None else int(max_samples),
+    )
 
 
 def mmd(x, y, *, length_scale: float = DEFAULT_LENGTH_SCALE) -> float:
@@ -210,8 +236,15 @@ def mmd(x, y, *, length_scale: float = DEFAULT_LENGTH_SCALE) -> float:
     return value
 
 
-def mmd_test(x, y, *, key: jax.Array, n_permutations: int = 1000, length_scale: float = DEFAULT_LENGTH_SCALE,
-             max_samples: int | None = None) -> tuple[float, float]:
+def mmd_test(
+    x,
+    y,
+    *,
+    key: jax.Array,
+    n_permutations: int = 1000,
+    length_scale: float = DEFAULT_LENGTH_SCALE,
+    max_samples: int | None = None,
+) -> tuple[float, float]:
     """(MMD²_u, permutation p-value) between x (m, d) and y (n, d): p = share of the
     ``n_permutations`` random re-splits of x ∪ y whose MMD²_u is ≥ the observed one
     (NaN when ``n_permutations`` = 0). ``max_samples``: at most this many rows each side
@@ -220,6 +253,14 @@ def mmd_test(x, y, *, key: jax.Array, n_permutations: int = 1000, length_scale: 
     for name, a in (("x", x), ("y", y)):
         if a.shape[0] < 2:
             raise ValueError(f"mmd: {name} needs at least 2 samples for the unbiased estimate; got {a.shape[0]}")
-    value, p = masked_mmd_test(x, np.ones(len(x), bool), y, np.ones(len(y), bool), key=key,
-                               n_permutations=n_permutations, length_scale=length_scale, max_samples=max_samples)
+    value, p = masked_mmd_test(
+        x,
+        np.ones(len(x), bool),
+        y,
+        np.ones(len(y), bool),
+        key=key,
+        n_permutations=n_permutations,
+        length_scale=length_scale,
+        max_samples=max_samples,
+    )
     return float(value), float(p)

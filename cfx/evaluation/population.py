@@ -30,8 +30,18 @@ from cfx.evaluation.mmd import mmd2
 from cfx.evaluation.registry import Metric, register
 from cfx.models.train import accuracy, accuracy_of  # the one accuracy formula lives with the models
 
-__all__ = ["sample_bank", "ip", "ip_star", "cost", "integrated_gradients", "protected_sensitivity", "accuracy",
-           "accuracy_of", "logit_accuracy", "robust_accuracy"]
+__all__ = [
+    "sample_bank",
+    "ip",
+    "ip_star",
+    "cost",
+    "integrated_gradients",
+    "protected_sensitivity",
+    "accuracy",
+    "accuracy_of",
+    "logit_accuracy",
+    "robust_accuracy",
+]
 
 _ROWS = 256  # rows per lax.map chunk: bounds the (chunk, S, d) distance tensor
 
@@ -44,7 +54,7 @@ def sample_bank(X, y, n_classes: int, n_samples: int, seed: int = 0) -> tuple[np
     mask = np.zeros((n_classes, n_samples), bool)
     for c in range(n_classes):
         idx = rng.permutation(np.flatnonzero(y == c))[:n_samples]
-        bank[c, :len(idx)], mask[c, :len(idx)] = X[idx], True
+        bank[c, : len(idx)], mask[c, : len(idx)] = X[idx], True
     return bank, mask
 
 
@@ -61,8 +71,9 @@ def _ip(cf, target, bank, mask):
 def ip(cf, target, bank, mask) -> np.ndarray:
     """CT's IP per counterfactual (m,): (1/S) Σ_s ‖x' − x_s‖₁ over the S target-class samples of
     ``bank`` (:func:`sample_bank`). Not ``implausibility`` (L2 to the nearest target points)."""
-    return np.asarray(_ip(jnp.asarray(cf, jnp.float32), jnp.asarray(target, jnp.int32),
-                                      jnp.asarray(bank), jnp.asarray(mask)))
+    return np.asarray(
+        _ip(jnp.asarray(cf, jnp.float32), jnp.asarray(target, jnp.int32), jnp.asarray(bank), jnp.asarray(mask))
+    )
 
 
 def _per_class_sets(cf, target, bank, mask, size: int, seed: int):
@@ -73,14 +84,15 @@ def _per_class_sets(cf, target, bank, mask, size: int, seed: int):
         idx = rng.permutation(np.flatnonzero(target == c))[:size]
         a = np.zeros((size, cf.shape[1]), np.float32)
         wa = np.zeros(size, np.float32)
-        a[:len(idx)], wa[:len(idx)] = cf[idx], 1.0
+        a[: len(idx)], wa[: len(idx)] = cf[idx], 1.0
         b, wb = bank[c, :size], mask[c, :size].astype(np.float32)
         out.append((a, wa, b, wb, len(idx)))
     return out
 
 
-def ip_star(cf, target, bank, mask, *, length_scale: float = 0.5, size: int = 100, seed: int = 0,
-            n_boot: int = 0) -> tuple[float, np.ndarray]:
+def ip_star(
+    cf, target, bank, mask, *, length_scale: float = 0.5, size: int = 100, seed: int = 0, n_boot: int = 0
+) -> tuple[float, np.ndarray]:
     """IP*: per target class the unbiased MMD² of ≤ ``size`` counterfactuals vs ≤ ``size``
     samples, averaged with weights by count. Returns (IP*, ``n_boot`` bootstrap replicates,
     resampling the counterfactuals of every class; an empty array when ``n_boot = 0``)."""
@@ -177,25 +189,44 @@ def _robust(classifier, x, y, eps, key, step_size, *, steps: int):
     return jax.vmap(at)(eps, jax.random.split(key, eps.shape[0]))
 
 
-def robust_accuracy(classifier: Classifier, x, y, eps, *, key, steps: int = 40,
-                    step_size: float = 0.01) -> dict[str, np.ndarray]:
+def robust_accuracy(
+    classifier: Classifier, x, y, eps, *, key, steps: int = 40, step_size: float = 0.01
+) -> dict[str, np.ndarray]:
     """Accuracy under FGSM (x + ε·sign ∇_x CE) and PGD (``steps`` signed steps of ``step_size``
     from x + U(−ε, ε), projected onto ‖z − x‖_∞ ≤ ε) for every ε of ``eps``.
     Returns ``{"eps", "fgsm", "pgd"}`` arrays of len(eps)."""
     eps = jnp.asarray(eps, jnp.float32)
-    fgsm, pgd = _robust(classifier, jnp.asarray(x, jnp.float32), jnp.asarray(y, jnp.int32), eps, key,
-                        jnp.float32(step_size), steps=int(steps))
+    fgsm, pgd = _robust(
+        classifier,
+        jnp.asarray(x, jnp.float32),
+        jnp.asarray(y, jnp.int32),
+        eps,
+        key,
+        jnp.float32(step_size),
+        steps=int(steps),
+    )
     return {"eps": np.asarray(eps), "fgsm": np.asarray(fgsm), "pgd": np.asarray(pgd)}
 
 
 for _name, _fn, _desc in (
-    ("ip", ip, "CT: mean L1 distance from x' to (up to ip_samples) training points of its target class; "
-               "was CT's 'implausibility' (not the kNN-L2 implausibility)"),
-    ("ip_star", ip_star, "CT IP*: unbiased Gaussian-kernel MMD² between the valid counterfactuals and target-class "
-                         "samples, per target class, weighted by count"),
+    (
+        "ip",
+        ip,
+        "CT: mean L1 distance from x' to (up to ip_samples) training points of its target class; "
+        "was CT's 'implausibility' (not the kNN-L2 implausibility)",
+    ),
+    (
+        "ip_star",
+        ip_star,
+        "CT IP*: unbiased Gaussian-kernel MMD² between the valid counterfactuals and target-class "
+        "samples, per target class, weighted by count",
+    ),
     ("cost", cost, "CT: mean L1 distance ||x' - x||_1 over the valid counterfactuals (NaN when none is valid)"),
-    ("sensitivity", protected_sensitivity, "CT: share of the integrated-gradients attribution carried by the "
-                                            "protected features"),
+    (
+        "sensitivity",
+        protected_sensitivity,
+        "CT: share of the integrated-gradients attribution carried by the protected features",
+    ),
     ("accuracy", accuracy, "share of test points whose predicted label is the true one, mean(argmax f(x) == y)"),
     ("fgsm", robust_accuracy, "accuracy under an FGSM attack of L-inf size eps (reported per eps as fgsm_<eps>)"),
     ("pgd", robust_accuracy, "accuracy under a PGD attack of L-inf size eps (reported per eps as pgd_<eps>)"),

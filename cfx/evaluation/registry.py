@@ -136,17 +136,49 @@ _REGISTRY: dict[str, Metric] = {}
 #: (a column absent from a run's results is dropped). Each is a registered metric or a
 #: :data:`DERIVED` column. A metric whose ``headline`` names a table is appended to it.
 HEADLINE_TABLES: dict[str, tuple[str, ...]] = {
-    "benchmark": ("validity", "l1", "l2", "mad_l1", "redundancy", "implausibility", "ynn", "violations",
-                  "converged", "steps", "runtime_s"),
+    "benchmark": (
+        "validity",
+        "l1",
+        "l2",
+        "mad_l1",
+        "redundancy",
+        "implausibility",
+        "ynn",
+        "violations",
+        "converged",
+        "steps",
+        "runtime_s",
+    ),
     # the ECCCo paper's columns: unfaithfulness (plain mean and the reference's normalisation),
     # implausibility (L2; images also (1 − SSIM)/2), validity, cost (L1), set size; the last two
     # over the valid counterfactuals only (its main tables)
-    "eccco": ("unfaithfulness", "unfaithfulness_ref", "implausibility", "implausibility_ssim", "validity", "l1",
-              "set_size", "unfaithfulness_ref_valid", "implausibility_valid"),
+    "eccco": (
+        "unfaithfulness",
+        "unfaithfulness_ref",
+        "implausibility",
+        "implausibility_ssim",
+        "validity",
+        "l1",
+        "set_size",
+        "unfaithfulness_ref_valid",
+        "implausibility_valid",
+    ),
     "ct": ("accuracy", "validity", "ip", "ip_star", "cost", "sensitivity"),
-    "dynamics": ("mmd_domain", "mmd_model", "mmd_model_grid", "disagreement", "decisiveness", "decisiveness_code",
-                 "f1_change", "accuracy_change", "param_change", "param_change_paper", "validity", "cost_l1",
-                 "redundancy"),
+    "dynamics": (
+        "mmd_domain",
+        "mmd_model",
+        "mmd_model_grid",
+        "disagreement",
+        "decisiveness",
+        "decisiveness_code",
+        "f1_change",
+        "accuracy_change",
+        "param_change",
+        "param_change_paper",
+        "validity",
+        "cost_l1",
+        "redundancy",
+    ),
 }
 
 #: Columns a kind computes from a registered metric (not registered themselves): name -> the metric.
@@ -189,7 +221,8 @@ def _check(metric: Metric, replace: bool, family: Iterable[str] = ()) -> None:
             if (other.fn, other.level, other.needs, other.cost) != (metric.fn, metric.level, metric.needs, metric.cost):
                 raise ValueError(
                     f"metric {metric.name!r} joins group {metric.group!r} but differs from its member "
-                    f"{other.name!r} in fn, level, needs or cost")
+                    f"{other.name!r} in fn, level, needs or cost"
+                )
             return
 
 
@@ -233,8 +266,9 @@ def register_family(
                         group="moments")
     """
     headline, needs = set(headline), tuple(needs)
-    metrics = tuple(Metric(name, fn, level, needs, desc, group, cost, name in headline)
-                    for name, desc in descriptions.items())
+    metrics = tuple(
+        Metric(name, fn, level, needs, desc, group, cost, name in headline) for name, desc in descriptions.items()
+    )
     for m in metrics:
         _check(m, replace, family=descriptions)
     for m in metrics:
@@ -279,8 +313,10 @@ def select(names: Iterable[str] | None) -> tuple[Metric, ...]:
     unknown = [n for n in names if n not in known]
     if unknown:
         if unknown[0] in _REGISTRY:
-            raise ValueError(f"{unknown[0]!r} is a population metric, reported by the code that holds its population "
-                             f"(not computed by cfx.evaluate); cfx.evaluate knows: {', '.join(known)}")
+            raise ValueError(
+                f"{unknown[0]!r} is a population metric, reported by the code that holds its population "
+                f"(not computed by cfx.evaluate); cfx.evaluate knows: {', '.join(known)}"
+            )
         raise ValueError(f"unknown metric {unknown[0]!r}; known: {', '.join(known)}")
     wanted = set(names)
     return tuple(m for m in _REGISTRY.values() if m.name in wanted)

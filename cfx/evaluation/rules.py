@@ -24,8 +24,7 @@ import numpy as np
 
 from cfx.evaluation.registry import Metric, register
 
-__all__ = ["rule_metrics", "rule_accuracy", "rule_feasibility", "rule_changes", "rule_complexity",
-           "rule_consistency"]
+__all__ = ["rule_metrics", "rule_accuracy", "rule_feasibility", "rule_changes", "rule_complexity", "rule_consistency"]
 
 
 def _boxes(lower, upper):
@@ -52,7 +51,7 @@ def _inside(X, lower, upper) -> np.ndarray:
     X = np.asarray(X, np.float64)
     out = np.ones((X.shape[0], lower.shape[0]), bool)
     for f in range(X.shape[1]):
-        out &= (X[:, f:f + 1] > lower[None, :, f]) & (X[:, f:f + 1] <= upper[None, :, f])
+        out &= (X[:, f : f + 1] > lower[None, :, f]) & (X[:, f : f + 1] <= upper[None, :, f])
     return out
 
 
@@ -101,19 +100,27 @@ def rule_consistency(assigned) -> float:
 
 def rule_metrics(x, lower, upper, assigned, X, hit) -> dict:
     """All five (module docstring): per-factual (n,) arrays and the scalar ``rule_consistency``."""
-    return {"rule_accuracy": rule_accuracy(lower, upper, assigned, X, hit),
-            "rule_feasibility": rule_feasibility(lower, upper, assigned, X),
-            "rule_changes": rule_changes(x, lower, upper, assigned),
-            "rule_complexity": rule_complexity(lower, upper, assigned),
-            "rule_consistency": rule_consistency(assigned)}
+    return {
+        "rule_accuracy": rule_accuracy(lower, upper, assigned, X, hit),
+        "rule_feasibility": rule_feasibility(lower, upper, assigned, X),
+        "rule_changes": rule_changes(x, lower, upper, assigned),
+        "rule_complexity": rule_complexity(lower, upper, assigned),
+        "rule_consistency": rule_consistency(assigned),
+    }
 
 
 for _name, _fn, _desc in (
-    ("rule_accuracy", rule_accuracy, "rules (T-CREx): share of evaluation rows inside the recommended rule "
-                                     "that the model labels the target"),
+    (
+        "rule_accuracy",
+        rule_accuracy,
+        "rules (T-CREx): share of evaluation rows inside the recommended rule that the model labels the target",
+    ),
     ("rule_feasibility", rule_feasibility, "rules (T-CREx): share of evaluation rows inside the recommended rule"),
-    ("rule_changes", rule_changes, "rules (T-CREx): features the factual must change to enter its rule "
-                                   "(Bewley et al.'s sparsity; 0 inside)"),
+    (
+        "rule_changes",
+        rule_changes,
+        "rules (T-CREx): features the factual must change to enter its rule (Bewley et al.'s sparsity; 0 inside)",
+    ),
     ("rule_complexity", rule_complexity, "rules (T-CREx): number of features the recommended rule tests"),
     ("rule_consistency", rule_consistency, "rules (T-CREx): distinct recommended rules / factuals given one"),
 ):

@@ -38,16 +38,32 @@ def _scalar(field: str):
 
 
 for _name, _fn, _headline, _desc in (
-    ("converged", _per_counterfactual("converged"), True,
-     "the search's convergence rule held at the final point (from the result)"),
-    ("steps", _per_counterfactual("steps"), True,
-     "optimisation steps taken before the counterfactual froze (from the result)"),
-    ("outcome", _per_counterfactual("outcome"), False,
-     "search outcome code: 0 converged, 1 hit max_steps, 2 refused a non-finite step, 3 not reached, "
-     "4 unchanged (out of steps, x' still the factual) "
-     "(from the result, when it has one)"),
-    ("runtime_s", runtime_per_counterfactual, True,
-     "search wall-clock seconds per counterfactual: result.runtime_s / (n K)"),
+    (
+        "converged",
+        _per_counterfactual("converged"),
+        True,
+        "the search's convergence rule held at the final point (from the result)",
+    ),
+    (
+        "steps",
+        _per_counterfactual("steps"),
+        True,
+        "optimisation steps taken before the counterfactual froze (from the result)",
+    ),
+    (
+        "outcome",
+        _per_counterfactual("outcome"),
+        False,
+        "search outcome code: 0 converged, 1 hit max_steps, 2 refused a non-finite step, 3 not reached, "
+        "4 unchanged (out of steps, x' still the factual) "
+        "(from the result, when it has one)",
+    ),
+    (
+        "runtime_s",
+        runtime_per_counterfactual,
+        True,
+        "search wall-clock seconds per counterfactual: result.runtime_s / (n K)",
+    ),
     ("runtime_total_s", _scalar("runtime_s"), False, "search wall-clock seconds for the whole batch (mean only)"),
     ("compile_s", _scalar("compile_s"), True, "seconds spent compiling the search (mean only)"),
     ("threshold", _scalar("threshold"), False, "the decision threshold tau the result was searched with (mean only)"),

@@ -24,8 +24,16 @@ import jax.numpy as jnp
 from cfx.evaluation.mmd import masked_mmd_test
 from cfx.evaluation.registry import Metric, register
 
-__all__ = ["f1_score", "macro_f1", "parameter_change", "per_element_change", "disagreement", "decisiveness",
-           "decisiveness_code", "change"]
+__all__ = [
+    "f1_score",
+    "macro_f1",
+    "parameter_change",
+    "per_element_change",
+    "disagreement",
+    "decisiveness",
+    "decisiveness_code",
+    "change",
+]
 
 
 def f1_score(y_true: jax.Array, y_pred: jax.Array, positive) -> jax.Array:
@@ -44,10 +52,13 @@ def macro_f1(y_true: jax.Array, y_pred: jax.Array, n_classes: int) -> jax.Array:
 
 def parameter_change(params0, params, params_prev) -> tuple[jax.Array, jax.Array]:
     """(mean over tensors of ‖θ_t − θ₀‖₂, Σ ‖θ_t − θ_{t−1}‖²)."""
-    norms = [jnp.linalg.norm((a - b).ravel()) for a, b in zip(jax.tree_util.tree_leaves(params),
-                                                             jax.tree_util.tree_leaves(params0))]
-    step = sum(jnp.sum((a - b) ** 2) for a, b in zip(jax.tree_util.tree_leaves(params),
-                                                     jax.tree_util.tree_leaves(params_prev)))
+    norms = [
+        jnp.linalg.norm((a - b).ravel())
+        for a, b in zip(jax.tree_util.tree_leaves(params), jax.tree_util.tree_leaves(params0))
+    ]
+    step = sum(
+        jnp.sum((a - b) ** 2) for a, b in zip(jax.tree_util.tree_leaves(params), jax.tree_util.tree_leaves(params_prev))
+    )
     return jnp.mean(jnp.stack(norms)), step
 
 
@@ -87,19 +98,23 @@ _DESCRIBED = {
         "mmd_domain": "dynamics: MMD² between the target-class points of the initial and the current data",
         "p_domain": "dynamics: permutation p-value of mmd_domain",
         "mmd_model": "dynamics: PP-MMD, MMD² between the initial and the current model's predicted probabilities "
-                     "on the initial data",
+        "on the initial data",
         "p_model": "dynamics: permutation p-value of mmd_model",
         "mmd_model_grid": "dynamics: PP-MMD on points of a grid over the initial data's ranges",
-        "p_model_grid": "dynamics: permutation p-value of mmd_model_grid"},
+        "p_model_grid": "dynamics: permutation p-value of mmd_model_grid",
+    },
     parameter_change: {
         "param_change": "dynamics: mean over parameter tensors of ||theta_t - theta_0||_2 (ard-2023: per element)",
-        "param_change_paper": "dynamics: ||theta_t - theta_{t-1}||^2, the squared change in the last round"},
+        "param_change_paper": "dynamics: ||theta_t - theta_{t-1}||^2, the squared change in the last round",
+    },
     disagreement: {"disagreement": "dynamics: share of initial points whose predicted label changed"},
     decisiveness: {"decisiveness": "dynamics: mean over the initial data of (p_t(y+|x) - 0.5)^2"},
     decisiveness_code: {"decisiveness_code": "dynamics: | ||P_0 - 0.5||_F - ||P_t - 0.5||_F | (the reference code's)"},
     f1_score: {"f1": "F1 of the favourable class on the test split (ard-2023: macro over classes)"},
-    change: {"accuracy_change": "dynamics: accuracy of the current minus the initial model",
-             "f1_change": "dynamics: f1 of the current minus the initial model"},
+    change: {
+        "accuracy_change": "dynamics: accuracy of the current minus the initial model",
+        "f1_change": "dynamics: f1 of the current minus the initial model",
+    },
 }
 for _fn, _described in _DESCRIBED.items():
     for _name, _description in _described.items():

@@ -48,7 +48,7 @@ def _filter_matrix(n: int, size: int, sigma: float) -> np.ndarray:
     taps /= taps.sum()
     out = np.zeros((n - size + 1, n), np.float32)
     for i in range(n - size + 1):
-        out[i, i:i + size] = taps
+        out[i, i : i + size] = taps
     return out
 
 
@@ -58,8 +58,9 @@ def window_size(shape: tuple[int, int], size: int = WINDOW_SIZE) -> int:
     return k if k % 2 == 1 else k - 1
 
 
-def ssim(a: jax.Array, b: jax.Array, *, data_range: float = DATA_RANGE, size: int = WINDOW_SIZE,
-         sigma: float = WINDOW_SIGMA) -> jax.Array:
+def ssim(
+    a: jax.Array, b: jax.Array, *, data_range: float = DATA_RANGE, size: int = WINDOW_SIZE, sigma: float = WINDOW_SIGMA
+) -> jax.Array:
     """SSIM of images a (h, w) and b (…, h, w) (b may hold a batch) -> (…,)."""
     h, w = a.shape[-2:]
     k = window_size((h, w), size)
@@ -70,11 +71,11 @@ def ssim(a: jax.Array, b: jax.Array, *, data_range: float = DATA_RANGE, size: in
 
     c1, c2 = (K1 * data_range) ** 2, (K2 * data_range) ** 2
     mu_a, mu_b = blur(a), blur(b)
-    var_a = blur(a * a) - mu_a ** 2
-    var_b = blur(b * b) - mu_b ** 2
+    var_a = blur(a * a) - mu_a**2
+    var_b = blur(b * b) - mu_b**2
     cov = blur(a * b) - mu_a * mu_b
     num = (2 * mu_a * mu_b + c1) * (2 * cov + c2)
-    den = (mu_a ** 2 + mu_b ** 2 + c1) * (var_a + var_b + c2)
+    den = (mu_a**2 + mu_b**2 + c1) * (var_a + var_b + c2)
     return jnp.mean(num / den, axis=(-2, -1))
 
 
@@ -103,9 +104,13 @@ def implausibility_ssim(cf: jax.Array, x: jax.Array, target, ctx) -> jax.Array:
     return jnp.where((n_found > 0) & _is_pixel_box(ctx), mean, jnp.nan)
 
 
-register(Metric(
-    "implausibility_ssim", implausibility_ssim, needs=("data", "classifier", "constraints"),
-    cost=lambda ctx, shape: (max(ctx.n_data, 6 * ctx.n_neighbors * shape[-1]), 1),
-    description="ECCCo for images: mean (1 - SSIM)/2 from x' to its n_neighbors nearest target-class images "
-    "(Gaussian 11x11 window, sigma 1.5); NaN for non-image data; needs data",
-))
+register(
+    Metric(
+        "implausibility_ssim",
+        implausibility_ssim,
+        needs=("data", "classifier", "constraints"),
+        cost=lambda ctx, shape: (max(ctx.n_data, 6 * ctx.n_neighbors * shape[-1]), 1),
+        description="ECCCo for images: mean (1 - SSIM)/2 from x' to its n_neighbors nearest target-class images "
+        "(Gaussian 11x11 window, sigma 1.5); NaN for non-image data; needs data",
+    )
+)

@@ -33,7 +33,9 @@ def summary_table(metrics: Mapping, keys=None) -> str:
         ...
     """
     if not isinstance(metrics, Mapping):
-        raise TypeError(f"metrics must be the dict returned by cfx.evaluate (or label -> such dicts), got {type(metrics).__name__}")
+        raise TypeError(
+            f"metrics must be the dict returned by cfx.evaluate (or label -> such dicts), got {type(metrics).__name__}"
+        )
     columns = {"value": metrics} if "mean" in metrics else dict(metrics)
     for label, col in columns.items():
         if not isinstance(col, Mapping) or "mean" not in col:

@@ -33,9 +33,27 @@ from cfx.experiments.progress import Progress
 from cfx.experiments.store import CONFIG_FILE, OutputExistsError, Store
 
 __all__ = [
-    "ConfigError", "ConfigSource", "RawConfig", "load_raw", "OutputExistsError", "Experiment", "Progress", "Kind",
-    "Report", "Store", "KINDS", "register_kind", "get_kind", "list_kinds", "list_presets", "Preset", "load_config", "parse_config", "run",
-    "show", "DEFAULT_KIND",
+    "ConfigError",
+    "ConfigSource",
+    "RawConfig",
+    "load_raw",
+    "OutputExistsError",
+    "Experiment",
+    "Progress",
+    "Kind",
+    "Report",
+    "Store",
+    "KINDS",
+    "register_kind",
+    "get_kind",
+    "list_kinds",
+    "list_presets",
+    "Preset",
+    "load_config",
+    "parse_config",
+    "run",
+    "show",
+    "DEFAULT_KIND",
 ]
 
 DEFAULT_KIND = "benchmark"
@@ -49,13 +67,16 @@ def _kind(raw: RawConfig) -> Kind:
     if not isinstance(name, str):
         raise ctx.error("kind", f"expected the name of an experiment kind, got {name!r}")
     if name not in KINDS:
-        raise ctx.error("kind", f"unknown experiment kind {name!r}{suggest(name, list(KINDS))}; "
-                                f"available: {', '.join(sorted(KINDS))}")
+        raise ctx.error(
+            "kind",
+            f"unknown experiment kind {name!r}{suggest(name, list(KINDS))}; available: {', '.join(sorted(KINDS))}",
+        )
     return get_kind(name)
 
 
-def parse_config(raw: Mapping | RawConfig, *, file: str | os.PathLike | None = None,
-                 name: str | None = None) -> Experiment:
+def parse_config(
+    raw: Mapping | RawConfig, *, file: str | os.PathLike | None = None, name: str | None = None
+) -> Experiment:
     """Validate an already-merged mapping with the schema of its ``kind``.
 
     ``name`` is the default ``name`` (load_config passes the file's stem). Raises
@@ -73,8 +94,13 @@ def parse_config(raw: Mapping | RawConfig, *, file: str | os.PathLike | None = N
     return kind.parse(raw)
 
 
-def load_config(path: str | os.PathLike, overrides: Sequence[str] = (), *, data_dir: str | None = None,
-                output: str | os.PathLike | None = None) -> Experiment:
+def load_config(
+    path: str | os.PathLike,
+    overrides: Sequence[str] = (),
+    *,
+    data_dir: str | None = None,
+    output: str | os.PathLike | None = None,
+) -> Experiment:
     """Read ``path`` (resolving ``extends``), apply ``key.path=value`` overrides, validate.
 
     ``data_dir`` (the ``--data-dir`` flag) replaces every data set's ``data_dir``; ``output``
@@ -99,8 +125,16 @@ def _saved_identity(path: Path) -> dict:
     return load_config(path).identity()
 
 
-def run(config: Experiment | str | os.PathLike, *, overrides: Sequence[str] = (), out: str | os.PathLike | None = None,
-        resume: bool = False, force: bool = False, data_dir: str | None = None, progress: bool = True) -> Report:
+def run(
+    config: Experiment | str | os.PathLike,
+    *,
+    overrides: Sequence[str] = (),
+    out: str | os.PathLike | None = None,
+    resume: bool = False,
+    force: bool = False,
+    data_dir: str | None = None,
+    progress: bool = True,
+) -> Report:
     """Run an experiment (a config object or a YAML path) and write its results folder.
 
     Args:

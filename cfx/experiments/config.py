@@ -32,15 +32,58 @@ import yaml
 from pydantic import ConfigDict
 
 from cfx import _deprecated
-from cfx.experiments.fields import (EMPTY_VALUE_HINT, LABEL_RE, Bool, Float, Int, IntList, Label,  # noqa: F401
-                                    NonNegativeInt, Number, PositiveFloat, PositiveInt, Probability, Str, StrList, UnitOpen, choice, got,
-                                    suggest)
+from cfx.experiments.fields import (
+    EMPTY_VALUE_HINT,
+    LABEL_RE,
+    Bool,
+    Float,
+    Int,
+    IntList,
+    Label,  # noqa: F401
+    NonNegativeInt,
+    Number,
+    PositiveFloat,
+    PositiveInt,
+    Probability,
+    Str,
+    StrList,
+    UnitOpen,
+    choice,
+    got,
+    suggest,
+)
 
 __all__ = [
-    "ConfigError", "ConfigSource", "RawConfig", "Spec", "Experiment", "Preset", "apply_preset", "load_raw",
-    "parse_overrides", "split_path", "format_path", "suggest", "deep_merge", "check_label", "check_name", "plain",
-    "Int", "Number", "Float", "Bool", "Str", "IntList", "StrList", "PositiveInt", "NonNegativeInt",
-    "PositiveFloat", "UnitOpen", "Probability", "Label", "choice",
+    "ConfigError",
+    "ConfigSource",
+    "RawConfig",
+    "Spec",
+    "Experiment",
+    "Preset",
+    "apply_preset",
+    "load_raw",
+    "parse_overrides",
+    "split_path",
+    "format_path",
+    "suggest",
+    "deep_merge",
+    "check_label",
+    "check_name",
+    "plain",
+    "Int",
+    "Number",
+    "Float",
+    "Bool",
+    "Str",
+    "IntList",
+    "StrList",
+    "PositiveInt",
+    "NonNegativeInt",
+    "PositiveFloat",
+    "UnitOpen",
+    "Probability",
+    "Label",
+    "choice",
 ]
 
 
@@ -140,8 +183,9 @@ def plain(v: Any) -> Any:
 
 def _read_yaml(path: Path, *, referenced_by: str | None = None) -> dict:
     if not path.is_file():
-        raise ConfigError(f"config file not found: {path}", file=referenced_by,
-                          path="extends" if referenced_by else None)
+        raise ConfigError(
+            f"config file not found: {path}", file=referenced_by, path="extends" if referenced_by else None
+        )
     try:
         raw = yaml.safe_load(path.read_text())
     except yaml.YAMLError as e:
@@ -175,8 +219,9 @@ def _resolve_extends(path: Path, chain: tuple[Path, ...] = ()) -> dict:
     if parent is None:
         return raw
     if not isinstance(parent, str):
-        raise ConfigError(f"must be a relative path to another YAML file (string), got {parent!r}", file=path,
-                          path="extends")
+        raise ConfigError(
+            f"must be a relative path to another YAML file (string), got {parent!r}", file=path, path="extends"
+        )
     return deep_merge(_resolve_extends(path.parent / parent, (*chain, path)), raw)
 
 
@@ -189,7 +234,7 @@ def split_path(key: str) -> list[str | int]:
     pos = 0
     key = key.strip()
     for m in _TOKEN_RE.finditer(key):
-        if key[pos:m.start()] not in ("", "."):
+        if key[pos : m.start()] not in ("", "."):
             raise ValueError(f"cannot parse key path {key!r}")
         name, idx = m.groups()
         parts.append(int(idx) if idx is not None else int(name) if name.isdigit() else name)
@@ -243,8 +288,9 @@ def _apply_override(raw: dict, parts: list[str | int], value: Any, pair: str, fi
         if isinstance(p, int):
             if not isinstance(node, list) or not -len(node) <= p < len(node):
                 n = len(node) if isinstance(node, list) else 0
-                raise ConfigError(f"--set {pair!r}: index {p} out of range (the list has {n} entries)", file=file,
-                                  path=here)
+                raise ConfigError(
+                    f"--set {pair!r}: index {p} out of range (the list has {n} entries)", file=file, path=here
+                )
             if isinstance(node[p], str) and not isinstance(nxt, int):
                 node[p] = {"name": node[p]}
             node = node[p]
@@ -261,8 +307,9 @@ def _apply_override(raw: dict, parts: list[str | int], value: Any, pair: str, fi
         if not isinstance(node, list) or not -len(node) <= last < len(node):
             raise ConfigError(f"--set {pair!r}: index {last} out of range", file=file, path=format_path(parts))
     elif not isinstance(node, dict):
-        raise ConfigError(f"--set {pair!r}: {format_path(parts[:-1])} is not a mapping", file=file,
-                          path=format_path(parts))
+        raise ConfigError(
+            f"--set {pair!r}: {format_path(parts[:-1])} is not a mapping", file=file, path=format_path(parts)
+        )
     node[last] = value
 
 
@@ -351,15 +398,18 @@ def apply_preset(raw: "RawConfig", presets: Mapping[str, Preset], kind: str) -> 
         raise ctx.error("preset", f"expected the name of a preset, {got(name)}")
     if name not in presets:
         listing = ", ".join(sorted(presets)) or f"none (kind {kind!r} has no presets)"
-        raise ctx.error("preset", f"unknown preset {name!r} for kind {kind!r}{suggest(name, list(presets))}; "
-                                  f"available: {listing}")
+        raise ctx.error(
+            "preset", f"unknown preset {name!r} for kind {kind!r}{suggest(name, list(presets))}; available: {listing}"
+        )
     preset = presets[name]
     for path, fixed in _leaves(dict(preset.values)):
         present, value = _get(d, path)
         if present and value is not None and plain(value) != plain(fixed):
-            raise ctx.error(format_path(list(path)),
-                            f"preset {name!r} fixes this to {fixed!r}, but the config sets {value!r}; remove the "
-                            f"key to follow the preset, or remove 'preset' and set every value yourself")
+            raise ctx.error(
+                format_path(list(path)),
+                f"preset {name!r} fixes this to {fixed!r}, but the config sets {value!r}; remove the "
+                f"key to follow the preset, or remove 'preset' and set every value yourself",
+            )
     merged = deep_merge(copy.deepcopy(dict(preset.values)), {k: v for k, v in d.items()})
     if preset.expand is not None:
         merged = preset.expand(merged)
@@ -409,8 +459,9 @@ def _strip(tp: Any) -> Any:
         return tp
 
 
-def _message(err: dict, cls: type, allowed: Sequence[str] | None, unknown: str, listing: str,
-             hints: Mapping[str, str]) -> str:
+def _message(
+    err: dict, cls: type, allowed: Sequence[str] | None, unknown: str, listing: str, hints: Mapping[str, str]
+) -> str:
     kind, loc, value = err["type"], err["loc"], err.get("input")
     if kind in ("value_error", "assertion_error"):
         return str(err["ctx"]["error"])
@@ -455,9 +506,17 @@ class ConfigSource:
                 message += f"; the value after '=' is empty ({EMPTY_VALUE_HINT})"
         return ConfigError(message, file=self.file, path=path)
 
-    def validate(self, cls: type[pydantic.BaseModel], raw: Any, path: str = "", *, unknown: str = "unknown key",
-                 allowed: Sequence[str] | None = None, listing: str = "allowed keys",
-                 hints: Mapping[str, str] | None = None):
+    def validate(
+        self,
+        cls: type[pydantic.BaseModel],
+        raw: Any,
+        path: str = "",
+        *,
+        unknown: str = "unknown key",
+        allowed: Sequence[str] | None = None,
+        listing: str = "allowed keys",
+        hints: Mapping[str, str] | None = None,
+    ):
         """``cls.model_validate(raw)``, its first problem raised as a ConfigError at ``path``.
 
         Args:
@@ -493,8 +552,9 @@ def check_name(name: Any, registry: Sequence[str] | None, what: str, path: str, 
     if registry is None:
         return
     if name not in registry:
-        raise ctx.error(path, f"unknown {what} {name!r}{suggest(name, registry)}; available: "
-                              f"{', '.join(sorted(registry))}")
+        raise ctx.error(
+            path, f"unknown {what} {name!r}{suggest(name, registry)}; available: {', '.join(sorted(registry))}"
+        )
 
 
 __getattr__ = _deprecated.module_aliases(__name__, {"Context": (__name__, "ConfigSource")})  # its name before 0.2

@@ -14,14 +14,37 @@ from typing import Annotated, Any, Callable, Sequence
 from pydantic import AfterValidator, BeforeValidator
 
 __all__ = [
-    "suggest", "Int", "Number", "Float", "Bool", "Str", "IntList", "StrList", "PositiveInt", "NonNegativeInt",
+    "suggest",
+    "Int",
+    "Number",
+    "Float",
+    "Bool",
+    "Str",
+    "IntList",
+    "StrList",
+    "PositiveInt",
+    "NonNegativeInt",
     "NonNegativeFloat",
-    "PositiveFloat", "UnitOpen", "Probability", "Label", "choice",
+    "PositiveFloat",
+    "UnitOpen",
+    "Probability",
+    "Label",
+    "choice",
 ]
 
 # Names researchers reach for when they mean another key.
-_SYNONYMS = {"lambda": "cost", "lamda": "cost", "lam": "cost", "λ": "cost", "weight": "cost", "lr": "learning_rate",
-             "eta": "learning_rate", "steps": "max_steps", "k": "num_counterfactuals", "tau": "threshold"}
+_SYNONYMS = {
+    "lambda": "cost",
+    "lamda": "cost",
+    "lam": "cost",
+    "λ": "cost",
+    "weight": "cost",
+    "lr": "learning_rate",
+    "eta": "learning_rate",
+    "steps": "max_steps",
+    "k": "num_counterfactuals",
+    "tau": "threshold",
+}
 
 
 def suggest(key: Any, allowed: Sequence[str]) -> str:
@@ -45,8 +68,9 @@ EMPTY_VALUE_HINT = "an unset shell variable in --set? quote it: --set 'key=${VAR
 
 
 #: Said of a value like '${VAR}': configs are not templates, and a quoted --set reaches cfx unexpanded.
-PLACEHOLDER_HINT = ("cfx does not expand ${...}: write the value itself, or let the shell expand it with "
-                    "--set \"key=$VAR\"")
+PLACEHOLDER_HINT = (
+    'cfx does not expand ${...}: write the value itself, or let the shell expand it with --set "key=$VAR"'
+)
 
 
 def got(v: Any) -> str:
@@ -97,6 +121,7 @@ def _list_of(what: str) -> Callable[[Any], Any]:
         if isinstance(v, (list, tuple)):
             return v
         raise ValueError(f"expected a list of {what}, got {v!r}")
+
     return check
 
 
@@ -105,6 +130,7 @@ def _bound(test: Callable[[Any], bool], text: str) -> Callable[[Any], Any]:
         if not test(v):
             raise ValueError(f"{text}, got {v!r}")
         return v
+
     return check
 
 
@@ -117,11 +143,13 @@ def _label(v: str) -> str:
 def choice(allowed: Sequence[str] | Callable[[], Sequence[str] | None]) -> AfterValidator:
     """A validator: the value must be one of ``allowed`` (or of what the loader returns; a
     loader returning None skips the check)."""
+
     def check(v: Any) -> Any:
         names = allowed() if callable(allowed) else allowed
         if names is None or v in names:
             return v
         raise ValueError(f"must be one of {', '.join(map(repr, names))}{suggest(v, names)}, got {v!r}")
+
     return AfterValidator(check)
 
 

@@ -31,8 +31,16 @@ class Progress:
       stream: where to write (default: ``sys.stderr`` at construction).
     """
 
-    def __init__(self, total: int, *, initial: int = 0, desc: str = "", unit: str = "step", enabled: bool = True,
-                 stream: IO | None = None):
+    def __init__(
+        self,
+        total: int,
+        *,
+        initial: int = 0,
+        desc: str = "",
+        unit: str = "step",
+        enabled: bool = True,
+        stream: IO | None = None,
+    ):
         self.stream = sys.stderr if stream is None else stream
         self.total, self.count, self.desc = int(total), int(initial), desc
         self.enabled = bool(enabled)

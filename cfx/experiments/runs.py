@@ -64,9 +64,15 @@ def factual_targets(pred: np.ndarray, n_classes: int, rng: np.random.Generator) 
     return np.arange(len(pred)), targets
 
 
-def train_or_restore(store: Store, path: tuple[str, ...], *, restore: Callable[[bytes, dict], Any],
-                     train: Callable[[], tuple[Any, dict, dict | None]], progress: Progress,
-                     label: str) -> tuple[Any, dict, dict | None]:
+def train_or_restore(
+    store: Store,
+    path: tuple[str, ...],
+    *,
+    restore: Callable[[bytes, dict], Any],
+    train: Callable[[], tuple[Any, dict, dict | None]],
+    progress: Progress,
+    label: str,
+) -> tuple[Any, dict, dict | None]:
     """``(classifier, info, arrays)`` of a model record: rebuilt from its saved parameters by
     ``restore(blob, info)`` (None when they do not fit), else ``train()`` -> (classifier, info,
     arrays) and saved with the flax parameters as the blob.

@@ -22,13 +22,49 @@ from typing import Annotated, Any, Callable, Mapping
 
 import pydantic
 
-from cfx.experiments.config import (Bool, ConfigSource, Experiment, Float, IntList, Label, NonNegativeInt, Number, PositiveFloat,
-                                    PositiveInt, Probability, RawConfig, Spec, Str, StrList, UnitOpen, check_label, check_name,
-                                    choice, plain, suggest)
+from cfx.experiments.config import (
+    Bool,
+    ConfigSource,
+    Experiment,
+    Float,
+    IntList,
+    Label,
+    NonNegativeInt,
+    Number,
+    PositiveFloat,
+    PositiveInt,
+    Probability,
+    RawConfig,
+    Spec,
+    Str,
+    StrList,
+    UnitOpen,
+    check_label,
+    check_name,
+    choice,
+    plain,
+    suggest,
+)
 
-__all__ = ["Entry", "DataSpec", "ModelSpec", "GeneratorSpec", "SearchSpec", "CalibrationSpec", "SamplingSpec",
-           "GridExperiment", "begin",
-           "finish", "section_list", "data_item", "model_item", "generator_item", "metric_names", "flat", "registry"]
+__all__ = [
+    "Entry",
+    "DataSpec",
+    "ModelSpec",
+    "GeneratorSpec",
+    "SearchSpec",
+    "CalibrationSpec",
+    "SamplingSpec",
+    "GridExperiment",
+    "begin",
+    "finish",
+    "section_list",
+    "data_item",
+    "model_item",
+    "generator_item",
+    "metric_names",
+    "flat",
+    "registry",
+]
 
 
 class Entry(Spec):
@@ -165,23 +201,28 @@ def registry(what: str) -> list | None:
     try:
         if what == "data":
             import cfx.data as m
+
             return list(m.list_datasets())
         if what == "models":
             import cfx.models as m
+
             return list(m.list_models())
         if what == "generators":
             import cfx.generators as m
+
             return list(m.REGISTRY) + list(m.ALIASES)
         if what == "metrics":
             import cfx.evaluation as m
+
             return list(m.list_metrics(m.EVALUATED))
     except (ImportError, AttributeError):
         return None
     raise ValueError(what)
 
 
-def begin(cls, raw: RawConfig | Mapping, name: str | None = None,
-          data: type[DataSpec] | None = None) -> tuple[ConfigSource, dict]:
+def begin(
+    cls, raw: RawConfig | Mapping, name: str | None = None, data: type[DataSpec] | None = None
+) -> tuple[ConfigSource, dict]:
     """(context, top-level mapping) of a kind's raw config: a mapping whose every key is a
     field of ``cls``, its ``name`` defaulting to ``name`` or the file's stem; with ``data`` (a
     :class:`DataSpec` class) its ``data`` list parsed as well."""
@@ -227,8 +268,10 @@ def section_list(d: dict, key: str, ctx: ConfigSource, item: Callable[[Any, str,
     seen: dict[str, int] = {}
     for i, it in enumerate(out):
         if it.key in seen:
-            raise ctx.error(f"{key}[{i}]", f"{it.key!r} appears twice (also {key}[{seen[it.key]}]); "
-                                           "give one of them a distinct 'label'")
+            raise ctx.error(
+                f"{key}[{i}]",
+                f"{it.key!r} appears twice (also {key}[{seen[it.key]}]); give one of them a distinct 'label'",
+            )
         seen[it.key] = i
     return out
 
@@ -256,9 +299,11 @@ def _synthetic_options(name: str) -> tuple[set[str], bool] | None:
     """Keyword options of a synthetic data set's generator; None when ``name`` is not synthetic."""
     try:
         import cfx.data as data
+
         if data.info(name).kind != "synthetic":
             return None
         from cfx.data import synthetic
+
         fn = synthetic.MAKERS[data.info(name).name][0]
     except (ImportError, AttributeError, KeyError, ValueError):
         return set(), True
@@ -279,8 +324,11 @@ def data_item(raw: Any, path: str, ctx: ConfigSource, spec: type[DataSpec] = Dat
         opts = _synthetic_options(dc.name)
         for k in extra:
             if opts is None:
-                raise ctx.error(f"{path}.{k}", f"unknown key{suggest(k, fixed)}; allowed keys: {', '.join(fixed)} "
-                                               "(only synthetic data sets take extra options)")
+                raise ctx.error(
+                    f"{path}.{k}",
+                    f"unknown key{suggest(k, fixed)}; allowed keys: {', '.join(fixed)} "
+                    "(only synthetic data sets take extra options)",
+                )
             names, var_kw = opts
             if not var_kw and k not in names:
                 allowed = fixed + sorted(names)
@@ -290,8 +338,17 @@ def data_item(raw: Any, path: str, ctx: ConfigSource, spec: type[DataSpec] = Dat
 
 # the experiment sets these itself (seed per run, progress bars, fresh init, a Classifier
 # back); a loss function or its extra state is code, not a config value
-_RESERVED_MODEL_OPTIONS = {"dataset", "data", "model", "seed", "progress", "init_params", "return_state", "loss",
-                           "extra"}
+_RESERVED_MODEL_OPTIONS = {
+    "dataset",
+    "data",
+    "model",
+    "seed",
+    "progress",
+    "init_params",
+    "return_state",
+    "loss",
+    "extra",
+}
 
 
 def _check_model_options(entry, mc, extra: dict, path: str, ctx: ConfigSource) -> None:
@@ -305,9 +362,15 @@ def _check_model_options(entry, mc, extra: dict, path: str, ctx: ConfigSource) -
         raise ctx.error(f"{path}.{key}" if key else path, str(e)) from None
 
 
-def model_item(raw: Any, path: str, ctx: ConfigSource, spec: type[ModelSpec] = ModelSpec,
-               also: Callable[[Any], set] = lambda item: set(), names: tuple[str, ...] = (),
-               check: Callable[[Any, dict, str, ConfigSource], None] | None = None) -> ModelSpec:
+def model_item(
+    raw: Any,
+    path: str,
+    ctx: ConfigSource,
+    spec: type[ModelSpec] = ModelSpec,
+    also: Callable[[Any], set] = lambda item: set(),
+    names: tuple[str, ...] = (),
+    check: Callable[[Any, dict, str, ConfigSource], None] | None = None,
+) -> ModelSpec:
     """One model: ``spec``'s keys validated, its name checked against the registry (and the
     kind's own ``names``), any other key a keyword of ``cfx.models.fit`` (or in ``also(item)``);
     ``check(item, extra keys, path, ctx)`` checks what only the kind knows, before training."""
@@ -320,6 +383,7 @@ def model_item(raw: Any, path: str, ctx: ConfigSource, spec: type[ModelSpec] = M
     if extra:
         try:
             import cfx.models as models
+
             names, _ = _signature_params(models.fit)  # its **options are a model's own: entry.options
             var_kw, entry = False, models.MODELS.get(mc.name) if mc.name in models.MODELS else None
         except (ImportError, AttributeError):
@@ -333,8 +397,9 @@ def model_item(raw: Any, path: str, ctx: ConfigSource, spec: type[ModelSpec] = M
             allowed = sorted(names | (set(spec.model_fields) - {"options"}))
             for k in extra:
                 if k not in names:
-                    raise ctx.error(f"{path}.{k}", f"unknown model option{suggest(k, allowed)}; allowed: "
-                                                   f"{', '.join(allowed)}")
+                    raise ctx.error(
+                        f"{path}.{k}", f"unknown model option{suggest(k, allowed)}; allowed: {', '.join(allowed)}"
+                    )
     return mc.replace(options=dict(extra))
 
 
@@ -342,9 +407,11 @@ def _loader(module: str, *attrs: str):
     def load():
         try:
             import importlib
+
             return tuple(name for attr in attrs for name in getattr(importlib.import_module(module), attr))
         except (ImportError, AttributeError):
             return None
+
     return load
 
 
@@ -371,8 +438,9 @@ _SHARED_FIELDS: dict[str, Any] = {
 def _numbers(v):
     """A number or a (nested) list of numbers (array-valued hyperparameters)."""
     ok = (isinstance(v, (int, float)) and not isinstance(v, bool)) or (
-        isinstance(v, (list, tuple)) and all((isinstance(x, (int, float)) and not isinstance(x, bool))
-                                             or isinstance(x, (list, tuple)) for x in v))
+        isinstance(v, (list, tuple))
+        and all((isinstance(x, (int, float)) and not isinstance(x, bool)) or isinstance(x, (list, tuple)) for x in v)
+    )
     if not ok:
         raise ValueError(f"expected a number (or list of numbers), got {v!r}")
     return v
@@ -412,8 +480,7 @@ def _hyperparameter_model(name: str) -> tuple[type[pydantic.BaseModel], tuple[st
 
     defaults = cfx.generators.hyperparameters(name)
     fields = {k: (_field_type(k, v) | None, None) for k, v in defaults.items()}
-    model = pydantic.create_model(f"{name}_hyperparameters", __config__=pydantic.ConfigDict(extra="forbid"),
-                                  **fields)
+    model = pydantic.create_model(f"{name}_hyperparameters", __config__=pydantic.ConfigDict(extra="forbid"), **fields)
     return model, tuple(sorted(defaults))
 
 
@@ -439,13 +506,20 @@ def hyperparams(name: str, raw: Mapping, path: str, ctx: ConfigSource, coerce: b
     validated values (``coerce``: a float field's 1 becomes 1.0) or those of ``raw``."""
     model, keys = _hyperparameter_model(name)
     raw = _renamed_hyperparams(name, raw, path)
-    hp = ctx.validate(model, dict(raw), path, unknown=f"unknown hyperparameter of generator {name!r}",
-                      allowed=[*keys, "label"], listing="allowed")
+    hp = ctx.validate(
+        model,
+        dict(raw),
+        path,
+        unknown=f"unknown hyperparameter of generator {name!r}",
+        allowed=[*keys, "label"],
+        listing="allowed",
+    )
     return hp.model_dump(exclude_unset=True) if coerce else dict(raw)
 
 
-def generator_item(raw: Any, path: str, ctx: ConfigSource, spec: type[GeneratorSpec] = GeneratorSpec,
-                   coerce: bool = True) -> GeneratorSpec:
+def generator_item(
+    raw: Any, path: str, ctx: ConfigSource, spec: type[GeneratorSpec] = GeneratorSpec, coerce: bool = True
+) -> GeneratorSpec:
     """One generator: its name checked against the registry, every other key one of its
     hyperparameters (:func:`hyperparams`; ``coerce`` as there)."""
     known, extra = _split(spec, raw, path, ctx, "hyperparams")
@@ -456,8 +530,11 @@ def generator_item(raw: Any, path: str, ctx: ConfigSource, spec: type[GeneratorS
         check_label(gc.name, f"{path}.name", ctx)
     if "search" in extra and isinstance(extra["search"], Mapping):
         keys = ", ".join(f"{k}: {v!r}" for k, v in extra["search"].items())
-        raise ctx.error(f"{path}.search", "a generator has no search section any more: set its keys on the "
-                                          f"generator itself, e.g. {{name: {gc.name}, {keys}}}")
+        raise ctx.error(
+            f"{path}.search",
+            "a generator has no search section any more: set its keys on the "
+            f"generator itself, e.g. {{name: {gc.name}, {keys}}}",
+        )
     if names is None:
         return gc.replace(hyperparams=dict(extra))
     return gc.replace(hyperparams=hyperparams(gc.name, extra, path, ctx, coerce))

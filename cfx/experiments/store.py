@@ -38,8 +38,18 @@ from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
 
-__all__ = ["Store", "OutputExistsError", "MARKER", "CONFIG_FILE", "write_bytes", "write_text", "write_json",
-           "read_json", "environment", "run_name"]
+__all__ = [
+    "Store",
+    "OutputExistsError",
+    "MARKER",
+    "CONFIG_FILE",
+    "write_bytes",
+    "write_text",
+    "write_json",
+    "read_json",
+    "environment",
+    "run_name",
+]
 
 MARKER = ".cfx-results"
 RESULTS_FORMAT = 2  # 1: the marker had no format line; 2: format line, the environment's PRNG/x64/XLA_FLAGS
@@ -202,8 +212,16 @@ class Store:
         self.root = Path(root)
 
     # -- claiming the folder ------------------------------------------------------------
-    def claim(self, config_text: str, identity: dict, saved_identity: Callable[[Path], dict], *, resume: bool,
-              force: bool, expected: Sequence[RecordPath] | None = None) -> str:
+    def claim(
+        self,
+        config_text: str,
+        identity: dict,
+        saved_identity: Callable[[Path], dict],
+        *,
+        resume: bool,
+        force: bool,
+        expected: Sequence[RecordPath] | None = None,
+    ) -> str:
         """Claim the folder for this experiment. Returns ``"new"``, ``"resume"`` or ``"force"``.
 
         Args:

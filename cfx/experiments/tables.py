@@ -31,8 +31,11 @@ def pooled(means: Sequence[float], sds: Sequence[float], ns: Sequence[int]) -> t
     mean = Σ n_i m_i / N;  var = (Σ (n_i − 1) s_i² + Σ n_i (m_i − mean)²) / (N − 1).
     Groups with NaN means are skipped; a NaN sd (one value) counts as zero spread.
     """
-    rows = [(m, 0.0 if (s is None or math.isnan(s)) else s, n) for m, s, n in zip(means, sds, ns)
-            if m is not None and not math.isnan(m) and n > 0]
+    rows = [
+        (m, 0.0 if (s is None or math.isnan(s)) else s, n)
+        for m, s, n in zip(means, sds, ns)
+        if m is not None and not math.isnan(m) and n > 0
+    ]
     if not rows:
         return math.nan, math.nan, 0
     N = sum(n for _, _, n in rows)
@@ -51,8 +54,7 @@ def long_table(records: Iterable[Mapping], keys: Sequence[str]) -> pd.DataFrame:
     rows = []
     for rec in records:
         for metric, v in rec["metrics"].items():
-            rows.append({**{k: rec[k] for k in keys}, "metric": metric, "value": v["mean"], "sd": v["sd"],
-                         "n": v["n"]})
+            rows.append({**{k: rec[k] for k in keys}, "metric": metric, "value": v["mean"], "sd": v["sd"], "n": v["n"]})
     return pd.DataFrame(rows, columns=[*keys, "metric", "value", "sd", "n"])
 
 
@@ -65,8 +67,16 @@ def summarise(table: pd.DataFrame, keys: Sequence[str]) -> pd.DataFrame:
     for key, g in table.groupby(keys, sort=False):
         mean, sd, n = pooled(g["value"].tolist(), g["sd"].tolist(), g["n"].astype(int).tolist())
         runs = g["value"].to_numpy(float)
-        out.append(dict(zip(keys, key), mean=mean, sd=sd, n=n, runs=len(g),
-                        sd_runs=float(np.std(runs, ddof=1)) if len(g) > 1 else math.nan))
+        out.append(
+            dict(
+                zip(keys, key),
+                mean=mean,
+                sd=sd,
+                n=n,
+                runs=len(g),
+                sd_runs=float(np.std(runs, ddof=1)) if len(g) > 1 else math.nan,
+            )
+        )
     return pd.DataFrame(out, columns=keys + ["mean", "sd", "n", "runs", "sd_runs"])
 
 
@@ -77,8 +87,14 @@ def format_mean_sd(mean: float, sd: float) -> str:
     return f"{mean:.3g}" if sd is None or math.isnan(sd) else f"{mean:.3g} ± {sd:.2g}"
 
 
-def markdown(summary: pd.DataFrame, keys: Sequence[str], metrics: Sequence[str] | None = None, *,
-             title: str | None = None, note: str | None = None) -> str:
+def markdown(
+    summary: pd.DataFrame,
+    keys: Sequence[str],
+    metrics: Sequence[str] | None = None,
+    *,
+    title: str | None = None,
+    note: str | None = None,
+) -> str:
     """Markdown pivot of a summary: one row per ``keys`` tuple, one column per metric.
 
     ``metrics`` picks and orders the columns (those absent from the summary are dropped; none

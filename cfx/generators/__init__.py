@@ -15,8 +15,17 @@ from typing import Any, NamedTuple
 import jax
 
 from cfx import _deprecated
-from cfx.generators.base import (CONVERGENCE, OPTIMIZERS, STARTS, Generator, StepContext, Term, fitted,
-                                 generator_class, static)
+from cfx.generators.base import (
+    CONVERGENCE,
+    OPTIMIZERS,
+    STARTS,
+    Generator,
+    StepContext,
+    Term,
+    fitted,
+    generator_class,
+    static,
+)
 from cfx.generators.base import generator  # noqa: F401  (the decorator's old name: warns, cfx 0.3 removes it)
 from cfx.generators.dice import DiCE
 from cfx.generators.eccco import ECCCo, ECCCoL1, ECCCoPlus, ECCo
@@ -47,12 +56,14 @@ _ENTRIES = {
     "claproar": Entry(ClaPROAR),
     "dice": Entry(DiCE),
     "greedy": Entry(Greedy),
-    "conservative": Entry(Generic, {"threshold": 0.9},
-                          "SaTML 2023 mitigation: Generic with a conservative threshold tau = 0.9"),
+    "conservative": Entry(
+        Generic, {"threshold": 0.9}, "SaTML 2023 mitigation: Generic with a conservative threshold tau = 0.9"
+    ),
     "eccco": Entry(ECCCo),
     "ecco": Entry(ECCo),
-    "eccco_no_conformal": Entry(ECCCo, {"set_size": 0.0},
-                                "ECCCo ablation without the conformal set-size term (set_size = 0)"),
+    "eccco_no_conformal": Entry(
+        ECCCo, {"set_size": 0.0}, "ECCCo ablation without the conformal set-size term (set_size = 0)"
+    ),
     "eccco_no_energy": Entry(ECCCo, {"energy": 0.0}, "ECCCo ablation without the energy term (energy = 0)"),
     "eccco_plus": Entry(ECCCoPlus),
     "eccco_l1": Entry(ECCCoL1),
@@ -65,8 +76,9 @@ _ENTRIES = {
 }
 ALIASES = {"schut": "greedy"}
 #: name -> :class:`Entry` (a :class:`cfx.registry.Registry`).
-REGISTRY: Registry[Entry] = Registry("generator", _ENTRIES, aliases=ALIASES,
-                                     describe=lambda e: e.description or e.cls.description)
+REGISTRY: Registry[Entry] = Registry(
+    "generator", _ENTRIES, aliases=ALIASES, describe=lambda e: e.description or e.cls.description
+)
 #: Generators for one family of models only, outside the registry (which every benchmark runs on
 #: every model): pass an instance to cfx.generate / cfx.explain. FeatureTweak: tree ensembles.
 MODEL_SPECIFIC: dict[str, type[Generator]] = {"feature_tweak": FeatureTweak}
@@ -102,8 +114,9 @@ def hyperparameters(name: str) -> dict[str, Any]:
     return out
 
 
-def register(name: str, cls: type[Generator], defaults: dict | None = None, description: str = "", *,
-             replace: bool = False) -> None:
+def register(
+    name: str, cls: type[Generator], defaults: dict | None = None, description: str = "", *, replace: bool = False
+) -> None:
     """Add a generator to the registry (configs, ``make``, ``cfx list``) under ``name``; a name already
     registered is an error unless ``replace=True``."""
     if not (isinstance(cls, type) and issubclass(cls, Generator)):
@@ -117,14 +130,45 @@ def describe() -> dict[str, str]:
 
 
 __all__ = [
-    "CONVERGENCE", "STARTS", "OPTIMIZERS", "Generator", "Term", "generator_class", "static", "fitted", "Generic",
-    "Wachter", "Gravitational", "ClaPROAR", "DiCE", "Greedy", "ECCCo", "ECCo", "Probe", "REVISE", "CLUE",
-    "ECCCoPlus", "ECCCoL1",
-    "GrowingSpheres", "FeatureTweak", "MODEL_SPECIFIC", "StepContext", "REGISTRY", "Entry", "make",
-    "hyperparameters", "register", "describe",
-    "MINT", "TCREx", "VAESpace", "in_latent_space", "latent_space",
+    "CONVERGENCE",
+    "STARTS",
+    "OPTIMIZERS",
+    "Generator",
+    "Term",
+    "generator_class",
+    "static",
+    "fitted",
+    "Generic",
+    "Wachter",
+    "Gravitational",
+    "ClaPROAR",
+    "DiCE",
+    "Greedy",
+    "ECCCo",
+    "ECCo",
+    "Probe",
+    "REVISE",
+    "CLUE",
+    "ECCCoPlus",
+    "ECCCoL1",
+    "GrowingSpheres",
+    "FeatureTweak",
+    "MODEL_SPECIFIC",
+    "StepContext",
+    "REGISTRY",
+    "Entry",
+    "make",
+    "hyperparameters",
+    "register",
+    "describe",
+    "MINT",
+    "TCREx",
+    "VAESpace",
+    "in_latent_space",
+    "latent_space",
 ]
 
 # Renamed in cfx 0.2 (removed in 0.3): the old names still work, with a warning.
-__getattr__ = _deprecated.module_aliases("cfx.generators", {
-    "Penalty": ("cfx.terms", "Term"), "INITS": ("cfx.generators", "STARTS")})
+__getattr__ = _deprecated.module_aliases(
+    "cfx.generators", {"Penalty": ("cfx.terms", "Term"), "INITS": ("cfx.generators", "STARTS")}
+)

@@ -174,10 +174,16 @@ class Generator:
 
     def __post_init__(self):
         name = type(self).__name__
-        if not (self.yloss is None or callable(self.yloss) or self.yloss in _terms.YLOSSES
-                or self.yloss in _terms.CONTEXT_YLOSSES):
-            raise ValueError(f"{name}.yloss must be one of {sorted([*_terms.YLOSSES, *_terms.CONTEXT_YLOSSES])}, "
-                             f"a callable (logits, target) -> scalar, or None; got {self.yloss!r}")
+        if not (
+            self.yloss is None
+            or callable(self.yloss)
+            or self.yloss in _terms.YLOSSES
+            or self.yloss in _terms.CONTEXT_YLOSSES
+        ):
+            raise ValueError(
+                f"{name}.yloss must be one of {sorted([*_terms.YLOSSES, *_terms.CONTEXT_YLOSSES])}, "
+                f"a callable (logits, target) -> scalar, or None; got {self.yloss!r}"
+            )
         if not (callable(self.optimizer) or self.optimizer in OPTIMIZERS):
             raise ValueError(
                 f"{name}.optimizer must be one of {sorted(OPTIMIZERS)} or a callable lr -> optax "
@@ -187,8 +193,12 @@ class Generator:
             raise ValueError(f"{name}.convergence must be one of {CONVERGENCE}; got {self.convergence!r}")
         if self.start not in STARTS:
             raise ValueError(f"{name}.start must be one of {STARTS}; got {self.start!r}")
-        for field, allowed in (("space", SPACES), ("k_terms", K_TERMS), ("step_scale", STEP_SCALES),
-                               ("stop_rule", STOP_RULES)):
+        for field, allowed in (
+            ("space", SPACES),
+            ("k_terms", K_TERMS),
+            ("step_scale", STEP_SCALES),
+            ("stop_rule", STOP_RULES),
+        ):
             if getattr(self, field) not in allowed:
                 raise ValueError(f"{name}.{field} must be one of {allowed}; got {getattr(self, field)!r}")
         tol = self.step_tolerance
@@ -204,7 +214,9 @@ class Generator:
         head = () if self.yloss is None else (Term("yloss", 1.0, _terms.yloss_term(self.yloss)),)
         terms = head + tuple(self.penalties())
         if self.k_terms == "mean":  # the objective per factual: mean over K of the per-example terms
-            terms = tuple(p if p.per == "set" else p._replace(weight=p.weight / self.num_counterfactuals) for p in terms)
+            terms = tuple(
+                p if p.per == "set" else p._replace(weight=p.weight / self.num_counterfactuals) for p in terms
+            )
         return terms
 
     def penalties(self) -> tuple[Term, ...]:
@@ -245,8 +257,11 @@ class Generator:
         μ, σ its column means and (n − 1) standard deviations (zero σ -> 1), fixed from here on."""
         X = np.asarray(getattr(data, "X", data), float_dtype())
         scale = X.std(0, ddof=1)
-        return self.replace(space="standardized", space_mean=jnp.asarray(X.mean(0)),
-                            space_scale=jnp.asarray(np.where(scale > 0, scale, 1.0), float_dtype()))
+        return self.replace(
+            space="standardized",
+            space_mean=jnp.asarray(X.mean(0)),
+            space_scale=jnp.asarray(np.where(scale > 0, scale, 1.0), float_dtype()),
+        )
 
     # ------------------------------------------------------------------ the step rule
     def make_optimizer(self) -> optax.GradientTransformation:
@@ -304,8 +319,9 @@ class Generator:
         if not (steps.shape == () and np.issubdtype(steps.dtype, np.integer) and int(steps) >= 0):
             raise ValueError(f"{name}.min_steps must be an int >= 0; got {self.min_steps!r}")
         if self.space == "standardized" and (self.space_mean is None or self.space_scale is None):
-            raise ValueError(f"{name}: space='standardized' needs space_mean and space_scale; use "
-                             f"generator.with_space(train)")
+            raise ValueError(
+                f"{name}: space='standardized' needs space_mean and space_scale; use generator.with_space(train)"
+            )
         if self.space == "standardized":
             self._check_width("space_mean", self.space_mean, n_features, "use generator.with_space(train)")
         scale = as_real(f"{name}.start_scale", self.start_scale)
@@ -314,7 +330,9 @@ class Generator:
         for penalty in self.terms():
             weight = as_real(f"{name}: the weight of {penalty.name!r}", penalty.weight)
             if not (np.all(np.isfinite(weight)) and np.all(weight >= 0)):
-                raise ValueError(f"{name}: the weight of {penalty.name!r} must be finite and >= 0; got {penalty.weight!r}")
+                raise ValueError(
+                    f"{name}: the weight of {penalty.name!r} must be finite and >= 0; got {penalty.weight!r}"
+                )
 
     def _check_width(self, field: str, array, n_features: int, hint: str) -> None:
         """A data summary stored on the generator must have the classifier's feature width."""
@@ -342,5 +360,6 @@ def numpy_rng(key: jax.Array) -> np.random.Generator:
     return np.random.default_rng(int(data.ravel()[-1]))
 
 
-__getattr__ = _deprecated.module_aliases("cfx.generators.base", {
-    "Penalty": ("cfx.terms", "Term"), "INITS": ("cfx.generators.base", "STARTS")})
+__getattr__ = _deprecated.module_aliases(
+    "cfx.generators.base", {"Penalty": ("cfx.terms", "Term"), "INITS": ("cfx.generators.base", "STARTS")}
+)

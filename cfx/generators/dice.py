@@ -60,8 +60,10 @@ class DiCE(Generator):
             if not (np.all(np.isfinite(w)) and np.all(w >= 0)):
                 raise ValueError("DiCE.feature_weights must be finite and >= 0")
             if self.distance != "l1" or self.diversity_distance != "l1":
-                raise ValueError("DiCE.feature_weights weigh L1 distances: needs distance='l1' and "
-                                 f"diversity_distance='l1'; got {self.distance!r}, {self.diversity_distance!r}")
+                raise ValueError(
+                    "DiCE.feature_weights weigh L1 distances: needs distance='l1' and "
+                    f"diversity_distance='l1'; got {self.distance!r}, {self.diversity_distance!r}"
+                )
         if self.stop not in ("each", "set"):
             raise ValueError(f"DiCE.stop must be 'each' or 'set'; got {self.stop!r}")
 
@@ -77,8 +79,9 @@ class DiCE(Generator):
         if self.feature_weights is not None:  # a leaf: new data, new values, no recompilation
             w = self.feature_weights
             proximity = Term("distance", self.cost, lambda x_cf, x, ctx: jnp.sum(w * jnp.abs(x_cf - x)))
-            return proximity, Term("diversity", self.diversity, lambda x_cfs, x, ctx: diversity(x_cfs * w, x, ctx),
-                                      per="set")
+            return proximity, Term(
+                "diversity", self.diversity, lambda x_cfs, x, ctx: diversity(x_cfs * w, x, ctx), per="set"
+            )
         if self.space == "standardized":
             mean, scale, div = self.space_mean, self.space_scale, diversity
             diversity = lambda x_cfs, x, ctx: div((x_cfs - mean) / scale, x, ctx)  # noqa: E731

@@ -71,16 +71,20 @@ def polynomial_schedule(max_steps: int) -> dict:
     return {"decay_schedule": "polynomial", "decay_offset": b, "decay_scale": b / 10, "decay_power": 0.9}
 
 
-def energy_penalty(ridge=0.0, rate=0.1, every: int = 5, schedule: str = "exponential", scale=0.1, offset=1.0,
-                   power=0.9):
+def energy_penalty(
+    ridge=0.0, rate=0.1, every: int = 5, schedule: str = "exponential", scale=0.1, offset=1.0, power=0.9
+):
     """The term φ_t·(E(x') + r·E(x')²), E(x') = −f̄_{y+}(x'), as ``term(x_cf, x, ctx)``; φ_t is
     :func:`decay` (``schedule="exponential"``) or :func:`polynomial_decay` (``"polynomial"``)."""
 
     def term(x_cf, x, ctx):
         energy = -reductions.pick_last(averaged_logits(x_cf, ctx), ctx.target)  # masked: no scatter in ∇
-        phi = decay(ctx.step, rate, every) if schedule == "exponential" else polynomial_decay(ctx.step, scale, offset,
-                                                                                               power)
-        return phi * (energy + ridge * energy ** 2)
+        phi = (
+            decay(ctx.step, rate, every)
+            if schedule == "exponential"
+            else polynomial_decay(ctx.step, scale, offset, power)
+        )
+        return phi * (energy + ridge * energy**2)
 
     return term
 
@@ -145,8 +149,10 @@ class ECCo(Generator):
 
     name = "ecco"
     description = "ECCCo without the conformal term (counterfactual training's generator)"
-    regression_refusal = ("its energy −f_y(x') is a classifier's class-conditional energy (a JEM's); ECCCo adds a "
-                          "conformal prediction set over classes")
+    regression_refusal = (
+        "its energy −f_y(x') is a classifier's class-conditional energy (a JEM's); ECCCo adds a "
+        "conformal prediction set over classes"
+    )
 
     learning_rate: float = 0.25
     cost: float = 0.001
@@ -165,8 +171,10 @@ class ECCo(Generator):
         if isinstance(every, bool) or not isinstance(every, (int, np.integer)) or every < 1:
             raise ValueError(f"{type(self).__name__}.decay_every must be an int >= 1; got {every!r}")
         if self.decay_schedule not in ("exponential", "polynomial"):
-            raise ValueError(f"{type(self).__name__}.decay_schedule must be 'exponential' or 'polynomial'; "
-                             f"got {self.decay_schedule!r}")
+            raise ValueError(
+                f"{type(self).__name__}.decay_schedule must be 'exponential' or 'polynomial'; "
+                f"got {self.decay_schedule!r}"
+            )
 
     def terms(self):
         """yloss on the member-averaged logits f̄, then the penalties."""
@@ -176,9 +184,19 @@ class ECCo(Generator):
     def penalties(self):
         return (
             Term("distance", self.cost, terms.distance_to_factual("l1")),
-            Term("energy", self.energy, energy_penalty(self.ridge, self.decay_rate, self.decay_every,
-                                                          self.decay_schedule, self.decay_scale, self.decay_offset,
-                                                          self.decay_power)),
+            Term(
+                "energy",
+                self.energy,
+                energy_penalty(
+                    self.ridge,
+                    self.decay_rate,
+                    self.decay_every,
+                    self.decay_schedule,
+                    self.decay_scale,
+                    self.decay_offset,
+                    self.decay_power,
+                ),
+            ),
         )
 
     def validate(self, num_counterfactuals, n_features, n_classes):
@@ -238,12 +256,17 @@ class ECCCo(ECCo):
         """Unfitted plain ECCCo given a calibrated classifier: fitted from it (q̂ is all its fit
         needs), so ``cfx.generate(ECCCo(), conf, ...)`` works; anything else is returned as is
         (variants whose fit needs data, a q̂ already set, or the set-size term switched off)."""
-        if self.q_hat is None and getattr(classifier, "q_hat", None) is not None and np.any(
-                np.asarray(as_real(f"{type(self).__name__}.set_size", self.set_size)) != 0):
+        if (
+            self.q_hat is None
+            and getattr(classifier, "q_hat", None) is not None
+            and np.any(np.asarray(as_real(f"{type(self).__name__}.set_size", self.set_size)) != 0)
+        ):
             if type(self).fit is not ECCCo.fit:
                 name = type(self).__name__
-                raise ValueError(f"{name} is not fitted: its fit needs the training data as well as the calibrated "
-                                 f"classifier: {name}().fit(conf, train, key=key)")
+                raise ValueError(
+                    f"{name} is not fitted: its fit needs the training data as well as the calibrated "
+                    f"classifier: {name}().fit(conf, train, key=key)"
+                )
             return self.fit(classifier, None, key=None)
         return self
 
@@ -256,8 +279,13 @@ class ECCCo(ECCo):
         out = super().penalties()
         if self.q_hat is None:  # structural (q̂ unset): validate allows this only with set_size = 0
             return out
-        return out + (Term("set_size", self.set_size, set_size_penalty(self.q_hat, self.temperature, self.kappa,
-                                                                       empty_set=self.empty_set)),)
+        return out + (
+            Term(
+                "set_size",
+                self.set_size,
+                set_size_penalty(self.q_hat, self.temperature, self.kappa, empty_set=self.empty_set),
+            ),
+        )
 
     def validate(self, num_counterfactuals, n_features, n_classes):
         name = type(self).__name__
@@ -317,8 +345,10 @@ class ECCCoPlus(ECCCo):
     def validate(self, num_counterfactuals, n_features, n_classes):
         super().validate(num_counterfactuals, n_features, n_classes)
         if self.pca_components is None or self.pca_mean is None:
-            raise ValueError("ECCCoPlus has no fitted PCA: latent search needs it; fit the generator "
-                             "(ECCCoPlus().fit(conf, train, key=key))")
+            raise ValueError(
+                "ECCCoPlus has no fitted PCA: latent search needs it; fit the generator "
+                "(ECCCoPlus().fit(conf, train, key=key))"
+            )
         self._check_width("pca_components", self.pca_components, n_features, "refit the generator")
 
 
@@ -357,9 +387,14 @@ class ECCCoL1(ECCCo):
             if classifier is None or data is None:
                 return out.replace(samples=None)  # never keep samples of another model
             key = jax.random.key(0) if key is None else key
-            samples = sampling.conditional_samples(classifier, data, key=key,
-                                                   n_chains=self.sampling_chains, steps=self.sampling_steps,
-                                                   keep=self.sampling_keep)
+            samples = sampling.conditional_samples(
+                classifier,
+                data,
+                key=key,
+                n_chains=self.sampling_chains,
+                steps=self.sampling_steps,
+                keep=self.sampling_keep,
+            )
         samples = jnp.asarray(samples, float_dtype())
         if samples.ndim != 3 or samples.shape[1] < 1:
             raise ValueError(f"ECCCoL1 samples must have shape (C, k >= 1, d); got {tuple(samples.shape)}")
@@ -373,20 +408,33 @@ class ECCCoL1(ECCCo):
         return self.samples[target]  # (n, k, d): each factual's target-class samples
 
     def penalties(self):
-        out = (Term("distance", self.cost, terms.distance_to_factual("l1")),
-               Term("samples_l1", self.energy, distance_to_samples))
+        out = (
+            Term("distance", self.cost, terms.distance_to_factual("l1")),
+            Term("samples_l1", self.energy, distance_to_samples),
+        )
         if self.q_hat is None:
             return out
-        return out + (Term("set_size", self.set_size, set_size_penalty(self.q_hat, self.temperature, self.kappa,
-                                                                       empty_set=self.empty_set)),)
+        return out + (
+            Term(
+                "set_size",
+                self.set_size,
+                set_size_penalty(self.q_hat, self.temperature, self.kappa, empty_set=self.empty_set),
+            ),
+        )
 
     def validate(self, num_counterfactuals, n_features, n_classes):
         super().validate(num_counterfactuals, n_features, n_classes)
-        self._check_width("samples", self.samples, n_features,
-                          "fit the generator with its classifier (ECCCoL1().fit(conf, train, key=key), or pass "
-                          "samples=cfx.sampling.conditional_samples(conf, train, key=key))")
+        self._check_width(
+            "samples",
+            self.samples,
+            n_features,
+            "fit the generator with its classifier (ECCCoL1().fit(conf, train, key=key), or pass "
+            "samples=cfx.sampling.conditional_samples(conf, train, key=key))",
+        )
         if int(np.shape(self.samples)[0]) != n_classes:
-            raise ValueError(f"ECCCoL1.samples holds {np.shape(self.samples)[0]} classes; the classifier has "
-                             f"{n_classes} (draw them with this classifier)")
+            raise ValueError(
+                f"ECCCoL1.samples holds {np.shape(self.samples)[0]} classes; the classifier has "
+                f"{n_classes} (draw them with this classifier)"
+            )
         if not np.all(np.isfinite(np.asarray(self.samples))):
             raise ValueError("ECCCoL1.samples holds non-finite values")

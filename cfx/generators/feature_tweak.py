@@ -64,9 +64,11 @@ class FeatureTweak(Generator):
 
     def prepare(self, classifier, x, target):
         if not is_tree_ensemble(classifier):
-            raise TypeError("FeatureTweak needs a tree ensemble translated by cfx.models.from_sklearn "
-                            "(RandomForestClassifier, ExtraTreesClassifier, DecisionTreeClassifier, binary "
-                            f"GradientBoostingClassifier); got {classifier!r}")
+            raise TypeError(
+                "FeatureTweak needs a tree ensemble translated by cfx.models.from_sklearn "
+                "(RandomForestClassifier, ExtraTreesClassifier, DecisionTreeClassifier, binary "
+                f"GradientBoostingClassifier); got {classifier!r}"
+            )
         return None
 
     def init_update(self, z, ctx):
@@ -77,8 +79,16 @@ class FeatureTweak(Generator):
 
     def update(self, grad, state, z, ctx):
         n, K, d = z.shape
-        cf = tweak(ctx.classifier, ctx.x, ctx.target, ctx.constraints, K=K, epsilon=self.epsilon,
-                   threshold=self.threshold, norm=self.norm)
+        cf = tweak(
+            ctx.classifier,
+            ctx.x,
+            ctx.target,
+            ctx.constraints,
+            K=K,
+            epsilon=self.epsilon,
+            threshold=self.threshold,
+            norm=self.norm,
+        )
         return cf, jnp.ones_like(state)
 
 

@@ -30,8 +30,9 @@ class Generic(Generator):
     def __post_init__(self):
         super().__post_init__()
         if self.distance not in terms.DISTANCES and self.distance != "frobenius":
-            raise ValueError(f"Generic.distance must be one of {sorted(terms.DISTANCES) + ['frobenius']}; "
-                             f"got {self.distance!r}")
+            raise ValueError(
+                f"Generic.distance must be one of {sorted(terms.DISTANCES) + ['frobenius']}; got {self.distance!r}"
+            )
 
     def penalties(self):
         return (distance_penalty(self.cost, self.distance),)

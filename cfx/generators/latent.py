@@ -62,8 +62,11 @@ class VAESpace(Generator):
         """``start="mean"`` / ``"sample"`` (this field's name before cfx 0.2, now ``latent_start``;
         ``start`` is the start rule every generator has) still work, with a warning."""
         if kwargs.get("start") in ("mean", "sample"):
-            _deprecated.warn(f"start={kwargs['start']!r} on a latent generator", f"write latent_start={kwargs['start']!r} "
-                             "(start is the start rule every generator has)", stacklevel=4)
+            _deprecated.warn(
+                f"start={kwargs['start']!r} on a latent generator",
+                f"write latent_start={kwargs['start']!r} (start is the start rule every generator has)",
+                stacklevel=4,
+            )
             kwargs["latent_start"] = kwargs.pop("start")
         return kwargs
 
@@ -77,16 +80,29 @@ class VAESpace(Generator):
         """Train the VAE on ``data`` (warm-started from the one held when it fits), then the
         generator's own fit (a data summary in input space: Gravitational's bank, ...)."""
         seed = int(numpy_rng(key).integers(2**31)) if key is not None else 0
-        same = isinstance(self.vae, VAE) and self.vae.latent_dim == self.latent_dim and \
-            tuple(self.vae.net.hidden) == tuple(self.vae_hidden) and self.vae.n_features == np.shape(data.X)[-1] \
+        same = (
+            isinstance(self.vae, VAE)
+            and self.vae.latent_dim == self.latent_dim
+            and tuple(self.vae.net.hidden) == tuple(self.vae_hidden)
+            and self.vae.n_features == np.shape(data.X)[-1]
             and tuple(self.vae.net.activations) == tuple(self.vae_activations)
-        vae = fit_vae(data, latent_dim=self.latent_dim, hidden=self.vae_hidden, epochs=self.vae_epochs, seed=seed,
-                      init=self.vae if same else None, activations=tuple(self.vae_activations),
-                      decoder_l2=float(self.vae_decoder_l2), batch_size=int(self.vae_batch_size))
+        )
+        vae = fit_vae(
+            data,
+            latent_dim=self.latent_dim,
+            hidden=self.vae_hidden,
+            epochs=self.vae_epochs,
+            seed=seed,
+            init=self.vae if same else None,
+            activations=tuple(self.vae_activations),
+            decoder_l2=float(self.vae_decoder_l2),
+            batch_size=int(self.vae_batch_size),
+        )
         start_key = None
         if self.latent_start == "sample":
             start_key = (numpy_rng(key) if key is not None else np.random.default_rng(0)).integers(
-                0, 2**32, size=2, dtype=np.uint32)
+                0, 2**32, size=2, dtype=np.uint32
+            )
         own = super().fit(classifier, data, key=None if key is None else jax.random.fold_in(key, 0x1A7E))
         return own.replace(vae=vae, start_key=start_key)
 
@@ -100,11 +116,15 @@ class VAESpace(Generator):
             raise ValueError(f"{name}: latent_start='sample' needs the key fit draws; fit the generator")
         super().validate(num_counterfactuals, n_features, n_classes)
         if not isinstance(self.vae, VAE):
-            raise ValueError(f"{name}.vae is missing: latent search needs a fitted VAE; fit the generator "
-                             f"({name}().fit(classifier, train, key=key)) or pass vae=cfx.models.fit_vae(train)")
+            raise ValueError(
+                f"{name}.vae is missing: latent search needs a fitted VAE; fit the generator "
+                f"({name}().fit(classifier, train, key=key)) or pass vae=cfx.models.fit_vae(train)"
+            )
         if self.vae.n_features != n_features:
-            raise ValueError(f"{name}.vae decodes {self.vae.n_features} features; the classifier expects "
-                             f"{n_features} (fit the VAE on the classifier's training data)")
+            raise ValueError(
+                f"{name}.vae decodes {self.vae.n_features} features; the classifier expects "
+                f"{n_features} (fit the VAE on the classifier's training data)"
+            )
 
     def encode(self, x):
         if self.latent_start == "mean":
@@ -150,19 +170,32 @@ def in_latent_space(cls: type) -> type:
     if not (isinstance(cls, type) and issubclass(cls, Generator)):
         raise TypeError(f"in_latent_space needs a Generator subclass; got {cls!r}")
     if not cls.uses_gradient:
-        raise ValueError(f"in_latent_space: {cls.__name__} does not follow the gradient; a latent space needs a "
-                         "gradient search")
+        raise ValueError(
+            f"in_latent_space: {cls.__name__} does not follow the gradient; a latent space needs a gradient search"
+        )
     if issubclass(cls, VAESpace) or isinstance(inspect.getattr_static(cls, "latent"), bool):
         raise ValueError(f"in_latent_space: {cls.__name__} already searches a latent space of its own")
-    attrs = {"name": f"latent_{cls.name}", "description": f"{cls.description or cls.__name__}, searched in a VAE's "
-             "latent space", "__module__": __name__, "__qualname__": f"Latent{cls.__name__}",
-             "__doc__": f"{cls.__name__}'s objective in a VAE's latent space (:func:`in_latent_space`)."}
+    attrs = {
+        "name": f"latent_{cls.name}",
+        "description": f"{cls.description or cls.__name__}, searched in a VAE's latent space",
+        "__module__": __name__,
+        "__qualname__": f"Latent{cls.__name__}",
+        "__doc__": f"{cls.__name__}'s objective in a VAE's latent space (:func:`in_latent_space`).",
+    }
     return generator_class(type(f"Latent{cls.__name__}", (VAESpace, cls), attrs))
 
 
 #: the options :class:`VAESpace` adds to a generator (the VAE and the start)
-VAE_OPTIONS = ("latent_dim", "vae_hidden", "vae_epochs", "vae_activations", "vae_decoder_l2", "vae_batch_size",
-               "latent_start", "resample")
+VAE_OPTIONS = (
+    "latent_dim",
+    "vae_hidden",
+    "vae_epochs",
+    "vae_activations",
+    "vae_decoder_l2",
+    "vae_batch_size",
+    "latent_start",
+    "resample",
+)
 
 
 def latent_space(gen: Generator, **options) -> Generator:
@@ -175,8 +208,10 @@ def latent_space(gen: Generator, **options) -> Generator:
     if unknown:
         raise ValueError(f"latent_space: unknown option {unknown[0]!r}; the options are {', '.join(VAE_OPTIONS)}")
     if gen.space != "input":
-        raise ValueError(f"latent_space: {type(gen).__name__} searches space={gen.space!r}; a latent search replaces "
-                         "the search space, build the generator with space='input'")
+        raise ValueError(
+            f"latent_space: {type(gen).__name__} searches space={gen.space!r}; a latent search replaces "
+            "the search space, build the generator with space='input'"
+        )
     cls = in_latent_space(type(gen))
     own = {f.name: getattr(gen, f.name) for f in dataclasses.fields(gen) if f.init and not f.metadata.get("fitted")}
     return cls(**own, **options)
@@ -211,8 +246,10 @@ class CLUE(REVISE):
 
     name = "clue"
     description = "Antoran et al. 2021: minimise predictive entropy in a VAE's latent space + L1 cost"
-    regression_refusal = ("it minimises the predictive entropy over classes (untargeted): on an interval that "
-                          "drives p(inside) to 0 or 1, whichever is nearer")
+    regression_refusal = (
+        "it minimises the predictive entropy over classes (untargeted): on an interval that "
+        "drives p(inside) to 0 or 1, whichever is nearer"
+    )
 
     yloss: Any = static("entropy")
     convergence: str = static("max_steps")

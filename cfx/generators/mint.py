@@ -58,11 +58,15 @@ class MINT(Generator):
 
     def __post_init__(self):
         if isinstance(self.parents, Mapping) and not isinstance(self.parents, _Graph):  # hashable: static
-            object.__setattr__(self, "parents", _Graph((k, tuple(v) if isinstance(v, (list, tuple)) else (v,))
-                                                       for k, v in self.parents.items()))
+            object.__setattr__(
+                self,
+                "parents",
+                _Graph((k, tuple(v) if isinstance(v, (list, tuple)) else (v,)) for k, v in self.parents.items()),
+            )
         elif isinstance(self.parents, (list, tuple)):  # YAML gives lists; a static field must be hashable
-            object.__setattr__(self, "parents", tuple(tuple(p) if isinstance(p, (list, tuple)) else p
-                                                      for p in self.parents))
+            object.__setattr__(
+                self, "parents", tuple(tuple(p) if isinstance(p, (list, tuple)) else p for p in self.parents)
+            )
         if isinstance(self.actions, (list, tuple)):
             object.__setattr__(self, "actions", tuple(self.actions))
         super().__post_init__()
@@ -91,8 +95,14 @@ class MINT(Generator):
             parents = dict(parents) if isinstance(parents, _Graph) else parents
             if self.equations == "mlp":
                 seed = int(numpy_rng(key).integers(2**31)) if key is not None else 0
-                scm = fit_mlp_scm(data.X, parents, hidden=self.equation_hidden, epochs=self.equation_epochs,
-                                  seed=seed, feature_names=schema.names)
+                scm = fit_mlp_scm(
+                    data.X,
+                    parents,
+                    hidden=self.equation_hidden,
+                    epochs=self.equation_epochs,
+                    seed=seed,
+                    feature_names=schema.names,
+                )
             else:
                 scm = fit_linear_scm(data.X, parents, feature_names=schema.names)
         immutable = [j for j, m in enumerate(schema.mutability) if m == "none"]
@@ -133,8 +143,9 @@ class MINT(Generator):
         # the run's constraints may fix more features than the schema fit saw: never act on those
         d = z.shape[-1] // 2
         immutable = ctx.constraints.immutable
-        z_next, state = super().update(jnp.where(jnp.concatenate([jnp.ones(d, bool), immutable]), 0.0, grad), state,
-                                       z, ctx)
+        z_next, state = super().update(
+            jnp.where(jnp.concatenate([jnp.ones(d, bool), immutable]), 0.0, grad), state, z, ctx
+        )
         # the factual half is held exactly; a noisy start may have acted on a run-time immutable
         # feature: that action is taken back (from step 1 on)
         return jnp.concatenate([z[..., :d], jnp.where(immutable, 0.0, z_next[..., d:])], axis=-1), state
@@ -151,13 +162,17 @@ class MINT(Generator):
         if self.space != "input":
             raise ValueError(f"{name} searches over interventions; space={self.space!r} does not apply")
         if self.scm is None:
-            raise ValueError(f"{name}.scm is missing: pass scm=cfx.causal.fit_linear_scm(train.X, parents) or "
-                             f"fit the generator ({name}(parents=...).fit(classifier, train, key=key))")
+            raise ValueError(
+                f"{name}.scm is missing: pass scm=cfx.causal.fit_linear_scm(train.X, parents) or "
+                f"fit the generator ({name}(parents=...).fit(classifier, train, key=key))"
+            )
         if self.scm.n_features != n_features:
             missing = min(self.scm.n_features, n_features)
-            raise ValueError(f"{name}.scm covers {self.scm.n_features} features; the classifier expects "
-                             f"{n_features} (feature {missing} is "
-                             f"{'missing from the SCM' if missing == self.scm.n_features else 'not an input'})")
+            raise ValueError(
+                f"{name}.scm covers {self.scm.n_features} features; the classifier expects "
+                f"{n_features} (feature {missing} is "
+                f"{'missing from the SCM' if missing == self.scm.n_features else 'not an input'})"
+            )
         if np.shape(self.start_scale) != (2 * n_features,):
             raise ValueError(f"{name}.start_scale must be a number (it perturbs the start action δ = 0)")
         if self.actions is not None:

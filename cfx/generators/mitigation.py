@@ -92,8 +92,9 @@ class Gravitational(Generator):
             key = jax.random.wrap_key_data(jnp.asarray(self.draw_key, jnp.uint32))
             bits = jax.lax.bitcast_convert_type(x.astype(jnp.float32), jnp.uint32)
             seeds = jnp.sum(bits * (jnp.arange(x.shape[-1], dtype=jnp.uint32) * 2 + 1) * jnp.uint32(2654435761), -1)
-            idx = jax.vmap(lambda s: jax.random.randint(jax.random.fold_in(key, s), (self.n_neighbours,), 0,
-                                                        samples.shape[1]))(seeds)
+            idx = jax.vmap(
+                lambda s: jax.random.randint(jax.random.fold_in(key, s), (self.n_neighbours,), 0, samples.shape[1])
+            )(seeds)
             return {"centre": jnp.take_along_axis(samples, idx[..., None], axis=1).mean(axis=1)}
         if self.variant == "paper":
             return {"centre": samples.mean(axis=1)}
@@ -104,8 +105,10 @@ class Gravitational(Generator):
 
     def penalties(self):
         if self.variant == "0.1.5":
-            return (Term("distance", self.cost, terms.frobenius_to_factual, per="set"),
-                    Term("gravity", self.gravity, terms.frobenius_to_point("centre"), per="set"))
+            return (
+                Term("distance", self.cost, terms.frobenius_to_factual, per="set"),
+                Term("gravity", self.gravity, terms.frobenius_to_point("centre"), per="set"),
+            )
         if self.variant == "paper":
             return (
                 Term("distance", self.cost, terms.distance_to_factual("l2")),
@@ -146,8 +149,10 @@ class ClaPROAR(Generator):
 
     def penalties(self):
         if self.variant == "0.1.5":
-            return (Term("distance", self.cost, terms.frobenius_to_factual, per="set"),
-                    Term("model_loss", self.loss_weight, terms.set_model_loss, per="set"))
+            return (
+                Term("distance", self.cost, terms.frobenius_to_factual, per="set"),
+                Term("model_loss", self.loss_weight, terms.set_model_loss, per="set"),
+            )
         paper = self.variant == "paper"
         return (
             Term("distance", self.cost, terms.distance_to_factual("l2" if paper else "l1")),

@@ -40,8 +40,10 @@ class Probe(Generator):
 
     name = "probe"
     description = "Pawelczyk et al. 2022: L1 cost + hinge on the invalidation rate under Gaussian noise"
-    regression_refusal = ("its invalidation rate models a classifier's decision under input noise, with a target "
-                          "rate r on class probabilities; it is not defined or validated for an interval")
+    regression_refusal = (
+        "its invalidation rate models a classifier's decision under input noise, with a target "
+        "rate r on class probabilities; it is not defined or validated for an interval"
+    )
 
     cost: float = 0.1
     robustness: float = 1.0
@@ -60,10 +62,13 @@ class Probe(Generator):
             rate = invalidation_rate(ctx.classifier, x_cf, ctx.target, self.noise_variance)
             return jnp.maximum(0.0, rate - self.invalidation_rate)
 
-        return (Term("distance", self.cost, terms.distance_to_factual("l1")),
-                Term("invalidation", self.robustness, hinge))
+        return (
+            Term("distance", self.cost, terms.distance_to_factual("l1")),
+            Term("invalidation", self.robustness, hinge),
+        )
 
     def condition(self, x_cf, logits, target, classifier):
-        rate = jax.vmap(jax.vmap(lambda point, t: invalidation_rate(classifier, point, t, self.noise_variance),
-                                 (0, None)))(x_cf, target)
+        rate = jax.vmap(
+            jax.vmap(lambda point, t: invalidation_rate(classifier, point, t, self.noise_variance), (0, None))
+        )(x_cf, target)
         return rate <= self.invalidation_rate

@@ -109,7 +109,7 @@ def inside(X, lower, upper) -> np.ndarray:
     X = np.asarray(X, np.float32)
     out = np.ones((X.shape[0], lower.shape[0]), bool)
     for f in range(X.shape[1]):
-        col = X[:, f:f + 1]
+        col = X[:, f : f + 1]
         out &= (col > lower[None, :, f]) & (col <= upper[None, :, f])
     return out
 
@@ -139,7 +139,7 @@ def rule_costs(P, lower, upper, feasibility, mutability=None):
     changes = np.zeros((P.shape[0], lower.shape[0]), np.int32)
     forbidden = np.zeros(changes.shape, bool)
     for f in range(P.shape[1]):
-        col = P[:, f:f + 1]
+        col = P[:, f : f + 1]
         below, above = col <= lower[None, :, f], col > upper[None, :, f]
         changes += below | above
         code = 0 if mutability is None else int(mutability[f])
@@ -166,19 +166,30 @@ def _meta_tree(cells, labels, bounds, seed: int) -> dict:
     from sklearn.tree import DecisionTreeClassifier
 
     if len(np.unique(labels)) == 1:
-        return dict(feature=np.zeros(1, np.int32), threshold=np.full(1, np.inf, np.float32),
-                    left=np.zeros(1, np.int32), right=np.zeros(1, np.int32), rule=np.asarray(labels[:1], np.int32))
+        return dict(
+            feature=np.zeros(1, np.int32),
+            threshold=np.full(1, np.inf, np.float32),
+            left=np.zeros(1, np.int32),
+            right=np.zeros(1, np.int32),
+            rule=np.asarray(labels[:1], np.int32),
+        )
     est = DecisionTreeClassifier(random_state=seed).fit(cells.astype(np.float64), labels)
     t = est.tree_
     leaf = t.children_left == -1
     nodes = np.arange(t.node_count)
     feature = np.where(leaf, 0, t.feature).astype(np.int32)
     # index <= t (t half-integer) ⇔ index <= floor(t) ⇔ x <= bounds[floor(t)]
-    threshold = np.array([np.inf if lf else bounds[f][int(np.floor(th))]
-                          for lf, f, th in zip(leaf, t.feature, t.threshold)], np.float32)
+    threshold = np.array(
+        [np.inf if lf else bounds[f][int(np.floor(th))] for lf, f, th in zip(leaf, t.feature, t.threshold)], np.float32
+    )
     rule = est.classes_[np.argmax(t.value[:, 0, :], axis=1)].astype(np.int32)
-    return dict(feature=feature, threshold=threshold, left=np.where(leaf, nodes, t.children_left).astype(np.int32),
-                right=np.where(leaf, nodes, t.children_right).astype(np.int32), rule=rule)
+    return dict(
+        feature=feature,
+        threshold=threshold,
+        left=np.where(leaf, nodes, t.children_left).astype(np.int32),
+        right=np.where(leaf, nodes, t.children_right).astype(np.int32),
+        rule=rule,
+    )
 
 
 def _tree_leaves(tree: dict, d: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -197,8 +208,19 @@ def _tree_leaves(tree: dict, d: int) -> tuple[np.ndarray, np.ndarray, np.ndarray
     return (np.stack([o[0] for o in out]), np.stack([o[1] for o in out]), np.array([o[2] for o in out], np.int32))
 
 
-def fit_rules(X, hit, *, rho: float, tau: float, mutability=None, forest: bool = False, n_trees: int = 10,
-              max_depth: int | None = None, seed: int = 0, candidates: str = "nodes") -> RuleSet:
+def fit_rules(
+    X,
+    hit,
+    *,
+    rho: float,
+    tau: float,
+    mutability=None,
+    forest: bool = False,
+    n_trees: int = 10,
+    max_depth: int | None = None,
+    seed: int = 0,
+    candidates: str = "nodes",
+) -> RuleSet:
     """Steps (a)–(e) of the module docstring for one target: rows X (n, d), hit (n,) = 1[ŷ = y⁺].
     ``candidates="leaves"``: only the surrogate's leaves are candidate rules (not its inner nodes)."""
     from sklearn.ensemble import RandomForestClassifier
@@ -209,13 +231,19 @@ def fit_rules(X, hit, *, rho: float, tau: float, mutability=None, forest: bool =
     n, d = X.shape
     leaf = max(1, int(np.ceil(rho * n)))
     if forest:
-        est = RandomForestClassifier(n_estimators=n_trees, min_samples_leaf=leaf, max_depth=max_depth,
-                                     random_state=seed).fit(X, hit)
+        est = RandomForestClassifier(
+            n_estimators=n_trees, min_samples_leaf=leaf, max_depth=max_depth, random_state=seed
+        ).fit(X, hit)
         trees = [e.tree_ for e in est.estimators_]
     else:
-        trees = [DecisionTreeClassifier(min_samples_leaf=leaf, max_depth=max_depth, random_state=seed).fit(X, hit).tree_]
-    boxes = [node_boxes(t, d) for t in trees] if hit.any() and not hit.all() else [
-        (np.full((1, d), -np.inf, np.float32), np.full((1, d), np.inf, np.float32))]
+        trees = [
+            DecisionTreeClassifier(min_samples_leaf=leaf, max_depth=max_depth, random_state=seed).fit(X, hit).tree_
+        ]
+    boxes = (
+        [node_boxes(t, d) for t in trees]
+        if hit.any() and not hit.all()
+        else [(np.full((1, d), -np.inf, np.float32), np.full((1, d), np.inf, np.float32))]
+    )
     if candidates == "leaves" and hit.any() and not hit.all():
         boxes = [(lo[t.children_left == -1], hi[t.children_left == -1]) for (lo, hi), t in zip(boxes, trees)]
     both = np.unique(np.concatenate([np.concatenate(b, axis=1) for b in boxes]), axis=0)
@@ -233,15 +261,29 @@ def fit_rules(X, hit, *, rho: float, tau: float, mutability=None, forest: bool =
         labels = np.full(len(cells), -1)
     tree = _meta_tree(cells, labels, bounds, seed)
     meta_lower, meta_upper, meta_rule = _tree_leaves(tree, d)
-    return RuleSet(lower, upper, feasibility, accuracy, int(len(both)), int(valid.sum()), bounds, meta_lower,
-                   meta_upper, meta_rule, tree, int(len(cells)))
+    return RuleSet(
+        lower,
+        upper,
+        feasibility,
+        accuracy,
+        int(len(both)),
+        int(valid.sum()),
+        bounds,
+        meta_lower,
+        meta_upper,
+        meta_rule,
+        tree,
+        int(len(cells)),
+    )
 
 
 # ----------------------------------------------------------------------------- the generator
 
 
 def _pad(arrays, size, fill, axis=0):
-    return np.stack([np.concatenate([a, np.full((size - a.shape[axis],) + a.shape[1:], fill, a.dtype)]) for a in arrays])
+    return np.stack(
+        [np.concatenate([a, np.full((size - a.shape[axis],) + a.shape[1:], fill, a.dtype)]) for a in arrays]
+    )
 
 
 def walk(tree: dict, x: jax.Array, depth: int) -> jax.Array:
@@ -262,8 +304,12 @@ def costs(x, lower, upper, valid, feasibility, mutability, skip_inside: bool = F
     xe = x[:, None, :]
     below, above = xe <= lower, xe > upper
     changes = jnp.sum(below | above, axis=-1)
-    forbidden = jnp.any(((mutability == _NONE) & (below | above)) | ((mutability == _INCREASE) & above)
-                        | ((mutability == _DECREASE) & below), axis=-1)
+    forbidden = jnp.any(
+        ((mutability == _NONE) & (below | above))
+        | ((mutability == _INCREASE) & above)
+        | ((mutability == _DECREASE) & below),
+        axis=-1,
+    )
     if skip_inside:
         forbidden = forbidden | (changes == 0)
     return jnp.where(valid & ~forbidden, 2.0 * changes - feasibility, jnp.inf)
@@ -351,12 +397,25 @@ class TCREx(Generator):
         if schema is not None:
             mutability = np.array([("both", "increase", "decrease", "none").index(m) for m in schema.mutability])
         seed = int(numpy_rng(key).integers(2**31 - 1))
-        sets = [fit_rules(X, labels == c, rho=float(self.rho), tau=float(self.tau), mutability=mutability,
-                          forest=self.forest, n_trees=self.n_trees, max_depth=self.max_depth, seed=seed,
-                          candidates=self.candidates)
-                for c in range(n_classes)]
-        keep = numpy_rng(key).permutation(len(X))[:self.bank_size]
-        return self.with_rules(sets, X).replace(bank=jnp.asarray(X[keep]), bank_label=jnp.asarray(labels[keep], jnp.int32))
+        sets = [
+            fit_rules(
+                X,
+                labels == c,
+                rho=float(self.rho),
+                tau=float(self.tau),
+                mutability=mutability,
+                forest=self.forest,
+                n_trees=self.n_trees,
+                max_depth=self.max_depth,
+                seed=seed,
+                candidates=self.candidates,
+            )
+            for c in range(n_classes)
+        ]
+        keep = numpy_rng(key).permutation(len(X))[: self.bank_size]
+        return self.with_rules(sets, X).replace(
+            bank=jnp.asarray(X[keep]), bank_label=jnp.asarray(labels[keep], jnp.int32)
+        )
 
     def with_rules(self, sets: list[RuleSet], X) -> "TCREx":
         """A copy holding fitted rule sets (one per class) as padded leaves."""
@@ -364,9 +423,16 @@ class TCREx(Generator):
         m = max(1, max(len(s.lower) for s in sets))
         N = max(len(s.tree["rule"]) for s in sets)
         pad_box = lambda a, v: _pad([x.reshape(-1, d) for x in a], m, np.float32(v))  # noqa: E731
-        meta = {k: _pad([s.tree[k] for s in sets], N, s_fill) for k, s_fill in
-                (("feature", np.int32(0)), ("threshold", np.float32(np.inf)), ("left", np.int32(0)),
-                 ("right", np.int32(0)), ("rule", np.int32(-1)))}
+        meta = {
+            k: _pad([s.tree[k] for s in sets], N, s_fill)
+            for k, s_fill in (
+                ("feature", np.int32(0)),
+                ("threshold", np.float32(np.inf)),
+                ("left", np.int32(0)),
+                ("right", np.int32(0)),
+                ("rule", np.int32(-1)),
+            )
+        }
         for s_i, s in enumerate(sets):  # padded nodes point to themselves (never reached)
             n_real = len(s.tree["rule"])
             meta["left"][s_i, n_real:] = meta["right"][s_i, n_real:] = np.arange(n_real, N)
@@ -379,7 +445,8 @@ class TCREx(Generator):
             rule_accuracy=jnp.asarray(_pad([s.accuracy.astype(np.float32) for s in sets], m, np.float32(0))),
             meta={k: jnp.asarray(v) for k, v in meta.items()},
             feature_scale=jnp.asarray(np.where(scale > 0, scale, 1.0)),
-            depth=int(max(_depth(s.tree) for s in sets)))
+            depth=int(max(_depth(s.tree) for s in sets)),
+        )
 
     def check_options(self) -> None:
         for label, v, lo, hi in (("rho", self.rho, 0.0, 1.0), ("tau", self.tau, 0.0, 1.0)):
@@ -404,20 +471,23 @@ class TCREx(Generator):
         self.check_options()
         check_positive("TCREx.margin", self.margin)
         if self.rule_lower is None:
-            raise ValueError("TCREx has no rules: fit it first (TCREx().fit(classifier, train, key=key) or "
-                             "cfx.generators.make('tcrex', data=train, classifier=clf))")
+            raise ValueError(
+                "TCREx has no rules: fit it first (TCREx().fit(classifier, train, key=key) or "
+                "cfx.generators.make('tcrex', data=train, classifier=clf))"
+            )
         self._check_width("rule_lower", self.rule_lower, n_features, "fit it")
         if np.shape(self.rule_lower)[0] < n_classes:
-            raise ValueError(f"TCREx holds rules for {np.shape(self.rule_lower)[0]} classes; the classifier has "
-                             f"{n_classes} (refit it with this classifier)")
+            raise ValueError(
+                f"TCREx holds rules for {np.shape(self.rule_lower)[0]} classes; the classifier has "
+                f"{n_classes} (refit it with this classifier)"
+            )
 
     def choose(self, x, target, mutability, K: int, skip_inside: bool = True):
         """(n, K) the chosen rules' indices and (n, K) whether each is allowed (finite cost). A factual
         already inside a rule (its own prediction not the target) gets another one (``skip_inside``)."""
         x, target, mutability = jnp.asarray(x), jnp.asarray(target), jnp.asarray(mutability)
         lower, upper = self.rule_lower[target], self.rule_upper[target]
-        cost = costs(x, lower, upper, self.rule_valid[target], self.rule_feasibility[target], mutability,
-                     skip_inside)
+        cost = costs(x, lower, upper, self.rule_valid[target], self.rule_feasibility[target], mutability, skip_inside)
         if self.assign == "metarule":
             meta = {k: v[target] for k, v in self.meta.items()}
             first = walk(meta, x, self.depth)
@@ -446,7 +516,8 @@ class TCREx(Generator):
             cand = jnp.where(found[..., None], moved, cand)
         if ctx.constraints.categorical_groups:
             cand = jax.vmap(lambda c, x, lo, hi: _switch_levels(c, x, {"lower": lo, "upper": hi}, ctx.constraints))(
-                cand, ctx.x, lower, upper)
+                cand, ctx.x, lower, upper
+            )
         cand = ctx.constraints.project(cand, ctx.x[:, None, :], one_hot=True)
         return jnp.where(allowed[..., None], cand, ctx.x[:, None, :]), jnp.ones_like(state)
 
@@ -461,5 +532,17 @@ def _depth(tree: dict) -> int:
         depth, frontier = depth + 1, nxt
 
 
-__all__ = ["TCREx", "RuleSet", "fit_rules", "node_boxes", "inside", "rule_stats", "maximal", "rule_costs", "costs",
-           "points", "walk", "ASSIGN"]
+__all__ = [
+    "TCREx",
+    "RuleSet",
+    "fit_rules",
+    "node_boxes",
+    "inside",
+    "rule_stats",
+    "maximal",
+    "rule_costs",
+    "costs",
+    "points",
+    "walk",
+    "ASSIGN",
+]

@@ -52,8 +52,10 @@ def conformal_quantile(scores, alpha: float, *, finite_sample: bool = False) -> 
     s = np.sort(np.asarray(scores, np.float64).ravel())
     n = s.size
     if n < min_calibration_size(alpha):
-        raise ValueError(f"calibration_data has {n} rows; alpha={alpha} needs at least "
-                         f"{min_calibration_size(alpha)} (ceil((1 - alpha) / alpha))")
+        raise ValueError(
+            f"calibration_data has {n} rows; alpha={alpha} needs at least "
+            f"{min_calibration_size(alpha)} (ceil((1 - alpha) / alpha))"
+        )
     if finite_sample:
         return float(s[math.ceil((n + 1) * (1.0 - alpha)) - 1])
     return float(np.quantile(s, 1.0 - alpha))
@@ -79,8 +81,18 @@ class ConformalClassifier(Classifier):
       temperature, kappa: T and κ of the smooth set size.
     """
 
-    def __init__(self, apply_fn, params: Any, n_features: int, n_classes: int | None = None, *,
-                 q_hat, alpha=0.05, temperature=0.1, kappa=1.0):
+    def __init__(
+        self,
+        apply_fn,
+        params: Any,
+        n_features: int,
+        n_classes: int | None = None,
+        *,
+        q_hat,
+        alpha=0.05,
+        temperature=0.1,
+        kappa=1.0,
+    ):
         super().__init__(apply_fn, params, n_features, n_classes)
         self.q_hat = jnp.asarray(q_hat, float_dtype())
         self.alpha = jnp.asarray(alpha, float_dtype())
@@ -110,8 +122,10 @@ class ConformalClassifier(Classifier):
 
     def __repr__(self) -> str:
         name = getattr(self.apply_fn, "__qualname__", type(self.apply_fn).__name__)
-        return (f"ConformalClassifier({name}, n_features={self.n_features}, n_classes={self.n_classes}, "
-                f"alpha={float(self.alpha):.3g}, q_hat={float(self.q_hat):.4g})")
+        return (
+            f"ConformalClassifier({name}, n_features={self.n_features}, n_classes={self.n_classes}, "
+            f"alpha={float(self.alpha):.3g}, q_hat={float(self.q_hat):.4g})"
+        )
 
     # --- traced (usable inside jit / vmap / grad) ------------------------------------
     def raw_scores(self, x: jax.Array) -> jax.Array:
@@ -156,8 +170,15 @@ def _smooth_set_size(clf: ConformalClassifier, x: jax.Array) -> jax.Array:
     return clf.raw_smooth_set_size(x)
 
 
-def calibrate(classifier: Classifier, calibration_data, alpha: float = 0.05, *, temperature: float = 0.1,
-              kappa: float = 1.0, finite_sample: bool = False) -> ConformalClassifier:
+def calibrate(
+    classifier: Classifier,
+    calibration_data,
+    alpha: float = 0.05,
+    *,
+    temperature: float = 0.1,
+    kappa: float = 1.0,
+    finite_sample: bool = False,
+) -> ConformalClassifier:
     """Split-conformal calibration of ``classifier`` on held-out data.
 
     q̂ = Quantile_{1−α}({1 − p(y_i | x_i)}_i) over the calibration rows (plain quantile by
@@ -195,18 +216,29 @@ def calibrate(classifier: Classifier, calibration_data, alpha: float = 0.05, *, 
         raise ValueError(f"kappa must be a finite number >= 0; got {kappa!r}")
     X, y = _calibration_arrays(calibration_data, classifier)
     if len(y) < min_calibration_size(float(a)):  # before the model runs: nothing is compiled for a refusal
-        raise ValueError(f"calibration_data has {len(y)} rows; alpha={float(a)} needs at least "
-                         f"{min_calibration_size(float(a))} (ceil((1 - alpha) / alpha))")
+        raise ValueError(
+            f"calibration_data has {len(y)} rows; alpha={float(a)} needs at least "
+            f"{min_calibration_size(float(a))} (ceil((1 - alpha) / alpha))"
+        )
     probs = np.asarray(jax.nn.softmax(classifier.logits(X), axis=-1))
     scores = 1.0 - probs[np.arange(len(y)), y]
     if not np.isfinite(scores).all():  # overflowing logits: a NaN q̂ would only fail later, far from here
         bad = np.flatnonzero(~np.isfinite(scores))
-        raise FloatingPointError(f"calibrate: the classifier's probabilities are NaN or inf on {bad.size} calibration "
-                                 f"rows (first: row {int(bad[0])}); its logits overflow there, so q̂ is undefined")
+        raise FloatingPointError(
+            f"calibrate: the classifier's probabilities are NaN or inf on {bad.size} calibration "
+            f"rows (first: row {int(bad[0])}); its logits overflow there, so q̂ is undefined"
+        )
     q_hat = conformal_quantile(scores, float(a), finite_sample=bool(finite_sample))
-    return ConformalClassifier(classifier.apply_fn, classifier.params, classifier.n_features, classifier.n_classes,
-                               q_hat=float_dtype()(q_hat), alpha=float_dtype()(a), temperature=float_dtype()(t),
-                               kappa=float_dtype()(k))
+    return ConformalClassifier(
+        classifier.apply_fn,
+        classifier.params,
+        classifier.n_features,
+        classifier.n_classes,
+        q_hat=float_dtype()(q_hat),
+        alpha=float_dtype()(a),
+        temperature=float_dtype()(t),
+        kappa=float_dtype()(k),
+    )
 
 
 def _calibration_arrays(data, classifier: Classifier) -> tuple[np.ndarray, np.ndarray]:
@@ -219,17 +251,21 @@ def _calibration_arrays(data, classifier: Classifier) -> tuple[np.ndarray, np.nd
     X = np.asarray(X, float_dtype())
     y_raw = np.asarray(y)
     if X.ndim != 2 or X.shape[1] != classifier.n_features:
-        raise ValueError(f"calibration_data.X must have shape (n, {classifier.n_features}) for this classifier; "
-                         f"got {X.shape}")
+        raise ValueError(
+            f"calibration_data.X must have shape (n, {classifier.n_features}) for this classifier; got {X.shape}"
+        )
     if y_raw.shape != (X.shape[0],):
-        raise ValueError(f"calibration_data.y must have shape ({X.shape[0]},) (one label per row of X); "
-                         f"got {y_raw.shape}")
+        raise ValueError(
+            f"calibration_data.y must have shape ({X.shape[0]},) (one label per row of X); got {y_raw.shape}"
+        )
     if not np.issubdtype(y_raw.dtype, np.integer) and not np.all(np.mod(y_raw, 1) == 0):
         raise ValueError("calibration_data.y must hold integer class labels")
     y = y_raw.astype(np.int64)
     if y.size and (y.min() < 0 or y.max() >= classifier.n_classes):
-        raise ValueError(f"calibration_data.y has labels in [{y.min()}, {y.max()}]; the classifier has "
-                         f"{classifier.n_classes} classes (0 .. {classifier.n_classes - 1})")
+        raise ValueError(
+            f"calibration_data.y has labels in [{y.min()}, {y.max()}]; the classifier has "
+            f"{classifier.n_classes} classes (0 .. {classifier.n_classes - 1})"
+        )
     if not np.all(np.isfinite(X)):
         raise ValueError("calibration_data.X contains NaN or infinite values")
     return X, y

@@ -29,8 +29,14 @@ import numpy as np
 from cfx.classifier import Classifier
 from cfx.models import trees
 
-SUPPORTED = ("LogisticRegression", "LinearSVC", "SGDClassifier", "MLPClassifier",
-             "Pipeline(StandardScaler | MinMaxScaler, ..., one of these)", *trees.SUPPORTED)
+SUPPORTED = (
+    "LogisticRegression",
+    "LinearSVC",
+    "SGDClassifier",
+    "MLPClassifier",
+    "Pipeline(StandardScaler | MinMaxScaler, ..., one of these)",
+    *trees.SUPPORTED,
+)
 SCALERS = ("StandardScaler", "MinMaxScaler")
 _NAMES = ("LogisticRegression", "LinearSVC", "SGDClassifier", "MLPClassifier")
 _MLP_ACTIVATIONS = {"identity": lambda h: h, "logistic": jax.nn.sigmoid, "tanh": jnp.tanh, "relu": jax.nn.relu}
@@ -94,12 +100,17 @@ def _linear(est) -> tuple[list, str]:
 
 
 def _mlp(est) -> tuple[list, str]:
-    if est.out_activation_ not in ("logistic", "softmax") or (est.out_activation_ == "logistic" and est.n_outputs_ != 1):
-        raise ValueError(f"from_sklearn: MLPClassifier with output {est.out_activation_!r} and {est.n_outputs_} "
-                         "outputs (multi-label) is not a single classifier; only binary and multi-class models")
+    if est.out_activation_ not in ("logistic", "softmax") or (
+        est.out_activation_ == "logistic" and est.n_outputs_ != 1
+    ):
+        raise ValueError(
+            f"from_sklearn: MLPClassifier with output {est.out_activation_!r} and {est.n_outputs_} "
+            "outputs (multi-label) is not a single classifier; only binary and multi-class models"
+        )
     if est.activation not in _MLP_ACTIVATIONS:
-        raise ValueError(f"from_sklearn: MLPClassifier activation {est.activation!r} is not one of "
-                         f"{sorted(_MLP_ACTIVATIONS)}")
+        raise ValueError(
+            f"from_sklearn: MLPClassifier activation {est.activation!r} is not one of {sorted(_MLP_ACTIVATIONS)}"
+        )
     return [[_f32(w), _f32(b)] for w, b in zip(est.coefs_, est.intercepts_)], "logit"
 
 
@@ -131,16 +142,20 @@ def from_sklearn(estimator) -> Classifier:
             raise TypeError("from_sklearn: the Pipeline has no steps")
         bad = [type(s).__name__ for s in steps[:-1] if type(s).__name__ not in SCALERS]
         if bad:
-            raise TypeError(f"from_sklearn: Pipeline steps before the classifier must be {' or '.join(SCALERS)}; got "
-                            f"{bad}. Use cfx.models.from_predict_proba(pipeline.predict_proba, n_features, n_classes) "
-                            "for any other pipeline (a black box for gradient-free generators).")
+            raise TypeError(
+                f"from_sklearn: Pipeline steps before the classifier must be {' or '.join(SCALERS)}; got "
+                f"{bad}. Use cfx.models.from_predict_proba(pipeline.predict_proba, n_features, n_classes) "
+                "for any other pipeline (a black box for gradient-free generators)."
+            )
     est, kind = steps[-1], type(steps[-1]).__name__
     if not hasattr(est, "classes_") and kind in _NAMES + trees.ESTIMATOR_CLASSES:
         raise ValueError(f"from_sklearn: the {kind} is not fitted (call .fit(X, y) first)")
     if kind in trees.ESTIMATOR_CLASSES:
         if len(steps) > 1:
-            raise TypeError("from_sklearn: a tree ensemble inside a Pipeline is not supported (trees need no "
-                            "scaling); pass the fitted ensemble itself")
+            raise TypeError(
+                "from_sklearn: a tree ensemble inside a Pipeline is not supported (trees need no "
+                "scaling); pass the fitted ensemble itself"
+            )
         return trees.from_sklearn_trees(est)
     if kind in ("LogisticRegression", "LinearSVC", "SGDClassifier"):
         layers, out = _linear(est)
@@ -149,9 +164,11 @@ def from_sklearn(estimator) -> Classifier:
         layers, out = _mlp(est)
         activation = est.activation
     else:
-        raise TypeError(f"from_sklearn: {kind} has no exact JAX translation; supported: {', '.join(SUPPORTED)}. "
-                        f"For any other model use cfx.models.from_predict_proba(estimator.predict_proba, n_features, "
-                        f"n_classes): a black box for gradient-free generators (growing_spheres).")
+        raise TypeError(
+            f"from_sklearn: {kind} has no exact JAX translation; supported: {', '.join(SUPPORTED)}. "
+            f"For any other model use cfx.models.from_predict_proba(estimator.predict_proba, n_features, "
+            f"n_classes): a black box for gradient-free generators (growing_spheres)."
+        )
     d = int(est.n_features_in_)
     prep = [_scaler(s, d) for s in steps[:-1]]
     apply = SklearnApply(tuple(k for k, _ in prep), activation, out, name=kind)
@@ -189,13 +206,16 @@ class HostProbabilities:
 def _checked_probs(apply: HostProbabilities, flat: np.ndarray) -> np.ndarray:
     probs = np.asarray(apply.fn(flat), np.float64)
     if probs.shape != (flat.shape[0], apply.n_classes):
-        raise ValueError(f"from_predict_proba: fn returned shape {probs.shape} for input {flat.shape}; expected "
-                         f"({flat.shape[0]}, n_classes={apply.n_classes}) class probabilities")
+        raise ValueError(
+            f"from_predict_proba: fn returned shape {probs.shape} for input {flat.shape}; expected "
+            f"({flat.shape[0]}, n_classes={apply.n_classes}) class probabilities"
+        )
     return probs
 
 
-def from_predict_proba(fn: Callable[[np.ndarray], Any], n_features: int, n_classes: int, *,
-                       eps: float = 1e-7) -> Classifier:
+def from_predict_proba(
+    fn: Callable[[np.ndarray], Any], n_features: int, n_classes: int, *, eps: float = 1e-7
+) -> Classifier:
     """Any host function ``fn(X) -> P`` of a 2-D numpy array X (m, d) returning class
     probabilities P (m, C) as a black-box :class:`cfx.Classifier` (``clf.black_box`` is True).
 

@@ -85,20 +85,31 @@ class JEMLoss:
     def init_buffer(self, X, n_classes: int, key: jax.Array) -> sampling.ReplayBuffer:
         """A fresh buffer over the box μ ± 3σ of the training data X (n, d)."""
         lower, upper = sampling.bounds(X)
-        return sampling.replay_buffer(lower, upper, key=key, n_classes=n_classes, capacity=self.buffer_size,
-                                      reinit_prob=self.reinit_prob)
+        return sampling.replay_buffer(
+            lower, upper, key=key, n_classes=n_classes, capacity=self.buffer_size, reinit_prob=self.reinit_prob
+        )
 
-    def __call__(self, params: Any, batch: Batch, key: jax.Array, *, apply: TrainApply,
-                 extra: sampling.ReplayBuffer) -> tuple:
+    def __call__(
+        self, params: Any, batch: Batch, key: jax.Array, *, apply: TrainApply, extra: sampling.ReplayBuffer
+    ) -> tuple:
         if not isinstance(extra, sampling.ReplayBuffer):
             raise TypeError(f"JEMLoss needs a cfx.sampling.ReplayBuffer as extra; got {type(extra).__name__}")
         k_buf, k_sgld, k_data, k_hat = jax.random.split(key, 4)
         y = batch.y
         x0, idx = sampling.sample(extra, k_buf, y.shape[0], y)
         frozen = jax.lax.stop_gradient(params)
-        x_hat, info = sampling.sgld(_ChainEnergy(apply), x0, k_sgld, steps=self.sgld_steps, rule="improper",
-                                    lower=extra.lower, upper=extra.upper, grad_clip=self.grad_clip,
-                                    noise_scale=self.noise_scale, args=(frozen, y))
+        x_hat, info = sampling.sgld(
+            _ChainEnergy(apply),
+            x0,
+            k_sgld,
+            steps=self.sgld_steps,
+            rule="improper",
+            lower=extra.lower,
+            upper=extra.upper,
+            grad_clip=self.grad_clip,
+            noise_scale=self.noise_scale,
+            args=(frozen, y),
+        )
         x_hat = jax.lax.stop_gradient(x_hat)
 
         logits = two_class_logits(apply(params, batch.x, k_data))
@@ -106,9 +117,13 @@ class JEMLoss:
         e_hat = -pick_last(two_class_logits(apply(params, x_hat, k_hat)), y)
         ce = weighted_cross_entropy(logits, y, batch.w)
         gap = weighted_mean(e_data - e_hat, batch.w)
-        ridge = weighted_mean(e_data ** 2 + e_hat ** 2, batch.w)
+        ridge = weighted_mean(e_data**2 + e_hat**2, batch.w)
         a1, a2, a3 = self.alpha
         loss = a1 * ce + a2 * gap + a3 * ridge
-        aux = {"ce": ce, "energy_data": weighted_mean(e_data, batch.w), "energy_sample": weighted_mean(e_hat, batch.w),
-               "sgld_reset_share": info.reset_share}
+        aux = {
+            "ce": ce,
+            "energy_data": weighted_mean(e_data, batch.w),
+            "energy_sample": weighted_mean(e_hat, batch.w),
+            "sgld_reset_share": info.reset_share,
+        }
         return loss, (sampling.update(extra, idx, x_hat), aux)

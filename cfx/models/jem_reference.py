@@ -91,9 +91,14 @@ class ReferenceJEMLoss(JEMLoss):
         lo, hi = sampling.scalar_bounds(X)
         d = np.asarray(X).shape[1]
         x = jnp.zeros((self.buffer_size, d), jnp.float32)
-        x = x.at[:self.sampler_batch].set(jax.random.uniform(key, (self.sampler_batch, d), jnp.float32, lo, hi))
-        return ReferenceBuffer(x=x, head=jnp.int32(self.sampler_batch % self.buffer_size),
-                               filled=jnp.int32(self.sampler_batch), lower=jnp.float32(lo), upper=jnp.float32(hi))
+        x = x.at[: self.sampler_batch].set(jax.random.uniform(key, (self.sampler_batch, d), jnp.float32, lo, hi))
+        return ReferenceBuffer(
+            x=x,
+            head=jnp.int32(self.sampler_batch % self.buffer_size),
+            filled=jnp.int32(self.sampler_batch),
+            lower=jnp.float32(lo),
+            upper=jnp.float32(hi),
+        )
 
     def _sampler_call(self, buf: ReferenceBuffer, params, key, *, apply: TrainApply, n_classes: int):
         """One call of the reference's sampler: one random class, 95 % of the starts from the
@@ -106,16 +111,25 @@ class ReferenceJEMLoss(JEMLoss):
         idx = (buf.head - 1 - idx) % cap  # the filled slots, counted back from the newest
         fresh = jax.random.uniform(k_fresh, (B, 1)) < self.reinit_prob
         x0 = jnp.where(fresh, jax.random.uniform(k_u, (B, d), jnp.float32, buf.lower, buf.upper), buf.x[idx])
-        x_new, info = sampling.sgld(_BatchMeanEnergy(apply), x0, k_sgld, steps=self.sgld_steps, rule="improper",
-                                    grad_clip=self.grad_clip, noise_scale=self.noise_scale,
-                                    args=(params, y_s, jnp.float32(B)))
+        x_new, info = sampling.sgld(
+            _BatchMeanEnergy(apply),
+            x0,
+            k_sgld,
+            steps=self.sgld_steps,
+            rule="improper",
+            grad_clip=self.grad_clip,
+            noise_scale=self.noise_scale,
+            args=(params, y_s, jnp.float32(B)),
+        )
         x_new = jnp.clip(x_new, buf.lower, buf.upper)
         slots = (buf.head + jnp.arange(B)) % cap
-        return buf.replace(x=buf.x.at[slots].set(x_new), head=(buf.head + B) % cap,
-                           filled=jnp.minimum(buf.filled + B, cap)), info
+        return buf.replace(
+            x=buf.x.at[slots].set(x_new), head=(buf.head + B) % cap, filled=jnp.minimum(buf.filled + B, cap)
+        ), info
 
-    def epoch_pass(self, params: Any, extra: ReferenceBuffer, key: jax.Array, *, apply: TrainApply,
-                   n_calls: int) -> ReferenceBuffer:
+    def epoch_pass(
+        self, params: Any, extra: ReferenceBuffer, key: jax.Array, *, apply: TrainApply, n_calls: int
+    ) -> ReferenceBuffer:
         """``n_calls`` sampler calls with fixed ``params``, each writing its chains to the buffer:
         JointEnergyModels.jl 0.1.3's ``train_model`` evaluates the loss (so runs the sampler) on every
         training batch after each epoch, with that epoch's final parameters (used by
@@ -128,8 +142,9 @@ class ReferenceJEMLoss(JEMLoss):
 
         return jax.lax.scan(body, extra, jax.random.split(key, n_calls))[0]
 
-    def __call__(self, params: Any, batch: Batch, key: jax.Array, *, apply: TrainApply,
-                 extra: ReferenceBuffer) -> tuple:
+    def __call__(
+        self, params: Any, batch: Batch, key: jax.Array, *, apply: TrainApply, extra: ReferenceBuffer
+    ) -> tuple:
         if not isinstance(extra, ReferenceBuffer):
             raise TypeError(f"ReferenceJEMLoss needs a ReferenceBuffer as extra; got {type(extra).__name__}")
         k_call, k_data, k_hat = jax.random.split(key, 3)
@@ -156,6 +171,6 @@ class ReferenceJEMLoss(JEMLoss):
         e_hat = jnp.sum(jnp.where(use_hat, -pick_last(logits_hat, jnp.full((n_rows,), y1)), 0.0)) / denom
         ce = weighted_cross_entropy(logits, batch.y, batch.w)
         a1, a2, a3 = self.alpha
-        loss = a1 * ce + a2 * (e_data - e_hat) + a3 * (e_data ** 2 + e_hat ** 2)
+        loss = a1 * ce + a2 * (e_data - e_hat) + a3 * (e_data**2 + e_hat**2)
         aux = {"ce": ce, "energy_data": e_data, "energy_sample": e_hat, "sgld_reset_share": info.reset_share}
         return loss, (buf, aux)

@@ -50,10 +50,12 @@ from cfx.models.mlp import ModuleApply
 HESSIANS = ("full", "diag", "kfac")
 PREDICTIVES = ("probit", "mc")
 
-_REQUIRED = ("Laplace needs a recognisable last layer: a classifier whose apply_fn is a flax module "
-             "(cfx.models.fit's 'mlp' or 'linear', or cfx.models.ModuleApply(your_module)) whose logits are "
-             "the output of an nn.Dense submodule named {layer!r} (pass last_layer='<name>' for another "
-             "name), applied last with nothing after it")
+_REQUIRED = (
+    "Laplace needs a recognisable last layer: a classifier whose apply_fn is a flax module "
+    "(cfx.models.fit's 'mlp' or 'linear', or cfx.models.ModuleApply(your_module)) whose logits are "
+    "the output of an nn.Dense submodule named {layer!r} (pass last_layer='<name>' for another "
+    "name), applied last with nothing after it"
+)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -71,16 +73,23 @@ class LastLayer:
 
         def grab(next_fun, args, kwargs, context):
             mod = context.module
-            if (context.method_name == "__call__" and isinstance(mod, nn.Dense) and mod.name == self.layer
-                    and mod.scope is not None and tuple(mod.scope.path) == (self.layer,)):
+            if (
+                context.method_name == "__call__"
+                and isinstance(mod, nn.Dense)
+                and mod.name == self.layer
+                and mod.scope is not None
+                and tuple(mod.scope.path) == (self.layer,)
+            ):
                 captured.append(args[0])
             return next_fun(*args, **kwargs)
 
         with nn.intercept_methods(grab):
             self.module.apply(variables, x)  # the module's own output is unused: XLA drops it
         if len(captured) != 1:
-            raise ValueError(_REQUIRED.format(layer=self.layer)
-                             + f" (the layer was called {len(captured)} times in one forward pass)")
+            raise ValueError(
+                _REQUIRED.format(layer=self.layer)
+                + f" (the layer was called {len(captured)} times in one forward pass)"
+            )
         return captured[0]
 
     def weights(self, variables: Any) -> jax.Array:
@@ -188,7 +197,7 @@ def _posterior(hessian: str, H, theta: jax.Array, delta, dirs: jax.Array, n_samp
             samples = theta[None] + (eps @ chol.T).reshape(n_samples, a, c)
     elif hessian == "diag":
         var = 1.0 / (H + delta)  # (a, c)
-        blocks = jax.vmap(jnp.diag)((dirs ** 2) @ var.T)
+        blocks = jax.vmap(jnp.diag)((dirs**2) @ var.T)
         if n_samples:
             samples = theta[None] + jnp.sqrt(var)[None] * jax.random.normal(key, (n_samples, a, c))
     else:
@@ -214,8 +223,9 @@ def _eigenvalues(hessian: str, H) -> jax.Array:
 def log_evidence(log_delta, eigenvalues, theta_sq, nll):
     """Laplace evidence at δ = exp(log_delta): −NLL − δ/2‖θ‖² + P/2 log δ − ½ Σ log(λ_k + δ)."""
     delta = jnp.exp(log_delta)
-    return (-nll - 0.5 * delta * theta_sq + 0.5 * eigenvalues.size * log_delta
-            - 0.5 * jnp.sum(jnp.log(eigenvalues + delta)))
+    return (
+        -nll - 0.5 * delta * theta_sq + 0.5 * eigenvalues.size * log_delta - 0.5 * jnp.sum(jnp.log(eigenvalues + delta))
+    )
 
 
 def _optimise_prior(eigenvalues, theta_sq, nll, steps: int, learning_rate):
@@ -242,7 +252,7 @@ def _fit(split: LastLayer, hessian: str, n_samples: int, steps: int, variables, 
     theta = split.weights(variables)
     nll = _nll(logits, y)
     eig = _eigenvalues(hessian, H)
-    theta_sq = jnp.sum(theta ** 2)
+    theta_sq = jnp.sum(theta**2)
     delta = jnp.where(fixed > 0, fixed, _optimise_prior(eig, theta_sq, nll, steps, lr))
     blocks, samples = _posterior(hessian, H, theta, delta, _directions(logits.shape[-1]), n_samples, key)
     return blocks, samples, delta, log_evidence(jnp.log(delta), eig, theta_sq, nll)
@@ -263,8 +273,11 @@ def _last_layer(classifier, layer: str) -> LastLayer:
     if isinstance(apply, LaplaceApply):
         raise ValueError("classifier is already a Laplace classifier; pass the trained (MAP) classifier")
     if not isinstance(apply, ModuleApply):
-        kind = "an ensemble (one last layer per member)" if hasattr(apply, "member_logits") else \
-            f"apply_fn {getattr(apply, '__qualname__', type(apply).__name__)}"
+        kind = (
+            "an ensemble (one last layer per member)"
+            if hasattr(apply, "member_logits")
+            else f"apply_fn {getattr(apply, '__qualname__', type(apply).__name__)}"
+        )
         raise ValueError(_REQUIRED.format(layer=layer) + f"; got {kind}")
     params = classifier.params.get("params", {}) if isinstance(classifier.params, dict) else {}
     dense = params.get(layer) if hasattr(params, "get") else None
@@ -292,9 +305,19 @@ def _check_data(train, d: int):
     return X, y.astype(np.int32)
 
 
-def laplace(classifier: Classifier, train, *, hessian: str = "full", prior_precision: float | None = None,
-            predictive: str = "probit", n_samples: int = 100, key: jax.Array | None = None,
-            last_layer: str = "logits", marglik_steps: int = 300, marglik_learning_rate: float = 0.1) -> Classifier:
+def laplace(
+    classifier: Classifier,
+    train,
+    *,
+    hessian: str = "full",
+    prior_precision: float | None = None,
+    predictive: str = "probit",
+    n_samples: int = 100,
+    key: jax.Array | None = None,
+    last_layer: str = "logits",
+    marglik_steps: int = 300,
+    marglik_learning_rate: float = 0.1,
+) -> Classifier:
     """A last-layer Laplace approximation of a trained ``classifier``, as a :class:`cfx.Classifier`.
 
     The posterior is ``N(θ_MAP, (H + δI)⁻¹)`` over the output layer (module docstring for the
@@ -345,26 +368,46 @@ def laplace(classifier: Classifier, train, *, hessian: str = "full", prior_preci
         raise ValueError(_REQUIRED.format(layer=last_layer) + f": {err}") from err
     direct = np.asarray(classifier.apply_fn(variables, X[:64]))
     if direct.shape != np.shape(logits[:64]) or not np.allclose(direct, np.asarray(logits[:64]), rtol=1e-4, atol=1e-4):
-        raise ValueError(_REQUIRED.format(layer=last_layer)
-                         + f"; the model's logits differ from φ·W + b of layer {last_layer!r} (something follows it)")
+        raise ValueError(
+            _REQUIRED.format(layer=last_layer)
+            + f"; the model's logits differ from φ·W + b of layer {last_layer!r} (something follows it)"
+        )
     n_out = logits.shape[-1]
     if int(y.min()) < 0 or int(y.max()) >= max(n_out, 2):
         raise ValueError(f"train.y must hold labels 0..{max(n_out, 2) - 1}; got {int(y.min())}..{int(y.max())}")
 
     fixed = jnp.float32(0.0 if prior_precision is None else prior_precision)
-    blocks, samples, delta, evidence = _fit(split, hessian, int(n_samples) if predictive == "mc" else 0,
-                                            int(marglik_steps), variables, phi, logits, jnp.asarray(y), fixed,
-                                            jnp.float32(lr), key if key is not None else jax.random.key(0))
+    blocks, samples, delta, evidence = _fit(
+        split,
+        hessian,
+        int(n_samples) if predictive == "mc" else 0,
+        int(marglik_steps),
+        variables,
+        phi,
+        logits,
+        jnp.asarray(y),
+        fixed,
+        jnp.float32(lr),
+        key if key is not None else jax.random.key(0),
+    )
     params = {"model": variables, "blocks": blocks, "prior_precision": delta, "log_marginal_likelihood": evidence}
     if samples is not None:
         params["samples"] = samples
-    return Classifier(LaplaceApply(split, predictive), params, n_features=classifier.n_features,
-                      n_classes=classifier.n_classes)
+    return Classifier(
+        LaplaceApply(split, predictive), params, n_features=classifier.n_features, n_classes=classifier.n_classes
+    )
 
 
 #: the keyword options of :func:`laplace` a config may set (``model: laplace``), besides the base model's
-LAPLACE_OPTIONS = ("hessian", "prior_precision", "predictive", "n_samples", "last_layer", "marglik_steps",
-                   "marglik_learning_rate")
+LAPLACE_OPTIONS = (
+    "hessian",
+    "prior_precision",
+    "predictive",
+    "n_samples",
+    "last_layer",
+    "marglik_steps",
+    "marglik_learning_rate",
+)
 BASES = ("mlp", "linear")
 
 
@@ -382,10 +425,24 @@ def check_laplace_options(base: str = "mlp", **options) -> None:
         raise ValueError(f"unknown Laplace option {unknown[0]!r}; known: {', '.join(LAPLACE_OPTIONS)}")
 
 
-def fit_entry(dataset, *, train_base, init_only: bool = False, base: str = "mlp", seed: int = 0,
-              hessian: str = "full", prior_precision=None, predictive: str = "probit", n_samples: int = 100,
-              last_layer: str = "logits", marglik_steps: int = 300, marglik_learning_rate: float = 0.1,
-              interval=None, values=None, **fit_options) -> Classifier:
+def fit_entry(
+    dataset,
+    *,
+    train_base,
+    init_only: bool = False,
+    base: str = "mlp",
+    seed: int = 0,
+    hessian: str = "full",
+    prior_precision=None,
+    predictive: str = "probit",
+    n_samples: int = 100,
+    last_layer: str = "logits",
+    marglik_steps: int = 300,
+    marglik_learning_rate: float = 0.1,
+    interval=None,
+    values=None,
+    **fit_options,
+) -> Classifier:
     """The registered model ``laplace``'s own training (``ModelEntry.fit``): the :func:`laplace`
     approximation of ``train_base(dataset, base, seed=seed, **fit_options)``, where ``train_base``
     is ``cfx.models.fit`` (a trained base) or, with ``init_only``, ``cfx.models.init`` (the untrained
@@ -395,9 +452,18 @@ def fit_entry(dataset, *, train_base, init_only: bool = False, base: str = "mlp"
     regressor's) do not apply."""
     check_laplace_options(base, hessian=hessian, predictive=predictive)
     clf = train_base(dataset, base, seed=seed, **fit_options)
-    return laplace(clf, dataset, hessian=hessian, prior_precision=prior_precision, predictive=predictive,
-                   n_samples=n_samples, key=jax.random.key(int(seed)), last_layer=last_layer,
-                   marglik_steps=marglik_steps, marglik_learning_rate=marglik_learning_rate)
+    return laplace(
+        clf,
+        dataset,
+        hessian=hessian,
+        prior_precision=prior_precision,
+        predictive=predictive,
+        n_samples=n_samples,
+        key=jax.random.key(int(seed)),
+        last_layer=last_layer,
+        marglik_steps=marglik_steps,
+        marglik_learning_rate=marglik_learning_rate,
+    )
 
 
 def expected_calibration_error(probs, y, n_bins: int = 10) -> float:

@@ -115,5 +115,6 @@ class ModuleApply:
         # draws in float32 (flax's default param_dtype), then float_dtype: under x64 the same
         # starting weights, held and trained in float64 (Dense promotes to its params' dtype)
         variables = self.module.init(key, jnp.zeros((1, n_features), jnp.float32))
-        return jax.tree_util.tree_map(lambda v: v.astype(float_dtype()) if jnp.issubdtype(v.dtype, jnp.floating) else v,
-                                      variables)
+        return jax.tree_util.tree_map(
+            lambda v: v.astype(float_dtype()) if jnp.issubdtype(v.dtype, jnp.floating) else v, variables
+        )

@@ -106,25 +106,57 @@ def jem_setup(loss, extra, X, *, n_classes: int, apply, seed: int):
 
 #: name -> :class:`ModelEntry`; ``cfx.models.list_models()`` is ``MODELS.describe()``.
 MODELS: Registry[ModelEntry] = Registry("model", check=_check)
-MODELS.register("mlp", ModelEntry(
-    _mlp, "flax multi-layer perceptron: widths, activation (relu, swish, tanh, ...), dropout"))
-MODELS.register("ensemble", ModelEntry(
-    _ensemble, "deep ensemble of n_members MLPs with stacked parameters; probabilities averaged", ensemble=True))
-MODELS.register("linear", ModelEntry(
-    _linear, "logistic regression (an MLP with no hidden layers), as in the recourse-dynamics experiments"))
-MODELS.register("jem", ModelEntry(
-    _mlp, "joint energy-based model: an MLP trained with the JEM loss (CE + energy terms, SGLD replay buffer)",
-    setup=jem_setup, energy_based=True))
-MODELS.register("jem_ensemble", ModelEntry(
-    _ensemble, "deep ensemble of n_members JEM MLPs, each with its own SGLD replay buffer",
-    setup=jem_setup, energy_based=True, ensemble=True))
-MODELS.register("regressor", ModelEntry(
-    _mlp, "one-output MLP fitted by squared error to values=, served as the target interval=(lo, hi)",
-    fit=fit_interval_target))
-MODELS.register("laplace", ModelEntry(
-    _mlp, "last-layer Laplace approximation of a trained base (mlp or linear): GGN posterior (hessian full, diag or "
-    "kfac), prior precision by evidence, probit or mc predictive", fit=laplace_fit, options=("base", *LAPLACE_OPTIONS),
-    check=check_laplace_options))
+MODELS.register(
+    "mlp", ModelEntry(_mlp, "flax multi-layer perceptron: widths, activation (relu, swish, tanh, ...), dropout")
+)
+MODELS.register(
+    "ensemble",
+    ModelEntry(
+        _ensemble, "deep ensemble of n_members MLPs with stacked parameters; probabilities averaged", ensemble=True
+    ),
+)
+MODELS.register(
+    "linear",
+    ModelEntry(_linear, "logistic regression (an MLP with no hidden layers), as in the recourse-dynamics experiments"),
+)
+MODELS.register(
+    "jem",
+    ModelEntry(
+        _mlp,
+        "joint energy-based model: an MLP trained with the JEM loss (CE + energy terms, SGLD replay buffer)",
+        setup=jem_setup,
+        energy_based=True,
+    ),
+)
+MODELS.register(
+    "jem_ensemble",
+    ModelEntry(
+        _ensemble,
+        "deep ensemble of n_members JEM MLPs, each with its own SGLD replay buffer",
+        setup=jem_setup,
+        energy_based=True,
+        ensemble=True,
+    ),
+)
+MODELS.register(
+    "regressor",
+    ModelEntry(
+        _mlp,
+        "one-output MLP fitted by squared error to values=, served as the target interval=(lo, hi)",
+        fit=fit_interval_target,
+    ),
+)
+MODELS.register(
+    "laplace",
+    ModelEntry(
+        _mlp,
+        "last-layer Laplace approximation of a trained base (mlp or linear): GGN posterior (hessian full, diag or "
+        "kfac), prior precision by evidence, probit or mc predictive",
+        fit=laplace_fit,
+        options=("base", *LAPLACE_OPTIONS),
+        check=check_laplace_options,
+    ),
+)
 
 
 def register_model(name: str, entry: ModelEntry, *, replace: bool = False) -> ModelEntry:

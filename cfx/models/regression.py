@@ -156,7 +156,7 @@ def interval_labels(values, lo: float | None = None, hi: float | None = None) ->
 def _mse(params, batch, key, *, apply, extra):
     """Weighted mean squared error Σ w (f(x) − y)² / Σ w on standardised targets."""
     err = apply(params, batch.x, key)[:, 0] - batch.y
-    loss = jnp.sum(batch.w * err ** 2) / jnp.maximum(jnp.sum(batch.w), 1.0)
+    loss = jnp.sum(batch.w * err**2) / jnp.maximum(jnp.sum(batch.w), 1.0)
     return loss, (extra, {})
 
 
@@ -165,12 +165,29 @@ _TX = optax.inject_hyperparams(optax.adam)(learning_rate=0.0)
 
 @functools.partial(jax.jit, static_argnums=(0, 1))
 def _epoch(apply: ModuleApply, batch_size: int, state, X, y, key, epoch):
-    return train_epoch(state, X, y, jax.random.fold_in(key, epoch), apply=apply.train_logits, loss_fn=_mse,
-                       tx=_TX, batch_size=batch_size)
+    return train_epoch(
+        state,
+        X,
+        y,
+        jax.random.fold_in(key, epoch),
+        apply=apply.train_logits,
+        loss_fn=_mse,
+        tx=_TX,
+        batch_size=batch_size,
+    )
 
 
-def fit_regressor(data, values=None, *, widths: Sequence[int] = (64, 64), activation: str = "relu",
-                  epochs: int = 100, batch_size: int = 64, learning_rate: float = 1e-3, seed: int = 0) -> Regressor:
+def fit_regressor(
+    data,
+    values=None,
+    *,
+    widths: Sequence[int] = (64, 64),
+    activation: str = "relu",
+    epochs: int = 100,
+    batch_size: int = 64,
+    learning_rate: float = 1e-3,
+    seed: int = 0,
+) -> Regressor:
     """Train an MLP with one output on (X, values) by mean squared error (Adam, shuffled mini-batches,
     the same pure :func:`cfx.models.train_epoch` as ``fit``), on standardised targets
     z = (v − μ)/σ; the regressor answers μ + σ·f(x) in the targets' units.
@@ -208,9 +225,20 @@ def fit_regressor(data, values=None, *, widths: Sequence[int] = (64, 64), activa
     return Regressor(RegressionApply(apply.module), params, n_features=X.shape[1], scale=sd)
 
 
-def fit_interval_target(dataset, *, interval, values=None, init_only: bool = False, widths=(64, 64),
-                        activation: str = "relu", epochs: int = 100, batch_size: int = 64,
-                        learning_rate: float = 1e-3, seed: int = 0, **ignored) -> Classifier:
+def fit_interval_target(
+    dataset,
+    *,
+    interval,
+    values=None,
+    init_only: bool = False,
+    widths=(64, 64),
+    activation: str = "relu",
+    epochs: int = 100,
+    batch_size: int = 64,
+    learning_rate: float = 1e-3,
+    seed: int = 0,
+    **ignored,
+) -> Classifier:
     """``cfx.models.fit(dataset, "regressor", interval=(lo, hi), values=None)``: :func:`fit_regressor`
     on ``values`` (default: the data set's real label column, :func:`cfx.data.values.label_values`),
     served as ``regressor.within(lo, hi)``. ``dataset.y`` must be the membership labels
@@ -218,8 +246,9 @@ def fit_interval_target(dataset, *, interval, values=None, init_only: bool = Fal
     median), so metrics that read target-class rows see the interval. ``init_only``: the
     untrained model (``cfx.models.init``), for restoring saved parameters."""
     if not (isinstance(interval, (tuple, list)) and len(interval) == 2):
-        raise ValueError(f"interval must be a pair (lo, hi) (None for an open side) for model='regressor'; "
-                         f"got {interval!r}")
+        raise ValueError(
+            f"interval must be a pair (lo, hi) (None for an open side) for model='regressor'; got {interval!r}"
+        )
     lo, hi = interval
     X = np.asarray(dataset.X, np.float32)
     if values is None:
@@ -232,14 +261,24 @@ def fit_interval_target(dataset, *, interval, values=None, init_only: bool = Fal
     labels = interval_labels(v, lo, hi)
     differ = int(np.sum(labels != np.asarray(dataset.y)))
     if differ:
-        raise ValueError(f"interval={tuple(interval)!r}: dataset.y is not the membership 1[lo <= value <= hi] on "
-                         f"{differ} of {len(X)} rows; relabel the data with cfx.models.interval_labels(values, lo, hi)")
+        raise ValueError(
+            f"interval={tuple(interval)!r}: dataset.y is not the membership 1[lo <= value <= hi] on "
+            f"{differ} of {len(X)} rows; relabel the data with cfx.models.interval_labels(values, lo, hi)"
+        )
     if init_only:
         module = MLP(widths=tuple(int(w) for w in widths), n_classes=1, activation=activation)
         variables = ModuleApply(module).init(jax.random.split(jax.random.key(int(seed)))[0], X.shape[1])
         params = {"model": variables, "y_mean": jnp.float32(v.mean()), "y_scale": jnp.float32(v.std() or 1.0)}
         reg = Regressor(RegressionApply(module), params, X.shape[1], scale=float(v.std() or 1.0))
     else:
-        reg = fit_regressor(X, v, widths=widths, activation=activation, epochs=epochs, batch_size=batch_size,
-                            learning_rate=learning_rate, seed=seed)
+        reg = fit_regressor(
+            X,
+            v,
+            widths=widths,
+            activation=activation,
+            epochs=epochs,
+            batch_size=batch_size,
+            learning_rate=learning_rate,
+            seed=seed,
+        )
     return reg.within(lo, hi)

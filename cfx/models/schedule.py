@@ -43,8 +43,15 @@ from cfx.models.ensemble import Ensemble
 from cfx.models.losses import cross_entropy
 from cfx.models.registry import MODELS
 from cfx.models.step import Batch, LossFn, TrainState, shuffled_batches, train_step
-from cfx.models.train import (_TX, _build, _check_dataset, _check_finite_metrics, _check_loss, _check_positive_int,
-                              _init_opt_state)
+from cfx.models.train import (
+    _TX,
+    _build,
+    _check_dataset,
+    _check_finite_metrics,
+    _check_loss,
+    _check_positive_int,
+    _init_opt_state,
+)
 
 __all__ = ["fit_scheduled", "member_rows", "BATCH_ORDERS", "MEMBER_MODES"]
 
@@ -92,8 +99,13 @@ def _member_epoch(sched: _Schedule, state: TrainState, X, y, rows, key, epoch) -
     keys = jax.random.split(jax.random.fold_in(k_steps, epoch), idx.shape[0])
     state, (metrics, weights) = jax.lax.scan(body, state, (idx, w, keys))
     if sched.epoch_pass:
-        extra = sched.loss.epoch_pass(state.params, state.extra, jax.random.fold_in(k_pass, epoch),
-                                      apply=sched.apply.train_logits, n_calls=idx.shape[0])
+        extra = sched.loss.epoch_pass(
+            state.params,
+            state.extra,
+            jax.random.fold_in(k_pass, epoch),
+            apply=sched.apply.train_logits,
+            n_calls=idx.shape[0],
+        )
         state = state.replace(extra=extra)
     total = jnp.sum(weights)
     return state, jax.tree_util.tree_map(lambda m: jnp.sum(m * weights) / total, metrics)
@@ -107,8 +119,11 @@ def _run_epoch(sched: _Schedule, parallel: bool, state, X, y, rows, keys, epoch)
     """Jitted epoch: one member (rows (k,), one key) or vmapped members (rows (M, k), keys (M,))."""
     if not parallel:
         return _member_epoch(sched, state, X, y, rows, keys, epoch)
-    run = jax.vmap(functools.partial(_member_epoch, sched), in_axes=(_MEMBER_AXES, None, None, 0, 0, None),
-                   out_axes=(_MEMBER_AXES, 0))
+    run = jax.vmap(
+        functools.partial(_member_epoch, sched),
+        in_axes=(_MEMBER_AXES, None, None, 0, 0, None),
+        out_axes=(_MEMBER_AXES, 0),
+    )
     state, metrics = run(state, X, y, rows, keys, epoch)
     return state, jax.tree_util.tree_map(jnp.mean, metrics)
 
@@ -124,8 +139,9 @@ def _check_options(batch_order, bagging, members, epoch_pass, loss) -> float:
     if not isinstance(epoch_pass, (bool, np.bool_)):
         raise TypeError(f"epoch_pass must be a bool; got {epoch_pass!r}")
     if epoch_pass and not callable(getattr(loss, "epoch_pass", None)):
-        raise ValueError(f"epoch_pass=True needs a loss with an epoch_pass method (e.g. ReferenceJEMLoss); "
-                         f"got {type(loss).__name__}")
+        raise ValueError(
+            f"epoch_pass=True needs a loss with an epoch_pass method (e.g. ReferenceJEMLoss); got {type(loss).__name__}"
+        )
     return float(bagging)
 
 
@@ -166,14 +182,16 @@ def fit_scheduled(
         raise ValueError(f"learning_rate must be a positive finite float; got {learning_rate!r}")
     loss = _check_loss(loss)
     n_classes = max(int(y.max()) + 1, 2) if n_classes is None else _check_positive_int("n_classes", n_classes)
-    apply, _, out_classes = _build(model, X.shape[1], n_classes=n_classes, widths=widths, activation=activation,
-                                   dropout=0.0, n_members=n_members)
+    apply, _, out_classes = _build(
+        model, X.shape[1], n_classes=n_classes, widths=widths, activation=activation, dropout=0.0, n_members=n_members
+    )
     ensemble = isinstance(apply, Ensemble)
     setup = MODELS.get(model).setup
     sequential = ensemble and members == "sequential"
     if setup is not None:  # the model's own objective; one buffer (no member axis) when members share it
-        loss, extra = setup(loss, extra, X, n_classes=out_classes, apply=apply.member if sequential else apply,
-                            seed=int(seed))
+        loss, extra = setup(
+            loss, extra, X, n_classes=out_classes, apply=apply.member if sequential else apply, seed=int(seed)
+        )
     bagging = _check_options(batch_order, bagging, members, epoch_pass, loss)
     extra = jax.tree_util.tree_map(jnp.asarray, extra)
     n, d = X.shape
@@ -183,8 +201,13 @@ def fit_scheduled(
     member = apply.member if ensemble else apply
     n_m = apply.n_members if ensemble else 1
     rows = member_rows(k_rows, n, n_m, bagging if ensemble else 1.0)
-    sched = _Schedule(apply=member, loss=loss, batch_size=min(batch_size, int(rows.shape[1])),
-                      batch_order=batch_order, epoch_pass=bool(epoch_pass))
+    sched = _Schedule(
+        apply=member,
+        loss=loss,
+        batch_size=min(batch_size, int(rows.shape[1])),
+        batch_order=batch_order,
+        epoch_pass=bool(epoch_pass),
+    )
     keys = jax.random.split(k_members, n_m)
     Xj, yj = jnp.asarray(X), jnp.asarray(y)
     init_opt = functools.partial(_init_opt_state, learning_rate=learning_rate, weight_decay=0.0)

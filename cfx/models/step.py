@@ -190,4 +190,3 @@ def train_epoch(
     state, (metrics, weights) = jax.lax.scan(body, state, (idx, w, keys))
     total = jnp.sum(weights)
     return state, jax.tree_util.tree_map(lambda m: jnp.sum(m * weights) / total, metrics)
-

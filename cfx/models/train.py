@@ -39,6 +39,7 @@ from cfx.models.mlp import ModuleApply
 from cfx.models.registry import MODELS
 from cfx.models.step import LossFn, TrainState, train_epoch
 
+
 def list_models() -> dict[str, str]:
     """Model names accepted by :func:`fit` (the registry :data:`cfx.models.MODELS`), with a one-line description each."""
     return MODELS.describe()
@@ -112,8 +113,10 @@ def _model_options(model, options: dict, caller: str) -> dict:
     unknown = sorted(set(options) - set(own))
     if unknown:
         label = model if isinstance(model, str) else type(model).__name__
-        raise TypeError(f"{caller}() got unexpected keyword arguments {unknown} for model {label!r}"
-                        + (f" (its own options: {', '.join(own)})" if own else ""))
+        raise TypeError(
+            f"{caller}() got unexpected keyword arguments {unknown} for model {label!r}"
+            + (f" (its own options: {', '.join(own)})" if own else "")
+        )
     if options and MODELS.get(model).check is not None:
         MODELS.get(model).check(**options)
     return options
@@ -139,8 +142,7 @@ def _resolve_model(model, *, n_classes, widths, activation, dropout, n_members) 
     if isinstance(widths, (str, bytes)) or not hasattr(widths, "__iter__"):
         raise TypeError(f"widths must be a sequence of layer widths (ints >= 1); got {widths!r}")
     widths = tuple(integer("widths[]", w, low=1) for w in widths)
-    return entry.build(n_classes=n_classes, widths=widths, activation=activation, dropout=dropout,
-                       n_members=n_members)
+    return entry.build(n_classes=n_classes, widths=widths, activation=activation, dropout=dropout, n_members=n_members)
 
 
 def _check_dataset(dataset) -> tuple[np.ndarray, np.ndarray]:
@@ -260,18 +262,48 @@ def init(
     _model_options(model, {k: v for k, v in training_options.items() if k not in _TRAINING_OPTIONS}, "init")
     own = _own_fit(model)
     if own is not None:  # a model with a training of its own (the regressor, laplace)
-        return own(dataset, train_base=init, init_only=True, seed=seed, widths=widths, activation=activation,
-                   dropout=dropout, n_members=n_members, n_classes=n_classes, **training_options)
+        return own(
+            dataset,
+            train_base=init,
+            init_only=True,
+            seed=seed,
+            widths=widths,
+            activation=activation,
+            dropout=dropout,
+            n_members=n_members,
+            n_classes=n_classes,
+            **training_options,
+        )
     X, y = _check_dataset(dataset)
     n_classes = max(int(y.max()) + 1, 2) if n_classes is None else _check_positive_int("n_classes", n_classes)
-    apply, _, out_classes = _build(model, X.shape[1], n_classes=n_classes, widths=widths, activation=activation,
-                                   dropout=dropout, n_members=n_members)
+    apply, _, out_classes = _build(
+        model,
+        X.shape[1],
+        n_classes=n_classes,
+        widths=widths,
+        activation=activation,
+        dropout=dropout,
+        n_members=n_members,
+    )
     k_init, _ = jax.random.split(jax.random.key(int(seed)))
     return Classifier(apply, apply.init(k_init, X.shape[1]), n_features=X.shape[1], n_classes=out_classes)
 
 
-_TRAINING_OPTIONS = {"epochs", "batch_size", "learning_rate", "init_params", "progress", "weight_decay", "loss",
-                     "extra", "return_state", "objective", "ct", "interval", "values"}
+_TRAINING_OPTIONS = {
+    "epochs",
+    "batch_size",
+    "learning_rate",
+    "init_params",
+    "progress",
+    "weight_decay",
+    "loss",
+    "extra",
+    "return_state",
+    "objective",
+    "ct",
+    "interval",
+    "values",
+}
 
 
 def fit(
@@ -295,7 +327,8 @@ def fit(
     return_state: bool = False,
     objective: str = "ce",
     ct: Any = None,
-    interval: Any = None, values: Any = None,  # model="regressor" only
+    interval: Any = None,
+    values: Any = None,  # model="regressor" only
     **options,
 ) -> Classifier | tuple[Classifier, TrainState]:
     """Train a classifier on ``dataset`` and return it as a :class:`cfx.Classifier`.
@@ -349,10 +382,25 @@ def fit(
     options = _model_options(model, options, "fit")
     own = _own_fit(model)
     if own is not None:  # a model with a training of its own (the regressor, laplace: ModelEntry.fit)
-        return own(dataset, train_base=fit, interval=interval, values=values, widths=widths, activation=activation,
-                   epochs=epochs, batch_size=batch_size, learning_rate=learning_rate, seed=seed, dropout=dropout,
-                   n_members=n_members, init_params=init_params, progress=progress, weight_decay=weight_decay,
-                   n_classes=n_classes, **options)
+        return own(
+            dataset,
+            train_base=fit,
+            interval=interval,
+            values=values,
+            widths=widths,
+            activation=activation,
+            epochs=epochs,
+            batch_size=batch_size,
+            learning_rate=learning_rate,
+            seed=seed,
+            dropout=dropout,
+            n_members=n_members,
+            init_params=init_params,
+            progress=progress,
+            weight_decay=weight_decay,
+            n_classes=n_classes,
+            **options,
+        )
     if objective != "ce" or ct is not None:
         _refuse_objective(objective)
     X, y = _check_dataset(dataset)
@@ -369,8 +417,15 @@ def fit(
     if int(y.max()) >= n_classes:
         raise ValueError(f"dataset.y has label {int(y.max())} but n_classes={n_classes}")
 
-    apply, fresh_shapes, out_classes = _build(model, X.shape[1], n_classes=n_classes, widths=widths,
-                                              activation=activation, dropout=dropout, n_members=n_members)
+    apply, fresh_shapes, out_classes = _build(
+        model,
+        X.shape[1],
+        n_classes=n_classes,
+        widths=widths,
+        activation=activation,
+        dropout=dropout,
+        n_members=n_members,
+    )
     setup = MODELS.get(model).setup if isinstance(model, str) else None
     if setup is not None:  # the model's own objective (JEM: JEMLoss and a replay buffer)
         loss, extra = setup(loss, extra, X, n_classes=out_classes, apply=apply, seed=int(seed))
@@ -406,6 +461,7 @@ def _progress_reporter(label: str, epochs: int) -> Callable[[int | None, dict | 
     """``fit(progress=True)``'s rule, as ``cfx run``'s: a bar on a terminal or in a notebook,
     plain lines elsewhere (a log, CI) — one per tenth of the epochs, never carriage returns.
     ``report(None, None)`` closes it."""
+
     def text(metrics):
         return ", ".join(f"{k} {float(np.mean(v)):.4f}" for k, v in metrics.items())
 
@@ -419,12 +475,14 @@ def _progress_reporter(label: str, epochs: int) -> Callable[[int | None, dict | 
                 return
             bar.update(1)
             bar.set_postfix_str(text(metrics))
+
         return report
     every = max(1, epochs // 10)
 
     def report(epoch, metrics):
         if epoch is not None and ((epoch + 1) % every == 0 or epoch + 1 == epochs):
             print(f"fit {label}: epoch {epoch + 1}/{epochs}, {text(metrics)}", file=stream, flush=True)
+
     return report
 
 
@@ -442,9 +500,11 @@ def _refuse_objective(objective) -> None:
     """``objective="ct"`` / ``ct=`` (removed): counterfactual training is :func:`cfx.training.fit`,
     the layer above this one, which this layer does not call."""
     if objective in ("ce", "ct"):
-        raise ValueError("cfx.models.fit(..., objective='ct', ct=...) moved to the layer above: counterfactual "
-                         "training is cfx.training.fit(dataset, model, ct=CTConfig(...)) (.classifier is the "
-                         "Classifier)")
+        raise ValueError(
+            "cfx.models.fit(..., objective='ct', ct=...) moved to the layer above: counterfactual "
+            "training is cfx.training.fit(dataset, model, ct=CTConfig(...)) (.classifier is the "
+            "Classifier)"
+        )
     raise ValueError(f"objective must be 'ce' (counterfactual training: cfx.training.fit); got {objective!r}")
 
 

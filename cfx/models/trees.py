@@ -35,8 +35,13 @@ import numpy as np
 from cfx import _deprecated
 from cfx.classifier import Classifier
 
-ESTIMATOR_CLASSES = ("DecisionTreeClassifier", "RandomForestClassifier", "ExtraTreesClassifier", "GradientBoostingClassifier",
-         "XGBClassifier")
+ESTIMATOR_CLASSES = (
+    "DecisionTreeClassifier",
+    "RandomForestClassifier",
+    "ExtraTreesClassifier",
+    "GradientBoostingClassifier",
+    "XGBClassifier",
+)
 SUPPORTED = ESTIMATOR_CLASSES[:3] + ("GradientBoostingClassifier (binary)", "XGBClassifier (binary:logistic, gbtree)")
 EPS = 1e-7
 
@@ -101,14 +106,20 @@ def _tree_arrays(tree, n_nodes: int, n_values: int, normalise: bool) -> dict:
     left = np.where(leaf, nodes, np.pad(tree.children_left, (0, n_nodes - count)))
     right = np.where(leaf, nodes, np.pad(tree.children_right, (0, n_nodes - count)))
     feature = np.where(leaf, 0, np.pad(tree.feature, (0, n_nodes - count)))
-    threshold = np.where(leaf, np.inf, np.pad(_float32_at_most(np.asarray(tree.threshold, np.float64)),
-                                              (0, n_nodes - count)))
+    threshold = np.where(
+        leaf, np.inf, np.pad(_float32_at_most(np.asarray(tree.threshold, np.float64)), (0, n_nodes - count))
+    )
     value = np.zeros((n_nodes, n_values))
     value[:count] = tree.value[:, 0, :n_values]
     if normalise:
         value = value / np.maximum(value.sum(-1, keepdims=True), 1e-300)
-    return dict(feature=feature.astype(np.int32), threshold=threshold.astype(np.float32), left=left.astype(np.int32),
-                right=right.astype(np.int32), value=value.astype(np.float32)), leaf[:count]
+    return dict(
+        feature=feature.astype(np.int32),
+        threshold=threshold.astype(np.float32),
+        left=left.astype(np.int32),
+        right=right.astype(np.int32),
+        value=value.astype(np.float32),
+    ), leaf[:count]
 
 
 def _paths(tree, d: int, label_of) -> list:
@@ -152,20 +163,31 @@ def _xgboost_trees(est) -> list:
     learner = json.loads(bytes(est.get_booster().save_raw("json")))["learner"]
     objective, booster = learner["objective"]["name"], learner["gradient_booster"]
     if objective != "binary:logistic" or booster.get("name") != "gbtree":
-        raise TypeError(f"from_sklearn: XGBClassifier with objective {objective!r} and booster {booster.get('name')!r}"
-                        " is not supported (binary:logistic with gbtree only); use cfx.models.from_predict_proba("
-                        "model.predict_proba, n_features, n_classes) as a black box")
+        raise TypeError(
+            f"from_sklearn: XGBClassifier with objective {objective!r} and booster {booster.get('name')!r}"
+            " is not supported (binary:logistic with gbtree only); use cfx.models.from_predict_proba("
+            "model.predict_proba, n_features, n_classes) as a black box"
+        )
     out = []
     for t in booster["model"]["trees"]:
         if any(int(k) != 0 for k in t.get("split_type", [])):
-            raise TypeError("from_sklearn: an XGBClassifier with categorical splits is not supported; one-hot encode "
-                            "(cfx.data does) or use cfx.models.from_predict_proba")
+            raise TypeError(
+                "from_sklearn: an XGBClassifier with categorical splits is not supported; one-hot encode "
+                "(cfx.data does) or use cfx.models.from_predict_proba"
+            )
         left = np.asarray(t["left_children"])
         cond = np.asarray(t["split_conditions"], np.float64).astype(np.float32)  # leaves: the leaf weight
         below = np.nextafter(cond, np.float32(-np.inf)).astype(np.float64)  # x < s ⇔ x <= below (float32 x)
         leaf = left == -1
-        out.append(_Tree(left, t["right_children"], np.where(leaf, 0, t["split_indices"]), np.where(leaf, -2.0, below),
-                         np.where(leaf, cond, 0.0)))
+        out.append(
+            _Tree(
+                left,
+                t["right_children"],
+                np.where(leaf, 0, t["split_indices"]),
+                np.where(leaf, -2.0, below),
+                np.where(leaf, cond, 0.0),
+            )
+        )
     return out
 
 
@@ -177,15 +199,19 @@ def from_sklearn_trees(est) -> Classifier:
     scale = 1.0
     if kind == "XGBClassifier":
         if n_classes != 2:
-            raise TypeError(f"from_sklearn: XGBClassifier with {n_classes} classes is not supported (binary only); "
-                            "use cfx.models.from_predict_proba(model.predict_proba, n_features, n_classes)")
+            raise TypeError(
+                f"from_sklearn: XGBClassifier with {n_classes} classes is not supported (binary only); "
+                "use cfx.models.from_predict_proba(model.predict_proba, n_features, n_classes)"
+            )
         sk_trees = _xgboost_trees(est)
         label_of, n_values, normalise, apply_kind = (lambda v: int(v[0] > 0)), 1, False, "boosting"
     elif kind == "GradientBoostingClassifier":
         if n_classes != 2:
-            raise TypeError(f"from_sklearn: GradientBoostingClassifier with {n_classes} classes is not supported "
-                            "(binary only); use cfx.models.from_predict_proba(est.predict_proba, n_features, "
-                            "n_classes) as a black box")
+            raise TypeError(
+                f"from_sklearn: GradientBoostingClassifier with {n_classes} classes is not supported "
+                "(binary only); use cfx.models.from_predict_proba(est.predict_proba, n_features, "
+                "n_classes) as a black box"
+            )
         sk_trees = [e.tree_ for e in est.estimators_[:, 0]]
         label_of, n_values, normalise, apply_kind = (lambda v: int(v[0] > 0)), 1, False, "boosting"
         scale = float(est.learning_rate)

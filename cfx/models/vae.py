@@ -121,7 +121,7 @@ class ELBO:
         if self.decoder_l2:
             inner = params["params"]
             decoder = [inner[k] for k in inner if k.startswith("dec_") or k == "out"]
-            loss = loss + self.decoder_l2 * sum(jnp.sum(w ** 2) for w in jax.tree_util.tree_leaves(decoder))
+            loss = loss + self.decoder_l2 * sum(jnp.sum(w**2) for w in jax.tree_util.tree_leaves(decoder))
         return loss, (extra, aux)
 
 
@@ -192,8 +192,12 @@ def fit_vae(
     else:
         params = init.params
     Xj = jnp.asarray(X)
-    options = dict(forward=_Forward(net), loss=ELBO(float(beta), float(decoder_l2)), tx=_adam(float(learning_rate)),
-                   batch_size=min(int(batch_size), X.shape[0]))
+    options = dict(
+        forward=_Forward(net),
+        loss=ELBO(float(beta), float(decoder_l2)),
+        tx=_adam(float(learning_rate)),
+        batch_size=min(int(batch_size), X.shape[0]),
+    )
     state = TrainState.create(params, options["tx"])
     pending = None
     for epoch in range(int(epochs)):
@@ -208,8 +212,10 @@ def fit_vae(
 def _check_finite(epoch: int, metrics) -> None:
     """Stop a diverged VAE training with the epoch it diverged at, not NaN weights."""
     if not all(np.all(np.isfinite(np.asarray(v))) for v in jax.tree_util.tree_leaves(metrics)):
-        raise FloatingPointError(f"fit_vae: the training loss became non-finite at epoch {epoch}: lower "
-                                 "learning_rate or standardise the features")
+        raise FloatingPointError(
+            f"fit_vae: the training loss became non-finite at epoch {epoch}: lower "
+            "learning_rate or standardise the features"
+        )
 
 
 @functools.lru_cache(maxsize=None)

@@ -25,8 +25,7 @@ import os
 from cfx.search import _compile_cache
 from cfx.search._compile_cache import CacheStatus
 from cfx.search._core import generate, search
-from cfx.search._result import (CONVERGED, MAX_STEPS, NONFINITE, NOT_REACHED, OUTCOMES, UNCHANGED,
-                                CounterfactualResult)
+from cfx.search._result import CONVERGED, MAX_STEPS, NONFINITE, NOT_REACHED, OUTCOMES, UNCHANGED, CounterfactualResult
 from cfx.search._tracks import Track, track_last_within, track_path
 
 
@@ -48,6 +47,18 @@ def compile_cache(directory: str | os.PathLike | None = None, *, disabled: bool 
 
 
 __all__ = [
-    "CONVERGED", "MAX_STEPS", "NONFINITE", "NOT_REACHED", "OUTCOMES", "UNCHANGED", "CacheStatus", "CounterfactualResult",
-    "Track", "compile_cache", "generate", "search", "track_last_within", "track_path",
+    "CONVERGED",
+    "MAX_STEPS",
+    "NONFINITE",
+    "NOT_REACHED",
+    "OUTCOMES",
+    "UNCHANGED",
+    "CacheStatus",
+    "CounterfactualResult",
+    "Track",
+    "compile_cache",
+    "generate",
+    "search",
+    "track_last_within",
+    "track_path",
 ]

@@ -46,16 +46,20 @@ def check_target(target, n: int, n_classes: int) -> np.ndarray:
         return np.full(n, -1, np.int32)
     arr = np.asarray(target)
     if arr.dtype.kind not in "iu":  # signed or unsigned ints (not bool)
-        raise TypeError(f"target must be an int class index, an int array of length n={n}, or None "
-                        f"(untargeted); got dtype {arr.dtype}")
+        raise TypeError(
+            f"target must be an int class index, an int array of length n={n}, or None "
+            f"(untargeted); got dtype {arr.dtype}"
+        )
     if arr.ndim == 0:
         arr = np.full(n, int(arr))
     if arr.shape != (n,):
         raise ValueError(f"target must be a scalar or have length n={n} (one per factual); got shape {arr.shape}")
     if arr.min() < -1 or arr.max() >= n_classes:
         bad = int(arr[(arr < -1) | (arr >= n_classes)][0])
-        raise ValueError(f"target {bad} is not a class of this classifier: expected an int in [0, {n_classes}) "
-                         "(or -1 for an untargeted row)")
+        raise ValueError(
+            f"target {bad} is not a class of this classifier: expected an int in [0, {n_classes}) "
+            "(or -1 for an untargeted row)"
+        )
     return arr.astype(np.int32, copy=False)
 
 
@@ -64,8 +68,10 @@ def check_start(start, n: int, K: int, d: int) -> np.ndarray:
     try:
         arr = np.asarray(start, float_dtype())
     except (TypeError, ValueError) as err:
-        raise TypeError(f"start must be an array of shape ({n}, {d}) or ({n}, {K}, {d}) (a start rule by name is the "
-                        "generator's field: generator.replace(start='noise'))") from err
+        raise TypeError(
+            f"start must be an array of shape ({n}, {d}) or ({n}, {K}, {d}) (a start rule by name is the "
+            "generator's field: generator.replace(start='noise'))"
+        ) from err
     if arr.shape == (n, d):
         arr = np.broadcast_to(arr[:, None, :], (n, K, d))
     if arr.shape != (n, K, d):
@@ -83,8 +89,10 @@ def check_within_bounds(x: np.ndarray, bounds: tuple[np.ndarray, np.ndarray] | N
     bad = (x < lower) | (x > upper)
     if bad.any():
         i, j = map(int, np.argwhere(bad)[0])
-        raise ValueError(f"x: factual {i} violates its own bounds at feature {j} "
-                         f"(value {x[i, j]:.4g} not in [{lower[j]:.4g}, {upper[j]:.4g}])")
+        raise ValueError(
+            f"x: factual {i} violates its own bounds at feature {j} "
+            f"(value {x[i, j]:.4g} not in [{lower[j]:.4g}, {upper[j]:.4g}])"
+        )
 
 
 def check_key(key) -> jax.Array:
@@ -114,16 +122,20 @@ def canonical_leaves(generator: Generator) -> Generator:
     for field in dataclasses.fields(generator):
         if field.metadata.get("pytree_node", True):
             declared_float = "float" in str(field.type)
-            changes[field.name] = jax.tree_util.tree_map(lambda leaf: canonical(leaf, declared_float),
-                                                         getattr(generator, field.name))
+            changes[field.name] = jax.tree_util.tree_map(
+                lambda leaf: canonical(leaf, declared_float), getattr(generator, field.name)
+            )
     return generator.replace(**changes)
 
 
 def check_types(**values) -> None:
     """``generator``, ``classifier`` and ``constraints`` (None allowed) are of their cfx types, and a generator
     that follows the gradient gets a model that has one (:func:`check_gradient`)."""
-    expected = {"generator": (Generator, "cfx.generators.Generator"), "classifier": (Classifier, "cfx.Classifier"),
-                "constraints": ((Constraints, ResolvedConstraints, type(None)), "cfx.Constraints")}
+    expected = {
+        "generator": (Generator, "cfx.generators.Generator"),
+        "classifier": (Classifier, "cfx.Classifier"),
+        "constraints": ((Constraints, ResolvedConstraints, type(None)), "cfx.Constraints"),
+    }
     for name, value in values.items():
         types, label = expected[name]
         if not isinstance(value, types):
@@ -141,17 +153,20 @@ def check_regression(generator: Generator, classifier: Classifier) -> None:
     not class probabilities: a generator whose terms need those is refused with its reason."""
     reason = getattr(type(generator), "regression_refusal", None)
     if reason and getattr(classifier.apply_fn, "regression", False):
-        raise ValueError(f"generator {type(generator).__name__} cannot search for a regression target: {reason}. "
-                         "Use a generator without class-probability terms (generic, wachter, greedy, dice, "
-                         "claproar, gravitational, revise, growing_spheres)")
+        raise ValueError(
+            f"generator {type(generator).__name__} cannot search for a regression target: {reason}. "
+            "Use a generator without class-probability terms (generic, wachter, greedy, dice, "
+            "claproar, gravitational, revise, growing_spheres)"
+        )
 
 
 def check_regression_target(classifier: Classifier, target: np.ndarray) -> None:
     """On a regression target the only target is class 1, "inside the interval"."""
     if getattr(classifier.apply_fn, "regression", False) and np.any(target != 1):
         bad = int(target[target != 1][0])
-        raise ValueError(f"target must be 1 (inside the interval) for a regression target "
-                         f"(cfx.models.Regressor.within); got {bad}")
+        raise ValueError(
+            f"target must be 1 (inside the interval) for a regression target (cfx.models.Regressor.within); got {bad}"
+        )
 
 
 def model_hint(model) -> str:
@@ -159,8 +174,10 @@ def model_hint(model) -> str:
     if type(model).__name__ == "Regressor" and hasattr(model, "within"):
         return " (a regression model: search for a target interval with regressor.within(lo, hi), a Classifier)"
     if hasattr(model, "predict_proba") or hasattr(model, "decision_function"):
-        return (" (wrap it: cfx.models.from_sklearn(estimator) translates scikit-learn models exactly, "
-                "cfx.models.from_predict_proba(model.predict_proba, n_features, n_classes) takes any as a black box)")
+        return (
+            " (wrap it: cfx.models.from_sklearn(estimator) translates scikit-learn models exactly, "
+            "cfx.models.from_predict_proba(model.predict_proba, n_features, n_classes) takes any as a black box)"
+        )
     return ""
 
 
@@ -175,8 +192,10 @@ def check_gradient(generator: Generator, classifier: Classifier) -> None:
             what = "a black box (no gradient)"
         else:
             what, free = "not differentiable (piecewise constant)", free + ["cfx.generators.FeatureTweak() (trees)"]
-        raise ValueError(f"generator {type(generator).__name__} follows the model's gradient, but the classifier is "
-                         f"{what}; use a gradient-free generator: {free}")
+        raise ValueError(
+            f"generator {type(generator).__name__} follows the model's gradient, but the classifier is "
+            f"{what}; use a gradient-free generator: {free}"
+        )
 
 
 def check_options(max_steps, batch_size, loop) -> None:
@@ -216,8 +235,13 @@ def fitted_for(generator: Generator, classifier: Classifier) -> Generator:
 
 
 #: generate's keywords that duplicated generator fields (cfx < 0.2) -> the field they set.
-MOVED_OPTIONS = {"threshold": "threshold", "num_counterfactuals": "num_counterfactuals", "init": "start",
-                 "convergence": "convergence", "min_steps": "min_steps"}
+MOVED_OPTIONS = {
+    "threshold": "threshold",
+    "num_counterfactuals": "num_counterfactuals",
+    "init": "start",
+    "convergence": "convergence",
+    "min_steps": "min_steps",
+}
 
 
 def moved_options(start, moved: dict) -> tuple:
@@ -233,8 +257,11 @@ def moved_options(start, moved: dict) -> tuple:
             start = value
             continue
         field = MOVED_OPTIONS[old]
-        _deprecated.warn(f"generate(..., {old}=...)", f"write generate(generator.replace({field}=...), ...) (the "
-                         "search options are the generator's fields)", stacklevel=5)
+        _deprecated.warn(
+            f"generate(..., {old}=...)",
+            f"write generate(generator.replace({field}=...), ...) (the search options are the generator's fields)",
+            stacklevel=5,
+        )
         overrides[field] = value
     return start, overrides
 

@@ -68,8 +68,7 @@ def default_dir(env: Mapping[str, str] | None = None) -> Path:
     return Path(base).expanduser() / "cfx" / "jax"
 
 
-def resolve(directory: str | os.PathLike | None = None, disabled: bool = False,
-            env: Mapping[str, str] | None = None):
+def resolve(directory: str | os.PathLike | None = None, disabled: bool = False, env: Mapping[str, str] | None = None):
     """The cache folder asked for: a Path, ``OFF``, or None (keep JAX's own setting, if any).
 
     Args:
@@ -170,8 +169,9 @@ def configure(target) -> CacheStatus:
         try:
             _check_writable(path)
         except OSError as e:
-            warnings.warn(f"cannot use the compilation cache folder {path} "
-                          f"({e.strerror or type(e).__name__}); running without it")
+            warnings.warn(
+                f"cannot use the compilation cache folder {path} ({e.strerror or type(e).__name__}); running without it"
+            )
             return CacheStatus(None, f"{path} not writable: {e.strerror or e}")
         _update("jax_compilation_cache_dir", str(path))
         if "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS" not in os.environ:

@@ -34,6 +34,7 @@ from cfx.terms import TermContext
 from cfx.search._result import CONVERGED, MAX_STEPS, NONFINITE, NOT_REACHED, UNCHANGED, CounterfactualResult
 from cfx.search._tracks import Track, track_path
 
+
 # =============================================================================== compiled core
 def _with_condition(generator, converged, x_cf, logits, target, classifier):
     """The rule's verdict AND the generator's own condition at x' (e.g. Probe's invalidation rate)."""
@@ -62,7 +63,8 @@ def _objective(z, step, *, terms, classifier, x, target, context):
                 total = total + term.weight * rows[term.name] / K
             else:
                 rows[term.name] = jax.vmap(lambda x_cf, lg, fn=term.fn: fn(x_cf, x_f, ctx.replace(logits=lg)))(
-                    z_f, logits)
+                    z_f, logits
+                )
                 total = total + term.weight * rows[term.name]
         rows["total"] = total
         return total, (logits, rows)
@@ -132,12 +134,14 @@ def _continue_shrunk(carry, on_rows, bucket, advance):
     subset = jax.tree_util.tree_map(lambda a, per: a[index_in] if per else a, carry, per_row)
     subset = subset[:3] + (subset[3] | ~real[:, None],) + subset[4:]
     subset = advance(sub, subset)
-    return jax.tree_util.tree_map(lambda full, small, per: full.at[index].set(small, mode="drop") if per else small,
-                                  carry, subset, per_row)
+    return jax.tree_util.tree_map(
+        lambda full, small, per: full.at[index].set(small, mode="drop") if per else small, carry, subset, per_row
+    )
 
 
-def _program(generator, classifier, x, target, *, key, constraints, max_steps, rows, track, return_path,
-             checked=True) -> _Program:
+def _program(
+    generator, classifier, x, target, *, key, constraints, max_steps, rows, track, return_path, checked=True
+) -> _Program:
     n, d = x.shape
     K = generator.num_counterfactuals
     if constraints is None:
@@ -166,20 +170,25 @@ def _program(generator, classifier, x, target, *, key, constraints, max_steps, r
     # Terms need one class to aim at: an untargeted row aims at the class the model ranks
     # next after the factual's (the other class of a binary model), so every yloss pushes
     # x' away from the factual's class; it still converges on reaching any other class.
-    runner_up = jnp.argmax(jnp.where(jax.nn.one_hot(factual_class, factual_logits.shape[-1], dtype=bool), -jnp.inf,
-                                     factual_logits), axis=-1)
+    runner_up = jnp.argmax(
+        jnp.where(jax.nn.one_hot(factual_class, factual_logits.shape[-1], dtype=bool), -jnp.inf, factual_logits),
+        axis=-1,
+    )
     term_target = jnp.where(target < 0, runner_up, target)
     row_target, row_factual = target[:, None], factual_class[:, None]  # against the (n, K) counterfactuals
     threshold, min_steps = generator.threshold, generator.min_steps
     context = generator.prepare(classifier, x, term_target)
-    objective = functools.partial(_objective, terms=generator.terms(), classifier=classifier, x=x,
-                                  target=term_target, context=context)
+    objective = functools.partial(
+        _objective, terms=generator.terms(), classifier=classifier, x=x, target=term_target, context=context
+    )
     grad_in_input_space = jax.value_and_grad(objective, has_aux=True)
     if generator.uses_gradient:
         grad_in_search_space = jax.value_and_grad(lambda z, t: objective(to_input(z), t), has_aux=True)
     else:  # a gradient-free rule: the forward pass only (also the finish's on a black box: no JVP through a callback)
+
         def grad_in_search_space(z, t):
             return objective(to_input(z), t), jnp.zeros_like(z)
+
     tracks = tuple(t for t in (track_path(max_steps) if return_path else None, track) if t is not None)
 
     def step(carry):
@@ -194,8 +203,12 @@ def _program(generator, classifier, x, target, *, key, constraints, max_steps, r
             snapped = to_input(z, one_hot=True)
             logits = classifier.raw_logits(snapped.reshape(n * K, d)).reshape(logits.shape)
         converged = convergence.converged(logits, grad, row_target, row_factual, threshold, generator.convergence)
-        converged = generator.settle(_with_condition(generator, converged, snapped if constraints.snaps else
-                                                     to_input(z), logits, term_target, classifier), grad)
+        converged = generator.settle(
+            _with_condition(
+                generator, converged, snapped if constraints.snaps else to_input(z), logits, term_target, classifier
+            ),
+            grad,
+        )
         done = done | (converged & (t >= min_steps))
         gave_up = generator.gave_up(update_state)
         if gave_up is not None:
@@ -217,8 +230,15 @@ def _program(generator, classifier, x, target, *, key, constraints, max_steps, r
     def start(start_points=None):
         z0 = _start(generator, x_rep, rows, key_start, start_points, constraints)
         no = jnp.zeros((n, K), bool)
-        return (jnp.int32(0), z0, generator.init_update(z0, step_context(max_steps)), no,
-                jnp.zeros((n, K), jnp.int32), no, tuple(tr.init(to_input(z0), x) for tr in tracks))
+        return (
+            jnp.int32(0),
+            z0,
+            generator.init_update(z0, step_context(max_steps)),
+            no,
+            jnp.zeros((n, K), jnp.int32),
+            no,
+            tuple(tr.init(to_input(z0), x) for tr in tracks),
+        )
 
     def advance(carry, until=max_steps, loop="while", shrink=None):
         if loop == "scan":  # every step (a fixed count): differentiable in reverse mode
@@ -227,10 +247,24 @@ def _program(generator, classifier, x, target, *, key, constraints, max_steps, r
         if bucket < MIN_SHRUNK_ROWS:
             return jax.lax.while_loop(lambda c: (c[0] < until) & ~jnp.all(c[3]), step, carry)
         carry = jax.lax.while_loop(lambda c: (c[0] < until) & (jnp.sum(_running(c[3])) > bucket), step, carry)
-        on_rows = lambda i: _program(generator, classifier, x[i], target[i], key=key, constraints=constraints,
-                                     max_steps=max_steps, rows=rows[i], track=track, return_path=return_path)
-        shrunk = functools.partial(_continue_shrunk, on_rows=on_rows, bucket=bucket,  # out of steps: no gathers
-                                   advance=lambda sub, c: sub.advance(c, until, loop, shrink))
+        on_rows = lambda i: _program(
+            generator,
+            classifier,
+            x[i],
+            target[i],
+            key=key,
+            constraints=constraints,
+            max_steps=max_steps,
+            rows=rows[i],
+            track=track,
+            return_path=return_path,
+        )
+        shrunk = functools.partial(
+            _continue_shrunk,
+            on_rows=on_rows,
+            bucket=bucket,  # out of steps: no gathers
+            advance=lambda sub, c: sub.advance(c, until, loop, shrink),
+        )
         return jax.lax.cond(carry[0] < until, shrunk, lambda c: c, carry)
 
     def finish(carry):
@@ -238,11 +272,19 @@ def _program(generator, classifier, x, target, *, key, constraints, max_steps, r
         if not checked:
             nonfinite = ~jnp.all(jnp.isfinite(z), axis=-1)
         x_cf = to_input(z, one_hot=True)
-        (_, (logits, terms)), grad = (grad_in_input_space if classifier.differentiable else grad_in_search_space)(x_cf, t)
+        (_, (logits, terms)), grad = (grad_in_input_space if classifier.differentiable else grad_in_search_space)(
+            x_cf, t
+        )
         grad, logits = constraints.mask_gradient(grad), classifier.verdict_logits(x_cf, logits)
         rule = "threshold" if generator.convergence == "max_steps" else generator.convergence
-        ok = _with_condition(generator, convergence.converged(logits, grad, row_target, row_factual, threshold, rule),
-                             x_cf, logits, term_target, classifier)
+        ok = _with_condition(
+            generator,
+            convergence.converged(logits, grad, row_target, row_factual, threshold, rule),
+            x_cf,
+            logits,
+            term_target,
+            classifier,
+        )
         ok = ok if checked else ok & ~nonfinite  # a non-finite point is never returned as converged
         out_of_steps = jnp.where(jnp.all(x_cf == x_rep, axis=-1), UNCHANGED, MAX_STEPS)  # never a silent copy
         failed = jnp.where(nonfinite, NONFINITE, jnp.where(steps >= max_steps, out_of_steps, NOT_REACHED))
@@ -252,7 +294,12 @@ def _program(generator, classifier, x, target, *, key, constraints, max_steps, r
             last = jnp.take_along_axis(path, steps[..., None, None], axis=2)
             path = jnp.where((jnp.arange(max_steps + 1)[:, None] > steps[..., None, None]), last, path)
         return CounterfactualResult(
-            factuals=x, target=target, counterfactuals=x_cf, steps=steps, terms=terms, path=path,
+            factuals=x,
+            target=target,
+            counterfactuals=x_cf,
+            steps=steps,
+            terms=terms,
+            path=path,
             outcome=jnp.where(ok, CONVERGED, failed).astype(jnp.int32),
             target_probs=convergence.class_probs(logits, row_target, row_factual),
             track=track_states[0] if track_states else None,
@@ -295,8 +342,18 @@ def search(
     """
     if shrink is not None and (not isinstance(shrink, int) or shrink < 2):
         raise ValueError(f"shrink must be an int >= 2 (the factor by which the running rows shrink); got {shrink!r}")
-    program = _program(generator, classifier, x, target, key=key, constraints=constraints, max_steps=max_steps,
-                       rows=rows, track=track, return_path=return_path)
+    program = _program(
+        generator,
+        classifier,
+        x,
+        target,
+        key=key,
+        constraints=constraints,
+        max_steps=max_steps,
+        rows=rows,
+        track=track,
+        return_path=return_path,
+    )
     return program.finish(program.advance(program.start(start), loop=loop, shrink=shrink))
 
 
@@ -331,6 +388,7 @@ def _finish_entry(generator, classifier, x, target, rows, key, constraints, carr
 
 
 _PHASES = runtime.Phases(_start_entry, _round_entry, _finish_entry, ("max_steps", "track", "return_path"))
+
 
 # =============================================================================== public API
 @distributed.agree_on_errors
@@ -436,9 +494,17 @@ def generate(
     start_np = None if start is None else checks.check_start(start, n, K, d)
     share = None
     if multiprocess:  # one allgather: every process's row count; each pads to the largest share
-        share = distributed.agree(n, devices, values=(generator, classifier, key, resolved), features=d,
-                                  num_counterfactuals=K, max_steps=max_steps, batch_size=batch_size,
-                                  return_path=return_path, loop=loop)
+        share = distributed.agree(
+            n,
+            devices,
+            values=(generator, classifier, key, resolved),
+            features=d,
+            num_counterfactuals=K,
+            max_steps=max_steps,
+            batch_size=batch_size,
+            return_path=return_path,
+            loop=loop,
+        )
     n_rows, n_devices = (n, len(devices)) if share is None else (share.most, len(devices) // share.processes)
 
     if batch_size is None:  # the default: equal chunks of at most the platform's rows, so little is padding
@@ -460,27 +526,29 @@ def generate(
         """The result for the factuals ``ids`` (ascending), searched in chunks of ``size`` rows
         (padded with copies of the first to at least ``at_least`` rows, a multiple of ``size``)."""
         padded = np.full(runtime.round_up(at_least, size), ids[0], np.int32)
-        padded[:len(ids)], parts = ids, []
+        padded[: len(ids)], parts = ids, []
         run_of_rows = ids[-1] - ids[0] == len(ids) - 1  # then a chunk without padding is a view, not a copy
         for begin in range(0, len(padded), size):
-            idx = padded[begin:begin + size]
+            idx = padded[begin : begin + size]
             rows = slice(ids[0] + begin, ids[0] + begin + size) if run_of_rows and begin + size <= len(ids) else idx
             per_row = (x_np[rows], target_np[rows], idx, None if start_np is None else start_np[rows])
             if compact:
-                out = runtime.compacted(_PHASES, common, per_row, options, static, compact, shared, batch, n_devices,
-                                        seconds)
+                out = runtime.compacted(
+                    _PHASES, common, per_row, options, static, compact, shared, batch, n_devices, seconds
+                )
             else:
                 if share is not None:  # this process's block of a global chunk; its row ids follow lower ranks'
                     per_row = distributed.global_rows((*per_row[:2], idx + share.offset, per_row[3]), batch, share)
                 shardings = (places[0],) * len(common) + (places[1],) * len(per_row) + (places[0],) * len(options)
-                out = runtime.run(_search_jit, (*common, *per_row, *options), shardings, {**static, "checked": checked},
-                                  seconds)
+                out = runtime.run(
+                    _search_jit, (*common, *per_row, *options), shardings, {**static, "checked": checked}, seconds
+                )
                 out = out if share is None else distributed.local_rows(out, batch, share)
             # Several chunks are gathered to the host one by one, so device memory holds one chunk.
             parts.append(out if len(padded) == size else jax.device_get(out))
         result = parts[0] if len(parts) == 1 else runtime.concatenate(parts)
         cut = len(padded) > len(ids)
-        return jax.tree_util.tree_map(lambda a: a[:len(ids)] if a.ndim else a, result) if cut else result
+        return jax.tree_util.tree_map(lambda a: a[: len(ids)] if a.ndim else a, result) if cut else result
 
     # One process without compaction runs the unchecked step; rows that took a non-finite step
     # (rare) are searched again with every step checked, which gives them the checked result.

@@ -41,10 +41,30 @@ AXIS = "batch"
 
 # The fields every process sends in :func:`agree` (int32 each); status 0 marks a process that
 # failed its input checks. The options that shape the compiled program must agree everywhere.
-_FIELDS = ("status", "rows", "features", "num_counterfactuals", "max_steps", "batch_size", "devices_per_process",
-           "return_path", "loop", "mesh_hash", "values_hash_0", "values_hash_1")
-_MUST_AGREE = ("features", "num_counterfactuals", "max_steps", "batch_size", "devices_per_process", "return_path",
-               "loop", "mesh_hash")
+_FIELDS = (
+    "status",
+    "rows",
+    "features",
+    "num_counterfactuals",
+    "max_steps",
+    "batch_size",
+    "devices_per_process",
+    "return_path",
+    "loop",
+    "mesh_hash",
+    "values_hash_0",
+    "values_hash_1",
+)
+_MUST_AGREE = (
+    "features",
+    "num_counterfactuals",
+    "max_steps",
+    "batch_size",
+    "devices_per_process",
+    "return_path",
+    "loop",
+    "mesh_hash",
+)
 
 
 # ============================================================================ mode and devices
@@ -62,10 +82,12 @@ def resolve_mode(multiprocess: bool | None) -> bool:
         return False
     else:
         if not jax.distributed.is_initialized():
-            raise ValueError("multiprocess=True needs JAX initialised for several processes: call "
-                             "jax.distributed.initialize(coordinator_address=..., num_processes=..., process_id=...) "
-                             "on every process (on a TPU pod or under SLURM with no arguments) before cfx.generate; "
-                             "use multiprocess=None to search locally when it is not")
+            raise ValueError(
+                "multiprocess=True needs JAX initialised for several processes: call "
+                "jax.distributed.initialize(coordinator_address=..., num_processes=..., process_id=...) "
+                "on every process (on a TPU pod or under SLURM with no arguments) before cfx.generate; "
+                "use multiprocess=None to search locally when it is not"
+            )
         on = True
     if on:
         _mark_collective()
@@ -78,8 +100,9 @@ def mesh_devices(devices: Sequence[jax.Device] | None, multiprocess: bool) -> li
     rows are one contiguous block of the global batch."""
     if devices is None:
         return _by_process(jax.devices()) if multiprocess else list(jax.local_devices())
-    return check_devices(devices, multiprocess=multiprocess, process_index=jax.process_index(),
-                         process_count=jax.process_count())
+    return check_devices(
+        devices, multiprocess=multiprocess, process_index=jax.process_index(), process_count=jax.process_count()
+    )
 
 
 def check_devices(devices, *, multiprocess: bool, process_index: int, process_count: int) -> list:
@@ -99,25 +122,31 @@ def check_devices(devices, *, multiprocess: bool, process_index: int, process_co
     seen = collections.Counter((d.platform, d.process_index, d.id) for d in devices)
     twice = [key for key, count in seen.items() if count > 1]
     if twice:
-        raise ValueError(f"devices lists a device more than once ({_name(twice[0])}); each device holds one slice of "
-                         "the 1-D 'batch' mesh")
+        raise ValueError(
+            f"devices lists a device more than once ({_name(twice[0])}); each device holds one slice of "
+            "the 1-D 'batch' mesh"
+        )
     platforms = sorted({d.platform for d in devices})
     if len(platforms) > 1:
         raise ValueError(f"devices mixes platforms {platforms}; the mesh needs devices of one platform")
     if not multiprocess:
         foreign = [d for d in devices if d.process_index != process_index]
         if foreign:
-            raise ValueError(f"devices includes {foreign[0]} of process {foreign[0].process_index}; a local search "
-                             f"(multiprocess=False, or JAX not initialised for several processes) runs on this "
-                             f"process's devices only (jax.local_devices()); pass multiprocess=True to search over "
-                             "the devices of every process")
+            raise ValueError(
+                f"devices includes {foreign[0]} of process {foreign[0].process_index}; a local search "
+                f"(multiprocess=False, or JAX not initialised for several processes) runs on this "
+                f"process's devices only (jax.local_devices()); pass multiprocess=True to search over "
+                "the devices of every process"
+            )
         return devices
     per_process = collections.Counter(d.process_index for d in devices)
     counts = [per_process.get(p, 0) for p in range(process_count)]
     if len(set(counts)) > 1 or set(per_process) - set(range(process_count)):
-        raise ValueError(f"devices must give every process the same number of devices in multi-process mode (each "
-                         f"process holds an equal slice of the 'batch' mesh); got {counts} devices for processes "
-                         f"0..{process_count - 1} (to search on this process's devices only, pass multiprocess=False)")
+        raise ValueError(
+            f"devices must give every process the same number of devices in multi-process mode (each "
+            f"process holds an equal slice of the 'batch' mesh); got {counts} devices for processes "
+            f"0..{process_count - 1} (to search on this process's devices only, pass multiprocess=False)"
+        )
     return _by_process(devices)
 
 
@@ -146,7 +175,7 @@ class Share:
     @property
     def offset(self) -> int:
         """Global id of this process's first row: the rows held by lower-ranked processes."""
-        return sum(self.counts[:self.process])
+        return sum(self.counts[: self.process])
 
     @property
     def most(self) -> int:
@@ -162,8 +191,18 @@ class Share:
         return len(self.counts)
 
 
-def agree(n: int, devices: Sequence, *, values: Any, features: int, num_counterfactuals: int, max_steps: int,
-          batch_size: int | None, return_path: bool, loop: str) -> Share:
+def agree(
+    n: int,
+    devices: Sequence,
+    *,
+    values: Any,
+    features: int,
+    num_counterfactuals: int,
+    max_steps: int,
+    batch_size: int | None,
+    return_path: bool,
+    loop: str,
+) -> Share:
     """Every process's row count, in one allgather, and a check that the processes agree.
 
     ``values`` is the PyTree every process must hold identically (generator, classifier,
@@ -172,26 +211,41 @@ def agree(n: int, devices: Sequence, *, values: Any, features: int, num_counterf
     checks or the processes disagree.
     """
     mesh = [(d.process_index, d.id) for d in devices]
-    local = dict(status=1, rows=n, features=features, num_counterfactuals=num_counterfactuals, max_steps=max_steps,
-                 batch_size=batch_size or 0, devices_per_process=len(devices) // max(1, jax.process_count()),
-                 return_path=int(return_path), loop=int(loop == "scan"), mesh_hash=_digest(repr(mesh).encode())[0])
+    local = dict(
+        status=1,
+        rows=n,
+        features=features,
+        num_counterfactuals=num_counterfactuals,
+        max_steps=max_steps,
+        batch_size=batch_size or 0,
+        devices_per_process=len(devices) // max(1, jax.process_count()),
+        return_path=int(return_path),
+        loop=int(loop == "scan"),
+        mesh_hash=_digest(repr(mesh).encode())[0],
+    )
     local["values_hash_0"], local["values_hash_1"] = _fingerprint(values)
     table = _gather([local[f] for f in _FIELDS])
     column = {f: [int(v) for v in table[:, i]] for i, f in enumerate(_FIELDS)}
     failed = [p for p, ok in enumerate(column["status"]) if not ok]
     if failed:
-        raise ValueError(f"cfx.generate: process(es) {failed} rejected their inputs (see the error on those processes); "
-                         "every process must pass the input checks for a multi-process search to run")
+        raise ValueError(
+            f"cfx.generate: process(es) {failed} rejected their inputs (see the error on those processes); "
+            "every process must pass the input checks for a multi-process search to run"
+        )
     for field in _MUST_AGREE:
         if len(set(column[field])) > 1:
             shown = "the devices (or their order)" if field == "mesh_hash" else field
             values_by_process = "" if field == "mesh_hash" else f": {column[field]} on processes 0..{len(table) - 1}"
-            raise ValueError(f"cfx.generate: the processes disagree on {shown}{values_by_process}; every process must "
-                             "call generate with the same options and a row share of the same feature count")
+            raise ValueError(
+                f"cfx.generate: the processes disagree on {shown}{values_by_process}; every process must "
+                "call generate with the same options and a row share of the same feature count"
+            )
     if len({(a, b) for a, b in zip(column["values_hash_0"], column["values_hash_1"])}) > 1:
-        raise ValueError("cfx.generate: the generator, classifier, constraints or key differ between processes; every "
-                         "process must pass identical ones (same seed, same parameters; broadcast them, e.g. with "
-                         "jax.experimental.multihost_utils.broadcast_one_to_all)")
+        raise ValueError(
+            "cfx.generate: the generator, classifier, constraints or key differ between processes; every "
+            "process must pass identical ones (same seed, same parameters; broadcast them, e.g. with "
+            "jax.experimental.multihost_utils.broadcast_one_to_all)"
+        )
     return Share(tuple(column["rows"]), jax.process_index())
 
 
@@ -232,7 +286,9 @@ def global_rows(tree, sharding: jax.sharding.Sharding, share: Share):
 
     def one(leaf):
         leaf = np.asarray(leaf)
-        return jax.make_array_from_process_local_data(sharding, leaf, (share.processes * leaf.shape[0], *leaf.shape[1:]))
+        return jax.make_array_from_process_local_data(
+            sharding, leaf, (share.processes * leaf.shape[0], *leaf.shape[1:])
+        )
 
     return jax.tree_util.tree_map(one, tree)
 
@@ -279,7 +335,7 @@ def _stitch(leaf: jax.Array, lo: int, hi: int) -> np.ndarray:
         start, stop, _ = shard.index[0].indices(leaf.shape[0]) if shard.index else (0, leaf.shape[0], 1)
         a, b = max(start, lo), min(stop, hi)
         if a < b and a not in pieces:
-            pieces[a] = np.asarray(shard.data)[a - start:b - start]
+            pieces[a] = np.asarray(shard.data)[a - start : b - start]
     parts, position = [], lo
     for a in sorted(pieces):
         piece = pieces[a]
@@ -287,7 +343,7 @@ def _stitch(leaf: jax.Array, lo: int, hi: int) -> np.ndarray:
             continue
         if a > position:
             break
-        parts.append(piece[position - a:])
+        parts.append(piece[position - a :])
         position = a + len(piece)
     if position < hi:  # cannot happen for a rows-split or replicated leaf on a process-grouped mesh
         raise RuntimeError(f"rows {position}..{hi - 1} of a result leaf are not held by process {jax.process_index()}")

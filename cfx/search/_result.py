@@ -78,8 +78,10 @@ class CounterfactualResult:
             runtime = float(self.runtime_s)
         except (jax.errors.ConcretizationTypeError, TypeError):
             return f"CounterfactualResult(n={n}, K={K}, traced)"
-        return (f"CounterfactualResult(n={n}, K={K}, converged={converged:.1%}, mean steps={steps:.1f}, "
-                f"runtime={runtime * 1e3:.1f} ms)")
+        return (
+            f"CounterfactualResult(n={n}, K={K}, converged={converged:.1%}, mean steps={steps:.1f}, "
+            f"runtime={runtime * 1e3:.1f} ms)"
+        )
 
     def to_frame(self, feature_names=None):
         """One row per counterfactual (n·K): factual index, k, target, outcome name, steps,
@@ -92,12 +94,16 @@ class CounterfactualResult:
         names = [f"x{j}" for j in range(d)] if feature_names is None else list(feature_names)
         if len(names) != d:
             raise ValueError(f"feature_names has {len(names)} names; the counterfactuals have {d} features")
-        frame = pd.DataFrame({
-            "factual": np.repeat(np.arange(n), K), "k": np.tile(np.arange(K), n),
-            "target": np.repeat(np.asarray(self.target), K),
-            "outcome": np.asarray(OUTCOMES)[np.asarray(self.outcome).ravel()],
-            "steps": np.asarray(self.steps).ravel(), "target_prob": np.asarray(self.target_probs).ravel(),
-        })
+        frame = pd.DataFrame(
+            {
+                "factual": np.repeat(np.arange(n), K),
+                "k": np.tile(np.arange(K), n),
+                "target": np.repeat(np.asarray(self.target), K),
+                "outcome": np.asarray(OUTCOMES)[np.asarray(self.outcome).ravel()],
+                "steps": np.asarray(self.steps).ravel(),
+                "target_prob": np.asarray(self.target_probs).ravel(),
+            }
+        )
         return pd.concat([frame, pd.DataFrame(cf.reshape(n * K, d), columns=names)], axis=1)
 
     @property

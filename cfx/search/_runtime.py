@@ -74,8 +74,11 @@ def signature(arg) -> tuple:
     if seen is not None and seen[0] is arg:
         return seen[1]
     leaves, treedef = jax.tree_util.tree_flatten(arg)
-    found = (treedef, _node_types(treedef),
-             tuple((np.shape(leaf), leaf.dtype, getattr(leaf, "weak_type", False)) for leaf in leaves))
+    found = (
+        treedef,
+        _node_types(treedef),
+        tuple((np.shape(leaf), leaf.dtype, getattr(leaf, "weak_type", False)) for leaf in leaves),
+    )
     if isinstance(arg, (Generator, Classifier, ResolvedConstraints)):  # long-lived, few: not carries or rows
         if len(_SIGNATURES) > 64:
             _SIGNATURES.clear()
@@ -89,8 +92,9 @@ def _abstract(arg, sharding):
 
     def spec(leaf, where):
         where = getattr(leaf, "sharding", None) if where is None else where
-        return jax.ShapeDtypeStruct(np.shape(leaf), leaf.dtype, sharding=where,
-                                    weak_type=getattr(leaf, "weak_type", False))
+        return jax.ShapeDtypeStruct(
+            np.shape(leaf), leaf.dtype, sharding=where, weak_type=getattr(leaf, "weak_type", False)
+        )
 
     if sharding is None or isinstance(sharding, jax.sharding.Sharding):
         return jax.tree_util.tree_map(lambda leaf: spec(leaf, sharding), arg)
@@ -240,7 +244,7 @@ def bucket(active: int, chunk: int, n_devices: int) -> int:
 
 
 def scatter(full: np.ndarray, rows: np.ndarray, new: np.ndarray) -> np.ndarray:
-    full[rows] = new[:rows.size]
+    full[rows] = new[: rows.size]
     return full
 
 
@@ -256,8 +260,9 @@ class Phases:
 
     def __init__(self, start, round, finish, static: tuple):
         self.start, self.static = start, static
-        self.start_jit, self.round_jit, self.finish_jit = (jax.jit(f, static_argnames=static)
-                                                            for f in (start, round, finish))
+        self.start_jit, self.round_jit, self.finish_jit = (
+            jax.jit(f, static_argnames=static) for f in (start, round, finish)
+        )
 
 
 def _per_row_leaves(phases, common, per_row, options, static, n_devices):
@@ -293,8 +298,9 @@ def compacted(phases: Phases, common, per_row, options, static, round_steps, sha
     chunk, max_steps = len(ids), static["max_steps"]
     static = {name: static[name] for name in phases.static}
     replicated = (shared,) * len(common)
-    carry = run(phases.start_jit, (*common, *per_row, *options), replicated + (batch,) * 4 + (shared, shared),
-                static, seconds)
+    carry = run(
+        phases.start_jit, (*common, *per_row, *options), replicated + (batch,) * 4 + (shared, shared), static, seconds
+    )
     mask = _per_row_leaves(phases, common, per_row, options, static, n_devices)
     carry_places = jax.tree_util.tree_map(lambda per: batch if per else shared, mask)
     carry = jax.tree_util.tree_map(np.array, jax.device_get(carry))  # writable host copies, filled round by round
@@ -306,10 +312,11 @@ def compacted(phases: Phases, common, per_row, options, static, round_steps, sha
         size = bucket(running.size, chunk, n_devices)
         take = np.concatenate([running, np.repeat(running[:1], size - running.size)])
         subset = jax.tree_util.tree_map(lambda a, per: a[take] if per else a, carry, mask)
-        subset[3][running.size:] = True  # padding rows are done from the start
+        subset[3][running.size :] = True  # padding rows are done from the start
         until = np.int32(min(int(carry[0]) + round_steps, max_steps))
         args = (*common, x[take], target[take], ids[take], *options, subset, until)
         out = jax.device_get(run(phases.round_jit, args, rounds, static, seconds))
         carry = jax.tree_util.tree_map(
-            lambda full, new, per: scatter(full, running, new) if per else np.array(new), carry, out, mask)
+            lambda full, new, per: scatter(full, running, new) if per else np.array(new), carry, out, mask
+        )
     return run(phases.finish_jit, (*common, x, target, ids, *options, carry), rounds[:-1], static, seconds)

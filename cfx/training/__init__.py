@@ -18,8 +18,23 @@ from cfx.training.train import CTFit, ct_generator, fit, fit_ct, search_constrai
 from cfx.training.loss import Counterfactuals, CTWeights, ct_loss, ct_train_step, protect
 
 __all__ = [
-    "VARIANTS", "CTConfig", "CTFit", "CTWeights", "Counterfactuals", "EpochSpec", "TrainingData", "counterfactual_step",
-    "ct_epoch", "ct_loss", "ct_train_step", "fit", "fit_ct", "ct_generator", "protect", "search_constraints", "split",
+    "VARIANTS",
+    "CTConfig",
+    "CTFit",
+    "CTWeights",
+    "Counterfactuals",
+    "EpochSpec",
+    "TrainingData",
+    "counterfactual_step",
+    "ct_epoch",
+    "ct_loss",
+    "ct_train_step",
+    "fit",
+    "fit_ct",
+    "ct_generator",
+    "protect",
+    "search_constraints",
+    "split",
 ]
 
 # cfx.training.generator was the ECCo generator of a CTConfig: a "generator" is the method itself (0.2)

@@ -123,7 +123,8 @@ class CTConfig:
         object.__setattr__(self, "n_ce", _positive_int("n_ce", self.n_ce))
         object.__setattr__(self, "max_steps", _positive_int("max_steps", self.max_steps))
         if isinstance(self.protected, (str, bytes)) or not all(
-                isinstance(i, (int, np.integer)) and not isinstance(i, bool) for i in self.protected):
+            isinstance(i, (int, np.integer)) and not isinstance(i, bool) for i in self.protected
+        ):
             raise TypeError(f"CTConfig.protected must be a sequence of feature indices (ints); got {self.protected!r}")
         object.__setattr__(self, "protected", tuple(sorted({int(i) for i in self.protected})))
         if self.domain_sd is not None:
@@ -157,8 +158,10 @@ class CTConfig:
         """Protected indices must name features of the data (raises ValueError)."""
         bad = [i for i in self.protected if not 0 <= i < n_features]
         if bad:
-            raise ValueError(f"CTConfig.protected: feature index {bad[0]} out of range [0, {n_features}) "
-                             f"(the data has {n_features} features)")
+            raise ValueError(
+                f"CTConfig.protected: feature index {bad[0]} out of range [0, {n_features}) "
+                f"(the data has {n_features} features)"
+            )
 
     def replace(self, **changes) -> "CTConfig":
         return dataclasses.replace(self, **changes)

@@ -60,8 +60,9 @@ class TrainingData:
         order = np.argsort(y, kind="stable").astype(np.int32)
         count = np.bincount(y, minlength=n_classes).astype(np.int32)
         start = np.concatenate([[0], np.cumsum(count)[:-1]]).astype(np.int32)
-        return cls(jnp.asarray(X, float_dtype()), jnp.asarray(y), jnp.asarray(order), jnp.asarray(start),
-                   jnp.asarray(count))
+        return cls(
+            jnp.asarray(X, float_dtype()), jnp.asarray(y), jnp.asarray(order), jnp.asarray(start), jnp.asarray(count)
+        )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -93,19 +94,39 @@ def _draw(data: TrainingData, classifier: Classifier, key: jax.Array, n_ce: int)
 
 
 def _counterfactuals(params, data, key, generator, constraints, spec: EpochSpec):
-    classifier = Classifier(spec.apply, jax.lax.stop_gradient(params), n_features=spec.n_features,
-                            n_classes=spec.n_classes)
+    classifier = Classifier(
+        spec.apply, jax.lax.stop_gradient(params), n_features=spec.n_features, n_classes=spec.n_classes
+    )
     k_draw, k_search = jax.random.split(key)
     x, y_true, target, x_plus = _draw(data, classifier, k_draw, spec.n_ce)
-    res = search(generator, classifier, x, target, key=k_search, constraints=constraints, max_steps=spec.max_steps,
-                 track=track_last_within(spec.epsilon), shrink=SEARCH_SHRINK)
+    res = search(
+        generator,
+        classifier,
+        x,
+        target,
+        key=k_search,
+        constraints=constraints,
+        max_steps=spec.max_steps,
+        track=track_last_within(spec.epsilon),
+        shrink=SEARCH_SHRINK,
+    )
     mature = res.converged[:, 0]
     x_ce = jnp.where(mature[:, None], res.counterfactuals[:, 0], x_plus)
-    cfs = Counterfactuals(x_ce=x_ce, x_plus=x_plus, y_plus=target, x_ae=res.track[0][:, 0], y_ae=y_true,
-                          w=jnp.ones((spec.n_ce,), float_dtype()), mature=mature, x=x)
-    info = {"mature_share": jnp.mean(mature.astype(jnp.float32)),
-            "search_steps": jnp.mean(res.steps.astype(jnp.float32)), **_landing(x, res.counterfactuals[:, 0], mature,
-                                                                               cfs.x_ae, constraints)}
+    cfs = Counterfactuals(
+        x_ce=x_ce,
+        x_plus=x_plus,
+        y_plus=target,
+        x_ae=res.track[0][:, 0],
+        y_ae=y_true,
+        w=jnp.ones((spec.n_ce,), float_dtype()),
+        mature=mature,
+        x=x,
+    )
+    info = {
+        "mature_share": jnp.mean(mature.astype(jnp.float32)),
+        "search_steps": jnp.mean(res.steps.astype(jnp.float32)),
+        **_landing(x, res.counterfactuals[:, 0], mature, cfs.x_ae, constraints),
+    }
     return cfs, info
 
 
@@ -115,21 +136,25 @@ def _landing(x, x_cf, mature, x_ae, constraints):
     to the nearest finite face; ``cf_l1``, their mean L1 distance from the factual;
     ``nascent_moved``, the share of nascent ones that are not the factual itself."""
     lower, upper = constraints.lower, constraints.upper
-    gap = jnp.minimum(jnp.where(jnp.isfinite(lower), x_cf - lower, jnp.inf),
-                      jnp.where(jnp.isfinite(upper), upper - x_cf, jnp.inf))
+    gap = jnp.minimum(
+        jnp.where(jnp.isfinite(lower), x_cf - lower, jnp.inf), jnp.where(jnp.isfinite(upper), upper - x_cf, jnp.inf)
+    )
     nearest = jnp.min(gap, axis=-1)
     m = mature.astype(jnp.float32)
     count = jnp.maximum(jnp.sum(m), 1.0)
     finite = jnp.isfinite(nearest)
-    return {"box_share": jnp.sum(m * (nearest <= 1e-4)) / count,
-            "box_distance": jnp.sum(jnp.where(finite, nearest, 0.0) * m) / jnp.maximum(jnp.sum(m * finite), 1.0),
-            "cf_l1": jnp.sum(jnp.sum(jnp.abs(x_cf - x), axis=-1) * m) / count,
-            "nascent_moved": jnp.mean(jnp.any(x_ae != x, axis=-1).astype(jnp.float32))}
+    return {
+        "box_share": jnp.sum(m * (nearest <= 1e-4)) / count,
+        "box_distance": jnp.sum(jnp.where(finite, nearest, 0.0) * m) / jnp.maximum(jnp.sum(m * finite), 1.0),
+        "cf_l1": jnp.sum(jnp.sum(jnp.abs(x_cf - x), axis=-1) * m) / count,
+        "nascent_moved": jnp.mean(jnp.any(x_ae != x, axis=-1).astype(jnp.float32)),
+    }
 
 
 @functools.partial(jax.jit, static_argnames=("spec",))
-def counterfactual_step(params, data: TrainingData, key: jax.Array, generator: ECCo,
-                        constraints: ResolvedConstraints, *, spec: EpochSpec) -> tuple[Counterfactuals, dict]:
+def counterfactual_step(
+    params, data: TrainingData, key: jax.Array, generator: ECCo, constraints: ResolvedConstraints, *, spec: EpochSpec
+) -> tuple[Counterfactuals, dict]:
     """One epoch's n_ce counterfactuals (mature and nascent) as one compiled call.
 
     Returns (:class:`Counterfactuals` with n_ce rows, ``{"mature_share", "search_steps", "box_share",
@@ -152,9 +177,17 @@ def split(cfs: Counterfactuals, n_batches: int) -> Counterfactuals:
 
 
 @functools.partial(jax.jit, static_argnames=("spec",))
-def ct_epoch(state: TrainState, data: TrainingData, key: jax.Array, weights: CTWeights, generator: ECCo,
-             constraints: ResolvedConstraints, *, spec: EpochSpec,
-             epoch: jax.Array | int | None = None) -> tuple[TrainState, dict, Counterfactuals]:
+def ct_epoch(
+    state: TrainState,
+    data: TrainingData,
+    key: jax.Array,
+    weights: CTWeights,
+    generator: ECCo,
+    constraints: ResolvedConstraints,
+    *,
+    spec: EpochSpec,
+    epoch: jax.Array | int | None = None,
+) -> tuple[TrainState, dict, Counterfactuals]:
     """The counterfactual step, then a scan of CT train steps over the shuffled mini-batches.
 
     Returns (state, metrics, the epoch's n_ce counterfactuals). Metrics: the weighted epoch

@@ -17,12 +17,33 @@ import numpy as np
 
 from cfx.classifier import Classifier
 from cfx.evaluation.mmd import mmd2
-from cfx.evaluation.population import (cost, integrated_gradients, ip, ip_star, logit_accuracy, protected_sensitivity,
-                                       robust_accuracy, sample_bank)
+from cfx.evaluation.population import (
+    cost,
+    integrated_gradients,
+    ip,
+    ip_star,
+    logit_accuracy,
+    protected_sensitivity,
+    robust_accuracy,
+    sample_bank,
+)
 
-__all__ = ["evaluate_model", "reduction_ci", "reduction_from_replicates", "select_factuals", "accuracy", "cost",
-           "implausibility", "integrated_gradients", "ip", "ip_star", "mmd2", "protected_sensitivity",
-           "robust_accuracy", "sample_bank"]
+__all__ = [
+    "evaluate_model",
+    "reduction_ci",
+    "reduction_from_replicates",
+    "select_factuals",
+    "accuracy",
+    "cost",
+    "implausibility",
+    "integrated_gradients",
+    "ip",
+    "ip_star",
+    "mmd2",
+    "protected_sensitivity",
+    "robust_accuracy",
+    "sample_bank",
+]
 
 #: mean(argmax f(x) == y) as CT has always computed it (float32, raw logits, one compiled call)
 accuracy = logit_accuracy
@@ -30,8 +51,12 @@ accuracy = logit_accuracy
 
 def implausibility(cf, target, bank, mask) -> np.ndarray:
     """Deprecated name of :func:`cfx.evaluation.population.ip` (CT's IP, mean L1 to samples)."""
-    warnings.warn("cfx.training.evaluation.implausibility is now cfx.evaluation.population.ip (CT's IP); "
-                  "'implausibility' names the kNN-L2 metric of cfx.evaluate", DeprecationWarning, stacklevel=2)
+    warnings.warn(
+        "cfx.training.evaluation.implausibility is now cfx.evaluation.population.ip (CT's IP); "
+        "'implausibility' names the kNN-L2 metric of cfx.evaluate",
+        DeprecationWarning,
+        stacklevel=2,
+    )
     return ip(cf, target, bank, mask)
 
 
@@ -69,10 +94,25 @@ def select_factuals(classifier: Classifier, X, n: int, seed: int) -> tuple[np.nd
     return X[idx], target
 
 
-def evaluate_model(classifier: Classifier, train, test, *, generator, constraints, protected, key,
-                   n_factuals: int = 500, max_steps: int = 50, ip_samples: int = 1000, ip_star_size: int = 100,
-                   length_scale: float = 0.5, eps=(0.0, 0.025, 0.05, 0.075, 0.1), pgd_steps: int = 40,
-                   n_boot: int = 200, seed: int = 0) -> tuple[dict, dict]:
+def evaluate_model(
+    classifier: Classifier,
+    train,
+    test,
+    *,
+    generator,
+    constraints,
+    protected,
+    key,
+    n_factuals: int = 500,
+    max_steps: int = 50,
+    ip_samples: int = 1000,
+    ip_star_size: int = 100,
+    length_scale: float = 0.5,
+    eps=(0.0, 0.025, 0.05, 0.075, 0.1),
+    pgd_steps: int = 40,
+    n_boot: int = 200,
+    seed: int = 0,
+) -> tuple[dict, dict]:
     """Every CT metric of one model: (scalars, arrays).
 
     Counterfactuals for ≤ ``n_factuals`` test points (targets uniform over the other classes)
@@ -86,10 +126,18 @@ def evaluate_model(classifier: Classifier, train, test, *, generator, constraint
     x, target = select_factuals(classifier, test.X, n_factuals, seed)
     # a test point may lie outside the search box (e.g. μ ± 2σ of the training data): widen the
     # box to hold every factual, so generate's check accepts them and the search starts at x
-    lower = np.minimum(np.broadcast_to(np.asarray(constraints.lower if constraints.lower is not None else -np.inf,
-                                                  np.float32), x.shape[1:]), x.min(0))
-    upper = np.maximum(np.broadcast_to(np.asarray(constraints.upper if constraints.upper is not None else np.inf,
-                                                  np.float32), x.shape[1:]), x.max(0))
+    lower = np.minimum(
+        np.broadcast_to(
+            np.asarray(constraints.lower if constraints.lower is not None else -np.inf, np.float32), x.shape[1:]
+        ),
+        x.min(0),
+    )
+    upper = np.maximum(
+        np.broadcast_to(
+            np.asarray(constraints.upper if constraints.upper is not None else np.inf, np.float32), x.shape[1:]
+        ),
+        x.max(0),
+    )
     constraints = dataclasses.replace(constraints, lower=lower, upper=upper)
     res = generate(generator, classifier, x, target, key=key, constraints=constraints, max_steps=max_steps)
     cf = np.asarray(res.counterfactuals[:, 0])
@@ -97,8 +145,13 @@ def evaluate_model(classifier: Classifier, train, test, *, generator, constraint
     bank, mask = sample_bank(train.X, train.y, int(classifier.n_classes), ip_samples, seed)
     ip_values = ip(cf, target, bank, mask)
     ip_valid = np.where(valid, ip_values, np.nan)
-    star, star_boot = (ip_star(cf[valid], target[valid], bank, mask, length_scale=length_scale, size=ip_star_size,
-                               seed=seed, n_boot=n_boot) if valid.any() else (float("nan"), np.full(n_boot, np.nan)))
+    star, star_boot = (
+        ip_star(
+            cf[valid], target[valid], bank, mask, length_scale=length_scale, size=ip_star_size, seed=seed, n_boot=n_boot
+        )
+        if valid.any()
+        else (float("nan"), np.full(n_boot, np.nan))
+    )
     d = train.X.shape[1]
     free = [j for j in range(d) if j not in set(protected)]
     robust = robust_accuracy(classifier, test.X, test.y, eps, key=jax.random.fold_in(key, 1), steps=pgd_steps)
@@ -109,11 +162,21 @@ def evaluate_model(classifier: Classifier, train, test, *, generator, constraint
         "ip_star": star,
         "cost": cost(x, cf, valid),
         "cost_unprotected": cost(x, cf, valid, free),
-        "sensitivity": (protected_sensitivity(classifier, x, protected, np.asarray(train.X).mean(0))
-                        if len(protected) else float("nan")),
+        "sensitivity": (
+            protected_sensitivity(classifier, x, protected, np.asarray(train.X).mean(0))
+            if len(protected)
+            else float("nan")
+        ),
         **{f"fgsm_{e:g}": float(a) for e, a in zip(robust["eps"], robust["fgsm"])},
         **{f"pgd_{e:g}": float(a) for e, a in zip(robust["eps"], robust["pgd"])},
     }
-    arrays = {"factuals": x, "target": target, "counterfactuals": cf, "valid": valid, "ip": ip_valid,
-              "ip_star_boot": star_boot, **{f"robust_{k}": v for k, v in robust.items()}}
+    arrays = {
+        "factuals": x,
+        "target": target,
+        "counterfactuals": cf,
+        "valid": valid,
+        "ip": ip_valid,
+        "ip_star_boot": star_boot,
+        **{f"robust_{k}": v for k, v in robust.items()},
+    }
     return scalars, arrays

@@ -88,8 +88,15 @@ def protect(x_plus: jax.Array, x_cf: jax.Array, mutability: jax.Array) -> jax.Ar
     return jnp.where(mutability == NONE, x_cf, out)
 
 
-def ct_loss(params: Any, batch: Batch, counterfactuals: Counterfactuals, key: jax.Array, *, apply: TrainApply,
-            weights: CTWeights) -> tuple[jax.Array, dict]:
+def ct_loss(
+    params: Any,
+    batch: Batch,
+    counterfactuals: Counterfactuals,
+    key: jax.Array,
+    *,
+    apply: TrainApply,
+    weights: CTWeights,
+) -> tuple[jax.Array, dict]:
     """The CT objective of one batch (see the module docstring) -> (L, aux metrics).
 
     One forward pass over [x; x̃⁺; x'_CE; x'_AE] (B + 3m rows) in training mode (``key``
@@ -99,20 +106,33 @@ def ct_loss(params: Any, batch: Batch, counterfactuals: Counterfactuals, key: ja
     B, m = batch.x.shape[0], cf.x_ce.shape[0]
     x_plus = protect(cf.x_plus, cf.x_ce, weights.mutability)
     logits = two_class_logits(apply(params, jnp.concatenate([batch.x, x_plus, cf.x_ce, cf.x_ae]), key))
-    f_x, f_plus, f_ce, f_ae = logits[:B], logits[B:B + m], logits[B + m:B + 2 * m], logits[B + 2 * m:]
+    f_x, f_plus, f_ce, f_ae = logits[:B], logits[B : B + m], logits[B + m : B + 2 * m], logits[B + 2 * m :]
     ce = weighted_cross_entropy(f_x, batch.y, batch.w)
     g_plus, g_ce = pick_last(f_plus, cf.y_plus), pick_last(f_ce, cf.y_plus)
     div = weighted_mean(g_ce - g_plus, cf.w)  # E(x̃⁺) − E(x'_CE) = −f(x̃⁺) + f(x'_CE)
-    reg = weighted_mean(g_plus ** 2 + g_ce ** 2, cf.w)
+    reg = weighted_mean(g_plus**2 + g_ce**2, cf.w)
     adv = weighted_cross_entropy(f_ae, cf.y_ae, cf.w)
     loss = weights.ce * ce + weights.div * div + weights.reg * reg + weights.adv * adv
-    aux = {"ce": ce, "div": div, "reg": reg, "adv": adv,
-           "mature_share": weighted_mean(cf.mature.astype(jnp.float32), cf.w)}
+    aux = {
+        "ce": ce,
+        "div": div,
+        "reg": reg,
+        "adv": adv,
+        "mature_share": weighted_mean(cf.mature.astype(jnp.float32), cf.w),
+    }
     return loss, aux
 
 
-def _step(state: TrainState, batch: Batch, counterfactuals: Counterfactuals, key: jax.Array, *, weights: CTWeights,
-          apply: TrainApply, tx: optax.GradientTransformation) -> tuple[TrainState, dict]:
+def _step(
+    state: TrainState,
+    batch: Batch,
+    counterfactuals: Counterfactuals,
+    key: jax.Array,
+    *,
+    weights: CTWeights,
+    apply: TrainApply,
+    tx: optax.GradientTransformation,
+) -> tuple[TrainState, dict]:
     """The un-jitted step: :func:`cfx.models.train_step` with the CT loss of this batch."""
 
     def loss_fn(params, batch, key, *, apply, extra):
@@ -123,8 +143,16 @@ def _step(state: TrainState, batch: Batch, counterfactuals: Counterfactuals, key
 
 
 @functools.partial(jax.jit, static_argnames=("apply", "tx"))
-def ct_train_step(state: TrainState, batch: Batch, counterfactuals: Counterfactuals, key: jax.Array, *,
-                  weights: CTWeights, apply: TrainApply, tx: optax.GradientTransformation) -> tuple[TrainState, dict]:
+def ct_train_step(
+    state: TrainState,
+    batch: Batch,
+    counterfactuals: Counterfactuals,
+    key: jax.Array,
+    *,
+    weights: CTWeights,
+    apply: TrainApply,
+    tx: optax.GradientTransformation,
+) -> tuple[TrainState, dict]:
     """One optimiser step on :func:`ct_loss`: pure and jitted (``apply`` and ``tx`` static;
     the state, batch, counterfactuals and λ are traced, so new values never recompile).
 

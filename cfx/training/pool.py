@@ -118,8 +118,18 @@ def _mmd_rounds(a, wa, b, wb, ls):
     return jax.vmap(lambda a, wa, b, wb: mmd2(a, b, wa, wb, ls))(a, wa, b, wb)
 
 
-def evaluate_pool(classifier: Classifier, test, generator, *, spec: PoolSpec, factual: np.ndarray,
-                  target: np.ndarray, constraints, key, seed: int = 0) -> dict:
+def evaluate_pool(
+    classifier: Classifier,
+    test,
+    generator,
+    *,
+    spec: PoolSpec,
+    factual: np.ndarray,
+    target: np.ndarray,
+    constraints,
+    key,
+    seed: int = 0,
+) -> dict:
     """One model's pooled evaluation (module docstring). ``generator`` is the ECCo whose
     ``energy`` is replaced by each weight of the pool; ``factual``/``target``: the classes of each
     individual ((n,), :func:`draw_labels`, the same in every round; ``spec.pairs == "individual"``)
@@ -152,7 +162,7 @@ def evaluate_pool(classifier: Classifier, test, generator, *, spec: PoolSpec, fa
     banks = {}
     for c in np.unique(target):
         idx = np.flatnonzero(y == c)
-        banks[int(c)] = (X[rng.permutation(idx)[:spec.ip_samples]], X[rng.permutation(idx)[:spec.ip_star_size]])
+        banks[int(c)] = (X[rng.permutation(idx)[: spec.ip_samples]], X[rng.permutation(idx)[: spec.ip_star_size]])
     E = len(spec.energies)
     out = {k: np.full((E, J, n), np.nan, np.float32) for k in ("ip", "cost")}
     out.update({k: np.zeros((E, J, n), bool) for k in ("valid", "converged")})
@@ -161,8 +171,15 @@ def evaluate_pool(classifier: Classifier, test, generator, *, spec: PoolSpec, fa
     out["ip_star_alt"] = np.full((E, J), np.nan, np.float32)
     size, d = spec.ip_star_size, X.shape[1]
     for e, lam in enumerate(spec.energies):
-        res = generate(generator.replace(energy=float(lam)), classifier, x, tgt, key=jax.random.fold_in(key, e),
-                       constraints=constraints, max_steps=spec.max_steps)
+        res = generate(
+            generator.replace(energy=float(lam)),
+            classifier,
+            x,
+            tgt,
+            key=jax.random.fold_in(key, e),
+            constraints=constraints,
+            max_steps=spec.max_steps,
+        )
         cf = np.asarray(res.counterfactuals)[:, 0]
         p = np.asarray(res.target_probs)[:, 0]
         valid = (p >= spec.valid_probability) & has.reshape(-1)
@@ -174,8 +191,7 @@ def evaluate_pool(classifier: Classifier, test, generator, *, spec: PoolSpec, fa
         for c, (bank, _) in banks.items():
             sel = tgt == c
             if sel.any():
-                ip[sel] = np.asarray(_ip_rows(jnp.asarray(cf[sel]), jnp.asarray(bank),
-                                              jnp.ones(len(bank), bool)))
+                ip[sel] = np.asarray(_ip_rows(jnp.asarray(cf[sel]), jnp.asarray(bank), jnp.ones(len(bank), bool)))
         out["ip"][e] = np.where(valid, ip, np.nan).reshape(J, n)
         # IP*: per round and target class, ≤ size valid counterfactuals (the first ones: the draw is
         # already random) against ≤ size test rows of that class; the round's value: mean over classes
@@ -184,8 +200,9 @@ def evaluate_pool(classifier: Classifier, test, generator, *, spec: PoolSpec, fa
             if ls is None:
                 continue
             if spec.divergence == "pooled":
-                out[name][e] = _pooled_divergence(cf, valid, has.reshape(-1), fac.reshape(-1), tgt, X, y, J, n,
-                                                  size, ls, seed=seed + 7 + e)
+                out[name][e] = _pooled_divergence(
+                    cf, valid, has.reshape(-1), fac.reshape(-1), tgt, X, y, J, n, size, ls, seed=seed + 7 + e
+                )
                 continue
             per_class = []
             for c, (_, samples) in banks.items():
@@ -193,8 +210,8 @@ def evaluate_pool(classifier: Classifier, test, generator, *, spec: PoolSpec, fa
                 b, wb = np.zeros((J, size, d), np.float32), np.zeros((J, size), np.float32)
                 for j in range(J):
                     keep = np.flatnonzero(vr[j] & (tr[j] == c))[:size]
-                    a[j, :len(keep)], wa[j, :len(keep)] = cfr[j, keep], 1.0
-                b[:, :len(samples)], wb[:, :len(samples)] = samples, 1.0
+                    a[j, : len(keep)], wa[j, : len(keep)] = cfr[j, keep], 1.0
+                b[:, : len(samples)], wb[:, : len(samples)] = samples, 1.0
                 mmd = np.asarray(_mmd_rounds(a, wa, b, wb, jnp.float32(ls)))
                 per_class.append(np.where(wa.sum(1) >= 2, np.maximum(mmd, 0.0), np.nan))
             out[name][e] = _nanmean(np.stack(per_class), axis=0)
@@ -217,8 +234,8 @@ def _pooled_divergence(cf, valid, has, fac, tgt, X, y, J, n, size, ls, seed) -> 
         ref = rows if len(rows) <= size else rng.choice(rows, size, replace=False)
         a, wa = np.zeros((1, size, d), np.float32), np.zeros((1, size), np.float32)
         b, wb = np.zeros((1, size, d), np.float32), np.zeros((1, size), np.float32)
-        a[0, :len(pick)], wa[0, :len(pick)] = cf[pick], 1.0
-        b[0, :len(ref)], wb[0, :len(ref)] = X[ref], 1.0
+        a[0, : len(pick)], wa[0, : len(pick)] = cf[pick], 1.0
+        b[0, : len(ref)], wb[0, : len(ref)] = X[ref], 1.0
         if len(pick) >= 2 and len(ref) >= 2:
             value[members] = max(float(np.asarray(_mmd_rounds(a, wa, b, wb, jnp.float32(ls)))[0]), 0.0)
     per_row = np.where(valid, value, np.nan).reshape(J, n)
@@ -246,11 +263,23 @@ def pooled_reduction(base_rounds: np.ndarray, treated_rounds: np.ndarray, level:
     b, t = np.asarray(base_rounds, np.float64), np.asarray(treated_rounds, np.float64)
     ok = np.isfinite(b) & np.isfinite(t) & (b > 0)
     if ok.sum() < 2:
-        return {"reduction": float("nan"), "se": float("nan"), "low": float("nan"), "high": float("nan"),
-                "significant": False, "rounds": int(ok.sum())}
+        return {
+            "reduction": float("nan"),
+            "se": float("nan"),
+            "low": float("nan"),
+            "high": float("nan"),
+            "significant": False,
+            "rounds": int(ok.sum()),
+        }
     ratio = t[ok] / b[ok]
     q = [50 * (1 - level), 100 - 50 * (1 - level)]
     lo_d, hi_d = np.percentile(b[ok] - t[ok], q)
     lo, hi = np.percentile(100 * (1 - ratio), q)
-    return {"reduction": float(100 * (1 - ratio.mean())), "se": float(100 * ratio.std(ddof=1)), "low": float(lo),
-            "high": float(hi), "significant": bool(lo_d > 0 or hi_d < 0), "rounds": int(ok.sum())}
+    return {
+        "reduction": float(100 * (1 - ratio.mean())),
+        "se": float(100 * ratio.std(ddof=1)),
+        "low": float(lo),
+        "high": float(hi),
+        "significant": bool(lo_d > 0 or hi_d < 0),
+        "rounds": int(ok.sum()),
+    }

@@ -94,8 +94,15 @@ def ct_generator(ct: CTConfig) -> ECCo:
     """ECCo with CT's settings (SPEC §5): cost, energy, ridge, SGD η, τ, the stopping rule
     (``stop``) and the energy schedule (``energy_decay``; polynomial: b = round(T/25))."""
     schedule = polynomial_schedule(ct.max_steps) if ct.energy_decay == "polynomial" else {}
-    return ECCo(learning_rate=ct.learning_rate, cost=ct.cost, energy=ct.energy, ridge=ct.ridge, threshold=ct.threshold,
-                convergence="threshold" if ct.stop == "threshold" else "max_steps", **schedule)
+    return ECCo(
+        learning_rate=ct.learning_rate,
+        cost=ct.cost,
+        energy=ct.energy,
+        ridge=ct.ridge,
+        threshold=ct.threshold,
+        convergence="threshold" if ct.stop == "threshold" else "max_steps",
+        **schedule,
+    )
 
 
 @functools.partial(jax.jit, static_argnums=0)
@@ -110,8 +117,10 @@ def _check_gradients(apply, params, X, y) -> None:
     model, as the eager check cost ~70 ms per fit)."""
     rows = slice(0, min(16, X.shape[0]))
     if not bool(_gradients_finite(apply, params, X[rows], y[rows])):
-        raise ValueError("model: the classifier's gradients are not finite at initialisation (check the model's "
-                         "forward pass and the data scale); counterfactual training needs finite gradients")
+        raise ValueError(
+            "model: the classifier's gradients are not finite at initialisation (check the model's "
+            "forward pass and the data scale); counterfactual training needs finite gradients"
+        )
 
 
 def _check_ct_trainable(model) -> None:
@@ -119,9 +128,11 @@ def _check_ct_trainable(model) -> None:
     trained its own way (``ModelEntry.ct_trainable``) is refused, naming those it can train."""
     if isinstance(model, str) and not MODELS.get(model).ct_trainable:
         can = [name for name, entry in MODELS.items() if entry.ct_trainable]
-        raise ValueError(f"model: counterfactual training cannot train {model!r}: it trains one network by a loss "
-                         f"(not ensembles, energy-based models or models trained their own way): {sorted(can)} or "
-                         "any flax module")
+        raise ValueError(
+            f"model: counterfactual training cannot train {model!r}: it trains one network by a loss "
+            f"(not ensembles, energy-based models or models trained their own way): {sorted(can)} or "
+            "any flax module"
+        )
 
 
 def fit(
@@ -156,25 +167,45 @@ def fit(
     ct = CTConfig() if ct is None else ct
     if not isinstance(ct, CTConfig):
         raise TypeError(f"ct must be a cfx.training.CTConfig; got {type(ct).__name__}")
-    options = dict(epochs=epochs, batch_size=batch_size, learning_rate=learning_rate, seed=seed, widths=widths,
-                   activation=activation, dropout=dropout, init_params=init_params, progress=progress,
-                   weight_decay=weight_decay, n_classes=n_classes, n_members=n_members)
+    options = dict(
+        epochs=epochs,
+        batch_size=batch_size,
+        learning_rate=learning_rate,
+        seed=seed,
+        widths=widths,
+        activation=activation,
+        dropout=dropout,
+        init_params=init_params,
+        progress=progress,
+        weight_decay=weight_decay,
+        n_classes=n_classes,
+        n_members=n_members,
+    )
     X, y = _train._check_dataset(dataset)
     constraints = search_constraints(dataset, ct)  # protected indices checked here
     n, d = X.shape
     counts = np.bincount(np.asarray(y, np.int64))
     counts = counts[counts > 0]
     cap = min(n, len(counts) * int(counts.min()))  # each class's share of n_ce must fit in the class
-    info = {"variant": ct.variant, "n_ce": min(ct.n_ce, cap), "n_ce_requested": ct.n_ce, "n_ce_capped": ct.n_ce > cap,
-            "mutability": list(constraints.mutability), "weights": list(ct.weights()),
-            "immutable": [i for i, m in enumerate(constraints.mutability) if MUTABILITY.index(m) == NONE]}
+    info = {
+        "variant": ct.variant,
+        "n_ce": min(ct.n_ce, cap),
+        "n_ce_requested": ct.n_ce,
+        "n_ce_capped": ct.n_ce > cap,
+        "mutability": list(constraints.mutability),
+        "weights": list(ct.weights()),
+        "immutable": [i for i, m in enumerate(constraints.mutability) if MUTABILITY.index(m) == NONE],
+    }
     if not ct.searches:
         clf, state = _train.fit(dataset, model, return_state=True, **options)
         return CTFit(clf, state, {}, info)
     if ct.n_ce > cap:
-        msg = (f"CTConfig.n_ce={ct.n_ce} exceeds the {n} training rows; using n_ce={n}" if cap == n else
-               f"CTConfig.n_ce={ct.n_ce}: its share per class exceeds the smallest class ({int(counts.min())} of {n} "
-               f"training rows, {len(counts)} classes); using n_ce={cap}")
+        msg = (
+            f"CTConfig.n_ce={ct.n_ce} exceeds the {n} training rows; using n_ce={n}"
+            if cap == n
+            else f"CTConfig.n_ce={ct.n_ce}: its share per class exceeds the smallest class ({int(counts.min())} of {n} "
+            f"training rows, {len(counts)} classes); using n_ce={cap}"
+        )
         log.warning(msg)
         warnings.warn(msg, stacklevel=2)
     epochs = _train._check_positive_int("epochs", epochs)
@@ -183,11 +214,13 @@ def fit(
         raise ValueError(f"learning_rate must be a positive finite float; got {learning_rate!r}")
     n_classes = max(int(y.max()) + 1, 2) if n_classes is None else _train._check_positive_int("n_classes", n_classes)
     _check_ct_trainable(model)
-    apply, fresh_shapes, out_classes = _train._build(model, d, n_classes=n_classes, widths=widths,
-                                                     activation=activation, dropout=dropout, n_members=n_members)
+    apply, fresh_shapes, out_classes = _train._build(
+        model, d, n_classes=n_classes, widths=widths, activation=activation, dropout=dropout, n_members=n_members
+    )
     if isinstance(apply, Ensemble):
-        raise ValueError("model: counterfactual training supports single models (mlp, linear, a flax module), "
-                         "not ensembles")
+        raise ValueError(
+            "model: counterfactual training supports single models (mlp, linear, a flax module), not ensembles"
+        )
     k_init, k_train = jax.random.split(jax.random.key(int(seed)))
     params = apply.init(k_init, d) if init_params is None else _train._warm_params(init_params, fresh_shapes)
     _check_gradients(apply, params, jnp.asarray(X), jnp.asarray(y))
@@ -195,8 +228,16 @@ def fit(
     state = TrainState(step=jnp.zeros((), jnp.int32), params=params, opt_state=opt_state, extra=None)
 
     resolved = constraints.resolve(d)
-    spec = EpochSpec(apply=apply, n_features=d, n_classes=out_classes, batch_size=min(batch_size, n),
-                     n_ce=info["n_ce"], max_steps=ct.max_steps, epsilon=ct.epsilon, tx=_train._TX)
+    spec = EpochSpec(
+        apply=apply,
+        n_features=d,
+        n_classes=out_classes,
+        batch_size=min(batch_size, n),
+        n_ce=info["n_ce"],
+        max_steps=ct.max_steps,
+        epsilon=ct.epsilon,
+        tx=_train._TX,
+    )
     data = TrainingData.create(X, y, out_classes)
     weights = CTWeights.create(ct.weights(), [MUTABILITY.index(m) for m in constraints.mutability])
     gen = ct_generator(ct)
@@ -208,8 +249,10 @@ def fit(
     def record(epoch: int, metrics: dict) -> None:
         metrics = jax.device_get(metrics)
         if not metrics["finite"]:
-            raise FloatingPointError(f"model: non-finite gradients in counterfactual training at epoch {epoch} "
-                                     f"(loss {float(metrics['loss']):.4g}); lower the learning rate or the λ")
+            raise FloatingPointError(
+                f"model: non-finite gradients in counterfactual training at epoch {epoch} "
+                f"(loss {float(metrics['loss']):.4g}); lower the learning rate or the λ"
+            )
         for k, v in metrics.items():
             history.setdefault(k, []).append(float(v))
         if progress:

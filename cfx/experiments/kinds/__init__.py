@@ -110,12 +110,16 @@ _deprecated.renamed_keywords(Kind, {"prepare": "check"})  # Kind(prepare=...) wa
 
 
 #: kind name -> module defining ``KIND`` (or a Kind registered at run time)
-KINDS: Registry[str | Kind] = Registry("experiment kind", {
-    "benchmark": "cfx.experiments.kinds.benchmark",
-    "dynamics": "cfx.experiments.kinds.dynamics",
-    "ct": "cfx.experiments.kinds.ct",
-    "eccco": "cfx.experiments.kinds.eccco",
-}, describe=lambda k: (importlib.import_module(k).KIND if isinstance(k, str) else k).description)
+KINDS: Registry[str | Kind] = Registry(
+    "experiment kind",
+    {
+        "benchmark": "cfx.experiments.kinds.benchmark",
+        "dynamics": "cfx.experiments.kinds.dynamics",
+        "ct": "cfx.experiments.kinds.ct",
+        "eccco": "cfx.experiments.kinds.eccco",
+    },
+    describe=lambda k: (importlib.import_module(k).KIND if isinstance(k, str) else k).description,
+)
 
 
 def register_kind(kind: Kind | str, name: str | None = None) -> None:

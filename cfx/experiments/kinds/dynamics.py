@@ -33,14 +33,36 @@ import pydantic
 
 from cfx.evaluation.registry import headline_metrics
 from cfx.experiments import runs, sections
-from cfx.experiments.config import (Bool, ConfigError, Experiment, NonNegativeInt, PositiveFloat, PositiveInt, Preset,
-                                    Probability, RawConfig, Spec, Str, choice, plain)
+from cfx.experiments.config import (
+    Bool,
+    ConfigError,
+    Experiment,
+    NonNegativeInt,
+    PositiveFloat,
+    PositiveInt,
+    Preset,
+    Probability,
+    RawConfig,
+    Spec,
+    Str,
+    choice,
+    plain,
+)
 from cfx.experiments.kinds import Kind, Report
 
 __all__ = ["KIND", "DynamicsConfig", "FIGURE_METRICS", "TABLE_METRICS"]
 
-FIGURE_METRICS = ("mmd_domain", "mmd_model", "mmd_model_grid", "disagreement", "decisiveness", "f1_change",
-                  "param_change", "validity", "cost_l1")
+FIGURE_METRICS = (
+    "mmd_domain",
+    "mmd_model",
+    "mmd_model_grid",
+    "disagreement",
+    "decisiveness",
+    "f1_change",
+    "param_change",
+    "validity",
+    "cost_l1",
+)
 TABLE_METRICS = headline_metrics("dynamics")  # summary.md's columns: the registry's "dynamics" headline table
 _P = {"mmd_domain": "p_domain", "mmd_model": "p_model", "mmd_model_grid": "p_model_grid"}
 
@@ -68,9 +90,15 @@ class ModelSpec(sections.ModelSpec):
         from cfx.dynamics.simulation import CfxTrainer
 
         if self.trainer == "reference":
-            return ReferenceTrainer(self.name, self.epochs, self.retrain_epochs, self.learning_rate,
-                                    widths=tuple(self.widths or (32,)), batch_size=self.batch_size,
-                                    **{k: self.options[k] for k in REFERENCE_OPTIONS if k in self.options})
+            return ReferenceTrainer(
+                self.name,
+                self.epochs,
+                self.retrain_epochs,
+                self.learning_rate,
+                widths=tuple(self.widths or (32,)),
+                batch_size=self.batch_size,
+                **{k: self.options[k] for k in REFERENCE_OPTIONS if k in self.options},
+            )
         return CfxTrainer(self.name, self.fit_options(), self.epochs, self.retrain_epochs)
 
     def fit_options(self) -> dict:
@@ -107,8 +135,10 @@ def _check_latent(generators, ctx) -> None:
             continue
         bad = sorted(set(opts) - set(VAE_OPTIONS))
         if bad:
-            raise ctx.error(f"generators[{i}].latent_space.{bad[0]}", "not an option of the latent space; the options "
-                            f"are {', '.join(VAE_OPTIONS)}")
+            raise ctx.error(
+                f"generators[{i}].latent_space.{bad[0]}",
+                f"not an option of the latent space; the options are {', '.join(VAE_OPTIONS)}",
+            )
         try:
             cfx.generators.in_latent_space(cfx.generators.REGISTRY.get(g.name).cls)
         except ValueError as e:
@@ -131,7 +161,7 @@ class SimulationSpec(Spec):
     max_steps: PositiveInt = 100
     target: NonNegativeInt = 1
     pool: Annotated[Str, choice(("predicted", "label"))] = "predicted"
-    pool_scope: Annotated[Str, choice(("model", "all"))] = "model"   # all: one pool over every model x generator
+    pool_scope: Annotated[Str, choice(("model", "all"))] = "model"  # all: one pool over every model x generator
     draw: Annotated[Str, choice(("at_least_one", "round"))] = "at_least_one"
     metrics: dict[str, Str] = pydantic.Field(default_factory=dict)  # cfx.dynamics.MetricOptions fields
     n_permutations: NonNegativeInt = 1000
@@ -155,10 +185,12 @@ class DynamicsConfig(Experiment):
     @classmethod
     def parse(cls, raw: RawConfig | Mapping) -> "DynamicsConfig":
         ctx, d = sections.begin(cls, raw, data=DataSpec)
-        d["models"] = sections.section_list(d, "models", ctx, functools.partial(
-            sections.model_item, spec=ModelSpec, also=_reference_options))
-        d["generators"] = sections.section_list(d, "generators", ctx, functools.partial(
-            sections.generator_item, spec=GeneratorSpec, coerce=False))
+        d["models"] = sections.section_list(
+            d, "models", ctx, functools.partial(sections.model_item, spec=ModelSpec, also=_reference_options)
+        )
+        d["generators"] = sections.section_list(
+            d, "generators", ctx, functools.partial(sections.generator_item, spec=GeneratorSpec, coerce=False)
+        )
         _check_latent(d["generators"], ctx)
         sim = d.get("simulation") or {}
         d["simulation"] = ctx.validate(SimulationSpec, sim, "simulation")
@@ -170,30 +202,48 @@ class DynamicsConfig(Experiment):
         except (TypeError, ValueError) as e:
             raise ctx.error("simulation.metrics", str(e)) from None
         if d["simulation"].pool_scope == "all" and len({m.trainer for m in d["models"]}) > 1:
-            raise ctx.error("models", "mixed model kinds in one cross-model pool (simulation.pool_scope: all): " +
-                            ", ".join(f"{m.key}: {m.trainer}" for m in d["models"]) + "; give every model one trainer")
+            raise ctx.error(
+                "models",
+                "mixed model kinds in one cross-model pool (simulation.pool_scope: all): "
+                + ", ".join(f"{m.key}: {m.trainer}" for m in d["models"])
+                + "; give every model one trainer",
+            )
         for i, m in enumerate(d["models"]):
             if m.trainer == "reference":
                 if m.name not in REFERENCE_MODELS:
                     raise ctx.error(f"models[{i}].name", f"the reference trainer has {', '.join(REFERENCE_MODELS)}")
                 extra = sorted(set(m.options) - set(REFERENCE_OPTIONS))
                 if extra:
-                    raise ctx.error(f"models[{i}].{extra[0]}", "not an option of the reference trainer (it takes epochs, "
-                                    f"retrain_epochs, learning_rate, batch_size, widths, {', '.join(REFERENCE_OPTIONS)})")
+                    raise ctx.error(
+                        f"models[{i}].{extra[0]}",
+                        "not an option of the reference trainer (it takes epochs, "
+                        f"retrain_epochs, learning_rate, batch_size, widths, {', '.join(REFERENCE_OPTIONS)})",
+                    )
         return sections.finish(cls, ctx, d, raw)
 
     def to_dict(self) -> dict:
         flat = sections.flat
-        return {"kind": self.kind, "name": self.name, "description": self.description,
-                "data": [flat(x, "options") for x in self.data], "models": [flat(x, "options") for x in self.models],
-                "generators": [flat(x, "hyperparams") for x in self.generators],
-                "simulation": plain(self.simulation.model_dump()), "repetitions": self.repetitions,
-                "preset": self.preset, "seed": self.seed, "output": self.output, "figures": self.figures}
+        return {
+            "kind": self.kind,
+            "name": self.name,
+            "description": self.description,
+            "data": [flat(x, "options") for x in self.data],
+            "models": [flat(x, "options") for x in self.models],
+            "generators": [flat(x, "hyperparams") for x in self.generators],
+            "simulation": plain(self.simulation.model_dump()),
+            "repetitions": self.repetitions,
+            "preset": self.preset,
+            "seed": self.seed,
+            "output": self.output,
+            "figures": self.figures,
+        }
 
     def plan(self) -> str:
         s = self.simulation
-        return (f"{len(self.data)} data x {len(self.models)} models, {len(self.generators)} generators sharing a pool, "
-                f"{s.rounds} rounds (mu={s.mu}) x {self.repetitions} repetitions -> {self.output_dir}")
+        return (
+            f"{len(self.data)} data x {len(self.models)} models, {len(self.generators)} generators sharing a pool, "
+            f"{s.rounds} rounds (mu={s.mu}) x {self.repetitions} repetitions -> {self.output_dir}"
+        )
 
 
 # ------------------------------------------------------------------------------ runner
@@ -245,17 +295,38 @@ def _simulate(cfg: DynamicsConfig, dc, models, store, progress, prefix, split):
     s = cfg.simulation
     train, test = split
     label = "/".join(prefix[1:])
-    model = models[0].make_trainer() if len(models) == 1 and s.pool_scope == "model" else \
-        {mc.key: mc.make_trainer() for mc in models}
+    model = (
+        models[0].make_trainer()
+        if len(models) == 1 and s.pool_scope == "model"
+        else {mc.key: mc.make_trainer() for mc in models}
+    )
     seed_labels = (dc.key, models[0].key) if s.pool_scope == "model" else (dc.key, "all-models")
     return cfx.dynamics.simulate(
-        train, test, _generators(cfg, split), model=model, rounds=s.rounds, mu=s.mu, eval_every=s.eval_every,
-        target=s.target, num_counterfactuals=s.num_counterfactuals, max_steps=s.max_steps,
-        repetitions=cfg.repetitions, seed=runs.derive_seed(cfg.seed, None, "sim", *seed_labels), n_permutations=s.n_permutations,
-        length_scale=s.length_scale, max_samples=s.max_samples, grid_samples=s.grid_samples,
-        generative_epochs=s.generative_epochs, pool=s.pool, draw=s.draw, metrics=MetricOptions(**dict(s.metrics)),
-        checkpoint=store, prefix=prefix, constraints_scope=s.constraints,
-        on_round=lambda rep, t, rows: progress.status(f"{label} rep {rep} round {t}", log=t % 10 == 0))
+        train,
+        test,
+        _generators(cfg, split),
+        model=model,
+        rounds=s.rounds,
+        mu=s.mu,
+        eval_every=s.eval_every,
+        target=s.target,
+        num_counterfactuals=s.num_counterfactuals,
+        max_steps=s.max_steps,
+        repetitions=cfg.repetitions,
+        seed=runs.derive_seed(cfg.seed, None, "sim", *seed_labels),
+        n_permutations=s.n_permutations,
+        length_scale=s.length_scale,
+        max_samples=s.max_samples,
+        grid_samples=s.grid_samples,
+        generative_epochs=s.generative_epochs,
+        pool=s.pool,
+        draw=s.draw,
+        metrics=MetricOptions(**dict(s.metrics)),
+        checkpoint=store,
+        prefix=prefix,
+        constraints_scope=s.constraints,
+        on_round=lambda rep, t, rows: progress.status(f"{label} rep {rep} round {t}", log=t % 10 == 0),
+    )
 
 
 def run(cfg: DynamicsConfig, store, splits, progress) -> None:
@@ -274,8 +345,16 @@ def run(cfg: DynamicsConfig, store, splits, progress) -> None:
             seconds = time.perf_counter() - began
             for mc, done in zip(models, dones):
                 mine = [r for r in res.history if r.get("model", mc.key) == mc.key]
-                store.save(done, {"dataset": dc.key, "model": mc.key, "history": mine, "stopped": res.stopped,
-                                  "seconds": seconds / len(models)})
+                store.save(
+                    done,
+                    {
+                        "dataset": dc.key,
+                        "model": mc.key,
+                        "history": mine,
+                        "stopped": res.stopped,
+                        "seconds": seconds / len(models),
+                    },
+                )
             progress.step(f"{dc.key}/{'+'.join(mc.key for mc in models)}", seconds)
 
 
@@ -289,10 +368,18 @@ def _frames(cfg: DynamicsConfig, store):
         seconds[(rec["dataset"], rec["model"])] = rec["seconds"]
         stopped += [{"dataset": rec["dataset"], "model": rec["model"], **s} for s in rec["stopped"]]
         for r in rec["history"]:
-            base = {"dataset": rec["dataset"], "model": rec["model"], "generator": r["generator"],
-                    "repetition": r["repetition"], "round": r["round"]}
-            rows += [{**base, "metric": k, "value": float(v)} for k, v in r.items()
-                     if k not in base and isinstance(v, (int, float)) and v is not None]
+            base = {
+                "dataset": rec["dataset"],
+                "model": rec["model"],
+                "generator": r["generator"],
+                "repetition": r["repetition"],
+                "round": r["round"],
+            }
+            rows += [
+                {**base, "metric": k, "value": float(v)}
+                for k, v in r.items()
+                if k not in base and isinstance(v, (int, float)) and v is not None
+            ]
     return pd.DataFrame(rows), stopped, seconds
 
 
@@ -303,8 +390,11 @@ def _final(long):
     last = evaluated.max().rename("last").reset_index()
     merged = long.merge(last, on=["dataset", "model", "generator", "repetition"])
     final = merged[merged["round"] == merged["last"]]
-    out = final.groupby(["dataset", "model", "generator", "metric"], sort=False)["value"].agg(
-        mean="mean", sd=lambda v: float(np.std(v, ddof=1)) if len(v) > 1 else math.nan, n="count").reset_index()
+    out = (
+        final.groupby(["dataset", "model", "generator", "metric"], sort=False)["value"]
+        .agg(mean="mean", sd=lambda v: float(np.std(v, ddof=1)) if len(v) > 1 else math.nan, n="count")
+        .reset_index()
+    )
     rounds = last.groupby(["dataset", "model", "generator"])["last"].max().rename("round").reset_index()
     return out.merge(rounds, on=["dataset", "model", "generator"])
 
@@ -326,8 +416,10 @@ def _skipped(long) -> list[str]:
     out = []
     for (d, m, r), g in sk.groupby(["dataset", "model", "repetition"]):
         rounds = sorted(set(int(t) for t in g["round"]))
-        out.append(f"- {d}/{m} repetition {r}: the draw was empty (n = round(mu*|pool|) = 0) in {len(rounds)} "
-                   f"rounds, from round {rounds[0]}; those rounds moved nothing and retrained nothing")
+        out.append(
+            f"- {d}/{m} repetition {r}: the draw was empty (n = round(mu*|pool|) = 0) in {len(rounds)} "
+            f"rounds, from round {rounds[0]}; those rounds moved nothing and retrained nothing"
+        )
     return out
 
 
@@ -343,12 +435,16 @@ def _markdown(final, title: str, stopped, seconds, skipped=()) -> str:
         lines.append("| " + " | ".join([*k, str(rounds[k]), *(_cell(lookup, k, m) for m in cols)]) + " |")
     lines += ["", "Final evaluated round, mean ± sd over repetitions; (p ...) the mean permutation p-value."]
     for s in stopped:
-        lines.append(f"- {s['dataset']}/{s['model']} repetition {s['repetition']} stopped at round {s['round']}: "
-                     f"{s['reason']}")
+        lines.append(
+            f"- {s['dataset']}/{s['model']} repetition {s['repetition']} stopped at round {s['round']}: {s['reason']}"
+        )
     lines += list(skipped)
     total = sum(seconds.values())
-    lines.append(f"\nSimulation time {total:.1f} s in total (" +
-                 ", ".join(f"{d}/{m} {v:.1f} s" for (d, m), v in seconds.items()) + ")")
+    lines.append(
+        f"\nSimulation time {total:.1f} s in total ("
+        + ", ".join(f"{d}/{m} {v:.1f} s" for (d, m), v in seconds.items())
+        + ")"
+    )
     return "\n".join(lines) + "\n"
 
 
@@ -372,9 +468,14 @@ def _figures(cfg: DynamicsConfig, store, long) -> list:
                 for gc in cfg.generators:
                     g = m[(m["model"] == mc.key) & (m["generator"] == gc.key)]
                     stats = g.groupby("round")["value"].agg(["mean", "std"]).reset_index()
-                    line, = ax.plot(stats["round"], stats["mean"], marker="o", ms=3, label=gc.key)
-                    ax.fill_between(stats["round"], stats["mean"] - stats["std"].fillna(0),
-                                    stats["mean"] + stats["std"].fillna(0), color=line.get_color(), alpha=0.15)
+                    (line,) = ax.plot(stats["round"], stats["mean"], marker="o", ms=3, label=gc.key)
+                    ax.fill_between(
+                        stats["round"],
+                        stats["mean"] - stats["std"].fillna(0),
+                        stats["mean"] + stats["std"].fillna(0),
+                        color=line.get_color(),
+                        alpha=0.15,
+                    )
                 ax.set_title(mc.key)
                 ax.set_xlabel("round")
             axes[0][0].set_ylabel(metric)
@@ -408,6 +509,7 @@ def show(store, raw: Mapping, metrics=None) -> str:
 # ------------------------------------------------------------------------------ the ard-2023 preset
 def _expand_ard(raw: dict) -> dict:
     from cfx.dynamics.reference import PresetConflict, expand_config
+
     try:
         return expand_config(raw)
     except PresetConflict as e:
@@ -417,18 +519,44 @@ def _expand_ard(raw: dict) -> dict:
 ARD_2023 = Preset(
     name="ard-2023",
     description="Altmeyer et al. (SaTML 2023) as AlgorithmicRecourseDynamics.jl 0.1.2 + CounterfactualExplanations.jl "
-                "0.1.5 ran it: CE.jl 0.1.5 search, batch-1 one-logit models, one pool over all systems",
-    values={"simulation": {"pool": "predicted", "pool_scope": "all", "draw": "round", "num_counterfactuals": 5,
-                           "max_steps": 100, "target": 1, "length_scale": 0.5, "grid_samples": 1000, "generative_epochs": 10,
-                           "constraints": "categorical",
-                           "metrics": {"reference": "all", "domain_size": "common", "probabilities": "target",
-                                       "grid": "redrawn", "f1": "macro", "perturbation": "per_element"}}},
+    "0.1.5 ran it: CE.jl 0.1.5 search, batch-1 one-logit models, one pool over all systems",
+    values={
+        "simulation": {
+            "pool": "predicted",
+            "pool_scope": "all",
+            "draw": "round",
+            "num_counterfactuals": 5,
+            "max_steps": 100,
+            "target": 1,
+            "length_scale": 0.5,
+            "grid_samples": 1000,
+            "generative_epochs": 10,
+            "constraints": "categorical",
+            "metrics": {
+                "reference": "all",
+                "domain_size": "common",
+                "probabilities": "target",
+                "grid": "redrawn",
+                "f1": "macro",
+                "perturbation": "per_element",
+            },
+        }
+    },
     source="JuliaTrustworthyAI/AlgorithmicRecourseDynamics.jl v0.1.2, JuliaTrustworthyAI/CounterfactualExplanations.jl "
-           "v0.1.5 (the Manifest of pat-alt/endogenous-macrodynamics-in-algorithmic-recourse at bce69ff / dd8ba1d, "
-           "the commits that wrote paper/www/*_results.png)",
+    "v0.1.5 (the Manifest of pat-alt/endogenous-macrodynamics-in-algorithmic-recourse at bce69ff / dd8ba1d, "
+    "the commits that wrote paper/www/*_results.png)",
     expand=_expand_ard,
 )
 
-KIND = Kind(name="dynamics", schema=DynamicsConfig, check=check, run=run, report=report, expected=expected,
-            show=show, description="endogenous recourse dynamics: rounds of recourse + retraining, shift metrics",
-            unit="simulation", presets={"ard-2023": ARD_2023})
+KIND = Kind(
+    name="dynamics",
+    schema=DynamicsConfig,
+    check=check,
+    run=run,
+    report=report,
+    expected=expected,
+    show=show,
+    description="endogenous recourse dynamics: rounds of recourse + retraining, shift metrics",
+    unit="simulation",
+    presets={"ard-2023": ARD_2023},
+)

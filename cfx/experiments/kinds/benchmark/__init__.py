@@ -47,17 +47,65 @@ metrics). Report: ``results.csv`` (dataset, model, generator, run, metric, value
 from __future__ import annotations
 
 from cfx.experiments.kinds import Kind
-from cfx.experiments.kinds.benchmark.report import (HEADLINE_METRICS, KEYS, TIMING_METRICS, BenchmarkReport, report,
-                                                    show, summarise, summary_markdown)
-from cfx.experiments.kinds.benchmark.runner import (GRID_RESOLUTION, MAX_PLOT_POINTS,
-                                                    derive_seed, expected, check, run, select_factuals)
-from cfx.experiments.kinds.benchmark.schema import (BenchmarkConfig, DataConfig, GeneratorConfig, ModelConfig,
-                                                    SearchConfig)
+from cfx.experiments.kinds.benchmark.report import (
+    HEADLINE_METRICS,
+    KEYS,
+    TIMING_METRICS,
+    BenchmarkReport,
+    report,
+    show,
+    summarise,
+    summary_markdown,
+)
+from cfx.experiments.kinds.benchmark.runner import (
+    GRID_RESOLUTION,
+    MAX_PLOT_POINTS,
+    derive_seed,
+    expected,
+    check,
+    run,
+    select_factuals,
+)
+from cfx.experiments.kinds.benchmark.schema import (
+    BenchmarkConfig,
+    DataConfig,
+    GeneratorConfig,
+    ModelConfig,
+    SearchConfig,
+)
 
-__all__ = ["BenchmarkConfig", "DataConfig", "ModelConfig", "GeneratorConfig", "SearchConfig", "BenchmarkReport",
-           "KIND", "select_factuals", "derive_seed", "TIMING_METRICS", "HEADLINE_METRICS", "KEYS", "GRID_RESOLUTION",
-           "MAX_PLOT_POINTS", "check", "run", "expected", "report", "show", "summary_markdown", "summarise"]
+__all__ = [
+    "BenchmarkConfig",
+    "DataConfig",
+    "ModelConfig",
+    "GeneratorConfig",
+    "SearchConfig",
+    "BenchmarkReport",
+    "KIND",
+    "select_factuals",
+    "derive_seed",
+    "TIMING_METRICS",
+    "HEADLINE_METRICS",
+    "KEYS",
+    "GRID_RESOLUTION",
+    "MAX_PLOT_POINTS",
+    "check",
+    "run",
+    "expected",
+    "report",
+    "show",
+    "summary_markdown",
+    "summarise",
+]
 
-KIND = Kind(name="benchmark", schema=BenchmarkConfig, run=run, report=report, check=check, expected=expected,
-            show=show, unit="cell",
-            description="data sets x models x generators x runs: train, search, evaluate; a long table of metrics")
+KIND = Kind(
+    name="benchmark",
+    schema=BenchmarkConfig,
+    run=run,
+    report=report,
+    check=check,
+    expected=expected,
+    show=show,
+    unit="cell",
+    description="data sets x models x generators x runs: train, search, evaluate; a long table of metrics",
+)

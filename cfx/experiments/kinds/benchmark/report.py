@@ -19,8 +19,16 @@ from cfx.experiments.kinds.benchmark.runner import _cell, _model_path, expected
 from cfx.experiments.kinds.benchmark.schema import BenchmarkConfig
 from cfx.experiments.store import Store
 
-__all__ = ["BenchmarkReport", "summary_markdown", "summarise", "report", "show", "TIMING_METRICS",
-           "HEADLINE_METRICS", "KEYS"]
+__all__ = [
+    "BenchmarkReport",
+    "summary_markdown",
+    "summarise",
+    "report",
+    "show",
+    "TIMING_METRICS",
+    "HEADLINE_METRICS",
+    "KEYS",
+]
 
 # Wall-clock metrics: they differ between two otherwise identical runs.
 TIMING_METRICS = ("runtime_s", "runtime_total_s", "compile_s")
@@ -81,13 +89,18 @@ def report(cfg: BenchmarkConfig, store: Store) -> BenchmarkReport:
     if rules:  # rule-based generators (T-CREx): their global rules, raw units
         store.write_table("rules.csv", pd.DataFrame(rules), float_format="%.6g")
     figures = _figures(cfg, store, summary_table) if cfg.figures else []
-    return BenchmarkReport(summary=summary, out_dir=store.root, figures=figures,
-                           tables={"results": table, "summary": summary_table, "timings": timings})
+    return BenchmarkReport(
+        summary=summary,
+        out_dir=store.root,
+        figures=figures,
+        tables={"results": table, "summary": summary_table, "timings": timings},
+    )
 
 
 def _image_shape(name: str, d: int) -> tuple[int, int] | None:
     try:
         import cfx.data
+
         if cfx.data.info(name).kind != "vision":
             return None
     except (ValueError, KeyError):
@@ -113,8 +126,9 @@ def _figures(cfg: BenchmarkConfig, store: Store, summary: pd.DataFrame) -> list[
             shape = _image_shape(dc.name, d)
             if shape is not None:
                 ends = {k: a["counterfactuals"][:, 0] for k, a in arrays.items()}
-                fig = plotting.plot_image_grid(first["factuals"], ends, shape, targets=first["target"],
-                                               title=f"{dc.key} / {mc.key}")
+                fig = plotting.plot_image_grid(
+                    first["factuals"], ends, shape, targets=first["target"], title=f"{dc.key} / {mc.key}"
+                )
                 written.append(store.write_figure(f"{dc.key}_{mc.key}_images", plotting.figure_png(fig)))
         sub = summary[summary["dataset"] == dc.key]
         if len(sub):
@@ -128,8 +142,12 @@ def show(store: Store, raw: Mapping, metrics: Sequence[str] | None = None) -> st
     so folders of older cfx versions still show); raises LookupError while it is unfinished."""
     csv = store.root / "results.csv"
     if not csv.exists():
-        n = len(_as_items(raw.get("data"))) * len(_as_items(raw.get("models"))) * \
-            len(_as_items(raw.get("generators"))) * int(raw.get("runs", 1))
+        n = (
+            len(_as_items(raw.get("data")))
+            * len(_as_items(raw.get("models")))
+            * len(_as_items(raw.get("generators")))
+            * int(raw.get("runs", 1))
+        )
         done = len(store.records(("cells",)))
         raise LookupError(f"unfinished run, {done} of {n} cells done")
     table = pd.read_csv(csv)
@@ -137,8 +155,10 @@ def show(store: Store, raw: Mapping, metrics: Sequence[str] | None = None) -> st
     timings = store.root / "timings.csv"
     if timings.exists():
         t = pd.read_csv(timings)
-        text += (f"\nsearch time {t['runtime_s'].sum():.2f} s, compile time {t['compile_s'].sum():.2f} s over "
-                 f"{len(t)} cells\n")
+        text += (
+            f"\nsearch time {t['runtime_s'].sum():.2f} s, compile time {t['compile_s'].sum():.2f} s over "
+            f"{len(t)} cells\n"
+        )
     return text
 
 

@@ -49,8 +49,11 @@ def select_factuals(classifier, test, n: int, seed: int, train=None) -> tuple[np
     chosen = rng.permutation(in_test)[:n]
     if len(chosen) < n and len(in_train):
         chosen = np.concatenate([chosen, rng.permutation(in_train)[: n - len(chosen)]])
-        warnings.warn(f"{test.name}: only {len(in_test)} test points qualify as factuals; "
-                      f"{len(chosen) - len(in_test)} training points fill up to {len(chosen)}", stacklevel=2)
+        warnings.warn(
+            f"{test.name}: only {len(in_test)} test points qualify as factuals; "
+            f"{len(chosen) - len(in_test)} training points fill up to {len(chosen)}",
+            stacklevel=2,
+        )
     if len(chosen) < n:
         warnings.warn(f"{test.name}: only {len(chosen)} points qualify as factuals (asked for {n})", stacklevel=2)
     if len(chosen) == 0:
@@ -91,8 +94,11 @@ _STAND_INS = {
 
 def _stand_ins(gen, train):
     """``gen`` with a stand-in for each of its :meth:`~cfx.generators.Generator.needs`."""
-    fill = {field: make(max(train.n_classes, 2), train.n_features)
-            for need, (field, make) in _STAND_INS.items() if need in gen.needs()}
+    fill = {
+        field: make(max(train.n_classes, 2), train.n_features)
+        for need, (field, make) in _STAND_INS.items()
+        if need in gen.needs()
+    }
     return gen.replace(**fill) if fill else gen
 
 
@@ -157,8 +163,13 @@ _model_path = runs.model_path
 
 def expected(cfg: BenchmarkConfig) -> list[tuple[str, ...]]:
     """The cell records of a complete run, in run order."""
-    return [_cell(d.key, m.key, g.key, r) for d in cfg.data for r in range(cfg.runs) for m in cfg.models
-            for g in cfg.generators]
+    return [
+        _cell(d.key, m.key, g.key, r)
+        for d in cfg.data
+        for r in range(cfg.runs)
+        for m in cfg.models
+        for g in cfg.generators
+    ]
 
 
 # --------------------------------------------------------------------------------------
@@ -178,9 +189,13 @@ def check(cfg: BenchmarkConfig) -> dict:
             n_cal = len(_calibration_split(train, cfg, dc, r)[1])
             if n_cal < min_calibration_size(cfg.calibration.alpha):
                 need = min_calibration_size(cfg.calibration.alpha)
-                raise ConfigError(f"{key}: the calibration part holds {n_cal} rows; calibration.alpha="
-                                  f"{cfg.calibration.alpha} needs at least {need} (raise calibration.share or the "
-                                  "data set's n)", file=cfg.source, path="calibration")
+                raise ConfigError(
+                    f"{key}: the calibration part holds {n_cal} rows; calibration.alpha="
+                    f"{cfg.calibration.alpha} needs at least {need} (raise calibration.share or the "
+                    "data set's n)",
+                    file=cfg.source,
+                    path="calibration",
+                )
     for dc in cfg.data:
         train0 = splits[(dc.key, 0)][0]
         for i, gc in enumerate(cfg.generators):
@@ -198,20 +213,31 @@ def check(cfg: BenchmarkConfig) -> dict:
 def _model(cfg, store: Store, dc: DataConfig, mc: ModelConfig, r: int, train, test, progress: Progress):
     """``(classifier, info)`` of (data, model, run): restored from the store when saved (no
     training), else trained and saved with its accuracy and the 2-D probability grid."""
+
     def fit():
         import cfx.models
         from cfx.evaluation.population import accuracy
 
         start, seed = time.perf_counter(), derive_seed(cfg.seed, r, "model", dc.key, mc.key)
         clf = cfx.models.fit(train, mc.name, seed=seed, progress=progress.tty, **mc.fit_kwargs())
-        info = {"train_s": time.perf_counter() - start, "test_accuracy": accuracy(clf, test.X, test.y),
-                "n_train": len(train), "n_test": len(test), "n_classes": int(clf.n_classes),
-                "apply": repr(clf.apply_fn)}
+        info = {
+            "train_s": time.perf_counter() - start,
+            "test_accuracy": accuracy(clf, test.X, test.y),
+            "n_train": len(train),
+            "n_test": len(test),
+            "n_classes": int(clf.n_classes),
+            "apply": repr(clf.apply_fn),
+        }
         return clf, info, _probability_grid(clf, train) if train.n_features == 2 else None
 
-    clf, info, _ = runs.train_or_restore(store, _model_path(dc.key, mc.key, r), progress=progress,
-                                         label=f"{dc.key}/{mc.key}/{run_name(r)}", train=fit,
-                                         restore=lambda blob, info: _restore(train, mc, blob, info))
+    clf, info, _ = runs.train_or_restore(
+        store,
+        _model_path(dc.key, mc.key, r),
+        progress=progress,
+        label=f"{dc.key}/{mc.key}/{run_name(r)}",
+        train=fit,
+        restore=lambda blob, info: _restore(train, mc, blob, info),
+    )
     return clf, info
 
 
@@ -245,8 +271,15 @@ def _rules(gen, clf, train, x, target, res, constraints) -> list[dict] | None:
     out = []
     cf = np.asarray(res.counterfactuals[:, 0])
     for t in np.unique(target):
-        frame = rules_frame(gen, train, int(t), classifier=clf, factuals=x[target == t],
-                            counterfactuals=cf[target == t], constraints=constraints)
+        frame = rules_frame(
+            gen,
+            train,
+            int(t),
+            classifier=clf,
+            factuals=x[target == t],
+            counterfactuals=cf[target == t],
+            constraints=constraints,
+        )
         keep = [c for c in frame.columns if not c.startswith(("lower:", "upper:"))]
         out += [{"target": int(t), **row} for row in frame[keep].to_dict("records")]
     return out
@@ -266,8 +299,7 @@ def run(cfg: BenchmarkConfig, store: Store, splits: dict, progress: Progress) ->
             constraints = train.schema.constraints()
             fit_part, cal_part = _calibration_split(train, cfg, dc, r) if calibrate else (train, None)
             for mc in cfg.models:
-                todo = [(i, g) for i, g in enumerate(cfg.generators)
-                        if not store.done(_cell(dc.key, mc.key, g.key, r))]
+                todo = [(i, g) for i, g in enumerate(cfg.generators) if not store.done(_cell(dc.key, mc.key, g.key, r))]
                 if not todo:
                     continue
                 clf, info = _model(cfg, store, dc, mc, r, fit_part, test, progress)
@@ -279,32 +311,61 @@ def run(cfg: BenchmarkConfig, store: Store, splits: dict, progress: Progress) ->
                     clf = cfx.models.calibrate(clf, cal_part, alpha=cfg.calibration.alpha)
 
                 scoring = cfx.evaluation.context(clf, train, constraints=constraints)  # once per (model, data)
-                x, target, index = select_factuals(clf, test, cfg.n_factuals,
-                                                   derive_seed(cfg.seed, r, "factuals", dc.key, mc.key), train)
+                x, target, index = select_factuals(
+                    clf, test, cfg.n_factuals, derive_seed(cfg.seed, r, "factuals", dc.key, mc.key), train
+                )
                 for i, gc in todo:
                     label = f"{dc.key}/{mc.key}/{gc.key}/{run_name(r)}"
                     progress.status(label, log=False)
                     start = time.perf_counter()
-                    gen = _make_generator(gc, clf, train, _generator_key(cfg, r, dc.key, mc.key, gc.key),
-                                          f"generators[{i}]", cfg)
+                    gen = _make_generator(
+                        gc, clf, train, _generator_key(cfg, r, dc.key, mc.key, gc.key), f"generators[{i}]", cfg
+                    )
                     search = cfg.search.model_dump()
-                    res = cfx.search.generate(gen, clf, x, target, key=runs.key(cfg.seed, r, "generate", dc.key, mc.key, gc.key),
-                                    constraints=constraints, return_path=bool(cfg.figures and x.shape[1] == 2),
-                                    **search)
+                    res = cfx.search.generate(
+                        gen,
+                        clf,
+                        x,
+                        target,
+                        key=runs.key(cfg.seed, r, "generate", dc.key, mc.key, gc.key),
+                        constraints=constraints,
+                        return_path=bool(cfg.figures and x.shape[1] == 2),
+                        **search,
+                    )
                     metrics, per = _evaluate_cell(res, clf, scoring, cfg.metrics)
                     std = train.standardizer
-                    arrays = dict(factuals=res.factuals, target=res.target, counterfactuals=res.counterfactuals,
-                                  converged=res.converged, outcome=res.outcome, steps=res.steps,
-                                  target_probs=res.target_probs, path=res.path, factual_index=index,
-                                  std_mean=None if std is None else std.mean,
-                                  std_scale=None if std is None else std.scale, **per)
+                    arrays = dict(
+                        factuals=res.factuals,
+                        target=res.target,
+                        counterfactuals=res.counterfactuals,
+                        converged=res.converged,
+                        outcome=res.outcome,
+                        steps=res.steps,
+                        target_probs=res.target_probs,
+                        path=res.path,
+                        factual_index=index,
+                        std_mean=None if std is None else std.mean,
+                        std_scale=None if std is None else std.scale,
+                        **per,
+                    )
                     runtime_s = float(res.runtime_s)
-                    record = {"dataset": dc.key, "model": mc.key, "generator": gc.key, "run": r,
-                              "registry_name": gc.name, "hyperparams": dict(gc.hyperparams),
-                              "settings": _generator_settings(gen), "search": search, "n_factuals": int(len(x)),
-                              "metrics": metrics,
-                              "timings": {"runtime_s": runtime_s, "compile_s": float(res.compile_s),
-                                          "train_s": float(info.get("train_s", math.nan))}}
+                    record = {
+                        "dataset": dc.key,
+                        "model": mc.key,
+                        "generator": gc.key,
+                        "run": r,
+                        "registry_name": gc.name,
+                        "hyperparams": dict(gc.hyperparams),
+                        "settings": _generator_settings(gen),
+                        "search": search,
+                        "n_factuals": int(len(x)),
+                        "metrics": metrics,
+                        "timings": {
+                            "runtime_s": runtime_s,
+                            "compile_s": float(res.compile_s),
+                            "train_s": float(info.get("train_s", math.nan)),
+                        },
+                    }
                     rules = _rules(gen, clf, train, x, target, res, constraints)
                     if rules:
                         record["rules"] = rules

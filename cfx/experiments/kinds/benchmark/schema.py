@@ -18,8 +18,16 @@ DataConfig, ModelConfig, GeneratorConfig = DataSpec, ModelSpec, GeneratorSpec
 SearchConfig, CalibrationConfig = SearchSpec, CalibrationSpec
 
 # keys that moved from the experiment's search section onto each generator
-_MOVED_TO_GENERATOR = ("threshold", "num_counterfactuals", "start", "convergence", "min_steps", "start_scale", "init",
-                       "init_scale")
+_MOVED_TO_GENERATOR = (
+    "threshold",
+    "num_counterfactuals",
+    "start",
+    "convergence",
+    "min_steps",
+    "start_scale",
+    "init",
+    "init_scale",
+)
 
 
 class BenchmarkConfig(sections.GridExperiment):
@@ -43,10 +51,16 @@ class BenchmarkConfig(sections.GridExperiment):
         ctx, d = sections.begin(cls, raw, name, data=DataConfig)
         d["models"] = sections.section_list(d, "models", ctx, sections.model_item)
         d["generators"] = sections.section_list(d, "generators", ctx, sections.generator_item)
-        d["search"] = ctx.validate(SearchConfig, {} if d.get("search") is None else d["search"], "search", hints={
-            k: f"{k} is a generator option now: set it on each generator that needs it (e.g. "
-               f"generators[0].{k}); search keeps only the call options {', '.join(SearchConfig.model_fields)}"
-            for k in _MOVED_TO_GENERATOR})
+        d["search"] = ctx.validate(
+            SearchConfig,
+            {} if d.get("search") is None else d["search"],
+            "search",
+            hints={
+                k: f"{k} is a generator option now: set it on each generator that needs it (e.g. "
+                f"generators[0].{k}); search keeps only the call options {', '.join(SearchConfig.model_fields)}"
+                for k in _MOVED_TO_GENERATOR
+            },
+        )
         d["calibration"] = ctx.validate(CalibrationConfig, d.get("calibration") or {}, "calibration")
         sections.metric_names(d, ctx)
         return sections.finish(cls, ctx, d, raw)
@@ -73,5 +87,7 @@ class BenchmarkConfig(sections.GridExperiment):
 
     def plan(self) -> str:
         n = len(self.data) * len(self.models) * len(self.generators) * self.runs
-        return (f"grid: {len(self.data)} data x {len(self.models)} models x {len(self.generators)} generators x "
-                f"{self.runs} runs = {n} cells -> {self.output_dir}")
+        return (
+            f"grid: {len(self.data)} data x {len(self.models)} models x {len(self.generators)} generators x "
+            f"{self.runs} runs = {n} cells -> {self.output_dir}"
+        )

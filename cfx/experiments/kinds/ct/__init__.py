@@ -40,8 +40,20 @@ import pydantic
 
 from cfx.evaluation.registry import headline_metrics
 from cfx.experiments import runs, sections, tables
-from cfx.experiments.config import (Bool, Experiment, Float, NonNegativeInt, PositiveFloat, PositiveInt, Probability,
-                                    RawConfig, Spec, Str, StrList, choice)
+from cfx.experiments.config import (
+    Bool,
+    Experiment,
+    Float,
+    NonNegativeInt,
+    PositiveFloat,
+    PositiveInt,
+    Probability,
+    RawConfig,
+    Spec,
+    Str,
+    StrList,
+    choice,
+)
 from cfx.experiments.fields import NonNegativeFloat
 from cfx.experiments.kinds import Kind, Report
 from cfx.experiments.kinds.ct import reference as ct_reference
@@ -158,14 +170,17 @@ class CTExperiment(Experiment):
     def to_dict(self) -> dict:
         """The input schema: a data set's synthetic options flat in its mapping (parse(to_dict()) == self)."""
         d = super().to_dict()
-        d["data"] = [{**{k: v for k, v in item.items() if k != "options"}, **item.get("options", {})}
-                     for item in d["data"]]
+        d["data"] = [
+            {**{k: v for k, v in item.items() if k != "options"}, **item.get("options", {})} for item in d["data"]
+        ]
         return d
 
     def plan(self) -> str:
         n = len(self.data) * len(self.variants) * len(self.modes) * self.runs
-        return f"{len(self.data)} data x {len(self.variants)} variants x {len(self.modes)} modes x {self.runs} runs " \
-               f"= {n} records -> {self.output_dir}"
+        return (
+            f"{len(self.data)} data x {len(self.variants)} variants x {len(self.modes)} modes x {self.runs} runs "
+            f"= {n} records -> {self.output_dir}"
+        )
 
 
 def _seed(cfg, run: int, *labels) -> int:
@@ -178,8 +193,7 @@ def _cell(data: str, variant: str, mode: str, run: int) -> tuple[str, ...]:
 
 
 def expected(cfg: CTExperiment) -> list[tuple[str, ...]]:
-    return [_cell(dc.key, v, m, r) for dc in cfg.data for r in range(cfg.runs) for v in cfg.variants
-            for m in cfg.modes]
+    return [_cell(dc.key, v, m, r) for dc in cfg.data for r in range(cfg.runs) for v in cfg.variants for m in cfg.modes]
 
 
 def _feats(protected) -> tuple[int, ...]:
@@ -217,9 +231,10 @@ def check(cfg: CTExperiment) -> dict:
                 splits[(dc.key, r)] = (train, test, _protected_index(dc, train))
                 for j, m in enumerate(cfg.modes):  # protected-<feature>: that feature immutable
                     if m.startswith("protected-"):
-                        f = m[len("protected-"):]
-                        splits[(dc.key, r, m)] = _protected_index(dc.replace(protected=int(f) if f.isdigit() else f),
-                                                                  train)
+                        f = m[len("protected-") :]
+                        splits[(dc.key, r, m)] = _protected_index(
+                            dc.replace(protected=int(f) if f.isdigit() else f), train
+                        )
             except ValueError as e:
                 raise ConfigError(str(e), file=cfg.source, path=f"data[{i}].protected") from None
     return splits
@@ -235,8 +250,12 @@ def _ct_config(cfg: CTExperiment, dc: CTDataConfig, variant: str, mode: str, pro
     if mode == "single":  # all mutable, with the data set's own settings for this mode
         s.update({k: dc.single[k] for k in ("threshold", "lambda_reg", "lambda_adv") if k in dc.single})
     free = mode in ("all", "single")  # without schema constraints only the protected feature is immutable
-    return CTConfig(variant=variant, protected=() if free else _feats(protected),
-                    schema_mutability=not free and s["schema_constraints"], **s)
+    return CTConfig(
+        variant=variant,
+        protected=() if free else _feats(protected),
+        schema_mutability=not free and s["schema_constraints"],
+        **s,
+    )
 
 
 def _grid(clf, train) -> dict:
@@ -282,41 +301,69 @@ def run(cfg: CTExperiment, store: Store, splits: dict, progress: Progress) -> No
                     fit_key = (variant, mode if variant != "baseline" else "-")
                     start = time.perf_counter()
                     if fit_key not in fitted:
-                        fitted[fit_key] = fit_ct(train, "mlp", ct=ct, seed=_seed(cfg, r, "model", dc.key),
-                                                 widths=cfg.model.widths, activation=cfg.model.activation,
-                                                 epochs=cfg.model.epochs,
-                                                 batch_size=dc.batch_size or cfg.model.batch_size,
-                                                 learning_rate=cfg.model.learning_rate, progress=progress.tty)
+                        fitted[fit_key] = fit_ct(
+                            train,
+                            "mlp",
+                            ct=ct,
+                            seed=_seed(cfg, r, "model", dc.key),
+                            widths=cfg.model.widths,
+                            activation=cfg.model.activation,
+                            epochs=cfg.model.epochs,
+                            batch_size=dc.batch_size or cfg.model.batch_size,
+                            learning_rate=cfg.model.learning_rate,
+                            progress=progress.tty,
+                        )
                     out = fitted[fit_key]
                     train_s = time.perf_counter() - start
                     # the evaluation search: the CT generator under this mode's constraints
                     eval_ct = _ct_config(cfg, dc, "ct", mode, protected)
                     start = time.perf_counter()
                     if ev.protocol == "pool":
-                        scalars, arrays = ct_reference.evaluate_cell(cfg, dc, mode, variant, r, out.classifier, train,
-                                                                     test, search_constraints(train, eval_ct))
+                        scalars, arrays = ct_reference.evaluate_cell(
+                            cfg, dc, mode, variant, r, out.classifier, train, test, search_constraints(train, eval_ct)
+                        )
                     else:
                         scalars, arrays = evaluate_model(
-                            out.classifier, train, test, generator=_eval_generator(ev, eval_ct),
-                            constraints=search_constraints(train, eval_ct), protected=_feats(protected),
-                            key=jax.random.key(_seed(cfg, r, "evaluate", dc.key, mode)), n_factuals=ev.n_factuals,
-                            max_steps=ev.max_steps, ip_samples=ev.ip_samples, ip_star_size=ev.ip_star_size,
-                            length_scale=ev.length_scale, eps=ev.eps, pgd_steps=ev.pgd_steps, n_boot=ev.n_boot,
-                            seed=_seed(cfg, r, "factuals", dc.key))
+                            out.classifier,
+                            train,
+                            test,
+                            generator=_eval_generator(ev, eval_ct),
+                            constraints=search_constraints(train, eval_ct),
+                            protected=_feats(protected),
+                            key=jax.random.key(_seed(cfg, r, "evaluate", dc.key, mode)),
+                            n_factuals=ev.n_factuals,
+                            max_steps=ev.max_steps,
+                            ip_samples=ev.ip_samples,
+                            ip_star_size=ev.ip_star_size,
+                            length_scale=ev.length_scale,
+                            eps=ev.eps,
+                            pgd_steps=ev.pgd_steps,
+                            n_boot=ev.n_boot,
+                            seed=_seed(cfg, r, "factuals", dc.key),
+                        )
                     eval_s = time.perf_counter() - start
                     if train.n_features == 2:
                         arrays.update(_grid(out.classifier, train))
                     arrays.update({f"history_{k}": v for k, v in out.history.items()})
                     ip = arrays.get("ip", arrays.get("round_ip"))
                     metrics = {k: {"mean": v, "sd": math.nan, "n": 1} for k, v in scalars.items()}
-                    metrics["ip"] = {"mean": scalars["ip"], "sd": float(np.nanstd(ip, ddof=1)) if np.isfinite(
-                        ip).sum() > 1 else math.nan, "n": int(np.isfinite(ip).sum())}
-                    record = {"dataset": dc.key, "variant": variant, "mode": mode, "run": r,
-                              "protected": "+".join(train.schema.names[i] for i in _feats(protected)),
-                              "protected_index": protected if isinstance(protected, int) else list(protected),
-                              "metrics": metrics, "ct": {**ct.__dict__, "protected": list(ct.protected)},
-                              "info": out.info, "timings": {"train_s": train_s, "eval_s": eval_s,
-                                                            "epochs": cfg.model.epochs}}
+                    metrics["ip"] = {
+                        "mean": scalars["ip"],
+                        "sd": float(np.nanstd(ip, ddof=1)) if np.isfinite(ip).sum() > 1 else math.nan,
+                        "n": int(np.isfinite(ip).sum()),
+                    }
+                    record = {
+                        "dataset": dc.key,
+                        "variant": variant,
+                        "mode": mode,
+                        "run": r,
+                        "protected": "+".join(train.schema.names[i] for i in _feats(protected)),
+                        "protected_index": protected if isinstance(protected, int) else list(protected),
+                        "metrics": metrics,
+                        "ct": {**ct.__dict__, "protected": list(ct.protected)},
+                        "info": out.info,
+                        "timings": {"train_s": train_s, "eval_s": eval_s, "epochs": cfg.model.epochs},
+                    }
                     store.save(path, record, arrays, blob=flax.serialization.to_bytes(out.classifier.params))
                     progress.step(label, train_s + eval_s)
 
@@ -332,28 +379,47 @@ def reductions(cfg: CTExperiment, store: Store) -> pd.DataFrame:
     rows = []
     for dc in cfg.data:
         for mode in cfg.modes:
+
             def load(v):
-                return [(store.load(_cell(dc.key, v, mode, r)), store.load_arrays(_cell(dc.key, v, mode, r)))
-                        for r in range(cfg.runs)]
+                return [
+                    (store.load(_cell(dc.key, v, mode, r)), store.load_arrays(_cell(dc.key, v, mode, r)))
+                    for r in range(cfg.runs)
+                ]
 
             base = load("baseline")
             for variant, treated in [(v, load(v)) for v in cfg.variants if v != "baseline"]:
-                ip = reduction_ci(np.concatenate([a["ip"] for _, a in base]),
-                                  np.concatenate([a["ip"] for _, a in treated]), seed=cfg.seed)
+                ip = reduction_ci(
+                    np.concatenate([a["ip"] for _, a in base]),
+                    np.concatenate([a["ip"] for _, a in treated]),
+                    seed=cfg.seed,
+                )
                 mean = lambda recs, m: float(np.mean([rec["metrics"][m]["mean"] for rec, _ in recs]))
                 boot = lambda recs: np.mean([a["ip_star_boot"] for _, a in recs], axis=0)
                 if cfg.evaluation.n_boot > 0:
-                    star = reduction_from_replicates(mean(base, "ip_star"), boot(base), mean(treated, "ip_star"),
-                                                     boot(treated))
+                    star = reduction_from_replicates(
+                        mean(base, "ip_star"), boot(base), mean(treated, "ip_star"), boot(treated)
+                    )
                 else:
                     star = (100 * (1 - mean(treated, "ip_star") / mean(base, "ip_star")), math.nan, math.nan)
-                rows.append({"dataset": dc.key, "mode": mode, "variant": variant,
-                             "ip_reduction": ip[0], "ip_low": ip[1], "ip_high": ip[2],
-                             "ip_star_reduction": star[0], "ip_star_low": star[1], "ip_star_high": star[2],
-                             "accuracy_baseline": mean(base, "accuracy"), "accuracy": mean(treated, "accuracy"),
-                             "validity_baseline": mean(base, "validity"), "validity": mean(treated, "validity"),
-                             "sensitivity_baseline": mean(base, "sensitivity"),
-                             "sensitivity": mean(treated, "sensitivity")})
+                rows.append(
+                    {
+                        "dataset": dc.key,
+                        "mode": mode,
+                        "variant": variant,
+                        "ip_reduction": ip[0],
+                        "ip_low": ip[1],
+                        "ip_high": ip[2],
+                        "ip_star_reduction": star[0],
+                        "ip_star_low": star[1],
+                        "ip_star_high": star[2],
+                        "accuracy_baseline": mean(base, "accuracy"),
+                        "accuracy": mean(treated, "accuracy"),
+                        "validity_baseline": mean(base, "validity"),
+                        "validity": mean(treated, "validity"),
+                        "sensitivity_baseline": mean(base, "sensitivity"),
+                        "sensitivity": mean(treated, "sensitivity"),
+                    }
+                )
     return pd.DataFrame(rows)
 
 
@@ -374,12 +440,17 @@ def report(cfg: CTExperiment, store: Store) -> Report:
     store.write_text("reduction.md", text)
     pool = cfg.evaluation.protocol == "pool"
     figures = (ct_reference.figures(cfg, store, _cell) if pool else _figures(cfg, store)) if cfg.figures else []
-    return Report(summary=text, out_dir=store.root, figures=figures,
-                  tables={"results": table, "summary": summary, "reduction": red})
+    return Report(
+        summary=text,
+        out_dir=store.root,
+        figures=figures,
+        tables={"results": table, "summary": summary, "reduction": red},
+    )
 
 
 def _figures(cfg: CTExperiment, store: Store) -> list:
     import matplotlib
+
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
@@ -401,15 +472,23 @@ def _figures(cfg: CTExperiment, store: Store) -> list:
         if "grid_probs" not in first:
             continue
         shown = [v for v in ("baseline", "ct") if v in cfg.variants]
-        fig, axes = plt.subplots(len(shown), len(cfg.modes), figsize=(4.6 * len(cfg.modes), 4 * len(shown)),
-                                 squeeze=False)
+        fig, axes = plt.subplots(
+            len(shown), len(cfg.modes), figsize=(4.6 * len(cfg.modes), 4 * len(shown)), squeeze=False
+        )
         for i, variant in enumerate(shown):
             for j, mode in enumerate(cfg.modes):
                 a = store.load_arrays(_cell(dc.key, variant, mode, 0))
                 grid = {"xx": a["grid_xx"], "yy": a["grid_yy"], "probs": a["grid_probs"]}
                 keep = a["target"] == 1
-                plotting.draw_2d(axes[i, j], grid, a["X"], a["y"], a["counterfactuals"][keep][:40],
-                                 factuals=a["factuals"][keep][:40], colorbar=False)
+                plotting.draw_2d(
+                    axes[i, j],
+                    grid,
+                    a["X"],
+                    a["y"],
+                    a["counterfactuals"][keep][:40],
+                    factuals=a["factuals"][keep][:40],
+                    colorbar=False,
+                )
                 protected = store.load(_cell(dc.key, variant, mode, 0))["protected"]
                 title = "all mutable" if mode in ("all", "single") else f"{protected} immutable"
                 axes[i, j].set_title(f"{'conventional' if variant == 'baseline' else 'CT'}, {title}")
@@ -425,6 +504,15 @@ def show(store: Store, raw: Mapping, metrics=None) -> str:
     return path.read_text()
 
 
-KIND = Kind(name="ct", schema=CTExperiment, check=check, run=run, report=report, expected=expected, show=show,
-            description="counterfactual training vs conventional training: IP, IP*, accuracy, robustness",
-            unit="model", presets=ct_reference.PRESETS)
+KIND = Kind(
+    name="ct",
+    schema=CTExperiment,
+    check=check,
+    run=run,
+    report=report,
+    expected=expected,
+    show=show,
+    description="counterfactual training vs conventional training: IP, IP*, accuracy, robustness",
+    unit="model",
+    presets=ct_reference.PRESETS,
+)

@@ -37,9 +37,31 @@ from cfx.experiments.kinds.eccco.report import KEYS, TABLE_METRICS, report, show
 from cfx.experiments.kinds.eccco.runner import available, derive_seed, expected, check, run, select_factuals
 from cfx.experiments.kinds.eccco.schema import EcccoConfig
 
-__all__ = ["EcccoConfig", "KIND", "KEYS", "TABLE_METRICS", "available", "derive_seed", "expected", "check", "run",
-           "report", "select_factuals", "show", "summary_markdown"]
+__all__ = [
+    "EcccoConfig",
+    "KIND",
+    "KEYS",
+    "TABLE_METRICS",
+    "available",
+    "derive_seed",
+    "expected",
+    "check",
+    "run",
+    "report",
+    "select_factuals",
+    "show",
+    "summary_markdown",
+]
 
-KIND = Kind(name="eccco", schema=EcccoConfig, run=run, report=report, check=check, expected=expected, show=show,
-            unit="cell", presets=PRESETS,
-            description="ECCCo reproduction: models x generators, unfaithfulness, implausibility, set size, 9 -> 7 figure")
+KIND = Kind(
+    name="eccco",
+    schema=EcccoConfig,
+    run=run,
+    report=report,
+    check=check,
+    expected=expected,
+    show=show,
+    unit="cell",
+    presets=PRESETS,
+    description="ECCCo reproduction: models x generators, unfaithfulness, implausibility, set size, 9 -> 7 figure",
+)

@@ -54,30 +54,49 @@ LS_CENTERS = [[round(float(v), 8) for v in row] for row in mljbase_blob_centers(
 #: sampling batch 50, steps 50), data/data.jl (batch size). ``preset: eccco-2024-scripts``.
 #: Moons: MLJBase's ``make_moons`` (noise 0.1, yshift 0.3, not scikit-learn's 0.5).
 REFERENCE = {
-    "linearly_separable": dict(n=1250, options={"std": 0.1, "centers": LS_CENTERS},
-                               model=dict(widths=[16, 16, 16], activation="swish", epochs=100, batch_size=100),
-                               jem=dict(alpha=[1.0, 1.0, 0.1], sgld_steps=50, sampler_batch=50),
-                               search=dict(eta=0.01, cost=0.1, set_size=0.1, energy=0.05, ridge=0.0)),
-    "moons": dict(n=3125, options={"noise": 0.1, "yshift": 0.3},
-                  model=dict(widths=[32, 32, 32], activation="relu", epochs=500, batch_size=128),
-                  jem=dict(alpha=[1.0, 1.0, 0.1], sgld_steps=30, sampler_batch=10),
-                  search=dict(eta=0.01, cost=0.1, set_size=0.1, energy=0.5, ridge=0.0)),
-    "circles": dict(n=1250, options={"noise": 0.05, "factor": 0.5},
-                    model=dict(widths=[32, 32, 32], activation="swish", epochs=100, batch_size=100),
-                    jem=dict(alpha=[1.0, 1.0, 0.01], sgld_steps=30, sampler_batch=50),
-                    search=dict(eta=0.05, cost=0.1, set_size=0.1, energy=0.05, ridge=1.0)),
-    "california": dict(n=None, options={},
-                       model=dict(widths=[32, 32, 32], activation="relu", epochs=100, batch_size=128),
-                       jem=dict(alpha=[1.0, 1.0, 0.1], sgld_steps=30, sampler_batch=10),
-                       search=dict(eta=0.05, cost=0.1, set_size=0.1, energy=0.1, ridge=0.0)),
-    "gmsc": dict(n=None, options={}, balance=True,
-                 model=dict(widths=[32, 32, 32], activation="relu", epochs=100, batch_size=128),
-                 jem=dict(alpha=[1.0, 1.0, 0.1], sgld_steps=30, sampler_batch=10),
-                 search=dict(eta=0.05, cost=0.1, set_size=0.1, energy=0.1, ridge=0.0)),
-    "mnist": dict(n=None, options={},
-                  model=dict(widths=[128], activation="swish", epochs=100, batch_size=128),
-                  jem=dict(alpha=[1.0, 1.0, 0.01], sgld_steps=25, sampler_batch=10),
-                  search=dict(eta=0.1, cost=0.01, set_size=0.1, energy=0.3, ridge=0.0)),
+    "linearly_separable": dict(
+        n=1250,
+        options={"std": 0.1, "centers": LS_CENTERS},
+        model=dict(widths=[16, 16, 16], activation="swish", epochs=100, batch_size=100),
+        jem=dict(alpha=[1.0, 1.0, 0.1], sgld_steps=50, sampler_batch=50),
+        search=dict(eta=0.01, cost=0.1, set_size=0.1, energy=0.05, ridge=0.0),
+    ),
+    "moons": dict(
+        n=3125,
+        options={"noise": 0.1, "yshift": 0.3},
+        model=dict(widths=[32, 32, 32], activation="relu", epochs=500, batch_size=128),
+        jem=dict(alpha=[1.0, 1.0, 0.1], sgld_steps=30, sampler_batch=10),
+        search=dict(eta=0.01, cost=0.1, set_size=0.1, energy=0.5, ridge=0.0),
+    ),
+    "circles": dict(
+        n=1250,
+        options={"noise": 0.05, "factor": 0.5},
+        model=dict(widths=[32, 32, 32], activation="swish", epochs=100, batch_size=100),
+        jem=dict(alpha=[1.0, 1.0, 0.01], sgld_steps=30, sampler_batch=50),
+        search=dict(eta=0.05, cost=0.1, set_size=0.1, energy=0.05, ridge=1.0),
+    ),
+    "california": dict(
+        n=None,
+        options={},
+        model=dict(widths=[32, 32, 32], activation="relu", epochs=100, batch_size=128),
+        jem=dict(alpha=[1.0, 1.0, 0.1], sgld_steps=30, sampler_batch=10),
+        search=dict(eta=0.05, cost=0.1, set_size=0.1, energy=0.1, ridge=0.0),
+    ),
+    "gmsc": dict(
+        n=None,
+        options={},
+        balance=True,
+        model=dict(widths=[32, 32, 32], activation="relu", epochs=100, batch_size=128),
+        jem=dict(alpha=[1.0, 1.0, 0.1], sgld_steps=30, sampler_batch=10),
+        search=dict(eta=0.05, cost=0.1, set_size=0.1, energy=0.1, ridge=0.0),
+    ),
+    "mnist": dict(
+        n=None,
+        options={},
+        model=dict(widths=[128], activation="swish", epochs=100, batch_size=128),
+        jem=dict(alpha=[1.0, 1.0, 0.01], sgld_steps=25, sampler_batch=10),
+        search=dict(eta=0.1, cost=0.01, set_size=0.1, energy=0.3, ridge=0.0),
+    ),
 }
 
 # California as the reference loads it (CE.jl 0.1.31 ``load_california_housing``: ``cal_housing.csv``,
@@ -112,8 +131,13 @@ RUN_SEARCH = {
 #: 50; the search starts from a draw of q(z|x) (``map_to_latent`` calls ``rand(encoder, x)``), and every
 #: step redraws z from q(z|x′) at the clamped counterfactual (``update!`` → ``apply_domain_constraints!``
 #: → ``encode_state``): ``resample``.
-REVISE_VAE = {"vae_activations": ["sigmoid", "tanh"], "vae_decoder_l2": 0.01, "vae_batch_size": 50,
-              "latent_start": "sample", "resample": True}
+REVISE_VAE = {
+    "vae_activations": ["sigmoid", "tanh"],
+    "vae_decoder_l2": 0.01,
+    "vae_batch_size": 50,
+    "latent_start": "sample",
+    "resample": True,
+}
 
 #: The four models of the paper, as the preset fills them.
 MODELS = [{"name": "mlp"}, {"name": "ensemble"}, {"name": "jem"}, {"name": "jem_ensemble"}]
@@ -147,8 +171,11 @@ def _model_settings(name: str, ref: dict) -> dict:
 def _generator_settings(name: str, s: dict) -> dict:
     common = {"learning_rate": s["eta"], "convergence": "generator_conditions"}
     if name in ("schut", "greedy"):  # CE.jl's JSMADescent: step η, each feature at most max(1, 1/η) times
-        return {"step_size": s["eta"], "max_changes": max(1, int(round(1 / s["eta"]))),
-                "convergence": "generator_conditions"}
+        return {
+            "step_size": s["eta"],
+            "max_changes": max(1, int(round(1 / s["eta"]))),
+            "convergence": "generator_conditions",
+        }
     if name == "revise":  # CE.jl 0.1.31's default VAE (generative_models/vae.jl) and sampled start z0 ~ q(z|x)
         return {**common, "cost": s["cost"], **REVISE_VAE}
     if name == "wachter":  # CE.jl 0.1.31's distance_mad ignores its MAD weights for one counterfactual
@@ -236,20 +263,26 @@ _FIXED = {
     "search": {"max_steps": 100},
     "n_factuals": 100,
 }
-_SOURCE = ("pat-alt/ECCCo.jl results-camera-ready (experiments/, src/) and main (paper/contents/table_gen_params.tex); "
-           "JointEnergyModels.jl v0.1.3; CounterfactualExplanations.jl v0.1.31; ConformalPrediction.jl v0.1.12")
+_SOURCE = (
+    "pat-alt/ECCCo.jl results-camera-ready (experiments/, src/) and main (paper/contents/table_gen_params.tex); "
+    "JointEnergyModels.jl v0.1.3; CounterfactualExplanations.jl v0.1.31; ConformalPrediction.jl v0.1.12"
+)
 
 PRESETS = {
     "eccco-2024": Preset(
         name="eccco-2024",
         description="ECCCo (Altmeyer et al., AAAI 2024) as its reference code ran for the paper's tables: "
-                    "per-counterfactual reference sampler, reference JEM loss, per-data-set data and models, "
-                    "the grid-selected search (append_best_params)",
-        values=copy.deepcopy(_FIXED), source=_SOURCE, expand=expand,
+        "per-counterfactual reference sampler, reference JEM loss, per-data-set data and models, "
+        "the grid-selected search (append_best_params)",
+        values=copy.deepcopy(_FIXED),
+        source=_SOURCE,
+        expand=expand,
     ),
     "eccco-2024-scripts": Preset(
         name="eccco-2024-scripts",
         description="eccco-2024 with the search weights the experiment scripts write (no grid-search file)",
-        values=copy.deepcopy(_FIXED), source=_SOURCE, expand=functools.partial(expand, search="scripts"),
+        values=copy.deepcopy(_FIXED),
+        source=_SOURCE,
+        expand=functools.partial(expand, search="scripts"),
     ),
 }

@@ -30,9 +30,11 @@ KEYS = ("dataset", "model", "generator")
 #: and the reference's normalisation), implausibility (L2; images also (1 − SSIM)/2), validity,
 #: cost (L1) and set size; the last two over the valid counterfactuals only (its main tables).
 TABLE_METRICS = headline_metrics("eccco")
-_NOTE = ("mean ± sd over all counterfactuals of all runs (summary.csv also has sd_runs, the sd of the run means); "
-         "unfaithfulness is the plain mean L2 distance to the model's conditional samples, unfaithfulness_ref the "
-         "ECCCo reference's normalisation (sum over kept samples / chain count); cost = l1.")
+_NOTE = (
+    "mean ± sd over all counterfactuals of all runs (summary.csv also has sd_runs, the sd of the run means); "
+    "unfaithfulness is the plain mean L2 distance to the model's conditional samples, unfaithfulness_ref the "
+    "ECCCo reference's normalisation (sum over kept samples / chain count); cost = l1."
+)
 
 
 def summary_markdown(summary: pd.DataFrame, metrics: Sequence[str] | None = None, title: str | None = None) -> str:
@@ -40,10 +42,16 @@ def summary_markdown(summary: pd.DataFrame, metrics: Sequence[str] | None = None
     parts = [f"# {title}\n"] if title else []
     for dataset in dict.fromkeys(summary["dataset"]):
         sub = summary[summary["dataset"] == dataset]
-        cols = [m for m in (metrics or headline_metrics("eccco")) if m in set(sub["metric"])
-                and not sub[sub["metric"] == m]["mean"].isna().all()]
-        parts.append(tables.markdown(sub, ("model", "generator"), cols, title=None).replace(
-            "| model |", f"| {dataset}: model |", 1))
+        cols = [
+            m
+            for m in (metrics or headline_metrics("eccco"))
+            if m in set(sub["metric"]) and not sub[sub["metric"] == m]["mean"].isna().all()
+        ]
+        parts.append(
+            tables.markdown(sub, ("model", "generator"), cols, title=None).replace(
+                "| model |", f"| {dataset}: model |", 1
+            )
+        )
     parts.append(_NOTE + "\n")
     return "\n".join(parts)
 
@@ -58,8 +66,15 @@ def report(cfg: EcccoConfig, store: Store) -> Report:
         text += f"\nskipped (optional, data files missing): {', '.join(skipped)}\n"
     timings = pd.DataFrame([{**{k: rec[k] for k in (*KEYS, "run")}, **rec["timings"]} for rec in records])
     model_runs = sorted({model_run(cfg, q) for q in range(cfg.runs)})
-    models = pd.DataFrame([{"dataset": dc.key, "model": mc.key, "run": r, **store.load(model_path(dc.key, mc.key, r))}
-                           for dc in cfg.data if available(dc) for r in model_runs for mc in cfg.models])
+    models = pd.DataFrame(
+        [
+            {"dataset": dc.key, "model": mc.key, "run": r, **store.load(model_path(dc.key, mc.key, r))}
+            for dc in cfg.data
+            if available(dc)
+            for r in model_runs
+            for mc in cfg.models
+        ]
+    )
     store.write_table("results.csv", table)
     store.write_table("summary.csv", summary)
     store.write_text("summary.md", text)
@@ -69,8 +84,12 @@ def report(cfg: EcccoConfig, store: Store) -> Report:
     store.write_table("timings.csv", timings, float_format="%.6g")
     store.write_table("models.csv", models, float_format="%.6g")
     figures = _figures(cfg, store) if cfg.figures else []
-    return Report(summary=text, out_dir=store.root, figures=figures,
-                  tables={"results": table, "summary": summary, "timings": timings, "models": models})
+    return Report(
+        summary=text,
+        out_dir=store.root,
+        figures=figures,
+        tables={"results": table, "summary": summary, "timings": timings, "models": models},
+    )
 
 
 def _figures(cfg: EcccoConfig, store: Store) -> list[Path]:
@@ -81,8 +100,15 @@ def _figures(cfg: EcccoConfig, store: Store) -> list[Path]:
         first = store.load(cell_path(dc.key, cfg.models[0].key, cfg.generators[0].key, 0))
         if first.get("figure_row") is None:
             continue
-        side = int(round(math.sqrt(np.asarray(store.load_arrays(cell_path(
-            dc.key, cfg.models[0].key, cfg.generators[0].key, 0))["factuals"]).shape[1])))
+        side = int(
+            round(
+                math.sqrt(
+                    np.asarray(
+                        store.load_arrays(cell_path(dc.key, cfg.models[0].key, cfg.generators[0].key, 0))["factuals"]
+                    ).shape[1]
+                )
+            )
+        )
         written.append(store.write_figure(f"{dc.key}_9_to_7", _grid_png(cfg, store, dc.key, side)))
     return written
 

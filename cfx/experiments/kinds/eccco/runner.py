@@ -32,8 +32,18 @@ from cfx.experiments.progress import Progress
 from cfx.experiments.runs import derive_seed, key as _key, model_path
 from cfx.experiments.store import Store, run_name
 
-__all__ = ["check", "run", "expected", "available", "derive_seed", "select_factuals", "cell_path", "model_path",
-           "model_run", "FIGURE_DIGITS"]
+__all__ = [
+    "check",
+    "run",
+    "expected",
+    "available",
+    "derive_seed",
+    "select_factuals",
+    "cell_path",
+    "model_path",
+    "model_run",
+    "FIGURE_DIGITS",
+]
 
 #: (factual class, target class) of the image figure.
 FIGURE_DIGITS = (9, 7)
@@ -62,8 +72,14 @@ def available(dc: DataSpec) -> bool:
 
 def expected(cfg: EcccoConfig) -> list[tuple[str, ...]]:
     """The cell records of a complete run (data sets that run), in run order."""
-    return [cell_path(d.key, m.key, g.key, r) for d in cfg.data if available(d) for r in range(cfg.runs)
-            for m in cfg.models for g in cfg.generators]
+    return [
+        cell_path(d.key, m.key, g.key, r)
+        for d in cfg.data
+        if available(d)
+        for r in range(cfg.runs)
+        for m in cfg.models
+        for g in cfg.generators
+    ]
 
 
 def _split(dc: DataSpec, cfg: EcccoConfig, r: int):
@@ -82,10 +98,16 @@ def model_run(cfg: EcccoConfig, r: int) -> int:
 def check(cfg: EcccoConfig) -> dict:
     """Every split of every data set that runs (missing files of required sets fail here,
     before anything is trained or written)."""
-    splits = {(dc.key, r): _split(dc, cfg, r) for dc in cfg.data if available(dc) for r in range(cfg.runs)
-              if model_run(cfg, r) == r}
-    return {(dc.key, r): splits[(dc.key, model_run(cfg, r))] for dc in cfg.data if available(dc)
-            for r in range(cfg.runs)}
+    splits = {
+        (dc.key, r): _split(dc, cfg, r)
+        for dc in cfg.data
+        if available(dc)
+        for r in range(cfg.runs)
+        if model_run(cfg, r) == r
+    }
+    return {
+        (dc.key, r): splits[(dc.key, model_run(cfg, r))] for dc in cfg.data if available(dc) for r in range(cfg.runs)
+    }
 
 
 def model_spec(dc: DataSpec, mc: ModelSpec) -> ModelSpec:
@@ -98,8 +120,13 @@ def generator_hyperparams(dc: DataSpec, gc: GeneratorSpec) -> dict:
 
 
 def _fit_kwargs(mc: ModelSpec) -> dict:
-    kw = dict(epochs=mc.epochs, batch_size=mc.batch_size, learning_rate=mc.learning_rate, widths=tuple(mc.widths),
-              activation=mc.activation)
+    kw = dict(
+        epochs=mc.epochs,
+        batch_size=mc.batch_size,
+        learning_rate=mc.learning_rate,
+        widths=tuple(mc.widths),
+        activation=mc.activation,
+    )
     from cfx.models import MODELS
 
     if MODELS.get(mc.name).ensemble:
@@ -108,8 +135,12 @@ def _fit_kwargs(mc: ModelSpec) -> dict:
         from cfx.models import JEMLoss, ReferenceJEMLoss
 
         if mc.jem_loss == "reference":
-            kw["loss"] = ReferenceJEMLoss(alpha=tuple(mc.alpha), sgld_steps=mc.sgld_steps,
-                                          sampler_batch=mc.sampler_batch, sampler_calls=mc.sampler_calls)
+            kw["loss"] = ReferenceJEMLoss(
+                alpha=tuple(mc.alpha),
+                sgld_steps=mc.sgld_steps,
+                sampler_batch=mc.sampler_batch,
+                sampler_calls=mc.sampler_calls,
+            )
         else:
             kw["loss"] = JEMLoss(alpha=tuple(mc.alpha), sgld_steps=mc.sgld_steps)
     return kw
@@ -122,8 +153,7 @@ def _combined(clf, mc: ModelSpec):
 
     if not isinstance(clf.apply_fn, Ensemble) or clf.apply_fn.combine == mc.combine:
         return clf
-    return Classifier(dataclasses.replace(clf.apply_fn, combine=mc.combine), clf.params, clf.n_features,
-                      clf.n_classes)
+    return Classifier(dataclasses.replace(clf.apply_fn, combine=mc.combine), clf.params, clf.n_features, clf.n_classes)
 
 
 def _restore(fit, mc: ModelSpec, blob: bytes):
@@ -154,13 +184,22 @@ def _model(cfg, store: Store, dc: DataSpec, mc: ModelSpec, r: int, split, progre
         seed = derive_seed(cfg.seed, r, "model", dc.key, mc.key)
         buffer = {}
         if spec.scheduled or spec.buffer_from:  # the reference's training schedule (cfx.models.fit_scheduled)
-            extra = None if spec.buffer_from is None else _buffer_of(cfg, store, dc, spec.buffer_from, r, split,
-                                                                     progress)
+            extra = (
+                None if spec.buffer_from is None else _buffer_of(cfg, store, dc, spec.buffer_from, r, split, progress)
+            )
             t0 = time.perf_counter()  # the source model's training is its own record's time
-            clf, state = cfx.models.fit_scheduled(fit, spec.name, seed=seed, batch_order=spec.batch_order,
-                                                  bagging=spec.bagging, members=spec.members,
-                                                  epoch_pass=spec.epoch_pass, extra=extra, return_state=True,
-                                                  **_fit_kwargs(spec))
+            clf, state = cfx.models.fit_scheduled(
+                fit,
+                spec.name,
+                seed=seed,
+                batch_order=spec.batch_order,
+                bagging=spec.bagging,
+                members=spec.members,
+                epoch_pass=spec.epoch_pass,
+                extra=extra,
+                return_state=True,
+                **_fit_kwargs(spec),
+            )
             if isinstance(state.extra, cfx.models.jem_reference.ReferenceBuffer) and state.extra.x.ndim == 2:
                 buffer = {f"buffer_{k}": np.asarray(getattr(state.extra, k)) for k in _BUFFER_FIELDS}
         else:
@@ -171,20 +210,39 @@ def _model(cfg, store: Store, dc: DataSpec, mc: ModelSpec, r: int, split, progre
         t0 = time.perf_counter()
         s = cfg.sampling
         if s.mode == "per_class":
-            samples = np.asarray(cfx.sampling.conditional_samples(
-                conf, fit, key=_key(cfg.seed, r, "samples", dc.key, mc.key), n_chains=s.n_chains, steps=s.steps,
-                keep=s.keep))
+            samples = np.asarray(
+                cfx.sampling.conditional_samples(
+                    conf,
+                    fit,
+                    key=_key(cfg.seed, r, "samples", dc.key, mc.key),
+                    n_chains=s.n_chains,
+                    steps=s.steps,
+                    keep=s.keep,
+                )
+            )
         else:  # drawn per counterfactual target in run()
             samples = np.zeros((conf.n_classes, 1, conf.n_features), np.float32)
-        info = {"train_s": train_s, "sampling_s": time.perf_counter() - t0, "q_hat": float(conf.q_hat),
-                "test_accuracy": accuracy(clf, test.X, test.y),
-                "coverage": float(conf.coverage(test.X, test.y)), "n_fit": len(fit), "n_calibration": len(cal),
-                "n_test": len(test), "samples_finite": bool(np.all(np.isfinite(samples)))}
+        info = {
+            "train_s": train_s,
+            "sampling_s": time.perf_counter() - t0,
+            "q_hat": float(conf.q_hat),
+            "test_accuracy": accuracy(clf, test.X, test.y),
+            "coverage": float(conf.coverage(test.X, test.y)),
+            "n_fit": len(fit),
+            "n_calibration": len(cal),
+            "n_test": len(test),
+            "samples_finite": bool(np.all(np.isfinite(samples))),
+        }
         return clf, info, {"samples": samples, **buffer}
 
-    clf, info, arrays = runs.train_or_restore(store, model_path(dc.key, mc.key, r), train=train_model,
-                                              restore=lambda blob, info: _restore(fit, spec, blob),
-                                              progress=progress, label=f"{dc.key}/{mc.key}/{run_name(r)}")
+    clf, info, arrays = runs.train_or_restore(
+        store,
+        model_path(dc.key, mc.key, r),
+        train=train_model,
+        restore=lambda blob, info: _restore(fit, spec, blob),
+        progress=progress,
+        label=f"{dc.key}/{mc.key}/{run_name(r)}",
+    )
     return cfx.models.calibrate(clf, cal, alpha=cfg.calibration.alpha), arrays["samples"], info
 
 
@@ -205,8 +263,10 @@ def _buffer_of(cfg, store: Store, dc: DataSpec, label: str, r: int, split, progr
         _model(cfg, store, dc, source, r, split, progress)
         arrays = store.load_arrays(model_path(dc.key, label, r)) or {}
     if "buffer_x" not in arrays:
-        raise ValueError(f"{dc.key}: model {label!r} keeps no single reference JEM buffer for buffer_from "
-                         "(it must be a jem (or a jem_ensemble with members: sequential) with jem_loss: reference)")
+        raise ValueError(
+            f"{dc.key}: model {label!r} keeps no single reference JEM buffer for buffer_from "
+            "(it must be a jem (or a jem_ensemble with members: sequential) with jem_loss: reference)"
+        )
     return ReferenceBuffer(**{k: jnp.asarray(arrays[f"buffer_{k}"]) for k in _BUFFER_FIELDS})
 
 
@@ -224,8 +284,9 @@ def _random_pairs(clf, pool, n: int, rng) -> tuple[np.ndarray, np.ndarray]:
     return pool.X[rows].astype(np.float32), t.astype(np.int32)
 
 
-def select_factuals(clf, test, n: int, seed: int, train=None, pool: str = "test",
-                    targets: str = "cfx") -> tuple[np.ndarray, np.ndarray, int | None]:
+def select_factuals(
+    clf, test, n: int, seed: int, train=None, pool: str = "test", targets: str = "cfx"
+) -> tuple[np.ndarray, np.ndarray, int | None]:
     """(x (m, d), target (m,), figure row or None) by the rule of the module docstring
     (``pool="train"``, ``targets="random_pair"``: the reference's, :class:`FactualSpec`)."""
     rng = np.random.default_rng(seed)
@@ -251,7 +312,7 @@ def select_factuals(clf, test, n: int, seed: int, train=None, pool: str = "test"
         raise ValueError(f"{test.name}: the model predicts no point as a non-target class, so there are no factuals")
     figure = None
     src, dst = FIGURE_DIGITS
-    nines = np.flatnonzero(y[:len(test)] == src)  # the first test 9: the same image for every model
+    nines = np.flatnonzero(y[: len(test)] == src)  # the first test 9: the same image for every model
     if C == 10 and len(nines) and test.n_features >= 64:
         chosen = np.concatenate([nines[:1], chosen[chosen != nines[0]]])[:n]
         targets = targets.copy()
@@ -277,8 +338,11 @@ def _data_range(constraints, X: np.ndarray):
     d = X.shape[1]
     lower = np.broadcast_to(np.asarray(-np.inf if constraints.lower is None else constraints.lower, float), (d,))
     upper = np.broadcast_to(np.asarray(np.inf if constraints.upper is None else constraints.upper, float), (d,))
-    return dataclasses.replace(constraints, lower=tuple(np.maximum(lower, X.min(axis=0)).tolist()),
-                               upper=tuple(np.minimum(upper, X.max(axis=0)).tolist()))
+    return dataclasses.replace(
+        constraints,
+        lower=tuple(np.maximum(lower, X.min(axis=0)).tolist()),
+        upper=tuple(np.minimum(upper, X.max(axis=0)).tolist()),
+    )
 
 
 def _add_unfaithfulness(ev: dict, counterfactuals: np.ndarray, samples: np.ndarray) -> None:
@@ -309,13 +373,19 @@ def _scores(ev: dict, names, keep_share: float) -> tuple[dict, dict]:
             continue
         v = np.asarray(values)[np.asarray(valid) > 0.5]
         v = v[np.isfinite(v)]
-        record[f"{name}_valid"] = {"mean": float(v.mean()) if v.size else math.nan,
-                                   "sd": float(v.std(ddof=1)) if v.size > 1 else math.nan, "n": int(v.size)}
+        record[f"{name}_valid"] = {
+            "mean": float(v.mean()) if v.size else math.nan,
+            "sd": float(v.std(ddof=1)) if v.size > 1 else math.nan,
+            "n": int(v.size),
+        }
     for suffix in ("", "_valid"):  # the reference divides the sum over kept samples by the chain count
         u = record.get(f"unfaithfulness{suffix}")
         if u is not None:
-            record[f"unfaithfulness_ref{suffix}"] = {"mean": u["mean"] * keep_share, "sd": u["sd"] * keep_share,
-                                                     "n": u["n"]}
+            record[f"unfaithfulness_ref{suffix}"] = {
+                "mean": u["mean"] * keep_share,
+                "sd": u["sd"] * keep_share,
+                "n": u["n"],
+            }
     return record, per
 
 
@@ -337,36 +407,65 @@ def run(cfg: EcccoConfig, store: Store, splits: dict, progress: Progress) -> Non
             if cfg.domain == "data_range":  # the reference clamps x' to the training data's per-feature range
                 constraints = _data_range(constraints, train.X)
             for mc in cfg.models:
-                todo = [(i, g) for i, g in enumerate(cfg.generators)
-                        if not store.done(cell_path(dc.key, mc.key, g.key, r))]
+                todo = [
+                    (i, g) for i, g in enumerate(cfg.generators) if not store.done(cell_path(dc.key, mc.key, g.key, r))
+                ]
                 if not todo:
                     continue
                 conf, samples, info = _model(cfg, store, dc, mc, model_run(cfg, r), split, progress)
-                x, target, figure = select_factuals(conf, test, cfg.n_factuals,
-                                                    derive_seed(cfg.seed, r, "factuals", dc.key, mc.key), train,
-                                                    pool=cfg.factuals.pool, targets=cfg.factuals.targets)
+                x, target, figure = select_factuals(
+                    conf,
+                    test,
+                    cfg.n_factuals,
+                    derive_seed(cfg.seed, r, "factuals", dc.key, mc.key),
+                    train,
+                    pool=cfg.factuals.pool,
+                    targets=cfg.factuals.targets,
+                )
                 per_target, sample_s = None, 0.0
                 if cfg.sampling.mode == "per_target":
                     t0 = time.perf_counter()
                     s = cfg.sampling
-                    per_target = np.asarray(cfx.sampling.per_target_samples(
-                        conf, fit, target, key=_key(cfg.seed, r, "samples", dc.key, mc.key), n_chains=s.n_chains,
-                        steps=s.steps, keep=s.keep, fresh_prob=s.fresh_prob))
+                    per_target = np.asarray(
+                        cfx.sampling.per_target_samples(
+                            conf,
+                            fit,
+                            target,
+                            key=_key(cfg.seed, r, "samples", dc.key, mc.key),
+                            n_chains=s.n_chains,
+                            steps=s.steps,
+                            keep=s.keep,
+                            fresh_prob=s.fresh_prob,
+                        )
+                    )
                     sample_s = time.perf_counter() - t0
                     scoring = cfx.evaluation.context(conf, train, constraints=constraints)
                 else:
-                    scoring = cfx.evaluation.context(conf, train, constraints=constraints,
-                                                     conditional_samples=samples)
+                    scoring = cfx.evaluation.context(conf, train, constraints=constraints, conditional_samples=samples)
                 for i, gc in todo:
                     label = f"{dc.key}/{mc.key}/{gc.key}/{run_name(r)}"
                     progress.status(label, log=False)
                     t0 = time.perf_counter()
                     hp = generator_hyperparams(dc, gc)
-                    gen = _generator(gc, hp, conf, fit, samples, _key(cfg.seed, r, "generator", dc.key, mc.key, gc.key),
-                                     f"generators[{i}]", cfg)
-                    res = cfx.search.generate(gen, conf, x, target, key=_key(cfg.seed, r, "generate", dc.key, mc.key,
-                                                                            gc.key),
-                                              constraints=constraints, **cfg.search.model_dump())
+                    gen = _generator(
+                        gc,
+                        hp,
+                        conf,
+                        fit,
+                        samples,
+                        _key(cfg.seed, r, "generator", dc.key, mc.key, gc.key),
+                        f"generators[{i}]",
+                        cfg,
+                    )
+                    res = cfx.search.generate(
+                        gen,
+                        conf,
+                        x,
+                        target,
+                        key=_key(cfg.seed, r, "generate", dc.key, mc.key, gc.key),
+                        constraints=constraints,
+                        **cfg.search.model_dump(),
+                    )
                     kw = {} if cfg.metrics is None else {"metrics": list(cfg.metrics)}
                     ev = cfx.evaluation.evaluate(res, conf, context=scoring, **kw)
                     if per_target is not None:
@@ -375,14 +474,32 @@ def run(cfg: EcccoConfig, store: Store, splits: dict, progress: Progress) -> Non
                     if per_target is not None and "unfaithfulness" not in names:
                         names.append("unfaithfulness")
                     metrics, per = _scores(ev, names, keep_share)
-                    arrays = dict(factuals=res.factuals, target=res.target, counterfactuals=res.counterfactuals,
-                                  converged=res.converged, steps=res.steps, target_probs=res.target_probs, **per)
-                    record = {"dataset": dc.key, "model": mc.key, "generator": gc.key, "run": r,
-                              "registry_name": gc.name, "hyperparams": hp, "n_factuals": int(len(x)),
-                              "figure_row": figure, "metrics": metrics,
-                              "model_info": {k: info[k] for k in ("test_accuracy", "coverage", "q_hat")},
-                              "timings": {"runtime_s": float(res.runtime_s), "compile_s": float(res.compile_s),
-                                          "train_s": float(info["train_s"]),
-                                          "sampling_s": float(info["sampling_s"]) + sample_s}}
+                    arrays = dict(
+                        factuals=res.factuals,
+                        target=res.target,
+                        counterfactuals=res.counterfactuals,
+                        converged=res.converged,
+                        steps=res.steps,
+                        target_probs=res.target_probs,
+                        **per,
+                    )
+                    record = {
+                        "dataset": dc.key,
+                        "model": mc.key,
+                        "generator": gc.key,
+                        "run": r,
+                        "registry_name": gc.name,
+                        "hyperparams": hp,
+                        "n_factuals": int(len(x)),
+                        "figure_row": figure,
+                        "metrics": metrics,
+                        "model_info": {k: info[k] for k in ("test_accuracy", "coverage", "q_hat")},
+                        "timings": {
+                            "runtime_s": float(res.runtime_s),
+                            "compile_s": float(res.compile_s),
+                            "train_s": float(info["train_s"]),
+                            "sampling_s": float(info["sampling_s"]) + sample_s,
+                        },
+                    }
                     store.save(cell_path(dc.key, mc.key, gc.key, r), record, arrays)
                     progress.step(label, time.perf_counter() - t0)

@@ -13,13 +13,37 @@ from typing import Annotated, Any, Mapping
 import pydantic
 
 from cfx.experiments import sections
-from cfx.experiments.config import (Bool, ConfigSource, Float, IntList, NonNegativeInt, PositiveFloat,
-                                    PositiveInt, Probability, RawConfig, Spec, Str, check_label, check_name, plain,
-                                    suggest)
+from cfx.experiments.config import (
+    Bool,
+    ConfigSource,
+    Float,
+    IntList,
+    NonNegativeInt,
+    PositiveFloat,
+    PositiveInt,
+    Probability,
+    RawConfig,
+    Spec,
+    Str,
+    check_label,
+    check_name,
+    plain,
+    suggest,
+)
 from cfx.experiments.sections import CalibrationSpec, GeneratorSpec, SamplingSpec, SearchSpec
 
-__all__ = ["EcccoConfig", "DataSpec", "ModelSpec", "GeneratorSpec", "SamplingSpec", "CalibrationSpec", "SearchSpec",
-           "FactualSpec", "MODEL_NAMES", "CHOICES"]
+__all__ = [
+    "EcccoConfig",
+    "DataSpec",
+    "ModelSpec",
+    "GeneratorSpec",
+    "SamplingSpec",
+    "CalibrationSpec",
+    "SearchSpec",
+    "FactualSpec",
+    "MODEL_NAMES",
+    "CHOICES",
+]
 
 FloatList = Annotated[tuple[Float, ...], pydantic.BeforeValidator(lambda v: tuple(v) if isinstance(v, list) else v)]
 
@@ -32,6 +56,7 @@ def _model_names() -> list[str]:
     from cfx.models import MODELS
 
     return [name for name, entry in MODELS.items() if entry.fit is None]
+
 
 #: Allowed values of the string options (the first is cfx's default; the second the ECCCo reference's).
 CHOICES = {
@@ -89,8 +114,13 @@ class ModelSpec(sections.Entry):
     @property
     def scheduled(self) -> bool:
         """Whether the training schedule differs from ``cfx.models.fit``'s."""
-        return ((self.batch_order, self.bagging, self.members, self.epoch_pass, self.buffer_from)
-                != ("shuffle", 1.0, "parallel", False, None))
+        return (self.batch_order, self.bagging, self.members, self.epoch_pass, self.buffer_from) != (
+            "shuffle",
+            1.0,
+            "parallel",
+            False,
+            None,
+        )
 
     @property
     def is_jem(self) -> bool:  # energy-based (JEM loss options apply): the registry says
@@ -143,10 +173,15 @@ class EcccoConfig(sections.GridExperiment):
         ctx, d = sections.begin(cls, raw, name)
         d["models"] = sections.section_list(d, "models", ctx, _model)
         d["generators"] = sections.section_list(d, "generators", ctx, _generator)
-        d["data"] = sections.section_list(d, "data", ctx, functools.partial(_data, models=d["models"],
-                                                                             generators=d["generators"]))
-        for sec, spec in (("sampling", SamplingSpec), ("calibration", CalibrationSpec), ("search", SearchSpec),
-                          ("factuals", FactualSpec)):
+        d["data"] = sections.section_list(
+            d, "data", ctx, functools.partial(_data, models=d["models"], generators=d["generators"])
+        )
+        for sec, spec in (
+            ("sampling", SamplingSpec),
+            ("calibration", CalibrationSpec),
+            ("search", SearchSpec),
+            ("factuals", FactualSpec),
+        ):
             d[sec] = ctx.validate(spec, d.get(sec) or {}, sec)
         for path, allowed in CHOICES.items():
             sec, _, key = path.rpartition(".")
@@ -155,11 +190,15 @@ class EcccoConfig(sections.GridExperiment):
         _choice(d.get("domain", "none"), CHOICES["domain"], "domain", ctx)
         _choice(d.get("runs_vary", "all"), CHOICES["runs_vary"], "runs_vary", ctx)
         if d["sampling"].mode == "per_target" and any(g.name == "eccco_l1" for g in d["generators"]):
-            raise ctx.error("sampling.mode", "eccco_l1 needs per-class samples; per_target draws them per "
-                                             "counterfactual after the search (use per_class, or leave eccco_l1 out)")
+            raise ctx.error(
+                "sampling.mode",
+                "eccco_l1 needs per-class samples; per_target draws them per "
+                "counterfactual after the search (use per_class, or leave eccco_l1 out)",
+            )
         if d["sampling"].keep > d["sampling"].n_chains:
-            raise ctx.error("sampling.keep", f"must be <= sampling.n_chains ({d['sampling'].n_chains}); "
-                                             f"got {d['sampling'].keep}")
+            raise ctx.error(
+                "sampling.keep", f"must be <= sampling.n_chains ({d['sampling'].n_chains}); got {d['sampling'].keep}"
+            )
         _check_buffer_from(d, ctx)
         sections.metric_names(d, ctx)
         return sections.finish(cls, ctx, d, raw)
@@ -168,14 +207,19 @@ class EcccoConfig(sections.GridExperiment):
         """A plain mapping in the input schema (parses back to an equal config)."""
         flat = sections.flat
         out = plain({k: v for k, v in self if k not in ("data", "models", "generators")})
-        out.update(data=[flat(x, "options") for x in self.data], models=[flat(x, None) for x in self.models],
-                   generators=[flat(x, "hyperparams") for x in self.generators])
+        out.update(
+            data=[flat(x, "options") for x in self.data],
+            models=[flat(x, None) for x in self.models],
+            generators=[flat(x, "hyperparams") for x in self.generators],
+        )
         return out
 
     def plan(self) -> str:
         n = len(self.data) * len(self.models) * len(self.generators) * self.runs
-        return (f"eccco: {len(self.data)} data x {len(self.models)} models x {len(self.generators)} generators x "
-                f"{self.runs} runs = {n} cells (optional data sets without files are skipped) -> {self.output_dir}")
+        return (
+            f"eccco: {len(self.data)} data x {len(self.models)} models x {len(self.generators)} generators x "
+            f"{self.runs} runs = {n} cells (optional data sets without files are skipped) -> {self.output_dir}"
+        )
 
 
 def _check_buffer_from(d: dict, ctx: ConfigSource) -> None:
@@ -190,14 +234,20 @@ def _check_buffer_from(d: dict, ctx: ConfigSource) -> None:
                 continue
             path = f"data[{i}].models.{k}.buffer_from"
             if src not in specs or src == k:
-                raise ctx.error(path, f"expected the label of another model ({', '.join(x for x in specs if x != k)}); "
-                                      f"got {src!r}")
+                raise ctx.error(
+                    path, f"expected the label of another model ({', '.join(x for x in specs if x != k)}); got {src!r}"
+                )
             one = specs[src].members == "sequential" or not _is_ensemble(specs[src].name)
             if not (spec.is_jem and specs[src].is_jem and spec.jem_loss == specs[src].jem_loss == "reference" and one):
-                raise ctx.error(path, "both models must be JEMs with jem_loss: reference, the source a jem or a "
-                                      "jem_ensemble with members: sequential")
+                raise ctx.error(
+                    path,
+                    "both models must be JEMs with jem_loss: reference, the source a jem or a "
+                    "jem_ensemble with members: sequential",
+                )
             if specs[src].buffer_from is not None:
-                raise ctx.error(path, f"model {src!r} takes its own buffer from another model; chains are not supported")
+                raise ctx.error(
+                    path, f"model {src!r} takes its own buffer from another model; chains are not supported"
+                )
 
 
 def _is_ensemble(name: str) -> bool:
@@ -208,8 +258,9 @@ def _is_ensemble(name: str) -> bool:
 
 def _choice(value: Any, allowed: tuple, path: str, ctx: ConfigSource) -> None:
     if value not in allowed:
-        raise ctx.error(path, f"expected one of {', '.join(map(repr, allowed))}{suggest(str(value), list(allowed))}; "
-                              f"got {value!r}")
+        raise ctx.error(
+            path, f"expected one of {', '.join(map(repr, allowed))}{suggest(str(value), list(allowed))}; got {value!r}"
+        )
 
 
 def _mapping(raw: Any, path: str, ctx: ConfigSource) -> dict:
@@ -257,14 +308,22 @@ def _data(raw: Any, path: str, ctx: ConfigSource, models: tuple, generators: tup
     for label, changes in spec.models.items():
         if label not in by_model:
             raise ctx.error(f"{path}.models.{label}", f"no model labelled {label!r}{suggest(label, list(by_model))}")
-        _model({**by_model[label].model_dump(), **_mapping(changes, f"{path}.models.{label}", ctx)},
-               f"{path}.models.{label}", ctx)
+        _model(
+            {**by_model[label].model_dump(), **_mapping(changes, f"{path}.models.{label}", ctx)},
+            f"{path}.models.{label}",
+            ctx,
+        )
     by_gen = {g.key: g for g in generators}
     for label, changes in spec.generators.items():
         if label not in by_gen:
-            raise ctx.error(f"{path}.generators.{label}",
-                            f"no generator labelled {label!r}{suggest(label, list(by_gen))}")
+            raise ctx.error(
+                f"{path}.generators.{label}", f"no generator labelled {label!r}{suggest(label, list(by_gen))}"
+            )
         g = by_gen[label]
-        _hyperparams(g.name, {**g.hyperparams, **_mapping(changes, f"{path}.generators.{label}", ctx)},
-                     f"{path}.generators.{label}", ctx)
+        _hyperparams(
+            g.name,
+            {**g.hyperparams, **_mapping(changes, f"{path}.generators.{label}", ctx)},
+            f"{path}.generators.{label}",
+            ctx,
+        )
     return spec
