@@ -26,8 +26,10 @@ EXPERIMENTS_ORDER = {
     "cfx.experiments.runs": 4.5,  # the run helpers every kind shares
     "cfx.experiments.kinds": 5,
     "cfx.experiments.kinds.*": 6,
+    "cfx.experiments.kinds.ct._tables": 5.5,  # the ct kind's paper numbers, pooled tables and figure
     "cfx.experiments.kinds.ct.reference": 6,  # the ct kind's preset ct-2026 and pooled evaluation
     "cfx.experiments.kinds.ct.settings": 6,  # the ct kind's ct section (CTConfig fields, its generator)
+    "cfx.experiments.kinds.ct._schema": 7,  # the ct kind's config schema (imports its ct section)
     "cfx.experiments.kinds.ct": 9,
     "cfx.experiments.kinds.benchmark.schema": 6,
     "cfx.experiments.kinds.benchmark.runner": 7,

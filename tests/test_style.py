@@ -18,8 +18,6 @@ OVER_LIMIT = {
     "cfx/data/tabular.py",
     "cfx/dynamics/simulation.py",
     "cfx/experiments/config.py",
-    "cfx/experiments/kinds/ct/__init__.py",
-    "cfx/experiments/kinds/ct/reference.py",
     "cfx/experiments/kinds/dynamics.py",
     "cfx/experiments/kinds/eccco/paper.py",
     "cfx/experiments/kinds/eccco/runner.py",

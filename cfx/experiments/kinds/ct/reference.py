@@ -17,8 +17,9 @@ their geometry as TaijaData 1.1.7 draws it (linearly separable: two blobs of σ 
 σ 2.0, both at the centres the reference draws, 5.76 apart (:data:`REFERENCE_CENTRES`); circles noise
 0.15, factor 0.01; moons noise 0.1 with MLJBase's vertical shift 0.3 instead of scikit-learn's 0.5).
 
-This module also holds the pooled evaluation of one cell (:func:`evaluate_cell`), the paper's
-reduction table (:func:`pool_reductions`) and the paper's numbers (:data:`PAPER`).
+This module also holds the pooled evaluation of one cell (:func:`evaluate_cell`); the paper's
+reduction table (:func:`pool_reductions`) and the paper's numbers (:data:`PAPER`) live in
+:mod:`._tables` and are re-exported here.
 """
 
 from __future__ import annotations
@@ -26,9 +27,16 @@ from __future__ import annotations
 import math
 
 import numpy as np
-import pandas as pd
 
 from cfx.experiments.config import Preset
+from cfx.experiments.kinds.ct._tables import (  # noqa: F401  (re-exported: this module's public names)
+    PAPER,
+    _mean_over_modes,
+    figures,
+    paper_markdown,
+    pool_reductions,
+    reduction_markdown,
+)
 
 SOURCE = (
     "JuliaTrustworthyAI/CounterfactualTraining.jl v0.1.3 (src/, paper/experiments/CTExperiments, "
@@ -280,43 +288,10 @@ PRESETS = {
     ),
 }
 
+
 # The paper's Table (MLP; paper/tables/main.tex of v0.1.3): % reduction of IP / IP* / cost (protected),
 # * = 99 % interval excludes 0; absolute IP CT / BL and validity CT / BL (no constraints) from issue 21
 # (LS, Circles, Moons only); test accuracy CT / BL from paper/preprint/tables/main_detailed.tex.
-PAPER = {
-    "linearly_separable": {
-        "ip": (26.26, True),
-        "ip_star": (51.28, True),
-        "cost": (16.41, True),
-        "ip_abs": (2.51, 3.40),
-        "validity": (1.0, 1.0),
-        "accuracy": (1.0, 1.0),
-    },
-    "circles": {
-        "ip": (58.88, True),
-        "ip_star": (93.84, True),
-        "cost": (42.99, True),
-        "ip_abs": (0.97, 2.36),
-        "validity": (1.0, 0.51),
-        "accuracy": (1.0, 1.0),
-    },
-    "moons": {
-        "ip": (19.59, True),
-        "ip_star": (8.0, False),
-        "cost": (5.16, True),
-        "ip_abs": (1.37, 1.71),
-        "validity": (1.0, 1.0),
-        "accuracy": (1.0, 1.0),
-    },
-    "overlapping": {"ip": (-1.93, False), "ip_star": (-27.7, False), "cost": (40.86, True), "accuracy": (0.92, 0.92)},
-    "adult": {"ip": (0.19, False), "ip_star": (34.35, True), "cost": (4.03, False), "accuracy": (0.85, 0.86)},
-    "california": {"ip": (10.65, True), "ip_star": (63.06, True), "cost": (44.23, True), "accuracy": (0.79, 0.85)},
-    "credit": {"ip": (10.14, True), "ip_star": (50.35, True), "cost": (-18.17, True), "accuracy": (0.71, 0.71)},
-    "gmsc": {"ip": (10.65, True), "ip_star": (24.75, True), "cost": (66.01, True), "accuracy": (0.61, 0.75)},
-    "mnist": {"ip": (6.36, True), "ip_star": (-70.31, False), "cost": (-35.11, True), "accuracy": (0.90, 0.92)},
-}
-
-
 def seed(cfg, run: int, *labels) -> int:
     """A seed per (config seed, run, labels): :func:`cfx.experiments.runs.derive_seed`."""
     from cfx.experiments.runs import derive_seed
@@ -437,233 +412,3 @@ def evaluate_cell(cfg, dc, mode: str, variant: str, run: int, classifier, train,
         logits = np.asarray(classifier.raw_logits(mesh["points"]))
         arrays.update({"energy_xx": mesh["xx"], "energy_yy": mesh["yy"], "energy": -logits.reshape(80, 80, -1)})
     return scalars, arrays
-
-
-def pool_reductions(cfg, store, cell) -> pd.DataFrame:
-    """The paper's table from saved records: per data set, mode and variant, % reductions of IP,
-    IP* and cost vs the baseline (per-round ratios, pooled over training runs), absolute values,
-    validity and accuracy of both. With several modes (other than ``single``) also a ``pooled`` row:
-    per run and round the mean over those modes, as the reference pools its mutability grid's
-    settings for the cost column."""
-    rows = []
-    for dc in cfg.data:
-        loaded = {
-            (v, mode): [
-                (store.load(cell(dc.key, v, mode, r))["metrics"], store.load_arrays(cell(dc.key, v, mode, r)))
-                for r in range(cfg.runs)
-            ]
-            for v in cfg.variants
-            for mode in cfg.modes
-        }
-        for variant in [v for v in cfg.variants if v != "baseline"]:
-            for mode in cfg.modes:
-                rows.append(_row(dc.key, mode, variant, loaded[("baseline", mode)], loaded[(variant, mode)]))
-            pooled = [m for m in cfg.modes if m != "single"]  # the mutability grid's settings
-            if len(pooled) > 1:
-                pool = lambda v: [_mean_over_modes([loaded[(v, mode)][r] for mode in pooled]) for r in range(cfg.runs)]
-                rows.append(_row(dc.key, "pooled", variant, pool("baseline"), pool(variant)))
-    return pd.DataFrame(rows)
-
-
-def _mean_over_modes(cells: list) -> tuple:
-    """One cell from several modes' cells: per round the mean over modes; the cost as the reference's
-    ``aggregate_ce_evaluation`` pools a grid's settings: per (λ, round) the mean over every setting's valid
-    counterfactuals (the modes' means weighted by their valid counts), then the mean over λ."""
-    metrics = {k: {"mean": float(np.mean([m[k]["mean"] for m, _ in cells]))} for k in ("accuracy", "validity")}
-    keys = [k for k in ("ip", "ip_star", "cost", "ip_star_alt") if all(f"round_{k}" in a for _, a in cells)]
-    arrays = {f"round_{k}": np.nanmean(np.stack([a[f"round_{k}"] for _, a in cells]), axis=0) for k in keys}
-    if all("lam_cost" in a for _, a in cells):
-        n = np.stack([a["pool_valid"].sum(axis=2) for _, a in cells]).astype(np.float64)  # (mode, λ, J)
-        mu = np.nan_to_num(np.stack([a["lam_cost"] for _, a in cells]))
-        with np.errstate(invalid="ignore", divide="ignore"):
-            per = (n * mu).sum(0) / n.sum(0)
-        arrays["round_cost"] = np.nanmean(np.where(n.sum(0) > 0, per, np.nan), axis=0)
-    return metrics, arrays
-
-
-def _row(data: str, mode: str, variant: str, base: list, treated: list) -> dict:
-    from cfx.training.pool import pooled_reduction
-
-    row = {"dataset": data, "mode": mode, "variant": variant, "runs": len(base)}
-    for m in [k for k in ("ip", "ip_star", "cost", "ip_star_alt") if f"round_{k}" in base[0][1]]:
-        b = np.concatenate([a[f"round_{m}"] for _, a in base])
-        t = np.concatenate([a[f"round_{m}"] for _, a in treated])
-        red = pooled_reduction(b, t)
-        row.update(
-            {
-                f"{m}_reduction": red["reduction"],
-                f"{m}_se": red["se"],
-                f"{m}_low": red["low"],
-                f"{m}_high": red["high"],
-                f"{m}_sig": red["significant"],
-                f"{m}_baseline": float(np.nanmean(b)),
-                f"{m}_treated": float(np.nanmean(t)),
-            }
-        )
-        runs = [pooled_reduction(a0[f"round_{m}"], a1[f"round_{m}"]) for (_, a0), (_, a1) in zip(base, treated)]
-        per_run = [r["reduction"] for r in runs]
-        row[f"{m}_per_run"] = " / ".join(f"{v:.1f}" for v in per_run)
-        # the paper's basis: one trained model per cell, ± over its rounds; and the spread across runs
-        row[f"{m}_se_run"] = float(np.nanmean([r["se"] for r in runs]))
-        row[f"{m}_sd_runs"] = float(np.std(per_run, ddof=1)) if len(per_run) > 1 else float("nan")
-    for m in ("accuracy", "validity"):
-        row[f"{m}_baseline"] = float(np.mean([metrics[m]["mean"] for metrics, _ in base]))
-        row[f"{m}_treated"] = float(np.mean([metrics[m]["mean"] for metrics, _ in treated]))
-    return row
-
-
-def _fmt(v, lo=None, hi=None) -> str:
-    if v is None or not np.isfinite(v):
-        return "nan"
-    return f"{v:.1f}" if lo is None or not np.isfinite(lo) else f"{v:.1f} [{lo:.1f}, {hi:.1f}]"
-
-
-def reduction_markdown(df: pd.DataFrame, title: str) -> str:
-    """The ct kind's table for its own (single-search) evaluation protocol."""
-    head = [
-        "dataset",
-        "mode",
-        "variant",
-        "IP red. % [95% CI]",
-        "IP* red. % [95% CI]",
-        "acc. base",
-        "acc.",
-        "valid. base",
-        "valid.",
-        "IG share base",
-        "IG share",
-    ]
-    lines = [f"# {title}: CT vs baseline", "", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    for r in df.itertuples():
-        lines.append(
-            "| "
-            + " | ".join(
-                [
-                    r.dataset,
-                    r.mode,
-                    r.variant,
-                    _fmt(r.ip_reduction, r.ip_low, r.ip_high),
-                    _fmt(r.ip_star_reduction, r.ip_star_low, r.ip_star_high),
-                    f"{r.accuracy_baseline:.3f}",
-                    f"{r.accuracy:.3f}",
-                    f"{r.validity_baseline:.3f}",
-                    f"{r.validity:.3f}",
-                    f"{r.sensitivity_baseline:.3f}",
-                    f"{r.sensitivity:.3f}",
-                ]
-            )
-            + " |"
-        )
-    lines += [
-        "",
-        "Reduction = 100·(1 − treated / baseline); positive is better. IG share: integrated-gradients "
-        "attribution share of the protected feature (lower = the model relies less on it).",
-    ]
-    return "\n".join(lines) + "\n"
-
-
-def _cell_fmt(v, se, sig, se_run=float("nan"), sd_runs=float("nan")) -> str:
-    if not np.isfinite(v):
-        return "nan"
-    within = f"; ±{se_run:.1f} per run, ±{sd_runs:.1f} across runs" if np.isfinite(sd_runs) else ""
-    return f"{v:.1f}{'*' if sig else ''} (±{se:.0f}{within})"
-
-
-def paper_markdown(df: pd.DataFrame, title: str) -> str:
-    """Ours beside the paper's, one row per (data set, mode, variant)."""
-    head = [
-        "data",
-        "mode",
-        "variant",
-        "IP red. %",
-        "paper",
-        "IP* red. %",
-        "paper",
-        "cost red. %",
-        "paper",
-        "IP CT / BL",
-        "paper",
-        "validity CT / BL",
-        "paper",
-        "accuracy CT / BL",
-        "paper",
-        "IP red. per run",
-    ]
-    lines = [
-        f"# {title}: ours beside the paper (SaTML 2026)",
-        "",
-        "| " + " | ".join(head) + " |",
-        "|" + "---|" * len(head),
-    ]
-    for r in df.itertuples():
-        p = PAPER.get(r.dataset, {})
-        pap = lambda k: f"{p[k][0]:.2f}{'*' if p[k][1] else ''}" if k in p else "–"
-        pair = lambda k: f"{p[k][0]:.2f} / {p[k][1]:.2f}" if k in p else "–"
-        lines.append(
-            "| "
-            + " | ".join(
-                [
-                    r.dataset,
-                    r.mode,
-                    r.variant,
-                    _cell_fmt(r.ip_reduction, r.ip_se, r.ip_sig, r.ip_se_run, r.ip_sd_runs),
-                    pap("ip"),
-                    _cell_fmt(r.ip_star_reduction, r.ip_star_se, r.ip_star_sig, r.ip_star_se_run, r.ip_star_sd_runs),
-                    pap("ip_star"),
-                    _cell_fmt(r.cost_reduction, r.cost_se, r.cost_sig),
-                    pap("cost"),
-                    f"{r.ip_treated:.2f} / {r.ip_baseline:.2f}",
-                    pair("ip_abs"),
-                    f"{r.validity_treated:.2f} / {r.validity_baseline:.2f}",
-                    pair("validity"),
-                    f"{r.accuracy_treated:.3f} / {r.accuracy_baseline:.3f}",
-                    pair("accuracy"),
-                    r.ip_per_run,
-                ]
-            )
-            + " |"
-        )
-    lines += [
-        "",
-        "Reduction = 100·(1 − mean over rounds of CT/BL), (±) = 100·sd of the per-round ratios (all runs' "
-        "rounds together; 'per run': the mean of each training run's own sd, the paper's basis: one trained "
-        "model per cell; 'across runs': the sd of the runs' reductions), * = the "
-        "99 % quantile interval of the per-round differences excludes 0 (the reference's `cidiff`). "
-        "IP/IP* over valid counterfactuals (p(target) >= 0.5), pooled over the energy weights. "
-        "The paper's IP/IP* are the `single` rows' (its all-mutable grid with its own τ and λ_reg), its "
-        "cost the `pooled` rows' (the mutability grid's settings pooled; `single` is not in `pooled`).",
-    ]
-    return "\n".join(lines) + "\n"
-
-
-def figures(cfg, store, cell) -> list:
-    """``figures/<data>_energy.png``: the learned energy E(x|y=1) = −f_1(x) of the baseline and
-    of each other variant (first mode, run 0) on the 2-D sets, with the training data."""
-    from matplotlib.figure import Figure  # a standalone figure: the user's backend is left alone
-
-    from cfx import plotting
-
-    out = []
-    for dc in cfg.data:
-        arrays = {v: store.load_arrays(cell(dc.key, v, cfg.modes[0], 0)) for v in cfg.variants}
-        if "energy" not in arrays["baseline"]:
-            continue
-        fig = Figure(figsize=(4.4 * len(cfg.variants), 3.8))
-        axes = fig.subplots(1, len(cfg.variants), squeeze=False)
-        for ax, (variant, a) in zip(axes[0], arrays.items()):
-            e = a["energy"][..., 1]
-            cs = ax.contourf(a["energy_xx"], a["energy_yy"], e, levels=20, cmap="viridis")
-            ax.contour(
-                a["energy_xx"],
-                a["energy_yy"],
-                a["energy"][..., 1] - a["energy"][..., 0],
-                levels=[0.0],
-                colors="white",
-                linewidths=1.5,
-            )
-            ax.scatter(a["X"][:, 0], a["X"][:, 1], c=a["y"], s=4, cmap="coolwarm", edgecolors="none", alpha=0.7)
-            fig.colorbar(cs, ax=ax, shrink=0.8)
-            ax.set_title(f"{dc.key}: {variant}, E(x|y=1) = -f_1(x)", fontsize=9)
-        fig.tight_layout()
-        out.append(store.write_figure(f"{dc.key}_energy", plotting.figure_png(fig)))
-    return out
