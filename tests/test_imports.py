@@ -38,6 +38,8 @@ EXPERIMENTS_ORDER = {
     "cfx.experiments.kinds.eccco.schema": 6,
     "cfx.experiments.kinds.eccco.preset": 6,
     "cfx.experiments.kinds.eccco.paper": 6,
+    "cfx.experiments.kinds.eccco._paper_tables": 5.5,  # the paper's numbers (data only)
+    "cfx.experiments.kinds.eccco._factuals": 6,  # the runner's factual selection
     "cfx.experiments.kinds.eccco.runner": 7,
     "cfx.experiments.kinds.eccco.report": 8,
     "cfx.experiments.kinds.eccco": 9,
@@ -211,7 +213,7 @@ TOP_LEVEL = {
         "global_rules",
         "intervals",
     },
-    "private": {"_deprecated", "_reductions", "_spread", "_streams", "_validate"},
+    "private": {"_deprecated", "_reductions", "_sgld", "_spread", "_streams", "_validate"},
 }
 # What cfx.search (the search and its plumbing) may import from the rest of cfx: the pieces
 # a search is made of, nothing that uses the search.
