@@ -43,6 +43,8 @@ EXPERIMENTS_ORDER = {
     "cfx.experiments.kinds.eccco.runner": 7,
     "cfx.experiments.kinds.eccco.report": 8,
     "cfx.experiments.kinds.eccco": 9,
+    "cfx.experiments.kinds.dynamics.report": 6,  # the dynamics kind's tables, summary.md and figures
+    "cfx.experiments.kinds.dynamics": 9,
     "cfx.experiments": 10,
 }
 

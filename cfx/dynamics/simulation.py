@@ -32,23 +32,20 @@ from __future__ import annotations
 import dataclasses
 import functools
 import math
-import re
 from typing import Any, Callable, Mapping
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
+from cfx.dynamics._checkpoint import _resume, _round_path, _state_arrays
+from cfx.dynamics._checks import _LABEL_RE, DRAWS, POOLS, _check, _check_run
 from cfx.dynamics.metrics import MetricOptions, evaluate_state, feature_grid
 from cfx.dynamics.mmd import _TRACES
 from cfx.generators.base import Generator
 from cfx.search import CONVERGED
 
 __all__ = ["simulate", "SimulationResult", "POOLS", "DRAWS", "CfxTrainer"]
-
-POOLS = ("predicted", "label")
-DRAWS = ("at_least_one", "round")
-_LABEL_RE = re.compile(r"^[A-Za-z0-9_.+-]+$")
 
 
 @dataclasses.dataclass
@@ -146,143 +143,6 @@ def _move(clf, X, y, idx, valid, counterfactuals, outcome, key, target):
         "redundancy": jnp.sum(w * jnp.mean(jnp.abs(x_new - x_old) < 1e-5, -1)) / n,
     }
     return X, y, stats
-
-
-# ------------------------------------------------------------------------------ state and checkpoints
-def _fitted_fields(gen: Generator) -> list[str]:
-    return [f.name for f in dataclasses.fields(gen) if f.metadata.get("fitted")]
-
-
-def _state_arrays(systems: list[dict]) -> dict:
-    out = {}
-    for g, s in enumerate(systems):
-        out[f"g{g}_X"], out[f"g{g}_y"] = np.asarray(s["X"]), np.asarray(s["y"])
-        for i, leaf in enumerate(jax.tree_util.tree_leaves(s["clf"].params)):
-            out[f"g{g}_p{i}"] = np.asarray(leaf)
-        fitted = {f: getattr(s["gen"], f) for f in _fitted_fields(s["gen"])}
-        for i, leaf in enumerate(jax.tree_util.tree_leaves(fitted)):
-            out[f"g{g}_f{i}"] = np.asarray(leaf)
-    return out
-
-
-def _restore(systems: list[dict], arrays: dict) -> list[dict]:
-    """The systems with X, y, parameters and fitted generator leaves from a checkpoint
-    (the templates fix structure and dtypes, so nothing recompiles after a resume)."""
-    out = []
-    for g, s in enumerate(systems):
-
-        def load(tree, tag):
-            leaves, treedef = jax.tree_util.tree_flatten(tree)
-            new = [jnp.asarray(arrays[f"g{g}_{tag}{i}"], jnp.asarray(leaf).dtype) for i, leaf in enumerate(leaves)]
-            return jax.tree_util.tree_unflatten(treedef, new)
-
-        fitted = load({f: getattr(s["gen"], f) for f in _fitted_fields(s["gen"])}, "f")
-        out.append(
-            {
-                **s,
-                "X": jnp.asarray(arrays[f"g{g}_X"], jnp.float32),
-                "y": jnp.asarray(arrays[f"g{g}_y"], jnp.int32),
-                "clf": s["clf"].replace(load(s["clf"].params, "p")),
-                "gen": s["gen"].replace(**fitted),
-            }
-        )
-    return out
-
-
-def _round_path(prefix, rep: int, t: int) -> tuple:
-    return (*prefix, f"rep{rep:03d}", f"r{t:03d}")
-
-
-def _resume(checkpoint, prefix, rep: int, rounds: int, initial: list[dict]):
-    """(systems, first round to run, saved history rows, stop record) of repetition ``rep``:
-    the initial systems and round 0 without a checkpoint, else the state of the last saved round."""
-    if checkpoint is None:
-        return initial, 0, [], None
-    latest = next((t for t in range(rounds, -1, -1) if checkpoint.done(_round_path(prefix, rep, t))), None)
-    if latest is None:
-        return initial, 0, [], None
-    rows, halted = [], None
-    for t in range(latest + 1):
-        rec = checkpoint.load(_round_path(prefix, rep, t))
-        rows += rec["rows"]
-        halted = rec.get("stopped") or halted
-    return _restore(initial, checkpoint.load_arrays(_round_path(prefix, rep, latest))), latest + 1, rows, halted
-
-
-# ------------------------------------------------------------------------------ checks
-def _check(train, test, generators, mu, rounds, eval_every, num_counterfactuals, pool, target):
-    for name, d in (("train", train), ("test", test)):
-        if not (hasattr(d, "X") and hasattr(d, "y")):
-            raise TypeError(f"{name} must be a cfx.data.Dataset; got {type(d).__name__}")
-        if len(d.y) < 2:
-            raise ValueError(f"{name} needs at least 2 rows; got {len(d.y)}")
-    if np.shape(train.X)[1] != np.shape(test.X)[1]:
-        raise ValueError(f"test has {np.shape(test.X)[1]} features; train has {np.shape(train.X)[1]}")
-    if isinstance(mu, bool) or not isinstance(mu, (int, float, np.floating)) or not (0.0 < float(mu) <= 1.0):
-        raise ValueError(
-            f"mu must be a share in (0, 1] (the fraction of the pool given recourse per round); got {mu!r}"
-        )
-    for name, v, low in (
-        ("rounds", rounds, 1),
-        ("eval_every", eval_every, 1),
-        ("num_counterfactuals", num_counterfactuals, 1),
-    ):
-        if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < low:
-            raise ValueError(f"{name} must be an int >= {low}; got {v!r}")
-    if pool not in POOLS:
-        raise ValueError(f"pool must be one of {POOLS}; got {pool!r}")
-    if not isinstance(generators, Mapping) or not generators:
-        raise ValueError("generators must be a non-empty mapping label -> cfx.generators.Generator")
-    for label, gen in generators.items():
-        if not isinstance(label, str) or not _LABEL_RE.match(label):
-            raise ValueError(f"generators: label {label!r} must be letters, digits and _ . + - (it names records)")
-        if not isinstance(gen, Generator):
-            raise TypeError(f"generators[{label!r}] must be a cfx.generators.Generator; got {type(gen).__name__}")
-    classes = int(max(np.max(train.y), np.max(test.y))) + 1
-    if isinstance(target, bool) or not isinstance(target, (int, np.integer)) or not 0 <= target < max(classes, 2):
-        raise ValueError(f"target must be a class index in [0, {max(classes, 2)}); got {target!r}")
-
-
-def _check_run(
-    model,
-    *,
-    max_steps,
-    repetitions,
-    seed,
-    initial_epochs,
-    retrain_epochs,
-    n_permutations,
-    length_scale,
-    max_samples,
-    fit_options,
-):
-    """The run's remaining numbers, model names and fit options, checked before anything is traced."""
-    import inspect
-
-    from cfx.dynamics.mmd import _check_options
-    from cfx.models import fit, list_models
-
-    if fit_options is not None and not isinstance(fit_options, Mapping):
-        raise TypeError(f"fit_options must be a mapping of cfx.models.fit options; got {type(fit_options).__name__}")
-    allowed = set(inspect.signature(fit).parameters) - {"dataset", "model", "epochs", "seed", "init_params"}
-    unknown = sorted(set(fit_options or {}) - allowed)
-    if unknown:
-        raise ValueError(f"fit_options: unknown option(s) {unknown} of cfx.models.fit; allowed: {sorted(allowed)}")
-
-    for name, v, low in (
-        ("max_steps", max_steps, 1),
-        ("repetitions", repetitions, 1),
-        ("seed", seed, 0),
-        ("initial_epochs", initial_epochs, 1),
-        ("retrain_epochs", retrain_epochs, 1),
-    ):
-        if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < low:
-            raise ValueError(f"{name} must be an int >= {low}; got {v!r}")
-    _check_options(length_scale, n_permutations, max_samples, "simulate")
-    for label, m in model.items() if isinstance(model, Mapping) else [("", model)]:
-        if isinstance(m, str) and m.lower() not in list_models():
-            where = f"model[{label!r}]" if label else "model"
-            raise ValueError(f"{where}: unknown model {m!r}; known models: {sorted(list_models())}")
 
 
 # ------------------------------------------------------------------------------ the loop

@@ -25,7 +25,6 @@ mean p-values) and ``figures/<data>_<metric>.png`` (a line per generator, a pane
 from __future__ import annotations
 
 import functools
-import math
 from typing import Annotated, Mapping
 
 import numpy as np
@@ -49,29 +48,22 @@ from cfx.experiments.config import (
     plain,
 )
 from cfx.experiments.kinds import Kind, Report
+from cfx.experiments.kinds.dynamics.report import FIGURE_METRICS, _figures, _final, _frames, _markdown, _skipped
 
 __all__ = ["KIND", "DynamicsConfig", "FIGURE_METRICS", "TABLE_METRICS"]
 
-FIGURE_METRICS = (
-    "mmd_domain",
-    "mmd_model",
-    "mmd_model_grid",
-    "disagreement",
-    "decisiveness",
-    "f1_change",
-    "param_change",
-    "validity",
-    "cost_l1",
-)
 TABLE_METRICS = headline_metrics("dynamics")  # summary.md's columns: the registry's "dynamics" headline table
-_P = {"mmd_domain": "p_domain", "mmd_model": "p_model", "mmd_model_grid": "p_model_grid"}
 
 
 class DataSpec(sections.DataSpec):
     """A data set (:class:`cfx.experiments.sections.DataSpec`) and ``flip_labels`` (binary
-    y -> 1 − y: MLJ's ``make_circles`` labels the inner ring 0)."""
+    y -> 1 − y: MLJ's ``make_circles`` labels the inner ring 0). ``realisation: ard-2023``: the
+    points and labels of the paper's own draw of a synthetic set (linearly_separable, overlapping,
+    circles, moons; 1000 rows, :func:`cfx.data.julia_mljbase.ard2023_synthetic`) instead of a
+    cfx draw; the split (``test_size``, the seed) stays cfx's."""
 
     flip_labels: Bool = False
+    realisation: Annotated[Str | None, choice(("ard-2023",))] = None
 
 
 class ModelSpec(sections.ModelSpec):
@@ -172,6 +164,30 @@ class SimulationSpec(Spec):
     constraints: Annotated[Str, choice(("schema", "categorical"))] = "schema"  # categorical: one-hot groups only
 
 
+def _check_realisation(dc: DataSpec, path: str, ctx) -> None:
+    """A replayed data set fixes its points: only the geometry the replay already has (the
+    preset's MLJ labels and moons' yshift) may be stated next to it."""
+    if dc.realisation is None:
+        return
+    from cfx.data.julia_mljbase import ARD_2023_SETS
+    from cfx.dynamics.reference import SYNTHETIC_FLIPPED, SYNTHETIC_OPTIONS
+
+    if dc.name not in ARD_2023_SETS:
+        raise ctx.error(
+            f"{path}.realisation", f"the ard-2023 realisation has {', '.join(ARD_2023_SETS)}; got {dc.name!r}"
+        )
+    if dc.n not in (None, 1000):
+        raise ctx.error(f"{path}.n", f"the ard-2023 realisation has 1000 rows; got n = {dc.n}")
+    same = SYNTHETIC_OPTIONS.get(dc.name, {})
+    extra = sorted(k for k, v in dc.options.items() if same.get(k) != v)
+    if extra:
+        raise ctx.error(f"{path}.{extra[0]}", "the ard-2023 realisation fixes the points: remove this option")
+    if dc.flip_labels != (dc.name in SYNTHETIC_FLIPPED):
+        raise ctx.error(
+            f"{path}.flip_labels", "the ard-2023 realisation has MLJ's labels already (circles: inner ring 0)"
+        )
+
+
 class DynamicsConfig(Experiment):
     """data x models, all generators in one simulation each, ``repetitions`` seeded repetitions."""
 
@@ -192,6 +208,8 @@ class DynamicsConfig(Experiment):
             d, "generators", ctx, functools.partial(sections.generator_item, spec=GeneratorSpec, coerce=False)
         )
         _check_latent(d["generators"], ctx)
+        for i, dc in enumerate(d["data"]):
+            _check_realisation(dc, f"data[{i}]", ctx)
         sim = d.get("simulation") or {}
         d["simulation"] = ctx.validate(SimulationSpec, sim, "simulation")
         from cfx.dynamics.metrics import MetricOptions
@@ -254,8 +272,21 @@ def _flip(data):
     return dataclasses.replace(data, y=(1 - np.asarray(data.y)).astype(np.asarray(data.y).dtype))
 
 
+def _replay(data, name: str):
+    """The data set with the points and labels of the paper's draw (rows in its CSV's order)."""
+    import dataclasses
+
+    from cfx.data.julia_mljbase import ard2023_synthetic
+
+    X, y = ard2023_synthetic(name)
+    return dataclasses.replace(data, X=X.astype(np.float32), y=y.astype(np.asarray(data.y).dtype))
+
+
 def _split(dc: DataSpec, cfg: DynamicsConfig):
-    return runs.load_split(dc, runs.derive_seed(cfg.seed, None, "data", dc.key), _flip if dc.flip_labels else None)
+    seed = runs.derive_seed(cfg.seed, None, "data", dc.key)
+    if dc.realisation is not None:  # the replay has MLJ's labels: no flip on top
+        return runs.load_split(dc, seed, functools.partial(_replay, name=dc.name))
+    return runs.load_split(dc, seed, _flip if dc.flip_labels else None)
 
 
 def _generators(cfg: DynamicsConfig, split=None) -> dict:
@@ -359,136 +390,8 @@ def run(cfg: DynamicsConfig, store, splits, progress) -> None:
 
 
 # ------------------------------------------------------------------------------ report
-def _frames(cfg: DynamicsConfig, store):
-    import pandas as pd
-
-    rows, stopped, seconds = [], [], {}
-    for path in expected(cfg):
-        rec = store.load(path)
-        seconds[(rec["dataset"], rec["model"])] = rec["seconds"]
-        stopped += [{"dataset": rec["dataset"], "model": rec["model"], **s} for s in rec["stopped"]]
-        for r in rec["history"]:
-            base = {
-                "dataset": rec["dataset"],
-                "model": rec["model"],
-                "generator": r["generator"],
-                "repetition": r["repetition"],
-                "round": r["round"],
-            }
-            rows += [
-                {**base, "metric": k, "value": float(v)}
-                for k, v in r.items()
-                if k not in base and isinstance(v, (int, float)) and v is not None
-            ]
-    return pd.DataFrame(rows), stopped, seconds
-
-
-def _final(long):
-    """Per (dataset, model, generator, metric): the last evaluated round of every repetition,
-    mean ± sd over repetitions."""
-    evaluated = long[long["metric"] == "mmd_domain"].groupby(["dataset", "model", "generator", "repetition"])["round"]
-    last = evaluated.max().rename("last").reset_index()
-    merged = long.merge(last, on=["dataset", "model", "generator", "repetition"])
-    final = merged[merged["round"] == merged["last"]]
-    out = (
-        final.groupby(["dataset", "model", "generator", "metric"], sort=False)["value"]
-        .agg(mean="mean", sd=lambda v: float(np.std(v, ddof=1)) if len(v) > 1 else math.nan, n="count")
-        .reset_index()
-    )
-    rounds = last.groupby(["dataset", "model", "generator"])["last"].max().rename("round").reset_index()
-    return out.merge(rounds, on=["dataset", "model", "generator"])
-
-
-def _cell(lookup, key, metric) -> str:
-    mean, sd = lookup.get((*key, metric), (math.nan, math.nan))
-    if mean is None or math.isnan(mean):
-        return "nan"
-    text = f"{mean:.3g}" if math.isnan(sd) else f"{mean:.3g} ± {sd:.2g}"
-    if metric in _P:
-        p = lookup.get((*key, _P[metric]), (math.nan,))[0]
-        text += f" (p {p:.2f})"
-    return text
-
-
-def _skipped(long) -> list[str]:
-    """One line per (data, model, repetition) with rounds skipped for an empty draw (n = 0)."""
-    sk = long[(long["metric"] == "skipped") & (long["value"].astype(float) > 0)]
-    out = []
-    for (d, m, r), g in sk.groupby(["dataset", "model", "repetition"]):
-        rounds = sorted(set(int(t) for t in g["round"]))
-        out.append(
-            f"- {d}/{m} repetition {r}: the draw was empty (n = round(mu*|pool|) = 0) in {len(rounds)} "
-            f"rounds, from round {rounds[0]}; those rounds moved nothing and retrained nothing"
-        )
-    return out
-
-
-def _markdown(final, title: str, stopped, seconds, skipped=()) -> str:
-    lookup = {(r.dataset, r.model, r.generator, r.metric): (r.mean, r.sd) for r in final.itertuples()}
-    keys = list(dict.fromkeys(zip(final["dataset"], final["model"], final["generator"])))
-    present = set(final["metric"])
-    cols = [m for m in headline_metrics("dynamics") if m in present]
-    head = ["dataset", "model", "generator", "round", *cols]
-    rounds = {(r.dataset, r.model, r.generator): r.round for r in final.itertuples()}
-    lines = [f"# {title}", "", "| " + " | ".join(head) + " |", "|" + "|".join("---" for _ in head) + "|"]
-    for k in keys:
-        lines.append("| " + " | ".join([*k, str(rounds[k]), *(_cell(lookup, k, m) for m in cols)]) + " |")
-    lines += ["", "Final evaluated round, mean ± sd over repetitions; (p ...) the mean permutation p-value."]
-    for s in stopped:
-        lines.append(
-            f"- {s['dataset']}/{s['model']} repetition {s['repetition']} stopped at round {s['round']}: {s['reason']}"
-        )
-    lines += list(skipped)
-    total = sum(seconds.values())
-    lines.append(
-        f"\nSimulation time {total:.1f} s in total ("
-        + ", ".join(f"{d}/{m} {v:.1f} s" for (d, m), v in seconds.items())
-        + ")"
-    )
-    return "\n".join(lines) + "\n"
-
-
-def _figures(cfg: DynamicsConfig, store, long) -> list:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from cfx import plotting
-
-    written = []
-    for dc in cfg.data:
-        sub = long[long["dataset"] == dc.key]
-        for metric in FIGURE_METRICS:
-            m = sub[sub["metric"] == metric]
-            if m.empty:
-                continue
-            fig, axes = plt.subplots(1, len(cfg.models), figsize=(4 * len(cfg.models), 3.2), squeeze=False, sharey=True)
-            for ax, mc in zip(axes[0], cfg.models):
-                for gc in cfg.generators:
-                    g = m[(m["model"] == mc.key) & (m["generator"] == gc.key)]
-                    stats = g.groupby("round")["value"].agg(["mean", "std"]).reset_index()
-                    (line,) = ax.plot(stats["round"], stats["mean"], marker="o", ms=3, label=gc.key)
-                    ax.fill_between(
-                        stats["round"],
-                        stats["mean"] - stats["std"].fillna(0),
-                        stats["mean"] + stats["std"].fillna(0),
-                        color=line.get_color(),
-                        alpha=0.15,
-                    )
-                ax.set_title(mc.key)
-                ax.set_xlabel("round")
-            axes[0][0].set_ylabel(metric)
-            axes[0][-1].legend(fontsize=7)
-            fig.suptitle(f"{dc.key}: {metric}")
-            fig.tight_layout()
-            written.append(store.write_figure(f"{dc.key}_{metric}", plotting.figure_png(fig)))
-            plt.close(fig)
-    return written
-
-
 def report(cfg: DynamicsConfig, store) -> Report:
-    long, stopped, seconds = _frames(cfg, store)
+    long, stopped, seconds = _frames(expected(cfg), store)
     final = _final(long)
     summary = _markdown(final, cfg.name, stopped, seconds, _skipped(long))
     store.write_table("rounds.csv", long)
