@@ -35,7 +35,8 @@ import jax.numpy as jnp
 import cfx
 from cfx import _reductions as reductions
 from cfx.constraints import MUTABILITY
-from cfx.generators.eccco import decay
+from cfx.generators import ECCo
+from cfx.generators.eccco import decay, polynomial_schedule
 from cfx.models import train as _train
 from cfx.models.step import TrainState
 from cfx.training import (
@@ -44,7 +45,6 @@ from cfx.training import (
     EpochSpec,
     TrainingData,
     ct_epoch,
-    ct_generator,
     fit_ct,
     search_constraints,
 )
@@ -126,11 +126,8 @@ def main(argv=None) -> dict:
         ct = CTConfig(
             n_ce=min(args.n_ce, len(train)),
             max_steps=args.max_steps,
-            threshold=tau,
+            generator=ECCo(threshold=tau, learning_rate=0.1, ridge=1e-3, **polynomial_schedule(args.max_steps)),
             lambda_reg=reg,
-            learning_rate=0.1,
-            energy_decay="polynomial",
-            ridge=1e-3,
             domain_covers_data=True,
         )
     else:
@@ -164,7 +161,7 @@ def main(argv=None) -> dict:
     )
     tdata = TrainingData.create(X, y, n_out)
     weights = CTWeights.create(ct.weights(), [MUTABILITY.index(m) for m in constraints.mutability])
-    gen, resolved = ct_generator(ct), constraints.resolve(d)
+    gen, resolved = ct.generator, constraints.resolve(d)
     clf = cfx.Classifier(apply, params, n_features=d, n_classes=n_out)
     x_ce, _, target, _ = _draw(tdata, clf, jax.random.key(0), ct.n_ce)
     bare = _bare_search(apply, gen, resolved, ct.max_steps)

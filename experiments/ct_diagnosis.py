@@ -19,16 +19,18 @@ import jax.numpy as jnp
 import numpy as np
 
 import cfx
-from cfx.generators.eccco import polynomial_schedule
+from cfx.generators.eccco import ECCo, polynomial_schedule
 from cfx.training import CTConfig, fit_ct
 from cfx.evaluation.population import ip as implausibility, sample_bank
 
 SEMANTICS = {
     "cfx default": CTConfig(),
     "ct-2026 (reference)": CTConfig(
-        energy_decay="polynomial", ridge=1e-3, domain_covers_data=True, lambda_reg=0.25, learning_rate=0.1
+        generator=ECCo(ridge=1e-3, learning_rate=0.1, **polynomial_schedule(30)),
+        domain_covers_data=True,
+        lambda_reg=0.25,
     ),
-    "cfx default + polynomial decay only": CTConfig(energy_decay="polynomial"),
+    "cfx default + polynomial decay only": CTConfig(generator=ECCo(**polynomial_schedule(30))),
     "cfx default + data-covering box only": CTConfig(domain_covers_data=True),
 }
 

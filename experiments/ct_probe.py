@@ -81,6 +81,9 @@ def run(
         n_ce=1000,
     )
     settings.update(ct_over or {})
+    search = {k: settings.pop(k) for k in ("learning_rate", "cost", "energy", "ridge", "threshold")}
+    schedule = polynomial_schedule(settings["max_steps"]) if settings.pop("energy_decay") == "polynomial" else {}
+    settings["generator"] = ECCo(convergence=settings.pop("stop"), **search, **schedule)  # CT's search
     ev = dict(learning_rate=0.1, max_steps=50, cost=0.0, ridge=1e-3, threshold=0.95)
     ev.update(eval_over or {})
     res = {}

@@ -22,7 +22,7 @@ import cfx.dynamics as dyn
 from cfx import models, sampling, training
 from cfx.cli import main
 from cfx.data import Dataset, FeatureSchema
-from cfx.generators import DiCE, ECCCo, ECCCoL1, Generic, REVISE
+from cfx.generators import DiCE, ECCCo, ECCCoL1, ECCo, Generic, REVISE
 
 ROOT = Path(__file__).resolve().parents[1]
 CFX_DIR = str(ROOT / "cfx")
@@ -578,20 +578,25 @@ CASES += [
     ("fit_vae/empty", lambda t: models.fit_vae(t["X"][:0]), ValueError, r"fit_vae needs finite data"),
     ("fit_vae/seed a string", lambda t: models.fit_vae(t["data"], seed="0"), TypeError, r"seed must be an int"),
     (
-        "CTConfig/learning_rate a string",
-        lambda t: training.CTConfig(learning_rate="fast"),
+        "fit_ct/generator learning_rate a string",
+        lambda t: training.fit_ct(t["data"], ct=training.CTConfig(n_ce=8, generator=ECCo(learning_rate="fast"))),
         TypeError,
-        r"CTConfig.learning_rate must be a number",
+        r"ECCo.learning_rate must be a number",
     ),
     (
-        "CTConfig/threshold a string",
-        lambda t: training.CTConfig(threshold="high"),
+        "fit_ct/generator threshold a string",
+        lambda t: training.fit_ct(t["data"], ct=training.CTConfig(n_ce=8, generator=ECCo(threshold="high"))),
         TypeError,
-        r"CTConfig.threshold must be a number",
+        r"ECCo.threshold must be a number",
     ),
-    ("CTConfig/threshold 0", lambda t: training.CTConfig(threshold=0.0), ValueError, r"CTConfig.threshold"),
+    (
+        "fit_ct/generator threshold 0",
+        lambda t: training.fit_ct(t["data"], ct=training.CTConfig(n_ce=8, generator=ECCo(threshold=0.0))),
+        ValueError,
+        r"threshold must be a probability",
+    ),
     ("CTConfig/lambda NaN", lambda t: training.CTConfig(lambda_div=float("nan")), ValueError, r"CTConfig.lambda_div"),
-    ("CTConfig/unknown stop", lambda t: training.CTConfig(stop="never"), ValueError, r"CTConfig.stop"),
+    ("CTConfig/generator a name", lambda t: training.CTConfig(generator="ecco"), TypeError, r"CTConfig.generator"),
     ("CTConfig/protected a string", lambda t: training.CTConfig(protected="0"), TypeError, r"CTConfig.protected"),
     (
         "CTConfig/domain_sd a string",

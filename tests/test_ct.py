@@ -20,6 +20,7 @@ import compile_counts
 import cfx
 from cfx.classifier import Classifier
 from cfx.constraints import INCREASE, NONE, DECREASE
+from cfx.generators import ECCo
 from cfx.models.step import Batch
 from cfx.training import CTConfig, Counterfactuals, CTWeights, ct_loss, fit_ct, protect
 from cfx.training import evaluation as E
@@ -144,7 +145,7 @@ def test_ct_fit_counterfactuals_and_capping(ct_fit, moons_small):
 def test_no_recompilation_between_epochs_or_for_new_lambdas(ct_fit, moons_small):
     train, _ = moons_small
     before = compile_counts.ct()
-    ct = CTConfig(n_ce=1000, max_steps=5, protected=(0,), lambda_div=2.0, lambda_adv=0.0, energy=1.0)
+    ct = CTConfig(n_ce=1000, max_steps=5, protected=(0,), lambda_div=2.0, lambda_adv=0.0, generator=ECCo(energy=1.0))
     clf = cfx.training.fit(train, "mlp", ct=ct, seed=3, **{**FIT, "epochs": 3}).classifier
     assert isinstance(clf, Classifier) and clf.n_features == 2
     assert compile_counts.ct() == before
@@ -228,7 +229,7 @@ def test_integrated_gradients_completeness_and_robust_accuracy(linear_classifier
 def test_counterfactual_step_shapes_without_compiling(ct_fit, moons_small):
     """The standalone counterfactual step traces to n_ce slots of the right shapes (eval_shape: no compile)."""
     from cfx.models import train as _train
-    from cfx.training import EpochSpec, TrainingData, counterfactual_step, ct_generator, search_constraints
+    from cfx.training import EpochSpec, TrainingData, counterfactual_step, search_constraints
 
     out, _ = ct_fit
     train, _ = moons_small
@@ -245,9 +246,7 @@ def test_counterfactual_step_shapes_without_compiling(ct_fit, moons_small):
     )
     data = TrainingData.create(train.X, train.y, 2)
     cfs, info = jax.eval_shape(
-        lambda p, k: counterfactual_step(
-            p, data, k, ct_generator(ct), search_constraints(train, ct).resolve(2), spec=spec
-        ),
+        lambda p, k: counterfactual_step(p, data, k, ct.generator, search_constraints(train, ct).resolve(2), spec=spec),
         out.classifier.params,
         jax.random.key(0),
     )

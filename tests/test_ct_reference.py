@@ -52,14 +52,14 @@ def test_polynomial_energy_term_value():
     assert np.allclose(np.asarray(res.terms["energy"])[:, 0], phi * (e + 1e-3 * e**2), rtol=1e-4, atol=1e-6)
 
 
-def test_ct_config_new_options_validated():
-    for field, bad in (("stop", "never"), ("energy_decay", "linear"), ("ridge", -1.0)):
-        with pytest.raises(ValueError, match=f"CTConfig.{field}"):
-            CTConfig(**{field: bad})
-    ct = CTConfig(stop="max_steps", energy_decay="polynomial", ridge=1e-3)
-    gen = cfx.training.ct_generator(ct)
-    assert gen.convergence == "max_steps" and gen.decay_schedule == "polynomial" and gen.ridge == 1e-3
-    assert cfx.training.ct_generator(CTConfig()).decay_schedule == "exponential"  # cfx's default kept
+def test_ct_config_names_its_generator():
+    assert CTConfig().generator == ECCo()  # cfx's default search: ECCo's defaults (exponential decay)
+    gen = ECCo(convergence="max_steps", ridge=1e-3, **polynomial_schedule(30))
+    assert CTConfig(generator=gen).generator is gen
+    with pytest.raises(TypeError, match="CTConfig.generator must be a cfx generator"):
+        CTConfig(generator="ecco")
+    with pytest.raises(ValueError, match="CTConfig.generator: ECCCo needs"):
+        CTConfig(generator=cfx.generators.ECCCo())
 
 
 def test_data_covering_box():
@@ -219,8 +219,8 @@ def test_preset_fills_reference_values_and_refuses_conflicts(tmp_path):
         "eval_max_steps": 50,
     }
     single, mut = (_ct_config(cfg, ls, "ct", m, 0) for m in ("single", "protected"))
-    assert (single.threshold, single.lambda_reg, single.lambda_adv, single.protected) == (0.5, 0.01, 0.25, ())
-    assert (mut.threshold, mut.lambda_reg, mut.lambda_adv, mut.protected) == (0.5, 0.01, 0.0, (0,))
+    assert (single.generator.threshold, single.lambda_reg, single.lambda_adv, single.protected) == (0.5, 0.01, 0.25, ())
+    assert (mut.generator.threshold, mut.lambda_reg, mut.lambda_adv, mut.protected) == (0.5, 0.01, 0.0, (0,))
     assert mut.weights()[3] == 0.0 and single.weights()[3] == 0.25  # the loss sees the mode's λ_adv
     # the earlier final_run grids stay available as their own preset
     old = load_config(

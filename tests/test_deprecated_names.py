@@ -122,11 +122,42 @@ def test_kind_prepare_is_check_and_store_prepare_is_claim(tmp_path):
         )
 
 
-def test_training_generator_is_ct_generator():
+def test_training_generator_and_ct_generator_are_ct_generator():
     import cfx.training
 
-    with pytest.warns(CfxDeprecationWarning, match="ct_generator"):
-        assert cfx.training.generator is cfx.training.ct_generator
+    ct = cfx.training.CTConfig()
+    for old in ("generator", "ct_generator"):
+        with pytest.warns(CfxDeprecationWarning, match=r"read ct\.generator"):
+            assert getattr(cfx.training, old)(ct) is ct.generator
+
+
+def test_ct_config_flat_search_fields_set_its_generator():
+    """CTConfig's flat ECCo fields of 0.1 set (and read) CTConfig.generator's, with the 0.1 checks."""
+    import dataclasses
+
+    from cfx.generators.eccco import polynomial_schedule
+    from cfx.training import CTConfig
+
+    flat = dict(learning_rate=0.1, cost=0.01, energy=2.0, ridge=1e-3, threshold=0.9, stop="max_steps")
+    with pytest.warns(CfxDeprecationWarning, match=r"CTConfig\(generator=cfx.generators.ECCo"):
+        old = CTConfig(max_steps=50, energy_decay="polynomial", **flat)
+    search = {k: v for k, v in flat.items() if k != "stop"}
+    new = G.ECCo(convergence="max_steps", **search, **polynomial_schedule(50))
+    assert old == CTConfig(max_steps=50, generator=new)
+    for name, value in (("threshold", 0.9), ("stop", "max_steps"), ("energy_decay", "polynomial")):
+        with pytest.warns(CfxDeprecationWarning, match=r"CTConfig.generator\."):
+            assert getattr(old, name) == value
+    with pytest.warns(CfxDeprecationWarning):  # replace goes through __init__: a flat change edits the generator
+        assert dataclasses.replace(old, cost=0.5).generator == new.replace(cost=0.5)
+    for field, bad, error in (
+        ("stop", "never", ValueError),
+        ("energy_decay", "linear", ValueError),
+        ("ridge", -1.0, ValueError),
+        ("threshold", 0.0, ValueError),
+        ("learning_rate", "fast", TypeError),
+    ):
+        with pytest.warns(CfxDeprecationWarning), pytest.raises(error, match=f"CTConfig.{field}"):
+            CTConfig(**{field: bad})
 
 
 def test_secondary_meanings_renamed():

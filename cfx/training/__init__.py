@@ -1,7 +1,7 @@
 """Counterfactual training (CT, SPEC §5): teach a model plausible, actionable explanations.
 
 - :func:`ct_loss` / :func:`ct_train_step`: the CT objective and its pure, jitted train step;
-- :func:`counterfactual_step`: one epoch's batched ECCo search (mature + nascent counterfactuals);
+- :func:`counterfactual_step`: one epoch's batched search (ECCo by default) (mature + nascent counterfactuals);
 - :func:`ct_epoch`: the counterfactual step plus every train step of an epoch, one compiled call;
 - :func:`fit`: counterfactual training of a model (``fit_ct`` is the same function);
 - :mod:`cfx.training.evaluation`: IP, IP*, cost, validity, IG sensitivity, (robust) accuracy.
@@ -14,7 +14,7 @@ Example::
 from cfx.training.config import VARIANTS, CTConfig
 from cfx.training.epoch import EpochSpec, TrainingData, counterfactual_step, ct_epoch, split
 from cfx import _deprecated
-from cfx.training.train import CTFit, ct_generator, fit, fit_ct, search_constraints
+from cfx.training.train import CTFit, fit, fit_ct, search_constraints
 from cfx.training.loss import Counterfactuals, CTWeights, ct_loss, ct_train_step, protect
 
 __all__ = [
@@ -31,11 +31,18 @@ __all__ = [
     "ct_train_step",
     "fit",
     "fit_ct",
-    "ct_generator",
     "protect",
     "search_constraints",
     "split",
 ]
 
-# cfx.training.generator was the ECCo generator of a CTConfig: a "generator" is the method itself (0.2)
-__getattr__ = _deprecated.module_aliases("cfx.training", {"generator": ("cfx.training", "ct_generator")})
+
+def __getattr__(name):
+    # cfx.training.generator(ct), then ct_generator(ct), gave the ECCo of a CTConfig's flat fields;
+    # CTConfig now names its search generator (0.2)
+    if name in ("generator", "ct_generator"):
+        from cfx.training.train import _ct_generator
+
+        _deprecated.warn(f"cfx.training.{name}(ct)", "read ct.generator (CTConfig names its search generator)")
+        return _ct_generator
+    raise AttributeError(f"module 'cfx.training' has no attribute {name!r}")

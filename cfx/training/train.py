@@ -6,7 +6,7 @@ injected hyperparameters), initialisation and seeds are those of :func:`cfx.mode
 ``variant="baseline"`` is exactly a plain ``cfx.models.fit`` run.
 
 Bad input raises before anything is compiled: negative λ and bad settings (in
-:class:`CTConfig`), protected indices out of range, an ensemble (not supported), a classifier
+:class:`CTConfig`), a search generator that cannot run on the data (its ``validate``), protected indices out of range, an ensemble (not supported), a classifier
 whose gradients are not finite at initialisation. ``n_ce`` above the training-set size, or above
 C × the smallest class's rows (its share per class would not fit), is capped, with a logged
 warning and ``CTFit.info["n_ce_capped"]``.
@@ -28,7 +28,7 @@ from tqdm.auto import tqdm
 from cfx._validate import as_real, float_dtype
 from cfx.classifier import Classifier
 from cfx.constraints import MUTABILITY, NONE, Constraints
-from cfx.generators.eccco import ECCo, polynomial_schedule
+from cfx.generators.base import Generator
 from cfx.models import train as _train
 from cfx.models.ensemble import Ensemble
 from cfx.models.registry import MODELS
@@ -90,19 +90,9 @@ def search_constraints(dataset, ct: CTConfig) -> Constraints:
     return dataclasses.replace(schema.constraints(), mutability=mutability, lower=lower, upper=upper)
 
 
-def ct_generator(ct: CTConfig) -> ECCo:
-    """ECCo with CT's settings (SPEC §5): cost, energy, ridge, SGD η, τ, the stopping rule
-    (``stop``) and the energy schedule (``energy_decay``; polynomial: b = round(T/25))."""
-    schedule = polynomial_schedule(ct.max_steps) if ct.energy_decay == "polynomial" else {}
-    return ECCo(
-        learning_rate=ct.learning_rate,
-        cost=ct.cost,
-        energy=ct.energy,
-        ridge=ct.ridge,
-        threshold=ct.threshold,
-        convergence="threshold" if ct.stop == "threshold" else "max_steps",
-        **schedule,
-    )
+def _ct_generator(ct: CTConfig) -> Generator:
+    """``cfx.training.ct_generator(ct)`` of cfx 0.1 (deprecated; ``cfx.training`` warns): ``ct.generator``."""
+    return ct.generator
 
 
 @functools.partial(jax.jit, static_argnums=0)
@@ -155,8 +145,8 @@ def fit(
 ) -> CTFit:
     """Counterfactual training of ``model`` on ``dataset`` (options as :func:`cfx.models.fit`).
 
-    Each epoch is one compiled call (:func:`cfx.training.epoch.ct_epoch`): the ECCo search
-    for ``ct.n_ce`` factuals with the current model, then the CT train steps over all
+    Each epoch is one compiled call (:func:`cfx.training.epoch.ct_epoch`): the search of
+    ``ct.generator`` (ECCo by default) for ``ct.n_ce`` factuals with the current model, then the CT train steps over all
     mini-batches. ``variant="baseline"`` trains with plain cross-entropy.
 
     Example::
@@ -214,6 +204,8 @@ def fit(
         raise ValueError(f"learning_rate must be a positive finite float; got {learning_rate!r}")
     n_classes = max(int(y.max()) + 1, 2) if n_classes is None else _train._check_positive_int("n_classes", n_classes)
     _check_ct_trainable(model)
+    gen = ct.generator
+    gen.validate(1, d, n_classes)  # the search's own checks, before anything compiles
     apply, fresh_shapes, out_classes = _train._build(
         model, d, n_classes=n_classes, widths=widths, activation=activation, dropout=dropout, n_members=n_members
     )
@@ -240,8 +232,8 @@ def fit(
     )
     data = TrainingData.create(X, y, out_classes)
     weights = CTWeights.create(ct.weights(), [MUTABILITY.index(m) for m in constraints.mutability])
-    gen = ct_generator(ct)
-    gen.validate(1, d, out_classes)
+    if out_classes != n_classes:
+        gen.validate(1, d, out_classes)
     history: dict[str, list] = {}
     label = model if isinstance(model, str) else type(model).__name__
     bar = tqdm(range(epochs), desc=f"fit {label} ({ct.variant})", disable=not progress, leave=False)

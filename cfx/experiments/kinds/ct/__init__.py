@@ -15,7 +15,7 @@ Config (``configs/ct.yaml``)::
       - {name: moons, n: 1000, threshold: 0.9}          # τ of the CT search
       - {name: gmsc, n: 5000, balance: true, protected: age}
     model: {widths: [32, 32], epochs: 100, batch_size: 64, learning_rate: 0.001}
-    ct: {n_ce: 1000, max_steps: 30, generator: {name: ecco, cost: 0.001}}   # CTConfig's fields; its ECCo
+    ct: {n_ce: 1000, max_steps: 30, generator: {name: ecco, cost: 0.001}}   # CTConfig's fields; its search
     variants: [baseline, ct]
     modes: [all, protected]
     evaluation: {n_factuals: 500, max_steps: 50, eps: [0, 0.025, 0.05, 0.075, 0.1]}
@@ -118,16 +118,20 @@ def _ct_config(cfg: CTExperiment, dc: CTDataConfig, variant: str, mode: str, pro
     from cfx.training import CTConfig
 
     s = cfg.ct.ct_fields()
+    gen = s.pop("generator")  # τ is the search generator's
     for k in ("threshold", "domain_sd", "domain", "n_ce", "lambda_reg", "lambda_adv"):
         if getattr(dc, k) is not None:
-            s[k] = getattr(dc, k)
+            (gen if k == "threshold" else s)[k] = getattr(dc, k)
     if mode == "single":  # all mutable, with the data set's own settings for this mode
-        s.update({k: dc.single[k] for k in ("threshold", "lambda_reg", "lambda_adv") if k in dc.single})
+        for k in ("threshold", "lambda_reg", "lambda_adv"):
+            if k in dc.single:
+                (gen if k == "threshold" else s)[k] = dc.single[k]
     free = mode in ("all", "single")  # without schema constraints only the protected feature is immutable
     return CTConfig(
         variant=variant,
         protected=() if free else _feats(protected),
         schema_mutability=not free and s["schema_constraints"],
+        generator=ct_settings.search_generator(gen, s["max_steps"]),
         **s,
     )
 
@@ -144,11 +148,10 @@ def _grid(clf, train) -> dict:
 def _eval_generator(ev: EvalConfig, ct):
     """The evaluation search: CT's ECCo with the evaluation step size, or Generic; τ of the CT search."""
     import cfx.generators
-    from cfx.training import ct_generator
 
     if ev.generator == "generic":
-        return cfx.generators.Generic(threshold=ct.threshold, learning_rate=ev.learning_rate)
-    return ct_generator(ct).replace(learning_rate=ev.learning_rate)
+        return cfx.generators.Generic(threshold=ct.generator.threshold, learning_rate=ev.learning_rate)
+    return ct.generator.replace(learning_rate=ev.learning_rate)
 
 
 def run(cfg: CTExperiment, store: Store, splits: dict, progress: Progress) -> None:
@@ -234,7 +237,11 @@ def run(cfg: CTExperiment, store: Store, splits: dict, progress: Progress) -> No
                         "protected": "+".join(train.schema.names[i] for i in _feats(protected)),
                         "protected_index": protected if isinstance(protected, int) else list(protected),
                         "metrics": metrics,
-                        "ct": {**ct.__dict__, "protected": list(ct.protected)},
+                        "ct": {
+                            **ct.__dict__,
+                            "protected": list(ct.protected),
+                            "generator": ct_settings.record(ct.generator),
+                        },
                         "info": out.info,
                         "timings": {"train_s": train_s, "eval_s": eval_s, "epochs": cfg.model.epochs},
                     }

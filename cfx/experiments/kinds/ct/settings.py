@@ -1,6 +1,6 @@
 """The ``ct`` section of a ``kind: ct`` config: counterfactual training's own settings
-(:class:`cfx.training.CTConfig`'s fields) and the generator its search runs, named as a
-generator item::
+(:class:`cfx.training.CTConfig`'s fields) and the generator its search runs
+(``CTConfig.generator``), named as a generator item::
 
     ct:
       n_ce: 1000
@@ -10,9 +10,10 @@ generator item::
 
 ``generator.name`` is checked against the generator registry: CT's search is ECCo (each epoch
 is compiled for it), so it names a registered entry of that class; its other keys are ECCo
-hyperparameters, those CT's search sets (:data:`GENERATOR_FIELDS`, mapped onto CTConfig:
-``convergence`` is CTConfig's ``stop``, ``decay_schedule`` its ``energy_decay``). The same keys
-written flat in ``ct`` (before 0.2) still work and warn (DeprecationWarning).
+hyperparameters, those CT's search sets (:data:`GENERATOR_FIELDS`; ``decay_schedule: polynomial``
+takes CE.jl's schedule for ``max_steps`` steps, :func:`search_generator`). The same keys written
+flat in ``ct`` under CTConfig's 0.1 names (``stop`` for ``convergence``, ``energy_decay`` for
+``decay_schedule``) still work and warn (DeprecationWarning).
 """
 
 from __future__ import annotations
@@ -39,7 +40,7 @@ from cfx.experiments.config import (
 from cfx.experiments.fields import NonNegativeFloat
 from cfx.experiments.sections import registry
 
-#: ECCo hyperparameter (the key under ``ct.generator``) -> the :class:`cfx.training.CTConfig` field it sets.
+#: ECCo hyperparameter (the key under ``ct.generator``) -> its flat name in ``ct`` before 0.2 (CTConfig's 0.1 field).
 GENERATOR_FIELDS = {
     "learning_rate": "learning_rate",
     "cost": "cost",
@@ -55,17 +56,7 @@ _FLAT = {field: key for key, field in GENERATOR_FIELDS.items()}  # the deprecate
 def _settings_type(field: dataclasses.Field, hint):
     """The config type of a :class:`cfx.training.CTConfig` field: by name, else by its default's
     type (a weight is a number >= 0), else its annotation ``hint``."""
-    from cfx.training.config import DECAYS, STOPS
-
-    by_name = {
-        "threshold": Probability,
-        "learning_rate": PositiveFloat,
-        "n_ce": PositiveInt,
-        "max_steps": PositiveInt,
-        "domain_sd": PositiveFloat | None,
-        "stop": Annotated[Str, choice(STOPS)],
-        "energy_decay": Annotated[Str, choice(DECAYS)],
-    }
+    by_name = {"n_ce": PositiveInt, "max_steps": PositiveInt, "domain_sd": PositiveFloat | None}
     by_default = ((bool, Bool), (int, PositiveInt), (float, NonNegativeFloat), (str, Str))
     if field.name in by_name:
         return by_name[field.name]
@@ -74,29 +65,41 @@ def _settings_type(field: dataclasses.Field, hint):
 
 def _ct_fields() -> dict[str, tuple[Any, Any]]:
     """CTConfig's fields as ``name -> (config type, default)``, but those the run sets per variant
-    and mode (variant, protected, schema_mutability) and per data set (domain)."""
+    and mode (variant, protected, schema_mutability) and per data set (domain), and the generator."""
     from cfx.training.config import CTConfig
 
     hints = typing.get_type_hints(CTConfig)
     return {
         f.name: (_settings_type(f, hints[f.name]), f.default)
         for f in dataclasses.fields(CTConfig)
-        if f.name not in ("variant", "protected", "schema_mutability", "domain")
+        if f.name not in ("variant", "protected", "schema_mutability", "domain", "generator")
     }
 
 
+def _generator_fields() -> dict[str, tuple[Any, Any]]:
+    """The keys of :data:`GENERATOR_FIELDS` as ``key -> (config type, ECCo's default)``."""
+    from cfx.generators import hyperparameters
+    from cfx.training.config import DECAYS, STOPS
+
+    types = {
+        "learning_rate": PositiveFloat,
+        "cost": NonNegativeFloat,
+        "energy": NonNegativeFloat,
+        "ridge": NonNegativeFloat,
+        "threshold": Probability,
+        "convergence": Annotated[Str, choice(STOPS)],
+        "decay_schedule": Annotated[Str, choice(DECAYS)],
+    }
+    defaults = hyperparameters("ecco")
+    return {key: (types[key], defaults[key]) for key in GENERATOR_FIELDS}
+
+
 def _generator_spec() -> type[Spec]:
-    """``CTGeneratorSpec``: ``name`` and the ECCo hyperparameters CT's search sets, with CTConfig's defaults."""
-    fields = _ct_fields()
-    model = pydantic.create_model(
-        "CTGeneratorSpec",
-        __base__=Spec,
-        name=(Str, "ecco"),
-        **{key: fields[field] for key, field in GENERATOR_FIELDS.items()},
-    )
+    """``CTGeneratorSpec``: ``name`` and the ECCo hyperparameters CT's search sets, with ECCo's defaults."""
+    model = pydantic.create_model("CTGeneratorSpec", __base__=Spec, name=(Str, "ecco"), **_generator_fields())
     model.__doc__ = (
         "CT's search generator: a registered ECCo (``name``) and the hyperparameters CT's search sets "
-        "(CTConfig's defaults)."
+        "(ECCo's defaults)."
     )
     return model
 
@@ -106,19 +109,30 @@ CTGeneratorSpec = _generator_spec()
 
 class _CTSettingsBase(Spec):
     def ct_fields(self) -> dict:
-        """The keyword arguments of :class:`cfx.training.CTConfig` (the generator's flattened back)."""
-        s = self.model_dump()
-        generator = s.pop("generator")
-        s.update({field: generator[key] for key, field in GENERATOR_FIELDS.items()})
-        return s
+        """The keyword arguments of :class:`cfx.training.CTConfig`, ``generator`` still its config item
+        (a mapping; :func:`search_generator` builds it)."""
+        return self.model_dump()
 
 
-for _field, _key in _FLAT.items():  # read-only: cfg.ct.cost is cfg.ct.generator.cost (CTConfig's names)
+for _field, _key in _FLAT.items():  # read-only: cfg.ct.cost is cfg.ct.generator.cost (the 0.1 names)
     setattr(
         _CTSettingsBase,
         _field,
-        property(lambda self, k=_key: getattr(self.generator, k), doc=f"``generator.{_key}`` under CTConfig's name"),
+        property(lambda self, k=_key: getattr(self.generator, k), doc=f"``generator.{_key}`` under its 0.1 name"),
     )
+
+
+def search_generator(item: Mapping, max_steps: int):
+    """CT's search generator from its config item ``{name, <GENERATOR_FIELDS>}``:
+    ``cfx.generators.make(name, ...)``; ``decay_schedule: polynomial`` takes CE.jl's schedule for
+    T = ``max_steps`` steps (:func:`cfx.generators.eccco.polynomial_schedule`)."""
+    import cfx.generators
+    from cfx.generators.eccco import polynomial_schedule
+
+    hyper = {k: (float(v) if isinstance(v, (int, float)) else v) for k, v in item.items() if k != "name"}
+    if hyper.get("decay_schedule") == "polynomial":
+        hyper.update(polynomial_schedule(max_steps))
+    return cfx.generators.make(item.get("name", "ecco"), **hyper)
 
 
 def _settings() -> type[Spec]:
@@ -193,3 +207,9 @@ def normalise(raw: Any, ctx) -> Any:
                 raise ctx.error(f"ct.generator.{k}", f"{k} {what}; CT's search sets {', '.join(GENERATOR_FIELDS)}")
     ct["generator"] = gen
     return ct
+
+
+def record(generator) -> dict:
+    """A search generator as a result record's JSON: its class and its fields set at construction."""
+    fields = {f.name: getattr(generator, f.name) for f in dataclasses.fields(generator) if f.init}
+    return {"class": type(generator).__name__, **{k: v for k, v in fields.items() if not callable(v)}}
