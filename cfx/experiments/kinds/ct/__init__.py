@@ -41,6 +41,7 @@ from cfx.evaluation.registry import headline_metrics
 from cfx.experiments import runs, tables
 from cfx.experiments.kinds import Kind, Report
 from cfx.experiments.kinds.ct import reference as ct_reference
+from cfx.experiments.kinds.ct import settings as ct_settings
 from cfx.experiments.kinds.ct._schema import (  # noqa: F401  (re-exported: the kind's config types)
     MODES,
     SINGLE_KEYS,
