@@ -41,15 +41,10 @@ __all__ = [
     "CalibrationSpec",
     "SearchSpec",
     "FactualSpec",
-    "MODEL_NAMES",
     "CHOICES",
 ]
 
 FloatList = Annotated[tuple[Float, ...], pydantic.BeforeValidator(lambda v: tuple(v) if isinstance(v, list) else v)]
-
-#: The models of the ECCCo experiments (SPEC §3); a config may name any registered classification model.
-MODEL_NAMES = ("mlp", "ensemble", "jem", "jem_ensemble")
-
 
 def _model_names() -> list[str]:
     """Every registered model trained by cfx.models.fit's loop (cfx.models.MODELS; not the regressor)."""
