@@ -46,6 +46,7 @@ __all__ = [
 
 FloatList = Annotated[tuple[Float, ...], pydantic.BeforeValidator(lambda v: tuple(v) if isinstance(v, list) else v)]
 
+
 def _model_names() -> list[str]:
     """Every registered model trained by cfx.models.fit's loop (cfx.models.MODELS; not the regressor)."""
     from cfx.models import MODELS
