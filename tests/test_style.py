@@ -22,7 +22,6 @@ OVER_LIMIT = {
     "cfx/generators/tcrex.py",
     "cfx/models/train.py",
     "cfx/plotting.py",
-    "cfx/search/_core.py",
 }
 MAX_LINES = 500
 

@@ -8,7 +8,8 @@ Several processes: :func:`generate` with ``multiprocess=`` (docs/scale.md).
 
 The private modules are the host plumbing, none of it API:
 
-    _core         search (pure, traceable) and generate (checks, chunks, devices, compaction)
+    _core         search (pure, traceable) and the compiled programs generate runs
+    _generate     generate: checks, chunks, devices, compaction around those programs
     _checks       input checks, run on the host before anything is traced
     _runtime      ahead-of-time compiled executables cached on the abstract signature, chunking
     _distributed  the multi-process steps: mesh, agreement between processes, global arrays
@@ -24,7 +25,8 @@ import os
 
 from cfx.search import _compile_cache
 from cfx.search._compile_cache import CacheStatus
-from cfx.search._core import generate, search
+from cfx.search._core import search
+from cfx.search._generate import generate
 from cfx.search._result import CONVERGED, MAX_STEPS, NONFINITE, NOT_REACHED, OUTCOMES, UNCHANGED, CounterfactualResult
 from cfx.search._tracks import Track, track_last_within, track_path
 
