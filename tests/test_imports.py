@@ -18,7 +18,9 @@ PKG = Path(__file__).resolve().parents[1] / "cfx"
 # kind that is one module; the modules of a kind that is a package are listed one by one.
 EXPERIMENTS_ORDER = {
     "cfx.experiments.fields": 0,
+    "cfx.experiments._errors": 0.5,  # ConfigError, ConfigSource, key paths (re-exported by config)
     "cfx.experiments.config": 1,
+    "cfx.experiments._hyperparams": 1.5,  # a generator's hyperparameters typed (re-exported by sections)
     "cfx.experiments.store": 2,
     "cfx.experiments.progress": 3,
     "cfx.experiments.tables": 4,
