@@ -217,7 +217,7 @@ TOP_LEVEL = {
         "global_rules",
         "intervals",
     },
-    "private": {"_deprecated", "_reductions", "_sgld", "_spread", "_streams", "_validate"},
+    "private": {"_deprecated", "_reductions", "_sgld", "_sparsity", "_spread", "_streams", "_validate"},
 }
 # What cfx.search (the search and its plumbing) may import from the rest of cfx: the pieces
 # a search is made of, nothing that uses the search.
@@ -234,6 +234,7 @@ SEARCH_DEPENDS_ON = {
 # The only modules outside cfx.search that read its private parts, and which parts.
 SEARCH_PRIVATE_READERS = {
     "cfx.explain": {"cfx.search._checks", "cfx.search._convergence"},
+    "cfx._sparsity": {"cfx.search._convergence"},  # explain's sparsity and validity passes
     "cfx.restarts": {"cfx.search._convergence"},
 }
 
