@@ -24,6 +24,27 @@ def warn(old: str, new: str, *, stacklevel: int = 3) -> None:
     )
 
 
+def trace_counter(names: tuple[str, ...]):
+    """What a removed trace counter (``trace_count()``) becomes: JAX's traces of the jitted functions
+    ``names`` (by their ``__name__``), counted from JAX's monitoring events from the first call on
+    (the counter counted from import; callers compare two reads, which this keeps)."""
+    seen = []
+
+    def count() -> int:
+        if not seen:
+            import jax.monitoring
+
+            def listen(event: str, duration: float, **kwargs) -> None:
+                if event == "/jax/core/compile/jaxpr_trace_duration" and kwargs.get("fun_name") in names:
+                    seen[0] += 1
+
+            seen.append(0)
+            jax.monitoring.register_event_duration_secs_listener(listen)
+        return seen[0]
+
+    return count
+
+
 def module_aliases(module_name: str, aliases: dict[str, tuple[str, str]]):
     """A module ``__getattr__`` serving ``old -> (module, new name)`` with a warning."""
 

@@ -43,6 +43,7 @@ CLASSIFIER = ("_logits", "_probs")  # Classifier.logits / .probs
 FIT = ("_run_epoch",)  # cfx.models.fit's epoch
 CT = ("counterfactual_step", "ct_epoch")  # cfx.training's epoch
 SAMPLING = ("_conditional_samples", "_per_target_samples")  # cfx.sampling's chains
+DYNAMICS = ("_draw", "_system_keys", "_move", "_evaluate", "_masked_test")  # cfx.dynamics' round steps, MMD test
 
 
 def search() -> int:
@@ -64,3 +65,8 @@ def ct() -> int:
 
 def sampling() -> int:
     return traces(*SAMPLING)
+
+
+def dynamics() -> int:
+    """cfx.dynamics' own jitted functions (a round's draw, keys and move, the state's metrics, the MMD test)."""
+    return traces(*DYNAMICS)

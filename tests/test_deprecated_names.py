@@ -176,3 +176,16 @@ def test_secondary_meanings_renamed():
     raw = cfx.experiments.config.RawConfig({"a": 1})
     with pytest.warns(CfxDeprecationWarning, match=r"source\(\)"):
         assert isinstance(raw.context(), cfx.experiments.config.ConfigSource)
+
+
+def test_dynamics_trace_count_counts_from_jax_events():
+    """cfx.dynamics.trace_count (a counter in production code before 0.2) counts the same traces from
+    JAX's monitoring events: a new shape of the MMD test traces it once more."""
+    import cfx.dynamics
+
+    with pytest.warns(CfxDeprecationWarning, match="compile_counts"):
+        count = cfx.dynamics.trace_count
+    before = count()
+    x = np.random.default_rng(0).normal(size=(7, 3)).astype(np.float32)
+    cfx.dynamics.mmd_test(x, x[:6] + 1.0, key=KEY, n_permutations=3)  # a shape no other test uses
+    assert count() == before + 1

@@ -137,7 +137,7 @@ def test_rounds_do_not_recompile_and_resume_equals_uninterrupted(split, tmp_path
             compiles.append(event)
 
     def count(rep, t, rows):
-        counts[t] = (compile_counts.search(), compile_counts.fit(), dyn.trace_count(), len(compiles))
+        counts[t] = (compile_counts.search(), compile_counts.fit(), compile_counts.dynamics(), len(compiles))
 
     jax.monitoring.register_event_duration_secs_listener(on_compile)
     try:

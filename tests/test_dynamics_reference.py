@@ -255,7 +255,7 @@ def test_cross_model_pool_no_recompiles_after_round_1_and_bad_input(data):
     def count(rep, t, rows):
         counts[t] = (
             compile_counts.search(),
-            dyn.trace_count(),
+            compile_counts.dynamics(),
             _train._cache_size(),
             _train_stacked._cache_size(),
             len(compiles),

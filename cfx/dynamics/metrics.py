@@ -32,7 +32,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from cfx.dynamics.mmd import _TRACES, _masked_test
+from cfx.dynamics.mmd import _masked_test
 from cfx.evaluation.population import accuracy_of
 from cfx.evaluation.shift import (
     change,
@@ -148,7 +148,6 @@ def _evaluate(
     max_samples: int | None,
     options: MetricOptions,
 ):
-    _TRACES["evaluate_state"] += 1  # trace time only
     k_dom, k_mod, k_grid, k_draw = jax.random.split(key, 4)
     out = {}
     X_ref, y_ref = (

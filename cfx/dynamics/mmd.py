@@ -1,9 +1,8 @@
 """The recourse dynamics' MMD² and permutation test: :mod:`cfx.evaluation.mmd` (cfx has one
-kernel and one MMD; this name stays for the dynamics' imports and its trace counter)."""
+kernel and one MMD; this name stays for the dynamics' imports)."""
 
 from cfx.evaluation.mmd import (
     DEFAULT_LENGTH_SCALE,
-    _TRACES,
     _check_options,
     _masked_test,
     _permuted_groups,
@@ -12,7 +11,6 @@ from cfx.evaluation.mmd import (
     mmd,
     mmd2,
     mmd_test,
-    trace_count,
 )
 
 __all__ = [
@@ -21,10 +19,16 @@ __all__ = [
     "mmd2",
     "mmd_test",
     "masked_mmd_test",
-    "trace_count",
     "DEFAULT_LENGTH_SCALE",
-    "_TRACES",
     "_check_options",
     "_masked_test",
     "_permuted_groups",
 ]
+
+
+def __getattr__(name):
+    if name == "trace_count":  # deprecated (0.2): cfx.dynamics.trace_count warns and says what to use
+        import cfx.dynamics
+
+        return cfx.dynamics.trace_count
+    raise AttributeError(f"module 'cfx.dynamics.mmd' has no attribute {name!r}")

@@ -41,7 +41,6 @@ import numpy as np
 from cfx.dynamics._checkpoint import _resume, _round_path, _state_arrays
 from cfx.dynamics._checks import _LABEL_RE, DRAWS, POOLS, _check, _check_run
 from cfx.dynamics.metrics import MetricOptions, evaluate_state, feature_grid
-from cfx.dynamics.mmd import _TRACES
 from cfx.generators.base import Generator
 from cfx.search import CONVERGED
 
@@ -101,7 +100,6 @@ def _draw(clfs, Xs, ys, key, mu, target, *, size: int, use_labels: bool, at_leas
     """The shared pool (non-target for every system), a random draw of n = max(1, round(μ·|pool|))
     (``at_least_one=False``: round(μ·|pool|), half to even as Julia's ``round``) of it padded
     to ``size`` indices (the first n valid), and every system's factuals."""
-    _TRACES["draw"] += 1  # trace time only
     candidates = jnp.ones(Xs[0].shape[0], bool)
     for clf, X, y in zip(clfs, Xs, ys):
         candidates &= (y if use_labels else jnp.argmax(clf.raw_logits(X), -1)) != target
@@ -116,7 +114,6 @@ def _draw(clfs, Xs, ys, key, mu, target, *, size: int, use_labels: bool, at_leas
 @jax.jit
 def _system_keys(key, g):
     """(search, pick, refit, evaluation) keys and a training seed of system g in this round."""
-    _TRACES["system_keys"] += 1
     keys = jax.random.split(jax.random.fold_in(key, 1 + g), 5)
     return keys[0], keys[1], keys[2], keys[3], jax.random.randint(keys[4], (), 0, 2**31 - 1)
 
@@ -124,7 +121,6 @@ def _system_keys(key, g):
 @jax.jit
 def _move(clf, X, y, idx, valid, counterfactuals, outcome, key, target):
     """Pick one of K per individual, move the valid ones there, relabel by the model."""
-    _TRACES["move"] += 1
     M, K, _ = counterfactuals.shape
     pick = jax.random.randint(key, (M,), 0, K)
     x_new = counterfactuals[jnp.arange(M), pick]

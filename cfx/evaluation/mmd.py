@@ -26,7 +26,6 @@ changing number of target-class points in a recourse simulation never recompiles
 
 from __future__ import annotations
 
-import collections
 import functools
 
 import jax
@@ -35,15 +34,9 @@ import numpy as np
 
 from cfx._validate import as_real, prng_key
 
-__all__ = ["gaussian_kernel", "mmd", "mmd2", "mmd_test", "masked_mmd_test", "trace_count", "DEFAULT_LENGTH_SCALE"]
+__all__ = ["gaussian_kernel", "mmd", "mmd2", "mmd_test", "masked_mmd_test", "DEFAULT_LENGTH_SCALE"]
 
 DEFAULT_LENGTH_SCALE = 0.5
-_TRACES: collections.Counter = collections.Counter()
-
-
-def trace_count() -> int:
-    """How often the jitted functions of :mod:`cfx.dynamics` (and this module's test) were traced."""
-    return sum(_TRACES.values())
 
 
 def gaussian_kernel(x: jax.Array, y: jax.Array, length_scale=DEFAULT_LENGTH_SCALE) -> jax.Array:
@@ -119,7 +112,6 @@ def _masked_test(
 ):
     """``common_size``: y is subsampled to at most n = min(|x|, max_samples) rows, the size of
     x's sample (AlgorithmicRecourseDynamics.jl's ``mmd(x, y, n)``), not to ``max_samples``."""
-    _TRACES["mmd_test"] += 1  # trace time only
     k_x, k_y, k_perm = jax.random.split(key, 3)
     if max_samples is not None:
         y_cap = jnp.minimum(jnp.sum(x_mask), max_samples) if common_size else max_samples
