@@ -37,6 +37,8 @@ class Registry(dict, Generic[T]):
       describe: ``entry -> one-line description`` for :meth:`describe` (default: the entry's
         ``description`` attribute, else its docstring's first line).
       check: ``(name, entry) -> None``, raising on an entry this registry cannot hold.
+      fold_case: names are case-insensitive (stored lower-case); False: as given (metric names,
+        which are the columns they are reported under).
     """
 
     def __init__(
@@ -47,10 +49,12 @@ class Registry(dict, Generic[T]):
         aliases: Mapping[str, str] | None = None,
         describe: Callable[[T], str] | None = None,
         check: Callable[[str, T], None] | None = None,
+        fold_case: bool = True,
     ):
         super().__init__()
         self.kind = kind
-        self.aliases = {k.lower(): v.lower() for k, v in (aliases or {}).items()}
+        self.fold_case = fold_case
+        self.aliases = {self._fold(k): self._fold(v) for k, v in (aliases or {}).items()}
         self._describe = describe
         self._check = check
         for name, entry in dict(entries).items():
@@ -59,8 +63,11 @@ class Registry(dict, Generic[T]):
     def _key(self, name: str) -> str:
         if not isinstance(name, str):
             raise TypeError(f"a {self.kind} name must be a str; got {type(name).__name__}")
-        key = name.lower()
+        key = self._fold(name)
         return self.aliases.get(key, key)
+
+    def _fold(self, name: str) -> str:
+        return name.lower() if self.fold_case else name
 
     def register(self, name: str, entry: T, *, replace: bool = False) -> T:
         """Add ``entry`` under ``name``; an existing name is an error unless ``replace=True``. Returns the entry."""
@@ -96,7 +103,7 @@ class Registry(dict, Generic[T]):
         return self.get(name)
 
     def __contains__(self, name: object) -> bool:
-        return isinstance(name, str) and dict.__contains__(self, self.aliases.get(name.lower(), name.lower()))
+        return isinstance(name, str) and dict.__contains__(self, self.aliases.get(self._fold(name), self._fold(name)))
 
     def names(self, *, aliases: bool = False) -> list[str]:
         """The registered names, sorted (with ``aliases=True``, the aliases after them)."""

@@ -45,6 +45,8 @@ from __future__ import annotations
 import dataclasses
 from typing import Callable, Iterable, Mapping
 
+from cfx.registry import Registry
+
 LEVELS = ("counterfactual", "set", "result", "population")
 
 #: The levels :func:`cfx.evaluate` computes (a ``"population"`` metric is computed by the code
@@ -130,7 +132,8 @@ def _tables(name: str, headline) -> tuple[str, ...]:
     return tables
 
 
-_REGISTRY: dict[str, Metric] = {}
+#: name -> :class:`Metric` (a :class:`cfx.registry.Registry`, as for generators, models, data sets, kinds).
+_REGISTRY: Registry[Metric] = Registry("metric", fold_case=False)
 
 #: The experiment kinds' summary tables: their built-in headline columns, in the order shown
 #: (a column absent from a run's results is dropped). Each is a registered metric or a
