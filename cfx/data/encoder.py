@@ -33,6 +33,7 @@ GRID_KINDS = ("integer", "ordinal")  # searched relaxed, returned on the integer
 
 
 def level_name(level) -> str:
+    """A category level as a column-name suffix: ``str(level)`` stripped, spaces as underscores."""
     return str(level).strip().replace(" ", "_")
 
 

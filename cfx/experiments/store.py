@@ -92,11 +92,13 @@ def _atomic(path: Path, mode: str = "wb") -> Iterator[Any]:
 
 
 def write_bytes(path: str | os.PathLike, data: bytes) -> None:
+    """Write ``data`` to ``path`` atomically (a temporary file, then a rename)."""
     with _atomic(Path(path), "wb") as fh:
         fh.write(data)
 
 
 def write_text(path: str | os.PathLike, text: str) -> None:
+    """Write ``text`` to ``path`` atomically (a temporary file, then a rename)."""
     with _atomic(Path(path), "w") as fh:
         fh.write(text)
 
@@ -112,6 +114,7 @@ def _json_default(o):
 
 
 def write_json(path: str | os.PathLike, obj: Any) -> None:
+    """Write ``obj`` as JSON to ``path`` atomically (NumPy scalars and arrays as numbers and lists)."""
     # NaN is kept (Python's json reads it back); repr-exact floats make resumed tables identical
     write_text(path, json.dumps(obj, indent=1, default=_json_default, allow_nan=True) + "\n")
 
@@ -123,6 +126,7 @@ def _npz_bytes(arrays: dict) -> bytes:
 
 
 def read_json(path: str | os.PathLike) -> Any:
+    """The JSON value stored at ``path``."""
     return json.loads(Path(path).read_text())
 
 

@@ -86,6 +86,7 @@ class TreeEnsembleApply:
 
 
 def is_tree_ensemble(classifier) -> bool:
+    """Whether ``classifier`` wraps a fitted tree ensemble (``from_sklearn`` of a forest or boosting model)."""
     return isinstance(getattr(classifier, "apply_fn", None), TreeEnsembleApply)
 
 

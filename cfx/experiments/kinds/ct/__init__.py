@@ -68,6 +68,7 @@ def _cell(data: str, variant: str, mode: str, run: int) -> tuple[str, ...]:
 
 
 def expected(cfg: CTExperiment) -> list[tuple[str, ...]]:
+    """The record paths of a complete run: one per (data set, run, variant, mode)."""
     return [_cell(dc.key, v, m, r) for dc in cfg.data for r in range(cfg.runs) for v in cfg.variants for m in cfg.modes]
 
 
@@ -156,6 +157,7 @@ def _eval_generator(ev: EvalConfig, ct):
 
 
 def run(cfg: CTExperiment, store: Store, splits: dict, progress: Progress) -> None:
+    """Train and score every (data set, run, variant, mode) not yet saved (see the module docstring)."""
     import flax.serialization
     import jax
 
@@ -306,6 +308,7 @@ def reductions(cfg: CTExperiment, store: Store) -> pd.DataFrame:
 
 
 def report(cfg: CTExperiment, store: Store) -> Report:
+    """``results.csv``, ``reduction.md`` / ``.csv``, ``summary.md`` and the figures from the saved records."""
     records = [store.load(p) for p in expected(cfg)]
     table = tables.long_table(records, [*KEYS, "run"])
     summary = tables.summarise(table, KEYS)
@@ -380,6 +383,7 @@ def _figures(cfg: CTExperiment, store: Store) -> list:
 
 
 def show(store: Store, raw: Mapping, metrics=None) -> str:
+    """The table of a finished folder (``cfx show``): its ``reduction.md``."""
     path = store.root / "reduction.md"
     if not path.exists():
         raise LookupError(f"unfinished run, {len(store.records(('cells',)))} records done")

@@ -57,6 +57,7 @@ def summary_markdown(summary: pd.DataFrame, metrics: Sequence[str] | None = None
 
 
 def report(cfg: EcccoConfig, store: Store) -> Report:
+    """The results, summary and model tables and the figures from the saved records."""
     records = [store.load(p) for p in expected(cfg)]
     table = tables.long_table(records, [*KEYS, "run"])
     summary = tables.summarise(table, KEYS)
