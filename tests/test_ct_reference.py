@@ -130,6 +130,33 @@ def test_rounds_and_individuals():
         PoolSpec(pairs="batch")
 
 
+def test_pool_draws_per_energy():
+    """draws: per_energy (the reference's one benchmark call per λ): each λ its own classes and rows;
+    a shared draw gives every λ the same rows. Bad shapes name the argument."""
+    import jax
+
+    from cfx.training.pool import evaluate_pool
+
+    data = cfx.data.load("moons", n=60, seed=0)
+    clf = cfx.models.fit(data, "linear", epochs=1, seed=0)
+    spec = PoolSpec(energies=(0.1, 1.0), rounds=3, n_individuals=5, max_steps=2, ip_samples=10, ip_star_size=4)
+    gen = ECCo(cost=0.0, learning_rate=0.1, threshold=0.95)
+    pred = np.asarray(clf.predict(np.asarray(data.X)))
+    kw = dict(spec=spec, constraints=None, key=jax.random.key(0), seed=3)
+    labels = [draw_labels(2, 5, seed=s) for s in (0, 1)]
+    fac, tgt = np.stack([f for f, _ in labels]), np.stack([t for _, t in labels])
+    out = evaluate_pool(clf, data, gen, factual=fac, target=tgt, **kw)
+    assert out["rows"].shape == (2, 3, 5) and out["ip"].shape == (2, 3, 5)
+    for e in range(2):
+        ok = out["rows"][e] >= 0
+        assert np.all(pred[out["rows"][e][ok]] == np.broadcast_to(fac[e], (3, 5))[ok])
+    assert not np.array_equal(out["rows"][0], out["rows"][1])
+    shared = evaluate_pool(clf, data, gen, factual=fac[0], target=tgt[0], **kw)
+    assert shared["rows"].shape == (3, 5)
+    with pytest.raises(ValueError, match="factual"):
+        evaluate_pool(clf, data, gen, factual=np.stack([fac[0]] * 3), target=np.stack([tgt[0]] * 3), **kw)
+
+
 def test_pooled_divergence_groups_over_rounds():
     """divergence: pooled (CE.jl's compute_divergence): one MMD² per (factual, target) over every round's
     counterfactuals, valid or not; a round's value is the mean of its valid rows' group values."""
@@ -184,7 +211,7 @@ def _raw(text: str, tmp_path) -> Path:
 def test_unknown_preset_lists_the_presets(tmp_path):
     from cfx.experiments import load_config
 
-    with pytest.raises(ConfigError, match=r"unknown preset 'ct-2025'.*ct-2026"):
+    with pytest.raises(ConfigError, match=r"unknown preset 'ct-2025'.*ct-2026, ct-2026-final-run"):
         load_config(_raw("kind: ct\nname: x\npreset: ct-2025\ndata: [moons]\n", tmp_path))
 
 
@@ -246,8 +273,9 @@ def test_protected_name_must_exist_under_the_preset():
     from cfx.experiments.kinds import get_kind
 
     cfg = load_config(CONFIGS / "ct_paper_smoke.yaml", ["data[0].protected=age"])
-    with pytest.raises(ConfigError, match="protected feature 'age' not found"):
+    with pytest.raises(ConfigError, match=r"protected feature 'age' not found; features: x1, x2") as err:
         get_kind("ct").check(cfg)
+    assert "data[0].protected" in str(err.value)  # the error names the key
 
 
 def test_paper_smoke_end_to_end(tmp_path):

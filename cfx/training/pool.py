@@ -29,6 +29,9 @@ paper's experiment code (``paper/experiments/CTExperiments``, v0.1.3) and its ev
   its valid counterfactuals' group values (rounds differ only by which are valid). ``"round"`` (an
   earlier reading): per round and target class the MMD² of ≤ 100 of the round's valid
   counterfactuals, the round's value the mean over the target classes;
+- each λ_egy draws its own pairs and rows when ``factual``/``target`` have one row per λ (the reference
+  runs one ``benchmark`` per λ, one after the other, its random stream running on), else one draw
+  serves every λ;
 - a model's value in round j: the mean over λ of the per-(j, λ) means (:func:`round_means`);
   the % reduction of CT vs the baseline is 100·(1 − mean_j(CT_j / BL_j)), its spread the
   standard deviation of the per-round ratios, and it is significant (*) when the 99 % quantile
@@ -133,44 +136,58 @@ def evaluate_pool(
     """One model's pooled evaluation (module docstring). ``generator`` is the ECCo whose
     ``energy`` is replaced by each weight of the pool; ``factual``/``target``: the classes of each
     individual ((n,), :func:`draw_labels`, the same in every round; ``spec.pairs == "individual"``)
-    or of each round ((J,), :func:`draw_rounds`; ``"round"``), shared by the models compared.
+    or of each round ((J,), :func:`draw_rounds`; ``"round"``), shared by the models compared. With
+    one row per energy weight ((λ, n) or (λ, J)) every λ has its own classes and its own rows in
+    each round (the reference runs one ``benchmark`` per λ, its random stream running on), so a
+    round's mean over λ averages λ independent draws; (n,) shares one draw across the λ.
     Returns arrays with axes (λ, round, individual): ``valid``, ``ip``, ``cost`` (L1 to the factual), ``converged``,
     ``steps``; (λ, round): ``ip_star`` (and ``ip_star_alt`` with ``length_scale_alt``, else NaN);
-    and ``rows`` (round, individual) test indices."""
+    and ``rows`` (round, individual) test indices ((λ, round, individual) with per-λ draws)."""
     from cfx.search import generate  # the host wrapper: checks, compile cache
 
     X, y = np.asarray(test.X, np.float32), np.asarray(test.y)
     pred = np.asarray(classifier.predict(X))
     factual, target = np.asarray(factual), np.asarray(target)
-    if factual.shape != target.shape or factual.ndim != 1:
-        raise ValueError(f"factual and target must be two 1-D arrays of one shape; got {factual.shape}, {target.shape}")
+    E = len(spec.energies)
+    per_energy = factual.ndim == 2  # each λ its own classes and rows (one benchmark call per λ)
+    if factual.shape != target.shape or factual.ndim not in (1, 2) or (per_energy and len(factual) != E):
+        raise ValueError(
+            "factual and target must be two arrays of one shape, (n,) or (λ, n) with one row per energy weight; "
+            f"got {factual.shape}, {target.shape} for {E} energies"
+        )
     per_individual = spec.pairs == "individual"
     want = spec.n_individuals if per_individual else spec.rounds
-    if len(factual) != want:
-        raise ValueError(f"factual: {len(factual)} classes for pairs={spec.pairs!r}; expected {want}")
-    J = spec.rounds if per_individual else len(factual)
-    n = len(factual) if per_individual else spec.n_individuals
-    fac = np.broadcast_to(factual[None, :], (J, n)) if per_individual else np.repeat(factual[:, None], n, 1)
-    tgt2 = np.broadcast_to(target[None, :], (J, n)) if per_individual else np.repeat(target[:, None], n, 1)
-    rows = draw_individuals(pred, fac, None, seed)
-    has = rows >= 0
-    flat = np.where(has, rows, 0).reshape(-1)
-    x = X[flat]
-    tgt = np.ascontiguousarray(tgt2).reshape(-1).astype(np.int32)
+    if factual.shape[-1] != want:
+        raise ValueError(f"factual: {factual.shape[-1]} classes for pairs={spec.pairs!r}; expected {want}")
+    J = spec.rounds if per_individual else factual.shape[-1]
+    n = factual.shape[-1] if per_individual else spec.n_individuals
+
+    def draws(fac1, tgt1, seed_):
+        """(classes (J, n), targets (J, n), rows (J, n)) of one draw: each individual's row per round."""
+        grid = lambda a: np.broadcast_to(a[None, :], (J, n)) if per_individual else np.repeat(a[:, None], n, 1)
+        fac2, tgt2 = grid(fac1), grid(tgt1)
+        return fac2, np.ascontiguousarray(tgt2).astype(np.int32), draw_individuals(pred, fac2, None, seed_)
+
+    shared = None if per_energy else draws(factual, target, seed)
     rng = np.random.default_rng(seed + 1)
     # per class: ≤ ip_samples test rows of that class for IP, ≤ ip_star_size for IP* (seeded)
     banks = {}
     for c in np.unique(target):
         idx = np.flatnonzero(y == c)
         banks[int(c)] = (X[rng.permutation(idx)[: spec.ip_samples]], X[rng.permutation(idx)[: spec.ip_star_size]])
-    E = len(spec.energies)
     out = {k: np.full((E, J, n), np.nan, np.float32) for k in ("ip", "cost")}
     out.update({k: np.zeros((E, J, n), bool) for k in ("valid", "converged")})
     out["steps"] = np.zeros((E, J, n), np.int32)
     out["ip_star"] = np.full((E, J), np.nan, np.float32)
     out["ip_star_alt"] = np.full((E, J), np.nan, np.float32)
+    all_rows = np.full((E, J, n), -1, np.int64)
     size, d = spec.ip_star_size, X.shape[1]
     for e, lam in enumerate(spec.energies):
+        fac, tgt2, rows = shared if shared is not None else draws(factual[e], target[e], seed + 1009 * (e + 1))
+        all_rows[e] = rows
+        has = rows >= 0
+        x = X[np.where(has, rows, 0).reshape(-1)]
+        tgt = tgt2.reshape(-1)
         res = generate(
             generator.replace(energy=float(lam)),
             classifier,
@@ -195,7 +212,7 @@ def evaluate_pool(
         out["ip"][e] = np.where(valid, ip, np.nan).reshape(J, n)
         # IP*: per round and target class, ≤ size valid counterfactuals (the first ones: the draw is
         # already random) against ≤ size test rows of that class; the round's value: mean over classes
-        cfr, vr, tr = cf.reshape(J, n, d), valid.reshape(J, n), tgt.reshape(J, n)
+        cfr, vr, tr = cf.reshape(J, n, d), valid.reshape(J, n), tgt2
         for name, ls in (("ip_star", spec.length_scale), ("ip_star_alt", spec.length_scale_alt)):
             if ls is None:
                 continue
@@ -215,7 +232,7 @@ def evaluate_pool(
                 mmd = np.asarray(_mmd_rounds(a, wa, b, wb, jnp.float32(ls)))
                 per_class.append(np.where(wa.sum(1) >= 2, np.maximum(mmd, 0.0), np.nan))
             out[name][e] = _nanmean(np.stack(per_class), axis=0)
-    out["rows"] = rows
+    out["rows"] = all_rows if per_energy else all_rows[0]
     return out
 
 

@@ -71,7 +71,9 @@ class EvalConfig(Spec):
     ``energies`` (λ_cost ``cost``, ``ridge``, energy ``decay``, τ ``threshold`` or the data set's
     ``eval_threshold``, inside the training box only with ``box``); ``pairs``: ``individual`` (each
     individual's classes drawn once for all rounds: CE.jl's ``benchmark``) or ``round`` (one per round);
-    ``divergence``: IP* per ``round`` or ``pooled`` over rounds per (factual, target) (:mod:`cfx.training.pool`)."""
+    ``divergence``: IP* per ``round`` or ``pooled`` over rounds per (factual, target) (:mod:`cfx.training.pool`);
+    ``draws``: one draw of classes and rows ``shared`` by the energy weights, or one ``per_energy`` (the
+    reference evaluates each λ in its own ``benchmark`` call, its random stream running on)."""
 
     generator: Annotated[Str, choice(("ecco", "generic"))] = "ecco"
     learning_rate: PositiveFloat = 0.05
@@ -95,6 +97,7 @@ class EvalConfig(Spec):
     box: Bool = False
     pairs: Annotated[Str, choice(("individual", "round"))] = "individual"
     divergence: Annotated[Str, choice(("round", "pooled"))] = "round"
+    draws: Annotated[Str, choice(("shared", "per_energy"))] = "shared"
 
 
 class CTExperiment(Experiment):

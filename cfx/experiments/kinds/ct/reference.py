@@ -86,12 +86,16 @@ VALUES = {
         "length_scale": 5.0,
         "length_scale_alt": 0.5,
         "divergence": "pooled",
+        "draws": "per_energy",
     },  # ℓ: code 5.0, text 0.5
     # box: CTExperiments' apply_inferred_domain! stores the training's inferred domain with the data
     # ("the same domain constraints are applied during training and evaluation"); pairs: CE.jl's
     # benchmark draws each individual's (factual, target) once, before its loop over runs; divergence:
     # CE.jl's compute_divergence (branch counterfactual-training, after v1.4.3: src/evaluation/benchmark.jl)
-    # groups the MMD by (generator, model, target, factual), not by run
+    # groups the MMD by (generator, model, target, factual), not by run; draws: each λ_egy is its own
+    # evaluation (evaluations/satml/.../evaluation_k, k = 1..5), run one after the other in one process by
+    # run_evaluation_grid_sequentially.jl (JOB_COMMANDS.md's $RUN_EVAL_SEQ) after one set_global_seed(): every
+    # λ's benchmark draws its own (factual, target) pairs and rows from the running random stream
 }
 
 # The paper's main table (paper/tables/main.tex, commit 29c7ef74 "final runs", 2026-01-14) was built from
@@ -344,11 +348,12 @@ def evaluate_cell(cfg, dc, mode: str, variant: str, run: int, classifier, train,
         divergence=ev.divergence,
     )
     draw = draw_labels if ev.pairs == "individual" else draw_rounds
-    factual, target = draw(
-        int(classifier.n_classes),
-        spec.n_individuals if ev.pairs == "individual" else spec.rounds,
-        seed(cfg, run, "rounds", dc.key, mode),
-    )
+    size = spec.n_individuals if ev.pairs == "individual" else spec.rounds
+    if ev.draws == "per_energy":  # one draw per λ (the reference's one benchmark call per λ)
+        labels = [draw(int(classifier.n_classes), size, seed(cfg, run, "rounds", dc.key, mode, e)) for e in ev.energies]
+        factual, target = np.stack([f for f, _ in labels]), np.stack([t for _, t in labels])
+    else:
+        factual, target = draw(int(classifier.n_classes), size, seed(cfg, run, "rounds", dc.key, mode))
     constraints = search_constraints
     if not cfg.ct.schema_constraints and train.schema.categorical_groups:  # the reference's evaluation data
         constraints = dataclasses.replace(constraints, categorical_groups=train.schema.categorical_groups)  # its cats
@@ -374,7 +379,7 @@ def evaluate_cell(cfg, dc, mode: str, variant: str, run: int, classifier, train,
         seed=seed(cfg, run, "individuals", dc.key, mode, variant),
     )
     valid = out["valid"].astype(np.float64)
-    valid[:, out["rows"] < 0] = np.nan
+    valid[np.broadcast_to(out["rows"] < 0, valid.shape)] = np.nan
     rounds = {
         "ip": round_means(out["ip"]),
         "ip_star": round_means(out["ip_star"]),
