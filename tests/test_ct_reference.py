@@ -115,6 +115,20 @@ def test_pooled_cost_weighs_settings_by_valid_counts():
     assert arrays["round_cost"][0] == pytest.approx((1.0 + 9.0) / 4)  # not (1 + 3) / 2
 
 
+def test_paper_row_counts_runs_significant_on_their_own():
+    """The paper's * is one model's 99 % interval; with several runs the row says in how many it holds."""
+    from cfx.experiments.kinds.ct._tables import _row
+
+    rng = np.random.default_rng(0)
+    metrics = {"accuracy": {"mean": 1.0}, "validity": {"mean": 1.0}}
+    run = lambda mean: (metrics, {"round_ip": mean + 0.01 * rng.normal(size=100)})
+    base = [run(2.0), run(2.0), run(2.0)]
+    treated = [run(1.0), run(2.0), run(1.5)]  # runs 1 and 3 lower IP clearly, run 2 not
+    row = _row("d", "single", "ct", base, treated)
+    assert row["ip_sig_runs"] == 2 and row["runs"] == 3
+    assert not row["ip_sig"]  # over all runs' rounds the null run puts 0 inside the interval
+
+
 def test_rounds_and_individuals():
     factual, target = draw_rounds(3, 50, seed=0)
     assert np.all(factual != target) and set(np.unique(target)) <= {0, 1, 2}

@@ -111,6 +111,8 @@ def _row(data: str, mode: str, variant: str, base: list, treated: list) -> dict:
         # the paper's basis: one trained model per cell, ± over its rounds; and the spread across runs
         row[f"{m}_se_run"] = float(np.nanmean([r["se"] for r in runs]))
         row[f"{m}_sd_runs"] = float(np.std(per_run, ddof=1)) if len(per_run) > 1 else float("nan")
+        # the paper's * per cell: one model's 99 % interval of its rounds' differences; here per training run
+        row[f"{m}_sig_runs"] = int(sum(r["significant"] for r in runs))
     for m in ("accuracy", "validity"):
         row[f"{m}_baseline"] = float(np.mean([metrics[m]["mean"] for metrics, _ in base]))
         row[f"{m}_treated"] = float(np.mean([metrics[m]["mean"] for metrics, _ in treated]))
@@ -167,11 +169,12 @@ def reduction_markdown(df: pd.DataFrame, title: str) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _cell_fmt(v, se, sig, se_run=float("nan"), sd_runs=float("nan")) -> str:
+def _cell_fmt(v, se, sig, se_run=float("nan"), sd_runs=float("nan"), sig_runs=None, runs=1) -> str:
     if not np.isfinite(v):
         return "nan"
     within = f"; ±{se_run:.1f} per run, ±{sd_runs:.1f} across runs" if np.isfinite(sd_runs) else ""
-    return f"{v:.1f}{'*' if sig else ''} (±{se:.0f}{within})"
+    starred = f"; * in {sig_runs}/{runs} runs" if sig_runs is not None and runs > 1 else ""
+    return f"{v:.1f}{'*' if sig else ''} (±{se:.0f}{within}{starred})"
 
 
 def paper_markdown(df: pd.DataFrame, title: str) -> str:
@@ -211,11 +214,19 @@ def paper_markdown(df: pd.DataFrame, title: str) -> str:
                     r.dataset,
                     r.mode,
                     r.variant,
-                    _cell_fmt(r.ip_reduction, r.ip_se, r.ip_sig, r.ip_se_run, r.ip_sd_runs),
+                    _cell_fmt(r.ip_reduction, r.ip_se, r.ip_sig, r.ip_se_run, r.ip_sd_runs, r.ip_sig_runs, r.runs),
                     pap("ip"),
-                    _cell_fmt(r.ip_star_reduction, r.ip_star_se, r.ip_star_sig, r.ip_star_se_run, r.ip_star_sd_runs),
+                    _cell_fmt(
+                        r.ip_star_reduction,
+                        r.ip_star_se,
+                        r.ip_star_sig,
+                        r.ip_star_se_run,
+                        r.ip_star_sd_runs,
+                        r.ip_star_sig_runs,
+                        r.runs,
+                    ),
                     pap("ip_star"),
-                    _cell_fmt(r.cost_reduction, r.cost_se, r.cost_sig),
+                    _cell_fmt(r.cost_reduction, r.cost_se, r.cost_sig, sig_runs=r.cost_sig_runs, runs=r.runs),
                     pap("cost"),
                     f"{r.ip_treated:.2f} / {r.ip_baseline:.2f}",
                     pair("ip_abs"),
@@ -233,7 +244,9 @@ def paper_markdown(df: pd.DataFrame, title: str) -> str:
         "Reduction = 100·(1 − mean over rounds of CT/BL), (±) = 100·sd of the per-round ratios (all runs' "
         "rounds together; 'per run': the mean of each training run's own sd, the paper's basis: one trained "
         "model per cell; 'across runs': the sd of the runs' reductions), * = the "
-        "99 % quantile interval of the per-round differences excludes 0 (the reference's `cidiff`). "
+        "99 % quantile interval of the per-round differences excludes 0 (the reference's `cidiff`; over all runs' "
+        "rounds, and 'k/R runs': in how many training runs that one model's own interval excludes 0, the paper's "
+        "basis). "
         "IP/IP* over valid counterfactuals (p(target) >= 0.5), pooled over the energy weights. "
         "The paper's IP/IP* are the `single` rows' (its all-mutable grid with its own τ and λ_reg), its "
         "cost the `pooled` rows' (the mutability grid's settings pooled; `single` is not in `pooled`).",
