@@ -135,6 +135,7 @@ class SCM:
 
     @property
     def n_features(self) -> int:
+        """The number of variables d (one per node of the graph)."""
         return len(self.parents)
 
     @property

@@ -66,10 +66,12 @@ class Classifier:
 
     # --- PyTree protocol: params are the only children -------------------------------
     def tree_flatten(self):
+        """PyTree protocol: ``params`` is the only child; apply_fn, n_features, n_classes are static."""
         return (self.params,), (self.apply_fn, self.n_features, self.n_classes)
 
     @classmethod
     def tree_unflatten(cls, aux, children):
+        """PyTree protocol: rebuild from the static data and ``(params,)`` without re-validating."""
         obj = object.__new__(cls)
         obj.apply_fn, obj.n_features, obj.n_classes = aux
         (obj.params,) = children

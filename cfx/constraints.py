@@ -161,6 +161,7 @@ class ResolvedConstraints:
 
     @property
     def immutable(self) -> jax.Array:
+        """(d,) bool: the features whose mutability code is ``NONE``."""
         return self.mutability == NONE
 
     @property

@@ -91,10 +91,12 @@ class ReplayBuffer:
 
     @property
     def capacity(self) -> int:
+        """Slots in the buffer (all classes together)."""
         return int(self.x.shape[-2])
 
     @property
     def n_classes(self) -> int:
+        """The number of classes (capacity / per_class)."""
         return self.capacity // self.per_class
 
 

@@ -102,6 +102,18 @@ def _public_modules() -> list[str]:
     )
 
 
+def _undocumented_members(cls) -> list[str]:
+    """The public methods, class/static methods and properties ``cls`` defines without a docstring."""
+    out = []
+    for attr, member in vars(cls).items():
+        if attr.startswith("_"):
+            continue
+        fn = member.fget if isinstance(member, property) else getattr(member, "__func__", member)
+        if inspect.isfunction(fn) and not fn.__doc__ and not inspect.getdoc(getattr(cls, attr, None)):
+            out.append(attr)
+    return out
+
+
 def test_every_public_symbol_has_a_docstring():
     """A public module's public functions and classes (its ``__all__``, else the public names it
     defines) each have a docstring: the API reference renders them."""
@@ -117,6 +129,8 @@ def test_every_public_symbol_has_a_docstring():
                 continue
             if not inspect.getdoc(obj):
                 missing.append(f"{name}.{symbol}")
+            if inspect.isclass(obj) and obj.__module__ == name:  # its own public methods and properties
+                missing += [f"{name}.{symbol}.{m}" for m in _undocumented_members(obj)]
     assert set(PUBLIC_MODULES) <= set(_public_modules())
     assert not missing, f"public symbols without a docstring: {missing}"
 

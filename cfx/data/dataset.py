@@ -73,6 +73,7 @@ class FeatureSchema:
 
     @property
     def n_features(self) -> int:
+        """The number of features d."""
         return len(self.names)
 
     def constraints(self) -> Constraints:
@@ -89,6 +90,7 @@ class FeatureSchema:
         )
 
     def replace(self, **changes) -> "FeatureSchema":
+        """A copy with ``changes`` (``dataclasses.replace``)."""
         return dataclasses.replace(self, **changes)
 
 
@@ -101,6 +103,7 @@ class Standardizer:
 
     @classmethod
     def fit(cls, X: np.ndarray, skip: Sequence[int] = ()) -> "Standardizer":
+        """Column means μ and standard deviations σ of X (σ ≤ 1e-12 -> 1; ``skip`` columns: μ = 0, σ = 1)."""
         X = np.asarray(X, np.float64)
         mean, scale = X.mean(0), X.std(0)
         scale = np.where(scale > 1e-12, scale, 1.0)
@@ -109,12 +112,15 @@ class Standardizer:
         return cls(mean.astype(np.float32), scale.astype(np.float32))
 
     def transform(self, X: np.ndarray) -> np.ndarray:
+        """z = (x − μ) / σ, in float32."""
         return ((np.asarray(X, np.float32) - self.mean) / self.scale).astype(np.float32)
 
     def inverse_transform(self, Z: np.ndarray) -> np.ndarray:
+        """x = z·σ + μ, in float32."""
         return (np.asarray(Z, np.float32) * self.scale + self.mean).astype(np.float32)
 
     def transform_bounds(self, lower: Sequence[float], upper: Sequence[float]) -> tuple[tuple, tuple]:
+        """Feature bounds (lower, upper) in the standardised space (±inf kept)."""
         # Same float32 arithmetic as `transform`, so a row sitting exactly on a data-range
         # bound maps exactly onto the transformed bound (float64 here was 1 ulp off at times,
         # which made the extreme rows violate their own bounds in check_factuals).
@@ -179,13 +185,16 @@ class Dataset:
 
     @property
     def n_features(self) -> int:
+        """The number of features d (columns of X)."""
         return self.X.shape[1]
 
     @property
     def n_classes(self) -> int:
+        """max(y) + 1 (0 for an empty data set)."""
         return int(self.y.max()) + 1 if len(self.y) else 0
 
     def subset(self, idx) -> "Dataset":
+        """The rows ``idx`` of X, y and ids (schema and encoder shared)."""
         return dataclasses.replace(self, X=self.X[idx], y=self.y[idx], ids=self.ids[idx])
 
     def to_frame(self) -> pd.DataFrame:

@@ -50,9 +50,11 @@ class Column:
 
     @property
     def width(self) -> int:
+        """Encoded columns this raw column takes: one per level if categorical, else 1."""
         return len(self.levels) if self.kind == "categorical" else 1
 
     def encoded_names(self) -> tuple[str, ...]:
+        """The names of its encoded columns (``<name>_<level>`` for categorical levels)."""
         if self.kind == "categorical":
             return tuple(f"{self.name}_{level_name(v)}" for v in self.levels)
         if self.kind == "binary" and self.levels != (0, 1):  # a named 1-level: <column>_<level>

@@ -75,6 +75,7 @@ class JuliaRandom(Xoshiro):
     """Julia 1.8's default stream after ``Random.seed!(seed)``: ``rand``, ``randn``, ``randperm``."""
 
     def uniform(self) -> float:
+        """A float64 in [0, 1) from the next 53 random bits (Julia's ``rand()``)."""
         return (self.next_u64() >> 11) * 2.0**-53
 
     def rand_array(self, n: int) -> np.ndarray:
@@ -99,6 +100,7 @@ class JuliaRandom(Xoshiro):
         return np.array(out)
 
     def randn(self) -> float:
+        """A standard normal draw by Julia's ziggurat (``randn()``)."""
         r = self.next_u64() >> 12
         rabs = r >> 1
         i = rabs & 0xFF

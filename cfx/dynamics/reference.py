@@ -282,13 +282,16 @@ class OneLogitNet:
 
     @property
     def stacked_members(self) -> bool:
+        """Whether the parameters hold M stacked members (an ensemble)."""
         return self.kind == "ensemble"
 
     @property
     def layers(self) -> tuple:
+        """Hidden widths (none for the linear model)."""
         return () if self.kind == "linear" else tuple(self.widths)
 
     def one(self, p, x):
+        """One member's logit f(x) (n, 1): ReLU hidden layers (gradient dropout if set), a linear output."""
         for i in range(len(self.layers)):
             x = jax.nn.relu(x @ p[f"w{i}"] + p[f"b{i}"])
             if self.dropout > 0:
@@ -306,6 +309,7 @@ class OneLogitNet:
         return jax.nn.logsumexp(jax.nn.log_sigmoid(f), axis=0) - jax.nn.logsumexp(jax.nn.log_sigmoid(-f), axis=0)
 
     def member_logits(self, params, x):
+        """Per-member two-class logits (M, 2) = [0, f_m(x)] of one row x."""
         if self.kind != "ensemble":
             f = self.one(params, x[None])[0]
             return jnp.concatenate([jnp.zeros_like(f), f])[None]
@@ -313,6 +317,8 @@ class OneLogitNet:
         return jnp.concatenate([jnp.zeros_like(f), f], axis=-1)
 
     def init(self, key, d: int):
+        """Parameters for d features, Glorot-uniform weights and zero biases as Flux's (M stacked for an ensemble)."""
+
         def glorot(k, n_in, n_out):  # Flux.glorot_uniform
             limit = math.sqrt(6.0 / (n_in + n_out))
             return jax.random.uniform(k, (n_in, n_out), jnp.float32, -limit, limit)
@@ -459,14 +465,17 @@ class ReferenceTrainer:
 
     @property
     def net(self) -> OneLogitNet:
+        """The network this trainer trains (kind, members, widths, combination, dropout)."""
         return OneLogitNet(self.kind, self.n_members, tuple(self.widths), self.combine, float(self.dropout))
 
     def initial(self, train, *, seed: int) -> Classifier:
+        """Train a fresh network on ``train`` for ``initial_epochs`` (seeded)."""
         X = np.asarray(train.X, np.float32)
         params = self.net.init(jax.random.key(seed), X.shape[1])
         return self._fit(params, X, train.y, self.initial_epochs, self.batch_size)
 
     def retrain(self, clf: Classifier, data, *, seed: int) -> Classifier:
+        """Continue training ``clf``'s parameters on ``data`` for ``retrain_epochs``."""
         batch = self.batch_size if self.retrain_batch_size is None else self.retrain_batch_size
         return self._fit(clf.params, data.X, data.y, self.retrain_epochs, batch)
 

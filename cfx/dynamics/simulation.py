@@ -77,11 +77,13 @@ class CfxTrainer:
     family = "cfx"
 
     def initial(self, train, *, seed: int):
+        """``cfx.models.fit`` of the model on ``train`` for ``initial_epochs`` (seeded)."""
         import cfx.models
 
         return cfx.models.fit(train, self.model, epochs=self.initial_epochs, seed=seed, **dict(self.fit_options or {}))
 
     def retrain(self, clf, data, *, seed: int):
+        """``cfx.models.fit`` on ``data`` for ``retrain_epochs``, warm-started from ``clf``'s parameters."""
         import cfx.models
 
         return cfx.models.fit(

@@ -67,6 +67,7 @@ class EvaluationContext:
 
     @property
     def n_features(self) -> int:
+        """The classifier's number of features d."""
         return self.classifier.n_features
 
     @property

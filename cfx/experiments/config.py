@@ -133,10 +133,12 @@ class Experiment(Spec):
 
     @property
     def source(self) -> str | None:
+        """The file the config was read from (None for a mapping)."""
         return self._source
 
     @property
     def output_dir(self) -> Path:
+        """Where results go: ``output``, else ``results/<name>``."""
         return Path(self.output) if self.output else Path("results") / self.name
 
     def to_dict(self) -> dict:

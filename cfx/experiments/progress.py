@@ -71,6 +71,7 @@ class Progress:
             self._line(f"[{self.count}/{self.total}] {label} done{took}")
 
     def close(self) -> None:
+        """Close the progress bar, if one is shown."""
         if self._bar is not None:
             self._bar.close()
             self._bar = None

@@ -306,6 +306,7 @@ class Store:
         write_json(path, {**env, "sessions": sessions})
 
     def is_results_folder(self) -> bool:
+        """Whether the root holds a cfx results folder (its marker and config)."""
         return (self.root / MARKER).exists() and (self.root / CONFIG_FILE).exists()
 
     # -- records ------------------------------------------------------------------------
@@ -329,12 +330,15 @@ class Store:
         write_json(self.file(path, ".json"), record)
 
     def done(self, path: RecordPath) -> bool:
+        """Whether the record ``path`` has been saved."""
         return self.file(path, ".json").exists()
 
     def load(self, path: RecordPath) -> dict:
+        """The saved record ``path`` (its JSON)."""
         return read_json(self.file(path, ".json"))
 
     def load_arrays(self, path: RecordPath) -> dict[str, np.ndarray] | None:
+        """The arrays saved with record ``path`` (None if it has none)."""
         p = self.file(path, ".npz")
         if not p.exists():
             return None
@@ -361,6 +365,7 @@ class Store:
 
     # -- reports ------------------------------------------------------------------------
     def write_text(self, name: str, text: str) -> Path:
+        """Write ``text`` to ``<root>/<name>`` atomically; returns the path."""
         path = self.root / name
         write_text(path, text)
         return path
@@ -370,6 +375,7 @@ class Store:
         return self.write_text(name, frame.to_csv(index=False, float_format=float_format))
 
     def write_figure(self, name: str, png: bytes) -> Path:
+        """Write a PNG to ``<root>/figures/<name>.png`` atomically; returns the path."""
         path = self.root / "figures" / f"{name}.png"
         write_bytes(path, png)
         return path

@@ -265,6 +265,7 @@ class Generator:
 
     # ------------------------------------------------------------------ the step rule
     def make_optimizer(self) -> optax.GradientTransformation:
+        """The optax transformation of ``optimizer`` (a name in ``OPTIMIZERS`` or a callable) at ``learning_rate``."""
         factory = OPTIMIZERS.get(self.optimizer, self.optimizer) if isinstance(self.optimizer, str) else self.optimizer
         return factory(self.learning_rate)
 

@@ -238,6 +238,7 @@ class TCREx(Generator):
         )
 
     def check_options(self) -> None:
+        """ρ and τ must be numbers in (0, 1] (raises ValueError naming the field)."""
         for label, v, lo, hi in (("rho", self.rho, 0.0, 1.0), ("tau", self.tau, 0.0, 1.0)):
             arr = as_real(f"TCREx.{label}", v)
             if not (arr.shape == () and lo < float(arr) <= hi):

@@ -100,11 +100,13 @@ class ConformalClassifier(Classifier):
         self.kappa = jnp.asarray(kappa, float_dtype())
 
     def tree_flatten(self):
+        """PyTree protocol: params, q̂, α, temperature, κ are children; apply_fn and sizes are static."""
         children = (self.params, self.q_hat, self.alpha, self.temperature, self.kappa)
         return children, (self.apply_fn, self.n_features, self.n_classes)
 
     @classmethod
     def tree_unflatten(cls, aux, children):
+        """PyTree protocol: rebuild from the static data and the children without re-validating."""
         obj = object.__new__(cls)
         obj.apply_fn, obj.n_features, obj.n_classes = aux
         obj.params, obj.q_hat, obj.alpha, obj.temperature, obj.kappa = children

@@ -60,6 +60,7 @@ class Ensemble:
 
     @property
     def member(self) -> ModuleApply:
+        """One member's apply function (the shared module)."""
         return ModuleApply(self.module)
 
     def init(self, key: jax.Array, n_features: int) -> Any:

@@ -69,6 +69,7 @@ class LastLayer:
     layer: str = "logits"
 
     def features(self, variables: Any, x: jax.Array) -> jax.Array:
+        """The inputs of the last Dense layer φ(x) for x, captured by a flax interceptor."""
         captured = []
 
         def grab(next_fun, args, kwargs, context):

@@ -90,10 +90,12 @@ class Regressor:
 
     # the scale is host-side only (not in the static aux data): a refit never recompiles
     def tree_flatten(self):
+        """PyTree protocol: ``params`` is the only child; predict_fn and n_features are static."""
         return (self.params,), (self.predict_fn, self.n_features)
 
     @classmethod
     def tree_unflatten(cls, aux, children):
+        """PyTree protocol: rebuild from the static data and ``(params,)`` without re-validating."""
         obj = object.__new__(cls)
         obj.predict_fn, obj.n_features = aux
         (obj.params,) = children

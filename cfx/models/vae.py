@@ -43,12 +43,14 @@ class VAENet(nn.Module):
         self.out = nn.Dense(self.n_features, name="out")
 
     def encode(self, x):
+        """(μ(x), log σ²(x)) of q(z|x)."""
         h, act = x, getattr(nn, self.activations[0])
         for layer in self.encoder:
             h = act(layer(h))
         return self.mean(h), self.log_var(h)
 
     def decode(self, z):
+        """g(z): the reconstruction of latent z."""
         h, act = z, getattr(nn, self.activations[1])
         for layer in self.decoder:
             h = act(layer(h))
@@ -71,18 +73,22 @@ class VAE:
         self.params = params
 
     def tree_flatten(self):
+        """PyTree protocol: ``params`` is the only child; the network is static."""
         return (self.params,), self.net
 
     @classmethod
     def tree_unflatten(cls, net, children):
+        """PyTree protocol: rebuild from the network and ``(params,)``."""
         return cls(net, children[0])
 
     @property
     def n_features(self) -> int:
+        """The data's number of features d."""
         return self.net.n_features
 
     @property
     def latent_dim(self) -> int:
+        """The latent dimension."""
         return self.net.latent_dim
 
     def encode(self, x: jax.Array) -> jax.Array:

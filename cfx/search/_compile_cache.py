@@ -101,6 +101,7 @@ class CacheStatus:
 
     @property
     def enabled(self) -> bool:
+        """Whether a persistent compilation cache directory is in use."""
         return self.dir is not None
 
     def record(self) -> dict:

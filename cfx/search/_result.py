@@ -113,6 +113,7 @@ class CounterfactualResult:
 
     @property
     def num_counterfactuals(self) -> int:
+        """K, the counterfactuals per factual."""
         return self.counterfactuals.shape[1]
 
 

@@ -56,6 +56,7 @@ class TrainingData:
 
     @classmethod
     def create(cls, X, y, n_classes: int) -> "TrainingData":
+        """The training set on the device with its class index (rows sorted by label)."""
         y = np.asarray(y, np.int32)
         order = np.argsort(y, kind="stable").astype(np.int32)
         count = np.bincount(y, minlength=n_classes).astype(np.int32)

@@ -77,6 +77,7 @@ class CTWeights:
 
     @classmethod
     def create(cls, weights, mutability) -> "CTWeights":
+        """Array leaves from (λ_ce, λ_div, λ_reg, λ_adv) and mutability codes (d,)."""
         ce, div, reg, adv = (jnp.asarray(w, float_dtype()) for w in weights)
         return cls(ce, div, reg, adv, jnp.asarray(mutability, jnp.int32))
 

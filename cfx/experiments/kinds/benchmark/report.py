@@ -60,6 +60,7 @@ class BenchmarkReport(Report):
 
     @property
     def timings(self) -> pd.DataFrame:
+        """The per-cell timings table (``tables['timings']``)."""
         return self.tables["timings"]
 
 

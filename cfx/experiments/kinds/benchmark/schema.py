@@ -86,6 +86,7 @@ class BenchmarkConfig(sections.GridExperiment):
         }
 
     def plan(self) -> str:
+        """One line describing the run (its size and output folder) for ``cfx run``."""
         n = len(self.data) * len(self.models) * len(self.generators) * self.runs
         return (
             f"grid: {len(self.data)} data x {len(self.models)} models x {len(self.generators)} generators x "

@@ -200,6 +200,7 @@ class DynamicsConfig(Experiment):
 
     @classmethod
     def parse(cls, raw: RawConfig | Mapping) -> "DynamicsConfig":
+        """Validate a raw ``kind: dynamics`` config (sections checked against their registries)."""
         ctx, d = sections.begin(cls, raw, data=DataSpec)
         d["models"] = sections.section_list(
             d, "models", ctx, functools.partial(sections.model_item, spec=ModelSpec, also=_reference_options)
@@ -257,6 +258,7 @@ class DynamicsConfig(Experiment):
         }
 
     def plan(self) -> str:
+        """One line describing the run (its size and output folder) for ``cfx run``."""
         s = self.simulation
         return (
             f"{len(self.data)} data x {len(self.models)} models, {len(self.generators)} generators sharing a pool, "

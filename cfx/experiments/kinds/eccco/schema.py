@@ -120,6 +120,7 @@ class ModelSpec(sections.Entry):
 
     @property
     def is_jem(self) -> bool:  # energy-based (JEM loss options apply): the registry says
+        """Whether the model is energy-based (the registry's ``energy_based``): JEM loss options apply."""
         from cfx.models import MODELS
 
         return MODELS.get(self.name).energy_based
@@ -166,6 +167,7 @@ class EcccoConfig(sections.GridExperiment):
 
     @classmethod
     def parse(cls, raw: RawConfig | Mapping, *, name: str | None = None) -> "EcccoConfig":
+        """Validate a raw ``kind: eccco`` config (sections checked against their registries)."""
         ctx, d = sections.begin(cls, raw, name)
         d["models"] = sections.section_list(d, "models", ctx, _model)
         d["generators"] = sections.section_list(d, "generators", ctx, _generator)
@@ -211,6 +213,7 @@ class EcccoConfig(sections.GridExperiment):
         return out
 
     def plan(self) -> str:
+        """One line describing the run (its size and output folder) for ``cfx run``."""
         n = len(self.data) * len(self.models) * len(self.generators) * self.runs
         return (
             f"eccco: {len(self.data)} data x {len(self.models)} models x {len(self.generators)} generators x "
