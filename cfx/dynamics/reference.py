@@ -116,7 +116,6 @@ def generator_options(name: str) -> dict:
     return dict(REFERENCE_GENERATORS[name])
 
 
-# ------------------------------------------------------------------------------ config expansion
 SYNTHETIC_FLIPPED = ("circles",)  # MLJ's make_circles labels the inner ring 0 (paper/www/synthetic_data.png)
 #: MLJBase 0.21.3's generators where cfx's defaults differ: make_moons(n) has yshift = 0.3
 #: (label 1 = (1 + cos θ, 0.3 − sin θ)); scikit-learn's, cfx's default, 0.5
@@ -204,7 +203,6 @@ def expand_config(raw: dict) -> dict:
     return {**raw, "data": data, "models": models, "generators": gens}
 
 
-# ------------------------------------------------------------------------------ models
 COMBINE = ("logits", "probabilities")
 
 
