@@ -60,6 +60,11 @@ def test_ct_config_names_its_generator():
         CTConfig(generator="ecco")
     with pytest.raises(ValueError, match="CTConfig.generator: ECCCo needs"):
         CTConfig(generator=cfx.generators.ECCCo())
+    data = cfx.data.load("moons", n=60, seed=0)  # any generator that needs nothing from the model is a search
+    out = fit_ct(
+        data, "mlp", ct=CTConfig(generator=cfx.generators.Generic(), n_ce=16, max_steps=3), epochs=1, widths=(4,)
+    )
+    assert out.info["n_ce"] == 16 and np.isfinite(out.history["loss"]).all()
 
 
 def test_data_covering_box():

@@ -118,7 +118,7 @@ class CTConfig:
             raise ValueError(
                 f"CTConfig.generator: {type(self.generator).__name__} needs {sorted(self.generator.needs())} "
                 "from the trained model, which changes every epoch; counterfactual training searches with a "
-                "generator that needs nothing (ECCo, Generic, Wachter, ...)"
+                "generator that needs nothing (ECCo, Generic, Wachter.from_data(train), ...)"
             )
         for name in ("domain_covers_data", "schema_constraints"):
             if not isinstance(getattr(self, name), (bool, np.bool_)):
