@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import io
 import math
+import sys
+import types
 
 import numpy as np
 import pandas as pd
@@ -260,3 +262,24 @@ def test_an_unreadable_saved_config_is_never_overwritten(tmp_path):
     with pytest.raises(OutputExistsError, match=r"cannot read \(generators\[0\].search: gone\)"):
         st.claim("a: 1\n", {"a": 1}, old_format, resume=True, force=False)
     assert (st.root / "config.yaml").read_text() == "a: 1\n"
+
+
+def test_kind_of_takes_a_modules_conventional_parts(monkeypatch):
+    from cfx.experiments.kinds import no_check, show_summary
+
+    module = types.ModuleType("pkg.tally")
+    module.run, module.report, module.expected = _run, _report, lambda cfg: []
+    module.show = types.ModuleType("pkg.tally.show")  # a submodule named like a part is not the part
+    monkeypatch.setitem(sys.modules, module.__name__, module)
+    kind = Kind.of("pkg.tally", CountConfig, unit="round")
+    assert (kind.name, kind.schema, kind.run, kind.report, kind.expected) == (
+        "tally",
+        CountConfig,
+        _run,
+        _report,
+        module.expected,
+    )
+    assert (kind.check, kind.show, kind.presets, kind.unit) == (no_check, show_summary, {}, "round")
+    module.PRESETS, module.check = {"p": None}, len
+    kind = Kind.of(module, CountConfig, name="t", report=_run)  # keywords override
+    assert (kind.name, kind.report, kind.check, kind.presets) == ("t", _run, len, {"p": None})

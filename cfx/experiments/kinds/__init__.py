@@ -1,8 +1,10 @@
 """Experiment kinds: a config's ``kind:`` names a schema, a runner and a report.
 
-A kind is one module defining ``KIND = Kind(...)``; :data:`KINDS` maps its name to the
-module (imported on first use, so ``cfx list`` does not load every kind). Adding a kind is
-that module plus one line here (or :func:`register_kind` at run time).
+A kind is one module defining ``run`` and ``report`` (and, where the defaults do not do,
+``check``, ``expected``, ``show``, ``PRESETS``) and ``KIND = Kind.of(__name__, Schema)``;
+:data:`KINDS` maps its name to the module (imported on first use, so ``cfx list`` does not
+load every kind). Adding a kind is that module plus one line here (or :func:`register_kind`
+at run time).
 
 The runner (:func:`cfx.experiments.run`) drives every kind the same way::
 
@@ -17,6 +19,8 @@ from __future__ import annotations
 
 import dataclasses
 import importlib
+import sys
+import types
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
@@ -101,10 +105,30 @@ class Kind:
         _deprecated.warn("Kind.prepare", "use Kind.check")
         return self.check
 
+    @classmethod
+    def of(cls, module: str | types.ModuleType, schema: type[Experiment], **fields) -> Kind:
+        """The kind a module defines by convention: its functions named ``run``, ``report``
+        and, where it defines them, ``check``, ``expected``, ``show``, and its ``PRESETS``
+        mapping; the name is the module's last dotted part. ``fields`` (``name``,
+        ``description``, ``unit``, or any of those callables) override.
+
+        Example (at the end of a kind's module)::
+
+            KIND = Kind.of(__name__, SweepConfig, description="cost vs validity")
+        """
+        module = sys.modules[module] if isinstance(module, str) else module
+        found = {part: getattr(module, attr, None) for part, attr in _CONVENTION.items()}
+        # a submodule named like a part (``kinds/x/report.py``) is not the part
+        found = {part: v for part, v in found.items() if v is not None and not isinstance(v, types.ModuleType)}
+        return cls(**{"name": module.__name__.rpartition(".")[2], "schema": schema, **found, **fields})
+
     def parse(self, raw: RawConfig):
         """The validated config of ``raw`` (its preset, if any, merged under it first)."""
         return self.schema.parse(apply_preset(raw, self.presets, self.name))
 
+
+#: Kind field -> the module attribute :meth:`Kind.of` takes it from
+_CONVENTION = {part: part for part in ("run", "report", "check", "expected", "show")} | {"presets": "PRESETS"}
 
 _deprecated.renamed_keywords(Kind, {"prepare": "check"})  # Kind(prepare=...) warns
 

@@ -98,14 +98,9 @@ __all__ = [
     "summarise",
 ]
 
-KIND = Kind(
-    name="benchmark",
-    schema=BenchmarkConfig,
-    run=run,
-    report=report,
-    check=check,
-    expected=expected,
-    show=show,
+KIND = Kind.of(
+    __name__,
+    BenchmarkConfig,
     unit="cell",
     description="data sets x models x generators x runs: train, search, evaluate; a long table of metrics",
 )

@@ -390,15 +390,10 @@ def show(store: Store, raw: Mapping, metrics=None) -> str:
     return path.read_text()
 
 
-KIND = Kind(
-    name="ct",
-    schema=CTExperiment,
-    check=check,
-    run=run,
-    report=report,
-    expected=expected,
-    show=show,
-    description="counterfactual training vs conventional training: IP, IP*, accuracy, robustness",
+PRESETS = ct_reference.PRESETS
+KIND = Kind.of(
+    __name__,
+    CTExperiment,
     unit="model",
-    presets=ct_reference.PRESETS,
+    description="counterfactual training vs conventional training: IP, IP*, accuracy, robustness",
 )

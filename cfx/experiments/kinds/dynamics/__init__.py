@@ -453,15 +453,10 @@ ARD_2023 = Preset(
     expand=_expand_ard,
 )
 
-KIND = Kind(
-    name="dynamics",
-    schema=DynamicsConfig,
-    check=check,
-    run=run,
-    report=report,
-    expected=expected,
-    show=show,
-    description="endogenous recourse dynamics: rounds of recourse + retraining, shift metrics",
+PRESETS = {"ard-2023": ARD_2023}
+KIND = Kind.of(
+    __name__,
+    DynamicsConfig,
     unit="simulation",
-    presets={"ard-2023": ARD_2023},
+    description="endogenous recourse dynamics: rounds of recourse + retraining, shift metrics",
 )

@@ -40,6 +40,7 @@ from cfx.experiments.kinds.eccco.schema import EcccoConfig
 __all__ = [
     "EcccoConfig",
     "KIND",
+    "PRESETS",
     "KEYS",
     "TABLE_METRICS",
     "available",
@@ -53,15 +54,9 @@ __all__ = [
     "summary_markdown",
 ]
 
-KIND = Kind(
-    name="eccco",
-    schema=EcccoConfig,
-    run=run,
-    report=report,
-    check=check,
-    expected=expected,
-    show=show,
+KIND = Kind.of(
+    __name__,
+    EcccoConfig,
     unit="cell",
-    presets=PRESETS,
     description="ECCCo reproduction: models x generators, unfaithfulness, implausibility, set size, 9 -> 7 figure",
 )
