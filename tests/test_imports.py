@@ -40,7 +40,7 @@ EXPERIMENTS_ORDER = {
     "cfx.experiments.kinds.eccco.schema": 6,
     "cfx.experiments.kinds.eccco.preset": 6,
     "cfx.experiments.kinds.eccco.paper": 6,
-    "cfx.experiments.kinds.eccco._paper_tables": 5.5,  # the paper's numbers (data only)
+    "cfx.experiments.kinds.eccco._paper_tables": 5.5,  # the paper's numbers (read from paper_tables.csv)
     "cfx.experiments.kinds.eccco._factuals": 6,  # the runner's factual selection
     "cfx.experiments.kinds.eccco.runner": 7,
     "cfx.experiments.kinds.eccco.report": 8,
