@@ -366,3 +366,29 @@ def test_wachter_without_weights_is_the_plain_l1_of_ce_jl_for_one_counterfactual
     assert 0.3 / m[0] + 0.2 / m[1] > 1.0  # 1/MAD ≈ 5 on the reference's LS: the weights matter
     with pytest.raises(ValueError, match="weights"):
         cfx.generators.make("wachter", weights="std")
+
+
+def test_every_model_of_a_data_set_shares_one_50_50_conformal_split():
+    """ConformalPrediction 0.1.12 splits with MLJBase ``partition(eachindex(y), 0.5)``: no rng, so no
+    shuffle, and every model gets the same proper-training and calibration rows. Under the preset
+    cfx draws one split per data set (shared by all models and, with runs_vary: factuals, all runs)."""
+    from cfx.experiments.kinds.eccco.runner import check
+
+    cfg = parse_config(
+        {
+            "kind": "eccco",
+            "name": "t",
+            "preset": "eccco-2024",
+            "data": [{"name": "linearly_separable", "n": 80}],
+            "runs": 2,
+        }
+    )
+    assert cfg.calibration.share == 0.5
+    splits = check(cfg)
+    fit, cal, train, _ = splits[("linearly_separable", 0)]
+    assert len(fit) == len(cal) == len(train) // 2
+    rows = lambda d: {tuple(r) for r in np.asarray(d.X).round(6)}  # noqa: E731
+    assert rows(fit).isdisjoint(rows(cal)) and rows(fit) | rows(cal) == rows(train)
+    again = check(cfg)[("linearly_separable", 1)]  # a second run, and a second call: the same rows
+    np.testing.assert_array_equal(again[0].X, fit.X)
+    np.testing.assert_array_equal(again[1].X, cal.X)

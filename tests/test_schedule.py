@@ -107,7 +107,8 @@ def test_bad_schedule_options_are_refused_by_name():
         fit_scheduled(data, "mlp", epoch_pass=True, epochs=1)
 
 
-def test_revise_resample_redraws_z_from_the_encoder_at_the_decoded_point():
+def test_revise_resample_redraws_z_and_reads_out_the_point_before_the_draw():
+    """CE.jl 0.1.31's update!: x̃ = clamp(g(z + Δz)), then z ~ q(z | x̃); the counterfactual is x̃."""
     import jax
 
     from cfx.constraints import Constraints
@@ -119,8 +120,11 @@ def test_revise_resample_redraws_z_from_the_encoder_at_the_decoded_point():
     clf = cfx.models.init(data, "mlp", widths=(4,))
     gen = REVISE(vae_epochs=2, resample=True, learning_rate=0.5).fit(clf, data, key=jax.random.key(0))
     n = 4000
-    z = jnp.full((n, 1, 2), 0.3)
-    grad = jnp.full((n, 1, 2), -0.2)  # plain descent: the step lands at z + 0.1 before the draw
+    z0 = gen.encode(jnp.zeros((n, 1, 2)))  # the iterate carries [z, x̃]: latent 2 + d 2
+    assert z0.shape == (n, 1, 4)
+    np.testing.assert_allclose(np.asarray(gen.readout(z0)), np.asarray(gen.decode(z0)), atol=1e-6)
+    z = jnp.concatenate([jnp.full((n, 1, 2), 0.3), jnp.full((n, 1, 2), 9.0)], axis=-1)
+    grad = jnp.concatenate([jnp.full((n, 1, 2), -0.2), jnp.zeros((n, 1, 2))], axis=-1)  # the step lands at z + 0.1
     ctx = StepContext(
         key=jax.random.split(jax.random.key(1), n),
         step=jnp.int32(0),
@@ -131,8 +135,31 @@ def test_revise_resample_redraws_z_from_the_encoder_at_the_decoded_point():
     )
     state = gen.init_update(z, ctx)
     out, _ = gen.update(grad, state, z, ctx)
-    mean, log_var = gen.vae.net.apply(gen.vae.params, gen.decode(z[:1] + 0.1), method=VAENet.encode)
-    np.testing.assert_allclose(np.asarray(out).mean((0, 1)), np.asarray(mean)[0, 0], atol=0.05)
-    np.testing.assert_allclose(np.asarray(out).std((0, 1)), np.exp(0.5 * np.asarray(log_var))[0, 0], rtol=0.05)
-    plain, _ = gen.replace(resample=False).update(grad, state, z, ctx)
-    np.testing.assert_allclose(np.asarray(plain), 0.4, atol=1e-6)
+    x_tilde = gen.vae.decode(jnp.full((1, 1, 2), 0.4))
+    np.testing.assert_allclose(np.asarray(gen.readout(out)), np.broadcast_to(x_tilde, (n, 1, 2)), atol=1e-5)
+    mean, log_var = gen.vae.net.apply(gen.vae.params, x_tilde, method=VAENet.encode)
+    latent = np.asarray(out)[..., :2]
+    np.testing.assert_allclose(latent.mean((0, 1)), np.asarray(mean)[0, 0], atol=0.05)
+    np.testing.assert_allclose(latent.std((0, 1)), np.exp(0.5 * np.asarray(log_var))[0, 0], rtol=0.05)
+    plain = gen.replace(resample=False)
+    assert plain.readout(z[..., :2]) is None
+    np.testing.assert_allclose(np.asarray(plain.update(grad[..., :2], state, z[..., :2], ctx)[0]), 0.4, atol=1e-6)
+
+
+def test_the_search_checks_and_returns_the_generators_readout():
+    """Generator.readout: the point convergence is checked on and the search returns."""
+    import jax
+
+    from cfx.generators.base import generator_class
+    from cfx.generators.latent import REVISE
+
+    @generator_class
+    class Fixed(REVISE):
+        def readout(self, z):
+            return jnp.full(z.shape[:-1] + (2,), 0.123, z.dtype)
+
+    data = cfx.data.load("linearly_separable", n=60, seed=0)
+    clf = cfx.models.init(data, "mlp", widths=(4,))
+    gen = Fixed(vae_epochs=2, resample=True).fit(clf, data, key=jax.random.key(0))
+    res = cfx.generate(gen, clf, data.X[:3], jnp.ones(3, jnp.int32), key=jax.random.key(1), max_steps=3)
+    np.testing.assert_allclose(np.asarray(res.counterfactuals), 0.123, atol=1e-6)

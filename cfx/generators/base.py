@@ -302,6 +302,13 @@ class Generator:
         besides the convergence rule (logits (n, K, C), target (n,)); None: nothing more."""
         return None
 
+    def readout(self, z: jax.Array) -> jax.Array | None:
+        """The counterfactual (n, K, d) a step checks for convergence and the search returns, read
+        from the iterate z when it is not the decoded z (a latent search that carries the point
+        before its redraw: :class:`cfx.generators.VAESpace` with ``resample``); None (the default):
+        the decoded iterate. The search projects it onto the constraints."""
+        return None
+
     def gave_up(self, state: Any) -> jax.Array | None:
         """(n, K) bool: rows the step rule can no longer move (they stop); None: never."""
         return None

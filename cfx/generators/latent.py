@@ -38,10 +38,13 @@ class VAESpace(Generator):
     ``latent_start="sample"``: z_0 ~ q(z|x) = μ(x) + σ(x)⊙ε, one ε per factual and counterfactual (CE.jl
     0.1.5's ``GenerativeModels.rand``); the draw's key is the refit's key folded with the
     factual's coordinates and k, so it is fixed per factual and round. Default: z_0 = μ(x).
-    ``resample=True``: after every step z ← a new draw from q(z | x̃), x̃ = the projected g(z), as
-    CE.jl 0.1.31's ``apply_domain_constraints!`` re-encodes the clamped counterfactual
-    (``encode_state`` → ``rand(encoder, x′)``) each iteration; the search then reads x' = g(z) at
-    the new draw (CE.jl reports x̃, the point before it). Default False: z moves by the gradient only.
+    ``resample=True``: CE.jl 0.1.31's ``update!``: after every step x̃ = the projected g(z + Δz)
+    (the decoded, clamped counterfactual), then z ← a new draw from q(z | x̃)
+    (``apply_domain_constraints!`` → ``encode_state`` → ``rand(encoder, x′)``). The next gradient
+    is taken at g(z) of the new draw, but the counterfactual — what convergence and validity are
+    checked on and what the search returns — is x̃, the point *before* the redraw (CE.jl's
+    ``counterfactual(ce) = ce.x′``). The iterate then carries both, ``[z, x̃]`` (latent_dim + d;
+    :meth:`readout` gives x̃). Default False: z moves by the gradient only.
     """
 
     latent = True
@@ -127,6 +130,20 @@ class VAESpace(Generator):
             )
 
     def encode(self, x):
+        z = self._start_draw(x)
+        if self.resample:  # the iterate carries the counterfactual read out (CE.jl's initial x′ = g(z₀))
+            return jnp.concatenate([z, self.vae.decode(z).astype(z.dtype)], axis=-1)
+        return z
+
+    def _latent(self, z):
+        """The latent part of the iterate (all of it unless ``resample``)."""
+        return z[..., : self.latent_dim] if self.resample else z
+
+    def readout(self, z):
+        """``resample``: x̃, the decoded and projected point before the last redraw; else None."""
+        return z[..., self.latent_dim :] if self.resample else None
+
+    def _start_draw(self, x):
         if self.latent_start == "mean":
             return self.vae.encode(x)
         mean, log_var = self.vae.net.apply(self.vae.params, x, method=VAENet.encode)
@@ -140,7 +157,7 @@ class VAESpace(Generator):
         return mean + jnp.exp(0.5 * log_var) * eps.reshape(mean.shape)
 
     def decode(self, z):
-        return self.vae.decode(z)
+        return self.vae.decode(self._latent(z))
 
     def update(self, grad, state, z, ctx):
         z_next, state = super().update(grad, state, z, ctx)
@@ -149,7 +166,8 @@ class VAESpace(Generator):
         x_cf = ctx.constraints.project(self.decode(z_next), ctx.x[:, None, :])
         mean, log_var = self.vae.net.apply(self.vae.params, x_cf, method=VAENet.encode)
         eps = jax.vmap(lambda k: jax.random.normal(jax.random.fold_in(k, 0x52455653), mean.shape[1:]))(ctx.key)
-        return mean + jnp.exp(0.5 * log_var) * eps.astype(mean.dtype), state
+        z_new = mean + jnp.exp(0.5 * log_var) * eps.astype(mean.dtype)
+        return jnp.concatenate([z_new, x_cf.astype(z_new.dtype)], axis=-1), state
 
 
 @functools.cache

@@ -159,6 +159,12 @@ def _program(
             return constraints.project(generator.decode(z), x_rep, one_hot=one_hot)
         return constraints.project(z, x_rep, one_hot=True) if one_hot else z
 
+    def to_output(z, one_hot=False):
+        """The point a step checks and the search returns: the generator's readout of z (projected),
+        else the decoded iterate."""
+        read = generator.readout(z)
+        return to_input(z, one_hot) if read is None else constraints.project(read, x_rep, one_hot=one_hot)
+
     def step_context(t):
         """The step rule's inputs at step t: (n,) one key per row, independent of chunking."""
         keys = jax.vmap(lambda r: jax.random.fold_in(jax.random.fold_in(key_steps, t), r))(rows)
@@ -193,18 +199,20 @@ def _program(
     def step(carry):
         t, z, update_state, done, steps, nonfinite, track_states = carry
         (_, (logits, _)), grad = grad_in_search_space(z, t)
-        logits = classifier.verdict_logits(to_input(z), logits)
+        if generator.readout(z) is not None:  # checked at the point read out, not where the gradient was taken
+            logits = classifier.raw_logits(to_output(z).reshape(n * K, d)).reshape(logits.shape)
+        logits = classifier.verdict_logits(to_output(z), logits)
         if not latent:
             grad = constraints.mask_gradient(grad)
         if constraints.snaps:
             # One-hot groups and integer grids are relaxed during the search: a row is done only when
             # the point it will be returned as (snapped) is valid, which costs one more forward pass.
-            snapped = to_input(z, one_hot=True)
+            snapped = to_output(z, one_hot=True)
             logits = classifier.raw_logits(snapped.reshape(n * K, d)).reshape(logits.shape)
         converged = convergence.converged(logits, grad, row_target, row_factual, threshold, generator.convergence)
         converged = generator.settle(
             _with_condition(
-                generator, converged, snapped if constraints.snaps else to_input(z), logits, term_target, classifier
+                generator, converged, snapped if constraints.snaps else to_output(z), logits, term_target, classifier
             ),
             grad,
         )
@@ -222,7 +230,7 @@ def _program(
         else:  # a non-finite entry is kept, so the final point shows any non-finite step (see generate)
             z = jnp.where(done[..., None] | ~jnp.isfinite(z), z, z_next)
         if tracks:
-            x_t = to_input(z)
+            x_t = to_output(z)
             track_states = tuple(tr.update(s, x_t, t, ~done) for tr, s in zip(tracks, track_states))
         return t + 1, z, update_state, done, steps + (~done).astype(jnp.int32), nonfinite, track_states
 
@@ -236,7 +244,7 @@ def _program(
             no,
             jnp.zeros((n, K), jnp.int32),
             no,
-            tuple(tr.init(to_input(z0), x) for tr in tracks),
+            tuple(tr.init(to_output(z0), x) for tr in tracks),
         )
 
     def advance(carry, until=max_steps, loop="while", shrink=None):
@@ -270,7 +278,7 @@ def _program(
         t, z, _, done, steps, nonfinite, track_states = carry
         if not checked:
             nonfinite = ~jnp.all(jnp.isfinite(z), axis=-1)
-        x_cf = to_input(z, one_hot=True)
+        x_cf = to_output(z, one_hot=True)
         (_, (logits, terms)), grad = (grad_in_input_space if classifier.differentiable else grad_in_search_space)(
             x_cf, t
         )
