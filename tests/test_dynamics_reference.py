@@ -385,11 +385,17 @@ def test_paper_configs_parse_and_the_smoke_config_runs(tmp_path):
     assert (final[final["metric"] == "mmd_domain"]["round"] == 2).all()
 
 
-def test_the_paper_configs_linearly_separable_centres_are_the_seeded_stream():
-    """synthetic_data.qmd: Random.seed!(42), then make_blobs(1000, 2; centers=2, center_box=(-2 => 2)) first."""
+def test_the_paper_configs_use_the_papers_own_draws():
+    """synthetic_data.qmd: Random.seed!(42), then the four sets (cfx.data.julia_mljbase); the linearly
+    separable centres are the stream's first four uniforms."""
+    from cfx.data.julia_mljbase import ard2023_synthetic
     from cfx.data.julia_rng import mljbase_blob_centers
     from cfx.experiments import load_config
 
     cfg = load_config(ROOT / "configs" / "dynamics_paper.yaml")
-    ls = next(d for d in cfg.data if d.name == "linearly_separable")
-    np.testing.assert_allclose(ls.options["centers"], mljbase_blob_centers(42, center_box=(-2, 2)), atol=1e-5)
+    assert {d.name: d.realisation for d in cfg.data} == dict.fromkeys(
+        ("linearly_separable", "overlapping", "circles", "moons"), "ard-2023"
+    )
+    X, y = ard2023_synthetic("linearly_separable")
+    means = np.stack([X[y == 0].mean(0), X[y == 1].mean(0)])
+    np.testing.assert_allclose(means, mljbase_blob_centers(42, center_box=(-2, 2)), atol=0.02)
