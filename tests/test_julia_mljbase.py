@@ -87,3 +87,16 @@ def test_a_dynamics_config_selects_the_papers_realisation_and_refuses_what_contr
     ):
         with pytest.raises(ConfigError, match=re.escape(where)):
             _config(tmp_path, [{"name": "overlapping", "realisation": "ard-2023", **bad}])
+
+
+def test_a_saved_config_without_a_realisation_reads_back(tmp_path):
+    """The resolved config a run saves writes ``realisation: null``; reading it back must work."""
+    import yaml
+
+    from cfx.experiments import load_config
+
+    cfg = _config(tmp_path, [{"name": "overlapping", "n": 40}, {"name": "moons", "realisation": "ard-2023"}])
+    path = tmp_path / "saved.yaml"
+    path.write_text(yaml.safe_dump(cfg.to_dict()))
+    again = load_config(path)
+    assert [d.realisation for d in again.data] == [None, "ard-2023"]

@@ -63,7 +63,7 @@ class DataSpec(sections.DataSpec):
     cfx draw; the split (``test_size``, the seed) stays cfx's."""
 
     flip_labels: Bool = False
-    realisation: Annotated[Str | None, choice(("ard-2023",))] = None
+    realisation: Annotated[Str, choice(("ard-2023",))] | None = None
 
 
 class ModelSpec(sections.ModelSpec):
