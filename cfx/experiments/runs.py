@@ -55,6 +55,19 @@ def model_path(data: str, model: str, run: int) -> tuple[str, ...]:
     return ("models", data, model, run_name(run))
 
 
+def cell_record(dc, mc, gc, run: int, **fields) -> dict[str, Any]:
+    """The record of one grid cell: its labels (data set, model and generator keys, the run, the
+    generator's registry name), then ``fields``."""
+    return {"dataset": dc.key, "model": mc.key, "generator": gc.key, "run": run, "registry_name": gc.name, **fields}
+
+
+def cell_arrays(res, **extra) -> dict[str, Any]:
+    """The arrays a cell record keeps of a search result ``res`` (factuals, target,
+    counterfactuals, converged, steps, target probabilities), then ``extra`` (the kind's own)."""
+    keep = ("factuals", "target", "counterfactuals", "converged", "steps", "target_probs")
+    return {name: getattr(res, name) for name in keep} | extra
+
+
 def factual_targets(pred: np.ndarray, n_classes: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
     """(candidate rows, target per row) of the documented rule: binary, the rows predicted 0
     with target 1; multiclass, every row with t = (ŷ + 1 + u) mod C, u ~ U{0, ..., C − 2}."""

@@ -334,14 +334,9 @@ def run(cfg: BenchmarkConfig, store: Store, splits: dict, progress: Progress) ->
                     )
                     metrics, per = _evaluate_cell(res, clf, scoring, cfg.metrics)
                     std = train.standardizer
-                    arrays = dict(
-                        factuals=res.factuals,
-                        target=res.target,
-                        counterfactuals=res.counterfactuals,
-                        converged=res.converged,
+                    arrays = runs.cell_arrays(
+                        res,
                         outcome=res.outcome,
-                        steps=res.steps,
-                        target_probs=res.target_probs,
                         path=res.path,
                         factual_index=index,
                         std_mean=None if std is None else std.mean,
@@ -349,23 +344,22 @@ def run(cfg: BenchmarkConfig, store: Store, splits: dict, progress: Progress) ->
                         **per,
                     )
                     runtime_s = float(res.runtime_s)
-                    record = {
-                        "dataset": dc.key,
-                        "model": mc.key,
-                        "generator": gc.key,
-                        "run": r,
-                        "registry_name": gc.name,
-                        "hyperparams": dict(gc.hyperparams),
-                        "settings": _generator_settings(gen),
-                        "search": search,
-                        "n_factuals": int(len(x)),
-                        "metrics": metrics,
-                        "timings": {
+                    record = runs.cell_record(
+                        dc,
+                        mc,
+                        gc,
+                        r,
+                        hyperparams=dict(gc.hyperparams),
+                        settings=_generator_settings(gen),
+                        search=search,
+                        n_factuals=int(len(x)),
+                        metrics=metrics,
+                        timings={
                             "runtime_s": runtime_s,
                             "compile_s": float(res.compile_s),
                             "train_s": float(info.get("train_s", math.nan)),
                         },
-                    }
+                    )
                     rules = _rules(gen, clf, train, x, target, res, constraints)
                     if rules:
                         record["rules"] = rules

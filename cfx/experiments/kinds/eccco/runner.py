@@ -167,11 +167,22 @@ def _restore(fit, mc: ModelSpec, blob: bytes):
     return _combined(clf.replace(jax.tree_util.tree_map(jnp.asarray, params)), mc)
 
 
+def _draw_samples(cfg: EcccoConfig, r: int, dc: DataSpec, mc: ModelSpec, conf, fit, target=None) -> np.ndarray:
+    """The model's conditional samples under ``cfg.sampling``: per class (``target`` None,
+    :func:`cfx.sampling.conditional_samples`) or per counterfactual target (``per_target_samples``)."""
+    import cfx.sampling
+
+    s = cfg.sampling
+    kw = dict(key=_key(cfg.seed, r, "samples", dc.key, mc.key), n_chains=s.n_chains, steps=s.steps, keep=s.keep)
+    if target is None:
+        return np.asarray(cfx.sampling.conditional_samples(conf, fit, **kw))
+    return np.asarray(cfx.sampling.per_target_samples(conf, fit, target, fresh_prob=s.fresh_prob, **kw))
+
+
 def _model(cfg, store: Store, dc: DataSpec, mc: ModelSpec, r: int, split, progress: Progress):
     """(calibrated classifier, conditional samples (C, keep, d), info): trained, calibrated and
     sampled once, or restored from the store (the samples are saved with the parameters)."""
     import cfx.models
-    import cfx.sampling
     from cfx.evaluation.population import accuracy
 
     fit, cal, train, test = split
@@ -206,18 +217,8 @@ def _model(cfg, store: Store, dc: DataSpec, mc: ModelSpec, r: int, split, progre
         train_s = time.perf_counter() - t0
         conf = cfx.models.calibrate(clf, cal, alpha=cfg.calibration.alpha)
         t0 = time.perf_counter()
-        s = cfg.sampling
-        if s.mode == "per_class":
-            samples = np.asarray(
-                cfx.sampling.conditional_samples(
-                    conf,
-                    fit,
-                    key=_key(cfg.seed, r, "samples", dc.key, mc.key),
-                    n_chains=s.n_chains,
-                    steps=s.steps,
-                    keep=s.keep,
-                )
-            )
+        if cfg.sampling.mode == "per_class":
+            samples = _draw_samples(cfg, r, dc, mc, conf, fit)
         else:  # drawn per counterfactual target in run()
             samples = np.zeros((conf.n_classes, 1, conf.n_features), np.float32)
         info = {
@@ -339,7 +340,6 @@ def _scores(ev: dict, names, keep_share: float) -> tuple[dict, dict]:
 def run(cfg: EcccoConfig, store: Store, splits: dict, progress: Progress) -> None:
     """Every cell not yet in ``store``."""
     import cfx.evaluation
-    import cfx.sampling
     import cfx.search
 
     keep_share = cfg.sampling.keep / cfg.sampling.n_chains
@@ -372,19 +372,7 @@ def run(cfg: EcccoConfig, store: Store, splits: dict, progress: Progress) -> Non
                 per_target, sample_s = None, 0.0
                 if cfg.sampling.mode == "per_target":
                     t0 = time.perf_counter()
-                    s = cfg.sampling
-                    per_target = np.asarray(
-                        cfx.sampling.per_target_samples(
-                            conf,
-                            fit,
-                            target,
-                            key=_key(cfg.seed, r, "samples", dc.key, mc.key),
-                            n_chains=s.n_chains,
-                            steps=s.steps,
-                            keep=s.keep,
-                            fresh_prob=s.fresh_prob,
-                        )
-                    )
+                    per_target = _draw_samples(cfg, r, dc, mc, conf, fit, target)
                     sample_s = time.perf_counter() - t0
                     scoring = cfx.evaluation.context(conf, train, constraints=constraints)
                 else:
@@ -421,32 +409,23 @@ def run(cfg: EcccoConfig, store: Store, splits: dict, progress: Progress) -> Non
                     if per_target is not None and "unfaithfulness" not in names:
                         names.append("unfaithfulness")
                     metrics, per = _scores(ev, names, keep_share)
-                    arrays = dict(
-                        factuals=res.factuals,
-                        target=res.target,
-                        counterfactuals=res.counterfactuals,
-                        converged=res.converged,
-                        steps=res.steps,
-                        target_probs=res.target_probs,
-                        **per,
-                    )
-                    record = {
-                        "dataset": dc.key,
-                        "model": mc.key,
-                        "generator": gc.key,
-                        "run": r,
-                        "registry_name": gc.name,
-                        "hyperparams": hp,
-                        "n_factuals": int(len(x)),
-                        "figure_row": figure,
-                        "metrics": metrics,
-                        "model_info": {k: info[k] for k in ("test_accuracy", "coverage", "q_hat")},
-                        "timings": {
+                    arrays = runs.cell_arrays(res, **per)
+                    record = runs.cell_record(
+                        dc,
+                        mc,
+                        gc,
+                        r,
+                        hyperparams=hp,
+                        n_factuals=int(len(x)),
+                        figure_row=figure,
+                        metrics=metrics,
+                        model_info={k: info[k] for k in ("test_accuracy", "coverage", "q_hat")},
+                        timings={
                             "runtime_s": float(res.runtime_s),
                             "compile_s": float(res.compile_s),
                             "train_s": float(info["train_s"]),
                             "sampling_s": float(info["sampling_s"]) + sample_s,
                         },
-                    }
+                    )
                     store.save(cell_path(dc.key, mc.key, gc.key, r), record, arrays)
                     progress.step(label, time.perf_counter() - t0)
