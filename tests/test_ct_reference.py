@@ -281,6 +281,7 @@ def test_preset_fills_reference_values_and_refuses_conflicts(tmp_path):
         load_config(_raw("kind: ct\nname: x\npreset: ct-2026\ndata: [{name: moons, single: {tau: 0.5}}]\n", tmp_path))
     assert cfg.model.widths == (32,) and cfg.model.epochs == 100 and cfg.ct.energy_decay == "polynomial"
     assert cfg.ct.domain_covers_data and cfg.evaluation.protocol == "pool" and cfg.evaluation.length_scale == 5.0
+    assert cfg.evaluation.draws == "per_energy"  # one benchmark per energy weight, as the reference
     with pytest.raises(ConfigError, match="ct.energy_decay"):
         load_config(
             _raw("kind: ct\nname: x\npreset: ct-2026\ndata: [moons]\nct: {energy_decay: exponential}\n", tmp_path)
