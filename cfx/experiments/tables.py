@@ -22,7 +22,7 @@ from typing import Iterable, Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-__all__ = ["pooled", "long_table", "summarise", "markdown", "format_mean_sd"]
+__all__ = ["pooled", "long_table", "summarise", "markdown", "pipe_table", "format_mean_sd"]
 
 
 def pooled(means: Sequence[float], sds: Sequence[float], ns: Sequence[int]) -> tuple[float, float, int]:
@@ -104,12 +104,18 @@ def markdown(
     cols = [m for m in (metrics or present) if m in present] or present
     index = list(dict.fromkeys(zip(*(summary[k] for k in keys))))
     lookup = {(*(getattr(r, k) for k in keys), r.metric): (r.mean, r.sd) for r in summary.itertuples()}
-    head = [*keys, *cols]
+    rows = ([*ix, *(format_mean_sd(*lookup.get((*ix, m), (math.nan, math.nan))) for m in cols)] for ix in index)
     lines = [f"# {title}", ""] if title else []
-    lines += ["| " + " | ".join(head) + " |", "|" + "|".join("---" for _ in head) + "|"]
-    for ix in index:
-        cells = [format_mean_sd(*lookup.get((*ix, m), (math.nan, math.nan))) for m in cols]
-        lines.append("| " + " | ".join([*map(str, ix), *cells]) + " |")
+    lines += pipe_table([*keys, *cols], rows)
     if note:
         lines += ["", note]
     return "\n".join(lines) + "\n"
+
+
+def pipe_table(head: Sequence[str], rows: Iterable[Sequence]) -> list[str]:
+    """The lines of a Markdown pipe table: the header, its rule, one line per row (cells ``str``-ed)."""
+    return [
+        "| " + " | ".join(head) + " |",
+        "|" + "---|" * len(head),
+        *("| " + " | ".join(map(str, r)) + " |" for r in rows),
+    ]

@@ -13,6 +13,8 @@ from importlib import resources
 import numpy as np
 import pandas as pd
 
+from cfx.experiments.tables import pipe_table
+
 
 def _load_paper(name: str = "paper.json") -> dict[str, dict[str, tuple]]:
     """The paper's numbers, kept as data in ``paper.json`` next to this module: data set -> the main
@@ -109,40 +111,21 @@ def _fmt(v, lo=None, hi=None) -> str:
 
 def reduction_markdown(df: pd.DataFrame, title: str) -> str:
     """The ct kind's table for its own (single-search) evaluation protocol."""
-    head = [
-        "dataset",
-        "mode",
-        "variant",
-        "IP red. % [95% CI]",
-        "IP* red. % [95% CI]",
-        "acc. base",
-        "acc.",
-        "valid. base",
-        "valid.",
-        "IG share base",
-        "IG share",
-    ]
-    lines = [f"# {title}: CT vs baseline", "", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    for r in df.itertuples():
-        lines.append(
-            "| "
-            + " | ".join(
-                [
-                    r.dataset,
-                    r.mode,
-                    r.variant,
-                    _fmt(r.ip_reduction, r.ip_low, r.ip_high),
-                    _fmt(r.ip_star_reduction, r.ip_star_low, r.ip_star_high),
-                    f"{r.accuracy_baseline:.3f}",
-                    f"{r.accuracy:.3f}",
-                    f"{r.validity_baseline:.3f}",
-                    f"{r.validity:.3f}",
-                    f"{r.sensitivity_baseline:.3f}",
-                    f"{r.sensitivity:.3f}",
-                ]
-            )
-            + " |"
-        )
+    head = ["dataset", "mode", "variant", "IP red. % [95% CI]", "IP* red. % [95% CI]"]
+    head += [f"{m}{s}" for m in ("acc.", "valid.", "IG share") for s in (" base", "")]  # baseline, treated
+    rows = (
+        [
+            r.dataset,
+            r.mode,
+            r.variant,
+            _fmt(r.ip_reduction, r.ip_low, r.ip_high),
+            _fmt(r.ip_star_reduction, r.ip_star_low, r.ip_star_high),
+            *(f"{v:.3f}" for v in (r.accuracy_baseline, r.accuracy, r.validity_baseline, r.validity)),
+            *(f"{v:.3f}" for v in (r.sensitivity_baseline, r.sensitivity)),
+        ]
+        for r in df.itertuples()
+    )
+    lines = [f"# {title}: CT vs baseline", "", *pipe_table(head, rows)]
     lines += [
         "",
         "Reduction = 100·(1 − treated / baseline); positive is better. IG share: integrated-gradients "
@@ -161,66 +144,42 @@ def _cell_fmt(v, se, sig, se_run=float("nan"), sd_runs=float("nan"), sig_runs=No
 
 def paper_markdown(df: pd.DataFrame, title: str) -> str:
     """Ours beside the paper's, one row per (data set, mode, variant)."""
-    head = [
-        "data",
-        "mode",
-        "variant",
-        "IP red. %",
-        "paper",
-        "IP* red. %",
-        "paper",
-        "cost red. %",
-        "paper",
-        "IP CT / BL",
-        "paper",
-        "validity CT / BL",
-        "paper",
-        "accuracy CT / BL",
-        "paper",
-        "IP red. per run",
-    ]
-    lines = [
-        f"# {title}: ours beside the paper (SaTML 2026)",
-        "",
-        "| " + " | ".join(head) + " |",
-        "|" + "---|" * len(head),
-    ]
+    ours = ("IP red. %", "IP* red. %", "cost red. %", "IP CT / BL", "validity CT / BL", "accuracy CT / BL")
+    head = ["data", "mode", "variant", *(h for c in ours for h in (c, "paper")), "IP red. per run"]
+    rows = []
     for r in df.itertuples():
         p = PAPER.get(r.dataset, {})
         pap = lambda k: f"{p[k][0]:.2f}{'*' if p[k][1] else ''}" if k in p else "–"
         pair = lambda k: f"{p[k][0]:.2f} / {p[k][1]:.2f}" if k in p else "–"
-        lines.append(
-            "| "
-            + " | ".join(
-                [
-                    r.dataset,
-                    r.mode,
-                    r.variant,
-                    _cell_fmt(r.ip_reduction, r.ip_se, r.ip_sig, r.ip_se_run, r.ip_sd_runs, r.ip_sig_runs, r.runs),
-                    pap("ip"),
-                    _cell_fmt(
-                        r.ip_star_reduction,
-                        r.ip_star_se,
-                        r.ip_star_sig,
-                        r.ip_star_se_run,
-                        r.ip_star_sd_runs,
-                        r.ip_star_sig_runs,
-                        r.runs,
-                    ),
-                    pap("ip_star"),
-                    _cell_fmt(r.cost_reduction, r.cost_se, r.cost_sig, sig_runs=r.cost_sig_runs, runs=r.runs),
-                    pap("cost"),
-                    f"{r.ip_treated:.2f} / {r.ip_baseline:.2f}",
-                    pair("ip_abs"),
-                    f"{r.validity_treated:.2f} / {r.validity_baseline:.2f}",
-                    pair("validity"),
-                    f"{r.accuracy_treated:.3f} / {r.accuracy_baseline:.3f}",
-                    pair("accuracy"),
-                    r.ip_per_run,
-                ]
-            )
-            + " |"
+        rows.append(
+            [
+                r.dataset,
+                r.mode,
+                r.variant,
+                _cell_fmt(r.ip_reduction, r.ip_se, r.ip_sig, r.ip_se_run, r.ip_sd_runs, r.ip_sig_runs, r.runs),
+                pap("ip"),
+                _cell_fmt(
+                    r.ip_star_reduction,
+                    r.ip_star_se,
+                    r.ip_star_sig,
+                    r.ip_star_se_run,
+                    r.ip_star_sd_runs,
+                    r.ip_star_sig_runs,
+                    r.runs,
+                ),
+                pap("ip_star"),
+                _cell_fmt(r.cost_reduction, r.cost_se, r.cost_sig, sig_runs=r.cost_sig_runs, runs=r.runs),
+                pap("cost"),
+                f"{r.ip_treated:.2f} / {r.ip_baseline:.2f}",
+                pair("ip_abs"),
+                f"{r.validity_treated:.2f} / {r.validity_baseline:.2f}",
+                pair("validity"),
+                f"{r.accuracy_treated:.3f} / {r.accuracy_baseline:.3f}",
+                pair("accuracy"),
+                r.ip_per_run,
+            ]
         )
+    lines = [f"# {title}: ours beside the paper (SaTML 2026)", "", *pipe_table(head, rows)]
     lines += [
         "",
         "Reduction = 100·(1 − mean over rounds of CT/BL), (±) = 100·sd of the per-round ratios (all runs' "

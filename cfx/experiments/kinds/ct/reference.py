@@ -24,7 +24,10 @@ reduction table (:func:`pool_reductions`) and the paper's numbers (:data:`PAPER`
 
 from __future__ import annotations
 
+import csv
+import io
 import math
+from importlib import resources
 
 import numpy as np
 
@@ -104,8 +107,9 @@ VALUES = {
 # eval_config}.toml (commit e14b747b "all rerun"); the appendix's "Final hyperparameters" table lists the
 # single grid's values. The earlier "final_run" grids (the appendix's tuning runs) differ in λ_reg, τ, the
 # mutability settings and the evaluation's τ and step limit: preset ``ct-2026-final-run`` keeps them (what this
-# preset used until session 32).
-# Mutability grid (the table's cost) per data set (cfx name): τ train, λ_reg, τ eval, batch size, n_ce,
+# preset used until session 32). Both presets' per-data-set settings are the rows of grids.csv next to this
+# module (one row per preset and data set, cfx names; :func:`_load_grids`).
+# Mutability grid (the table's cost) per data set: τ train, λ_reg, τ eval, batch size, n_ce,
 # individuals per round. One setting per set: the protected feature immutable (mutability = [[1]] on the
 # synthetic sets, [[1]] Adult, [[2]] California and GMSC, [[15]] credit): mode ``protected``. λ_reg is the
 # data set's tuned value (the single grid's) and λ_adv the default 0.25, as the repository's final configs
@@ -115,64 +119,33 @@ VALUES = {
 # the run; measured, λ = 0 makes the logits run away (the squared-logit term grows to 1e5) and matches none of
 # the appendix's costs and validities, the tuned values match them (docs/ct.md). ``data[i].lambda_adv`` and
 # ``lambda_reg`` select the recorded values.
-PER_DATA = {
-    "linearly_separable": (0.5, 0.01, 0.5, 30, 1000, 250),
-    "moons": (0.9, 0.25, 0.5, 30, 1000, 250),
-    "circles": (0.5, 0.5, 0.5, 30, 1000, 250),
-    "overlapping": (0.5, 0.25, 0.5, 30, 1000, 250),
-    "gmsc": (0.5, 0.5, 0.5, 1000, 5000, 100),
-    "california": (0.5, 0.25, 0.5, 1000, 5000, 100),
-    "california_raw": (0.5, 0.25, 0.5, 1000, 5000, 100),
-    "california_sklearn": (0.5, 0.25, 0.5, 1000, 5000, 100),
-    "adult": (0.75, 0.25, 0.5, 1000, 5000, 100),
-    "credit": (0.5, 0.25, 0.5, 1000, 5000, 100),
-    "mnist": (0.5, 0.01, 0.5, 1000, 5000, 25),
-}
 ADV: dict = {}  # λ_adv of the mutability grid where it is not the default 0.25 (none)
 # The table's IP and IP* come from the "single" grid (every feature mutable, CT vs baseline; main_results.qmd:
 # final_table(single; tbl_mtbl=mutability)): its own τ and λ_reg (λ_adv 0.25), evaluated at τ_eval 0.95 with
-# at most 50 steps: mode ``single``. Per data set: τ train, λ_reg, τ eval, eval steps.
-SINGLE = {
-    "linearly_separable": (0.5, 0.01, 0.95, 50),
-    "moons": (0.9, 0.25, 0.95, 50),
-    "circles": (0.5, 0.5, 0.95, 50),
-    "overlapping": (0.5, 0.25, 0.95, 50),
-    "gmsc": (0.5, 0.5, 0.95, 50),
-    "california": (0.5, 0.25, 0.95, 50),
-    "california_raw": (0.5, 0.25, 0.95, 50),
-    "california_sklearn": (0.5, 0.25, 0.95, 50),
-    "adult": (0.75, 0.25, 0.95, 50),
-    "credit": (0.5, 0.25, 0.95, 50),
-    "mnist": (0.5, 0.01, 0.95, 50),
-}
+# at most 50 steps: mode ``single``. Per data set (columns single_*): τ train, λ_reg, τ eval, eval steps.
 # preset ct-2026-final-run: the final_run grids (evaluations/final_run/...; three mutability settings on the
 # synthetic sets: both mutable, x1, x2 immutable; λ_adv 0.25 everywhere; single grid evaluated with ≤ 100 steps)
-PER_DATA_FINAL_RUN = {
-    "linearly_separable": (0.9, 0.5, 0.95, 30, 1000, 250),
-    "moons": (0.9, 0.25, 0.95, 30, 1000, 250),
-    "circles": (0.5, 0.5, 0.95, 30, 1000, 250),
-    "overlapping": (0.5, 0.25, 0.95, 30, 1000, 250),
-    "gmsc": (0.5, 0.5, 0.5, 1000, 5000, 100),
-    "california": (0.5, 0.25, 0.5, 1000, 5000, 100),
-    "california_raw": (0.5, 0.25, 0.5, 1000, 5000, 100),
-    "california_sklearn": (0.5, 0.25, 0.5, 1000, 5000, 100),
-    "adult": (0.75, 0.1, 0.95, 1000, 5000, 100),
-    "credit": (0.5, 0.1, 0.5, 1000, 5000, 100),
-    "mnist": (0.5, 0.01, 0.5, 1000, 5000, 50),
-}
-SINGLE_FINAL_RUN = {
-    "linearly_separable": (0.5, 0.25, 0.95, 100),
-    "moons": (0.9, 0.25, 0.95, 100),
-    "circles": (0.5, 0.5, 0.95, 100),
-    "overlapping": (0.5, 0.25, 0.95, 100),
-    "gmsc": (0.5, 0.5, 0.95, 100),
-    "california": (0.5, 0.25, 0.95, 100),
-    "california_raw": (0.5, 0.25, 0.95, 100),
-    "california_sklearn": (0.5, 0.25, 0.95, 100),
-    "adult": (0.5, 0.5, 0.95, 100),
-    "credit": (0.5, 0.25, 0.95, 100),
-    "mnist": (0.5, 0.01, 0.95, 100),
-}
+_PER_DATA_KEYS = ("threshold", "lambda_reg", "eval_threshold", "batch_size", "n_ce", "n_individuals")
+_SINGLE_KEYS = ("threshold", "lambda_reg", "eval_threshold", "eval_max_steps")
+
+
+def _load_grids(name: str = "grids.csv") -> dict[str, tuple[dict, dict]]:
+    """preset -> (data set -> mutability grid settings in ``_PER_DATA_KEYS`` order, data set -> the
+    single grid's in ``_SINGLE_KEYS`` order), read from ``grids.csv`` next to this module (one row
+    per preset and data set; the single grid's columns are prefixed ``single_``)."""
+    number = lambda text: float(text) if "." in text else int(text)
+    grids: dict[str, tuple[dict, dict]] = {}
+    for row in csv.DictReader(io.StringIO(resources.files(__package__).joinpath(name).read_text(encoding="utf-8"))):
+        per_data, single = grids.setdefault(row["preset"], ({}, {}))
+        per_data[row["dataset"]] = tuple(number(row[k]) for k in _PER_DATA_KEYS)
+        single[row["dataset"]] = tuple(number(row[f"single_{k}"]) for k in _SINGLE_KEYS)
+    return grids
+
+
+_GRIDS = _load_grids()
+PER_DATA, SINGLE = _GRIDS["ct-2026"]
+PER_DATA_FINAL_RUN, SINGLE_FINAL_RUN = _GRIDS["ct-2026-final-run"]
+
 # training rows of the real sets (the reference's n_train; test = 20 % of n_train + 1000 validation rows)
 # TaijaData 1.1.7 (the paper's Manifest): load_linearly_separable / load_overlapping call
 # MLJBase.make_blobs(n, 2; centers=2, cluster_std=0.5 / 2.0, rng=Xoshiro(42)) (TaijaData.data_seed; the
@@ -240,7 +213,7 @@ def _expander(per_data: dict, single_grid: dict, adv: dict):
                     "n_ce": n_ce,
                     "n_individuals": individuals,
                 }
-                single = dict(zip(("threshold", "lambda_reg", "eval_threshold", "eval_max_steps"), single_grid[name]))
+                single = dict(zip(_SINGLE_KEYS, single_grid[name]))
                 single["lambda_adv"] = VALUES["ct"]["lambda_adv"]  # the single grid keeps the default λ_adv
                 it["single"] = {**single, **dict(it.get("single") or {})}
                 if name in REAL_DATA:

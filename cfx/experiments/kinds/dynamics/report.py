@@ -8,6 +8,7 @@ import math
 import numpy as np
 
 from cfx.evaluation.registry import headline_metrics
+from cfx.experiments.tables import pipe_table
 
 FIGURE_METRICS = (
     "mmd_domain",
@@ -92,11 +93,9 @@ def _markdown(final, title: str, stopped, seconds, skipped=()) -> str:
     keys = list(dict.fromkeys(zip(final["dataset"], final["model"], final["generator"])))
     present = set(final["metric"])
     cols = [m for m in headline_metrics("dynamics") if m in present]
-    head = ["dataset", "model", "generator", "round", *cols]
     rounds = {(r.dataset, r.model, r.generator): r.round for r in final.itertuples()}
-    lines = [f"# {title}", "", "| " + " | ".join(head) + " |", "|" + "|".join("---" for _ in head) + "|"]
-    for k in keys:
-        lines.append("| " + " | ".join([*k, str(rounds[k]), *(_cell(lookup, k, m) for m in cols)]) + " |")
+    rows = ([*k, rounds[k], *(_cell(lookup, k, m) for m in cols)] for k in keys)
+    lines = [f"# {title}", "", *pipe_table(["dataset", "model", "generator", "round", *cols], rows)]
     lines += ["", "Final evaluated round, mean ± sd over repetitions; (p ...) the mean permutation p-value."]
     for s in stopped:
         lines.append(

@@ -33,6 +33,9 @@ from __future__ import annotations
 
 import copy
 import functools
+from importlib import resources
+
+import yaml
 
 from cfx.data.julia_rng import mljbase_blob_centers
 from cfx.experiments.config import Preset
@@ -48,56 +51,19 @@ DECAY_RATE = 0.0
 
 LS_CENTERS = [[round(float(v), 8) for v in row] for row in mljbase_blob_centers(42, 2, 2, (-1.0, 1.0))]
 
+
+def _load_reference(name: str = "reference.yaml") -> dict[str, dict]:
+    """Per data set: rows, synthetic options, architecture, JEM and the scripts' search, read from
+    ``reference.yaml`` next to this module (its comments say where each value comes from); the
+    linearly separable set's options gain the reference's class centres (:data:`LS_CENTERS`)."""
+    reference = yaml.safe_load(resources.files(__package__).joinpath(name).read_text(encoding="utf-8"))
+    reference["linearly_separable"]["options"]["centers"] = LS_CENTERS
+    return reference
+
+
 #: Per data set: rows (n, train + 20 % test), synthetic options, architecture, JEM, and the search
-#: as the experiment *scripts* write it (η, λ1 cost, λ2 set size, λ3 energy, ridge; decay (0.1, 5),
-#: the ``Experiment`` default). Read from ECCCo.jl experiments/<data>.jl, experiment.jl (defaults:
-#: sampling batch 50, steps 50), data/data.jl (batch size). ``preset: eccco-2024-scripts``.
-#: Moons: MLJBase's ``make_moons`` (noise 0.1, yshift 0.3, not scikit-learn's 0.5).
-REFERENCE = {
-    "linearly_separable": dict(
-        n=1250,
-        options={"std": 0.1, "centers": LS_CENTERS},
-        model=dict(widths=[16, 16, 16], activation="swish", epochs=100, batch_size=100),
-        jem=dict(alpha=[1.0, 1.0, 0.1], sgld_steps=50, sampler_batch=50),
-        search=dict(eta=0.01, cost=0.1, set_size=0.1, energy=0.05, ridge=0.0),
-    ),
-    "moons": dict(
-        n=3125,
-        options={"noise": 0.1, "yshift": 0.3},
-        model=dict(widths=[32, 32, 32], activation="relu", epochs=500, batch_size=128),
-        jem=dict(alpha=[1.0, 1.0, 0.1], sgld_steps=30, sampler_batch=10),
-        search=dict(eta=0.01, cost=0.1, set_size=0.1, energy=0.5, ridge=0.0),
-    ),
-    "circles": dict(
-        n=1250,
-        options={"noise": 0.05, "factor": 0.5},
-        model=dict(widths=[32, 32, 32], activation="swish", epochs=100, batch_size=100),
-        jem=dict(alpha=[1.0, 1.0, 0.01], sgld_steps=30, sampler_batch=50),
-        search=dict(eta=0.05, cost=0.1, set_size=0.1, energy=0.05, ridge=1.0),
-    ),
-    "california": dict(
-        n=None,
-        options={},
-        model=dict(widths=[32, 32, 32], activation="relu", epochs=100, batch_size=128),
-        jem=dict(alpha=[1.0, 1.0, 0.1], sgld_steps=30, sampler_batch=10),
-        search=dict(eta=0.05, cost=0.1, set_size=0.1, energy=0.1, ridge=0.0),
-    ),
-    "gmsc": dict(
-        n=None,
-        options={},
-        balance=True,
-        model=dict(widths=[32, 32, 32], activation="relu", epochs=100, batch_size=128),
-        jem=dict(alpha=[1.0, 1.0, 0.1], sgld_steps=30, sampler_batch=10),
-        search=dict(eta=0.05, cost=0.1, set_size=0.1, energy=0.1, ridge=0.0),
-    ),
-    "mnist": dict(
-        n=None,
-        options={},
-        model=dict(widths=[128], activation="swish", epochs=100, batch_size=128),
-        jem=dict(alpha=[1.0, 1.0, 0.01], sgld_steps=25, sampler_batch=10),
-        search=dict(eta=0.1, cost=0.01, set_size=0.1, energy=0.3, ridge=0.0),
-    ),
-}
+#: as the experiment *scripts* write it (``reference.yaml``). ``preset: eccco-2024-scripts``.
+REFERENCE = _load_reference()
 
 # California as the reference loads it (CE.jl 0.1.31 ``load_california_housing``: ``cal_housing.csv``,
 # the 8 raw columns, standardised): cfx's ``california_raw``; cfx's ``california`` adds five one-hot
