@@ -39,24 +39,9 @@ from cfx.experiments._errors import (
     format_path,
     split_path,
 )
-from cfx.experiments.fields import (
-    Bool,
-    Float,
-    Int,
-    IntList,
-    Label,  # noqa: F401
-    NonNegativeInt,
-    Number,
-    PositiveFloat,
-    PositiveInt,
-    Probability,
-    Str,
-    StrList,
-    UnitOpen,
-    choice,
-    got,
-    suggest,
-)
+from cfx.experiments import fields
+from cfx.experiments.fields import *  # noqa: F403  (re-exported: the field types, fields.__all__)
+from cfx.experiments.fields import Bool, Label, NonNegativeInt, Str, got, suggest
 
 __all__ = [
     "ConfigError",
@@ -70,25 +55,11 @@ __all__ = [
     "parse_overrides",
     "split_path",
     "format_path",
-    "suggest",
     "deep_merge",
     "check_label",
     "check_name",
     "plain",
-    "Int",
-    "Number",
-    "Float",
-    "Bool",
-    "Str",
-    "IntList",
-    "StrList",
-    "PositiveInt",
-    "NonNegativeInt",
-    "PositiveFloat",
-    "UnitOpen",
-    "Probability",
-    "Label",
-    "choice",
+    *fields.__all__,
 ]
 
 

@@ -8,6 +8,7 @@ identity: adding a generator to a config does not change the other records.
 
 from __future__ import annotations
 
+import inspect
 import zlib
 from typing import Any, Callable
 
@@ -53,6 +54,14 @@ def cell_path(*labels: str, run: int) -> tuple[str, ...]:
 def model_path(data: str, model: str, run: int) -> tuple[str, ...]:
     """The record of one trained model: ``models/<data>/<model>/run<r>``."""
     return ("models", data, model, run_name(run))
+
+
+def spec_arguments(spec, fn: Callable, exclude: tuple[str, ...] = ()) -> dict[str, Any]:
+    """The fields of config section ``spec`` that name a parameter of ``fn`` (a function or a
+    dataclass), by name, ``exclude`` aside: ``fn(**spec_arguments(spec, fn), other=...)`` passes a
+    section's settings through without repeating each name."""
+    params = inspect.signature(fn).parameters
+    return {k: getattr(spec, k) for k in type(spec).model_fields if k in params and k not in exclude}
 
 
 def cell_record(dc, mc, gc, run: int, **fields) -> dict[str, Any]:

@@ -31,6 +31,7 @@ from importlib import resources
 
 import numpy as np
 
+from cfx.experiments import runs
 from cfx.experiments.config import Preset
 from cfx.experiments.kinds.ct._tables import (  # noqa: F401  (re-exported: this module's public names)
     PAPER,
@@ -304,22 +305,8 @@ def evaluate_cell(cfg, dc, mode: str, variant: str, run: int, classifier, train,
     if mode == "single":  # the reference's "single" grid: its own τ_eval and step limit
         tau = float(dc.single.get("eval_threshold", tau))
         steps = int(dc.single.get("eval_max_steps", steps))
-    spec = PoolSpec(
-        energies=tuple(ev.energies),
-        rounds=ev.rounds,
-        n_individuals=dc.n_individuals or ev.n_individuals,
-        max_steps=steps,
-        threshold=tau,
-        learning_rate=ev.learning_rate,
-        cost=ev.cost,
-        ridge=ev.ridge,
-        ip_samples=ev.ip_samples,
-        ip_star_size=ev.ip_star_size,
-        length_scale=ev.length_scale,
-        length_scale_alt=ev.length_scale_alt,
-        pairs=ev.pairs,
-        divergence=ev.divergence,
-    )
+    own = {"n_individuals": dc.n_individuals or ev.n_individuals, "max_steps": steps, "threshold": tau}
+    spec = PoolSpec(**{**runs.spec_arguments(ev, PoolSpec), **own})  # the rest: the evaluation's, by name
     draw = draw_labels if ev.pairs == "individual" else draw_rounds
     size = spec.n_individuals if ev.pairs == "individual" else spec.rounds
     if ev.draws == "per_energy":  # one draw per λ (the reference's one benchmark call per λ)
