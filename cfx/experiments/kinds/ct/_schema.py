@@ -8,21 +8,19 @@ from typing import Annotated, Mapping, Union
 import pydantic
 
 from cfx.experiments import sections
-from cfx.experiments.config import (
+from cfx.experiments.config import Experiment, RawConfig, Spec
+from cfx.experiments.fields import (
     Bool,
-    Experiment,
     Float,
+    NonNegativeFloat,
     NonNegativeInt,
     PositiveFloat,
     PositiveInt,
     Probability,
-    RawConfig,
-    Spec,
     Str,
     StrList,
     choice,
 )
-from cfx.experiments.fields import NonNegativeFloat
 from cfx.experiments.kinds.ct import settings as ct_settings
 from cfx.experiments.kinds.ct.settings import CTSettings
 
@@ -135,11 +133,7 @@ class CTExperiment(Experiment):
 
     def to_dict(self) -> dict:
         """The input schema: a data set's synthetic options flat in its mapping (parse(to_dict()) == self)."""
-        d = super().to_dict()
-        d["data"] = [
-            {**{k: v for k, v in item.items() if k != "options"}, **item.get("options", {})} for item in d["data"]
-        ]
-        return d
+        return {**super().to_dict(), "data": [sections.flat(item, "options") for item in self.data]}
 
     def plan(self) -> str:
         n = len(self.data) * len(self.variants) * len(self.modes) * self.runs
