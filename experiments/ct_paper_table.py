@@ -25,13 +25,17 @@ from cfx.training.pool import pooled_reduction
 def _runs(store, data, mode, metric, n_runs):
     out = []
     for r in range(n_runs):
-        b = store.load_arrays(cell_path(data, "baseline", mode, run=r))[f"round_{metric}"]
-        t = store.load_arrays(cell_path(data, "ct", mode, run=r))[f"round_{metric}"]
+        cells = [store.load_arrays(cell_path(data, v, mode, run=r)) for v in ("baseline", "ct")]
+        if any(a is None for a in cells):  # the mode was not run
+            return []
+        b, t = (a[f"round_{metric}"] for a in cells)
         out.append((b, t, pooled_reduction(b, t)))
     return out
 
 
 def _cell(runs) -> str:
+    if not runs:
+        return "–"
     pooled = pooled_reduction(np.concatenate([b for b, _, _ in runs]), np.concatenate([t for _, t, _ in runs]))
     star = lambda d: "*" if d["significant"] else ""
     each = "; ".join(f"{d['reduction']:.1f}{star(d)} [{d['low']:.1f}, {d['high']:.1f}]" for _, _, d in runs)
