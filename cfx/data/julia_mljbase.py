@@ -27,8 +27,8 @@ shuffles.
 :func:`ard2023_synthetic` is the companion repository of Altmeyer et al. (SaTML 2023),
 ``sections/data_preprocessing/synthetic_data.qmd``: ``Random.seed!(42)`` and then, in this order,
 linearly separable, overlapping, circles and moons, 1000 points each. Checked against the
-paper's scatter plot of its data (``paper/www/synthetic_data.png``: the outlying points of all
-four panels are where these draws put them).
+paper's scatter plot of its data (``paper/www/synthetic_data.png``: the outlying points of the
+overlapping, circles and moons panels are where these draws put them).
 """
 
 from __future__ import annotations
