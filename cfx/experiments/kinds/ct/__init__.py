@@ -95,6 +95,15 @@ def _protected_index(dc: CTDataConfig, train) -> int | tuple[int, ...]:
     return names.index(p.lower())
 
 
+def _load_split(dc: CTDataConfig, seed: int):
+    """(train, test): the reference's replayed points with ``realisation: ct-2026``, else cfx's loader."""
+    if dc.realisation == "ct-2026":
+        from cfx.data.julia_ct2026 import ct2026_split
+
+        return ct2026_split(dc.name.lower(), seed)
+    return runs.load_split(dc, seed)
+
+
 def check(cfg: CTExperiment) -> dict:
     """Load every split and resolve the protected features (bad input fails here)."""
     from cfx.experiments.config import ConfigError
@@ -102,7 +111,12 @@ def check(cfg: CTExperiment) -> dict:
     splits = {}
     for i, dc in enumerate(cfg.data):
         for r in range(cfg.runs):
-            train, test = runs.load_split(dc, _seed(cfg, r, "data", dc.key))
+            try:
+                train, test = _load_split(dc, _seed(cfg, r, "data", dc.key))
+            except ValueError as e:
+                if dc.realisation is None:
+                    raise
+                raise ConfigError(str(e), file=cfg.source, path=f"data[{i}].realisation") from None
             try:
                 splits[(dc.key, r)] = (train, test, _protected_index(dc, train))
                 for j, m in enumerate(cfg.modes):  # protected-<feature>: that feature immutable

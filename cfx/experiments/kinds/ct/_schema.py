@@ -34,7 +34,9 @@ class CTDataConfig(sections.DataSpec):
     or index, or a list of them; default age, else 0), ``threshold`` (τ of the CT search), ``domain_sd``,
     ``domain``, ``n_ce``, ``lambda_reg``, ``lambda_adv``, ``batch_size`` overrides, ``eval_threshold`` and ``n_individuals`` of the
     pooled evaluation, ``single`` (``threshold``, ``lambda_reg``, ``lambda_adv``, ``eval_threshold``,
-    ``eval_max_steps`` of mode ``single``, which override the data set's own)."""
+    ``eval_max_steps`` of mode ``single``, which override the data set's own). ``realisation: ct-2026``
+    (synthetic sets): the reference's own points, 3,600 training rows less a seeded 600-row hold-out and
+    its 900 test rows (:mod:`cfx.data.julia_ct2026`); ``n`` and the generator options are then unused."""
 
     protected: Union[NonNegativeInt, Str, tuple[Union[NonNegativeInt, Str], ...], None] = None
     threshold: Probability | None = None
@@ -47,6 +49,7 @@ class CTDataConfig(sections.DataSpec):
     eval_threshold: Probability | None = None
     n_individuals: PositiveInt | None = None
     single: dict[str, Float] = pydantic.Field(default_factory=dict)
+    realisation: Annotated[Str, choice(("ct-2026",))] | None = None
 
 
 class CTModelConfig(Spec):
