@@ -37,3 +37,19 @@ def test_ls_points_have_the_reference_centres_and_split_sizes():
 def test_unknown_set_is_refused():
     with pytest.raises(ValueError, match="realisation ct-2026"):
         ct2026_points("adult")
+
+
+@pytest.mark.parametrize(
+    "override, match",
+    [("data[0].realisation=ard-2023", "realisation"), ("data[0].name=adult", r"data\[0\].realisation")],
+)
+def test_a_ct_config_refuses_a_realisation_it_has_not(override, match):
+    from pathlib import Path
+
+    import cfx.experiments
+    from cfx.experiments import ConfigError, load_config
+
+    configs = Path(__file__).resolve().parents[1] / "configs"
+    with pytest.raises(ConfigError, match=match):
+        cfg = load_config(configs / "ct_smoke.yaml", ["data[0].realisation=ct-2026", override])
+        cfx.experiments.get_kind("ct").check(cfg)
