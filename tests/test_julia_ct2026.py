@@ -53,3 +53,16 @@ def test_a_ct_config_refuses_a_realisation_it_has_not(override, match):
     with pytest.raises(ConfigError, match=match):
         cfg = load_config(configs / "ct_smoke.yaml", ["data[0].realisation=ct-2026", override])
         cfx.experiments.get_kind("ct").check(cfg)
+
+
+def test_the_preset_replays_the_reference_points_unless_the_config_draws_its_own(tmp_path):
+    from cfx.experiments import load_config
+
+    path = tmp_path / "c.yaml"
+    path.write_text(
+        "kind: ct\nname: x\npreset: ct-2026\ndata: [linearly_separable, {name: moons, n: 500},"
+        " {name: circles, realisation: cfx}, {name: adult, protected: age}]\n"
+    )
+    ls, moons, circles, adult = load_config(path).data
+    assert ls.realisation == "ct-2026" and moons.realisation is None and circles.realisation == "cfx"
+    assert adult.realisation is None

@@ -36,7 +36,8 @@ class CTDataConfig(sections.DataSpec):
     pooled evaluation, ``single`` (``threshold``, ``lambda_reg``, ``lambda_adv``, ``eval_threshold``,
     ``eval_max_steps`` of mode ``single``, which override the data set's own). ``realisation: ct-2026``
     (synthetic sets): the reference's own points, 3,600 training rows less a seeded 600-row hold-out and
-    its 900 test rows (:mod:`cfx.data.julia_ct2026`); ``n`` and the generator options are then unused."""
+    its 900 test rows (:mod:`cfx.data.julia_ct2026`; the preset's default), ``n`` and the generator options
+    then unused; ``cfx``: cfx's own draw."""
 
     protected: Union[NonNegativeInt, Str, tuple[Union[NonNegativeInt, Str], ...], None] = None
     threshold: Probability | None = None
@@ -49,7 +50,7 @@ class CTDataConfig(sections.DataSpec):
     eval_threshold: Probability | None = None
     n_individuals: PositiveInt | None = None
     single: dict[str, Float] = pydantic.Field(default_factory=dict)
-    realisation: Annotated[Str, choice(("ct-2026",))] | None = None
+    realisation: Annotated[Str, choice(("ct-2026", "cfx"))] | None = None
 
 
 class CTModelConfig(Spec):
