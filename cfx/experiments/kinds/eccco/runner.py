@@ -83,6 +83,12 @@ def expected(cfg: EcccoConfig) -> list[tuple[str, ...]]:
 def _split(dc: DataSpec, cfg: EcccoConfig, r: int):
     """(fit, calibration, train, test) of data set ``dc`` in run ``r``."""
     seed = derive_seed(cfg.seed, r, "data", dc.key) if dc.seed is None else derive_seed(dc.seed, 0, "data", dc.name)
+    if dc.realisation == "eccco-2024":  # the reference's rows; its models fit on the first half, unshuffled
+        from cfx.data.julia_eccco2024 import eccco2024_split
+
+        train, test = eccco2024_split(dc.name)
+        n_fit = round((1.0 - cfg.calibration.share) * len(train))  # MLJBase partition: round, ties to even
+        return train.subset(np.arange(n_fit)), train.subset(np.arange(n_fit, len(train))), train, test
     train, test = runs.load_split(dc, seed)
     fit, cal = train.split(test_size=cfg.calibration.share, seed=seed)
     return fit, cal, train, test

@@ -27,6 +27,7 @@ from cfx.experiments.config import (
     Str,
     check_label,
     check_name,
+    choice,
     plain,
     suggest,
 )
@@ -131,10 +132,13 @@ class DataSpec(sections.DataSpec):
     (saying so) when its data file is missing; ``seed`` fixes the data realisation and split
     (default: derived from the config's seed and the run); ``models`` and ``generators`` map a
     model / generator label to settings that apply on this data set only (the paper's
-    per-data-set weights)."""
+    per-data-set weights). ``realisation: eccco-2024``: the reference's own points, test split and
+    conformal fit rows (linearly_separable, moons, circles; :mod:`cfx.data.julia_eccco2024`)
+    instead of cfx draws; ``seed`` then changes nothing about the data."""
 
     optional: Bool = False
     seed: NonNegativeInt | None = None
+    realisation: Annotated[Str, choice(("eccco-2024",))] | None = None
     models: dict[str, dict[str, Any]] = pydantic.Field(default_factory=dict)
     generators: dict[str, dict[str, Any]] = pydantic.Field(default_factory=dict)
 
@@ -301,8 +305,31 @@ def _generator(raw: Any, path: str, ctx: ConfigSource) -> GeneratorSpec:
     return gc.replace(hyperparams=_hyperparams(gc.name, gc.hyperparams, path, ctx))
 
 
+def _check_realisation(dc: DataSpec, path: str, ctx: ConfigSource) -> None:
+    """A replayed data set fixes its points: only the reference's own rows, test share and
+    synthetic options (what ``preset: eccco-2024`` fills) may be stated next to it."""
+    from cfx.data.julia_eccco2024 import ECCCO_2024_SETS, N_ROWS
+    from cfx.experiments.kinds.eccco.preset import REFERENCE
+
+    if dc.name not in ECCCO_2024_SETS:
+        raise ctx.error(
+            f"{path}.realisation", f"the eccco-2024 realisation has {', '.join(ECCCO_2024_SETS)}; got {dc.name!r}"
+        )
+    rows = N_ROWS[dc.name]
+    if dc.n not in (None, rows):
+        raise ctx.error(f"{path}.n", f"the eccco-2024 realisation of {dc.name} has {rows} rows; got n = {dc.n}")
+    if dc.test_size != 0.2:
+        raise ctx.error(f"{path}.test_size", f"the eccco-2024 realisation holds out 0.2; got {dc.test_size}")
+    same = REFERENCE[dc.name]["options"]
+    extra = sorted(k for k, v in dc.options.items() if same.get(k) != v)
+    if extra:
+        raise ctx.error(f"{path}.{extra[0]}", "the eccco-2024 realisation fixes the points: remove this option")
+
+
 def _data(raw: Any, path: str, ctx: ConfigSource, models: tuple, generators: tuple) -> DataSpec:
     spec = sections.data_item(raw, path, ctx, spec=DataSpec)
+    if spec.realisation is not None:
+        _check_realisation(spec, path, ctx)
     by_model = {m.key: m for m in models}
     for label, changes in spec.models.items():
         if label not in by_model:
