@@ -54,6 +54,7 @@ def test_realisation_config_uses_the_rows_and_the_unshuffled_half_and_refuses_ch
     for item, key in (
         ({"name": "linearly_separable", "n": 80}, "n"),
         ({"name": "linearly_separable", "std": 0.3}, "std"),
+        ({"name": "linearly_separable", "centers": [[0.0, 0.0], [0.5, 0.5]]}, "centers"),
         ({"name": "gmsc"}, "realisation"),
         ({"name": "moons", "realisation": "ard-2023"}, "realisation"),
     ):

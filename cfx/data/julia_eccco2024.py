@@ -33,7 +33,16 @@ import math
 
 import numpy as np
 
-__all__ = ["ECCCO_2024_SETS", "N_FIT", "N_ROWS", "eccco2024_points", "eccco2024_split", "julia_rand_range"]
+__all__ = [
+    "ECCCO_2024_SETS",
+    "N_FIT",
+    "N_ROWS",
+    "OPTIONS",
+    "eccco2024_points",
+    "eccco2024_split",
+    "julia_rand_range",
+    "other_options",
+]
 
 ECCCO_2024_SETS = ("linearly_separable", "moons", "circles")
 #: All rows a data set is drawn with: ``Int(n_train / (1 − 0.2))``.
@@ -42,6 +51,25 @@ _TEST_SIZE, _DATA_SEED = 0.2, 42
 #: Rows of the conformal fit split: MLJBase ``partition``'s ``round(Int, 0.5 · n)`` (ties to even).
 N_FIT = {k: round(0.5 * (n - 2 * math.floor(_TEST_SIZE * round(n / 2)))) for k, n in N_ROWS.items()}
 _MASK = (1 << 64) - 1
+#: cfx's synthetic options that describe the same geometry as the replay (LS: also its centres).
+OPTIONS = {
+    "linearly_separable": {"std": 0.1},
+    "moons": {"noise": 0.1, "yshift": 0.3},
+    "circles": {"noise": 0.05, "factor": 0.5},
+}
+
+
+def other_options(name: str, options: dict) -> list[str]:
+    """The keys of ``options`` that describe other points than the replay of ``name`` (sorted)."""
+    from cfx.data.julia_rng import mljbase_blob_centers
+
+    def same(k, v) -> bool:
+        if name == "linearly_separable" and k == "centers":
+            c = mljbase_blob_centers(_DATA_SEED, 2, 2, (-1.0, 1.0))
+            return np.shape(v) == c.shape and np.allclose(v, c, atol=1e-7)
+        return k in OPTIONS[name] and OPTIONS[name][k] == v
+
+    return sorted(k for k, v in options.items() if not same(k, v))
 
 
 def julia_rand_range(rng, lo: int, hi: int) -> int:

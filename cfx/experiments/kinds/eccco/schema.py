@@ -308,8 +308,7 @@ def _generator(raw: Any, path: str, ctx: ConfigSource) -> GeneratorSpec:
 def _check_realisation(dc: DataSpec, path: str, ctx: ConfigSource) -> None:
     """A replayed data set fixes its points: only the reference's own rows, test share and
     synthetic options (what ``preset: eccco-2024`` fills) may be stated next to it."""
-    from cfx.data.julia_eccco2024 import ECCCO_2024_SETS, N_ROWS
-    from cfx.experiments.kinds.eccco.preset import REFERENCE
+    from cfx.data.julia_eccco2024 import ECCCO_2024_SETS, N_ROWS, other_options
 
     if dc.name not in ECCCO_2024_SETS:
         raise ctx.error(
@@ -320,8 +319,7 @@ def _check_realisation(dc: DataSpec, path: str, ctx: ConfigSource) -> None:
         raise ctx.error(f"{path}.n", f"the eccco-2024 realisation of {dc.name} has {rows} rows; got n = {dc.n}")
     if dc.test_size != 0.2:
         raise ctx.error(f"{path}.test_size", f"the eccco-2024 realisation holds out 0.2; got {dc.test_size}")
-    same = REFERENCE[dc.name]["options"]
-    extra = sorted(k for k, v in dc.options.items() if same.get(k) != v)
+    extra = other_options(dc.name, dict(dc.options))
     if extra:
         raise ctx.error(f"{path}.{extra[0]}", "the eccco-2024 realisation fixes the points: remove this option")
 
