@@ -17,9 +17,9 @@ import numpy as np
 
 from cfx.experiments import load_config
 from cfx.experiments.kinds import get_kind
-from cfx.experiments.kinds.ct import _ct_config, _seed
+from cfx.experiments.kinds.ct import _ct_config, fit_cell
 from cfx.experiments.kinds.ct.reference import evaluate_cell
-from cfx.training import fit_ct, search_constraints
+from cfx.training import search_constraints
 from cfx.training.pool import pooled_reduction
 
 
@@ -30,17 +30,7 @@ def main(config: str, data: str, run: int, k: int) -> None:
     models = {}
     for variant in ("baseline", "ct"):
         ct = _ct_config(cfg, dc, variant, "single", protected)
-        models[variant] = fit_ct(
-            train,
-            "mlp",
-            ct=ct,
-            seed=_seed(cfg, run, "model", dc.key),
-            widths=cfg.model.widths,
-            activation=cfg.model.activation,
-            epochs=cfg.model.epochs,
-            batch_size=dc.batch_size or cfg.model.batch_size,
-            learning_rate=cfg.model.learning_rate,
-        ).classifier
+        models[variant] = fit_cell(cfg, dc, train, ct, run).classifier
     constraints = search_constraints(train, _ct_config(cfg, dc, "ct", "single", protected))
     for draws in ("shared", "per_energy"):
         reds = []

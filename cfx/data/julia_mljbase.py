@@ -37,11 +37,10 @@ import math
 
 import numpy as np
 
-from cfx.data.julia_rng import Xoshiro
+from cfx.data.julia_rng import MASK, Xoshiro, xoshiro_step
 
 __all__ = ["JuliaRandom", "make_blobs", "make_circles", "make_moons", "ard2023_synthetic", "ARD_2023_SETS"]
 
-_MASK = (1 << 64) - 1
 _ZIG_R = 3.6541528853610088
 _ZIG_INV_R = 0.27366123732975828
 _ZIG_AREA = 0.00492867323399
@@ -67,10 +66,6 @@ def _ziggurat_tables():
 _K, _W, _F = _ziggurat_tables()
 
 
-def _rotl(x: int, r: int) -> int:
-    return ((x << r) | (x >> (64 - r))) & _MASK
-
-
 class JuliaRandom(Xoshiro):
     """Julia 1.8's default stream after ``Random.seed!(seed)``: ``rand``, ``randn``, ``randperm``."""
 
@@ -82,18 +77,11 @@ class JuliaRandom(Xoshiro):
         """``rand(rng, n)`` (any shape with n elements, filled in memory order)."""
         out, done = [], 0
         if 8 * n >= 64:  # XoshiroSimd: 8 forked lanes, 8 values per step
-            lanes = [[(c * self.next_u64()) & _MASK for _ in range(8)] for c in _FORK]
+            lanes = [[(c * self.next_u64()) & MASK for _ in range(8)] for c in _FORK]
             for _ in range(n // 8):
                 for j in range(8):
-                    s0, s1, s2, s3 = lanes[0][j], lanes[1][j], lanes[2][j], lanes[3][j]
-                    res = (_rotl((s0 + s3) & _MASK, 23) + s0) & _MASK
-                    t = (s1 << 17) & _MASK
-                    s2 ^= s0
-                    s3 ^= s1
-                    s1 ^= s2
-                    s0 ^= s3
-                    s2 ^= t
-                    lanes[0][j], lanes[1][j], lanes[2][j], lanes[3][j] = s0, s1, s2, _rotl(s3, 45)
+                    res, state = xoshiro_step((lanes[0][j], lanes[1][j], lanes[2][j], lanes[3][j]))
+                    lanes[0][j], lanes[1][j], lanes[2][j], lanes[3][j] = state
                     out.append((res >> 11) * 2.0**-53)
             done = 8 * (n // 8)
         out += [self.uniform() for _ in range(n - done)]

@@ -20,11 +20,25 @@ import numpy as np
 
 __all__ = ["Xoshiro", "mljbase_blob_centers"]
 
-_MASK = (1 << 64) - 1
+#: 64-bit unsigned arithmetic mask
+MASK = (1 << 64) - 1
 
 
 def _rotl(x: int, k: int) -> int:
-    return ((x << k) | (x >> (64 - k))) & _MASK
+    return ((x << k) | (x >> (64 - k))) & MASK
+
+
+def xoshiro_step(state) -> tuple[int, tuple[int, int, int, int]]:
+    """One Xoshiro256++ step of the state (s0, s1, s2, s3): (output, next state)."""
+    s0, s1, s2, s3 = state
+    out = (_rotl((s0 + s3) & MASK, 23) + s0) & MASK
+    t = (s1 << 17) & MASK
+    s2 ^= s0
+    s3 ^= s1
+    s1 ^= s2
+    s0 ^= s3
+    s2 ^= t
+    return out, (s0, s1, s2, _rotl(s3, 45))
 
 
 class Xoshiro:
@@ -40,20 +54,11 @@ class Xoshiro:
             if n == 0:
                 break
         digest = hashlib.sha256(b"".join(struct.pack("<I", w) for w in words)).digest()
-        self._s = list(struct.unpack("<4Q", digest))
+        self._s = struct.unpack("<4Q", digest)
 
     def next_u64(self) -> int:
         """One Xoshiro256++ output."""
-        s0, s1, s2, s3 = self._s
-        out = (_rotl((s0 + s3) & _MASK, 23) + s0) & _MASK
-        t = (s1 << 17) & _MASK
-        s2 ^= s0
-        s3 ^= s1
-        s1 ^= s2
-        s0 ^= s3
-        s2 ^= t
-        s3 = _rotl(s3, 45)
-        self._s = [s0, s1, s2, s3]
+        out, self._s = xoshiro_step(self._s)
         return out
 
     def rand(self, n: int) -> np.ndarray:

@@ -152,6 +152,25 @@ def _ct_config(cfg: CTExperiment, dc: CTDataConfig, variant: str, mode: str, pro
     )
 
 
+def fit_cell(cfg: CTExperiment, dc: CTDataConfig, train, ct, run: int, progress: bool = False):
+    """Run ``run``'s model of data set ``dc`` trained on ``train`` under the CT settings ``ct`` (the
+    baseline, CT or an ablation) with the config's model settings: the model ``cfx run`` trains."""
+    from cfx.training import fit_ct
+
+    return fit_ct(
+        train,
+        "mlp",
+        ct=ct,
+        seed=_seed(cfg, run, "model", dc.key),
+        widths=cfg.model.widths,
+        activation=cfg.model.activation,
+        epochs=cfg.model.epochs,
+        batch_size=dc.batch_size or cfg.model.batch_size,
+        learning_rate=cfg.model.learning_rate,
+        progress=progress,
+    )
+
+
 def _grid(clf, train) -> dict:
     from cfx import plotting
 
@@ -175,7 +194,7 @@ def run(cfg: CTExperiment, store: Store, splits: dict, progress: Progress) -> No
     import flax.serialization
     import jax
 
-    from cfx.training import fit_ct, search_constraints
+    from cfx.training import search_constraints
     from cfx.training.evaluation import evaluate_model
 
     ev = cfg.evaluation
@@ -195,18 +214,7 @@ def run(cfg: CTExperiment, store: Store, splits: dict, progress: Progress) -> No
                     fit_key = (variant, mode if variant != "baseline" else "-")
                     start = time.perf_counter()
                     if fit_key not in fitted:
-                        fitted[fit_key] = fit_ct(
-                            train,
-                            "mlp",
-                            ct=ct,
-                            seed=_seed(cfg, r, "model", dc.key),
-                            widths=cfg.model.widths,
-                            activation=cfg.model.activation,
-                            epochs=cfg.model.epochs,
-                            batch_size=dc.batch_size or cfg.model.batch_size,
-                            learning_rate=cfg.model.learning_rate,
-                            progress=progress.tty,
-                        )
+                        fitted[fit_key] = fit_cell(cfg, dc, train, ct, r, progress=progress.tty)
                     out = fitted[fit_key]
                     train_s = time.perf_counter() - start
                     # the evaluation search: the CT generator under this mode's constraints
