@@ -60,3 +60,11 @@ def test_realisation_config_uses_the_rows_and_the_unshuffled_half_and_refuses_ch
     ):
         with pytest.raises(ConfigError, match=key):
             parse_config({**base, "data": [{"realisation": "eccco-2024", **item}]})
+
+
+def test_a_split_outside_the_replayed_sampling_branch_is_refused():
+    from cfx.data.julia_eccco2024 import _sample_without_replacement
+    from cfx.data.julia_rng import Xoshiro
+
+    with pytest.raises(ValueError, match="Fisher-Yates branch only"):
+        _sample_without_replacement(Xoshiro(42), list(range(100)), 2)

@@ -33,6 +33,8 @@ import math
 
 import numpy as np
 
+from cfx.data.julia_rng import MASK
+
 __all__ = [
     "ECCCO_2024_SETS",
     "N_FIT",
@@ -50,7 +52,6 @@ N_ROWS = {"linearly_separable": 1250, "moons": 3125, "circles": 1250}
 _TEST_SIZE, _DATA_SEED = 0.2, 42
 #: Rows of the conformal fit split: MLJBase ``partition``'s ``round(Int, 0.5 · n)`` (ties to even).
 N_FIT = {k: round(0.5 * (n - 2 * math.floor(_TEST_SIZE * round(n / 2)))) for k, n in N_ROWS.items()}
-_MASK = (1 << 64) - 1
 #: cfx's synthetic options that describe the same geometry as the replay (LS: also its centres).
 OPTIONS = {
     "linearly_separable": {"std": 0.1},
@@ -78,9 +79,9 @@ def julia_rand_range(rng, lo: int, hi: int) -> int:
     m mod 2⁶⁴ < (2⁶⁴ − s) mod s; the value is lo + ⌊m / 2⁶⁴⌋."""
     s = hi - lo + 1
     m = rng.next_u64() * s
-    if (m & _MASK) < s:
+    if (m & MASK) < s:
         t = ((1 << 64) - s) % s
-        while (m & _MASK) < t:
+        while (m & MASK) < t:
             m = rng.next_u64() * s
     return lo + (m >> 64)
 
@@ -90,7 +91,12 @@ def _sample_without_replacement(rng, a: list[int], k: int) -> list[int]:
     (2 < k, n < 24k): swap position i with ``rand(rng, i:n)`` for i = 1..k."""
     n = len(a)
     if not (2 < k and n < 24 * k):
-        raise NotImplementedError(f"only StatsBase's Fisher-Yates branch is replayed (n = {n}, k = {k})")
+        # StatsBase picks another algorithm here (self-avoiding or sequential sampling), which the
+        # reference's splits (k = 20 % of a class, n / k = 5) never reach: refuse rather than guess
+        raise ValueError(
+            f"the eccco-2024 replay covers StatsBase's Fisher-Yates branch only (2 < k and n < 24k); "
+            f"got n = {n}, k = {k}: use the reference's n and test_size"
+        )
     inds = list(range(1, n + 1))
     out = []
     for i in range(1, k + 1):
